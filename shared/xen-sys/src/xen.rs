@@ -1,0 +1,303 @@
+//! Core types of xen/include/public/xen.h for x86_64: start_info, shared_info,
+//! vcpu_info, time info, mmu_update, mmuext_op and the domain-id constants.
+//!
+//! Read first: xen/include/public/xen.h, arch-x86/xen.h, arch-x86/xen-x86_64.h.
+
+/// `domid_t`
+pub type DomId = u16;
+/// `xen_pfn_t` on x86_64
+pub type XenPfn = u64;
+/// `evtchn_port_t`
+pub type EvtchnPort = u32;
+
+/// `DOMID_SELF`
+pub const DOMID_SELF: DomId = 0x7FF0;
+/// `DOMID_IO`
+pub const DOMID_IO: DomId = 0x7FF1;
+/// `DOMID_XEN`
+pub const DOMID_XEN: DomId = 0x7FF2;
+/// `DOMID_INVALID`
+pub const DOMID_INVALID: DomId = 0x7FF4;
+/// `DOMID_FIRST_RESERVED`
+pub const DOMID_FIRST_RESERVED: DomId = 0x7FF0;
+
+/// `__HYPERVISOR_VIRT_START` for 64-bit PV guests: the hole Xen reserves.
+pub const HYPERVISOR_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
+/// `__HYPERVISOR_VIRT_END`
+pub const HYPERVISOR_VIRT_END: u64 = 0xFFFF_8800_0000_0000;
+/// `__MACH2PHYS_VIRT_START`: Xen's read-only machine-to-phys table.
+pub const MACH2PHYS_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
+/// `__MACH2PHYS_VIRT_END`
+pub const MACH2PHYS_VIRT_END: u64 = 0xFFFF_8040_0000_0000;
+
+/// `XEN_LEGACY_MAX_VCPUS` on x86
+pub const XEN_LEGACY_MAX_VCPUS: usize = 32;
+/// `MAX_GUEST_CMDLINE`
+pub const MAX_GUEST_CMDLINE: usize = 1024;
+
+/// `SIF_PRIVILEGED`
+pub const SIF_PRIVILEGED: u32 = 1 << 0;
+/// `SIF_INITDOMAIN`
+pub const SIF_INITDOMAIN: u32 = 1 << 1;
+/// `SIF_MULTIBOOT_MOD`
+pub const SIF_MULTIBOOT_MOD: u32 = 1 << 2;
+/// `SIF_MOD_START_PFN`
+pub const SIF_MOD_START_PFN: u32 = 1 << 3;
+/// `SIF_VIRT_P2M_4TOOLS`
+pub const SIF_VIRT_P2M_4TOOLS: u32 = 1 << 4;
+
+/// `struct start_info`'s console union, domU view.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartInfoConsoleDomU {
+    /// MACHINE page number of the console page.
+    pub mfn: XenPfn,
+    /// Event channel for the console page.
+    pub evtchn: u32,
+}
+
+/// `struct start_info`'s console union, dom0 view.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartInfoConsoleDom0 {
+    /// Offset of the `dom0_vga_console_info` struct.
+    pub info_off: u32,
+    /// Size of that struct.
+    pub info_size: u32,
+}
+
+/// The console union of `struct start_info`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union StartInfoConsole {
+    /// Unprivileged domains: their PV console ring.
+    pub domu: StartInfoConsoleDomU,
+    /// The initial domain: the VGA console info.
+    pub dom0: StartInfoConsoleDom0,
+}
+
+/// `struct start_info`: what Xen hands a PV guest in %rsi at entry.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct StartInfo {
+    /// "xen-<version>-<platform>".
+    pub magic: [u8; 32],
+    /// Total pages allocated to this domain.
+    pub nr_pages: u64,
+    /// MACHINE address of the shared info struct.
+    pub shared_info: u64,
+    /// `SIF_*` flags.
+    pub flags: u32,
+    /// MACHINE page number of the xenstore ring page.
+    pub store_mfn: XenPfn,
+    /// Event channel of the xenstore ring.
+    pub store_evtchn: u32,
+    /// Console: a ring for domUs, VGA info for dom0.
+    pub console: StartInfoConsole,
+    /// VIRTUAL address of the top-level page table.
+    pub pt_base: u64,
+    /// Number of bootstrap page-table frames.
+    pub nr_pt_frames: u64,
+    /// VIRTUAL address of the P2M list.
+    pub mfn_list: u64,
+    /// VIRTUAL address (or PFN with `SIF_MOD_START_PFN`) of the module.
+    pub mod_start: u64,
+    /// Size in bytes of the module.
+    pub mod_len: u64,
+    /// The guest's command line, NUL-terminated.
+    pub cmd_line: [u8; MAX_GUEST_CMDLINE],
+    /// First pfn forming the initial P2M table.
+    pub first_p2m_pfn: u64,
+    /// Number of pfns forming the initial P2M table.
+    pub nr_p2m_frames: u64,
+}
+
+/// The magic prefix of `StartInfo::magic`.
+pub const START_INFO_MAGIC_PREFIX: &[u8] = b"xen-3.0-x86_64";
+
+/// `struct vcpu_time_info` (32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VcpuTimeInfo {
+    /// Odd while Xen updates the record (a seqlock).
+    pub version: u32,
+    /// Padding.
+    pub pad0: u32,
+    /// TSC at the last update.
+    pub tsc_timestamp: u64,
+    /// System time (ns since boot) at the last update.
+    pub system_time: u64,
+    /// TSC-to-ns multiplier, a 32.32 fixed-point fraction.
+    pub tsc_to_system_mul: u32,
+    /// Shift applied to the TSC delta before multiplying.
+    pub tsc_shift: i8,
+    /// `XEN_PVCLOCK_*` flags.
+    pub flags: u8,
+    /// Padding.
+    pub pad1: [u8; 2],
+}
+
+/// `struct arch_vcpu_info` (x86_64).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ArchVcpuInfo {
+    /// Faulting address of the last page fault.
+    pub cr2: u64,
+    /// Padding so that `vcpu_info` is 64 bytes.
+    pub pad: u64,
+}
+
+/// `struct vcpu_info` (64 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VcpuInfo {
+    /// An event is pending for this vCPU.
+    pub evtchn_upcall_pending: u8,
+    /// Events are masked for this vCPU.
+    pub evtchn_upcall_mask: u8,
+    /// Padding.
+    pub pad0: [u8; 6],
+    /// Which words of `evtchn_pending` to scan.
+    pub evtchn_pending_sel: u64,
+    /// Architecture part.
+    pub arch: ArchVcpuInfo,
+    /// Time info.
+    pub time: VcpuTimeInfo,
+}
+
+/// `struct arch_shared_info` (x86_64).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ArchSharedInfo {
+    /// Number of valid P2M entries.
+    pub max_pfn: u64,
+    /// Frame of the P2M frame-list list.
+    pub pfn_to_mfn_frame_list_list: XenPfn,
+    /// NMI reason bits.
+    pub nmi_reason: u64,
+    /// cr3 of the address space where `p2m_vaddr` is valid.
+    pub p2m_cr3: u64,
+    /// Virtual address of the linear P2M list.
+    pub p2m_vaddr: u64,
+    /// Generation count of the P2M mapping.
+    pub p2m_generation: u64,
+}
+
+/// `struct shared_info`: the page Xen shares with every guest.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SharedInfo {
+    /// Per-vCPU info.
+    pub vcpu_info: [VcpuInfo; XEN_LEGACY_MAX_VCPUS],
+    /// 2-level event channel pending bits.
+    pub evtchn_pending: [u64; 64],
+    /// 2-level event channel mask bits.
+    pub evtchn_mask: [u64; 64],
+    /// Wallclock seconds at boot (low 32 bits).
+    pub wc_version: u32,
+    /// Wallclock seconds at system time 0.
+    pub wc_sec: u32,
+    /// Wallclock nanoseconds at system time 0.
+    pub wc_nsec: u32,
+    /// High 32 bits of `wc_sec`.
+    pub wc_sec_hi: u32,
+    /// Architecture part.
+    pub arch: ArchSharedInfo,
+}
+
+/// `struct mmu_update`: one checked page-table write.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MmuUpdate {
+    /// Machine address of the entry, low 2 bits = `MMU_*` command.
+    pub ptr: u64,
+    /// New contents.
+    pub val: u64,
+}
+
+/// `MMU_NORMAL_PT_UPDATE`
+pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
+/// `MMU_MACHPHYS_UPDATE`
+pub const MMU_MACHPHYS_UPDATE: u64 = 1;
+/// `MMU_PT_UPDATE_PRESERVE_AD`
+pub const MMU_PT_UPDATE_PRESERVE_AD: u64 = 2;
+/// `MMU_PT_UPDATE_NO_TRANSLATE`
+pub const MMU_PT_UPDATE_NO_TRANSLATE: u64 = 3;
+
+/// `struct mmuext_op`: an extended MMU operation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MmuextOp {
+    /// `MMUEXT_*`
+    pub cmd: u32,
+    /// Padding the C compiler inserts before the 8-byte union.
+    pub pad: u32,
+    /// `mfn` or `linear_addr`.
+    pub arg1: u64,
+    /// `nr_ents`, `vcpumask` or `src_mfn`.
+    pub arg2: u64,
+}
+
+/// `MMUEXT_PIN_L1_TABLE`
+pub const MMUEXT_PIN_L1_TABLE: u32 = 0;
+/// `MMUEXT_PIN_L2_TABLE`
+pub const MMUEXT_PIN_L2_TABLE: u32 = 1;
+/// `MMUEXT_PIN_L3_TABLE`
+pub const MMUEXT_PIN_L3_TABLE: u32 = 2;
+/// `MMUEXT_PIN_L4_TABLE`
+pub const MMUEXT_PIN_L4_TABLE: u32 = 3;
+/// `MMUEXT_UNPIN_TABLE`
+pub const MMUEXT_UNPIN_TABLE: u32 = 4;
+/// `MMUEXT_NEW_BASEPTR`
+pub const MMUEXT_NEW_BASEPTR: u32 = 5;
+/// `MMUEXT_TLB_FLUSH_LOCAL`
+pub const MMUEXT_TLB_FLUSH_LOCAL: u32 = 6;
+/// `MMUEXT_INVLPG_LOCAL`
+pub const MMUEXT_INVLPG_LOCAL: u32 = 7;
+/// `MMUEXT_TLB_FLUSH_ALL`
+pub const MMUEXT_TLB_FLUSH_ALL: u32 = 10;
+/// `MMUEXT_INVLPG_ALL`
+pub const MMUEXT_INVLPG_ALL: u32 = 11;
+/// `MMUEXT_NEW_USER_BASEPTR`
+pub const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
+/// `MMUEXT_CLEAR_PAGE`
+pub const MMUEXT_CLEAR_PAGE: u32 = 16;
+/// `MMUEXT_COPY_PAGE`
+pub const MMUEXT_COPY_PAGE: u32 = 17;
+
+/// `UVMF_NONE`
+pub const UVMF_NONE: u64 = 0;
+/// `UVMF_TLB_FLUSH`
+pub const UVMF_TLB_FLUSH: u64 = 1;
+/// `UVMF_INVLPG`
+pub const UVMF_INVLPG: u64 = 2;
+/// `UVMF_ALL`
+pub const UVMF_ALL: u64 = 1 << 2;
+
+/// x86 page-table entry: present.
+pub const PTE_PRESENT: u64 = 1 << 0;
+/// x86 page-table entry: writable.
+pub const PTE_RW: u64 = 1 << 1;
+/// x86 page-table entry: user-accessible (PV kernels run in ring 3).
+pub const PTE_USER: u64 = 1 << 2;
+/// x86 page-table entry: accessed.
+pub const PTE_ACCESSED: u64 = 1 << 5;
+/// x86 page-table entry: dirty.
+pub const PTE_DIRTY: u64 = 1 << 6;
+/// x86 page-table entry: no-execute.
+pub const PTE_NX: u64 = 1 << 63;
+/// Mask of the frame number bits of a page-table entry.
+pub const PTE_ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+
+/// Reads the machine-to-phys entry of `mfn` from Xen's read-only M2P table.
+///
+/// # Safety
+/// Only valid inside a 64-bit PV guest, where Xen maps the table at
+/// [`MACH2PHYS_VIRT_START`]; `mfn` must be a frame the guest owns.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn machine_to_phys(mfn: u64) -> u64 {
+    let table = MACH2PHYS_VIRT_START as *const u64;
+    // SAFETY: Xen maps the M2P table read-only at this address in every PV
+    // guest; the caller promises we are one and that mfn is in range.
+    unsafe { core::ptr::read_volatile(table.add(mfn as usize)) }
+}
