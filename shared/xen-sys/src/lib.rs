@@ -16,6 +16,7 @@
 pub mod console;
 pub mod hypercall;
 pub mod memory;
+pub mod mm;
 pub mod sched;
 pub mod version;
 pub mod xen;
