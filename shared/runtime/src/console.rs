@@ -1,0 +1,100 @@
+//! The domain's console: Xen's console (console_io) for the initial domain,
+//! the PV console ring (io/console.h) for every other domain.
+//!
+//! Read first: xen/include/public/io/console.h. The ring page holds
+//! `in[1024]`, `out[2048]`, then `in_cons, in_prod, out_cons, out_prod`
+//! (u32 each). We only produce on `out`; the reader (dom0's console relay)
+//! consumes and we kick it through the console event channel.
+
+use core::sync::atomic::{fence, Ordering};
+
+const OUT_OFFSET: usize = 1024;
+const OUT_SIZE: u32 = 2048;
+const OUT_CONS_OFFSET: usize = 3080;
+const OUT_PROD_OFFSET: usize = 3084;
+
+/// Where console bytes go.
+#[derive(Clone, Copy, Debug)]
+pub enum Console {
+    /// `HYPERVISOR_console_io(CONSOLEIO_write)`: privileged domains only.
+    Hypervisor,
+    /// A PV console ring at virtual address `page`, kicked through `evtchn`.
+    Ring {
+        /// Virtual address of the mapped ring page.
+        page: usize,
+        /// Event channel of the console.
+        evtchn: u32,
+    },
+}
+
+static CONSOLE: spin::Mutex<Option<Console>> = spin::Mutex::new(None);
+
+/// Installs the console; called once at boot.
+pub(crate) fn init(console: Console) {
+    *CONSOLE.lock() = Some(console);
+}
+
+/// Writes `bytes` to the console (dropped if none is set up yet).
+pub fn write(bytes: &[u8]) {
+    // A panic while the lock is held must still be able to print.
+    let console = match CONSOLE.try_lock() {
+        Some(guard) => *guard,
+        None => {
+            // SAFETY: only reached when a panic interrupted a holder on this
+            // single vCPU; the Option<Console> it guards is Copy and intact.
+            unsafe { CONSOLE.force_unlock() };
+            *CONSOLE.lock()
+        }
+    };
+    match console {
+        Some(Console::Hypervisor) => {
+            // SAFETY: console_io reads the slice only during the call.
+            let _ = unsafe { xen_sys::console::write(bytes) };
+        }
+        Some(Console::Ring { page, evtchn }) => ring_write(page, evtchn, bytes),
+        None => {}
+    }
+}
+
+fn ring_write(page: usize, evtchn: u32, mut bytes: &[u8]) {
+    let cons_ptr = (page + OUT_CONS_OFFSET) as *const u32;
+    let prod_ptr = (page + OUT_PROD_OFFSET) as *mut u32;
+    while !bytes.is_empty() {
+        // SAFETY: the ring page is mapped for the domain's life; the index
+        // words are shared with the reader, hence volatile.
+        let cons = unsafe { core::ptr::read_volatile(cons_ptr) };
+        // SAFETY: as above.
+        let mut prod = unsafe { core::ptr::read_volatile(prod_ptr) };
+        let used = prod.wrapping_sub(cons);
+        if used >= OUT_SIZE {
+            // The reader is behind (or gone): kick it and wait a little.
+            crate::evtchn::send(evtchn);
+            // SAFETY: yielding has no memory effects.
+            unsafe { xen_sys::sched::yield_now() };
+            continue;
+        }
+        let room = (OUT_SIZE - used.min(OUT_SIZE)) as usize;
+        let n = room.min(bytes.len());
+        for &b in &bytes[..n] {
+            let at = page + OUT_OFFSET + (prod & (OUT_SIZE - 1)) as usize;
+            // SAFETY: `at` lies inside the out[] array of the mapped page.
+            unsafe { core::ptr::write_volatile(at as *mut u8, b) };
+            prod = prod.wrapping_add(1);
+        }
+        fence(Ordering::Release);
+        // SAFETY: as above; publishing the bytes written before the fence.
+        unsafe { core::ptr::write_volatile(prod_ptr, prod) };
+        crate::evtchn::send(evtchn);
+        bytes = &bytes[n..];
+    }
+}
+
+/// A `core::fmt::Write` sink over [`write`].
+pub struct Writer;
+
+impl core::fmt::Write for Writer {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        write(s.as_bytes());
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! dom0's main: banner, bundle check, then idle.
+
+extern crate alloc;
+
+use log::{error, info};
+use xcp_bundle::{Bundle, PlatformConfig};
+use xcp_runtime::{cmdline, verdict, Boot};
+
+xcp_runtime::entry!(main, "dom0");
+
+/// Ends the boot on an error: prints it, and in test mode reports `code`.
+fn fail(test_mode: bool, code: u32, what: core::fmt::Arguments<'_>) -> ! {
+    error!("{what}");
+    if test_mode {
+        xcp_runtime::io::debug_exit(code);
+    }
+    idle()
+}
+
+fn idle() -> ! {
+    loop {
+        xcp_runtime::event_loop::idle();
+    }
+}
+
+fn main(boot: Boot) -> ! {
+    let test_mode = cmdline::has(boot.cmdline, "test-exit");
+    if test_mode {
+        xcp_runtime::set_panic_exit(verdict::PANIC);
+    }
+    let xen = xcp_runtime::xen_version();
+    info!(
+        "xcp-rs toolstack-dom0 {} on Xen {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        xen.version,
+        xen.capabilities
+    );
+    info!(
+        "memory: {} MiB ({} pages), heap {} KiB, {} frames free",
+        boot.nr_pages / 256,
+        boot.nr_pages,
+        boot.heap_bytes / 1024,
+        xcp_runtime::paging::free_frames()
+    );
+    info!("command line: {}", boot.cmdline);
+    let Some(module) = boot.module else {
+        fail(
+            test_mode,
+            verdict::BAD_BUNDLE,
+            format_args!("bundle error: Xen passed no boot module (the platform bundle)"),
+        )
+    };
+    let bundle = match Bundle::parse(module) {
+        Ok(b) => b,
+        Err(e) => fail(
+            test_mode,
+            verdict::BAD_BUNDLE,
+            format_args!("bundle error: {e} ({} bytes)", module.len()),
+        ),
+    };
+    info!(
+        "bundle: {} entries, {} bytes",
+        bundle.entries().len(),
+        module.len()
+    );
+    for entry in bundle.entries() {
+        info!("  {:<24} {:>9} bytes", entry.name, entry.data.len());
+    }
+    let config = match PlatformConfig::from_bundle(&bundle) {
+        Ok(c) => c,
+        Err(e) => fail(
+            test_mode,
+            verdict::BAD_BUNDLE,
+            format_args!("bundle error: {e}"),
+        ),
+    };
+    info!(
+        "platform {}: {} service domain(s) configured",
+        config.platform.name,
+        config.domains.len()
+    );
+    for d in &config.domains {
+        info!(
+            "  domain {:<16} image {} {} MiB restart={}",
+            d.name, d.image, d.memory_mib, d.restart
+        );
+    }
+    info!("dom0 ready");
+    if test_mode {
+        xcp_runtime::io::debug_exit(verdict::PASS);
+    }
+    idle()
+}
