@@ -1,1 +1,260 @@
-//! placeholder
+//! The QEMU harness: boots real Xen with the real domains under `timeout`,
+//! captures the serial console line by line, waits for markers, and takes
+//! the verdict from isa-debug-exit codes (QEMU's exit status 0 proves
+//! nothing: a reboot or a dom0 crash also end in 0).
+//!
+//! Artifacts come from `cargo xtask test`, which builds them into the
+//! directory named by `XCP_ARTIFACTS` (xen, toolstack-dom0, bundle.cpio,
+//! platform.toml, testdom.elf). Run these tests through `cargo xtask test`.
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub use xcp_boot::qemu::{Launch, Media};
+pub use xcp_runtime::verdict;
+
+/// The built platform.
+pub struct Artifacts {
+    /// The directory holding everything.
+    pub dir: PathBuf,
+}
+
+impl Artifacts {
+    /// Finds the artifacts `cargo xtask test` built.
+    pub fn from_env() -> Artifacts {
+        let dir = std::env::var_os("XCP_ARTIFACTS").map(PathBuf::from).expect(
+            "XCP_ARTIFACTS is not set: run the QEMU tests through `cargo xtask test`, \
+             which builds Xen's image, the domains and the bundle first",
+        );
+        for f in ["xen", "toolstack-dom0", "bundle.cpio", "platform.toml"] {
+            assert!(
+                dir.join(f).is_file(),
+                "{} is missing from {}",
+                f,
+                dir.display()
+            );
+        }
+        Artifacts { dir }
+    }
+
+    /// A path inside the artifacts directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The platform's Xen command line.
+    pub fn xen_cmdline(&self) -> String {
+        let (_, config) =
+            xcp_boot::load_config(&self.path("platform.toml")).expect("platform.toml");
+        config.platform.xen_cmdline
+    }
+
+    /// A direct multiboot launch of dom0 with `dom0_cmdline` and `bundle`.
+    pub fn direct(&self, dom0_cmdline: &str, bundle: &Path) -> Launch {
+        Launch {
+            media: Media::Direct {
+                xen: self.path("xen"),
+                xen_cmdline: self.xen_cmdline(),
+                dom0: self.path("toolstack-dom0"),
+                dom0_cmdline: dom0_cmdline.to_string(),
+                bundle: bundle.to_path_buf(),
+            },
+            memory_mib: 1024,
+            timeout_secs: 90,
+            interactive: false,
+        }
+    }
+
+    /// A scratch directory for one test.
+    pub fn scratch(&self, test: &str) -> PathBuf {
+        let dir = self.dir.join("scratch").join(test);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        dir
+    }
+}
+
+#[derive(Default)]
+struct Lines {
+    lines: Vec<String>,
+    closed: bool,
+}
+
+/// A running QEMU.
+pub struct Run {
+    name: String,
+    child: Child,
+    output: Arc<(Mutex<Lines>, Condvar)>,
+    started: Instant,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// QEMU's exit status (None: killed by a signal).
+    pub status: Option<i32>,
+    /// The whole serial log.
+    pub log: String,
+}
+
+impl Run {
+    /// Starts `launch`; `name` names the saved log.
+    pub fn start(name: &str, launch: &Launch) -> Run {
+        let mut cmd: Command = launch.command();
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // Own process group, so Drop can kill timeout and QEMU together.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().expect("spawn timeout/qemu-system-x86_64");
+        let output = Arc::new((Mutex::new(Lines::default()), Condvar::new()));
+        for stream in [
+            Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("piped")),
+        ] {
+            let output = Arc::clone(&output);
+            std::thread::spawn(move || {
+                let reader = BufReader::new(stream);
+                for line in reader.split(b'\n') {
+                    let Ok(line) = line else { break };
+                    let text = String::from_utf8_lossy(&line)
+                        .trim_end_matches('\r')
+                        .to_string();
+                    let (lock, cv) = &*output;
+                    lock.lock().expect("lines lock").lines.push(text);
+                    cv.notify_all();
+                }
+                let (lock, cv) = &*output;
+                lock.lock().expect("lines lock").closed = true;
+                cv.notify_all();
+            });
+        }
+        Run {
+            name: name.to_string(),
+            child,
+            output,
+            started: Instant::now(),
+        }
+    }
+
+    /// Waits until a line contains `marker`; returns that line. Fails with
+    /// the log so far after `timeout` or when QEMU's output ends.
+    pub fn wait_for(&self, marker: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.output;
+        let mut guard = lock.lock().expect("lines lock");
+        loop {
+            if let Some(l) = guard.lines.iter().find(|l| l.contains(marker)) {
+                return Ok(l.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline || guard.closed {
+                return Err(format!(
+                    "[{}] no line with {:?} after {:?}; log:\n{}",
+                    self.name,
+                    marker,
+                    self.started.elapsed(),
+                    guard.lines.join("\n")
+                ));
+            }
+            guard = cv
+                .wait_timeout(guard, deadline - now)
+                .expect("lines lock")
+                .0;
+        }
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.output.0.lock().expect("lines lock").lines.clone()
+    }
+
+    /// Waits for QEMU to exit (killing it after `timeout`), saves the log to
+    /// `<artifacts>/logs/<name>.log` when `XCP_ARTIFACTS` is set.
+    pub fn finish(mut self, timeout: Duration) -> Outcome {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait().expect("wait for qemu") {
+                Some(s) => break s.code(),
+                None if Instant::now() >= deadline => {
+                    self.kill();
+                    break None;
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        // Let the reader threads drain the pipes.
+        let (lock, cv) = &*self.output;
+        let mut guard = lock.lock().expect("lines lock");
+        let drain_deadline = Instant::now() + Duration::from_secs(5);
+        while !guard.closed && Instant::now() < drain_deadline {
+            guard = cv
+                .wait_timeout(guard, Duration::from_millis(100))
+                .expect("lines lock")
+                .0;
+        }
+        let log = guard.lines.join("\n");
+        drop(guard);
+        if let Some(dir) = std::env::var_os("XCP_ARTIFACTS") {
+            let logs = PathBuf::from(dir).join("logs");
+            let _ = std::fs::create_dir_all(&logs);
+            let _ = std::fs::write(logs.join(format!("{}.log", self.name)), &log);
+        }
+        Outcome { status, log }
+    }
+
+    fn kill(&mut self) {
+        let pgid = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &pgid]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}
+
+impl Outcome {
+    /// Asserts QEMU ended through isa-debug-exit with `code`.
+    #[track_caller]
+    pub fn assert_verdict(&self, code: u32) {
+        assert_eq!(
+            self.status,
+            Some(verdict::qemu_status(code)),
+            "expected debug-exit code {code:#x}; log:\n{}",
+            self.log
+        );
+    }
+}
+
+/// Xen's console timestamp of a `(XEN) [    1.234567] ...` or our
+/// `[    1.234567] dom0: ...` line, in seconds.
+pub fn stamp(line: &str) -> Option<f64> {
+    let open = line.find('[')?;
+    let close = open + line[open..].find(']')?;
+    line[open + 1..close].trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stamps_parse_from_xen_and_dom0_lines() {
+        assert_eq!(
+            super::stamp("(XEN) [    1.196379] Freed 656kB init memory"),
+            Some(1.196379)
+        );
+        assert_eq!(
+            super::stamp("[    1.231699] dom0: dom0 ready"),
+            Some(1.231699)
+        );
+        assert_eq!(super::stamp("no stamp"), None);
+    }
+}

@@ -1,1 +1,112 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's two user commands and their helpers.
+//!
+//! - `run`: install what is missing, build, boot the platform in QEMU with the
+//!   serial console on this terminal (Ctrl-A X quits).
+//! - `test`: fmt, clippy, host tests, no_std builds, short fuzz runs, QEMU tests.
+//! - `bench`: boot-time figures (and, as they land, the engines' benchmarks).
+//! - `build`: the kernels, the bundle and grub.cfg into target/xcp.
+//! - `iso`: a bootable ISO at target/xcp/xcp.iso.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod build;
+mod deps;
+
+use std::process::{Command, ExitCode};
+
+/// Runs `cmd`, echoing it; Err if it fails.
+pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("+ {shown}");
+    let status = cmd.status().map_err(|e| format!("{shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown}: {status}"))
+    }
+}
+
+pub(crate) fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(build::workspace_root());
+    cmd
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: cargo xtask <run [--timeout SECS] | test | bench | build | iso>");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => cmd_run(&args[1..]),
+        Some("test") => cmd_test(),
+        Some("bench") => bench::run(),
+        Some("build") => deps::ensure().and_then(|_| build::platform().map(|_| ())),
+        Some("iso") => {
+            deps::ensure().and_then(|_| build::iso().map(|p| eprintln!("ISO: {}", p.display())))
+        }
+        _ => return usage(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cmd_run(args: &[String]) -> Result<(), String> {
+    let timeout = match args {
+        [] => 3600,
+        [flag, secs] if flag == "--timeout" => {
+            secs.parse().map_err(|_| "--timeout takes seconds")?
+        }
+        _ => return Err("usage: cargo xtask run [--timeout SECS]".into()),
+    };
+    deps::ensure()?;
+    let p = build::platform()?;
+    eprintln!("Booting Xen 4.17 + xcp-rs in QEMU (Ctrl-A X quits; at most {timeout} s).");
+    let mut launch = p.launch("");
+    launch.interactive = true;
+    launch.timeout_secs = timeout;
+    let status = launch.command().status().map_err(|e| e.to_string())?;
+    eprintln!("QEMU ended: {status}");
+    Ok(())
+}
+
+fn cmd_test() -> Result<(), String> {
+    let started = std::time::Instant::now();
+    deps::ensure()?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo()
+        .args(["clippy", "--target", "x86_64-unknown-none"])
+        .args(build::kernel_package_args())
+        .args(["--", "-D", "warnings"]))?;
+    run(cargo().args(["test", "--workspace", "--exclude", "xcp-qemu-tests"]))?;
+    run(cargo().args(["test", "-p", "xcp-qemu-tests", "--lib"]))?;
+    let p = build::platform()?;
+    let mut qemu = cargo();
+    qemu.args([
+        "test",
+        "-p",
+        "xcp-qemu-tests",
+        "--tests",
+        "--",
+        "--test-threads=2",
+    ])
+    .env("XCP_ARTIFACTS", &p.dir);
+    run(&mut qemu)?;
+    eprintln!("xtask test: all green in {:.0?}", started.elapsed());
+    Ok(())
+}

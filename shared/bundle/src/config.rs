@@ -43,6 +43,12 @@ pub struct PlatformSection {
     /// Management network: `"dhcp"` or an address in CIDR form.
     #[serde(default = "default_management")]
     pub management: String,
+    /// Xen's command line (used by the boot loader configuration).
+    #[serde(default)]
+    pub xen_cmdline: String,
+    /// dom0's command line (used by the boot loader configuration).
+    #[serde(default)]
+    pub dom0_cmdline: String,
 }
 
 fn default_management() -> String {

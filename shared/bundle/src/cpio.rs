@@ -125,7 +125,7 @@ impl<'a> Bundle<'a> {
             let mode = hex_field(header, 1, offset)?;
             let file_size = hex_field(header, 6, offset)?;
             let name_size = hex_field(header, 11, offset)?;
-            if name_size < 2 || name_size > MAX_NAME + 1 {
+            if !(2..=MAX_NAME + 1).contains(&name_size) {
                 return Err(BundleError::BadName { offset });
             }
             let name_start = offset + HEADER_LEN;

@@ -1,0 +1,32 @@
+//! testdom: a small PV domain the QEMU tests ask dom0 to build. It logs a
+//! greeting through its PV console and then does what its command line says
+//! (`panic` to crash on purpose; otherwise idle).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![cfg_attr(target_os = "none", forbid(unsafe_code))]
+
+#[cfg(target_os = "none")]
+mod domain {
+    use xcp_runtime::{cmdline, Boot};
+
+    xcp_runtime::entry!(main, "testdom");
+
+    fn main(boot: Boot) -> ! {
+        log::info!(
+            "hello from testdom: {} pages, command line {:?}",
+            boot.nr_pages,
+            boot.cmdline
+        );
+        if cmdline::has(boot.cmdline, "panic") {
+            panic!("testdom asked to panic");
+        }
+        loop {
+            xcp_runtime::event_loop::idle();
+        }
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("testdom is a Xen PV kernel: build it with `cargo xtask build`");
+    std::process::exit(2);
+}

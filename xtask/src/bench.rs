@@ -1,0 +1,92 @@
+//! `cargo xtask bench`: figures measured in one run, printed and written as
+//! JSON under target/bench. Boot: QEMU start to Xen's hand-over to dom0
+//! (Xen's "Freed ... init memory" line) and to dom0's "dom0 ready", in
+//! Xen's console time, over several boots.
+
+use std::time::{Duration, Instant};
+
+use xcp_qemu_tests::{stamp, verdict, Run};
+
+const BOOTS: usize = 5;
+
+struct Sample {
+    xen_handover: f64,
+    dom0_first_line: f64,
+    dom0_ready: f64,
+    wall_ready: f64,
+}
+
+fn boot_once(p: &crate::build::Platform, i: usize) -> Result<Sample, String> {
+    let started = Instant::now();
+    let run = Run::start(&format!("bench-boot-{i}"), &p.launch("test-exit"));
+    let ready = run.wait_for("dom0: dom0 ready", Duration::from_secs(75))?;
+    let wall_ready = started.elapsed().as_secs_f64();
+    let lines = run.lines();
+    let handover = lines
+        .iter()
+        .find(|l| l.starts_with("(XEN)") && l.contains("Freed") && l.contains("init memory"))
+        .ok_or("no Xen hand-over line")?;
+    let first = lines
+        .iter()
+        .find(|l| l.contains("] dom0: "))
+        .ok_or("no dom0 line")?;
+    let outcome = run.finish(Duration::from_secs(20));
+    if outcome.status != Some(verdict::qemu_status(verdict::PASS)) {
+        return Err(format!("boot {i} did not pass: {:?}", outcome.status));
+    }
+    Ok(Sample {
+        xen_handover: stamp(handover).ok_or("bad stamp")?,
+        dom0_first_line: stamp(first).ok_or("bad stamp")?,
+        dom0_ready: stamp(&ready).ok_or("bad stamp")?,
+        wall_ready,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs every benchmark.
+pub fn run() -> Result<(), String> {
+    crate::deps::ensure()?;
+    let p = crate::build::platform()?;
+    let mut samples = Vec::new();
+    for i in 0..BOOTS {
+        samples.push(boot_once(&p, i)?);
+    }
+    let xen = median(samples.iter().map(|s| s.xen_handover).collect());
+    let first = median(
+        samples
+            .iter()
+            .map(|s| s.dom0_first_line - s.xen_handover)
+            .collect(),
+    );
+    let ready = median(
+        samples
+            .iter()
+            .map(|s| s.dom0_ready - s.xen_handover)
+            .collect(),
+    );
+    let wall = median(samples.iter().map(|s| s.wall_ready).collect());
+    println!("boot (median of {BOOTS}, Xen console time, TCG, no KVM)");
+    println!("  Xen boot to dom0 hand-over      {xen:8.3} s");
+    println!(
+        "  hand-over to dom0's first line  {:8.1} ms",
+        first * 1000.0
+    );
+    println!(
+        "  hand-over to dom0 ready         {:8.1} ms",
+        ready * 1000.0
+    );
+    println!("  QEMU start to dom0 ready (wall) {wall:8.3} s");
+    let json = format!(
+        "{{\"boots\":{BOOTS},\"xen_boot_s\":{xen:.6},\"dom0_first_line_ms\":{:.3},\"dom0_ready_ms\":{:.3},\"qemu_start_to_dom0_ready_s\":{wall:.3}}}\n",
+        first * 1000.0,
+        ready * 1000.0
+    );
+    let dir = crate::build::workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("boot.json"), json).map_err(|e| e.to_string())?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Builds the platform into target/xcp: Xen (uncompressed, for QEMU's
+//! -kernel), the kernels, the bundle, grub.cfg, and on request the ISO.
+
+use std::path::{Path, PathBuf};
+
+use xcp_boot::qemu::{Launch, Media};
+
+/// Kernel packages and the bundle entry of each image (dom0 is not in the
+/// bundle: it is the kernel Xen starts).
+const KERNELS: &[(&str, &str, Option<&str>)] = &[
+    ("toolstack-dom0", "toolstack-dom0", None),
+    ("xcp-testdom", "testdom", Some("testdom.elf")),
+];
+
+/// `-p <pkg>` for every kernel package.
+pub fn kernel_package_args() -> Vec<String> {
+    KERNELS
+        .iter()
+        .flat_map(|(p, _, _)| ["-p".to_string(), p.to_string()])
+        .collect()
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+/// The built platform.
+pub struct Platform {
+    /// target/xcp
+    pub dir: PathBuf,
+    xen_cmdline: String,
+}
+
+impl Platform {
+    /// A direct-boot launch with `dom0_cmdline`.
+    pub fn launch(&self, dom0_cmdline: &str) -> Launch {
+        Launch {
+            media: Media::Direct {
+                xen: self.dir.join("xen"),
+                xen_cmdline: self.xen_cmdline.clone(),
+                dom0: self.dir.join("toolstack-dom0"),
+                dom0_cmdline: dom0_cmdline.to_string(),
+                bundle: self.dir.join("bundle.cpio"),
+            },
+            memory_mib: 1024,
+            timeout_secs: 90,
+            interactive: false,
+        }
+    }
+}
+
+/// Builds everything but the ISO.
+pub fn platform() -> Result<Platform, String> {
+    let root = workspace_root();
+    crate::run(
+        crate::cargo()
+            .args(["build", "--release", "--target", "x86_64-unknown-none"])
+            .args(kernel_package_args()),
+    )?;
+    let out = root.join("target/xcp");
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let built = root.join("target/x86_64-unknown-none/release");
+    let mut images = Vec::new();
+    for (_, bin, entry) in KERNELS {
+        let from = built.join(bin);
+        match entry {
+            Some(name) => images.push((name.to_string(), from)),
+            None => {
+                std::fs::copy(&from, out.join(bin))
+                    .map_err(|e| format!("{}: {e}", from.display()))?;
+            }
+        }
+    }
+    let config_path = root.join("boot/platform.toml");
+    let (text, config) = xcp_boot::load_config(&config_path)?;
+    std::fs::write(out.join("platform.toml"), &text).map_err(|e| e.to_string())?;
+    let bundle = xcp_boot::assemble_bundle(&text, &images)?;
+    std::fs::write(out.join("bundle.cpio"), &bundle).map_err(|e| e.to_string())?;
+    let grub = xcp_boot::grub_cfg(&config.platform.xen_cmdline, &config.platform.dom0_cmdline);
+    std::fs::write(out.join("grub.cfg"), &grub).map_err(|e| e.to_string())?;
+    let xen = out.join("xen");
+    if !xen.is_file() {
+        xcp_boot::unpack_xen(&xen)?;
+    }
+    eprintln!(
+        "platform built in {} ({} byte bundle)",
+        out.display(),
+        bundle.len()
+    );
+    Ok(Platform {
+        dir: out,
+        xen_cmdline: config.platform.xen_cmdline,
+    })
+}
+
+/// Builds the platform and its ISO.
+pub fn iso() -> Result<PathBuf, String> {
+    let p = platform()?;
+    let grub = std::fs::read_to_string(p.dir.join("grub.cfg")).map_err(|e| e.to_string())?;
+    let iso = p.dir.join("xcp.iso");
+    xcp_boot::make_iso(
+        &iso,
+        &p.dir.join("toolstack-dom0"),
+        &p.dir.join("bundle.cpio"),
+        &grub,
+    )?;
+    Ok(iso)
+}
