@@ -14,10 +14,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod console;
+pub mod event_channel;
+pub mod grant_table;
 pub mod hypercall;
 pub mod memory;
 pub mod mm;
+pub mod physdev;
 pub mod sched;
+pub mod vcpu;
 pub mod version;
 pub mod xen;
 
