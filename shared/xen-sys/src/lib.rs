@@ -14,6 +14,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod console;
+pub mod domctl;
+pub mod domctl_payloads;
 pub mod event_channel;
 pub mod grant_table;
 pub mod hypercall;
@@ -21,6 +23,7 @@ pub mod memory;
 pub mod mm;
 pub mod physdev;
 pub mod sched;
+pub mod sysctl;
 pub mod vcpu;
 pub mod version;
 pub mod xen;
