@@ -14,10 +14,21 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod console;
+pub mod domctl;
+pub mod domctl_payloads;
+pub mod elfnote;
+pub mod event_channel;
+pub mod grant_table;
+pub mod hvm;
+pub mod hvm_start_info;
 pub mod hypercall;
+pub mod io;
 pub mod memory;
 pub mod mm;
+pub mod physdev;
 pub mod sched;
+pub mod sysctl;
+pub mod vcpu;
 pub mod version;
 pub mod xen;
 

@@ -121,3 +121,180 @@ pub unsafe fn memory_op<T>(cmd: u32, arg: *mut T) -> Result<u64, crate::Errno> {
         hypercall::hypercall2(hypercall::MEMORY_OP, cmd as u64, arg as u64)
     })
 }
+
+/// Calls a reservation sub-op (`increase`/`decrease_reservation`,
+/// `populate_physmap`) on `extents`; returns how many extents were done
+/// (possibly fewer than asked: the caller checks).
+///
+/// # Safety
+/// As for [`memory_op`]; `extents` is read and (for increase and populate)
+/// written by Xen.
+#[cfg(target_arch = "x86_64")]
+unsafe fn reservation_op(
+    cmd: u32,
+    domid: DomId,
+    extent_order: u32,
+    mem_flags: u32,
+    extents: &mut [XenPfn],
+) -> Result<u64, crate::Errno> {
+    let mut arg = MemoryReservation {
+        extent_start: extents.as_mut_ptr(),
+        nr_extents: extents.len() as u64,
+        extent_order,
+        mem_flags,
+        domid,
+    };
+    // SAFETY: `arg` and the extent list (nr_extents long) live across the
+    // call; the caller vouches for the effect of the sub-op.
+    unsafe { memory_op(cmd, &mut arg) }
+}
+
+/// Backs the guest frames `gpfns` of `domid` with fresh memory, each an
+/// extent of 2^`extent_order` pages; returns the number of extents populated.
+///
+/// # Safety
+/// The frames must be unpopulated holes the program expects to fill.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn populate_physmap(
+    domid: DomId,
+    extent_order: u32,
+    mem_flags: u32,
+    gpfns: &mut [XenPfn],
+) -> Result<u64, crate::Errno> {
+    // SAFETY: forwarded contract.
+    unsafe {
+        reservation_op(
+            XENMEM_POPULATE_PHYSMAP,
+            domid,
+            extent_order,
+            mem_flags,
+            gpfns,
+        )
+    }
+}
+
+/// Gives the frames `gpfns` of `domid` back to Xen; returns the number of
+/// extents released.
+///
+/// # Safety
+/// Nothing may still reference the released frames (no mapping, no grant).
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn decrease_reservation(
+    domid: DomId,
+    extent_order: u32,
+    gpfns: &mut [XenPfn],
+) -> Result<u64, crate::Errno> {
+    // SAFETY: forwarded contract; the caller gave up the frames.
+    unsafe { reservation_op(XENMEM_DECREASE_RESERVATION, domid, extent_order, 0, gpfns) }
+}
+
+/// Allocates `mfns.len()` extents to `domid` and writes their machine frames
+/// into `mfns` (PV); returns the number of extents allocated.
+///
+/// # Safety
+/// Must run in a Xen guest whose hypercall page is set up.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn increase_reservation(
+    domid: DomId,
+    extent_order: u32,
+    mem_flags: u32,
+    mfns: &mut [XenPfn],
+) -> Result<u64, crate::Errno> {
+    // SAFETY: forwarded contract.
+    unsafe {
+        reservation_op(
+            XENMEM_INCREASE_RESERVATION,
+            domid,
+            extent_order,
+            mem_flags,
+            mfns,
+        )
+    }
+}
+
+/// Exchanges `exchange.in_` for `exchange.out`; progress is in `nr_exchanged`.
+///
+/// # Safety
+/// The guest handles in both reservations must be valid across the call, and
+/// nothing may still reference the frames given up.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn exchange(exchange: &mut MemoryExchange) -> Result<u64, crate::Errno> {
+    // SAFETY: forwarded contract.
+    unsafe { memory_op(XENMEM_EXCHANGE, exchange) }
+}
+
+/// Maps `idx` of `space` (`XENMAPSPACE_*`) at guest frame `gpfn` of `domid`.
+///
+/// # Safety
+/// Whatever `gpfn` held before is replaced: nothing may still reference it.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn add_to_physmap(
+    domid: DomId,
+    space: u32,
+    idx: u64,
+    gpfn: XenPfn,
+) -> Result<(), crate::Errno> {
+    let mut arg = AddToPhysmap {
+        domid,
+        size: 0,
+        space,
+        idx,
+        gpfn,
+    };
+    // SAFETY: `arg` lives across the call; the caller vouches for the frame.
+    unsafe { memory_op(XENMEM_ADD_TO_PHYSMAP, &mut arg) }?;
+    Ok(())
+}
+
+/// Fills `buf` with this domain's e820 memory map; returns the entries written.
+///
+/// # Safety
+/// Must run in a Xen guest whose hypercall page is set up.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn memory_map(buf: &mut [E820Entry]) -> Result<usize, crate::Errno> {
+    let mut arg = MemoryMap {
+        nr_entries: buf.len() as u32,
+        buffer: buf.as_mut_ptr(),
+    };
+    // SAFETY: `arg` and `buf` (nr_entries entries) live across the call.
+    unsafe { memory_op(XENMEM_MEMORY_MAP, &mut arg) }?;
+    Ok((arg.nr_entries as usize).min(buf.len()))
+}
+
+/// Fills `buf` with the host's e820 memory map (privileged); returns the
+/// entries written.
+///
+/// # Safety
+/// Must run in a privileged Xen guest whose hypercall page is set up.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn machine_memory_map(buf: &mut [E820Entry]) -> Result<usize, crate::Errno> {
+    let mut arg = MemoryMap {
+        nr_entries: buf.len() as u32,
+        buffer: buf.as_mut_ptr(),
+    };
+    // SAFETY: `arg` and `buf` (nr_entries entries) live across the call.
+    unsafe { memory_op(XENMEM_MACHINE_MEMORY_MAP, &mut arg) }?;
+    Ok((arg.nr_entries as usize).min(buf.len()))
+}
+
+/// Returns `domid`'s current reservation in pages.
+///
+/// # Safety
+/// Must run in a Xen guest whose hypercall page is set up.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn current_reservation(domid: DomId) -> Result<u64, crate::Errno> {
+    let mut arg = domid;
+    // SAFETY: the sub-op reads one domid_t, which lives across the call.
+    unsafe { memory_op(XENMEM_CURRENT_RESERVATION, &mut arg) }
+}
+
+/// Returns `domid`'s maximum reservation in pages.
+///
+/// # Safety
+/// Must run in a Xen guest whose hypercall page is set up.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn maximum_reservation(domid: DomId) -> Result<u64, crate::Errno> {
+    let mut arg = domid;
+    // SAFETY: the sub-op reads one domid_t, which lives across the call.
+    unsafe { memory_op(XENMEM_MAXIMUM_RESERVATION, &mut arg) }
+}
