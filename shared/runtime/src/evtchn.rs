@@ -1,23 +1,62 @@
-//! Event channels, the part every domain needs from boot: notify a port, and
-//! test-and-clear its pending bit in shared_info (2-level ABI).
+//! Event channels (2-level ABI): allocate, bind, send, close, mask/unmask,
+//! and the pending-bit test the event loop uses.
 //!
-//! Read first: xen/include/public/event_channel.h.
+//! Read first: xen/include/public/event_channel.h. Upcalls stay masked in
+//! xcp-rs domains: the event loop sleeps in SCHEDOP_poll, which Xen wakes
+//! whenever a polled port becomes pending, masked or not.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-const EVTCHNOP_SEND: u64 = 4;
+use xen_sys::event_channel as ec;
+use xen_sys::xen::{DomId, DOMID_SELF};
+use xen_sys::Errno;
 
 /// Notifies the remote end of `port`.
 pub fn send(port: u32) {
-    let arg = port;
-    // SAFETY: `struct evtchn_send` is one u32 port that lives across the call.
-    let _ = unsafe {
-        xen_sys::hypercall::hypercall2(
-            xen_sys::hypercall::EVENT_CHANNEL_OP,
-            EVTCHNOP_SEND,
-            core::ptr::addr_of!(arg) as u64,
-        )
-    };
+    // SAFETY: EVTCHNOP_send takes the port by value in a struct on our stack.
+    let _ = unsafe { ec::send(port) };
+}
+
+/// A port `remote` can bind to with [`bind_interdomain`].
+pub fn alloc_unbound(remote: DomId) -> Result<u32, Errno> {
+    // SAFETY: plain values in a struct on our stack.
+    unsafe { ec::alloc_unbound(DOMID_SELF, remote) }
+}
+
+/// A port of ours for `domid` that `remote` can bind (dom0 allocating on a
+/// new domain's behalf, e.g. its console and xenstore channels).
+pub fn alloc_unbound_for(domid: DomId, remote: DomId) -> Result<u32, Errno> {
+    // SAFETY: plain values in a struct on our stack; Xen checks privilege.
+    unsafe { ec::alloc_unbound(domid, remote) }
+}
+
+/// Connects to `remote_port` of `remote`; returns our local port.
+pub fn bind_interdomain(remote: DomId, remote_port: u32) -> Result<u32, Errno> {
+    // SAFETY: plain values in a struct on our stack.
+    unsafe { ec::bind_interdomain(remote, remote_port) }
+}
+
+/// Binds virtual IRQ `virq` on vCPU 0 (e.g. VIRQ_DOM_EXC in dom0).
+pub fn bind_virq(virq: u32) -> Result<u32, Errno> {
+    // SAFETY: plain values in a struct on our stack.
+    unsafe { ec::bind_virq(virq, 0) }
+}
+
+/// Closes `port`.
+pub fn close(port: u32) -> Result<(), Errno> {
+    // SAFETY: plain values in a struct on our stack.
+    unsafe { ec::close(port) }
+}
+
+fn bit(array: *mut [u64; 64], port: u32) -> Option<(&'static AtomicU64, u64)> {
+    let word = (port / 64) as usize;
+    if word >= 64 {
+        return None;
+    }
+    // SAFETY: `array` points into the shared_info page, mapped for the
+    // domain's life; each word is an aligned u64 Xen updates atomically.
+    let atomic = unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*array)[word])) };
+    Some((atomic, 1u64 << (port % 64)))
 }
 
 /// Clears `port`'s pending bit; returns whether it was set.
@@ -25,14 +64,28 @@ pub fn test_and_clear_pending(port: u32) -> bool {
     let Some(shared) = crate::paging::shared_info() else {
         return false;
     };
-    let word = (port / 64) as usize;
-    if word >= 64 {
-        return false;
+    // SAFETY: only the address of the field is computed.
+    let pending = unsafe { core::ptr::addr_of_mut!((*shared).evtchn_pending) };
+    match bit(pending, port) {
+        Some((word, mask)) => word.fetch_and(!mask, Ordering::AcqRel) & mask != 0,
+        None => false,
     }
-    let bit = 1u64 << (port % 64);
-    // SAFETY: shared_info stays mapped; evtchn_pending[word] is an aligned u64
-    // that Xen sets atomically, so we clear it atomically too.
-    let pending =
-        unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*shared).evtchn_pending[word])) };
-    pending.fetch_and(!bit, Ordering::AcqRel) & bit != 0
+}
+
+/// Masks `port` (its events stay pending but raise no upcall).
+pub fn mask(port: u32) {
+    let Some(shared) = crate::paging::shared_info() else {
+        return;
+    };
+    // SAFETY: only the address of the field is computed.
+    let masks = unsafe { core::ptr::addr_of_mut!((*shared).evtchn_mask) };
+    if let Some((word, m)) = bit(masks, port) {
+        word.fetch_or(m, Ordering::AcqRel);
+    }
+}
+
+/// Unmasks `port` through Xen, which re-raises an event left pending.
+pub fn unmask(port: u32) -> Result<(), Errno> {
+    // SAFETY: plain values in a struct on our stack.
+    unsafe { ec::unmask(port) }
 }

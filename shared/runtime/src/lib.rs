@@ -34,6 +34,8 @@ pub mod event_loop;
 #[cfg(target_os = "none")]
 pub mod evtchn;
 #[cfg(target_os = "none")]
+pub mod gnttab;
+#[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
 pub mod io;

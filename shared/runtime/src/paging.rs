@@ -285,22 +285,41 @@ pub(crate) fn boot_module(si: &StartInfo) -> Option<&'static [u8]> {
     Some(unsafe { core::slice::from_raw_parts(start as *const u8, si.mod_len as usize) })
 }
 
-/// A foreign frame mapped into a window slot; unmapped on drop.
-pub struct ForeignPage {
+/// A slot of the window, owned; its mapping is cleared and the slot given
+/// back on drop.
+pub struct WindowSlot {
     slot: usize,
+    leaked: bool,
 }
 
-impl ForeignPage {
-    /// Where the frame is mapped.
+impl WindowSlot {
+    /// Takes a free slot (empty, nothing mapped).
+    pub fn take() -> Option<WindowSlot> {
+        let slot = WINDOW.lock().as_mut()?.take()?;
+        Some(WindowSlot {
+            slot,
+            leaked: false,
+        })
+    }
+
+    /// The slot's virtual address.
     pub fn va(&self) -> u64 {
         WINDOW_BASE + self.slot as u64 * PAGE
     }
+
+    /// Never reuse this slot (its entry could not be cleared).
+    pub fn leak(&mut self) {
+        self.leaked = true;
+    }
 }
 
-impl Drop for ForeignPage {
+impl Drop for WindowSlot {
     fn drop(&mut self) {
-        // SAFETY: clears the slot this guard owns; no reference into it can
-        // outlive the guard.
+        if self.leaked {
+            return;
+        }
+        // SAFETY: clears the entry of the slot this guard owns; no reference
+        // into it outlives the guard.
         let r = unsafe { xen_sys::mm::update_va_mapping(self.va(), 0, UVMF_INVLPG) };
         if r.is_ok() {
             if let Some(w) = WINDOW.lock().as_mut() {
@@ -310,25 +329,61 @@ impl Drop for ForeignPage {
     }
 }
 
+/// Window slots in use (shared_info and grant-table frames included).
+pub fn window_slots_used() -> usize {
+    WINDOW.lock().as_ref().map_or(0, |w| w.taken())
+}
+
+/// A foreign frame mapped into a window slot; unmapped on drop.
+pub struct ForeignPage {
+    slot: WindowSlot,
+}
+
+impl ForeignPage {
+    /// Where the frame is mapped.
+    pub fn va(&self) -> u64 {
+        self.slot.va()
+    }
+
+    /// The page's bytes.
+    pub fn bytes_mut(&mut self) -> &mut [u8; 4096] {
+        // SAFETY: the slot maps one whole page writable for as long as this
+        // guard lives, and the guard is borrowed mutably.
+        unsafe { &mut *(self.va() as *mut [u8; 4096]) }
+    }
+}
+
 /// Maps machine frame `mfn` owned by `domid` into the window (the domain
 /// builder's foreign mapping; dom0 only).
 pub fn map_foreign(mfn: u64, domid: u16, writable: bool) -> Result<ForeignPage, xen_sys::Errno> {
-    let slot = WINDOW
-        .lock()
-        .as_mut()
-        .and_then(|w| w.take())
-        .ok_or(xen_sys::Errno::ENOMEM)?;
-    let page = ForeignPage { slot };
+    let slot = WindowSlot::take().ok_or(xen_sys::Errno::ENOMEM)?;
     let prot = if writable { DATA_PROT } else { RO_PROT };
-    // SAFETY: maps into a window slot we just took; on failure the guard's
-    // drop clears the (unchanged) entry and frees the slot.
+    // SAFETY: maps into a window slot we just took; on failure the slot's
+    // drop clears the (unchanged) entry and frees it.
     unsafe {
         xen_sys::mm::update_va_mapping_otherdomain(
-            page.va(),
+            slot.va(),
             (mfn << 12) | prot,
             UVMF_INVLPG,
             domid,
         )
     }?;
-    Ok(page)
+    Ok(ForeignPage { slot })
+}
+
+/// Maps machine frames (e.g. our grant table) at consecutive window slots for
+/// the domain's life; returns the first address.
+pub(crate) fn map_machine_frames(mfns: &[u64], writable: bool) -> Result<u64, xen_sys::Errno> {
+    let first = WINDOW
+        .lock()
+        .as_mut()
+        .and_then(|w| w.take_run(mfns.len()))
+        .ok_or(xen_sys::Errno::ENOMEM)?;
+    let prot = if writable { DATA_PROT } else { RO_PROT };
+    for (i, mfn) in mfns.iter().enumerate() {
+        let va = WINDOW_BASE + (first + i) as u64 * PAGE;
+        // SAFETY: maps frames Xen gave us into slots we just reserved forever.
+        unsafe { xen_sys::mm::update_va_mapping(va, (mfn << 12) | prot, UVMF_INVLPG) }?;
+    }
+    Ok(WINDOW_BASE + first as u64 * PAGE)
 }
