@@ -30,6 +30,8 @@ mod boot;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
+pub mod control;
+#[cfg(target_os = "none")]
 pub mod event_loop;
 #[cfg(target_os = "none")]
 pub mod evtchn;

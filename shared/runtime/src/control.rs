@@ -1,0 +1,116 @@
+//! Privileged control of other domains (dom0's toolstack): safe wrappers over
+//! domctl, sysctl, memory_op and mmuext_op for a foreign domain.
+//!
+//! Read first: xen/include/public/domctl.h, sysctl.h, memory.h. These calls
+//! change other domains, never our own memory: every buffer Xen reads or
+//! writes is owned here for the duration of the call, so they are safe to
+//! expose. Xen refuses them (EPERM) to an unprivileged caller.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use xen_sys::domctl::{self, XenDomctl};
+use xen_sys::domctl_payloads::{XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlHypercallInit};
+use xen_sys::vcpu::VcpuGuestContext;
+use xen_sys::xen::{DomId, MmuextOp};
+use xen_sys::Errno;
+
+/// Creates a domain with `config`; Xen picks the domid.
+pub fn create_domain(config: &XenDomctlCreatedomain) -> Result<DomId, Errno> {
+    // SAFETY: the payload carries no guest handle.
+    unsafe { domctl::createdomain(0, config) }
+}
+
+/// Destroys `domid`, retrying while Xen reports EAGAIN (it frees memory in
+/// steps). Its pages go back to Xen.
+pub fn destroy_domain(domid: DomId) -> Result<(), Errno> {
+    loop {
+        // SAFETY: affects only `domid`, which the caller owns.
+        match unsafe { domctl::destroydomain(domid) } {
+            Err(Errno::EAGAIN) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Pauses `domid`.
+pub fn pause_domain(domid: DomId) -> Result<(), Errno> {
+    // SAFETY: affects only `domid`.
+    unsafe { domctl::pausedomain(domid) }
+}
+
+/// Unpauses `domid`.
+pub fn unpause_domain(domid: DomId) -> Result<(), Errno> {
+    // SAFETY: affects only `domid`.
+    unsafe { domctl::unpausedomain(domid) }
+}
+
+/// `XEN_DOMCTL_getdomaininfo` for `domid` (Xen returns the next existing
+/// domain at or after `domid`: check the `domain` field).
+pub fn domain_info(domid: DomId) -> Result<XenDomctlGetdomaininfo, Errno> {
+    // SAFETY: the result is copied into a value we own.
+    unsafe { domctl::getdomaininfo(domid) }
+}
+
+/// Caps `domid`'s memory at `kib`.
+pub fn set_max_mem(domid: DomId, kib: u64) -> Result<(), Errno> {
+    // SAFETY: affects only `domid`.
+    unsafe { domctl::max_mem(domid, kib) }
+}
+
+/// Populates pfns `0..nr_pages` of a PV `domid` and returns their machine
+/// frames (the new domain's P2M).
+pub fn populate_physmap(domid: DomId, nr_pages: u64) -> Result<Vec<u64>, Errno> {
+    let mut frames: Vec<u64> = (0..nr_pages).collect();
+    for chunk in frames.chunks_mut(512) {
+        let want = chunk.len() as u64;
+        // SAFETY: the extent list is ours; for a PV domain Xen overwrites
+        // each gpfn with the machine frame it allocated.
+        let done = unsafe { xen_sys::memory::populate_physmap(domid, 0, 0, chunk) }?;
+        if done != want {
+            return Err(Errno::ENOMEM);
+        }
+    }
+    Ok(frames)
+}
+
+/// Asks Xen to write its hypercall stubs into `gmfn` of `domid`.
+pub fn hypercall_init(domid: DomId, gmfn: u64) -> Result<(), Errno> {
+    let mut op = XenDomctl::new(domctl::XEN_DOMCTL_HYPERCALL_INIT, domid);
+    op.u.hypercall_init = XenDomctlHypercallInit { gmfn };
+    // SAFETY: no guest handle in the payload.
+    unsafe { domctl::domctl(&mut op) }.map(|_| ())
+}
+
+/// Pins machine frame `mfn` of `domid` as a top-level (L4) page table.
+pub fn pin_l4(domid: DomId, mfn: u64) -> Result<(), Errno> {
+    let op = [MmuextOp {
+        cmd: xen_sys::xen::MMUEXT_PIN_L4_TABLE,
+        pad: 0,
+        arg1: mfn,
+        arg2: 0,
+    }];
+    // SAFETY: pins a frame of another domain; our own mappings are untouched.
+    unsafe { xen_sys::mm::mmuext_op(&op, domid) }.map(|_| ())
+}
+
+/// A zeroed vCPU context to fill in (5 KiB, so boxed).
+pub fn new_vcpu_context() -> Box<VcpuGuestContext> {
+    // SAFETY: VcpuGuestContext is plain old data for which all-zeroes is
+    // valid (integers and arrays of integers only).
+    Box::new(unsafe { core::mem::zeroed() })
+}
+
+/// Sets vCPU `vcpu`'s initial state in `domid`.
+pub fn set_vcpu_context(domid: DomId, vcpu: u32, ctxt: &mut VcpuGuestContext) -> Result<(), Errno> {
+    // SAFETY: the context is ours and lives across the call; what it names
+    // belongs to `domid`.
+    unsafe { domctl::setvcpucontext(domid, vcpu, ctxt) }
+}
+
+/// Xen's free and total memory, in pages.
+pub fn physinfo() -> Result<(u64, u64), Errno> {
+    // SAFETY: the result is copied into a value we own.
+    let info = unsafe { xen_sys::sysctl::physinfo() }?;
+    Ok((info.free_pages, info.total_pages))
+}
