@@ -144,6 +144,12 @@ impl GrantMapping {
     pub fn va(&self) -> u64 {
         self.slot.va()
     }
+
+    /// Volatile access to the granted page.
+    pub fn view(&self) -> crate::shared_page::PageView<'_> {
+        // SAFETY: the grant is mapped for as long as this guard lives.
+        unsafe { crate::shared_page::PageView::new(self.va()) }
+    }
 }
 
 impl Drop for GrantMapping {

@@ -48,6 +48,8 @@ pub mod paging;
 #[cfg(target_os = "none")]
 mod panic;
 #[cfg(target_os = "none")]
+pub mod shared_page;
+#[cfg(target_os = "none")]
 mod xen_info;
 
 #[cfg(target_os = "none")]

@@ -345,6 +345,12 @@ impl ForeignPage {
         self.slot.va()
     }
 
+    /// Volatile access to the page (it is shared with its owner).
+    pub fn view(&self) -> crate::shared_page::PageView<'_> {
+        // SAFETY: the slot maps one whole page for as long as this guard lives.
+        unsafe { crate::shared_page::PageView::new(self.va()) }
+    }
+
     /// The page's bytes.
     pub fn bytes_mut(&mut self) -> &mut [u8; 4096] {
         // SAFETY: the slot maps one whole page writable for as long as this

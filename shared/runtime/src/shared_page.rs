@@ -1,0 +1,73 @@
+//! Access to a page another domain shares with us (a foreign mapping or a
+//! grant): volatile copies in and out and u32 indexes with acquire/release
+//! ordering. The peer can change the page at any time, so callers copy out
+//! once and validate the copy.
+
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// A mapped page shared with a peer, by virtual address; it borrows the
+/// guard that keeps the mapping alive.
+#[derive(Clone, Copy, Debug)]
+pub struct PageView<'a> {
+    va: u64,
+    mapping: PhantomData<&'a ()>,
+}
+
+impl PageView<'_> {
+    /// A view of the page mapped at `va`.
+    ///
+    /// # Safety
+    /// `va` must be page-aligned and mapped (readable, and writable if the
+    /// view is written) for as long as the view is used.
+    pub unsafe fn new<'a>(va: u64) -> PageView<'a> {
+        PageView {
+            va,
+            mapping: PhantomData,
+        }
+    }
+
+    /// Page size.
+    pub const LEN: usize = 4096;
+
+    fn check(offset: usize, len: usize) {
+        assert!(offset <= Self::LEN && len <= Self::LEN - offset, "access inside the page");
+    }
+
+    /// Copies `out.len()` bytes at `offset` out of the page.
+    pub fn read(&self, offset: usize, out: &mut [u8]) {
+        Self::check(offset, out.len());
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: inside the mapped page (checked above); volatile
+            // because the peer writes concurrently.
+            *b = unsafe { core::ptr::read_volatile((self.va as *const u8).add(offset + i)) };
+        }
+    }
+
+    /// Copies `data` into the page at `offset`.
+    pub fn write(&self, offset: usize, data: &[u8]) {
+        Self::check(offset, data.len());
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: inside the mapped, writable page (checked above).
+            unsafe { core::ptr::write_volatile((self.va as *mut u8).add(offset + i), b) };
+        }
+    }
+
+    fn word(&self, offset: usize) -> &AtomicU32 {
+        Self::check(offset, 4);
+        assert!(offset % 4 == 0, "aligned index");
+        // SAFETY: an aligned u32 inside the mapped page, accessed atomically
+        // by both sides.
+        unsafe { AtomicU32::from_ptr((self.va as *mut u8).add(offset) as *mut u32) }
+    }
+
+    /// Reads the u32 at `offset` with acquire ordering.
+    pub fn load_u32(&self, offset: usize) -> u32 {
+        self.word(offset).load(Ordering::Acquire)
+    }
+
+    /// Writes the u32 at `offset` with release ordering.
+    pub fn store_u32(&self, offset: usize, value: u32) {
+        self.word(offset).store(value, Ordering::Release)
+    }
+}
