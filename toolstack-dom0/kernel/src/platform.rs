@@ -1,0 +1,194 @@
+//! The service domains dom0 runs: built from the bundle, their consoles
+//! relayed, watched through VIRQ_DOM_EXC, destroyed and rebuilt by policy.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use log::{error, info, warn};
+use xcp_bundle::{Bundle, DomainConfig};
+use xcp_domains::{observe, Action, Domains, Observed};
+use xcp_runtime::event_loop::Loop;
+
+use crate::build::{build_domain, Built};
+use crate::relay::ConsoleLink;
+
+/// A running domain's dom0-side handles.
+pub struct Live {
+    /// What the builder made.
+    pub built: Built,
+    /// Its console.
+    pub console: ConsoleLink,
+    /// Index in the platform config.
+    pub config: usize,
+}
+
+/// All service domains.
+pub struct Platform {
+    configs: Vec<DomainConfig>,
+    images: BTreeMap<String, &'static [u8]>,
+    /// Policy and history.
+    pub domains: Domains,
+    /// Running domains by domid.
+    pub live: BTreeMap<u16, Live>,
+    dom_exc: u32,
+}
+
+impl Platform {
+    /// Binds VIRQ_DOM_EXC and prepares to build `configs` from `bundle`.
+    pub fn new(bundle: &Bundle<'static>, configs: Vec<DomainConfig>, lp: &mut Loop) -> Result<Self, xen_sys::Errno> {
+        let images = configs
+            .iter()
+            .filter_map(|c| bundle.get(&c.image).map(|e| (c.image.clone(), e.data)))
+            .collect();
+        let dom_exc = xcp_runtime::evtchn::bind_virq(xen_sys::event_channel::VIRQ_DOM_EXC)?;
+        lp.watch(dom_exc)?;
+        Ok(Platform {
+            configs,
+            images,
+            domains: Domains::new(),
+            live: BTreeMap::new(),
+            dom_exc,
+        })
+    }
+
+    /// The configured domains.
+    pub fn configs(&self) -> &[DomainConfig] {
+        &self.configs
+    }
+
+    /// Builds every domain whose config says `start = true`.
+    pub fn start_configured(&mut self, lp: &mut Loop) {
+        for i in 0..self.configs.len() {
+            if self.configs[i].start {
+                let _ = self.start(lp, i, None);
+            }
+        }
+    }
+
+    /// Builds config `index` (with `cmdline` overriding the configured one).
+    pub fn start(&mut self, lp: &mut Loop, index: usize, cmdline: Option<&str>) -> Result<u16, ()> {
+        let config = self.configs[index].clone();
+        let Some(&image) = self.images.get(&config.image) else {
+            error!("domain {}: image {} not in the bundle", config.name, config.image);
+            return Err(());
+        };
+        let started = xcp_runtime::time::now_ns();
+        let cmdline = cmdline.unwrap_or(&config.cmdline);
+        let built = match build_domain(&config.name, image, config.memory_mib, cmdline) {
+            Ok(b) => b,
+            Err(e) => {
+                error!("domain {}: build failed: {e}", config.name);
+                return Err(());
+            }
+        };
+        let console = match ConsoleLink::connect(&config.name, built.domid, built.console_mfn, built.console_port) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("domain {}: console connect failed: {e}", config.name);
+                let _ = xcp_runtime::control::destroy_domain(built.domid);
+                return Err(());
+            }
+        };
+        let _ = lp.watch(console.port);
+        let domid = built.domid;
+        if let Err(e) = xcp_runtime::control::unpause_domain(domid) {
+            error!("domain {}: unpause failed: {e}", config.name);
+        }
+        info!(
+            "built {} as domid {} ({} MiB) in {} us",
+            config.name,
+            domid,
+            config.memory_mib,
+            (xcp_runtime::time::now_ns() - started) / 1000
+        );
+        self.live.insert(domid, Live { built, console, config: index });
+        Ok(domid)
+    }
+
+    /// Destroys `domid` and drops dom0's handles for it.
+    pub fn destroy(&mut self, lp: &mut Loop, domid: u16) {
+        if let Some(live) = self.live.remove(&domid) {
+            live.console.drain_final();
+            lp.unwatch(live.console.port);
+            live.console.close();
+        }
+        if let Err(e) = xcp_runtime::control::destroy_domain(domid) {
+            warn!("destroy domid {domid}: {e}");
+        }
+    }
+
+    /// Handles an event on `port`; true if it was ours.
+    pub fn on_event(&mut self, lp: &mut Loop, port: u32) -> bool {
+        if port == self.dom_exc {
+            self.check_domains(lp);
+            return true;
+        }
+        for live in self.live.values_mut() {
+            if live.console.port == port {
+                live.console.drain();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Looks at every managed domain after VIRQ_DOM_EXC.
+    pub fn check_domains(&mut self, lp: &mut Loop) {
+        let now = xcp_runtime::time::now_ns();
+        let domids: Vec<u16> = self.domains.domids().collect();
+        for domid in domids {
+            let observed = match xcp_runtime::control::domain_info(domid) {
+                Ok(info) if info.domain == domid => observe(info.flags),
+                _ => Observed::Gone,
+            };
+            let Observed::Shutdown(reason) = observed else {
+                if observed == Observed::Gone {
+                    warn!("domid {domid} vanished");
+                }
+                if observed != Observed::Gone {
+                    continue;
+                }
+                self.domains.remove(domid);
+                continue;
+            };
+            let name = self.domains.get(domid).map(|m| m.name.clone()).unwrap_or_default();
+            // Print what it said before it died.
+            if let Some(live) = self.live.get_mut(&domid) {
+                live.console.drain();
+            }
+            let action = self.domains.decide(domid, observed, now);
+            info!("domain {name} (domid {domid}) stopped: {}", reason.as_str());
+            let config = self.live.get(&domid).map(|l| l.config);
+            self.destroy(lp, domid);
+            match (action, config) {
+                (Action::Restart, Some(index)) => {
+                    info!("restarting {name}");
+                    match self.start(lp, index, None) {
+                        Ok(new) => self.domains.rebuilt(domid, new),
+                        Err(()) => {
+                            self.domains.remove(domid);
+                        }
+                    }
+                }
+                (Action::Destroy, _) | (Action::Restart, None) => {
+                    let m = self.domains.remove(domid);
+                    if m.is_some_and(|m| m.restart) {
+                        error!("{name} keeps crashing: giving up after {} restarts", xcp_domains::MAX_RESTARTS);
+                    } else {
+                        info!("{name} stays down (restart = false)");
+                    }
+                }
+                (Action::None, _) => {}
+            }
+        }
+    }
+
+    /// Records a freshly started domain in the policy table.
+    pub fn manage(&mut self, domid: u16) {
+        if let Some(live) = self.live.get(&domid) {
+            let config = &self.configs[live.config];
+            self.domains.insert(domid, &config.name, config.restart);
+        }
+    }
+}
