@@ -500,3 +500,18 @@ pub unsafe fn settscinfo(domid: DomId, info: &XenDomctlTscInfo) -> Result<(), cr
     unsafe { domctl(&mut op) }?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_sets_the_interface_version_and_zeroes_the_payload() {
+        let op = XenDomctl::new(XEN_DOMCTL_GETDOMAININFO, 7);
+        assert_eq!(op.cmd, XEN_DOMCTL_GETDOMAININFO);
+        assert_eq!(op.interface_version, 0x15);
+        assert_eq!(op.domain, 7);
+        // SAFETY: `pad` covers the whole union, initialised by `new`.
+        assert!(unsafe { op.u.pad }.iter().all(|b| *b == 0));
+    }
+}

@@ -478,3 +478,16 @@ pub struct XenDomctlPagingMempool {
     /// Size in bytes.
     pub size: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pci_sbdf_packs_segment_bus_devfn() {
+        let dev = XenDomctlAssignDevice::pci(0x0001, 0x02, 0x28);
+        assert_eq!(dev.dev, XEN_DOMCTL_DEV_PCI);
+        // SAFETY: `pci` is the member the constructor wrote.
+        assert_eq!(unsafe { dev.u.pci.machine_sbdf }, 0x0001_0228);
+    }
+}
