@@ -501,6 +501,50 @@ pub unsafe fn settscinfo(domid: DomId, info: &XenDomctlTscInfo) -> Result<(), cr
     Ok(())
 }
 
+/// Has Xen write hypercall stubs into frame `gmfn` of `domid` (the page a PV
+/// guest names in its `XEN_ELFNOTE_HYPERCALL_PAGE` note).
+///
+/// # Safety
+/// The frame must belong to `domid` and hold nothing else.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn hypercall_init(domid: DomId, gmfn: u64) -> Result<(), crate::Errno> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_HYPERCALL_INIT, domid);
+    op.u.hypercall_init = XenDomctlHypercallInit { gmfn };
+    // SAFETY: no guest handle in the payload; the caller vouches for the frame.
+    unsafe { domctl(&mut op) }?;
+    Ok(())
+}
+
+/// Returns the state of `vcpu` of `domid`.
+///
+/// # Safety
+/// The caller must be privileged over `domid`.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn getvcpuinfo(domid: DomId, vcpu: u32) -> Result<XenDomctlGetvcpuinfo, crate::Errno> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_GETVCPUINFO, domid);
+    op.u.getvcpuinfo = XenDomctlGetvcpuinfo {
+        vcpu,
+        ..XenDomctlGetvcpuinfo::default()
+    };
+    // SAFETY: no guest handle in the payload.
+    unsafe { domctl(&mut op) }?;
+    // SAFETY: Xen filled the getvcpuinfo member, all of whose bit patterns are valid.
+    Ok(unsafe { op.u.getvcpuinfo })
+}
+
+/// Lets `domid` control `target` (a device model or driver domain's guest).
+///
+/// # Safety
+/// Grants `domid` privilege over `target`.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn set_target(domid: DomId, target: DomId) -> Result<(), crate::Errno> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_SET_TARGET, domid);
+    op.u.set_target = XenDomctlSetTarget { target };
+    // SAFETY: no guest handle in the payload; the caller vouches for the grant.
+    unsafe { domctl(&mut op) }?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
