@@ -187,6 +187,10 @@ impl XenDomctl {
     }
 }
 
+// Xen rejects a domctl of any other size; tests/abi_layout.rs checks every
+// field against domctl.h, this keeps the no_std build honest on its own.
+const _: () = assert!(core::mem::size_of::<XenDomctl>() == 144);
+
 /// Issues `domctl`. Returns Xen's non-negative result.
 ///
 /// # Safety

@@ -187,6 +187,9 @@ impl XenSysctl {
     }
 }
 
+// As for `XenDomctl`: the full check is tests/abi_layout.rs.
+const _: () = assert!(core::mem::size_of::<XenSysctl>() == 136);
+
 /// Issues `sysctl`. Returns Xen's non-negative result.
 ///
 /// # Safety
