@@ -6,9 +6,10 @@
 //! is listed once, here), compiles it with `cc` against the installed
 //! headers, runs it, and compares every size, alignment, field offset, field
 //! size and constant value with what Rust computes. A missing header or
-//! compiler is a failure, never a skip. Two guards keep the tables complete:
-//! every `pub struct`/`pub union` and every `pub const` under `src/` must be
-//! checked here or listed in an exemption with its reason.
+//! compiler is a failure, never a skip. Three guards keep the tables
+//! complete: every `pub struct`/`pub union`, every `pub` field of one, and
+//! every `pub const` under `src/` must be checked here or listed in an
+//! exemption with its reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
