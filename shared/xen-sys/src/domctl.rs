@@ -187,6 +187,10 @@ impl XenDomctl {
     }
 }
 
+// Xen rejects a domctl of any other size; tests/abi_layout.rs checks every
+// field against domctl.h, this keeps the no_std build honest on its own.
+const _: () = assert!(core::mem::size_of::<XenDomctl>() == 144);
+
 /// Issues `domctl`. Returns Xen's non-negative result.
 ///
 /// # Safety
@@ -499,4 +503,63 @@ pub unsafe fn settscinfo(domid: DomId, info: &XenDomctlTscInfo) -> Result<(), cr
     // SAFETY: no guest handle in the payload.
     unsafe { domctl(&mut op) }?;
     Ok(())
+}
+
+/// Has Xen write hypercall stubs into frame `gmfn` of `domid` (the page a PV
+/// guest names in its `XEN_ELFNOTE_HYPERCALL_PAGE` note).
+///
+/// # Safety
+/// The frame must belong to `domid` and hold nothing else.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn hypercall_init(domid: DomId, gmfn: u64) -> Result<(), crate::Errno> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_HYPERCALL_INIT, domid);
+    op.u.hypercall_init = XenDomctlHypercallInit { gmfn };
+    // SAFETY: no guest handle in the payload; the caller vouches for the frame.
+    unsafe { domctl(&mut op) }?;
+    Ok(())
+}
+
+/// Returns the state of `vcpu` of `domid`.
+///
+/// # Safety
+/// The caller must be privileged over `domid`.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn getvcpuinfo(domid: DomId, vcpu: u32) -> Result<XenDomctlGetvcpuinfo, crate::Errno> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_GETVCPUINFO, domid);
+    op.u.getvcpuinfo = XenDomctlGetvcpuinfo {
+        vcpu,
+        ..XenDomctlGetvcpuinfo::default()
+    };
+    // SAFETY: no guest handle in the payload.
+    unsafe { domctl(&mut op) }?;
+    // SAFETY: Xen filled the getvcpuinfo member, all of whose bit patterns are valid.
+    Ok(unsafe { op.u.getvcpuinfo })
+}
+
+/// Lets `domid` control `target` (a device model or driver domain's guest).
+///
+/// # Safety
+/// Grants `domid` privilege over `target`.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn set_target(domid: DomId, target: DomId) -> Result<(), crate::Errno> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_SET_TARGET, domid);
+    op.u.set_target = XenDomctlSetTarget { target };
+    // SAFETY: no guest handle in the payload; the caller vouches for the grant.
+    unsafe { domctl(&mut op) }?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_sets_the_interface_version_and_zeroes_the_payload() {
+        let op = XenDomctl::new(XEN_DOMCTL_GETDOMAININFO, 7);
+        assert_eq!(op.cmd, XEN_DOMCTL_GETDOMAININFO);
+        assert_eq!(op.interface_version, 0x15);
+        assert_eq!(op.domain, 7);
+        // SAFETY: `pad` covers the whole union, initialised by `new`.
+        assert!(unsafe { op.u.pad }.iter().all(|b| *b == 0));
+    }
 }

@@ -148,6 +148,40 @@ pub struct XenDomctlCreatedomain {
     pub arch: XenArchDomainconfig,
 }
 
+/// `XEN_DOMCTL_GRANT_version(v)`: `grant_opts` allowing grant versions up to `v`.
+pub const fn xen_domctl_grant_version(v: u32) -> u32 {
+    v & XEN_DOMCTL_GRANT_VERSION_MASK
+}
+
+impl XenDomctlCreatedomain {
+    /// A PV domain: no emulated devices, grant v1 at most, Xen's default
+    /// grant and maptrack limits (-1), event channels 0..=1023 (xl's default).
+    /// Add `XEN_DOMCTL_CDF_iommu` to `flags` for a domain that gets devices.
+    pub fn pv(max_vcpus: u32) -> Self {
+        XenDomctlCreatedomain {
+            max_vcpus,
+            max_evtchn_port: 1023,
+            max_grant_frames: -1,
+            max_maptrack_frames: -1,
+            grant_opts: xen_domctl_grant_version(1),
+            ..XenDomctlCreatedomain::default()
+        }
+    }
+
+    /// A PVH domain: HVM container with hardware paging and only the local
+    /// APIC emulated (`XEN_X86_EMU_LAPIC`); other limits as [`Self::pv`].
+    pub fn pvh(max_vcpus: u32) -> Self {
+        XenDomctlCreatedomain {
+            flags: XEN_DOMCTL_CDF_HVM | XEN_DOMCTL_CDF_HAP,
+            arch: XenArchDomainconfig {
+                emulation_flags: XEN_X86_EMU_LAPIC,
+                misc_flags: 0,
+            },
+            ..Self::pv(max_vcpus)
+        }
+    }
+}
+
 /// `struct xen_domctl_getdomaininfo`
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -477,4 +511,30 @@ pub struct XenDomctlSetVirqHandler {
 pub struct XenDomctlPagingMempool {
     /// Size in bytes.
     pub size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn createdomain_presets() {
+        let pv = XenDomctlCreatedomain::pv(2);
+        assert_eq!(pv.flags, 0);
+        assert_eq!(pv.max_vcpus, 2);
+        assert_eq!(pv.grant_opts, 1);
+        assert_eq!(pv.arch.emulation_flags, 0);
+        let pvh = XenDomctlCreatedomain::pvh(1);
+        assert_eq!(pvh.flags, XEN_DOMCTL_CDF_HVM | XEN_DOMCTL_CDF_HAP);
+        assert_eq!(pvh.arch.emulation_flags, XEN_X86_EMU_LAPIC);
+        assert_eq!(pvh.max_grant_frames, -1);
+    }
+
+    #[test]
+    fn pci_sbdf_packs_segment_bus_devfn() {
+        let dev = XenDomctlAssignDevice::pci(0x0001, 0x02, 0x28);
+        assert_eq!(dev.dev, XEN_DOMCTL_DEV_PCI);
+        // SAFETY: `pci` is the member the constructor wrote.
+        assert_eq!(unsafe { dev.u.pci.machine_sbdf }, 0x0001_0228);
+    }
 }

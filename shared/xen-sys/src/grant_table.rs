@@ -363,3 +363,17 @@ pub unsafe fn copy(ops: &mut [GnttabCopy]) -> Result<(), crate::Errno> {
     unsafe { grant_table_op(GNTTABOP_COPY, ops.as_mut_ptr(), ops.len() as u32) }?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_maps_to_result() {
+        assert_eq!(check_status(GNTST_OKAY), Ok(()));
+        assert_eq!(
+            check_status(GNTST_BAD_GNTREF),
+            Err(GnttabError::Status(GNTST_BAD_GNTREF))
+        );
+    }
+}

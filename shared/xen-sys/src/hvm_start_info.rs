@@ -3,6 +3,7 @@
 //!
 //! Read first: arch-x86/hvm/start_info.h and docs/misc/pvh.pandoc. Version 0
 //! has no memory map (ask `XENMEM_memory_map`); version 1 adds `memmap_*`.
+#![forbid(unsafe_code)]
 
 /// `XEN_HVM_START_MAGIC_VALUE`: "xEn3" with the 0x80 bit of the "E" set.
 pub const XEN_HVM_START_MAGIC_VALUE: u32 = 0x336e_c578;

@@ -2,8 +2,9 @@
 //!
 //! Read first: Xen's `xen/include/public/` (Debian `libxen-dev`: /usr/include/xen).
 //! One module per public header; structs are `#[repr(C)]` with the C field
-//! names, and `tests/abi_layout.rs` checks every size and offset against a
-//! C program compiled against the installed headers.
+//! names, and `tests/abi_layout.rs` checks every size, alignment, field
+//! offset and constant against a C program compiled against the installed
+//! headers.
 //!
 //! The crates.io `xen-sys` 0.0.0-pre2 has a wrong hypercall ABI; this crate
 //! replaces it and must never depend on it.

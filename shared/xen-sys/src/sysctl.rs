@@ -187,6 +187,9 @@ impl XenSysctl {
     }
 }
 
+// As for `XenDomctl`: the full check is tests/abi_layout.rs.
+const _: () = assert!(core::mem::size_of::<XenSysctl>() == 136);
+
 /// Issues `sysctl`. Returns Xen's non-negative result.
 ///
 /// # Safety
@@ -258,4 +261,17 @@ pub unsafe fn readconsole(index: &mut u32, buf: &mut [u8]) -> Result<usize, crat
     let out = unsafe { op.u.readconsole };
     *index = out.index;
     Ok((out.count as usize).min(buf.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_sets_the_interface_version_and_zeroes_the_payload() {
+        let op = XenSysctl::new(XEN_SYSCTL_PHYSINFO);
+        assert_eq!(op.interface_version, 0x15);
+        // SAFETY: `pad` covers the whole union, initialised by `new`.
+        assert!(unsafe { op.u.pad }.iter().all(|b| *b == 0));
+    }
 }

@@ -297,6 +297,9 @@ impl Default for VcpuGuestContext {
     }
 }
 
+// sizeof(struct vcpu_guest_context) on x86_64; see tests/abi_layout.rs.
+const _: () = assert!(core::mem::size_of::<VcpuGuestContext>() == 5168);
+
 /// Calls `vcpu_op(cmd, vcpu, arg)`.
 ///
 /// # Safety

@@ -193,9 +193,10 @@ pub struct SharedInfo {
     pub evtchn_pending: [u64; 64],
     /// 2-level event channel mask bits.
     pub evtchn_mask: [u64; 64],
-    /// Wallclock seconds at boot (low 32 bits).
+    /// Version counter of the `wc_*` fields: odd while Xen updates them
+    /// (a seqlock, as `vcpu_time_info.version`).
     pub wc_version: u32,
-    /// Wallclock seconds at system time 0.
+    /// Wallclock seconds at system time 0 (low 32 bits).
     pub wc_sec: u32,
     /// Wallclock nanoseconds at system time 0.
     pub wc_nsec: u32,

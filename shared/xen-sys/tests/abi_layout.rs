@@ -6,9 +6,10 @@
 //! is listed once, here), compiles it with `cc` against the installed
 //! headers, runs it, and compares every size, alignment, field offset, field
 //! size and constant value with what Rust computes. A missing header or
-//! compiler is a failure, never a skip. Two guards keep the tables complete:
-//! every `pub struct`/`pub union` and every `pub const` under `src/` must be
-//! checked here or listed in an exemption with its reason.
+//! compiler is a failure, never a skip. Three guards keep the tables
+//! complete: every `pub struct`/`pub union`, every `pub` field of one, and
+//! every `pub const` under `src/` must be checked here or listed in an
+//! exemption with its reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -46,10 +47,12 @@ struct Check {
     rust: i64,
 }
 
-/// Every type checked, as (Rust name, C type expression).
+/// Every check, and what the checks cover (for the completeness guards).
 struct Tables {
     checks: Vec<Check>,
     types: BTreeSet<&'static str>,
+    /// (Rust type, its top-level Rust field) pairs that some check covers.
+    fields: BTreeSet<(String, String)>,
     consts: BTreeSet<String>,
 }
 
@@ -58,6 +61,7 @@ impl Tables {
         Tables {
             checks: Vec::new(),
             types: BTreeSet::new(),
+            fields: BTreeSet::new(),
             consts: BTreeSet::new(),
         }
     }
@@ -80,7 +84,17 @@ impl Tables {
         );
     }
 
-    fn field(&mut self, rust: &str, c: &str, field: &str, offset: usize, size: usize) {
+    fn field(
+        &mut self,
+        rust: &str,
+        rust_path: &str,
+        c: &str,
+        field: &str,
+        offset: usize,
+        size: usize,
+    ) {
+        let top = rust_path.split('.').next().unwrap_or(rust_path).trim();
+        self.fields.insert((rust.to_string(), ident(top)));
         let field = field.trim_start_matches("r#").replace(" ", "");
         self.push(
             format!("{rust} ({c}) .{field} offset"),
@@ -118,6 +132,7 @@ macro_rules! fields {
     ($t:ident; $rty:ty; $c:expr; $cf:literal => $($rf:ident).+ $(, $($rest:tt)*)?) => {
         $t.field(
             stringify!($rty),
+            stringify!($($rf).+),
             $c,
             $cf,
             core::mem::offset_of!($rty, $($rf).+),
@@ -128,6 +143,7 @@ macro_rules! fields {
     ($t:ident; $rty:ty; $c:expr; $f:ident $(, $($rest:tt)*)?) => {
         $t.field(
             stringify!($rty),
+            stringify!($f),
             $c,
             stringify!($f),
             core::mem::offset_of!($rty, $f),
@@ -818,12 +834,57 @@ fn header_macros(work: &Path, include: &Path) -> BTreeMap<String, Vec<String>> {
     macros
 }
 
-/// `pub struct`/`pub union` names and `pub const` names (as `module::NAME`)
-/// declared under `src/`.
-fn declared_items() -> (BTreeSet<String>, BTreeSet<String>) {
+/// Fields that exist only on the Rust side, each with the reason.
+const FIELD_EXEMPT: &[(&str, &str, &str)] = &[
+    (
+        "VcpuInfo",
+        "pad0",
+        "explicit form of the padding C inserts before evtchn_pending_sel",
+    ),
+    (
+        "MmuextOp",
+        "pad",
+        "explicit form of the padding C inserts before arg1",
+    ),
+    (
+        "DomctlU",
+        "align",
+        "forces the union's 8-byte alignment; C gets it from its members",
+    ),
+    (
+        "SysctlU",
+        "align",
+        "forces the union's 8-byte alignment; C gets it from its members",
+    ),
+    (
+        "PhysdevPciDeviceAdd",
+        "optarr",
+        "C flexible array member; its offset is the size",
+    ),
+];
+
+/// What `src/` declares: `pub struct`/`pub union` names, their `pub` fields
+/// as (type, field), and `pub const` names as `module::NAME`.
+struct Declared {
+    types: BTreeSet<String>,
+    fields: BTreeSet<(String, String)>,
+    consts: BTreeSet<String>,
+}
+
+fn ident(rest: &str) -> String {
+    rest.trim_start_matches("r#")
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+fn declared_items() -> Declared {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut types = BTreeSet::new();
-    let mut consts = BTreeSet::new();
+    let mut declared = Declared {
+        types: BTreeSet::new(),
+        fields: BTreeSet::new(),
+        consts: BTreeSet::new(),
+    };
     let mut stack = vec![src.clone()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -837,29 +898,44 @@ fn declared_items() -> (BTreeSet<String>, BTreeSet<String>) {
             let text = std::fs::read_to_string(&path).unwrap();
             // Items after `#[cfg(test)]` are test helpers, not the ABI.
             let text = text.split("#[cfg(test)]").next().unwrap();
-            for line in text.lines() {
-                let line = line.trim_start();
-                let ident = |rest: &str| -> String {
-                    rest.chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect()
-                };
-                if let Some(rest) = line
+            // The struct or union whose body we are in (bodies end with a
+            // `}` in column 0, as rustfmt writes them).
+            let mut current: Option<String> = None;
+            for raw in text.lines() {
+                if raw.starts_with('}') {
+                    current = None;
+                }
+                let line = raw.trim_start();
+                let decl = line
                     .strip_prefix("pub struct ")
-                    .or(line.strip_prefix("pub union "))
-                {
-                    types.insert(ident(rest));
+                    .or(line.strip_prefix("pub union "));
+                if let Some(rest) = decl {
+                    declared.types.insert(ident(rest));
+                    current = rest.trim_end().ends_with('{').then(|| ident(rest));
                 } else if let Some(rest) = line.strip_prefix("pub const ") {
                     if !rest.starts_with("fn ") {
-                        consts.insert(format!("{module}::{}", ident(rest)));
+                        declared.consts.insert(format!("{module}::{}", ident(rest)));
+                    }
+                } else if let (Some(ty), Some(rest)) = (&current, line.strip_prefix("pub ")) {
+                    if rest.contains(':') {
+                        declared.fields.insert((ty.clone(), ident(rest)));
                     }
                 }
             }
         }
     }
-    (types, consts)
+    declared
 }
 
+/// The C side is compiled for the host, and only an x86_64 host has the ABI
+/// this crate implements: elsewhere, fail rather than compare the wrong ABI.
+#[cfg(not(target_arch = "x86_64"))]
+#[test]
+fn host_is_x86_64() {
+    panic!("run the ABI layout test on an x86_64 host: it compares with the host's C layout");
+}
+
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn every_struct_and_constant_matches_the_c_headers() {
     let include = include_dir();
@@ -871,8 +947,9 @@ fn every_struct_and_constant_matches_the_c_headers() {
     const_tables(&mut tables);
 
     // Completeness: nothing declared goes unchecked without a reason.
-    let (types, consts) = declared_items();
-    let unchecked_types: Vec<_> = types
+    let declared = declared_items();
+    let unchecked_types: Vec<_> = declared
+        .types
         .iter()
         .filter(|t| !tables.types.contains(t.as_str()))
         .filter(|t| !TYPE_EXEMPT.iter().any(|(e, _)| e == t))
@@ -881,7 +958,19 @@ fn every_struct_and_constant_matches_the_c_headers() {
         unchecked_types.is_empty(),
         "types not in the layout tables: {unchecked_types:?}"
     );
-    let unchecked_consts: Vec<_> = consts
+    let unchecked_fields: Vec<_> = declared
+        .fields
+        .iter()
+        .filter(|(ty, _)| !TYPE_EXEMPT.iter().any(|(e, _)| e == ty))
+        .filter(|f| !tables.fields.contains(*f))
+        .filter(|(ty, f)| !FIELD_EXEMPT.iter().any(|(et, ef, _)| et == ty && ef == f))
+        .collect();
+    assert!(
+        unchecked_fields.is_empty(),
+        "fields not in the layout tables: {unchecked_fields:?}"
+    );
+    let unchecked_consts: Vec<_> = declared
+        .consts
         .iter()
         .filter(|c| !tables.consts.contains(*c))
         .filter(|c| !CONST_EXEMPT.iter().any(|(e, _)| e == c))
@@ -955,13 +1044,15 @@ fn every_struct_and_constant_matches_the_c_headers() {
             .count()
     };
     eprintln!(
-        "abi_layout: {} checks: {} types, {} field offsets, {} constants ({} generated C in {})",
+        "abi_layout: {} checks: {} C types ({} Rust types), {} field offsets and sizes \
+         ({} Rust fields), {} constants; generated C in {}",
         tables.checks.len(),
         kinds(") size"),
+        tables.types.len(),
         kinds(" offset"),
+        tables.fields.len(),
         tables.consts.len(),
         source.display(),
-        work.display(),
     );
     assert!(
         mismatches.is_empty(),

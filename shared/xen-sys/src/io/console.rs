@@ -43,6 +43,9 @@ impl Default for XenconsInterface {
     }
 }
 
+// sizeof(struct xencons_interface); see tests/abi_layout.rs.
+const _: () = assert!(core::mem::size_of::<XenconsInterface>() == 3088);
+
 /// `MASK_XENCONS_IDX(idx, in)`
 pub const fn mask_in_idx(idx: XenconsRingIdx) -> usize {
     (idx as usize) & (XENCONS_IN_SIZE - 1)

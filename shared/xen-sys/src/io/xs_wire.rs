@@ -152,6 +152,9 @@ impl Default for XenstoreDomainInterface {
     }
 }
 
+// sizeof(struct xenstore_domain_interface); see tests/abi_layout.rs.
+const _: () = assert!(core::mem::size_of::<XenstoreDomainInterface>() == 2076);
+
 /// `MASK_XENSTORE_IDX(idx)`
 pub const fn mask_xenstore_idx(idx: XenstoreRingIdx) -> usize {
     (idx as usize) & (XENSTORE_RING_SIZE - 1)
