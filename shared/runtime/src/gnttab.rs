@@ -207,3 +207,70 @@ pub fn copy(ops: &mut [GnttabCopy]) -> Result<(), GrantError> {
     }
     Ok(())
 }
+
+/// One side of a grant copy.
+#[derive(Clone, Copy, Debug)]
+pub enum CopyEnd {
+    /// A peer's grant.
+    Grant {
+        /// The granting domain.
+        domid: DomId,
+        /// Its grant reference.
+        gref: GrantRef,
+        /// Offset in the page.
+        offset: u16,
+    },
+    /// One of our own frames.
+    Local {
+        /// Our pfn.
+        pfn: u64,
+        /// Offset in the page.
+        offset: u16,
+    },
+}
+
+impl CopyEnd {
+    fn encode(self) -> Result<(gt::GnttabCopyPtr, bool), GrantError> {
+        Ok(match self {
+            CopyEnd::Grant { domid, gref, offset } => (
+                gt::GnttabCopyPtr {
+                    u: gt::GnttabCopyPtrU { r#ref: gref },
+                    domid,
+                    offset,
+                },
+                true,
+            ),
+            CopyEnd::Local { pfn, offset } => (
+                gt::GnttabCopyPtr {
+                    // A PV guest's frames are named by machine frame.
+                    u: gt::GnttabCopyPtrU {
+                        gmfn: crate::paging::pfn_to_mfn(pfn).ok_or(GrantError::BadRef)?,
+                    },
+                    domid: DOMID_SELF,
+                    offset,
+                },
+                false,
+            ),
+        })
+    }
+}
+
+/// Builds one GNTTABOP_copy operation (`len` must not cross a page).
+pub fn copy_op(source: CopyEnd, dest: CopyEnd, len: u16) -> Result<GnttabCopy, GrantError> {
+    let (source, source_gref) = source.encode()?;
+    let (dest, dest_gref) = dest.encode()?;
+    let mut flags = 0;
+    if source_gref {
+        flags |= gt::GNTCOPY_SOURCE_GREF;
+    }
+    if dest_gref {
+        flags |= gt::GNTCOPY_DEST_GREF;
+    }
+    Ok(GnttabCopy {
+        source,
+        dest,
+        len,
+        flags,
+        status: 0,
+    })
+}

@@ -393,3 +393,55 @@ pub(crate) fn map_machine_frames(mfns: &[u64], writable: bool) -> Result<u64, xe
     }
     Ok(WINDOW_BASE + first as u64 * PAGE)
 }
+
+/// One frame of our own memory, owned; given back on drop.
+pub struct Frame {
+    pfn: Pfn,
+}
+
+impl Frame {
+    /// Takes a zeroed frame.
+    pub fn alloc() -> Result<Frame, FrameError> {
+        let pfn = alloc_frame()?;
+        let mut frame = Frame { pfn };
+        frame.bytes_mut().fill(0);
+        Ok(frame)
+    }
+
+    /// Its pseudo-physical frame number.
+    pub fn pfn(&self) -> Pfn {
+        self.pfn
+    }
+
+    /// Its machine frame number.
+    pub fn mfn(&self) -> u64 {
+        pfn_to_mfn(self.pfn).expect("an allocated frame is ours")
+    }
+
+    /// Its contents.
+    pub fn bytes(&self) -> &[u8; 4096] {
+        // SAFETY: the frame is in the direct map and owned by this guard.
+        unsafe { &*(pfn_to_va(self.pfn) as *const [u8; 4096]) }
+    }
+
+    /// Its contents, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8; 4096] {
+        // SAFETY: the frame is in the direct map, writable, and owned by this
+        // guard, which is borrowed mutably.
+        unsafe { &mut *(pfn_to_va(self.pfn) as *mut [u8; 4096]) }
+    }
+
+    /// Volatile access, for a frame granted to a peer that writes it too.
+    pub fn view(&self) -> crate::shared_page::PageView<'_> {
+        // SAFETY: mapped for as long as this guard lives.
+        unsafe { crate::shared_page::PageView::new(pfn_to_va(self.pfn)) }
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        if free_frame(self.pfn).is_err() {
+            log::error!("frame {} freed twice", self.pfn);
+        }
+    }
+}
