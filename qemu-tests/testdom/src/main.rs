@@ -1,8 +1,15 @@
 //! testdom: a small PV domain the QEMU tests ask dom0 to build. It logs a
-//! greeting through its PV console and then does what its command line says
-//! (`panic` to crash on purpose; otherwise idle).
+//! greeting through its PV console, then does what its command line says:
+//! `panic` crashes on purpose; `grant-test=<list gref>,<count>,<port>` runs
+//! the grant map/copy peer; otherwise it idles.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(target_os = "none", forbid(unsafe_code))]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod grant_peer;
 
 #[cfg(target_os = "none")]
 mod domain {
@@ -18,6 +25,9 @@ mod domain {
         );
         if cmdline::has(boot.cmdline, "panic") {
             panic!("testdom asked to panic");
+        }
+        if let Some(arg) = cmdline::get(boot.cmdline, "grant-test") {
+            crate::grant_peer::run(arg);
         }
         loop {
             xcp_runtime::event_loop::idle();

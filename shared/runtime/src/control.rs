@@ -10,7 +10,9 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use xen_sys::domctl::{self, XenDomctl};
-use xen_sys::domctl_payloads::{XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlHypercallInit};
+use xen_sys::domctl_payloads::{
+    XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlHypercallInit,
+};
 use xen_sys::vcpu::VcpuGuestContext;
 use xen_sys::xen::{DomId, MmuextOp};
 use xen_sys::Errno;

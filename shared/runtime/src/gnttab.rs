@@ -232,7 +232,11 @@ pub enum CopyEnd {
 impl CopyEnd {
     fn encode(self) -> Result<(gt::GnttabCopyPtr, bool), GrantError> {
         Ok(match self {
-            CopyEnd::Grant { domid, gref, offset } => (
+            CopyEnd::Grant {
+                domid,
+                gref,
+                offset,
+            } => (
                 gt::GnttabCopyPtr {
                     u: gt::GnttabCopyPtrU { r#ref: gref },
                     domid,

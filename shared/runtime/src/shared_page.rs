@@ -31,7 +31,10 @@ impl PageView<'_> {
     pub const LEN: usize = 4096;
 
     fn check(offset: usize, len: usize) {
-        assert!(offset <= Self::LEN && len <= Self::LEN - offset, "access inside the page");
+        assert!(
+            offset <= Self::LEN && len <= Self::LEN - offset,
+            "access inside the page"
+        );
     }
 
     /// Copies `out.len()` bytes at `offset` out of the page.

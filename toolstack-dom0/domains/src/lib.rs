@@ -194,7 +194,11 @@ impl Domains {
             Observed::Alive | Observed::Dying => Action::None,
             Observed::Shutdown(_) | Observed::Gone if !m.restart => Action::Destroy,
             Observed::Shutdown(_) | Observed::Gone => {
-                while m.recent.front().is_some_and(|&t| now.saturating_sub(t) > RESTART_WINDOW_NS) {
+                while m
+                    .recent
+                    .front()
+                    .is_some_and(|&t| now.saturating_sub(t) > RESTART_WINDOW_NS)
+                {
                     m.recent.pop_front();
                 }
                 if m.recent.len() >= MAX_RESTARTS {
@@ -214,10 +218,22 @@ mod tests {
     #[test]
     fn decodes_domain_info_flags() {
         assert_eq!(observe(1 << 5), Observed::Alive);
-        assert_eq!(observe(DOMINF_SHUTDOWN | (3 << 16)), Observed::Shutdown(Reason::Crash));
-        assert_eq!(observe(DOMINF_SHUTDOWN | (1 << 16)), Observed::Shutdown(Reason::Reboot));
-        assert_eq!(observe(DOMINF_SHUTDOWN), Observed::Shutdown(Reason::Poweroff));
-        assert_eq!(observe(DOMINF_SHUTDOWN | (9 << 16)), Observed::Shutdown(Reason::Unknown(9)));
+        assert_eq!(
+            observe(DOMINF_SHUTDOWN | (3 << 16)),
+            Observed::Shutdown(Reason::Crash)
+        );
+        assert_eq!(
+            observe(DOMINF_SHUTDOWN | (1 << 16)),
+            Observed::Shutdown(Reason::Reboot)
+        );
+        assert_eq!(
+            observe(DOMINF_SHUTDOWN),
+            Observed::Shutdown(Reason::Poweroff)
+        );
+        assert_eq!(
+            observe(DOMINF_SHUTDOWN | (9 << 16)),
+            Observed::Shutdown(Reason::Unknown(9))
+        );
         assert_eq!(observe(DOMINF_DYING | DOMINF_SHUTDOWN), Observed::Dying);
         assert_eq!(Reason::Crash.as_str(), "crash");
     }

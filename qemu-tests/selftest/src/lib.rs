@@ -1,0 +1,87 @@
+//! The contract between dom0's self-tests and testdom, shared by both
+//! kernels (and the QEMU cases that read their logs): parameter syntax, the
+//! grant-test control page, and the data patterns both sides verify.
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// Pages moved per grant-test round (1 MiB).
+pub const GRANT_PAGES: usize = 256;
+/// Rounds (16 × 1 MiB = 16 MiB each way).
+pub const GRANT_ROUNDS: u32 = 16;
+/// Control page: `count` (u32) at 0, grant references (u32 each) from 4,
+/// the round dom0 asks for at [`ROUND_OFFSET`], the round testdom finished
+/// at [`DONE_OFFSET`].
+pub const ROUND_OFFSET: usize = 4088;
+/// See [`ROUND_OFFSET`].
+pub const DONE_OFFSET: usize = 4092;
+/// Most references the control page can list.
+pub const MAX_GREFS: usize = (ROUND_OFFSET - 4) / 4;
+
+/// Messages exchanged in the channel test.
+pub const CHANNEL_MESSAGES: u32 = 10_000;
+
+/// The u64 at `word` of page `page` in round `round`, as dom0 writes it.
+pub fn pattern(round: u32, page: u32, word: u32) -> u64 {
+    ((round as u64) << 48)
+        ^ ((page as u64) << 32)
+        ^ (word as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// What testdom writes back: the bitwise complement.
+pub fn answer(round: u32, page: u32, word: u32) -> u64 {
+    !pattern(round, page, word)
+}
+
+/// Fills a page with `f(word)` as little-endian u64s.
+pub fn fill(page: &mut [u8; 4096], f: impl Fn(u32) -> u64) {
+    for (i, chunk) in page.chunks_exact_mut(8).enumerate() {
+        chunk.copy_from_slice(&f(i as u32).to_le_bytes());
+    }
+}
+
+/// Index of the first word of `page` that differs from `f(word)`.
+pub fn first_mismatch(page: &[u8; 4096], f: impl Fn(u32) -> u64) -> Option<u32> {
+    page.chunks_exact(8).enumerate().find_map(|(i, chunk)| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        (u64::from_le_bytes(word) != f(i as u32)).then_some(i as u32)
+    })
+}
+
+/// Parses `a,b,c` into three numbers.
+pub fn three(arg: &str) -> Option<(u32, u32, u32)> {
+    let mut it = arg.split(',').map(|p| p.parse::<u32>().ok());
+    let v = (it.next()??, it.next()??, it.next()??);
+    it.next().is_none().then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_differ_by_round_page_and_word() {
+        assert_ne!(pattern(0, 0, 1), pattern(0, 0, 2));
+        assert_ne!(pattern(0, 1, 1), pattern(0, 2, 1));
+        assert_ne!(pattern(1, 1, 1), pattern(2, 1, 1));
+        assert_eq!(answer(3, 4, 5), !pattern(3, 4, 5));
+    }
+
+    #[test]
+    fn fill_and_check() {
+        let mut page = [0u8; 4096];
+        fill(&mut page, |w| pattern(1, 2, w));
+        assert_eq!(first_mismatch(&page, |w| pattern(1, 2, w)), None);
+        page[100] ^= 1;
+        assert_eq!(first_mismatch(&page, |w| pattern(1, 2, w)), Some(12));
+    }
+
+    #[test]
+    fn parses_parameters() {
+        assert_eq!(three("1,2,3"), Some((1, 2, 3)));
+        assert_eq!(three("1,2"), None);
+        assert_eq!(three("1,2,3,4"), None);
+        assert_eq!(three("1,x,3"), None);
+        assert!(MAX_GREFS >= GRANT_PAGES);
+    }
+}
