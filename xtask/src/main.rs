@@ -3,6 +3,7 @@
 //! - `run`: install what is missing, build, boot the platform in QEMU with the
 //!   serial console on this terminal (Ctrl-A X quits).
 //! - `test`: fmt, clippy, host tests, no_std builds, short fuzz runs, QEMU tests.
+//! - `lint`: just the fmt check and clippy (host and kernel target).
 //! - `bench`: boot-time figures (and, as they land, the engines' benchmarks).
 //! - `build`: the kernels, the bundle and grub.cfg into target/xcp.
 //! - `iso`: a bootable ISO at target/xcp/xcp.iso.
@@ -33,7 +34,7 @@ pub(crate) fn cargo() -> Command {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask <run [--timeout SECS] | test | bench | build | iso>");
+    eprintln!("usage: cargo xtask <run [--timeout SECS] | test | lint | bench | build | iso>");
     ExitCode::from(2)
 }
 
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => cmd_run(&args[1..]),
         Some("test") => cmd_test(),
+        Some("lint") => lint(),
         Some("bench") => bench::run(),
         Some("build") => deps::ensure().and_then(|_| build::platform().map(|_| ())),
         Some("iso") => {
@@ -77,9 +79,8 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn cmd_test() -> Result<(), String> {
-    let started = std::time::Instant::now();
-    deps::ensure()?;
+/// fmt check and clippy, for the host and for the kernels' target.
+fn lint() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -92,7 +93,13 @@ fn cmd_test() -> Result<(), String> {
     run(cargo()
         .args(["clippy", "--target", "x86_64-unknown-none"])
         .args(build::kernel_package_args())
-        .args(["--", "-D", "warnings"]))?;
+        .args(["--", "-D", "warnings"]))
+}
+
+fn cmd_test() -> Result<(), String> {
+    let started = std::time::Instant::now();
+    deps::ensure()?;
+    lint()?;
     run(cargo().args(["test", "--workspace", "--exclude", "xcp-qemu-tests"]))?;
     run(cargo().args(["test", "-p", "xcp-qemu-tests", "--lib"]))?;
     let p = build::platform()?;

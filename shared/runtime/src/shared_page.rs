@@ -58,7 +58,7 @@ impl PageView<'_> {
 
     fn word(&self, offset: usize) -> &AtomicU32 {
         Self::check(offset, 4);
-        assert!(offset % 4 == 0, "aligned index");
+        assert!(offset.is_multiple_of(4), "aligned index");
         // SAFETY: an aligned u32 inside the mapped page, accessed atomically
         // by both sides.
         unsafe { AtomicU32::from_ptr((self.va as *mut u8).add(offset) as *mut u32) }

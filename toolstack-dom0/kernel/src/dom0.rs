@@ -1,10 +1,12 @@
 //! dom0's main: banner, bundle check, then idle.
 
-extern crate alloc;
-
 use log::{error, info};
 use xcp_bundle::{Bundle, PlatformConfig};
+use xcp_runtime::event_loop::{App, Loop};
 use xcp_runtime::{cmdline, verdict, Boot};
+
+use crate::platform::Platform;
+use crate::selftest::{SelfTest, DEADLINE_TOKEN};
 
 xcp_runtime::entry!(main, "dom0");
 
@@ -85,9 +87,53 @@ fn main(boot: Boot) -> ! {
             d.name, d.image, d.memory_mib, d.restart
         );
     }
+    let mut lp = Loop::new();
+    let mut platform = match Platform::new(&bundle, config.domains.clone(), &mut lp) {
+        Ok(p) => p,
+        Err(e) => fail(
+            test_mode,
+            verdict::FAIL,
+            format_args!("platform setup failed: {e}"),
+        ),
+    };
+    if let Err(e) = xcp_runtime::gnttab::init() {
+        error!("grant table setup failed: {e:?}");
+    }
+    let selftest = cmdline::get(boot.cmdline, "selftest");
+    if selftest.is_none() {
+        platform.start_configured(&mut lp);
+    }
     info!("dom0 ready");
-    if test_mode {
+    if test_mode && selftest.is_none() {
         xcp_runtime::io::debug_exit(verdict::PASS);
     }
+    let test = selftest.map(|name| SelfTest::start(name, &mut platform, &mut lp));
+    let mut app = Dom0 { platform, test };
+    lp.run(&mut app);
     idle()
+}
+
+/// dom0's event loop: the platform first, then the self-test if one runs.
+struct Dom0 {
+    platform: Platform,
+    test: Option<SelfTest>,
+}
+
+impl App for Dom0 {
+    fn on_event(&mut self, lp: &mut Loop, port: u32) {
+        let ours = self.platform.on_event(lp, port);
+        if let Some(test) = self.test.as_mut() {
+            if ours {
+                test.check(&mut self.platform, lp);
+            } else {
+                test.on_event(&mut self.platform, lp, port);
+            }
+        }
+    }
+
+    fn on_timer(&mut self, _lp: &mut Loop, token: u64) {
+        if token == DEADLINE_TOKEN {
+            crate::selftest::fail("deadline", "the self-test did not finish in time");
+        }
+    }
 }

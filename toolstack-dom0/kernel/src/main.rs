@@ -10,7 +10,18 @@
 #![cfg_attr(target_os = "none", forbid(unsafe_code))]
 
 #[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod build;
+#[cfg(target_os = "none")]
 mod dom0;
+#[cfg(target_os = "none")]
+mod platform;
+#[cfg(target_os = "none")]
+mod relay;
+#[cfg(target_os = "none")]
+mod selftest;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -10,13 +10,11 @@ use xcp_bundle::{Bundle, DomainConfig};
 use xcp_domains::{observe, Action, Domains, Observed};
 use xcp_runtime::event_loop::Loop;
 
-use crate::build::{build_domain, Built};
+use crate::build::build_domain;
 use crate::relay::ConsoleLink;
 
 /// A running domain's dom0-side handles.
 pub struct Live {
-    /// What the builder made.
-    pub built: Built,
     /// Its console.
     pub console: ConsoleLink,
     /// Index in the platform config.
@@ -31,12 +29,18 @@ pub struct Platform {
     pub domains: Domains,
     /// Running domains by domid.
     pub live: BTreeMap<u16, Live>,
+    /// Domains dom0 stopped restarting (name, restarts), in order.
+    pub gave_up: Vec<(String, u64)>,
     dom_exc: u32,
 }
 
 impl Platform {
     /// Binds VIRQ_DOM_EXC and prepares to build `configs` from `bundle`.
-    pub fn new(bundle: &Bundle<'static>, configs: Vec<DomainConfig>, lp: &mut Loop) -> Result<Self, xen_sys::Errno> {
+    pub fn new(
+        bundle: &Bundle<'static>,
+        configs: Vec<DomainConfig>,
+        lp: &mut Loop,
+    ) -> Result<Self, xen_sys::Errno> {
         let images = configs
             .iter()
             .filter_map(|c| bundle.get(&c.image).map(|e| (c.image.clone(), e.data)))
@@ -48,6 +52,7 @@ impl Platform {
             images,
             domains: Domains::new(),
             live: BTreeMap::new(),
+            gave_up: Vec::new(),
             dom_exc,
         })
     }
@@ -68,13 +73,27 @@ impl Platform {
 
     /// Builds config `index` (with `cmdline` overriding the configured one).
     pub fn start(&mut self, lp: &mut Loop, index: usize, cmdline: Option<&str>) -> Result<u16, ()> {
+        let text = String::from(cmdline.unwrap_or(&self.configs[index].cmdline));
+        self.start_with(lp, index, &mut |_| text.clone())
+    }
+
+    /// Builds config `index` with the command line `cmdline(domid)` returns
+    /// once the domain exists (for parameters that name it: grants, ports).
+    pub fn start_with(
+        &mut self,
+        lp: &mut Loop,
+        index: usize,
+        cmdline: &mut dyn FnMut(u16) -> String,
+    ) -> Result<u16, ()> {
         let config = self.configs[index].clone();
         let Some(&image) = self.images.get(&config.image) else {
-            error!("domain {}: image {} not in the bundle", config.name, config.image);
+            error!(
+                "domain {}: image {} not in the bundle",
+                config.name, config.image
+            );
             return Err(());
         };
         let started = xcp_runtime::time::now_ns();
-        let cmdline = cmdline.unwrap_or(&config.cmdline);
         let built = match build_domain(&config.name, image, config.memory_mib, cmdline) {
             Ok(b) => b,
             Err(e) => {
@@ -82,7 +101,12 @@ impl Platform {
                 return Err(());
             }
         };
-        let console = match ConsoleLink::connect(&config.name, built.domid, built.console_mfn, built.console_port) {
+        let console = match ConsoleLink::connect(
+            &config.name,
+            built.domid,
+            built.console_mfn,
+            built.console_port,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 error!("domain {}: console connect failed: {e}", config.name);
@@ -95,6 +119,7 @@ impl Platform {
         if let Err(e) = xcp_runtime::control::unpause_domain(domid) {
             error!("domain {}: unpause failed: {e}", config.name);
         }
+        self.domains.insert(domid, &config.name, config.restart);
         info!(
             "built {} as domid {} ({} MiB) in {} us",
             config.name,
@@ -102,14 +127,27 @@ impl Platform {
             config.memory_mib,
             (xcp_runtime::time::now_ns() - started) / 1000
         );
-        self.live.insert(domid, Live { built, console, config: index });
+        self.live.insert(
+            domid,
+            Live {
+                console,
+                config: index,
+            },
+        );
         Ok(domid)
+    }
+
+    /// Stops managing `domid` and destroys it.
+    pub fn stop(&mut self, lp: &mut Loop, domid: u16) {
+        self.domains.remove(domid);
+        self.destroy(lp, domid);
     }
 
     /// Destroys `domid` and drops dom0's handles for it.
     pub fn destroy(&mut self, lp: &mut Loop, domid: u16) {
         if let Some(live) = self.live.remove(&domid) {
-            live.console.drain_final();
+            let mut live = live;
+            live.console.drain();
             lp.unwatch(live.console.port);
             live.console.close();
         }
@@ -152,7 +190,11 @@ impl Platform {
                 self.domains.remove(domid);
                 continue;
             };
-            let name = self.domains.get(domid).map(|m| m.name.clone()).unwrap_or_default();
+            let name = self
+                .domains
+                .get(domid)
+                .map(|m| m.name.clone())
+                .unwrap_or_default();
             // Print what it said before it died.
             if let Some(live) = self.live.get_mut(&domid) {
                 live.console.drain();
@@ -173,22 +215,18 @@ impl Platform {
                 }
                 (Action::Destroy, _) | (Action::Restart, None) => {
                     let m = self.domains.remove(domid);
-                    if m.is_some_and(|m| m.restart) {
-                        error!("{name} keeps crashing: giving up after {} restarts", xcp_domains::MAX_RESTARTS);
+                    if let Some(m) = m.filter(|m| m.restart) {
+                        error!(
+                            "{name} keeps crashing: giving up after {} restarts",
+                            m.restarts
+                        );
+                        self.gave_up.push((name.clone(), m.restarts));
                     } else {
                         info!("{name} stays down (restart = false)");
                     }
                 }
                 (Action::None, _) => {}
             }
-        }
-    }
-
-    /// Records a freshly started domain in the policy table.
-    pub fn manage(&mut self, domid: u16) {
-        if let Some(live) = self.live.get(&domid) {
-            let config = &self.configs[live.config];
-            self.domains.insert(domid, &config.name, config.restart);
         }
     }
 }

@@ -4,7 +4,9 @@
 
 use alloc::vec::Vec;
 
-use xcp_console::{copy_out, pending, DomainConsole, Pending, OUT_CONS, OUT_OFFSET, OUT_PROD, OUT_RING};
+use xcp_console::{
+    copy_out, pending, DomainConsole, Pending, OUT_CONS, OUT_OFFSET, OUT_PROD, OUT_RING,
+};
 use xcp_runtime::paging::ForeignPage;
 
 /// One domain's console as dom0 sees it.
@@ -17,7 +19,12 @@ pub struct ConsoleLink {
 
 impl ConsoleLink {
     /// Maps `mfn` of `domid` and connects to its console port.
-    pub fn connect(name: &str, domid: u16, mfn: u64, remote_port: u32) -> Result<Self, xen_sys::Errno> {
+    pub fn connect(
+        name: &str,
+        domid: u16,
+        mfn: u64,
+        remote_port: u32,
+    ) -> Result<Self, xen_sys::Errno> {
         let page = xcp_runtime::paging::map_foreign(mfn, domid, true)?;
         let port = xcp_runtime::evtchn::bind_interdomain(domid, remote_port)?;
         Ok(ConsoleLink {
