@@ -14,7 +14,19 @@ pub const PACKAGES: &[&str] = &[
     "xorriso",
     "mtools",
     "gzip",
+    // Real xenstore peers (xenstore-utils, pyxs) and the hosted oxenstored
+    // baseline of the xenstore benchmark.
+    "xenstore-utils",
+    "python3-pyxs",
+    "xen-utils-4.17",
+    // Real XenAPI clients run in a venv (PyPI XenAPI) and with npm (xen-api).
+    "python3-venv",
+    "nodejs",
 ];
+
+/// Commands that may come from outside Debian; their package is installed
+/// only when the command is missing.
+const COMMANDS: &[(&str, &str)] = &[("npm", "npm")];
 
 fn installed(package: &str) -> bool {
     Command::new("dpkg-query")
@@ -34,7 +46,17 @@ fn is_root() -> bool {
 
 /// Installs missing packages and the kernel target.
 pub fn ensure() -> Result<(), String> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    let mut missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    for (command, package) in COMMANDS {
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {command}"))
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            missing.push(package);
+        }
+    }
     if !missing.is_empty() {
         let install = format!(
             "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {}",

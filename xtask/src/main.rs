@@ -4,6 +4,7 @@
 //!   serial console on this terminal (Ctrl-A X quits).
 //! - `test`: fmt, clippy, host tests, no_std builds, short fuzz runs, QEMU tests.
 //! - `lint`: just the fmt check and clippy (host and kernel target).
+//! - `fuzz [SECS]`: every fuzz target for SECS seconds (60 by default).
 //! - `bench`: boot-time figures (and, as they land, the engines' benchmarks).
 //! - `build`: the kernels, the bundle and grub.cfg into target/xcp.
 //! - `iso`: a bootable ISO at target/xcp/xcp.iso.
@@ -12,6 +13,7 @@
 mod bench;
 mod build;
 mod deps;
+mod fuzz;
 
 use std::process::{Command, ExitCode};
 
@@ -33,8 +35,11 @@ pub(crate) fn cargo() -> Command {
     cmd
 }
 
+/// Seconds each fuzz target runs inside `cargo xtask test`.
+const FUZZ_SECONDS: u32 = 15;
+
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask <run [--timeout SECS] | test | lint | bench | build | iso>");
+    eprintln!("usage: cargo xtask <run [--timeout SECS] | test | lint | fuzz [SECS] | bench | build | iso>");
     ExitCode::from(2)
 }
 
@@ -44,6 +49,11 @@ fn main() -> ExitCode {
         Some("run") => cmd_run(&args[1..]),
         Some("test") => cmd_test(),
         Some("lint") => lint(),
+        Some("fuzz") => match args.get(1).map(|s| s.parse::<u32>()) {
+            None => fuzz::run(60),
+            Some(Ok(secs)) => fuzz::run(secs),
+            Some(Err(_)) => return usage(),
+        },
         Some("bench") => bench::run(),
         Some("build") => deps::ensure().and_then(|_| build::platform().map(|_| ())),
         Some("iso") => {
@@ -102,6 +112,7 @@ fn cmd_test() -> Result<(), String> {
     lint()?;
     run(cargo().args(["test", "--workspace", "--exclude", "xcp-qemu-tests"]))?;
     run(cargo().args(["test", "-p", "xcp-qemu-tests", "--lib"]))?;
+    fuzz::run(FUZZ_SECONDS)?;
     let p = build::platform()?;
     let mut qemu = cargo();
     qemu.args([
