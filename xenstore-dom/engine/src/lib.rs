@@ -22,6 +22,7 @@ pub mod ops;
 pub mod path;
 pub mod perms;
 pub mod quota;
+pub mod ring;
 pub mod store;
 pub mod txn;
 pub mod watch;
