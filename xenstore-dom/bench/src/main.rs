@@ -1,1 +1,207 @@
-fn main() {}
+//! xenstore-bench: throughput and p99 latency of xenstoreds on unix sockets.
+//!
+//! Usage: `xenstore-bench [--clients N] [--ops N] [--seconds S] [--out PATH]
+//! [--ours PATH] [--oxenstored PATH] [--socket PATH]`. N concurrent clients
+//! (default 8) each run `ops / N` operations of a read/write/directory/
+//! transaction mix (4:3:2:1), bounded to S seconds (default 10) per target.
+//! Targets: our `xcp-xenstored` (default: next to this binary) and Debian's
+//! oxenstored run hosted side by side (see `oxenstored.rs`); `--socket`
+//! adds an already running daemon. A target that cannot run is reported
+//! with the reason, never with a made-up figure.
+
+mod client;
+mod oxenstored;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use client::{run_client, Client, ClientResult};
+use report::{Outcome, Stats};
+
+struct Args {
+    clients: usize,
+    ops: usize,
+    seconds: u64,
+    out: Option<PathBuf>,
+    ours: Option<PathBuf>,
+    oxenstored: PathBuf,
+    socket: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        clients: 8,
+        ops: 200_000,
+        seconds: 10,
+        out: None,
+        ours: None,
+        oxenstored: PathBuf::from(oxenstored::DEFAULT_PATH),
+        socket: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--clients" => a.clients = value()?.parse().map_err(|e| format!("--clients: {e}"))?,
+            "--ops" => a.ops = value()?.parse().map_err(|e| format!("--ops: {e}"))?,
+            "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--out" => a.out = Some(PathBuf::from(value()?)),
+            "--ours" => a.ours = Some(PathBuf::from(value()?)),
+            "--oxenstored" => a.oxenstored = PathBuf::from(value()?),
+            "--socket" => a.socket = Some(PathBuf::from(value()?)),
+            "--help" | "-h" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if a.clients == 0 || a.clients > 256 || a.ops == 0 || a.seconds == 0 {
+        return Err("--clients 1..=256, --ops and --seconds above 0".into());
+    }
+    Ok(a)
+}
+
+/// CPU time (user + system) a process has used, from /proc/<pid>/stat.
+fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line, in clock ticks.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
+    Some(Duration::from_micros(ticks * 1_000_000 / hz))
+}
+
+/// Run the workload against `socket`; `pid` is the server's, if known, to
+/// report its CPU time per operation.
+fn measure(socket: &Path, args: &Args, pid: Option<u32>) -> Result<Stats, String> {
+    for k in 0..args.clients {
+        let mut c = Client::connect(socket).map_err(|e| format!("connect: {e}"))?;
+        c.setup(k).map_err(|e| format!("setup: {e}"))?;
+    }
+    let per_client = args.ops.div_ceil(args.clients);
+    let cpu_before = cpu_time(pid);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(args.seconds);
+    let handles: Vec<_> = (0..args.clients)
+        .map(|k| {
+            let socket = socket.to_path_buf();
+            std::thread::spawn(move || run_client(&socket, k, per_client, deadline))
+        })
+        .collect();
+    let mut results: Vec<ClientResult> = Vec::new();
+    for h in handles {
+        let r = h.join().map_err(|_| "client thread panicked".to_string())?;
+        results.push(r.map_err(|e| format!("client: {e}"))?);
+    }
+    let elapsed = start.elapsed();
+    let mut stats = Stats::from_results(&results, elapsed);
+    if let (Some(a), Some(b)) = (cpu_before, cpu_time(pid)) {
+        stats.server_cpu_us_per_op =
+            Some(b.saturating_sub(a).as_secs_f64() * 1e6 / stats.ops.max(1) as f64);
+    }
+    Ok(stats)
+}
+
+struct Ours {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Drop for Ours {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_ours(binary: &Path, workdir: &Path) -> Result<Ours, String> {
+    if !binary.exists() {
+        return Err(format!(
+            "{} not found: build it with `cargo build --release -p xcp-xenstored` or pass --ours",
+            binary.display()
+        ));
+    }
+    let socket = workdir.join("xcp-xenstored.sock");
+    let child = Command::new(binary)
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
+    let mut ours = Ours { child, socket };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::os::unix::net::UnixStream::connect(&ours.socket).is_err() {
+        if Instant::now() > deadline || ours.child.try_wait().ok().flatten().is_some() {
+            return Err("xcp-xenstored did not listen within 5 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(ours)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("xenstore-bench: {e}");
+            }
+            eprintln!(
+                "usage: xenstore-bench [--clients N] [--ops N] [--seconds S] [--out PATH] \
+                 [--ours PATH] [--oxenstored PATH] [--socket PATH]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let workdir = std::env::temp_dir().join(format!("xenstore-bench-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&workdir) {
+        eprintln!("xenstore-bench: {}: {e}", workdir.display());
+        return ExitCode::FAILURE;
+    }
+    let ours_bin = args.ours.clone().unwrap_or_else(|| {
+        let me = std::env::current_exe().unwrap_or_default();
+        me.with_file_name("xcp-xenstored")
+    });
+    let mut outcomes = Vec::new();
+    let ours =
+        start_ours(&ours_bin, &workdir).and_then(|d| measure(&d.socket, &args, Some(d.child.id())));
+    outcomes.push(Outcome {
+        name: "xcp-xenstored".into(),
+        result: ours,
+    });
+    let ox = oxenstored::start(&args.oxenstored, &workdir)
+        .and_then(|d| measure(&d.socket, &args, Some(d.pid())));
+    outcomes.push(Outcome {
+        name: "oxenstored".into(),
+        result: ox,
+    });
+    if let Some(s) = &args.socket {
+        outcomes.push(Outcome {
+            name: format!("socket:{}", s.display()),
+            result: measure(s, &args, None),
+        });
+    }
+    let _ = std::fs::remove_dir_all(&workdir);
+    print!("{}", report::table(&outcomes, &args_summary(&args)));
+    if let Some(out) = &args.out {
+        if let Err(e) = std::fs::write(
+            out,
+            report::json(&outcomes, args.clients, args.ops, args.seconds),
+        ) {
+            eprintln!("xenstore-bench: {}: {e}", out.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if outcomes[0].result.is_err() {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn args_summary(a: &Args) -> String {
+    format!("{} clients, {} ops per target (4 read : 3 write : 2 directory : 1 transaction), at most {} s", a.clients, a.ops, a.seconds)
+}
