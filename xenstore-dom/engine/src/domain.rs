@@ -80,9 +80,8 @@ impl Engine {
             }
             MsgType::Resume => {
                 let domid = domid_arg(one_arg(payload)?)?;
-                if !self.domains.contains_key(&domid) {
-                    return Err(XsError::Enoent);
-                }
+                let domain = self.domains.get_mut(&domid).ok_or(XsError::Enoent)?;
+                domain.shutdown_reported = false;
                 Ok(OK.to_vec())
             }
             MsgType::SetTarget => {
@@ -189,7 +188,15 @@ impl Engine {
             Some(d) => d.conn,
             None => self.connect(domid),
         };
-        self.domains.insert(domid, Domain { conn, mfn, evtchn });
+        self.domains.insert(
+            domid,
+            Domain {
+                conn,
+                mfn,
+                evtchn,
+                shutdown_reported: false,
+            },
+        );
         let features = self
             .settings
             .get(&domid)
@@ -203,6 +210,18 @@ impl Engine {
         });
         self.fire_special(INTRODUCE_DOMAIN);
         Ok(conn)
+    }
+
+    /// A board saw `domid` shut down (VIRQ_DOM_EXC) but not yet destroyed:
+    /// fire `@releaseDomain` once, until RESUME re-arms it. ENOENT if the
+    /// domain is not introduced.
+    pub fn domain_shutdown(&mut self, domid: u16) -> XsResult<()> {
+        let domain = self.domains.get_mut(&domid).ok_or(XsError::Enoent)?;
+        if !domain.shutdown_reported {
+            domain.shutdown_reported = true;
+            self.fire_special(RELEASE_DOMAIN);
+        }
+        Ok(())
     }
 
     /// RELEASE `domid` (also what a board calls when it sees the domain

@@ -76,6 +76,8 @@ pub(crate) struct Domain {
     pub conn: ConnId,
     pub mfn: i64,
     pub evtchn: u32,
+    /// `@releaseDomain` was fired for its shutdown; RESUME clears it.
+    pub shutdown_reported: bool,
 }
 
 /// Settings dom0 may give a domid before or after it is introduced.
@@ -202,7 +204,7 @@ impl Engine {
         loop {
             if !self.wants_input(conn) {
                 if self.conns.get(&conn).is_some_and(|c| c.broken) {
-                    return Err(BadReason::PayloadTooLong(0));
+                    return Err(BadReason::Broken);
                 }
                 return Ok(taken);
             }

@@ -147,6 +147,8 @@ pub enum BadReason {
     /// `len` exceeds XENSTORE_PAYLOAD_MAX (the XSA-325 case: drop the
     /// connection, set ring error PROTO).
     PayloadTooLong(u32),
+    /// The connection already broke the protocol; nothing more is read.
+    Broken,
 }
 
 /// Outcome of looking at the start of a byte stream.

@@ -331,3 +331,26 @@ fn introduce_records_ring_and_effects() {
         [xenstore_engine::Effect::UnmapRing { domid: 12, .. }]
     ));
 }
+
+#[test]
+fn shutdown_fires_release_domain_once_until_resume() {
+    let mut h = H::new();
+    let d0 = h.dom0();
+    let _ = h.domu(3);
+    send!(h, d0, Watch, b"@releaseDomain\0r\0" => ok);
+    recv!(h, d0, "@releaseDomain", "r");
+    h.e.domain_shutdown(3).unwrap();
+    h.e.domain_shutdown(3).unwrap();
+    // The harness collects events when the next request is handled.
+    send!(h, d0, Read, b"/\0").unwrap();
+    recv!(h, d0, "@releaseDomain", "r");
+    recv!(h, d0, none);
+    send!(h, d0, Resume, b"3\0" => ok);
+    h.e.domain_shutdown(3).unwrap();
+    send!(h, d0, Read, b"/\0").unwrap();
+    recv!(h, d0, "@releaseDomain", "r");
+    assert_eq!(
+        h.e.domain_shutdown(9),
+        Err(xenstore_engine::XsError::Enoent)
+    );
+}
