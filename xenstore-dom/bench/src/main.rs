@@ -61,18 +61,20 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// CPU time (user + system) a process has used, from /proc/<pid>/stat.
-fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+/// CPU time (user, system) a process has used, from /proc/<pid>/stat.
+fn cpu_time(pid: Option<u32>) -> Option<(Duration, Duration)> {
     let text = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
     // Fields after the parenthesised command name; utime and stime are the
     // 14th and 15th fields of the line, in clock ticks.
     let rest = &text[text.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
     // SAFETY: sysconf only reads a configuration value.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
-    Some(Duration::from_micros(ticks * 1_000_000 / hz))
+    let at = |ticks: u64| Duration::from_micros(ticks * 1_000_000 / hz);
+    Some((at(user), at(system)))
 }
 
 /// Run the workload against `socket`; `pid` is the server's, if known, to
@@ -99,9 +101,10 @@ fn measure(socket: &Path, args: &Args, pid: Option<u32>) -> Result<Stats, String
     }
     let elapsed = start.elapsed();
     let mut stats = Stats::from_results(&results, elapsed);
-    if let (Some(a), Some(b)) = (cpu_before, cpu_time(pid)) {
+    if let (Some((u0, s0)), Some((u1, s1))) = (cpu_before, cpu_time(pid)) {
+        let per_op = |d: Duration| d.as_secs_f64() * 1e6 / stats.ops.max(1) as f64;
         stats.server_cpu_us_per_op =
-            Some(b.saturating_sub(a).as_secs_f64() * 1e6 / stats.ops.max(1) as f64);
+            Some((per_op(u1.saturating_sub(u0)), per_op(s1.saturating_sub(s0))));
     }
     Ok(stats)
 }

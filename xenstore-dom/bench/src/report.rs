@@ -52,9 +52,9 @@ pub struct Stats {
     pub per_kind: [Latency; 4],
     /// Transaction commits retried after EAGAIN.
     pub retries: u64,
-    /// Server CPU time (user + system) per operation, when the server's
-    /// process is ours to watch.
-    pub server_cpu_us_per_op: Option<f64>,
+    /// Server CPU time per operation (user, system) in microseconds, when
+    /// the server's process is ours to watch.
+    pub server_cpu_us_per_op: Option<(f64, f64)>,
 }
 
 impl Stats {
@@ -97,7 +97,7 @@ pub fn table(outcomes: &[Outcome], summary: &str) -> String {
     let _ = writeln!(s, "xenstore-bench: {summary}");
     let _ = writeln!(
         s,
-        "{:<16} {:>9} {:>8} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11}",
+        "{:<16} {:>9} {:>8} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>18}",
         "target",
         "ops",
         "secs",
@@ -108,14 +108,14 @@ pub fn table(outcomes: &[Outcome], summary: &str) -> String {
         "write p99",
         "dir p99",
         "tx p99",
-        "srv cpu/op"
+        "srv usr+sys us/op"
     );
     for o in outcomes {
         match &o.result {
             Ok(st) => {
                 let _ = writeln!(
                     s,
-                    "{:<16} {:>9} {:>8.2} {:>11.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11}",
+                    "{:<16} {:>9} {:>8.2} {:>11.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>18}",
                     o.name,
                     st.ops,
                     st.elapsed.as_secs_f64(),
@@ -126,7 +126,7 @@ pub fn table(outcomes: &[Outcome], summary: &str) -> String {
                     st.per_kind[1].p99_us,
                     st.per_kind[2].p99_us,
                     st.per_kind[3].p99_us,
-                    st.server_cpu_us_per_op.map_or("-".into(), |c| format!("{c:.2} us")),
+                    st.server_cpu_us_per_op.map_or("-".into(), |(u, k)| format!("{u:.2}+{k:.2}")),
                 );
             }
             Err(why) => {
@@ -147,6 +147,14 @@ pub fn table(outcomes: &[Outcome], summary: &str) -> String {
             a.overall.p99_us,
             b.overall.p99_us
         );
+        if let (Some((ua, ka)), Some((ub, kb))) = (a.server_cpu_us_per_op, b.server_cpu_us_per_op) {
+            let _ = writeln!(
+                s,
+                "server CPU per op: {:.2}x less in user space, {:.2}x less in total",
+                ub / ua.max(1e-9),
+                (ub + kb) / (ua + ka).max(1e-9)
+            );
+        }
     }
     s
 }
@@ -197,7 +205,7 @@ pub fn json(outcomes: &[Outcome], clients: usize, ops: usize, seconds: u64) -> S
                     st.ops,
                     st.elapsed.as_secs_f64(),
                     st.ops_per_sec,
-                    st.server_cpu_us_per_op.map_or("null".into(), |c| format!("{c:.3}")),
+                    st.server_cpu_us_per_op.map_or("null".into(), |(u, k)| format!("{{\"user\": {u:.3}, \"system\": {k:.3}}}")),
                     st.retries,
                     json_latency(&st.overall),
                     kinds.join(", ")

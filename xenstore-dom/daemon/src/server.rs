@@ -1,13 +1,14 @@
 //! The poll loop: unix socket connections in, engine, replies out.
 //!
 //! Single-threaded and non-blocking, like C xenstored and oxenstored: one
-//! `poll(2)` over the listener and every client. A client is read only while
-//! the engine wants its input (flow control), written when it has output.
+//! `epoll(7)` set over the listener and every client. A client is read only
+//! while the engine wants its input (flow control), written when it has
+//! output.
 //! The board holds no protocol logic; see xenstore-engine.
 
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
@@ -26,6 +27,8 @@ struct Client {
     pending: Vec<u8>,
     /// Output taken from the engine and not yet written.
     unsent: Vec<u8>,
+    /// The epoll events currently registered.
+    interest: u32,
 }
 
 /// Serve forever on `socket` (an existing file there is replaced).
@@ -37,54 +40,26 @@ pub fn run(socket: &Path) -> io::Result<()> {
     }
     let listener = UnixListener::bind(socket)?;
     listener.set_nonblocking(true)?;
+    let epoll = Epoll::new()?;
+    epoll.add(listener.as_raw_fd(), LISTENER, EPOLLIN)?;
     let mut engine = Engine::new(Config::default());
     let mut clients: BTreeMap<ConnId, Client> = BTreeMap::new();
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
     loop {
-        let ids: Vec<ConnId> = clients.keys().copied().collect();
-        let mut fds = Vec::with_capacity(ids.len() + 1);
-        fds.push(libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        for id in &ids {
-            let c = &clients[id];
-            let mut events = 0;
-            if engine.wants_input(*id) {
-                events |= libc::POLLIN;
-            }
-            if !c.unsent.is_empty() || engine.output(*id).is_some() {
-                events |= libc::POLLOUT;
-            }
-            fds.push(libc::pollfd {
-                fd: c.stream.as_raw_fd(),
-                events,
-                revents: 0,
-            });
-        }
-        let nfds = libc::nfds_t::try_from(fds.len()).expect("fd count fits nfds_t");
-        // SAFETY: `fds` is a valid, exclusively borrowed array of `nfds`
-        // pollfd structs that outlives the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), nfds, -1) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == ErrorKind::Interrupted {
+        let ready = epoll.wait(&mut events)?;
+        for ev in &events[..ready] {
+            if ev.u64 == LISTENER {
+                accept_all(&listener, &epoll, &mut engine, &mut clients);
                 continue;
             }
-            return Err(e);
-        }
-        if fds[0].revents & libc::POLLIN != 0 {
-            accept_all(&listener, &mut engine, &mut clients);
-        }
-        for (i, id) in ids.iter().enumerate() {
-            let revents = fds[i + 1].revents;
-            if revents == 0 {
+            let Ok(raw) = u32::try_from(ev.u64) else {
                 continue;
-            }
-            let alive = service(&mut engine, *id, &mut clients, revents, &mut buf);
-            if !alive {
-                drop_client(&mut engine, &mut clients, *id);
+            };
+            let id = ConnId(raw);
+            let revents = ev.events;
+            if !service(&mut engine, id, &mut clients, revents, &mut buf) {
+                drop_client(&mut engine, &mut clients, id);
             }
         }
         for effect in engine.take_effects() {
@@ -94,13 +69,93 @@ pub fn run(socket: &Path) -> io::Result<()> {
                 Effect::MapRing { .. } | Effect::UnmapRing { .. } => {}
             }
         }
-        // Flush whatever any request queued (replies and watch events).
+        // Flush whatever any request queued (replies and watch events), then
+        // bring each client's epoll interest in line with the engine's flow
+        // control (no EPOLLIN while it holds `outstanding` replies).
         let ids: Vec<ConnId> = clients.keys().copied().collect();
         for id in ids {
             let has_unsent = clients.get(&id).is_some_and(|c| !c.unsent.is_empty());
             if (has_unsent || engine.output(id).is_some()) && !flush(&mut engine, id, &mut clients)
             {
                 drop_client(&mut engine, &mut clients, id);
+                continue;
+            }
+            let Some(c) = clients.get_mut(&id) else {
+                continue;
+            };
+            let mut want = 0;
+            if engine.wants_input(id) {
+                want |= EPOLLIN;
+            }
+            if !c.unsent.is_empty() || engine.output(id).is_some() {
+                want |= EPOLLOUT;
+            }
+            if want != c.interest {
+                if epoll
+                    .modify(c.stream.as_raw_fd(), u64::from(id.0), want)
+                    .is_err()
+                {
+                    drop_client(&mut engine, &mut clients, id);
+                    continue;
+                }
+                c.interest = want;
+            }
+        }
+    }
+}
+
+const LISTENER: u64 = u64::MAX;
+const EPOLLIN: u32 = libc::EPOLLIN as u32;
+const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
+
+/// An epoll instance, closed on drop.
+struct Epoll(OwnedFd);
+
+impl Epoll {
+    fn new() -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 takes no pointers; a negative result is
+        // checked below.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by epoll_create1 and is owned by
+        // nothing else.
+        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, data: u64, events: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: data };
+        // SAFETY: `ev` is a valid epoll_event for the duration of the call;
+        // both descriptors are open.
+        let r = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut ev) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn add(&self, fd: RawFd, data: u64, events: u32) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, data, events)
+    }
+
+    fn modify(&self, fd: RawFd, data: u64, events: u32) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, data, events)
+    }
+
+    fn wait(&self, events: &mut [libc::epoll_event]) -> io::Result<usize> {
+        let max = libc::c_int::try_from(events.len()).unwrap_or(libc::c_int::MAX);
+        loop {
+            // SAFETY: `events` is a valid, exclusively borrowed buffer of
+            // at least `max` entries.
+            let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max, -1) };
+            if n >= 0 {
+                return Ok(usize::try_from(n).unwrap_or(0));
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != ErrorKind::Interrupted {
+                return Err(e);
             }
         }
     }
@@ -108,6 +163,7 @@ pub fn run(socket: &Path) -> io::Result<()> {
 
 fn accept_all(
     listener: &UnixListener,
+    epoll: &Epoll,
     engine: &mut Engine,
     clients: &mut BTreeMap<ConnId, Client>,
 ) {
@@ -118,14 +174,20 @@ fn accept_all(
                     continue;
                 }
                 let id = engine.connect(0);
-                clients.insert(
-                    id,
-                    Client {
-                        stream,
-                        pending: Vec::new(),
-                        unsent: Vec::new(),
-                    },
-                );
+                if epoll
+                    .add(stream.as_raw_fd(), u64::from(id.0), EPOLLIN)
+                    .is_err()
+                {
+                    engine.close(id);
+                    continue;
+                }
+                let client = Client {
+                    stream,
+                    pending: Vec::new(),
+                    unsent: Vec::new(),
+                    interest: EPOLLIN,
+                };
+                clients.insert(id, client);
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -142,13 +204,13 @@ fn service(
     engine: &mut Engine,
     id: ConnId,
     clients: &mut BTreeMap<ConnId, Client>,
-    revents: libc::c_short,
+    revents: u32,
     buf: &mut [u8],
 ) -> bool {
     let Some(c) = clients.get_mut(&id) else {
         return false;
     };
-    if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+    if revents & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
         if !c.pending.is_empty() {
             let pending = std::mem::take(&mut c.pending);
             match engine.receive(id, &pending) {
