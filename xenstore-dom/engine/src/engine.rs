@@ -125,6 +125,10 @@ impl Engine {
     /// Open a connection for `domid` (the host daemon uses 0 for sockets;
     /// INTRODUCE opens domain connections itself).
     pub fn connect(&mut self, domid: u16) -> ConnId {
+        // Skip ids still in use after the counter wraps (never reuse a live id).
+        while self.conns.contains_key(&ConnId(self.next_conn)) {
+            self.next_conn = self.next_conn.wrapping_add(1).max(1);
+        }
         let id = ConnId(self.next_conn);
         self.next_conn = self.next_conn.wrapping_add(1).max(1);
         self.conns.insert(id, Conn::new(domid));

@@ -10,6 +10,7 @@
 //! No clock, no I/O, no unsafe, no panics on peer input. See DESIGN.md.
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 extern crate alloc;
 

@@ -1,13 +1,15 @@
-//! Transactions: a copy-on-access overlay with generation-checked commit.
+//! Transactions: a write overlay with generation-checked commit.
 //!
-//! Read first: docs/misc/xenstore.txt "Transactions". Reads and writes in a
-//! transaction go to an overlay; every node touched remembers the
-//! generation it had in the live tree (or that it was absent). Commit fails
-//! with EAGAIN if any of those changed meanwhile; otherwise the changed
-//! nodes are applied and their watch events fire. The overlay is bounded by
-//! the per-transaction node quota (1024 by default) for unprivileged
-//! domains, and events are deduplicated per path, so a transaction cannot
-//! grow without bound.
+//! Read first: docs/misc/xenstore.txt "Transactions". Writes in a
+//! transaction go to an overlay; every node touched, read or written,
+//! remembers the generation it had in the live tree (or that it was
+//! absent). Reads of nodes the transaction has not written go to the live
+//! tree, so a read costs a path and a generation, never a copy of the node.
+//! Commit fails with EAGAIN if any touched node changed meanwhile (so a
+//! transaction never commits after seeing a mix of states); otherwise the
+//! written nodes are applied and their watch events fire. The overlay is
+//! bounded by the per-transaction node quota (1024 by default) for
+//! unprivileged domains, and events are deduplicated per path.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -21,10 +23,8 @@ use crate::watch::Event;
 struct Entry {
     /// Generation in the live tree when first touched; `None` if absent.
     base: Option<u64>,
-    /// The node as this transaction sees it; `None` if (now) absent.
-    node: Option<Node>,
-    /// Changed by this transaction.
-    dirty: bool,
+    /// What this transaction wrote: `Some(None)` deleted, `None` only read.
+    write: Option<Option<Node>>,
 }
 
 /// One open transaction.
@@ -73,12 +73,10 @@ impl Txn {
             }
         }
         for (path, entry) in self.entries {
-            if !entry.dirty {
-                continue;
-            }
-            match entry.node {
-                Some(node) => store.put(&path, node)?,
-                None => store.del(&path)?,
+            match entry.write {
+                Some(Some(node)) => store.put(&path, node)?,
+                Some(None) => store.del(&path)?,
+                None => {}
             }
         }
         Ok(self.events.into_values().collect())
@@ -89,13 +87,9 @@ impl Txn {
             if self.max_entries != 0 && self.entries.len() >= self.max_entries {
                 return Err(XsError::Enospc);
             }
-            let live = store.node(path);
-            let entry = Entry {
-                base: live.map(|n| n.generation),
-                node: live.cloned(),
-                dirty: false,
-            };
-            self.entries.insert(String::from(path), entry);
+            let base = store.node(path).map(|n| n.generation);
+            self.entries
+                .insert(String::from(path), Entry { base, write: None });
         }
         self.entries.get_mut(path).ok_or(XsError::Enomem)
     }
@@ -111,20 +105,35 @@ pub struct TxView<'a> {
     store: &'a Store,
 }
 
+impl TxView<'_> {
+    /// Record a write of `path`; the owner of what it replaces, if any.
+    fn replace(&mut self, path: &str, node: Option<Node>) -> XsResult<Option<u16>> {
+        let store = self.store;
+        let entry = self.txn.touch(store, path)?;
+        let old_owner = match &entry.write {
+            Some(written) => written.as_ref().map(|n| n.perms.owner()),
+            None => store.node(path).map(|n| n.perms.owner()),
+        };
+        entry.write = Some(node);
+        Ok(old_owner)
+    }
+}
+
 impl Db for TxView<'_> {
     fn get(&mut self, path: &str) -> XsResult<Option<&Node>> {
-        let entry = self.txn.touch(self.store, path)?;
-        Ok(entry.node.as_ref())
+        let store = self.store;
+        let entry = self.txn.touch(store, path)?;
+        Ok(match &entry.write {
+            Some(written) => written.as_ref(),
+            None => store.node(path),
+        })
     }
 
     fn put(&mut self, path: &str, mut node: Node) -> XsResult<()> {
         node.generation = self.txn.next_local_generation;
         self.txn.next_local_generation += 1;
         let new_owner = node.perms.owner();
-        let entry = self.txn.touch(self.store, path)?;
-        let old_owner = entry.node.as_ref().map(|n| n.perms.owner());
-        entry.node = Some(node);
-        entry.dirty = true;
+        let old_owner = self.replace(path, Some(node))?;
         if let Some(o) = old_owner {
             self.txn.adjust(o, -1);
         }
@@ -133,10 +142,7 @@ impl Db for TxView<'_> {
     }
 
     fn del(&mut self, path: &str) -> XsResult<()> {
-        let entry = self.txn.touch(self.store, path)?;
-        let old_owner = entry.node.take().map(|n| n.perms.owner());
-        entry.dirty = true;
-        if let Some(o) = old_owner {
+        if let Some(o) = self.replace(path, None)? {
             self.txn.adjust(o, -1);
         }
         Ok(())
