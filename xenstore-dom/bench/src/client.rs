@@ -1,7 +1,9 @@
 //! A minimal synchronous xenstore wire client and the benchmark workload.
 //!
 //! Read first: xs_wire.h. One request at a time per connection; watch
-//! events are not used, so every message read is the reply.
+//! events are not used, so every message read is the reply. Replies are
+//! read through a buffer so one `read` usually brings a whole reply: the
+//! client's own syscalls are part of what the benchmark measures.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -68,6 +70,8 @@ pub struct Client {
     stream: UnixStream,
     req_id: u32,
     buf: Vec<u8>,
+    rbuf: Vec<u8>,
+    rfill: usize,
 }
 
 impl Client {
@@ -80,6 +84,8 @@ impl Client {
             stream,
             req_id: 0,
             buf: Vec::with_capacity(4096 + 16),
+            rbuf: vec![0; 2 * (4096 + 16)],
+            rfill: 0,
         })
     }
 
@@ -93,26 +99,37 @@ impl Client {
         }
         self.buf.extend_from_slice(payload);
         self.stream.write_all(&self.buf)?;
-        let mut header = [0u8; 16];
-        self.stream.read_exact(&mut header)?;
-        let word = |i: usize| {
-            u32::from_le_bytes([
-                header[i * 4],
-                header[i * 4 + 1],
-                header[i * 4 + 2],
-                header[i * 4 + 3],
-            ])
-        };
-        let len = word(3) as usize;
-        if len > 4096 {
-            return Err(io::Error::other("reply longer than XENSTORE_PAYLOAD_MAX"));
+        // One read usually brings the whole reply: keep what arrives in
+        // `rbuf` and cut whole messages from it.
+        loop {
+            if self.rfill >= 16 {
+                let h = &self.rbuf[..16];
+                let word = |i: usize| {
+                    u32::from_le_bytes([h[i * 4], h[i * 4 + 1], h[i * 4 + 2], h[i * 4 + 3]])
+                };
+                let (ty, req_id, len) = (word(0), word(1), word(3) as usize);
+                if len > 4096 {
+                    return Err(io::Error::other("reply longer than XENSTORE_PAYLOAD_MAX"));
+                }
+                if self.rfill >= 16 + len {
+                    let body = self.rbuf[16..16 + len].to_vec();
+                    self.rbuf.copy_within(16 + len..self.rfill, 0);
+                    self.rfill -= 16 + len;
+                    if req_id != self.req_id {
+                        return Err(io::Error::other("reply for another request"));
+                    }
+                    return Ok((ty, body));
+                }
+            }
+            let n = self.stream.read(&mut self.rbuf[self.rfill..])?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "daemon closed the connection",
+                ));
+            }
+            self.rfill += n;
         }
-        let mut body = vec![0u8; len];
-        self.stream.read_exact(&mut body)?;
-        if word(1) != self.req_id {
-            return Err(io::Error::other("reply for another request"));
-        }
-        Ok((word(0), body))
     }
 
     fn expect_ok(&mut self, ty: u32, tx_id: u32, payload: &[u8]) -> io::Result<Vec<u8>> {

@@ -135,6 +135,27 @@ fn xenstore_utils_write_read_ls_rm_chmod() {
 }
 
 #[test]
+fn xenstore_list_of_a_big_directory_uses_directory_part() {
+    let d = Daemon::start("big");
+    // 600 children list to ~10 KiB: DIRECTORY answers E2BIG and
+    // libxenstore falls back to DIRECTORY_PART.
+    let names: Vec<String> = (0..600)
+        .map(|i| format!("/big/child-number-{i:04}"))
+        .collect();
+    let mut args: Vec<&str> = Vec::new();
+    for n in &names {
+        args.push(n);
+        args.push("x");
+    }
+    xs_ok(&d, "xenstore-write", &args);
+    let list = xs_ok(&d, "xenstore-list", &["/big"]);
+    let got: Vec<&str> = list.lines().collect();
+    assert_eq!(got.len(), 600);
+    assert_eq!(got[0], "child-number-0000");
+    assert_eq!(got[599], "child-number-0599");
+}
+
+#[test]
 fn xenstore_watch_sees_initial_and_change() {
     let d = Daemon::start("watch");
     need("/usr/bin/xenstore-watch", "xenstore-utils");
