@@ -274,3 +274,49 @@ fn raw_socket_unknown_type_and_oversize() {
     );
     assert_eq!(raw_request(&mut s, 2, 4, b"/ok\0"), (2, b"yes".to_vec()));
 }
+
+#[test]
+fn raw_socket_pipelined_requests_with_unread_replies_are_flow_controlled() {
+    let d = Daemon::start("flow");
+    let mut s = UnixStream::connect(&d.socket).expect("connect");
+    s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let value = vec![b'v'; 2000];
+    let mut payload = b"/big\0".to_vec();
+    payload.extend_from_slice(&value);
+    assert_eq!(raw_request(&mut s, 11, 1, &payload), (11, b"OK\0".to_vec()));
+    // 2000 READs of a 2000-byte value (~4 MB of replies) sent before any
+    // reply is read: more than the socket buffers hold, so the daemon must
+    // stop reading this client instead of queueing without bound.
+    const N: u32 = 2000;
+    let mut writer = s.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        for i in 0..N {
+            let mut msg = Vec::new();
+            for w in [2u32, 100 + i, 0, 5] {
+                msg.extend_from_slice(&w.to_le_bytes());
+            }
+            msg.extend_from_slice(b"/big\0");
+            writer.write_all(&msg).expect("pipelined send");
+        }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    // Meanwhile another client is served.
+    let mut other = UnixStream::connect(&d.socket).expect("connect");
+    other.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    assert_eq!(
+        raw_request(&mut other, 11, 1, b"/other\0x"),
+        (11, b"OK\0".to_vec())
+    );
+    // Every reply arrives, in order.
+    for i in 0..N {
+        let mut header = [0u8; 16];
+        s.read_exact(&mut header).expect("reply header");
+        let word =
+            |k: usize| u32::from_le_bytes(header[k * 4..k * 4 + 4].try_into().expect("4 bytes"));
+        assert_eq!((word(0), word(1), word(3)), (2, 100 + i, 2000));
+        let mut body = vec![0u8; 2000];
+        s.read_exact(&mut body).expect("reply body");
+        assert_eq!(body, value);
+    }
+    sender.join().expect("sender");
+}
