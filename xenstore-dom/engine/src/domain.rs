@@ -184,8 +184,14 @@ impl Engine {
         if domid == 0 || domid >= DOMID_FIRST_RESERVED {
             return Err(XsError::Einval);
         }
-        let conn = match self.domains.get(&domid) {
-            Some(d) => d.conn,
+        let conn = match self.domains.get(&domid).map(|d| d.conn) {
+            // A re-introduction (resume, event channel recreated) keeps the
+            // connection; one that broke the protocol starts afresh.
+            Some(c) if self.conns.get(&c).is_some_and(|conn| !conn.broken) => c,
+            Some(c) => {
+                self.close(c);
+                self.connect(domid)
+            }
             None => self.connect(domid),
         };
         self.domains.insert(

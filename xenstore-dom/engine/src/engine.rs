@@ -136,7 +136,8 @@ impl Engine {
     }
 
     /// Close a connection: its watches, transactions and queued output
-    /// are released. A domain's ring connection is closed by RELEASE.
+    /// are released. For host sockets; a domain's ring connection goes away
+    /// with [`Engine::release`] (a re-INTRODUCE replaces a broken one).
     pub fn close(&mut self, conn: ConnId) {
         self.watches.retain(|w| w.conn != conn);
         self.conns.remove(&conn);

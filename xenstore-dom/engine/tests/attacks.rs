@@ -448,3 +448,23 @@ fn class11_ring_indexes_out_of_range() {
     );
     healthy(&mut h);
 }
+
+#[test]
+fn class01_reintroduce_after_protocol_error_gives_a_fresh_connection() {
+    let mut h = H::new();
+    let d0 = h.dom0();
+    let d5 = home(&mut h, 5);
+    let bad = wire::Header {
+        ty: MsgType::Read,
+        req_id: 1,
+        tx_id: 0,
+        len: u32::MAX,
+    }
+    .emit();
+    assert!(h.e.receive(d5, &bad).is_err());
+    send!(h, d0, Introduce, b"5\x001005\x0010\0" => ok);
+    let fresh = h.e.domain_conn(5).expect("still introduced");
+    assert_ne!(fresh, d5);
+    assert!(!h.e.is_open(d5));
+    assert_eq!(send!(h, fresh, Read, b"/local/domain/5\0"), Ok(Vec::new()));
+}
