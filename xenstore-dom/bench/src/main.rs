@@ -1,9 +1,11 @@
 //! xenstore-bench: throughput and p99 latency of xenstoreds on unix sockets.
 //!
-//! Usage: `xenstore-bench [--clients N] [--ops N] [--seconds S] [--out PATH]
-//! [--ours PATH] [--oxenstored PATH] [--socket PATH]`. N concurrent clients
-//! (default 8) each run `ops / N` operations of a read/write/directory/
-//! transaction mix (4:3:2:1), bounded to S seconds (default 10) per target.
+//! Usage: `xenstore-bench [--clients N] [--ops N] [--seconds S] [--rounds R]
+//! [--out PATH] [--ours PATH] [--oxenstored PATH] [--socket PATH]`. N
+//! concurrent clients (default 8) run `ops` operations (default 200 000) of
+//! a read/write/directory/transaction mix (4:3:2:1) per target, bounded to S
+//! seconds (default 10) per target, split in R rounds (default 3) that
+//! alternate between the targets so load changes hit them alike.
 //! Targets: our `xcp-xenstored` (default: next to this binary) and Debian's
 //! oxenstored run hosted side by side (see `oxenstored.rs`); `--socket`
 //! adds an already running daemon. A target that cannot run is reported
@@ -18,7 +20,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use client::{run_client, Client, ClientResult};
-use report::{Outcome, Stats};
+use report::{Outcome, Sample, Stats};
 
 struct Args {
     clients: usize,
@@ -28,6 +30,7 @@ struct Args {
     ours: Option<PathBuf>,
     oxenstored: PathBuf,
     socket: Option<PathBuf>,
+    rounds: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,6 +42,7 @@ fn parse_args() -> Result<Args, String> {
         ours: None,
         oxenstored: PathBuf::from(oxenstored::DEFAULT_PATH),
         socket: None,
+        rounds: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,12 +55,19 @@ fn parse_args() -> Result<Args, String> {
             "--ours" => a.ours = Some(PathBuf::from(value()?)),
             "--oxenstored" => a.oxenstored = PathBuf::from(value()?),
             "--socket" => a.socket = Some(PathBuf::from(value()?)),
+            "--rounds" => a.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if a.clients == 0 || a.clients > 256 || a.ops == 0 || a.seconds == 0 {
-        return Err("--clients 1..=256, --ops and --seconds above 0".into());
+    if a.clients == 0
+        || a.clients > 256
+        || a.ops == 0
+        || a.seconds == 0
+        || a.rounds == 0
+        || a.rounds > 100
+    {
+        return Err("--clients 1..=256, --rounds 1..=100, --ops and --seconds above 0".into());
     }
     Ok(a)
 }
@@ -77,17 +88,23 @@ fn cpu_time(pid: Option<u32>) -> Option<(Duration, Duration)> {
     Some((at(user), at(system)))
 }
 
-/// Run the workload against `socket`; `pid` is the server's, if known, to
-/// report its CPU time per operation.
-fn measure(socket: &Path, args: &Args, pid: Option<u32>) -> Result<Stats, String> {
+/// Run `ops` operations (at most `seconds`) against `socket`; `pid` is the
+/// server's, if known, to account its CPU time.
+fn measure(
+    socket: &Path,
+    args: &Args,
+    pid: Option<u32>,
+    ops: usize,
+    seconds: f64,
+) -> Result<Sample, String> {
     for k in 0..args.clients {
         let mut c = Client::connect(socket).map_err(|e| format!("connect: {e}"))?;
         c.setup(k).map_err(|e| format!("setup: {e}"))?;
     }
-    let per_client = args.ops.div_ceil(args.clients);
+    let per_client = ops.div_ceil(args.clients);
     let cpu_before = cpu_time(pid);
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(args.seconds);
+    let deadline = start + Duration::from_secs_f64(seconds);
     let handles: Vec<_> = (0..args.clients)
         .map(|k| {
             let socket = socket.to_path_buf();
@@ -100,13 +117,45 @@ fn measure(socket: &Path, args: &Args, pid: Option<u32>) -> Result<Stats, String
         results.push(r.map_err(|e| format!("client: {e}"))?);
     }
     let elapsed = start.elapsed();
-    let mut stats = Stats::from_results(&results, elapsed);
-    if let (Some((u0, s0)), Some((u1, s1))) = (cpu_before, cpu_time(pid)) {
-        let per_op = |d: Duration| d.as_secs_f64() * 1e6 / stats.ops.max(1) as f64;
-        stats.server_cpu_us_per_op =
-            Some((per_op(u1.saturating_sub(u0)), per_op(s1.saturating_sub(s0))));
+    let cpu = match (cpu_before, cpu_time(pid)) {
+        (Some((u0, s0)), Some((u1, s1))) => Some((u1.saturating_sub(u0), s1.saturating_sub(s0))),
+        _ => None,
+    };
+    Ok(Sample {
+        results,
+        elapsed,
+        cpu,
+    })
+}
+
+/// A daemon under test and what was measured on it.
+struct Target {
+    name: String,
+    endpoint: Result<(PathBuf, Option<u32>), String>,
+    samples: Vec<Sample>,
+    failed: Option<String>,
+}
+
+impl Target {
+    fn new(name: &str, endpoint: Result<(PathBuf, Option<u32>), &String>) -> Target {
+        Target {
+            name: name.into(),
+            endpoint: endpoint.map_err(Clone::clone),
+            samples: Vec::new(),
+            failed: None,
+        }
     }
-    Ok(stats)
+
+    fn outcome(self) -> Outcome {
+        let result = match (self.endpoint, self.failed) {
+            (Err(why), _) | (Ok(_), Some(why)) => Err(why),
+            (Ok(_), None) => Ok(Stats::from_samples(&self.samples)),
+        };
+        Outcome {
+            name: self.name,
+            result,
+        }
+    }
 }
 
 struct Ours {
@@ -154,7 +203,7 @@ fn main() -> ExitCode {
                 eprintln!("xenstore-bench: {e}");
             }
             eprintln!(
-                "usage: xenstore-bench [--clients N] [--ops N] [--seconds S] [--out PATH] \
+                "usage: xenstore-bench [--clients N] [--ops N] [--seconds S] [--rounds R] [--out PATH] \
                  [--ours PATH] [--oxenstored PATH] [--socket PATH]"
             );
             return ExitCode::from(2);
@@ -169,25 +218,46 @@ fn main() -> ExitCode {
         let me = std::env::current_exe().unwrap_or_default();
         me.with_file_name("xcp-xenstored")
     });
-    let mut outcomes = Vec::new();
-    let ours =
-        start_ours(&ours_bin, &workdir).and_then(|d| measure(&d.socket, &args, Some(d.child.id())));
-    outcomes.push(Outcome {
-        name: "xcp-xenstored".into(),
-        result: ours,
-    });
-    let ox = oxenstored::start(&args.oxenstored, &workdir)
-        .and_then(|d| measure(&d.socket, &args, Some(d.pid())));
-    outcomes.push(Outcome {
-        name: "oxenstored".into(),
-        result: ox,
-    });
+    // Both daemons run side by side; rounds alternate between them so a
+    // change in the machine's load hits both alike.
+    let ours = start_ours(&ours_bin, &workdir);
+    let ox = oxenstored::start(&args.oxenstored, &workdir);
+    let mut targets: Vec<Target> = vec![
+        Target::new(
+            "xcp-xenstored",
+            ours.as_ref()
+                .map(|d| (d.socket.clone(), Some(d.child.id()))),
+        ),
+        Target::new(
+            "oxenstored",
+            ox.as_ref().map(|d| (d.socket.clone(), Some(d.pid()))),
+        ),
+    ];
     if let Some(s) = &args.socket {
-        outcomes.push(Outcome {
-            name: format!("socket:{}", s.display()),
-            result: measure(s, &args, None),
-        });
+        targets.push(Target::new(
+            &format!("socket:{}", s.display()),
+            Ok((s.clone(), None)),
+        ));
     }
+    let ops = args.ops.div_ceil(args.rounds);
+    let seconds = args.seconds as f64 / args.rounds as f64;
+    for _ in 0..args.rounds {
+        for t in targets.iter_mut() {
+            let Ok((socket, pid)) = &t.endpoint else {
+                continue;
+            };
+            if t.failed.is_some() {
+                continue;
+            }
+            match measure(socket, &args, *pid, ops, seconds) {
+                Ok(sample) => t.samples.push(sample),
+                Err(e) => t.failed = Some(e),
+            }
+        }
+    }
+    drop(ours);
+    drop(ox);
+    let outcomes: Vec<Outcome> = targets.into_iter().map(Target::outcome).collect();
     let _ = std::fs::remove_dir_all(&workdir);
     print!("{}", report::table(&outcomes, &args_summary(&args)));
     if let Some(out) = &args.out {
@@ -206,5 +276,5 @@ fn main() -> ExitCode {
 }
 
 fn args_summary(a: &Args) -> String {
-    format!("{} clients, {} ops per target (4 read : 3 write : 2 directory : 1 transaction), at most {} s", a.clients, a.ops, a.seconds)
+    format!("{} rounds alternating targets, {} clients, {} ops per target (4 read : 3 write : 2 directory : 1 transaction), at most {} s", a.rounds, a.clients, a.ops, a.seconds)
 }

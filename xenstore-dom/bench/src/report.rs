@@ -5,6 +5,16 @@ use std::time::Duration;
 
 use crate::client::{ClientResult, Kind};
 
+/// One measured round on one target.
+pub struct Sample {
+    /// Per-client latencies.
+    pub results: Vec<ClientResult>,
+    /// Wall time of the round.
+    pub elapsed: Duration,
+    /// Server CPU (user, system) used during the round, if known.
+    pub cpu: Option<(Duration, Duration)>,
+}
+
 /// Percentiles of one set of latencies, in microseconds.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Latency {
@@ -58,27 +68,41 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Combine the clients' results.
-    pub fn from_results(results: &[ClientResult], elapsed: Duration) -> Stats {
+    /// Combine every round's clients.
+    pub fn from_samples(samples: &[Sample]) -> Stats {
         let mut all = Vec::new();
         let mut per_kind: [Latency; 4] = Default::default();
         for (i, slot) in per_kind.iter_mut().enumerate() {
-            let v: Vec<u64> = results
+            let v: Vec<u64> = samples
                 .iter()
+                .flat_map(|s| s.results.iter())
                 .flat_map(|r| r.latencies[i].iter().copied())
                 .collect();
             all.extend_from_slice(&v);
             *slot = Latency::of(v);
         }
         let ops = all.len();
+        let elapsed: Duration = samples.iter().map(|s| s.elapsed).sum();
+        let cpu = samples
+            .iter()
+            .try_fold((Duration::ZERO, Duration::ZERO), |(u, k), s| {
+                s.cpu.map(|(su, sk)| (u + su, k + sk))
+            });
+        let per_op = |d: Duration| d.as_secs_f64() * 1e6 / ops.max(1) as f64;
         Stats {
             ops,
             elapsed,
             ops_per_sec: ops as f64 / elapsed.as_secs_f64().max(1e-9),
             overall: Latency::of(all),
             per_kind,
-            retries: results.iter().map(|r| r.retries).sum(),
-            server_cpu_us_per_op: None,
+            retries: samples
+                .iter()
+                .flat_map(|s| s.results.iter())
+                .map(|r| r.retries)
+                .sum(),
+            server_cpu_us_per_op: cpu
+                .filter(|_| !samples.is_empty())
+                .map(|(u, k)| (per_op(u), per_op(k))),
         }
     }
 }
