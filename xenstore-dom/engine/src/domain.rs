@@ -263,6 +263,7 @@ impl Engine {
             let Ok(doomed) = ops::subtree(&mut self.store, &p) else {
                 continue;
             };
+            let below = ops::distinct_perms(&mut self.store, &doomed).unwrap_or_default();
             for d in &doomed {
                 let _ = self.store.del(d);
             }
@@ -271,7 +272,7 @@ impl Engine {
                 pn.children.remove(crate::path::basename(&p));
                 let _ = self.store.put(parent_path, pn);
             }
-            events.push(Event::removed(&p, perms));
+            events.push(Event::removed(&p, perms, below));
         }
         for p in self
             .store

@@ -321,13 +321,13 @@ impl Engine {
         let mut queued: Vec<(ConnId, Vec<u8>)> = Vec::new();
         for event in events {
             for w in &self.watches {
-                let Some(epath) = w.matches(event) else {
+                let Some((epath, perms)) = w.matches(event) else {
                     continue;
                 };
                 let Some(c) = self.conns.get(&w.conn) else {
                     continue;
                 };
-                if !may_see(&self.caller_for(c.domid), event) {
+                if !may_see(&self.caller_for(c.domid), perms) {
                     continue;
                 }
                 if let Some(payload) = w.event_payload(epath) {

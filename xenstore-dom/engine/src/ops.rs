@@ -6,6 +6,7 @@
 //! before changing any, so a transaction that runs out of its node quota
 //! fails with nothing half-done. Walks use an explicit stack (XSA-418).
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -236,13 +237,33 @@ pub fn rm(db: &mut dyn Db, caller: &Caller, path: &str) -> XsResult<Vec<Event>> 
     }
     // Touch everything first so a transaction cannot fail half-way.
     let doomed = subtree(db, path)?;
+    let below = distinct_perms(db, &doomed)?;
     let mut parent_node = db.get(parent_path)?.cloned().ok_or(XsError::Enoent)?;
     for p in &doomed {
         db.del(p)?;
     }
     parent_node.children.remove(basename(path));
     db.put(parent_path, parent_node)?;
-    Ok(vec![Event::removed(path, node.perms)])
+    Ok(vec![Event::removed(path, node.perms, below)])
+}
+
+/// Of `paths` (a subtree, its top first), those whose permissions differ
+/// from their parent's, with those permissions: what watchers inside a
+/// removed subtree are checked against.
+pub fn distinct_perms(db: &mut dyn Db, paths: &[String]) -> XsResult<BTreeMap<String, Perms>> {
+    let mut out = BTreeMap::new();
+    for p in paths.iter().skip(1) {
+        let Some(parent_path) = parent(p) else {
+            continue;
+        };
+        let parent_perms = db.get(parent_path)?.map(|n| n.perms.clone());
+        if let Some(node) = db.get(p)? {
+            if parent_perms.as_ref() != Some(&node.perms) {
+                out.insert(p.clone(), node.perms.clone());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// SET_PERMS: only the owner (or a privileged caller) may; only a

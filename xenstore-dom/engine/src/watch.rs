@@ -4,15 +4,20 @@
 //! every watch whose path is P or an ancestor of P; the recursive removal
 //! of an ancestor of a watch's path fires that watch with its own path.
 //! A watcher only hears about nodes it may read (XSA-115): the event
-//! carries the node's permissions (the old ones for a removal). Special
+//! carries the node's permissions (the old ones for a removal, and for a
+//! watch inside a removed subtree the old permissions of the watched node,
+//! so "an application may rely on being sent a watch when a path which it
+//! _is_ able to read is deleted even if that leaves only a nonexistent
+//! unreadable parent"). Special
 //! `@introduceDomain` / `@releaseDomain` events go to privileged callers
 //! and to domains those special nodes' permissions let read. An event whose
 //! payload would exceed XENSTORE_PAYLOAD_MAX is not sent (XSA-324).
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::path::is_child;
+use crate::path::{is_child, parent};
 use crate::perms::{Caller, Perms};
 use crate::wire::PAYLOAD_MAX;
 
@@ -29,6 +34,10 @@ pub struct Event {
     pub perms: Perms,
     /// A recursive removal: watches below `path` fire too.
     pub removed: bool,
+    /// For a removal: removed nodes below `path` whose permissions differ
+    /// from their parent's (every other removed node has its nearest
+    /// listed ancestor's, or `perms`).
+    pub below: BTreeMap<String, Perms>,
 }
 
 impl Event {
@@ -38,16 +47,33 @@ impl Event {
             path: String::from(path),
             perms,
             removed: false,
+            below: BTreeMap::new(),
         }
     }
 
-    /// A node and its subtree were removed.
-    pub fn removed(path: &str, perms: Perms) -> Event {
+    /// A node and its subtree were removed; `below` as in [`Event::below`].
+    pub fn removed(path: &str, perms: Perms, below: BTreeMap<String, Perms>) -> Event {
         Event {
             path: String::from(path),
             perms,
             removed: true,
+            below,
         }
+    }
+
+    /// The permissions that governed `path` (inside a removed subtree).
+    fn perms_at(&self, path: &str) -> &Perms {
+        let mut cur = Some(path);
+        while let Some(p) = cur {
+            if p.len() <= self.path.len() {
+                break;
+            }
+            if let Some(perms) = self.below.get(p) {
+                return perms;
+            }
+            cur = parent(p);
+        }
+        &self.perms
     }
 }
 
@@ -66,12 +92,13 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// The path to report for `event`, if this watch matches it.
-    pub fn matches<'a>(&'a self, event: &'a Event) -> Option<&'a str> {
+    /// The path to report for `event` and the permissions that decide who
+    /// may hear of it, if this watch matches it.
+    pub fn matches<'a>(&'a self, event: &'a Event) -> Option<(&'a str, &'a Perms)> {
         if is_child(&event.path, &self.path) {
-            Some(&event.path)
+            Some((&event.path, &event.perms))
         } else if event.removed && is_child(&self.path, &event.path) {
-            Some(&self.path)
+            Some((&self.path, event.perms_at(&self.path)))
         } else {
             None
         }
@@ -97,9 +124,9 @@ impl Watch {
     }
 }
 
-/// Whether `caller` may hear about `event`.
-pub fn may_see(caller: &Caller, event: &Event) -> bool {
-    caller.privileged || event.perms.rights(caller).read
+/// Whether `caller` may hear about a node with these permissions.
+pub fn may_see(caller: &Caller, perms: &Perms) -> bool {
+    caller.privileged || perms.rights(caller).read
 }
 
 #[cfg(test)]
@@ -120,17 +147,34 @@ mod tests {
     fn matching_rules() {
         let p = Perms::owned_by(0);
         let w = watch("/a/b", None);
+        let at = |e: &Event| w.matches(e).map(|(path, _)| String::from(path));
         assert_eq!(
-            w.matches(&Event::changed("/a/b/c", p.clone())),
-            Some("/a/b/c")
+            at(&Event::changed("/a/b/c", p.clone())),
+            Some("/a/b/c".into())
         );
-        assert_eq!(w.matches(&Event::changed("/a/b", p.clone())), Some("/a/b"));
-        assert_eq!(w.matches(&Event::changed("/a", p.clone())), None);
-        assert_eq!(w.matches(&Event::removed("/a", p.clone())), Some("/a/b"));
-        assert_eq!(w.matches(&Event::changed("/a/bc", p.clone())), None);
+        assert_eq!(at(&Event::changed("/a/b", p.clone())), Some("/a/b".into()));
+        assert_eq!(at(&Event::changed("/a", p.clone())), None);
+        assert_eq!(
+            at(&Event::removed("/a", p.clone(), BTreeMap::new())),
+            Some("/a/b".into())
+        );
+        assert_eq!(at(&Event::changed("/a/bc", p.clone())), None);
         let root = watch("/", None);
         assert!(root.matches(&Event::changed("/x", p.clone())).is_some());
         assert!(root.matches(&Event::changed("@releaseDomain", p)).is_none());
+    }
+
+    #[test]
+    fn removal_uses_the_watched_nodes_old_perms() {
+        let top = Perms::owned_by(0);
+        let mine = Perms::owned_by(5);
+        let mut below = BTreeMap::new();
+        below.insert(String::from("/a/b"), mine.clone());
+        let e = Event::removed("/a", top.clone(), below);
+        assert_eq!(watch("/a/b/c", None).matches(&e).map(|m| m.1), Some(&mine));
+        assert_eq!(watch("/a/b", None).matches(&e).map(|m| m.1), Some(&mine));
+        assert_eq!(watch("/a/x", None).matches(&e).map(|m| m.1), Some(&top));
+        assert_eq!(watch("/", None).matches(&e).map(|m| m.1), Some(&top));
     }
 
     #[test]

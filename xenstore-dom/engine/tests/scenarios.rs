@@ -354,3 +354,28 @@ fn shutdown_fires_release_domain_once_until_resume() {
         Err(xenstore_engine::XsError::Enoent)
     );
 }
+
+#[test]
+fn removal_of_an_unreadable_ancestor_still_tells_readable_watchers() {
+    // xenstore.txt: "an application may rely on being sent a watch when a
+    // path which it _is_ able to read is deleted even if that leaves only a
+    // nonexistent unreadable parent".
+    let mut h = H::new();
+    let d0 = h.dom0();
+    let d5 = h.domu(5);
+    let d6 = h.domu(6);
+    send!(h, d0, Write, b"/vm/dev/five\0" => ok);
+    send!(h, d0, Write, b"/vm/dev/six\0" => ok);
+    send!(h, d0, SetPerms, b"/vm\0n0\0" => ok);
+    send!(h, d0, SetPerms, b"/vm/dev/five\0n0\0r5\0" => ok);
+    send!(h, d5, Watch, b"/vm/dev/five\0t\0" => ok);
+    recv!(h, d5, "/vm/dev/five", "t");
+    send!(h, d6, Watch, b"/vm/dev/five\0t\0" => ok);
+    recv!(h, d6, "/vm/dev/five", "t");
+    send!(h, d5, Watch, b"/vm\0top\0" => ok);
+    recv!(h, d5, "/vm", "top");
+    send!(h, d0, Rm, b"/vm\0" => ok);
+    recv!(h, d5, "/vm/dev/five", "t");
+    recv!(h, d5, none);
+    recv!(h, d6, none);
+}
