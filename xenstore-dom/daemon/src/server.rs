@@ -32,7 +32,7 @@ struct Client {
 }
 
 /// Serve forever on `socket` (an existing file there is replaced).
-pub fn run(socket: &Path) -> io::Result<()> {
+pub fn run(socket: &Path, config: Config) -> io::Result<()> {
     match std::fs::remove_file(socket) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -42,7 +42,7 @@ pub fn run(socket: &Path) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let epoll = Epoll::new()?;
     epoll.add(listener.as_raw_fd(), LISTENER, EPOLLIN)?;
-    let mut engine = Engine::new(Config::default());
+    let mut engine = Engine::new(config);
     let mut clients: BTreeMap<ConnId, Client> = BTreeMap::new();
     let mut buf = vec![0u8; READ_CHUNK];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];

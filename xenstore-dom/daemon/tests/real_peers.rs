@@ -20,6 +20,10 @@ struct Daemon {
 
 impl Daemon {
     fn start(name: &str) -> Daemon {
+        Daemon::start_with(name, &[])
+    }
+
+    fn start_with(name: &str, extra: &[&str]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("xcp-xenstored-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
@@ -30,6 +34,7 @@ impl Daemon {
             .arg(&socket)
             .arg("--pidfile")
             .arg(&pidfile)
+            .args(extra)
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn xcp-xenstored");
@@ -319,4 +324,26 @@ fn raw_socket_pipelined_requests_with_unread_replies_are_flow_controlled() {
         assert_eq!(body, value);
     }
     sender.join().expect("sender");
+}
+
+#[test]
+fn quota_flag_sets_global_defaults() {
+    let d = Daemon::start_with("quota", &["--quota", "nodes=42", "--quota", "watches=7"]);
+    let mut s = UnixStream::connect(&d.socket).expect("connect");
+    s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    assert_eq!(
+        raw_request(&mut s, 25, 1, b"nodes\0"),
+        (25, b"42\0".to_vec())
+    );
+    assert_eq!(
+        raw_request(&mut s, 25, 2, b"watches\0"),
+        (25, b"7\0".to_vec())
+    );
+    let bad = run(Command::new(env!("CARGO_BIN_EXE_xcp-xenstored")).args([
+        "--socket",
+        "/nonexistent/s",
+        "--quota",
+        "bogus=1",
+    ]));
+    assert_eq!(bad.status.code(), Some(2));
 }
