@@ -56,6 +56,11 @@ impl Engine {
                 let mfn = signed_decimal(it.next().ok_or(XsError::Einval)?)?;
                 let evtchn = u32::try_from(decimal(it.next().ok_or(XsError::Einval)?)?)
                     .map_err(|_| XsError::Einval)?;
+                // "<domid> must be a real domain id (not 0 ...)": dom0's own
+                // ring, in a xenstore stub domain, is introduced by the board.
+                if domid == 0 {
+                    return Err(XsError::Einval);
+                }
                 self.introduce(domid, mfn, evtchn)?;
                 Ok(OK.to_vec())
             }
@@ -179,9 +184,11 @@ impl Engine {
 
     /// INTRODUCE `domid` with its ring frame and event channel: opens (or,
     /// for a re-introduction, keeps) its connection, records
-    /// [`Effect::MapRing`] and fires `@introduceDomain`.
+    /// [`Effect::MapRing`] and fires `@introduceDomain`. The board may
+    /// introduce dom0 this way (a xenstore stub domain serves dom0 over a
+    /// ring); the INTRODUCE message may not.
     pub fn introduce(&mut self, domid: u16, mfn: i64, evtchn: u32) -> XsResult<ConnId> {
-        if domid == 0 || domid >= DOMID_FIRST_RESERVED {
+        if domid >= DOMID_FIRST_RESERVED {
             return Err(XsError::Einval);
         }
         let conn = match self.domains.get(&domid).map(|d| d.conn) {
@@ -232,8 +239,14 @@ impl Engine {
 
     /// RELEASE `domid` (also what a board calls when it sees the domain
     /// die): close its connection, forget it, clean the tree, fire
-    /// `@releaseDomain`. ENOENT if it is not introduced.
+    /// `@releaseDomain`. ENOENT if it is not introduced, EINVAL for a
+    /// privileged domain.
     pub fn release(&mut self, domid: u16) -> XsResult<()> {
+        // Releasing a privileged domain would delete every node it owns
+        // (dom0 owns most of the tree): never.
+        if self.caller_for(domid).privileged {
+            return Err(XsError::Einval);
+        }
         let domain = self.domains.remove(&domid).ok_or(XsError::Enoent)?;
         self.close(domain.conn);
         self.settings.remove(&domid);

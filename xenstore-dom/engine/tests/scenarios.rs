@@ -379,3 +379,32 @@ fn removal_of_an_unreadable_ancestor_still_tells_readable_watchers() {
     recv!(h, d5, none);
     recv!(h, d6, none);
 }
+
+#[test]
+fn board_may_introduce_dom0_the_wire_may_not() {
+    let mut h = H::new();
+    let d0 = h.dom0();
+    send!(h, d0, Introduce, b"0\x001\x001\0" => "EINVAL");
+    send!(h, d0, Release, b"0\0" => "EINVAL");
+    let ring0 = h.e.introduce(0, 77, 2).expect("board introduces dom0");
+    send!(h, ring0, Write, b"/tool/xenstored\0ours" => ok);
+    send!(h, ring0, Introduce, b"4\x001\x001\0" => ok);
+    assert_eq!(
+        send!(h, ring0, IsDomainIntroduced, b"4\0"),
+        Ok(b"T\0".to_vec())
+    );
+}
+
+#[test]
+fn privileged_domains_cannot_be_released() {
+    let mut h = H::with(xenstore_engine::Config {
+        xenstore_domid: Some(1),
+        ..Default::default()
+    });
+    let d0 = h.dom0();
+    send!(h, d0, Write, b"/local/domain/0/x\0" => ok);
+    let _stub = h.domu(1);
+    send!(h, d0, Release, b"1\0" => "EINVAL");
+    assert_eq!(h.e.release(0), Err(xenstore_engine::XsError::Einval));
+    assert_eq!(send!(h, d0, Read, b"/local/domain/0/x\0"), Ok(Vec::new()));
+}
