@@ -1,0 +1,280 @@
+//! xenstore-bench: throughput and p99 latency of xenstoreds on unix sockets.
+//!
+//! Usage: `xenstore-bench [--clients N] [--ops N] [--seconds S] [--rounds R]
+//! [--out PATH] [--ours PATH] [--oxenstored PATH] [--socket PATH]`. N
+//! concurrent clients (default 8) run `ops` operations (default 200 000) of
+//! a read/write/directory/transaction mix (4:3:2:1) per target, bounded to S
+//! seconds (default 10) per target, split in R rounds (default 3) that
+//! alternate between the targets so load changes hit them alike.
+//! Targets: our `xcp-xenstored` (default: next to this binary) and Debian's
+//! oxenstored run hosted side by side (see `oxenstored.rs`); `--socket`
+//! adds an already running daemon. A target that cannot run is reported
+//! with the reason, never with a made-up figure.
+
+mod client;
+mod oxenstored;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use client::{run_client, Client, ClientResult};
+use report::{Outcome, Sample, Stats};
+
+struct Args {
+    clients: usize,
+    ops: usize,
+    seconds: u64,
+    out: Option<PathBuf>,
+    ours: Option<PathBuf>,
+    oxenstored: PathBuf,
+    socket: Option<PathBuf>,
+    rounds: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        clients: 8,
+        ops: 200_000,
+        seconds: 10,
+        out: None,
+        ours: None,
+        oxenstored: PathBuf::from(oxenstored::DEFAULT_PATH),
+        socket: None,
+        rounds: 3,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--clients" => a.clients = value()?.parse().map_err(|e| format!("--clients: {e}"))?,
+            "--ops" => a.ops = value()?.parse().map_err(|e| format!("--ops: {e}"))?,
+            "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--out" => a.out = Some(PathBuf::from(value()?)),
+            "--ours" => a.ours = Some(PathBuf::from(value()?)),
+            "--oxenstored" => a.oxenstored = PathBuf::from(value()?),
+            "--socket" => a.socket = Some(PathBuf::from(value()?)),
+            "--rounds" => a.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
+            "--help" | "-h" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if a.clients == 0
+        || a.clients > 256
+        || a.ops == 0
+        || a.seconds == 0
+        || a.rounds == 0
+        || a.rounds > 100
+    {
+        return Err("--clients 1..=256, --rounds 1..=100, --ops and --seconds above 0".into());
+    }
+    Ok(a)
+}
+
+/// CPU time (user, system) a process has used, from /proc/<pid>/stat.
+fn cpu_time(pid: Option<u32>) -> Option<(Duration, Duration)> {
+    let text = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line, in clock ticks.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
+    let at = |ticks: u64| Duration::from_micros(ticks * 1_000_000 / hz);
+    Some((at(user), at(system)))
+}
+
+/// Run `ops` operations (at most `seconds`) against `socket`; `pid` is the
+/// server's, if known, to account its CPU time.
+fn measure(
+    socket: &Path,
+    args: &Args,
+    pid: Option<u32>,
+    ops: usize,
+    seconds: f64,
+) -> Result<Sample, String> {
+    for k in 0..args.clients {
+        let mut c = Client::connect(socket).map_err(|e| format!("connect: {e}"))?;
+        c.setup(k).map_err(|e| format!("setup: {e}"))?;
+    }
+    let per_client = ops.div_ceil(args.clients);
+    let cpu_before = cpu_time(pid);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(seconds);
+    let handles: Vec<_> = (0..args.clients)
+        .map(|k| {
+            let socket = socket.to_path_buf();
+            std::thread::spawn(move || run_client(&socket, k, per_client, deadline))
+        })
+        .collect();
+    let mut results: Vec<ClientResult> = Vec::new();
+    for h in handles {
+        let r = h.join().map_err(|_| "client thread panicked".to_string())?;
+        results.push(r.map_err(|e| format!("client: {e}"))?);
+    }
+    let elapsed = start.elapsed();
+    let cpu = match (cpu_before, cpu_time(pid)) {
+        (Some((u0, s0)), Some((u1, s1))) => Some((u1.saturating_sub(u0), s1.saturating_sub(s0))),
+        _ => None,
+    };
+    Ok(Sample {
+        results,
+        elapsed,
+        cpu,
+    })
+}
+
+/// A daemon under test and what was measured on it.
+struct Target {
+    name: String,
+    endpoint: Result<(PathBuf, Option<u32>), String>,
+    samples: Vec<Sample>,
+    failed: Option<String>,
+}
+
+impl Target {
+    fn new(name: &str, endpoint: Result<(PathBuf, Option<u32>), &String>) -> Target {
+        Target {
+            name: name.into(),
+            endpoint: endpoint.map_err(Clone::clone),
+            samples: Vec::new(),
+            failed: None,
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        let result = match (self.endpoint, self.failed) {
+            (Err(why), _) | (Ok(_), Some(why)) => Err(why),
+            (Ok(_), None) => Ok(Stats::from_samples(&self.samples)),
+        };
+        Outcome {
+            name: self.name,
+            result,
+        }
+    }
+}
+
+struct Ours {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Drop for Ours {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_ours(binary: &Path, workdir: &Path) -> Result<Ours, String> {
+    if !binary.exists() {
+        return Err(format!(
+            "{} not found: build it with `cargo build --release -p xcp-xenstored` or pass --ours",
+            binary.display()
+        ));
+    }
+    let socket = workdir.join("xcp-xenstored.sock");
+    let child = Command::new(binary)
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
+    let mut ours = Ours { child, socket };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::os::unix::net::UnixStream::connect(&ours.socket).is_err() {
+        if Instant::now() > deadline || ours.child.try_wait().ok().flatten().is_some() {
+            return Err("xcp-xenstored did not listen within 5 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(ours)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("xenstore-bench: {e}");
+            }
+            eprintln!(
+                "usage: xenstore-bench [--clients N] [--ops N] [--seconds S] [--rounds R] [--out PATH] \
+                 [--ours PATH] [--oxenstored PATH] [--socket PATH]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let workdir = std::env::temp_dir().join(format!("xenstore-bench-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&workdir) {
+        eprintln!("xenstore-bench: {}: {e}", workdir.display());
+        return ExitCode::FAILURE;
+    }
+    let ours_bin = args.ours.clone().unwrap_or_else(|| {
+        let me = std::env::current_exe().unwrap_or_default();
+        me.with_file_name("xcp-xenstored")
+    });
+    // Both daemons run side by side; rounds alternate between them so a
+    // change in the machine's load hits both alike.
+    let ours = start_ours(&ours_bin, &workdir);
+    let ox = oxenstored::start(&args.oxenstored, &workdir);
+    let mut targets: Vec<Target> = vec![
+        Target::new(
+            "xcp-xenstored",
+            ours.as_ref()
+                .map(|d| (d.socket.clone(), Some(d.child.id()))),
+        ),
+        Target::new(
+            "oxenstored",
+            ox.as_ref().map(|d| (d.socket.clone(), Some(d.pid()))),
+        ),
+    ];
+    if let Some(s) = &args.socket {
+        targets.push(Target::new(
+            &format!("socket:{}", s.display()),
+            Ok((s.clone(), None)),
+        ));
+    }
+    let ops = args.ops.div_ceil(args.rounds);
+    let seconds = args.seconds as f64 / args.rounds as f64;
+    for _ in 0..args.rounds {
+        for t in targets.iter_mut() {
+            let Ok((socket, pid)) = &t.endpoint else {
+                continue;
+            };
+            if t.failed.is_some() {
+                continue;
+            }
+            match measure(socket, &args, *pid, ops, seconds) {
+                Ok(sample) => t.samples.push(sample),
+                Err(e) => t.failed = Some(e),
+            }
+        }
+    }
+    drop(ours);
+    drop(ox);
+    let outcomes: Vec<Outcome> = targets.into_iter().map(Target::outcome).collect();
+    let _ = std::fs::remove_dir_all(&workdir);
+    print!("{}", report::table(&outcomes, &args_summary(&args)));
+    if let Some(out) = &args.out {
+        if let Err(e) = std::fs::write(
+            out,
+            report::json(&outcomes, args.clients, args.ops, args.seconds),
+        ) {
+            eprintln!("xenstore-bench: {}: {e}", out.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if outcomes[0].result.is_err() {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn args_summary(a: &Args) -> String {
+    format!("{} rounds alternating targets, {} clients, {} ops per target (4 read : 3 write : 2 directory : 1 transaction), at most {} s", a.rounds, a.clients, a.ops, a.seconds)
+}

@@ -1,0 +1,250 @@
+//! Statistics, the printed table and the JSON report.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::client::{ClientResult, Kind};
+
+/// One measured round on one target.
+pub struct Sample {
+    /// Per-client latencies.
+    pub results: Vec<ClientResult>,
+    /// Wall time of the round.
+    pub elapsed: Duration,
+    /// Server CPU (user, system) used during the round, if known.
+    pub cpu: Option<(Duration, Duration)>,
+}
+
+/// Percentiles of one set of latencies, in microseconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Latency {
+    /// Operations measured.
+    pub count: usize,
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// Worst.
+    pub max_us: f64,
+}
+
+impl Latency {
+    fn of(mut ns: Vec<u64>) -> Latency {
+        if ns.is_empty() {
+            return Latency::default();
+        }
+        ns.sort_unstable();
+        let at = |q: f64| {
+            let i = ((ns.len() as f64 * q).ceil() as usize).clamp(1, ns.len()) - 1;
+            ns[i] as f64 / 1000.0
+        };
+        Latency {
+            count: ns.len(),
+            p50_us: at(0.50),
+            p99_us: at(0.99),
+            max_us: at(1.0),
+        }
+    }
+}
+
+/// What one target measured.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Operations completed (a transaction counts as one).
+    pub ops: usize,
+    /// Wall time of the measured phase.
+    pub elapsed: Duration,
+    /// Operations per second.
+    pub ops_per_sec: f64,
+    /// All operations.
+    pub overall: Latency,
+    /// Per kind, in `Kind::ALL` order.
+    pub per_kind: [Latency; 4],
+    /// Transaction commits retried after EAGAIN.
+    pub retries: u64,
+    /// Server CPU time per operation (user, system) in microseconds, when
+    /// the server's process is ours to watch.
+    pub server_cpu_us_per_op: Option<(f64, f64)>,
+}
+
+impl Stats {
+    /// Combine every round's clients.
+    pub fn from_samples(samples: &[Sample]) -> Stats {
+        let mut all = Vec::new();
+        let mut per_kind: [Latency; 4] = Default::default();
+        for (i, slot) in per_kind.iter_mut().enumerate() {
+            let v: Vec<u64> = samples
+                .iter()
+                .flat_map(|s| s.results.iter())
+                .flat_map(|r| r.latencies[i].iter().copied())
+                .collect();
+            all.extend_from_slice(&v);
+            *slot = Latency::of(v);
+        }
+        let ops = all.len();
+        let elapsed: Duration = samples.iter().map(|s| s.elapsed).sum();
+        let cpu = samples
+            .iter()
+            .try_fold((Duration::ZERO, Duration::ZERO), |(u, k), s| {
+                s.cpu.map(|(su, sk)| (u + su, k + sk))
+            });
+        let per_op = |d: Duration| d.as_secs_f64() * 1e6 / ops.max(1) as f64;
+        Stats {
+            ops,
+            elapsed,
+            ops_per_sec: ops as f64 / elapsed.as_secs_f64().max(1e-9),
+            overall: Latency::of(all),
+            per_kind,
+            retries: samples
+                .iter()
+                .flat_map(|s| s.results.iter())
+                .map(|r| r.retries)
+                .sum(),
+            server_cpu_us_per_op: cpu
+                .filter(|_| !samples.is_empty())
+                .map(|(u, k)| (per_op(u), per_op(k))),
+        }
+    }
+}
+
+/// One target and its result or the reason it could not run.
+pub struct Outcome {
+    /// Target name.
+    pub name: String,
+    /// Measured figures, or why there are none.
+    pub result: Result<Stats, String>,
+}
+
+/// The human-readable table.
+pub fn table(outcomes: &[Outcome], summary: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "xenstore-bench: {summary}");
+    let _ = writeln!(
+        s,
+        "{:<16} {:>9} {:>8} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>18}",
+        "target",
+        "ops",
+        "secs",
+        "ops/s",
+        "p50 us",
+        "p99 us",
+        "read p99",
+        "write p99",
+        "dir p99",
+        "tx p99",
+        "srv usr+sys us/op"
+    );
+    for o in outcomes {
+        match &o.result {
+            Ok(st) => {
+                let _ = writeln!(
+                    s,
+                    "{:<16} {:>9} {:>8.2} {:>11.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>18}",
+                    o.name,
+                    st.ops,
+                    st.elapsed.as_secs_f64(),
+                    st.ops_per_sec,
+                    st.overall.p50_us,
+                    st.overall.p99_us,
+                    st.per_kind[0].p99_us,
+                    st.per_kind[1].p99_us,
+                    st.per_kind[2].p99_us,
+                    st.per_kind[3].p99_us,
+                    st.server_cpu_us_per_op.map_or("-".into(), |(u, k)| format!("{u:.2}+{k:.2}")),
+                );
+            }
+            Err(why) => {
+                let _ = writeln!(s, "{:<16} not measured: {why}", o.name);
+            }
+        }
+    }
+    if let (Some(Ok(a)), Some(Ok(b))) = (
+        outcomes.first().map(|o| &o.result),
+        outcomes.get(1).map(|o| &o.result),
+    ) {
+        let _ = writeln!(
+            s,
+            "{} vs {}: {:.2}x throughput, p99 {:.1} us vs {:.1} us",
+            outcomes[0].name,
+            outcomes[1].name,
+            a.ops_per_sec / b.ops_per_sec.max(1e-9),
+            a.overall.p99_us,
+            b.overall.p99_us
+        );
+        if let (Some((ua, ka)), Some((ub, kb))) = (a.server_cpu_us_per_op, b.server_cpu_us_per_op) {
+            let _ = writeln!(
+                s,
+                "server CPU per op: {:.2}x less in user space, {:.2}x less in total",
+                ub / ua.max(1e-9),
+                (ub + kb) / (ua + ka).max(1e-9)
+            );
+        }
+    }
+    s
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_latency(l: &Latency) -> String {
+    format!(
+        "{{\"count\": {}, \"p50_us\": {:.3}, \"p99_us\": {:.3}, \"max_us\": {:.3}}}",
+        l.count, l.p50_us, l.p99_us, l.max_us
+    )
+}
+
+/// The JSON report.
+pub fn json(outcomes: &[Outcome], clients: usize, ops: usize, seconds: u64) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "{{\n  \"clients\": {clients},\n  \"ops_per_target\": {ops},\n  \"max_seconds\": {seconds},\n  \"mix\": {{\"read\": 4, \"write\": 3, \"directory\": 2, \"transaction\": 1}},\n  \"targets\": ["
+    );
+    for (i, o) in outcomes.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        match &o.result {
+            Ok(st) => {
+                let kinds: Vec<String> = Kind::ALL
+                    .iter()
+                    .zip(&st.per_kind)
+                    .map(|(k, l)| format!("{}: {}", json_str(k.name()), json_latency(l)))
+                    .collect();
+                let _ = write!(
+                    s,
+                    "{sep}\n    {{\"name\": {}, \"measured\": true, \"ops\": {}, \"seconds\": {:.3}, \"ops_per_sec\": {:.1}, \"server_cpu_us_per_op\": {}, \"retries\": {}, \"overall\": {}, \"per_kind\": {{{}}}}}",
+                    json_str(&o.name),
+                    st.ops,
+                    st.elapsed.as_secs_f64(),
+                    st.ops_per_sec,
+                    st.server_cpu_us_per_op.map_or("null".into(), |(u, k)| format!("{{\"user\": {u:.3}, \"system\": {k:.3}}}")),
+                    st.retries,
+                    json_latency(&st.overall),
+                    kinds.join(", ")
+                );
+            }
+            Err(why) => {
+                let _ = write!(
+                    s,
+                    "{sep}\n    {{\"name\": {}, \"measured\": false, \"reason\": {}}}",
+                    json_str(&o.name),
+                    json_str(why)
+                );
+            }
+        }
+    }
+    s.push_str("\n  ]\n}\n");
+    s
+}

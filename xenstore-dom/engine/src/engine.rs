@@ -1,0 +1,401 @@
+//! The engine: connections in, replies and watch events out, effects as data.
+//!
+//! Read first: xs_wire.h, docs/misc/xenstore.txt. Sans-IO: a board (the
+//! xenstore domain kernel reading rings, or the host daemon reading unix
+//! sockets) feeds bytes with [`Engine::receive`], drains each connection's
+//! output with [`Engine::output`]/[`Engine::consume_output`], and acts on
+//! [`Effect`]s (map a ring, bind an event channel, flag a ring error).
+//! Time is never read here. Every request gets exactly one reply (ERROR
+//! "ENOSYS" for unknown types: a client waiting for a reply must not hang).
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use crate::conn::Conn;
+use crate::error::XsError;
+use crate::ops::Limits;
+use crate::path::{INTRODUCE_DOMAIN, RELEASE_DOMAIN};
+use crate::perms::{Caller, Perms};
+use crate::quota::Quotas;
+use crate::store::Store;
+use crate::watch::{may_see, ConnId, Event, Watch};
+use crate::wire::{self, BadReason, Header, MsgType, Parse, HEADER_LEN};
+
+/// Server features this engine offers (`server_features`, GET_FEATURE):
+/// XENSTORE_SERVER_FEATURE_RECONNECTION | XENSTORE_SERVER_FEATURE_ERROR.
+pub const SUPPORTED_FEATURES: u32 = 1 | 2;
+
+/// Static configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Global quota defaults for new domains.
+    pub quotas: Quotas,
+    /// A xenstore domain that is privileged like dom0 (our own domid when
+    /// running as a stub domain), if any.
+    pub xenstore_domid: Option<u16>,
+}
+
+/// Something the board must do; the engine only records intent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// INTRODUCE accepted: map `mfn` of `domid` as its ring, bind `evtchn`,
+    /// write `features` to `server_features`, then feed bytes as `conn`.
+    MapRing {
+        /// The connection the ring's bytes belong to.
+        conn: ConnId,
+        /// The domain.
+        domid: u16,
+        /// Its ring frame (signed decimal on the wire; kept as given).
+        mfn: i64,
+        /// Its unbound event channel.
+        evtchn: u32,
+        /// Server features to advertise.
+        features: u32,
+    },
+    /// RELEASE (or domain death): unmap the ring and unbind the channel.
+    UnmapRing {
+        /// The connection that is now closed.
+        conn: ConnId,
+        /// The domain.
+        domid: u16,
+    },
+    /// A protocol violation on `conn` (payload > 4096, XSA-325): set the
+    /// ring's `error` to XENSTORE_ERROR_PROTO and stop reading it (a socket
+    /// is closed). The domain is not treated as dead.
+    ProtocolError {
+        /// The offending connection.
+        conn: ConnId,
+        /// Its domid.
+        domid: u16,
+    },
+}
+
+/// A domain introduced with INTRODUCE.
+#[derive(Clone, Debug)]
+pub(crate) struct Domain {
+    pub conn: ConnId,
+    pub mfn: i64,
+    pub evtchn: u32,
+    /// `@releaseDomain` was fired for its shutdown; RESUME clears it.
+    pub shutdown_reported: bool,
+}
+
+/// Settings dom0 may give a domid before or after it is introduced.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub quotas: Quotas,
+    pub features: u32,
+}
+
+/// The xenstore state machine.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) conns: BTreeMap<ConnId, Conn>,
+    next_conn: u32,
+    pub(crate) watches: Vec<Watch>,
+    pub(crate) domains: BTreeMap<u16, Domain>,
+    pub(crate) settings: BTreeMap<u16, Settings>,
+    pub(crate) targets: BTreeMap<u16, u16>,
+    pub(crate) special_perms: [Perms; 2],
+    pub(crate) effects: Vec<Effect>,
+    /// Events to queue after the current reply (WATCH's initial event).
+    pub(crate) after_reply: Vec<(ConnId, Vec<u8>)>,
+}
+
+impl Engine {
+    /// A store holding only `/`.
+    pub fn new(config: Config) -> Engine {
+        Engine {
+            config,
+            store: Store::new(),
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            watches: Vec::new(),
+            domains: BTreeMap::new(),
+            settings: BTreeMap::new(),
+            targets: BTreeMap::new(),
+            special_perms: [Perms::owned_by(0), Perms::owned_by(0)],
+            effects: Vec::new(),
+            after_reply: Vec::new(),
+        }
+    }
+
+    /// Open a connection for `domid` (the host daemon uses 0 for sockets;
+    /// INTRODUCE opens domain connections itself).
+    pub fn connect(&mut self, domid: u16) -> ConnId {
+        // Skip ids still in use after the counter wraps (never reuse a live id).
+        while self.conns.contains_key(&ConnId(self.next_conn)) {
+            self.next_conn = self.next_conn.wrapping_add(1).max(1);
+        }
+        let id = ConnId(self.next_conn);
+        self.next_conn = self.next_conn.wrapping_add(1).max(1);
+        self.conns.insert(id, Conn::new(domid));
+        id
+    }
+
+    /// Close a connection: its watches, transactions and queued output
+    /// are released. For host sockets; a domain's ring connection goes away
+    /// with [`Engine::release`] (a re-INTRODUCE replaces a broken one).
+    pub fn close(&mut self, conn: ConnId) {
+        self.watches.retain(|w| w.conn != conn);
+        self.conns.remove(&conn);
+        self.after_reply.retain(|(c, _)| *c != conn);
+    }
+
+    /// Whether `conn` is open.
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.conns.contains_key(&conn)
+    }
+
+    /// Number of open connections.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Number of nodes in the tree.
+    pub fn node_count(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Number of registered watches.
+    pub fn watch_count(&self) -> usize {
+        self.watches.len()
+    }
+
+    /// Take the effects recorded so far.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        core::mem::take(&mut self.effects)
+    }
+
+    /// Whether the board should read more input for `conn` now: false
+    /// while `outstanding` replies wait to be taken (ring-side flow control:
+    /// unread requests stay in the peer's ring) or after a violation.
+    pub fn wants_input(&self, conn: ConnId) -> bool {
+        match self.conns.get(&conn) {
+            Some(c) => {
+                let limit = self.quotas_for(c.domid).outstanding as usize;
+                !c.broken && (limit == 0 || c.replies_queued() < limit)
+            }
+            None => false,
+        }
+    }
+
+    /// The unsent rest of the next message queued for `conn`.
+    pub fn output(&self, conn: ConnId) -> Option<&[u8]> {
+        self.conns.get(&conn)?.front()
+    }
+
+    /// Mark `n` bytes of [`Engine::output`] as sent.
+    pub fn consume_output(&mut self, conn: ConnId, n: usize) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.consume(n);
+        }
+    }
+
+    /// Watch events dropped for `conn` because its queue was full.
+    pub fn dropped_events(&self, conn: ConnId) -> u64 {
+        self.conns.get(&conn).map_or(0, |c| c.dropped_events)
+    }
+
+    /// Feed bytes read from `conn`. Whole messages are handled as they
+    /// complete. Returns how many bytes were taken: fewer than given when
+    /// flow control stops input (the rest stays with the peer). A protocol
+    /// violation returns `Err`, records [`Effect::ProtocolError`], releases
+    /// the connection's watches and transactions and refuses further input.
+    pub fn receive(&mut self, conn: ConnId, bytes: &[u8]) -> Result<usize, BadReason> {
+        let mut taken = 0;
+        loop {
+            if !self.wants_input(conn) {
+                if self.conns.get(&conn).is_some_and(|c| c.broken) {
+                    return Err(BadReason::Broken);
+                }
+                return Ok(taken);
+            }
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return Ok(taken);
+            };
+            let need = match wire::parse(&c.inbuf) {
+                Parse::NeedMore(n) => n,
+                Parse::Bad(reason) => return Err(self.violation(conn, reason)),
+                Parse::Message { header, total } => {
+                    let msg = core::mem::take(&mut c.inbuf);
+                    self.handle(conn, header, &msg[HEADER_LEN..total]);
+                    continue;
+                }
+            };
+            let rest = &bytes[taken..];
+            if rest.is_empty() {
+                return Ok(taken);
+            }
+            let n = need.min(rest.len());
+            c.inbuf.extend_from_slice(&rest[..n]);
+            taken += n;
+        }
+    }
+
+    fn violation(&mut self, conn: ConnId, reason: BadReason) -> BadReason {
+        let domid = self.conns.get(&conn).map_or(0, |c| c.domid);
+        self.watches.retain(|w| w.conn != conn);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.broken = true;
+            c.txns.clear();
+            c.watches = 0;
+            c.inbuf = Vec::new();
+        }
+        self.effects.push(Effect::ProtocolError { conn, domid });
+        reason
+    }
+
+    /// Handle one whole request from `conn` (a parsed header and its
+    /// payload of `header.len` bytes); the reply and any watch events are
+    /// queued on the connections concerned.
+    pub fn handle(&mut self, conn: ConnId, header: Header, payload: &[u8]) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.broken {
+            return;
+        }
+        let reply = self.dispatch(conn, &header, payload);
+        let msg = match reply {
+            Ok(body) if body.len() <= wire::PAYLOAD_MAX => {
+                wire::encode(header.ty, header.req_id, header.tx_id, &body)
+            }
+            Ok(_) => error_msg(&header, XsError::E2big),
+            Err(e) => error_msg(&header, e),
+        };
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.push_reply(msg);
+        }
+        for (target, bytes) in core::mem::take(&mut self.after_reply) {
+            let limit = self.event_limit(target);
+            if let Some(c) = self.conns.get_mut(&target) {
+                c.push_event(bytes, limit);
+            }
+        }
+    }
+
+    /// Who `conn` is, for permission checks.
+    pub(crate) fn caller(&self, conn: ConnId) -> Caller {
+        let domid = self.conns.get(&conn).map_or(u16::MAX, |c| c.domid);
+        self.caller_for(domid)
+    }
+
+    pub(crate) fn caller_for(&self, domid: u16) -> Caller {
+        Caller {
+            domid,
+            target: self.targets.get(&domid).copied(),
+            privileged: domid == 0 || self.config.xenstore_domid == Some(domid),
+        }
+    }
+
+    pub(crate) fn quotas_for(&self, domid: u16) -> Quotas {
+        self.settings
+            .get(&domid)
+            .map_or(self.config.quotas, |s| s.quotas)
+    }
+
+    /// Tree limits for `caller`: none when privileged.
+    pub(crate) fn limits_for(&self, caller: &Caller) -> Option<Limits> {
+        if caller.privileged {
+            return None;
+        }
+        let q = self.quotas_for(caller.domid);
+        Some(Limits {
+            nodes: q.nodes,
+            node_size: q.node_size,
+            perms: q.permissions,
+        })
+    }
+
+    fn event_limit(&self, conn: ConnId) -> u32 {
+        self.conns
+            .get(&conn)
+            .map_or(0, |c| self.quotas_for(c.domid).queued_events)
+    }
+
+    /// Fire `events` at every matching watch whose owner may see them.
+    pub(crate) fn fire(&mut self, events: &[Event]) {
+        let mut queued: Vec<(ConnId, Vec<u8>)> = Vec::new();
+        for event in events {
+            for w in &self.watches {
+                let Some((epath, perms)) = w.matches(event) else {
+                    continue;
+                };
+                let Some(c) = self.conns.get(&w.conn) else {
+                    continue;
+                };
+                if !may_see(&self.caller_for(c.domid), perms) {
+                    continue;
+                }
+                if let Some(payload) = w.event_payload(epath) {
+                    queued.push((w.conn, wire::encode(MsgType::WatchEvent, 0, 0, &payload)));
+                }
+            }
+        }
+        for (conn, bytes) in queued {
+            let limit = self.event_limit(conn);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.push_event(bytes, limit);
+            }
+        }
+    }
+
+    /// Fire a special `@introduceDomain` / `@releaseDomain` event.
+    pub(crate) fn fire_special(&mut self, name: &str) {
+        let perms = self.special_perms(name).clone();
+        self.fire(&[Event::changed(name, perms)]);
+    }
+
+    pub(crate) fn special_perms(&self, name: &str) -> &Perms {
+        if name == INTRODUCE_DOMAIN {
+            &self.special_perms[0]
+        } else {
+            debug_assert_eq!(name, RELEASE_DOMAIN);
+            &self.special_perms[1]
+        }
+    }
+
+    pub(crate) fn special_perms_mut(&mut self, name: &str) -> &mut Perms {
+        if name == INTRODUCE_DOMAIN {
+            &mut self.special_perms[0]
+        } else {
+            &mut self.special_perms[1]
+        }
+    }
+
+    /// Read a node's value directly (for boards and tests; no permission
+    /// check, no transaction).
+    pub fn peek(&self, path: &str) -> Option<&[u8]> {
+        self.store.node(path).map(|n| n.value.as_slice())
+    }
+
+    /// Nodes owned by `domid` in the live tree.
+    pub fn owned_by(&self, domid: u16) -> u32 {
+        self.store.owned_by(domid)
+    }
+
+    /// Open transactions on `conn`.
+    pub fn transactions(&self, conn: ConnId) -> usize {
+        self.conns.get(&conn).map_or(0, |c| c.txns.len())
+    }
+
+    /// The connection of an introduced domain.
+    pub fn domain_conn(&self, domid: u16) -> Option<ConnId> {
+        self.domains.get(&domid).map(|d| d.conn)
+    }
+
+    /// Recorded ring frame and event channel of an introduced domain.
+    pub fn domain_ring(&self, domid: u16) -> Option<(i64, u32)> {
+        self.domains.get(&domid).map(|d| (d.mfn, d.evtchn))
+    }
+}
+
+fn error_msg(header: &Header, e: XsError) -> Vec<u8> {
+    let mut body = Vec::with_capacity(8);
+    body.extend_from_slice(e.as_str().as_bytes());
+    body.push(0);
+    wire::encode(MsgType::Error, header.req_id, header.tx_id, &body)
+}
