@@ -243,6 +243,29 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         Ok(())
     }
 
+    /// After a restart the hypervisor holds no guest domains: every VM
+    /// other than the control domain is marked Halted (xapi resyncs power
+    /// states with the hypervisor the same way at start-up).
+    pub fn resync_power_states(&mut self, now: crate::value::Instant) -> Result<usize, ApiError> {
+        self.now = now;
+        let vc = vm_class();
+        let cd = class(vc);
+        let (ps, ctrl) = (cd.field("power_state"), cd.field("is_control_domain"));
+        let stale: Vec<String> = self
+            .db
+            .table(vc)
+            .objects
+            .iter()
+            .filter(|(_, r)| r[ctrl].as_bool() != Some(true) && r[ps].as_str() != Some("Halted"))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for vm in &stale {
+            self.set_power(vm, "Halted", -1);
+        }
+        self.commit()?;
+        Ok(stale.len())
+    }
+
     /// Runs a VM power message with checked arguments.
     pub(crate) fn power(&mut self, op: &str, args: &[Value]) -> Result<Value, ApiError> {
         let vm = arg_str(&args[0]).to_string();

@@ -1,0 +1,39 @@
+//! Real, unmodified XenAPI clients against xcp-sim: PyPI `XenAPI`
+//! (XML-RPC) and npm `xen-api` 4.7.6 (JSON-RPC, Xen Orchestra's client).
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn pypi_xenapi_client_scenarios() {
+    let py = python_with_xenapi();
+    let sim = Sim::start(&state_dir("py"));
+    let (ok, out) = run(
+        Command::new(py)
+            .arg(client_script("xenapi_client.py"))
+            .arg(sim.url())
+            .arg(PASSWORD),
+        180,
+    );
+    assert!(ok, "python client failed:\n{out}");
+    assert!(out.contains("all scenarios passed"), "{out}");
+}
+
+#[test]
+fn npm_xen_api_client_scenarios() {
+    let modules = node_modules_with_xen_api();
+    let sim = Sim::start(&state_dir("js"));
+    let (ok, out) = run(
+        Command::new("node")
+            .arg(client_script("xen_api_client.mjs"))
+            .arg(sim.url())
+            .arg(PASSWORD)
+            .arg(&modules),
+        180,
+    );
+    assert!(ok, "xen-api client failed:\n{out}");
+    assert!(out.contains("all scenarios passed"), "{out}");
+}
