@@ -70,6 +70,17 @@ impl Conn {
         }
     }
 
+    /// A JSON-RPC call whose reply is checked but not parsed (so the rate
+    /// measures the server, not the client's JSON parser); returns its size.
+    pub fn rpc_unparsed(&mut self, method: &str, params: Value) -> std::io::Result<usize> {
+        let req = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
+        let reply = self.post("/jsonrpc", "application/json", req.to_string().as_bytes())?;
+        if !reply.starts_with(b"{\"jsonrpc\":\"2.0\",\"result\":") {
+            return Err(std::io::Error::other("JSON-RPC call failed"));
+        }
+        Ok(reply.len())
+    }
+
     /// An XML-RPC call with string parameters; returns the raw reply size.
     pub fn xmlrpc(&mut self, method: &str, params: &[&str]) -> std::io::Result<usize> {
         let mut body =

@@ -148,8 +148,9 @@ fn run() -> Result<(), String> {
         c.xmlrpc("VM.get_all_records", &[&sid])
             .map_err(|e| e.to_string())
     })?;
-    let (json_rate, _) = rate(a.seconds, || {
-        c.rpc("VM.get_all_records", json!([sid])).map(|_| 0)
+    let (json_rate, json_bytes) = rate(a.seconds, || {
+        c.rpc_unparsed("VM.get_all_records", json!([sid]))
+            .map_err(|e| e.to_string())
     })?;
     let mut lat = event_latency(&a, &sid, &refs[0])?;
     lat.sort_by(f64::total_cmp);
@@ -164,6 +165,7 @@ fn run() -> Result<(), String> {
     println!("| VM.get_all_records XML-RPC calls/s       | {xml_rate:>12.2} |");
     println!("| VM.get_all_records XML-RPC reply bytes   | {xml_bytes:>12} |");
     println!("| VM.get_all_records JSON-RPC calls/s      | {json_rate:>12.2} |");
+    println!("| VM.get_all_records JSON-RPC reply bytes  | {json_bytes:>12} |");
     println!("| event.from latency mean ms               | {mean:>12.3} |");
     println!("| event.from latency p50 ms                | {p50:>12.3} |");
     println!("| event.from latency p99 ms                | {p99:>12.3} |");
@@ -173,6 +175,7 @@ fn run() -> Result<(), String> {
             "get_all_records_xmlrpc_calls_per_s": xml_rate,
             "get_all_records_xmlrpc_reply_bytes": xml_bytes,
             "get_all_records_jsonrpc_calls_per_s": json_rate,
+            "get_all_records_jsonrpc_reply_bytes": json_bytes,
             "event_from_latency_ms": {"mean": mean, "p50": p50, "p99": p99, "samples": lat.len()},
         });
         std::fs::write(

@@ -7,6 +7,7 @@
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::fmt::Write;
 
 use serde_json::{Map, Number, Value as Json};
 
@@ -141,32 +142,99 @@ fn error_object(code: i64, message: &str, data: Vec<String>) -> Json {
     Json::Object(e)
 }
 
-fn envelope(version: Version, id: Json, result: Json, error: Json) -> Vec<u8> {
-    let mut o = Map::new();
+fn envelope(version: Version, id: &Json, result: Option<&Value>, error: Option<Json>) -> Vec<u8> {
+    let mut out = String::from("{");
     if version == Version::V2 {
-        o.insert("jsonrpc".to_string(), Json::String("2.0".to_string()));
-        if error.is_null() {
-            o.insert("result".to_string(), result);
-        } else {
-            o.insert("error".to_string(), error);
-        }
-    } else {
-        o.insert("result".to_string(), result);
-        o.insert("error".to_string(), error);
+        out.push_str("\"jsonrpc\":\"2.0\",");
     }
-    o.insert("id".to_string(), id);
-    serde_json::to_vec(&Json::Object(o)).unwrap_or_default()
+    match (&error, version) {
+        (None, _) => {
+            out.push_str("\"result\":");
+            write_value(&mut out, result.unwrap_or(&Value::Nil));
+            if version == Version::V1 {
+                out.push_str(",\"error\":null");
+            }
+        }
+        (Some(e), v) => {
+            if v == Version::V1 {
+                out.push_str("\"result\":null,");
+            }
+            out.push_str("\"error\":");
+            out.push_str(&serde_json::to_string(e).unwrap_or_else(|_| "null".to_string()));
+        }
+    }
+    out.push_str(",\"id\":");
+    out.push_str(&serde_json::to_string(id).unwrap_or_else(|_| "null".to_string()));
+    out.push('}');
+    out.into_bytes()
+}
+
+/// Writes a JSON string literal.
+fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Writes `v` as JSON directly (no intermediate tree): ints as numbers,
+/// datetimes as strings, non-finite floats as null.
+pub fn write_value(out: &mut String, v: &Value) {
+    match v {
+        Value::String(s) | Value::DateTime(s) => write_str(out, s),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) if f.is_finite() => {
+            let _ = write!(out, "{f:?}");
+        }
+        Value::Float(_) | Value::Nil => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, x);
+            }
+            out.push(']');
+        }
+        Value::Map(m) => {
+            out.push('{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_str(out, k);
+                out.push(':');
+                write_value(out, x);
+            }
+            out.push('}');
+        }
+    }
 }
 
 /// Encodes the reply to a call.
 pub fn encode_response(version: Version, id: Json, result: &Result<Value, ApiError>) -> Vec<u8> {
     match result {
-        Ok(v) => envelope(version, id, to_json(v), Json::Null),
+        Ok(v) => envelope(version, &id, Some(v), None),
         Err(e) => envelope(
             version,
-            id,
-            Json::Null,
-            error_object(1, e.code, e.params.clone()),
+            &id,
+            None,
+            Some(error_object(1, e.code, e.params.clone())),
         ),
     }
 }
@@ -175,9 +243,13 @@ pub fn encode_response(version: Version, id: Json, result: &Result<Value, ApiErr
 pub fn encode_decode_error(e: &DecodeError) -> Vec<u8> {
     envelope(
         Version::V2,
-        e.id.clone(),
-        Json::Null,
-        error_object(-32600, "Invalid Request", alloc::vec![e.reason.to_string()]),
+        &e.id,
+        None,
+        Some(error_object(
+            -32600,
+            "Invalid Request",
+            alloc::vec![e.reason.to_string()],
+        )),
     )
 }
 
@@ -227,7 +299,32 @@ mod tests {
         assert!(v.get("result").is_none());
     }
 
+    fn arb_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<String>().prop_map(Value::String),
+            any::<i64>().prop_map(Value::Int),
+            any::<bool>().prop_map(Value::Bool),
+            // Dyadic values: serde_json (without float_roundtrip) parses them exactly.
+            (-1_000_000i32..1_000_000).prop_map(|i| Value::Float(i as f64 / 4.0)),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(any::<String>(), inner, 0..4).prop_map(Value::Map),
+            ]
+        })
+    }
+
     proptest! {
+        #[test]
+        fn direct_writer_matches_serde(v in arb_value()) {
+            let mut s = String::new();
+            write_value(&mut s, &v);
+            let parsed: Json = serde_json::from_str(&s).unwrap();
+            prop_assert_eq!(parsed.clone(), to_json(&v));
+            prop_assert_eq!(from_json(parsed), v);
+        }
+
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = decode_call(&bytes);
