@@ -86,7 +86,7 @@ fn run() -> Result<(), String> {
     let mut engine = Engine::open(config, FakeHypervisor::default(), storage, rng)
         .map_err(|e| e.0.to_string())?;
     engine
-        .resync_power_states(now())
+        .recover_after_restart(now())
         .map_err(|e| format!("{e:?}"))?;
     engine
         .seed(now(), "xcp-sim", &args.listen.ip().to_string())

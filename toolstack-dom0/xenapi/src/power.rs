@@ -245,8 +245,11 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
 
     /// After a restart the hypervisor holds no guest domains: every VM
     /// other than the control domain is marked Halted (xapi resyncs power
-    /// states with the hypervisor the same way at start-up).
-    pub fn resync_power_states(&mut self, now: crate::value::Instant) -> Result<usize, ApiError> {
+    /// states with the hypervisor the same way at start-up), and tasks left
+    /// pending (their queued call died with the process) end in failure.
+    pub fn recover_after_restart(&mut self, now: crate::value::Instant) -> Result<usize, ApiError> {
+        self.now = now;
+        self.fail_orphaned_tasks();
         self.now = now;
         let vc = vm_class();
         let cd = class(vc);

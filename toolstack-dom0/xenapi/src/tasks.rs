@@ -140,6 +140,31 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         n
     }
 
+    /// Ends every pending task that has no queued job (after a restart).
+    pub(crate) fn fail_orphaned_tasks(&mut self) {
+        let tc = task_class();
+        let st = class(tc).field("status");
+        let orphans: Vec<String> = self
+            .db
+            .table(tc)
+            .objects
+            .iter()
+            .filter(|(r, rec)| {
+                rec[st].as_str() == Some("pending") && !self.jobs.iter().any(|j| &j.task == *r)
+            })
+            .map(|(r, _)| r.clone())
+            .collect();
+        for t in orphans {
+            self.finish(
+                &t,
+                Err(ApiError::new(
+                    crate::error::INTERNAL_ERROR,
+                    &["toolstack restarted"],
+                )),
+            );
+        }
+    }
+
     /// `task.cancel`: a pending task is dropped from the queue and marked
     /// cancelled; a finished one cannot be cancelled.
     pub(crate) fn task_cancel(&mut self, task: &str) -> Result<Value, ApiError> {
