@@ -75,6 +75,7 @@ pub struct Table {
 pub struct Db {
     tables: Vec<Table>,
     changes: Vec<Change>,
+    bytes: usize,
 }
 
 impl Default for Db {
@@ -89,7 +90,22 @@ impl Db {
         Db {
             tables: classes().iter().map(|_| Table::default()).collect(),
             changes: Vec::new(),
+            bytes: 0,
         }
+    }
+
+    /// Approximate heap bytes held by all records (for the memory quota).
+    pub fn approx_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn account(&mut self, reference: &str, rec: &[Value], add: bool) {
+        let n = 64 + reference.len() + rec.iter().map(Value::approx_size).sum::<usize>();
+        self.bytes = if add {
+            self.bytes.saturating_add(n)
+        } else {
+            self.bytes.saturating_sub(n)
+        };
     }
 
     /// The table of `class`.
@@ -171,6 +187,7 @@ impl Db {
         }
         let old = self.tables[c].objects.get(reference).cloned();
         if let Some(old) = &old {
+            self.account(reference, old, false);
             self.unlink(c, reference, old);
             if let Some(u) = uuid_of(c, old) {
                 self.tables[c].by_uuid.remove(&u);
@@ -180,6 +197,7 @@ impl Db {
         if let Some(u) = uuid_of(c, &record) {
             self.tables[c].by_uuid.insert(u, String::from(reference));
         }
+        self.account(reference, &record, true);
         self.tables[c]
             .objects
             .insert(String::from(reference), record);
@@ -195,6 +213,7 @@ impl Db {
     /// Removes an object and its relation links. Returns the old record.
     pub fn delete(&mut self, c: ClassId, reference: &str) -> Option<Vec<Value>> {
         let old = self.tables[c].objects.remove(reference)?;
+        self.account(reference, &old, false);
         self.unlink(c, reference, &old);
         if let Some(u) = uuid_of(c, &old) {
             self.tables[c].by_uuid.remove(&u);
@@ -252,10 +271,13 @@ impl Db {
             };
             if let Value::Array(set) = &mut prec[pf] {
                 let present = set.iter().any(|x| x.as_str() == Some(reference));
+                let n = Value::str(reference).approx_size();
                 if add && !present {
                     set.push(Value::str(reference));
+                    self.bytes = self.bytes.saturating_add(n);
                 } else if !add && present {
                     set.retain(|x| x.as_str() != Some(reference));
+                    self.bytes = self.bytes.saturating_sub(n);
                 } else {
                     continue;
                 }
@@ -268,6 +290,8 @@ impl Db {
     /// Loads a record during WAL replay: no change is recorded and relation
     /// sets are taken from the record as logged.
     pub fn load(&mut self, c: ClassId, reference: &str, record: Vec<Value>) {
+        self.unload(c, reference);
+        self.account(reference, &record, true);
         if let Some(u) = uuid_of(c, &record) {
             self.tables[c].by_uuid.insert(u, String::from(reference));
         }
@@ -279,6 +303,7 @@ impl Db {
     /// Removes a record during WAL replay.
     pub fn unload(&mut self, c: ClassId, reference: &str) {
         if let Some(old) = self.tables[c].objects.remove(reference) {
+            self.account(reference, &old, false);
             if let Some(u) = uuid_of(c, &old) {
                 self.tables[c].by_uuid.remove(&u);
             }
@@ -309,7 +334,9 @@ mod tests {
         let ch = db.take_changes();
         assert_eq!(ch.len(), 2);
         assert!(ch.iter().all(|c| c.kind == ChangeKind::Add));
+        let before = db.approx_bytes();
         db.delete(vbd, "OpaqueRef:vbd");
+        assert!(db.approx_bytes() < before);
         let vbds = db.field(vm, "OpaqueRef:vm", "VBDs").unwrap().clone();
         assert_eq!(vbds, Value::Array(alloc::vec![]));
         let ch = db.take_changes();

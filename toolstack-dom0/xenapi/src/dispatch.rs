@@ -185,6 +185,23 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 Err(()) => return Outcome::Done(Err(ApiError::new(FIELD_TYPE_ERROR, &[pname]))),
             }
         }
+        // Reads and calls that free memory are never refused by the quota.
+        let exempt = mdef.name.starts_with("get_")
+            || mdef.name.starts_with("remove_")
+            || matches!(mdef.name, "destroy" | "cancel" | "logout")
+            || cname == "event";
+        if !exempt {
+            let incoming: usize = args.iter().map(Value::approx_size).sum();
+            if self
+                .db
+                .approx_bytes()
+                .saturating_add(incoming)
+                .saturating_add(64 << 10)
+                > self.config.max_db_bytes
+            {
+                return Outcome::Done(Err(ApiError::new(LIMIT_REACHED, &["database"])));
+            }
+        }
         if is_async {
             return Outcome::Done(self.queue_job(method, c, mdef.name, args));
         }

@@ -45,6 +45,10 @@ pub struct Config {
     pub max_tasks: usize,
     /// Events retained for `event.from`.
     pub event_capacity: usize,
+    /// Snapshot bytes retained for `event.from`.
+    pub event_bytes: usize,
+    /// Approximate bytes of records clients may make the database hold.
+    pub max_db_bytes: usize,
     /// Longest `event.from` / `event.next` wait, ms.
     pub max_event_wait_ms: u64,
 }
@@ -60,6 +64,8 @@ impl Config {
             max_objects: 100_000,
             max_tasks: 1000,
             event_capacity: crate::events::DEFAULT_CAPACITY,
+            event_bytes: crate::events::DEFAULT_MAX_BYTES,
+            max_db_bytes: 512 << 20,
             max_event_wait_ms: 120_000,
         }
     }
@@ -148,7 +154,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         let epoch = epoch.iter().map(|b| alloc::format!("{b:02x}")).collect();
         Ok(Engine {
             db,
-            events: EventLog::new(epoch, config.event_capacity),
+            events: EventLog::new(epoch, config.event_capacity, config.event_bytes),
             sessions: BTreeMap::new(),
             hv,
             storage,

@@ -18,6 +18,8 @@ use crate::wal::Storage;
 
 /// Longest legacy `event.next` wait before an empty reply, ms.
 const NEXT_WAIT_MS: u64 = 30_000;
+/// Most `event.register` subscriptions a session keeps.
+pub const MAX_REGISTRATIONS: usize = 256;
 
 fn names(v: &Value) -> Vec<String> {
     match v {
@@ -50,7 +52,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                         s.cursor = cur;
                     }
                     for x in subs {
-                        if !s.registered.contains(&x) {
+                        if s.registered.len() < MAX_REGISTRATIONS && !s.registered.contains(&x) {
                             s.registered.push(x);
                         }
                     }

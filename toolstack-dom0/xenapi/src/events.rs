@@ -17,6 +17,8 @@ use crate::value::Value;
 
 /// Events kept for `event.from` / `event.next`.
 pub const DEFAULT_CAPACITY: usize = 8192;
+/// Snapshot bytes kept for `event.from` / `event.next`.
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 
 /// One committed change.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,16 +107,21 @@ pub struct EventLog {
     events: VecDeque<Event>,
     last_id: u64,
     capacity: usize,
+    max_bytes: usize,
+    bytes: usize,
     epoch: String,
 }
 
 impl EventLog {
-    /// An empty log for boot `epoch` keeping `capacity` events.
-    pub fn new(epoch: String, capacity: usize) -> EventLog {
+    /// An empty log for boot `epoch` keeping at most `capacity` events and
+    /// about `max_bytes` of snapshots (the oldest go first).
+    pub fn new(epoch: String, capacity: usize, max_bytes: usize) -> EventLog {
         EventLog {
             events: VecDeque::new(),
             last_id: 0,
             capacity: capacity.max(1),
+            max_bytes,
+            bytes: 0,
             epoch,
         }
     }
@@ -129,9 +136,17 @@ impl EventLog {
         snapshot: Value,
     ) -> u64 {
         self.last_id += 1;
-        if self.events.len() == self.capacity {
-            self.events.pop_front();
+        let size = snapshot.approx_size() + reference.len() + 64;
+        while self.events.len() >= self.capacity
+            || (!self.events.is_empty() && self.bytes.saturating_add(size) > self.max_bytes)
+        {
+            if let Some(old) = self.events.pop_front() {
+                self.bytes = self
+                    .bytes
+                    .saturating_sub(old.snapshot.approx_size() + old.reference.len() + 64);
+            }
         }
+        self.bytes = self.bytes.saturating_add(size);
         self.events.push_back(Event {
             id: self.last_id,
             timestamp,
@@ -203,7 +218,7 @@ mod tests {
 
     #[test]
     fn each_event_once_and_window_loss() {
-        let mut log = EventLog::new("e".to_string(), 3);
+        let mut log = EventLog::new("e".to_string(), 3, 1 << 20);
         let subs = Subscription::parse_all(&["vm".to_string()]);
         let t0 = log.current();
         push(&mut log, "a");
@@ -225,6 +240,11 @@ mod tests {
             EVENT_FROM_TOKEN_PARSE_FAILURE
         );
         let none = Subscription::parse_all(&["sr".to_string()]);
+        let mut small = EventLog::new("e".to_string(), 100, 200);
+        push(&mut small, "a");
+        push(&mut small, "b");
+        push(&mut small, "c");
+        assert!(small.since(0, &subs).is_err(), "byte bound evicts");
         assert!(log.since(t1, &none).unwrap().is_empty());
     }
 }

@@ -76,6 +76,16 @@ impl Value {
         }
     }
 
+    /// Approximate heap bytes this value holds (for memory quotas).
+    pub fn approx_size(&self) -> usize {
+        16 + match self {
+            Value::String(s) | Value::DateTime(s) => s.len(),
+            Value::Array(a) => a.iter().map(Value::approx_size).sum(),
+            Value::Map(m) => m.iter().map(|(k, v)| 16 + k.len() + v.approx_size()).sum(),
+            _ => 0,
+        }
+    }
+
     /// Nesting depth (a scalar is 1).
     pub fn depth(&self) -> usize {
         match self {

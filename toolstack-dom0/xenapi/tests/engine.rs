@@ -754,3 +754,42 @@ fn restart_halts_guests_and_fails_orphaned_tasks() {
     );
     assert_eq!(ok(&mut e2, "task.get_status", vec![sid, t]), s("failure"));
 }
+
+#[test]
+fn database_memory_quota() {
+    let mut c = config();
+    c.max_db_bytes = 1 << 20;
+    let mut e = Engine::open(
+        c,
+        FakeHypervisor::default(),
+        MemStorage::default(),
+        SeededEntropy(9),
+    )
+    .unwrap();
+    e.seed(T0, "host0", "127.0.0.1").unwrap();
+    let sid = login(&mut e);
+    let big = "x".repeat(200_000);
+    let mut refused = false;
+    for _ in 0..20 {
+        let mut rec = BTreeMap::new();
+        rec.insert("name_label".to_string(), s(&big));
+        match e.call_value(T0, "VM.create", vec![sid.clone(), Value::Map(rec)]) {
+            Ok(_) => {}
+            Err(err) => {
+                assert_eq!(err.code, "LIMIT_REACHED");
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused);
+    assert!(e.db().approx_bytes() <= 1 << 20);
+    // Reads still work, and freeing space lets writes in again.
+    let Value::Array(vms) = ok(&mut e, "VM.get_all", vec![sid.clone()]) else {
+        panic!()
+    };
+    for vm in vms {
+        let _ = e.call_value(T0, "VM.destroy", vec![sid.clone(), vm]);
+    }
+    new_vm(&mut e, &sid, "fits");
+}
