@@ -30,13 +30,30 @@ fn malformed_requests_get_4xx_or_xenapi_errors() {
         raw_request(p, b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n").0,
         400
     );
+    // Chunked bodies are decoded; unknown codings are 501.
+    let call = b"<methodCall><methodName>system.listMethods</methodName></methodCall>";
+    let mut chunked =
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for part in call.chunks(10) {
+        chunked.extend(format!("{:x}\r\n", part.len()).as_bytes());
+        chunked.extend(part);
+        chunked.extend(b"\r\n");
+    }
+    chunked.extend(b"0\r\n\r\n");
+    let (st, b) = raw_request(p, &chunked);
+    assert_eq!(st, 200);
+    assert!(body_str(&b).contains("VM.get_all_records"));
+    assert_eq!(
+        raw_request(p, b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n").0,
+        501
+    );
     assert_eq!(
         raw_request(
             p,
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffff\r\n"
         )
         .0,
-        411
+        413
     );
     assert_eq!(
         raw_request(p, b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n").0,

@@ -3,7 +3,8 @@
 //! Read first: RFC 9112. A request is parsed with `httparse` from the bytes a
 //! connection has buffered so far: `NeedMore` until the head and the whole
 //! `Content-Length` body are present, `Bad(status)` for anything refused.
-//! Header block and body sizes are bounded; chunked bodies are refused (411).
+//! Header block and body sizes are bounded; chunked bodies are decoded
+//! under the same body bound (RFC 9112 §7.1), chunk extensions ignored.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -67,6 +68,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
     let mut content_length: Option<usize> = None;
     let mut keep_alive = version >= 1;
     let mut content_type = None;
+    let mut chunked = false;
     for h in req.headers.iter() {
         let value = core::str::from_utf8(h.value).unwrap_or("").trim();
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -78,7 +80,11 @@ pub fn parse(buf: &[u8]) -> Parsed {
             }
             content_length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Parsed::Bad(411);
+            // Only `chunked` alone is understood (RFC 9112 §6.1).
+            if !value.eq_ignore_ascii_case("chunked") {
+                return Parsed::Bad(501);
+            }
+            chunked = true;
         } else if h.name.eq_ignore_ascii_case("connection") {
             if value.eq_ignore_ascii_case("close") {
                 keep_alive = false;
@@ -89,6 +95,24 @@ pub fn parse(buf: &[u8]) -> Parsed {
             let t = value.split(';').next().unwrap_or("").trim();
             content_type = Some(t.to_ascii_lowercase());
         }
+    }
+    if chunked {
+        // RFC 9112 §6.3: a message with both is an error we refuse.
+        if content_length.is_some() {
+            return Parsed::Bad(400);
+        }
+        return match dechunk(&buf[head_len..]) {
+            Chunked::NeedMore => Parsed::NeedMore,
+            Chunked::Bad(s) => Parsed::Bad(s),
+            Chunked::Done(body, used) => Parsed::Request(Request {
+                method: req.method.unwrap_or("").to_string(),
+                path: req.path.unwrap_or("").to_string(),
+                content_type,
+                body,
+                keep_alive,
+                consumed: head_len + used,
+            }),
+        };
     }
     let len = content_length.unwrap_or(0);
     if len > MAX_BODY {
@@ -107,6 +131,73 @@ pub fn parse(buf: &[u8]) -> Parsed {
     })
 }
 
+enum Chunked {
+    NeedMore,
+    Bad(u16),
+    Done(Vec<u8>, usize),
+}
+
+/// Longest chunk-size line (with extensions) accepted.
+const MAX_CHUNK_LINE: usize = 1024;
+
+fn line_at(buf: &[u8], pos: usize) -> Result<Option<(&[u8], usize)>, u16> {
+    let rest = &buf[pos..];
+    match rest.windows(2).position(|w| w == b"\r\n") {
+        Some(i) if i <= MAX_CHUNK_LINE => Ok(Some((&rest[..i], pos + i + 2))),
+        Some(_) => Err(400),
+        None if rest.len() > MAX_CHUNK_LINE => Err(400),
+        None => Ok(None),
+    }
+}
+
+/// Decodes a chunked body from the bytes after the head.
+fn dechunk(buf: &[u8]) -> Chunked {
+    let mut body = Vec::new();
+    let mut pos = 0usize;
+    loop {
+        let (line, next) = match line_at(buf, pos) {
+            Ok(Some(x)) => x,
+            Ok(None) => return Chunked::NeedMore,
+            Err(s) => return Chunked::Bad(s),
+        };
+        let size_text = line.split(|b| *b == b';').next().unwrap_or(&[]);
+        let size_text = core::str::from_utf8(size_text).unwrap_or("").trim();
+        let Ok(size) = usize::from_str_radix(size_text, 16) else {
+            return Chunked::Bad(400);
+        };
+        pos = next;
+        if size == 0 {
+            // Trailer fields until an empty line; ignored.
+            loop {
+                match line_at(buf, pos) {
+                    Ok(Some((l, n))) => {
+                        pos = n;
+                        if l.is_empty() {
+                            return Chunked::Done(body, pos);
+                        }
+                        if pos > MAX_HEAD {
+                            return Chunked::Bad(431);
+                        }
+                    }
+                    Ok(None) => return Chunked::NeedMore,
+                    Err(s) => return Chunked::Bad(s),
+                }
+            }
+        }
+        if size > MAX_BODY || body.len() + size > MAX_BODY {
+            return Chunked::Bad(413);
+        }
+        if buf.len() - pos < size + 2 {
+            return Chunked::NeedMore;
+        }
+        if &buf[pos + size..pos + size + 2] != b"\r\n" {
+            return Chunked::Bad(400);
+        }
+        body.extend_from_slice(&buf[pos..pos + size]);
+        pos += size + 2;
+    }
+}
+
 /// The reason phrase of a status code.
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -118,6 +209,7 @@ pub fn reason(status: u16) -> &'static str {
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
         431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Error",
     }
@@ -172,7 +264,15 @@ mod tests {
         );
         assert_eq!(
             parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            Parsed::Bad(411)
+            Parsed::NeedMore
+        );
+        assert_eq!(
+            parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            Parsed::Bad(501)
+        );
+        assert_eq!(
+            parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"),
+            Parsed::Bad(400)
         );
         assert_eq!(parse(b"\x00\x01 garbage\r\n\r\n"), Parsed::Bad(400));
         let big = alloc::vec![b'a'; MAX_HEAD + 10];
@@ -183,7 +283,50 @@ mod tests {
         assert!(matches!(parse(b"GET / HTTP/1.0\r\n\r\n"), Parsed::Request(r) if !r.keep_alive));
     }
 
+    #[test]
+    fn chunked_bodies() {
+        let req = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\nNEXT";
+        let Parsed::Request(r) = parse(req) else {
+            panic!("expected a request")
+        };
+        assert_eq!(r.body, b"abcde");
+        assert_eq!(&req[r.consumed..], b"NEXT");
+        for cut in 0..req.len() - 4 {
+            assert!(
+                !matches!(parse(&req[..cut]), Parsed::Request(_)),
+                "cut {cut}"
+            );
+        }
+        let bad = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert_eq!(parse(bad), Parsed::Bad(400));
+        let huge = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffff\r\n";
+        assert_eq!(parse(huge), Parsed::Bad(413));
+        let overflow =
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n";
+        assert_eq!(parse(overflow), Parsed::Bad(400));
+    }
+
     proptest! {
+        #[test]
+        fn chunked_roundtrip(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..40), 0..6)) {
+            let mut req = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            let mut want: Vec<u8> = Vec::new();
+            for c in &chunks {
+                req.extend(alloc::format!("{:x}\r\n", c.len()).as_bytes());
+                req.extend(c);
+                req.extend(b"\r\n");
+                want.extend(c);
+            }
+            req.extend(b"0\r\n\r\n");
+            match parse(&req) {
+                Parsed::Request(r) => {
+                    prop_assert_eq!(r.body, want);
+                    prop_assert_eq!(r.consumed, req.len());
+                }
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             if let Parsed::Request(r) = parse(&bytes) {
