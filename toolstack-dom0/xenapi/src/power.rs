@@ -227,7 +227,43 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 self.db.set_named(mc, arg_str(&m), "start_time", now);
             }
         }
+        self.sync_consoles(vm, state != "Halted");
         self.refresh_allowed_operations(vm);
+    }
+
+    /// A running VM has one text console (xapi creates a `vt100` console
+    /// for a PV guest at start and drops it at shutdown).
+    fn sync_consoles(&mut self, vm: &str, running: bool) {
+        let cc = class_id("console").expect("schema has console");
+        let existing = match self.vm_field(vm, "consoles") {
+            Value::Array(a) => a,
+            _ => Vec::new(),
+        };
+        if !running {
+            for c in existing {
+                self.db.delete(cc, arg_str(&c));
+            }
+            return;
+        }
+        if !existing.is_empty() {
+            return;
+        }
+        let cd = class(cc);
+        let reference = self.new_ref();
+        let hc = class_id("host").expect("schema has host");
+        let address = self
+            .db
+            .field(hc, &self.host_ref(), "address")
+            .and_then(Value::as_str)
+            .unwrap_or("localhost")
+            .to_string();
+        let mut rec = cd.default_record();
+        rec[cd.field("uuid")] = Value::String(self.uuid());
+        rec[cd.field("protocol")] = Value::str("vt100");
+        rec[cd.field("location")] =
+            Value::String(alloc::format!("http://{address}/console?ref={reference}"));
+        rec[cd.field("VM")] = Value::str(vm);
+        self.db.put(cc, &reference, rec);
     }
 
     fn boot(&mut self, vm: &str, paused: bool) -> Result<(), ApiError> {

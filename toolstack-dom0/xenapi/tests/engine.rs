@@ -267,6 +267,17 @@ fn power_cycle_and_bad_states() {
         s("Running")
     );
     assert_eq!(e.hypervisor().domains.len(), 1);
+    let Value::Array(consoles) = ok(&mut e, "VM.get_consoles", vec![sid.clone(), vm.clone()])
+    else {
+        panic!()
+    };
+    assert_eq!(consoles.len(), 1);
+    let proto = ok(
+        &mut e,
+        "console.get_protocol",
+        vec![sid.clone(), consoles[0].clone()],
+    );
+    assert_eq!(proto, s("vt100"));
     let ops = ok(
         &mut e,
         "VM.get_allowed_operations",
@@ -302,6 +313,8 @@ fn power_cycle_and_bad_states() {
     ok(&mut e, "VM.hard_reboot", vec![sid.clone(), vm.clone()]);
     ok(&mut e, "VM.clean_shutdown", vec![sid.clone(), vm.clone()]);
     assert!(e.hypervisor().domains.is_empty());
+    let consoles = ok(&mut e, "VM.get_consoles", vec![sid.clone(), vm.clone()]);
+    assert_eq!(consoles, Value::Array(vec![]));
     assert_eq!(
         ok(&mut e, "VM.get_domid", vec![sid.clone(), vm.clone()]),
         Value::Int(-1)
