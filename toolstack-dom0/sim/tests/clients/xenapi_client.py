@@ -167,6 +167,15 @@ x.VM.set_name_description(vm, "one more")
 nxt = getattr(x.event, "from")(["vm"], batch["token"], 5.0)
 check([e["operation"] for e in nxt["events"]] == ["mod"], "exactly the new change")
 
+# Legacy events: register / next / unregister.
+x.event.register(["vm"])
+x.VM.set_name_description(vm, "legacy")
+legacy = x.event.next()
+check(any(e["ref"] == vm and e["operation"] == "mod" for e in legacy), "event.next sees the change")
+x.event.unregister(["vm"])
+expect_failure("SESSION_NOT_REGISTERED", x.event.next)
+check(int(x.event.get_current_id()) >= max(ids), "event.get_current_id")
+
 # Bad handles, bad sessions.
 expect_failure("HANDLE_INVALID", x.VM.get_record, "OpaqueRef:00000000-0000-0000-0000-000000000000")
 expect_failure("HANDLE_INVALID", x.VBD.get_VM, "OpaqueRef:NULL")
