@@ -13,7 +13,8 @@ use xenapi::wal::MemStorage;
 fuzz_target!(|data: &[u8]| {
     let mut e = SeededEntropy(1);
     let config = Config::new("root", PasswordHash::new("pw", 1, &mut e));
-    let Ok(mut engine) = Engine::open(config, FakeHypervisor::default(), MemStorage::default(), e) else {
+    let Ok(mut engine) = Engine::open(config, FakeHypervisor::default(), MemStorage::default(), e)
+    else {
         return;
     };
     let now = Instant(1_700_000_000_000);

@@ -12,7 +12,10 @@ use xenapi::wal::{read_frames, MemStorage};
 fuzz_target!(|data: &[u8]| {
     let f = read_frames(data);
     assert!(f.good_len <= data.len());
-    let storage = MemStorage { durable: data.to_vec(), ..MemStorage::default() };
+    let storage = MemStorage {
+        durable: data.to_vec(),
+        ..MemStorage::default()
+    };
     let mut e = SeededEntropy(1);
     let config = Config::new("root", PasswordHash::new("pw", 1, &mut e));
     let engine = Engine::open(config, FakeHypervisor::default(), storage, e);
