@@ -3,7 +3,8 @@
 //! Read first: the XML-RPC spec (xmlrpc.com/spec) and protocol-notes.md. The
 //! reply is `{Status: "Success", Value}` or `{Status: "Failure",
 //! ErrorDescription: [CODE, params...]}`; ints go out as decimal strings.
-//! DTDs are refused (no entity expansion); nesting is bounded.
+//! Parsed with roxmltree (no_std); DTDs are refused (no entity expansion),
+//! nesting is checked on the raw bytes first and node count is bounded.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -20,242 +21,185 @@ pub const MAX_DEPTH: usize = 32;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeError(pub &'static str);
 
-#[derive(Debug, PartialEq)]
-enum Ev {
-    Start(String),
-    End(String),
-    Text(String),
+/// Most XML nodes a call may have (bounds the DOM roxmltree builds).
+pub const MAX_NODES: u32 = 256 * 1024;
+
+/// Deepest element nesting let through to the XML parser. roxmltree's
+/// tokenizer recurses per element, so depth is checked on the raw bytes
+/// first (a client must not be able to exhaust a thread's stack).
+const MAX_ELEMENT_DEPTH: usize = 2 * MAX_DEPTH + 8;
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| from + i)
 }
 
-fn lex(body: &str) -> Result<Vec<Ev>, DecodeError> {
-    use xmlparser::{ElementEnd, Token, Tokenizer};
-    let mut out = Vec::new();
-    let mut open: Option<String> = None;
+/// Conservative element-depth scan of raw XML: skips comments, CDATA, PIs
+/// and quoted attribute values; refuses any other `<!` (DTDs). Errs when
+/// nesting exceeds [`MAX_ELEMENT_DEPTH`].
+fn check_depth(b: &[u8]) -> Result<(), DecodeError> {
     let mut depth = 0usize;
-    for tok in Tokenizer::from(body) {
-        let tok = tok.map_err(|_| DecodeError("malformed XML"))?;
-        match tok {
-            Token::Declaration { .. } | Token::Comment { .. } => {}
-            Token::ProcessingInstruction { .. } => {}
-            Token::DtdStart { .. } | Token::EmptyDtd { .. } | Token::EntityDeclaration { .. } => {
-                return Err(DecodeError("DTD not allowed"))
-            }
-            Token::DtdEnd { .. } => return Err(DecodeError("DTD not allowed")),
-            Token::ElementStart { local, .. } => open = Some(local.as_str().to_string()),
-            Token::Attribute { .. } => {}
-            Token::ElementEnd { end, .. } => match end {
-                ElementEnd::Open => {
-                    depth += 1;
-                    if depth > 2 * MAX_DEPTH + 8 {
-                        return Err(DecodeError("nesting too deep"));
-                    }
-                    out.push(Ev::Start(open.take().ok_or(DecodeError("stray >"))?));
+    let mut i = 0usize;
+    while let Some(off) = b.get(i..).and_then(|r| r.iter().position(|c| *c == b'<')) {
+        i += off;
+        let rest = &b[i..];
+        if rest.starts_with(b"<!--") {
+            i = find(b, b"-->", i + 4).ok_or(DecodeError("unterminated comment"))? + 3;
+        } else if rest.starts_with(b"<![CDATA[") {
+            i = find(b, b"]]>", i + 9).ok_or(DecodeError("unterminated CDATA"))? + 3;
+        } else if rest.starts_with(b"<!") {
+            return Err(DecodeError("DTD not allowed"));
+        } else if rest.starts_with(b"<?") {
+            i = find(b, b"?>", i + 2).ok_or(DecodeError("unterminated PI"))? + 2;
+        } else if rest.starts_with(b"</") {
+            depth = depth.saturating_sub(1);
+            i += 2;
+        } else {
+            // A start tag: find its end outside quoted attribute values.
+            let mut j = i + 1;
+            let mut quote: Option<u8> = None;
+            loop {
+                let c = *b.get(j).ok_or(DecodeError("unterminated tag"))?;
+                match (quote, c) {
+                    (Some(q), c) if c == q => quote = None,
+                    (Some(_), _) => {}
+                    (None, b'"' | b'\'') => quote = Some(c),
+                    (None, b'>') => break,
+                    _ => {}
                 }
-                ElementEnd::Empty => {
-                    let n = open.take().ok_or(DecodeError("stray />"))?;
-                    out.push(Ev::Start(n.clone()));
-                    out.push(Ev::End(n));
+                j += 1;
+            }
+            if b[j - 1] != b'/' {
+                depth += 1;
+                if depth > MAX_ELEMENT_DEPTH {
+                    return Err(DecodeError("nesting too deep"));
                 }
-                ElementEnd::Close(_, local) => {
-                    depth = depth.checked_sub(1).ok_or(DecodeError("unbalanced"))?;
-                    out.push(Ev::End(local.as_str().to_string()));
-                }
-            },
-            Token::Text { text } => out.push(Ev::Text(unescape(text.as_str())?)),
-            Token::Cdata { text, .. } => out.push(Ev::Text(text.as_str().to_string())),
+            }
+            i = j + 1;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Replaces the five XML entities and numeric character references.
-pub fn unescape(s: &str) -> Result<String, DecodeError> {
-    if !s.contains('&') {
-        return Ok(s.to_string());
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let end = after.find(';').ok_or(DecodeError("bad entity"))?;
-        let name = &after[..end];
-        let ch = match name {
-            "lt" => '<',
-            "gt" => '>',
-            "amp" => '&',
-            "quot" => '"',
-            "apos" => '\'',
-            _ => {
-                let code = if let Some(h) = name.strip_prefix("#x") {
-                    u32::from_str_radix(h, 16).ok()
-                } else if let Some(d) = name.strip_prefix('#') {
-                    d.parse().ok()
-                } else {
-                    None
-                };
-                code.and_then(char::from_u32)
-                    .ok_or(DecodeError("bad entity"))?
-            }
-        };
-        out.push(ch);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+fn elements<'a, 'i>(n: roxmltree::Node<'a, 'i>) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
+    n.children().filter(|c| c.is_element())
 }
 
-struct Cursor {
-    evs: Vec<Ev>,
-    pos: usize,
+fn text_of(n: roxmltree::Node<'_, '_>) -> String {
+    let mut s = String::new();
+    for c in n.children().filter(|c| c.is_text()) {
+        s.push_str(c.text().unwrap_or(""));
+    }
+    s
 }
 
-impl Cursor {
-    fn skip_ws(&mut self) {
-        while let Some(Ev::Text(t)) = self.evs.get(self.pos) {
-            if t.trim().is_empty() {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
-    }
-    fn peek_start(&mut self) -> Option<&str> {
-        self.skip_ws();
-        match self.evs.get(self.pos) {
-            Some(Ev::Start(n)) => Some(n.as_str()),
-            _ => None,
-        }
-    }
-    fn start(&mut self, name: &str) -> Result<(), DecodeError> {
-        self.skip_ws();
-        match self.evs.get(self.pos) {
-            Some(Ev::Start(n)) if n == name => {
-                self.pos += 1;
-                Ok(())
-            }
-            _ => Err(DecodeError("unexpected element")),
-        }
-    }
-    fn end(&mut self, name: &str) -> Result<(), DecodeError> {
-        self.skip_ws();
-        match self.evs.get(self.pos) {
-            Some(Ev::End(n)) if n == name => {
-                self.pos += 1;
-                Ok(())
-            }
-            _ => Err(DecodeError("unexpected close")),
-        }
-    }
-    fn text(&mut self) -> String {
-        let mut s = String::new();
-        while let Some(Ev::Text(t)) = self.evs.get(self.pos) {
-            s.push_str(t);
-            self.pos += 1;
-        }
-        s
-    }
-    fn is_end(&mut self, name: &str) -> bool {
-        self.skip_ws();
-        matches!(self.evs.get(self.pos), Some(Ev::End(n)) if n == name)
+fn only_child<'a, 'i>(
+    n: roxmltree::Node<'a, 'i>,
+    name: &str,
+) -> Result<roxmltree::Node<'a, 'i>, DecodeError> {
+    let mut it = elements(n);
+    match (it.next(), it.next()) {
+        (Some(c), None) if c.tag_name().name() == name => Ok(c),
+        _ => Err(DecodeError("unexpected element")),
     }
 }
 
-fn value(c: &mut Cursor, depth: usize) -> Result<Value, DecodeError> {
+fn value(n: roxmltree::Node<'_, '_>, depth: usize) -> Result<Value, DecodeError> {
     if depth > MAX_DEPTH {
         return Err(DecodeError("nesting too deep"));
     }
-    c.start("value")?;
-    // An untyped value is a string; keep leading whitespace in that case.
-    let raw = c.text();
-    let v = match c.evs.get(c.pos) {
-        Some(Ev::End(n)) if n == "value" => Value::String(raw),
-        _ => {
-            let ty = c
-                .peek_start()
-                .ok_or(DecodeError("value without type"))?
-                .to_string();
-            c.start(&ty)?;
-            let v = match ty.as_str() {
-                "string" | "base64" => Value::String(c.text()),
-                "int" | "i4" | "i8" => Value::Int(
-                    c.text()
-                        .trim()
-                        .parse()
-                        .map_err(|_| DecodeError("bad int"))?,
-                ),
-                "double" => Value::Float(
-                    c.text()
-                        .trim()
-                        .parse()
-                        .map_err(|_| DecodeError("bad double"))?,
-                ),
-                "boolean" => match c.text().trim() {
-                    "1" | "true" => Value::Bool(true),
-                    "0" | "false" => Value::Bool(false),
-                    _ => return Err(DecodeError("bad boolean")),
-                },
-                "dateTime.iso8601" => Value::DateTime(c.text().trim().to_string()),
-                "nil" => Value::Nil,
-                "array" => {
-                    c.start("data")?;
-                    let mut items = Vec::new();
-                    while !c.is_end("data") {
-                        items.push(value(c, depth + 1)?);
-                    }
-                    c.end("data")?;
-                    Value::Array(items)
-                }
-                "struct" => {
-                    let mut m = BTreeMap::new();
-                    while !c.is_end("struct") {
-                        c.start("member")?;
-                        c.start("name")?;
-                        let k = c.text();
-                        c.end("name")?;
-                        let v = value(c, depth + 1)?;
-                        c.end("member")?;
-                        m.insert(k, v);
-                    }
-                    Value::Map(m)
-                }
-                _ => return Err(DecodeError("unknown value type")),
-            };
-            c.end(&ty)?;
-            v
-        }
+    if n.tag_name().name() != "value" {
+        return Err(DecodeError("expected <value>"));
+    }
+    let mut typed = elements(n);
+    let Some(t) = typed.next() else {
+        // An untyped value is a string.
+        return Ok(Value::String(text_of(n)));
     };
-    c.end("value")?;
-    Ok(v)
+    if typed.next().is_some() {
+        return Err(DecodeError("two types in one value"));
+    }
+    let text = || text_of(t);
+    Ok(match t.tag_name().name() {
+        "string" | "base64" => Value::String(text()),
+        "int" | "i4" | "i8" => {
+            Value::Int(text().trim().parse().map_err(|_| DecodeError("bad int"))?)
+        }
+        "double" => Value::Float(
+            text()
+                .trim()
+                .parse()
+                .map_err(|_| DecodeError("bad double"))?,
+        ),
+        "boolean" => match text().trim() {
+            "1" | "true" => Value::Bool(true),
+            "0" | "false" => Value::Bool(false),
+            _ => return Err(DecodeError("bad boolean")),
+        },
+        "dateTime.iso8601" => Value::DateTime(text().trim().to_string()),
+        "nil" => Value::Nil,
+        "array" => {
+            let data = only_child(t, "data")?;
+            let mut items = Vec::new();
+            for v in elements(data) {
+                items.push(value(v, depth + 1)?);
+            }
+            Value::Array(items)
+        }
+        "struct" => {
+            let mut m = BTreeMap::new();
+            for member in elements(t) {
+                if member.tag_name().name() != "member" {
+                    return Err(DecodeError("expected <member>"));
+                }
+                let mut parts = elements(member);
+                let (Some(name), Some(v), None) = (parts.next(), parts.next(), parts.next()) else {
+                    return Err(DecodeError("bad <member>"));
+                };
+                if name.tag_name().name() != "name" {
+                    return Err(DecodeError("expected <name>"));
+                }
+                m.insert(text_of(name), value(v, depth + 1)?);
+            }
+            Value::Map(m)
+        }
+        _ => return Err(DecodeError("unknown value type")),
+    })
 }
 
 /// Decodes a `methodCall` into (method name, params).
 pub fn decode_call(body: &[u8]) -> Result<(String, Vec<Value>), DecodeError> {
-    let body = core::str::from_utf8(body).map_err(|_| DecodeError("not UTF-8"))?;
-    let mut c = Cursor {
-        evs: lex(body)?,
-        pos: 0,
+    let text = core::str::from_utf8(body).map_err(|_| DecodeError("not UTF-8"))?;
+    check_depth(body)?;
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: MAX_NODES,
     };
-    c.start("methodCall")?;
-    c.start("methodName")?;
-    let method = c.text().trim().to_string();
-    c.end("methodName")?;
+    let doc = roxmltree::Document::parse_with_options(text, opts)
+        .map_err(|_| DecodeError("malformed XML"))?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "methodCall" {
+        return Err(DecodeError("expected <methodCall>"));
+    }
+    let mut method = None;
     let mut params = Vec::new();
-    if c.peek_start() == Some("params") {
-        c.start("params")?;
-        while !c.is_end("params") {
-            c.start("param")?;
-            params.push(value(&mut c, 1)?);
-            c.end("param")?;
+    for c in elements(root) {
+        match c.tag_name().name() {
+            "methodName" if method.is_none() => method = Some(text_of(c).trim().to_string()),
+            "params" => {
+                for p in elements(c) {
+                    if p.tag_name().name() != "param" {
+                        return Err(DecodeError("expected <param>"));
+                    }
+                    params.push(value(only_child(p, "value")?, 1)?);
+                }
+            }
+            _ => return Err(DecodeError("unexpected element")),
         }
-        c.end("params")?;
     }
-    c.end("methodCall")?;
-    c.skip_ws();
-    if c.pos != c.evs.len() {
-        return Err(DecodeError("trailing content"));
-    }
-    Ok((method, params))
+    Ok((method.ok_or(DecodeError("no <methodName>"))?, params))
 }
 
 /// Escapes text for XML.
@@ -389,6 +333,35 @@ mod tests {
             deep.push_str("<value><array><data>");
         }
         assert!(decode_call(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn depth_scan_is_not_fooled_by_quotes_comments_or_cdata() {
+        let mut tricky = String::from("<methodCall>");
+        for _ in 0..200 {
+            tricky.push_str("<a x=\"/>\" y='/>'><!-- <b> --><![CDATA[</c>]]>");
+        }
+        assert_eq!(
+            check_depth(tricky.as_bytes()),
+            Err(DecodeError("nesting too deep"))
+        );
+        assert!(decode_call(tricky.as_bytes()).is_err());
+        let mut flat = String::from("<r>");
+        for _ in 0..1000 {
+            flat.push_str("<a/><b></b>");
+        }
+        flat.push_str("</r>");
+        assert_eq!(check_depth(flat.as_bytes()), Ok(()));
+    }
+
+    #[test]
+    fn whitespace_cdata_and_entities() {
+        let body = b"<methodCall>\n <methodName> x </methodName>\n <params><param><value><![CDATA[<raw>]]> &#65;&lt;</value></param></params></methodCall>";
+        let (m, p) = decode_call(body).unwrap();
+        assert_eq!(m, "x");
+        assert_eq!(p, [Value::str("<raw> A<")]);
+        assert!(decode_call(b"<methodCall><methodName>x</methodName><params><param><value>&bogus;</value></param></params></methodCall>").is_err());
+        assert!(decode_call(b"<other/>").is_err());
     }
 
     #[test]
