@@ -49,6 +49,9 @@ pub struct Config {
     pub event_bytes: usize,
     /// Approximate bytes of records clients may make the database hold.
     pub max_db_bytes: usize,
+    /// The WAL is compacted into a snapshot once it exceeds this many bytes
+    /// plus twice the database's size.
+    pub compact_min_bytes: u64,
     /// Longest `event.from` / `event.next` wait, ms.
     pub max_event_wait_ms: u64,
 }
@@ -66,6 +69,7 @@ impl Config {
             event_capacity: crate::events::DEFAULT_CAPACITY,
             event_bytes: crate::events::DEFAULT_MAX_BYTES,
             max_db_bytes: 512 << 20,
+            compact_min_bytes: 16 << 20,
             max_event_wait_ms: 120_000,
         }
     }
@@ -127,6 +131,7 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     pub(crate) jobs: VecDeque<Job>,
     pub(crate) now: Instant,
     poisoned: bool,
+    wal_bytes: u64,
 }
 
 /// Classes never written to the WAL (sessions do not survive a restart).
@@ -146,8 +151,11 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         if frames.good_len < log.len() {
             storage.truncate(frames.good_len as u64)?;
         }
+        let mut wal_bytes = frames.good_len as u64;
         if frames.payloads.len() > 64 {
-            storage.replace(&snapshot(&db))?;
+            let snap = snapshot(&db);
+            storage.replace(&snap)?;
+            wal_bytes = snap.len() as u64;
         }
         let mut epoch = [0u8; 4];
         rng.fill(&mut epoch);
@@ -163,6 +171,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             jobs: VecDeque::new(),
             now: Instant(0),
             poisoned: false,
+            wal_bytes,
         })
     }
 
@@ -335,6 +344,8 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 self.poisoned = true;
                 return Err(ApiError::new(INTERNAL_ERROR, &["write-ahead log failed"]));
             }
+            self.wal_bytes += framed.len() as u64;
+            self.maybe_compact()?;
         }
         let ts = format_datetime(self.now);
         for (ch, rec) in published {
@@ -342,6 +353,32 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             self.events
                 .push(ts.clone(), ch.class, ch.kind, ch.reference, snap);
         }
+        Ok(())
+    }
+}
+
+impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
+    /// Replaces the log with a snapshot once it outgrows
+    /// `compact_min_bytes` + 2 × the database (bounds the disk a client can
+    /// make the host hold). Everything in the log is already applied, and
+    /// `Storage::replace` is atomic, so a crash keeps either log.
+    fn maybe_compact(&mut self) -> Result<(), ApiError> {
+        let limit = self
+            .config
+            .compact_min_bytes
+            .saturating_add(2 * self.db.approx_bytes() as u64);
+        if self.wal_bytes <= limit {
+            return Ok(());
+        }
+        let snap = snapshot(&self.db);
+        if self.storage.replace(&snap).is_err() {
+            self.poisoned = true;
+            return Err(ApiError::new(
+                INTERNAL_ERROR,
+                &["write-ahead log compaction failed"],
+            ));
+        }
+        self.wal_bytes = snap.len() as u64;
         Ok(())
     }
 }

@@ -806,3 +806,34 @@ fn database_memory_quota() {
     }
     new_vm(&mut e, &sid, "fits");
 }
+
+#[test]
+fn wal_is_compacted_while_running_and_stays_replayable() {
+    let mut c = config();
+    c.compact_min_bytes = 64 << 10;
+    let mut e = Engine::open(
+        c,
+        FakeHypervisor::default(),
+        MemStorage::default(),
+        SeededEntropy(9),
+    )
+    .unwrap();
+    e.seed(T0, "host0", "127.0.0.1").unwrap();
+    let sid = login(&mut e);
+    let vm = new_vm(&mut e, &sid, "v");
+    for i in 0..2000 {
+        ok(
+            &mut e,
+            "VM.set_name_description",
+            vec![sid.clone(), vm.clone(), s(&format!("d{i}"))],
+        );
+    }
+    let wal = e.storage_for_tests().durable.len();
+    assert!(wal < 1 << 20, "WAL not compacted: {wal} bytes");
+    let mut e2 = open(e.storage_for_tests().crash());
+    let sid2 = login(&mut e2);
+    assert_eq!(
+        ok(&mut e2, "VM.get_name_description", vec![sid2, vm]),
+        s("d1999")
+    );
+}
