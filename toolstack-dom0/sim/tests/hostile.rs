@@ -192,3 +192,41 @@ fn thousand_concurrent_logins_and_connection_flood() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     healthy(p);
 }
+
+#[test]
+fn keep_alive_and_pipelined_requests() {
+    use std::io::Read;
+    let sim = Sim::start(&state_dir("keepalive"));
+    let call = b"<methodCall><methodName>system.listMethods</methodName></methodCall>";
+    let one = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        call.len()
+    );
+    let mut req = Vec::new();
+    for _ in 0..3 {
+        req.extend(one.as_bytes());
+        req.extend(call);
+    }
+    let mut s = TcpStream::connect(("127.0.0.1", sim.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // Three pipelined requests in one write, split at an odd boundary.
+    s.write_all(&req[..17]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    s.write_all(&req[17..]).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while got.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count() < 3 {
+        let n = s.read(&mut buf).expect("three replies on one connection");
+        assert!(n > 0, "server closed a keep-alive connection");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).contains("Connection: keep-alive"));
+    // The connection is still usable afterwards.
+    s.write_all(&req[..one.len() + call.len()]).unwrap();
+    while got.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count() < 4 {
+        let n = s.read(&mut buf).expect("a fourth reply");
+        assert!(n > 0, "server closed a keep-alive connection");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
