@@ -91,6 +91,8 @@ fn connection(sh: &Shared, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
+    // Whether `100 Continue` was sent for the request being read.
+    let mut continued = false;
     loop {
         // Serve every whole request already buffered.
         let mut parked_since: Option<Instant> = None;
@@ -99,7 +101,16 @@ fn connection(sh: &Shared, mut stream: TcpStream) {
             let gen0 = eng.generation();
             let t = now();
             match eng.handle(t, parked_since, &buf) {
-                Handled::NeedMore => break,
+                Handled::NeedMore { send_continue } => {
+                    drop(eng);
+                    if send_continue && !continued {
+                        continued = true;
+                        if stream.write_all(http::CONTINUE).is_err() {
+                            return;
+                        }
+                    }
+                    break;
+                }
                 Handled::Park { until } => {
                     parked_since.get_or_insert(t);
                     let wait = Duration::from_millis(until.0.saturating_sub(t.0).max(1));
@@ -128,6 +139,7 @@ fn connection(sh: &Shared, mut stream: TcpStream) {
                     }
                     buf.drain(..consumed.min(buf.len()));
                     parked_since = None;
+                    continued = false;
                 }
             }
         }

@@ -230,3 +230,25 @@ fn keep_alive_and_pipelined_requests() {
         got.extend_from_slice(&buf[..n]);
     }
 }
+
+#[test]
+fn expect_100_continue() {
+    use std::io::Read;
+    let sim = Sim::start(&state_dir("continue"));
+    let call = b"<methodCall><methodName>system.listMethods</methodName></methodCall>";
+    let head = format!(
+        "POST / HTTP/1.1\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        call.len()
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", sim.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).expect("interim response");
+    assert_eq!(&buf[..n], b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(call).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 200 OK"));
+}

@@ -78,8 +78,12 @@ impl Config {
 /// What the board should do with a connection's buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Handled {
-    /// Not a whole request yet: read more.
-    NeedMore,
+    /// Not a whole request yet: read more. If `send_continue`, the client
+    /// waits for `100 Continue` ([`http::CONTINUE`]); send it once per request.
+    NeedMore {
+        /// The head asked for `Expect: 100-continue`.
+        send_continue: bool,
+    },
     /// Send `bytes`; drop `consumed` bytes of the buffer; close if asked.
     Reply {
         /// Buffer bytes used by the request.
@@ -218,7 +222,11 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     pub fn handle(&mut self, now: Instant, parked_since: Option<Instant>, buf: &[u8]) -> Handled {
         self.now = now;
         let req = match http::parse(buf) {
-            Parsed::NeedMore => return Handled::NeedMore,
+            Parsed::NeedMore => {
+                return Handled::NeedMore {
+                    send_continue: http::expects_continue(buf),
+                }
+            }
             Parsed::Bad(status) => {
                 return Handled::Reply {
                     consumed: buf.len(),

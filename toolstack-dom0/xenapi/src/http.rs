@@ -198,6 +198,23 @@ fn dechunk(buf: &[u8]) -> Chunked {
     }
 }
 
+/// True if `buf` holds a complete head that asks for `Expect: 100-continue`
+/// (RFC 9110 §10.1.1); the board then sends [`CONTINUE`] once while the
+/// body is still incomplete.
+pub fn expects_continue(buf: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => req.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue")
+        }),
+        _ => false,
+    }
+}
+
+/// The interim response to `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// The reason phrase of a status code.
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -281,6 +298,19 @@ mod tests {
         long.extend(alloc::vec![b'a'; MAX_HEAD + 10]);
         assert_eq!(parse(&long), Parsed::Bad(431));
         assert!(matches!(parse(b"GET / HTTP/1.0\r\n\r\n"), Parsed::Request(r) if !r.keep_alive));
+    }
+
+    #[test]
+    fn expect_continue() {
+        let head = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
+        assert!(expects_continue(head));
+        assert_eq!(parse(head), Parsed::NeedMore);
+        assert!(!expects_continue(
+            b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n"
+        ));
+        assert!(!expects_continue(
+            b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n"
+        ));
     }
 
     #[test]
