@@ -124,6 +124,7 @@ pub(crate) struct Job {
 }
 
 /// The engine.
+#[derive(Clone)]
 pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     pub(crate) db: Db,
     pub(crate) events: EventLog,
