@@ -83,6 +83,13 @@ def main():
         out.append("    },")
     out.append("];")
     out.append("")
+    errors = sorted({e["name"] for c in api for m in c["messages"] for e in m["errors"]})
+    out.append("/// Every error code xenapi.json names in some message's error list.")
+    out.append("pub static ERRORS: &[&str] = &[")
+    for e in errors:
+        out.append(f"    {rs(e)},")
+    out.append("];")
+    out.append("")
     out.append("/// Every enum the served classes use: (name, values).")
     out.append("pub static ENUMS: &[(&str, &[&str])] = &[")
     for n in sorted(enums):
