@@ -172,6 +172,11 @@ fn envelope(version: Version, id: &Json, result: Option<&Value>, error: Option<J
 /// Writes a JSON string literal.
 fn write_str(out: &mut String, s: &str) {
     out.push('"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

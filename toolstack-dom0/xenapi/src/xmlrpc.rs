@@ -204,6 +204,10 @@ pub fn decode_call(body: &[u8]) -> Result<(String, Vec<Value>), DecodeError> {
 
 /// Escapes text for XML.
 pub fn escape_into(out: &mut String, s: &str) {
+    if !s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&' | b'"')) {
+        out.push_str(s);
+        return;
+    }
     for ch in s.chars() {
         match ch {
             '<' => out.push_str("&lt;"),
