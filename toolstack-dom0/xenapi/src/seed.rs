@@ -118,13 +118,6 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         let hc = class_id("host").expect("schema has host");
         self.db
             .set_named(hc, &host, "control_domain", Value::String(dom0));
-        self.make(
-            "pool",
-            &[
-                ("name_label", s("")),
-                ("master", Value::String(host.clone())),
-            ],
-        );
         let net = self.make(
             "network",
             &[
@@ -161,9 +154,19 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             "PBD",
             &[
                 ("host", Value::String(host.clone())),
-                ("SR", Value::String(sr)),
+                ("SR", Value::String(sr.clone())),
                 ("device_config", map(&[("device", "/dev/sda3")])),
                 ("currently_attached", Value::Bool(true)),
+            ],
+        );
+        self.make(
+            "pool",
+            &[
+                ("name_label", s("")),
+                ("master", Value::String(host.clone())),
+                ("default_SR", Value::String(sr.clone())),
+                ("suspend_image_SR", Value::String(sr.clone())),
+                ("crash_dump_SR", Value::String(sr)),
             ],
         );
         self.commit()?;

@@ -837,3 +837,55 @@ fn wal_is_compacted_while_running_and_stays_replayable() {
         s("d1999")
     );
 }
+
+#[test]
+fn wire_shapes_over_http() {
+    let mut e = open(MemStorage::default());
+    let reply = |e: &mut E, req: String| match e.handle(T0, None, req.as_bytes()) {
+        Handled::Reply { bytes, .. } => String::from_utf8(bytes).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    // JSON-RPC 1.0: result and error both present.
+    let body = r#"{"method":"session.login_with_password","params":["root","pw"],"id":"x"}"#;
+    let r = reply(
+        &mut e,
+        format!(
+            "POST /jsonrpc HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(
+        r.contains("\"error\":null") && r.contains("\"id\":\"x\"") && r.contains("OpaqueRef:"),
+        "{r}"
+    );
+    let body = r#"{"method":"session.login_with_password","params":["root","no"],"id":1}"#;
+    let r = reply(
+        &mut e,
+        format!(
+            "POST /jsonrpc HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(
+        r.contains("\"result\":null") && r.contains("SESSION_AUTHENTICATION_FAILED"),
+        "{r}"
+    );
+    // XML-RPC on /RPC2, ints as decimal strings, the pool's default SR set.
+    let sid = login(&mut e);
+    let call = xenapi::xmlrpc::encode_call(
+        "host.get_API_version_major",
+        &[sid.clone(), first(&mut e, &sid, "host")],
+    );
+    let r = reply(
+        &mut e,
+        format!(
+            "POST /RPC2 HTTP/1.1\r\nContent-Length: {}\r\n\r\n{call}",
+            call.len()
+        ),
+    );
+    assert!(r.contains("<name>Value</name><value>2</value>"), "{r}");
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/xml"));
+    let pool = first(&mut e, &sid, "pool");
+    let sr = first(&mut e, &sid, "SR");
+    assert_eq!(ok(&mut e, "pool.get_default_SR", vec![sid, pool]), sr);
+}
