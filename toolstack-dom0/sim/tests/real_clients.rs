@@ -37,3 +37,29 @@ fn npm_xen_api_client_scenarios() {
     assert!(ok, "xen-api client failed:\n{out}");
     assert!(out.contains("all scenarios passed"), "{out}");
 }
+
+/// The client scripts really fail on a mismatch (here: a wrong password),
+/// so a passing run above means something.
+#[test]
+fn client_scripts_fail_on_mismatch() {
+    let py = python_with_xenapi();
+    let modules = node_modules_with_xen_api();
+    let sim = Sim::start(&state_dir("mismatch"));
+    let (ok, out) = run(
+        Command::new(py)
+            .arg(client_script("xenapi_client.py"))
+            .arg(sim.url())
+            .arg("wrong-password"),
+        120,
+    );
+    assert!(!ok, "python client passed with a wrong password:\n{out}");
+    let (ok, out) = run(
+        Command::new("node")
+            .arg(client_script("xen_api_client.mjs"))
+            .arg(sim.url())
+            .arg("wrong-password")
+            .arg(&modules),
+        120,
+    );
+    assert!(!ok, "xen-api client passed with a wrong password:\n{out}");
+}

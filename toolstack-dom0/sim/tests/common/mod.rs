@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -186,6 +186,9 @@ pub fn run(cmd: &mut Command, secs: u32) -> (bool, String) {
 
 /// A venv with PyPI's XenAPI, created once and cached in the target dir.
 pub fn python_with_xenapi() -> PathBuf {
+    // Tests run as threads: one installer at a time.
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xenapi-venv");
     let py = venv.join("bin/python");
     if run(Command::new(&py).args(["-c", "import XenAPI"]), 60).0 {
@@ -203,6 +206,8 @@ pub fn python_with_xenapi() -> PathBuf {
 
 /// node_modules with xen-api@4.7.6, installed once into the target dir.
 pub fn node_modules_with_xen_api() -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xen-api-npm");
     let modules = dir.join("node_modules");
     let pkg = modules.join("xen-api/package.json");
