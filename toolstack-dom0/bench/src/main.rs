@@ -6,6 +6,8 @@
 //! and JSON-RPC, one keep-alive connection) and event.from latency (from a
 //! change being acknowledged to a blocked event.from returning it).
 
+#![warn(missing_docs)]
+
 mod client;
 
 use std::process::ExitCode;

@@ -6,6 +6,8 @@
 //! seeded like a fresh xapi host. Prints `xcp-sim listening on ADDR` once
 //! ready. See toolstack-dom0/XENAPI.md.
 
+#![warn(missing_docs)]
+
 mod entropy;
 mod server;
 mod storage;

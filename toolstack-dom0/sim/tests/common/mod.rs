@@ -19,8 +19,11 @@ pub const PASSWORD: &str = "sim-test-pw";
 
 /// A running simulator, killed on drop.
 pub struct Sim {
+    /// The simulator process.
     pub child: Child,
+    /// Its loopback port.
     pub port: u16,
+    /// Its state directory.
     pub dir: PathBuf,
     alive: Arc<AtomicBool>,
 }
