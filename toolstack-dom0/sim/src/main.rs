@@ -61,12 +61,26 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
+/// Writes a file readable by its owner only (it holds the password hash).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
 /// Reads `DIR/config` (`password_hash=...`), writing it from `--password`.
 fn load_password(args: &Args, rng: &mut OsEntropy) -> Result<PasswordHash, String> {
     let path = args.state.join("config");
     if let Some(pw) = &args.password {
         let h = PasswordHash::new(pw, args.iterations, rng);
-        std::fs::write(&path, format!("user=root\npassword_hash={}\n", h.encode()))
+        write_private(&path, &format!("user=root\npassword_hash={}\n", h.encode()))
             .map_err(|e| e.to_string())?;
         return Ok(h);
     }
