@@ -74,7 +74,9 @@ pub struct Table {
 #[derive(Clone, Debug)]
 pub struct Db {
     tables: Vec<Table>,
-    changes: Vec<Change>,
+    /// Pending changes keyed by object, with the order they were first made.
+    changes: BTreeMap<(ClassId, String), (u64, Change)>,
+    change_seq: u64,
     bytes: usize,
 }
 
@@ -89,7 +91,8 @@ impl Db {
     pub fn new() -> Db {
         Db {
             tables: classes().iter().map(|_| Table::default()).collect(),
-            changes: Vec::new(),
+            changes: BTreeMap::new(),
+            change_seq: 0,
             bytes: 0,
         }
     }
@@ -136,7 +139,9 @@ impl Db {
 
     /// Takes the changes recorded since the last call.
     pub fn take_changes(&mut self) -> Vec<Change> {
-        core::mem::take(&mut self.changes)
+        let mut v: Vec<(u64, Change)> = core::mem::take(&mut self.changes).into_values().collect();
+        v.sort_by_key(|(seq, _)| *seq);
+        v.into_iter().map(|(_, c)| c).collect()
     }
 
     /// True if changes are pending.
@@ -145,30 +150,28 @@ impl Db {
     }
 
     fn note(&mut self, c: ClassId, reference: &str, kind: ChangeKind, last: Option<Vec<Value>>) {
-        if let Some(pos) = self
-            .changes
-            .iter()
-            .position(|ch| ch.class == c && ch.reference == reference)
-        {
-            let prev = self.changes[pos].kind;
-            match (prev, kind) {
+        let key = (c, String::from(reference));
+        if let Some((_, ch)) = self.changes.get_mut(&key) {
+            match (ch.kind, kind) {
                 (ChangeKind::Add, ChangeKind::Del) => {
-                    self.changes.remove(pos);
+                    self.changes.remove(&key);
                 }
                 (ChangeKind::Add, _) => {}
                 (_, k) => {
-                    self.changes[pos].kind = k;
-                    self.changes[pos].last = last;
+                    ch.kind = k;
+                    ch.last = last;
                 }
             }
             return;
         }
-        self.changes.push(Change {
+        self.change_seq += 1;
+        let change = Change {
             class: c,
-            reference: String::from(reference),
+            reference: key.1.clone(),
             kind,
             last,
-        });
+        };
+        self.changes.insert(key, (self.change_seq, change));
     }
 
     /// Records a `Mod` of an existing object without changing it
