@@ -337,7 +337,10 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             if persisted(ch.class) {
                 ops.push(wal_op(ch.class, &ch.reference, ch.kind, &rec));
             }
-            published.push((ch, rec));
+            // Session records carry bearer refs: never broadcast them.
+            if persisted(ch.class) {
+                published.push((ch, rec));
+            }
         }
         if !ops.is_empty() {
             let mut o = Map::new();

@@ -131,6 +131,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         let ts = format_datetime(self.now);
         let mut out = Vec::new();
         for (c, cd) in classes().iter().enumerate() {
+            if cd.name == "session" {
+                continue;
+            }
             for (r, rec) in &self.db.table(c).objects {
                 if !subs.iter().any(|s| s.matches(c, r)) {
                     continue;

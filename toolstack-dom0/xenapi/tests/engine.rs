@@ -889,3 +889,34 @@ fn wire_shapes_over_http() {
     let sr = first(&mut e, &sid, "SR");
     assert_eq!(ok(&mut e, "pool.get_default_SR", vec![sid, pool]), sr);
 }
+
+#[test]
+fn session_refs_are_never_broadcast_as_events() {
+    let mut e = open(MemStorage::default());
+    let sid = login(&mut e);
+    let all = Value::Array(vec![s("*")]);
+    let Value::Map(b) = ok(
+        &mut e,
+        "event.from",
+        vec![sid.clone(), all.clone(), s(""), Value::Float(0.0)],
+    ) else {
+        panic!()
+    };
+    let tok = b["token"].clone();
+    let text = format!("{:?}", b["events"]);
+    assert!(
+        !text.contains(sid.as_str().unwrap()),
+        "session ref leaked in the initial batch"
+    );
+    let other = login(&mut e);
+    new_vm(&mut e, &sid, "x");
+    let Value::Map(b) = ok(&mut e, "event.from", vec![sid, all, tok, Value::Float(0.0)]) else {
+        panic!()
+    };
+    let text = format!("{:?}", b["events"]);
+    assert!(
+        !text.contains(other.as_str().unwrap()),
+        "session ref leaked in an event"
+    );
+    assert!(text.contains("\"x\""));
+}
