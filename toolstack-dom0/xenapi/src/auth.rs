@@ -107,6 +107,16 @@ impl PasswordHash {
         )
     }
 
+    /// True if `password` matches the remembered successful login (one
+    /// SHA-256, no PBKDF2).
+    pub fn verify_cached(&self, password: &str) -> bool {
+        password.len() <= 1024
+            && self
+                .verified
+                .as_ref()
+                .is_some_and(|v| same(v, &quick(password, &self.salt)))
+    }
+
     /// Checks a password (constant-time comparison).
     pub fn verify(&mut self, password: &str) -> bool {
         if password.len() > 1024 {

@@ -137,6 +137,7 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     pub(crate) now: Instant,
     poisoned: bool,
     wal_bytes: u64,
+    pub(crate) login_budget: crate::session::LoginBudget,
 }
 
 /// Classes never written to the WAL (sessions do not survive a restart).
@@ -177,6 +178,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             now: Instant(0),
             poisoned: false,
             wal_bytes,
+            login_budget: crate::session::LoginBudget::default(),
         })
     }
 

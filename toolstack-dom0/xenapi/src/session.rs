@@ -10,8 +10,47 @@ use crate::error::{ApiError, SESSION_AUTHENTICATION_FAILED, SESSION_INVALID};
 use crate::hypervisor::Hypervisor;
 use crate::rng::Entropy;
 use crate::schema::{class, class_id};
-use crate::value::{format_datetime, Value};
+use crate::value::{format_datetime, Instant, Value};
 use crate::wal::Storage;
+
+/// Full password verifications allowed per second (sustained).
+pub const SLOW_LOGINS_PER_SEC: u64 = 4;
+/// Full password verifications allowed in a burst.
+pub const SLOW_LOGIN_BURST: u64 = 10;
+
+/// A token bucket for full (PBKDF2) password verifications.
+#[derive(Clone, Debug, Default)]
+pub struct LoginBudget {
+    /// Tokens in thousandths.
+    milli: u64,
+    last: Instant,
+}
+
+impl LoginBudget {
+    /// Takes one token at `now`; false if none is left.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.0.saturating_sub(self.last.0);
+        self.last = now;
+        self.milli = self
+            .milli
+            .saturating_add(elapsed.saturating_mul(SLOW_LOGINS_PER_SEC))
+            .min(SLOW_LOGIN_BURST * 1000);
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A full bucket as of `now`.
+    pub fn full(now: Instant) -> LoginBudget {
+        LoginBudget {
+            milli: SLOW_LOGIN_BURST * 1000,
+            last: now,
+        }
+    }
+}
 
 impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// `session.login_with_password(uname, pwd[, version, originator])`.
@@ -30,11 +69,23 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        if user != self.config.user || !self.config.password.verify(pw) {
-            return Err(ApiError::new(
+        let failed = || {
+            ApiError::new(
                 SESSION_AUTHENTICATION_FAILED,
                 &[user, "Authentication failure"],
-            ));
+            )
+        };
+        // A full PBKDF2 runs under the engine lock, so it is rationed: a
+        // stream of wrong passwords cannot stall every other client.
+        let ok = if self.config.password.verify_cached(pw) {
+            true
+        } else if self.login_budget.take(self.now) {
+            self.config.password.verify(pw)
+        } else {
+            false
+        };
+        if user != self.config.user || !ok {
+            return Err(failed());
         }
         while self.sessions.len() >= self.config.max_sessions.max(1) {
             let oldest = self

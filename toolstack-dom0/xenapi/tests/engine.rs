@@ -920,3 +920,51 @@ fn session_refs_are_never_broadcast_as_events() {
     );
     assert!(text.contains("\"x\""));
 }
+
+#[test]
+fn wrong_passwords_are_rationed() {
+    let mut e = open(MemStorage::default());
+    let wrong = vec![s("root"), s("nope")];
+    for _ in 0..10 {
+        fails(
+            &mut e,
+            "session.login_with_password",
+            wrong.clone(),
+            "SESSION_AUTHENTICATION_FAILED",
+        );
+    }
+    // The budget is spent: even the right password (not yet cached) is
+    // refused without running PBKDF2 ...
+    fails(
+        &mut e,
+        "session.login_with_password",
+        vec![s("root"), s("pw")],
+        "SESSION_AUTHENTICATION_FAILED",
+    );
+    // ... until time passes.
+    let later = Instant(T0.0 + 1000);
+    let sid = e
+        .call_value(
+            later,
+            "session.login_with_password",
+            vec![s("root"), s("pw")],
+        )
+        .unwrap();
+    // Once verified, the right password is cheap and never rationed.
+    for _ in 0..20 {
+        fails(
+            &mut e,
+            "session.login_with_password",
+            wrong.clone(),
+            "SESSION_AUTHENTICATION_FAILED",
+        );
+    }
+    assert!(e
+        .call_value(
+            later,
+            "session.login_with_password",
+            vec![s("root"), s("pw")]
+        )
+        .is_ok());
+    assert!(sid.as_str().unwrap().starts_with("OpaqueRef:"));
+}
