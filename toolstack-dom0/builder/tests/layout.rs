@@ -1,0 +1,176 @@
+//! Layout invariants and page-table walks on hand-made images.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use xcp_builder::*;
+
+/// Checks every invariant DESIGN.md promises for a plan.
+pub fn check_invariants(plan: &PvPlan) {
+    let l = plan.layout();
+    // Boot pages in strictly increasing pfn order: no overlap.
+    let pages: Vec<(u64, PageKind)> = plan.pages().collect();
+    for w in pages.windows(2) {
+        assert!(w[0].0 < w[1].0, "overlap or disorder at {:?}", w);
+    }
+    for (pfn, kind) in &pages {
+        assert!(*pfn < l.nr_pages, "{kind:?} pfn {pfn} >= nr_pages");
+        assert!(*pfn < l.mapped_pages, "{kind:?} pfn {pfn} not mapped");
+        assert_eq!(plan.page_kind(*pfn), Some(*kind));
+    }
+    assert_eq!(l.mapped_pages, (l.virt_end - l.virt_base) / PAGE_SIZE);
+    assert!(l.mapped_pages <= l.nr_pages);
+    assert_eq!(l.virt_end % MAPPING_ALIGN, 0);
+    assert!(l.virt_end - l.stack_top() >= BOOT_PADDING);
+    assert!(l.virt_end - l.stack_top() < BOOT_PADDING + MAPPING_ALIGN);
+    // Tables exactly cover [virt_base, virt_end).
+    assert_eq!(l.pt_counts, PtCounts::for_range(l.virt_base, l.virt_end));
+    assert_eq!(l.page_tables.count, l.pt_counts.total());
+    assert_eq!(l.p2m.count, (l.nr_pages * 8).div_ceil(4096));
+    assert_eq!(l.stack_pfn, l.page_tables.end());
+    assert!(l.entry >= l.virt_kstart && l.entry < l.virt_kend);
+    assert!(l.virt_end <= XEN_HOLE_START || l.virt_base >= XEN_HOLE_END);
+}
+
+/// Generates the tables with `p2m`, walks every VA and checks the result.
+pub fn check_walk(plan: &PvPlan, p2m: &[u64]) {
+    let l = plan.layout();
+    let tables: HashMap<u64, [u8; 4096]> = plan
+        .page_table_pages(p2m)
+        .unwrap()
+        .map(|(pfn, page)| (p2m[pfn as usize], page))
+        .collect();
+    assert_eq!(tables.len() as u64, l.page_tables.count);
+    let ctx = plan.vcpu_context(p2m).unwrap();
+    assert_eq!(ctx.l4_mfn, p2m[l.page_tables.start as usize]);
+    for pfn in 0..l.mapped_pages {
+        let va = l.virt_base + pfn * 4096;
+        let w = walk(&tables, ctx.l4_mfn, va).unwrap_or_else(|| panic!("{va:#x} unmapped"));
+        assert_eq!(w.mfn, p2m[pfn as usize], "va {va:#x}");
+        assert_eq!(w.writable, !l.page_tables.contains(pfn), "va {va:#x}");
+    }
+    // Just outside the mapping: nothing.
+    assert_eq!(walk(&tables, ctx.l4_mfn, l.virt_end), None);
+    if l.virt_base >= 4096 {
+        assert_eq!(walk(&tables, ctx.l4_mfn, l.virt_base - 4096), None);
+    }
+}
+
+#[test]
+fn valid_fixture_8mib() {
+    let plan = plan_of(&Fixture::valid(), 2048).unwrap();
+    let l = *plan.layout();
+    assert_eq!(l.virt_base, VIRT_BASE);
+    assert_eq!(l.entry, VIRT_BASE);
+    assert_eq!(l.kernel, PfnRange { start: 0, count: 6 });
+    assert_eq!(l.p2m, PfnRange { start: 6, count: 4 });
+    assert_eq!(l.start_info_pfn, 10);
+    assert_eq!(l.xenstore_pfn, 11);
+    assert_eq!(l.console_pfn, 12);
+    // 4 MiB mapping at 0xffffffff80000000: L4 + L3 + L2 + 2 L1s.
+    assert_eq!(
+        l.page_tables,
+        PfnRange {
+            start: 13,
+            count: 5
+        }
+    );
+    assert_eq!(l.stack_pfn, 18);
+    assert_eq!(l.virt_end, VIRT_BASE + (4 << 20));
+    assert_eq!(l.hypercall_page_gpfn, Some(1));
+    check_invariants(&plan);
+    check_walk(&plan, &fake_p2m(2048));
+}
+
+#[test]
+fn walk_many_sizes() {
+    for pages in [1024u64, 2048, 4096, 65536, 262_144] {
+        let plan = plan_of(&Fixture::valid(), pages).unwrap();
+        check_invariants(&plan);
+        check_walk(&plan, &fake_p2m(pages));
+    }
+}
+
+#[test]
+fn too_small() {
+    assert_eq!(
+        plan_of(&Fixture::valid(), 1000).unwrap_err(),
+        Error::MemoryTooSmall
+    );
+    assert_eq!(
+        plan_of(&Fixture::valid(), 0).unwrap_err(),
+        Error::MemoryTooSmall
+    );
+}
+
+#[test]
+fn kernel_pages_copy_segments() {
+    let f = Fixture::valid();
+    let image = f.build();
+    let plan = plan_of(&f, 2048).unwrap();
+    let mut page = [0xffu8; 4096];
+    plan.write_kernel_page(&image, 0, &mut page).unwrap();
+    assert_eq!(page[0], 0xf4);
+    assert_eq!(page[1], 0x90);
+    plan.write_kernel_page(&image, 2, &mut page).unwrap();
+    assert_eq!(&page[..100], &f.segs[1].data[..]);
+    assert!(page[100..].iter().all(|&b| b == 0));
+    plan.write_kernel_page(&image, 5, &mut page).unwrap();
+    assert!(page.iter().all(|&b| b == 0));
+    assert_eq!(
+        plan.write_kernel_page(&image, 6, &mut page),
+        Err(Error::NotThisKind)
+    );
+}
+
+#[test]
+fn write_page_covers_every_boot_page() {
+    let f = Fixture::valid();
+    let image = f.build();
+    let plan = plan_of(&f, 2048).unwrap();
+    let p2m = fake_p2m(2048);
+    let src = PageSources {
+        image: &image,
+        module: &[],
+        p2m: &p2m,
+        start_info: StartInfoArgs::default(),
+    };
+    let mut page = [0u8; 4096];
+    for (pfn, kind) in plan.pages() {
+        assert_eq!(plan.write_page(pfn, &src, &mut page), Ok(kind));
+    }
+    assert_eq!(
+        plan.write_page(1000, &src, &mut page),
+        Err(Error::NotThisKind)
+    );
+}
+
+#[test]
+fn p2m_pages_hold_the_p2m() {
+    let plan = plan_of(&Fixture::valid(), 2000).unwrap();
+    let p2m = fake_p2m(2000);
+    let bytes: Vec<u8> = plan.p2m_pages(&p2m).unwrap().flat_map(|(_, p)| p).collect();
+    for (pfn, mfn) in p2m.iter().enumerate() {
+        assert_eq!(bytes[pfn * 8..pfn * 8 + 8], mfn.to_le_bytes());
+    }
+    assert!(bytes[2000 * 8..].iter().all(|&b| b == 0xff));
+    assert_eq!(plan.p2m_pages(&p2m[..10]).err(), Some(Error::P2mTooShort));
+}
+
+#[test]
+fn vcpu_context_values() {
+    let plan = plan_of(&Fixture::valid(), 2048).unwrap();
+    let p2m = fake_p2m(2048);
+    let ctx = plan.vcpu_context(&p2m).unwrap();
+    let l = plan.layout();
+    assert_eq!(ctx.rip, VIRT_BASE);
+    assert_eq!(ctx.rsp, VIRT_BASE + 19 * 4096);
+    assert_eq!(ctx.rsi, VIRT_BASE + 10 * 4096);
+    assert_eq!(ctx.cr3, p2m[13] << 12);
+    assert_eq!(ctx.cs, 0xe033);
+    assert_eq!(ctx.ss, 0xe02b);
+    assert_eq!(ctx.flags, VGCF_IN_KERNEL | VGCF_ONLINE);
+    assert_eq!(ctx.kernel_sp, l.stack_top());
+}
