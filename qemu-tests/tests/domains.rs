@@ -1,0 +1,51 @@
+//! Domain builder, console relay and lifecycle on real Xen: dom0 builds
+//! testdom from the bundle and runs one self-test (`selftest=<name>`), whose
+//! verdict ends QEMU through isa-debug-exit.
+
+use std::time::Duration;
+
+use xcp_qemu_tests::{verdict, Artifacts, Run};
+
+/// A bundle with `platform.toml` listing testdom (not started at boot: the
+/// self-test builds it) with `restart` and `cmdline`.
+fn bundle(a: &Artifacts, name: &str, restart: bool, cmdline: &str) -> std::path::PathBuf {
+    let dir = a.scratch(name);
+    let config = format!(
+        "[platform]\nname = \"selftest\"\n\n[[domain]]\nname = \"testdom\"\nimage = \"testdom.elf\"\n\
+         memory_mib = 8\nrestart = {restart}\nstart = false\ncmdline = \"{cmdline}\"\n"
+    );
+    let archive =
+        xcp_boot::assemble_bundle(&config, &[("testdom.elf".into(), a.path("testdom.elf"))])
+            .unwrap();
+    let path = dir.join("bundle.cpio");
+    std::fs::write(&path, archive).unwrap();
+    path
+}
+
+/// Boots dom0 with `selftest=<name>` and returns the finished run, which
+/// passed.
+fn selftest(name: &str, restart: bool, cmdline: &str) -> xcp_qemu_tests::Outcome {
+    let a = Artifacts::from_env();
+    let path = bundle(&a, name, restart, cmdline);
+    let launch = a.direct(&format!("test-exit selftest={name}"), &path);
+    let run = Run::start(&format!("selftest-{name}"), &launch);
+    let waited = run.wait_for(&format!("selftest {name}: PASS"), Duration::from_secs(150));
+    let outcome = run.finish(Duration::from_secs(20));
+    if let Err(e) = waited {
+        panic!("{e}\nexit status {:?}", outcome.status);
+    }
+    outcome.assert_verdict(verdict::PASS);
+    outcome
+}
+
+#[test]
+fn dom0_builds_testdom_and_relays_its_console() {
+    let outcome = selftest("console", false, "");
+    let greeting = outcome
+        .log
+        .lines()
+        .find(|l| l.starts_with("[testdom] ") && l.contains("testdom: hello from testdom"))
+        .unwrap_or_else(|| panic!("no relayed greeting in:\n{}", outcome.log));
+    assert!(greeting.contains("2048 pages"), "{greeting}");
+    assert!(outcome.log.contains("dom0: built testdom as domid"));
+}
