@@ -49,3 +49,86 @@ fn dom0_builds_testdom_and_relays_its_console() {
     assert!(greeting.contains("2048 pages"), "{greeting}");
     assert!(outcome.log.contains("dom0: built testdom as domid"));
 }
+
+#[test]
+fn a_crashing_domain_is_detected_logged_restarted_and_a_crash_loop_stopped() {
+    let outcome = selftest("crash", true, "panic");
+    let log = &outcome.log;
+    let starts = log
+        .lines()
+        .filter(|l| l.contains("dom0: built testdom as domid"))
+        .count();
+    let panics = log
+        .lines()
+        .filter(|l| l.starts_with("[testdom]") && l.contains("PANIC"))
+        .count();
+    let stops = log
+        .lines()
+        .filter(|l| l.contains("dom0: domain testdom (domid") && l.contains("stopped: crash"))
+        .count();
+    let restarts = log
+        .lines()
+        .filter(|l| l.contains("dom0: restarting testdom"))
+        .count();
+    let limit = xcp_domains_limit();
+    assert_eq!(
+        starts,
+        limit + 1,
+        "first build plus one per restart:\n{log}"
+    );
+    assert_eq!(restarts, limit, "{log}");
+    assert_eq!(
+        stops,
+        limit + 1,
+        "every crash is noticed with its reason:\n{log}"
+    );
+    assert_eq!(
+        panics,
+        limit + 1,
+        "every instance's panic report is relayed:\n{log}"
+    );
+    assert!(
+        log.contains("testdom keeps crashing: giving up after"),
+        "{log}"
+    );
+}
+
+/// dom0's crash-loop limit (xcp-domains MAX_RESTARTS), restated here so a
+/// change to it is a deliberate change to this test too.
+fn xcp_domains_limit() -> usize {
+    5
+}
+
+#[test]
+fn a_hundred_create_destroy_cycles_give_all_memory_back() {
+    let outcome = selftest("cycles", false, "");
+    let builds = outcome
+        .log
+        .lines()
+        .filter(|l| l.contains("dom0: built testdom as domid"))
+        .count();
+    assert_eq!(builds, 101, "a warm-up cycle, then 100:\n{}", outcome.log);
+    let greetings = outcome
+        .log
+        .lines()
+        .filter(|l| l.starts_with("[testdom]") && l.contains("hello from testdom"))
+        .count();
+    assert_eq!(greetings, 101, "every instance ran");
+}
+
+#[test]
+fn sixteen_mib_move_through_grant_maps_and_copies() {
+    let outcome = selftest("grant", false, "");
+    assert!(
+        outcome
+            .log
+            .contains("selftest grant: 16 MiB each way verified"),
+        "{}",
+        outcome.log
+    );
+    assert!(
+        outcome.log.contains("testdom: grant peer: 256 grants"),
+        "{}",
+        outcome.log
+    );
+}
