@@ -1,4 +1,4 @@
-//! Channel tests: unit, hostile peer (every garbage class), a 10,000-message
+//! Channel tests: unit, hostile peer (every garbage class), a 2 x 10,000-message
 //! simulation with sleeping ends (a lost wake-up deadlocks and fails), and
 //! proptests.
 
@@ -378,7 +378,7 @@ fn simulate(seed: u64, each: u64, max: usize) {
 
 #[test]
 fn ten_thousand_messages_random_sizes_and_interleavings() {
-    simulate(0x1234_5678, 5_000, crate::DEFAULT_MAX_MESSAGE - 16);
+    simulate(0x1234_5678, 10_000, crate::DEFAULT_MAX_MESSAGE - 16);
 }
 
 proptest! {

@@ -28,7 +28,7 @@ use core::sync::atomic::{fence, Ordering};
 /// One shared page (or a contiguous run of pages) as the consumer sees it.
 ///
 /// The runtime implements this with volatile accesses over a mapped grant;
-/// [`fake::MemPage`] implements it over memory. `&self` everywhere because
+/// `fake::MemPage` implements it over memory. `&self` everywhere because
 /// the peer changes the page under us. Offsets out of `0..len()` are a bug of
 /// the caller (this crate never makes one) and may panic.
 pub trait SharedPage {

@@ -10,7 +10,7 @@
 //! | 12     | 4    | rsp_event (front writes)     |
 //! | 16     | 4    | pvt (netif/tapif private)    |
 //! | 20     | 44   | __pad                        |
-//! | 64     | ...  | ring[RING_SIZE] slots        |
+//! | 64     | ...  | `ring[RING_SIZE]` slots      |
 
 use crate::{RingEntry, RingError, SharedPage, MAX_ENTRY_SIZE};
 

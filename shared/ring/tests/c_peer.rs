@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use xcp_ring::fake::{MemPage, PAGE_SIZE};
-use xcp_ring::{BackRing, FrontRing, RingEntry};
+use xcp_ring::{BackRing, FrontRing, RingEntry, SharedPage};
 
 const HEADER: &str = "/usr/include/xen/io/ring.h";
 const FRONT: &str = "front used before finit";
@@ -111,6 +111,7 @@ fn is_front_op(op: &str) -> bool {
         op,
         "finit" | "push_req" | "get_rsp" | "final_rsp" | "free" | "ursp"
     ) || op.starts_with("req:")
+        || op.starts_with("fattach:")
 }
 
 /// The Rust side: rings over `page`, created by the finit/binit ops.
@@ -182,6 +183,23 @@ impl Rust<'_> {
                     .unconsumed_responses()
                     .unwrap()
             ),
+            _ if op.starts_with("fattach:") => {
+                // The front's half of the header, then FRONT_RING_ATTACH.
+                let idx: u32 = op[8..].parse().unwrap();
+                self.page.store_u32(xcp_ring::sring::REQ_PROD, idx);
+                self.page
+                    .store_u32(xcp_ring::sring::RSP_EVENT, idx.wrapping_add(1));
+                self.front = Some(FrontRing::attach(self.page, idx).unwrap());
+                "ok".into()
+            }
+            _ if op.starts_with("battach:") => {
+                let idx: u32 = op[8..].parse().unwrap();
+                self.page.store_u32(xcp_ring::sring::RSP_PROD, idx);
+                self.page
+                    .store_u32(xcp_ring::sring::REQ_EVENT, idx.wrapping_add(1));
+                self.back = Some(BackRing::attach(self.page, idx).unwrap());
+                "ok".into()
+            }
             _ if op.starts_with("req:") => {
                 let id: u64 = op[4..].parse().unwrap();
                 let r = Req {
@@ -277,7 +295,7 @@ fn run(
 
 /// A deterministic script of well-behaved operations that fills the ring,
 /// drains it, and re-arms both event indexes.
-fn script(seed: u64, len: usize) -> Vec<String> {
+fn script(seed: u64, len: usize, start: Option<u32>) -> Vec<String> {
     let mut s = seed;
     let mut rand = move |n: u64| {
         s = s
@@ -286,6 +304,10 @@ fn script(seed: u64, len: usize) -> Vec<String> {
         (s >> 33) % n
     };
     let mut ops: Vec<String> = vec!["finit".into(), "binit".into()];
+    if let Some(idx) = start {
+        ops.push(format!("fattach:{idx}"));
+        ops.push(format!("battach:{idx}"));
+    }
     let (mut next_req, mut pushed_reqs, mut taken, mut answered) = (0u64, 0u64, 0u64, 0u64);
     let mut queued = 0u64;
     while ops.len() < len {
@@ -338,14 +360,24 @@ fn script(seed: u64, len: usize) -> Vec<String> {
 
 #[test]
 fn rust_and_c_agree_on_every_byte_and_notify() {
-    let script = script(0x5eed, 2500);
-    let (want_lines, want_pages) = run("rust_rust", &script, false, false, 50);
+    agree(&script(0x5eed, 2500, None), "from0");
+}
+
+#[test]
+fn rust_and_c_agree_across_index_wrap() {
+    // Starts 200 below 2^32: the u32 indexes wrap a few hundred ops in.
+    agree(&script(0xface, 2500, Some(u32::MAX - 200)), "wrap");
+}
+
+/// Runs `script` all four ways and asserts identical results and pages.
+fn agree(script: &[String], tag: &str) {
+    let (want_lines, want_pages) = run(&format!("{tag}_rust_rust"), script, false, false, 50);
     for (name, front_c, back_c) in [
         ("c_c", true, true),
         ("rust_front_c_back", false, true),
         ("c_front_rust_back", true, false),
     ] {
-        let (lines, pages) = run(name, &script, front_c, back_c, 50);
+        let (lines, pages) = run(&format!("{tag}_{name}"), script, front_c, back_c, 50);
         assert_eq!(lines.len(), script.len(), "{name}: one line per op");
         for (i, (got, want)) in lines.iter().zip(&want_lines).enumerate() {
             assert_eq!(got, want, "{name}: op {i} ({}) differs", script[i]);

@@ -7,7 +7,7 @@
  * line, prints one result line per operation, and writes page and state back.
  *
  *   ring_peer PAGE STATE OP...
- *   OP: finit | binit | req:ID | push_req | get_req | rsp:ID | push_rsp |
+ *   OP: finit | binit | fattach:IDX | battach:IDX | req:ID | push_req | get_req | rsp:ID | push_rsp |
  *       get_rsp | final_req | final_rsp | free | ureq | ursp
  */
 #include <stdint.h>
@@ -71,6 +71,18 @@ int main(int argc, char **argv)
             printf("ok\n");
         } else if (!strcmp(op, "binit")) {
             BACK_RING_INIT(&back, &page.s, 4096);
+            printf("ok\n");
+        } else if (!strncmp(op, "fattach:", 8)) {
+            RING_IDX n = (RING_IDX)strtoul(op + 8, NULL, 10);
+            page.s.req_prod = n;
+            page.s.rsp_event = n + 1;
+            FRONT_RING_ATTACH(&front, &page.s, n, 4096);
+            printf("ok\n");
+        } else if (!strncmp(op, "battach:", 8)) {
+            RING_IDX n = (RING_IDX)strtoul(op + 8, NULL, 10);
+            page.s.rsp_prod = n;
+            page.s.req_event = n + 1;
+            BACK_RING_ATTACH(&back, &page.s, n, 4096);
             printf("ok\n");
         } else if (!strncmp(op, "req:", 4)) {
             if (RING_FULL(&front)) { printf("full\n"); continue; }
