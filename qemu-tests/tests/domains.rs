@@ -132,3 +132,20 @@ fn sixteen_mib_move_through_grant_maps_and_copies() {
         outcome.log
     );
 }
+
+#[test]
+fn ten_thousand_messages_cross_the_inter_domain_channel() {
+    let outcome = selftest("channel", false, "");
+    assert!(
+        outcome
+            .log
+            .contains("selftest channel: 10000 messages each way checked"),
+        "{}",
+        outcome.log
+    );
+    assert!(
+        outcome.log.contains("testdom: channel peer: connected"),
+        "{}",
+        outcome.log
+    );
+}
