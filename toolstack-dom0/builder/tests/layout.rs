@@ -23,8 +23,8 @@ pub fn check_invariants(plan: &PvPlan) {
     assert_eq!(l.mapped_pages, (l.virt_end - l.virt_base) / PAGE_SIZE);
     assert!(l.mapped_pages <= l.nr_pages);
     assert_eq!(l.virt_end % MAPPING_ALIGN, 0);
-    assert!(l.virt_end - l.stack_top() >= BOOT_PADDING);
-    assert!(l.virt_end - l.stack_top() < BOOT_PADDING + MAPPING_ALIGN);
+    assert!(l.virt_end - l.stack_top() > BOOT_PADDING);
+    assert!(l.virt_end - l.stack_top() <= BOOT_PADDING + MAPPING_ALIGN);
     // Tables exactly cover [virt_base, virt_end).
     assert_eq!(l.pt_counts, PtCounts::for_range(l.virt_base, l.virt_end));
     assert_eq!(l.page_tables.count, l.pt_counts.total());
@@ -172,5 +172,13 @@ fn vcpu_context_values() {
     assert_eq!(ctx.cs, 0xe033);
     assert_eq!(ctx.ss, 0xe02b);
     assert_eq!(ctx.flags, VGCF_IN_KERNEL | VGCF_ONLINE);
+    assert_eq!(
+        (ctx.ds, ctx.es, ctx.fs, ctx.gs),
+        (0xe02b, 0xe02b, 0xe02b, 0xe02b)
+    );
+    assert_eq!(ctx.kernel_ss, 0xe02b);
+    assert_eq!(ctx.rflags, 0x200);
+    assert_eq!((ctx.dr6, ctx.dr7), (0xffff_0ff0, 0x400));
+    assert_eq!(plan.hypercall_page_mfn(&p2m), Ok(Some(p2m[1])));
     assert_eq!(ctx.kernel_sp, l.stack_top());
 }
