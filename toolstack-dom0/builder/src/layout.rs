@@ -264,6 +264,9 @@ pub(crate) fn place(
     };
 
     let module_pages = req.module_len.div_ceil(PAGE_SIZE);
+    if module_pages > nr_pages - kend_pfn {
+        return Err(Error::MemoryTooSmall);
+    }
     let module = PfnRange {
         start: kend_pfn,
         count: module_pages,
@@ -285,6 +288,9 @@ pub(crate) fn place(
     let mut counts = PtCounts::default();
     let (stack_pfn, mapped_pages, virt_end) = loop {
         let stack_pfn = pt_pfn + counts.total();
+        if stack_pfn >= nr_pages {
+            return Err(Error::MemoryTooSmall);
+        }
         // As libxc: the 4 MiB block holding the first byte after the
         // padding is the last one mapped (so the padding is at least
         // BOOT_PADDING and less than BOOT_PADDING + 4 MiB).
