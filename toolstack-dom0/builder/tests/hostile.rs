@@ -258,21 +258,6 @@ fn absurd_alignments() {
     }
 }
 
-/// A fixture whose image sits at `base` (VIRT_BASE = PADDR_OFFSET = base).
-fn at(base: u64) -> Fixture {
-    let mut f = Fixture::valid();
-    for seg in &mut f.segs {
-        seg.vaddr = seg.vaddr - VIRT_BASE + base;
-        seg.paddr = seg.vaddr;
-    }
-    f.entry = base;
-    f.set_note(XEN_ELFNOTE_VIRT_BASE, q(base));
-    f.set_note(XEN_ELFNOTE_PADDR_OFFSET, q(base));
-    f.set_note(XEN_ELFNOTE_ENTRY, q(base));
-    f.set_note(XEN_ELFNOTE_HYPERCALL_PAGE, q(base + 0x1000));
-    f
-}
-
 #[test]
 fn virt_base_in_xen_hole_or_noncanonical() {
     assert_eq!(err(&at(XEN_HOLE_START)), Error::BadVirtBase);

@@ -301,3 +301,18 @@ pub fn check_walk(plan: &PvPlan, p2m: &[u64]) {
         assert_eq!(walk(&tables, ctx.l4_mfn, l.virt_base - 4096), None);
     }
 }
+
+/// A fixture whose image sits at `base` (VIRT_BASE = PADDR_OFFSET = base).
+pub fn at(base: u64) -> Fixture {
+    let mut f = Fixture::valid();
+    for seg in &mut f.segs {
+        seg.vaddr = seg.vaddr - VIRT_BASE + base;
+        seg.paddr = seg.vaddr;
+    }
+    f.entry = base;
+    f.set_note(XEN_ELFNOTE_VIRT_BASE, q(base));
+    f.set_note(XEN_ELFNOTE_PADDR_OFFSET, q(base));
+    f.set_note(XEN_ELFNOTE_ENTRY, q(base));
+    f.set_note(XEN_ELFNOTE_HYPERCALL_PAGE, q(base + 0x1000));
+    f
+}
