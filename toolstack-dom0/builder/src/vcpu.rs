@@ -11,10 +11,10 @@ pub const VGCF_IN_KERNEL: u64 = 1 << 2;
 pub const VGCF_ONLINE: u64 = 1 << 5;
 /// `FLAT_KERNEL_CS64` = `FLAT_RING3_CS64`.
 pub const FLAT_KERNEL_CS: u16 = 0xe033;
-/// `FLAT_KERNEL_SS64` = `FLAT_KERNEL_DS64` = `FLAT_RING3_SS64`.
+/// `FLAT_KERNEL_SS64` = `FLAT_RING3_SS64`.
 pub const FLAT_KERNEL_SS: u16 = 0xe02b;
-/// `FLAT_KERNEL_DS64`.
-pub const FLAT_KERNEL_DS: u16 = 0xe02b;
+/// `FLAT_KERNEL_DS64` = `FLAT_RING3_DS64`: the NULL selector.
+pub const FLAT_KERNEL_DS: u16 = 0;
 /// `debugreg[6]` default (`X86_DR6_DEFAULT`).
 pub const DR6_DEFAULT: u64 = 0xffff_0ff0;
 /// `debugreg[7]` default (`X86_DR7_DEFAULT`).
@@ -40,7 +40,7 @@ pub struct PvVcpuContext {
     pub cs: u16,
     /// `user_regs.ss`.
     pub ss: u16,
-    /// `user_regs.ds` (`FLAT_KERNEL_DS`, as libxc sets ds/es/fs/gs).
+    /// `user_regs.ds` (`FLAT_KERNEL_DS` = 0, as libxc sets ds/es/fs/gs).
     pub ds: u16,
     /// `user_regs.es`.
     pub es: u16,

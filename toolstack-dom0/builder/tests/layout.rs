@@ -119,10 +119,7 @@ fn vcpu_context_values() {
     assert_eq!(ctx.cs, 0xe033);
     assert_eq!(ctx.ss, 0xe02b);
     assert_eq!(ctx.flags, VGCF_IN_KERNEL | VGCF_ONLINE);
-    assert_eq!(
-        (ctx.ds, ctx.es, ctx.fs, ctx.gs),
-        (0xe02b, 0xe02b, 0xe02b, 0xe02b)
-    );
+    assert_eq!((ctx.ds, ctx.es, ctx.fs, ctx.gs), (0, 0, 0, 0));
     assert_eq!(ctx.kernel_ss, 0xe02b);
     assert_eq!(ctx.rflags, 0x200);
     assert_eq!((ctx.dr6, ctx.dr7), (0xffff_0ff0, 0x400));

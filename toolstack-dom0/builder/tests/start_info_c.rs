@@ -1,7 +1,8 @@
 //! start_info offsets against the C header, and the bytes of a start_info.
 //!
 //! Compiles a tiny C program against /usr/include/xen/xen.h (Debian
-//! `libxen-dev`) that prints `offsetof()` of every field we write.
+//! `libxen-dev`) that prints `offsetof()` of every field we write, and the
+//! SIF_*, FLAT_KERNEL_* and VGCF_* constants.
 
 mod common;
 
@@ -26,6 +27,11 @@ int main(void) {
     printf("SIF_MOD_START_PFN %d\n", SIF_MOD_START_PFN);
     printf("SIF_PRIVILEGED %d\n", SIF_PRIVILEGED);
     printf("SIF_INITDOMAIN %d\n", SIF_INITDOMAIN);
+    printf("FLAT_KERNEL_CS %d\n", FLAT_KERNEL_CS);
+    printf("FLAT_KERNEL_SS %d\n", FLAT_KERNEL_SS);
+    printf("FLAT_KERNEL_DS %d\n", FLAT_KERNEL_DS);
+    printf("VGCF_in_kernel %d\n", VGCF_in_kernel);
+    printf("VGCF_online %d\n", VGCF_online);
     return 0;
 }
 "#;
@@ -55,7 +61,7 @@ fn offsets_match_c_header() {
     let out = Command::new(&exe).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    let expect: [(&str, usize); 21] = [
+    let expect: [(&str, usize); 26] = [
         ("magic", OFF_MAGIC),
         ("nr_pages", OFF_NR_PAGES),
         ("shared_info", OFF_SHARED_INFO),
@@ -77,6 +83,11 @@ fn offsets_match_c_header() {
         ("SIF_MOD_START_PFN", SIF_MOD_START_PFN as usize),
         ("SIF_PRIVILEGED", SIF_PRIVILEGED as usize),
         ("SIF_INITDOMAIN", SIF_INITDOMAIN as usize),
+        ("FLAT_KERNEL_CS", FLAT_KERNEL_CS as usize),
+        ("FLAT_KERNEL_SS", FLAT_KERNEL_SS as usize),
+        ("FLAT_KERNEL_DS", FLAT_KERNEL_DS as usize),
+        ("VGCF_in_kernel", VGCF_IN_KERNEL as usize),
+        ("VGCF_online", VGCF_ONLINE as usize),
     ];
     for (name, value) in expect {
         let line = text
