@@ -18,7 +18,7 @@ pub const VCPU_INFO_SIZE: usize = 64;
 /// `offsetof(struct vcpu_info, evtchn_upcall_mask)`.
 pub const OFF_EVTCHN_UPCALL_MASK: usize = 1;
 /// `sizeof(struct shared_info)` on x86_64.
-pub const SHARED_INFO_SIZE: usize = 3368;
+pub const SHARED_INFO_SIZE: usize = 3136;
 /// `GNTTAB_RESERVED_CONSOLE`: grant ref of the console ring.
 pub const GNTTAB_RESERVED_CONSOLE: u32 = 0;
 /// `GNTTAB_RESERVED_XENSTORE`: grant ref of the xenstore ring.
