@@ -31,6 +31,8 @@ pub const BOOT_PADDING: u64 = 512 << 10;
 pub const MAX_GUEST_CMDLINE: usize = 1024;
 /// Largest `memory_pages` a request may ask for (256 GiB).
 pub const MAX_MEMORY_PAGES: u64 = 1 << 26;
+/// Most rounds of the page-table fixed point before giving up.
+const MAX_LAYOUT_STEPS: u32 = 16;
 /// Start of Xen's reserved part of the 64-bit address space (L4 slot 256).
 pub const XEN_HOLE_START: u64 = 0xffff_8000_0000_0000;
 /// End (exclusive) of Xen's reserved part (L4 slot 272).
@@ -286,7 +288,14 @@ pub(crate) fn place(
     // Fixed point: tables for [virt_base, virt_end) where virt_end depends
     // on how many tables there are. Monotone, so it converges in a few steps.
     let mut counts = PtCounts::default();
+    let mut steps = 0;
     let (stack_pfn, mapped_pages, virt_end) = loop {
+        // Table counts only grow and are bounded, so this settles in a few
+        // steps; the bound keeps that a checked fact, not a hope.
+        steps += 1;
+        if steps > MAX_LAYOUT_STEPS {
+            return Err(Error::AddressOverflow);
+        }
         let stack_pfn = pt_pfn + counts.total();
         if stack_pfn >= nr_pages {
             return Err(Error::MemoryTooSmall);
