@@ -256,6 +256,12 @@ impl PvPlan {
         }))
     }
 
+    /// The whole p2m list as bytes (`p2m.count` pages, starting at pfn
+    /// `p2m.start`), after checking `p2m`.
+    pub fn p2m_bytes(&self, p2m: &[u64]) -> Result<Vec<u8>, Error> {
+        Ok(self.p2m_pages(p2m)?.flat_map(|(_, page)| page).collect())
+    }
+
     /// The page-table pages, `(pfn, bytes)` in pfn order (L4 first), after
     /// checking `p2m`.
     pub fn page_table_pages<'a>(

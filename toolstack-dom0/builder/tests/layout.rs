@@ -98,7 +98,8 @@ fn write_page_covers_every_boot_page() {
 fn p2m_pages_hold_the_p2m() {
     let plan = plan_of(&Fixture::valid(), 2000).unwrap();
     let p2m = fake_p2m(2000);
-    let bytes: Vec<u8> = plan.p2m_pages(&p2m).unwrap().flat_map(|(_, p)| p).collect();
+    let bytes = plan.p2m_bytes(&p2m).unwrap();
+    assert_eq!(bytes.len(), 4 * 4096);
     for (pfn, mfn) in p2m.iter().enumerate() {
         assert_eq!(bytes[pfn * 8..pfn * 8 + 8], mfn.to_le_bytes());
     }

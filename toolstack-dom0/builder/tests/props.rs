@@ -42,6 +42,22 @@ proptest! {
     }
 
     #[test]
+    fn any_module(module_len in 0u64..(8 << 20), pages in 1024u64..12_000) {
+        let image = Fixture::valid().build();
+        let req = BuildRequest { memory_pages: pages, cmdline: b"", module_len };
+        match PvPlan::new(&image, &req) {
+            Ok(plan) => {
+                let l = *plan.layout();
+                prop_assert_eq!(l.module.count, module_len.div_ceil(4096));
+                prop_assert_eq!(l.module.start, l.kernel.end());
+                check_invariants(&plan);
+                check_walk(&plan, &fake_p2m(pages));
+            }
+            Err(e) => prop_assert_eq!(e, Error::MemoryTooSmall),
+        }
+    }
+
+    #[test]
     fn any_virt_base(slot in prop_oneof![0u64..256, 272u64..512],
                      offset in 0u64..(1 << 27),
                      pages in 1024u64..20_000) {
