@@ -301,8 +301,8 @@ pub(crate) fn place(
             return Err(Error::MemoryTooSmall);
         }
         // As libxc: the 4 MiB block holding the first byte after the
-        // padding is the last one mapped (so the padding is at least
-        // BOOT_PADDING and less than BOOT_PADDING + 4 MiB).
+        // padding is the last one mapped (so the padding after the stack
+        // is more than BOOT_PADDING and at most BOOT_PADDING + 4 MiB).
         let after_padding = virt_base
             .checked_add((stack_pfn + 1) * PAGE_SIZE + BOOT_PADDING)
             .ok_or(Error::AddressOverflow)?;
