@@ -20,6 +20,8 @@ use crate::Error;
 pub const MAX_PROGRAM_HEADERS: usize = 64;
 /// Most `PT_LOAD` segments an image may have.
 pub const MAX_LOAD_SEGMENTS: usize = 16;
+/// Most section headers searched for notes when there is no `PT_NOTE`.
+pub const MAX_SECTION_HEADERS: usize = 4096;
 /// Largest `p_align` accepted (2 MiB, what Linux uses).
 pub const MAX_SEGMENT_ALIGN: u64 = 1 << 21;
 
@@ -116,10 +118,15 @@ impl ElfImage {
         }
         if notes.count == 0 {
             // Fallback: SHT_NOTE sections (an image linked without PT_NOTE).
+            // Section headers only: names are not needed, so a missing or
+            // bad string table does not matter.
             let sections = header
-                .sections(endian, data)
+                .section_headers(endian, data)
                 .map_err(|_| Error::Malformed)?;
-            for section in sections.iter() {
+            if sections.len() > MAX_SECTION_HEADERS {
+                return Err(Error::Malformed);
+            }
+            for section in sections {
                 let it = section.notes(endian, data).map_err(|_| Error::BadNote)?;
                 if let Some(it) = it {
                     read_notes(it, &mut notes)?;

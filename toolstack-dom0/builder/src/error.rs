@@ -120,3 +120,5 @@ impl fmt::Display for Error {
         f.write_str(text)
     }
 }
+
+impl core::error::Error for Error {}

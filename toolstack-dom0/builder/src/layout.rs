@@ -10,7 +10,8 @@
 //! kernel image · optional module · p2m list · start_info · xenstore ring ·
 //! console ring · page tables (L4, L3s, L2s, L1s) · boot stack · padding.
 //! The initial mapping covers `[virt_base, virt_end)`, where `virt_end` is
-//! the first 4 MiB boundary at least 512 KiB past the boot stack. The number
+//! the end of the 4 MiB-aligned block holding the first byte 512 KiB past
+//! the boot stack (libxc's `round_up(.., bits_to_mask(22))`). The number
 //! of page tables depends on `virt_end` and `virt_end` on that number, so it
 //! is iterated to a fixed point as dom0_build.c does.
 
@@ -30,6 +31,8 @@ pub const BOOT_PADDING: u64 = 512 << 10;
 pub const MAX_GUEST_CMDLINE: usize = 1024;
 /// Largest `memory_pages` a request may ask for (256 GiB).
 pub const MAX_MEMORY_PAGES: u64 = 1 << 26;
+/// Most rounds of the page-table fixed point before giving up.
+const MAX_LAYOUT_STEPS: u32 = 16;
 /// Start of Xen's reserved part of the 64-bit address space (L4 slot 256).
 pub const XEN_HOLE_START: u64 = 0xffff_8000_0000_0000;
 /// End (exclusive) of Xen's reserved part (L4 slot 272).
@@ -203,10 +206,8 @@ pub(crate) fn place(
         return Err(Error::MemoryTooLarge);
     }
     image.notes.check_pv()?;
-    let virt_base = image
-        .notes
-        .virt_base
-        .ok_or(Error::MissingNote(crate::notes::XEN_ELFNOTE_VIRT_BASE))?;
+    // libelf: VIRT_BASE unset means 0 for PV.
+    let virt_base = image.notes.virt_base.unwrap_or(0);
     if !virt_base.is_multiple_of(PAGE_SIZE) || !canonical(virt_base) || in_hole(virt_base) {
         return Err(Error::BadVirtBase);
     }
@@ -265,6 +266,9 @@ pub(crate) fn place(
     };
 
     let module_pages = req.module_len.div_ceil(PAGE_SIZE);
+    if module_pages > nr_pages - kend_pfn {
+        return Err(Error::MemoryTooSmall);
+    }
     let module = PfnRange {
         start: kend_pfn,
         count: module_pages,
@@ -284,19 +288,31 @@ pub(crate) fn place(
     // Fixed point: tables for [virt_base, virt_end) where virt_end depends
     // on how many tables there are. Monotone, so it converges in a few steps.
     let mut counts = PtCounts::default();
+    let mut steps = 0;
     let (stack_pfn, mapped_pages, virt_end) = loop {
+        // Table counts only grow and are bounded, so this settles in a few
+        // steps; the bound keeps that a checked fact, not a hope.
+        steps += 1;
+        if steps > MAX_LAYOUT_STEPS {
+            return Err(Error::AddressOverflow);
+        }
         let stack_pfn = pt_pfn + counts.total();
-        let after_stack = (stack_pfn + 1) * PAGE_SIZE + BOOT_PADDING;
-        let mapped_bytes = after_stack
-            .checked_next_multiple_of(MAPPING_ALIGN)
+        if stack_pfn >= nr_pages {
+            return Err(Error::MemoryTooSmall);
+        }
+        // As libxc: the 4 MiB block holding the first byte after the
+        // padding is the last one mapped (so the padding after the stack
+        // is more than BOOT_PADDING and at most BOOT_PADDING + 4 MiB).
+        let after_padding = virt_base
+            .checked_add((stack_pfn + 1) * PAGE_SIZE + BOOT_PADDING)
             .ok_or(Error::AddressOverflow)?;
-        let mapped_pages = mapped_bytes / PAGE_SIZE;
+        let virt_end = (after_padding | (MAPPING_ALIGN - 1))
+            .checked_add(1)
+            .ok_or(Error::AddressOverflow)?;
+        let mapped_pages = (virt_end - virt_base) / PAGE_SIZE;
         if mapped_pages > nr_pages {
             return Err(Error::MemoryTooSmall);
         }
-        let virt_end = virt_base
-            .checked_add(mapped_bytes)
-            .ok_or(Error::AddressOverflow)?;
         let need = PtCounts::for_range(virt_base, virt_end);
         if need.total() <= counts.total() {
             break (stack_pfn, mapped_pages, virt_end);

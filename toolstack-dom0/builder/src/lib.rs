@@ -7,20 +7,25 @@
 //!
 //! This crate does what libxenguest does for `xl create type="pv"` minus the
 //! hypercalls. The executor (dom0) calls, in order:
-//! 1. [`Plan::new`] with the image and a [`BuildRequest`] — all checks on
-//!    the image happen here, before a domain exists;
-//! 2. creates the domain, populates `nr_pages` frames and reads the p2m;
-//! 3. for each pfn of [`PvPlan::pages`], maps it and calls
-//!    [`PvPlan::write_page`] (kernel, module, p2m, start_info, xenstore and
-//!    console rings, page tables, stack);
-//! 4. `XEN_DOMCTL_hypercall_init` at [`PvLayout::hypercall_page_gpfn`];
-//! 5. pins the L4 ([`PvVcpuContext::l4_mfn`]), sets the vCPU context from
-//!    [`PvPlan::vcpu_context`] and unpauses.
+//! 1. [`PvPlan::new`] (or [`Plan::new`]) with the image and a
+//!    [`BuildRequest`]: every check on the image happens here, before a
+//!    domain exists;
+//! 2. creates the domain, sets max memory, populates `nr_pages` frames
+//!    (pfns `0..nr_pages`) and builds the p2m (`p2m[pfn] = mfn`);
+//! 3. for each `(pfn, kind)` of [`PvPlan::pages`], maps `p2m[pfn]` and calls
+//!    [`PvPlan::write_page`] (kernel, module, p2m list, start_info, xenstore
+//!    and console rings, page tables, stack);
+//! 4. initialises shared_info ([`write_shared_info`]) and seeds the grant
+//!    table ([`gnttab_seed`]) as libxc does;
+//! 5. `XEN_DOMCTL_hypercall_init` with [`PvPlan::hypercall_page_mfn`];
+//! 6. `MMUEXT_PIN_L4_TABLE` on [`PvVcpuContext::l4_mfn`], then
+//!    `XEN_DOMCTL_setvcpucontext` from [`PvPlan::vcpu_context`], then unpause.
 //!
 //! See DESIGN.md for the layout and for what a hostile image can do.
 
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 extern crate alloc;
 
@@ -30,6 +35,7 @@ mod layout;
 mod notes;
 mod pagetable;
 mod plan;
+mod shared;
 mod start_info;
 mod vcpu;
 
@@ -45,6 +51,7 @@ pub use pagetable::{
     PTE_RW_FLAGS, PTE_USER,
 };
 pub use plan::{GuestKind, PageKind, PageSources, Plan, PvPlan};
+pub use shared::*;
 pub use start_info::*;
 pub use vcpu::*;
 

@@ -128,12 +128,18 @@ impl XenNotes {
         Ok(())
     }
 
-    /// Checks what libelf's `elf_xen_note_check` checks for a PV guest.
+    /// Checks what libelf's `elf_xen_note_check` (and the VIRT_BASE part of
+    /// `elf_xen_addr_calc_check`) checks for a PV guest.
     pub fn check_pv(&self) -> Result<(), Error> {
         if self.count == 0 {
             return Err(Error::MissingNote(XEN_ELFNOTE_XEN_VERSION));
         }
-        let generic = self.loader.as_deref() == Some(b"generic");
+        // libelf compares prefixes: strncmp(loader, "generic", 7),
+        // strncmp(guest_os, "linux", 5), strncmp(xen_ver, "xen-3.0", 7).
+        let generic = self
+            .loader
+            .as_deref()
+            .is_some_and(|l| l.starts_with(b"generic"));
         let linux = self
             .guest_os
             .as_deref()
@@ -143,10 +149,11 @@ impl XenNotes {
         }
         match self.xen_version.as_deref() {
             None => return Err(Error::MissingNote(XEN_ELFNOTE_XEN_VERSION)),
-            Some(b"xen-3.0") => {}
+            Some(v) if v.starts_with(b"xen-3.0") => {}
             Some(_) => return Err(Error::BadXenVersion),
         }
-        if self.virt_base.is_none() {
+        // VIRT_BASE defaults to 0, but PADDR_OFFSET alone is refused.
+        if self.virt_base.is_none() && self.paddr_offset.is_some() {
             return Err(Error::MissingNote(XEN_ELFNOTE_VIRT_BASE));
         }
         let unsupported = self.features_required & !PV_REQUIRABLE;
@@ -190,11 +197,17 @@ fn parse_features(text: &[u8]) -> Result<(u32, u32), Error> {
             Some(rest) => (rest, true),
             None => (word, false),
         };
-        let bit = FEATURE_NAMES
+        // libelf ignores an unknown feature unless it is required.
+        let Some(bit) = FEATURE_NAMES
             .iter()
             .find(|(n, _)| *n == name)
             .map(|&(_, bit)| bit)
-            .ok_or(Error::UnknownFeature)?;
+        else {
+            if is_required {
+                return Err(Error::UnknownFeature);
+            }
+            continue;
+        };
         supported |= 1 << bit;
         if is_required {
             required |= 1 << bit;
@@ -225,7 +238,8 @@ mod tests {
             Ok((0b10001, 1))
         );
         assert_eq!(parse_features(b"dom0|"), Ok((1 << 11, 0)));
-        assert_eq!(parse_features(b"bogus"), Err(Error::UnknownFeature));
+        assert_eq!(parse_features(b"bogus|dom0"), Ok((1 << 11, 0)));
+        assert_eq!(parse_features(b"!bogus"), Err(Error::UnknownFeature));
     }
 
     #[test]

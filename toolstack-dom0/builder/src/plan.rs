@@ -256,6 +256,12 @@ impl PvPlan {
         }))
     }
 
+    /// The whole p2m list as bytes (`p2m.count` pages, starting at pfn
+    /// `p2m.start`), after checking `p2m`.
+    pub fn p2m_bytes(&self, p2m: &[u64]) -> Result<Vec<u8>, Error> {
+        Ok(self.p2m_pages(p2m)?.flat_map(|(_, page)| page).collect())
+    }
+
     /// The page-table pages, `(pfn, bytes)` in pfn order (L4 first), after
     /// checking `p2m`.
     pub fn page_table_pages<'a>(
@@ -280,6 +286,13 @@ impl PvPlan {
         Ok(page)
     }
 
+    /// The mfn to pass as `gmfn` to `XEN_DOMCTL_hypercall_init` (for a PV
+    /// guest Xen wants the machine frame), if the kernel has a hypercall page.
+    pub fn hypercall_page_mfn(&self, p2m: &[u64]) -> Result<Option<u64>, Error> {
+        check_p2m(&self.layout, p2m)?;
+        Ok(self.layout.hypercall_page_gpfn.map(|pfn| p2m[pfn as usize]))
+    }
+
     /// Register values for vCPU 0.
     pub fn vcpu_context(&self, p2m: &[u64]) -> Result<PvVcpuContext, Error> {
         check_p2m(&self.layout, p2m)?;
@@ -294,10 +307,12 @@ impl PvPlan {
             rflags: vcpu::RFLAGS_IF,
             cs: vcpu::FLAT_KERNEL_CS,
             ss: vcpu::FLAT_KERNEL_SS,
-            ds: 0,
-            es: 0,
-            fs: 0,
-            gs: 0,
+            ds: vcpu::FLAT_KERNEL_DS,
+            es: vcpu::FLAT_KERNEL_DS,
+            fs: vcpu::FLAT_KERNEL_DS,
+            gs: vcpu::FLAT_KERNEL_DS,
+            dr6: vcpu::DR6_DEFAULT,
+            dr7: vcpu::DR7_DEFAULT,
             kernel_ss: u64::from(vcpu::FLAT_KERNEL_SS),
             kernel_sp: rsp,
             cr3: l4_mfn << 12,

@@ -36,7 +36,7 @@ pub const OFF_MOD_START: usize = 112;
 pub const OFF_MOD_LEN: usize = 120;
 /// `cmd_line[MAX_GUEST_CMDLINE]`.
 pub const OFF_CMD_LINE: usize = 128;
-/// `first_p2m_pfn`.
+/// `first_p2m_pfn` (0 in our plans: the p2m is in the initial mapping).
 pub const OFF_FIRST_P2M_PFN: usize = 1152;
 /// `nr_p2m_frames`.
 pub const OFF_NR_P2M_FRAMES: usize = 1160;
@@ -115,7 +115,8 @@ pub(crate) fn write(
     put_u64(page, OFF_MOD_LEN, mod_len);
     // cmd_line stays NUL terminated: len < MAX_GUEST_CMDLINE and the page is zeroed.
     page[OFF_CMD_LINE..OFF_CMD_LINE + cmdline.len()].copy_from_slice(cmdline);
-    put_u64(page, OFF_FIRST_P2M_PFN, layout.p2m.start);
-    put_u64(page, OFF_NR_P2M_FRAMES, layout.p2m.count);
+    // first_p2m_pfn / nr_p2m_frames describe a p2m mapped apart from the
+    // initial mapping (XEN_ELFNOTE_INIT_P2M); libxc leaves them 0 otherwise,
+    // and Linux frees those frames when they are set, so they stay 0.
     Ok(())
 }

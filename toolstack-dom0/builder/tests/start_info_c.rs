@@ -1,7 +1,8 @@
 //! start_info offsets against the C header, and the bytes of a start_info.
 //!
 //! Compiles a tiny C program against /usr/include/xen/xen.h (Debian
-//! `libxen-dev`) that prints `offsetof()` of every field we write.
+//! `libxen-dev`) that prints `offsetof()` of every field we write, and the
+//! SIF_*, FLAT_KERNEL_*, VGCF_*, shared_info and grant-entry layout.
 
 mod common;
 
@@ -15,6 +16,7 @@ const C_PROGRAM: &str = r#"
 #include <stdio.h>
 #include <stdint.h>
 #include <xen/xen.h>
+#include <xen/grant_table.h>
 #define P(f) printf(#f " %zu\n", offsetof(struct start_info, f))
 int main(void) {
     P(magic); P(nr_pages); P(shared_info); P(flags); P(store_mfn);
@@ -26,6 +28,22 @@ int main(void) {
     printf("SIF_MOD_START_PFN %d\n", SIF_MOD_START_PFN);
     printf("SIF_PRIVILEGED %d\n", SIF_PRIVILEGED);
     printf("SIF_INITDOMAIN %d\n", SIF_INITDOMAIN);
+    printf("FLAT_KERNEL_CS %d\n", FLAT_KERNEL_CS);
+    printf("FLAT_KERNEL_SS %d\n", FLAT_KERNEL_SS);
+    printf("FLAT_KERNEL_DS %d\n", FLAT_KERNEL_DS);
+    printf("VGCF_in_kernel %d\n", VGCF_in_kernel);
+    printf("VGCF_online %d\n", VGCF_online);
+    printf("XEN_LEGACY_MAX_VCPUS %d\n", XEN_LEGACY_MAX_VCPUS);
+    printf("sizeof_vcpu_info %zu\n", sizeof(struct vcpu_info));
+    printf("evtchn_upcall_mask %zu\n", offsetof(struct vcpu_info, evtchn_upcall_mask));
+    printf("vcpu_info_in_shared_info %zu\n", offsetof(struct shared_info, vcpu_info));
+    printf("sizeof_shared_info %zu\n", sizeof(struct shared_info));
+    printf("GNTTAB_RESERVED_CONSOLE %d\n", GNTTAB_RESERVED_CONSOLE);
+    printf("GNTTAB_RESERVED_XENSTORE %d\n", GNTTAB_RESERVED_XENSTORE);
+    printf("GTF_permit_access %d\n", GTF_permit_access);
+    printf("sizeof_grant_entry_v1 %zu\n", sizeof(grant_entry_v1_t));
+    printf("grant_domid %zu\n", offsetof(grant_entry_v1_t, domid));
+    printf("grant_frame %zu\n", offsetof(grant_entry_v1_t, frame));
     return 0;
 }
 "#;
@@ -55,7 +73,7 @@ fn offsets_match_c_header() {
     let out = Command::new(&exe).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    let expect: [(&str, usize); 21] = [
+    let expect: [(&str, usize); 37] = [
         ("magic", OFF_MAGIC),
         ("nr_pages", OFF_NR_PAGES),
         ("shared_info", OFF_SHARED_INFO),
@@ -77,6 +95,25 @@ fn offsets_match_c_header() {
         ("SIF_MOD_START_PFN", SIF_MOD_START_PFN as usize),
         ("SIF_PRIVILEGED", SIF_PRIVILEGED as usize),
         ("SIF_INITDOMAIN", SIF_INITDOMAIN as usize),
+        ("FLAT_KERNEL_CS", FLAT_KERNEL_CS as usize),
+        ("FLAT_KERNEL_SS", FLAT_KERNEL_SS as usize),
+        ("FLAT_KERNEL_DS", FLAT_KERNEL_DS as usize),
+        ("VGCF_in_kernel", VGCF_IN_KERNEL as usize),
+        ("VGCF_online", VGCF_ONLINE as usize),
+        ("XEN_LEGACY_MAX_VCPUS", XEN_LEGACY_MAX_VCPUS),
+        ("sizeof_vcpu_info", VCPU_INFO_SIZE),
+        ("evtchn_upcall_mask", OFF_EVTCHN_UPCALL_MASK),
+        ("vcpu_info_in_shared_info", 0),
+        ("sizeof_shared_info", SHARED_INFO_SIZE),
+        ("GNTTAB_RESERVED_CONSOLE", GNTTAB_RESERVED_CONSOLE as usize),
+        (
+            "GNTTAB_RESERVED_XENSTORE",
+            GNTTAB_RESERVED_XENSTORE as usize,
+        ),
+        ("GTF_permit_access", GTF_PERMIT_ACCESS as usize),
+        ("sizeof_grant_entry_v1", GRANT_ENTRY_V1_SIZE),
+        ("grant_domid", 2),
+        ("grant_frame", 4),
     ];
     for (name, value) in expect {
         let line = text
@@ -122,8 +159,9 @@ fn start_info_bytes() {
     assert_eq!(u64_at(&p, OFF_MOD_START), 0);
     assert_eq!(u64_at(&p, OFF_MOD_LEN), 0);
     assert_eq!(&p[OFF_CMD_LINE..OFF_CMD_LINE + 13], b"console=hvc0\0");
-    assert_eq!(u64_at(&p, OFF_FIRST_P2M_PFN), 6);
-    assert_eq!(u64_at(&p, OFF_NR_P2M_FRAMES), 4);
+    // Only set for an INIT_P2M layout (libxc): ours keeps them 0.
+    assert_eq!(u64_at(&p, OFF_FIRST_P2M_PFN), 0);
+    assert_eq!(u64_at(&p, OFF_NR_P2M_FRAMES), 0);
     assert!(p[START_INFO_SIZE..].iter().all(|&b| b == 0));
 }
 
@@ -183,4 +221,27 @@ fn module_in_start_info() {
     plan.write_module_page(&module, 8, &mut page).unwrap();
     assert_eq!(&page[..10_000 - 8192], &module[8192..]);
     assert!(page[10_000 - 8192..].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn gnttab_seed_entries() {
+    let plan = plan_of(&Fixture::valid(), 2048).unwrap();
+    let p2m = fake_p2m(2048);
+    let l = plan.layout();
+    let seed = gnttab_seed(l, &p2m, 0, 1).unwrap();
+    assert_eq!(seed[0].0, 0);
+    assert_eq!(seed[0].1[2..4], [0, 0]);
+    assert_eq!(
+        seed[0].1[4..8],
+        (p2m[l.console_pfn as usize] as u32).to_le_bytes()
+    );
+    assert_eq!(seed[1].0, 1);
+    assert_eq!(seed[1].1[2..4], [1, 0]);
+    assert_eq!(
+        seed[1].1[4..8],
+        (p2m[l.xenstore_pfn as usize] as u32).to_le_bytes()
+    );
+    let mut big = p2m.clone();
+    big[l.console_pfn as usize] = 1 << 32;
+    assert_eq!(gnttab_seed(l, &big, 0, 1).err(), Some(Error::MfnTooLarge));
 }

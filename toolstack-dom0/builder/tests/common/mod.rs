@@ -250,3 +250,69 @@ pub fn plan_of(fixture: &Fixture, pages: u64) -> Result<PvPlan, Error> {
         },
     )
 }
+
+/// Checks every invariant DESIGN.md promises for a plan.
+pub fn check_invariants(plan: &PvPlan) {
+    let l = plan.layout();
+    // Boot pages in strictly increasing pfn order: no overlap.
+    let pages: Vec<(u64, PageKind)> = plan.pages().collect();
+    for w in pages.windows(2) {
+        assert!(w[0].0 < w[1].0, "overlap or disorder at {:?}", w);
+    }
+    for (pfn, kind) in &pages {
+        assert!(*pfn < l.nr_pages, "{kind:?} pfn {pfn} >= nr_pages");
+        assert!(*pfn < l.mapped_pages, "{kind:?} pfn {pfn} not mapped");
+        assert_eq!(plan.page_kind(*pfn), Some(*kind));
+    }
+    assert_eq!(l.mapped_pages, (l.virt_end - l.virt_base) / PAGE_SIZE);
+    assert!(l.mapped_pages <= l.nr_pages);
+    assert_eq!(l.virt_end % MAPPING_ALIGN, 0);
+    assert!(l.virt_end - l.stack_top() > BOOT_PADDING);
+    assert!(l.virt_end - l.stack_top() <= BOOT_PADDING + MAPPING_ALIGN);
+    // Tables exactly cover [virt_base, virt_end).
+    assert_eq!(l.pt_counts, PtCounts::for_range(l.virt_base, l.virt_end));
+    assert_eq!(l.page_tables.count, l.pt_counts.total());
+    assert_eq!(l.p2m.count, (l.nr_pages * 8).div_ceil(4096));
+    assert_eq!(l.stack_pfn, l.page_tables.end());
+    assert!(l.entry >= l.virt_kstart && l.entry < l.virt_kend);
+    assert!(l.virt_end <= XEN_HOLE_START || l.virt_base >= XEN_HOLE_END);
+}
+
+/// Generates the tables with `p2m`, walks every VA and checks the result.
+pub fn check_walk(plan: &PvPlan, p2m: &[u64]) {
+    let l = plan.layout();
+    let tables: std::collections::HashMap<u64, [u8; 4096]> = plan
+        .page_table_pages(p2m)
+        .unwrap()
+        .map(|(pfn, page)| (p2m[pfn as usize], page))
+        .collect();
+    assert_eq!(tables.len() as u64, l.page_tables.count);
+    let ctx = plan.vcpu_context(p2m).unwrap();
+    assert_eq!(ctx.l4_mfn, p2m[l.page_tables.start as usize]);
+    for pfn in 0..l.mapped_pages {
+        let va = l.virt_base + pfn * 4096;
+        let w = walk(&tables, ctx.l4_mfn, va).unwrap_or_else(|| panic!("{va:#x} unmapped"));
+        assert_eq!(w.mfn, p2m[pfn as usize], "va {va:#x}");
+        assert_eq!(w.writable, !l.page_tables.contains(pfn), "va {va:#x}");
+    }
+    // Just outside the mapping: nothing.
+    assert_eq!(walk(&tables, ctx.l4_mfn, l.virt_end), None);
+    if l.virt_base >= 4096 {
+        assert_eq!(walk(&tables, ctx.l4_mfn, l.virt_base - 4096), None);
+    }
+}
+
+/// A fixture whose image sits at `base` (VIRT_BASE = PADDR_OFFSET = base).
+pub fn at(base: u64) -> Fixture {
+    let mut f = Fixture::valid();
+    for seg in &mut f.segs {
+        seg.vaddr = seg.vaddr - VIRT_BASE + base;
+        seg.paddr = seg.vaddr;
+    }
+    f.entry = base;
+    f.set_note(XEN_ELFNOTE_VIRT_BASE, q(base));
+    f.set_note(XEN_ELFNOTE_PADDR_OFFSET, q(base));
+    f.set_note(XEN_ELFNOTE_ENTRY, q(base));
+    f.set_note(XEN_ELFNOTE_HYPERCALL_PAGE, q(base + 0x1000));
+    f
+}
