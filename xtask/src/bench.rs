@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: figures measured in one run, printed and written as
-//! JSON under target/bench. Boot: QEMU start to Xen's hand-over to dom0
+//! JSON under target/bench. xenstore: ops/s and p99 of our daemon and of
+//! Debian's oxenstored under the same load. Boot: QEMU start to Xen's hand-over to dom0
 //! (Xen's "Freed ... init memory" line) and to dom0's "dom0 ready", in
 //! Xen's console time, over several boots.
 
@@ -47,9 +48,31 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The xenstore benchmark: our host daemon against Debian's oxenstored,
+/// side by side in one run (see xenstore-dom/bench).
+fn xenstore(dir: &std::path::Path) -> Result<(), String> {
+    crate::run(crate::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "xcp-xenstored",
+        "-p",
+        "xenstore-bench",
+    ]))?;
+    let bench = crate::build::workspace_root().join("target/release/xenstore-bench");
+    crate::run(
+        std::process::Command::new(bench)
+            .arg("--out")
+            .arg(dir.join("xenstore.json")),
+    )
+}
+
 /// Runs every benchmark.
 pub fn run() -> Result<(), String> {
     crate::deps::ensure()?;
+    let dir = crate::build::workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    xenstore(&dir)?;
     let p = crate::build::platform()?;
     let mut samples = Vec::new();
     for i in 0..BOOTS {
@@ -85,8 +108,6 @@ pub fn run() -> Result<(), String> {
         first * 1000.0,
         ready * 1000.0
     );
-    let dir = crate::build::workspace_root().join("target/bench");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("boot.json"), json).map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -67,12 +67,12 @@ pub fn platform() -> Result<Platform, String> {
     let mut images = Vec::new();
     for (_, bin, entry) in KERNELS {
         let from = built.join(bin);
-        match entry {
-            Some(name) => images.push((name.to_string(), from)),
-            None => {
-                std::fs::copy(&from, out.join(bin))
-                    .map_err(|e| format!("{}: {e}", from.display()))?;
-            }
+        // Every kernel also lands in target/xcp under its bundle name, so
+        // tests can make bundles of their own.
+        let name = entry.unwrap_or(bin);
+        std::fs::copy(&from, out.join(name)).map_err(|e| format!("{}: {e}", from.display()))?;
+        if let Some(name) = entry {
+            images.push((name.to_string(), from));
         }
     }
     let config_path = root.join("boot/platform.toml");

@@ -4,6 +4,11 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
 /// Pages moved per grant-test round (1 MiB).
 pub const GRANT_PAGES: usize = 256;
 /// Rounds (16 × 1 MiB = 16 MiB each way).
@@ -22,6 +27,48 @@ const _: () = assert!(MAX_GREFS >= GRANT_PAGES);
 
 /// Messages exchanged in the channel test.
 pub const CHANNEL_MESSAGES: u32 = 10_000;
+
+/// dom0 → testdom in the channel test.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    /// 0, 1, 2, ... in order.
+    pub seq: u32,
+    /// [`payload`]`(seq)`.
+    pub payload: Vec<u8>,
+}
+
+/// testdom → dom0: what testdom saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong {
+    /// The ping's sequence number.
+    pub seq: u32,
+    /// Its payload's length.
+    pub len: u32,
+    /// [`checksum`] of its payload.
+    pub sum: u64,
+}
+
+/// The payload of ping `seq`: 0 to 5000 bytes (some larger than the
+/// 2048-byte ring, so they stream), derived from `seq`.
+pub fn payload(seq: u32) -> Vec<u8> {
+    let mut x = seq.wrapping_mul(2_654_435_761).wrapping_add(12345);
+    let len = (x % 5001) as usize;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// An order-sensitive checksum (FNV-1a, 64-bit).
+pub fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
 
 /// The u64 at `word` of page `page` in round `round`, as dom0 writes it.
 pub fn pattern(round: u32, page: u32, word: u32) -> u64 {
@@ -77,6 +124,15 @@ mod tests {
         assert_eq!(first_mismatch(&page, |w| pattern(1, 2, w)), None);
         page[100] ^= 1;
         assert_eq!(first_mismatch(&page, |w| pattern(1, 2, w)), Some(12));
+    }
+
+    #[test]
+    fn payloads_vary_and_checksums_see_order() {
+        assert_ne!(payload(1), payload(2));
+        assert_eq!(payload(7), payload(7));
+        assert!((0..200).any(|s| payload(s).len() > 2048));
+        assert!((0..200).all(|s| payload(s).len() <= 5000));
+        assert_ne!(checksum(b"ab"), checksum(b"ba"));
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! testdom: a small PV domain the QEMU tests ask dom0 to build. It logs a
 //! greeting through its PV console, then does what its command line says:
 //! `panic` crashes on purpose; `grant-test=<list gref>,<count>,<port>` runs
-//! the grant map/copy peer; otherwise it idles.
+//! the grant map/copy peer; `channel=<gref>,<gref>,<port>` answers pings on
+//! the inter-domain channel; otherwise it idles.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(target_os = "none", forbid(unsafe_code))]
 
 #[cfg(target_os = "none")]
 extern crate alloc;
 
+#[cfg(target_os = "none")]
+mod channel_peer;
 #[cfg(target_os = "none")]
 mod grant_peer;
 
@@ -28,6 +31,9 @@ mod domain {
         }
         if let Some(arg) = cmdline::get(boot.cmdline, "grant-test") {
             crate::grant_peer::run(arg);
+        }
+        if let Some(arg) = cmdline::get(boot.cmdline, "channel") {
+            crate::channel_peer::run(arg);
         }
         loop {
             xcp_runtime::event_loop::idle();

@@ -54,6 +54,12 @@ pub fn domain_info(domid: DomId) -> Result<XenDomctlGetdomaininfo, Errno> {
     unsafe { domctl::getdomaininfo(domid) }
 }
 
+/// Creates vCPUs `0..max` of `domid` (createdomain only sizes the array).
+pub fn set_max_vcpus(domid: DomId, max: u32) -> Result<(), Errno> {
+    // SAFETY: affects only `domid`.
+    unsafe { domctl::max_vcpus(domid, max) }
+}
+
 /// Caps `domid`'s memory at `kib`.
 pub fn set_max_mem(domid: DomId, kib: u64) -> Result<(), Errno> {
     // SAFETY: affects only `domid`.

@@ -268,6 +268,18 @@ pub(crate) unsafe fn init_window(si: &StartInfo) {
     r.expect("map shared_info");
     SHARED_INFO.store(shared_va as usize, Ordering::Release);
     *WINDOW.lock() = Some(slots);
+    // We never register event callbacks: the event loop polls. Xen starts a
+    // domU's vCPU with upcalls unmasked, and an upcall with no callback
+    // crashes the domain, so mask them before any event channel exists.
+    let shared = shared_va as *mut SharedInfo;
+    // SAFETY: shared_info was just mapped writable at `shared_va`; the mask
+    // byte of vCPU 0 is ours to write.
+    unsafe {
+        core::ptr::write_volatile(
+            core::ptr::addr_of_mut!((*shared).vcpu_info[0].evtchn_upcall_mask),
+            1,
+        );
+    }
 }
 
 /// The boot module (dom0's platform bundle), if Xen passed one.

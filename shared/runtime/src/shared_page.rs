@@ -74,3 +74,57 @@ impl PageView<'_> {
         self.word(offset).store(value, Ordering::Release)
     }
 }
+
+impl xcp_ring::SharedPage for PageView<'_> {
+    fn len(&self) -> usize {
+        Self::LEN
+    }
+
+    fn read(&self, offset: usize, out: &mut [u8]) {
+        PageView::read(self, offset, out)
+    }
+
+    fn write(&self, offset: usize, data: &[u8]) {
+        PageView::write(self, offset, data)
+    }
+
+    fn load_u32(&self, offset: usize) -> u32 {
+        PageView::load_u32(self, offset)
+    }
+
+    fn store_u32(&self, offset: usize, v: u32) {
+        PageView::store_u32(self, offset, v)
+    }
+}
+
+/// Implements `SharedPage` for an owned mapping through its `view()`, so a
+/// channel can own its pages.
+macro_rules! shared_page_via_view {
+    ($t:ty) => {
+        impl xcp_ring::SharedPage for $t {
+            fn len(&self) -> usize {
+                PageView::LEN
+            }
+
+            fn read(&self, offset: usize, out: &mut [u8]) {
+                self.view().read(offset, out)
+            }
+
+            fn write(&self, offset: usize, data: &[u8]) {
+                self.view().write(offset, data)
+            }
+
+            fn load_u32(&self, offset: usize) -> u32 {
+                self.view().load_u32(offset)
+            }
+
+            fn store_u32(&self, offset: usize, v: u32) {
+                self.view().store_u32(offset, v)
+            }
+        }
+    };
+}
+
+shared_page_via_view!(crate::paging::Frame);
+shared_page_via_view!(crate::paging::ForeignPage);
+shared_page_via_view!(crate::gnttab::GrantMapping);

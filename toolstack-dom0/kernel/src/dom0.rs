@@ -131,9 +131,12 @@ impl App for Dom0 {
         }
     }
 
-    fn on_timer(&mut self, _lp: &mut Loop, token: u64) {
+    fn on_timer(&mut self, lp: &mut Loop, token: u64) {
         if token == DEADLINE_TOKEN {
             crate::selftest::fail("deadline", "the self-test did not finish in time");
+        }
+        if let Some(test) = self.test.as_mut() {
+            test.on_timer(&mut self.platform, lp, token);
         }
     }
 }

@@ -1,0 +1,151 @@
+//! Domain builder, console relay and lifecycle on real Xen: dom0 builds
+//! testdom from the bundle and runs one self-test (`selftest=<name>`), whose
+//! verdict ends QEMU through isa-debug-exit.
+
+use std::time::Duration;
+
+use xcp_qemu_tests::{verdict, Artifacts, Run};
+
+/// A bundle with `platform.toml` listing testdom (not started at boot: the
+/// self-test builds it) with `restart` and `cmdline`.
+fn bundle(a: &Artifacts, name: &str, restart: bool, cmdline: &str) -> std::path::PathBuf {
+    let dir = a.scratch(name);
+    let config = format!(
+        "[platform]\nname = \"selftest\"\n\n[[domain]]\nname = \"testdom\"\nimage = \"testdom.elf\"\n\
+         memory_mib = 8\nrestart = {restart}\nstart = false\ncmdline = \"{cmdline}\"\n"
+    );
+    let archive =
+        xcp_boot::assemble_bundle(&config, &[("testdom.elf".into(), a.path("testdom.elf"))])
+            .unwrap();
+    let path = dir.join("bundle.cpio");
+    std::fs::write(&path, archive).unwrap();
+    path
+}
+
+/// Boots dom0 with `selftest=<name>` and returns the finished run, which
+/// passed.
+fn selftest(name: &str, restart: bool, cmdline: &str) -> xcp_qemu_tests::Outcome {
+    let a = Artifacts::from_env();
+    let path = bundle(&a, name, restart, cmdline);
+    let launch = a.direct(&format!("test-exit selftest={name}"), &path);
+    let run = Run::start(&format!("selftest-{name}"), &launch);
+    let waited = run.wait_for(&format!("selftest {name}: PASS"), Duration::from_secs(150));
+    let outcome = run.finish(Duration::from_secs(20));
+    if let Err(e) = waited {
+        panic!("{e}\nexit status {:?}", outcome.status);
+    }
+    outcome.assert_verdict(verdict::PASS);
+    outcome
+}
+
+#[test]
+fn dom0_builds_testdom_and_relays_its_console() {
+    let outcome = selftest("console", false, "");
+    let greeting = outcome
+        .log
+        .lines()
+        .find(|l| l.starts_with("[testdom] ") && l.contains("testdom: hello from testdom"))
+        .unwrap_or_else(|| panic!("no relayed greeting in:\n{}", outcome.log));
+    assert!(greeting.contains("2048 pages"), "{greeting}");
+    assert!(outcome.log.contains("dom0: built testdom as domid"));
+}
+
+#[test]
+fn a_crashing_domain_is_detected_logged_restarted_and_a_crash_loop_stopped() {
+    let outcome = selftest("crash", true, "panic");
+    let log = &outcome.log;
+    let starts = log
+        .lines()
+        .filter(|l| l.contains("dom0: built testdom as domid"))
+        .count();
+    let panics = log
+        .lines()
+        .filter(|l| l.starts_with("[testdom]") && l.contains("PANIC"))
+        .count();
+    let stops = log
+        .lines()
+        .filter(|l| l.contains("dom0: domain testdom (domid") && l.contains("stopped: crash"))
+        .count();
+    let restarts = log
+        .lines()
+        .filter(|l| l.contains("dom0: restarting testdom"))
+        .count();
+    let limit = xcp_domains_limit();
+    assert_eq!(
+        starts,
+        limit + 1,
+        "first build plus one per restart:\n{log}"
+    );
+    assert_eq!(restarts, limit, "{log}");
+    assert_eq!(
+        stops,
+        limit + 1,
+        "every crash is noticed with its reason:\n{log}"
+    );
+    assert_eq!(
+        panics,
+        limit + 1,
+        "every instance's panic report is relayed:\n{log}"
+    );
+    assert!(
+        log.contains("testdom keeps crashing: giving up after"),
+        "{log}"
+    );
+}
+
+/// dom0's crash-loop limit (xcp-domains MAX_RESTARTS), restated here so a
+/// change to it is a deliberate change to this test too.
+fn xcp_domains_limit() -> usize {
+    5
+}
+
+#[test]
+fn a_hundred_create_destroy_cycles_give_all_memory_back() {
+    let outcome = selftest("cycles", false, "");
+    let builds = outcome
+        .log
+        .lines()
+        .filter(|l| l.contains("dom0: built testdom as domid"))
+        .count();
+    assert_eq!(builds, 101, "a warm-up cycle, then 100:\n{}", outcome.log);
+    let greetings = outcome
+        .log
+        .lines()
+        .filter(|l| l.starts_with("[testdom]") && l.contains("hello from testdom"))
+        .count();
+    assert_eq!(greetings, 101, "every instance ran");
+}
+
+#[test]
+fn sixteen_mib_move_through_grant_maps_and_copies() {
+    let outcome = selftest("grant", false, "");
+    assert!(
+        outcome
+            .log
+            .contains("selftest grant: 16 MiB each way verified"),
+        "{}",
+        outcome.log
+    );
+    assert!(
+        outcome.log.contains("testdom: grant peer: 256 grants"),
+        "{}",
+        outcome.log
+    );
+}
+
+#[test]
+fn ten_thousand_messages_cross_the_inter_domain_channel() {
+    let outcome = selftest("channel", false, "");
+    assert!(
+        outcome
+            .log
+            .contains("selftest channel: 10000 messages each way checked"),
+        "{}",
+        outcome.log
+    );
+    assert!(
+        outcome.log.contains("testdom: channel peer: connected"),
+        "{}",
+        outcome.log
+    );
+}

@@ -1,0 +1,414 @@
+//! Call dispatch: method names to handlers, parameter count and type checks,
+//! session validation, `system.listMethods`, and the generic per-class
+//! messages every XenAPI class has (get_all, get_record, get_<f>, set_<f>,
+//! add_to_<f>, remove_from_<f>, add_<f>, remove_<f>, create, destroy).
+//!
+//! Check order follows xapi: unknown method, parameter count, session,
+//! parameter types, then handles.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::db::RELATIONS;
+use crate::engine::{record_value, Engine, Outcome};
+use crate::error::*;
+use crate::hypervisor::Hypervisor;
+use crate::rng::Entropy;
+use crate::schema::{class, class_id, classes, ClassId, MessageDef, Qualifier, Ty};
+use crate::value::{Instant, Value, NULL_REF};
+use crate::wal::Storage;
+
+/// VM messages implemented by power management.
+pub const POWER_MESSAGES: &[&str] = &[
+    "start",
+    "clean_shutdown",
+    "hard_shutdown",
+    "clean_reboot",
+    "hard_reboot",
+    "pause",
+    "unpause",
+];
+
+/// True if the engine implements `class.message` (drives listMethods).
+pub fn supported(c: ClassId, m: &MessageDef) -> bool {
+    let cd = class(c);
+    match (cd.name, m.name) {
+        ("session", "login_with_password" | "logout") => return true,
+        ("session", _) if !m.name.starts_with("get_") => return false,
+        ("event", _) => return true,
+        ("task", "cancel" | "create") => return true,
+        ("VM", n) if POWER_MESSAGES.contains(&n) => return true,
+        (_, "get_all" | "get_all_records" | "get_record" | "get_by_uuid" | "get_by_name_label") => {
+            return true
+        }
+        (_, "create") => return m.params.len() == 2,
+        (_, "destroy") => return m.params.len() == 2,
+        _ => {}
+    }
+    match split_field_message(cd, m.name) {
+        Some((p, f)) => generic_field_ok(p, m, Some(f)) && field_message_shape(cd, m),
+        None => false,
+    }
+}
+
+fn generic_field_ok(prefix: &str, m: &MessageDef, f: Option<usize>) -> bool {
+    f.is_some()
+        && match prefix {
+            "get_" => m.params.len() == 2,
+            "set_" | "remove_from_" | "add_" | "remove_" => m.params.len() == 3,
+            "add_to_" => m.params.len() == 4,
+            _ => false,
+        }
+}
+
+fn field_message_shape(cd: &crate::schema::ClassDef, m: &MessageDef) -> bool {
+    // Resolve the longest matching prefix, then check the field type fits.
+    let Some((prefix, f)) = split_field_message(cd, m.name) else {
+        return false;
+    };
+    let ty = Ty::parse(cd.fields[f].ty);
+    match prefix {
+        "get_" | "set_" => true,
+        "add_to_" | "remove_from_" => matches!(ty, Ty::Map(_, _)),
+        "add_" | "remove_" => matches!(ty, Ty::Set(_)),
+        _ => false,
+    }
+}
+
+/// Splits `add_to_other_config` into ("add_to_", field index), preferring
+/// the longest prefix that names a field.
+pub fn split_field_message(
+    cd: &crate::schema::ClassDef,
+    name: &str,
+) -> Option<(&'static str, usize)> {
+    for p in ["add_to_", "remove_from_", "get_", "set_", "add_", "remove_"] {
+        if let Some(f) = name.strip_prefix(p).and_then(|f| cd.field_index(f)) {
+            return Some((p, f));
+        }
+    }
+    None
+}
+
+/// True if `Async.class.message` exists.
+pub fn asyncable(c: ClassId, m: &str) -> bool {
+    let name = class(c).name;
+    if matches!(name, "session" | "event" | "task") {
+        return false;
+    }
+    (name == "VM" && POWER_MESSAGES.contains(&m)) || m == "create" || m == "destroy"
+}
+
+/// Every method the engine implements, as `system.listMethods` reports it.
+pub fn list_methods() -> Vec<String> {
+    let mut out = Vec::new();
+    for (c, cd) in classes().iter().enumerate() {
+        for m in cd.messages {
+            if supported(c, m) {
+                out.push(alloc::format!("{}.{}", cd.name, m.name));
+                if asyncable(c, m.name) {
+                    out.push(alloc::format!("Async.{}.{}", cd.name, m.name));
+                }
+            }
+        }
+    }
+    out.push("system.listMethods".to_string());
+    out
+}
+
+fn unknown(method: &str) -> Outcome {
+    Outcome::Done(Err(ApiError::new(MESSAGE_METHOD_UNKNOWN, &[method])))
+}
+
+/// HANDLE_INVALID for `reference` of class `c`.
+pub fn handle_invalid(c: ClassId, reference: &str) -> ApiError {
+    ApiError::new(HANDLE_INVALID, &[class(c).name, reference])
+}
+
+/// A ref argument as a string.
+pub fn arg_str(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
+    pub(crate) fn dispatch(
+        &mut self,
+        started: Instant,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Outcome {
+        if method == "system.listMethods" {
+            let v = list_methods().into_iter().map(Value::String).collect();
+            return Outcome::Done(Ok(Value::Array(v)));
+        }
+        let (is_async, rest) = match method.strip_prefix("Async.") {
+            Some(r) => (true, r),
+            None => (false, method),
+        };
+        let Some((cname, mname)) = rest.split_once('.') else {
+            return unknown(method);
+        };
+        let Some(c) = class_id(cname) else {
+            return unknown(method);
+        };
+        let Some(mdef) = class(c).message(mname) else {
+            return unknown(method);
+        };
+        if !supported(c, mdef) || (is_async && !asyncable(c, mname)) {
+            return unknown(method);
+        }
+        if cname == "session" && mname == "login_with_password" {
+            return Outcome::Done(self.login(&params));
+        }
+        if params.len() != mdef.params.len() {
+            let (e, g) = (
+                alloc::format!("{}", mdef.params.len()),
+                alloc::format!("{}", params.len()),
+            );
+            return Outcome::Done(Err(ApiError::new(
+                MESSAGE_PARAMETER_COUNT_MISMATCH,
+                &[method, &e, &g],
+            )));
+        }
+        let mut params = params.into_iter();
+        let session = match params.next() {
+            Some(Value::String(s)) => s,
+            _ => return Outcome::Done(Err(ApiError::new(SESSION_INVALID, &[""]))),
+        };
+        if let Err(e) = self.check_session(&session) {
+            return Outcome::Done(Err(e));
+        }
+        let mut args = Vec::with_capacity(mdef.params.len());
+        for ((pname, pty), v) in mdef.params[1..].iter().zip(params) {
+            match Ty::parse(pty).coerce(v) {
+                Ok(v) => args.push(v),
+                Err(()) => return Outcome::Done(Err(ApiError::new(FIELD_TYPE_ERROR, &[pname]))),
+            }
+        }
+        // Reads and calls that free memory are never refused by the quota.
+        let exempt = mdef.name.starts_with("get_")
+            || mdef.name.starts_with("remove_")
+            || matches!(mdef.name, "destroy" | "cancel" | "logout")
+            || cname == "event";
+        if !exempt {
+            let incoming: usize = args.iter().map(Value::approx_size).sum();
+            if self
+                .db
+                .approx_bytes()
+                .saturating_add(incoming)
+                .saturating_add(64 << 10)
+                > self.config.max_db_bytes
+            {
+                return Outcome::Done(Err(ApiError::new(LIMIT_REACHED, &["database"])));
+            }
+        }
+        if is_async {
+            return Outcome::Done(self.queue_job(method, c, mdef.name, args));
+        }
+        self.exec(started, &session, c, mdef.name, args)
+    }
+
+    /// Runs a checked call.
+    pub(crate) fn exec(
+        &mut self,
+        started: Instant,
+        session: &str,
+        c: ClassId,
+        m: &'static str,
+        args: Vec<Value>,
+    ) -> Outcome {
+        let name = class(c).name;
+        let r = match (name, m) {
+            ("session", "logout") => self.logout(session),
+            ("event", _) => return self.event_call(started, session, m, args),
+            ("task", "cancel") => self.task_cancel(arg_str(&args[0])),
+            ("task", "create") => self.task_create(arg_str(&args[0]), arg_str(&args[1])),
+            ("VM", op) if POWER_MESSAGES.contains(&op) => self.power(op, &args),
+            _ => self.generic(c, m, args),
+        };
+        Outcome::Done(r)
+    }
+
+    fn lookup(&self, c: ClassId, reference: &str) -> Result<&Vec<Value>, ApiError> {
+        self.db
+            .get(c, reference)
+            .ok_or_else(|| handle_invalid(c, reference))
+    }
+
+    fn generic(&mut self, c: ClassId, m: &str, args: Vec<Value>) -> Result<Value, ApiError> {
+        let cd = class(c);
+        match m {
+            "get_all" => {
+                let refs = self
+                    .db
+                    .table(c)
+                    .objects
+                    .keys()
+                    .map(|r| Value::str(r))
+                    .collect();
+                return Ok(Value::Array(refs));
+            }
+            "get_all_records" => {
+                let mut out = BTreeMap::new();
+                for (r, rec) in &self.db.table(c).objects {
+                    out.insert(r.clone(), record_value(c, rec));
+                }
+                return Ok(Value::Map(out));
+            }
+            "get_record" => {
+                let r = arg_str(&args[0]);
+                return Ok(record_value(c, self.lookup(c, r)?));
+            }
+            "get_by_uuid" => {
+                let u = arg_str(&args[0]);
+                return match self.db.by_uuid(c, u) {
+                    Some(r) => Ok(Value::str(r)),
+                    None => Err(ApiError::new(UUID_INVALID, &[cd.name, u])),
+                };
+            }
+            "get_by_name_label" => {
+                let label = arg_str(&args[0]);
+                let f = cd.field("name_label");
+                let refs = self
+                    .db
+                    .table(c)
+                    .objects
+                    .iter()
+                    .filter(|(_, rec)| rec[f].as_str() == Some(label))
+                    .map(|(r, _)| Value::str(r))
+                    .collect();
+                return Ok(Value::Array(refs));
+            }
+            "create" => return self.create(c, args.into_iter().next().unwrap_or(Value::Nil)),
+            "destroy" => return self.destroy(c, arg_str(&args[0])),
+            _ => {}
+        }
+        let (prefix, f) = split_field_message(cd, m)
+            .ok_or_else(|| ApiError::new(MESSAGE_METHOD_UNKNOWN, &[m]))?;
+        let mut args = args.into_iter();
+        let reference = match args.next() {
+            Some(Value::String(s)) => s,
+            _ => return Err(handle_invalid(c, "")),
+        };
+        let mut current = self.lookup(c, &reference)?[f].clone();
+        if prefix == "get_" {
+            return Ok(current);
+        }
+        let a = args.next().unwrap_or(Value::Nil);
+        match (prefix, &mut current) {
+            ("set_", _) => current = a,
+            ("add_to_", Value::Map(map)) => {
+                let key = a.as_str().unwrap_or("").to_string();
+                if map.contains_key(&key) {
+                    return Err(ApiError::new(
+                        MAP_DUPLICATE_KEY,
+                        &[cd.name, cd.fields[f].name, &reference, &key],
+                    ));
+                }
+                let val = args.next().unwrap_or(Value::Nil);
+                map.insert(key, val);
+            }
+            ("remove_from_", Value::Map(map)) => {
+                map.remove(a.as_str().unwrap_or(""));
+            }
+            ("add_", Value::Array(set)) => {
+                if !set.contains(&a) {
+                    set.push(a);
+                }
+            }
+            ("remove_", Value::Array(set)) => set.retain(|x| *x != a),
+            _ => return Err(ApiError::new(FIELD_TYPE_ERROR, &[cd.fields[f].name])),
+        }
+        self.db.set(c, &reference, f, current);
+        if cd.name == "VM" {
+            self.refresh_allowed_operations(&reference);
+        }
+        Ok(Value::str(""))
+    }
+
+    fn create(&mut self, c: ClassId, args: Value) -> Result<Value, ApiError> {
+        let cd = class(c);
+        if self.db.count(c) >= self.config.max_objects {
+            return Err(ApiError::new(LIMIT_REACHED, &[cd.name]));
+        }
+        let Value::Map(mut given) = args else {
+            return Err(ApiError::new(FIELD_TYPE_ERROR, &["args"]));
+        };
+        let mut rec = cd.default_record();
+        for (i, f) in cd.fields.iter().enumerate() {
+            if f.qualifier == Qualifier::Runtime {
+                continue;
+            }
+            if let Some(v) = given.remove(f.name) {
+                rec[i] = Ty::parse(f.ty)
+                    .coerce(v)
+                    .map_err(|_| ApiError::new(FIELD_TYPE_ERROR, &[f.name]))?;
+            }
+        }
+        for (child, field, parent, _) in RELATIONS {
+            if *child != cd.name {
+                continue;
+            }
+            let Some(i) = cd.field_index(field) else {
+                continue;
+            };
+            let pr = rec[i].as_str().unwrap_or(NULL_REF);
+            let pc = class_id(parent).expect("relation classes exist");
+            if pr != NULL_REF && self.db.get(pc, pr).is_none() {
+                return Err(handle_invalid(pc, pr));
+            }
+        }
+        if let Some(i) = cd.field_index("uuid") {
+            rec[i] = Value::String(self.uuid());
+        }
+        let reference = self.new_ref();
+        if cd.name == "VM" {
+            self.prepare_new_vm(&mut rec);
+        }
+        self.db.put(c, &reference, rec);
+        if cd.name == "VM" {
+            self.refresh_allowed_operations(&reference);
+        }
+        Ok(Value::String(reference))
+    }
+
+    fn destroy(&mut self, c: ClassId, reference: &str) -> Result<Value, ApiError> {
+        let cd = class(c);
+        self.lookup(c, reference)?;
+        if matches!(cd.name, "host" | "pool" | "host_metrics") {
+            return Err(ApiError::new(
+                OPERATION_NOT_ALLOWED,
+                &["the host and pool cannot be destroyed"],
+            ));
+        }
+        if cd.name == "VM" {
+            return self.destroy_vm(reference);
+        }
+        self.db.delete(c, reference);
+        Ok(Value::str(""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_methods_is_consistent_with_dispatch() {
+        let all = list_methods();
+        for m in [
+            "VM.get_all_records",
+            "VM.add_to_other_config",
+            "Async.VM.start",
+            "event.from",
+            "session.login_with_password",
+            "VM.set_name_label",
+            "task.cancel",
+            "pool.get_all_records",
+        ] {
+            assert!(all.iter().any(|x| x == m), "{m} missing");
+        }
+        assert!(!all.iter().any(|x| x == "session.change_password"));
+        assert!(!all.iter().any(|x| x.starts_with("Async.event")));
+    }
+}

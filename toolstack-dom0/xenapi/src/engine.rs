@@ -1,0 +1,477 @@
+//! The XenAPI host engine: HTTP in, HTTP out, with the database, sessions,
+//! tasks, events and the WAL behind it. Sans-IO: the board passes the time
+//! and the bytes a connection has buffered; the engine returns the reply,
+//! or asks the board to park the request (a blocking `event.from`) and call
+//! again when something changed or the deadline passed.
+//!
+//! Durability: every call's changes go to the WAL as one frame, appended and
+//! synced before the reply bytes are returned; events become visible to
+//! `event.from` only after that sync.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use serde_json::{Map, Value as Json};
+
+use crate::auth::PasswordHash;
+use crate::db::{ChangeKind, Db};
+use crate::error::{ApiError, INTERNAL_ERROR};
+use crate::events::{EventLog, Subscription};
+use crate::http::{self, Parsed};
+use crate::hypervisor::Hypervisor;
+use crate::jsonrpc;
+use crate::rng::{self, Entropy};
+use crate::schema::{class, class_id, ClassId, Ty};
+use crate::value::{format_datetime, Instant, Value};
+use crate::wal::{self, Storage, StorageError};
+use crate::xmlrpc;
+
+/// Limits and credentials.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The one local user (xapi's local superuser), `root`.
+    pub user: String,
+    /// Its password hash.
+    pub password: PasswordHash,
+    /// Most live sessions; the least recently used is dropped beyond it
+    /// (xapi keeps 500 per user/originator).
+    pub max_sessions: usize,
+    /// A session idle this long expires.
+    pub session_idle_ms: u64,
+    /// Most objects of one class a client can create.
+    pub max_objects: usize,
+    /// Most task objects kept; the oldest finished ones are dropped beyond.
+    pub max_tasks: usize,
+    /// Events retained for `event.from`.
+    pub event_capacity: usize,
+    /// Snapshot bytes retained for `event.from`.
+    pub event_bytes: usize,
+    /// Approximate bytes of records clients may make the database hold.
+    pub max_db_bytes: usize,
+    /// The WAL is compacted into a snapshot once it exceeds this many bytes
+    /// plus twice the database's size.
+    pub compact_min_bytes: u64,
+    /// Longest `event.from` / `event.next` wait, ms.
+    pub max_event_wait_ms: u64,
+}
+
+impl Config {
+    /// Defaults for `user` with `password`.
+    pub fn new(user: &str, password: PasswordHash) -> Config {
+        Config {
+            user: user.to_string(),
+            password,
+            max_sessions: 500,
+            session_idle_ms: 24 * 3600 * 1000,
+            max_objects: 100_000,
+            max_tasks: 1000,
+            event_capacity: crate::events::DEFAULT_CAPACITY,
+            event_bytes: crate::events::DEFAULT_MAX_BYTES,
+            max_db_bytes: 512 << 20,
+            compact_min_bytes: 16 << 20,
+            max_event_wait_ms: 120_000,
+        }
+    }
+}
+
+/// What the board should do with a connection's buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Not a whole request yet: read more. If `send_continue`, the client
+    /// waits for `100 Continue` ([`http::CONTINUE`]); send it once per request.
+    NeedMore {
+        /// The head asked for `Expect: 100-continue`.
+        send_continue: bool,
+    },
+    /// Send `bytes`; drop `consumed` bytes of the buffer; close if asked.
+    Reply {
+        /// Buffer bytes used by the request.
+        consumed: usize,
+        /// The HTTP response.
+        bytes: Vec<u8>,
+        /// Close the connection after sending.
+        close: bool,
+    },
+    /// Call again with the same buffer when the engine changed or at `until`.
+    Park {
+        /// The deadline.
+        until: Instant,
+    },
+}
+
+/// A call's outcome inside the engine.
+pub(crate) enum Outcome {
+    Done(Result<Value, ApiError>),
+    Park(Instant),
+}
+
+/// Per-session state not in the session record.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionState {
+    pub(crate) last_active: Instant,
+    pub(crate) registered: Vec<Subscription>,
+    pub(crate) cursor: u64,
+}
+
+/// A queued `Async.*` call.
+#[derive(Clone, Debug)]
+pub(crate) struct Job {
+    pub(crate) task: String,
+    pub(crate) class: ClassId,
+    pub(crate) message: &'static str,
+    pub(crate) args: Vec<Value>,
+}
+
+/// The engine.
+#[derive(Clone)]
+pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
+    pub(crate) db: Db,
+    pub(crate) events: EventLog,
+    pub(crate) sessions: BTreeMap<String, SessionState>,
+    pub(crate) hv: H,
+    storage: S,
+    pub(crate) rng: E,
+    pub(crate) config: Config,
+    pub(crate) jobs: VecDeque<Job>,
+    pub(crate) now: Instant,
+    poisoned: bool,
+    wal_bytes: u64,
+    pub(crate) login_budget: crate::session::LoginBudget,
+}
+
+/// Classes never written to the WAL (sessions do not survive a restart).
+fn persisted(c: ClassId) -> bool {
+    class(c).name != "session"
+}
+
+impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
+    /// Opens the engine: replays the WAL, cuts a torn tail, compacts.
+    pub fn open(config: Config, hv: H, mut storage: S, mut rng: E) -> Result<Self, StorageError> {
+        let log = storage.read_all()?;
+        let frames = wal::read_frames(&log);
+        let mut db = Db::new();
+        for p in &frames.payloads {
+            replay(&mut db, p);
+        }
+        if frames.good_len < log.len() {
+            storage.truncate(frames.good_len as u64)?;
+        }
+        let mut wal_bytes = frames.good_len as u64;
+        if frames.payloads.len() > 64 {
+            let snap = snapshot(&db);
+            storage.replace(&snap)?;
+            wal_bytes = snap.len() as u64;
+        }
+        let mut epoch = [0u8; 4];
+        rng.fill(&mut epoch);
+        let epoch = epoch.iter().map(|b| alloc::format!("{b:02x}")).collect();
+        Ok(Engine {
+            db,
+            events: EventLog::new(epoch, config.event_capacity, config.event_bytes),
+            sessions: BTreeMap::new(),
+            hv,
+            storage,
+            rng,
+            config,
+            jobs: VecDeque::new(),
+            now: Instant(0),
+            poisoned: false,
+            wal_bytes,
+            login_budget: crate::session::LoginBudget::default(),
+        })
+    }
+
+    /// The database (read-only).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The storage (tests inspect and break it).
+    pub fn storage_for_tests(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    /// The hypervisor.
+    pub fn hypervisor(&mut self) -> &mut H {
+        &mut self.hv
+    }
+
+    /// The id of the newest committed event; boards wake parked requests
+    /// when it moves.
+    pub fn generation(&self) -> u64 {
+        self.events.current()
+    }
+
+    /// True if `Async.*` jobs are queued (the board then calls [`run_jobs`]).
+    ///
+    /// [`run_jobs`]: Engine::run_jobs
+    pub fn has_jobs(&self) -> bool {
+        !self.jobs.is_empty()
+    }
+
+    /// A fresh uuid.
+    pub(crate) fn uuid(&mut self) -> String {
+        rng::uuid(&mut self.rng)
+    }
+
+    /// A fresh ref.
+    pub(crate) fn new_ref(&mut self) -> String {
+        rng::opaque_ref(&mut self.rng)
+    }
+
+    /// Handles the first request in `buf`. `parked_since` is when this
+    /// request was first parked (None on first try).
+    pub fn handle(&mut self, now: Instant, parked_since: Option<Instant>, buf: &[u8]) -> Handled {
+        self.now = now;
+        let req = match http::parse(buf) {
+            Parsed::NeedMore => {
+                return Handled::NeedMore {
+                    send_continue: http::expects_continue(buf),
+                }
+            }
+            Parsed::Bad(status) => {
+                return Handled::Reply {
+                    consumed: buf.len(),
+                    bytes: http::response(
+                        status,
+                        "text/plain",
+                        http::reason(status).as_bytes(),
+                        false,
+                    ),
+                    close: true,
+                }
+            }
+            Parsed::Request(r) => r,
+        };
+        let reply = |status: u16, ctype: &str, body: &[u8]| Handled::Reply {
+            consumed: req.consumed,
+            bytes: http::response(status, ctype, body, req.keep_alive),
+            close: !req.keep_alive,
+        };
+        if req.method == "GET" && req.path == "/" {
+            return reply(200, "text/plain", b"xcp-rs XenAPI host\n");
+        }
+        if req.method != "POST" {
+            return reply(405, "text/plain", b"Method Not Allowed\n");
+        }
+        let started = parked_since.unwrap_or(now);
+        let json =
+            req.path == "/jsonrpc" || req.content_type.as_deref() == Some("application/json");
+        if json {
+            let call = match jsonrpc::decode_call(&req.body) {
+                Ok(c) => c,
+                Err(e) => return reply(400, "application/json", &jsonrpc::encode_decode_error(&e)),
+            };
+            match self.call(started, &call.method, call.params) {
+                Outcome::Park(until) => Handled::Park { until },
+                Outcome::Done(r) => {
+                    let body = jsonrpc::encode_response(call.version, call.id, &r);
+                    reply(200, "application/json", &body)
+                }
+            }
+        } else if req.path == "/" || req.path == "/RPC2" {
+            let (method, params) = match xmlrpc::decode_call(&req.body) {
+                Ok(c) => c,
+                Err(e) => {
+                    let r = Err(ApiError::new(
+                        crate::error::XMLRPC_UNMARSHAL_FAILURE,
+                        &[e.0],
+                    ));
+                    return reply(400, "text/xml", xmlrpc::encode_response(&r).as_bytes());
+                }
+            };
+            match self.call(started, &method, params) {
+                Outcome::Park(until) => Handled::Park { until },
+                Outcome::Done(r) => reply(200, "text/xml", xmlrpc::encode_response(&r).as_bytes()),
+            }
+        } else {
+            reply(404, "text/plain", b"Not Found\n")
+        }
+    }
+
+    /// Runs one call end to end (dispatch, then commit).
+    pub(crate) fn call(&mut self, started: Instant, method: &str, params: Vec<Value>) -> Outcome {
+        if self.poisoned {
+            return Outcome::Done(Err(ApiError::new(
+                INTERNAL_ERROR,
+                &["database unavailable"],
+            )));
+        }
+        let out = self.dispatch(started, method, params);
+        match self.commit() {
+            Ok(()) => out,
+            Err(e) => Outcome::Done(Err(e)),
+        }
+    }
+
+    /// Runs a call given already decoded values (for in-process callers and
+    /// tests); never parks: a waiting `event.from` returns what it has.
+    pub fn call_value(
+        &mut self,
+        now: Instant,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, ApiError> {
+        self.now = now;
+        match self.call(Instant(0), method, params) {
+            Outcome::Done(r) => r,
+            Outcome::Park(_) => Ok(Value::Nil),
+        }
+    }
+
+    /// Writes the pending changes to the WAL (synced), then publishes them
+    /// as events. A storage failure poisons the engine: nothing more is
+    /// acknowledged.
+    pub(crate) fn commit(&mut self) -> Result<(), ApiError> {
+        if !self.db.has_changes() {
+            return Ok(());
+        }
+        let changes = self.db.take_changes();
+        let mut ops = Vec::new();
+        let mut published = Vec::new();
+        for ch in changes {
+            let snap = match ch.kind {
+                ChangeKind::Del => ch.last.clone(),
+                _ => self.db.get(ch.class, &ch.reference).cloned(),
+            };
+            let Some(rec) = snap else { continue };
+            if persisted(ch.class) {
+                ops.push(wal_op(ch.class, &ch.reference, ch.kind, &rec));
+            }
+            // Session records carry bearer refs: never broadcast them.
+            if persisted(ch.class) {
+                published.push((ch, rec));
+            }
+        }
+        if !ops.is_empty() {
+            let mut o = Map::new();
+            o.insert("ops".to_string(), Json::Array(ops));
+            let payload = serde_json::to_vec(&Json::Object(o)).unwrap_or_default();
+            let framed = wal::frame(&payload);
+            if self
+                .storage
+                .append(&framed)
+                .and_then(|_| self.storage.sync())
+                .is_err()
+            {
+                self.poisoned = true;
+                return Err(ApiError::new(INTERNAL_ERROR, &["write-ahead log failed"]));
+            }
+            self.wal_bytes += framed.len() as u64;
+            self.maybe_compact()?;
+        }
+        let ts = format_datetime(self.now);
+        for (ch, rec) in published {
+            let snap = record_value(ch.class, &rec);
+            self.events
+                .push(ts.clone(), ch.class, ch.kind, ch.reference, snap);
+        }
+        Ok(())
+    }
+}
+
+impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
+    /// Replaces the log with a snapshot once it outgrows
+    /// `compact_min_bytes` + 2 × the database (bounds the disk a client can
+    /// make the host hold). Everything in the log is already applied, and
+    /// `Storage::replace` is atomic, so a crash keeps either log.
+    fn maybe_compact(&mut self) -> Result<(), ApiError> {
+        let limit = self
+            .config
+            .compact_min_bytes
+            .saturating_add(2 * self.db.approx_bytes() as u64);
+        if self.wal_bytes <= limit {
+            return Ok(());
+        }
+        let snap = snapshot(&self.db);
+        if self.storage.replace(&snap).is_err() {
+            self.poisoned = true;
+            return Err(ApiError::new(
+                INTERNAL_ERROR,
+                &["write-ahead log compaction failed"],
+            ));
+        }
+        self.wal_bytes = snap.len() as u64;
+        Ok(())
+    }
+}
+
+/// A record as a XenAPI struct.
+pub fn record_value(c: ClassId, rec: &[Value]) -> Value {
+    let mut m = BTreeMap::new();
+    for (f, v) in class(c).fields.iter().zip(rec.iter()) {
+        m.insert(f.name.to_string(), v.clone());
+    }
+    Value::Map(m)
+}
+
+fn wal_op(c: ClassId, reference: &str, kind: ChangeKind, rec: &[Value]) -> Json {
+    let mut o = Map::new();
+    o.insert("c".to_string(), Json::String(class(c).name.to_string()));
+    o.insert("r".to_string(), Json::String(reference.to_string()));
+    if kind == ChangeKind::Del {
+        o.insert("d".to_string(), Json::Bool(true));
+    } else {
+        o.insert("f".to_string(), jsonrpc::to_json(&record_value(c, rec)));
+    }
+    Json::Object(o)
+}
+
+fn snapshot(db: &Db) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (c, _) in crate::schema::classes().iter().enumerate() {
+        if !persisted(c) {
+            continue;
+        }
+        let objs: Vec<_> = db.table(c).objects.iter().collect();
+        for chunk in objs.chunks(256) {
+            let ops: Vec<Json> = chunk
+                .iter()
+                .map(|(r, rec)| wal_op(c, r, ChangeKind::Add, rec))
+                .collect();
+            let mut o = Map::new();
+            o.insert("ops".to_string(), Json::Array(ops));
+            out.extend(wal::frame(
+                &serde_json::to_vec(&Json::Object(o)).unwrap_or_default(),
+            ));
+        }
+    }
+    out
+}
+
+/// Applies one WAL frame. Unknown classes and fields are skipped, fields of
+/// the wrong type take their default: a frame passed its checksum, so this
+/// only happens across schema changes.
+fn replay(db: &mut Db, payload: &[u8]) {
+    let Ok(Json::Object(mut o)) = serde_json::from_slice::<Json>(payload) else {
+        return;
+    };
+    let Some(Json::Array(ops)) = o.remove("ops") else {
+        return;
+    };
+    for op in ops {
+        let Json::Object(op) = op else { continue };
+        let (Some(Json::String(cn)), Some(Json::String(r))) = (op.get("c"), op.get("r")) else {
+            continue;
+        };
+        let Some(c) = class_id(cn) else { continue };
+        if op.get("d").is_some() {
+            db.unload(c, r);
+            continue;
+        }
+        let Some(Json::Object(fields)) = op.get("f") else {
+            continue;
+        };
+        let def = class(c);
+        let mut rec = def.default_record();
+        for (i, f) in def.fields.iter().enumerate() {
+            if let Some(v) = fields.get(f.name) {
+                if let Ok(v) = Ty::parse(f.ty).coerce(jsonrpc::from_json(v.clone())) {
+                    rec[i] = v;
+                }
+            }
+        }
+        db.load(c, r, rec);
+    }
+}

@@ -1,0 +1,250 @@
+//! The event log behind `event.from` and the legacy `event.next`.
+//!
+//! Every committed change gets an id, in commit order, and is kept (with its
+//! snapshot) in a bounded window. A token names the last id a client has
+//! seen, plus the boot epoch; `event.from` returns every retained event after
+//! it, so each change is seen exactly once. A token older than the window, or
+//! from another boot, gets EVENTS_LOST and the client re-reads everything.
+
+use alloc::collections::VecDeque;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::db::ChangeKind;
+use crate::error::{ApiError, EVENTS_LOST, EVENT_FROM_TOKEN_PARSE_FAILURE};
+use crate::schema::{class, class_id_nocase, ClassId};
+use crate::value::Value;
+
+/// Events kept for `event.from` / `event.next`.
+pub const DEFAULT_CAPACITY: usize = 8192;
+/// Snapshot bytes kept for `event.from` / `event.next`.
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+
+/// One committed change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Its id (1, 2, ...).
+    pub id: u64,
+    /// When it committed (XenAPI datetime).
+    pub timestamp: String,
+    /// Class of the object.
+    pub class: ClassId,
+    /// add / mod / del.
+    pub kind: ChangeKind,
+    /// The object's ref.
+    pub reference: String,
+    /// The object's record after the change (before it, for `del`).
+    pub snapshot: Value,
+}
+
+impl Event {
+    /// The event record as xapi sends it.
+    pub fn to_value(&self) -> Value {
+        let mut m = alloc::collections::BTreeMap::new();
+        m.insert("id".to_string(), Value::Int(self.id as i64));
+        m.insert(
+            "timestamp".to_string(),
+            Value::DateTime(self.timestamp.clone()),
+        );
+        m.insert(
+            "class".to_string(),
+            Value::String(class(self.class).name.to_ascii_lowercase()),
+        );
+        m.insert("operation".to_string(), Value::str(self.kind.as_str()));
+        m.insert("ref".to_string(), Value::String(self.reference.clone()));
+        let uuid = match &self.snapshot {
+            Value::Map(r) => r.get("uuid").cloned().unwrap_or(Value::str("")),
+            _ => Value::str(""),
+        };
+        m.insert("obj_uuid".to_string(), uuid);
+        m.insert("snapshot".to_string(), self.snapshot.clone());
+        Value::Map(m)
+    }
+}
+
+/// What a client subscribed to: `*`, a class name, or `class/ref`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subscription {
+    /// Every class.
+    All,
+    /// One class.
+    Class(ClassId),
+    /// One object.
+    Object(ClassId, String),
+}
+
+impl Subscription {
+    /// Parses a list of subscription strings; unknown classes are ignored.
+    pub fn parse_all(names: &[String]) -> Vec<Subscription> {
+        let mut out = Vec::new();
+        for n in names {
+            if n == "*" {
+                out.push(Subscription::All);
+            } else if let Some((c, r)) = n.split_once('/') {
+                if let Some(c) = class_id_nocase(c) {
+                    out.push(Subscription::Object(c, r.to_string()));
+                }
+            } else if let Some(c) = class_id_nocase(n) {
+                out.push(Subscription::Class(c));
+            }
+        }
+        out
+    }
+
+    /// True if `e` matches.
+    pub fn matches(&self, c: ClassId, reference: &str) -> bool {
+        match self {
+            Subscription::All => true,
+            Subscription::Class(x) => *x == c,
+            Subscription::Object(x, r) => *x == c && r == reference,
+        }
+    }
+}
+
+/// The bounded event window.
+#[derive(Clone, Debug)]
+pub struct EventLog {
+    events: VecDeque<Event>,
+    last_id: u64,
+    capacity: usize,
+    max_bytes: usize,
+    bytes: usize,
+    epoch: String,
+}
+
+impl EventLog {
+    /// An empty log for boot `epoch` keeping at most `capacity` events and
+    /// about `max_bytes` of snapshots (the oldest go first).
+    pub fn new(epoch: String, capacity: usize, max_bytes: usize) -> EventLog {
+        EventLog {
+            events: VecDeque::new(),
+            last_id: 0,
+            capacity: capacity.max(1),
+            max_bytes,
+            bytes: 0,
+            epoch,
+        }
+    }
+
+    /// Appends a committed change; returns its id.
+    pub fn push(
+        &mut self,
+        timestamp: String,
+        c: ClassId,
+        kind: ChangeKind,
+        reference: String,
+        snapshot: Value,
+    ) -> u64 {
+        self.last_id += 1;
+        let size = snapshot.approx_size() + reference.len() + 64;
+        while self.events.len() >= self.capacity
+            || (!self.events.is_empty() && self.bytes.saturating_add(size) > self.max_bytes)
+        {
+            if let Some(old) = self.events.pop_front() {
+                self.bytes = self
+                    .bytes
+                    .saturating_sub(old.snapshot.approx_size() + old.reference.len() + 64);
+            }
+        }
+        self.bytes = self.bytes.saturating_add(size);
+        self.events.push_back(Event {
+            id: self.last_id,
+            timestamp,
+            class: c,
+            kind,
+            reference,
+            snapshot,
+        });
+        self.last_id
+    }
+
+    /// The id of the newest event (0 if none).
+    pub fn current(&self) -> u64 {
+        self.last_id
+    }
+
+    /// The token naming `id`.
+    pub fn token(&self, id: u64) -> String {
+        alloc::format!("{}.{:020}", self.epoch, id)
+    }
+
+    /// Parses a token: `Ok(None)` for the empty token (start from a full
+    /// snapshot), EVENTS_LOST for another boot's token.
+    pub fn parse_token(&self, token: &str) -> Result<Option<u64>, ApiError> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let bad = || ApiError::new(EVENT_FROM_TOKEN_PARSE_FAILURE, &[token]);
+        let (epoch, id) = token.split_once('.').ok_or_else(bad)?;
+        let id: u64 = id.parse().map_err(|_| bad())?;
+        if epoch != self.epoch || id > self.last_id {
+            return Err(ApiError::new(EVENTS_LOST, &[]));
+        }
+        Ok(Some(id))
+    }
+
+    /// Events after `from` matching `subs`. EVENTS_LOST if some were dropped.
+    pub fn since(&self, from: u64, subs: &[Subscription]) -> Result<Vec<&Event>, ApiError> {
+        if let Some(first) = self.events.front() {
+            if from + 1 < first.id {
+                return Err(ApiError::new(EVENTS_LOST, &[]));
+            }
+        } else if from < self.last_id {
+            return Err(ApiError::new(EVENTS_LOST, &[]));
+        }
+        Ok(self
+            .events
+            .iter()
+            .filter(|e| e.id > from && subs.iter().any(|s| s.matches(e.class, &e.reference)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::class_id;
+
+    fn push(log: &mut EventLog, r: &str) -> u64 {
+        let vm = class_id("VM").unwrap();
+        log.push(
+            String::new(),
+            vm,
+            ChangeKind::Mod,
+            r.to_string(),
+            Value::Nil,
+        )
+    }
+
+    #[test]
+    fn each_event_once_and_window_loss() {
+        let mut log = EventLog::new("e".to_string(), 3, 1 << 20);
+        let subs = Subscription::parse_all(&["vm".to_string()]);
+        let t0 = log.current();
+        push(&mut log, "a");
+        push(&mut log, "b");
+        let got = log.since(t0, &subs).unwrap();
+        assert_eq!(got.len(), 2);
+        let t1 = log.current();
+        assert!(log.since(t1, &subs).unwrap().is_empty());
+        push(&mut log, "c");
+        push(&mut log, "d");
+        push(&mut log, "e");
+        assert_eq!(log.since(t0, &subs), Err(ApiError::new(EVENTS_LOST, &[])));
+        assert_eq!(log.since(t1, &subs).unwrap().len(), 3);
+        let tok = log.token(t1);
+        assert_eq!(log.parse_token(&tok), Ok(Some(t1)));
+        assert!(log.parse_token("other.00000000000000000001").is_err());
+        assert_eq!(
+            log.parse_token("garbage").unwrap_err().code,
+            EVENT_FROM_TOKEN_PARSE_FAILURE
+        );
+        let none = Subscription::parse_all(&["sr".to_string()]);
+        let mut small = EventLog::new("e".to_string(), 100, 200);
+        push(&mut small, "a");
+        push(&mut small, "b");
+        push(&mut small, "c");
+        assert!(small.since(0, &subs).is_err(), "byte bound evicts");
+        assert!(log.since(t1, &none).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,113 @@
+//! The seam between the toolstack and Xen: what a VM power operation needs
+//! from the hypervisor. The host simulator and tests use [`FakeHypervisor`];
+//! in dom0 (issue 5 item 7) the implementation sends these requests over the
+//! inter-domain channel to the domain builder.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+
+/// What to build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainSpec {
+    /// The VM's uuid (becomes the domain handle).
+    pub uuid: String,
+    /// The VM's name_label.
+    pub name: String,
+    /// Memory in bytes (memory_static_max).
+    pub memory: u64,
+    /// vCPUs at startup.
+    pub vcpus: u32,
+    /// PV kernel path.
+    pub kernel: String,
+    /// PV ramdisk path.
+    pub ramdisk: String,
+    /// Kernel command line.
+    pub cmdline: String,
+}
+
+/// Why a clean shutdown was requested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// Power off.
+    Poweroff,
+    /// Reboot.
+    Reboot,
+}
+
+/// A hypervisor failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HypervisorError(pub String);
+
+/// The operations power management needs. Domains are built paused.
+pub trait Hypervisor {
+    /// Builds a paused domain; returns its domid.
+    fn build(&mut self, spec: &DomainSpec) -> Result<u32, HypervisorError>;
+    /// Unpauses a domain.
+    fn unpause(&mut self, domid: u32) -> Result<(), HypervisorError>;
+    /// Pauses a domain.
+    fn pause(&mut self, domid: u32) -> Result<(), HypervisorError>;
+    /// Asks the guest to shut down and waits until it has.
+    fn shutdown(&mut self, domid: u32, reason: ShutdownReason) -> Result<(), HypervisorError>;
+    /// Destroys a domain, releasing its memory.
+    fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError>;
+}
+
+/// State of a fake domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FakeState {
+    /// Built or paused.
+    Paused,
+    /// Running.
+    Running,
+    /// Shut down, awaiting destroy.
+    Shutdown,
+}
+
+/// An in-memory hypervisor: domids from 1, optional injected failure.
+#[derive(Clone, Debug, Default)]
+pub struct FakeHypervisor {
+    /// Live domains.
+    pub domains: BTreeMap<u32, FakeState>,
+    next: u32,
+    /// When set, the next build fails with this message.
+    pub fail_next_build: Option<String>,
+}
+
+impl FakeHypervisor {
+    fn get(&mut self, domid: u32) -> Result<&mut FakeState, HypervisorError> {
+        self.domains
+            .get_mut(&domid)
+            .ok_or_else(|| HypervisorError(alloc::format!("no domain {domid}")))
+    }
+}
+
+impl Hypervisor for FakeHypervisor {
+    fn build(&mut self, _spec: &DomainSpec) -> Result<u32, HypervisorError> {
+        if let Some(m) = self.fail_next_build.take() {
+            return Err(HypervisorError(m));
+        }
+        self.next = self.next.max(1);
+        let id = self.next;
+        self.next += 1;
+        self.domains.insert(id, FakeState::Paused);
+        Ok(id)
+    }
+    fn unpause(&mut self, domid: u32) -> Result<(), HypervisorError> {
+        *self.get(domid)? = FakeState::Running;
+        Ok(())
+    }
+    fn pause(&mut self, domid: u32) -> Result<(), HypervisorError> {
+        *self.get(domid)? = FakeState::Paused;
+        Ok(())
+    }
+    fn shutdown(&mut self, domid: u32, _reason: ShutdownReason) -> Result<(), HypervisorError> {
+        *self.get(domid)? = FakeState::Shutdown;
+        Ok(())
+    }
+    fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError> {
+        self.domains
+            .remove(&domid)
+            .map(|_| ())
+            .ok_or_else(|| HypervisorError(alloc::format!("no domain {domid}")))
+    }
+}

@@ -1,0 +1,188 @@
+//! Tasks: `Async.<Class>.<msg>` creates a task in `pending` and queues the
+//! call; the board runs queued calls with [`Engine::run_jobs`] after sending
+//! the reply, so a client can poll status/progress/result/error_info and
+//! `task.cancel` a task that has not run yet. Finished tasks beyond
+//! `max_tasks` are destroyed oldest first.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::engine::{Engine, Job, Outcome};
+use crate::error::{
+    ApiError, HANDLE_INVALID, LIMIT_REACHED, OPERATION_NOT_ALLOWED, TASK_CANCELLED,
+};
+use crate::hypervisor::Hypervisor;
+use crate::rng::Entropy;
+use crate::schema::{class, class_id, ClassId};
+use crate::value::{format_datetime, Instant, Value};
+use crate::wal::Storage;
+use crate::xmlrpc;
+
+fn task_class() -> ClassId {
+    class_id("task").expect("schema has task")
+}
+
+impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
+    fn new_task(&mut self, label: &str, description: &str) -> Result<String, ApiError> {
+        let tc = task_class();
+        self.gc_tasks();
+        if self.db.count(tc) >= self.config.max_tasks {
+            return Err(ApiError::new(LIMIT_REACHED, &["task"]));
+        }
+        let cd = class(tc);
+        let mut rec = cd.default_record();
+        rec[cd.field("uuid")] = Value::String(self.uuid());
+        rec[cd.field("name_label")] = Value::str(label);
+        rec[cd.field("name_description")] = Value::str(description);
+        rec[cd.field("created")] = Value::DateTime(format_datetime(self.now));
+        rec[cd.field("status")] = Value::str("pending");
+        rec[cd.field("resident_on")] = Value::String(self.host_ref());
+        rec[cd.field("progress")] = Value::Float(0.0);
+        rec[cd.field("allowed_operations")] = Value::Array(alloc::vec![Value::str("cancel")]);
+        let r = self.new_ref();
+        self.db.put(tc, &r, rec);
+        Ok(r)
+    }
+
+    fn gc_tasks(&mut self) {
+        let tc = task_class();
+        let cd = class(tc);
+        let (st, created) = (cd.field("status"), cd.field("created"));
+        while self.db.count(tc) >= self.config.max_tasks {
+            let oldest = self
+                .db
+                .table(tc)
+                .objects
+                .iter()
+                .filter(|(_, r)| r[st].as_str() != Some("pending"))
+                .min_by(|a, b| a.1[created].as_str().cmp(&b.1[created].as_str()))
+                .map(|(r, _)| r.clone());
+            match oldest {
+                Some(r) => {
+                    self.db.delete(tc, &r);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// `task.create(label, description)`.
+    pub(crate) fn task_create(
+        &mut self,
+        label: &str,
+        description: &str,
+    ) -> Result<Value, ApiError> {
+        self.new_task(label, description).map(Value::String)
+    }
+
+    /// Creates the task for an `Async.*` call and queues the call.
+    pub(crate) fn queue_job(
+        &mut self,
+        method: &str,
+        c: ClassId,
+        message: &'static str,
+        args: Vec<Value>,
+    ) -> Result<Value, ApiError> {
+        let task = self.new_task(method, "")?;
+        self.jobs.push_back(Job {
+            task: task.clone(),
+            class: c,
+            message,
+            args,
+        });
+        Ok(Value::String(task))
+    }
+
+    fn finish(&mut self, task: &str, result: Result<Value, ApiError>) {
+        let tc = task_class();
+        let cd = class(tc);
+        let Some(mut rec) = self.db.get(tc, task).cloned() else {
+            return;
+        };
+        rec[cd.field("finished")] = Value::DateTime(format_datetime(self.now));
+        rec[cd.field("progress")] = Value::Float(1.0);
+        rec[cd.field("allowed_operations")] = Value::Array(Vec::new());
+        match result {
+            Ok(v) => {
+                rec[cd.field("status")] = Value::str("success");
+                let mut s = String::new();
+                if v != Value::str("") {
+                    xmlrpc::encode_value(&mut s, &v);
+                }
+                rec[cd.field("result")] = Value::String(s);
+            }
+            Err(e) => {
+                rec[cd.field("status")] = Value::str(if e.code == TASK_CANCELLED {
+                    "cancelled"
+                } else {
+                    "failure"
+                });
+                rec[cd.field("error_info")] =
+                    Value::Array(e.description().into_iter().map(Value::String).collect());
+            }
+        }
+        self.db.put(tc, task, rec);
+    }
+
+    /// Runs every queued `Async.*` call, committing each. Returns how many ran.
+    pub fn run_jobs(&mut self, now: Instant) -> usize {
+        self.now = now;
+        let mut n = 0;
+        while let Some(job) = self.jobs.pop_front() {
+            n += 1;
+            let r = match self.exec(Instant(0), "", job.class, job.message, job.args) {
+                Outcome::Done(r) => r,
+                Outcome::Park(_) => Ok(Value::str("")),
+            };
+            self.finish(&job.task, r);
+            let _ = self.commit();
+        }
+        n
+    }
+
+    /// Ends every pending task that has no queued job (after a restart).
+    pub(crate) fn fail_orphaned_tasks(&mut self) {
+        let tc = task_class();
+        let st = class(tc).field("status");
+        let orphans: Vec<String> = self
+            .db
+            .table(tc)
+            .objects
+            .iter()
+            .filter(|(r, rec)| {
+                rec[st].as_str() == Some("pending") && !self.jobs.iter().any(|j| &j.task == *r)
+            })
+            .map(|(r, _)| r.clone())
+            .collect();
+        for t in orphans {
+            self.finish(
+                &t,
+                Err(ApiError::new(
+                    crate::error::INTERNAL_ERROR,
+                    &["toolstack restarted"],
+                )),
+            );
+        }
+    }
+
+    /// `task.cancel`: a pending task is dropped from the queue and marked
+    /// cancelled; a finished one cannot be cancelled.
+    pub(crate) fn task_cancel(&mut self, task: &str) -> Result<Value, ApiError> {
+        let tc = task_class();
+        let status = self
+            .db
+            .field(tc, task, "status")
+            .cloned()
+            .ok_or_else(|| ApiError::new(HANDLE_INVALID, &["task", task]))?;
+        if status.as_str() != Some("pending") {
+            return Err(ApiError::new(
+                OPERATION_NOT_ALLOWED,
+                &["task has already completed"],
+            ));
+        }
+        self.jobs.retain(|j| j.task != task);
+        let task = task.to_string();
+        self.finish(&task, Err(ApiError::new(TASK_CANCELLED, &[&task])));
+        Ok(Value::str(""))
+    }
+}
