@@ -71,6 +71,28 @@ impl RingPage for [u8; 4096] {
     }
 }
 
+/// A [`RingPage`] over any `xcp_ring::SharedPage`: the runtime's
+/// `GrantMapping`, `Frame` and `PageView` (volatile bytes, acquire/release
+/// indexes), so a domain hands its mapped xenstore page straight to
+/// [`crate::Xenbus`] or [`crate::Client::poll`].
+#[derive(Debug)]
+pub struct SharedRing<P>(pub P);
+
+impl<P: xcp_ring::SharedPage> RingPage for SharedRing<P> {
+    fn load_u32(&self, offset: usize) -> u32 {
+        self.0.load_u32(offset)
+    }
+    fn store_u32(&mut self, offset: usize, value: u32) {
+        self.0.store_u32(offset, value)
+    }
+    fn read(&self, offset: usize, buf: &mut [u8]) {
+        self.0.read(offset, buf)
+    }
+    fn write(&mut self, offset: usize, buf: &[u8]) {
+        self.0.write(offset, buf)
+    }
+}
+
 /// A ring index pair out of range: the page is corrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BadIndexes;
@@ -171,6 +193,16 @@ mod tests {
         );
         page.store_u32(REQ_CONS, 5);
         assert_eq!(push_requests(&mut page, b"x"), Err(BadIndexes));
+    }
+
+    #[test]
+    fn shared_pages_work_through_the_adapter() {
+        let mut ring = SharedRing(xcp_ring::fake::MemPage::new());
+        assert_eq!(push_requests(&mut ring, b"abc"), Ok(3));
+        assert_eq!(ring.load_u32(REQ_PROD), 3);
+        let mut out = [0u8; 3];
+        ring.read(REQ, &mut out);
+        assert_eq!(&out, b"abc");
     }
 
     #[test]
