@@ -1,0 +1,361 @@
+//! The board: one ring per connection around the engine, effects carried out.
+//!
+//! Read first: ../DESIGN.md "For the kernel" and "The domain",
+//! docs/misc/xenstore-ring.txt. Per event, for the connection whose port
+//! fired: copy requests out of its ring once (`take_requests`; bad indexes
+//! set `error = RINGIDX` and that ring is no longer served), feed the engine
+//! while it `wants_input` (unread requests stay in the guest's ring: that
+//! is the flow control), copy output into the response ring, and notify
+//! only if bytes moved. Then carry out the engine's effects and push the
+//! output other connections got meanwhile (watch events).
+//!
+//! What a peer can make us hold: one ring mapping, one bound port and at
+//! most one ring's worth (1024 bytes) of copied-out requests per
+//! connection, connections capped at `max_guests` plus dom0; everything
+//! else is the engine's, bounded by its quotas. A connection is served for
+//! at most [`ROUNDS`] rounds per turn, so a guest that keeps its ring full
+//! cannot starve the others; [`Board::run`] says when a turn is owed.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+
+use xenstore_engine::ring::{self, RingError, RingPage, RING_SIZE, SERVER_FEATURES};
+use xenstore_engine::{Config, ConnId, Effect, Engine};
+
+/// GNTTAB_RESERVED_XENSTORE: the grant entry through which every guest's
+/// builder grants its xenstore ring page to the xenstore domain.
+pub const GNTTAB_RESERVED_XENSTORE: u32 = 1;
+
+/// Rounds (copy in, handle, copy out) per connection per turn.
+pub const ROUNDS: usize = 8;
+
+/// What the board could not get from Xen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Mapping the ring's grant failed.
+    Map,
+    /// Binding the event channel (or watching its port) failed.
+    Bind,
+    /// The guest cap is reached.
+    TooManyGuests,
+    /// The ring reference does not fit a grant reference.
+    BadRef,
+}
+
+/// What the board needs from Xen; the kernel implements it with the
+/// runtime, tests with in-memory pages.
+pub trait Platform {
+    /// A mapped ring page; unmapped when dropped.
+    type Page: RingPage;
+    /// Map grant `gref` of `domid` read-write.
+    fn map_ring(&mut self, domid: u16, gref: u32) -> Result<Self::Page, Failure>;
+    /// Bind to `remote_port` of `domid` and start watching the local port.
+    fn bind(&mut self, domid: u16, remote_port: u32) -> Result<u32, Failure>;
+    /// Stop watching and close a local port.
+    fn unbind(&mut self, port: u32);
+    /// Kick the peer of a local port.
+    fn notify(&mut self, port: u32);
+}
+
+/// One served ring.
+#[derive(Debug)]
+struct Peer<P> {
+    domid: u16,
+    page: P,
+    port: u32,
+    /// Requests copied out of the ring that the engine has not taken yet
+    /// (flow control); never more than one ring's worth.
+    leftover: Vec<u8>,
+    /// A ring error was set: the ring is no longer read or written.
+    stopped: bool,
+}
+
+/// The engine and its rings. See the module docs.
+pub struct Board<Pg: RingPage> {
+    engine: Engine,
+    peers: BTreeMap<ConnId, Peer<Pg>>,
+    ports: BTreeMap<u32, ConnId>,
+    /// Connections owed a turn.
+    busy: BTreeSet<ConnId>,
+    max_guests: usize,
+}
+
+impl<Pg: RingPage> Board<Pg> {
+    /// A board with an empty store, at most `max_guests` guests (dom0 is
+    /// not counted).
+    pub fn new(config: Config, max_guests: usize) -> Self {
+        Board {
+            engine: Engine::new(config),
+            peers: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            busy: BTreeSet::new(),
+            max_guests,
+        }
+    }
+
+    /// The engine (for inspection).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Guests with a served ring (dom0 not counted).
+    pub fn guests(&self) -> usize {
+        self.peers.values().filter(|p| p.domid != 0).count()
+    }
+
+    /// The local port of `domid`'s ring, if served.
+    pub fn port_of(&self, domid: u16) -> Option<u32> {
+        self.peers
+            .values()
+            .find(|p| p.domid == domid)
+            .map(|p| p.port)
+    }
+
+    /// Whether `domid`'s ring was stopped after a ring error.
+    pub fn is_stopped(&self, domid: u16) -> bool {
+        self.peers.values().any(|p| p.domid == domid && p.stopped)
+    }
+
+    /// Introduce dom0's own ring: grant `gref` of dom0, dom0's unbound
+    /// `port`. Serves whatever dom0 already queued. `Err` if the ring
+    /// cannot be mapped or bound (nothing can work then).
+    pub fn start_dom0<P: Platform<Page = Pg>>(
+        &mut self,
+        platform: &mut P,
+        gref: u32,
+        port: u32,
+    ) -> Result<(), Failure> {
+        // The engine keeps "mfn" as given; for dom0 it is the grant ref.
+        let conn = self
+            .engine
+            .introduce(0, i64::from(gref), port)
+            .map_err(|_| Failure::Map)?;
+        let failures = self.apply_effects(platform);
+        if let Some(f) = failures {
+            if !self.peers.contains_key(&conn) {
+                return Err(f);
+            }
+        }
+        self.run(platform);
+        Ok(())
+    }
+
+    /// A watched port fired. Returns whether a turn is still owed (call
+    /// [`Board::run`] again soon, e.g. from a zero-delay timer).
+    pub fn on_event<P: Platform<Page = Pg>>(&mut self, platform: &mut P, port: u32) -> bool {
+        if let Some(conn) = self.ports.get(&port) {
+            self.busy.insert(*conn);
+        }
+        self.run(platform)
+    }
+
+    /// Serve every connection owed a turn, carry out effects, push output
+    /// that other connections got meanwhile. Returns whether a turn is
+    /// still owed.
+    pub fn run<P: Platform<Page = Pg>>(&mut self, platform: &mut P) -> bool {
+        let work = core::mem::take(&mut self.busy);
+        for conn in work {
+            if self.serve(platform, conn) {
+                self.busy.insert(conn);
+            }
+            self.apply_effects(platform);
+        }
+        self.flush(platform);
+        !self.busy.is_empty()
+    }
+
+    /// One connection's turn. Returns whether it still has work.
+    fn serve<P: Platform<Page = Pg>>(&mut self, platform: &mut P, conn: ConnId) -> bool {
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return false;
+        };
+        if peer.stopped {
+            return false;
+        }
+        let mut moved_any = false;
+        let mut more = false;
+        for round in 0..ROUNDS {
+            let mut moved = false;
+            if peer.leftover.is_empty() && self.engine.wants_input(conn) {
+                match ring::take_requests(&mut peer.page, &mut peer.leftover, RING_SIZE as usize) {
+                    Ok(n) => moved |= n > 0,
+                    Err(e) => {
+                        stop(peer, e);
+                        moved_any = true;
+                        break;
+                    }
+                }
+            }
+            if !peer.leftover.is_empty() {
+                match self.engine.receive(conn, &peer.leftover) {
+                    Ok(n) => {
+                        peer.leftover.drain(..n);
+                    }
+                    Err(_) => {
+                        // The engine recorded Effect::ProtocolError; it is
+                        // carried out (error = PROTO) with the effects.
+                        peer.leftover = Vec::new();
+                        break;
+                    }
+                }
+            }
+            match push_output(&mut self.engine, conn, peer) {
+                Ok(n) => moved |= n > 0,
+                Err(()) => {
+                    moved_any = true;
+                    break;
+                }
+            }
+            moved_any |= moved;
+            if !moved {
+                break;
+            }
+            more = round + 1 == ROUNDS;
+        }
+        if moved_any {
+            platform.notify(peer.port);
+        }
+        more
+    }
+
+    /// Push pending output (watch events fired by other connections).
+    fn flush<P: Platform<Page = Pg>>(&mut self, platform: &mut P) {
+        for (conn, peer) in self.peers.iter_mut() {
+            if peer.stopped || self.engine.output(*conn).is_none() {
+                continue;
+            }
+            match push_output(&mut self.engine, *conn, peer) {
+                Ok(0) => {}
+                Ok(_) | Err(()) => platform.notify(peer.port),
+            }
+        }
+    }
+
+    /// Carry out the engine's effects until there are none. Returns the
+    /// last failure, if any (each is also logged).
+    fn apply_effects<P: Platform<Page = Pg>>(&mut self, platform: &mut P) -> Option<Failure> {
+        let mut failure = None;
+        loop {
+            let effects = self.engine.take_effects();
+            if effects.is_empty() {
+                return failure;
+            }
+            for effect in effects {
+                match effect {
+                    Effect::MapRing {
+                        conn,
+                        domid,
+                        mfn,
+                        evtchn,
+                        features,
+                    } => {
+                        if let Err(f) = self.attach(platform, conn, domid, mfn, evtchn, features) {
+                            log::error!("introduce of domain {domid} refused: {f:?}");
+                            // Released, so the toolstack sees @releaseDomain
+                            // and IS_DOMAIN_INTRODUCED answers F. dom0 is
+                            // privileged and never released.
+                            let _ = self.engine.release(domid);
+                            failure = Some(f);
+                        }
+                    }
+                    Effect::UnmapRing { conn, domid } => {
+                        self.detach(platform, conn);
+                        log::info!("release of domain {domid}");
+                    }
+                    Effect::ProtocolError { conn, domid } => {
+                        if let Some(peer) = self.peers.get_mut(&conn) {
+                            stop(peer, RingError::Proto);
+                            platform.notify(peer.port);
+                        }
+                        log::warn!("domain {domid} broke the protocol: its ring is stopped");
+                    }
+                }
+            }
+        }
+    }
+
+    fn attach<P: Platform<Page = Pg>>(
+        &mut self,
+        platform: &mut P,
+        conn: ConnId,
+        domid: u16,
+        mfn: i64,
+        evtchn: u32,
+        features: u32,
+    ) -> Result<(), Failure> {
+        // A re-introduction (same connection) replaces the old ring.
+        self.detach(platform, conn);
+        let gref = if domid == 0 {
+            u32::try_from(mfn).map_err(|_| Failure::BadRef)?
+        } else {
+            if self.guests() >= self.max_guests {
+                return Err(Failure::TooManyGuests);
+            }
+            GNTTAB_RESERVED_XENSTORE
+        };
+        let mut page = platform.map_ring(domid, gref)?;
+        // On failure the mapping is dropped here, which unmaps it.
+        let port = platform.bind(domid, evtchn)?;
+        page.store_u32(SERVER_FEATURES, features);
+        self.peers.insert(
+            conn,
+            Peer {
+                domid,
+                page,
+                port,
+                leftover: Vec::new(),
+                stopped: false,
+            },
+        );
+        self.ports.insert(port, conn);
+        // It may have queued requests before it was introduced.
+        self.busy.insert(conn);
+        log::info!("introduce of domain {domid}: port {port}");
+        Ok(())
+    }
+
+    fn detach<P: Platform<Page = Pg>>(&mut self, platform: &mut P, conn: ConnId) {
+        if let Some(peer) = self.peers.remove(&conn) {
+            self.ports.remove(&peer.port);
+            self.busy.remove(&conn);
+            platform.unbind(peer.port);
+            // Dropping the peer drops its mapping.
+        }
+    }
+}
+
+/// Set the ring's error field and stop serving it.
+fn stop<Pg: RingPage>(peer: &mut Peer<Pg>, error: RingError) {
+    ring::set_error(&mut peer.page, error);
+    peer.stopped = true;
+    peer.leftover = Vec::new();
+    log::warn!(
+        "domain {}: ring error {:?}, ring stopped",
+        peer.domid,
+        error
+    );
+}
+
+/// Copy as much of `conn`'s output as fits into its response ring.
+/// `Err` if the ring's indexes were bad (the ring is then stopped).
+fn push_output<Pg: RingPage>(
+    engine: &mut Engine,
+    conn: ConnId,
+    peer: &mut Peer<Pg>,
+) -> Result<usize, ()> {
+    let mut total = 0;
+    while let Some(out) = engine.output(conn) {
+        match ring::put_responses(&mut peer.page, out) {
+            Ok(0) => break,
+            Ok(n) => {
+                engine.consume_output(conn, n);
+                total += n;
+            }
+            Err(e) => {
+                stop(peer, e);
+                return Err(());
+            }
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,151 @@
+//! xenstore-dom: the xenstore stub domain kernel (a 64-bit PV domU).
+//!
+//! Read first: ../DESIGN.md "The domain" (the contract with dom0). Boots
+//! with `dom0-ring=<gref>,<port> [xs-domid=<domid>] [max-guests=<n>]`,
+//! maps dom0's ring through the grant, binds dom0's port, introduces dom0
+//! to the engine, logs `ready`, then serves: the runtime's event loop
+//! (SCHEDOP_poll on every bound port) calls the board, whose effects map
+//! guests' rings (grant 1 of each guest) and bind their channels. All
+//! logic is in the board (`xenstore_dom::Board`); this file only wires it
+//! to the runtime.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![forbid(unsafe_code)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod domain {
+    use xcp_runtime::event_loop::{App, Loop, MAX_POLL_PORTS};
+    use xcp_runtime::gnttab::{self, GrantMapping};
+    use xcp_runtime::{cmdline, evtchn, Boot};
+    use xenstore_dom::args;
+    use xenstore_dom::{Board, Failure, Platform, SharedRing};
+    use xenstore_engine::Config;
+
+    xcp_runtime::entry!(main, "xenstore-dom");
+
+    /// Token of the zero-delay timer that gives busy connections a turn.
+    const TURN: u64 = 1;
+
+    /// The runtime as the board's platform, for the duration of one call.
+    struct Xen<'a> {
+        lp: &'a mut Loop,
+    }
+
+    impl Platform for Xen<'_> {
+        type Page = SharedRing<GrantMapping>;
+
+        fn map_ring(&mut self, domid: u16, gref: u32) -> Result<Self::Page, Failure> {
+            match gnttab::map_grant(domid, gref, false) {
+                Ok(m) => Ok(SharedRing(m)),
+                Err(e) => {
+                    log::error!("map grant {gref} of domain {domid}: {e:?}");
+                    Err(Failure::Map)
+                }
+            }
+        }
+
+        fn bind(&mut self, domid: u16, remote_port: u32) -> Result<u32, Failure> {
+            let port = match evtchn::bind_interdomain(domid, remote_port) {
+                Ok(p) => p,
+                Err(e) => {
+                    log::error!("bind port {remote_port} of domain {domid}: {e:?}");
+                    return Err(Failure::Bind);
+                }
+            };
+            if let Err(e) = self.lp.watch(port) {
+                log::error!("watch port {port}: {e:?}");
+                let _ = evtchn::close(port);
+                return Err(Failure::Bind);
+            }
+            Ok(port)
+        }
+
+        fn unbind(&mut self, port: u32) {
+            self.lp.unwatch(port);
+            if let Err(e) = evtchn::close(port) {
+                log::warn!("close port {port}: {e:?}");
+            }
+        }
+
+        fn notify(&mut self, port: u32) {
+            evtchn::send(port);
+        }
+    }
+
+    struct Kernel {
+        board: Board<SharedRing<GrantMapping>>,
+        turn_armed: bool,
+    }
+
+    impl Kernel {
+        fn owe_turn(&mut self, lp: &mut Loop, owed: bool) {
+            if owed && !self.turn_armed {
+                lp.after(0, TURN);
+                self.turn_armed = true;
+            }
+        }
+    }
+
+    impl App for Kernel {
+        fn on_event(&mut self, lp: &mut Loop, port: u32) {
+            let owed = self.board.on_event(&mut Xen { lp }, port);
+            self.owe_turn(lp, owed);
+        }
+
+        fn on_timer(&mut self, lp: &mut Loop, token: u64) {
+            if token == TURN {
+                self.turn_armed = false;
+                let owed = self.board.run(&mut Xen { lp });
+                self.owe_turn(lp, owed);
+            }
+        }
+    }
+
+    fn main(boot: Boot) -> ! {
+        let line = boot.cmdline;
+        let ring = args::dom0_ring(cmdline::get(line, "dom0-ring"))
+            .unwrap_or_else(|e| panic!("command line {line:?}: {e:?}"));
+        let xs_domid = args::xs_domid(cmdline::get(line, "xs-domid"))
+            .unwrap_or_else(|e| panic!("command line {line:?}: {e:?}"));
+        // SCHEDOP_poll takes at most MAX_POLL_PORTS ports; dom0 has one.
+        let default_guests = MAX_POLL_PORTS - 1;
+        let max_guests = args::max_guests(cmdline::get(line, "max-guests"), default_guests)
+            .unwrap_or_else(|e| panic!("command line {line:?}: {e:?}"))
+            .min(default_guests);
+        log::info!(
+            "{} pages, dom0 ring gref {} port {}, xs-domid {:?}, at most {} guests",
+            boot.nr_pages,
+            ring.gref,
+            ring.port,
+            xs_domid,
+            max_guests
+        );
+        let config = Config {
+            xenstore_domid: xs_domid,
+            ..Config::default()
+        };
+        let mut kernel = Kernel {
+            board: Board::new(config, max_guests),
+            turn_armed: false,
+        };
+        let mut lp = Loop::new();
+        kernel
+            .board
+            .start_dom0(&mut Xen { lp: &mut lp }, ring.gref, ring.port)
+            .unwrap_or_else(|e| panic!("dom0's ring: {e:?}"));
+        log::info!("ready");
+        lp.run(&mut kernel);
+        panic!("event loop ended");
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "xenstore-dom is a Xen PV kernel: build it with \
+         `cargo build -p xenstore-dom --release --target x86_64-unknown-none`"
+    );
+    std::process::exit(2);
+}
