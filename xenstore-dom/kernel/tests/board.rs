@@ -1,0 +1,445 @@
+//! The board on the host: a fake platform (in-memory grants, recorded
+//! ports), dom0 and guests as real `xcp-xenbus` clients on ring pages.
+//! dom0 introduction, INTRODUCE/RELEASE of guests, watch events across
+//! connections, ring abuse (RINGIDX, PROTO), the guest cap, map failures,
+//! re-introduction and flow control.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use xcp_xenbus::{Access, Client, Error, Perm, Reply, RequestId, TxId, WatchEvent, XsErrno};
+use xenstore_dom::{Board, Failure, Platform, GNTTAB_RESERVED_XENSTORE};
+use xenstore_engine::ring::{ERROR, REQ_CONS, REQ_PROD, SERVER_FEATURES};
+use xenstore_engine::Config;
+
+const NO_TX: TxId = TxId::NONE;
+const DOM0_GREF: u32 = 8;
+const DOM0_PORT: u32 = 3;
+
+/// A ring page shared by the fake "guest" and the board.
+#[derive(Clone)]
+struct Page(Rc<RefCell<[u8; 4096]>>);
+
+impl Page {
+    fn new() -> Page {
+        Page(Rc::new(RefCell::new([0; 4096])))
+    }
+    fn u32_at(&self, offset: usize) -> u32 {
+        xcp_xenbus::RingPage::load_u32(&*self.0.borrow(), offset)
+    }
+    fn set_u32(&self, offset: usize, v: u32) {
+        xcp_xenbus::RingPage::store_u32(&mut *self.0.borrow_mut(), offset, v)
+    }
+    /// Whether the board still holds a mapping of it.
+    fn mapped(&self) -> bool {
+        Rc::strong_count(&self.0) > 1
+    }
+}
+
+impl xenstore_engine::ring::RingPage for Page {
+    fn load_u32(&self, offset: usize) -> u32 {
+        xenstore_engine::ring::RingPage::load_u32(&*self.0.borrow(), offset)
+    }
+    fn store_u32(&mut self, offset: usize, value: u32) {
+        xenstore_engine::ring::RingPage::store_u32(&mut *self.0.borrow_mut(), offset, value)
+    }
+    fn read(&self, offset: usize, buf: &mut [u8]) {
+        xenstore_engine::ring::RingPage::read(&*self.0.borrow(), offset, buf)
+    }
+    fn write(&mut self, offset: usize, buf: &[u8]) {
+        xenstore_engine::ring::RingPage::write(&mut *self.0.borrow_mut(), offset, buf)
+    }
+}
+
+impl xcp_xenbus::RingPage for Page {
+    fn load_u32(&self, offset: usize) -> u32 {
+        self.u32_at(offset)
+    }
+    fn store_u32(&mut self, offset: usize, value: u32) {
+        self.set_u32(offset, value)
+    }
+    fn read(&self, offset: usize, buf: &mut [u8]) {
+        xcp_xenbus::RingPage::read(&*self.0.borrow(), offset, buf)
+    }
+    fn write(&mut self, offset: usize, buf: &[u8]) {
+        xcp_xenbus::RingPage::write(&mut *self.0.borrow_mut(), offset, buf)
+    }
+}
+
+/// Grants that exist, ports bound, kicks sent.
+#[derive(Default)]
+struct Fake {
+    grants: BTreeMap<(u16, u32), Page>,
+    bound: BTreeMap<u32, (u16, u32)>,
+    next_port: u32,
+    unbound: Vec<u32>,
+    kicks: Vec<u32>,
+    refuse_bind: bool,
+}
+
+impl Platform for Fake {
+    type Page = Page;
+    fn map_ring(&mut self, domid: u16, gref: u32) -> Result<Page, Failure> {
+        self.grants.get(&(domid, gref)).cloned().ok_or(Failure::Map)
+    }
+    fn bind(&mut self, domid: u16, remote_port: u32) -> Result<u32, Failure> {
+        if self.refuse_bind {
+            return Err(Failure::Bind);
+        }
+        self.next_port += 1;
+        self.bound
+            .insert(self.next_port + 100, (domid, remote_port));
+        Ok(self.next_port + 100)
+    }
+    fn unbind(&mut self, port: u32) {
+        self.bound.remove(&port);
+        self.unbound.push(port);
+    }
+    fn notify(&mut self, port: u32) {
+        self.kicks.push(port);
+    }
+}
+
+struct World {
+    board: Board<Page>,
+    fake: Fake,
+}
+
+/// A domain's end: a xenbus client on its ring page.
+struct Side {
+    domid: u16,
+    client: Client,
+    page: Page,
+}
+
+impl World {
+    fn new(max_guests: usize) -> (World, Side) {
+        let mut fake = Fake::default();
+        let page = Page::new();
+        fake.grants.insert((0, DOM0_GREF), page.clone());
+        let mut board = Board::new(Config::default(), max_guests);
+        board
+            .start_dom0(&mut fake, DOM0_GREF, DOM0_PORT)
+            .expect("dom0 ring");
+        let dom0 = Side {
+            domid: 0,
+            client: Client::default(),
+            page,
+        };
+        (World { board, fake }, dom0)
+    }
+
+    /// The guest's end; its grant 1 is its ring page.
+    fn guest_page(&mut self, domid: u16) -> Page {
+        let page = Page::new();
+        self.fake
+            .grants
+            .insert((domid, GNTTAB_RESERVED_XENSTORE), page.clone());
+        page
+    }
+
+    /// One exchange: the side pushes/pulls, kicks its port if it moved
+    /// anything, the board takes its turns.
+    fn pump(&mut self, side: &mut Side) -> bool {
+        let progress = side.client.poll(&mut side.page).expect("client poll");
+        if progress.notify {
+            if let Some(port) = self.board.port_of(side.domid) {
+                let mut owed = self.board.on_event(&mut self.fake, port);
+                while owed {
+                    owed = self.board.run(&mut self.fake);
+                }
+            }
+        }
+        progress.moved()
+    }
+
+    fn wait(&mut self, side: &mut Side, id: RequestId) -> Result<Reply, Error> {
+        for _ in 0..1000 {
+            self.pump(side);
+            if let Some(r) = side.client.take_reply(id) {
+                return r;
+            }
+        }
+        panic!("no reply for {id:?}");
+    }
+
+    fn call(
+        &mut self,
+        side: &mut Side,
+        f: impl FnOnce(&mut Client) -> Result<RequestId, Error>,
+    ) -> Result<Reply, Error> {
+        let id = f(&mut side.client).expect("queued");
+        self.wait(side, id)
+    }
+
+    /// dom0 creates the guest's home and introduces it.
+    fn introduce(&mut self, dom0: &mut Side, domid: u16, evtchn: u32) -> Result<Reply, Error> {
+        let home = format!("/local/domain/{domid}");
+        self.call(dom0, |c| c.mkdir(NO_TX, &home)).expect("mkdir");
+        self.call(dom0, |c| {
+            c.set_perms(NO_TX, &home, &[Perm::new(domid, Access::None)])
+        })
+        .expect("chown");
+        self.call(dom0, |c| {
+            c.introduce(domid, 5000 + u64::from(domid), evtchn)
+        })
+    }
+
+    fn introduced(&mut self, dom0: &mut Side, domid: u16) -> bool {
+        self.call(dom0, |c| c.is_domain_introduced(domid)) == Ok(Reply::Bool(true))
+    }
+}
+
+fn side(domid: u16, page: Page) -> Side {
+    Side {
+        domid,
+        client: Client::default(),
+        page,
+    }
+}
+
+#[test]
+fn dom0_introduces_a_guest_that_is_then_served() {
+    let (mut w, mut d0) = World::new(8);
+    assert_eq!(w.board.port_of(0), Some(101));
+    assert_eq!(w.fake.bound.get(&101), Some(&(0, DOM0_PORT)));
+    assert_eq!(d0.page.u32_at(SERVER_FEATURES), 3);
+    let page = w.guest_page(5);
+    assert_eq!(w.introduce(&mut d0, 5, 9), Ok(Reply::Ok));
+    assert_eq!(w.board.guests(), 1);
+    let port = w.board.port_of(5).expect("guest bound");
+    assert_eq!(w.fake.bound.get(&port), Some(&(5, 9)));
+    assert_eq!(page.u32_at(SERVER_FEATURES), 3, "server_features written");
+    let mut g = side(5, page);
+    assert_eq!(
+        w.call(&mut g, |c| c.write(NO_TX, "data/x", b"1")),
+        Ok(Reply::Ok)
+    );
+    assert_eq!(
+        w.call(&mut g, |c| c.read(NO_TX, "data/x")),
+        Ok(Reply::Value(b"1".to_vec()))
+    );
+    assert_eq!(
+        w.call(&mut d0, |c| c.read(NO_TX, "/local/domain/5/data/x")),
+        Ok(Reply::Value(b"1".to_vec()))
+    );
+    // A guest is not privileged.
+    assert_eq!(
+        w.call(&mut g, |c| c.write(NO_TX, "/local/domain/0/x", b"1")),
+        Err(Error::Xs(XsErrno::Eacces))
+    );
+}
+
+#[test]
+fn watch_events_reach_a_guest_whose_port_did_not_fire() {
+    let (mut w, mut d0) = World::new(8);
+    let page = w.guest_page(5);
+    w.introduce(&mut d0, 5, 9).expect("introduce");
+    let mut g = side(5, page);
+    assert_eq!(w.call(&mut g, |c| c.watch("data", "t")), Ok(Reply::Ok));
+    w.pump(&mut g);
+    assert_eq!(
+        g.client.next_event(),
+        Some(WatchEvent {
+            path: "data".into(),
+            token: "t".into()
+        })
+    );
+    let port = w.board.port_of(5).expect("bound");
+    w.fake.kicks.clear();
+    w.call(&mut d0, |c| c.write(NO_TX, "/local/domain/5/data/y", b"2"))
+        .expect("write");
+    assert!(w.fake.kicks.contains(&port), "the guest was kicked");
+    // The event is already in the guest's ring: it only has to read.
+    g.client.poll(&mut g.page).expect("poll");
+    assert_eq!(
+        g.client.next_event(),
+        Some(WatchEvent {
+            path: "data/y".into(),
+            token: "t".into()
+        })
+    );
+}
+
+#[test]
+fn release_unbinds_and_unmaps() {
+    let (mut w, mut d0) = World::new(8);
+    let page = w.guest_page(5);
+    w.introduce(&mut d0, 5, 9).expect("introduce");
+    let port = w.board.port_of(5).expect("bound");
+    assert!(page.mapped());
+    assert_eq!(w.call(&mut d0, |c| c.release(5)), Ok(Reply::Ok));
+    assert_eq!(w.fake.unbound, [port]);
+    assert!(!w.fake.bound.contains_key(&port));
+    w.fake.grants.clear();
+    assert!(!page.mapped(), "the mapping was dropped");
+    assert_eq!(w.board.guests(), 0);
+    assert!(!w.introduced(&mut d0, 5));
+    assert_eq!(
+        w.call(&mut d0, |c| c.release(5)),
+        Err(Error::Xs(XsErrno::Enoent))
+    );
+}
+
+#[test]
+fn bad_ring_indexes_stop_that_ring_only() {
+    let (mut w, mut d0) = World::new(8);
+    let page = w.guest_page(5);
+    w.introduce(&mut d0, 5, 9).expect("introduce");
+    let port = w.board.port_of(5).expect("bound");
+    page.set_u32(REQ_PROD, page.u32_at(REQ_CONS).wrapping_add(5000));
+    w.board.on_event(&mut w.fake, port);
+    assert_eq!(page.u32_at(ERROR), 2, "XENSTORE_ERROR_RINGIDX");
+    assert!(w.board.is_stopped(5));
+    // Not treated as dead: still introduced, and dom0 is still served.
+    assert!(w.introduced(&mut d0, 5));
+    assert_eq!(
+        w.call(&mut d0, |c| c.write(NO_TX, "/ok", b"1")),
+        Ok(Reply::Ok)
+    );
+    // Later events from it are ignored.
+    page.set_u32(REQ_PROD, page.u32_at(REQ_CONS));
+    w.board.on_event(&mut w.fake, port);
+    assert!(w.board.is_stopped(5));
+}
+
+#[test]
+fn an_oversize_message_sets_proto() {
+    let (mut w, mut d0) = World::new(8);
+    let page = w.guest_page(5);
+    w.introduce(&mut d0, 5, 9).expect("introduce");
+    let port = w.board.port_of(5).expect("bound");
+    let mut header = [0u8; 16];
+    header[0..4].copy_from_slice(&2u32.to_le_bytes());
+    header[12..16].copy_from_slice(&5000u32.to_le_bytes());
+    let mut raw = page.clone();
+    xcp_xenbus::ring::push_requests(&mut raw, &header).expect("room");
+    w.board.on_event(&mut w.fake, port);
+    assert_eq!(page.u32_at(ERROR), 3, "XENSTORE_ERROR_PROTO");
+    assert!(w.board.is_stopped(5));
+    assert!(w.introduced(&mut d0, 5));
+    assert_eq!(
+        w.call(&mut d0, |c| c.read(NO_TX, "/ok")),
+        Err(Error::Xs(XsErrno::Enoent))
+    );
+}
+
+#[test]
+fn the_guest_cap_and_map_failures_refuse_introductions() {
+    let (mut w, mut d0) = World::new(2);
+    w.call(&mut d0, |c| c.watch("@releaseDomain", "r"))
+        .expect("watch");
+    for domid in [5, 6, 7] {
+        w.guest_page(domid);
+        // INTRODUCE is accepted by the engine; the board then refuses it.
+        assert_eq!(w.introduce(&mut d0, domid, 9), Ok(Reply::Ok));
+    }
+    assert_eq!(w.board.guests(), 2);
+    assert!(w.introduced(&mut d0, 6));
+    assert!(!w.introduced(&mut d0, 7), "over the cap: released");
+    // No grant 1 for domain 8: refused too.
+    assert_eq!(w.introduce(&mut d0, 8, 9), Ok(Reply::Ok));
+    assert!(!w.introduced(&mut d0, 8));
+    // A refused bind gives the mapping back.
+    w.call(&mut d0, |c| c.release(6)).expect("release");
+    let page = w.guest_page(10);
+    w.fake.refuse_bind = true;
+    w.introduce(&mut d0, 10, 9).expect("introduce");
+    assert!(!w.introduced(&mut d0, 10));
+    w.fake.grants.clear();
+    assert!(!page.mapped());
+    // dom0 heard @releaseDomain for each refusal.
+    w.pump(&mut d0);
+    let mut releases = 0;
+    while let Some(e) = d0.client.next_event() {
+        releases += usize::from(e.path == "@releaseDomain");
+    }
+    assert!(releases >= 4, "initial + 7 + 8 + 6 + 10: {releases}");
+}
+
+#[test]
+fn reintroduction_replaces_the_ring() {
+    let (mut w, mut d0) = World::new(8);
+    let page = w.guest_page(5);
+    w.introduce(&mut d0, 5, 9).expect("introduce");
+    let first = w.board.port_of(5).expect("bound");
+    assert_eq!(w.call(&mut d0, |c| c.introduce(5, 5005, 11)), Ok(Reply::Ok));
+    let second = w.board.port_of(5).expect("bound");
+    assert_ne!(first, second);
+    assert!(w.fake.unbound.contains(&first));
+    assert_eq!(w.fake.bound.get(&second), Some(&(5, 11)));
+    let mut g = side(5, page);
+    assert_eq!(w.call(&mut g, |c| c.write(NO_TX, "x", b"1")), Ok(Reply::Ok));
+}
+
+#[test]
+fn a_guest_that_does_not_read_is_held_in_its_ring() {
+    let (mut w, mut d0) = World::new(8);
+    let page = w.guest_page(5);
+    w.introduce(&mut d0, 5, 9).expect("introduce");
+    w.call(&mut d0, |c| {
+        c.write(NO_TX, "/local/domain/5/v", &[b'x'; 200])
+    })
+    .expect("write");
+    let port = w.board.port_of(5).expect("bound");
+    // 100 READs (1800 bytes, more than the ring and the board hold) of a
+    // 200-byte value, pushed raw; replies never read.
+    let mut raw = page.clone();
+    let mut stream = Vec::new();
+    for i in 0..100u32 {
+        let mut m = Vec::new();
+        for word in [2u32, i + 1, 0, 2] {
+            m.extend_from_slice(&word.to_le_bytes());
+        }
+        m.extend_from_slice(b"v\0");
+        stream.extend(m);
+    }
+    let mut sent = 0;
+    for _ in 0..10 {
+        sent += xcp_xenbus::ring::push_requests(&mut raw, &stream[sent..]).expect("room");
+        w.board.on_event(&mut w.fake, port);
+    }
+    assert_eq!(sent, stream.len(), "all requests went into the ring");
+    assert_ne!(
+        page.u32_at(REQ_CONS),
+        page.u32_at(REQ_PROD),
+        "unread requests stay in the guest's ring"
+    );
+    // dom0 is unaffected.
+    assert_eq!(
+        w.call(&mut d0, |c| c.read(NO_TX, "/local/domain/5/v"))
+            .map(|_| ()),
+        Ok(())
+    );
+    // Now the guest reads: every reply arrives, in order.
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        xcp_xenbus::ring::take_responses(&mut raw, &mut got, 1024).expect("sane");
+        w.board.on_event(&mut w.fake, port);
+    }
+    let mut ids = Vec::new();
+    let mut rest = &got[..];
+    while rest.len() >= 16 {
+        let len = u32::from_le_bytes([rest[12], rest[13], rest[14], rest[15]]) as usize;
+        ids.push(u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]));
+        rest = &rest[16 + len..];
+    }
+    assert_eq!(ids, (1..=100).collect::<Vec<_>>());
+}
+
+#[test]
+fn dom0_without_its_grant_cannot_start() {
+    let mut fake = Fake::default();
+    let mut board: Board<Page> = Board::new(Config::default(), 8);
+    assert_eq!(
+        board.start_dom0(&mut fake, DOM0_GREF, DOM0_PORT),
+        Err(Failure::Map)
+    );
+    fake.grants.insert((0, DOM0_GREF), Page::new());
+    fake.refuse_bind = true;
+    assert_eq!(
+        board.start_dom0(&mut fake, DOM0_GREF, DOM0_PORT),
+        Err(Failure::Bind)
+    );
+}
