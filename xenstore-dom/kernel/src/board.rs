@@ -158,62 +158,38 @@ impl<Pg: RingPage> Board<Pg> {
             if self.serve(platform, conn) {
                 self.busy.insert(conn);
             }
-            self.apply_effects(platform);
         }
         self.flush(platform);
         !self.busy.is_empty()
     }
 
-    /// One connection's turn. Returns whether it still has work.
+    /// One connection's turn: rounds until nothing moves (or [`ROUNDS`]).
+    /// Effects are carried out after every round, so a request read in
+    /// the next round (say IS_DOMAIN_INTRODUCED after INTRODUCE's reply)
+    /// sees them. Returns whether the connection still has work.
     fn serve<P: Platform<Page = Pg>>(&mut self, platform: &mut P, conn: ConnId) -> bool {
-        let Some(peer) = self.peers.get_mut(&conn) else {
-            return false;
-        };
-        if peer.stopped {
-            return false;
-        }
         let mut moved_any = false;
         let mut more = false;
         for round in 0..ROUNDS {
-            let mut moved = false;
-            if peer.leftover.is_empty() && self.engine.wants_input(conn) {
-                match ring::take_requests(&mut peer.page, &mut peer.leftover, RING_SIZE as usize) {
-                    Ok(n) => moved |= n > 0,
-                    Err(e) => {
-                        stop(peer, e);
-                        moved_any = true;
-                        break;
-                    }
-                }
-            }
-            if !peer.leftover.is_empty() {
-                match self.engine.receive(conn, &peer.leftover) {
-                    Ok(n) => {
-                        peer.leftover.drain(..n);
-                    }
-                    Err(_) => {
-                        // The engine recorded Effect::ProtocolError; it is
-                        // carried out (error = PROTO) with the effects.
-                        peer.leftover = Vec::new();
-                        break;
-                    }
-                }
-            }
-            match push_output(&mut self.engine, conn, peer) {
-                Ok(n) => moved |= n > 0,
-                Err(()) => {
+            let outcome = match self.peers.get_mut(&conn) {
+                Some(peer) if !peer.stopped => one_round(&mut self.engine, conn, peer),
+                _ => Round::Idle,
+            };
+            self.apply_effects(platform);
+            match outcome {
+                Round::Moved => moved_any = true,
+                Round::Stopped => {
                     moved_any = true;
                     break;
                 }
-            }
-            moved_any |= moved;
-            if !moved {
-                break;
+                Round::Idle => break,
             }
             more = round + 1 == ROUNDS;
         }
         if moved_any {
-            platform.notify(peer.port);
+            if let Some(peer) = self.peers.get(&conn) {
+                platform.notify(peer.port);
+            }
         }
         more
     }
@@ -321,6 +297,53 @@ impl<Pg: RingPage> Board<Pg> {
             platform.unbind(peer.port);
             // Dropping the peer drops its mapping.
         }
+    }
+}
+
+/// What one round did.
+enum Round {
+    /// Bytes moved through the ring.
+    Moved,
+    /// Nothing moved.
+    Idle,
+    /// A ring error was set (or the engine refused the stream).
+    Stopped,
+}
+
+/// Copy requests in (only when nothing is left over and the engine wants
+/// input), feed the engine, copy its output out.
+fn one_round<Pg: RingPage>(engine: &mut Engine, conn: ConnId, peer: &mut Peer<Pg>) -> Round {
+    let mut moved = false;
+    if peer.leftover.is_empty() && engine.wants_input(conn) {
+        match ring::take_requests(&mut peer.page, &mut peer.leftover, RING_SIZE as usize) {
+            Ok(n) => moved |= n > 0,
+            Err(e) => {
+                stop(peer, e);
+                return Round::Stopped;
+            }
+        }
+    }
+    if !peer.leftover.is_empty() {
+        match engine.receive(conn, &peer.leftover) {
+            Ok(n) => {
+                peer.leftover.drain(..n);
+            }
+            Err(_) => {
+                // The engine recorded Effect::ProtocolError, carried out
+                // (error = PROTO) with the effects after this round.
+                peer.leftover = Vec::new();
+                return Round::Stopped;
+            }
+        }
+    }
+    match push_output(engine, conn, peer) {
+        Ok(n) => moved |= n > 0,
+        Err(()) => return Round::Stopped,
+    }
+    if moved {
+        Round::Moved
+    } else {
+        Round::Idle
     }
 }
 
