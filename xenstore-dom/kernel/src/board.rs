@@ -26,6 +26,14 @@ use xenstore_engine::{Config, ConnId, Effect, Engine};
 /// builder grants its xenstore ring page to the xenstore domain.
 pub const GNTTAB_RESERVED_XENSTORE: u32 = 1;
 
+/// XENSTORE_SERVER_FEATURE_RECONNECTION: not offered on rings. A guest
+/// that sets `connection = XENSTORE_RECONNECT` expects the server to drop
+/// its watches, transactions and queued output, zero the indexes and set
+/// `XENSTORE_CONNECTED`; the engine has no per-connection reset yet, and a
+/// guest waiting for a reset that never comes would hang, so the bit is
+/// cleared from `server_features` (Linux only reconnects when it is set).
+pub const XENSTORE_SERVER_FEATURE_RECONNECTION: u32 = 1;
+
 /// Rounds (copy in, handle, copy out) per connection per turn.
 pub const ROUNDS: usize = 8;
 
@@ -272,7 +280,10 @@ impl<Pg: RingPage> Board<Pg> {
         let mut page = platform.map_ring(domid, gref)?;
         // On failure the mapping is dropped here, which unmaps it.
         let port = platform.bind(domid, evtchn)?;
-        page.store_u32(SERVER_FEATURES, features);
+        page.store_u32(
+            SERVER_FEATURES,
+            features & !XENSTORE_SERVER_FEATURE_RECONNECTION,
+        );
         self.peers.insert(
             conn,
             Peer {

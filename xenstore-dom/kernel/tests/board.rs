@@ -204,13 +204,17 @@ fn dom0_introduces_a_guest_that_is_then_served() {
     let (mut w, mut d0) = World::new(8);
     assert_eq!(w.board.port_of(0), Some(101));
     assert_eq!(w.fake.bound.get(&101), Some(&(0, DOM0_PORT)));
-    assert_eq!(d0.page.u32_at(SERVER_FEATURES), 3);
+    assert_eq!(
+        d0.page.u32_at(SERVER_FEATURES),
+        2,
+        "error field, no reconnection"
+    );
     let page = w.guest_page(5);
     assert_eq!(w.introduce(&mut d0, 5, 9), Ok(Reply::Ok));
     assert_eq!(w.board.guests(), 1);
     let port = w.board.port_of(5).expect("guest bound");
     assert_eq!(w.fake.bound.get(&port), Some(&(5, 9)));
-    assert_eq!(page.u32_at(SERVER_FEATURES), 3, "server_features written");
+    assert_eq!(page.u32_at(SERVER_FEATURES), 2, "server_features written");
     let mut g = side(5, page);
     assert_eq!(
         w.call(&mut g, |c| c.write(NO_TX, "data/x", b"1")),
