@@ -6,12 +6,18 @@ use std::time::Duration;
 
 use xcp_qemu_tests::{verdict, Artifacts, Run};
 
+/// The XenAPI password of the self-test platforms.
+const PASSWORD: &str = "xcp-selftest-pw";
+
 /// A bundle with `platform.toml` listing testdom (not started at boot: the
-/// self-test builds it) with `restart` and `cmdline`.
+/// self-test builds it) with `restart` and `cmdline`, and the toolstack with
+/// root's password hash.
 fn bundle(a: &Artifacts, name: &str, restart: bool, cmdline: &str) -> std::path::PathBuf {
     let dir = a.scratch(name);
+    let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);
     let config = format!(
-        "[platform]\nname = \"selftest\"\n\n[[domain]]\nname = \"testdom\"\nimage = \"testdom.elf\"\n\
+        "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
+         [[domain]]\nname = \"testdom\"\nimage = \"testdom.elf\"\n\
          memory_mib = 8\nrestart = {restart}\nstart = false\ncmdline = \"{cmdline}\"\n"
     );
     let archive =
@@ -27,7 +33,10 @@ fn bundle(a: &Artifacts, name: &str, restart: bool, cmdline: &str) -> std::path:
 fn selftest(name: &str, restart: bool, cmdline: &str) -> xcp_qemu_tests::Outcome {
     let a = Artifacts::from_env();
     let path = bundle(&a, name, restart, cmdline);
-    let launch = a.direct(&format!("test-exit selftest={name}"), &path);
+    let launch = a.direct(
+        &format!("test-exit selftest={name} xenapi-password={PASSWORD}"),
+        &path,
+    );
     let run = Run::start(&format!("selftest-{name}"), &launch);
     let waited = run.wait_for(&format!("selftest {name}: PASS"), Duration::from_secs(150));
     let outcome = run.finish(Duration::from_secs(20));
@@ -148,4 +157,24 @@ fn ten_thousand_messages_cross_the_inter_domain_channel() {
         "{}",
         outcome.log
     );
+}
+
+#[test]
+fn xenapi_in_dom0_serves_a_relay_and_starts_a_real_vm() {
+    let outcome = selftest("xenapi", false, "");
+    let log = &outcome.log;
+    assert!(log.contains("dom0: xenapi toolstack ready"), "{log}");
+    assert!(log.contains("testdom: xenapi client: logged in"), "{log}");
+    let built = log
+        .lines()
+        .find(|l| l.contains("dom0: xenapi: built VM guest as domid"))
+        .unwrap_or_else(|| panic!("VM.start built no domain:\n{log}"));
+    let domid = built.rsplit(' ').next().unwrap();
+    assert!(
+        log.contains(&format!(
+            "xenapi client: VM guest is running as domid {domid}"
+        )),
+        "XenAPI reports the domain dom0 built:\n{log}"
+    );
+    assert!(log.contains("xenapi client: all calls passed"), "{log}");
 }

@@ -114,6 +114,10 @@ fn cmd_test() -> Result<(), String> {
     run(cargo().args(["test", "-p", "xcp-qemu-tests", "--lib"]))?;
     fuzz::run(FUZZ_SECONDS)?;
     let p = build::platform()?;
+    // Host checks that need the built kernels.
+    run(cargo()
+        .args(["test", "-p", "xcp-builder", "--test", "real_kernel"])
+        .env("XCP_REQUIRE_KERNELS", "1"))?;
     let mut qemu = cargo();
     qemu.args([
         "test",

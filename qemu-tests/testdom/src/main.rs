@@ -13,6 +13,8 @@ extern crate alloc;
 mod channel_peer;
 #[cfg(target_os = "none")]
 mod grant_peer;
+#[cfg(target_os = "none")]
+mod xenapi_client;
 
 #[cfg(target_os = "none")]
 mod domain {
@@ -34,6 +36,10 @@ mod domain {
         }
         if let Some(arg) = cmdline::get(boot.cmdline, "channel") {
             crate::channel_peer::run(arg);
+        }
+        if let Some(arg) = cmdline::get(boot.cmdline, "xenapi-relay") {
+            let password = cmdline::get(boot.cmdline, "xenapi-password").unwrap_or("");
+            crate::xenapi_client::run(arg, password);
         }
         loop {
             xcp_runtime::event_loop::idle();

@@ -32,6 +32,18 @@ pub struct PlatformConfig {
     /// Service domains, in build order.
     #[serde(default, rename = "domain")]
     pub domains: Vec<DomainConfig>,
+    /// The XenAPI toolstack in dom0.
+    #[serde(default)]
+    pub toolstack: Option<ToolstackSection>,
+}
+
+/// `[toolstack]`
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ToolstackSection {
+    /// The salted hash of root's XenAPI password
+    /// (`pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>`).
+    pub root_password_hash: String,
 }
 
 /// `[platform]`

@@ -35,6 +35,23 @@ pub fn destroy_domain(domid: DomId) -> Result<(), Errno> {
     }
 }
 
+/// Shuts `domid` down with `reason` (`SHUTDOWN_*`) as if it had asked.
+pub fn remote_shutdown(domid: DomId, reason: u32) -> Result<(), Errno> {
+    let arg = xen_sys::sched::SchedRemoteShutdown {
+        domain_id: domid,
+        reason,
+    };
+    // SAFETY: `arg` lives across the call; affects only `domid`.
+    let ret = unsafe {
+        xen_sys::hypercall::hypercall2(
+            xen_sys::hypercall::SCHED_OP,
+            u64::from(xen_sys::sched::SCHEDOP_REMOTE_SHUTDOWN),
+            core::ptr::addr_of!(arg) as u64,
+        )
+    };
+    Errno::check(ret).map(|_| ())
+}
+
 /// Pauses `domid`.
 pub fn pause_domain(domid: DomId) -> Result<(), Errno> {
     // SAFETY: affects only `domid`.

@@ -97,3 +97,14 @@ pub fn idle() {
     // SAFETY: an empty port list; Xen wakes us on any event.
     let _ = unsafe { xen_sys::sched::poll(&[], 0) };
 }
+
+/// Sleeps until `port` is pending or system time reaches `deadline` (ns;
+/// 0 = no deadline); clears and returns the pending bit.
+pub fn poll_one(port: u32, deadline: u64) -> bool {
+    if crate::evtchn::test_and_clear_pending(port) {
+        return true;
+    }
+    // SAFETY: a one-port list that lives across the call.
+    let _ = unsafe { xen_sys::sched::poll(&[port], deadline) };
+    crate::evtchn::test_and_clear_pending(port)
+}

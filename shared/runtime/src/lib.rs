@@ -32,6 +32,8 @@ pub mod console;
 #[cfg(target_os = "none")]
 pub mod control;
 #[cfg(target_os = "none")]
+pub mod entropy;
+#[cfg(target_os = "none")]
 pub mod event_loop;
 #[cfg(target_os = "none")]
 pub mod evtchn;

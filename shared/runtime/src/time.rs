@@ -41,6 +41,42 @@ mod xen_clock {
         SHARED.call_once(|| shared_info as usize);
     }
 
+    /// Milliseconds since the Unix epoch: Xen's wallclock at system time 0
+    /// (shared_info wc_sec/wc_nsec, read under wc_version) plus system time.
+    pub fn wallclock_ms() -> u64 {
+        let Some(&shared) = SHARED.get() else {
+            return 0;
+        };
+        let shared = shared as *const SharedInfo;
+        loop {
+            // SAFETY: shared_info stays mapped; Xen updates these fields
+            // under the wc_version seqlock, hence volatile reads.
+            let before =
+                unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*shared).wc_version)) };
+            if before & 1 != 0 {
+                core::hint::spin_loop();
+                continue;
+            }
+            fence(Ordering::Acquire);
+            // SAFETY: as above.
+            let sec = unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*shared).wc_sec)) };
+            // SAFETY: as above.
+            let sec_hi =
+                unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*shared).wc_sec_hi)) };
+            // SAFETY: as above.
+            let nsec = unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*shared).wc_nsec)) };
+            fence(Ordering::Acquire);
+            // SAFETY: as above.
+            let after =
+                unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*shared).wc_version)) };
+            if before != after {
+                continue;
+            }
+            let secs = (u64::from(sec_hi) << 32) | u64::from(sec);
+            return secs * 1000 + u64::from(nsec) / 1_000_000 + now_ns() / 1_000_000;
+        }
+    }
+
     /// Nanoseconds of Xen system time; 0 before the clock is set up.
     pub fn now_ns() -> u64 {
         let Some(&shared) = SHARED.get() else {
@@ -79,7 +115,7 @@ mod xen_clock {
 #[cfg(target_os = "none")]
 pub(crate) use xen_clock::init;
 #[cfg(target_os = "none")]
-pub use xen_clock::now_ns;
+pub use xen_clock::{now_ns, wallclock_ms};
 
 #[cfg(test)]
 mod tests {

@@ -120,9 +120,17 @@ fn fill(
                 .map_err(|e| format!("pfn {pfn}: {e}"))
         })?;
     }
-    if let Some(pfn) = layout.hypercall_page_gpfn {
-        control::hypercall_init(domid, p2m[pfn as usize])
-            .map_err(|e| format!("hypercall_init: {e}"))?;
+    // As libxc does: shared_info starts zeroed with every vCPU's upcalls
+    // masked (our runtime polls and registers no callback).
+    write_frame(domid, info.shared_info_frame, |dst| {
+        xcp_builder::write_shared_info(dst);
+        Ok(())
+    })?;
+    let hypercall_mfn = plan
+        .hypercall_page_mfn(&p2m)
+        .map_err(|e| format!("hypercall page: {e}"))?;
+    if let Some(mfn) = hypercall_mfn {
+        control::hypercall_init(domid, mfn).map_err(|e| format!("hypercall_init: {e}"))?;
     }
     let regs = plan
         .vcpu_context(&p2m)
@@ -143,6 +151,8 @@ fn fill(
     ctxt.kernel_ss = regs.kernel_ss;
     ctxt.kernel_sp = regs.kernel_sp;
     ctxt.ctrlreg[3] = regs.cr3;
+    ctxt.debugreg[6] = regs.dr6;
+    ctxt.debugreg[7] = regs.dr7;
     control::set_vcpu_context(domid, 0, &mut ctxt).map_err(|e| format!("setvcpucontext: {e}"))?;
     Ok(Built {
         domid,

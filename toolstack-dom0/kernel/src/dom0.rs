@@ -7,6 +7,7 @@ use xcp_runtime::{cmdline, verdict, Boot};
 
 use crate::platform::Platform;
 use crate::selftest::{SelfTest, DEADLINE_TOKEN};
+use crate::toolstack::{RelayLink, Toolstack};
 
 xcp_runtime::entry!(main, "dom0");
 
@@ -107,20 +108,91 @@ fn main(boot: Boot) -> ! {
     if test_mode && selftest.is_none() {
         xcp_runtime::io::debug_exit(verdict::PASS);
     }
-    let test = selftest.map(|name| SelfTest::start(name, &mut platform, &mut lp));
-    let mut app = Dom0 { platform, test };
+    let toolstack = config.toolstack.as_ref().and_then(|t| {
+        let images = bundle
+            .entries()
+            .iter()
+            .filter(|e| e.name.ends_with(".elf"))
+            .map(|e| (alloc::string::String::from(e.name), e.data))
+            .collect();
+        match Toolstack::new(&t.root_password_hash, images) {
+            Ok(ts) => {
+                info!("xenapi toolstack ready");
+                Some(ts)
+            }
+            Err(e) => {
+                error!("xenapi toolstack not started: {e}");
+                None
+            }
+        }
+    });
+    let mut test = selftest.map(|name| SelfTest::start(name, &mut platform, &mut lp));
+    let mut relays = alloc::vec::Vec::new();
+    if let Some(t) = test.as_mut().filter(|t| t.wants_relay()) {
+        let password = cmdline::get(boot.cmdline, "xenapi-password").unwrap_or("");
+        let extra = alloc::format!("xenapi-password={password}");
+        let (domid, channel, port) =
+            crate::selftest::channel_to_testdom(&mut platform, &mut lp, "xenapi-relay", &extra);
+        t.set_relay_domid(domid);
+        relays.push(RelayLink::new(channel, port));
+    }
+    let mut app = Dom0 {
+        platform,
+        test,
+        toolstack,
+        relays,
+        tick_armed: false,
+    };
+    // A relay's peer kicks only a consumer that said it waits: look once.
+    app.pump_relays(&mut lp, None);
     lp.run(&mut app);
     idle()
 }
 
-/// dom0's event loop: the platform first, then the self-test if one runs.
+/// Timer token of the parked-call re-check.
+const TICK_TOKEN: u64 = 0x71c;
+const TICK_NS: u64 = 100_000_000;
+
+/// dom0's event loop: the platform, the toolstack's relays, then the
+/// self-test if one runs.
 struct Dom0 {
     platform: Platform,
     test: Option<SelfTest>,
+    toolstack: Option<Toolstack>,
+    relays: alloc::vec::Vec<RelayLink>,
+    tick_armed: bool,
+}
+
+impl Dom0 {
+    fn pump_relays(&mut self, lp: &mut Loop, only: Option<u32>) {
+        let Some(ts) = self.toolstack.as_mut() else {
+            return;
+        };
+        self.relays.retain_mut(|r| {
+            if only.is_some_and(|p| p != r.port) {
+                return true;
+            }
+            match r.pump(ts) {
+                Ok(()) => true,
+                Err(e) => {
+                    error!("dropping a XenAPI relay: {e}");
+                    lp.unwatch(r.port);
+                    false
+                }
+            }
+        });
+        if ts.has_parked() && !self.tick_armed {
+            self.tick_armed = true;
+            lp.after(TICK_NS, TICK_TOKEN);
+        }
+    }
 }
 
 impl App for Dom0 {
     fn on_event(&mut self, lp: &mut Loop, port: u32) {
+        if self.relays.iter().any(|r| r.port == port) {
+            self.pump_relays(lp, Some(port));
+        }
         let ours = self.platform.on_event(lp, port);
         if let Some(test) = self.test.as_mut() {
             if ours {
@@ -132,6 +204,11 @@ impl App for Dom0 {
     }
 
     fn on_timer(&mut self, lp: &mut Loop, token: u64) {
+        if token == TICK_TOKEN {
+            self.tick_armed = false;
+            self.pump_relays(lp, None);
+            return;
+        }
         if token == DEADLINE_TOKEN {
             crate::selftest::fail("deadline", "the self-test did not finish in time");
         }

@@ -22,6 +22,8 @@ mod platform;
 mod relay;
 #[cfg(target_os = "none")]
 mod selftest;
+#[cfg(target_os = "none")]
+mod toolstack;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -94,6 +94,7 @@ impl Platform {
             return Err(());
         };
         let started = xcp_runtime::time::now_ns();
+        info!("building {}", config.name);
         let built = match build_domain(&config.name, image, config.memory_mib, cmdline) {
             Ok(b) => b,
             Err(e) => {

@@ -11,6 +11,9 @@
 //!   both sides.
 //! - `channel`: 10,000 messages to testdom over the inter-domain channel and
 //!   10,000 answers back, each checked.
+//! - `xenapi`: testdom plays the relay (netdom's role) and drives the XenAPI
+//!   toolstack in dom0 with JSON-RPC: login, pool, VM.create, VM.start (a
+//!   real domain), power state, hard shutdown, logout.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -54,6 +57,10 @@ enum State {
     },
     Grant(GrantState),
     Channel(ChannelState),
+    /// testdom drives XenAPI through the relay; dom0 owns the link.
+    Xenapi {
+        domid: u16,
+    },
     /// Waiting for Xen to finish freeing the last domain (its final pages
     /// go back after an RCU grace period, which an idle system can delay by
     /// seconds). After the warm-up cycle: until Xen's free memory rose above
@@ -91,6 +98,20 @@ fn usage() -> Usage {
         dom0_free_frames: xcp_runtime::paging::free_frames(),
         window_slots: xcp_runtime::paging::window_slots_used(),
         grants: xcp_runtime::gnttab::grants_outstanding(),
+    }
+}
+
+impl SelfTest {
+    /// Tells the `xenapi` self-test which domain plays the relay.
+    pub fn set_relay_domid(&mut self, relay: u16) {
+        if let State::Xenapi { domid } = &mut self.state {
+            *domid = relay;
+        }
+    }
+
+    /// Whether this self-test needs dom0's XenAPI relay to testdom.
+    pub fn wants_relay(&self) -> bool {
+        matches!(self.state, State::Xenapi { .. })
     }
 }
 
@@ -145,6 +166,7 @@ impl SelfTest {
             }
             "grant" => State::Grant(start_grant(platform, lp, index)),
             "channel" => State::Channel(start_channel(platform, lp, index)),
+            "xenapi" => State::Xenapi { domid: 0 },
             other => fail(other, "unknown self-test"),
         };
         SelfTest {
@@ -204,6 +226,16 @@ impl SelfTest {
             }
             State::Grant(g) => check_grant(&name, g),
             State::Channel(c) => pump_channel(&name, c),
+            State::Xenapi { domid } => {
+                let done = platform.live.get(domid).is_some_and(|l| {
+                    let h = l.console.history();
+                    let text = b"xenapi client: all calls passed";
+                    h.windows(text.len()).any(|w| w == text)
+                });
+                if done {
+                    pass(&name, "XenAPI served in dom0 over the relay channel");
+                }
+            }
             State::Settling { .. } => {}
         }
     }
@@ -367,24 +399,38 @@ struct ChannelState {
     started: u64,
 }
 
-fn start_channel(platform: &mut Platform, lp: &mut Loop, index: usize) -> ChannelState {
+/// Builds testdom with `<key>=<tx gref>,<rx gref>,<port>` on its command
+/// line: a channel whose pages dom0 grants. Returns the domid, the channel
+/// and dom0's port (watched).
+pub fn channel_to_testdom(
+    platform: &mut Platform,
+    lp: &mut Loop,
+    key: &str,
+    extra: &str,
+) -> (u16, Channel<Frame>, u32) {
+    let index = testdom(platform);
     let tx = Frame::alloc().expect("a tx page");
     let rx = Frame::alloc().expect("an rx page");
-    let mut made: Option<(u32, u32, u32)> = None;
+    let mut made: Option<(u16, u32)> = None;
     let result = platform.start_with(lp, index, &mut |domid| {
         let grant =
             |f: &Frame| xcp_runtime::gnttab::grant_access(domid, f.pfn(), false).expect("grant");
         let (tx_ref, rx_ref) = (grant(&tx), grant(&rx));
         let port = xcp_runtime::evtchn::alloc_unbound(domid).expect("an unbound port");
-        made = Some((tx_ref, rx_ref, port));
-        alloc::format!("channel={tx_ref},{rx_ref},{port}")
+        made = Some((domid, port));
+        alloc::format!("{key}={tx_ref},{rx_ref},{port} {extra}")
     });
     if result.is_err() {
-        fail("channel", "could not build testdom");
+        fail(key, "could not build testdom");
     }
-    let (_, _, port) = made.expect("the command line was made");
+    let (domid, port) = made.expect("the command line was made");
     let channel = Channel::new(tx, rx, Role::Initiator).expect("channel setup");
     lp.watch(port).expect("watch the channel port");
+    (domid, channel, port)
+}
+
+fn start_channel(platform: &mut Platform, lp: &mut Loop, _index: usize) -> ChannelState {
+    let (_, channel, port) = channel_to_testdom(platform, lp, "channel", "");
     let mut c = ChannelState {
         channel,
         port,

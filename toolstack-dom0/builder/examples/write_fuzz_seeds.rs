@@ -1,14 +1,13 @@
 //! Writes the fuzz seed corpus from the hand-made fixtures:
-//! `cargo test -p xcp-builder --test fuzz_seeds -- --ignored`.
+//! `cargo run -p xcp-builder --example write_fuzz_seeds`.
 //! Each seed is 2 bytes of memory size (pages - 1024, little endian) and an image.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::*;
 
-#[test]
-#[ignore = "writes fuzz/corpus/plan; run by hand"]
-fn write_seeds() {
+fn main() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/plan");
     std::fs::create_dir_all(&dir).unwrap();
     let mut sections = Fixture::valid();

@@ -1,0 +1,286 @@
+//! The XenAPI toolstack inside dom0: the `xenapi` engine over the real
+//! hypervisor (the domain builder), taking client byte streams from a relay
+//! domain over an inter-domain channel (`xcp-relay` messages) and sending
+//! the replies back. dom0 never sees network traffic, only these streams.
+//!
+//! The database lives in memory for now (a WAL in `MemStorage`): durable
+//! storage arrives with stordom.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use xcp_channel::{Channel, SendError};
+use xcp_relay::{FromToolstack, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS};
+use xcp_runtime::paging::Frame;
+use xenapi::auth::PasswordHash;
+use xenapi::engine::{Config, Engine, Handled};
+use xenapi::hypervisor::{DomainSpec, Hypervisor, HypervisorError, ShutdownReason};
+use xenapi::rng::Entropy;
+use xenapi::value::Instant;
+use xenapi::wal::MemStorage;
+
+/// Most bytes buffered for one connection (a whole request at most).
+const MAX_BUFFER: usize = xenapi::http::MAX_HEAD + xenapi::http::MAX_BODY + 4096;
+/// Most replies queued for a relay that is not reading.
+const MAX_BACKLOG: usize = 4096;
+
+/// Hardware randomness for salts, session references and UUIDs.
+pub struct XenEntropy;
+
+impl Entropy for XenEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        xcp_runtime::entropy::fill(buf);
+    }
+}
+
+/// VM power operations on real Xen: VMs boot PV kernels that the bundle
+/// carries, named by the VM's `PV_kernel`.
+pub struct XenHypervisor {
+    images: BTreeMap<String, &'static [u8]>,
+}
+
+fn xen_err(what: &str, e: impl core::fmt::Display) -> HypervisorError {
+    HypervisorError(alloc::format!("{what}: {e}"))
+}
+
+fn domid16(domid: u32) -> Result<u16, HypervisorError> {
+    u16::try_from(domid).map_err(|_| HypervisorError(alloc::format!("bad domid {domid}")))
+}
+
+impl Hypervisor for XenHypervisor {
+    fn build(&mut self, spec: &DomainSpec) -> Result<u32, HypervisorError> {
+        let image = self.images.get(&spec.kernel).ok_or_else(|| {
+            HypervisorError(alloc::format!(
+                "PV_kernel {:?} is not in the platform bundle",
+                spec.kernel
+            ))
+        })?;
+        let mib = u32::try_from(spec.memory.div_ceil(1024 * 1024))
+            .map_err(|_| HypervisorError(String::from("memory too large")))?;
+        let cmdline = spec.cmdline.clone();
+        let built =
+            crate::build::build_domain(&spec.name, image, mib.max(1), &mut |_| cmdline.clone())
+                .map_err(HypervisorError)?;
+        log::info!("xenapi: built VM {} as domid {}", spec.name, built.domid);
+        Ok(u32::from(built.domid))
+    }
+
+    fn unpause(&mut self, domid: u32) -> Result<(), HypervisorError> {
+        xcp_runtime::control::unpause_domain(domid16(domid)?).map_err(|e| xen_err("unpause", e))
+    }
+
+    fn pause(&mut self, domid: u32) -> Result<(), HypervisorError> {
+        xcp_runtime::control::pause_domain(domid16(domid)?).map_err(|e| xen_err("pause", e))
+    }
+
+    fn shutdown(&mut self, domid: u32, reason: ShutdownReason) -> Result<(), HypervisorError> {
+        let code = match reason {
+            ShutdownReason::Poweroff => xen_sys::sched::SHUTDOWN_POWEROFF,
+            ShutdownReason::Reboot => xen_sys::sched::SHUTDOWN_REBOOT,
+        };
+        xcp_runtime::control::remote_shutdown(domid16(domid)?, code)
+            .map_err(|e| xen_err("shutdown", e))
+    }
+
+    fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError> {
+        xcp_runtime::control::destroy_domain(domid16(domid)?).map_err(|e| xen_err("destroy", e))
+    }
+}
+
+/// Now, as the engine counts time: ms since the Unix epoch.
+fn now() -> Instant {
+    Instant(xcp_runtime::time::wallclock_ms())
+}
+
+#[derive(Default)]
+struct Conn {
+    buf: Vec<u8>,
+    parked_since: Option<Instant>,
+    continued: bool,
+}
+
+/// The engine and the connections relayed to it.
+pub struct Toolstack {
+    engine: Engine<XenHypervisor, MemStorage, XenEntropy>,
+    conns: BTreeMap<u32, Conn>,
+}
+
+impl Toolstack {
+    /// Opens the engine with root's password hash and seeds the host.
+    pub fn new(
+        password_hash: &str,
+        images: BTreeMap<String, &'static [u8]>,
+    ) -> Result<Self, String> {
+        let hash = PasswordHash::parse(password_hash).ok_or_else(|| {
+            String::from("[toolstack] root_password_hash is not a pbkdf2-sha256 hash")
+        })?;
+        let config = Config::new("root", hash);
+        let hv = XenHypervisor { images };
+        let mut engine = Engine::open(config, hv, MemStorage::default(), XenEntropy)
+            .map_err(|e| alloc::format!("database: {e:?}"))?;
+        engine
+            .seed(now(), "xcp-rs", "dom0")
+            .map_err(|e| alloc::format!("seed: {e:?}"))?;
+        Ok(Toolstack {
+            engine,
+            conns: BTreeMap::new(),
+        })
+    }
+
+    /// Connections with a parked call (`event.from` waiting for changes).
+    pub fn has_parked(&self) -> bool {
+        self.conns.values().any(|c| c.parked_since.is_some())
+    }
+
+    /// Takes one relay message; queues what to send back in `out`.
+    pub fn on_message(&mut self, msg: ToToolstack, out: &mut VecDeque<FromToolstack>) {
+        match msg {
+            ToToolstack::Data { conn, bytes } => {
+                if !self.conns.contains_key(&conn) && self.conns.len() >= MAX_CONNECTIONS {
+                    out.push_back(FromToolstack::Close { conn });
+                    return;
+                }
+                let c = self.conns.entry(conn).or_default();
+                if c.buf.len() + bytes.len() > MAX_BUFFER {
+                    self.conns.remove(&conn);
+                    out.push_back(FromToolstack::Close { conn });
+                    return;
+                }
+                c.buf.extend_from_slice(&bytes);
+                self.serve(conn, out);
+                // A change may release parked calls of other connections.
+                self.tick(out);
+            }
+            ToToolstack::Closed { conn } => {
+                self.conns.remove(&conn);
+            }
+        }
+    }
+
+    /// Serves parked connections again (after a change or a timeout).
+    pub fn tick(&mut self, out: &mut VecDeque<FromToolstack>) {
+        let parked: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.parked_since.is_some())
+            .map(|(&n, _)| n)
+            .collect();
+        for conn in parked {
+            self.serve(conn, out);
+        }
+    }
+
+    fn serve(&mut self, conn: u32, out: &mut VecDeque<FromToolstack>) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            let t = now();
+            match self.engine.handle(t, c.parked_since, &c.buf) {
+                Handled::NeedMore { send_continue } => {
+                    if send_continue && !c.continued {
+                        c.continued = true;
+                        push_data(out, conn, xenapi::http::CONTINUE);
+                    }
+                    return;
+                }
+                Handled::Park { .. } => {
+                    c.parked_since.get_or_insert(t);
+                    return;
+                }
+                Handled::Reply {
+                    consumed,
+                    bytes,
+                    close,
+                } => {
+                    c.buf.drain(..consumed.min(c.buf.len()));
+                    c.parked_since = None;
+                    c.continued = false;
+                    push_data(out, conn, &bytes);
+                    if self.engine.has_jobs() {
+                        self.engine.run_jobs(now());
+                    }
+                    if close {
+                        self.conns.remove(&conn);
+                        out.push_back(FromToolstack::Close { conn });
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn push_data(out: &mut VecDeque<FromToolstack>, conn: u32, bytes: &[u8]) {
+    for chunk in bytes.chunks(MAX_CHUNK) {
+        out.push_back(FromToolstack::Data {
+            conn,
+            bytes: chunk.to_vec(),
+        });
+    }
+}
+
+/// dom0's end of a relay: the channel, its event port and the replies not
+/// yet accepted by the channel.
+pub struct RelayLink {
+    /// The channel (dom0 granted its pages).
+    pub channel: Channel<Frame>,
+    /// dom0's event-channel port.
+    pub port: u32,
+    backlog: VecDeque<FromToolstack>,
+}
+
+impl RelayLink {
+    /// A link over `channel`, kicked through `port`.
+    pub fn new(channel: Channel<Frame>, port: u32) -> Self {
+        RelayLink {
+            channel,
+            port,
+            backlog: VecDeque::new(),
+        }
+    }
+
+    /// Moves everything that can move: replies out, requests in.
+    pub fn pump(&mut self, toolstack: &mut Toolstack) -> Result<(), String> {
+        let mut kick = false;
+        loop {
+            match self.channel.flush() {
+                Ok(n) | Err(SendError::WouldBlock(n)) => kick |= n.kick(),
+                Err(e) => return Err(alloc::format!("relay channel: {e:?}")),
+            }
+            while let Some(msg) = self.backlog.front() {
+                match self.channel.send(msg) {
+                    Ok(n) => {
+                        kick |= n.kick();
+                        self.backlog.pop_front();
+                    }
+                    Err(SendError::WouldBlock(n)) => {
+                        kick |= n.kick();
+                        break;
+                    }
+                    Err(e) => return Err(alloc::format!("relay channel: {e:?}")),
+                }
+            }
+            // Stop reading while the relay does not take our replies.
+            if self.backlog.len() >= MAX_BACKLOG {
+                break;
+            }
+            match self.channel.recv::<ToToolstack>() {
+                Ok(Some(msg)) => toolstack.on_message(msg, &mut self.backlog),
+                Ok(None) => {
+                    toolstack.tick(&mut self.backlog);
+                    if self.backlog.is_empty() || self.channel.send_pending() {
+                        break;
+                    }
+                }
+                Err(e) => return Err(alloc::format!("relay channel: {e:?}")),
+            }
+        }
+        kick |= self.channel.take_notify().kick();
+        if kick {
+            xcp_runtime::evtchn::send(self.port);
+        }
+        Ok(())
+    }
+}
