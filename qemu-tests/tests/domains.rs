@@ -178,3 +178,64 @@ fn xenapi_in_dom0_serves_a_relay_and_starts_a_real_vm() {
     );
     assert!(log.contains("xenapi client: all calls passed"), "{log}");
 }
+
+#[test]
+fn xenstore_dom_serves_two_domains_and_releases_a_dead_one() {
+    let a = Artifacts::from_env();
+    let dir = a.scratch("xenstore");
+    let config = "[platform]\nname = \"selftest\"\n\n\
+        [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 32\nxenstore = true\nstart = false\n\n\
+        [[domain]]\nname = \"testa\"\nimage = \"testdom.elf\"\nmemory_mib = 8\nstart = false\ncmdline = \"xs-test=a\"\n\n\
+        [[domain]]\nname = \"testb\"\nimage = \"testdom.elf\"\nmemory_mib = 8\nstart = false\ncmdline = \"xs-test=b\"\n";
+    let archive = xcp_boot::assemble_bundle(
+        config,
+        &[
+            ("testdom.elf".into(), a.path("testdom.elf")),
+            ("xenstore-dom.elf".into(), a.path("xenstore-dom.elf")),
+        ],
+    )
+    .unwrap();
+    let path = dir.join("bundle.cpio");
+    std::fs::write(&path, archive).unwrap();
+    let run = Run::start(
+        "selftest-xenstore",
+        &a.direct("test-exit selftest=xenstore", &path),
+    );
+    let waited = run.wait_for("selftest xenstore: PASS", Duration::from_secs(150));
+    let outcome = run.finish(Duration::from_secs(20));
+    if let Err(e) = waited {
+        panic!("{e}\nexit status {:?}", outcome.status);
+    }
+    outcome.assert_verdict(verdict::PASS);
+    let log = &outcome.log;
+    for line in [
+        "xenstore-dom: ready",
+        "xs-test a: wrote and read its home",
+        "xs-test b: wrote and read its home",
+        "xs-test a: the watch fired on b's permitted write",
+        "xs-test a: writes outside its permissions get EACCES",
+        "xs-test b: wrote a's mailbox",
+        "xs-test b: flooding xenstore with writes",
+        "xs-test a: done",
+        "dom0: domain testa (domid",
+        "from xenstore",
+        "xs-test b: a's nodes are gone after",
+    ] {
+        assert!(log.contains(line), "no {line:?} in:\n{log}");
+    }
+    // b flooded xenstore from before a set up its mailbox until a was gone:
+    // a's whole scenario ran (and finished) under that flood.
+    let at = |text: &str| {
+        let line = log.lines().find(|l| l.contains(text)).unwrap();
+        let own = line.split_once("] [").map_or(line, |(_, rest)| rest);
+        xcp_qemu_tests::stamp(&format!("[{own}")).unwrap()
+    };
+    assert!(
+        at("xs-test b: flooding xenstore") < at("xs-test a: the watch fired"),
+        "{log}"
+    );
+    assert!(
+        at("xs-test a: done") < at("xs-test b: a's nodes are gone"),
+        "{log}"
+    );
+}

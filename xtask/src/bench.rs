@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: figures measured in one run, printed and written as
 //! JSON under target/bench. xenstore: ops/s and p99 of our daemon and of
-//! Debian's oxenstored under the same load. Boot: QEMU start to Xen's hand-over to dom0
+//! Debian's oxenstored under the same load. XenAPI host mode: calls/s and
+//! event.from latency. Domain start. Boot: QEMU start to Xen's hand-over to dom0
 //! (Xen's "Freed ... init memory" line) and to dom0's "dom0 ready", in
 //! Xen's console time, over several boots.
 
@@ -67,6 +68,50 @@ fn xenstore(dir: &std::path::Path) -> Result<(), String> {
     )
 }
 
+/// XenAPI in host mode: VM.get_all_records with 1,000 VMs and event.from
+/// latency against a fresh xcp-sim on loopback.
+fn xenapi(dir: &std::path::Path) -> Result<(), String> {
+    crate::run(crate::cargo().args(["build", "--release", "-p", "xcp-sim", "-p", "xenapi-bench"]))?;
+    let bin = crate::build::workspace_root().join("target/release");
+    let state = crate::build::workspace_root().join("target/bench/xcp-sim-state");
+    let _ = std::fs::remove_dir_all(&state);
+    let port = 18000 + (std::process::id() % 1000) as u16;
+    let addr = format!("127.0.0.1:{port}");
+    let mut sim = std::process::Command::new("timeout")
+        .args(["-s", "KILL", "600"])
+        .arg(bin.join("xcp-sim"))
+        .args(["--listen", &addr, "--state"])
+        .arg(&state)
+        .args(["--password", "bench"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("xcp-sim: {e}"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if std::time::Instant::now() > deadline {
+            let _ = sim.kill();
+            return Err("xcp-sim did not start listening".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let result = crate::run(
+        std::process::Command::new(bin.join("xenapi-bench"))
+            .args([
+                "--addr",
+                &addr,
+                "--password",
+                "bench",
+                "--vms",
+                "1000",
+                "--out",
+            ])
+            .arg(dir.join("xenapi.json")),
+    );
+    let _ = sim.kill();
+    let _ = sim.wait();
+    result
+}
+
 /// Domain create to its first console line: dom0 logs "building testdom"
 /// just before the build starts; testdom's first line carries its own Xen
 /// system time (the same clock).
@@ -109,6 +154,7 @@ pub fn run() -> Result<(), String> {
     let dir = crate::build::workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     xenstore(&dir)?;
+    xenapi(&dir)?;
     let p = crate::build::platform()?;
     let start = domain_start(&p)?;
     println!("domain create to first console line (median of {BOOTS}, Xen system time, TCG)");

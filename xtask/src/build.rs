@@ -10,6 +10,7 @@ use xcp_boot::qemu::{Launch, Media};
 const KERNELS: &[(&str, &str, Option<&str>)] = &[
     ("toolstack-dom0", "toolstack-dom0", None),
     ("xcp-testdom", "testdom", Some("testdom.elf")),
+    ("xenstore-dom", "xenstore-dom", Some("xenstore-dom.elf")),
 ];
 
 /// `-p <pkg>` for every kernel package.

@@ -15,6 +15,8 @@ mod channel_peer;
 mod grant_peer;
 #[cfg(target_os = "none")]
 mod xenapi_client;
+#[cfg(target_os = "none")]
+mod xs_test;
 
 #[cfg(target_os = "none")]
 mod domain {
@@ -36,6 +38,9 @@ mod domain {
         }
         if let Some(arg) = cmdline::get(boot.cmdline, "channel") {
             crate::channel_peer::run(arg);
+        }
+        if let Some(role) = cmdline::get(boot.cmdline, "xs-test") {
+            crate::xs_test::run(&boot, role);
         }
         if let Some(arg) = cmdline::get(boot.cmdline, "xenapi-relay") {
             let password = cmdline::get(boot.cmdline, "xenapi-password").unwrap_or("");

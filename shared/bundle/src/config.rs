@@ -86,6 +86,9 @@ pub struct DomainConfig {
     /// Its command line.
     #[serde(default)]
     pub cmdline: String,
+    /// This is the xenstore domain: dom0 builds it before every other one.
+    #[serde(default)]
+    pub xenstore: bool,
 }
 
 fn default_true() -> bool {
@@ -147,6 +150,9 @@ impl PlatformConfig {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if self.domains.len() > MAX_DOMAINS {
             return invalid(alloc::format!("more than {MAX_DOMAINS} domains"));
+        }
+        if self.domains.iter().filter(|d| d.xenstore).count() > 1 {
+            return invalid(String::from("more than one xenstore domain"));
         }
         for (i, d) in self.domains.iter().enumerate() {
             let name_ok = !d.name.is_empty()

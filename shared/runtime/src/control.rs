@@ -52,6 +52,15 @@ pub fn remote_shutdown(domid: DomId, reason: u32) -> Result<(), Errno> {
     Errno::check(ret).map(|_| ())
 }
 
+/// The machine frame of grant-table frame 0 of `domid` (setting the table
+/// up if needed), for seeding its reserved entries.
+pub fn grant_table_frame(domid: DomId) -> Result<u64, xen_sys::grant_table::GnttabError> {
+    let mut frames = [0u64; 1];
+    // SAFETY: `frames` lives across the call; affects only `domid`'s table.
+    unsafe { xen_sys::grant_table::setup_table(domid, &mut frames) }?;
+    Ok(frames[0])
+}
+
 /// Pauses `domid`.
 pub fn pause_domain(domid: DomId) -> Result<(), Errno> {
     // SAFETY: affects only `domid`.

@@ -108,3 +108,9 @@ pub fn poll_one(port: u32, deadline: u64) -> bool {
     let _ = unsafe { xen_sys::sched::poll(&[port], deadline) };
     crate::evtchn::test_and_clear_pending(port)
 }
+
+/// Sleeps until system time `deadline` (ns) or any event, whichever first.
+pub fn sleep_until(deadline: u64) {
+    // SAFETY: an empty port list; Xen wakes us at the deadline or on an event.
+    let _ = unsafe { xen_sys::sched::poll(&[], deadline.max(1)) };
+}

@@ -53,6 +53,8 @@ mod panic;
 pub mod shared_page;
 #[cfg(target_os = "none")]
 mod xen_info;
+#[cfg(target_os = "none")]
+pub mod xenstore;
 
 #[cfg(target_os = "none")]
 pub use boot::Boot;

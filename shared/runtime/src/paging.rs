@@ -252,6 +252,19 @@ pub(crate) unsafe fn init(si: &StartInfo) -> Memory {
     }
 }
 
+/// A page of the initial mapping by machine frame (start_info's xenstore
+/// and console rings): these are never unmapped, so the view is 'static.
+/// None if `mfn` is not one of our frames.
+pub fn boot_page(mfn: u64) -> Option<crate::shared_page::PageView<'static>> {
+    let pfn = mfn_to_pfn(mfn);
+    if pfn_to_mfn(pfn)? != mfn {
+        return None;
+    }
+    // SAFETY: the frame is ours (checked through both tables) and the direct
+    // map covers every frame for the domain's life.
+    Some(unsafe { crate::shared_page::PageView::new(pfn_to_va(pfn)) })
+}
+
 /// Starts handing out window slots and maps shared_info into slot 0; needs
 /// the heap.
 ///

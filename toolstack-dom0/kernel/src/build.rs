@@ -46,11 +46,22 @@ fn write_frame(
     fill(page.bytes_mut())
 }
 
+/// How a domain relates to xenstore.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct XenstoreRole {
+    /// The xenstore domain, if one runs: the new domain's xenstore channel
+    /// and grant entry 1 are for it.
+    pub server: Option<u16>,
+    /// This domain is the xenstore domain (XEN_DOMCTL_CDF_xs_domain).
+    pub is_server: bool,
+}
+
 /// Builds a paused 64-bit PV domain from the ELF `image`.
 pub fn build_domain(
     name: &str,
     image: &[u8],
     memory_mib: u32,
+    xenstore: XenstoreRole,
     cmdline: &mut dyn FnMut(u16) -> String,
 ) -> Result<Built, String> {
     let nr_pages = u64::from(memory_mib) * 256;
@@ -62,10 +73,13 @@ pub fn build_domain(
     };
     PvPlan::new(image, &probe).map_err(|e| format!("{name}: bad image: {e}"))?;
     let mut config = XenDomctlCreatedomain::pv(1);
+    if xenstore.is_server {
+        config.flags |= xen_sys::domctl_payloads::XEN_DOMCTL_CDF_XS_DOMAIN;
+    }
     config.max_grant_frames = MAX_GRANT_FRAMES;
     config.max_maptrack_frames = MAX_MAPTRACK_FRAMES;
     let domid = control::create_domain(&config).map_err(|e| format!("createdomain: {e}"))?;
-    match fill(domid, image, nr_pages, cmdline) {
+    match fill(domid, image, nr_pages, xenstore.server, cmdline) {
         Ok(built) => Ok(built),
         Err(e) => {
             let _ = control::destroy_domain(domid);
@@ -78,6 +92,7 @@ fn fill(
     domid: u16,
     image: &[u8],
     nr_pages: u64,
+    xenstored: Option<u16>,
     cmdline: &mut dyn FnMut(u16) -> String,
 ) -> Result<Built, String> {
     let text = cmdline(domid);
@@ -95,7 +110,7 @@ fn fill(
         control::populate_physmap(domid, nr_pages).map_err(|e| format!("populate_physmap: {e}"))?;
     let console_port = xcp_runtime::evtchn::alloc_unbound_for(domid, 0)
         .map_err(|e| format!("console evtchn: {e}"))?;
-    let store_port = xcp_runtime::evtchn::alloc_unbound_for(domid, 0)
+    let store_port = xcp_runtime::evtchn::alloc_unbound_for(domid, xenstored.unwrap_or(0))
         .map_err(|e| format!("xenstore evtchn: {e}"))?;
     let info = control::domain_info(domid).map_err(|e| format!("getdomaininfo: {e}"))?;
     let sources = PageSources {
@@ -118,6 +133,21 @@ fn fill(
             plan.write_page(pfn, &sources, dst)
                 .map(|_| ())
                 .map_err(|e| format!("pfn {pfn}: {e}"))
+        })?;
+    }
+    // As libxc's xc_dom_gnttab_seed: grant entry 0 gives dom0 the console
+    // ring, entry 1 gives the xenstore domain the xenstore ring, so neither
+    // needs to map foreign frames.
+    if let Some(server) = xenstored {
+        let seed = xcp_builder::gnttab_seed(&layout, &p2m, 0, server)
+            .map_err(|e| format!("grant seed: {e}"))?;
+        let frame = control::grant_table_frame(domid).map_err(|e| format!("grant table: {e:?}"))?;
+        write_frame(domid, frame, |dst| {
+            for (gref, entry) in seed.iter() {
+                let at = *gref as usize * entry.len();
+                dst[at..at + entry.len()].copy_from_slice(entry);
+            }
+            Ok(())
         })?;
     }
     // As libxc does: shared_info starts zeroed with every vCPU's upcalls

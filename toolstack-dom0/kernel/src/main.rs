@@ -24,6 +24,8 @@ mod relay;
 mod selftest;
 #[cfg(target_os = "none")]
 mod toolstack;
+#[cfg(target_os = "none")]
+mod xs;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -10,7 +10,7 @@ use xcp_bundle::{Bundle, DomainConfig};
 use xcp_domains::{observe, Action, Domains, Observed};
 use xcp_runtime::event_loop::Loop;
 
-use crate::build::build_domain;
+use crate::build::{build_domain, XenstoreRole};
 use crate::relay::ConsoleLink;
 
 /// A running domain's dom0-side handles.
@@ -31,6 +31,8 @@ pub struct Platform {
     pub live: BTreeMap<u16, Live>,
     /// Domains dom0 stopped restarting (name, restarts), in order.
     pub gave_up: Vec<(String, u64)>,
+    /// dom0's connection to the xenstore domain, once it runs.
+    pub xs: Option<crate::xs::XsLink>,
     dom_exc: u32,
 }
 
@@ -53,6 +55,7 @@ impl Platform {
             domains: Domains::new(),
             live: BTreeMap::new(),
             gave_up: Vec::new(),
+            xs: None,
             dom_exc,
         })
     }
@@ -62,12 +65,15 @@ impl Platform {
         &self.configs
     }
 
-    /// Builds every domain whose config says `start = true`.
+    /// Builds every domain whose config says `start = true`, the xenstore
+    /// domain first.
     pub fn start_configured(&mut self, lp: &mut Loop) {
-        for i in 0..self.configs.len() {
-            if self.configs[i].start {
-                let _ = self.start(lp, i, None);
-            }
+        let mut order: Vec<usize> = (0..self.configs.len())
+            .filter(|&i| self.configs[i].start)
+            .collect();
+        order.sort_by_key(|&i| !self.configs[i].xenstore);
+        for i in order {
+            let _ = self.start(lp, i, None);
         }
     }
 
@@ -95,13 +101,42 @@ impl Platform {
         };
         let started = xcp_runtime::time::now_ns();
         info!("building {}", config.name);
-        let built = match build_domain(&config.name, image, config.memory_mib, cmdline) {
+        let role = XenstoreRole {
+            server: self.xs.as_ref().map(|x| x.domid),
+            is_server: config.xenstore,
+        };
+        let mut pending = None;
+        let mut with_ring = |domid: u16| {
+            let mut text = cmdline(domid);
+            if config.xenstore {
+                match crate::xs::Pending::prepare(domid) {
+                    Ok((p, words)) => {
+                        pending = Some(p);
+                        text = alloc::format!("{text} {words}");
+                    }
+                    Err(e) => error!("{}: {e}", config.name),
+                }
+            }
+            text
+        };
+        let built = match build_domain(&config.name, image, config.memory_mib, role, &mut with_ring)
+        {
             Ok(b) => b,
             Err(e) => {
                 error!("domain {}: build failed: {e}", config.name);
                 return Err(());
             }
         };
+        if let Some(xs) = self.xs.as_mut() {
+            if let Err(e) =
+                xs.introduce(built.domid, &config.name, built.store_mfn, built.store_port)
+            {
+                error!("domain {}: {e}", config.name);
+                let _ = xcp_runtime::control::destroy_domain(built.domid);
+                let _ = xs.release(built.domid);
+                return Err(());
+            }
+        }
         let console = match ConsoleLink::connect(
             &config.name,
             built.domid,
@@ -119,6 +154,10 @@ impl Platform {
         let domid = built.domid;
         if let Err(e) = xcp_runtime::control::unpause_domain(domid) {
             error!("domain {}: unpause failed: {e}", config.name);
+        }
+        if let Some(p) = pending {
+            self.xs = Some(p.connect(domid));
+            info!("xenstore is domain {} (domid {domid})", config.name);
         }
         self.domains.insert(domid, &config.name, config.restart);
         info!(
@@ -154,6 +193,12 @@ impl Platform {
         }
         if let Err(e) = xcp_runtime::control::destroy_domain(domid) {
             warn!("destroy domid {domid}: {e}");
+        }
+        if let Some(xs) = self.xs.as_mut().filter(|x| x.domid != domid) {
+            match xs.release(domid) {
+                Ok(()) => info!("released domid {domid} from xenstore"),
+                Err(e) => warn!("domid {domid}: {e}"),
+            }
         }
     }
 

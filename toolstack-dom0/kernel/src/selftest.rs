@@ -11,6 +11,9 @@
 //!   both sides.
 //! - `channel`: 10,000 messages to testdom over the inter-domain channel and
 //!   10,000 answers back, each checked.
+//! - `xenstore`: dom0 starts xenstore-dom and two testdoms that use it
+//!   (homes, a watch across domains, EACCES, a flood); one dies and is
+//!   released, its nodes removed.
 //! - `xenapi`: testdom plays the relay (netdom's role) and drives the XenAPI
 //!   toolstack in dom0 with JSON-RPC: login, pool, VM.create, VM.start (a
 //!   real domain), power state, hard shutdown, logout.
@@ -60,6 +63,11 @@ enum State {
     /// testdom drives XenAPI through the relay; dom0 owns the link.
     Xenapi {
         domid: u16,
+    },
+    /// Two testdoms use xenstore-dom; `a` dies and must be released.
+    Xenstore {
+        a: u16,
+        b: u16,
     },
     /// Waiting for Xen to finish freeing the last domain (its final pages
     /// go back after an RCU grace period, which an idle system can delay by
@@ -141,7 +149,10 @@ impl SelfTest {
     pub fn start(name: &str, platform: &mut Platform, lp: &mut Loop) -> SelfTest {
         lp.after(DEADLINE_NS, DEADLINE_TOKEN);
         info!("selftest {name}: start");
-        let index = testdom(platform);
+        let index = match name {
+            "xenstore" | "xenapi" => usize::MAX,
+            _ => testdom(platform),
+        };
         let state = match name {
             "console" => match platform.start(lp, index, None) {
                 Ok(domid) => State::Console { domid },
@@ -167,6 +178,7 @@ impl SelfTest {
             "grant" => State::Grant(start_grant(platform, lp, index)),
             "channel" => State::Channel(start_channel(platform, lp, index)),
             "xenapi" => State::Xenapi { domid: 0 },
+            "xenstore" => start_xenstore(platform, lp),
             other => fail(other, "unknown self-test"),
         };
         SelfTest {
@@ -226,6 +238,29 @@ impl SelfTest {
             }
             State::Grant(g) => check_grant(&name, g),
             State::Channel(c) => pump_channel(&name, c),
+            State::Xenstore { a, b } => {
+                if !console_says(platform, *b, b"xs-test b: done") {
+                    return;
+                }
+                let (a, b) = (*a, *b);
+                let xs = platform.xs.as_mut().expect("xenstore runs");
+                let introduced = xs.store().is_domain_introduced(a);
+                let home = xs
+                    .store()
+                    .read(xcp_xenbus::TxId::NONE, &alloc::format!("/local/domain/{a}"));
+                let b_home = xs.store().read_string(
+                    xcp_xenbus::TxId::NONE,
+                    &alloc::format!("/local/domain/{b}/data/hello"),
+                );
+                info!("selftest xenstore: a introduced {introduced:?}, a's home {:?}, b's hello {b_home:?}", home.as_ref().map(|_| ()));
+                if introduced != Ok(false) || home.is_ok() || b_home.as_deref() != Ok("from b") {
+                    fail(
+                        &name,
+                        "the released domain is still known, or b's home is wrong",
+                    );
+                }
+                pass(&name, "two domains served by xenstore-dom; the dead one released and its nodes removed");
+            }
             State::Xenapi { domid } => {
                 let done = platform.live.get(domid).is_some_and(|l| {
                     let h = l.console.history();
@@ -493,4 +528,48 @@ fn pump_channel(name: &str, c: &mut ChannelState) {
         info!("selftest channel: {CHANNEL_MESSAGES} messages each way checked in {ms} ms");
         pass(name, "inter-domain channel round trip verified");
     }
+}
+
+fn console_says(platform: &Platform, domid: u16, text: &[u8]) -> bool {
+    platform.live.get(&domid).is_some_and(|l| {
+        let h = l.console.history();
+        h.windows(text.len()).any(|w| w == text)
+    })
+}
+
+fn start_xenstore(platform: &mut Platform, lp: &mut Loop) -> State {
+    let find = |platform: &Platform, name: &str| {
+        platform
+            .configs()
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap_or_else(|| {
+                fail(
+                    "xenstore",
+                    "the self-test config lists xenstore, testa and testb",
+                )
+            })
+    };
+    let xs = find(platform, "xenstore");
+    if platform.start(lp, xs, None).is_err() || platform.xs.is_none() {
+        fail("xenstore", "could not start xenstore-dom");
+    }
+    let (ia, ib) = (find(platform, "testa"), find(platform, "testb"));
+    let (Ok(a), Ok(b)) = (platform.start(lp, ia, None), platform.start(lp, ib, None)) else {
+        fail("xenstore", "could not build the test domains");
+    };
+    let store = platform.xs.as_mut().expect("xenstore runs").store();
+    for (me, peer) in [(a, b), (b, a)] {
+        let path = alloc::format!("/local/domain/{me}/data/peer");
+        if let Err(e) = store.write(
+            xcp_xenbus::TxId::NONE,
+            &path,
+            alloc::format!("{peer}").as_bytes(),
+        ) {
+            error!("write {path}: {e:?}");
+            fail("xenstore", "dom0 could not write through xenstore-dom");
+        }
+    }
+    info!("selftest xenstore: testa is domid {a}, testb is domid {b}");
+    State::Xenstore { a, b }
 }

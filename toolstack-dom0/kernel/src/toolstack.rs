@@ -38,6 +38,7 @@ impl Entropy for XenEntropy {
 /// carries, named by the VM's `PV_kernel`.
 pub struct XenHypervisor {
     images: BTreeMap<String, &'static [u8]>,
+    xenstore: crate::build::XenstoreRole,
 }
 
 fn xen_err(what: &str, e: impl core::fmt::Display) -> HypervisorError {
@@ -60,8 +61,10 @@ impl Hypervisor for XenHypervisor {
             .map_err(|_| HypervisorError(String::from("memory too large")))?;
         let cmdline = spec.cmdline.clone();
         let built =
-            crate::build::build_domain(&spec.name, image, mib.max(1), &mut |_| cmdline.clone())
-                .map_err(HypervisorError)?;
+            crate::build::build_domain(&spec.name, image, mib.max(1), self.xenstore, &mut |_| {
+                cmdline.clone()
+            })
+            .map_err(HypervisorError)?;
         log::info!("xenapi: built VM {} as domid {}", spec.name, built.domid);
         Ok(u32::from(built.domid))
     }
@@ -116,7 +119,10 @@ impl Toolstack {
             String::from("[toolstack] root_password_hash is not a pbkdf2-sha256 hash")
         })?;
         let config = Config::new("root", hash);
-        let hv = XenHypervisor { images };
+        let hv = XenHypervisor {
+            images,
+            xenstore: crate::build::XenstoreRole::default(),
+        };
         let mut engine = Engine::open(config, hv, MemStorage::default(), XenEntropy)
             .map_err(|e| alloc::format!("database: {e:?}"))?;
         engine
