@@ -8,6 +8,10 @@ use crate::shared_page::PageView;
 
 /// Longest wait for xenstored before a call fails with `Timeout`.
 pub const TIMEOUT_NS: u64 = 5_000_000_000;
+/// How often a waiting client kicks xenstored again. Under load on the rig a
+/// kick was seen lost (both clients of xenstore-dom stalled until their
+/// next request); a repeated kick costs nothing and bounds such a stall.
+pub const REKICK_NS: u64 = 50_000_000;
 
 /// The event channel to xenstored, waited on with SCHEDOP_poll.
 pub struct PortWait {
@@ -23,12 +27,14 @@ impl Wait for PortWait {
     fn wait(&mut self) -> Result<(), Error> {
         let deadline = crate::time::now_ns() + TIMEOUT_NS;
         loop {
-            if crate::event_loop::poll_one(self.port, deadline) {
+            let slice = (crate::time::now_ns() + REKICK_NS).min(deadline);
+            if crate::event_loop::poll_one(self.port, slice) {
                 return Ok(());
             }
             if crate::time::now_ns() >= deadline {
                 return Err(Error::Timeout);
             }
+            crate::evtchn::send(self.port);
         }
     }
 }
