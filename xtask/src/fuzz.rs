@@ -9,6 +9,7 @@ use std::process::Command;
 const PROJECTS: &[&str] = &[
     "shared/ring/fuzz",
     "shared/channel/fuzz",
+    "shared/xenbus/fuzz",
     "xenstore-dom/fuzz",
     "toolstack-dom0/fuzz",
     "toolstack-dom0/builder/fuzz",
