@@ -38,6 +38,35 @@ pub struct Launch {
     /// Serial multiplexed with the QEMU monitor on the terminal (Ctrl-A X
     /// quits), for `cargo xtask run`; otherwise serial on stdout.
     pub interactive: bool,
+    /// Devices to pass to the service domains.
+    pub devices: Devices,
+}
+
+/// The PCI devices QEMU gives the machine (dom0 hands them to the driver
+/// domains through the IOMMU).
+#[derive(Clone, Debug, Default)]
+pub struct Devices {
+    /// A virtio-net NIC at 00:05.0 on QEMU's user network; `Some(port)`
+    /// forwards 127.0.0.1:port on the host to the guest's port 80.
+    pub nic: Option<Option<u16>>,
+}
+
+impl Devices {
+    fn args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(forward) = self.nic {
+            let mut netdev = String::from("user,id=n1");
+            if let Some(port) = forward {
+                netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:80"));
+            }
+            a.extend(["-netdev".to_string(), netdev]);
+            a.extend([
+                "-device".to_string(),
+                "virtio-net-pci,netdev=n1,bus=pcie.0,addr=0x5".to_string(),
+            ]);
+        }
+        a
+    }
 }
 
 impl Launch {
@@ -62,6 +91,7 @@ impl Launch {
         }
         cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         cmd.args(["-device", "intel-iommu,intremap=on"]);
+        cmd.args(self.devices.args());
         match &self.media {
             Media::Direct {
                 xen,
@@ -114,6 +144,7 @@ mod tests {
             memory_mib: 1024,
             timeout_secs: 60,
             interactive: false,
+            devices: Devices::default(),
         };
         let a = args(&l);
         assert_eq!(l.command().get_program(), "timeout");
@@ -133,9 +164,18 @@ mod tests {
             memory_mib: 512,
             timeout_secs: 5,
             interactive: true,
+            devices: Devices {
+                nic: Some(Some(8080)),
+            },
         };
         let a = args(&l);
         assert!(a.windows(2).any(|w| w == ["-cdrom", "/t/x.iso"]));
         assert!(a.windows(2).any(|w| w == ["-serial", "mon:stdio"]));
+        assert!(a
+            .windows(2)
+            .any(|w| w == ["-netdev", "user,id=n1,hostfwd=tcp:127.0.0.1:8080-:80"]));
+        assert!(a
+            .windows(2)
+            .any(|w| w == ["-device", "virtio-net-pci,netdev=n1,bus=pcie.0,addr=0x5"]));
     }
 }

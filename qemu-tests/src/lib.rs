@@ -66,6 +66,7 @@ impl Artifacts {
             memory_mib: 1024,
             timeout_secs: 90,
             interactive: false,
+            devices: Default::default(),
         }
     }
 

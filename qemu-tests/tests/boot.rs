@@ -75,6 +75,7 @@ fn iso_boots_to_the_same_banner() {
         memory_mib: 1024,
         timeout_secs: 120,
         interactive: false,
+        devices: Default::default(),
     };
     let run = Run::start("iso-boot", &launch);
     run.wait_for("dom0: dom0 ready", Duration::from_secs(110))

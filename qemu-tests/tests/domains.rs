@@ -13,12 +13,14 @@ const PASSWORD: &str = "xcp-selftest-pw";
 /// self-test builds it) with `restart` and `cmdline`, and the toolstack with
 /// root's password hash.
 fn bundle(a: &Artifacts, name: &str, restart: bool, cmdline: &str) -> std::path::PathBuf {
+    let passthrough = name == "pci";
     let dir = a.scratch(name);
     let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);
     let config = format!(
         "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
          [[domain]]\nname = \"testdom\"\nimage = \"testdom.elf\"\n\
-         memory_mib = 8\nrestart = {restart}\nstart = false\ncmdline = \"{cmdline}\"\n"
+         memory_mib = 8\nrestart = {restart}\nstart = false\ncmdline = \"{cmdline}\"\n\
+         passthrough = {passthrough}\n"
     );
     let archive =
         xcp_boot::assemble_bundle(&config, &[("testdom.elf".into(), a.path("testdom.elf"))])
@@ -238,4 +240,32 @@ fn xenstore_dom_serves_two_domains_and_releases_a_dead_one() {
         at("xs-test a: done") < at("xs-test b: a's nodes are gone"),
         "{log}"
     );
+}
+
+#[test]
+fn dom0_assigns_the_nic_through_the_iommu_and_gets_it_back() {
+    let a = Artifacts::from_env();
+    let path = bundle(&a, "pci", false, "");
+    let mut launch = a.direct("test-exit selftest=pci", &path);
+    launch.devices.nic = Some(None);
+    let run = Run::start("selftest-pci", &launch);
+    let waited = run.wait_for("selftest pci: PASS", Duration::from_secs(150));
+    let outcome = run.finish(Duration::from_secs(20));
+    if let Err(e) = waited {
+        panic!("{e}\nexit status {:?}", outcome.status);
+    }
+    outcome.assert_verdict(verdict::PASS);
+    let log = &outcome.log;
+    assert!(
+        log.contains("dom0: pci 0000:00:05.0 1af4:1000 virtio-net"),
+        "{log}"
+    );
+    for cycle in 1..=3 {
+        assert!(
+            log.contains(&format!(
+                "pci cycle {cycle}: 0000:00:05.0 (virtio-net) assigned to domid"
+            )),
+            "{log}"
+        );
+    }
 }

@@ -50,6 +50,7 @@ impl Platform {
             memory_mib: 1024,
             timeout_secs: 90,
             interactive: false,
+            devices: Default::default(),
         }
     }
 }

@@ -89,6 +89,9 @@ pub struct DomainConfig {
     /// This is the xenstore domain: dom0 builds it before every other one.
     #[serde(default)]
     pub xenstore: bool,
+    /// It is given PCI devices (a driver domain): built with an IOMMU context.
+    #[serde(default)]
+    pub passthrough: bool,
 }
 
 fn default_true() -> bool {

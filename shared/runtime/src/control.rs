@@ -61,6 +61,32 @@ pub fn grant_table_frame(domid: DomId) -> Result<u64, xen_sys::grant_table::Gntt
     Ok(frames[0])
 }
 
+/// Assigns PCI device `bdf` to `domid` through the IOMMU (it leaves dom0,
+/// or the quarantine, and can DMA only into `domid`'s memory).
+pub fn assign_pci(domid: DomId, bdf: xcp_pci::Bdf) -> Result<(), Errno> {
+    // SAFETY: affects only the device's IOMMU context and `domid`.
+    unsafe { domctl::assign_pci_device(domid, 0, bdf.bus, bdf.devfn()) }
+}
+
+/// Takes PCI device `bdf` back from `domid`.
+pub fn deassign_pci(domid: DomId, bdf: xcp_pci::Bdf) -> Result<(), Errno> {
+    // SAFETY: affects only the device's IOMMU context and `domid`.
+    unsafe { domctl::deassign_pci_device(domid, 0, bdf.bus, bdf.devfn()) }
+}
+
+/// Lets (or stops) `domid` map machine frames `first..first + count`
+/// (a device's memory BAR).
+pub fn iomem_permission(domid: DomId, first: u64, count: u64, allow: bool) -> Result<(), Errno> {
+    // SAFETY: changes `domid`'s I/O-memory rights only.
+    unsafe { domctl::iomem_permission(domid, first, count, allow) }
+}
+
+/// Lets (or stops) `domid` use I/O ports `first..first + count`.
+pub fn ioport_permission(domid: DomId, first: u32, count: u32, allow: bool) -> Result<(), Errno> {
+    // SAFETY: changes `domid`'s I/O-port rights only.
+    unsafe { domctl::ioport_permission(domid, first, count, allow) }
+}
+
 /// Pauses `domid`.
 pub fn pause_domain(domid: DomId) -> Result<(), Errno> {
     // SAFETY: affects only `domid`.

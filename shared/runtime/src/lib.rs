@@ -50,6 +50,8 @@ pub mod paging;
 #[cfg(target_os = "none")]
 mod panic;
 #[cfg(target_os = "none")]
+pub mod pci_conf;
+#[cfg(target_os = "none")]
 pub mod shared_page;
 #[cfg(target_os = "none")]
 mod xen_info;

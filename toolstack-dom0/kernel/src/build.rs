@@ -46,9 +46,12 @@ fn write_frame(
     fill(page.bytes_mut())
 }
 
-/// How a domain relates to xenstore.
+/// How a domain relates to xenstore and devices.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct XenstoreRole {
+pub struct DomainRole {
+    /// It will be given PCI devices: built with its IOMMU context
+    /// (XEN_DOMCTL_CDF_iommu), without which Xen refuses assignment.
+    pub passthrough: bool,
     /// The xenstore domain, if one runs: the new domain's xenstore channel
     /// and grant entry 1 are for it.
     pub server: Option<u16>,
@@ -61,7 +64,7 @@ pub fn build_domain(
     name: &str,
     image: &[u8],
     memory_mib: u32,
-    xenstore: XenstoreRole,
+    xenstore: DomainRole,
     cmdline: &mut dyn FnMut(u16) -> String,
 ) -> Result<Built, String> {
     let nr_pages = u64::from(memory_mib) * 256;
@@ -75,6 +78,9 @@ pub fn build_domain(
     let mut config = XenDomctlCreatedomain::pv(1);
     if xenstore.is_server {
         config.flags |= xen_sys::domctl_payloads::XEN_DOMCTL_CDF_XS_DOMAIN;
+    }
+    if xenstore.passthrough {
+        config.flags |= xen_sys::domctl_payloads::XEN_DOMCTL_CDF_IOMMU;
     }
     config.max_grant_frames = MAX_GRANT_FRAMES;
     config.max_maptrack_frames = MAX_MAPTRACK_FRAMES;

@@ -88,6 +88,22 @@ fn main(boot: Boot) -> ! {
             d.name, d.image, d.memory_mib, d.restart
         );
     }
+    let devices = match xcp_runtime::pci_conf::PortConfig::new() {
+        Ok(mut conf) => xcp_pci::enumerate_bus(&mut conf, 0),
+        Err(e) => {
+            error!("no PCI config access: {e}");
+            alloc::vec::Vec::new()
+        }
+    };
+    for d in &devices {
+        info!(
+            "pci {} {:04x}:{:04x} {}",
+            d.bdf,
+            d.vendor,
+            d.device,
+            d.name()
+        );
+    }
     let mut lp = Loop::new();
     let mut platform = match Platform::new(&bundle, config.domains.clone(), &mut lp) {
         Ok(p) => p,
@@ -126,6 +142,7 @@ fn main(boot: Boot) -> ! {
             }
         }
     });
+    platform.devices = devices;
     let mut test = selftest.map(|name| SelfTest::start(name, &mut platform, &mut lp));
     let mut relays = alloc::vec::Vec::new();
     if let Some(t) = test.as_mut().filter(|t| t.wants_relay()) {

@@ -10,7 +10,7 @@ use xcp_bundle::{Bundle, DomainConfig};
 use xcp_domains::{observe, Action, Domains, Observed};
 use xcp_runtime::event_loop::Loop;
 
-use crate::build::{build_domain, XenstoreRole};
+use crate::build::{build_domain, DomainRole};
 use crate::relay::ConsoleLink;
 
 /// A running domain's dom0-side handles.
@@ -33,6 +33,8 @@ pub struct Platform {
     pub gave_up: Vec<(String, u64)>,
     /// dom0's connection to the xenstore domain, once it runs.
     pub xs: Option<crate::xs::XsLink>,
+    /// PCI functions on bus 0 (enumerated at boot).
+    pub devices: Vec<xcp_pci::Device>,
     dom_exc: u32,
 }
 
@@ -56,6 +58,7 @@ impl Platform {
             live: BTreeMap::new(),
             gave_up: Vec::new(),
             xs: None,
+            devices: Vec::new(),
             dom_exc,
         })
     }
@@ -101,9 +104,10 @@ impl Platform {
         };
         let started = xcp_runtime::time::now_ns();
         info!("building {}", config.name);
-        let role = XenstoreRole {
+        let role = DomainRole {
             server: self.xs.as_ref().map(|x| x.domid),
             is_server: config.xenstore,
+            passthrough: config.passthrough,
         };
         let mut pending = None;
         let mut with_ring = |domid: u16| {

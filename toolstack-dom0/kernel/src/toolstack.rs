@@ -38,7 +38,7 @@ impl Entropy for XenEntropy {
 /// carries, named by the VM's `PV_kernel`.
 pub struct XenHypervisor {
     images: BTreeMap<String, &'static [u8]>,
-    xenstore: crate::build::XenstoreRole,
+    xenstore: crate::build::DomainRole,
 }
 
 fn xen_err(what: &str, e: impl core::fmt::Display) -> HypervisorError {
@@ -121,7 +121,7 @@ impl Toolstack {
         let config = Config::new("root", hash);
         let hv = XenHypervisor {
             images,
-            xenstore: crate::build::XenstoreRole::default(),
+            xenstore: crate::build::DomainRole::default(),
         };
         let mut engine = Engine::open(config, hv, MemStorage::default(), XenEntropy)
             .map_err(|e| alloc::format!("database: {e:?}"))?;
