@@ -9,89 +9,16 @@
 //!
 //! The server may write anything at any time, so each index is loaded once
 //! and checked (`prod - cons` never above 1024) and reply bytes are copied
-//! out once before they are parsed. [`RingPage`] has the same shape as the
-//! engine's trait (xenstore-engine `ring::RingPage`), so one page type can
-//! serve both sides; tests use a plain `[u8; 4096]`.
+//! out once before they are parsed. [`RingPage`] and the layout come from
+//! `xcp-xs-wire`, shared with the engine; tests use a plain `[u8; 4096]`.
 
 use alloc::vec::Vec;
 
-/// XENSTORE_RING_SIZE.
-pub const XENSTORE_RING_SIZE: u32 = 1024;
-/// Offset of `req[]`.
-pub const REQ: usize = 0;
-/// Offset of `rsp[]`.
-pub const RSP: usize = 1024;
-/// Offset of `req_cons`.
-pub const REQ_CONS: usize = 2048;
-/// Offset of `req_prod`.
-pub const REQ_PROD: usize = 2052;
-/// Offset of `rsp_cons`.
-pub const RSP_CONS: usize = 2056;
-/// Offset of `rsp_prod`.
-pub const RSP_PROD: usize = 2060;
-/// Offset of `server_features`.
-pub const SERVER_FEATURES: usize = 2064;
-/// Offset of `connection`.
-pub const CONNECTION: usize = 2068;
-/// Offset of `error`.
-pub const ERROR: usize = 2072;
-/// XENSTORE_SERVER_FEATURE_RECONNECTION.
-pub const XENSTORE_SERVER_FEATURE_RECONNECTION: u32 = 1;
-/// XENSTORE_SERVER_FEATURE_ERROR.
-pub const XENSTORE_SERVER_FEATURE_ERROR: u32 = 2;
-
-/// Access to the mapped ring page. Implementations order loads and stores
-/// as the ring protocol needs: acquire when loading an index, release when
-/// storing one (the runtime's `PageView` does exactly that).
-pub trait RingPage {
-    /// Load the u32 at `offset` (one of the index/field offsets).
-    fn load_u32(&self, offset: usize) -> u32;
-    /// Store a u32 at `offset`.
-    fn store_u32(&mut self, offset: usize, value: u32);
-    /// Copy `buf.len()` bytes out of the page at `offset`.
-    fn read(&self, offset: usize, buf: &mut [u8]);
-    /// Copy `buf` into the page at `offset`.
-    fn write(&mut self, offset: usize, buf: &[u8]);
-}
-
-impl RingPage for [u8; 4096] {
-    fn load_u32(&self, offset: usize) -> u32 {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&self[offset..offset + 4]);
-        u32::from_le_bytes(b)
-    }
-    fn store_u32(&mut self, offset: usize, value: u32) {
-        self[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
-    }
-    fn read(&self, offset: usize, buf: &mut [u8]) {
-        buf.copy_from_slice(&self[offset..offset + buf.len()]);
-    }
-    fn write(&mut self, offset: usize, buf: &[u8]) {
-        self[offset..offset + buf.len()].copy_from_slice(buf);
-    }
-}
-
-/// A [`RingPage`] over any `xcp_ring::SharedPage`: the runtime's
-/// `GrantMapping`, `Frame` and `PageView` (volatile bytes, acquire/release
-/// indexes), so a domain hands its mapped xenstore page straight to
-/// [`crate::Xenbus`] or [`crate::Client::poll`].
-#[derive(Debug)]
-pub struct SharedRing<P>(pub P);
-
-impl<P: xcp_ring::SharedPage> RingPage for SharedRing<P> {
-    fn load_u32(&self, offset: usize) -> u32 {
-        self.0.load_u32(offset)
-    }
-    fn store_u32(&mut self, offset: usize, value: u32) {
-        self.0.store_u32(offset, value)
-    }
-    fn read(&self, offset: usize, buf: &mut [u8]) {
-        self.0.read(offset, buf)
-    }
-    fn write(&mut self, offset: usize, buf: &[u8]) {
-        self.0.write(offset, buf)
-    }
-}
+pub use xcp_xs_wire::ring::{
+    RingPage, SharedRing, CONNECTION, ERROR, REQ, REQ_CONS, REQ_PROD, RSP, RSP_CONS, RSP_PROD,
+    SERVER_FEATURES, XENSTORE_RING_SIZE, XENSTORE_SERVER_FEATURE_ERROR,
+    XENSTORE_SERVER_FEATURE_RECONNECTION,
+};
 
 /// A ring index pair out of range: the page is corrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

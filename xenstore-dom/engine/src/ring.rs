@@ -11,26 +11,10 @@
 
 use alloc::vec::Vec;
 
-/// XENSTORE_RING_SIZE.
-pub const RING_SIZE: u32 = 1024;
-/// Offset of `req[]`.
-pub const REQ: usize = 0;
-/// Offset of `rsp[]`.
-pub const RSP: usize = 1024;
-/// Offset of `req_cons`.
-pub const REQ_CONS: usize = 2048;
-/// Offset of `req_prod`.
-pub const REQ_PROD: usize = 2052;
-/// Offset of `rsp_cons`.
-pub const RSP_CONS: usize = 2056;
-/// Offset of `rsp_prod`.
-pub const RSP_PROD: usize = 2060;
-/// Offset of `server_features`.
-pub const SERVER_FEATURES: usize = 2064;
-/// Offset of `connection`.
-pub const CONNECTION: usize = 2068;
-/// Offset of `error`.
-pub const ERROR: usize = 2072;
+pub use xcp_xs_wire::ring::{
+    RingPage, SharedRing, CONNECTION, ERROR, REQ, REQ_CONS, REQ_PROD, RSP, RSP_CONS, RSP_PROD,
+    SERVER_FEATURES, XENSTORE_RING_SIZE as RING_SIZE,
+};
 
 /// Values of the `error` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,37 +25,6 @@ pub enum RingError {
     RingIdx = 2,
     /// XENSTORE_ERROR_PROTO: a message broke the protocol.
     Proto = 3,
-}
-
-/// Access to a mapped ring page. Implementations order loads and stores
-/// as the ring protocol requires (read barrier after loading a producer
-/// index, write barrier before publishing one).
-pub trait RingPage {
-    /// Load the u32 at `offset` (one of the index/field offsets).
-    fn load_u32(&self, offset: usize) -> u32;
-    /// Store a u32 at `offset`.
-    fn store_u32(&mut self, offset: usize, value: u32);
-    /// Copy `buf.len()` bytes out of the page at `offset`.
-    fn read(&self, offset: usize, buf: &mut [u8]);
-    /// Copy `buf` into the page at `offset`.
-    fn write(&mut self, offset: usize, buf: &[u8]);
-}
-
-impl RingPage for [u8; 4096] {
-    fn load_u32(&self, offset: usize) -> u32 {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&self[offset..offset + 4]);
-        u32::from_le_bytes(b)
-    }
-    fn store_u32(&mut self, offset: usize, value: u32) {
-        self[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
-    }
-    fn read(&self, offset: usize, buf: &mut [u8]) {
-        buf.copy_from_slice(&self[offset..offset + buf.len()]);
-    }
-    fn write(&mut self, offset: usize, buf: &[u8]) {
-        self[offset..offset + buf.len()].copy_from_slice(buf);
-    }
 }
 
 /// Copy up to `max` request bytes out of the ring into `out` and advance

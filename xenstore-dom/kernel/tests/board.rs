@@ -52,20 +52,7 @@ impl xenstore_engine::ring::RingPage for Page {
     }
 }
 
-impl xcp_xenbus::RingPage for Page {
-    fn load_u32(&self, offset: usize) -> u32 {
-        self.u32_at(offset)
-    }
-    fn store_u32(&mut self, offset: usize, value: u32) {
-        self.set_u32(offset, value)
-    }
-    fn read(&self, offset: usize, buf: &mut [u8]) {
-        xcp_xenbus::RingPage::read(&*self.0.borrow(), offset, buf)
-    }
-    fn write(&mut self, offset: usize, buf: &[u8]) {
-        xcp_xenbus::RingPage::write(&mut *self.0.borrow_mut(), offset, buf)
-    }
-}
+// One trait serves both ends (xcp-xs-wire), so one impl does.
 
 /// Grants that exist, ports bound, kicks sent.
 #[derive(Default)]
