@@ -26,14 +26,19 @@ impl Wait for PortWait {
 
     fn wait(&mut self) -> Result<(), Error> {
         let deadline = crate::time::now_ns() + TIMEOUT_NS;
+        let mut rekicks = 0u32;
         loop {
             let slice = (crate::time::now_ns() + REKICK_NS).min(deadline);
             if crate::event_loop::poll_one(self.port, slice) {
+                if rekicks > 0 {
+                    log::warn!("xenstore answered after {rekicks} extra kick(s) on port {}", self.port);
+                }
                 return Ok(());
             }
             if crate::time::now_ns() >= deadline {
                 return Err(Error::Timeout);
             }
+            rekicks += 1;
             crate::evtchn::send(self.port);
         }
     }
