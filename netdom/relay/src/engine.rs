@@ -68,6 +68,9 @@ pub struct Config {
     /// A request head (first byte, or accept, to the blank line) must
     /// complete within this long, or the connection is aborted.
     pub head_timeout_ms: u64,
+    /// After the client half-closes (FIN), the connection is closed once
+    /// nothing is pending and no reply is awaited, or after this long.
+    pub eof_linger_ms: u64,
     /// Client bytes are held back from dom0 while more than this many
     /// reply bytes wait for the client (a pipelining client that does not
     /// read cannot make dom0 produce more).
@@ -84,6 +87,7 @@ impl Default for Config {
             max_total: 32 << 20,
             idle_timeout_ms: 300_000,
             head_timeout_ms: 10_000,
+            eof_linger_ms: 30_000,
             gate_out_bytes: MAX_CHUNK,
         }
     }
@@ -190,6 +194,19 @@ struct Conn {
     to_client: VecDeque<u8>,
     last_activity: u64,
     head: Head,
+    /// When the client half-closed.
+    eof_since: Option<u64>,
+}
+
+impl Conn {
+    /// A half-closed client is done: nothing to relay either way and no
+    /// reply awaited, or the linger ran out.
+    fn eof_done(&self, now: u64, linger: u64) -> bool {
+        self.eof_since.is_some_and(|since| {
+            (self.to_dom0.is_empty() && self.to_client.is_empty() && !self.head.awaiting_reply)
+                || now.saturating_sub(since) >= linger
+        })
+    }
 }
 
 /// The relay engine. See the module docs for its contract.
@@ -291,6 +308,7 @@ impl Relay {
                     since: Some(now),
                     ..Head::default()
                 },
+                eof_since: None,
             },
         );
         self.stats.accepted += 1;
@@ -337,6 +355,20 @@ impl Relay {
             if c.state == State::Open {
                 self.closed_out.push_back(conn);
             }
+        }
+    }
+
+    /// The client of `conn` half-closed (sent FIN) and every byte it sent
+    /// was taken: close once the pending request is answered (see
+    /// [`Config::eof_linger_ms`]).
+    pub fn on_client_eof(&mut self, now: u64, conn: ConnId) {
+        let linger = self.config.eof_linger_ms;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.eof_since.get_or_insert(now);
+        if c.state == State::Open && c.eof_done(now, linger) {
+            self.finish(conn);
         }
     }
 
@@ -444,9 +476,12 @@ impl Relay {
         if n > 0 {
             c.last_activity = now;
         }
+        let linger = self.config.eof_linger_ms;
         if c.state == State::Draining && c.to_client.is_empty() {
             self.remove(conn);
             self.close_out.push_back((conn, CloseKind::Graceful));
+        } else if c.state == State::Open && c.eof_done(now, linger) {
+            self.finish(conn);
         }
     }
 
@@ -461,9 +496,13 @@ impl Relay {
     pub fn on_tick(&mut self, now: u64) {
         let idle = self.config.idle_timeout_ms;
         let head = self.config.head_timeout_ms;
+        let linger = self.config.eof_linger_ms;
+        let mut done: Vec<ConnId> = Vec::new();
         let mut expired: Vec<(ConnId, bool)> = Vec::new();
         for (&id, c) in &self.conns {
-            if now.saturating_sub(c.last_activity) >= idle {
+            if c.state == State::Open && c.eof_done(now, linger) {
+                done.push(id);
+            } else if now.saturating_sub(c.last_activity) >= idle {
                 expired.push((id, false));
             } else if c
                 .head
@@ -472,6 +511,9 @@ impl Relay {
             {
                 expired.push((id, true));
             }
+        }
+        for id in done {
+            self.finish(id);
         }
         for (id, slow_head) in expired {
             if slow_head {
@@ -491,11 +533,14 @@ impl Relay {
         self.conns
             .values()
             .map(|c| {
-                let d = c.last_activity.saturating_add(idle);
-                match c.head.since {
-                    Some(s) => d.min(s.saturating_add(head)),
-                    None => d,
+                let mut d = c.last_activity.saturating_add(idle);
+                if let Some(s) = c.head.since {
+                    d = d.min(s.saturating_add(head));
                 }
+                if let Some(s) = c.eof_since {
+                    d = d.min(s.saturating_add(self.config.eof_linger_ms));
+                }
+                d
             })
             .min()
     }
@@ -507,6 +552,17 @@ impl Relay {
             || self.conns.values().any(|c| {
                 c.state == State::Open && !c.to_dom0.is_empty() && c.to_client.len() <= gate
             })
+    }
+
+    /// Ends a half-closed `conn` whose exchange is over: FIN, and dom0 is
+    /// told once.
+    fn finish(&mut self, conn: ConnId) {
+        if let Some(c) = self.remove(conn) {
+            if c.state == State::Open {
+                self.closed_out.push_back(conn);
+            }
+            self.close_out.push_back((conn, CloseKind::Graceful));
+        }
     }
 
     /// Ends `conn` now: the TCP layer resets it, dom0 is told once.

@@ -15,7 +15,11 @@
 extern crate alloc;
 
 pub mod engine;
+#[cfg(feature = "smoltcp")]
+pub mod ipconfig;
 pub mod link;
+#[cfg(feature = "smoltcp")]
+pub mod listener;
 
 pub use engine::{CloseKind, Config, ConnId, Refused, Relay, Source, Stats};
 pub use link::{Link, LinkError, Pumped};

@@ -395,3 +395,37 @@ fn link_reports_a_broken_channel() {
     let mut r = relay();
     assert!(link.pump(&mut r, 0).is_err());
 }
+
+#[test]
+fn half_closed_client_is_closed_once_its_reply_is_delivered() {
+    let mut r = Relay::new(Config {
+        eof_linger_ms: 1000,
+        ..Config::default()
+    });
+    // Nothing pending: closes at once, dom0 told.
+    let idle = accept(&mut r, A);
+    r.on_client_eof(5, idle);
+    assert_eq!(r.poll_close(), Some((idle, CloseKind::Graceful)));
+    assert_eq!(drain(&mut r), [ToToolstack::Closed { conn: idle.0 }]);
+    // A request in flight: waits for the reply, then closes.
+    let c = accept(&mut r, A);
+    feed_all(&mut r, 0, c, b"GET / HTTP/1.1\r\n\r\n");
+    r.on_client_eof(0, c);
+    assert!(r.is_live(c));
+    assert_eq!(drain(&mut r).len(), 1);
+    r.on_tick(10);
+    assert!(r.is_live(c), "reply still awaited");
+    r.on_toolstack(20, data(c, b"HTTP/1.1 200 OK\r\n\r\n"));
+    assert_eq!(client_out(&mut r, c), b"HTTP/1.1 200 OK\r\n\r\n");
+    assert_eq!(r.poll_close(), Some((c, CloseKind::Graceful)));
+    assert_eq!(drain(&mut r), [ToToolstack::Closed { conn: c.0 }]);
+    // A reply that never comes: the linger ends it.
+    let d = accept(&mut r, A);
+    feed_all(&mut r, 0, d, b"GET / HTTP/1.1\r\n\r\n");
+    r.on_client_eof(100, d);
+    assert_eq!(r.next_deadline(), Some(1100));
+    r.on_tick(1099);
+    assert!(r.is_live(d));
+    r.on_tick(1100);
+    assert_eq!(r.poll_close(), Some((d, CloseKind::Graceful)));
+}
