@@ -363,6 +363,22 @@ struct Outcome {
 }
 
 fn simulate(clients: usize, loss_per_mille: u64, seed: u64, bad_password: usize) -> Outcome {
+    simulate_with(
+        Config::default(),
+        clients,
+        loss_per_mille,
+        seed,
+        bad_password,
+    )
+}
+
+fn simulate_with(
+    config: Config,
+    clients: usize,
+    loss_per_mille: u64,
+    seed: u64,
+    bad_password: usize,
+) -> Outcome {
     let wire = Rc::new(RefCell::new(Wire {
         queues: [VecDeque::new(), VecDeque::new()],
         rng: seed.max(1),
@@ -402,7 +418,7 @@ fn simulate(clients: usize, loss_per_mille: u64, seed: u64, bad_password: usize)
         now: Instant(T0),
     };
 
-    let mut relay = Relay::new(Config::default());
+    let mut relay = Relay::new(config);
     let mut server_sockets = SocketSet::new(vec![]);
     let mut listener = Listener::new(
         &mut server_sockets,
@@ -465,7 +481,8 @@ fn simulate(clients: usize, loss_per_mille: u64, seed: u64, bad_password: usize)
 
         let all_done = cs.iter().all(|c| {
             let state = client_sockets.get::<tcp::Socket>(c.handle).state();
-            c.phase == Phase::Done && matches!(state, tcp::State::Closed | tcp::State::TimeWait)
+            // Done, or reset by the relay (refused).
+            matches!(state, tcp::State::Closed | tcp::State::TimeWait)
         });
         if all_done && relay.connections() == 0 && dom0.conns.is_empty() {
             break;
@@ -537,4 +554,31 @@ fn concurrent_clients_over_a_lossy_link() {
             o.dropped, o.elapsed_ms
         );
     }
+}
+
+#[test]
+fn clients_over_the_per_source_limit_are_reset_and_the_rest_served() {
+    let config = Config {
+        max_per_source: 5,
+        ..Config::default()
+    };
+    let o = simulate_with(config, 12, 0, 5, 0);
+    let served: Vec<&Client> = o
+        .clients
+        .iter()
+        .filter(|c| c.phase == Phase::Done)
+        .collect();
+    let stats = o.relay.stats();
+    assert!(served.len() >= 5, "{} served", served.len());
+    assert_eq!(stats.accepted as usize, served.len());
+    assert_eq!(stats.refused as usize, o.clients.len() - served.len());
+    assert!(stats.refused > 0);
+    for c in served {
+        assert_eq!(c.pools.as_ref().map(Vec::len), Some(1));
+    }
+    for c in o.clients.iter().filter(|c| c.phase != Phase::Done) {
+        assert!(c.session.is_none() && c.pools.is_none());
+    }
+    assert_eq!(o.relay.connections(), 0);
+    assert_eq!(o.dom0_conns, 0);
 }
