@@ -115,10 +115,22 @@ impl Listener {
                 // Ended by the engine: handled by apply_closes below.
                 continue;
             }
-            if socket.can_recv() {
-                // Take only what the engine accepts; the rest stays in the
-                // receive buffer and shrinks the window.
-                let _ = socket.recv(|buf| (relay.on_client_bytes(now, conn, buf), ()));
+            // Take only what the engine accepts; the rest stays in the
+            // receive buffer and shrinks the window. (Twice at most: the
+            // buffer is a ring, `recv` gives one contiguous part.)
+            for _ in 0..2 {
+                if !socket.can_recv() {
+                    break;
+                }
+                let took = socket
+                    .recv(|buf| {
+                        let n = relay.on_client_bytes(now, conn, buf);
+                        (n, n)
+                    })
+                    .unwrap_or(0);
+                if took == 0 {
+                    break;
+                }
             }
             while socket.can_send() {
                 let n = match relay.poll_client_out(conn) {
@@ -172,7 +184,10 @@ fn accept_or_rearm(
     port: u16,
 ) {
     match socket.state() {
-        tcp::State::Closed => {
+        // An aborted socket keeps its remote endpoint until its RST is
+        // sent; listening earlier would reset it and lose the RST (the
+        // client would hang on).
+        tcp::State::Closed if socket.remote_endpoint().is_none() => {
             let _ = socket.listen(port);
         }
         tcp::State::Established | tcp::State::CloseWait => {

@@ -252,6 +252,8 @@ fn push_data(out: &mut VecDeque<FromToolstack>, conn: u32, bytes: &[u8]) {
 
 #[derive(Debug, PartialEq)]
 enum Phase {
+    /// Sends half a request head, then nothing.
+    Loris,
     Connecting,
     Login,
     GetAll,
@@ -301,6 +303,15 @@ fn take_response(buf: &mut Vec<u8>) -> Option<serde_json::Value> {
 
 impl Client {
     fn step(&mut self, socket: &mut tcp::Socket) {
+        if self.phase == Phase::Loris {
+            if socket.may_send() && self.inbuf.is_empty() {
+                let head = b"POST /jsonrpc HTTP/1.1\r\nHost: 10.0.2.15\r\nX-Slow: ";
+                socket.send_slice(head).expect("send");
+                // Marks the head as sent.
+                self.inbuf.push(0);
+            }
+            return;
+        }
         if self.phase == Phase::Connecting && socket.may_send() {
             self.out = jsonrpc(
                 "session.login_with_password",
@@ -365,6 +376,7 @@ struct Outcome {
 fn simulate(clients: usize, loss_per_mille: u64, seed: u64, bad_password: usize) -> Outcome {
     simulate_with(
         Config::default(),
+        0,
         clients,
         loss_per_mille,
         seed,
@@ -374,6 +386,7 @@ fn simulate(clients: usize, loss_per_mille: u64, seed: u64, bad_password: usize)
 
 fn simulate_with(
     config: Config,
+    loris: usize,
     clients: usize,
     loss_per_mille: u64,
     seed: u64,
@@ -444,7 +457,11 @@ fn simulate_with(
             .expect("connect");
             Client {
                 handle: client_sockets.add(s),
-                phase: Phase::Connecting,
+                phase: if i < loris {
+                    Phase::Loris
+                } else {
+                    Phase::Connecting
+                },
                 out: Vec::new(),
                 inbuf: Vec::new(),
                 password: if i < bad_password { "wrong" } else { "pw" },
@@ -488,7 +505,23 @@ fn simulate_with(
             break;
         }
         t += step_ms;
-        assert!(t < 600_000, "simulation did not finish");
+        if t >= 600_000 {
+            let states: Vec<_> = cs
+                .iter()
+                .map(|c| {
+                    (
+                        &c.phase,
+                        client_sockets.get::<tcp::Socket>(c.handle).state(),
+                    )
+                })
+                .collect();
+            panic!(
+                "simulation did not finish: {states:?}, relay {:?} {}, dom0 {}",
+                relay.stats(),
+                relay.connections(),
+                dom0.conns.len()
+            );
+        }
     }
     let dropped = client_port.wire.borrow().dropped;
     Outcome {
@@ -562,7 +595,7 @@ fn clients_over_the_per_source_limit_are_reset_and_the_rest_served() {
         max_per_source: 5,
         ..Config::default()
     };
-    let o = simulate_with(config, 12, 0, 5, 0);
+    let o = simulate_with(config, 0, 12, 0, 5, 0);
     let served: Vec<&Client> = o
         .clients
         .iter()
@@ -579,6 +612,31 @@ fn clients_over_the_per_source_limit_are_reset_and_the_rest_served() {
     for c in o.clients.iter().filter(|c| c.phase != Phase::Done) {
         assert!(c.session.is_none() && c.pools.is_none());
     }
+    assert_eq!(o.relay.connections(), 0);
+    assert_eq!(o.dom0_conns, 0);
+}
+
+#[test]
+fn slow_loris_clients_are_reset_at_the_head_deadline_others_served() {
+    let o = simulate_with(Config::default(), 3, 10, 0, 9, 0);
+    let stats = o.relay.stats();
+    assert_eq!(stats.head_timeouts, 3);
+    assert_eq!(stats.accepted, 10);
+    for (i, c) in o.clients.iter().enumerate() {
+        if i < 3 {
+            assert_eq!(c.phase, Phase::Loris);
+            assert!(c.session.is_none());
+        } else {
+            assert_eq!(c.phase, Phase::Done, "client {i}");
+            assert_eq!(c.pools.as_ref().map(Vec::len), Some(1));
+        }
+    }
+    // The slow clients held their slots for the head timeout, no longer.
+    assert!(
+        o.elapsed_ms >= 10_000 && o.elapsed_ms < 12_000,
+        "{}",
+        o.elapsed_ms
+    );
     assert_eq!(o.relay.connections(), 0);
     assert_eq!(o.dom0_conns, 0);
 }
