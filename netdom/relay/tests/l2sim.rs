@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
-use smoltcp::socket::tcp;
+use smoltcp::socket::{tcp, Socket};
 use smoltcp::time::Instant as NetInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, Ipv4Address};
 use xcp_channel::{Channel, Role, SendError};
@@ -371,6 +371,9 @@ struct Outcome {
     dom0_conns: usize,
     dropped: u64,
     elapsed_ms: u64,
+    /// Server sockets listening again after the run (out of `pool`).
+    listening: usize,
+    pool: usize,
 }
 
 fn simulate(clients: usize, loss_per_mille: u64, seed: u64, bad_password: usize) -> Outcome {
@@ -523,13 +526,30 @@ fn simulate_with(
             );
         }
     }
+    // Let the server sockets wind down (30 s: a duplicate SYN under loss
+    // can leave a half-open SYN-RECEIVED socket until the client's RST
+    // gets through), then count those listening again.
+    let elapsed_ms = t;
+    for _ in 0..15000 {
+        t += step_ms;
+        let now = NetInstant::from_millis(t as i64);
+        client_iface.poll(now, &mut client_port, &mut client_sockets);
+        server_iface.poll(now, &mut server_port, &mut server_sockets);
+        listener.poll(&mut server_sockets, &mut relay, t);
+    }
+    let listening = server_sockets
+        .iter()
+        .filter(|(_, s)| matches!(s, Socket::Tcp(s) if s.state() == tcp::State::Listen))
+        .count();
     let dropped = client_port.wire.borrow().dropped;
     Outcome {
         clients: cs,
         relay,
         dom0_conns: dom0.conns.len(),
         dropped,
-        elapsed_ms: t,
+        elapsed_ms,
+        listening,
+        pool: clients + 8,
     }
 }
 
@@ -557,7 +577,8 @@ fn check(o: &Outcome, bad_password: usize) {
     assert_eq!(stats.accepted, o.clients.len() as u64);
     assert_eq!(stats.refused + stats.idle_timeouts + stats.head_timeouts, 0);
     assert_eq!(stats.stale_messages + stats.bad_messages, 0);
-    // Released on both sides.
+    // Released on both sides, and every socket listens again.
+    assert_eq!(o.listening, o.pool);
     assert_eq!(o.relay.connections(), 0);
     assert_eq!(o.relay.buffered(), 0);
     assert_eq!(o.dom0_conns, 0);
@@ -614,6 +635,7 @@ fn clients_over_the_per_source_limit_are_reset_and_the_rest_served() {
     }
     assert_eq!(o.relay.connections(), 0);
     assert_eq!(o.dom0_conns, 0);
+    assert_eq!(o.listening, o.pool);
 }
 
 #[test]
@@ -639,4 +661,5 @@ fn slow_loris_clients_are_reset_at_the_head_deadline_others_served() {
     );
     assert_eq!(o.relay.connections(), 0);
     assert_eq!(o.dom0_conns, 0);
+    assert_eq!(o.listening, o.pool);
 }
