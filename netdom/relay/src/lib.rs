@@ -11,6 +11,7 @@
 //! interface address (static or DHCPv4).
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 extern crate alloc;
 
