@@ -33,6 +33,10 @@ pub struct PoolConfig {
     pub rx_buffer: usize,
     /// Send buffer per socket.
     pub tx_buffer: usize,
+    /// A socket stuck in SYN-RECEIVED (the handshake's last ACK never
+    /// came: a spoofed or lost SYN flood) this long is reset and listens
+    /// again, freeing its slot.
+    pub handshake_timeout_ms: u64,
 }
 
 impl Default for PoolConfig {
@@ -42,6 +46,7 @@ impl Default for PoolConfig {
             sockets: 64,
             rx_buffer: 8 * 1024,
             tx_buffer: 16 * 1024,
+            handshake_timeout_ms: 5_000,
         }
     }
 }
@@ -50,12 +55,15 @@ impl Default for PoolConfig {
 struct Slot {
     handle: SocketHandle,
     conn: Option<ConnId>,
+    /// When this slot was first seen in SYN-RECEIVED.
+    handshake_since: Option<u64>,
 }
 
 /// The listener pool.
 #[derive(Debug)]
 pub struct Listener {
     port: u16,
+    handshake_timeout_ms: u64,
     slots: Vec<Slot>,
 }
 
@@ -86,11 +94,13 @@ impl Listener {
                 Slot {
                     handle: sockets.add(socket),
                     conn: None,
+                    handshake_since: None,
                 }
             })
             .collect();
         Listener {
             port: config.port,
+            handshake_timeout_ms: config.handshake_timeout_ms,
             slots,
         }
     }
@@ -108,7 +118,13 @@ impl Listener {
         for slot in &mut self.slots {
             let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
             let Some(conn) = slot.conn else {
-                accept_or_rearm(slot, socket, relay, now, self.port);
+                accept_or_rearm(
+                    slot,
+                    socket,
+                    relay,
+                    now,
+                    (self.port, self.handshake_timeout_ms),
+                );
                 continue;
             };
             if !relay.is_live(conn) {
@@ -181,8 +197,12 @@ fn accept_or_rearm(
     socket: &mut tcp::Socket<'_>,
     relay: &mut Relay,
     now: u64,
-    port: u16,
+    pool: (u16, u64),
 ) {
+    let (port, handshake_timeout) = pool;
+    if socket.state() != tcp::State::SynReceived {
+        slot.handshake_since = None;
+    }
     match socket.state() {
         // An aborted socket keeps its remote endpoint until its RST is
         // sent; listening earlier would reset it and lose the RST (the
@@ -199,7 +219,14 @@ fn accept_or_rearm(
                 Err(_) => socket.abort(),
             }
         }
-        // Listening, handshaking, or winding down after a close.
+        tcp::State::SynReceived => {
+            let since = *slot.handshake_since.get_or_insert(now);
+            if now.saturating_sub(since) >= handshake_timeout {
+                socket.abort();
+                slot.handshake_since = None;
+            }
+        }
+        // Listening, or winding down after a close.
         _ => {}
     }
 }

@@ -39,6 +39,8 @@ struct Wire {
     rng: u64,
     loss_per_mille: u64,
     dropped: u64,
+    /// Frames to side `i` are all dropped while `cut[i]`.
+    cut: [bool; 2],
 }
 
 impl Wire {
@@ -74,7 +76,7 @@ impl phy::TxToken for Tx {
         let mut frame = vec![0; len];
         let r = f(&mut frame);
         let mut w = self.wire.borrow_mut();
-        if w.lose() {
+        if w.cut[self.to] || w.lose() {
             w.dropped += 1;
         } else {
             w.queues[self.to].push_back(frame);
@@ -400,6 +402,7 @@ fn simulate_with(
         rng: seed.max(1),
         loss_per_mille,
         dropped: 0,
+        cut: [false; 2],
     }));
     let mut client_port = Port {
         wire: wire.clone(),
@@ -662,4 +665,82 @@ fn slow_loris_clients_are_reset_at_the_head_deadline_others_served() {
     assert_eq!(o.relay.connections(), 0);
     assert_eq!(o.dom0_conns, 0);
     assert_eq!(o.listening, o.pool);
+}
+
+fn server_states(sockets: &SocketSet<'_>) -> Vec<tcp::State> {
+    sockets
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Socket::Tcp(s) => Some(s.state()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_handshake_that_never_completes_frees_its_socket() {
+    let wire = Rc::new(RefCell::new(Wire {
+        queues: [VecDeque::new(), VecDeque::new()],
+        rng: 1,
+        loss_per_mille: 0,
+        dropped: 0,
+        cut: [false; 2],
+    }));
+    let mut client_port = Port {
+        wire: wire.clone(),
+        side: 0,
+    };
+    let mut server_port = Port {
+        wire: wire.clone(),
+        side: 1,
+    };
+    let start = NetInstant::from_millis(0);
+    let mut client_iface = iface(&mut client_port, 1, "10.0.2.100/24", start);
+    let mut server_iface = iface(&mut server_port, 2, "10.0.2.15/24", start);
+    let mut relay = Relay::new(Config::default());
+    let mut server_sockets = SocketSet::new(vec![]);
+    let mut listener = Listener::new(
+        &mut server_sockets,
+        PoolConfig {
+            sockets: 2,
+            handshake_timeout_ms: 5_000,
+            ..PoolConfig::default()
+        },
+    );
+    let mut client_sockets = SocketSet::new(vec![]);
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 1024]),
+        tcp::SocketBuffer::new(vec![0; 1024]),
+    );
+    s.connect(
+        client_iface.context(),
+        (IpAddress::Ipv4(Ipv4Address::new(10, 0, 2, 15)), 80),
+        49152,
+    )
+    .expect("connect");
+    client_sockets.add(s);
+    let mut cut_at = None;
+    for t in (0..20_000u64).step_by(2) {
+        let now = NetInstant::from_millis(t as i64);
+        client_iface.poll(now, &mut client_port, &mut client_sockets);
+        server_iface.poll(now, &mut server_port, &mut server_sockets);
+        listener.poll(&mut server_sockets, &mut relay, t);
+        let states = server_states(&server_sockets);
+        let half_open = states.contains(&tcp::State::SynReceived);
+        match cut_at {
+            None if half_open => {
+                // The SYN got in; nothing from the client gets through now.
+                wire.borrow_mut().cut[1] = true;
+                cut_at = Some(t);
+            }
+            Some(c) if t < c + 4_900 => assert!(half_open, "at {t}: {states:?}"),
+            Some(c) if t >= c + 5_100 => {
+                assert_eq!(states, [tcp::State::Listen, tcp::State::Listen]);
+                assert_eq!(relay.stats().accepted, 0);
+                return;
+            }
+            _ => {}
+        }
+    }
+    panic!("never half-open: {cut_at:?}");
 }
