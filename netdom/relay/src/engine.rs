@@ -1,0 +1,616 @@
+//! The relay engine: client connections on one side, xcp-relay messages on
+//! the other, every byte bounded.
+//!
+//! read first: `shared/relay/src/lib.rs` (the messages),
+//! `toolstack-dom0/kernel/src/toolstack.rs` (how dom0 consumes them).
+//!
+//! Sans-IO: the TCP layer reports accepts, bytes and closes; the channel
+//! side polls messages out and feeds messages in; time is passed in as
+//! milliseconds from any fixed origin. The engine owns no socket and no
+//! clock. Invariants (tested in `tests/engine.rs` and by proptests):
+//!
+//! - per connection, client bytes reach dom0 in order and unchanged, and
+//!   dom0's bytes reach the client in order and unchanged;
+//! - feeding dom0 is round-robin: one message of at most
+//!   [`MAX_CHUNK`] bytes per connection per turn;
+//! - every buffer is capped (per connection each way, and globally), the
+//!   connection count is capped (overall and per source), and every
+//!   connection has an idle deadline and, while a request head is
+//!   incomplete, a head deadline;
+//! - `Closed` reaches dom0 exactly once per connection dom0 did not close
+//!   itself, and a connection number is never reused while dom0 may still
+//!   hold it.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::ops::Bound;
+
+use xcp_relay::{FromToolstack, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS};
+
+/// A client connection: also its number on the wire to dom0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u32);
+
+/// Where a connection comes from (for the per-source limit): an address
+/// in 16 bytes (IPv4 mapped into IPv6, `::ffff:a.b.c.d`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Source(pub [u8; 16]);
+
+impl Source {
+    /// An IPv4 source.
+    pub fn ipv4(octets: [u8; 4]) -> Source {
+        let mut b = [0u8; 16];
+        b[10] = 0xff;
+        b[11] = 0xff;
+        b[12..].copy_from_slice(&octets);
+        Source(b)
+    }
+}
+
+/// Limits and timeouts. Times are in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Most live connections, including those whose `Closed` is not yet
+    /// sent (dom0 still holds them). At most [`MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// Most live connections from one [`Source`].
+    pub max_per_source: usize,
+    /// Most client bytes buffered for one connection before dom0 takes
+    /// them (beyond it `on_client_bytes` takes nothing: TCP backpressure).
+    pub max_in_per_conn: usize,
+    /// Most dom0 bytes buffered for one connection before its client reads
+    /// them (beyond it the connection is aborted).
+    pub max_out_per_conn: usize,
+    /// Most bytes buffered in both directions over all connections.
+    pub max_total: usize,
+    /// A connection with no traffic either way for this long is aborted.
+    pub idle_timeout_ms: u64,
+    /// A request head (first byte, or accept, to the blank line) must
+    /// complete within this long, or the connection is aborted.
+    pub head_timeout_ms: u64,
+    /// After the client half-closes (FIN), the connection is closed once
+    /// nothing is pending and no reply is awaited, or after this long.
+    pub eof_linger_ms: u64,
+    /// Client bytes are held back from dom0 while more than this many
+    /// reply bytes wait for the client (a pipelining client that does not
+    /// read cannot make dom0 produce more).
+    pub gate_out_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_connections: MAX_CONNECTIONS,
+            max_per_source: 64,
+            max_in_per_conn: 4 * MAX_CHUNK,
+            max_out_per_conn: 8 << 20,
+            max_total: 32 << 20,
+            idle_timeout_ms: 300_000,
+            head_timeout_ms: 10_000,
+            eof_linger_ms: 30_000,
+            gate_out_bytes: MAX_CHUNK,
+        }
+    }
+}
+
+/// Why `on_accept` refused a connection (the TCP layer should abort it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// [`Config::max_connections`] reached.
+    TooManyConnections,
+    /// [`Config::max_per_source`] reached for this source.
+    TooManyFromSource,
+    /// [`Config::max_total`] bytes are already buffered.
+    OutOfMemory,
+}
+
+/// How the TCP layer should end a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseKind {
+    /// Send what was written, then FIN (dom0 closed the connection).
+    Graceful,
+    /// Reset now (a limit or timeout hit, or dom0 misbehaved).
+    Abort,
+}
+
+/// Counters for the console and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections refused at accept.
+    pub refused: u64,
+    /// Connections aborted for idling.
+    pub idle_timeouts: u64,
+    /// Connections aborted for a slow request head.
+    pub head_timeouts: u64,
+    /// Connections aborted because dom0's replies overflowed a cap.
+    pub out_overflows: u64,
+    /// Messages from dom0 for a connection that is not live (dropped).
+    pub stale_messages: u64,
+    /// Messages from dom0 breaking the protocol (oversized data).
+    pub bad_messages: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Relaying both ways.
+    Open,
+    /// dom0 sent `Close`: drain the replies, then close gracefully.
+    Draining,
+}
+
+/// Tracks where a request head ends, without parsing HTTP: a head ends at
+/// the first empty line (`\n\n` or `\n\r\n`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Head {
+    /// When the current head started; `None` when no head is in progress.
+    since: Option<u64>,
+    /// 0: mid-line; 1: after `\n`; 2: after `\n\r`.
+    blank: u8,
+    /// A head completed and no reply came yet: bytes now are a body (or
+    /// pipelined requests) and are not timed as a head.
+    awaiting_reply: bool,
+}
+
+impl Head {
+    /// Scans accepted client bytes.
+    fn scan(&mut self, now: u64, bytes: &[u8]) {
+        for &b in bytes {
+            if self.awaiting_reply {
+                return;
+            }
+            if self.since.is_none() {
+                self.since = Some(now);
+                self.blank = 0;
+            }
+            self.blank = match (self.blank, b) {
+                (1 | 2, b'\n') => {
+                    self.since = None;
+                    self.awaiting_reply = true;
+                    0
+                }
+                (1, b'\r') => 2,
+                (_, b'\n') => 1,
+                _ => 0,
+            };
+        }
+    }
+
+    /// dom0 answered: the next client byte starts a new head. An interim
+    /// `100 Continue` does not end the request.
+    fn on_reply(&mut self, bytes: &[u8]) {
+        if !bytes.starts_with(b"HTTP/1.1 100") && !bytes.starts_with(b"HTTP/1.0 100") {
+            self.awaiting_reply = false;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    source: Source,
+    state: State,
+    to_dom0: VecDeque<u8>,
+    to_client: VecDeque<u8>,
+    last_activity: u64,
+    head: Head,
+    /// When the client half-closed.
+    eof_since: Option<u64>,
+}
+
+impl Conn {
+    /// A half-closed client is done: nothing to relay either way and no
+    /// reply awaited, or the linger ran out.
+    fn eof_done(&self, now: u64, linger: u64) -> bool {
+        self.eof_since.is_some_and(|since| {
+            (self.to_dom0.is_empty() && self.to_client.is_empty() && !self.head.awaiting_reply)
+                || now.saturating_sub(since) >= linger
+        })
+    }
+}
+
+/// The relay engine. See the module docs for its contract.
+#[derive(Debug)]
+pub struct Relay {
+    config: Config,
+    conns: BTreeMap<ConnId, Conn>,
+    /// `Closed` messages owed to dom0, sent before any data.
+    closed_out: VecDeque<ConnId>,
+    /// Connections the TCP layer must end.
+    close_out: VecDeque<(ConnId, CloseKind)>,
+    /// The connection fed last (round-robin cursor).
+    cursor: ConnId,
+    next_id: u32,
+    /// Bytes in all `to_dom0` and `to_client` buffers.
+    buffered: usize,
+    stats: Stats,
+}
+
+impl Relay {
+    /// An engine with `config` (`max_connections` is clamped to
+    /// [`MAX_CONNECTIONS`], dom0's limit).
+    pub fn new(mut config: Config) -> Relay {
+        config.max_connections = config.max_connections.min(MAX_CONNECTIONS);
+        Relay {
+            config,
+            conns: BTreeMap::new(),
+            closed_out: VecDeque::new(),
+            close_out: VecDeque::new(),
+            cursor: ConnId(0),
+            next_id: 1,
+            buffered: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Live connections.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// True if `conn` is live (accepted, not yet closed).
+    pub fn is_live(&self, conn: ConnId) -> bool {
+        self.conns.contains_key(&conn)
+    }
+
+    /// Bytes buffered in both directions over all connections.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// A new client connection from `source`. On `Err` the TCP layer
+    /// aborts it; nothing is held.
+    pub fn on_accept(&mut self, now: u64, source: Source) -> Result<ConnId, Refused> {
+        let refused = if self.conns.len() + self.closed_out.len() >= self.config.max_connections {
+            Some(Refused::TooManyConnections)
+        } else if self.conns.values().filter(|c| c.source == source).count()
+            >= self.config.max_per_source
+        {
+            Some(Refused::TooManyFromSource)
+        } else if self.buffered >= self.config.max_total {
+            Some(Refused::OutOfMemory)
+        } else {
+            None
+        };
+        if let Some(r) = refused {
+            self.stats.refused += 1;
+            return Err(r);
+        }
+        // Numbers grow (wrapping, skipping 0 and any still in use or owed a
+        // `Closed`), so a late message for an old connection never lands on
+        // a new one. At most MAX_CONNECTIONS numbers are busy: this ends.
+        let id = loop {
+            let id = ConnId(self.next_id);
+            self.next_id = self.next_id.wrapping_add(1);
+            if id.0 != 0 && !self.conns.contains_key(&id) && !self.closed_out.contains(&id) {
+                break id;
+            }
+        };
+        self.conns.insert(
+            id,
+            Conn {
+                source,
+                state: State::Open,
+                to_dom0: VecDeque::new(),
+                to_client: VecDeque::new(),
+                last_activity: now,
+                head: Head {
+                    since: Some(now),
+                    ..Head::default()
+                },
+                eof_since: None,
+            },
+        );
+        self.stats.accepted += 1;
+        Ok(id)
+    }
+
+    /// How many more client bytes `conn` may buffer now (0 for a
+    /// connection that is not live).
+    pub fn client_window(&self, conn: ConnId) -> usize {
+        let Some(c) = self.conns.get(&conn) else {
+            return 0;
+        };
+        let room = self.config.max_in_per_conn.saturating_sub(c.to_dom0.len());
+        room.min(self.config.max_total.saturating_sub(self.buffered))
+    }
+
+    /// Bytes the client of `conn` sent; returns how many were taken (the
+    /// rest must stay in the TCP receive buffer: backpressure). Bytes after
+    /// dom0 closed the connection are taken and discarded.
+    pub fn on_client_bytes(&mut self, now: u64, conn: ConnId, bytes: &[u8]) -> usize {
+        let take = bytes.len().min(self.client_window(conn));
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return 0;
+        };
+        if c.state == State::Draining {
+            // dom0 forgot this number: forwarding would open a new one.
+            return bytes.len();
+        }
+        if take == 0 {
+            return 0;
+        }
+        let taken = &bytes[..take];
+        c.to_dom0.extend(taken.iter().copied());
+        c.head.scan(now, taken);
+        c.last_activity = now;
+        self.buffered += take;
+        take
+    }
+
+    /// The client of `conn` is gone (reset, or it can no longer receive):
+    /// forget it and tell dom0 once.
+    pub fn on_client_closed(&mut self, conn: ConnId) {
+        if let Some(c) = self.remove(conn) {
+            if c.state == State::Open {
+                self.closed_out.push_back(conn);
+            }
+        }
+    }
+
+    /// The client of `conn` half-closed (sent FIN) and every byte it sent
+    /// was taken: close once the pending request is answered (see
+    /// [`Config::eof_linger_ms`]).
+    pub fn on_client_eof(&mut self, now: u64, conn: ConnId) {
+        let linger = self.config.eof_linger_ms;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.eof_since.get_or_insert(now);
+        if c.state == State::Open && c.eof_done(now, linger) {
+            self.finish(conn);
+        }
+    }
+
+    /// The next message for dom0, round-robin over connections: `Closed`
+    /// messages first, then at most one [`MAX_CHUNK`] of data from the
+    /// next connection with data after the one fed last.
+    pub fn poll_channel_out(&mut self) -> Option<ToToolstack> {
+        if let Some(conn) = self.closed_out.pop_front() {
+            return Some(ToToolstack::Closed { conn: conn.0 });
+        }
+        let gate = self.config.gate_out_bytes;
+        let ready =
+            |c: &Conn| c.state == State::Open && !c.to_dom0.is_empty() && c.to_client.len() <= gate;
+        let after = (Bound::Excluded(self.cursor), Bound::Unbounded);
+        let id = self
+            .conns
+            .range(after)
+            .chain(self.conns.range(..=self.cursor))
+            .find(|(_, c)| ready(c))
+            .map(|(&id, _)| id)?;
+        let c = self.conns.get_mut(&id).expect("found just above");
+        let n = c.to_dom0.len().min(MAX_CHUNK);
+        let bytes: Vec<u8> = c.to_dom0.drain(..n).collect();
+        self.buffered -= n;
+        self.cursor = id;
+        Some(ToToolstack::Data { conn: id.0, bytes })
+    }
+
+    /// A message from dom0. Nothing dom0 sends can make this panic: data
+    /// for a connection that is not live is dropped, oversized data or
+    /// data overflowing a cap aborts that connection.
+    pub fn on_toolstack(&mut self, now: u64, msg: FromToolstack) {
+        match msg {
+            FromToolstack::Data { conn, bytes } => {
+                let id = ConnId(conn);
+                let Some(c) = self.conns.get(&id) else {
+                    self.stats.stale_messages += 1;
+                    return;
+                };
+                if c.state == State::Draining {
+                    // Data after `Close` breaks "close after the data sent
+                    // before this message".
+                    self.stats.bad_messages += 1;
+                    return;
+                }
+                if bytes.len() > MAX_CHUNK {
+                    self.stats.bad_messages += 1;
+                    self.abort(id);
+                    return;
+                }
+                if c.to_client.len() + bytes.len() > self.config.max_out_per_conn
+                    || self.buffered + bytes.len() > self.config.max_total
+                {
+                    self.stats.out_overflows += 1;
+                    self.abort(id);
+                    return;
+                }
+                let c = self.conns.get_mut(&id).expect("checked above");
+                c.head.on_reply(&bytes);
+                c.to_client.extend(bytes.iter().copied());
+                c.last_activity = now;
+                self.buffered += bytes.len();
+            }
+            FromToolstack::Close { conn } => {
+                let id = ConnId(conn);
+                let Some(c) = self.conns.get_mut(&id) else {
+                    self.stats.stale_messages += 1;
+                    return;
+                };
+                if c.state == State::Draining {
+                    self.stats.stale_messages += 1;
+                    return;
+                }
+                c.state = State::Draining;
+                let dropped = c.to_dom0.len();
+                c.to_dom0.clear();
+                let empty = c.to_client.is_empty();
+                self.buffered -= dropped;
+                if empty {
+                    self.remove(id);
+                    self.close_out.push_back((id, CloseKind::Graceful));
+                }
+            }
+        }
+    }
+
+    /// Bytes to write to the client of `conn` (a contiguous part of what is
+    /// buffered); `None` when nothing waits. Report what was written with
+    /// [`Self::consume`].
+    pub fn poll_client_out(&self, conn: ConnId) -> Option<&[u8]> {
+        let c = self.conns.get(&conn)?;
+        let (front, _) = c.to_client.as_slices();
+        (!front.is_empty()).then_some(front)
+    }
+
+    /// The TCP layer took `n` bytes of what [`Self::poll_client_out`]
+    /// returned (clamped to what is buffered).
+    pub fn consume(&mut self, now: u64, conn: ConnId, n: usize) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let n = n.min(c.to_client.len());
+        c.to_client.drain(..n);
+        self.buffered -= n;
+        if n > 0 {
+            c.last_activity = now;
+        }
+        let linger = self.config.eof_linger_ms;
+        if c.state == State::Draining && c.to_client.is_empty() {
+            self.remove(conn);
+            self.close_out.push_back((conn, CloseKind::Graceful));
+        } else if c.state == State::Open && c.eof_done(now, linger) {
+            self.finish(conn);
+        }
+    }
+
+    /// The next connection the TCP layer must end (it is already forgotten
+    /// here, and dom0 told if needed).
+    pub fn poll_close(&mut self) -> Option<(ConnId, CloseKind)> {
+        self.close_out.pop_front()
+    }
+
+    /// Applies deadlines at `now`: idle connections and slow request heads
+    /// are aborted.
+    pub fn on_tick(&mut self, now: u64) {
+        let idle = self.config.idle_timeout_ms;
+        let head = self.config.head_timeout_ms;
+        let linger = self.config.eof_linger_ms;
+        let mut done: Vec<ConnId> = Vec::new();
+        let mut expired: Vec<(ConnId, bool)> = Vec::new();
+        for (&id, c) in &self.conns {
+            if c.state == State::Open && c.eof_done(now, linger) {
+                done.push(id);
+            } else if now.saturating_sub(c.last_activity) >= idle {
+                expired.push((id, false));
+            } else if c
+                .head
+                .since
+                .is_some_and(|since| now.saturating_sub(since) >= head)
+            {
+                expired.push((id, true));
+            }
+        }
+        for id in done {
+            self.finish(id);
+        }
+        for (id, slow_head) in expired {
+            if slow_head {
+                self.stats.head_timeouts += 1;
+            } else {
+                self.stats.idle_timeouts += 1;
+            }
+            self.abort(id);
+        }
+    }
+
+    /// The earliest deadline (for the board's timer), if any connection
+    /// is live.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let idle = self.config.idle_timeout_ms;
+        let head = self.config.head_timeout_ms;
+        self.conns
+            .values()
+            .map(|c| {
+                let mut d = c.last_activity.saturating_add(idle);
+                if let Some(s) = c.head.since {
+                    d = d.min(s.saturating_add(head));
+                }
+                if let Some(s) = c.eof_since {
+                    d = d.min(s.saturating_add(self.config.eof_linger_ms));
+                }
+                d
+            })
+            .min()
+    }
+
+    /// True if some message waits for dom0.
+    pub fn has_channel_out(&self) -> bool {
+        let gate = self.config.gate_out_bytes;
+        !self.closed_out.is_empty()
+            || self.conns.values().any(|c| {
+                c.state == State::Open && !c.to_dom0.is_empty() && c.to_client.len() <= gate
+            })
+    }
+
+    /// Ends a half-closed `conn` whose exchange is over: FIN, and dom0 is
+    /// told once.
+    fn finish(&mut self, conn: ConnId) {
+        if let Some(c) = self.remove(conn) {
+            if c.state == State::Open {
+                self.closed_out.push_back(conn);
+            }
+            self.close_out.push_back((conn, CloseKind::Graceful));
+        }
+    }
+
+    /// Ends `conn` now: the TCP layer resets it, dom0 is told once.
+    fn abort(&mut self, conn: ConnId) {
+        if let Some(c) = self.remove(conn) {
+            if c.state == State::Open {
+                self.closed_out.push_back(conn);
+            }
+            self.close_out.push_back((conn, CloseKind::Abort));
+        }
+    }
+
+    /// Forgets `conn`, giving back its buffered bytes.
+    fn remove(&mut self, conn: ConnId) -> Option<Conn> {
+        let c = self.conns.remove(&conn)?;
+        self.buffered -= c.to_dom0.len() + c.to_client.len();
+        Some(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_ends_at_blank_line() {
+        let mut h = Head::default();
+        h.scan(5, b"GET / HTTP/1.1\r\nHost: x\r\n");
+        assert_eq!(h.since, Some(5));
+        h.scan(6, b"\r");
+        assert!(!h.awaiting_reply);
+        h.scan(7, b"\nbody\r\n\r\n");
+        assert!(h.awaiting_reply);
+        assert_eq!(h.since, None);
+        h.on_reply(b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert!(h.awaiting_reply);
+        h.on_reply(b"HTTP/1.1 200 OK\r\n");
+        assert!(!h.awaiting_reply);
+        h.scan(9, b"P");
+        assert_eq!(h.since, Some(9));
+        let mut h = Head::default();
+        h.scan(1, b"GET / HTTP/1.0\n\n");
+        assert!(h.awaiting_reply);
+    }
+
+    #[test]
+    fn source_maps_ipv4() {
+        let s = Source::ipv4([10, 0, 2, 15]);
+        assert_eq!(&s.0[10..], &[0xff, 0xff, 10, 0, 2, 15]);
+    }
+}
