@@ -13,6 +13,7 @@ const PROJECTS: &[&str] = &[
     "xenstore-dom/fuzz",
     "toolstack-dom0/fuzz",
     "toolstack-dom0/builder/fuzz",
+    "netdom/relay/fuzz",
 ];
 
 fn ensure_cargo_fuzz() -> Result<(), String> {

@@ -100,6 +100,16 @@ fn lint() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "xcp-netrelay",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run(cargo()
         .args(["clippy", "--target", "x86_64-unknown-none"])
         .args(build::kernel_package_args())
@@ -112,6 +122,8 @@ fn cmd_test() -> Result<(), String> {
     lint()?;
     run(cargo().args(["test", "--workspace", "--exclude", "xcp-qemu-tests"]))?;
     run(cargo().args(["test", "-p", "xcp-qemu-tests", "--lib"]))?;
+    // Feature-gated tests: netdom's smoltcp glue and its L2 simulation.
+    run(cargo().args(["test", "-p", "xcp-netrelay", "--all-features"]))?;
     fuzz::run(FUZZ_SECONDS)?;
     let p = build::platform()?;
     // Host checks that need the built kernels.

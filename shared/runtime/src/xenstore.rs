@@ -31,7 +31,10 @@ impl Wait for PortWait {
             let slice = (crate::time::now_ns() + REKICK_NS).min(deadline);
             if crate::event_loop::poll_one(self.port, slice) {
                 if rekicks > 0 {
-                    log::warn!("xenstore answered after {rekicks} extra kick(s) on port {}", self.port);
+                    log::warn!(
+                        "xenstore answered after {rekicks} extra kick(s) on port {}",
+                        self.port
+                    );
                 }
                 return Ok(());
             }
