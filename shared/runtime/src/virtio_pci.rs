@@ -1,0 +1,162 @@
+//! virtio-drivers' PCI config access over a [`ConfigShadow`]: the one
+//! function dom0 handed over answers from its snapshot, every other
+//! function reads as absent, and writes follow the shadow's policy (refused
+//! ones are logged). Pure; tested on the host with virtio-drivers' own
+//! BAR sizing.
+
+use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
+
+use crate::pci_snapshot::{ConfigShadow, WriteOutcome};
+
+/// Counts of what drivers wrote, for the domain's log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// BAR sizing and restore writes, played in the shadow.
+    pub bar: u32,
+    /// Decode-bit toggles, kept in the shadow.
+    pub decode: u32,
+    /// Refused writes.
+    pub refused: u32,
+}
+
+/// The config space a service domain's driver sees.
+#[derive(Debug)]
+pub struct SnapshotAccess {
+    function: DeviceFunction,
+    shadow: ConfigShadow,
+    counts: WriteCounts,
+}
+
+impl SnapshotAccess {
+    /// `shadow` answers for `function`.
+    pub fn new(function: DeviceFunction, shadow: ConfigShadow) -> Self {
+        SnapshotAccess {
+            function,
+            shadow,
+            counts: WriteCounts::default(),
+        }
+    }
+
+    /// The function this access serves.
+    pub fn function(&self) -> DeviceFunction {
+        self.function
+    }
+
+    /// What drivers wrote so far.
+    pub fn counts(&self) -> WriteCounts {
+        self.counts
+    }
+}
+
+impl ConfigurationAccess for SnapshotAccess {
+    fn read_word(&self, device_function: DeviceFunction, register_offset: u8) -> u32 {
+        if device_function != self.function {
+            return u32::MAX;
+        }
+        self.shadow.read32(register_offset)
+    }
+
+    fn write_word(&mut self, device_function: DeviceFunction, register_offset: u8, data: u32) {
+        let outcome = if device_function == self.function {
+            self.shadow.write32(register_offset, data)
+        } else {
+            WriteOutcome::Refused
+        };
+        match outcome {
+            WriteOutcome::BarSizing { .. } | WriteOutcome::BarRestored { .. } => {
+                self.counts.bar += 1
+            }
+            WriteOutcome::DecodeToggle { .. } => self.counts.decode += 1,
+            WriteOutcome::Refused => {
+                self.counts.refused += 1;
+                log::warn!(
+                    "pci {device_function}: config write {data:#010x} at {register_offset:#04x} refused"
+                );
+            }
+        }
+    }
+
+    unsafe fn unsafe_clone(&self) -> Self {
+        SnapshotAccess {
+            function: self.function,
+            shadow: self.shadow.clone(),
+            counts: self.counts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pci_snapshot::tests::virtio_net;
+    use virtio_drivers::transport::pci::bus::{BarInfo, MemoryBarType, PciRoot};
+
+    const NIC: DeviceFunction = DeviceFunction {
+        bus: 0,
+        device: 5,
+        function: 0,
+    };
+
+    fn root() -> PciRoot<SnapshotAccess> {
+        let (bytes, sizes) = virtio_net();
+        let shadow = ConfigShadow::new(bytes, sizes).unwrap();
+        PciRoot::new(SnapshotAccess::new(NIC, shadow))
+    }
+
+    #[test]
+    fn virtio_drivers_sizes_the_bars_dom0_reported() {
+        let mut root = root();
+        let bars = root.bars(NIC).unwrap();
+        assert_eq!(
+            bars[0],
+            Some(BarInfo::IO {
+                address: 0xc000,
+                size: 0x20
+            })
+        );
+        assert_eq!(
+            bars[1],
+            Some(BarInfo::Memory {
+                address_type: MemoryBarType::Width32,
+                prefetchable: false,
+                address: 0xfebd_1000,
+                size: 0x1000
+            })
+        );
+        assert_eq!(
+            bars[4],
+            Some(BarInfo::Memory {
+                address_type: MemoryBarType::Width64,
+                prefetchable: true,
+                address: 0xfe00_0000,
+                size: 0x4000
+            })
+        );
+        assert_eq!(bars[2], None);
+        // Every write was BAR sizing or a decode toggle; nothing refused,
+        // and the shadow reads as the snapshot again.
+        let (status, command) = root.get_status_command(NIC);
+        assert_eq!(command.bits(), 7);
+        assert!(status.contains(virtio_drivers::transport::pci::bus::Status::CAPABILITIES_LIST));
+        root.set_command(
+            NIC,
+            virtio_drivers::transport::pci::bus::Command::MEMORY_SPACE,
+        );
+        // Dropping bus mastering is refused: the command stays as dom0 set it.
+        assert_eq!(root.get_status_command(NIC).1.bits(), 7);
+    }
+
+    #[test]
+    fn other_functions_are_absent_and_untouchable() {
+        let (bytes, sizes) = virtio_net();
+        let mut access = SnapshotAccess::new(NIC, ConfigShadow::new(bytes, sizes).unwrap());
+        let other = DeviceFunction {
+            bus: 0,
+            device: 6,
+            function: 0,
+        };
+        assert_eq!(access.read_word(other, 0), u32::MAX);
+        access.write_word(other, 0x04, 7);
+        assert_eq!(access.counts().refused, 1);
+    }
+}
