@@ -21,6 +21,7 @@
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use xen_sys::memory::{MemoryExchange, MemoryReservation};
 use xen_sys::xen::{MmuUpdate, DOMID_SELF, MMU_MACHPHYS_UPDATE, UVMF_INVLPG};
@@ -30,6 +31,13 @@ use crate::dma_plan;
 use crate::paging::{pfn_to_mfn, va_to_pfn, DATA_PROT};
 
 const PAGE: usize = 4096;
+
+static EXCHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// How many extents XENMEM_exchange has given this domain so far.
+pub fn exchanges() -> u64 {
+    EXCHANGES.load(Ordering::Relaxed)
+}
 
 /// Why DMA memory could not be had.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +82,7 @@ impl DmaRegion {
         // writable (again, after an exchange).
         unsafe { core::ptr::write_bytes(va.as_ptr(), 0, PAGE << order) };
         let bus = region.bus_addr();
-        let contiguous = dma_plan::machine_run(region.va() / PAGE as u64, 1 << order, pfn_to_mfn);
+        let contiguous = dma_plan::machine_run(va_to_pfn(region.va()), 1 << order, pfn_to_mfn);
         assert_eq!(
             contiguous,
             Some(bus >> 12),
@@ -213,7 +221,11 @@ fn exchange(va: u64, order: u32) -> Result<(), DmaError> {
         r.expect("remap our own direct-map page");
     }
     match (new_base, result) {
-        (Some(_), _) => Ok(()),
+        (Some(base), _) => {
+            EXCHANGES.fetch_add(1, Ordering::Relaxed);
+            log::debug!("dma: {n} frames from pfn {pfn0:#x} exchanged for mfns {base:#x}..");
+            Ok(())
+        }
         (None, Err(e)) => Err(DmaError::Exchange(e)),
         (None, Ok(_)) => Err(DmaError::Exchange(Errno::ENOMEM)),
     }

@@ -1,15 +1,19 @@
 //! A passed-through device's memory BARs, mapped uncached into the window.
 //!
-//! Read first: xen/include/public/xen.h ("MMU-UPDATE REQUESTS": "DOMID_IO
-//! ... used to map I/O memory") and xen/arch/x86/mm.c `get_page_from_l1e`.
-//! A PV domain maps machine frames that are not RAM by naming `DOMID_IO` as
-//! the frame's owner; Xen then checks the *caller's* I/O-memory rights
-//! (`XEN_DOMCTL_iomem_permission`, which dom0 grants for the device's BARs)
-//! and refuses (EPERM) anything outside them. Cache attributes in a PV L1
-//! entry are only accepted from a domain that has I/O rights or an assigned
-//! device (`l1_disallow_mask`); device registers are mapped PCD|PWT, which
-//! Xen's PAT layout for PV guests makes UC, so every load and store reaches
-//! the device in program order.
+//! Read first: xen/include/public/xen.h ("MMU-UPDATE REQUESTS": DOMID_IO),
+//! xen/arch/x86/mm.c `get_page_from_l1e` and xen/include/xsm/dummy.h
+//! `xsm_update_va_mapping`. Frames that are not RAM belong to Xen's `dom_io`;
+//! when an L1 entry names one, Xen checks the *caller's* I/O-memory rights
+//! (`XEN_DOMCTL_iomem_permission`, which dom0 grants for the device's BARs;
+//! "DOMID_IO reverts to caller for privilege checks") and refuses (EPERM)
+//! anything outside them, whichever owner the request names. So we map with
+//! plain `update_va_mapping` (DOMID_SELF): its `_otherdomain` form naming
+//! DOMID_IO is refused to a domU by Xen 4.17's default XSM policy (seen on
+//! the rig: EPERM), while `mmu_update` would need the L1 entry's machine
+//! address. Cache attributes in a PV L1 entry are only accepted from a
+//! domain that has I/O rights or an assigned device (`l1_disallow_mask`);
+//! device registers are mapped PCD|PWT, which Xen's PAT layout for PV guests
+//! makes UC, so every load and store reaches the device in program order.
 //!
 //! Every live region is listed in a registry so the virtio HAL can turn a
 //! BAR address into a pointer ([`phys_to_virt`]); a region leaves the
@@ -19,7 +23,7 @@
 use alloc::vec::Vec;
 
 use xen_sys::xen::UVMF_INVLPG;
-use xen_sys::xen::{DOMID_IO, PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER};
+use xen_sys::xen::{PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER};
 use xen_sys::Errno;
 
 const PAGE: u64 = 4096;
@@ -69,14 +73,7 @@ impl MmioRegion {
             // SAFETY: maps one device frame into a window slot this region
             // reserved and that is empty; Xen checks our right to the frame.
             // On failure the region drops and clears what was mapped.
-            unsafe {
-                xen_sys::mm::update_va_mapping_otherdomain(
-                    base_va + i * PAGE,
-                    pte,
-                    UVMF_INVLPG,
-                    DOMID_IO,
-                )
-            }?;
+            unsafe { xen_sys::mm::update_va_mapping(base_va + i * PAGE, pte, UVMF_INVLPG) }?;
             region.pages += 1;
         }
         // The slots not reached on failure were never mapped; on success

@@ -4,6 +4,9 @@
 //! ones are logged). Pure; tested on the host with virtio-drivers' own
 //! BAR sizing.
 
+use alloc::rc::Rc;
+use core::cell::Cell;
+
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
 
 use crate::pci_snapshot::{ConfigShadow, WriteOutcome};
@@ -19,12 +22,30 @@ pub struct WriteCounts {
     pub refused: u32,
 }
 
+/// A handle on an access's [`WriteCounts`] that stays readable after the
+/// access moved into virtio-drivers' `PciRoot`.
+#[derive(Clone, Debug, Default)]
+pub struct WriteCounter(Rc<Cell<WriteCounts>>);
+
+impl WriteCounter {
+    /// The counts so far.
+    pub fn get(&self) -> WriteCounts {
+        self.0.get()
+    }
+
+    fn bump(&self, f: impl FnOnce(&mut WriteCounts)) {
+        let mut c = self.0.get();
+        f(&mut c);
+        self.0.set(c);
+    }
+}
+
 /// The config space a service domain's driver sees.
 #[derive(Debug)]
 pub struct SnapshotAccess {
     function: DeviceFunction,
     shadow: ConfigShadow,
-    counts: WriteCounts,
+    counts: WriteCounter,
 }
 
 impl SnapshotAccess {
@@ -33,7 +54,7 @@ impl SnapshotAccess {
         SnapshotAccess {
             function,
             shadow,
-            counts: WriteCounts::default(),
+            counts: WriteCounter::default(),
         }
     }
 
@@ -42,9 +63,9 @@ impl SnapshotAccess {
         self.function
     }
 
-    /// What drivers wrote so far.
-    pub fn counts(&self) -> WriteCounts {
-        self.counts
+    /// What drivers wrote so far, now and later.
+    pub fn counter(&self) -> WriteCounter {
+        self.counts.clone()
     }
 }
 
@@ -64,11 +85,11 @@ impl ConfigurationAccess for SnapshotAccess {
         };
         match outcome {
             WriteOutcome::BarSizing { .. } | WriteOutcome::BarRestored { .. } => {
-                self.counts.bar += 1
+                self.counts.bump(|c| c.bar += 1)
             }
-            WriteOutcome::DecodeToggle { .. } => self.counts.decode += 1,
+            WriteOutcome::DecodeToggle { .. } => self.counts.bump(|c| c.decode += 1),
             WriteOutcome::Refused => {
-                self.counts.refused += 1;
+                self.counts.bump(|c| c.refused += 1);
                 log::warn!(
                     "pci {device_function}: config write {data:#010x} at {register_offset:#04x} refused"
                 );
@@ -80,7 +101,7 @@ impl ConfigurationAccess for SnapshotAccess {
         SnapshotAccess {
             function: self.function,
             shadow: self.shadow.clone(),
-            counts: self.counts,
+            counts: self.counts.clone(),
         }
     }
 }
@@ -97,15 +118,17 @@ mod tests {
         function: 0,
     };
 
-    fn root() -> PciRoot<SnapshotAccess> {
+    fn root() -> (PciRoot<SnapshotAccess>, WriteCounter) {
         let (bytes, sizes) = virtio_net();
         let shadow = ConfigShadow::new(bytes, sizes).unwrap();
-        PciRoot::new(SnapshotAccess::new(NIC, shadow))
+        let access = SnapshotAccess::new(NIC, shadow);
+        let counter = access.counter();
+        (PciRoot::new(access), counter)
     }
 
     #[test]
     fn virtio_drivers_sizes_the_bars_dom0_reported() {
-        let mut root = root();
+        let (mut root, counter) = root();
         let bars = root.bars(NIC).unwrap();
         assert_eq!(
             bars[0],
@@ -135,6 +158,9 @@ mod tests {
         assert_eq!(bars[2], None);
         // Every write was BAR sizing or a decode toggle; nothing refused,
         // and the shadow reads as the snapshot again.
+        let counts = counter.get();
+        assert_eq!(counts.refused, 0);
+        assert!(counts.bar >= 8, "{counts:?}");
         let (status, command) = root.get_status_command(NIC);
         assert_eq!(command.bits(), 7);
         assert!(status.contains(virtio_drivers::transport::pci::bus::Status::CAPABILITIES_LIST));
@@ -144,6 +170,7 @@ mod tests {
         );
         // Dropping bus mastering is refused: the command stays as dom0 set it.
         assert_eq!(root.get_status_command(NIC).1.bits(), 7);
+        assert_eq!(counter.get().refused, 1);
     }
 
     #[test]
@@ -157,6 +184,6 @@ mod tests {
         };
         assert_eq!(access.read_word(other, 0), u32::MAX);
         access.write_word(other, 0x04, 7);
-        assert_eq!(access.counts().refused, 1);
+        assert_eq!(access.counter().get().refused, 1);
     }
 }
