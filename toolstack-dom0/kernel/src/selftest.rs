@@ -17,6 +17,10 @@
 //! - `xenapi`: testdom plays the relay (netdom's role) and drives the XenAPI
 //!   toolstack in dom0 with JSON-RPC: login, pool, VM.create, VM.start (a
 //!   real domain), power state, hard shutdown, logout.
+//! - `pci`: the NIC assigned to three testdoms in turn and given back.
+//! - `netdom`: dom0 hands the NIC to netdom (netdom/DESIGN.md: assignment
+//!   through the IOMMU, BAR rights, a config-space snapshot); passes when
+//!   netdom logs the gateway's ARP reply.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -63,6 +67,11 @@ enum State {
     /// testdom drives XenAPI through the relay; dom0 owns the link.
     Xenapi {
         domid: u16,
+    },
+    /// netdom drives the NIC; `_snapshot` is the granted config page.
+    Netdom {
+        domid: u16,
+        _snapshot: Frame,
     },
     /// Two testdoms use xenstore-dom; `a` dies and must be released.
     Xenstore {
@@ -150,7 +159,7 @@ impl SelfTest {
         lp.after(DEADLINE_NS, DEADLINE_TOKEN);
         info!("selftest {name}: start");
         let index = match name {
-            "xenstore" | "xenapi" => usize::MAX,
+            "xenstore" | "xenapi" | "netdom" => usize::MAX,
             _ => testdom(platform),
         };
         let state = match name {
@@ -180,6 +189,7 @@ impl SelfTest {
             "xenapi" => State::Xenapi { domid: 0 },
             "xenstore" => start_xenstore(platform, lp),
             "pci" => pci_cycles(platform, lp, index),
+            "netdom" => start_netdom(platform, lp),
             other => fail(other, "unknown self-test"),
         };
         SelfTest {
@@ -270,6 +280,17 @@ impl SelfTest {
                 });
                 if done {
                     pass(&name, "XenAPI served in dom0 over the relay channel");
+                }
+            }
+            State::Netdom { domid, .. } => {
+                if console_says(platform, *domid, b"netdom: ARP reply from 10.0.2.2") {
+                    pass(&name, "netdom drove the NIC: ARP request out, reply in");
+                }
+                if console_says(platform, *domid, b"FAIL:") {
+                    fail(&name, "netdom reported a failure");
+                }
+                if !platform.live.contains_key(domid) {
+                    fail(&name, "netdom died");
                 }
             }
             State::Settling { .. } => {}
@@ -622,4 +643,18 @@ fn pci_cycles(platform: &mut Platform, lp: &mut Loop, index: usize) -> ! {
         "pci",
         "virtio-net assigned through the IOMMU and handed back three times",
     );
+}
+
+/// Builds netdom with the NIC: see [`crate::nic::hand_over`].
+fn start_netdom(platform: &mut Platform, lp: &mut Loop) -> State {
+    let Some(index) = platform.configs().iter().position(|c| c.name == "netdom") else {
+        fail("netdom", "the self-test config lists no netdom");
+    };
+    match crate::nic::start_with_nic(platform, lp, index) {
+        Ok((domid, snapshot)) => State::Netdom {
+            domid,
+            _snapshot: snapshot,
+        },
+        Err(e) => fail("netdom", &e),
+    }
 }
