@@ -88,6 +88,11 @@ impl DmaRegion {
             Some(bus >> 12),
             "DMA region is machine-contiguous"
         );
+        let pfn0 = va_to_pfn(region.va());
+        for k in 0..1u64 << order {
+            let pfn = crate::paging::mfn_to_pfn((bus >> 12) + k);
+            assert_eq!(pfn, pfn0 + k, "M2P agrees with the P2M");
+        }
         Ok(region)
     }
 
