@@ -134,8 +134,11 @@ mod domain {
         }
         let transport = PciTransport::new::<XenHal, _>(&mut root, df)
             .unwrap_or_else(|e| stop(format_args!("virtio transport: {e}")));
-        let net = Net::new(transport, RX_BUFFER)
+        let mut net = Net::new(transport, RX_BUFFER)
             .unwrap_or_else(|e| stop(format_args!("virtio-net: {e}")));
+        // Polling mode: ask the device not to interrupt (no vector is
+        // bound yet; MSI-X through pirqs is a later step).
+        net.disable_interrupts();
         (counter, bars, Box::new(net))
     }
 
