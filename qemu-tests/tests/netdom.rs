@@ -41,6 +41,8 @@ fn netdom_drives_the_passed_through_nic_and_hears_the_gateway() {
     netdom("netdom: ARP reply from 10.0.2.2 (mac 52:55:0a:00:02:02)");
     // The BAR holding the virtio structures was mapped through DOMID_IO.
     netdom("mapped uncached at");
+    // Xen checks netdom's I/O-memory rights: a frame next to the BARs is refused.
+    netdom("outside the granted BARs refused: EPERM");
     // The two-page transmit ring came from XENMEM_exchange, and virtio-drivers'
     // config writes were all BAR sizing or decode toggles: none refused.
     let up = netdom("netdom: virtio-net up: 256-entry queues");

@@ -52,7 +52,8 @@ mod domain {
         info!("command line {:?}", boot.cmdline);
         let args =
             Args::parse(boot.cmdline).unwrap_or_else(|e| stop(format_args!("command line: {e:?}")));
-        let (shadow, _bars, mut net) = bring_up(&args);
+        let (shadow, bars, mut net) = bring_up(&args);
+        check_confinement(&bars);
         let mac = Mac(net.mac_address());
         info!("MAC {mac}");
         let (direct, bounced) = xcp_runtime::virtio_hal::share_counts();
@@ -140,6 +141,22 @@ mod domain {
         // bound yet; MSI-X through pirqs is a later step).
         net.disable_interrupts();
         (counter, bars, Box::new(net))
+    }
+
+    /// Xen must refuse a device frame dom0 did not grant: the frame just
+    /// below the lowest BAR (on QEMU, inside the NIC's expansion ROM, which
+    /// dom0 does not hand over).
+    fn check_confinement(bars: &[MmioRegion]) {
+        let Some(lowest) = bars.iter().map(|b| b.phys() & !0xfff).min() else {
+            stop(format_args!("no memory BAR"));
+        };
+        let outside = lowest - 0x1000;
+        match MmioRegion::map(outside, 0x1000) {
+            Err(e) => info!("device frame {outside:#x} outside the granted BARs refused: {e}"),
+            Ok(_) => stop(format_args!(
+                "Xen let netdom map {outside:#x}, outside its BARs"
+            )),
+        }
     }
 
     /// Sends ARP requests for `gateway` (one a second) until a reply comes.
