@@ -200,4 +200,33 @@ mod tests {
             Err(NotReply::NotForUs)
         );
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any bytes from the wire: parse answers, never panics, and
+            /// accepts only what is a reply to us.
+            #[test]
+            fn any_frame_is_judged_without_panicking(frame in proptest::collection::vec(any::<u8>(), 0..128)) {
+                if let Ok(r) = Reply::parse(&frame, US, IP) {
+                    prop_assert_eq!(&frame[32..38], &US.0);
+                    prop_assert_eq!(&frame[38..42], &IP.0);
+                    prop_assert_eq!(r.sender_mac.0, <[u8; 6]>::try_from(&frame[22..28]).unwrap());
+                }
+            }
+
+            /// A reply built from any addresses parses back to them.
+            #[test]
+            fn replies_round_trip(mac in any::<[u8; 6]>(), ip in any::<[u8; 4]>(), pad in 0usize..32) {
+                let mut f = std::vec::Vec::from(slirp_reply());
+                f[22..28].copy_from_slice(&mac);
+                f[28..32].copy_from_slice(&ip);
+                f.truncate(FRAME_LEN + pad.min(60 - FRAME_LEN));
+                let r = Reply::parse(&f, US, IP).unwrap();
+                prop_assert_eq!(r, Reply { sender_mac: Mac(mac), sender_ip: Ipv4(ip) });
+            }
+        }
+    }
 }

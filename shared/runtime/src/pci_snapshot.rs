@@ -392,4 +392,34 @@ pub(crate) mod tests {
         assert_eq!(parse_bar_sizes("20,10x0,0,0,4000,0"), None);
         assert_eq!(parse_bar_sizes(""), None);
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any snapshot and sizes: either refused at once, or every read
+            /// and write afterwards answers without panicking, and no write
+            /// ever changes the snapshot's bytes or the device command.
+            #[test]
+            fn any_snapshot_and_writes_are_safe(
+                bytes in proptest::collection::vec(any::<u8>(), CONFIG_BYTES),
+                sizes in proptest::array::uniform6(prop_oneof![Just(0u64), (2u32..40).prop_map(|b| 1u64 << b)]),
+                header in prop_oneof![Just(0u8), any::<u8>()],
+                writes in proptest::collection::vec((any::<u8>(), any::<u32>()), 0..64),
+            ) {
+                let mut bytes: [u8; CONFIG_BYTES] = bytes.try_into().unwrap();
+                bytes[0x0e] = header;
+                if let Ok(mut s) = ConfigShadow::new(bytes, sizes) {
+                    let command = s.device_command();
+                    for (offset, value) in writes {
+                        s.write32(offset, value);
+                        s.read32(offset);
+                    }
+                    prop_assert_eq!(s.bytes(), &bytes);
+                    prop_assert_eq!(s.device_command(), command);
+                }
+            }
+        }
+    }
 }
