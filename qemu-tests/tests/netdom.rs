@@ -1,8 +1,10 @@
 //! netdom on real Xen: dom0 hands it the virtio-net NIC (IOMMU assignment,
 //! BAR rights, a config-space snapshot); netdom brings the NIC up with
 //! virtio-drivers in polling mode, sends an ARP request for QEMU's user-net
-//! gateway and logs the reply. dom0's `selftest=netdom` ends QEMU with the
-//! verdict through isa-debug-exit.
+//! gateway and logs the reply. dom0 then takes the NIC back (bus mastering
+//! off, device reset) and hands it to a second netdom, which must do it all
+//! again. dom0's `selftest=netdom` ends QEMU with the verdict through
+//! isa-debug-exit.
 
 use std::time::Duration;
 
@@ -53,4 +55,26 @@ fn netdom_drives_the_passed_through_nic_and_hears_the_gateway() {
         log.contains("dom0: nic 0000:00:05.0 (virtio-net): command"),
         "{log}"
     );
+    // Both instances heard the gateway; between them dom0 reclaimed the NIC,
+    // which the dead netdom left initialised (QEMU drops DRIVER_OK when bus
+    // mastering goes off: ACKNOWLEDGE|DRIVER|FEATURES_OK = 0xb) until dom0
+    // reset it.
+    let replies = log
+        .lines()
+        .filter(|l| l.starts_with("[netdom]") && l.contains("ARP reply from 10.0.2.2"))
+        .count();
+    assert_eq!(replies, 2, "{log}");
+    let reclaimed = log
+        .lines()
+        .find(|l| l.contains("dom0: nic 0000:00:05.0 back from domid"))
+        .unwrap_or_else(|| panic!("dom0 did not reclaim the NIC:\n{log}"));
+    assert!(
+        reclaimed.contains("(bus mastering off), virtio reset (status 0xb -> 0x0)"),
+        "{reclaimed}"
+    );
+    let handed = log
+        .lines()
+        .filter(|l| l.contains("dom0: nic 0000:00:05.0 handed to domid"))
+        .count();
+    assert_eq!(handed, 2, "{log}");
 }

@@ -59,6 +59,8 @@ mod panic;
 #[cfg(target_os = "none")]
 pub mod pci_conf;
 #[cfg(target_os = "none")]
+pub mod port_io;
+#[cfg(target_os = "none")]
 pub mod shared_page;
 #[cfg(target_os = "none")]
 pub mod virtio_hal;

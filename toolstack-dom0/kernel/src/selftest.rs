@@ -19,8 +19,9 @@
 //!   real domain), power state, hard shutdown, logout.
 //! - `pci`: the NIC assigned to three testdoms in turn and given back.
 //! - `netdom`: dom0 hands the NIC to netdom (netdom/DESIGN.md: assignment
-//!   through the IOMMU, BAR rights, a config-space snapshot); passes when
-//!   netdom logs the gateway's ARP reply.
+//!   through the IOMMU, BAR rights, a config-space snapshot); when netdom
+//!   logs the gateway's ARP reply, dom0 takes the NIC back and hands it to a
+//!   new netdom, which must bring it up again and hear the gateway too.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -68,10 +69,10 @@ enum State {
     Xenapi {
         domid: u16,
     },
-    /// netdom drives the NIC; `_snapshot` is the granted config page.
+    /// netdom drives the NIC (`round` 1, then 2 after a reclaim).
     Netdom {
-        domid: u16,
-        _snapshot: Frame,
+        handed: Option<crate::nic::Handed>,
+        round: u32,
     },
     /// Two testdoms use xenstore-dom; `a` dies and must be released.
     Xenstore {
@@ -282,16 +283,30 @@ impl SelfTest {
                     pass(&name, "XenAPI served in dom0 over the relay channel");
                 }
             }
-            State::Netdom { domid, .. } => {
-                if console_says(platform, *domid, b"netdom: ARP reply from 10.0.2.2") {
-                    pass(&name, "netdom drove the NIC: ARP request out, reply in");
-                }
-                if console_says(platform, *domid, b"FAIL:") {
+            State::Netdom { handed, round } => {
+                let domid = handed.as_ref().expect("netdom was handed the NIC").domid;
+                if console_says(platform, domid, b"FAIL:") {
                     fail(&name, "netdom reported a failure");
                 }
-                if !platform.live.contains_key(domid) {
+                if !platform.live.contains_key(&domid) {
                     fail(&name, "netdom died");
                 }
+                if !console_says(platform, domid, b"netdom: ARP reply from 10.0.2.2") {
+                    return;
+                }
+                if *round == 2 {
+                    pass(
+                        &name,
+                        "netdom drove the NIC, twice: ARP request out, reply in, after a reclaim too",
+                    );
+                }
+                info!("selftest netdom: round 1 passed; taking the NIC back for a new netdom");
+                let old = handed.take().expect("netdom was handed the NIC");
+                if let Err(e) = crate::nic::reclaim(platform, lp, old) {
+                    fail(&name, &e);
+                }
+                *handed = Some(start_netdom_instance(platform, lp));
+                *round = 2;
             }
             State::Settling { .. } => {}
         }
@@ -645,16 +660,17 @@ fn pci_cycles(platform: &mut Platform, lp: &mut Loop, index: usize) -> ! {
     );
 }
 
-/// Builds netdom with the NIC: see [`crate::nic::hand_over`].
-fn start_netdom(platform: &mut Platform, lp: &mut Loop) -> State {
+/// Builds netdom with the NIC (see [`crate::nic`]).
+fn start_netdom_instance(platform: &mut Platform, lp: &mut Loop) -> crate::nic::Handed {
     let Some(index) = platform.configs().iter().position(|c| c.name == "netdom") else {
         fail("netdom", "the self-test config lists no netdom");
     };
-    match crate::nic::start_with_nic(platform, lp, index) {
-        Ok((domid, snapshot)) => State::Netdom {
-            domid,
-            _snapshot: snapshot,
-        },
-        Err(e) => fail("netdom", &e),
+    crate::nic::start_with_nic(platform, lp, index).unwrap_or_else(|e| fail("netdom", &e))
+}
+
+fn start_netdom(platform: &mut Platform, lp: &mut Loop) -> State {
+    State::Netdom {
+        handed: Some(start_netdom_instance(platform, lp)),
+        round: 1,
     }
 }
