@@ -11,6 +11,7 @@ const KERNELS: &[(&str, &str, Option<&str>)] = &[
     ("toolstack-dom0", "toolstack-dom0", None),
     ("xcp-testdom", "testdom", Some("testdom.elf")),
     ("xenstore-dom", "xenstore-dom", Some("xenstore-dom.elf")),
+    ("netdom", "netdom", Some("netdom.elf")),
 ];
 
 /// `-p <pkg>` for every kernel package.

@@ -19,11 +19,14 @@
 extern crate alloc;
 
 pub mod cmdline;
+pub mod dma_plan;
 pub mod frames;
+pub mod pci_snapshot;
 pub mod slots;
 pub mod time;
 pub mod timer;
 pub mod verdict;
+pub mod virtio_pci;
 
 #[cfg(target_os = "none")]
 mod boot;
@@ -31,6 +34,8 @@ mod boot;
 pub mod console;
 #[cfg(target_os = "none")]
 pub mod control;
+#[cfg(target_os = "none")]
+pub mod dma;
 #[cfg(target_os = "none")]
 pub mod entropy;
 #[cfg(target_os = "none")]
@@ -46,13 +51,19 @@ pub mod io;
 #[cfg(target_os = "none")]
 pub mod logger;
 #[cfg(target_os = "none")]
+pub mod mmio;
+#[cfg(target_os = "none")]
 pub mod paging;
 #[cfg(target_os = "none")]
 mod panic;
 #[cfg(target_os = "none")]
 pub mod pci_conf;
 #[cfg(target_os = "none")]
+pub mod port_io;
+#[cfg(target_os = "none")]
 pub mod shared_page;
+#[cfg(target_os = "none")]
+pub mod virtio_hal;
 #[cfg(target_os = "none")]
 mod xen_info;
 #[cfg(target_os = "none")]

@@ -34,7 +34,7 @@ pub const WINDOW_PAGES: usize = 1024;
 
 const PAGE: u64 = 4096;
 const TABLE_PROT: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
-const DATA_PROT: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
+pub(crate) const DATA_PROT: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
 const RO_PROT: u64 = PTE_PRESENT | PTE_USER | PTE_ACCESSED;
 
 struct State {
@@ -77,6 +77,20 @@ pub fn mfn_to_pfn(mfn: u64) -> Pfn {
     // SAFETY: we are a 64-bit PV guest, so the M2P table is mapped; Xen
     // returns garbage (not a fault) for frames that are not ours.
     unsafe { xen_sys::xen::machine_to_phys(mfn) }
+}
+
+/// Points P2M entry `pfn` at `mfn` (after XENMEM_exchange gave the domain
+/// a new frame for `pfn`).
+///
+/// # Safety
+/// The caller makes the direct map and the M2P agree with the new entry
+/// before anything reads `pfn`'s memory or machine address again.
+pub(crate) unsafe fn set_pfn_to_mfn(pfn: Pfn, mfn: u64) {
+    let state = STATE.get().expect("paging is initialised");
+    assert!(pfn < state.nr_pages, "pfn {pfn} is not ours");
+    // SAFETY: the P2M list Xen built is ours, writable, nr_pages entries
+    // long (checked above) and mapped for the domain's life.
+    unsafe { core::ptr::write_volatile((state.p2m as *mut u64).add(pfn as usize), mfn) };
 }
 
 /// Machine address of a direct-map address (for DMA and hypercalls).
@@ -350,6 +364,24 @@ impl Drop for WindowSlot {
             if let Some(w) = WINDOW.lock().as_mut() {
                 w.release(self.slot);
             }
+        }
+    }
+}
+
+/// Takes `n` consecutive free window slots (nothing mapped); returns the
+/// first one's address. Give them back with [`release_window_run`].
+pub(crate) fn take_window_run(n: usize) -> Option<u64> {
+    let first = WINDOW.lock().as_mut()?.take_run(n)?;
+    Some(WINDOW_BASE + first as u64 * PAGE)
+}
+
+/// Gives back `n` slots from `va` taken with [`take_window_run`], whose
+/// entries the caller has cleared.
+pub(crate) fn release_window_run(va: u64, n: usize) {
+    let first = ((va - WINDOW_BASE) / PAGE) as usize;
+    if let Some(w) = WINDOW.lock().as_mut() {
+        for slot in first..first + n {
+            w.release(slot);
         }
     }
 }

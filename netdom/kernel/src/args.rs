@@ -1,0 +1,127 @@
+//! netdom's command line, as dom0 writes it (netdom/DESIGN.md, "The
+//! domain"):
+//!
+//! `pci=0000:00:05.0 pci-config=<gref> pci-bars=<six hex sizes> ip=10.0.2.15 gateway=10.0.2.2`
+//!
+//! `pci-config` is a grant (from dom0, read-only) of the page holding the
+//! device's 256-byte config space; `pci-bars` sizes each BAR register (0 for
+//! unused ones and upper halves), as `xcp_runtime::pci_snapshot` parses it.
+
+/// What dom0 told netdom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Args {
+    /// Bus, device, function of the NIC (segment 0 only).
+    pub bdf: (u8, u8, u8),
+    /// Grant of the config-space snapshot page.
+    pub config_gref: u32,
+    /// Size of each BAR register (`pci-bars=`).
+    pub bar_sizes: [u64; 6],
+    /// Our IPv4 address.
+    pub ip: [u8; 4],
+    /// The address to ARP for.
+    pub gateway: [u8; 4],
+}
+
+/// Why the command line is unusable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgsError {
+    /// A key is absent.
+    Missing(&'static str),
+    /// A key's value does not parse.
+    Bad(&'static str),
+}
+
+fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
+    cmdline
+        .split_ascii_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// `0000:00:05.0` → (0, 5, 0); only segment 0.
+pub fn parse_bdf(text: &str) -> Option<(u8, u8, u8)> {
+    let (segment, rest) = text.split_once(':')?;
+    let (bus, rest) = rest.split_once(':')?;
+    let (dev, func) = rest.split_once('.')?;
+    if u16::from_str_radix(segment, 16).ok()? != 0 {
+        return None;
+    }
+    let bus = u8::from_str_radix(bus, 16).ok()?;
+    let dev = u8::from_str_radix(dev, 16).ok().filter(|d| *d < 32)?;
+    let func = u8::from_str_radix(func, 16).ok().filter(|f| *f < 8)?;
+    Some((bus, dev, func))
+}
+
+/// `10.0.2.15` → [10, 0, 2, 15].
+pub fn parse_ipv4(text: &str) -> Option<[u8; 4]> {
+    let mut ip = [0u8; 4];
+    let mut parts = text.split('.');
+    for octet in ip.iter_mut() {
+        *octet = parts.next()?.parse().ok()?;
+    }
+    parts.next().is_none().then_some(ip)
+}
+
+impl Args {
+    /// Parses netdom's command line.
+    pub fn parse(cmdline: &str) -> Result<Args, ArgsError> {
+        let need = |key: &'static str| get(cmdline, key).ok_or(ArgsError::Missing(key));
+        Ok(Args {
+            bdf: parse_bdf(need("pci")?).ok_or(ArgsError::Bad("pci"))?,
+            config_gref: need("pci-config")?
+                .parse()
+                .map_err(|_| ArgsError::Bad("pci-config"))?,
+            bar_sizes: xcp_runtime::pci_snapshot::parse_bar_sizes(need("pci-bars")?)
+                .ok_or(ArgsError::Bad("pci-bars"))?,
+            ip: parse_ipv4(need("ip")?).ok_or(ArgsError::Bad("ip"))?,
+            gateway: parse_ipv4(need("gateway")?).ok_or(ArgsError::Bad("gateway"))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str =
+        "pci=0000:00:05.0 pci-config=9 pci-bars=20,1000,0,0,4000,0 ip=10.0.2.15 gateway=10.0.2.2";
+
+    #[test]
+    fn parses_what_dom0_writes() {
+        assert_eq!(
+            Args::parse(LINE),
+            Ok(Args {
+                bdf: (0, 5, 0),
+                config_gref: 9,
+                bar_sizes: [0x20, 0x1000, 0, 0, 0x4000, 0],
+                ip: [10, 0, 2, 15],
+                gateway: [10, 0, 2, 2],
+            })
+        );
+    }
+
+    #[test]
+    fn names_what_is_missing_or_bad() {
+        assert_eq!(
+            Args::parse("pci=0000:00:05.0"),
+            Err(ArgsError::Missing("pci-config"))
+        );
+        let bad = LINE.replace("pci-config=9", "pci-config=x");
+        assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("pci-config")));
+        let bad = LINE.replace("gateway=10.0.2.2", "gateway=10.0.2");
+        assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("gateway")));
+        let bad = LINE.replace(",4000,0 ", ",4000 ");
+        assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("pci-bars")));
+    }
+
+    #[test]
+    fn bdfs_and_addresses() {
+        assert_eq!(parse_bdf("0000:00:1f.7"), Some((0, 0x1f, 7)));
+        assert_eq!(parse_bdf("0001:00:05.0"), None);
+        assert_eq!(parse_bdf("0000:00:20.0"), None);
+        assert_eq!(parse_bdf("0000:00:05.8"), None);
+        assert_eq!(parse_bdf("00:05.0"), None);
+        assert_eq!(parse_ipv4("10.0.2.256"), None);
+        assert_eq!(parse_ipv4("10.0.2.2.1"), None);
+        assert_eq!(parse_ipv4("1.2.3.4"), Some([1, 2, 3, 4]));
+    }
+}

@@ -1,0 +1,10 @@
+//! netdom's pure parts: its command line from dom0 and the ARP exchange it
+//! uses to prove the NIC works. The PV kernel (`main.rs`) only wires them to
+//! the runtime and virtio-drivers.
+//!
+//! Read first: netdom/DESIGN.md.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod arp;
