@@ -14,6 +14,7 @@ const PROJECTS: &[&str] = &[
     "toolstack-dom0/fuzz",
     "toolstack-dom0/builder/fuzz",
     "netdom/relay/fuzz",
+    "netdom/kernel/fuzz",
 ];
 
 fn ensure_cargo_fuzz() -> Result<(), String> {
