@@ -1,11 +1,15 @@
 //! netdom's command line, as dom0 writes it (netdom/DESIGN.md, "The
 //! domain"):
 //!
-//! `pci=0000:00:05.0 pci-config=<gref> pci-bars=<six hex sizes> ip=10.0.2.15 gateway=10.0.2.2`
+//! `pci=0000:00:05.0 pci-config=<gref> pci-bars=<six hex sizes> ip=10.0.2.15 gateway=10.0.2.2
+//! [xenapi-relay=<tx gref>,<rx gref>,<port>]`
 //!
 //! `pci-config` is a grant (from dom0, read-only) of the page holding the
 //! device's 256-byte config space; `pci-bars` sizes each BAR register (0 for
 //! unused ones and upper halves), as `xcp_runtime::pci_snapshot` parses it.
+//! `xenapi-relay` names the channel to dom0's XenAPI toolstack: dom0's
+//! transmit and receive pages (granted to netdom) and dom0's unbound event
+//! channel port; without it netdom does not relay.
 
 /// What dom0 told netdom.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +24,30 @@ pub struct Args {
     pub ip: [u8; 4],
     /// The address to ARP for.
     pub gateway: [u8; 4],
+    /// The relay channel to dom0: (dom0's tx gref, dom0's rx gref, port).
+    pub relay: Option<RelayChannel>,
+}
+
+/// `xenapi-relay=<tx gref>,<rx gref>,<port>`, as dom0 names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayChannel {
+    /// The page dom0 sends on (netdom's receive page).
+    pub dom0_tx: u32,
+    /// The page dom0 receives on (netdom's transmit page).
+    pub dom0_rx: u32,
+    /// dom0's unbound event channel port.
+    pub port: u32,
+}
+
+/// `1,2,3` → the relay channel.
+pub fn parse_relay(text: &str) -> Option<RelayChannel> {
+    let mut parts = text.split(',').map(|p| p.parse::<u32>().ok());
+    let channel = RelayChannel {
+        dom0_tx: parts.next()??,
+        dom0_rx: parts.next()??,
+        port: parts.next()??,
+    };
+    parts.next().is_none().then_some(channel)
 }
 
 /// Why the command line is unusable.
@@ -74,6 +102,10 @@ impl Args {
                 .ok_or(ArgsError::Bad("pci-bars"))?,
             ip: parse_ipv4(need("ip")?).ok_or(ArgsError::Bad("ip"))?,
             gateway: parse_ipv4(need("gateway")?).ok_or(ArgsError::Bad("gateway"))?,
+            relay: match get(cmdline, "xenapi-relay") {
+                Some(text) => Some(parse_relay(text).ok_or(ArgsError::Bad("xenapi-relay"))?),
+                None => None,
+            },
         })
     }
 }
@@ -95,8 +127,26 @@ mod tests {
                 bar_sizes: [0x20, 0x1000, 0, 0, 0x4000, 0],
                 ip: [10, 0, 2, 15],
                 gateway: [10, 0, 2, 2],
+                relay: None,
             })
         );
+        let with_relay = alloc_line(LINE, " xenapi-relay=8,7,5");
+        assert_eq!(
+            Args::parse(&with_relay).map(|a| a.relay),
+            Ok(Some(RelayChannel {
+                dom0_tx: 8,
+                dom0_rx: 7,
+                port: 5
+            }))
+        );
+        let bad = alloc_line(LINE, " xenapi-relay=8,7");
+        assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("xenapi-relay")));
+        let bad = alloc_line(LINE, " xenapi-relay=8,7,5,4");
+        assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("xenapi-relay")));
+    }
+
+    fn alloc_line(a: &str, b: &str) -> String {
+        format!("{a}{b}")
     }
 
     #[test]

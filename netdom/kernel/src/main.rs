@@ -1,7 +1,10 @@
 //! netdom: the network domain. dom0 builds it with the virtio-net NIC
 //! assigned through the IOMMU (netdom/DESIGN.md). This first step brings the
 //! NIC up with virtio-drivers in polling mode and proves both directions
-//! with an ARP exchange with the gateway.
+//! with an ARP exchange with the gateway. With `xenapi-relay=` on its
+//! command line it then serves XenAPI: smoltcp over the NIC, the relay's
+//! listener pool on port 80, each connection relayed over the channel to
+//! dom0's toolstack (netdom/DESIGN.md; `xcp_netrelay`).
 //!
 //! On the host this crate builds a stub that says how to build the kernel.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -39,7 +42,8 @@ mod domain {
     const ARP_TRIES: u32 = 10;
     const POLL_NS: u64 = 1_000_000;
 
-    type Net = VirtIONet<XenHal, PciTransport, QUEUE_SIZE>;
+    /// The driver, as netdom instantiates it.
+    pub(crate) type Net = VirtIONet<XenHal, PciTransport, QUEUE_SIZE>;
 
     fn stop(why: core::fmt::Arguments<'_>) -> ! {
         error!("FAIL: {why}");
@@ -68,6 +72,9 @@ mod domain {
             counts.bar, counts.decode, counts.refused
         );
         arp_gateway(&mut net, mac, Ipv4(args.ip), Ipv4(args.gateway));
+        if let Some(channel) = args.relay {
+            crate::relay::serve(net, mac, &args, channel);
+        }
         loop {
             xcp_runtime::event_loop::idle();
         }
@@ -203,6 +210,169 @@ mod domain {
                 }
             }
             xcp_runtime::event_loop::sleep_until(xcp_runtime::time::now_ns() + POLL_NS);
+        }
+    }
+}
+
+/// The XenAPI relay: smoltcp over the virtio-net device, the listener pool
+/// and the channel link to dom0, driven by polling.
+#[cfg(target_os = "none")]
+mod relay {
+    use alloc::boxed::Box;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    use log::{error, info, warn};
+    use netdom::args::{Args, RelayChannel};
+    use netdom::arp::Mac;
+    use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
+    use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+    use smoltcp::time::Instant;
+    use smoltcp::wire::{EthernetAddress, HardwareAddress, Ipv4Address, Ipv4Cidr};
+    use xcp_channel::{Channel, Role};
+    use xcp_netrelay::ipconfig::{self, StaticConfig};
+    use xcp_netrelay::listener::{Listener, PoolConfig};
+    use xcp_netrelay::{Config, Link, Relay};
+    use xcp_runtime::gnttab;
+
+    use super::domain::Net;
+
+    /// Longest sleep between polls: the NIC does not interrupt (yet).
+    const POLL_NS: u64 = 1_000_000;
+    /// Link pumps per turn before the NIC gets its turn again.
+    const PUMPS_PER_TURN: usize = 8;
+
+    /// The virtio-net device as a smoltcp device. A received frame is
+    /// copied out and its buffer given back at once, so a token never
+    /// holds a receive buffer.
+    struct Nic {
+        net: Box<Net>,
+        rx_errors: u64,
+    }
+
+    struct Rx(Vec<u8>);
+
+    struct Tx<'a>(&'a mut Net);
+
+    impl phy::RxToken for Rx {
+        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+            f(&self.0)
+        }
+    }
+
+    impl phy::TxToken for Tx<'_> {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            let mut buffer = self.0.new_tx_buffer(len);
+            let r = f(buffer.packet_mut());
+            // Polling mode: `send` waits for the device to take the frame.
+            if let Err(e) = self.0.send(buffer) {
+                warn!("transmit: {e}");
+            }
+            r
+        }
+    }
+
+    impl Device for Nic {
+        type RxToken<'a> = Rx;
+        type TxToken<'a> = Tx<'a>;
+
+        fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+            let rx = self.net.receive().ok()?;
+            let frame = rx.packet().to_vec();
+            if let Err(e) = self.net.recycle_rx_buffer(rx) {
+                self.rx_errors += 1;
+                error!("recycle a receive buffer: {e}");
+            }
+            Some((Rx(frame), Tx(&mut self.net)))
+        }
+
+        fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
+            self.net.can_send().then_some(Tx(&mut self.net))
+        }
+
+        fn capabilities(&self) -> DeviceCapabilities {
+            let mut caps = DeviceCapabilities::default();
+            caps.medium = Medium::Ethernet;
+            caps.max_transmission_unit = 1514;
+            caps
+        }
+    }
+
+    fn now_ms() -> u64 {
+        xcp_runtime::time::now_ns() / 1_000_000
+    }
+
+    fn stop(why: core::fmt::Arguments<'_>) -> ! {
+        error!("FAIL: {why}");
+        loop {
+            xcp_runtime::event_loop::idle();
+        }
+    }
+
+    /// Serves XenAPI clients through dom0's toolstack; never returns.
+    pub fn serve(net: Box<Net>, mac: Mac, args: &Args, channel: RelayChannel) -> ! {
+        // dom0 is the channel's initiator: its tx page is our rx page.
+        let rx = gnttab::map_grant(0, channel.dom0_tx, false)
+            .unwrap_or_else(|e| stop(format_args!("map dom0's tx page: {e:?}")));
+        let tx = gnttab::map_grant(0, channel.dom0_rx, false)
+            .unwrap_or_else(|e| stop(format_args!("map dom0's rx page: {e:?}")));
+        let channel_pages = Channel::new(tx, rx, Role::Acceptor)
+            .unwrap_or_else(|e| stop(format_args!("relay channel: {e:?}")));
+        let port = xcp_runtime::evtchn::bind_interdomain(0, channel.port)
+            .unwrap_or_else(|e| stop(format_args!("bind dom0's relay port: {e:?}")));
+        let mut link = Link::new(channel_pages);
+
+        let mut nic = Nic { net, rx_errors: 0 };
+        let hw = HardwareAddress::Ethernet(EthernetAddress(mac.0));
+        let mut config = IfaceConfig::new(hw);
+        config.random_seed = xcp_runtime::time::now_ns();
+        let start = Instant::from_millis(now_ms() as i64);
+        let mut iface = Interface::new(config, &mut nic, start);
+        let ip = Ipv4Address::from(args.ip);
+        ipconfig::apply(
+            &mut iface,
+            &StaticConfig {
+                cidr: Ipv4Cidr::new(ip, 24),
+                gateway: Some(Ipv4Address::from(args.gateway)),
+            },
+        );
+        let mut sockets = SocketSet::new(vec![]);
+        let pool = PoolConfig::default();
+        let mut listener = Listener::new(&mut sockets, pool);
+        let mut relay = Relay::new(Config::default());
+        info!("XenAPI relay listening on {ip}:{}", pool.port);
+
+        loop {
+            let t = now_ms();
+            let now = Instant::from_millis(t as i64);
+            iface.poll(now, &mut nic, &mut sockets);
+            listener.poll(&mut sockets, &mut relay, t);
+            relay.on_tick(t);
+            let mut kick = false;
+            for _ in 0..PUMPS_PER_TURN {
+                match link.pump(&mut relay, t) {
+                    Ok(pumped) => {
+                        kick |= pumped.notify.kick();
+                        if !pumped.again {
+                            break;
+                        }
+                    }
+                    Err(e) => stop(format_args!("relay link to dom0: {e:?}")),
+                }
+            }
+            if kick {
+                xcp_runtime::evtchn::send(port);
+            }
+            listener.poll(&mut sockets, &mut relay, t);
+            iface.poll(now, &mut nic, &mut sockets);
+            // Sleep until dom0 kicks, or smoltcp's next deadline, or the
+            // next NIC poll, whichever is first.
+            let delay_ns = iface
+                .poll_delay(now, &sockets)
+                .map_or(POLL_NS, |d| (d.total_micros() * 1000).min(POLL_NS));
+            if delay_ns > 0 {
+                xcp_runtime::event_loop::poll_one(port, xcp_runtime::time::now_ns() + delay_ns);
+            }
         }
     }
 }
