@@ -7,11 +7,18 @@
 //! device reset (it may still hold ring addresses into the dead domain's
 //! memory, now Xen's to reuse) and ends the snapshot's grant. dom0 also
 //! resets the device before each hand-over, before bus mastering goes on.
+//!
+//! With a relay, dom0 also grants netdom two channel pages and an unbound
+//! event channel (`xenapi-relay=<tx gref>,<rx gref>,<port>`, as for the
+//! `xenapi` self-test's testdom) and keeps the channel's initiator end for
+//! the XenAPI toolstack; reclaim ends those grants too.
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use log::info;
+use xcp_channel::{Channel, Role};
 use xcp_pci::{Bar, ConfigAccess, Device};
 use xcp_runtime::event_loop::Loop;
 use xcp_runtime::paging::Frame;
@@ -96,6 +103,52 @@ pub struct Handed {
     /// The config-space snapshot page, granted to `domid`.
     snapshot: Frame,
     gref: u32,
+    /// The relay channel's initiator end and dom0's port, until taken.
+    relay: Option<(Channel<Frame>, u32)>,
+    /// Grants of the relay channel's pages, ended on reclaim.
+    relay_grefs: Vec<u32>,
+}
+
+impl Handed {
+    /// Takes the relay channel (dom0's end) and its event channel port.
+    pub fn take_relay(&mut self) -> Option<(Channel<Frame>, u32)> {
+        self.relay.take()
+    }
+}
+
+/// The pages and port of a relay channel being set up.
+struct RelayPages {
+    tx: Frame,
+    rx: Frame,
+}
+
+/// A relay offered to netdom: its command-line words, the pages' grants
+/// and dom0's port.
+type Offer = (String, [u32; 2], u32);
+
+/// Grants `domid` the relay pages and allocates the unbound port.
+fn offer_relay(domid: u16, pages: &RelayPages) -> Result<Offer, String> {
+    let grant = |f: &Frame| {
+        xcp_runtime::gnttab::grant_access(domid, f.pfn(), false)
+            .map_err(|e| format!("grant a relay page: {e:?}"))
+    };
+    let tx = grant(&pages.tx)?;
+    let rx = match grant(&pages.rx) {
+        Ok(rx) => rx,
+        Err(e) => {
+            let _ = xcp_runtime::gnttab::end_access(tx);
+            return Err(e);
+        }
+    };
+    let port = match xcp_runtime::evtchn::alloc_unbound(domid) {
+        Ok(port) => port,
+        Err(e) => {
+            let _ = xcp_runtime::gnttab::end_access(tx);
+            let _ = xcp_runtime::gnttab::end_access(rx);
+            return Err(format!("relay port: {e}"));
+        }
+    };
+    Ok((format!(" xenapi-relay={tx},{rx},{port}"), [tx, rx], port))
 }
 
 /// Gives `domid` the device, its BARs and ports, and the snapshot;
@@ -125,11 +178,13 @@ fn hand_over(domid: u16, nic: &Device, snapshot: &Frame) -> Result<(String, u32)
     Ok((line, gref))
 }
 
-/// Builds config `index` (netdom) with the first virtio-net NIC on bus 0.
+/// Builds config `index` (netdom) with the first virtio-net NIC on bus 0,
+/// and with `relay`, a XenAPI relay channel to dom0.
 pub fn start_with_nic(
     platform: &mut Platform,
     lp: &mut Loop,
     index: usize,
+    relay: bool,
 ) -> Result<Handed, String> {
     let nic = platform
         .devices
@@ -149,16 +204,38 @@ pub fn start_with_nic(
         nic.bdf,
         nic.name()
     );
+    let pages = if relay {
+        Some(RelayPages {
+            tx: Frame::alloc().map_err(|e| format!("relay page: {e:?}"))?,
+            rx: Frame::alloc().map_err(|e| format!("relay page: {e:?}"))?,
+        })
+    } else {
+        None
+    };
     let mut handed: Result<(String, u32), String> = Err(String::from("not built"));
+    let mut offered: Option<Result<Offer, String>> = None;
     let built = platform.start_with(lp, index, &mut |domid| {
         handed = hand_over(domid, &nic, &snapshot);
-        match &handed {
-            Ok((line, _)) => line.clone(),
+        offered = pages.as_ref().map(|p| offer_relay(domid, p));
+        match (&handed, &offered) {
+            (Ok((line, _)), None) => line.clone(),
+            (Ok((line, _)), Some(Ok((words, _, _)))) => format!("{line}{words}"),
             // netdom reports the missing arguments and stops.
-            Err(_) => String::new(),
+            _ => String::new(),
         }
     });
     let (line, gref) = handed?;
+    let (relay, relay_grefs) = match (offered, pages) {
+        (Some(offer), Some(pages)) => {
+            let (_, grefs, port) = offer?;
+            let channel = Channel::new(pages.tx, pages.rx, Role::Initiator)
+                .map_err(|e| format!("relay channel: {e:?}"))?;
+            lp.watch(port)
+                .map_err(|e| format!("watch the relay port: {e}"))?;
+            (Some((channel, port)), grefs.to_vec())
+        }
+        _ => (None, Vec::new()),
+    };
     let domid = built.map_err(|()| String::from("could not build netdom"))?;
     info!("nic {} handed to domid {domid}: {line}", nic.bdf);
     Ok(Handed {
@@ -166,6 +243,8 @@ pub fn start_with_nic(
         nic,
         snapshot,
         gref,
+        relay,
+        relay_grefs,
     })
 }
 
@@ -181,6 +260,10 @@ pub fn reclaim(platform: &mut Platform, lp: &mut Loop, handed: Handed) -> Result
     let (was, status) = reset_virtio(&handed.nic, &mut conf)?;
     xcp_runtime::gnttab::end_access(handed.gref)
         .map_err(|e| format!("end the snapshot grant: {e:?}"))?;
+    for gref in &handed.relay_grefs {
+        xcp_runtime::gnttab::end_access(*gref)
+            .map_err(|e| format!("end a relay page's grant: {e:?}"))?;
+    }
     drop(handed.snapshot);
     info!(
         "nic {} back from domid {}: command {command:#06x} -> {now:#06x} (bus mastering off), virtio reset (status {was:#x} -> {status:#x})",
