@@ -1,0 +1,130 @@
+//! A real XenAPI client on the host reaches the toolstack in dom0 through
+//! netdom: QEMU forwards 127.0.0.1:<port> to netdom's port 80; netdom
+//! terminates TCP with smoltcp and relays each connection over the
+//! inter-domain channel to dom0's toolstack (`selftest=netdom-xenapi`).
+//!
+//! The verdict is the client's: PyPI's unmodified `XenAPI` package (XML-RPC)
+//! logs in, lists the host and the pool, logs out, and prints what it saw;
+//! the serial log must show the relay path. dom0 gives no exit code here
+//! (it keeps serving); the test stops QEMU once the client is done.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use xcp_qemu_tests::{Artifacts, Run};
+
+const PASSWORD: &str = "relay-pw";
+
+/// The client: exits non-zero on any failure; its last line is "CLIENT OK".
+const CLIENT: &str = r#"
+import sys
+import XenAPI
+url, pw = sys.argv[1], sys.argv[2]
+s = XenAPI.Session(url)
+s.xenapi.login_with_password("root", pw, "1.0", "netdom-qemu-test")
+hosts = s.xenapi.host.get_all_records()
+pools = s.xenapi.pool.get_all()
+print("hosts:", sorted(r["name_label"] for r in hosts.values()))
+print("pools:", len(pools))
+assert len(hosts) == 1, hosts
+assert len(pools) == 1, pools
+try:
+    XenAPI.Session(url).xenapi.login_with_password("root", "wrong", "1.0", "t")
+    print("a wrong password was accepted")
+    sys.exit(1)
+except XenAPI.Failure as f:
+    print("wrong password:", f.details[0])
+    assert f.details[0] == "SESSION_AUTHENTICATION_FAILED", f.details
+s.xenapi.session.logout()
+print("CLIENT OK")
+"#;
+
+/// Runs `cmd` under `timeout -s KILL secs`; returns success and the output.
+fn run(cmd: &mut Command, secs: u32) -> (bool, String) {
+    let mut t = Command::new("timeout");
+    t.args(["-s", "KILL", &secs.to_string()])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    let out = t.output().expect("spawn under timeout");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// A venv with PyPI's XenAPI, created once under the target dir.
+fn python_with_xenapi() -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xenapi-venv");
+    let py = venv.join("bin/python");
+    if run(Command::new(&py).args(["-c", "import XenAPI"]), 60).0 {
+        return py;
+    }
+    let (ok, out) = run(Command::new("python3").args(["-m", "venv"]).arg(&venv), 300);
+    assert!(ok, "venv: {out}");
+    let (ok, out) = run(
+        Command::new(&py).args(["-m", "pip", "install", "--quiet", "XenAPI"]),
+        600,
+    );
+    assert!(ok, "pip install XenAPI: {out}");
+    py
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for QEMU).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+#[test]
+fn pypi_xenapi_client_reaches_dom0_through_netdom() {
+    let py = python_with_xenapi();
+    let a = Artifacts::from_env();
+    let dir = a.scratch("netdom-xenapi");
+    let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);
+    let config = format!(
+        "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
+         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 16\n\
+         restart = false\nstart = false\npassthrough = true\n"
+    );
+    let archive =
+        xcp_boot::assemble_bundle(&config, &[("netdom.elf".into(), a.path("netdom.elf"))]).unwrap();
+    let path = dir.join("bundle.cpio");
+    std::fs::write(&path, archive).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut launch = a.direct(
+        &format!("test-exit selftest=netdom-xenapi xenapi-url={url}"),
+        &path,
+    );
+    launch.devices.nic = Some(Some(port));
+    let run_qemu = Run::start("netdom-xenapi", &launch);
+    let waited = run_qemu.wait_for("xenapi relay ready", Duration::from_secs(150));
+    let client = waited
+        .as_ref()
+        .ok()
+        .map(|_| run(Command::new(&py).args(["-c", CLIENT, &url, PASSWORD]), 120));
+    // dom0 keeps serving: stop QEMU now (the verdict is the client's).
+    let outcome = run_qemu.finish(Duration::from_millis(500));
+    let log = &outcome.log;
+    if let Err(e) = waited {
+        panic!("{e}");
+    }
+    let (ok, output) = client.expect("the client ran");
+    assert!(
+        ok && output.trim_end().ends_with("CLIENT OK"),
+        "client failed:\n{output}\nlog:\n{log}"
+    );
+    assert!(output.contains("pools: 1"), "{output}");
+    assert!(
+        output.contains("wrong password: SESSION_AUTHENTICATION_FAILED"),
+        "{output}"
+    );
+    let has = |text: &str| {
+        assert!(log.contains(text), "the log lacks {text:?}:\n{log}");
+    };
+    has("netdom: XenAPI relay listening on 10.0.2.15:80");
+    has(&format!("XenAPI ready at {url}"));
+    has("xenapi relay channel to netdom on port");
+    assert!(!log.contains("FAIL"), "{log}");
+    eprintln!("client output:\n{output}");
+}
