@@ -5,6 +5,7 @@
 //! - `test`: fmt, clippy, host tests, no_std builds, short fuzz runs, QEMU tests.
 //! - `lint`: just the fmt check and clippy (host and kernel target).
 //! - `fuzz [SECS]`: every fuzz target for SECS seconds (60 by default).
+//! - `hash-password PW`: the `[toolstack] root_password_hash` line's value.
 //! - `bench`: boot-time figures (and, as they land, the engines' benchmarks).
 //! - `build`: the kernels, the bundle and grub.cfg into target/xcp.
 //! - `iso`: a bootable ISO at target/xcp/xcp.iso.
@@ -39,7 +40,7 @@ pub(crate) fn cargo() -> Command {
 const FUZZ_SECONDS: u32 = 15;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask <run [--timeout SECS] | test | lint | fuzz [SECS] | bench | build | iso>");
+    eprintln!("usage: cargo xtask <run [--timeout SECS] | test | lint | fuzz [SECS] | bench | build | iso | hash-password PW>");
     ExitCode::from(2)
 }
 
@@ -49,6 +50,13 @@ fn main() -> ExitCode {
         Some("run") => cmd_run(&args[1..]),
         Some("test") => cmd_test(),
         Some("lint") => lint(),
+        Some("hash-password") => match args.get(1) {
+            Some(pw) => {
+                println!("{}", xcp_qemu_tests::password_hash(pw, 10_000));
+                Ok(())
+            }
+            None => return usage(),
+        },
         Some("fuzz") => match args.get(1).map(|s| s.parse::<u32>()) {
             None => fuzz::run(60),
             Some(Ok(secs)) => fuzz::run(secs),
@@ -81,9 +89,11 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
     deps::ensure()?;
     let p = build::platform()?;
     eprintln!("Booting Xen 4.17 + xcp-rs in QEMU (Ctrl-A X quits; at most {timeout} s).");
-    let mut launch = p.launch("");
+    // netdom gets QEMU's NIC; the host's 127.0.0.1:8080 reaches its port 80.
+    let mut launch = p.launch("xenapi-url=http://127.0.0.1:8080/");
     launch.interactive = true;
     launch.timeout_secs = timeout;
+    launch.devices.nic = Some(Some(8080));
     let status = launch.command().status().map_err(|e| e.to_string())?;
     eprintln!("QEMU ended: {status}");
     Ok(())

@@ -92,6 +92,10 @@ pub struct DomainConfig {
     /// It is given PCI devices (a driver domain): built with an IOMMU context.
     #[serde(default)]
     pub passthrough: bool,
+    /// It is the network domain: dom0 hands it the first virtio-net NIC and,
+    /// when the toolstack runs, a XenAPI relay channel (needs `passthrough`).
+    #[serde(default)]
+    pub nic: bool,
 }
 
 fn default_true() -> bool {
@@ -153,6 +157,12 @@ impl PlatformConfig {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if self.domains.len() > MAX_DOMAINS {
             return invalid(alloc::format!("more than {MAX_DOMAINS} domains"));
+        }
+        if let Some(d) = self.domains.iter().find(|d| d.nic && !d.passthrough) {
+            return invalid(alloc::format!(
+                "domain {}: nic needs passthrough = true",
+                d.name
+            ));
         }
         if self.domains.iter().filter(|d| d.xenstore).count() > 1 {
             return invalid(String::from("more than one xenstore domain"));

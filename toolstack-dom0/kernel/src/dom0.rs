@@ -153,6 +153,27 @@ fn main(boot: Boot) -> ! {
         t.set_relay_domid(domid);
         relays.push(RelayLink::new(channel, port));
     }
+    // The network domain, with the NIC and (when the toolstack runs) a
+    // XenAPI relay channel.
+    let mut netdom_ready = None;
+    let mut netdom = None;
+    if selftest.is_none() {
+        if let Some(index) = platform.configs().iter().position(|c| c.nic && c.start) {
+            match crate::nic::start_with_nic(&mut platform, &mut lp, index, toolstack.is_some()) {
+                Ok(mut handed) => {
+                    if let Some((channel, port)) = handed.take_relay() {
+                        info!("xenapi relay channel to netdom on port {port}");
+                        relays.push(RelayLink::new(channel, port));
+                        let url = cmdline::get(boot.cmdline, "xenapi-url")
+                            .map(alloc::string::String::from);
+                        netdom_ready = Some((handed.domid, url));
+                    }
+                    netdom = Some(handed);
+                }
+                Err(e) => error!("network domain not started: {e}"),
+            }
+        }
+    }
     if let Some(t) = test.as_mut() {
         if let Some((channel, port)) = t.take_netdom_relay() {
             info!("xenapi relay channel to netdom on port {port}");
@@ -168,6 +189,8 @@ fn main(boot: Boot) -> ! {
         toolstack,
         relays,
         tick_armed: false,
+        netdom_ready,
+        _netdom: netdom,
     };
     // A relay's peer kicks only a consumer that said it waits: look once.
     app.pump_relays(&mut lp, None);
@@ -187,6 +210,11 @@ struct Dom0 {
     toolstack: Option<Toolstack>,
     relays: alloc::vec::Vec<RelayLink>,
     tick_armed: bool,
+    /// netdom's domid and the URL to announce once it listens.
+    netdom_ready: Option<(u16, Option<alloc::string::String>)>,
+    /// What dom0 handed netdom (the NIC, the config snapshot it maps):
+    /// kept for netdom's life.
+    _netdom: Option<crate::nic::Handed>,
 }
 
 impl Dom0 {
@@ -220,6 +248,19 @@ impl App for Dom0 {
             self.pump_relays(lp, Some(port));
         }
         let ours = self.platform.on_event(lp, port);
+        if let Some((domid, url)) = &self.netdom_ready {
+            let listening = self.platform.live.get(domid).is_some_and(|l| {
+                let text = b"XenAPI relay listening on";
+                l.console.history().windows(text.len()).any(|w| w == text)
+            });
+            if listening {
+                match url {
+                    Some(url) => info!("XenAPI ready at {url}"),
+                    None => info!("XenAPI ready on netdom's port 80"),
+                }
+                self.netdom_ready = None;
+            }
+        }
         if let Some(test) = self.test.as_mut() {
             if ours {
                 test.check(&mut self.platform, lp);

@@ -71,8 +71,9 @@ impl Platform {
     /// Builds every domain whose config says `start = true`, the xenstore
     /// domain first.
     pub fn start_configured(&mut self, lp: &mut Loop) {
+        // The network domain is started by dom0 with the NIC (see dom0.rs).
         let mut order: Vec<usize> = (0..self.configs.len())
-            .filter(|&i| self.configs[i].start)
+            .filter(|&i| self.configs[i].start && !self.configs[i].nic)
             .collect();
         order.sort_by_key(|&i| !self.configs[i].xenstore);
         for i in order {
