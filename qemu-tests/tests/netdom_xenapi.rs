@@ -29,6 +29,13 @@ print("hosts:", sorted(r["name_label"] for r in hosts.values()))
 print("pools:", len(pools))
 assert len(hosts) == 1, hosts
 assert len(pools) == 1, pools
+# The host's PIF and network records, as an orchestrator reads them.
+pifs = s.xenapi.PIF.get_all_records()
+networks = s.xenapi.network.get_all_records()
+host_ref = list(hosts.keys())[0]
+assert pifs and all(p["host"] == host_ref for p in pifs.values()), pifs
+assert all(p["network"] in networks for p in pifs.values()), (pifs, networks)
+print("pifs:", len(pifs), "networks:", len(networks))
 try:
     XenAPI.Session(url).xenapi.login_with_password("root", "wrong", "1.0", "t")
     print("a wrong password was accepted")
@@ -115,6 +122,7 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
         "client failed:\n{output}\nlog:\n{log}"
     );
     assert!(output.contains("pools: 1"), "{output}");
+    assert!(output.contains("pifs: 1 networks: 1"), "{output}");
     assert!(
         output.contains("wrong password: SESSION_AUTHENTICATION_FAILED"),
         "{output}"
