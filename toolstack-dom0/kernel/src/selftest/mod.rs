@@ -27,6 +27,17 @@
 //!   "xenapi relay ready" and keeps serving (no verdict: the QEMU case
 //!   judges by a real XenAPI client on the host, then stops QEMU).
 
+mod channel;
+mod devices;
+mod grant;
+mod xenstore;
+
+pub use channel::channel_to_testdom;
+use channel::{pump_channel, start_channel, ChannelState};
+use devices::{pci_cycles, start_netdom, start_netdom_instance, start_netdom_with};
+use grant::{check_grant, start_grant, GrantState};
+use xenstore::start_xenstore;
+
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -47,14 +58,6 @@ pub const DEADLINE_TOKEN: u64 = 0xdead;
 const DEADLINE_NS: u64 = 240_000_000_000;
 const CYCLES: u32 = 100;
 const GREETING: &[u8] = b"hello from testdom";
-
-struct GrantState {
-    domid: u16,
-    control: Frame,
-    pages: Vec<Frame>,
-    port: u32,
-    round: u32,
-}
 
 enum State {
     Console {
@@ -425,85 +428,6 @@ impl SelfTest {
     }
 }
 
-fn start_grant(platform: &mut Platform, lp: &mut Loop, index: usize) -> GrantState {
-    let mut control = Frame::alloc().expect("control frame");
-    let mut pages = Vec::new();
-    for _ in 0..GRANT_PAGES {
-        pages.push(Frame::alloc().expect("grant-test frames"));
-    }
-    let mut granted: Option<(u16, Vec<u32>, u32)> = None;
-    let result = platform.start_with(lp, index, &mut |domid| {
-        let grefs: Vec<u32> = pages
-            .iter()
-            .map(|p| {
-                xcp_runtime::gnttab::grant_access(domid, p.pfn(), false).expect("grant a page")
-            })
-            .collect();
-        let bytes = control.bytes_mut();
-        bytes[..4].copy_from_slice(&(grefs.len() as u32).to_le_bytes());
-        for (i, g) in grefs.iter().enumerate() {
-            bytes[4 + i * 4..8 + i * 4].copy_from_slice(&g.to_le_bytes());
-        }
-        let list = xcp_runtime::gnttab::grant_access(domid, control.pfn(), false)
-            .expect("grant the control page");
-        let port = xcp_runtime::evtchn::alloc_unbound(domid).expect("an unbound port");
-        let cmdline = alloc::format!("grant-test={list},{},{port}", grefs.len());
-        granted = Some((domid, grefs, port));
-        cmdline
-    });
-    if result.is_err() {
-        fail("grant", "could not build testdom");
-    }
-    let (domid, grefs, port) = granted.expect("the command line was made");
-    lp.watch(port).expect("watch the grant-test port");
-    info!(
-        "selftest grant: testdom is domid {domid}, {} grants",
-        grefs.len()
-    );
-    drop(grefs);
-    let mut g = GrantState {
-        domid,
-        control,
-        pages,
-        port,
-        round: 0,
-    };
-    next_round(&mut g);
-    g
-}
-
-fn next_round(g: &mut GrantState) {
-    g.round += 1;
-    for (i, page) in g.pages.iter_mut().enumerate() {
-        fill(page.bytes_mut(), |w| pattern(g.round, i as u32, w));
-    }
-    g.control.view().store_u32(ROUND_OFFSET, g.round);
-    xcp_runtime::evtchn::send(g.port);
-}
-
-fn check_grant(name: &str, g: &mut GrantState) {
-    if g.control.view().load_u32(DONE_OFFSET) != g.round {
-        return;
-    }
-    for (i, page) in g.pages.iter().enumerate() {
-        let mut copy = [0u8; 4096];
-        page.view().read(0, &mut copy);
-        if let Some(w) = first_mismatch(&copy, |w| answer(g.round, i as u32, w)) {
-            error!("round {} page {i}: answer differs at word {w}", g.round);
-            fail(name, "testdom's answer is wrong");
-        }
-    }
-    if g.round == GRANT_ROUNDS {
-        let mib = GRANT_ROUNDS as usize * GRANT_PAGES * 4096 / (1024 * 1024);
-        info!(
-            "selftest grant: {mib} MiB each way verified (domid {})",
-            g.domid
-        );
-        pass(name, "grant map/copy round trip verified");
-    }
-    next_round(g);
-}
-
 fn pass(name: &str, what: &str) -> ! {
     info!("selftest {name}: PASS: {what}");
     xcp_runtime::io::debug_exit(verdict::PASS);
@@ -517,219 +441,9 @@ pub fn fail(name: &str, why: &str) -> ! {
     panic!("debug-exit did not end QEMU");
 }
 
-struct ChannelState {
-    channel: Channel<Frame>,
-    port: u32,
-    sent: u32,
-    answered: u32,
-    started: u64,
-}
-
-/// Builds testdom with `<key>=<tx gref>,<rx gref>,<port>` on its command
-/// line: a channel whose pages dom0 grants. Returns the domid, the channel
-/// and dom0's port (watched).
-pub fn channel_to_testdom(
-    platform: &mut Platform,
-    lp: &mut Loop,
-    key: &str,
-    extra: &str,
-) -> (u16, Channel<Frame>, u32) {
-    let index = testdom(platform);
-    let tx = Frame::alloc().expect("a tx page");
-    let rx = Frame::alloc().expect("an rx page");
-    let mut made: Option<(u16, u32)> = None;
-    let result = platform.start_with(lp, index, &mut |domid| {
-        let grant =
-            |f: &Frame| xcp_runtime::gnttab::grant_access(domid, f.pfn(), false).expect("grant");
-        let (tx_ref, rx_ref) = (grant(&tx), grant(&rx));
-        let port = xcp_runtime::evtchn::alloc_unbound(domid).expect("an unbound port");
-        made = Some((domid, port));
-        alloc::format!("{key}={tx_ref},{rx_ref},{port} {extra}")
-    });
-    if result.is_err() {
-        fail(key, "could not build testdom");
-    }
-    let (domid, port) = made.expect("the command line was made");
-    let channel = Channel::new(tx, rx, Role::Initiator).expect("channel setup");
-    lp.watch(port).expect("watch the channel port");
-    (domid, channel, port)
-}
-
-fn start_channel(platform: &mut Platform, lp: &mut Loop, _index: usize) -> ChannelState {
-    let (_, channel, port) = channel_to_testdom(platform, lp, "channel", "");
-    let mut c = ChannelState {
-        channel,
-        port,
-        sent: 0,
-        answered: 0,
-        started: xcp_runtime::time::now_ns(),
-    };
-    pump_channel("channel", &mut c);
-    c
-}
-
-fn pump_channel(name: &str, c: &mut ChannelState) {
-    let mut kick = false;
-    match c.channel.flush() {
-        Ok(n) | Err(SendError::WouldBlock(n)) => kick |= n.kick(),
-        Err(e) => fail(name, &alloc::format!("channel: {e:?}")),
-    }
-    loop {
-        match c.channel.recv::<Pong>() {
-            Ok(Some(pong)) => {
-                let expected = payload(c.answered);
-                let good = Pong {
-                    seq: c.answered,
-                    len: expected.len() as u32,
-                    sum: checksum(&expected),
-                };
-                if pong != good {
-                    error!("answer {} is {pong:?}, expected {good:?}", c.answered);
-                    fail(name, "a message arrived wrong or out of order");
-                }
-                c.answered += 1;
-            }
-            Ok(None) => break,
-            Err(e) => fail(name, &alloc::format!("channel: {e:?}")),
-        }
-    }
-    while c.sent < CHANNEL_MESSAGES {
-        let ping = Ping {
-            seq: c.sent,
-            payload: payload(c.sent),
-        };
-        match c.channel.send(&ping) {
-            Ok(n) => {
-                kick |= n.kick();
-                c.sent += 1;
-            }
-            Err(SendError::WouldBlock(n)) => {
-                kick |= n.kick();
-                break;
-            }
-            Err(e) => fail(name, &alloc::format!("channel: {e:?}")),
-        }
-    }
-    kick |= c.channel.take_notify().kick();
-    if kick {
-        xcp_runtime::evtchn::send(c.port);
-    }
-    if c.answered == CHANNEL_MESSAGES {
-        let ms = (xcp_runtime::time::now_ns() - c.started) / 1_000_000;
-        info!("selftest channel: {CHANNEL_MESSAGES} messages each way checked in {ms} ms");
-        pass(name, "inter-domain channel round trip verified");
-    }
-}
-
 fn console_says(platform: &Platform, domid: u16, text: &[u8]) -> bool {
     platform.live.get(&domid).is_some_and(|l| {
         let h = l.console.history();
         h.windows(text.len()).any(|w| w == text)
     })
-}
-
-fn start_xenstore(platform: &mut Platform, lp: &mut Loop) -> State {
-    let find = |platform: &Platform, name: &str| {
-        platform
-            .configs()
-            .iter()
-            .position(|c| c.name == name)
-            .unwrap_or_else(|| {
-                fail(
-                    "xenstore",
-                    "the self-test config lists xenstore, testa and testb",
-                )
-            })
-    };
-    let xs = find(platform, "xenstore");
-    if platform.start(lp, xs, None).is_err() || platform.xs.is_none() {
-        fail("xenstore", "could not start xenstore-dom");
-    }
-    let (ia, ib) = (find(platform, "testa"), find(platform, "testb"));
-    let (Ok(a), Ok(b)) = (platform.start(lp, ia, None), platform.start(lp, ib, None)) else {
-        fail("xenstore", "could not build the test domains");
-    };
-    let store = platform.xs.as_mut().expect("xenstore runs").store();
-    for (me, peer) in [(a, b), (b, a)] {
-        let path = alloc::format!("/local/domain/{me}/data/peer");
-        if let Err(e) = store.write(
-            xcp_xenbus::TxId::NONE,
-            &path,
-            alloc::format!("{peer}").as_bytes(),
-        ) {
-            error!("write {path}: {e:?}");
-            fail("xenstore", "dom0 could not write through xenstore-dom");
-        }
-    }
-    info!("selftest xenstore: testa is domid {a}, testb is domid {b}");
-    State::Xenstore { a, b }
-}
-
-/// Gives the virtio-net device to three testdoms in turn, through the IOMMU,
-/// with its BARs' frames and ports; each destroy hands it back.
-fn pci_cycles(platform: &mut Platform, lp: &mut Loop, index: usize) -> ! {
-    let Some(nic) = platform.devices.iter().find(|d| d.is_virtio_net()).cloned() else {
-        fail("pci", "no virtio-net device on bus 0");
-    };
-    for cycle in 1..=3 {
-        let Ok(domid) = platform.start(lp, index, None) else {
-            fail("pci", "could not build testdom");
-        };
-        let t0 = xcp_runtime::time::now_ns();
-        if let Err(e) = xcp_runtime::control::assign_pci(domid, nic.bdf) {
-            error!("assign {} to domid {domid}: {e}", nic.bdf);
-            fail("pci", "XEN_DOMCTL_assign_device failed");
-        }
-        for bar in nic.bars.iter().flatten() {
-            let r = match *bar {
-                xcp_pci::Bar::Memory { base, size, .. } => xcp_runtime::control::iomem_permission(
-                    domid,
-                    base >> 12,
-                    size.div_ceil(4096),
-                    true,
-                ),
-                xcp_pci::Bar::Io { base, size } => {
-                    xcp_runtime::control::ioport_permission(domid, base, size, true)
-                }
-            };
-            if let Err(e) = r {
-                error!("BAR {bar:?} for domid {domid}: {e}");
-                fail("pci", "could not grant the device's BAR");
-            }
-        }
-        let t1 = xcp_runtime::time::now_ns();
-        platform.stop(lp, domid);
-        let t2 = xcp_runtime::time::now_ns();
-        info!(
-            "pci cycle {cycle}: {} ({}) assigned to domid {domid} in {} us, domain destroyed and device back in {} us",
-            nic.bdf,
-            nic.name(),
-            (t1 - t0) / 1000,
-            (t2 - t1) / 1000
-        );
-    }
-    pass(
-        "pci",
-        "virtio-net assigned through the IOMMU and handed back three times",
-    );
-}
-
-/// Builds netdom with the NIC (see [`crate::nic`]).
-fn start_netdom_instance(platform: &mut Platform, lp: &mut Loop) -> crate::nic::Handed {
-    start_netdom_with(platform, lp, false)
-}
-
-/// Builds netdom with the NIC and, with `relay`, a XenAPI relay channel.
-fn start_netdom_with(platform: &mut Platform, lp: &mut Loop, relay: bool) -> crate::nic::Handed {
-    let Some(index) = platform.configs().iter().position(|c| c.name == "netdom") else {
-        fail("netdom", "the self-test config lists no netdom");
-    };
-    crate::nic::start_with_nic(platform, lp, index, relay).unwrap_or_else(|e| fail("netdom", &e))
-}
-
-fn start_netdom(platform: &mut Platform, lp: &mut Loop) -> State {
-    State::Netdom {
-        handed: Some(start_netdom_instance(platform, lp)),
-        round: 1,
-    }
 }
