@@ -1,14 +1,30 @@
-//! A minimal synchronous xenstore wire client and the benchmark workload.
+//! A pipelining xenstore wire client and the benchmark workload.
 //!
-//! Read first: xs_wire.h. One request at a time per connection; watch
-//! events are not used, so every message read is the reply. Replies are
-//! read through a buffer so one `read` usually brings a whole reply: the
-//! client's own syscalls are part of what the benchmark measures.
+//! Read first: xs_wire.h, docs/misc/xenstore.txt. A connection keeps up to
+//! `depth` operations in flight, as libxenstore's threads and Linux's xenbus
+//! driver do (the protocol's `req_id` exists for that); `depth` 1 is the
+//! classic one-request-at-a-time client. Each loop turn does one `read`
+//! (every whole reply in it is handled) and one `write` (every request
+//! those replies allowed), so the client's own syscalls per op shrink with
+//! the depth and the figure measures the server.
+//!
+//! Every reply is checked: it must answer the oldest outstanding request
+//! (same `req_id`, `tx_id`, and type or ERROR), and its payload must fit
+//! the request (a READ of key `k<n>` returns a value starting `k<n>:`, a
+//! DIRECTORY lists exactly the client's 32 keys, a WRITE says `OK`). A
+//! reply out of order ends the client with an error; a wrong payload or an
+//! unexpected ERROR is counted in [`ClientResult::errors`]. Either fails
+//! the bench.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
 
 /// XS_DIRECTORY.
 const DIRECTORY: u32 = 1;
@@ -22,9 +38,18 @@ const TRANSACTION_END: u32 = 7;
 const WRITE: u32 = 11;
 /// XS_ERROR.
 const ERROR: u32 = 16;
+/// XENSTORE_PAYLOAD_MAX.
+const PAYLOAD_MAX: usize = 4096;
+/// Header bytes.
+const HEADER: usize = 16;
 
 /// Keys each client owns under `/bench/c<k>`.
 pub const KEYS: usize = 32;
+
+/// Deepest pipeline: both daemons allow 10 open transactions per
+/// connection by default (C xenstored's `transactions` quota), and one
+/// operation holds at most one, so up to 10 in flight never hits a quota.
+pub const MAX_DEPTH: usize = 10;
 
 /// Kinds of operation in the mix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,137 +88,260 @@ impl Kind {
             _ => Kind::Transaction,
         }
     }
+
+    fn index(self) -> usize {
+        match self {
+            Kind::Read => 0,
+            Kind::Write => 1,
+            Kind::Directory => 2,
+            Kind::Transaction => 3,
+        }
+    }
 }
 
-/// One connection to a xenstored.
-pub struct Client {
-    stream: UnixStream,
+/// A request sent and not yet answered, in send order.
+#[derive(Clone, Copy, Debug)]
+struct Sent {
     req_id: u32,
-    buf: Vec<u8>,
-    rbuf: Vec<u8>,
-    rfill: usize,
+    ty: u32,
+    tx_id: u32,
+    slot: usize,
 }
 
-impl Client {
+/// One connection to a xenstored: batched writes, buffered reads.
+pub struct Conn {
+    stream: UnixStream,
+    /// Readiness for `stream`: a thread blocked in `read` on a unix socket
+    /// is also woken each time the server reads (the socket's write-space
+    /// wake-up), epoll filters those out. Waiting here first keeps the
+    /// client to one wake-up per batch of replies.
+    poll: Poll,
+    events: Events,
+    next_req_id: u32,
+    sent: VecDeque<Sent>,
+    wbuf: Vec<u8>,
+    rbuf: Vec<u8>,
+    rstart: usize,
+    rend: usize,
+}
+
+/// A whole reply at the front of the read buffer.
+#[derive(Clone, Copy, Debug)]
+struct Reply {
+    ty: u32,
+    req_id: u32,
+    tx_id: u32,
+    body_start: usize,
+    body_end: usize,
+}
+
+impl Conn {
     /// Connect, with read/write timeouts so a stuck daemon cannot hang us.
-    pub fn connect(path: &Path) -> io::Result<Client> {
+    pub fn connect(path: &Path) -> io::Result<Conn> {
         let stream = UnixStream::connect(path)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-        Ok(Client {
+        let poll = Poll::new()?;
+        poll.registry().register(
+            &mut SourceFd(&stream.as_raw_fd()),
+            Token(0),
+            Interest::READABLE,
+        )?;
+        Ok(Conn {
             stream,
-            req_id: 0,
-            buf: Vec::with_capacity(4096 + 16),
-            rbuf: vec![0; 2 * (4096 + 16)],
-            rfill: 0,
+            poll,
+            events: Events::with_capacity(4),
+            next_req_id: 0,
+            sent: VecDeque::with_capacity(MAX_DEPTH * 2),
+            wbuf: Vec::with_capacity(16 * 1024),
+            // Room for every outstanding reply at its largest.
+            rbuf: vec![0; 2 * MAX_DEPTH * (PAYLOAD_MAX + HEADER)],
+            rstart: 0,
+            rend: 0,
         })
     }
 
-    /// Send one request; the reply's type and payload.
-    pub fn request(&mut self, ty: u32, tx_id: u32, payload: &[u8]) -> io::Result<(u32, Vec<u8>)> {
-        self.req_id = self.req_id.wrapping_add(1);
-        self.buf.clear();
-        let len = u32::try_from(payload.len()).map_err(|_| io::Error::other("payload too long"))?;
-        for w in [ty, self.req_id, tx_id, len] {
-            self.buf.extend_from_slice(&w.to_le_bytes());
+    /// Queue a request (sent by the next [`Conn::flush`]); the payload is
+    /// the concatenation of `parts`.
+    fn queue(&mut self, slot: usize, ty: u32, tx_id: u32, parts: &[&[u8]]) {
+        self.next_req_id = self.next_req_id.wrapping_add(1);
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let len = u32::try_from(len).expect("bench payloads are short");
+        for w in [ty, self.next_req_id, tx_id, len] {
+            self.wbuf.extend_from_slice(&w.to_le_bytes());
         }
-        self.buf.extend_from_slice(payload);
-        self.stream.write_all(&self.buf)?;
-        // One read usually brings the whole reply: keep what arrives in
-        // `rbuf` and cut whole messages from it.
-        loop {
-            if self.rfill >= 16 {
-                let h = &self.rbuf[..16];
-                let word = |i: usize| {
-                    u32::from_le_bytes([h[i * 4], h[i * 4 + 1], h[i * 4 + 2], h[i * 4 + 3]])
-                };
-                let (ty, req_id, len) = (word(0), word(1), word(3) as usize);
-                if len > 4096 {
-                    return Err(io::Error::other("reply longer than XENSTORE_PAYLOAD_MAX"));
-                }
-                if self.rfill >= 16 + len {
-                    let body = self.rbuf[16..16 + len].to_vec();
-                    self.rbuf.copy_within(16 + len..self.rfill, 0);
-                    self.rfill -= 16 + len;
-                    if req_id != self.req_id {
-                        return Err(io::Error::other("reply for another request"));
-                    }
-                    return Ok((ty, body));
-                }
-            }
-            let n = self.stream.read(&mut self.rbuf[self.rfill..])?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "daemon closed the connection",
-                ));
-            }
-            self.rfill += n;
+        for p in parts {
+            self.wbuf.extend_from_slice(p);
         }
+        self.sent.push_back(Sent {
+            req_id: self.next_req_id,
+            ty,
+            tx_id,
+            slot,
+        });
     }
 
-    fn expect_ok(&mut self, ty: u32, tx_id: u32, payload: &[u8]) -> io::Result<Vec<u8>> {
-        let (rty, body) = self.request(ty, tx_id, payload)?;
-        if rty == ERROR {
-            return Err(io::Error::other(format!(
-                "xenstore error {}",
-                String::from_utf8_lossy(&body)
-            )));
-        }
-        Ok(body)
-    }
-
-    /// Create this client's keys.
-    pub fn setup(&mut self, client: usize) -> io::Result<()> {
-        for key in 0..KEYS {
-            self.expect_ok(
-                WRITE,
-                0,
-                format!("/bench/c{client}/k{key}\0initial-value").as_bytes(),
-            )?;
+    /// Write every queued request in one `write` (usually).
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf)?;
+            self.wbuf.clear();
         }
         Ok(())
     }
 
-    /// Run one operation of `kind` on key `key`; the number of EAGAIN
-    /// retries a transaction needed.
-    pub fn op(&mut self, client: usize, kind: Kind, key: usize) -> io::Result<u32> {
-        let path = format!("/bench/c{client}/k{}", key % KEYS);
-        match kind {
-            Kind::Read => {
-                self.expect_ok(READ, 0, format!("{path}\0").as_bytes())?;
-            }
-            Kind::Write => {
-                self.expect_ok(WRITE, 0, format!("{path}\0value-{key}").as_bytes())?;
-            }
-            Kind::Directory => {
-                self.expect_ok(DIRECTORY, 0, format!("/bench/c{client}\0").as_bytes())?;
-            }
-            Kind::Transaction => {
-                for retry in 0..16 {
-                    let id = self.expect_ok(TRANSACTION_START, 0, b"\0")?;
-                    let tx: u32 = std::str::from_utf8(id.strip_suffix(&[0]).unwrap_or(&id))
-                        .ok()
-                        .and_then(|s| s.parse().ok())
-                        .ok_or_else(|| io::Error::other("bad transaction id"))?;
-                    self.expect_ok(READ, tx, format!("{path}\0").as_bytes())?;
-                    self.expect_ok(WRITE, tx, format!("{path}\0tx-{key}").as_bytes())?;
-                    let (rty, body) = self.request(TRANSACTION_END, tx, b"T\0")?;
-                    if rty != ERROR {
-                        return Ok(retry);
-                    }
-                    if body != b"EAGAIN\0" {
-                        return Err(io::Error::other(format!(
-                            "commit: {}",
-                            String::from_utf8_lossy(&body)
-                        )));
-                    }
+    /// Wait until the socket is readable, then one `read` into the buffer.
+    /// (Edge-triggered: a stale edge at worst makes the blocking `read`
+    /// wait, which is still correct.)
+    fn fill(&mut self) -> io::Result<()> {
+        loop {
+            match self
+                .poll
+                .poll(&mut self.events, Some(Duration::from_secs(10)))
+            {
+                Ok(()) if self.events.is_empty() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no reply within 10 s",
+                    ))
                 }
-                return Err(io::Error::other("transaction retried 16 times"));
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
-        Ok(0)
+        if self.rstart == self.rend {
+            self.rstart = 0;
+            self.rend = 0;
+        } else if self.rbuf.len() - self.rend < PAYLOAD_MAX + HEADER {
+            self.rbuf.copy_within(self.rstart..self.rend, 0);
+            self.rend -= self.rstart;
+            self.rstart = 0;
+        }
+        let n = self.stream.read(&mut self.rbuf[self.rend..])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "daemon closed the connection",
+            ));
+        }
+        self.rend += n;
+        Ok(())
     }
+
+    /// Cut the next whole reply from the buffer, if one is there.
+    fn next_reply(&mut self) -> io::Result<Option<Reply>> {
+        let avail = &self.rbuf[self.rstart..self.rend];
+        if avail.len() < HEADER {
+            return Ok(None);
+        }
+        let word = |i: usize| {
+            u32::from_le_bytes([
+                avail[i * 4],
+                avail[i * 4 + 1],
+                avail[i * 4 + 2],
+                avail[i * 4 + 3],
+            ])
+        };
+        let (ty, req_id, tx_id, len) = (word(0), word(1), word(2), word(3) as usize);
+        if len > PAYLOAD_MAX {
+            return Err(io::Error::other("reply longer than XENSTORE_PAYLOAD_MAX"));
+        }
+        if avail.len() < HEADER + len {
+            return Ok(None);
+        }
+        let body_start = self.rstart + HEADER;
+        self.rstart = body_start + len;
+        Ok(Some(Reply {
+            ty,
+            req_id,
+            tx_id,
+            body_start,
+            body_end: self.rstart,
+        }))
+    }
+
+    /// One request and its reply (setup only): the reply's type and body.
+    fn call(&mut self, ty: u32, tx_id: u32, parts: &[&[u8]]) -> io::Result<(u32, Vec<u8>)> {
+        self.queue(0, ty, tx_id, parts);
+        self.flush()?;
+        loop {
+            if let Some(r) = self.next_reply()? {
+                let sent = self.sent.pop_front().expect("one request outstanding");
+                if r.req_id != sent.req_id {
+                    return Err(io::Error::other("reply for another request"));
+                }
+                return Ok((r.ty, self.rbuf[r.body_start..r.body_end].to_vec()));
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Create client `client`'s keys (values `k<n>:init`).
+    pub fn setup(&mut self, client: usize) -> io::Result<()> {
+        let w = Workload::new(client);
+        for key in 0..KEYS {
+            let (ty, body) = self.call(WRITE, 0, &[&w.paths[key], &w.prefixes[key], b"init"])?;
+            if ty == ERROR || body != b"OK\0" {
+                return Err(io::Error::other(format!(
+                    "setup write: {}",
+                    String::from_utf8_lossy(&body)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Byte strings one client's requests are built from.
+struct Workload {
+    /// `/bench/c<k>/k<n>\0` per key.
+    paths: Vec<Vec<u8>>,
+    /// `k<n>:`: how every value of key n starts.
+    prefixes: Vec<Vec<u8>>,
+    /// `/bench/c<k>\0`.
+    dir: Vec<u8>,
+}
+
+impl Workload {
+    fn new(client: usize) -> Workload {
+        Workload {
+            paths: (0..KEYS)
+                .map(|n| format!("/bench/c{client}/k{n}\0").into_bytes())
+                .collect(),
+            prefixes: (0..KEYS).map(|n| format!("k{n}:").into_bytes()).collect(),
+            dir: format!("/bench/c{client}\0").into_bytes(),
+        }
+    }
+}
+
+/// Where an operation is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// A one-request operation awaits its reply.
+    Single,
+    /// Transaction: START sent.
+    TxStart,
+    /// Transaction: READ sent.
+    TxRead,
+    /// Transaction: WRITE sent.
+    TxWrite,
+    /// Transaction: END "T" sent.
+    TxEnd,
+    /// A failed transaction's END "F" sent; the result is ignored.
+    TxAbort,
+}
+
+/// One operation in flight.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    kind: Kind,
+    key: usize,
+    step: usize,
+    started: Instant,
+    stage: Stage,
+    tx: u32,
+    retries: u32,
 }
 
 /// What one client measured.
@@ -203,33 +351,292 @@ pub struct ClientResult {
     pub latencies: [Vec<u64>; 4],
     /// EAGAIN retries.
     pub retries: u64,
+    /// Replies with a wrong payload or an unexpected ERROR.
+    pub errors: u64,
+    /// The first such error, for the report.
+    pub first_error: Option<String>,
 }
 
-/// Run `ops` operations (or until `deadline`) as client `k`.
+/// Decimal digits of `n` into `out` (no allocation).
+fn push_decimal(out: &mut [u8; 20], mut n: usize) -> &[u8] {
+    let mut i = out.len();
+    loop {
+        i -= 1;
+        out[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &out[i..];
+        }
+    }
+}
+
+/// Whether a DIRECTORY reply lists exactly `k0`..`k31`.
+fn directory_ok(body: &[u8]) -> bool {
+    let Some(body) = body.strip_suffix(&[0]) else {
+        return false;
+    };
+    let mut seen = 0u64;
+    let mut count = 0;
+    for name in body.split(|b| *b == 0) {
+        let n = name
+            .strip_prefix(b"k")
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse::<usize>().ok());
+        match n {
+            Some(n) if n < KEYS && seen & (1 << n) == 0 => seen |= 1 << n,
+            _ => return false,
+        }
+        count += 1;
+    }
+    count == KEYS
+}
+
+/// What a reply lets an operation do next.
+enum Next {
+    /// The operation is complete.
+    Done,
+    /// Send the next request of a transaction.
+    Tx(u32),
+    /// The commit met a conflict: start the transaction again.
+    Retry,
+    /// Wrong reply: counted, the operation abandoned.
+    Bad(String),
+}
+
+/// One client's run: `ops` operations (or until `deadline`) on client
+/// `k`'s keys with `depth` of them in flight.
+struct Runner<'a> {
+    conn: &'a mut Conn,
+    work: Workload,
+    slots: Vec<Option<Slot>>,
+    next_step: usize,
+    ops: usize,
+    deadline: Instant,
+    stopped: bool,
+    result: ClientResult,
+}
+
+impl Runner<'_> {
+    /// Start the next operation in `slot`, if any are left.
+    fn start(&mut self, slot: usize, now: Instant) {
+        self.slots[slot] = None;
+        if self.stopped || self.next_step >= self.ops {
+            return;
+        }
+        if self.next_step.is_multiple_of(64) && Instant::now() > self.deadline {
+            self.stopped = true;
+            return;
+        }
+        let step = self.next_step;
+        self.next_step += 1;
+        let kind = Kind::for_step(step);
+        let key = step.wrapping_mul(7) % KEYS;
+        let mut s = Slot {
+            kind,
+            key,
+            step,
+            started: now,
+            stage: Stage::Single,
+            tx: 0,
+            retries: 0,
+        };
+        let w = &self.work;
+        match kind {
+            Kind::Read => self.conn.queue(slot, READ, 0, &[&w.paths[key]]),
+            Kind::Write => {
+                let mut digits = [0u8; 20];
+                let d = push_decimal(&mut digits, step);
+                self.conn
+                    .queue(slot, WRITE, 0, &[&w.paths[key], &w.prefixes[key], b"w", d]);
+            }
+            Kind::Directory => self.conn.queue(slot, DIRECTORY, 0, &[&w.dir]),
+            Kind::Transaction => {
+                s.stage = Stage::TxStart;
+                self.conn.queue(slot, TRANSACTION_START, 0, &[b"\0"]);
+            }
+        }
+        self.slots[slot] = Some(s);
+    }
+
+    /// Judge a reply to `sent` for the operation in its slot.
+    fn judge(&self, s: &Slot, sent: &Sent, ty: u32, body: &[u8]) -> Next {
+        let what = |why: &str| {
+            Next::Bad(format!(
+                "{} step {} (request type {}): {why}: {:?}",
+                s.kind.name(),
+                s.step,
+                sent.ty,
+                String::from_utf8_lossy(body)
+            ))
+        };
+        if s.stage == Stage::TxAbort {
+            return Next::Done;
+        }
+        if ty == ERROR {
+            if s.stage == Stage::TxEnd && body == b"EAGAIN\0" {
+                return Next::Retry;
+            }
+            return what("unexpected ERROR");
+        }
+        match s.stage {
+            Stage::Single => match s.kind {
+                Kind::Read if body.starts_with(&self.work.prefixes[s.key]) => Next::Done,
+                Kind::Write if body == b"OK\0" => Next::Done,
+                Kind::Directory if directory_ok(body) => Next::Done,
+                _ => what("wrong payload"),
+            },
+            Stage::TxStart => {
+                let id = std::str::from_utf8(body.strip_suffix(&[0]).unwrap_or(body))
+                    .ok()
+                    .and_then(|t| t.parse::<u32>().ok())
+                    .filter(|t| *t != 0);
+                match id {
+                    Some(id) => Next::Tx(id),
+                    None => what("bad transaction id"),
+                }
+            }
+            Stage::TxRead if body.starts_with(&self.work.prefixes[s.key]) => Next::Tx(s.tx),
+            Stage::TxWrite if body == b"OK\0" => Next::Tx(s.tx),
+            Stage::TxEnd if body == b"OK\0" => Next::Done,
+            _ => what("wrong payload"),
+        }
+    }
+
+    /// Handle one reply; `Err` when the stream is out of step.
+    fn on_reply(&mut self, r: Reply, now: Instant) -> io::Result<()> {
+        let sent = self
+            .conn
+            .sent
+            .pop_front()
+            .ok_or_else(|| io::Error::other("reply with no request outstanding"))?;
+        if r.req_id != sent.req_id || r.tx_id != sent.tx_id || (r.ty != sent.ty && r.ty != ERROR) {
+            return Err(io::Error::other(format!(
+                "reply out of order: sent type {} req_id {} tx_id {}, got type {} req_id {} tx_id {}",
+                sent.ty, sent.req_id, sent.tx_id, r.ty, r.req_id, r.tx_id
+            )));
+        }
+        let mut s = self.slots[sent.slot].expect("a request's slot is busy");
+        let body = &self.conn.rbuf[r.body_start..r.body_end];
+        let next = self.judge(&s, &sent, r.ty, body);
+        match next {
+            Next::Done => {
+                if s.stage != Stage::TxAbort {
+                    let ns = u64::try_from((now - s.started).as_nanos()).unwrap_or(u64::MAX);
+                    self.result.latencies[s.kind.index()].push(ns);
+                    self.result.retries += u64::from(s.retries);
+                }
+                self.start(sent.slot, now);
+                return Ok(());
+            }
+            Next::Retry => {
+                s.retries += 1;
+                if s.retries >= 16 {
+                    return Err(io::Error::other("transaction retried 16 times"));
+                }
+                s.stage = Stage::TxStart;
+                s.tx = 0;
+                self.conn.queue(sent.slot, TRANSACTION_START, 0, &[b"\0"]);
+            }
+            Next::Tx(tx) => {
+                s.tx = tx;
+                let (path, prefix) = (&self.work.paths[s.key], &self.work.prefixes[s.key]);
+                match s.stage {
+                    Stage::TxStart => {
+                        s.stage = Stage::TxRead;
+                        self.conn.queue(sent.slot, READ, tx, &[path]);
+                    }
+                    Stage::TxRead => {
+                        s.stage = Stage::TxWrite;
+                        let mut digits = [0u8; 20];
+                        let d = push_decimal(&mut digits, s.step);
+                        self.conn
+                            .queue(sent.slot, WRITE, tx, &[path, prefix, b"t", d]);
+                    }
+                    _ => {
+                        s.stage = Stage::TxEnd;
+                        self.conn.queue(sent.slot, TRANSACTION_END, tx, &[b"T\0"]);
+                    }
+                }
+            }
+            Next::Bad(why) => {
+                self.result.errors += 1;
+                self.result.first_error.get_or_insert(why);
+                if s.tx != 0 && s.stage != Stage::TxEnd {
+                    // Give the transaction back before moving on.
+                    s.stage = Stage::TxAbort;
+                    self.conn.queue(sent.slot, TRANSACTION_END, s.tx, &[b"F\0"]);
+                } else {
+                    self.start(sent.slot, now);
+                    return Ok(());
+                }
+            }
+        }
+        self.slots[sent.slot] = Some(s);
+        Ok(())
+    }
+}
+
+/// Run `ops` operations (or until `deadline`) as client `k`, `depth` of
+/// them in flight on one connection.
 pub fn run_client(
     path: &Path,
     k: usize,
     ops: usize,
+    depth: usize,
     deadline: Instant,
 ) -> io::Result<ClientResult> {
-    let mut c = Client::connect(path)?;
-    let mut result = ClientResult::default();
-    for v in result.latencies.iter_mut() {
+    let mut conn = Conn::connect(path)?;
+    let mut r = Runner {
+        conn: &mut conn,
+        work: Workload::new(k),
+        slots: vec![None; depth.clamp(1, MAX_DEPTH)],
+        next_step: 0,
+        ops,
+        deadline,
+        stopped: false,
+        result: ClientResult::default(),
+    };
+    for v in r.result.latencies.iter_mut() {
         v.reserve(ops / 4 + 1);
     }
-    for step in 0..ops {
-        if step % 64 == 0 && Instant::now() > deadline {
-            break;
-        }
-        let kind = Kind::for_step(step);
-        let t = Instant::now();
-        result.retries += u64::from(c.op(k, kind, step.wrapping_mul(7))?);
-        let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let i = Kind::ALL
-            .iter()
-            .position(|x| *x == kind)
-            .expect("kind is in ALL");
-        result.latencies[i].push(ns);
+    let now = Instant::now();
+    for slot in 0..r.slots.len() {
+        r.start(slot, now);
     }
-    Ok(result)
+    r.conn.flush()?;
+    while !r.conn.sent.is_empty() {
+        r.conn.fill()?;
+        let now = Instant::now();
+        while let Some(reply) = r.conn.next_reply()? {
+            r.on_reply(reply, now)?;
+        }
+        r.conn.flush()?;
+    }
+    Ok(r.result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_check() {
+        let mut all: Vec<u8> = Vec::new();
+        for n in (0..KEYS).rev() {
+            all.extend_from_slice(format!("k{n}\0").as_bytes());
+        }
+        assert!(directory_ok(&all));
+        assert!(!directory_ok(&all[..all.len() - 4]));
+        let mut dup = all.clone();
+        dup.extend_from_slice(b"k3\0");
+        assert!(!directory_ok(&dup));
+        assert!(!directory_ok(b""));
+    }
+
+    #[test]
+    fn decimal_digits() {
+        let mut d = [0u8; 20];
+        assert_eq!(push_decimal(&mut d, 0), b"0");
+        assert_eq!(push_decimal(&mut d, 90210), b"90210");
+    }
 }

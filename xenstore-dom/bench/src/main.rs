@@ -1,15 +1,20 @@
 //! xenstore-bench: throughput and p99 latency of xenstoreds on unix sockets.
 //!
-//! Usage: `xenstore-bench [--clients N] [--ops N] [--seconds S] [--rounds R]
-//! [--out PATH] [--ours PATH] [--oxenstored PATH] [--socket PATH]`. N
-//! concurrent clients (default 8) run `ops` operations (default 200 000) of
-//! a read/write/directory/transaction mix (4:3:2:1) per target, bounded to S
-//! seconds (default 10) per target, split in R rounds (default 3) that
-//! alternate between the targets so load changes hit them alike.
+//! Usage: `xenstore-bench [--clients N] [--depth K] [--ops N] [--seconds S]
+//! [--rounds R] [--out PATH] [--ours PATH] [--oxenstored PATH] [--socket
+//! PATH]`. N concurrent clients (default 8), each on its own connection,
+//! run a read/write/directory/transaction mix (4:3:2:1) under two loads:
+//! one request at a time per client, then pipelined with K operations in
+//! flight per client (default 8; xenstore's `req_id` lets clients do that).
+//! Per load and target: `ops` operations (default 400 000), at most S
+//! seconds (default 8), split in R rounds (default 3) that alternate
+//! between the targets so load changes hit them alike.
 //! Targets: our `xcp-xenstored` (default: next to this binary) and Debian's
 //! oxenstored run hosted side by side (see `oxenstored.rs`); `--socket`
 //! adds an already running daemon. A target that cannot run is reported
-//! with the reason, never with a made-up figure.
+//! with the reason, never with a made-up figure. Every reply is checked
+//! (see `client.rs`); a reply out of order, a wrong payload or an
+//! unexpected error fails the run.
 
 mod client;
 mod oxenstored;
@@ -19,11 +24,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use client::{run_client, Client, ClientResult};
-use report::{Outcome, Sample, Stats};
+use client::{run_client, ClientResult, Conn, MAX_DEPTH};
+use report::{LoadReport, Outcome, Sample, Stats};
 
 struct Args {
     clients: usize,
+    depth: usize,
     ops: usize,
     seconds: u64,
     out: Option<PathBuf>,
@@ -36,8 +42,9 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         clients: 8,
-        ops: 200_000,
-        seconds: 10,
+        depth: 8,
+        ops: 400_000,
+        seconds: 8,
         out: None,
         ours: None,
         oxenstored: PathBuf::from(oxenstored::DEFAULT_PATH),
@@ -49,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--clients" => a.clients = value()?.parse().map_err(|e| format!("--clients: {e}"))?,
+            "--depth" => a.depth = value()?.parse().map_err(|e| format!("--depth: {e}"))?,
             "--ops" => a.ops = value()?.parse().map_err(|e| format!("--ops: {e}"))?,
             "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--out" => a.out = Some(PathBuf::from(value()?)),
@@ -62,12 +70,17 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.clients == 0
         || a.clients > 256
+        || a.depth < 2
+        || a.depth > MAX_DEPTH
         || a.ops == 0
         || a.seconds == 0
         || a.rounds == 0
         || a.rounds > 100
     {
-        return Err("--clients 1..=256, --rounds 1..=100, --ops and --seconds above 0".into());
+        return Err(format!(
+            "--clients 1..=256, --depth 2..={MAX_DEPTH} (open transactions per connection \
+             are limited to 10), --rounds 1..=100, --ops and --seconds above 0"
+        ));
     }
     Ok(a)
 }
@@ -94,11 +107,12 @@ fn measure(
     socket: &Path,
     args: &Args,
     pid: Option<u32>,
+    depth: usize,
     ops: usize,
     seconds: f64,
 ) -> Result<Sample, String> {
     for k in 0..args.clients {
-        let mut c = Client::connect(socket).map_err(|e| format!("connect: {e}"))?;
+        let mut c = Conn::connect(socket).map_err(|e| format!("connect: {e}"))?;
         c.setup(k).map_err(|e| format!("setup: {e}"))?;
     }
     let per_client = ops.div_ceil(args.clients);
@@ -108,7 +122,7 @@ fn measure(
     let handles: Vec<_> = (0..args.clients)
         .map(|k| {
             let socket = socket.to_path_buf();
-            std::thread::spawn(move || run_client(&socket, k, per_client, deadline))
+            std::thread::spawn(move || run_client(&socket, k, per_client, depth, deadline))
         })
         .collect();
     let mut results: Vec<ClientResult> = Vec::new();
@@ -128,31 +142,37 @@ fn measure(
     })
 }
 
+/// Where a daemon listens and its pid (if ours to watch), or why it
+/// cannot run.
+type Endpoint = Result<(PathBuf, Option<u32>), String>;
+
 /// A daemon under test and what was measured on it.
 struct Target {
     name: String,
-    endpoint: Result<(PathBuf, Option<u32>), String>,
+    endpoint: Endpoint,
     samples: Vec<Sample>,
     failed: Option<String>,
 }
 
 impl Target {
-    fn new(name: &str, endpoint: Result<(PathBuf, Option<u32>), &String>) -> Target {
+    fn new(name: &str, endpoint: Endpoint) -> Target {
         Target {
             name: name.into(),
-            endpoint: endpoint.map_err(Clone::clone),
+            endpoint,
             samples: Vec::new(),
             failed: None,
         }
     }
 
     fn outcome(self) -> Outcome {
+        let ran = self.endpoint.is_ok();
         let result = match (self.endpoint, self.failed) {
             (Err(why), _) | (Ok(_), Some(why)) => Err(why),
             (Ok(_), None) => Ok(Stats::from_samples(&self.samples)),
         };
         Outcome {
             name: self.name,
+            ran,
             result,
         }
     }
@@ -222,59 +242,100 @@ fn main() -> ExitCode {
     // change in the machine's load hits both alike.
     let ours = start_ours(&ours_bin, &workdir);
     let ox = oxenstored::start(&args.oxenstored, &workdir);
-    let mut targets: Vec<Target> = vec![
-        Target::new(
-            "xcp-xenstored",
+    let mut endpoints: Vec<(String, Endpoint)> = vec![
+        (
+            "xcp-xenstored".into(),
             ours.as_ref()
-                .map(|d| (d.socket.clone(), Some(d.child.id()))),
+                .map(|d| (d.socket.clone(), Some(d.child.id())))
+                .map_err(Clone::clone),
         ),
-        Target::new(
-            "oxenstored",
-            ox.as_ref().map(|d| (d.socket.clone(), Some(d.pid()))),
+        (
+            "oxenstored".into(),
+            ox.as_ref()
+                .map(|d| (d.socket.clone(), Some(d.pid())))
+                .map_err(Clone::clone),
         ),
     ];
     if let Some(s) = &args.socket {
-        targets.push(Target::new(
-            &format!("socket:{}", s.display()),
-            Ok((s.clone(), None)),
-        ));
+        endpoints.push((format!("socket:{}", s.display()), Ok((s.clone(), None))));
     }
     let ops = args.ops.div_ceil(args.rounds);
     let seconds = args.seconds as f64 / args.rounds as f64;
-    for _ in 0..args.rounds {
-        for t in targets.iter_mut() {
-            let Ok((socket, pid)) = &t.endpoint else {
-                continue;
-            };
-            if t.failed.is_some() {
-                continue;
-            }
-            match measure(socket, &args, *pid, ops, seconds) {
-                Ok(sample) => t.samples.push(sample),
-                Err(e) => t.failed = Some(e),
+    let mut loads = Vec::new();
+    for (name, depth) in [("one at a time", 1), ("pipelined", args.depth)] {
+        let mut targets: Vec<Target> = endpoints
+            .iter()
+            .map(|(n, e)| Target::new(n, e.clone()))
+            .collect();
+        for _ in 0..args.rounds {
+            for t in targets.iter_mut() {
+                let Ok((socket, pid)) = &t.endpoint else {
+                    continue;
+                };
+                if t.failed.is_some() {
+                    continue;
+                }
+                match measure(socket, &args, *pid, depth, ops, seconds) {
+                    Ok(sample) => t.samples.push(sample),
+                    Err(e) => t.failed = Some(e),
+                }
             }
         }
+        loads.push(LoadReport {
+            name: name.into(),
+            depth,
+            outcomes: targets.into_iter().map(Target::outcome).collect(),
+        });
     }
     drop(ours);
     drop(ox);
-    let outcomes: Vec<Outcome> = targets.into_iter().map(Target::outcome).collect();
     let _ = std::fs::remove_dir_all(&workdir);
-    print!("{}", report::table(&outcomes, &args_summary(&args)));
+    print!("{}", report::table(&loads, &args_summary(&args)));
     if let Some(out) = &args.out {
         if let Err(e) = std::fs::write(
             out,
-            report::json(&outcomes, args.clients, args.ops, args.seconds),
+            report::json(&loads, args.clients, args.ops, args.seconds),
         ) {
             eprintln!("xenstore-bench: {}: {e}", out.display());
             return ExitCode::FAILURE;
         }
     }
-    if outcomes[0].result.is_err() {
-        return ExitCode::FAILURE;
+    // Fail when our daemon could not be measured, or when any target that
+    // ran gave a wrong or out-of-order reply (a figure over wrong replies
+    // means nothing).
+    let mut ok = true;
+    for load in &loads {
+        for (i, o) in load.outcomes.iter().enumerate() {
+            match &o.result {
+                Err(why) if i == 0 || o.ran => {
+                    eprintln!("xenstore-bench: {} ({}): {why}", o.name, load.name);
+                    ok = false;
+                }
+                Ok(st) if st.errors > 0 => {
+                    eprintln!(
+                        "xenstore-bench: {} ({}): {} wrong replies, first: {}",
+                        o.name,
+                        load.name,
+                        st.errors,
+                        st.first_error.as_deref().unwrap_or("?")
+                    );
+                    ok = false;
+                }
+                _ => {}
+            }
+        }
     }
-    ExitCode::SUCCESS
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn args_summary(a: &Args) -> String {
-    format!("{} rounds alternating targets, {} clients, {} ops per target (4 read : 3 write : 2 directory : 1 transaction), at most {} s", a.rounds, a.clients, a.ops, a.seconds)
+    format!(
+        "{} rounds alternating targets, {} clients, {} ops per target and load \
+         (4 read : 3 write : 2 directory : 1 transaction), at most {} s per target and load",
+        a.rounds, a.clients, a.ops, a.seconds
+    )
 }

@@ -62,6 +62,10 @@ pub struct Stats {
     pub per_kind: [Latency; 4],
     /// Transaction commits retried after EAGAIN.
     pub retries: u64,
+    /// Wrong replies (bad payload, unexpected ERROR).
+    pub errors: u64,
+    /// The first wrong reply, described.
+    pub first_error: Option<String>,
     /// Server CPU time per operation (user, system) in microseconds, when
     /// the server's process is ours to watch.
     pub server_cpu_us_per_op: Option<(f64, f64)>,
@@ -100,6 +104,15 @@ impl Stats {
                 .flat_map(|s| s.results.iter())
                 .map(|r| r.retries)
                 .sum(),
+            errors: samples
+                .iter()
+                .flat_map(|s| s.results.iter())
+                .map(|r| r.errors)
+                .sum(),
+            first_error: samples
+                .iter()
+                .flat_map(|s| s.results.iter())
+                .find_map(|r| r.first_error.clone()),
             server_cpu_us_per_op: cpu
                 .filter(|_| !samples.is_empty())
                 .map(|(u, k)| (per_op(u), per_op(k))),
@@ -111,74 +124,105 @@ impl Stats {
 pub struct Outcome {
     /// Target name.
     pub name: String,
+    /// Whether it was started (a failure then is a failure of the run).
+    pub ran: bool,
     /// Measured figures, or why there are none.
     pub result: Result<Stats, String>,
 }
 
-/// The human-readable table.
-pub fn table(outcomes: &[Outcome], summary: &str) -> String {
+/// One load (a pipeline depth) and every target's outcome under it.
+pub struct LoadReport {
+    /// "one at a time" or "pipelined".
+    pub name: String,
+    /// Operations in flight per client.
+    pub depth: usize,
+    /// Per target, ours first.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// The human-readable table: one block per load, then the ratios.
+pub fn table(loads: &[LoadReport], summary: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "xenstore-bench: {summary}");
-    let _ = writeln!(
-        s,
-        "{:<16} {:>9} {:>8} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>18}",
-        "target",
-        "ops",
-        "secs",
-        "ops/s",
-        "p50 us",
-        "p99 us",
-        "read p99",
-        "write p99",
-        "dir p99",
-        "tx p99",
-        "srv usr+sys us/op"
-    );
-    for o in outcomes {
-        match &o.result {
-            Ok(st) => {
-                let _ = writeln!(
-                    s,
-                    "{:<16} {:>9} {:>8.2} {:>11.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>18}",
-                    o.name,
-                    st.ops,
-                    st.elapsed.as_secs_f64(),
-                    st.ops_per_sec,
-                    st.overall.p50_us,
-                    st.overall.p99_us,
-                    st.per_kind[0].p99_us,
-                    st.per_kind[1].p99_us,
-                    st.per_kind[2].p99_us,
-                    st.per_kind[3].p99_us,
-                    st.server_cpu_us_per_op.map_or("-".into(), |(u, k)| format!("{u:.2}+{k:.2}")),
-                );
-            }
-            Err(why) => {
-                let _ = writeln!(s, "{:<16} not measured: {why}", o.name);
+    for load in loads {
+        let _ = writeln!(
+            s,
+            "\nload: {} ({} in flight per client)",
+            load.name, load.depth
+        );
+        let _ = writeln!(
+            s,
+            "{:<16} {:>9} {:>7} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6} {:>17}",
+            "target",
+            "ops",
+            "secs",
+            "ops/s",
+            "p50 us",
+            "p99 us",
+            "read p99",
+            "write p99",
+            "dir p99",
+            "tx p99",
+            "retries",
+            "errors",
+            "srv usr+sys us/op"
+        );
+        for o in &load.outcomes {
+            match &o.result {
+                Ok(st) => {
+                    let _ = writeln!(
+                        s,
+                        "{:<16} {:>9} {:>7.2} {:>10.0} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7} {:>6} {:>17}",
+                        o.name,
+                        st.ops,
+                        st.elapsed.as_secs_f64(),
+                        st.ops_per_sec,
+                        st.overall.p50_us,
+                        st.overall.p99_us,
+                        st.per_kind[0].p99_us,
+                        st.per_kind[1].p99_us,
+                        st.per_kind[2].p99_us,
+                        st.per_kind[3].p99_us,
+                        st.retries,
+                        st.errors,
+                        st.server_cpu_us_per_op
+                            .map_or("-".into(), |(u, k)| format!("{u:.2}+{k:.2}")),
+                    );
+                }
+                Err(why) => {
+                    let _ = writeln!(s, "{:<16} not measured: {why}", o.name);
+                }
             }
         }
     }
-    if let (Some(Ok(a)), Some(Ok(b))) = (
-        outcomes.first().map(|o| &o.result),
-        outcomes.get(1).map(|o| &o.result),
-    ) {
-        let _ = writeln!(
+    let _ = writeln!(s);
+    for load in loads {
+        let (Some(Ok(a)), Some(Ok(b))) = (
+            load.outcomes.first().map(|o| &o.result),
+            load.outcomes.get(1).map(|o| &o.result),
+        ) else {
+            continue;
+        };
+        let _ = write!(
             s,
-            "{} vs {}: {:.2}x throughput, p99 {:.1} us vs {:.1} us",
-            outcomes[0].name,
-            outcomes[1].name,
+            "{} ({} in flight): {} vs {}: {:.2}x throughput, p99 {:.1} us vs {:.1} us",
+            load.name,
+            load.depth,
+            load.outcomes[0].name,
+            load.outcomes[1].name,
             a.ops_per_sec / b.ops_per_sec.max(1e-9),
             a.overall.p99_us,
             b.overall.p99_us
         );
         if let (Some((ua, ka)), Some((ub, kb))) = (a.server_cpu_us_per_op, b.server_cpu_us_per_op) {
-            let _ = writeln!(
+            let _ = write!(
                 s,
-                "server CPU per op: {:.2}x less in user space, {:.2}x less in total",
+                "; server CPU per op {:.2}x less in user space, {:.2}x less in total",
                 ub / ua.max(1e-9),
                 (ub + kb) / (ua + ka).max(1e-9)
             );
         }
+        let _ = writeln!(s);
     }
     s
 }
@@ -207,43 +251,54 @@ fn json_latency(l: &Latency) -> String {
 }
 
 /// The JSON report.
-pub fn json(outcomes: &[Outcome], clients: usize, ops: usize, seconds: u64) -> String {
+pub fn json(loads: &[LoadReport], clients: usize, ops: usize, seconds: u64) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "{{\n  \"clients\": {clients},\n  \"ops_per_target\": {ops},\n  \"max_seconds\": {seconds},\n  \"mix\": {{\"read\": 4, \"write\": 3, \"directory\": 2, \"transaction\": 1}},\n  \"targets\": ["
+        "{{\n  \"clients\": {clients},\n  \"ops_per_target\": {ops},\n  \"max_seconds\": {seconds},\n  \"mix\": {{\"read\": 4, \"write\": 3, \"directory\": 2, \"transaction\": 1}},\n  \"loads\": ["
     );
-    for (i, o) in outcomes.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        match &o.result {
-            Ok(st) => {
-                let kinds: Vec<String> = Kind::ALL
-                    .iter()
-                    .zip(&st.per_kind)
-                    .map(|(k, l)| format!("{}: {}", json_str(k.name()), json_latency(l)))
-                    .collect();
-                let _ = write!(
-                    s,
-                    "{sep}\n    {{\"name\": {}, \"measured\": true, \"ops\": {}, \"seconds\": {:.3}, \"ops_per_sec\": {:.1}, \"server_cpu_us_per_op\": {}, \"retries\": {}, \"overall\": {}, \"per_kind\": {{{}}}}}",
-                    json_str(&o.name),
-                    st.ops,
-                    st.elapsed.as_secs_f64(),
-                    st.ops_per_sec,
-                    st.server_cpu_us_per_op.map_or("null".into(), |(u, k)| format!("{{\"user\": {u:.3}, \"system\": {k:.3}}}")),
-                    st.retries,
-                    json_latency(&st.overall),
-                    kinds.join(", ")
-                );
-            }
-            Err(why) => {
-                let _ = write!(
-                    s,
-                    "{sep}\n    {{\"name\": {}, \"measured\": false, \"reason\": {}}}",
-                    json_str(&o.name),
-                    json_str(why)
-                );
+    for (j, load) in loads.iter().enumerate() {
+        let sep = if j == 0 { "" } else { "," };
+        let _ = write!(
+            s,
+            "{sep}\n  {{\"name\": {}, \"depth\": {}, \"targets\": [",
+            json_str(&load.name),
+            load.depth
+        );
+        for (i, o) in load.outcomes.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            match &o.result {
+                Ok(st) => {
+                    let kinds: Vec<String> = Kind::ALL
+                        .iter()
+                        .zip(&st.per_kind)
+                        .map(|(k, l)| format!("{}: {}", json_str(k.name()), json_latency(l)))
+                        .collect();
+                    let _ = write!(
+                        s,
+                        "{sep}\n    {{\"name\": {}, \"measured\": true, \"ops\": {}, \"seconds\": {:.3}, \"ops_per_sec\": {:.1}, \"server_cpu_us_per_op\": {}, \"retries\": {}, \"errors\": {}, \"overall\": {}, \"per_kind\": {{{}}}}}",
+                        json_str(&o.name),
+                        st.ops,
+                        st.elapsed.as_secs_f64(),
+                        st.ops_per_sec,
+                        st.server_cpu_us_per_op.map_or("null".into(), |(u, k)| format!("{{\"user\": {u:.3}, \"system\": {k:.3}}}")),
+                        st.retries,
+                        st.errors,
+                        json_latency(&st.overall),
+                        kinds.join(", ")
+                    );
+                }
+                Err(why) => {
+                    let _ = write!(
+                        s,
+                        "{sep}\n    {{\"name\": {}, \"measured\": false, \"reason\": {}}}",
+                        json_str(&o.name),
+                        json_str(why)
+                    );
+                }
             }
         }
+        s.push_str("\n  ]}");
     }
     s.push_str("\n  ]\n}\n");
     s

@@ -1,25 +1,33 @@
 //! The poll loop: unix socket connections in, engine, replies out.
 //!
 //! Single-threaded and non-blocking, like C xenstored and oxenstored: one
-//! `epoll(7)` set over the listener and every client. A client is read only
-//! while the engine wants its input (flow control), written when it has
-//! output.
+//! epoll set (through `mio`, edge-triggered) over the listener and every
+//! client. Per wake-up each ready client is read until its socket is empty
+//! (one `read` usually does it), every whole request is handled, and the
+//! replies are written back in one `write` per connection. A client is read
+//! only while the engine wants its input (flow control); a client whose
+//! socket is full is written again when epoll says it is writable.
 //! The board holds no protocol logic; see xenstore-engine.
 
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
+use mio::net::{UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token};
 use xenstore_engine::{Config, ConnId, Effect, Engine};
 
-/// Most bytes read from one client per wakeup.
+/// Most bytes read from one client per `read`.
 const READ_CHUNK: usize = 64 * 1024;
 /// Most bytes gathered into one write.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Most simultaneous socket clients.
 const MAX_CLIENTS: usize = 1024;
+/// Reads from one client per wake-up before the others get their turn (a
+/// client with more input left is served again before the next wait).
+const READS_PER_TURN: usize = 4;
+/// The listener's token (client tokens are their `ConnId`s).
+const LISTENER: Token = Token(usize::MAX);
 
 struct Client {
     stream: UnixStream,
@@ -27,8 +35,16 @@ struct Client {
     pending: Vec<u8>,
     /// Output taken from the engine and not yet written.
     unsent: Vec<u8>,
-    /// The epoll events currently registered.
-    interest: u32,
+    /// The socket may hold unread bytes (edge-triggered: set by a readable
+    /// event, cleared by a short or would-block read).
+    readable: bool,
+    /// A write would block: wait for a writable event.
+    write_blocked: bool,
+    /// Registered for writable events too.
+    wants_writable: bool,
+    /// Served in this turn's read phase and not yet flushed (false for
+    /// every client between turns).
+    listed: bool,
 }
 
 /// Serve forever on `socket` (an existing file there is replaced).
@@ -38,144 +54,112 @@ pub fn run(socket: &Path, config: Config) -> io::Result<()> {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let listener = UnixListener::bind(socket)?;
-    listener.set_nonblocking(true)?;
-    let epoll = Epoll::new()?;
-    epoll.add(listener.as_raw_fd(), LISTENER, EPOLLIN)?;
+    let mut listener = UnixListener::bind(socket)?;
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
     let mut engine = Engine::new(config);
     let mut clients: BTreeMap<ConnId, Client> = BTreeMap::new();
     let mut buf = vec![0u8; READ_CHUNK];
-    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+    let mut events = Events::with_capacity(256);
+    // Clients to serve this turn, and those left with input for the next.
+    let mut work: Vec<ConnId> = Vec::new();
+    let mut backlog: Vec<ConnId> = Vec::new();
+    let mut ready: Vec<ConnId> = Vec::new();
     loop {
-        let ready = epoll.wait(&mut events)?;
-        for ev in &events[..ready] {
-            if ev.u64 == LISTENER {
-                accept_all(&listener, &epoll, &mut engine, &mut clients);
+        // Do not sleep while a client still has input waiting.
+        let timeout = (!backlog.is_empty()).then_some(std::time::Duration::ZERO);
+        match poll.poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        work.append(&mut backlog);
+        for ev in events.iter() {
+            if ev.token() == LISTENER {
+                accept_all(&listener, &poll, &mut engine, &mut clients);
                 continue;
             }
-            let Ok(raw) = u32::try_from(ev.u64) else {
+            let Ok(raw) = u32::try_from(ev.token().0) else {
                 continue;
             };
             let id = ConnId(raw);
-            let revents = ev.events;
-            if !service(&mut engine, id, &mut clients, revents, &mut buf) {
-                drop_client(&mut engine, &mut clients, id);
+            let Some(c) = clients.get_mut(&id) else {
+                continue;
+            };
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                c.readable = true;
+            }
+            if ev.is_writable() || ev.is_write_closed() {
+                c.write_blocked = false;
+            }
+            work.push(id);
+        }
+        // Read and handle: each client's requests are handled as they
+        // complete; replies pile up in the engine until the flush below.
+        for &id in &work {
+            let Some(c) = clients.get_mut(&id) else {
+                continue;
+            };
+            if c.listed {
+                continue;
+            }
+            c.listed = true;
+            if !input(&mut engine, id, c, &mut buf) {
+                drop_client(&poll, &mut engine, &mut clients, id);
             }
         }
         for effect in engine.take_effects() {
             match effect {
-                Effect::ProtocolError { conn, .. } => drop_client(&mut engine, &mut clients, conn),
+                Effect::ProtocolError { conn, .. } => {
+                    drop_client(&poll, &mut engine, &mut clients, conn)
+                }
                 // No rings on the host: INTRODUCE is recorded, nothing mapped.
                 Effect::MapRing { .. } | Effect::UnmapRing { .. } => {}
             }
         }
-        // Flush whatever any request queued (replies and watch events), then
-        // bring each client's epoll interest in line with the engine's flow
-        // control (no EPOLLIN while it holds `outstanding` replies).
-        let ids: Vec<ConnId> = clients.keys().copied().collect();
-        for id in ids {
-            let has_unsent = clients.get(&id).is_some_and(|c| !c.unsent.is_empty());
-            if (has_unsent || engine.output(id).is_some()) && !flush(&mut engine, id, &mut clients)
-            {
-                drop_client(&mut engine, &mut clients, id);
-                continue;
-            }
+        // Write: every connection that got output (replies, watch events)
+        // and every one woken as writable, one write each.
+        engine.take_ready(&mut ready);
+        work.append(&mut ready);
+        for &id in &work {
             let Some(c) = clients.get_mut(&id) else {
                 continue;
             };
-            let mut want = 0;
-            if engine.wants_input(id) {
-                want |= EPOLLIN;
+            if !c.listed && c.unsent.is_empty() && engine.output(id).is_none() {
+                continue;
             }
-            if !c.unsent.is_empty() || engine.output(id).is_some() {
-                want |= EPOLLOUT;
-            }
-            if want != c.interest {
-                if epoll
-                    .modify(c.stream.as_raw_fd(), u64::from(id.0), want)
-                    .is_err()
-                {
-                    drop_client(&mut engine, &mut clients, id);
-                    continue;
+            c.listed = false;
+            match flush(&poll, &mut engine, id, c) {
+                Ok(more) => {
+                    if more {
+                        backlog.push(id);
+                    }
                 }
-                c.interest = want;
+                Err(()) => drop_client(&poll, &mut engine, &mut clients, id),
             }
         }
-    }
-}
-
-const LISTENER: u64 = u64::MAX;
-const EPOLLIN: u32 = libc::EPOLLIN as u32;
-const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
-
-/// An epoll instance, closed on drop.
-struct Epoll(OwnedFd);
-
-impl Epoll {
-    fn new() -> io::Result<Epoll> {
-        // SAFETY: epoll_create1 takes no pointers; a negative result is
-        // checked below.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by epoll_create1 and is owned by
-        // nothing else.
-        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    fn ctl(&self, op: libc::c_int, fd: RawFd, data: u64, events: u32) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events, u64: data };
-        // SAFETY: `ev` is a valid epoll_event for the duration of the call;
-        // both descriptors are open.
-        let r = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut ev) };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-
-    fn add(&self, fd: RawFd, data: u64, events: u32) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, data, events)
-    }
-
-    fn modify(&self, fd: RawFd, data: u64, events: u32) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_MOD, fd, data, events)
-    }
-
-    fn wait(&self, events: &mut [libc::epoll_event]) -> io::Result<usize> {
-        let max = libc::c_int::try_from(events.len()).unwrap_or(libc::c_int::MAX);
-        loop {
-            // SAFETY: `events` is a valid, exclusively borrowed buffer of
-            // at least `max` entries.
-            let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max, -1) };
-            if n >= 0 {
-                return Ok(usize::try_from(n).unwrap_or(0));
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        work.clear();
     }
 }
 
 fn accept_all(
     listener: &UnixListener,
-    epoll: &Epoll,
+    poll: &Poll,
     engine: &mut Engine,
     clients: &mut BTreeMap<ConnId, Client>,
 ) {
     loop {
         match listener.accept() {
-            Ok((stream, _)) => {
-                if clients.len() >= MAX_CLIENTS || stream.set_nonblocking(true).is_err() {
+            Ok((mut stream, _)) => {
+                if clients.len() >= MAX_CLIENTS {
                     continue;
                 }
                 let id = engine.connect(0);
-                if epoll
-                    .add(stream.as_raw_fd(), u64::from(id.0), EPOLLIN)
+                let token = Token(id.0 as usize);
+                if poll
+                    .registry()
+                    .register(&mut stream, token, Interest::READABLE)
                     .is_err()
                 {
                     engine.close(id);
@@ -185,7 +169,11 @@ fn accept_all(
                     stream,
                     pending: Vec::new(),
                     unsent: Vec::new(),
-                    interest: EPOLLIN,
+                    // Bytes may have arrived before registration.
+                    readable: true,
+                    write_blocked: false,
+                    wants_writable: false,
+                    listed: false,
                 };
                 clients.insert(id, client);
             }
@@ -199,49 +187,59 @@ fn accept_all(
     }
 }
 
-/// Read and feed input; false if the client is gone or broke the protocol.
-fn service(
-    engine: &mut Engine,
-    id: ConnId,
-    clients: &mut BTreeMap<ConnId, Client>,
-    revents: u32,
-    buf: &mut [u8],
-) -> bool {
-    let Some(c) = clients.get_mut(&id) else {
-        return false;
-    };
-    if revents & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
-        if !c.pending.is_empty() {
-            let pending = std::mem::take(&mut c.pending);
-            match engine.receive(id, &pending) {
-                Ok(n) => c.pending = pending[n..].to_vec(),
-                Err(_) => return false,
-            }
-            if !c.pending.is_empty() {
-                return true;
-            }
+/// Feed bytes held back by flow control; false if the client broke the
+/// protocol.
+fn feed_pending(engine: &mut Engine, id: ConnId, c: &mut Client) -> bool {
+    if c.pending.is_empty() || !engine.wants_input(id) {
+        return true;
+    }
+    match engine.receive(id, &c.pending) {
+        Ok(n) => {
+            c.pending.drain(..n);
+            true
         }
+        Err(_) => false,
+    }
+}
+
+/// Read and feed input while the engine takes it; false if the client is
+/// gone or broke the protocol.
+fn input(engine: &mut Engine, id: ConnId, c: &mut Client, buf: &mut [u8]) -> bool {
+    if !feed_pending(engine, id, c) {
+        return false;
+    }
+    let mut reads = 0;
+    while c.readable && c.pending.is_empty() && engine.wants_input(id) && reads < READS_PER_TURN {
+        reads += 1;
         match c.stream.read(buf) {
             Ok(0) => return false,
-            Ok(n) => match engine.receive(id, &buf[..n]) {
-                Ok(taken) => c.pending.extend_from_slice(&buf[taken..n]),
-                Err(_) => return false,
-            },
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            Ok(n) => {
+                // A short read emptied the socket; later bytes bring a new
+                // edge.
+                if n < buf.len() {
+                    c.readable = false;
+                }
+                match engine.receive(id, &buf[..n]) {
+                    Ok(taken) => c.pending.extend_from_slice(&buf[taken..n]),
+                    Err(_) => return false,
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => c.readable = false,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => return false,
         }
     }
     true
 }
 
-/// Write queued output; false if the client is gone. At most one gathered
-/// chunk (`WRITE_CHUNK` plus one message) waits here when the client's
-/// socket is full; the rest stays in the engine's bounded queue.
-fn flush(engine: &mut Engine, id: ConnId, clients: &mut BTreeMap<ConnId, Client>) -> bool {
-    let Some(c) = clients.get_mut(&id) else {
-        return false;
-    };
-    loop {
+/// Write queued output, then take input that flow control held back if
+/// the write made room. `Ok(true)`: input is left to serve next turn;
+/// `Err`: the client is gone. At most one gathered chunk (`WRITE_CHUNK`
+/// plus one message) waits here when the client's socket is full; the rest
+/// stays in the engine's bounded queue.
+fn flush(poll: &Poll, engine: &mut Engine, id: ConnId, c: &mut Client) -> Result<bool, ()> {
+    let mut fed = 0;
+    while !c.write_blocked {
         if c.unsent.is_empty() {
             while c.unsent.len() < WRITE_CHUNK {
                 let Some(chunk) = engine.output(id) else {
@@ -252,30 +250,58 @@ fn flush(engine: &mut Engine, id: ConnId, clients: &mut BTreeMap<ConnId, Client>
                 engine.consume_output(id, chunk_len);
             }
             if c.unsent.is_empty() {
-                return true;
+                break;
             }
         }
         match c.stream.write(&c.unsent) {
-            Ok(0) => return false,
+            Ok(0) => return Err(()),
             Ok(n) => {
                 c.unsent.drain(..n);
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
-            Err(_) => return false,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => c.write_blocked = true,
+            Err(_) => return Err(()),
         }
-        // Flushing frees outstanding slots: take any input left waiting.
-        if c.unsent.is_empty() && !c.pending.is_empty() && engine.wants_input(id) {
-            let pending = std::mem::take(&mut c.pending);
-            match engine.receive(id, &pending) {
-                Ok(n) => c.pending = pending[n..].to_vec(),
-                Err(_) => return false,
+        // The write freed outstanding slots: input held back by flow
+        // control can go in now (bounded per turn for fairness).
+        if c.unsent.is_empty() && fed < READS_PER_TURN && engine.wants_input(id) {
+            fed += 1;
+            if !feed_pending(engine, id, c) {
+                return Err(());
             }
         }
     }
+    // Writable events only while a write is blocked: a permanent
+    // registration would wake us each time the client reads.
+    let want_writable = c.write_blocked;
+    if want_writable != c.wants_writable {
+        let interest = if want_writable {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        let token = Token(id.0 as usize);
+        if poll
+            .registry()
+            .reregister(&mut c.stream, token, interest)
+            .is_err()
+        {
+            return Err(());
+        }
+        c.wants_writable = want_writable;
+    }
+    let input_left = c.readable || !c.pending.is_empty();
+    Ok(input_left && engine.wants_input(id) && !c.write_blocked)
 }
 
-fn drop_client(engine: &mut Engine, clients: &mut BTreeMap<ConnId, Client>, id: ConnId) {
-    clients.remove(&id);
+fn drop_client(
+    poll: &Poll,
+    engine: &mut Engine,
+    clients: &mut BTreeMap<ConnId, Client>,
+    id: ConnId,
+) {
+    if let Some(mut c) = clients.remove(&id) {
+        let _ = poll.registry().deregister(&mut c.stream);
+    }
     engine.close(id);
 }

@@ -39,6 +39,8 @@ pub struct Conn {
     pub broken: bool,
     /// Watch events dropped because the queue was full.
     pub dropped_events: u64,
+    /// Listed in the engine's ready list (see `Engine::take_ready`).
+    pub(crate) in_ready: bool,
 }
 
 impl Conn {
@@ -56,6 +58,7 @@ impl Conn {
             watches: 0,
             broken: false,
             dropped_events: 0,
+            in_ready: false,
         }
     }
 

@@ -102,6 +102,9 @@ pub struct Engine {
     pub(crate) effects: Vec<Effect>,
     /// Events to queue after the current reply (WATCH's initial event).
     pub(crate) after_reply: Vec<(ConnId, Vec<u8>)>,
+    /// Connections that got output since [`Engine::take_ready`] last ran
+    /// (each at most once: `Conn::in_ready`), so a board flushes only those.
+    ready: Vec<ConnId>,
 }
 
 impl Engine {
@@ -119,6 +122,7 @@ impl Engine {
             special_perms: [Perms::owned_by(0), Perms::owned_by(0)],
             effects: Vec::new(),
             after_reply: Vec::new(),
+            ready: Vec::new(),
         }
     }
 
@@ -140,8 +144,31 @@ impl Engine {
     /// with [`Engine::release`] (a re-INTRODUCE replaces a broken one).
     pub fn close(&mut self, conn: ConnId) {
         self.watches.retain(|w| w.conn != conn);
-        self.conns.remove(&conn);
+        if self.conns.remove(&conn).is_some_and(|c| c.in_ready) {
+            self.ready.retain(|c| *c != conn);
+        }
         self.after_reply.retain(|(c, _)| *c != conn);
+    }
+
+    /// Move the connections that got output (a reply or a watch event)
+    /// since the last call into `into`, each once. A board that drains
+    /// every connection anyway need not call it; the list never holds more
+    /// than the open connections.
+    pub fn take_ready(&mut self, into: &mut Vec<ConnId>) {
+        for id in &self.ready {
+            if let Some(c) = self.conns.get_mut(id) {
+                c.in_ready = false;
+            }
+        }
+        into.append(&mut self.ready);
+    }
+
+    /// Note that `conn` (open) just got output.
+    fn mark_ready(ready: &mut Vec<ConnId>, conn: ConnId, c: &mut Conn) {
+        if !c.in_ready {
+            c.in_ready = true;
+            ready.push(conn);
+        }
     }
 
     /// Whether `conn` is open.
@@ -216,12 +243,33 @@ impl Engine {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return Ok(taken);
             };
+            // Fast path: a whole message at the start of the new bytes is
+            // handled in place, without copying it through `inbuf`.
+            if c.inbuf.is_empty() {
+                match wire::parse(&bytes[taken..]) {
+                    Parse::Bad(reason) => return Err(self.violation(conn, reason)),
+                    Parse::Message { header, total } => {
+                        let payload = &bytes[taken + HEADER_LEN..taken + total];
+                        taken += total;
+                        self.handle(conn, header, payload);
+                        continue;
+                    }
+                    Parse::NeedMore(_) => {}
+                }
+            }
             let need = match wire::parse(&c.inbuf) {
                 Parse::NeedMore(n) => n,
                 Parse::Bad(reason) => return Err(self.violation(conn, reason)),
                 Parse::Message { header, total } => {
-                    let msg = core::mem::take(&mut c.inbuf);
+                    let mut msg = core::mem::take(&mut c.inbuf);
                     self.handle(conn, header, &msg[HEADER_LEN..total]);
+                    // Give the buffer back (keeps its capacity).
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        if !c.broken && c.inbuf.is_empty() {
+                            msg.clear();
+                            c.inbuf = msg;
+                        }
+                    }
                     continue;
                 }
             };
@@ -268,11 +316,17 @@ impl Engine {
         };
         if let Some(c) = self.conns.get_mut(&conn) {
             c.push_reply(msg);
+            Self::mark_ready(&mut self.ready, conn, c);
+        }
+        if self.after_reply.is_empty() {
+            return;
         }
         for (target, bytes) in core::mem::take(&mut self.after_reply) {
             let limit = self.event_limit(target);
             if let Some(c) = self.conns.get_mut(&target) {
-                c.push_event(bytes, limit);
+                if c.push_event(bytes, limit) {
+                    Self::mark_ready(&mut self.ready, target, c);
+                }
             }
         }
     }
@@ -338,7 +392,9 @@ impl Engine {
         for (conn, bytes) in queued {
             let limit = self.event_limit(conn);
             if let Some(c) = self.conns.get_mut(&conn) {
-                c.push_event(bytes, limit);
+                if c.push_event(bytes, limit) {
+                    Self::mark_ready(&mut self.ready, conn, c);
+                }
             }
         }
     }

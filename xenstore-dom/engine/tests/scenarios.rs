@@ -3,6 +3,7 @@
 mod common;
 
 use common::H;
+use xenstore_engine::wire;
 use xenstore_engine::{MsgType, Quotas};
 
 /// (who, type, payload, expected): who 0 = dom0, else a domU domid.
@@ -407,4 +408,57 @@ fn privileged_domains_cannot_be_released() {
     send!(h, d0, Release, b"1\0" => "EINVAL");
     assert_eq!(h.e.release(0), Err(xenstore_engine::XsError::Einval));
     assert_eq!(send!(h, d0, Read, b"/local/domain/0/x\0"), Ok(Vec::new()));
+}
+
+/// Several whole requests in one buffer (a pipelining client) are all
+/// handled, replies queued in order; `take_ready` names the connections
+/// that got output, each once, including one that only got a watch event.
+#[test]
+fn pipelined_requests_and_ready_list() {
+    let mut h = H::new();
+    let a = h.dom0();
+    let b = h.dom0();
+    send!(h, b, Watch, b"/p\0tok\0" => ok);
+    let _ = h.drain(b);
+    let mut ready = Vec::new();
+    h.e.take_ready(&mut ready);
+    ready.clear();
+    let mut bytes = Vec::new();
+    for (i, (ty, payload)) in [
+        (MsgType::Write, &b"/p/x\0one"[..]),
+        (MsgType::Read, b"/p/x\0"),
+        (MsgType::Write, b"/p/x\0two"),
+        (MsgType::Read, b"/p/x\0"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        bytes.extend_from_slice(&wire::encode(ty, 10 + i as u32, 0, payload));
+    }
+    // Split mid-message: the tail completes from the engine's buffer.
+    let cut = bytes.len() - 3;
+    assert_eq!(h.e.receive(a, &bytes[..cut]), Ok(cut));
+    assert_eq!(h.e.receive(a, &bytes[cut..]), Ok(3));
+    h.e.take_ready(&mut ready);
+    ready.sort();
+    assert_eq!(ready, [a, b]);
+    let replies: Vec<(u32, Vec<u8>)> = h
+        .drain(a)
+        .into_iter()
+        .map(|(hd, body)| (hd.req_id, body))
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            (10, b"OK\0".to_vec()),
+            (11, b"one".to_vec()),
+            (12, b"OK\0".to_vec()),
+            (13, b"two".to_vec()),
+        ]
+    );
+    ready.clear();
+    h.e.take_ready(&mut ready);
+    assert!(ready.is_empty(), "taken once");
+    h.e.close(a);
+    h.e.close(b);
 }
