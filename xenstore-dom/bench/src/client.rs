@@ -18,12 +18,10 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
+use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
 
 /// XS_DIRECTORY.
@@ -108,15 +106,10 @@ struct Sent {
     slot: usize,
 }
 
-/// One connection to a xenstored: batched writes, buffered reads.
+/// One connection to a xenstored: batched writes, buffered reads, non-
+/// blocking (a driver thread waits for many connections at once in epoll).
 pub struct Conn {
     stream: UnixStream,
-    /// Readiness for `stream`: a thread blocked in `read` on a unix socket
-    /// is also woken each time the server reads (the socket's write-space
-    /// wake-up), epoll filters those out. Waiting here first keeps the
-    /// client to one wake-up per batch of replies.
-    poll: Poll,
-    events: Events,
     next_req_id: u32,
     sent: VecDeque<Sent>,
     wbuf: Vec<u8>,
@@ -136,25 +129,17 @@ struct Reply {
 }
 
 impl Conn {
-    /// Connect, with read/write timeouts so a stuck daemon cannot hang us.
+    /// Connect (a unix socket connects at once or fails).
     pub fn connect(path: &Path) -> io::Result<Conn> {
-        let stream = UnixStream::connect(path)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-        let poll = Poll::new()?;
-        poll.registry().register(
-            &mut SourceFd(&stream.as_raw_fd()),
-            Token(0),
-            Interest::READABLE,
-        )?;
+        let stream = std::os::unix::net::UnixStream::connect(path)?;
+        stream.set_nonblocking(true)?;
         Ok(Conn {
-            stream,
-            poll,
-            events: Events::with_capacity(4),
+            stream: UnixStream::from_std(stream),
             next_req_id: 0,
             sent: VecDeque::with_capacity(MAX_DEPTH * 2),
             wbuf: Vec::with_capacity(16 * 1024),
-            // Room for every outstanding reply at its largest.
+            // Twice the most that can be outstanding: every reply at its
+            // largest fits after a compaction.
             rbuf: vec![0; 2 * MAX_DEPTH * (PAYLOAD_MAX + HEADER)],
             rstart: 0,
             rend: 0,
@@ -181,52 +166,62 @@ impl Conn {
         });
     }
 
-    /// Write every queued request in one `write` (usually).
+    /// Write every queued request in one `write`. At most `MAX_DEPTH`
+    /// short requests are ever unanswered, far below a socket buffer, so
+    /// a full socket means the daemon stopped reading: an error.
     fn flush(&mut self) -> io::Result<()> {
-        if !self.wbuf.is_empty() {
-            self.stream.write_all(&self.wbuf)?;
-            self.wbuf.clear();
-        }
-        Ok(())
-    }
-
-    /// Wait until the socket is readable, then one `read` into the buffer.
-    /// (Edge-triggered: a stale edge at worst makes the blocking `read`
-    /// wait, which is still correct.)
-    fn fill(&mut self) -> io::Result<()> {
-        loop {
-            match self
-                .poll
-                .poll(&mut self.events, Some(Duration::from_secs(10)))
-            {
-                Ok(()) if self.events.is_empty() => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no reply within 10 s",
+        let mut done = 0;
+        while done < self.wbuf.len() {
+            match self.stream.write(&self.wbuf[done..]) {
+                Ok(0) => return Err(io::Error::other("daemon closed the connection")),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io::Error::other(
+                        "daemon's socket full: it stopped reading requests",
                     ))
                 }
-                Ok(()) => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        if self.rstart == self.rend {
-            self.rstart = 0;
-            self.rend = 0;
-        } else if self.rbuf.len() - self.rend < PAYLOAD_MAX + HEADER {
-            self.rbuf.copy_within(self.rstart..self.rend, 0);
-            self.rend -= self.rstart;
-            self.rstart = 0;
-        }
-        let n = self.stream.read(&mut self.rbuf[self.rend..])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "daemon closed the connection",
-            ));
-        }
-        self.rend += n;
+        self.wbuf.clear();
         Ok(())
+    }
+
+    /// Read whatever the socket holds (edge-triggered: until it is empty).
+    fn read_available(&mut self) -> io::Result<()> {
+        loop {
+            if self.rstart == self.rend {
+                self.rstart = 0;
+                self.rend = 0;
+            } else if self.rstart > 0 {
+                self.rbuf.copy_within(self.rstart..self.rend, 0);
+                self.rend -= self.rstart;
+                self.rstart = 0;
+            }
+            let room = self.rbuf.len() - self.rend;
+            match self.stream.read(&mut self.rbuf[self.rend..]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "daemon closed the connection",
+                    ))
+                }
+                Ok(n) => {
+                    self.rend += n;
+                    // A short read emptied the socket.
+                    if n < room {
+                        return Ok(());
+                    }
+                    if self.rend - self.rstart >= self.rbuf.len() {
+                        return Err(io::Error::other("more reply bytes than requests"));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Cut the next whole reply from the buffer, if one is there.
@@ -260,37 +255,40 @@ impl Conn {
             body_end: self.rstart,
         }))
     }
+}
 
-    /// One request and its reply (setup only): the reply's type and body.
-    fn call(&mut self, ty: u32, tx_id: u32, parts: &[&[u8]]) -> io::Result<(u32, Vec<u8>)> {
-        self.queue(0, ty, tx_id, parts);
-        self.flush()?;
-        loop {
-            if let Some(r) = self.next_reply()? {
-                let sent = self.sent.pop_front().expect("one request outstanding");
-                if r.req_id != sent.req_id {
-                    return Err(io::Error::other("reply for another request"));
-                }
-                return Ok((r.ty, self.rbuf[r.body_start..r.body_end].to_vec()));
-            }
-            self.fill()?;
+/// Create client `client`'s keys (values `k<n>:init`) over a blocking
+/// connection of its own.
+pub fn setup(path: &Path, client: usize) -> io::Result<()> {
+    let mut stream = std::os::unix::net::UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let w = Workload::new(client);
+    for (key, path) in w.paths.iter().enumerate() {
+        let mut msg = Vec::new();
+        let len = path.len() + w.prefixes[key].len() + 4;
+        for word in [WRITE, 1, 0, u32::try_from(len).expect("short")] {
+            msg.extend_from_slice(&word.to_le_bytes());
+        }
+        msg.extend_from_slice(path);
+        msg.extend_from_slice(&w.prefixes[key]);
+        msg.extend_from_slice(b"init");
+        stream.write_all(&msg)?;
+        let mut header = [0u8; HEADER];
+        stream.read_exact(&mut header)?;
+        let len = u32::from_le_bytes([header[12], header[13], header[14], header[15]]) as usize;
+        if len > PAYLOAD_MAX {
+            return Err(io::Error::other("reply longer than XENSTORE_PAYLOAD_MAX"));
+        }
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body)?;
+        if header[..4] != WRITE.to_le_bytes() || body != b"OK\0" {
+            return Err(io::Error::other(format!(
+                "setup write: {}",
+                String::from_utf8_lossy(&body)
+            )));
         }
     }
-
-    /// Create client `client`'s keys (values `k<n>:init`).
-    pub fn setup(&mut self, client: usize) -> io::Result<()> {
-        let w = Workload::new(client);
-        for key in 0..KEYS {
-            let (ty, body) = self.call(WRITE, 0, &[&w.paths[key], &w.prefixes[key], b"init"])?;
-            if ty == ERROR || body != b"OK\0" {
-                return Err(io::Error::other(format!(
-                    "setup write: {}",
-                    String::from_utf8_lossy(&body)
-                )));
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Byte strings one client's requests are built from.
@@ -404,9 +402,9 @@ enum Next {
 }
 
 /// One client's run: `ops` operations (or until `deadline`) on client
-/// `k`'s keys with `depth` of them in flight.
-struct Runner<'a> {
-    conn: &'a mut Conn,
+/// `k`'s keys with `depth` of them in flight, on its own connection.
+struct Runner {
+    conn: Conn,
     work: Workload,
     slots: Vec<Option<Slot>>,
     next_step: usize,
@@ -416,7 +414,7 @@ struct Runner<'a> {
     result: ClientResult,
 }
 
-impl Runner<'_> {
+impl Runner {
     /// Start the next operation in `slot`, if any are left.
     fn start(&mut self, slot: usize, now: Instant) {
         self.slots[slot] = None;
@@ -576,43 +574,83 @@ impl Runner<'_> {
     }
 }
 
-/// Run `ops` operations (or until `deadline`) as client `k`, `depth` of
-/// them in flight on one connection.
-pub fn run_client(
+/// Run clients `clients` from one thread: each has its own connection
+/// and runs `ops` operations (or until `deadline`) with `depth` of them in
+/// flight. The thread waits for all its connections in one epoll set and,
+/// per wake-up, reads each ready connection once, handles every whole
+/// reply and writes the requests they allow in one `write`: a thread per
+/// client would spend the machine's cores on context switches instead.
+pub fn run_clients(
     path: &Path,
-    k: usize,
+    clients: &[usize],
     ops: usize,
     depth: usize,
     deadline: Instant,
-) -> io::Result<ClientResult> {
-    let mut conn = Conn::connect(path)?;
-    let mut r = Runner {
-        conn: &mut conn,
-        work: Workload::new(k),
-        slots: vec![None; depth.clamp(1, MAX_DEPTH)],
-        next_step: 0,
-        ops,
-        deadline,
-        stopped: false,
-        result: ClientResult::default(),
-    };
-    for v in r.result.latencies.iter_mut() {
-        v.reserve(ops / 4 + 1);
+) -> io::Result<Vec<ClientResult>> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(clients.len().max(1));
+    let mut runners = Vec::with_capacity(clients.len());
+    for (i, &k) in clients.iter().enumerate() {
+        let mut conn = Conn::connect(path)?;
+        poll.registry()
+            .register(&mut conn.stream, Token(i), Interest::READABLE)?;
+        let mut r = Runner {
+            conn,
+            work: Workload::new(k),
+            slots: vec![None; depth.clamp(1, MAX_DEPTH)],
+            next_step: 0,
+            ops,
+            deadline,
+            stopped: false,
+            result: ClientResult::default(),
+        };
+        for v in r.result.latencies.iter_mut() {
+            v.reserve((ops / 4 + 1).min(1 << 16));
+        }
+        runners.push(r);
     }
     let now = Instant::now();
-    for slot in 0..r.slots.len() {
-        r.start(slot, now);
-    }
-    r.conn.flush()?;
-    while !r.conn.sent.is_empty() {
-        r.conn.fill()?;
-        let now = Instant::now();
-        while let Some(reply) = r.conn.next_reply()? {
-            r.on_reply(reply, now)?;
+    let mut active = 0;
+    for r in runners.iter_mut() {
+        for slot in 0..r.slots.len() {
+            r.start(slot, now);
         }
         r.conn.flush()?;
+        if !r.conn.sent.is_empty() {
+            active += 1;
+        }
     }
-    Ok(r.result)
+    while active > 0 {
+        match poll.poll(&mut events, Some(Duration::from_secs(10))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        if events.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no reply within 10 s",
+            ));
+        }
+        let now = Instant::now();
+        for ev in events.iter() {
+            let Some(r) = runners.get_mut(ev.token().0) else {
+                continue;
+            };
+            if r.conn.sent.is_empty() {
+                continue;
+            }
+            r.conn.read_available()?;
+            while let Some(reply) = r.conn.next_reply()? {
+                r.on_reply(reply, now)?;
+            }
+            r.conn.flush()?;
+            if r.conn.sent.is_empty() {
+                active -= 1;
+            }
+        }
+    }
+    Ok(runners.into_iter().map(|r| r.result).collect())
 }
 
 #[cfg(test)]

@@ -1,14 +1,19 @@
 //! xenstore-bench: throughput and p99 latency of xenstoreds on unix sockets.
 //!
-//! Usage: `xenstore-bench [--clients N] [--depth K] [--ops N] [--seconds S]
-//! [--rounds R] [--out PATH] [--ours PATH] [--oxenstored PATH] [--socket
-//! PATH]`. N concurrent clients (default 8), each on its own connection,
-//! run a read/write/directory/transaction mix (4:3:2:1) under two loads:
-//! one request at a time per client, then pipelined with K operations in
-//! flight per client (default 8; xenstore's `req_id` lets clients do that).
-//! Per load and target: `ops` operations (default 400 000), at most S
-//! seconds (default 8), split in R rounds (default 3) that alternate
-//! between the targets so load changes hit them alike.
+//! Usage: `xenstore-bench [--clients N] [--depth K] [--threads T] [--ops N]
+//! [--seconds S] [--rounds R] [--out PATH] [--ours PATH] [--oxenstored
+//! PATH] [--socket PATH]`. N concurrent clients (default 8), each on its
+//! own connection, run a read/write/directory/transaction mix (4:3:2:1)
+//! under two loads: one request at a time per client, then pipelined with
+//! K operations in flight per client (default 8; xenstore's `req_id` lets
+//! clients do that, as libxenstore and Linux's xenbus driver do). The
+//! clients are driven by T event-loop threads (default 1, see
+//! `client::run_clients`) so the load generator costs little CPU; its CPU
+//! per op is reported beside the server's.
+//! Per load and target: `ops` operations (default 50 000 000, so in
+//! practice the time bound rules), at most S seconds (default 6), split in
+//! R rounds (default 3) that alternate between the targets so load changes
+//! hit them alike.
 //! Targets: our `xcp-xenstored` (default: next to this binary) and Debian's
 //! oxenstored run hosted side by side (see `oxenstored.rs`); `--socket`
 //! adds an already running daemon. A target that cannot run is reported
@@ -24,11 +29,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use client::{run_client, ClientResult, Conn, MAX_DEPTH};
+use client::{run_clients, ClientResult, MAX_DEPTH};
 use report::{LoadReport, Outcome, Sample, Stats};
 
 struct Args {
     clients: usize,
+    threads: usize,
     depth: usize,
     ops: usize,
     seconds: u64,
@@ -42,9 +48,10 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         clients: 8,
+        threads: 1,
         depth: 8,
-        ops: 400_000,
-        seconds: 8,
+        ops: 50_000_000,
+        seconds: 6,
         out: None,
         ours: None,
         oxenstored: PathBuf::from(oxenstored::DEFAULT_PATH),
@@ -56,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--clients" => a.clients = value()?.parse().map_err(|e| format!("--clients: {e}"))?,
+            "--threads" => a.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--depth" => a.depth = value()?.parse().map_err(|e| format!("--depth: {e}"))?,
             "--ops" => a.ops = value()?.parse().map_err(|e| format!("--ops: {e}"))?,
             "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
@@ -70,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.clients == 0
         || a.clients > 256
+        || a.threads == 0
         || a.depth < 2
         || a.depth > MAX_DEPTH
         || a.ops == 0
@@ -78,7 +87,7 @@ fn parse_args() -> Result<Args, String> {
         || a.rounds > 100
     {
         return Err(format!(
-            "--clients 1..=256, --depth 2..={MAX_DEPTH} (open transactions per connection \
+            "--clients 1..=256, --threads above 0, --depth 2..={MAX_DEPTH} (open transactions per connection \
              are limited to 10), --rounds 1..=100, --ops and --seconds above 0"
         ));
     }
@@ -112,33 +121,42 @@ fn measure(
     seconds: f64,
 ) -> Result<Sample, String> {
     for k in 0..args.clients {
-        let mut c = Conn::connect(socket).map_err(|e| format!("connect: {e}"))?;
-        c.setup(k).map_err(|e| format!("setup: {e}"))?;
+        client::setup(socket, k).map_err(|e| format!("setup: {e}"))?;
     }
     let per_client = ops.div_ceil(args.clients);
     let cpu_before = cpu_time(pid);
+    let me = Some(std::process::id());
+    let client_before = cpu_time(me);
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(seconds);
-    let handles: Vec<_> = (0..args.clients)
-        .map(|k| {
+    // Clients dealt round-robin to the driver threads.
+    let threads = args.threads.min(args.clients);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
             let socket = socket.to_path_buf();
-            std::thread::spawn(move || run_client(&socket, k, per_client, depth, deadline))
+            let mine: Vec<usize> = (t..args.clients).step_by(threads).collect();
+            std::thread::spawn(move || run_clients(&socket, &mine, per_client, depth, deadline))
         })
         .collect();
     let mut results: Vec<ClientResult> = Vec::new();
     for h in handles {
         let r = h.join().map_err(|_| "client thread panicked".to_string())?;
-        results.push(r.map_err(|e| format!("client: {e}"))?);
+        results.extend(r.map_err(|e| format!("client: {e}"))?);
     }
     let elapsed = start.elapsed();
-    let cpu = match (cpu_before, cpu_time(pid)) {
+    let delta = |before: Option<(Duration, Duration)>, after: Option<(Duration, Duration)>| match (
+        before, after,
+    ) {
         (Some((u0, s0)), Some((u1, s1))) => Some((u1.saturating_sub(u0), s1.saturating_sub(s0))),
         _ => None,
     };
+    let cpu = delta(cpu_before, cpu_time(pid));
+    let client_cpu = delta(client_before, cpu_time(me));
     Ok(Sample {
         results,
         elapsed,
         cpu,
+        client_cpu,
     })
 }
 
@@ -223,7 +241,7 @@ fn main() -> ExitCode {
                 eprintln!("xenstore-bench: {e}");
             }
             eprintln!(
-                "usage: xenstore-bench [--clients N] [--ops N] [--seconds S] [--rounds R] [--out PATH] \
+                "usage: xenstore-bench [--clients N] [--depth K] [--threads T] [--ops N] [--seconds S] [--rounds R] [--out PATH] \
                  [--ours PATH] [--oxenstored PATH] [--socket PATH]"
             );
             return ExitCode::from(2);

@@ -13,6 +13,8 @@ pub struct Sample {
     pub elapsed: Duration,
     /// Server CPU (user, system) used during the round, if known.
     pub cpu: Option<(Duration, Duration)>,
+    /// The bench's own (clients') CPU during the round.
+    pub client_cpu: Option<(Duration, Duration)>,
 }
 
 /// Percentiles of one set of latencies, in microseconds.
@@ -69,6 +71,9 @@ pub struct Stats {
     /// Server CPU time per operation (user, system) in microseconds, when
     /// the server's process is ours to watch.
     pub server_cpu_us_per_op: Option<(f64, f64)>,
+    /// The clients' CPU time per operation (user + system) in
+    /// microseconds: a check that the load generator is not the limit.
+    pub client_cpu_us_per_op: Option<f64>,
 }
 
 impl Stats {
@@ -93,6 +98,9 @@ impl Stats {
                 s.cpu.map(|(su, sk)| (u + su, k + sk))
             });
         let per_op = |d: Duration| d.as_secs_f64() * 1e6 / ops.max(1) as f64;
+        let client = samples
+            .iter()
+            .try_fold(Duration::ZERO, |t, s| s.client_cpu.map(|(u, k)| t + u + k));
         Stats {
             ops,
             elapsed,
@@ -113,6 +121,7 @@ impl Stats {
                 .iter()
                 .flat_map(|s| s.results.iter())
                 .find_map(|r| r.first_error.clone()),
+            client_cpu_us_per_op: client.filter(|_| !samples.is_empty()).map(per_op),
             server_cpu_us_per_op: cpu
                 .filter(|_| !samples.is_empty())
                 .map(|(u, k)| (per_op(u), per_op(k))),
@@ -152,7 +161,7 @@ pub fn table(loads: &[LoadReport], summary: &str) -> String {
         );
         let _ = writeln!(
             s,
-            "{:<16} {:>9} {:>7} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6} {:>17}",
+            "{:<16} {:>9} {:>7} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6} {:>17} {:>10}",
             "target",
             "ops",
             "secs",
@@ -165,14 +174,15 @@ pub fn table(loads: &[LoadReport], summary: &str) -> String {
             "tx p99",
             "retries",
             "errors",
-            "srv usr+sys us/op"
+            "srv usr+sys us/op",
+            "cli us/op"
         );
         for o in &load.outcomes {
             match &o.result {
                 Ok(st) => {
                     let _ = writeln!(
                         s,
-                        "{:<16} {:>9} {:>7.2} {:>10.0} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7} {:>6} {:>17}",
+                        "{:<16} {:>9} {:>7.2} {:>10.0} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7} {:>6} {:>17} {:>10}",
                         o.name,
                         st.ops,
                         st.elapsed.as_secs_f64(),
@@ -187,6 +197,8 @@ pub fn table(loads: &[LoadReport], summary: &str) -> String {
                         st.errors,
                         st.server_cpu_us_per_op
                             .map_or("-".into(), |(u, k)| format!("{u:.2}+{k:.2}")),
+                        st.client_cpu_us_per_op
+                            .map_or("-".into(), |c| format!("{c:.2}")),
                     );
                 }
                 Err(why) => {
@@ -276,12 +288,13 @@ pub fn json(loads: &[LoadReport], clients: usize, ops: usize, seconds: u64) -> S
                         .collect();
                     let _ = write!(
                         s,
-                        "{sep}\n    {{\"name\": {}, \"measured\": true, \"ops\": {}, \"seconds\": {:.3}, \"ops_per_sec\": {:.1}, \"server_cpu_us_per_op\": {}, \"retries\": {}, \"errors\": {}, \"overall\": {}, \"per_kind\": {{{}}}}}",
+                        "{sep}\n    {{\"name\": {}, \"measured\": true, \"ops\": {}, \"seconds\": {:.3}, \"ops_per_sec\": {:.1}, \"server_cpu_us_per_op\": {}, \"client_cpu_us_per_op\": {}, \"retries\": {}, \"errors\": {}, \"overall\": {}, \"per_kind\": {{{}}}}}",
                         json_str(&o.name),
                         st.ops,
                         st.elapsed.as_secs_f64(),
                         st.ops_per_sec,
                         st.server_cpu_us_per_op.map_or("null".into(), |(u, k)| format!("{{\"user\": {u:.3}, \"system\": {k:.3}}}")),
+                        st.client_cpu_us_per_op.map_or("null".into(), |c| format!("{c:.3}")),
                         st.retries,
                         st.errors,
                         json_latency(&st.overall),
