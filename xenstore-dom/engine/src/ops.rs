@@ -75,16 +75,24 @@ pub fn get_perms(db: &mut dyn Db, caller: &Caller, path: &str) -> XsResult<Vec<u
 /// DIRECTORY: children leaf names, each followed by a nul; E2BIG if the
 /// list does not fit one payload (clients then use DIRECTORY_PART).
 pub fn directory(db: &mut dyn Db, caller: &Caller, path: &str) -> XsResult<Vec<u8>> {
-    let node = readable(db, caller, path)?;
-    if node.children_len() > PAYLOAD_MAX {
-        return Err(XsError::E2big);
+    // Listed straight from the stored node: cloning it would copy every
+    // child name.
+    match db.get(path)? {
+        Some(node) if node.perms.rights(caller).read => {
+            let len = node.children_len();
+            if len > PAYLOAD_MAX {
+                return Err(XsError::E2big);
+            }
+            let mut out = Vec::with_capacity(len);
+            for c in &node.children {
+                out.extend_from_slice(c.as_bytes());
+                out.push(0);
+            }
+            Ok(out)
+        }
+        Some(_) => Err(XsError::Eacces),
+        None => Err(missing(db, caller, path, false)?),
     }
-    let mut out = Vec::with_capacity(node.children_len());
-    for c in &node.children {
-        out.extend_from_slice(c.as_bytes());
-        out.push(0);
-    }
-    Ok(out)
 }
 
 /// DIRECTORY_PART: `<gencnt>|` then as many children as fit from byte
@@ -156,8 +164,13 @@ pub fn write(
         if mkdir {
             return Ok(Vec::new());
         }
-        let mut node = node.clone();
-        node.value = value.to_vec();
+        // The new value replaces the old one: no need to copy it first.
+        let node = Node {
+            value: value.to_vec(),
+            perms: node.perms.clone(),
+            children: node.children.clone(),
+            generation: node.generation,
+        };
         let perms = node.perms.clone();
         db.put(path, node)?;
         return Ok(vec![Event::changed(path, perms)]);

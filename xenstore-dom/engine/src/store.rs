@@ -129,10 +129,20 @@ impl Store {
     fn insert(&mut self, path: &str, mut node: Node) {
         node.generation = self.bump();
         let owner = node.perms.owner();
-        if let Some(old) = self.nodes.insert(String::from(path), node) {
-            self.count(old.perms.owner(), false);
+        // Replace in place when the node exists: no new key to allocate.
+        let old_owner = match self.nodes.get_mut(path) {
+            Some(slot) => Some(core::mem::replace(slot, node).perms.owner()),
+            None => {
+                self.nodes.insert(String::from(path), node);
+                None
+            }
+        };
+        if old_owner != Some(owner) {
+            if let Some(old) = old_owner {
+                self.count(old, false);
+            }
+            self.count(owner, true);
         }
-        self.count(owner, true);
     }
 
     fn remove(&mut self, path: &str) {
