@@ -671,6 +671,61 @@ mod tests {
         assert!(!directory_ok(b""));
     }
 
+    /// How a fake daemon answers: (type, req_id, tx_id) of the request
+    /// to (type, req_id, body) of the reply.
+    type Answer = fn(u32, u32, u32) -> (u32, u32, Vec<u8>);
+
+    /// A fake daemon on a fresh socket: answers each request it reads.
+    fn fake_daemon(name: &str, reply: Answer) -> (std::path::PathBuf, std::thread::JoinHandle<()>) {
+        let dir = std::env::temp_dir().join(format!("xsb-{name}-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let handle = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut header = [0u8; HEADER];
+            while s.read_exact(&mut header).is_ok() {
+                let word =
+                    |i: usize| u32::from_le_bytes(header[i * 4..i * 4 + 4].try_into().expect("4"));
+                let mut body = vec![0u8; word(3) as usize];
+                s.read_exact(&mut body).expect("body");
+                let (ty, req_id, out) = reply(word(0), word(1), word(2));
+                let mut msg = Vec::new();
+                for w in [ty, req_id, word(2), out.len() as u32] {
+                    msg.extend_from_slice(&w.to_le_bytes());
+                }
+                msg.extend_from_slice(&out);
+                if s.write_all(&msg).is_err() {
+                    break;
+                }
+            }
+        });
+        (path, handle)
+    }
+
+    #[test]
+    fn a_reply_out_of_order_fails_the_client() {
+        let (path, daemon) =
+            fake_daemon("order", |ty, req_id, _| (ty, req_id + 1, b"k0:x".to_vec()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let err = run_clients(&path, &[0], 4, 2, deadline).expect_err("must fail");
+        assert!(err.to_string().contains("out of order"), "{err}");
+        daemon.join().expect("daemon");
+    }
+
+    #[test]
+    fn a_wrong_payload_is_counted() {
+        // Step 0 is a READ of k0: answer with another key's value.
+        let (path, daemon) = fake_daemon("payload", |ty, req_id, _| (ty, req_id, b"k5:x".to_vec()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let results = run_clients(&path, &[0], 1, 1, deadline).expect("in order");
+        assert_eq!(results[0].errors, 1);
+        assert!(results[0].latencies.iter().all(Vec::is_empty));
+        drop(results);
+        daemon.join().expect("daemon");
+    }
+
     #[test]
     fn decimal_digits() {
         let mut d = [0u8; 20];

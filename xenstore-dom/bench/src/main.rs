@@ -21,6 +21,8 @@
 //! (see `client.rs`); a reply out of order, a wrong payload or an
 //! unexpected error fails the run.
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod oxenstored;
 mod report;
@@ -94,6 +96,17 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
+/// The kernel's clock tick (USER_HZ, what `sysconf(_SC_CLK_TCK)` returns):
+/// the AT_CLKTCK entry of our auxiliary vector, pairs of native words.
+fn clock_ticks_per_second() -> Option<u64> {
+    const AT_CLKTCK: u64 = 17;
+    let auxv = std::fs::read("/proc/self/auxv").ok()?;
+    auxv.chunks_exact(16).find_map(|pair| {
+        let word = |i: usize| u64::from_ne_bytes(pair[i..i + 8].try_into().expect("8 bytes"));
+        (word(0) == AT_CLKTCK).then(|| word(8)).filter(|hz| *hz > 0)
+    })
+}
+
 /// CPU time (user, system) a process has used, from /proc/<pid>/stat.
 fn cpu_time(pid: Option<u32>) -> Option<(Duration, Duration)> {
     let text = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
@@ -103,9 +116,7 @@ fn cpu_time(pid: Option<u32>) -> Option<(Duration, Duration)> {
     let fields: Vec<&str> = rest.split(' ').collect();
     let user: u64 = fields.get(11)?.parse().ok()?;
     let system: u64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
+    let hz = clock_ticks_per_second()?;
     let at = |ticks: u64| Duration::from_micros(ticks * 1_000_000 / hz);
     Some((at(user), at(system)))
 }

@@ -6,6 +6,8 @@
 //! xenstored's socket. Clients: xenstore-utils with `XENSTORED_PATH=PATH`,
 //! pyxs `Client(unix_socket_path=PATH)`.
 
+#![forbid(unsafe_code)]
+
 mod server;
 
 use std::process::ExitCode;
