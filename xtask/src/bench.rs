@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: figures measured in one run, printed and written as
-//! JSON under target/bench. xenstore: ops/s and p99 of our daemon and of
-//! Debian's oxenstored under the same load. XenAPI host mode: calls/s and
+//! JSON under target/bench. xenstore: ops/s, p99 and server CPU per op of
+//! our daemon and of Debian's oxenstored under the same two loads (one
+//! request at a time per client, and 8 in flight per client). XenAPI host mode: calls/s and
 //! event.from latency. Domain start. Boot: QEMU start to Xen's hand-over to dom0
 //! (Xen's "Freed ... init memory" line) and to dom0's "dom0 ready", in
 //! Xen's console time, over several boots.
@@ -50,7 +51,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// The xenstore benchmark: our host daemon against Debian's oxenstored,
-/// side by side in one run (see xenstore-dom/bench).
+/// side by side in one run, unpipelined and pipelined (see
+/// xenstore-dom/bench; about 30 s).
 fn xenstore(dir: &std::path::Path) -> Result<(), String> {
     crate::run(crate::cargo().args([
         "build",
