@@ -8,10 +8,11 @@
 //! the serial log must show the relay path. dom0 gives no exit code here
 //! (it keeps serving); the test stops QEMU once the client is done.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use xcp_qemu_tests::clients::{free_port, python_with_xenapi, run};
 use xcp_qemu_tests::{Artifacts, Run};
 
 const PASSWORD: &str = "relay-pw";
@@ -47,44 +48,9 @@ s.xenapi.session.logout()
 print("CLIENT OK")
 "#;
 
-/// Runs `cmd` under `timeout -s KILL secs`; returns success and the output.
-fn run(cmd: &mut Command, secs: u32) -> (bool, String) {
-    let mut t = Command::new("timeout");
-    t.args(["-s", "KILL", &secs.to_string()])
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    let out = t.output().expect("spawn under timeout");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-/// A venv with PyPI's XenAPI, created once under the target dir.
-fn python_with_xenapi() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xenapi-venv");
-    let py = venv.join("bin/python");
-    if run(Command::new(&py).args(["-c", "import XenAPI"]), 60).0 {
-        return py;
-    }
-    let (ok, out) = run(Command::new("python3").args(["-m", "venv"]).arg(&venv), 300);
-    assert!(ok, "venv: {out}");
-    let (ok, out) = run(
-        Command::new(&py).args(["-m", "pip", "install", "--quiet", "XenAPI"]),
-        600,
-    );
-    assert!(ok, "pip install XenAPI: {out}");
-    py
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then released for QEMU).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
-}
-
 #[test]
 fn pypi_xenapi_client_reaches_dom0_through_netdom() {
-    let py = python_with_xenapi();
+    let py = python_with_xenapi(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let a = Artifacts::from_env();
     let dir = a.scratch("netdom-xenapi");
     let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);

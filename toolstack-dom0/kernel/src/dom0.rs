@@ -1,6 +1,6 @@
 //! dom0's main: banner, bundle check, then idle.
 
-use log::{error, info};
+use log::{error, info, warn};
 use xcp_bundle::{Bundle, PlatformConfig};
 use xcp_runtime::event_loop::{App, Loop};
 use xcp_runtime::{cmdline, verdict, Boot};
@@ -153,27 +153,6 @@ fn main(boot: Boot) -> ! {
         t.set_relay_domid(domid);
         relays.push(RelayLink::new(channel, port));
     }
-    // The network domain, with the NIC and (when the toolstack runs) a
-    // XenAPI relay channel.
-    let mut netdom_ready = None;
-    let mut netdom = None;
-    if selftest.is_none() {
-        if let Some(index) = platform.configs().iter().position(|c| c.nic && c.start) {
-            match crate::nic::start_with_nic(&mut platform, &mut lp, index, toolstack.is_some()) {
-                Ok(mut handed) => {
-                    if let Some((channel, port)) = handed.take_relay() {
-                        info!("xenapi relay channel to netdom on port {port}");
-                        relays.push(RelayLink::new(channel, port));
-                        let url = cmdline::get(boot.cmdline, "xenapi-url")
-                            .map(alloc::string::String::from);
-                        netdom_ready = Some((handed.domid, url));
-                    }
-                    netdom = Some(handed);
-                }
-                Err(e) => error!("network domain not started: {e}"),
-            }
-        }
-    }
     if let Some(t) = test.as_mut() {
         if let Some((channel, port)) = t.take_netdom_relay() {
             info!("xenapi relay channel to netdom on port {port}");
@@ -183,15 +162,33 @@ fn main(boot: Boot) -> ! {
             t.set_xenapi_url(url);
         }
     }
+    let shell = match crate::shell::Shell::bind(&mut lp) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            error!("operator console unavailable: {e}");
+            None
+        }
+    };
     let mut app = Dom0 {
         platform,
         test,
         toolstack,
         relays,
         tick_armed: false,
-        netdom_ready,
-        _netdom: netdom,
+        netdom_ready: None,
+        netdom: None,
+        xenapi_url: cmdline::get(boot.cmdline, "xenapi-url").map(alloc::string::String::from),
+        shell,
     };
+    // The network domain, with the NIC and (when the toolstack runs) a
+    // XenAPI relay channel.
+    if selftest.is_none() {
+        if let Some(index) = app.platform.configs().iter().position(|c| c.nic && c.start) {
+            if let Err(e) = app.start_netdom(&mut lp, index) {
+                error!("network domain not started: {e}");
+            }
+        }
+    }
     // A relay's peer kicks only a consumer that said it waits: look once.
     app.pump_relays(&mut lp, None);
     lp.run(&mut app);
@@ -214,25 +211,160 @@ struct Dom0 {
     netdom_ready: Option<(u16, Option<alloc::string::String>)>,
     /// What dom0 handed netdom (the NIC, the config snapshot it maps):
     /// kept for netdom's life.
-    _netdom: Option<crate::nic::Handed>,
+    netdom: Option<crate::nic::Handed>,
+    /// The URL `xenapi-url=` names, announced when netdom listens.
+    xenapi_url: Option<alloc::string::String>,
+    /// The operator console.
+    shell: Option<crate::shell::Shell>,
 }
 
 impl Dom0 {
+    /// Builds netdom (config `index`) with the NIC and, when the toolstack
+    /// runs, a XenAPI relay link. Returns its domid.
+    fn start_netdom(&mut self, lp: &mut Loop, index: usize) -> Result<u16, alloc::string::String> {
+        let relay = self.toolstack.is_some();
+        let mut handed = crate::nic::start_with_nic(&mut self.platform, lp, index, relay)?;
+        if let Some((channel, port)) = handed.take_relay() {
+            info!("xenapi relay channel to netdom on port {port}");
+            self.relays.push(RelayLink::new(channel, port));
+            self.netdom_ready = Some((handed.domid, self.xenapi_url.clone()));
+        }
+        let domid = handed.domid;
+        self.netdom = Some(handed);
+        // A relay's peer kicks only a consumer that said it waits: look once.
+        self.pump_relays(lp, None);
+        Ok(domid)
+    }
+
+    /// Takes the NIC back from netdom `handed` (destroying it first when
+    /// `destroy`) and drops its relay link with the connections and parked
+    /// calls relayed through it.
+    fn release_netdom(&mut self, lp: &mut Loop, handed: crate::nic::Handed, destroy: bool) {
+        let port = handed.relay_port;
+        let domid = handed.domid;
+        let released = if destroy {
+            crate::nic::reclaim(&mut self.platform, lp, handed)
+        } else {
+            crate::nic::release(handed)
+        };
+        if let Err(e) = released {
+            error!("nic back from domid {domid}: {e}");
+        }
+        if let Some(port) = port {
+            self.relays.retain(|r| r.port != port);
+            lp.unwatch(port);
+            let _ = xcp_runtime::evtchn::close(port);
+            let dropped = self.toolstack.as_mut().map_or(0, |ts| ts.drop_link(port));
+            info!("relay link on port {port} closed ({dropped} relayed connection(s) dropped)");
+        }
+        if self.netdom_ready.as_ref().is_some_and(|(d, _)| *d == domid) {
+            self.netdom_ready = None;
+        }
+    }
+
+    /// Rebuilds the domains holding the NIC that died (the platform's
+    /// restart policy said so): NIC back, then handed over to a new build
+    /// with a new relay link.
+    fn restart_nic_domains(&mut self, lp: &mut Loop) {
+        for (old, index) in core::mem::take(&mut self.platform.nic_restarts) {
+            let started = xcp_runtime::time::now_ns();
+            if let Some(handed) = self.netdom.take_if(|h| h.domid == old) {
+                self.release_netdom(lp, handed, false);
+            }
+            match self.start_netdom(lp, index) {
+                Ok(new) => {
+                    self.platform.domains.rebuilt(old, new);
+                    info!(
+                        "rebuilt {} as domid {new} with the NIC in {} us",
+                        self.platform.configs()[index].name,
+                        (xcp_runtime::time::now_ns() - started) / 1000
+                    );
+                }
+                Err(e) => {
+                    error!(
+                        "could not rebuild {}: {e}",
+                        self.platform.configs()[index].name
+                    );
+                    self.platform.domains.remove(old);
+                }
+            }
+        }
+    }
+
+    /// The managed domain the operator named.
+    fn find(&self, target: xcp_domains::shell::Target<'_>) -> Option<u16> {
+        use xcp_domains::shell::Target;
+        self.platform.domains.domids().find(|&d| match target {
+            Target::Domid(t) => t == d,
+            Target::Name(n) => self.platform.domains.get(d).is_some_and(|m| m.name == n),
+        })
+    }
+
+    /// Runs one operator command.
+    fn run_command(&mut self, lp: &mut Loop, line: &str) {
+        use xcp_domains::shell::{parse, Command, HELP};
+        let command = match parse(line) {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                warn!("console: {e}");
+                return;
+            }
+        };
+        info!("console> {}", line.trim());
+        match command {
+            Command::Help => HELP.iter().for_each(|l| info!("  {l}")),
+            Command::List => {
+                for domid in self.platform.domains.domids() {
+                    if let Some(m) = self.platform.domains.get(domid) {
+                        info!(
+                            "  {:<16} domid {domid:<5} restart={} restarts={}",
+                            m.name, m.restart, m.restarts
+                        );
+                    }
+                }
+            }
+            Command::Crash(target) => match self.find(target) {
+                Some(domid) => {
+                    match xcp_runtime::control::remote_shutdown(
+                        domid,
+                        xen_sys::sched::SHUTDOWN_CRASH,
+                    ) {
+                        Ok(()) => info!("console: domid {domid} shut down as crashed"),
+                        Err(e) => warn!("console: crash domid {domid}: {e}"),
+                    }
+                }
+                None => warn!("console: no managed domain {target:?}"),
+            },
+            Command::Destroy(target) => match self.find(target) {
+                Some(domid) => {
+                    match self.netdom.take_if(|h| h.domid == domid) {
+                        Some(handed) => self.release_netdom(lp, handed, true),
+                        None => self.platform.stop(lp, domid),
+                    }
+                    info!("console: destroyed domid {domid}");
+                }
+                None => warn!("console: no managed domain {target:?}"),
+            },
+        }
+    }
+
     fn pump_relays(&mut self, lp: &mut Loop, only: Option<u32>) {
         let Some(ts) = self.toolstack.as_mut() else {
             return;
         };
-        self.relays.retain_mut(|r| {
-            if only.is_some_and(|p| p != r.port) {
-                return true;
-            }
-            match r.pump(ts) {
-                Ok(()) => true,
-                Err(e) => {
-                    error!("dropping a XenAPI relay: {e}");
-                    lp.unwatch(r.port);
-                    false
-                }
+        // The link that was kicked first, then the others: a change it
+        // carried may release calls parked on them.
+        if let Some(first) = only.and_then(|p| self.relays.iter().position(|r| r.port == p)) {
+            self.relays.swap(0, first);
+        }
+        self.relays.retain_mut(|r| match r.pump(ts) {
+            Ok(()) => true,
+            Err(e) => {
+                error!("dropping a XenAPI relay: {e}");
+                lp.unwatch(r.port);
+                ts.drop_link(r.port);
+                false
             }
         });
         if ts.has_parked() && !self.tick_armed {
@@ -247,7 +379,13 @@ impl App for Dom0 {
         if self.relays.iter().any(|r| r.port == port) {
             self.pump_relays(lp, Some(port));
         }
+        if let Some(shell) = self.shell.as_mut().filter(|s| s.port == port) {
+            for line in shell.read_lines() {
+                self.run_command(lp, &line);
+            }
+        }
         let ours = self.platform.on_event(lp, port);
+        self.restart_nic_domains(lp);
         if let Some((domid, url)) = &self.netdom_ready {
             let listening = self.platform.live.get(domid).is_some_and(|l| {
                 let text = b"XenAPI relay listening on";

@@ -107,6 +107,8 @@ pub struct Handed {
     relay: Option<(Channel<Frame>, u32)>,
     /// Grants of the relay channel's pages, ended on reclaim.
     relay_grefs: Vec<u32>,
+    /// dom0's port of the relay channel (it names the relay link).
+    pub relay_port: Option<u32>,
 }
 
 impl Handed {
@@ -238,6 +240,7 @@ pub fn start_with_nic(
     };
     let domid = built.map_err(|()| String::from("could not build netdom"))?;
     info!("nic {} handed to domid {domid}: {line}", nic.bdf);
+    let relay_port = relay.as_ref().map(|(_, port)| *port);
     Ok(Handed {
         domid,
         nic,
@@ -245,6 +248,7 @@ pub fn start_with_nic(
         gref,
         relay,
         relay_grefs,
+        relay_port,
     })
 }
 
@@ -252,6 +256,13 @@ pub fn start_with_nic(
 /// the snapshot's grant.
 pub fn reclaim(platform: &mut Platform, lp: &mut Loop, handed: Handed) -> Result<(), String> {
     platform.stop(lp, handed.domid);
+    release(handed)
+}
+
+/// Takes the NIC back from a domain that is already destroyed (it died and
+/// dom0 tore it down): bus mastering off, the device reset, the snapshot's
+/// and the relay pages' grants ended.
+pub fn release(handed: Handed) -> Result<(), String> {
     let mut conf =
         xcp_runtime::pci_conf::PortConfig::new().map_err(|e| format!("config access: {e}"))?;
     let command = conf.read32(handed.nic.bdf, COMMAND) as u16;

@@ -35,6 +35,9 @@ pub struct Platform {
     pub xs: Option<crate::xs::XsLink>,
     /// PCI functions on bus 0 (enumerated at boot).
     pub devices: Vec<xcp_pci::Device>,
+    /// Domains holding a device that died and are to be rebuilt by dom0's
+    /// main loop, which owns the device hand-over: (old domid, config).
+    pub nic_restarts: Vec<(u16, usize)>,
     dom_exc: u32,
 }
 
@@ -59,6 +62,7 @@ impl Platform {
             gave_up: Vec::new(),
             xs: None,
             devices: Vec::new(),
+            nic_restarts: Vec::new(),
             dom_exc,
         })
     }
@@ -255,6 +259,10 @@ impl Platform {
             let config = self.live.get(&domid).map(|l| l.config);
             self.destroy(lp, domid);
             match (action, config) {
+                (Action::Restart, Some(index)) if self.configs[index].nic => {
+                    info!("restarting {name} with the NIC");
+                    self.nic_restarts.push((domid, index));
+                }
                 (Action::Restart, Some(index)) => {
                     info!("restarting {name}");
                     match self.start(lp, index, None) {
