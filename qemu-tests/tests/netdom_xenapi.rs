@@ -4,7 +4,9 @@
 //! inter-domain channel to dom0's toolstack (`selftest=netdom-xenapi`).
 //!
 //! The verdict is the client's: PyPI's unmodified `XenAPI` package (XML-RPC)
-//! logs in, lists the host and the pool, logs out, and prints what it saw;
+//! logs in, lists the host and the pool, logs out, and prints what it saw,
+//! while 16 hostile connections that never finish a request head stay open
+//! beside it (netdom must end them at its head timeout);
 //! the serial log must show the relay path. dom0 gives no exit code here
 //! (it keeps serving); the test stops QEMU once the client is done.
 
@@ -19,9 +21,22 @@ const PASSWORD: &str = "relay-pw";
 
 /// The client: exits non-zero on any failure; its last line is "CLIENT OK".
 const CLIENT: &str = r#"
+import socket
 import sys
+import time
+import urllib.parse
 import XenAPI
 url, pw = sys.argv[1], sys.argv[2]
+# Hostile neighbours: 16 connections that never finish their request head
+# stay open through the whole session; netdom must serve the real client
+# meanwhile and drop them at its head timeout (10 s).
+where = urllib.parse.urlsplit(url)
+stalled = []
+for _ in range(16):
+    c = socket.create_connection((where.hostname, where.port), timeout=10)
+    c.sendall(b"POST / HTTP/1.1\r\nHost: stalled\r\nContent-")
+    stalled.append(c)
+opened = time.monotonic()
 s = XenAPI.Session(url)
 s.xenapi.login_with_password("root", pw, "1.0", "netdom-qemu-test")
 hosts = s.xenapi.host.get_all_records()
@@ -45,6 +60,18 @@ except XenAPI.Failure as f:
     print("wrong password:", f.details[0])
     assert f.details[0] == "SESSION_AUTHENTICATION_FAILED", f.details
 s.xenapi.session.logout()
+ended = 0
+for c in stalled:
+    c.settimeout(40)
+    try:
+        ended += c.recv(1024) == b""
+    except ConnectionResetError:
+        ended += 1
+    except socket.timeout:
+        pass
+waited = time.monotonic() - opened
+print(f"stalled connections ended by netdom: {ended}/16 after {waited:.1f} s")
+assert ended == 16, ended
 print("CLIENT OK")
 "#;
 
@@ -88,6 +115,10 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
         "client failed:\n{output}\nlog:\n{log}"
     );
     assert!(output.contains("pools: 1"), "{output}");
+    assert!(
+        output.contains("stalled connections ended by netdom: 16/16"),
+        "{output}"
+    );
     assert!(output.contains("pifs: 1 networks: 1"), "{output}");
     assert!(
         output.contains("wrong password: SESSION_AUTHENTICATION_FAILED"),
