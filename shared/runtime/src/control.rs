@@ -106,6 +106,15 @@ pub fn domain_info(domid: DomId) -> Result<XenDomctlGetdomaininfo, Errno> {
     unsafe { domctl::getdomaininfo(domid) }
 }
 
+/// Makes `domid` the handler of the global VIRQ `virq`
+/// (`XEN_DOMCTL_set_virq_handler`): Xen then signals it there instead of
+/// to dom0, until that domain is destroyed.
+pub fn set_virq_handler(domid: DomId, virq: u32) -> Result<(), Errno> {
+    // SAFETY: only redirects a notification; dom0 (the caller) is
+    // privileged and `domid` binds the VIRQ itself.
+    unsafe { domctl::set_virq_handler(domid, virq) }
+}
+
 /// Creates vCPUs `0..max` of `domid` (createdomain only sizes the array).
 pub fn set_max_vcpus(domid: DomId, max: u32) -> Result<(), Errno> {
     // SAFETY: affects only `domid`.

@@ -191,9 +191,17 @@ fn main(boot: Boot) -> ! {
     }
     // A relay's peer kicks only a consumer that said it waits: look once.
     app.pump_relays(&mut lp, None);
+    if app.platform.xs.is_some() {
+        lp.after(XS_CHECK_NS, XS_CHECK_TOKEN);
+    }
     lp.run(&mut app);
     idle()
 }
+
+/// Timer token of the xenstore domain's health check (it holds
+/// VIRQ_DOM_EXC, so its own death reaches nobody).
+const XS_CHECK_TOKEN: u64 = 0x75c;
+const XS_CHECK_NS: u64 = 1_000_000_000;
 
 /// Timer token of the parked-call re-check.
 const TICK_TOKEN: u64 = 0x71c;
@@ -384,7 +392,9 @@ impl App for Dom0 {
                 self.run_command(lp, &line);
             }
         }
-        let ours = self.platform.on_event(lp, port);
+        let mut ours = self.platform.on_event(lp, port);
+        // Calls to xenstore above may have received @releaseDomain.
+        ours |= self.platform.poll_lifecycle(lp);
         self.restart_nic_domains(lp);
         if let Some((domid, url)) = &self.netdom_ready {
             let listening = self.platform.live.get(domid).is_some_and(|l| {
@@ -409,6 +419,18 @@ impl App for Dom0 {
     }
 
     fn on_timer(&mut self, lp: &mut Loop, token: u64) {
+        if token == XS_CHECK_TOKEN {
+            self.platform.check_xenstore_domain(lp);
+            let fired = self.platform.poll_lifecycle(lp);
+            self.restart_nic_domains(lp);
+            if let Some(test) = self.test.as_mut().filter(|_| fired) {
+                test.check(&mut self.platform, lp);
+            }
+            if self.platform.xs.is_some() {
+                lp.after(XS_CHECK_NS, XS_CHECK_TOKEN);
+            }
+            return;
+        }
         if token == TICK_TOKEN {
             self.tick_armed = false;
             self.pump_relays(lp, None);
