@@ -14,7 +14,9 @@ use xcp_qemu_tests::{verdict, Artifacts, Run};
 fn netdom_drives_the_passed_through_nic_and_hears_the_gateway() {
     let a = Artifacts::from_env();
     let dir = a.scratch("netdom");
-    let config = "[platform]\nname = \"selftest\"\n\n\
+    // A static management address (netdom_xenapi.rs covers DHCP).
+    let config = "[platform]\nname = \"selftest\"\n\
+        management = \"10.0.2.15/24 gw 10.0.2.2\"\n\n\
         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 16\n\
         restart = false\nstart = false\npassthrough = true\n";
     let archive =
@@ -40,6 +42,11 @@ fn netdom_drives_the_passed_through_nic_and_hears_the_gateway() {
     // QEMU gives its first NIC 52:54:00:12:34:56 and answers for 10.0.2.2
     // with 52:55:0a:00:02:02 (slirp's own MAC).
     netdom("netdom: MAC 52:54:00:12:34:56");
+    netdom("netdom: static address 10.0.2.15/24 gw 10.0.2.2");
+    assert!(
+        log.contains("pci-bars=20,1000,0,0,4000,0 ip=10.0.2.15/24,gw=10.0.2.2"),
+        "dom0 did not hand netdom the management address:\n{log}"
+    );
     netdom("netdom: ARP reply from 10.0.2.2 (mac 52:55:0a:00:02:02)");
     // The BAR holding the virtio structures was mapped through DOMID_IO.
     netdom("mapped uncached at");

@@ -130,6 +130,11 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
     let has = |text: &str| {
         assert!(log.contains(text), "the log lacks {text:?}:\n{log}");
     };
+    // No `management` in the config: the default, DHCP (QEMU's user
+    // network leases 10.0.2.15 from 10.0.2.2).
+    has(" ip=dhcp");
+    has("netdom: DHCP lease 10.0.2.15/24 gw 10.0.2.2 from 10.0.2.2");
+    has("netdom: ARP reply from 10.0.2.2");
     has("netdom: XenAPI relay listening on 10.0.2.15:80");
     has(&format!("XenAPI ready at {url}"));
     has("xenapi relay channel to netdom on port");

@@ -1,10 +1,11 @@
 //! netdom: the network domain. dom0 builds it with the virtio-net NIC
-//! assigned through the IOMMU (netdom/DESIGN.md). This first step brings the
-//! NIC up with virtio-drivers in polling mode and proves both directions
-//! with an ARP exchange with the gateway. With `xenapi-relay=` on its
-//! command line it then serves XenAPI: smoltcp over the NIC, the relay's
-//! listener pool on port 80, each connection relayed over the channel to
-//! dom0's toolstack (netdom/DESIGN.md; `xcp_netrelay`).
+//! assigned through the IOMMU (netdom/DESIGN.md). It brings the NIC up with
+//! virtio-drivers, takes its management address (static from dom0, or a
+//! DHCPv4 lease through smoltcp), and proves both directions with an ARP
+//! exchange with the gateway. With `xenapi-relay=` on its command line it
+//! then serves XenAPI: smoltcp over the NIC, the relay's listener pool on
+//! port 80, each connection relayed over the channel to dom0's toolstack
+//! (netdom/DESIGN.md; `xcp_netrelay`).
 //!
 //! On the host this crate builds a stub that says how to build the kernel.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -40,6 +41,7 @@ mod domain {
     const RX_BUFFER: usize = 2048;
     const ARP_RETRY_NS: u64 = 1_000_000_000;
     const ARP_TRIES: u32 = 10;
+    /// Polling interval while waiting for the ARP reply.
     const POLL_NS: u64 = 1_000_000;
 
     /// The driver, as netdom instantiates it.
@@ -56,7 +58,7 @@ mod domain {
         info!("command line {:?}", boot.cmdline);
         let args =
             Args::parse(boot.cmdline).unwrap_or_else(|e| stop(format_args!("command line: {e:?}")));
-        let (shadow, bars, mut net) = bring_up(&args);
+        let (shadow, bars, net) = bring_up(&args);
         check_confinement(&bars);
         let mac = Mac(net.mac_address());
         info!("MAC {mac}");
@@ -71,13 +73,16 @@ mod domain {
             "config writes: {} BAR sizing, {} decode toggles, {} refused",
             counts.bar, counts.decode, counts.refused
         );
-        arp_gateway(&mut net, mac, Ipv4(args.ip), Ipv4(args.gateway));
-        if let Some(channel) = args.relay {
-            crate::relay::serve(net, mac, &args, channel);
+        let mut stack = crate::stack::Stack::new(net, mac);
+        let config = stack.configure(&args.ip);
+        match config.gateway {
+            Some(gw) => {
+                let ip = Ipv4(config.cidr.address().octets());
+                arp_gateway(stack.net(), mac, ip, Ipv4(gw.octets()));
+            }
+            None => info!("no gateway configured: no ARP proof"),
         }
-        loop {
-            xcp_runtime::event_loop::idle();
-        }
+        stack.serve(args.relay)
     }
 
     /// Maps the config snapshot and the BARs and starts the driver. Returns
@@ -166,7 +171,8 @@ mod domain {
         }
     }
 
-    /// Sends ARP requests for `gateway` (one a second) until a reply comes.
+    /// Sends ARP requests for `gateway` (one a second) until a reply comes;
+    /// other frames are dropped (smoltcp is not polled meanwhile).
     fn arp_gateway(net: &mut Net, mac: Mac, ip: Ipv4, gateway: Ipv4) {
         let frame = arp::request(mac, ip, gateway);
         let mut next_send = 0;
@@ -214,23 +220,25 @@ mod domain {
     }
 }
 
-/// The XenAPI relay: smoltcp over the virtio-net device, the listener pool
-/// and the channel link to dom0, driven by polling.
+/// smoltcp over the virtio-net device: the management address (static or
+/// DHCPv4) and, with a relay channel, the XenAPI relay's listener pool and
+/// the link to dom0.
 #[cfg(target_os = "none")]
-mod relay {
+mod stack {
     use alloc::boxed::Box;
     use alloc::vec;
     use alloc::vec::Vec;
 
     use log::{error, info, warn};
-    use netdom::args::{Args, RelayChannel};
+    use netdom::args::RelayChannel;
     use netdom::arp::Mac;
-    use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
+    use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
     use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+    use smoltcp::socket::dhcpv4;
     use smoltcp::time::Instant;
-    use smoltcp::wire::{EthernetAddress, HardwareAddress, Ipv4Address, Ipv4Cidr};
+    use smoltcp::wire::{EthernetAddress, HardwareAddress};
     use xcp_channel::{Channel, Role};
-    use xcp_netrelay::ipconfig::{self, StaticConfig};
+    use xcp_netrelay::ipconfig::{self, IpMode, StaticConfig};
     use xcp_netrelay::listener::{Listener, PoolConfig};
     use xcp_netrelay::{Config, Link, Relay};
     use xcp_runtime::gnttab;
@@ -241,6 +249,8 @@ mod relay {
     const POLL_NS: u64 = 1_000_000;
     /// Link pumps per turn before the NIC gets its turn again.
     const PUMPS_PER_TURN: usize = 8;
+    /// How long netdom waits for its first DHCP lease before it gives up.
+    const DHCP_TIMEOUT_MS: u64 = 30_000;
 
     /// The virtio-net device as a smoltcp device. A received frame is
     /// copied out and its buffer given back at once, so a token never
@@ -264,7 +274,7 @@ mod relay {
         fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
             let mut buffer = self.0.new_tx_buffer(len);
             let r = f(buffer.packet_mut());
-            // Polling mode: `send` waits for the device to take the frame.
+            // `send` waits for the device to take the frame.
             if let Err(e) = self.0.send(buffer) {
                 warn!("transmit: {e}");
             }
@@ -309,48 +319,183 @@ mod relay {
         }
     }
 
-    /// Serves XenAPI clients through dom0's toolstack; never returns.
-    pub fn serve(net: Box<Net>, mac: Mac, args: &Args, channel: RelayChannel) -> ! {
-        // dom0 is the channel's initiator: its tx page is our rx page.
-        let rx = gnttab::map_grant(0, channel.dom0_tx, false)
-            .unwrap_or_else(|e| stop(format_args!("map dom0's tx page: {e:?}")));
-        let tx = gnttab::map_grant(0, channel.dom0_rx, false)
-            .unwrap_or_else(|e| stop(format_args!("map dom0's rx page: {e:?}")));
-        let channel_pages = Channel::new(tx, rx, Role::Acceptor)
-            .unwrap_or_else(|e| stop(format_args!("relay channel: {e:?}")));
-        let port = xcp_runtime::evtchn::bind_interdomain(0, channel.port)
-            .unwrap_or_else(|e| stop(format_args!("bind dom0's relay port: {e:?}")));
-        let mut link = Link::new(channel_pages);
+    fn describe(config: &StaticConfig) -> alloc::string::String {
+        match config.gateway {
+            Some(gw) => alloc::format!("{} gw {gw}", config.cidr),
+            None => alloc::format!("{} (no gateway)", config.cidr),
+        }
+    }
 
-        let mut nic = Nic { net, rx_errors: 0 };
-        let hw = HardwareAddress::Ethernet(EthernetAddress(mac.0));
-        let mut config = IfaceConfig::new(hw);
-        config.random_seed = xcp_runtime::time::now_ns();
-        let start = Instant::from_millis(now_ms() as i64);
-        let mut iface = Interface::new(config, &mut nic, start);
-        let ip = Ipv4Address::from(args.ip);
-        ipconfig::apply(
-            &mut iface,
-            &StaticConfig {
-                cidr: Ipv4Cidr::new(ip, 24),
-                gateway: Some(Ipv4Address::from(args.gateway)),
-            },
-        );
-        let mut sockets = SocketSet::new(vec![]);
-        let pool = PoolConfig::default();
-        let mut listener = Listener::new(&mut sockets, pool);
-        let mut relay = Relay::new(Config::default());
-        info!("XenAPI relay listening on {ip}:{}", pool.port);
+    /// The interface, its sockets and the DHCP client, if any.
+    pub struct Stack {
+        nic: Nic,
+        iface: Interface,
+        sockets: SocketSet<'static>,
+        dhcp: Option<SocketHandle>,
+        /// The address in use (`None` while a DHCP lease is lost).
+        config: Option<StaticConfig>,
+    }
 
-        loop {
-            let t = now_ms();
-            let now = Instant::from_millis(t as i64);
-            iface.poll(now, &mut nic, &mut sockets);
-            listener.poll(&mut sockets, &mut relay, t);
-            relay.on_tick(t);
+    impl Stack {
+        /// An interface with no address yet.
+        pub fn new(net: Box<Net>, mac: Mac) -> Stack {
+            let mut nic = Nic { net, rx_errors: 0 };
+            let hw = HardwareAddress::Ethernet(EthernetAddress(mac.0));
+            let mut config = IfaceConfig::new(hw);
+            config.random_seed = xcp_runtime::time::now_ns();
+            let start = Instant::from_millis(now_ms() as i64);
+            let iface = Interface::new(config, &mut nic, start);
+            Stack {
+                nic,
+                iface,
+                sockets: SocketSet::new(vec![]),
+                dhcp: None,
+                config: None,
+            }
+        }
+
+        /// The driver, for raw frames while smoltcp is not polled.
+        pub fn net(&mut self) -> &mut Net {
+            &mut self.nic.net
+        }
+
+        /// Applies `mode`: a static address at once, or a DHCPv4 lease,
+        /// waited for (polling smoltcp) up to `DHCP_TIMEOUT_MS`.
+        pub fn configure(&mut self, mode: &IpMode) -> StaticConfig {
+            match mode {
+                IpMode::Static(config) => {
+                    ipconfig::apply(&mut self.iface, config);
+                    info!("static address {}", describe(config));
+                    self.config = Some(*config);
+                    *config
+                }
+                IpMode::Dhcp => {
+                    self.dhcp = Some(self.sockets.add(dhcpv4::Socket::new()));
+                    let deadline = now_ms() + DHCP_TIMEOUT_MS;
+                    info!("DHCP: asking for a lease");
+                    loop {
+                        let now = Instant::from_millis(now_ms() as i64);
+                        self.iface.poll(now, &mut self.nic, &mut self.sockets);
+                        self.poll_dhcp();
+                        if let Some(config) = self.config {
+                            return config;
+                        }
+                        if now_ms() >= deadline {
+                            stop(format_args!("no DHCP lease in {DHCP_TIMEOUT_MS} ms"));
+                        }
+                        self.sleep(None, now);
+                    }
+                }
+            }
+        }
+
+        /// Applies a DHCP event, if the socket has one.
+        fn poll_dhcp(&mut self) {
+            let Some(handle) = self.dhcp else {
+                return;
+            };
+            let socket = self.sockets.get_mut::<dhcpv4::Socket>(handle);
+            let Some(event) = socket.poll() else {
+                return;
+            };
+            let applied = ipconfig::apply_dhcp(&mut self.iface, &event);
+            match (&event, applied) {
+                (dhcpv4::Event::Configured(c), Some(config)) => {
+                    info!("DHCP lease {} from {}", describe(&config), c.server.address)
+                }
+                // The socket starts by reporting "deconfigured": only a
+                // lease we had can be lost.
+                _ if self.config.is_some() => {
+                    warn!("DHCP lease lost: no address until a new one")
+                }
+                _ => {}
+            }
+            self.config = applied;
+        }
+
+        /// Sleeps until `port` fires, smoltcp's next deadline or the next
+        /// NIC poll, whichever is first.
+        fn sleep(&mut self, port: Option<u32>, now: Instant) {
+            let delay_ns = self
+                .iface
+                .poll_delay(now, &self.sockets)
+                .map_or(POLL_NS, |d| (d.total_micros() * 1000).min(POLL_NS));
+            if delay_ns == 0 {
+                return;
+            }
+            let deadline = xcp_runtime::time::now_ns() + delay_ns;
+            match port {
+                Some(port) => {
+                    xcp_runtime::event_loop::poll_one(port, deadline);
+                }
+                None => xcp_runtime::event_loop::sleep_until(deadline),
+            }
+        }
+
+        /// Keeps the interface (and its DHCP lease) going and, with a
+        /// relay channel, serves XenAPI clients through dom0's toolstack;
+        /// never returns.
+        pub fn serve(mut self, relay: Option<RelayChannel>) -> ! {
+            let mut relay = relay.map(|channel| Relayed::new(&mut self.sockets, channel));
+            if let (Some(r), Some(config)) = (&relay, self.config) {
+                info!(
+                    "XenAPI relay listening on {}:{}",
+                    config.cidr.address(),
+                    r.port
+                );
+            }
+            loop {
+                let t = now_ms();
+                let now = Instant::from_millis(t as i64);
+                self.iface.poll(now, &mut self.nic, &mut self.sockets);
+                self.poll_dhcp();
+                if let Some(r) = relay.as_mut() {
+                    r.turn(&mut self.sockets, t);
+                    self.iface.poll(now, &mut self.nic, &mut self.sockets);
+                }
+                self.sleep(relay.as_ref().map(|r| r.evtchn), now);
+            }
+        }
+    }
+
+    /// The relay's half of the loop: the listener pool, the engine and the
+    /// channel link to dom0.
+    struct Relayed {
+        link: Link<gnttab::GrantMapping>,
+        listener: Listener,
+        relay: Relay,
+        evtchn: u32,
+        port: u16,
+    }
+
+    impl Relayed {
+        fn new(sockets: &mut SocketSet<'static>, channel: RelayChannel) -> Relayed {
+            // dom0 is the channel's initiator: its tx page is our rx page.
+            let rx = gnttab::map_grant(0, channel.dom0_tx, false)
+                .unwrap_or_else(|e| stop(format_args!("map dom0's tx page: {e:?}")));
+            let tx = gnttab::map_grant(0, channel.dom0_rx, false)
+                .unwrap_or_else(|e| stop(format_args!("map dom0's rx page: {e:?}")));
+            let pages = Channel::new(tx, rx, Role::Acceptor)
+                .unwrap_or_else(|e| stop(format_args!("relay channel: {e:?}")));
+            let evtchn = xcp_runtime::evtchn::bind_interdomain(0, channel.port)
+                .unwrap_or_else(|e| stop(format_args!("bind dom0's relay port: {e:?}")));
+            let pool = PoolConfig::default();
+            Relayed {
+                link: Link::new(pages),
+                listener: Listener::new(sockets, pool),
+                relay: Relay::new(Config::default()),
+                evtchn,
+                port: pool.port,
+            }
+        }
+
+        /// Moves bytes between the sockets, the engine and dom0.
+        fn turn(&mut self, sockets: &mut SocketSet<'static>, t: u64) {
+            self.listener.poll(sockets, &mut self.relay, t);
+            self.relay.on_tick(t);
             let mut kick = false;
             for _ in 0..PUMPS_PER_TURN {
-                match link.pump(&mut relay, t) {
+                match self.link.pump(&mut self.relay, t) {
                     Ok(pumped) => {
                         kick |= pumped.notify.kick();
                         if !pumped.again {
@@ -361,18 +506,9 @@ mod relay {
                 }
             }
             if kick {
-                xcp_runtime::evtchn::send(port);
+                xcp_runtime::evtchn::send(self.evtchn);
             }
-            listener.poll(&mut sockets, &mut relay, t);
-            iface.poll(now, &mut nic, &mut sockets);
-            // Sleep until dom0 kicks, or smoltcp's next deadline, or the
-            // next NIC poll, whichever is first.
-            let delay_ns = iface
-                .poll_delay(now, &sockets)
-                .map_or(POLL_NS, |d| (d.total_micros() * 1000).min(POLL_NS));
-            if delay_ns > 0 {
-                xcp_runtime::event_loop::poll_one(port, xcp_runtime::time::now_ns() + delay_ns);
-            }
+            self.listener.poll(sockets, &mut self.relay, t);
         }
     }
 }

@@ -143,6 +143,7 @@ fn main(boot: Boot) -> ! {
         }
     });
     platform.devices = devices;
+    platform.management = config.platform.management.clone();
     let mut test = selftest.map(|name| SelfTest::start(name, &mut platform, &mut lp));
     let mut relays = alloc::vec::Vec::new();
     if let Some(t) = test.as_mut().filter(|t| t.wants_relay()) {

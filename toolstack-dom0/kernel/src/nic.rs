@@ -152,8 +152,16 @@ fn offer_relay(domid: u16, pages: &RelayPages) -> Result<Offer, String> {
 }
 
 /// Gives `domid` the device, its BARs and ports, and the snapshot;
-/// returns netdom's command line and the snapshot's grant.
-fn hand_over(domid: u16, nic: &Device, snapshot: &Frame) -> Result<(String, u32), String> {
+/// returns netdom's command line (with `ip=`, the management setting
+/// without spaces) and the snapshot's grant.
+fn hand_over(
+    domid: u16,
+    nic: &Device,
+    snapshot: &Frame,
+    management: &str,
+) -> Result<(String, u32), String> {
+    // Checked when the bundle was read; a bad one here is dom0's bug.
+    let ip = xcp_bundle::Management::parse(management)?.cmdline();
     xcp_runtime::control::assign_pci(domid, nic.bdf)
         .map_err(|e| format!("assign {} to domid {domid}: {e}", nic.bdf))?;
     for bar in nic.bars.iter().flatten() {
@@ -169,9 +177,8 @@ fn hand_over(domid: u16, nic: &Device, snapshot: &Frame) -> Result<(String, u32)
     }
     let gref = xcp_runtime::gnttab::grant_access(domid, snapshot.pfn(), true)
         .map_err(|e| format!("grant the snapshot: {e:?}"))?;
-    // ip and gateway: QEMU's user network (the self-test's peer).
     let line = format!(
-        "pci={} pci-config={gref} pci-bars={} ip=10.0.2.15 gateway=10.0.2.2",
+        "pci={} pci-config={gref} pci-bars={} ip={ip}",
         nic.bdf,
         pci_snapshot::format_bar_sizes(&bar_sizes(nic))
     );
@@ -214,8 +221,9 @@ pub fn start_with_nic(
     };
     let mut handed: Result<(String, u32), String> = Err(String::from("not built"));
     let mut offered: Option<Result<Offer, String>> = None;
+    let management = platform.management.clone();
     let built = platform.start_with(lp, index, &mut |domid| {
-        handed = hand_over(domid, &nic, &snapshot);
+        handed = hand_over(domid, &nic, &snapshot, &management);
         offered = pages.as_ref().map(|p| offer_relay(domid, p));
         match (&handed, &offered) {
             (Ok((line, _)), None) => line.clone(),

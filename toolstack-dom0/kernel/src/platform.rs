@@ -35,6 +35,9 @@ pub struct Platform {
     pub xs: Option<crate::xs::XsLink>,
     /// PCI functions on bus 0 (enumerated at boot).
     pub devices: Vec<xcp_pci::Device>,
+    /// The management network setting (`[platform] management`), which
+    /// dom0 hands netdom.
+    pub management: String,
     dom_exc: u32,
 }
 
@@ -59,6 +62,7 @@ impl Platform {
             gave_up: Vec::new(),
             xs: None,
             devices: Vec::new(),
+            management: String::from("dhcp"),
             dom_exc,
         })
     }
