@@ -2,7 +2,7 @@
 //! domain"):
 //!
 //! `pci=0000:00:05.0 pci-config=<gref> pci-bars=<six hex sizes> ip=<management>
-//! [xenapi-relay=<tx gref>,<rx gref>,<port>]`
+//! [pci-pirqs=<pirq>,...] [xenapi-relay=<tx gref>,<rx gref>,<port>]`
 //!
 //! `ip` is the platform's `management` setting without spaces: `dhcp`,
 //! `10.0.2.15/24` or `10.0.2.15/24,gw=10.0.2.2`
@@ -12,9 +12,13 @@
 //! unused ones and upper halves), as `xcp_runtime::pci_snapshot` parses it.
 //! `xenapi-relay` names the channel to dom0's XenAPI toolstack: dom0's
 //! transmit and receive pages (granted to netdom) and dom0's unbound event
-//! channel port; without it netdom does not relay.
+//! channel port; without it netdom does not relay. `pci-pirqs` lists the
+//! pirqs dom0 mapped the NIC's MSI-X entries 0, 1, ... to; without it netdom
+//! polls the NIC.
 
 use xcp_netrelay::ipconfig::{self, IpMode};
+
+use crate::msix::Pirqs;
 
 /// What dom0 told netdom.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +33,8 @@ pub struct Args {
     pub ip: IpMode,
     /// The relay channel to dom0: (dom0's tx gref, dom0's rx gref, port).
     pub relay: Option<RelayChannel>,
+    /// The pirqs of the NIC's MSI-X entries, entry 0 first.
+    pub pirqs: Option<Pirqs>,
 }
 
 /// `xenapi-relay=<tx gref>,<rx gref>,<port>`, as dom0 names it.
@@ -98,6 +104,10 @@ impl Args {
                 Some(text) => Some(parse_relay(text).ok_or(ArgsError::Bad("xenapi-relay"))?),
                 None => None,
             },
+            pirqs: match get(cmdline, "pci-pirqs") {
+                Some(text) => Some(Pirqs::parse(text).ok_or(ArgsError::Bad("pci-pirqs"))?),
+                None => None,
+            },
         })
     }
 }
@@ -125,8 +135,16 @@ mod tests {
                     gateway: Some(Ipv4Address::new(10, 0, 2, 2)),
                 }),
                 relay: None,
+                pirqs: None,
             })
         );
+        let with_pirqs = alloc_line(LINE, " pci-pirqs=55,54");
+        assert_eq!(
+            Args::parse(&with_pirqs).map(|a| a.pirqs.map(|p| p.as_slice().to_vec())),
+            Ok(Some(vec![55, 54]))
+        );
+        let bad = alloc_line(LINE, " pci-pirqs=55,");
+        assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("pci-pirqs")));
         let with_relay = alloc_line(LINE, " xenapi-relay=8,7,5");
         assert_eq!(
             Args::parse(&with_relay).map(|a| a.relay),

@@ -15,6 +15,9 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+mod irq;
+
+#[cfg(target_os = "none")]
 mod domain {
     use alloc::boxed::Box;
     use alloc::vec::Vec;
@@ -31,6 +34,8 @@ mod domain {
     use xcp_runtime::virtio_pci::SnapshotAccess;
     use xcp_runtime::Boot;
 
+    use crate::irq::Wake;
+
     xcp_runtime::entry!(main, "netdom");
 
     /// Virtqueue entries: 256 makes the transmit queue's descriptor table
@@ -41,8 +46,6 @@ mod domain {
     const RX_BUFFER: usize = 2048;
     const ARP_RETRY_NS: u64 = 1_000_000_000;
     const ARP_TRIES: u32 = 10;
-    /// Polling interval while waiting for the ARP reply.
-    const POLL_NS: u64 = 1_000_000;
 
     /// The driver, as netdom instantiates it.
     pub(crate) type Net = VirtIONet<XenHal, PciTransport, QUEUE_SIZE>;
@@ -58,7 +61,12 @@ mod domain {
         info!("command line {:?}", boot.cmdline);
         let args =
             Args::parse(boot.cmdline).unwrap_or_else(|e| stop(format_args!("command line: {e:?}")));
-        let (shadow, bars, net) = bring_up(&args);
+        let BroughtUp {
+            config_space,
+            writes: shadow,
+            bars,
+            mut net,
+        } = bring_up(&args);
         check_confinement(&bars);
         let mac = Mac(net.mac_address());
         info!("MAC {mac}");
@@ -73,28 +81,34 @@ mod domain {
             "config writes: {} BAR sizing, {} decode toggles, {} refused",
             counts.bar, counts.decode, counts.refused
         );
-        let mut stack = crate::stack::Stack::new(net, mac);
+        let wake = crate::irq::setup(&args, &config_space, &bars, &mut net);
+        let mut stack = crate::stack::Stack::new(net, mac, wake);
         let config = stack.configure(&args.ip);
         match config.gateway {
             Some(gw) => {
                 let ip = Ipv4(config.cidr.address().octets());
-                arp_gateway(stack.net(), mac, ip, Ipv4(gw.octets()));
+                let (net, wake) = stack.net();
+                arp_gateway(net, mac, ip, Ipv4(gw.octets()), wake);
             }
             None => info!("no gateway configured: no ARP proof"),
         }
         stack.serve(args.relay)
     }
 
-    /// Maps the config snapshot and the BARs and starts the driver. Returns
-    /// the config-write counts, the BAR mappings (which must outlive the
-    /// driver) and the driver.
-    fn bring_up(
-        args: &Args,
-    ) -> (
-        xcp_runtime::virtio_pci::WriteCounter,
-        Vec<MmioRegion>,
-        Box<Net>,
-    ) {
+    /// What bring-up leaves.
+    struct BroughtUp {
+        /// The config space as dom0 copied it.
+        config_space: [u8; CONFIG_BYTES],
+        /// virtio-drivers' config writes, by kind.
+        writes: xcp_runtime::virtio_pci::WriteCounter,
+        /// The memory BARs by BAR index (they must outlive the driver).
+        bars: Vec<(usize, MmioRegion)>,
+        /// The driver.
+        net: Box<Net>,
+    }
+
+    /// Maps the config snapshot and the BARs and starts the driver.
+    fn bring_up(args: &Args) -> BroughtUp {
         if let Err(e) = xcp_runtime::gnttab::init() {
             stop(format_args!("grant table: {e:?}"));
         }
@@ -134,7 +148,7 @@ mod domain {
                                 "BAR{index} {address:#x}+{size:#x} mapped uncached at {:#x}",
                                 region.va()
                             );
-                            bars.push(region);
+                            bars.push((index, region));
                         }
                         Err(e) => stop(format_args!("map BAR{index} {address:#x}: {e}")),
                     }
@@ -149,17 +163,22 @@ mod domain {
             .unwrap_or_else(|e| stop(format_args!("virtio transport: {e}")));
         let mut net = Net::new(transport, RX_BUFFER)
             .unwrap_or_else(|e| stop(format_args!("virtio-net: {e}")));
-        // Polling mode: ask the device not to interrupt (no vector is
-        // bound yet; MSI-X through pirqs is a later step).
+        // No notifications until `irq::setup` routes them (it re-enables
+        // them; without pirqs netdom polls).
         net.disable_interrupts();
-        (counter, bars, Box::new(net))
+        BroughtUp {
+            config_space: bytes,
+            writes: counter,
+            bars,
+            net: Box::new(net),
+        }
     }
 
     /// Xen must refuse a device frame dom0 did not grant: the frame just
     /// below the lowest BAR (on QEMU, inside the NIC's expansion ROM, which
     /// dom0 does not hand over).
-    fn check_confinement(bars: &[MmioRegion]) {
-        let Some(lowest) = bars.iter().map(|b| b.phys() & !0xfff).min() else {
+    fn check_confinement(bars: &[(usize, MmioRegion)]) {
+        let Some(lowest) = bars.iter().map(|(_, b)| b.phys() & !0xfff).min() else {
             stop(format_args!("no memory BAR"));
         };
         let outside = lowest - 0x1000;
@@ -173,7 +192,7 @@ mod domain {
 
     /// Sends ARP requests for `gateway` (one a second) until a reply comes;
     /// other frames are dropped (smoltcp is not polled meanwhile).
-    fn arp_gateway(net: &mut Net, mac: Mac, ip: Ipv4, gateway: Ipv4) {
+    fn arp_gateway(net: &mut Net, mac: Mac, ip: Ipv4, gateway: Ipv4, wake: &mut Wake) {
         let frame = arp::request(mac, ip, gateway);
         let mut next_send = 0;
         let mut tries = 0;
@@ -215,7 +234,7 @@ mod domain {
                     }
                 }
             }
-            xcp_runtime::event_loop::sleep_until(xcp_runtime::time::now_ns() + POLL_NS);
+            wake.wait(next_send);
         }
     }
 }
@@ -244,9 +263,10 @@ mod stack {
     use xcp_runtime::gnttab;
 
     use super::domain::Net;
+    use crate::irq::Wake;
 
-    /// Longest sleep between polls: the NIC does not interrupt (yet).
-    const POLL_NS: u64 = 1_000_000;
+    /// How often the interrupt counts are logged (when they changed).
+    const STATS_MS: u64 = 1_000;
     /// Link pumps per turn before the NIC gets its turn again.
     const PUMPS_PER_TURN: usize = 8;
     /// How long netdom waits for its first DHCP lease before it gives up.
@@ -334,11 +354,14 @@ mod stack {
         dhcp: Option<SocketHandle>,
         /// The address in use (`None` while a DHCP lease is lost).
         config: Option<StaticConfig>,
+        wake: Wake,
+        /// When the counts were last logged, and the count then.
+        stats: (u64, u64),
     }
 
     impl Stack {
         /// An interface with no address yet.
-        pub fn new(net: Box<Net>, mac: Mac) -> Stack {
+        pub fn new(net: Box<Net>, mac: Mac, wake: Wake) -> Stack {
             let mut nic = Nic { net, rx_errors: 0 };
             let hw = HardwareAddress::Ethernet(EthernetAddress(mac.0));
             let mut config = IfaceConfig::new(hw);
@@ -351,12 +374,15 @@ mod stack {
                 sockets: SocketSet::new(vec![]),
                 dhcp: None,
                 config: None,
+                wake,
+                stats: (0, 0),
             }
         }
 
-        /// The driver, for raw frames while smoltcp is not polled.
-        pub fn net(&mut self) -> &mut Net {
-            &mut self.nic.net
+        /// The driver, for raw frames while smoltcp is not polled, and
+        /// where to sleep.
+        pub fn net(&mut self) -> (&mut Net, &mut Wake) {
+            (&mut self.nic.net, &mut self.wake)
         }
 
         /// Applies `mode`: a static address at once, or a DHCPv4 lease,
@@ -383,7 +409,7 @@ mod stack {
                         if now_ms() >= deadline {
                             stop(format_args!("no DHCP lease in {DHCP_TIMEOUT_MS} ms"));
                         }
-                        self.sleep(None, now);
+                        self.sleep(now);
                     }
                 }
             }
@@ -413,23 +439,31 @@ mod stack {
             self.config = applied;
         }
 
-        /// Sleeps until `port` fires, smoltcp's next deadline or the next
-        /// NIC poll, whichever is first.
-        fn sleep(&mut self, port: Option<u32>, now: Instant) {
+        /// Sleeps until a NIC interrupt, dom0's kick, smoltcp's next
+        /// deadline or the NIC's next poll, whichever is first.
+        fn sleep(&mut self, now: Instant) {
+            let max = self.wake.max_sleep_ns();
             let delay_ns = self
                 .iface
                 .poll_delay(now, &self.sockets)
-                .map_or(POLL_NS, |d| (d.total_micros() * 1000).min(POLL_NS));
+                .map_or(max, |d| (d.total_micros() * 1000).min(max));
             if delay_ns == 0 {
                 return;
             }
-            let deadline = xcp_runtime::time::now_ns() + delay_ns;
-            match port {
-                Some(port) => {
-                    xcp_runtime::event_loop::poll_one(port, deadline);
-                }
-                None => xcp_runtime::event_loop::sleep_until(deadline),
+            self.wake.wait(xcp_runtime::time::now_ns() + delay_ns);
+        }
+
+        /// Logs the wake-up counts once a second while they change.
+        fn report(&mut self, t: u64) {
+            let (at, seen) = self.stats;
+            if !self.wake.has_interrupts() || t < at + STATS_MS || self.wake.interrupts == seen {
+                return;
             }
+            info!(
+                "NIC interrupts: {} wake-ups ({} timer wake-ups)",
+                self.wake.interrupts, self.wake.timeouts
+            );
+            self.stats = (t, self.wake.interrupts);
         }
 
         /// Keeps the interface (and its DHCP lease) going and, with a
@@ -437,6 +471,9 @@ mod stack {
         /// never returns.
         pub fn serve(mut self, relay: Option<RelayChannel>) -> ! {
             let mut relay = relay.map(|channel| Relayed::new(&mut self.sockets, channel));
+            if let Some(r) = &relay {
+                self.wake.watch_relay(r.evtchn);
+            }
             if let (Some(r), Some(config)) = (&relay, self.config) {
                 info!(
                     "XenAPI relay listening on {}:{}",
@@ -453,7 +490,8 @@ mod stack {
                     r.turn(&mut self.sockets, t);
                     self.iface.poll(now, &mut self.nic, &mut self.sockets);
                 }
-                self.sleep(relay.as_ref().map(|r| r.evtchn), now);
+                self.report(t);
+                self.sleep(now);
             }
         }
     }
