@@ -99,10 +99,17 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
     launch.devices.nic = Some(Some(port));
     let run_qemu = Run::start("netdom-xenapi", &launch);
     let waited = run_qemu.wait_for("xenapi relay ready", Duration::from_secs(150));
+    // Lines before the client's first byte.
+    let before = run_qemu.lines().len();
+    let started = std::time::Instant::now();
     let client = waited
         .as_ref()
         .ok()
         .map(|_| run(Command::new(&py).args(["-c", CLIENT, &url, PASSWORD]), 120));
+    let client_time = started.elapsed();
+    // netdom logs its interrupt count at most once a second: let the count
+    // after the client's traffic reach the log.
+    std::thread::sleep(Duration::from_millis(1500));
     // dom0 keeps serving: stop QEMU now (the verdict is the client's).
     let outcome = run_qemu.finish(Duration::from_millis(500));
     let log = &outcome.log;
@@ -127,9 +134,38 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
     let has = |text: &str| {
         assert!(log.contains(text), "the log lacks {text:?}:\n{log}");
     };
+    // No `management` in the config: the default, DHCP (QEMU's user
+    // network leases 10.0.2.15 from 10.0.2.2).
+    has(" ip=dhcp");
+    has("netdom: DHCP lease 10.0.2.15/24 gw 10.0.2.2 from 10.0.2.2");
+    has("netdom: ARP reply from 10.0.2.2");
     has("netdom: XenAPI relay listening on 10.0.2.15:80");
     has(&format!("XenAPI ready at {url}"));
     has("xenapi relay channel to netdom on port");
+    // The NIC interrupts through MSI-X entries dom0 mapped to netdom's
+    // pirqs, and the client's traffic woke netdom through them.
+    has("netdom: MSI-X: 4 vectors bound as pirqs");
+    has("pci-pirqs=");
+    let interrupts = |line: &str| -> Option<u64> {
+        let rest = line.split("netdom: NIC interrupts: ").nth(1)?;
+        rest.split(' ').next()?.parse().ok()
+    };
+    let lines: Vec<&str> = log.lines().collect();
+    let split = before.min(lines.len());
+    let idle = lines[..split]
+        .iter()
+        .filter_map(|l| interrupts(l))
+        .max()
+        .unwrap_or(0);
+    let busy = lines[split..].iter().filter_map(|l| interrupts(l)).max();
+    let busy = busy.unwrap_or_else(|| panic!("no interrupt count after the client:\n{log}"));
+    assert!(
+        busy >= idle + 10,
+        "{idle} -> {busy} interrupt wake-ups:\n{log}"
+    );
     assert!(!log.contains("FAIL"), "{log}");
-    eprintln!("client output:\n{output}");
+    eprintln!(
+        "client output ({} ms; interrupt wake-ups {idle} -> {busy}):\n{output}",
+        client_time.as_millis()
+    );
 }

@@ -143,6 +143,7 @@ fn main(boot: Boot) -> ! {
         }
     });
     platform.devices = devices;
+    platform.management = config.platform.management.clone();
     let mut test = selftest.map(|name| SelfTest::start(name, &mut platform, &mut lp));
     let mut relays = alloc::vec::Vec::new();
     if let Some(t) = test.as_mut().filter(|t| t.wants_relay()) {
@@ -270,29 +271,37 @@ impl Dom0 {
         }
     }
 
-    /// Rebuilds the domains holding the NIC that died (the platform's
-    /// restart policy said so): NIC back, then handed over to a new build
-    /// with a new relay link.
-    fn restart_nic_domains(&mut self, lp: &mut Loop) {
-        for (old, index) in core::mem::take(&mut self.platform.nic_restarts) {
+    /// Acts on the domains holding the NIC that stopped (the platform's
+    /// restart policy decided): interrupts unmapped while the domain still
+    /// exists, the domain destroyed, the NIC taken back, then (on Restart)
+    /// handed over to a new build with a new relay link.
+    fn handle_nic_stops(&mut self, lp: &mut Loop) {
+        for (old, index, action) in core::mem::take(&mut self.platform.nic_stops) {
             let started = xcp_runtime::time::now_ns();
-            if let Some(handed) = self.netdom.take_if(|h| h.domid == old) {
-                self.release_netdom(lp, handed, false);
+            let name = self.platform.configs()[index].name.clone();
+            match self.netdom.take_if(|h| h.domid == old) {
+                Some(mut handed) => {
+                    crate::nic::quiesce(&mut handed);
+                    self.platform.destroy(lp, old);
+                    self.release_netdom(lp, handed, false);
+                }
+                None => self.platform.destroy(lp, old),
             }
+            if action != xcp_domains::Action::Restart {
+                self.platform.stays_down(old);
+                continue;
+            }
+            info!("restarting {name} with the NIC");
             match self.start_netdom(lp, index) {
                 Ok(new) => {
                     self.platform.domains.rebuilt(old, new);
                     info!(
-                        "rebuilt {} as domid {new} with the NIC in {} us",
-                        self.platform.configs()[index].name,
+                        "rebuilt {name} as domid {new} with the NIC in {} us",
                         (xcp_runtime::time::now_ns() - started) / 1000
                     );
                 }
                 Err(e) => {
-                    error!(
-                        "could not rebuild {}: {e}",
-                        self.platform.configs()[index].name
-                    );
+                    error!("could not rebuild {name}: {e}");
                     self.platform.domains.remove(old);
                 }
             }
@@ -395,7 +404,7 @@ impl App for Dom0 {
         let mut ours = self.platform.on_event(lp, port);
         // Calls to xenstore above may have received @releaseDomain.
         ours |= self.platform.poll_lifecycle(lp);
-        self.restart_nic_domains(lp);
+        self.handle_nic_stops(lp);
         if let Some((domid, url)) = &self.netdom_ready {
             let listening = self.platform.live.get(domid).is_some_and(|l| {
                 let text = b"XenAPI relay listening on";
@@ -422,7 +431,7 @@ impl App for Dom0 {
         if token == XS_CHECK_TOKEN {
             self.platform.check_xenstore_domain(lp);
             let fired = self.platform.poll_lifecycle(lp);
-            self.restart_nic_domains(lp);
+            self.handle_nic_stops(lp);
             if let Some(test) = self.test.as_mut().filter(|_| fired) {
                 test.check(&mut self.platform, lp);
             }

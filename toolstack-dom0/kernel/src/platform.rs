@@ -35,9 +35,14 @@ pub struct Platform {
     pub xs: Option<crate::xs::XsLink>,
     /// PCI functions on bus 0 (enumerated at boot).
     pub devices: Vec<xcp_pci::Device>,
-    /// Domains holding a device that died and are to be rebuilt by dom0's
-    /// main loop, which owns the device hand-over: (old domid, config).
-    pub nic_restarts: Vec<(u16, usize)>,
+    /// Domains holding the NIC that stopped: dom0's main loop, which owns
+    /// the device, takes it back (its interrupts must be unmapped before
+    /// the domain is destroyed), destroys the domain and acts on the
+    /// policy's decision: (domid, config, action).
+    pub nic_stops: Vec<(u16, usize, Action)>,
+    /// The management network setting (`[platform] management`), which
+    /// dom0 hands netdom.
+    pub management: String,
     dom_exc: u32,
 }
 
@@ -62,7 +67,8 @@ impl Platform {
             gave_up: Vec::new(),
             xs: None,
             devices: Vec::new(),
-            nic_restarts: Vec::new(),
+            nic_stops: Vec::new(),
+            management: String::from("dhcp"),
             dom_exc,
         })
     }
@@ -290,6 +296,9 @@ impl Platform {
         let now = xcp_runtime::time::now_ns();
         let domids: Vec<u16> = self.domains.domids().collect();
         for domid in domids {
+            if self.nic_stops.iter().any(|&(d, _, _)| d == domid) {
+                continue;
+            }
             let observed = match xcp_runtime::control::domain_info(domid) {
                 Ok(info) if info.domain == domid => observe(info.flags),
                 _ => Observed::Gone,
@@ -316,12 +325,12 @@ impl Platform {
             let action = self.domains.decide(domid, observed, now);
             info!("domain {name} (domid {domid}) stopped: {}", reason.as_str());
             let config = self.live.get(&domid).map(|l| l.config);
+            if let Some(index) = config.filter(|&i| self.configs[i].nic) {
+                self.nic_stops.push((domid, index, action));
+                continue;
+            }
             self.destroy(lp, domid);
             match (action, config) {
-                (Action::Restart, Some(index)) if self.configs[index].nic => {
-                    info!("restarting {name} with the NIC");
-                    self.nic_restarts.push((domid, index));
-                }
                 (Action::Restart, Some(index)) => {
                     info!("restarting {name}");
                     match self.start(lp, index, None) {
@@ -331,20 +340,25 @@ impl Platform {
                         }
                     }
                 }
-                (Action::Destroy, _) | (Action::Restart, None) => {
-                    let m = self.domains.remove(domid);
-                    if let Some(m) = m.filter(|m| m.restart) {
-                        error!(
-                            "{name} keeps crashing: giving up after {} restarts",
-                            m.restarts
-                        );
-                        self.gave_up.push((name.clone(), m.restarts));
-                    } else {
-                        info!("{name} stays down (restart = false)");
-                    }
-                }
+                (Action::Destroy, _) | (Action::Restart, None) => self.stays_down(domid),
                 (Action::None, _) => {}
             }
+        }
+    }
+
+    /// Stops managing `domid`, which the policy leaves down (its config
+    /// says so, or it crash-loops).
+    pub fn stays_down(&mut self, domid: u16) {
+        match self.domains.remove(domid) {
+            Some(m) if m.restart => {
+                error!(
+                    "{} keeps crashing: giving up after {} restarts",
+                    m.name, m.restarts
+                );
+                self.gave_up.push((m.name, m.restarts));
+            }
+            Some(m) => info!("{} stays down (restart = false)", m.name),
+            None => {}
         }
     }
 }
