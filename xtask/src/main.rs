@@ -147,6 +147,9 @@ fn cmd_test() -> Result<(), String> {
         "-p",
         "xcp-qemu-tests",
         "--tests",
+        // Every QEMU case runs even after one fails: one red case must
+        // not hide the state of the others.
+        "--no-fail-fast",
         "--",
         "--test-threads=2",
     ])
