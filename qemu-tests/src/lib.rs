@@ -8,6 +8,8 @@
 //! platform.toml, testdom.elf). Run these tests through `cargo xtask test`.
 #![forbid(unsafe_code)]
 
+pub mod clients;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -89,6 +91,8 @@ struct Lines {
 pub struct Run {
     name: String,
     child: Child,
+    /// QEMU's stdin: the serial port's input (Xen hands it to dom0).
+    stdin: Mutex<Option<std::process::ChildStdin>>,
     output: Arc<(Mutex<Lines>, Condvar)>,
     started: Instant,
 }
@@ -106,12 +110,13 @@ impl Run {
     /// Starts `launch`; `name` names the saved log.
     pub fn start(name: &str, launch: &Launch) -> Run {
         let mut cmd: Command = launch.command();
-        cmd.stdin(Stdio::null())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // Own process group, so Drop can kill timeout and QEMU together.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().expect("spawn timeout/qemu-system-x86_64");
+        let stdin = Mutex::new(child.stdin.take());
         let output = Arc::new((Mutex::new(Lines::default()), Condvar::new()));
         for stream in [
             Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
@@ -137,25 +142,31 @@ impl Run {
         Run {
             name: name.to_string(),
             child,
+            stdin,
             output,
             started: Instant::now(),
         }
     }
 
-    /// Waits until a line contains `marker`; returns that line. Fails with
-    /// the log so far after `timeout` or when QEMU's output ends.
-    pub fn wait_for(&self, marker: &str, timeout: Duration) -> Result<String, String> {
+    /// Waits until `n` lines (counting from 1) contain `marker`; returns
+    /// the `n`th. Fails like [`Run::wait_for`].
+    pub fn wait_for_nth(
+        &self,
+        marker: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         let (lock, cv) = &*self.output;
         let mut guard = lock.lock().expect("lines lock");
         loop {
-            if let Some(l) = guard.lines.iter().find(|l| l.contains(marker)) {
+            if let Some(l) = guard.lines.iter().filter(|l| l.contains(marker)).nth(n - 1) {
                 return Ok(l.clone());
             }
             let now = Instant::now();
             if now >= deadline || guard.closed {
                 return Err(format!(
-                    "[{}] no line with {:?} after {:?}; log:\n{}",
+                    "[{}] no line {n} with {:?} after {:?}; log:\n{}",
                     self.name,
                     marker,
                     self.started.elapsed(),
@@ -167,6 +178,23 @@ impl Run {
                 .expect("lines lock")
                 .0;
         }
+    }
+
+    /// Waits until a line contains `marker`; returns that line. Fails with
+    /// the log so far after `timeout` or when QEMU's output ends.
+    pub fn wait_for(&self, marker: &str, timeout: Duration) -> Result<String, String> {
+        self.wait_for_nth(marker, 1, timeout)
+    }
+
+    /// Types `line` and a carriage return on the serial console (after
+    /// boot Xen passes serial input to dom0's operator console).
+    pub fn type_line(&self, line: &str) -> Result<(), String> {
+        use std::io::Write;
+        let mut stdin = self.stdin.lock().expect("stdin lock");
+        let pipe = stdin.as_mut().ok_or("QEMU's stdin is closed")?;
+        pipe.write_all(format!("{line}\r").as_bytes())
+            .and_then(|()| pipe.flush())
+            .map_err(|e| format!("[{}] type {line:?}: {e}", self.name))
     }
 
     /// Every line so far.

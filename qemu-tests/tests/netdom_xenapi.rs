@@ -4,23 +4,39 @@
 //! inter-domain channel to dom0's toolstack (`selftest=netdom-xenapi`).
 //!
 //! The verdict is the client's: PyPI's unmodified `XenAPI` package (XML-RPC)
-//! logs in, lists the host and the pool, logs out, and prints what it saw;
+//! logs in, lists the host and the pool, logs out, and prints what it saw,
+//! while 16 hostile connections that never finish a request head stay open
+//! beside it (netdom must end them at its head timeout);
 //! the serial log must show the relay path. dom0 gives no exit code here
 //! (it keeps serving); the test stops QEMU once the client is done.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use xcp_qemu_tests::clients::{free_port, python_with_xenapi, run};
 use xcp_qemu_tests::{Artifacts, Run};
 
 const PASSWORD: &str = "relay-pw";
 
 /// The client: exits non-zero on any failure; its last line is "CLIENT OK".
 const CLIENT: &str = r#"
+import socket
 import sys
+import time
+import urllib.parse
 import XenAPI
 url, pw = sys.argv[1], sys.argv[2]
+# Hostile neighbours: 16 connections that never finish their request head
+# stay open through the whole session; netdom must serve the real client
+# meanwhile and drop them at its head timeout (10 s).
+where = urllib.parse.urlsplit(url)
+stalled = []
+for _ in range(16):
+    c = socket.create_connection((where.hostname, where.port), timeout=10)
+    c.sendall(b"POST / HTTP/1.1\r\nHost: stalled\r\nContent-")
+    stalled.append(c)
+opened = time.monotonic()
 s = XenAPI.Session(url)
 s.xenapi.login_with_password("root", pw, "1.0", "netdom-qemu-test")
 hosts = s.xenapi.host.get_all_records()
@@ -44,47 +60,24 @@ except XenAPI.Failure as f:
     print("wrong password:", f.details[0])
     assert f.details[0] == "SESSION_AUTHENTICATION_FAILED", f.details
 s.xenapi.session.logout()
+ended = 0
+for c in stalled:
+    c.settimeout(40)
+    try:
+        ended += c.recv(1024) == b""
+    except ConnectionResetError:
+        ended += 1
+    except socket.timeout:
+        pass
+waited = time.monotonic() - opened
+print(f"stalled connections ended by netdom: {ended}/16 after {waited:.1f} s")
+assert ended == 16, ended
 print("CLIENT OK")
 "#;
 
-/// Runs `cmd` under `timeout -s KILL secs`; returns success and the output.
-fn run(cmd: &mut Command, secs: u32) -> (bool, String) {
-    let mut t = Command::new("timeout");
-    t.args(["-s", "KILL", &secs.to_string()])
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    let out = t.output().expect("spawn under timeout");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-/// A venv with PyPI's XenAPI, created once under the target dir.
-fn python_with_xenapi() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xenapi-venv");
-    let py = venv.join("bin/python");
-    if run(Command::new(&py).args(["-c", "import XenAPI"]), 60).0 {
-        return py;
-    }
-    let (ok, out) = run(Command::new("python3").args(["-m", "venv"]).arg(&venv), 300);
-    assert!(ok, "venv: {out}");
-    let (ok, out) = run(
-        Command::new(&py).args(["-m", "pip", "install", "--quiet", "XenAPI"]),
-        600,
-    );
-    assert!(ok, "pip install XenAPI: {out}");
-    py
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then released for QEMU).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
-}
-
 #[test]
 fn pypi_xenapi_client_reaches_dom0_through_netdom() {
-    let py = python_with_xenapi();
+    let py = python_with_xenapi(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let a = Artifacts::from_env();
     let dir = a.scratch("netdom-xenapi");
     let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);
@@ -106,10 +99,17 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
     launch.devices.nic = Some(Some(port));
     let run_qemu = Run::start("netdom-xenapi", &launch);
     let waited = run_qemu.wait_for("xenapi relay ready", Duration::from_secs(150));
+    // Lines before the client's first byte.
+    let before = run_qemu.lines().len();
+    let started = std::time::Instant::now();
     let client = waited
         .as_ref()
         .ok()
         .map(|_| run(Command::new(&py).args(["-c", CLIENT, &url, PASSWORD]), 120));
+    let client_time = started.elapsed();
+    // netdom logs its interrupt count at most once a second: let the count
+    // after the client's traffic reach the log.
+    std::thread::sleep(Duration::from_millis(1500));
     // dom0 keeps serving: stop QEMU now (the verdict is the client's).
     let outcome = run_qemu.finish(Duration::from_millis(500));
     let log = &outcome.log;
@@ -122,6 +122,10 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
         "client failed:\n{output}\nlog:\n{log}"
     );
     assert!(output.contains("pools: 1"), "{output}");
+    assert!(
+        output.contains("stalled connections ended by netdom: 16/16"),
+        "{output}"
+    );
     assert!(output.contains("pifs: 1 networks: 1"), "{output}");
     assert!(
         output.contains("wrong password: SESSION_AUTHENTICATION_FAILED"),
@@ -130,9 +134,38 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
     let has = |text: &str| {
         assert!(log.contains(text), "the log lacks {text:?}:\n{log}");
     };
+    // No `management` in the config: the default, DHCP (QEMU's user
+    // network leases 10.0.2.15 from 10.0.2.2).
+    has(" ip=dhcp");
+    has("netdom: DHCP lease 10.0.2.15/24 gw 10.0.2.2 from 10.0.2.2");
+    has("netdom: ARP reply from 10.0.2.2");
     has("netdom: XenAPI relay listening on 10.0.2.15:80");
     has(&format!("XenAPI ready at {url}"));
     has("xenapi relay channel to netdom on port");
+    // The NIC interrupts through MSI-X entries dom0 mapped to netdom's
+    // pirqs, and the client's traffic woke netdom through them.
+    has("netdom: MSI-X: 4 vectors bound as pirqs");
+    has("pci-pirqs=");
+    let interrupts = |line: &str| -> Option<u64> {
+        let rest = line.split("netdom: NIC interrupts: ").nth(1)?;
+        rest.split(' ').next()?.parse().ok()
+    };
+    let lines: Vec<&str> = log.lines().collect();
+    let split = before.min(lines.len());
+    let idle = lines[..split]
+        .iter()
+        .filter_map(|l| interrupts(l))
+        .max()
+        .unwrap_or(0);
+    let busy = lines[split..].iter().filter_map(|l| interrupts(l)).max();
+    let busy = busy.unwrap_or_else(|| panic!("no interrupt count after the client:\n{log}"));
+    assert!(
+        busy >= idle + 10,
+        "{idle} -> {busy} interrupt wake-ups:\n{log}"
+    );
     assert!(!log.contains("FAIL"), "{log}");
-    eprintln!("client output:\n{output}");
+    eprintln!(
+        "client output ({} ms; interrupt wake-ups {idle} -> {busy}):\n{output}",
+        client_time.as_millis()
+    );
 }

@@ -4,7 +4,13 @@
 //! request at a time per client, and 8 in flight per client). XenAPI host mode: calls/s and
 //! event.from latency. Domain start. Boot: QEMU start to Xen's hand-over to dom0
 //! (Xen's "Freed ... init memory" line) and to dom0's "dom0 ready", in
-//! Xen's console time, over several boots.
+//! Xen's console time, over several boots. netdom: QEMU start to a XenAPI
+//! login through netdom, and one XenAPI call mix through netdom and in host
+//! mode (see `netdom`).
+//!
+//! `cargo xtask bench [PART...]` runs only the named parts (`PARTS`).
+
+mod netdom;
 
 use std::time::{Duration, Instant};
 
@@ -70,32 +76,68 @@ fn xenstore(dir: &std::path::Path) -> Result<(), String> {
     )
 }
 
+/// Builds xcp-sim and xenapi-bench (release); their directory.
+fn build_xenapi_tools() -> Result<std::path::PathBuf, String> {
+    crate::run(crate::cargo().args(["build", "--release", "-p", "xcp-sim", "-p", "xenapi-bench"]))?;
+    Ok(crate::build::workspace_root().join("target/release"))
+}
+
+/// A fresh xcp-sim on 127.0.0.1 (under `timeout`), killed on `stop` or drop.
+struct Sim {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Sim {
+    /// Starts xcp-sim on `port` with a fresh state in target/bench/`state`;
+    /// returns once it accepts connections.
+    fn start(state: &str, port: u16, password: &str) -> Result<Sim, String> {
+        let bin = crate::build::workspace_root().join("target/release");
+        let state = crate::build::workspace_root()
+            .join("target/bench")
+            .join(state);
+        let _ = std::fs::remove_dir_all(&state);
+        let addr = format!("127.0.0.1:{port}");
+        let child = std::process::Command::new("timeout")
+            .args(["-s", "KILL", "900"])
+            .arg(bin.join("xcp-sim"))
+            .args(["--listen", &addr, "--state"])
+            .arg(&state)
+            .args(["--password", password])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("xcp-sim: {e}"))?;
+        let mut sim = Sim { child, addr };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&sim.addr).is_err() {
+            if std::time::Instant::now() > deadline {
+                sim.stop();
+                return Err("xcp-sim did not start listening".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(sim)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// XenAPI in host mode: VM.get_all_records with 1,000 VMs and event.from
 /// latency against a fresh xcp-sim on loopback.
 fn xenapi(dir: &std::path::Path) -> Result<(), String> {
-    crate::run(crate::cargo().args(["build", "--release", "-p", "xcp-sim", "-p", "xenapi-bench"]))?;
-    let bin = crate::build::workspace_root().join("target/release");
-    let state = crate::build::workspace_root().join("target/bench/xcp-sim-state");
-    let _ = std::fs::remove_dir_all(&state);
+    let bin = build_xenapi_tools()?;
     let port = 18000 + (std::process::id() % 1000) as u16;
-    let addr = format!("127.0.0.1:{port}");
-    let mut sim = std::process::Command::new("timeout")
-        .args(["-s", "KILL", "600"])
-        .arg(bin.join("xcp-sim"))
-        .args(["--listen", &addr, "--state"])
-        .arg(&state)
-        .args(["--password", "bench"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("xcp-sim: {e}"))?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        if std::time::Instant::now() > deadline {
-            let _ = sim.kill();
-            return Err("xcp-sim did not start listening".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let sim = Sim::start("xcp-sim-state", port, "bench")?;
+    let addr = sim.addr.clone();
     let result = crate::run(
         std::process::Command::new(bin.join("xenapi-bench"))
             .args([
@@ -109,8 +151,7 @@ fn xenapi(dir: &std::path::Path) -> Result<(), String> {
             ])
             .arg(dir.join("xenapi.json")),
     );
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(sim);
     result
 }
 
@@ -150,15 +191,46 @@ fn domain_start(p: &crate::build::Platform) -> Result<f64, String> {
     Ok(median(samples))
 }
 
-/// Runs every benchmark.
-pub fn run() -> Result<(), String> {
+/// The parts of `cargo xtask bench`, in the order they run.
+pub const PARTS: &[&str] = &["xenstore", "xenapi", "domain", "boot", "netdom"];
+
+/// Runs the benchmarks named in `only` (every one when it is empty).
+pub fn run(only: &[String]) -> Result<(), String> {
+    if let Some(unknown) = only.iter().find(|n| !PARTS.contains(&n.as_str())) {
+        return Err(format!(
+            "no benchmark {unknown:?}; the parts are {}",
+            PARTS.join(", ")
+        ));
+    }
+    let wanted = |part: &str| only.is_empty() || only.iter().any(|n| n == part);
     crate::deps::ensure()?;
     let dir = crate::build::workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    xenstore(&dir)?;
-    xenapi(&dir)?;
+    if wanted("xenstore") {
+        xenstore(&dir)?;
+    }
+    if wanted("xenapi") {
+        xenapi(&dir)?;
+    }
+    if !["domain", "boot", "netdom"].iter().any(|p| wanted(p)) {
+        return Ok(());
+    }
     let p = crate::build::platform()?;
-    let start = domain_start(&p)?;
+    if wanted("domain") {
+        domain(&p, &dir)?;
+    }
+    if wanted("boot") {
+        boot(&p, &dir)?;
+    }
+    if wanted("netdom") {
+        netdom::run(&p, &dir)?;
+    }
+    Ok(())
+}
+
+/// Domain start figures, printed and written to domain.json.
+fn domain(p: &crate::build::Platform, dir: &std::path::Path) -> Result<(), String> {
+    let start = domain_start(p)?;
     println!("domain create to first console line (median of {BOOTS}, Xen system time, TCG)");
     println!(
         "  8 MiB testdom: build, unpause, first line  {:8.1} ms",
@@ -173,9 +245,14 @@ pub fn run() -> Result<(), String> {
         ),
     )
     .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Boot figures, printed and written to boot.json.
+fn boot(p: &crate::build::Platform, dir: &std::path::Path) -> Result<(), String> {
     let mut samples = Vec::new();
     for i in 0..BOOTS {
-        samples.push(boot_once(&p, i)?);
+        samples.push(boot_once(p, i)?);
     }
     let xen = median(samples.iter().map(|s| s.xen_handover).collect());
     let first = median(

@@ -6,7 +6,8 @@
 //! - `lint`: just the fmt check and clippy (host and kernel target).
 //! - `fuzz [SECS]`: every fuzz target for SECS seconds (60 by default).
 //! - `hash-password PW`: the `[toolstack] root_password_hash` line's value.
-//! - `bench`: boot-time figures (and, as they land, the engines' benchmarks).
+//! - `bench [PART...]`: the benchmarks (xenstore, xenapi, domain, boot,
+//!   netdom; all when none is named), printed and written under target/bench.
 //! - `build`: the kernels, the bundle and grub.cfg into target/xcp.
 //! - `iso`: a bootable ISO at target/xcp/xcp.iso.
 #![forbid(unsafe_code)]
@@ -40,7 +41,7 @@ pub(crate) fn cargo() -> Command {
 const FUZZ_SECONDS: u32 = 15;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask <run [--timeout SECS] | test | lint | fuzz [SECS] | bench | build | iso | hash-password PW>");
+    eprintln!("usage: cargo xtask <run [--timeout SECS] | test | lint | fuzz [SECS] | bench [xenstore|xenapi|domain|boot|netdom]... | build | iso | hash-password PW>");
     ExitCode::from(2)
 }
 
@@ -62,7 +63,7 @@ fn main() -> ExitCode {
             Some(Ok(secs)) => fuzz::run(secs),
             Some(Err(_)) => return usage(),
         },
-        Some("bench") => bench::run(),
+        Some("bench") => bench::run(&args[1..]),
         Some("build") => deps::ensure().and_then(|_| build::platform().map(|_| ())),
         Some("iso") => {
             deps::ensure().and_then(|_| build::iso().map(|p| eprintln!("ISO: {}", p.display())))
@@ -146,6 +147,9 @@ fn cmd_test() -> Result<(), String> {
         "-p",
         "xcp-qemu-tests",
         "--tests",
+        // Every QEMU case runs even after one fails: one red case must
+        // not hide the state of the others.
+        "--no-fail-fast",
         "--",
         "--test-threads=2",
     ])

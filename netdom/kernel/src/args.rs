@@ -1,15 +1,24 @@
 //! netdom's command line, as dom0 writes it (netdom/DESIGN.md, "The
 //! domain"):
 //!
-//! `pci=0000:00:05.0 pci-config=<gref> pci-bars=<six hex sizes> ip=10.0.2.15 gateway=10.0.2.2
-//! [xenapi-relay=<tx gref>,<rx gref>,<port>]`
+//! `pci=0000:00:05.0 pci-config=<gref> pci-bars=<six hex sizes> ip=<management>
+//! [pci-pirqs=<pirq>,...] [xenapi-relay=<tx gref>,<rx gref>,<port>]`
 //!
+//! `ip` is the platform's `management` setting without spaces: `dhcp`,
+//! `10.0.2.15/24` or `10.0.2.15/24,gw=10.0.2.2`
+//! (`xcp_netrelay::ipconfig::parse_cmdline`).
 //! `pci-config` is a grant (from dom0, read-only) of the page holding the
 //! device's 256-byte config space; `pci-bars` sizes each BAR register (0 for
 //! unused ones and upper halves), as `xcp_runtime::pci_snapshot` parses it.
 //! `xenapi-relay` names the channel to dom0's XenAPI toolstack: dom0's
 //! transmit and receive pages (granted to netdom) and dom0's unbound event
-//! channel port; without it netdom does not relay.
+//! channel port; without it netdom does not relay. `pci-pirqs` lists the
+//! pirqs dom0 mapped the NIC's MSI-X entries 0, 1, ... to; without it netdom
+//! polls the NIC.
+
+use xcp_netrelay::ipconfig::{self, IpMode};
+
+use crate::msix::Pirqs;
 
 /// What dom0 told netdom.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,12 +29,12 @@ pub struct Args {
     pub config_gref: u32,
     /// Size of each BAR register (`pci-bars=`).
     pub bar_sizes: [u64; 6],
-    /// Our IPv4 address.
-    pub ip: [u8; 4],
-    /// The address to ARP for.
-    pub gateway: [u8; 4],
+    /// Our IPv4 address: static, or DHCPv4.
+    pub ip: IpMode,
     /// The relay channel to dom0: (dom0's tx gref, dom0's rx gref, port).
     pub relay: Option<RelayChannel>,
+    /// The pirqs of the NIC's MSI-X entries, entry 0 first.
+    pub pirqs: Option<Pirqs>,
 }
 
 /// `xenapi-relay=<tx gref>,<rx gref>,<port>`, as dom0 names it.
@@ -79,16 +88,6 @@ pub fn parse_bdf(text: &str) -> Option<(u8, u8, u8)> {
     Some((bus, dev, func))
 }
 
-/// `10.0.2.15` → [10, 0, 2, 15].
-pub fn parse_ipv4(text: &str) -> Option<[u8; 4]> {
-    let mut ip = [0u8; 4];
-    let mut parts = text.split('.');
-    for octet in ip.iter_mut() {
-        *octet = parts.next()?.parse().ok()?;
-    }
-    parts.next().is_none().then_some(ip)
-}
-
 impl Args {
     /// Parses netdom's command line.
     pub fn parse(cmdline: &str) -> Result<Args, ArgsError> {
@@ -100,10 +99,13 @@ impl Args {
                 .map_err(|_| ArgsError::Bad("pci-config"))?,
             bar_sizes: xcp_runtime::pci_snapshot::parse_bar_sizes(need("pci-bars")?)
                 .ok_or(ArgsError::Bad("pci-bars"))?,
-            ip: parse_ipv4(need("ip")?).ok_or(ArgsError::Bad("ip"))?,
-            gateway: parse_ipv4(need("gateway")?).ok_or(ArgsError::Bad("gateway"))?,
+            ip: ipconfig::parse_cmdline(need("ip")?).map_err(|_| ArgsError::Bad("ip"))?,
             relay: match get(cmdline, "xenapi-relay") {
                 Some(text) => Some(parse_relay(text).ok_or(ArgsError::Bad("xenapi-relay"))?),
+                None => None,
+            },
+            pirqs: match get(cmdline, "pci-pirqs") {
+                Some(text) => Some(Pirqs::parse(text).ok_or(ArgsError::Bad("pci-pirqs"))?),
                 None => None,
             },
         })
@@ -114,8 +116,11 @@ impl Args {
 mod tests {
     use super::*;
 
+    use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
+    use xcp_netrelay::ipconfig::StaticConfig;
+
     const LINE: &str =
-        "pci=0000:00:05.0 pci-config=9 pci-bars=20,1000,0,0,4000,0 ip=10.0.2.15 gateway=10.0.2.2";
+        "pci=0000:00:05.0 pci-config=9 pci-bars=20,1000,0,0,4000,0 ip=10.0.2.15/24,gw=10.0.2.2";
 
     #[test]
     fn parses_what_dom0_writes() {
@@ -125,11 +130,21 @@ mod tests {
                 bdf: (0, 5, 0),
                 config_gref: 9,
                 bar_sizes: [0x20, 0x1000, 0, 0, 0x4000, 0],
-                ip: [10, 0, 2, 15],
-                gateway: [10, 0, 2, 2],
+                ip: IpMode::Static(StaticConfig {
+                    cidr: Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 15), 24),
+                    gateway: Some(Ipv4Address::new(10, 0, 2, 2)),
+                }),
                 relay: None,
+                pirqs: None,
             })
         );
+        let with_pirqs = alloc_line(LINE, " pci-pirqs=55,54");
+        assert_eq!(
+            Args::parse(&with_pirqs).map(|a| a.pirqs.map(|p| p.as_slice().to_vec())),
+            Ok(Some(vec![55, 54]))
+        );
+        let bad = alloc_line(LINE, " pci-pirqs=55,");
+        assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("pci-pirqs")));
         let with_relay = alloc_line(LINE, " xenapi-relay=8,7,5");
         assert_eq!(
             Args::parse(&with_relay).map(|a| a.relay),
@@ -139,6 +154,8 @@ mod tests {
                 port: 5
             }))
         );
+        let dhcp = LINE.replace("ip=10.0.2.15/24,gw=10.0.2.2", "ip=dhcp");
+        assert_eq!(Args::parse(&dhcp).map(|a| a.ip), Ok(IpMode::Dhcp));
         let bad = alloc_line(LINE, " xenapi-relay=8,7");
         assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("xenapi-relay")));
         let bad = alloc_line(LINE, " xenapi-relay=8,7,5,4");
@@ -157,8 +174,17 @@ mod tests {
         );
         let bad = LINE.replace("pci-config=9", "pci-config=x");
         assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("pci-config")));
-        let bad = LINE.replace("gateway=10.0.2.2", "gateway=10.0.2");
-        assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("gateway")));
+        for ip in [
+            "10.0.2.15",
+            "10.0.2.15/24,gw=10.0.2",
+            "10.0.2.15/24,gw=10.0.3.2",
+            "dhcp,x",
+        ] {
+            let bad = LINE.replace("10.0.2.15/24,gw=10.0.2.2", ip);
+            assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("ip")), "{ip}");
+        }
+        let missing = LINE.replace(" ip=10.0.2.15/24,gw=10.0.2.2", "");
+        assert_eq!(Args::parse(&missing), Err(ArgsError::Missing("ip")));
         let bad = LINE.replace(",4000,0 ", ",4000 ");
         assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("pci-bars")));
     }
@@ -170,8 +196,5 @@ mod tests {
         assert_eq!(parse_bdf("0000:00:20.0"), None);
         assert_eq!(parse_bdf("0000:00:05.8"), None);
         assert_eq!(parse_bdf("00:05.0"), None);
-        assert_eq!(parse_ipv4("10.0.2.256"), None);
-        assert_eq!(parse_ipv4("10.0.2.2.1"), None);
-        assert_eq!(parse_ipv4("1.2.3.4"), Some([1, 2, 3, 4]));
     }
 }

@@ -1,5 +1,5 @@
-//! netdom's pure parts: its command line from dom0 and the ARP exchange it
-//! uses to prove the NIC works. The PV kernel (`main.rs`) only wires them to
+//! netdom's pure parts: its command line from dom0, the ARP exchange it
+//! uses to prove the NIC works and the MSI-X routing of virtio's queues. The PV kernel (`main.rs`) only wires them to
 //! the runtime and virtio-drivers.
 //!
 //! Read first: netdom/DESIGN.md.
@@ -8,3 +8,4 @@
 
 pub mod args;
 pub mod arp;
+pub mod msix;

@@ -1,10 +1,11 @@
 //! netdom: the network domain. dom0 builds it with the virtio-net NIC
-//! assigned through the IOMMU (netdom/DESIGN.md). This first step brings the
-//! NIC up with virtio-drivers in polling mode and proves both directions
-//! with an ARP exchange with the gateway. With `xenapi-relay=` on its
-//! command line it then serves XenAPI: smoltcp over the NIC, the relay's
-//! listener pool on port 80, each connection relayed over the channel to
-//! dom0's toolstack (netdom/DESIGN.md; `xcp_netrelay`).
+//! assigned through the IOMMU (netdom/DESIGN.md). It brings the NIC up with
+//! virtio-drivers, takes its management address (static from dom0, or a
+//! DHCPv4 lease through smoltcp), and proves both directions with an ARP
+//! exchange with the gateway. With `xenapi-relay=` on its command line it
+//! then serves XenAPI: smoltcp over the NIC, the relay's listener pool on
+//! port 80, each connection relayed over the channel to dom0's toolstack
+//! (netdom/DESIGN.md; `xcp_netrelay`).
 //!
 //! On the host this crate builds a stub that says how to build the kernel.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -12,6 +13,9 @@
 
 #[cfg(target_os = "none")]
 extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod irq;
 
 #[cfg(target_os = "none")]
 mod domain {
@@ -30,6 +34,8 @@ mod domain {
     use xcp_runtime::virtio_pci::SnapshotAccess;
     use xcp_runtime::Boot;
 
+    use crate::irq::Wake;
+
     xcp_runtime::entry!(main, "netdom");
 
     /// Virtqueue entries: 256 makes the transmit queue's descriptor table
@@ -40,7 +46,6 @@ mod domain {
     const RX_BUFFER: usize = 2048;
     const ARP_RETRY_NS: u64 = 1_000_000_000;
     const ARP_TRIES: u32 = 10;
-    const POLL_NS: u64 = 1_000_000;
 
     /// The driver, as netdom instantiates it.
     pub(crate) type Net = VirtIONet<XenHal, PciTransport, QUEUE_SIZE>;
@@ -56,7 +61,12 @@ mod domain {
         info!("command line {:?}", boot.cmdline);
         let args =
             Args::parse(boot.cmdline).unwrap_or_else(|e| stop(format_args!("command line: {e:?}")));
-        let (shadow, bars, mut net) = bring_up(&args);
+        let BroughtUp {
+            config_space,
+            writes: shadow,
+            bars,
+            mut net,
+        } = bring_up(&args);
         check_confinement(&bars);
         let mac = Mac(net.mac_address());
         info!("MAC {mac}");
@@ -71,25 +81,34 @@ mod domain {
             "config writes: {} BAR sizing, {} decode toggles, {} refused",
             counts.bar, counts.decode, counts.refused
         );
-        arp_gateway(&mut net, mac, Ipv4(args.ip), Ipv4(args.gateway));
-        if let Some(channel) = args.relay {
-            crate::relay::serve(net, mac, &args, channel);
+        let wake = crate::irq::setup(&args, &config_space, &bars, &mut net);
+        let mut stack = crate::stack::Stack::new(net, mac, wake);
+        let config = stack.configure(&args.ip);
+        match config.gateway {
+            Some(gw) => {
+                let ip = Ipv4(config.cidr.address().octets());
+                let (net, wake) = stack.net();
+                arp_gateway(net, mac, ip, Ipv4(gw.octets()), wake);
+            }
+            None => info!("no gateway configured: no ARP proof"),
         }
-        loop {
-            xcp_runtime::event_loop::idle();
-        }
+        stack.serve(args.relay)
     }
 
-    /// Maps the config snapshot and the BARs and starts the driver. Returns
-    /// the config-write counts, the BAR mappings (which must outlive the
-    /// driver) and the driver.
-    fn bring_up(
-        args: &Args,
-    ) -> (
-        xcp_runtime::virtio_pci::WriteCounter,
-        Vec<MmioRegion>,
-        Box<Net>,
-    ) {
+    /// What bring-up leaves.
+    struct BroughtUp {
+        /// The config space as dom0 copied it.
+        config_space: [u8; CONFIG_BYTES],
+        /// virtio-drivers' config writes, by kind.
+        writes: xcp_runtime::virtio_pci::WriteCounter,
+        /// The memory BARs by BAR index (they must outlive the driver).
+        bars: Vec<(usize, MmioRegion)>,
+        /// The driver.
+        net: Box<Net>,
+    }
+
+    /// Maps the config snapshot and the BARs and starts the driver.
+    fn bring_up(args: &Args) -> BroughtUp {
         if let Err(e) = xcp_runtime::gnttab::init() {
             stop(format_args!("grant table: {e:?}"));
         }
@@ -129,7 +148,7 @@ mod domain {
                                 "BAR{index} {address:#x}+{size:#x} mapped uncached at {:#x}",
                                 region.va()
                             );
-                            bars.push(region);
+                            bars.push((index, region));
                         }
                         Err(e) => stop(format_args!("map BAR{index} {address:#x}: {e}")),
                     }
@@ -144,17 +163,22 @@ mod domain {
             .unwrap_or_else(|e| stop(format_args!("virtio transport: {e}")));
         let mut net = Net::new(transport, RX_BUFFER)
             .unwrap_or_else(|e| stop(format_args!("virtio-net: {e}")));
-        // Polling mode: ask the device not to interrupt (no vector is
-        // bound yet; MSI-X through pirqs is a later step).
+        // No notifications until `irq::setup` routes them (it re-enables
+        // them; without pirqs netdom polls).
         net.disable_interrupts();
-        (counter, bars, Box::new(net))
+        BroughtUp {
+            config_space: bytes,
+            writes: counter,
+            bars,
+            net: Box::new(net),
+        }
     }
 
     /// Xen must refuse a device frame dom0 did not grant: the frame just
     /// below the lowest BAR (on QEMU, inside the NIC's expansion ROM, which
     /// dom0 does not hand over).
-    fn check_confinement(bars: &[MmioRegion]) {
-        let Some(lowest) = bars.iter().map(|b| b.phys() & !0xfff).min() else {
+    fn check_confinement(bars: &[(usize, MmioRegion)]) {
+        let Some(lowest) = bars.iter().map(|(_, b)| b.phys() & !0xfff).min() else {
             stop(format_args!("no memory BAR"));
         };
         let outside = lowest - 0x1000;
@@ -166,8 +190,9 @@ mod domain {
         }
     }
 
-    /// Sends ARP requests for `gateway` (one a second) until a reply comes.
-    fn arp_gateway(net: &mut Net, mac: Mac, ip: Ipv4, gateway: Ipv4) {
+    /// Sends ARP requests for `gateway` (one a second) until a reply comes;
+    /// other frames are dropped (smoltcp is not polled meanwhile).
+    fn arp_gateway(net: &mut Net, mac: Mac, ip: Ipv4, gateway: Ipv4, wake: &mut Wake) {
         let frame = arp::request(mac, ip, gateway);
         let mut next_send = 0;
         let mut tries = 0;
@@ -209,38 +234,43 @@ mod domain {
                     }
                 }
             }
-            xcp_runtime::event_loop::sleep_until(xcp_runtime::time::now_ns() + POLL_NS);
+            wake.wait(next_send);
         }
     }
 }
 
-/// The XenAPI relay: smoltcp over the virtio-net device, the listener pool
-/// and the channel link to dom0, driven by polling.
+/// smoltcp over the virtio-net device: the management address (static or
+/// DHCPv4) and, with a relay channel, the XenAPI relay's listener pool and
+/// the link to dom0.
 #[cfg(target_os = "none")]
-mod relay {
+mod stack {
     use alloc::boxed::Box;
     use alloc::vec;
     use alloc::vec::Vec;
 
     use log::{error, info, warn};
-    use netdom::args::{Args, RelayChannel};
+    use netdom::args::RelayChannel;
     use netdom::arp::Mac;
-    use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
+    use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
     use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+    use smoltcp::socket::dhcpv4;
     use smoltcp::time::Instant;
-    use smoltcp::wire::{EthernetAddress, HardwareAddress, Ipv4Address, Ipv4Cidr};
+    use smoltcp::wire::{EthernetAddress, HardwareAddress};
     use xcp_channel::{Channel, Role};
-    use xcp_netrelay::ipconfig::{self, StaticConfig};
+    use xcp_netrelay::ipconfig::{self, IpMode, StaticConfig};
     use xcp_netrelay::listener::{Listener, PoolConfig};
     use xcp_netrelay::{Config, Link, Relay};
     use xcp_runtime::gnttab;
 
     use super::domain::Net;
+    use crate::irq::Wake;
 
-    /// Longest sleep between polls: the NIC does not interrupt (yet).
-    const POLL_NS: u64 = 1_000_000;
+    /// How often the interrupt counts are logged (when they changed).
+    const STATS_MS: u64 = 1_000;
     /// Link pumps per turn before the NIC gets its turn again.
     const PUMPS_PER_TURN: usize = 8;
+    /// How long netdom waits for its first DHCP lease before it gives up.
+    const DHCP_TIMEOUT_MS: u64 = 30_000;
 
     /// The virtio-net device as a smoltcp device. A received frame is
     /// copied out and its buffer given back at once, so a token never
@@ -264,7 +294,7 @@ mod relay {
         fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
             let mut buffer = self.0.new_tx_buffer(len);
             let r = f(buffer.packet_mut());
-            // Polling mode: `send` waits for the device to take the frame.
+            // `send` waits for the device to take the frame.
             if let Err(e) = self.0.send(buffer) {
                 warn!("transmit: {e}");
             }
@@ -309,48 +339,201 @@ mod relay {
         }
     }
 
-    /// Serves XenAPI clients through dom0's toolstack; never returns.
-    pub fn serve(net: Box<Net>, mac: Mac, args: &Args, channel: RelayChannel) -> ! {
-        // dom0 is the channel's initiator: its tx page is our rx page.
-        let rx = gnttab::map_grant(0, channel.dom0_tx, false)
-            .unwrap_or_else(|e| stop(format_args!("map dom0's tx page: {e:?}")));
-        let tx = gnttab::map_grant(0, channel.dom0_rx, false)
-            .unwrap_or_else(|e| stop(format_args!("map dom0's rx page: {e:?}")));
-        let channel_pages = Channel::new(tx, rx, Role::Acceptor)
-            .unwrap_or_else(|e| stop(format_args!("relay channel: {e:?}")));
-        let port = xcp_runtime::evtchn::bind_interdomain(0, channel.port)
-            .unwrap_or_else(|e| stop(format_args!("bind dom0's relay port: {e:?}")));
-        let mut link = Link::new(channel_pages);
+    fn describe(config: &StaticConfig) -> alloc::string::String {
+        match config.gateway {
+            Some(gw) => alloc::format!("{} gw {gw}", config.cidr),
+            None => alloc::format!("{} (no gateway)", config.cidr),
+        }
+    }
 
-        let mut nic = Nic { net, rx_errors: 0 };
-        let hw = HardwareAddress::Ethernet(EthernetAddress(mac.0));
-        let mut config = IfaceConfig::new(hw);
-        config.random_seed = xcp_runtime::time::now_ns();
-        let start = Instant::from_millis(now_ms() as i64);
-        let mut iface = Interface::new(config, &mut nic, start);
-        let ip = Ipv4Address::from(args.ip);
-        ipconfig::apply(
-            &mut iface,
-            &StaticConfig {
-                cidr: Ipv4Cidr::new(ip, 24),
-                gateway: Some(Ipv4Address::from(args.gateway)),
-            },
-        );
-        let mut sockets = SocketSet::new(vec![]);
-        let pool = PoolConfig::default();
-        let mut listener = Listener::new(&mut sockets, pool);
-        let mut relay = Relay::new(Config::default());
-        info!("XenAPI relay listening on {ip}:{}", pool.port);
+    /// The interface, its sockets and the DHCP client, if any.
+    pub struct Stack {
+        nic: Nic,
+        iface: Interface,
+        sockets: SocketSet<'static>,
+        dhcp: Option<SocketHandle>,
+        /// The address in use (`None` while a DHCP lease is lost).
+        config: Option<StaticConfig>,
+        wake: Wake,
+        /// When the counts were last logged, and the count then.
+        stats: (u64, u64),
+    }
 
-        loop {
-            let t = now_ms();
-            let now = Instant::from_millis(t as i64);
-            iface.poll(now, &mut nic, &mut sockets);
-            listener.poll(&mut sockets, &mut relay, t);
-            relay.on_tick(t);
+    impl Stack {
+        /// An interface with no address yet.
+        pub fn new(net: Box<Net>, mac: Mac, wake: Wake) -> Stack {
+            let mut nic = Nic { net, rx_errors: 0 };
+            let hw = HardwareAddress::Ethernet(EthernetAddress(mac.0));
+            let mut config = IfaceConfig::new(hw);
+            config.random_seed = xcp_runtime::time::now_ns();
+            let start = Instant::from_millis(now_ms() as i64);
+            let iface = Interface::new(config, &mut nic, start);
+            Stack {
+                nic,
+                iface,
+                sockets: SocketSet::new(vec![]),
+                dhcp: None,
+                config: None,
+                wake,
+                stats: (0, 0),
+            }
+        }
+
+        /// The driver, for raw frames while smoltcp is not polled, and
+        /// where to sleep.
+        pub fn net(&mut self) -> (&mut Net, &mut Wake) {
+            (&mut self.nic.net, &mut self.wake)
+        }
+
+        /// Applies `mode`: a static address at once, or a DHCPv4 lease,
+        /// waited for (polling smoltcp) up to `DHCP_TIMEOUT_MS`.
+        pub fn configure(&mut self, mode: &IpMode) -> StaticConfig {
+            match mode {
+                IpMode::Static(config) => {
+                    ipconfig::apply(&mut self.iface, config);
+                    info!("static address {}", describe(config));
+                    self.config = Some(*config);
+                    *config
+                }
+                IpMode::Dhcp => {
+                    self.dhcp = Some(self.sockets.add(dhcpv4::Socket::new()));
+                    let deadline = now_ms() + DHCP_TIMEOUT_MS;
+                    info!("DHCP: asking for a lease");
+                    loop {
+                        let now = Instant::from_millis(now_ms() as i64);
+                        self.iface.poll(now, &mut self.nic, &mut self.sockets);
+                        self.poll_dhcp();
+                        if let Some(config) = self.config {
+                            return config;
+                        }
+                        if now_ms() >= deadline {
+                            stop(format_args!("no DHCP lease in {DHCP_TIMEOUT_MS} ms"));
+                        }
+                        self.sleep(now);
+                    }
+                }
+            }
+        }
+
+        /// Applies a DHCP event, if the socket has one.
+        fn poll_dhcp(&mut self) {
+            let Some(handle) = self.dhcp else {
+                return;
+            };
+            let socket = self.sockets.get_mut::<dhcpv4::Socket>(handle);
+            let Some(event) = socket.poll() else {
+                return;
+            };
+            let applied = ipconfig::apply_dhcp(&mut self.iface, &event);
+            match (&event, applied) {
+                (dhcpv4::Event::Configured(c), Some(config)) => {
+                    info!("DHCP lease {} from {}", describe(&config), c.server.address)
+                }
+                // The socket starts by reporting "deconfigured": only a
+                // lease we had can be lost.
+                _ if self.config.is_some() => {
+                    warn!("DHCP lease lost: no address until a new one")
+                }
+                _ => {}
+            }
+            self.config = applied;
+        }
+
+        /// Sleeps until a NIC interrupt, dom0's kick, smoltcp's next
+        /// deadline or the NIC's next poll, whichever is first.
+        fn sleep(&mut self, now: Instant) {
+            let max = self.wake.max_sleep_ns();
+            let delay_ns = self
+                .iface
+                .poll_delay(now, &self.sockets)
+                .map_or(max, |d| (d.total_micros() * 1000).min(max));
+            if delay_ns == 0 {
+                return;
+            }
+            self.wake.wait(xcp_runtime::time::now_ns() + delay_ns);
+        }
+
+        /// Logs the wake-up counts once a second while they change.
+        fn report(&mut self, t: u64) {
+            let (at, seen) = self.stats;
+            if !self.wake.has_interrupts() || t < at + STATS_MS || self.wake.interrupts == seen {
+                return;
+            }
+            info!(
+                "NIC interrupts: {} wake-ups ({} timer wake-ups)",
+                self.wake.interrupts, self.wake.timeouts
+            );
+            self.stats = (t, self.wake.interrupts);
+        }
+
+        /// Keeps the interface (and its DHCP lease) going and, with a
+        /// relay channel, serves XenAPI clients through dom0's toolstack;
+        /// never returns.
+        pub fn serve(mut self, relay: Option<RelayChannel>) -> ! {
+            let mut relay = relay.map(|channel| Relayed::new(&mut self.sockets, channel));
+            if let Some(r) = &relay {
+                self.wake.watch_relay(r.evtchn);
+            }
+            if let (Some(r), Some(config)) = (&relay, self.config) {
+                info!(
+                    "XenAPI relay listening on {}:{}",
+                    config.cidr.address(),
+                    r.port
+                );
+            }
+            loop {
+                let t = now_ms();
+                let now = Instant::from_millis(t as i64);
+                self.iface.poll(now, &mut self.nic, &mut self.sockets);
+                self.poll_dhcp();
+                if let Some(r) = relay.as_mut() {
+                    r.turn(&mut self.sockets, t);
+                    self.iface.poll(now, &mut self.nic, &mut self.sockets);
+                }
+                self.report(t);
+                self.sleep(now);
+            }
+        }
+    }
+
+    /// The relay's half of the loop: the listener pool, the engine and the
+    /// channel link to dom0.
+    struct Relayed {
+        link: Link<gnttab::GrantMapping>,
+        listener: Listener,
+        relay: Relay,
+        evtchn: u32,
+        port: u16,
+    }
+
+    impl Relayed {
+        fn new(sockets: &mut SocketSet<'static>, channel: RelayChannel) -> Relayed {
+            // dom0 is the channel's initiator: its tx page is our rx page.
+            let rx = gnttab::map_grant(0, channel.dom0_tx, false)
+                .unwrap_or_else(|e| stop(format_args!("map dom0's tx page: {e:?}")));
+            let tx = gnttab::map_grant(0, channel.dom0_rx, false)
+                .unwrap_or_else(|e| stop(format_args!("map dom0's rx page: {e:?}")));
+            let pages = Channel::new(tx, rx, Role::Acceptor)
+                .unwrap_or_else(|e| stop(format_args!("relay channel: {e:?}")));
+            let evtchn = xcp_runtime::evtchn::bind_interdomain(0, channel.port)
+                .unwrap_or_else(|e| stop(format_args!("bind dom0's relay port: {e:?}")));
+            let pool = PoolConfig::default();
+            Relayed {
+                link: Link::new(pages),
+                listener: Listener::new(sockets, pool),
+                relay: Relay::new(Config::default()),
+                evtchn,
+                port: pool.port,
+            }
+        }
+
+        /// Moves bytes between the sockets, the engine and dom0.
+        fn turn(&mut self, sockets: &mut SocketSet<'static>, t: u64) {
+            self.listener.poll(sockets, &mut self.relay, t);
+            self.relay.on_tick(t);
             let mut kick = false;
             for _ in 0..PUMPS_PER_TURN {
-                match link.pump(&mut relay, t) {
+                match self.link.pump(&mut self.relay, t) {
                     Ok(pumped) => {
                         kick |= pumped.notify.kick();
                         if !pumped.again {
@@ -361,18 +544,9 @@ mod relay {
                 }
             }
             if kick {
-                xcp_runtime::evtchn::send(port);
+                xcp_runtime::evtchn::send(self.evtchn);
             }
-            listener.poll(&mut sockets, &mut relay, t);
-            iface.poll(now, &mut nic, &mut sockets);
-            // Sleep until dom0 kicks, or smoltcp's next deadline, or the
-            // next NIC poll, whichever is first.
-            let delay_ns = iface
-                .poll_delay(now, &sockets)
-                .map_or(POLL_NS, |d| (d.total_micros() * 1000).min(POLL_NS));
-            if delay_ns > 0 {
-                xcp_runtime::event_loop::poll_one(port, xcp_runtime::time::now_ns() + delay_ns);
-            }
+            self.listener.poll(sockets, &mut self.relay, t);
         }
     }
 }

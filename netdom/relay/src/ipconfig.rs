@@ -4,8 +4,12 @@
 //! read first: smoltcp `socket::dhcpv4` (its `Event`s), RFC 2131.
 //!
 //! The config string is `dhcp`, or `A.B.C.D/N` optionally followed by
-//! `gw A.B.C.D` (e.g. `10.0.2.15/24 gw 10.0.2.2`). The functions here are
-//! pure apart from writing the interface the kernel hands them.
+//! `gw A.B.C.D` (e.g. `10.0.2.15/24 gw 10.0.2.2`): the platform's
+//! `management` setting (`xcp_bundle::Management`). On netdom's
+//! space-separated command line dom0 writes it without spaces, as
+//! `dhcp`, `10.0.2.15/24` or `10.0.2.15/24,gw=10.0.2.2`
+//! ([`parse_cmdline`]). The functions here are pure apart from writing the
+//! interface the kernel hands them.
 
 use core::str::FromStr;
 
@@ -51,7 +55,29 @@ pub enum ConfigError {
 /// Parses `dhcp` or `A.B.C.D/N [gw A.B.C.D]` (words separated by ASCII
 /// whitespace).
 pub fn parse(config: &str) -> Result<IpMode, ConfigError> {
-    let mut words = config.split_ascii_whitespace();
+    parse_words(config.split_ascii_whitespace())
+}
+
+/// Parses the command-line form: `dhcp`, `A.B.C.D/N` or
+/// `A.B.C.D/N,gw=A.B.C.D` (no spaces).
+pub fn parse_cmdline(text: &str) -> Result<IpMode, ConfigError> {
+    if text.is_empty() {
+        return Err(ConfigError::Empty);
+    }
+    let mut parts = text.split(',');
+    let first = parts.next().ok_or(ConfigError::Empty)?;
+    let gateway = match parts.next() {
+        None => None,
+        Some(part) => Some(part.strip_prefix("gw=").ok_or(ConfigError::BadGateway)?),
+    };
+    if parts.next().is_some() {
+        return Err(ConfigError::Trailing);
+    }
+    let words = [Some(first), gateway.map(|_| "gw"), gateway];
+    parse_words(words.into_iter().flatten())
+}
+
+fn parse_words<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<IpMode, ConfigError> {
     let first = words.next().ok_or(ConfigError::Empty)?;
     if first.eq_ignore_ascii_case("dhcp") {
         return match words.next() {
@@ -162,6 +188,29 @@ mod tests {
         );
         assert_eq!(parse("dhcp"), Ok(IpMode::Dhcp));
         assert_eq!(parse("DHCP"), Ok(IpMode::Dhcp));
+    }
+
+    #[test]
+    fn parses_the_command_line_form() {
+        assert_eq!(
+            parse_cmdline("10.0.2.15/24,gw=10.0.2.2"),
+            parse("10.0.2.15/24 gw 10.0.2.2")
+        );
+        assert_eq!(parse_cmdline("10.0.2.15/24"), parse("10.0.2.15/24"));
+        assert_eq!(parse_cmdline("dhcp"), Ok(IpMode::Dhcp));
+        let table = [
+            ("", ConfigError::Empty),
+            ("dhcp,gw=10.0.2.2", ConfigError::Trailing),
+            ("10.0.2.15/24,10.0.2.2", ConfigError::BadGateway),
+            ("10.0.2.15/24,gw:10.0.2.2", ConfigError::BadGateway),
+            ("10.0.2.15/24,gw=", ConfigError::BadGateway),
+            ("10.0.2.15/24,gw=10.0.3.2", ConfigError::GatewayOffLink),
+            ("10.0.2.15/24,gw=10.0.2.2,x", ConfigError::Trailing),
+            ("10.0.2.15/24 gw 10.0.2.2", ConfigError::BadPrefix),
+        ];
+        for (s, e) in table {
+            assert_eq!(parse_cmdline(s), Err(e), "{s:?}");
+        }
     }
 
     #[test]

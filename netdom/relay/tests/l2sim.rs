@@ -744,3 +744,164 @@ fn a_handshake_that_never_completes_frees_its_socket() {
     }
     panic!("never half-open: {cut_at:?}");
 }
+
+// ---- ICMP echo ---------------------------------------------------------------
+
+/// Builds an Ethernet frame from `src` to `dst` carrying `payload_len`
+/// bytes that `fill` writes.
+fn ethernet_frame(
+    src: EthernetAddress,
+    dst: EthernetAddress,
+    ethertype: smoltcp::wire::EthernetProtocol,
+    payload_len: usize,
+    fill: impl FnOnce(&mut [u8]),
+) -> Vec<u8> {
+    use smoltcp::wire::{EthernetFrame, EthernetRepr};
+    let repr = EthernetRepr {
+        src_addr: src,
+        dst_addr: dst,
+        ethertype,
+    };
+    let mut bytes = vec![0; repr.buffer_len() + payload_len];
+    let mut frame = EthernetFrame::new_unchecked(&mut bytes);
+    repr.emit(&mut frame);
+    fill(frame.payload_mut());
+    bytes
+}
+
+/// netdom's interface (configured as netdom configures it) answers an ICMP
+/// echo request with the same identifier, sequence number and data, after
+/// resolving the sender's MAC by ARP; a malformed echo (bad checksum) gets
+/// nothing.
+#[test]
+fn netdom_answers_icmp_echo() {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{
+        ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, Icmpv4Packet,
+        Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
+    };
+    let wire = Rc::new(RefCell::new(Wire {
+        queues: [VecDeque::new(), VecDeque::new()],
+        rng: 1,
+        loss_per_mille: 0,
+        dropped: 0,
+        cut: [false; 2],
+    }));
+    let mut server_port = Port {
+        wire: wire.clone(),
+        side: 1,
+    };
+    let start = NetInstant::from_millis(0);
+    let mut server = iface(&mut server_port, 2, "10.0.2.15/24 gw 10.0.2.2", start);
+    let mut sockets = SocketSet::new(vec![]);
+    let us_mac = EthernetAddress([2, 0, 0, 0, 0, 9]);
+    let us_ip = Ipv4Address::new(10, 0, 2, 100);
+    let netdom_mac = EthernetAddress([2, 0, 0, 0, 0, 2]);
+    let netdom_ip = Ipv4Address::new(10, 0, 2, 15);
+    let data = b"xcp-rs ping";
+    let echo = |corrupt: bool| {
+        let icmp = Icmpv4Repr::EchoRequest {
+            ident: 0x4242,
+            seq_no: 7,
+            data,
+        };
+        let ip = Ipv4Repr {
+            src_addr: us_ip,
+            dst_addr: netdom_ip,
+            next_header: IpProtocol::Icmp,
+            payload_len: icmp.buffer_len(),
+            hop_limit: 64,
+        };
+        ethernet_frame(
+            us_mac,
+            netdom_mac,
+            EthernetProtocol::Ipv4,
+            ip.buffer_len() + icmp.buffer_len(),
+            |buf| {
+                let caps = ChecksumCapabilities::default();
+                let mut packet = Ipv4Packet::new_unchecked(buf);
+                ip.emit(&mut packet, &caps);
+                let mut payload = Icmpv4Packet::new_unchecked(packet.payload_mut());
+                icmp.emit(&mut payload, &caps);
+                if corrupt {
+                    let sum = payload.checksum();
+                    payload.set_checksum(sum ^ 0x0101);
+                }
+            },
+        )
+    };
+    let mut poll = |t: i64, server: &mut Interface| {
+        server.poll(NetInstant::from_millis(t), &mut server_port, &mut sockets);
+        core::mem::take(&mut wire.borrow_mut().queues[0])
+    };
+
+    // A corrupt echo is dropped without an answer (not even ARP).
+    wire.borrow_mut().queues[1].push_back(echo(true));
+    assert!(poll(1, &mut server).is_empty(), "a bad checksum is ignored");
+
+    // Like ping, one request a "second" until a reply: the first may only
+    // make netdom resolve our MAC by ARP (smoltcp drops the packet that
+    // waits for the neighbour).
+    let mut replies = Vec::new();
+    for t in 2..50 {
+        if t % 10 == 2 {
+            wire.borrow_mut().queues[1].push_back(echo(false));
+        }
+        for frame in poll(t, &mut server) {
+            let eth = EthernetFrame::new_checked(&frame[..]).expect("ethernet");
+            assert_eq!(eth.src_addr(), netdom_mac);
+            match eth.ethertype() {
+                EthernetProtocol::Arp => {
+                    // netdom asks who has 10.0.2.100: answer it.
+                    let arp = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap())
+                        .expect("arp");
+                    let ArpRepr::EthernetIpv4 {
+                        operation: ArpOperation::Request,
+                        target_protocol_addr,
+                        ..
+                    } = arp
+                    else {
+                        panic!("{arp:?}");
+                    };
+                    assert_eq!(target_protocol_addr, us_ip);
+                    let answer = ArpRepr::EthernetIpv4 {
+                        operation: ArpOperation::Reply,
+                        source_hardware_addr: us_mac,
+                        source_protocol_addr: us_ip,
+                        target_hardware_addr: netdom_mac,
+                        target_protocol_addr: netdom_ip,
+                    };
+                    let frame = ethernet_frame(
+                        us_mac,
+                        netdom_mac,
+                        EthernetProtocol::Arp,
+                        answer.buffer_len(),
+                        |buf| answer.emit(&mut ArpPacket::new_unchecked(buf)),
+                    );
+                    wire.borrow_mut().queues[1].push_back(frame);
+                }
+                EthernetProtocol::Ipv4 => {
+                    assert_eq!(eth.dst_addr(), us_mac);
+                    let caps = ChecksumCapabilities::default();
+                    let ip = Ipv4Packet::new_checked(eth.payload()).expect("ipv4");
+                    let repr = Ipv4Repr::parse(&ip, &caps).expect("ipv4 repr");
+                    assert_eq!((repr.src_addr, repr.dst_addr), (netdom_ip, us_ip));
+                    let icmp = Icmpv4Packet::new_checked(ip.payload()).expect("icmp");
+                    match Icmpv4Repr::parse(&icmp, &caps).expect("icmp repr") {
+                        Icmpv4Repr::EchoReply {
+                            ident,
+                            seq_no,
+                            data: got,
+                        } => replies.push((ident, seq_no, got.to_vec())),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if !replies.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(replies, [(0x4242, 7, data.to_vec())]);
+}

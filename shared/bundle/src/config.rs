@@ -52,7 +52,8 @@ pub struct ToolstackSection {
 pub struct PlatformSection {
     /// Shown in the banner and used as the pool name.
     pub name: String,
-    /// Management network: `"dhcp"` or an address in CIDR form.
+    /// Management network (netdom's address): `"dhcp"`, or `"A.B.C.D/N"`
+    /// optionally followed by `" gw A.B.C.D"` ([`crate::Management`]).
     #[serde(default = "default_management")]
     pub management: String,
     /// Xen's command line (used by the boot loader configuration).
@@ -155,6 +156,9 @@ impl PlatformConfig {
 
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if let Err(e) = crate::Management::parse(&self.platform.management) {
+            return invalid(e);
+        }
         if self.domains.len() > MAX_DOMAINS {
             return invalid(alloc::format!("more than {MAX_DOMAINS} domains"));
         }
@@ -229,6 +233,21 @@ restart = true
             PlatformConfig::parse("[platform]\nname='x'\nbogus=1"),
             Err(ConfigError::Parse(_))
         ));
+        let management = GOOD.replace("name = \"xcp-rs\"", "name = 'x'\nmanagement = '10.0.2.15'");
+        assert_eq!(
+            PlatformConfig::parse(&management),
+            Err(ConfigError::Invalid(String::from(
+                "management: \"10.0.2.15\" is not dhcp or A.B.C.D/N [gw A.B.C.D]"
+            )))
+        );
+        let fixed = GOOD.replace(
+            "name = \"xcp-rs\"",
+            "name = 'x'\nmanagement = '10.0.2.15/24 gw 10.0.2.2'",
+        );
+        assert_eq!(
+            PlatformConfig::parse(&fixed).map(|c| c.platform.management),
+            Ok(String::from("10.0.2.15/24 gw 10.0.2.2"))
+        );
         let zero = GOOD.replace("memory_mib = 8", "memory_mib = 0");
         assert!(matches!(
             PlatformConfig::parse(&zero),

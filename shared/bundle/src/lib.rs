@@ -14,9 +14,11 @@ extern crate alloc;
 
 pub mod config;
 mod cpio;
+pub mod management;
 
 pub use config::{DomainConfig, PlatformConfig};
 pub use cpio::{write_newc, Bundle, BundleError, Entry, MAX_ENTRIES};
+pub use management::Management;
 
 /// The name of the platform configuration inside the bundle.
 pub const CONFIG_NAME: &str = "platform.toml";

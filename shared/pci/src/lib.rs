@@ -13,6 +13,8 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
+pub mod caps;
+
 /// Bus, device, function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Bdf {

@@ -56,6 +56,18 @@ pub fn write(bytes: &[u8]) {
     }
 }
 
+/// Reads serial input Xen holds for the hardware domain (dom0's operator
+/// console) into `buf`; returns the byte count (0 when none is waiting or
+/// this domain may not read it).
+pub fn read_input(buf: &mut [u8]) -> usize {
+    // SAFETY: console_io writes at most `buf.len()` bytes into `buf` during
+    // the call and keeps no reference to it.
+    match unsafe { xen_sys::console::read(buf) } {
+        Ok(n) => (n as usize).min(buf.len()),
+        Err(_) => 0,
+    }
+}
+
 fn ring_write(page: usize, evtchn: u32, mut bytes: &[u8]) {
     let cons_ptr = (page + OUT_CONS_OFFSET) as *const u32;
     let prod_ptr = (page + OUT_PROD_OFFSET) as *mut u32;

@@ -87,6 +87,57 @@ pub fn ioport_permission(domid: DomId, first: u32, count: u32, allow: bool) -> R
     unsafe { domctl::ioport_permission(domid, first, count, allow) }
 }
 
+/// Lets Xen locate `bdf`'s MSI-X table while dom0 still owns the device
+/// (see `xen_sys::physdev::prepare_msix`); needed once before MSI-X
+/// entries are mapped for another domain.
+pub fn prepare_msix(bdf: xcp_pci::Bdf) -> Result<(), Errno> {
+    // SAFETY: changes only Xen's bookkeeping of the device's MSI-X table.
+    unsafe { xen_sys::physdev::prepare_msix(bdf.bus, bdf.devfn()) }
+}
+
+/// Undoes [`prepare_msix`] once no MSI-X entry of `bdf` is mapped.
+pub fn release_msix(bdf: xcp_pci::Bdf) -> Result<(), Errno> {
+    // SAFETY: changes only Xen's bookkeeping of the device's MSI-X table.
+    unsafe { xen_sys::physdev::release_msix(bdf.bus, bdf.devfn()) }
+}
+
+/// Maps MSI-X table entry `entry` of `bdf` (whose table sits in the BAR
+/// at machine address `table_base`) to a new pirq of `domid`, which must
+/// own the device; returns the pirq. Xen sets the entry up masked and
+/// grants `domid` the IRQ, so `domid` can bind the pirq to an event
+/// channel (binding unmasks the entry).
+pub fn map_msix_pirq(
+    domid: DomId,
+    bdf: xcp_pci::Bdf,
+    entry: u16,
+    table_base: u64,
+) -> Result<u32, Errno> {
+    let mut map = xen_sys::physdev::PhysdevMapPirq {
+        domid,
+        r#type: xen_sys::physdev::MAP_PIRQ_TYPE_MSI_SEG,
+        // -1: Xen allocates the IRQ and picks the pirq.
+        index: -1,
+        pirq: -1,
+        // Segment 0 in bits 16..32.
+        bus: i32::from(bdf.bus),
+        devfn: i32::from(bdf.devfn()),
+        entry_nr: i32::from(entry),
+        table_base,
+    };
+    // SAFETY: `map` lives across the call; affects only the device, which
+    // `domid` owns, and `domid`'s pirq space.
+    let pirq = unsafe { xen_sys::physdev::map_pirq(&mut map) }?;
+    u32::try_from(pirq).map_err(|_| Errno::EINVAL)
+}
+
+/// Unmaps `pirq` of `domid` (unbinding it if `domid` bound it).
+pub fn unmap_pirq(domid: DomId, pirq: u32) -> Result<(), Errno> {
+    let pirq = i32::try_from(pirq).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: affects only `domid`'s pirq; Xen force-unbinds an event
+    // channel still bound to it (`unmap_domain_pirq`).
+    unsafe { xen_sys::physdev::unmap_pirq(domid, pirq) }
+}
+
 /// Pauses `domid`.
 pub fn pause_domain(domid: DomId) -> Result<(), Errno> {
     // SAFETY: affects only `domid`.
@@ -104,6 +155,15 @@ pub fn unpause_domain(domid: DomId) -> Result<(), Errno> {
 pub fn domain_info(domid: DomId) -> Result<XenDomctlGetdomaininfo, Errno> {
     // SAFETY: the result is copied into a value we own.
     unsafe { domctl::getdomaininfo(domid) }
+}
+
+/// Makes `domid` the handler of the global VIRQ `virq`
+/// (`XEN_DOMCTL_set_virq_handler`): Xen then signals it there instead of
+/// to dom0, until that domain is destroyed.
+pub fn set_virq_handler(domid: DomId, virq: u32) -> Result<(), Errno> {
+    // SAFETY: only redirects a notification; dom0 (the caller) is
+    // privileged and `domid` binds the VIRQ itself.
+    unsafe { domctl::set_virq_handler(domid, virq) }
 }
 
 /// Creates vCPUs `0..max` of `domid` (createdomain only sizes the array).

@@ -109,6 +109,30 @@ pub fn poll_one(port: u32, deadline: u64) -> bool {
     crate::evtchn::test_and_clear_pending(port)
 }
 
+/// Sleeps until any of `ports` (at most 64) is pending or system time
+/// reaches `deadline` (ns; 0 = no deadline); clears the pending bits and
+/// returns them as a mask (bit i for `ports[i]`), 0 on timeout.
+pub fn poll_ports(ports: &[u32], deadline: u64) -> u64 {
+    assert!(ports.len() <= 64, "poll_ports takes at most 64 ports");
+    let take = || {
+        ports.iter().enumerate().fold(0u64, |mask, (i, &port)| {
+            if crate::evtchn::test_and_clear_pending(port) {
+                mask | 1 << i
+            } else {
+                mask
+            }
+        })
+    };
+    let fired = take();
+    if fired != 0 {
+        return fired;
+    }
+    // SAFETY: the port list lives across the call; Xen checks the pending
+    // bits before blocking, so an event since `take` still wakes us.
+    let _ = unsafe { xen_sys::sched::poll(ports, deadline) };
+    take()
+}
+
 /// Sleeps until system time `deadline` (ns) or any event, whichever first.
 pub fn sleep_until(deadline: u64) {
     // SAFETY: an empty port list; Xen wakes us at the deadline or on an event.

@@ -42,6 +42,23 @@ pub fn bind_virq(virq: u32) -> Result<u32, Errno> {
     unsafe { ec::bind_virq(virq, 0) }
 }
 
+/// Binds physical IRQ `pirq` (which dom0 mapped for us) to a new port;
+/// for an MSI(-X) pirq Xen also clears the guest mask of its entry.
+pub fn bind_pirq(pirq: u32) -> Result<u32, Errno> {
+    // SAFETY: plain values in a struct on our stack; Xen checks our right
+    // to the pirq's IRQ.
+    unsafe { ec::bind_pirq(pirq, 0) }
+}
+
+/// Tells Xen we handled an event of `pirq` (PHYSDEVOP_eoi). Xen 4.17
+/// answers PHYSDEVOP_irq_status_query with `XENIRQSTAT_needs_eoi` for every
+/// pirq of a guest that has no pirq_eoi_gmfn page; for maskable MSI-X
+/// (ACKTYPE_NONE) the call has nothing left to do, but it is the ABI.
+pub fn eoi_pirq(pirq: u32) -> Result<(), Errno> {
+    // SAFETY: a plain value in a struct on our stack.
+    unsafe { xen_sys::physdev::eoi(pirq) }
+}
+
 /// Closes `port`.
 pub fn close(port: u32) -> Result<(), Errno> {
     // SAFETY: plain values in a struct on our stack.

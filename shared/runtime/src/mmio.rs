@@ -112,6 +112,31 @@ impl MmioRegion {
         // registers are read with one aligned volatile access.
         unsafe { core::ptr::read_volatile((self.va() + offset) as *const u32) }
     }
+
+    /// Reads the 16-bit register at byte `offset` (volatile, uncached).
+    pub fn read16(&self, offset: u64) -> u16 {
+        assert!(
+            offset.is_multiple_of(2) && offset + 2 <= self.len,
+            "register out of range"
+        );
+        // SAFETY: in bounds (checked) of a mapping this guard owns; one
+        // aligned volatile access.
+        unsafe { core::ptr::read_volatile((self.va() + offset) as *const u16) }
+    }
+
+    /// Writes the 16-bit register at byte `offset` (volatile, uncached).
+    /// Xen maps pages it protects (an MSI-X table) read-only: a write there
+    /// faults, so callers write only registers the device lets drivers
+    /// write.
+    pub fn write16(&self, offset: u64, value: u16) {
+        assert!(
+            offset.is_multiple_of(2) && offset + 2 <= self.len,
+            "register out of range"
+        );
+        // SAFETY: in bounds (checked) of a device mapping this guard owns
+        // (never RAM), one aligned volatile access.
+        unsafe { core::ptr::write_volatile((self.va() + offset) as *mut u16, value) }
+    }
 }
 
 impl Drop for MmioRegion {

@@ -33,6 +33,21 @@ impl PortConfig {
     }
 }
 
+impl PortConfig {
+    /// Writes the 16-bit register at `offset` (2-aligned) alone. Xen lets
+    /// the hardware domain write a device's MSI-X control word only as a
+    /// 16-bit access (`pci_msi_conf_write_intercept`); a dword write over
+    /// the capability is dropped.
+    pub fn write16(&mut self, bdf: Bdf, offset: u8, value: u16) {
+        self.select(bdf, offset);
+        let port = DATA + u16::from(offset & 2);
+        // SAFETY: as in `select`; writes the selected config word.
+        unsafe {
+            core::arch::asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack));
+        }
+    }
+}
+
 impl ConfigAccess for PortConfig {
     fn read32(&mut self, bdf: Bdf, offset: u8) -> u32 {
         self.select(bdf, offset);

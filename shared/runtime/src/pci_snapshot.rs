@@ -334,6 +334,12 @@ pub(crate) mod tests {
         for offset in [0x00, 0x08, 0x0c, 0x2c, 0x30, 0x3c, 0x98, 0xfc] {
             assert_eq!(s.write32(offset, 0), WriteOutcome::Refused, "{offset:#x}");
         }
+        // MSI-X enable / function mask in Message Control (the capability
+        // at 0x98): dom0 and Xen own them, netdom's writes never reach them.
+        for control in [0x8003u32, 0x4003, 0x0003] {
+            let dword = (control << 16) | 0x8411;
+            assert_eq!(s.write32(0x98, dword), WriteOutcome::Refused);
+        }
         assert_eq!(s.bytes(), &virtio_net().0);
     }
 

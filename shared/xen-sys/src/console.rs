@@ -25,3 +25,23 @@ pub unsafe fn write(bytes: &[u8]) -> Result<u64, crate::Errno> {
     };
     crate::Errno::check(ret)
 }
+
+/// Reads up to `buf.len()` bytes of serial input Xen buffered for the
+/// hardware domain (it raises `VIRQ_CONSOLE` when some arrive). Returns how
+/// many it wrote into `buf`.
+///
+/// # Safety
+/// Must run in a Xen guest whose hypercall page is set up.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn read(buf: &mut [u8]) -> Result<u64, crate::Errno> {
+    // SAFETY: the buffer is valid for writes of its length during the call.
+    let ret = unsafe {
+        hypercall::hypercall3(
+            hypercall::CONSOLE_IO,
+            CONSOLEIO_READ as u64,
+            buf.len() as u64,
+            buf.as_mut_ptr() as u64,
+        )
+    };
+    crate::Errno::check(ret)
+}

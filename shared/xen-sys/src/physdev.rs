@@ -361,6 +361,38 @@ pub unsafe fn pci_device_remove(seg: u16, bus: u8, devfn: u8) -> Result<(), crat
     Ok(())
 }
 
+/// Tells Xen where the MSI-X table and PBA of `bus:devfn` (segment 0) are
+/// before the device leaves the hardware domain
+/// (`PHYSDEVOP_prepare_msix`): Xen reads them from the device, marks their
+/// pages read-only for every domain (`mmio_ro_ranges`) and counts one user
+/// of the capability, so MSI-X entries can later be mapped for a domU
+/// that owns the device (Xen 4.17 `msix_capability_init` locates the table
+/// only for the hardware domain's or dom_io's devices, and crashes a domU
+/// that is the first user of a device's table).
+///
+/// # Safety
+/// Only the hardware domain prepares devices; memory decoding must be on.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn prepare_msix(bus: u8, devfn: u8) -> Result<(), crate::Errno> {
+    let mut arg = PhysdevPciDevice { seg: 0, bus, devfn };
+    // SAFETY: `arg` is the PHYSDEVOP_prepare_msix structure and lives across the call.
+    unsafe { physdev_op(PHYSDEVOP_PREPARE_MSIX, &mut arg) }?;
+    Ok(())
+}
+
+/// Undoes [`prepare_msix`] (`PHYSDEVOP_release_msix`); Xen refuses (EBUSY)
+/// while any MSI-X entry of the device is still mapped.
+///
+/// # Safety
+/// Only the hardware domain releases devices.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn release_msix(bus: u8, devfn: u8) -> Result<(), crate::Errno> {
+    let mut arg = PhysdevPciDevice { seg: 0, bus, devfn };
+    // SAFETY: `arg` is the PHYSDEVOP_release_msix structure and lives across the call.
+    unsafe { physdev_op(PHYSDEVOP_RELEASE_MSIX, &mut arg) }?;
+    Ok(())
+}
+
 /// Sets up `gsi`'s trigger mode and polarity (from ACPI).
 ///
 /// # Safety

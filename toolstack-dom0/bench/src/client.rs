@@ -15,9 +15,18 @@ pub struct Conn {
 impl Conn {
     /// Connects to `host:port`.
     pub fn open(addr: &str) -> std::io::Result<Conn> {
-        let s = TcpStream::connect(addr)?;
+        Conn::open_with_timeout(addr, Duration::from_secs(120))
+    }
+
+    /// Connects to `host:port`; a connect or a read taking longer than
+    /// `timeout` fails.
+    pub fn open_with_timeout(addr: &str, timeout: Duration) -> std::io::Result<Conn> {
+        let addr: std::net::SocketAddr = addr
+            .parse()
+            .map_err(|_| std::io::Error::other("--addr is not IP:PORT"))?;
+        let s = TcpStream::connect_timeout(&addr, timeout)?;
         s.set_nodelay(true)?;
-        s.set_read_timeout(Some(Duration::from_secs(120)))?;
+        s.set_read_timeout(Some(timeout))?;
         Ok(Conn {
             reader: BufReader::new(s.try_clone()?),
             writer: s,

@@ -1,4 +1,7 @@
-//! xenapi-bench: measures a running xcp-sim.
+//! xenapi-bench: measures a running xcp-sim (or any XenAPI endpoint).
+//!
+//! `xenapi-bench calls ...` and `xenapi-bench wait-login ...`: the call mix
+//! and readiness probe `cargo xtask bench netdom` runs (see `load`).
 //!
 //! `xenapi-bench --addr 127.0.0.1:PORT --password PW [--vms 1000]
 //! [--seconds 5] [--events 50] [--out bench.json]`
@@ -9,6 +12,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod load;
 
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -190,7 +194,13 @@ fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("calls") => load::calls(&args[1..]),
+        Some("wait-login") => load::wait_login(&args[1..]),
+        _ => run(),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xenapi-bench: {e}");

@@ -9,6 +9,8 @@
 
 extern crate alloc;
 
+pub mod shell;
+
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 

@@ -1,6 +1,6 @@
 //! dom0's main: banner, bundle check, then idle.
 
-use log::{error, info};
+use log::{error, info, warn};
 use xcp_bundle::{Bundle, PlatformConfig};
 use xcp_runtime::event_loop::{App, Loop};
 use xcp_runtime::{cmdline, verdict, Boot};
@@ -143,6 +143,7 @@ fn main(boot: Boot) -> ! {
         }
     });
     platform.devices = devices;
+    platform.management = config.platform.management.clone();
     let mut test = selftest.map(|name| SelfTest::start(name, &mut platform, &mut lp));
     let mut relays = alloc::vec::Vec::new();
     if let Some(t) = test.as_mut().filter(|t| t.wants_relay()) {
@@ -153,27 +154,6 @@ fn main(boot: Boot) -> ! {
         t.set_relay_domid(domid);
         relays.push(RelayLink::new(channel, port));
     }
-    // The network domain, with the NIC and (when the toolstack runs) a
-    // XenAPI relay channel.
-    let mut netdom_ready = None;
-    let mut netdom = None;
-    if selftest.is_none() {
-        if let Some(index) = platform.configs().iter().position(|c| c.nic && c.start) {
-            match crate::nic::start_with_nic(&mut platform, &mut lp, index, toolstack.is_some()) {
-                Ok(mut handed) => {
-                    if let Some((channel, port)) = handed.take_relay() {
-                        info!("xenapi relay channel to netdom on port {port}");
-                        relays.push(RelayLink::new(channel, port));
-                        let url = cmdline::get(boot.cmdline, "xenapi-url")
-                            .map(alloc::string::String::from);
-                        netdom_ready = Some((handed.domid, url));
-                    }
-                    netdom = Some(handed);
-                }
-                Err(e) => error!("network domain not started: {e}"),
-            }
-        }
-    }
     if let Some(t) = test.as_mut() {
         if let Some((channel, port)) = t.take_netdom_relay() {
             info!("xenapi relay channel to netdom on port {port}");
@@ -183,20 +163,46 @@ fn main(boot: Boot) -> ! {
             t.set_xenapi_url(url);
         }
     }
+    let shell = match crate::shell::Shell::bind(&mut lp) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            error!("operator console unavailable: {e}");
+            None
+        }
+    };
     let mut app = Dom0 {
         platform,
         test,
         toolstack,
         relays,
         tick_armed: false,
-        netdom_ready,
-        _netdom: netdom,
+        netdom_ready: None,
+        netdom: None,
+        xenapi_url: cmdline::get(boot.cmdline, "xenapi-url").map(alloc::string::String::from),
+        shell,
     };
+    // The network domain, with the NIC and (when the toolstack runs) a
+    // XenAPI relay channel.
+    if selftest.is_none() {
+        if let Some(index) = app.platform.configs().iter().position(|c| c.nic && c.start) {
+            if let Err(e) = app.start_netdom(&mut lp, index) {
+                error!("network domain not started: {e}");
+            }
+        }
+    }
     // A relay's peer kicks only a consumer that said it waits: look once.
     app.pump_relays(&mut lp, None);
+    if app.platform.xs.is_some() {
+        lp.after(XS_CHECK_NS, XS_CHECK_TOKEN);
+    }
     lp.run(&mut app);
     idle()
 }
+
+/// Timer token of the xenstore domain's health check (it holds
+/// VIRQ_DOM_EXC, so its own death reaches nobody).
+const XS_CHECK_TOKEN: u64 = 0x75c;
+const XS_CHECK_NS: u64 = 1_000_000_000;
 
 /// Timer token of the parked-call re-check.
 const TICK_TOKEN: u64 = 0x71c;
@@ -214,25 +220,168 @@ struct Dom0 {
     netdom_ready: Option<(u16, Option<alloc::string::String>)>,
     /// What dom0 handed netdom (the NIC, the config snapshot it maps):
     /// kept for netdom's life.
-    _netdom: Option<crate::nic::Handed>,
+    netdom: Option<crate::nic::Handed>,
+    /// The URL `xenapi-url=` names, announced when netdom listens.
+    xenapi_url: Option<alloc::string::String>,
+    /// The operator console.
+    shell: Option<crate::shell::Shell>,
 }
 
 impl Dom0 {
+    /// Builds netdom (config `index`) with the NIC and, when the toolstack
+    /// runs, a XenAPI relay link. Returns its domid.
+    fn start_netdom(&mut self, lp: &mut Loop, index: usize) -> Result<u16, alloc::string::String> {
+        let relay = self.toolstack.is_some();
+        let mut handed = crate::nic::start_with_nic(&mut self.platform, lp, index, relay)?;
+        if let Some((channel, port)) = handed.take_relay() {
+            info!("xenapi relay channel to netdom on port {port}");
+            self.relays.push(RelayLink::new(channel, port));
+            self.netdom_ready = Some((handed.domid, self.xenapi_url.clone()));
+        }
+        let domid = handed.domid;
+        self.netdom = Some(handed);
+        // A relay's peer kicks only a consumer that said it waits: look once.
+        self.pump_relays(lp, None);
+        Ok(domid)
+    }
+
+    /// Takes the NIC back from netdom `handed` (destroying it first when
+    /// `destroy`) and drops its relay link with the connections and parked
+    /// calls relayed through it.
+    fn release_netdom(&mut self, lp: &mut Loop, handed: crate::nic::Handed, destroy: bool) {
+        let port = handed.relay_port;
+        let domid = handed.domid;
+        let released = if destroy {
+            crate::nic::reclaim(&mut self.platform, lp, handed)
+        } else {
+            crate::nic::release(handed)
+        };
+        if let Err(e) = released {
+            error!("nic back from domid {domid}: {e}");
+        }
+        if let Some(port) = port {
+            self.relays.retain(|r| r.port != port);
+            lp.unwatch(port);
+            let _ = xcp_runtime::evtchn::close(port);
+            let dropped = self.toolstack.as_mut().map_or(0, |ts| ts.drop_link(port));
+            info!("relay link on port {port} closed ({dropped} relayed connection(s) dropped)");
+        }
+        if self.netdom_ready.as_ref().is_some_and(|(d, _)| *d == domid) {
+            self.netdom_ready = None;
+        }
+    }
+
+    /// Acts on the domains holding the NIC that stopped (the platform's
+    /// restart policy decided): interrupts unmapped while the domain still
+    /// exists, the domain destroyed, the NIC taken back, then (on Restart)
+    /// handed over to a new build with a new relay link.
+    fn handle_nic_stops(&mut self, lp: &mut Loop) {
+        for (old, index, action) in core::mem::take(&mut self.platform.nic_stops) {
+            let started = xcp_runtime::time::now_ns();
+            let name = self.platform.configs()[index].name.clone();
+            match self.netdom.take_if(|h| h.domid == old) {
+                Some(mut handed) => {
+                    crate::nic::quiesce(&mut handed);
+                    self.platform.destroy(lp, old);
+                    self.release_netdom(lp, handed, false);
+                }
+                None => self.platform.destroy(lp, old),
+            }
+            if action != xcp_domains::Action::Restart {
+                self.platform.stays_down(old);
+                continue;
+            }
+            info!("restarting {name} with the NIC");
+            match self.start_netdom(lp, index) {
+                Ok(new) => {
+                    self.platform.domains.rebuilt(old, new);
+                    info!(
+                        "rebuilt {name} as domid {new} with the NIC in {} us",
+                        (xcp_runtime::time::now_ns() - started) / 1000
+                    );
+                }
+                Err(e) => {
+                    error!("could not rebuild {name}: {e}");
+                    self.platform.domains.remove(old);
+                }
+            }
+        }
+    }
+
+    /// The managed domain the operator named.
+    fn find(&self, target: xcp_domains::shell::Target<'_>) -> Option<u16> {
+        use xcp_domains::shell::Target;
+        self.platform.domains.domids().find(|&d| match target {
+            Target::Domid(t) => t == d,
+            Target::Name(n) => self.platform.domains.get(d).is_some_and(|m| m.name == n),
+        })
+    }
+
+    /// Runs one operator command.
+    fn run_command(&mut self, lp: &mut Loop, line: &str) {
+        use xcp_domains::shell::{parse, Command, HELP};
+        let command = match parse(line) {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                warn!("console: {e}");
+                return;
+            }
+        };
+        info!("console> {}", line.trim());
+        match command {
+            Command::Help => HELP.iter().for_each(|l| info!("  {l}")),
+            Command::List => {
+                for domid in self.platform.domains.domids() {
+                    if let Some(m) = self.platform.domains.get(domid) {
+                        info!(
+                            "  {:<16} domid {domid:<5} restart={} restarts={}",
+                            m.name, m.restart, m.restarts
+                        );
+                    }
+                }
+            }
+            Command::Crash(target) => match self.find(target) {
+                Some(domid) => {
+                    match xcp_runtime::control::remote_shutdown(
+                        domid,
+                        xen_sys::sched::SHUTDOWN_CRASH,
+                    ) {
+                        Ok(()) => info!("console: domid {domid} shut down as crashed"),
+                        Err(e) => warn!("console: crash domid {domid}: {e}"),
+                    }
+                }
+                None => warn!("console: no managed domain {target:?}"),
+            },
+            Command::Destroy(target) => match self.find(target) {
+                Some(domid) => {
+                    match self.netdom.take_if(|h| h.domid == domid) {
+                        Some(handed) => self.release_netdom(lp, handed, true),
+                        None => self.platform.stop(lp, domid),
+                    }
+                    info!("console: destroyed domid {domid}");
+                }
+                None => warn!("console: no managed domain {target:?}"),
+            },
+        }
+    }
+
     fn pump_relays(&mut self, lp: &mut Loop, only: Option<u32>) {
         let Some(ts) = self.toolstack.as_mut() else {
             return;
         };
-        self.relays.retain_mut(|r| {
-            if only.is_some_and(|p| p != r.port) {
-                return true;
-            }
-            match r.pump(ts) {
-                Ok(()) => true,
-                Err(e) => {
-                    error!("dropping a XenAPI relay: {e}");
-                    lp.unwatch(r.port);
-                    false
-                }
+        // The link that was kicked first, then the others: a change it
+        // carried may release calls parked on them.
+        if let Some(first) = only.and_then(|p| self.relays.iter().position(|r| r.port == p)) {
+            self.relays.swap(0, first);
+        }
+        self.relays.retain_mut(|r| match r.pump(ts) {
+            Ok(()) => true,
+            Err(e) => {
+                error!("dropping a XenAPI relay: {e}");
+                lp.unwatch(r.port);
+                ts.drop_link(r.port);
+                false
             }
         });
         if ts.has_parked() && !self.tick_armed {
@@ -247,7 +396,15 @@ impl App for Dom0 {
         if self.relays.iter().any(|r| r.port == port) {
             self.pump_relays(lp, Some(port));
         }
-        let ours = self.platform.on_event(lp, port);
+        if let Some(shell) = self.shell.as_mut().filter(|s| s.port == port) {
+            for line in shell.read_lines() {
+                self.run_command(lp, &line);
+            }
+        }
+        let mut ours = self.platform.on_event(lp, port);
+        // Calls to xenstore above may have received @releaseDomain.
+        ours |= self.platform.poll_lifecycle(lp);
+        self.handle_nic_stops(lp);
         if let Some((domid, url)) = &self.netdom_ready {
             let listening = self.platform.live.get(domid).is_some_and(|l| {
                 let text = b"XenAPI relay listening on";
@@ -271,6 +428,18 @@ impl App for Dom0 {
     }
 
     fn on_timer(&mut self, lp: &mut Loop, token: u64) {
+        if token == XS_CHECK_TOKEN {
+            self.platform.check_xenstore_domain(lp);
+            let fired = self.platform.poll_lifecycle(lp);
+            self.handle_nic_stops(lp);
+            if let Some(test) = self.test.as_mut().filter(|_| fired) {
+                test.check(&mut self.platform, lp);
+            }
+            if self.platform.xs.is_some() {
+                lp.after(XS_CHECK_NS, XS_CHECK_TOKEN);
+            }
+            return;
+        }
         if token == TICK_TOKEN {
             self.tick_armed = false;
             self.pump_relays(lp, None);

@@ -25,6 +25,8 @@ mod relay;
 #[cfg(target_os = "none")]
 mod selftest;
 #[cfg(target_os = "none")]
+mod shell;
+#[cfg(target_os = "none")]
 mod toolstack;
 #[cfg(target_os = "none")]
 mod xs;

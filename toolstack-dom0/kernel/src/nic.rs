@@ -8,6 +8,15 @@
 //! memory, now Xen's to reuse) and ends the snapshot's grant. dom0 also
 //! resets the device before each hand-over, before bus mastering goes on.
 //!
+//! Interrupts (netdom/DESIGN.md, "Interrupts"): before the device leaves
+//! dom0, dom0 has Xen locate its MSI-X table (PHYSDEVOP_prepare_msix);
+//! once netdom owns it, dom0 maps each MSI-X entry to a pirq of netdom
+//! (PHYSDEVOP_map_pirq, which also grants netdom the IRQ), sets MSI-X
+//! enable in the device's config space (Xen leaves that to the hardware
+//! domain) and names the pirqs as `pci-pirqs=`. Reclaim unmaps them and
+//! releases the table, so a rebuilt netdom gets fresh ones. If any step
+//! fails netdom gets no pirqs and polls.
+//!
 //! With a relay, dom0 also grants netdom two channel pages and an unbound
 //! event channel (`xenapi-relay=<tx gref>,<rx gref>,<port>`, as for the
 //! `xenapi` self-test's testdom) and keeps the channel's initiator end for
@@ -17,8 +26,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use log::info;
+use log::{error, info};
 use xcp_channel::{Channel, Role};
+use xcp_pci::caps::{Msix, MSIX_ENABLE, MSIX_MASKALL};
 use xcp_pci::{Bar, ConfigAccess, Device};
 use xcp_runtime::event_loop::Loop;
 use xcp_runtime::paging::Frame;
@@ -30,6 +40,8 @@ use crate::platform::Platform;
 const MEMORY_SPACE: u16 = 0x2;
 /// Command bit: I/O-space decoding.
 const IO_SPACE: u16 = 0x1;
+/// Most MSI-X entries mapped for netdom (it uses two: receive, transmit).
+const MAX_VECTORS: u16 = 4;
 /// Device status in the legacy virtio-pci header (virtio 0.9.5 §2.1,
 /// "Virtio Header"); writing 0 resets the device.
 const LEGACY_STATUS: u16 = 18;
@@ -107,6 +119,12 @@ pub struct Handed {
     relay: Option<(Channel<Frame>, u32)>,
     /// Grants of the relay channel's pages, ended on reclaim.
     relay_grefs: Vec<u32>,
+    /// dom0's port of the relay channel (it names the relay link).
+    pub relay_port: Option<u32>,
+    /// netdom's pirqs for the MSI-X entries, unmapped on reclaim.
+    pirqs: Vec<u32>,
+    /// The MSI-X capability, if Xen was told where its table is.
+    msix: Option<Msix>,
 }
 
 impl Handed {
@@ -151,9 +169,93 @@ fn offer_relay(domid: u16, pages: &RelayPages) -> Result<Offer, String> {
     Ok((format!(" xenapi-relay={tx},{rx},{port}"), [tx, rx], port))
 }
 
-/// Gives `domid` the device, its BARs and ports, and the snapshot;
-/// returns netdom's command line and the snapshot's grant.
-fn hand_over(domid: u16, nic: &Device, snapshot: &Frame) -> Result<(String, u32), String> {
+/// Has Xen locate the MSI-X table while dom0 owns the device (memory
+/// decoding on). `None` (logged) when the device has no MSI-X or Xen
+/// refuses: netdom will poll.
+fn prepare_msix(nic: &Device) -> Option<Msix> {
+    let mut conf = xcp_runtime::pci_conf::PortConfig::new().ok()?;
+    let msix = xcp_pci::caps::msix(&mut conf, nic.bdf)?;
+    match xcp_runtime::control::prepare_msix(nic.bdf) {
+        Ok(()) => Some(msix),
+        Err(e) => {
+            error!(
+                "nic {}: PHYSDEVOP_prepare_msix: {e}; netdom will poll",
+                nic.bdf
+            );
+            None
+        }
+    }
+}
+
+/// Maps MSI-X entries 0.. of the NIC to pirqs of `domid` (which owns it)
+/// and enables MSI-X; returns the pirqs (undone on failure).
+fn map_msix(domid: u16, nic: &Device, msix: &Msix) -> Result<Vec<u32>, String> {
+    let Some(Bar::Memory {
+        base: table_base, ..
+    }) = nic.bars[usize::from(msix.table_bar)]
+    else {
+        return Err(format!(
+            "MSI-X table in BAR{}, not a memory BAR",
+            msix.table_bar
+        ));
+    };
+    let mut pirqs = Vec::new();
+    for entry in 0..msix.table_size.min(MAX_VECTORS) {
+        match xcp_runtime::control::map_msix_pirq(domid, nic.bdf, entry, table_base) {
+            Ok(pirq) => pirqs.push(pirq),
+            Err(e) => {
+                unmap_pirqs(domid, &pirqs);
+                return Err(format!("map MSI-X entry {entry}: {e}"));
+            }
+        }
+    }
+    let mut conf =
+        xcp_runtime::pci_conf::PortConfig::new().map_err(|e| format!("config access: {e}"))?;
+    // Xen sets the entries up masked and unmasks each when netdom binds
+    // its pirq; enabling the capability is the hardware domain's job.
+    let control = (msix.control | MSIX_ENABLE) & !MSIX_MASKALL;
+    conf.write16(nic.bdf, msix.control_offset(), control);
+    let now = (conf.read32(nic.bdf, msix.offset) >> 16) as u16;
+    if now & MSIX_ENABLE == 0 {
+        unmap_pirqs(domid, &pirqs);
+        return Err(format!(
+            "MSI-X control {now:#06x} after writing {control:#06x}"
+        ));
+    }
+    info!(
+        "nic {}: MSI-X entries 0..{} (table in BAR{} at {table_base:#x}) mapped to pirqs {pirqs:?} of domid {domid}; MSI-X control {now:#06x}",
+        nic.bdf,
+        pirqs.len(),
+        msix.table_bar
+    );
+    Ok(pirqs)
+}
+
+fn unmap_pirqs(domid: u16, pirqs: &[u32]) {
+    for &pirq in pirqs {
+        if let Err(e) = xcp_runtime::control::unmap_pirq(domid, pirq) {
+            error!("unmap pirq {pirq} of domid {domid}: {e}");
+        }
+    }
+}
+
+/// What `hand_over` gives back: netdom's command line, the snapshot's
+/// grant and the pirqs mapped for netdom.
+type HandOver = (String, u32, Vec<u32>);
+
+/// Gives `domid` the device, its BARs and ports, the snapshot and (with
+/// `msix`) its MSI-X entries as pirqs; returns netdom's command line (with
+/// `ip=`, the management setting without spaces, and `pci-pirqs=`), the
+/// snapshot's grant and the pirqs.
+fn hand_over(
+    domid: u16,
+    nic: &Device,
+    snapshot: &Frame,
+    management: &str,
+    msix: Option<&Msix>,
+) -> Result<HandOver, String> {
+    // Checked when the bundle was read; a bad one here is dom0's bug.
+    let ip = xcp_bundle::Management::parse(management)?.cmdline();
     xcp_runtime::control::assign_pci(domid, nic.bdf)
         .map_err(|e| format!("assign {} to domid {domid}: {e}", nic.bdf))?;
     for bar in nic.bars.iter().flatten() {
@@ -169,13 +271,24 @@ fn hand_over(domid: u16, nic: &Device, snapshot: &Frame) -> Result<(String, u32)
     }
     let gref = xcp_runtime::gnttab::grant_access(domid, snapshot.pfn(), true)
         .map_err(|e| format!("grant the snapshot: {e:?}"))?;
-    // ip and gateway: QEMU's user network (the self-test's peer).
-    let line = format!(
-        "pci={} pci-config={gref} pci-bars={} ip=10.0.2.15 gateway=10.0.2.2",
+    let mut line = format!(
+        "pci={} pci-config={gref} pci-bars={} ip={ip}",
         nic.bdf,
         pci_snapshot::format_bar_sizes(&bar_sizes(nic))
     );
-    Ok((line, gref))
+    let pirqs = match msix.map(|m| map_msix(domid, nic, m)) {
+        Some(Ok(pirqs)) => pirqs,
+        Some(Err(e)) => {
+            error!("nic {}: {e}; netdom will poll", nic.bdf);
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    if !pirqs.is_empty() {
+        let list: Vec<String> = pirqs.iter().map(|p| format!("{p}")).collect();
+        line.push_str(&format!(" pci-pirqs={}", list.join(",")));
+    }
+    Ok((line, gref, pirqs))
 }
 
 /// Builds config `index` (netdom) with the first virtio-net NIC on bus 0,
@@ -204,6 +317,7 @@ pub fn start_with_nic(
         nic.bdf,
         nic.name()
     );
+    let msix = prepare_msix(&nic);
     let pages = if relay {
         Some(RelayPages {
             tx: Frame::alloc().map_err(|e| format!("relay page: {e:?}"))?,
@@ -212,19 +326,20 @@ pub fn start_with_nic(
     } else {
         None
     };
-    let mut handed: Result<(String, u32), String> = Err(String::from("not built"));
+    let mut handed: Result<HandOver, String> = Err(String::from("not built"));
     let mut offered: Option<Result<Offer, String>> = None;
+    let management = platform.management.clone();
     let built = platform.start_with(lp, index, &mut |domid| {
-        handed = hand_over(domid, &nic, &snapshot);
+        handed = hand_over(domid, &nic, &snapshot, &management, msix.as_ref());
         offered = pages.as_ref().map(|p| offer_relay(domid, p));
         match (&handed, &offered) {
-            (Ok((line, _)), None) => line.clone(),
-            (Ok((line, _)), Some(Ok((words, _, _)))) => format!("{line}{words}"),
+            (Ok((line, _, _)), None) => line.clone(),
+            (Ok((line, _, _)), Some(Ok((words, _, _)))) => format!("{line}{words}"),
             // netdom reports the missing arguments and stops.
             _ => String::new(),
         }
     });
-    let (line, gref) = handed?;
+    let (line, gref, pirqs) = handed?;
     let (relay, relay_grefs) = match (offered, pages) {
         (Some(offer), Some(pages)) => {
             let (_, grefs, port) = offer?;
@@ -238,6 +353,7 @@ pub fn start_with_nic(
     };
     let domid = built.map_err(|()| String::from("could not build netdom"))?;
     info!("nic {} handed to domid {domid}: {line}", nic.bdf);
+    let relay_port = relay.as_ref().map(|(_, port)| *port);
     Ok(Handed {
         domid,
         nic,
@@ -245,13 +361,32 @@ pub fn start_with_nic(
         gref,
         relay,
         relay_grefs,
+        relay_port,
+        pirqs,
+        msix,
     })
 }
 
 /// Destroys the domain holding the NIC, turns bus mastering off and ends
 /// the snapshot's grant.
-pub fn reclaim(platform: &mut Platform, lp: &mut Loop, handed: Handed) -> Result<(), String> {
+pub fn reclaim(platform: &mut Platform, lp: &mut Loop, mut handed: Handed) -> Result<(), String> {
+    quiesce(&mut handed);
     platform.stop(lp, handed.domid);
+    release(handed)
+}
+
+/// Unmaps the domain's pirqs while it still exists (crashed or not, but
+/// not destroyed: Xen unbinds a pirq it still has bound; after the
+/// destroy Xen frees them only at the domain's final, deferred teardown,
+/// and the MSI-X table could not be released until then).
+pub fn quiesce(handed: &mut Handed) {
+    unmap_pirqs(handed.domid, &handed.pirqs);
+}
+
+/// Takes the NIC back from a domain that is already destroyed (it died and
+/// dom0 tore it down): bus mastering off, the device reset, the snapshot's
+/// and the relay pages' grants ended.
+pub fn release(handed: Handed) -> Result<(), String> {
     let mut conf =
         xcp_runtime::pci_conf::PortConfig::new().map_err(|e| format!("config access: {e}"))?;
     let command = conf.read32(handed.nic.bdf, COMMAND) as u16;
@@ -265,6 +400,21 @@ pub fn reclaim(platform: &mut Platform, lp: &mut Loop, handed: Handed) -> Result
             .map_err(|e| format!("end a relay page's grant: {e:?}"))?;
     }
     drop(handed.snapshot);
+    if let Some(msix) = handed.msix {
+        // Every entry is unmapped: Xen forgets the table and the device
+        // stops signalling until the next hand-over enables it again.
+        xcp_runtime::control::release_msix(handed.nic.bdf)
+            .map_err(|e| format!("PHYSDEVOP_release_msix: {e}"))?;
+        conf.write16(
+            handed.nic.bdf,
+            msix.control_offset(),
+            msix.control & !MSIX_ENABLE,
+        );
+        info!(
+            "nic {}: pirqs {:?} unmapped, MSI-X table released, MSI-X disabled",
+            handed.nic.bdf, handed.pirqs
+        );
+    }
     info!(
         "nic {} back from domid {}: command {command:#06x} -> {now:#06x} (bus mastering off), virtio reset (status {was:#x} -> {status:#x})",
         handed.nic.bdf, handed.domid

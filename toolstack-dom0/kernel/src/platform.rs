@@ -35,6 +35,14 @@ pub struct Platform {
     pub xs: Option<crate::xs::XsLink>,
     /// PCI functions on bus 0 (enumerated at boot).
     pub devices: Vec<xcp_pci::Device>,
+    /// Domains holding the NIC that stopped: dom0's main loop, which owns
+    /// the device, takes it back (its interrupts must be unmapped before
+    /// the domain is destroyed), destroys the domain and acts on the
+    /// policy's decision: (domid, config, action).
+    pub nic_stops: Vec<(u16, usize, Action)>,
+    /// The management network setting (`[platform] management`), which
+    /// dom0 hands netdom.
+    pub management: String,
     dom_exc: u32,
 }
 
@@ -59,6 +67,8 @@ impl Platform {
             gave_up: Vec::new(),
             xs: None,
             devices: Vec::new(),
+            nic_stops: Vec::new(),
+            management: String::from("dhcp"),
             dom_exc,
         })
     }
@@ -157,12 +167,32 @@ impl Platform {
         };
         let _ = lp.watch(console.port);
         let domid = built.domid;
+        if config.xenstore {
+            // As with C xenstored in a stub domain: the xenstore domain
+            // gets VIRQ_DOM_EXC, releases dead domains itself and fires
+            // @releaseDomain, which dom0 watches.
+            match xcp_runtime::control::set_virq_handler(
+                domid,
+                xen_sys::event_channel::VIRQ_DOM_EXC,
+            ) {
+                Ok(()) => info!("VIRQ_DOM_EXC goes to {} (domid {domid})", config.name),
+                Err(e) => warn!("VIRQ_DOM_EXC stays with dom0: {e}"),
+            }
+        }
         if let Err(e) = xcp_runtime::control::unpause_domain(domid) {
             error!("domain {}: unpause failed: {e}", config.name);
         }
         if let Some(p) = pending {
-            self.xs = Some(p.connect(domid));
+            let mut xs = p.connect(domid);
             info!("xenstore is domain {} (domid {domid})", config.name);
+            match xs.watch_lifecycle().and_then(|()| {
+                lp.watch(xs.port)
+                    .map_err(|e| alloc::format!("watch port {}: {e}", xs.port))
+            }) {
+                Ok(()) => info!("dom0 watches @releaseDomain"),
+                Err(e) => error!("{e}"),
+            }
+            self.xs = Some(xs);
         }
         self.domains.insert(domid, &config.name, config.restart);
         info!(
@@ -199,7 +229,14 @@ impl Platform {
         if let Err(e) = xcp_runtime::control::destroy_domain(domid) {
             warn!("destroy domid {domid}: {e}");
         }
-        if let Some(xs) = self.xs.as_mut().filter(|x| x.domid != domid) {
+        if self.xs.as_ref().is_some_and(|x| x.domid == domid) {
+            // The xenstore domain itself: its connection is gone.
+            if let Some(xs) = self.xs.take() {
+                lp.unwatch(xs.port);
+                let _ = xcp_runtime::evtchn::close(xs.port);
+            }
+        }
+        if let Some(xs) = self.xs.as_mut() {
             match xs.release(domid) {
                 Ok(()) => info!("released domid {domid} from xenstore"),
                 Err(e) => warn!("domid {domid}: {e}"),
@@ -213,6 +250,10 @@ impl Platform {
             self.check_domains(lp);
             return true;
         }
+        if self.xs.as_ref().is_some_and(|x| x.port == port) {
+            self.poll_lifecycle(lp);
+            return true;
+        }
         for live in self.live.values_mut() {
             if live.console.port == port {
                 live.console.drain();
@@ -222,11 +263,42 @@ impl Platform {
         false
     }
 
+    /// Checks the managed domains when the xenstore domain fired
+    /// `@releaseDomain` (events received during other xenstore calls
+    /// count: call this after any). Returns whether it fired.
+    pub fn poll_lifecycle(&mut self, lp: &mut Loop) -> bool {
+        let fired = self.xs.as_mut().is_some_and(|x| x.lifecycle_fired());
+        if fired {
+            self.check_domains(lp);
+        }
+        fired
+    }
+
+    /// The xenstore domain holds VIRQ_DOM_EXC, so its own death reaches
+    /// nobody: dom0 looks at it on a timer. Checks every domain when it
+    /// stopped (destroying it gives the VIRQ back to dom0).
+    pub fn check_xenstore_domain(&mut self, lp: &mut Loop) {
+        let Some(domid) = self.xs.as_ref().map(|x| x.domid) else {
+            return;
+        };
+        let alive = matches!(
+            xcp_runtime::control::domain_info(domid),
+            Ok(info) if info.domain == domid && observe(info.flags) == Observed::Alive
+        );
+        if !alive {
+            warn!("the xenstore domain (domid {domid}) stopped");
+            self.check_domains(lp);
+        }
+    }
+
     /// Looks at every managed domain after VIRQ_DOM_EXC.
     pub fn check_domains(&mut self, lp: &mut Loop) {
         let now = xcp_runtime::time::now_ns();
         let domids: Vec<u16> = self.domains.domids().collect();
         for domid in domids {
+            if self.nic_stops.iter().any(|&(d, _, _)| d == domid) {
+                continue;
+            }
             let observed = match xcp_runtime::control::domain_info(domid) {
                 Ok(info) if info.domain == domid => observe(info.flags),
                 _ => Observed::Gone,
@@ -253,6 +325,10 @@ impl Platform {
             let action = self.domains.decide(domid, observed, now);
             info!("domain {name} (domid {domid}) stopped: {}", reason.as_str());
             let config = self.live.get(&domid).map(|l| l.config);
+            if let Some(index) = config.filter(|&i| self.configs[i].nic) {
+                self.nic_stops.push((domid, index, action));
+                continue;
+            }
             self.destroy(lp, domid);
             match (action, config) {
                 (Action::Restart, Some(index)) => {
@@ -264,20 +340,25 @@ impl Platform {
                         }
                     }
                 }
-                (Action::Destroy, _) | (Action::Restart, None) => {
-                    let m = self.domains.remove(domid);
-                    if let Some(m) = m.filter(|m| m.restart) {
-                        error!(
-                            "{name} keeps crashing: giving up after {} restarts",
-                            m.restarts
-                        );
-                        self.gave_up.push((name.clone(), m.restarts));
-                    } else {
-                        info!("{name} stays down (restart = false)");
-                    }
-                }
+                (Action::Destroy, _) | (Action::Restart, None) => self.stays_down(domid),
                 (Action::None, _) => {}
             }
+        }
+    }
+
+    /// Stops managing `domid`, which the policy leaves down (its config
+    /// says so, or it crash-loops).
+    pub fn stays_down(&mut self, domid: u16) {
+        match self.domains.remove(domid) {
+            Some(m) if m.restart => {
+                error!(
+                    "{} keeps crashing: giving up after {} restarts",
+                    m.name, m.restarts
+                );
+                self.gave_up.push((m.name, m.restarts));
+            }
+            Some(m) => info!("{} stays down (restart = false)", m.name),
+            None => {}
         }
     }
 }

@@ -103,10 +103,14 @@ struct Conn {
     continued: bool,
 }
 
+/// A relayed connection: its relay link (dom0's port of that relay's
+/// channel) and the relay's connection number.
+type ConnKey = (u32, u32);
+
 /// The engine and the connections relayed to it.
 pub struct Toolstack {
     engine: Engine<XenHypervisor, MemStorage, XenEntropy>,
-    conns: BTreeMap<u32, Conn>,
+    conns: BTreeMap<ConnKey, Conn>,
 }
 
 impl Toolstack {
@@ -139,47 +143,64 @@ impl Toolstack {
         self.conns.values().any(|c| c.parked_since.is_some())
     }
 
-    /// Takes one relay message; queues what to send back in `out`.
-    pub fn on_message(&mut self, msg: ToToolstack, out: &mut VecDeque<FromToolstack>) {
+    /// Takes one message from relay `link`; queues what to send back on
+    /// that link in `out`.
+    pub fn on_message(&mut self, link: u32, msg: ToToolstack, out: &mut VecDeque<FromToolstack>) {
         match msg {
             ToToolstack::Data { conn, bytes } => {
-                if !self.conns.contains_key(&conn) && self.conns.len() >= MAX_CONNECTIONS {
+                let key = (link, conn);
+                if !self.conns.contains_key(&key) && self.link_conns(link) >= MAX_CONNECTIONS {
                     out.push_back(FromToolstack::Close { conn });
                     return;
                 }
-                let c = self.conns.entry(conn).or_default();
+                let c = self.conns.entry(key).or_default();
                 if c.buf.len() + bytes.len() > MAX_BUFFER {
-                    self.conns.remove(&conn);
+                    self.conns.remove(&key);
                     out.push_back(FromToolstack::Close { conn });
                     return;
                 }
                 c.buf.extend_from_slice(&bytes);
-                self.serve(conn, out);
-                // A change may release parked calls of other connections.
-                self.tick(out);
+                self.serve(key, out);
+                // A change may release parked calls of other connections
+                // (those of other links when dom0 pumps them next).
+                self.tick(link, out);
             }
             ToToolstack::Closed { conn } => {
-                self.conns.remove(&conn);
+                self.conns.remove(&(link, conn));
             }
         }
     }
 
-    /// Serves parked connections again (after a change or a timeout).
-    pub fn tick(&mut self, out: &mut VecDeque<FromToolstack>) {
-        let parked: Vec<u32> = self
+    fn link_conns(&self, link: u32) -> usize {
+        self.conns.range((link, 0)..=(link, u32::MAX)).count()
+    }
+
+    /// Forgets every connection of relay `link` (its relay domain died):
+    /// their parked calls end with them.
+    pub fn drop_link(&mut self, link: u32) -> usize {
+        let before = self.conns.len();
+        self.conns.retain(|&(l, _), _| l != link);
+        before - self.conns.len()
+    }
+
+    /// Serves `link`'s parked connections again (after a change or a
+    /// timeout).
+    pub fn tick(&mut self, link: u32, out: &mut VecDeque<FromToolstack>) {
+        let parked: Vec<ConnKey> = self
             .conns
-            .iter()
+            .range((link, 0)..=(link, u32::MAX))
             .filter(|(_, c)| c.parked_since.is_some())
-            .map(|(&n, _)| n)
+            .map(|(&k, _)| k)
             .collect();
-        for conn in parked {
-            self.serve(conn, out);
+        for key in parked {
+            self.serve(key, out);
         }
     }
 
-    fn serve(&mut self, conn: u32, out: &mut VecDeque<FromToolstack>) {
+    fn serve(&mut self, key: ConnKey, out: &mut VecDeque<FromToolstack>) {
+        let conn = key.1;
         loop {
-            let Some(c) = self.conns.get_mut(&conn) else {
+            let Some(c) = self.conns.get_mut(&key) else {
                 return;
             };
             let t = now();
@@ -208,7 +229,7 @@ impl Toolstack {
                         self.engine.run_jobs(now());
                     }
                     if close {
-                        self.conns.remove(&conn);
+                        self.conns.remove(&key);
                         out.push_back(FromToolstack::Close { conn });
                         return;
                     }
@@ -273,9 +294,9 @@ impl RelayLink {
                 break;
             }
             match self.channel.recv::<ToToolstack>() {
-                Ok(Some(msg)) => toolstack.on_message(msg, &mut self.backlog),
+                Ok(Some(msg)) => toolstack.on_message(self.port, msg, &mut self.backlog),
                 Ok(None) => {
-                    toolstack.tick(&mut self.backlog);
+                    toolstack.tick(self.port, &mut self.backlog);
                     if self.backlog.is_empty() || self.channel.send_pending() {
                         break;
                     }

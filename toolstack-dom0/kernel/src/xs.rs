@@ -13,6 +13,8 @@ use xcp_xenbus::{Access, Client, Perm, SharedRing, TxId, Xenbus};
 pub struct XsLink {
     /// The xenstore domain.
     pub domid: u16,
+    /// dom0's end of the ring's event channel.
+    pub port: u32,
     store: Xenbus<SharedRing<Frame>, PortWait>,
 }
 
@@ -40,6 +42,7 @@ impl Pending {
     pub fn connect(self, domid: u16) -> XsLink {
         XsLink {
             domid,
+            port: self.port,
             store: Xenbus::new(
                 Client::default(),
                 SharedRing(self.frame),
@@ -101,13 +104,42 @@ impl XsLink {
         Ok(())
     }
 
-    /// Releases a dead domain and removes its home.
+    /// Releases a dead domain and removes its home. The xenstore domain
+    /// may have released it already (it handles VIRQ_DOM_EXC): ENOENT then.
     pub fn release(&mut self, domid: u16) -> Result<(), String> {
-        self.store
-            .release(domid)
-            .map_err(|e| xs_err("RELEASE", e))?;
+        match self.store.release(domid) {
+            Ok(()) | Err(xcp_xenbus::Error::Xs(xcp_xenbus::XsErrno::Enoent)) => {}
+            Err(e) => return Err(xs_err("RELEASE", e)),
+        }
         self.store
             .rm(TxId::NONE, &format!("/local/domain/{domid}"))
             .map_err(|e| xs_err("rm home", e))
+    }
+}
+
+/// The watch token dom0's lifecycle code uses on `@releaseDomain`.
+pub const LIFECYCLE_TOKEN: &str = "dom0-lifecycle";
+
+impl XsLink {
+    /// Watches `@releaseDomain`: the xenstore domain fires it when a
+    /// domain shuts down or dies (it gets VIRQ_DOM_EXC, not dom0).
+    pub fn watch_lifecycle(&mut self) -> Result<(), String> {
+        self.store
+            .watch("@releaseDomain", LIFECYCLE_TOKEN)
+            .map_err(|e| xs_err("watch @releaseDomain", e))
+    }
+
+    /// Reads what arrived on the ring; true if `@releaseDomain` fired
+    /// since the last call (events other calls received are kept by the
+    /// client and counted here too).
+    pub fn lifecycle_fired(&mut self) -> bool {
+        if let Err(e) = self.store.pump() {
+            log::warn!("xenstore: {e:?}");
+        }
+        let mut fired = false;
+        while let Some(event) = self.store.next_event() {
+            fired |= event.token == LIFECYCLE_TOKEN;
+        }
+        fired
     }
 }

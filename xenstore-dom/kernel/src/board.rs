@@ -50,6 +50,18 @@ pub enum Failure {
     BadRef,
 }
 
+/// What Xen says about a guest after `VIRQ_DOM_EXC` (the kernel asks with
+/// `XEN_DOMCTL_getdomaininfo`, which Xen allows the xenstore domain).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestState {
+    /// Running, blocked or paused.
+    Alive,
+    /// Shut down (crashed, powered off ...) but not yet destroyed.
+    Shutdown,
+    /// Being destroyed, or gone.
+    Dead,
+}
+
 /// What the board needs from Xen; the kernel implements it with the
 /// runtime, tests with in-memory pages.
 pub trait Platform {
@@ -155,6 +167,42 @@ impl<Pg: RingPage> Board<Pg> {
             self.busy.insert(*conn);
         }
         self.run(platform)
+    }
+
+    /// `VIRQ_DOM_EXC` fired (dom0 made this domain its handler with
+    /// `XEN_DOMCTL_set_virq_handler`): asks `state` about every introduced
+    /// guest, as C xenstored does. A dead one is released as RELEASE would
+    /// (ring unmapped, port closed, its nodes, watches and transactions
+    /// gone, `@releaseDomain` fired); a shut-down one fires
+    /// `@releaseDomain` once (until it is resumed). Returns the domids
+    /// released, and whether a turn is owed.
+    pub fn on_dom_exc<P: Platform<Page = Pg>>(
+        &mut self,
+        platform: &mut P,
+        state: &mut dyn FnMut(u16) -> GuestState,
+    ) -> (Vec<u16>, bool) {
+        let guests: BTreeSet<u16> = self
+            .peers
+            .values()
+            .map(|p| p.domid)
+            .filter(|&d| d != 0)
+            .collect();
+        let mut released = Vec::new();
+        for domid in guests {
+            match state(domid) {
+                GuestState::Alive => {}
+                GuestState::Shutdown => {
+                    let _ = self.engine.domain_shutdown(domid);
+                }
+                GuestState::Dead => {
+                    if self.engine.release(domid).is_ok() {
+                        released.push(domid);
+                    }
+                }
+            }
+        }
+        self.apply_effects(platform);
+        (released, self.run(platform))
     }
 
     /// Serve every connection owed a turn, carry out effects, push output

@@ -20,7 +20,7 @@ mod domain {
     use xcp_runtime::gnttab::{self, GrantMapping};
     use xcp_runtime::{cmdline, evtchn, Boot};
     use xenstore_dom::args;
-    use xenstore_dom::{Board, Failure, Platform, SharedRing};
+    use xenstore_dom::{Board, Failure, GuestState, Platform, SharedRing};
     use xenstore_engine::Config;
 
     xcp_runtime::entry!(main, "xenstore-dom");
@@ -77,6 +77,32 @@ mod domain {
     struct Kernel {
         board: Board<SharedRing<GrantMapping>>,
         turn_armed: bool,
+        /// The port bound to VIRQ_DOM_EXC (it fires once dom0 makes us
+        /// its handler).
+        dom_exc: Option<u32>,
+    }
+
+    /// What Xen says about `domid` (`XEN_DOMCTL_getdomaininfo`, allowed to
+    /// the xenstore domain).
+    fn guest_state(domid: u16) -> GuestState {
+        use xen_sys::domctl_payloads::{XEN_DOMINF_DYING, XEN_DOMINF_SHUTDOWN};
+        match xcp_runtime::control::domain_info(domid) {
+            Ok(info) if info.domain == domid => {
+                if info.flags & XEN_DOMINF_DYING != 0 {
+                    GuestState::Dead
+                } else if info.flags & XEN_DOMINF_SHUTDOWN != 0 {
+                    GuestState::Shutdown
+                } else {
+                    GuestState::Alive
+                }
+            }
+            // Xen answers with the next domain, or none: it is gone.
+            Ok(_) | Err(xen_sys::Errno::ESRCH) => GuestState::Dead,
+            Err(e) => {
+                log::warn!("getdomaininfo {domid}: {e:?}");
+                GuestState::Alive
+            }
+        }
     }
 
     impl Kernel {
@@ -90,6 +116,14 @@ mod domain {
 
     impl App for Kernel {
         fn on_event(&mut self, lp: &mut Loop, port: u32) {
+            if Some(port) == self.dom_exc {
+                let (released, owed) = self.board.on_dom_exc(&mut Xen { lp }, &mut guest_state);
+                for domid in released {
+                    log::info!("domain {domid} is dead (VIRQ_DOM_EXC): released");
+                }
+                self.owe_turn(lp, owed);
+                return;
+            }
             let owed = self.board.on_event(&mut Xen { lp }, port);
             self.owe_turn(lp, owed);
         }
@@ -126,11 +160,23 @@ mod domain {
             xenstore_domid: xs_domid,
             ..Config::default()
         };
+        let mut lp = Loop::new();
+        // A global VIRQ reaches only its handler domain: dom0 hands
+        // VIRQ_DOM_EXC over when it built us.
+        let dom_exc = match evtchn::bind_virq(xen_sys::event_channel::VIRQ_DOM_EXC)
+            .and_then(|port| lp.watch(port).map(|()| port))
+        {
+            Ok(port) => Some(port),
+            Err(e) => {
+                log::warn!("VIRQ_DOM_EXC not bound ({e:?}): dom0 must RELEASE dead domains");
+                None
+            }
+        };
         let mut kernel = Kernel {
             board: Board::new(config, max_guests),
             turn_armed: false,
+            dom_exc,
         };
-        let mut lp = Loop::new();
         kernel
             .board
             .start_dom0(&mut Xen { lp: &mut lp }, ring.gref, ring.port)

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use xcp_xenbus::{Access, Client, Error, Perm, Reply, RequestId, TxId, WatchEvent, XsErrno};
-use xenstore_dom::{Board, Failure, Platform, GNTTAB_RESERVED_XENSTORE};
+use xenstore_dom::{Board, Failure, GuestState, Platform, GNTTAB_RESERVED_XENSTORE};
 use xenstore_engine::ring::{ERROR, REQ_CONS, REQ_PROD, SERVER_FEATURES};
 use xenstore_engine::Config;
 
@@ -432,5 +432,76 @@ fn dom0_without_its_grant_cannot_start() {
     assert_eq!(
         board.start_dom0(&mut fake, DOM0_GREF, DOM0_PORT),
         Err(Failure::Bind)
+    );
+}
+
+#[test]
+fn dom_exc_releases_dead_guests_and_reports_shut_down_ones_once() {
+    let (mut w, mut d0) = World::new(8);
+    let pages: Vec<Page> = [5, 6, 7].iter().map(|&d| w.guest_page(d)).collect();
+    for d in [5, 6, 7] {
+        w.introduce(&mut d0, d, 9).expect("introduce");
+    }
+    w.call(&mut d0, |c| c.write(NO_TX, "/local/domain/5/data/x", b"1"))
+        .expect("write");
+    assert_eq!(
+        w.call(&mut d0, |c| c.watch("@releaseDomain", "rd")),
+        Ok(Reply::Ok)
+    );
+    w.pump(&mut d0);
+    while d0.client.next_event().is_some() {}
+    let port5 = w.board.port_of(5).expect("bound");
+    // 5 died, 6 shut down, 7 runs.
+    let mut asked = Vec::new();
+    let (released, _) = w.board.on_dom_exc(&mut w.fake, &mut |d| {
+        asked.push(d);
+        match d {
+            5 => GuestState::Dead,
+            6 => GuestState::Shutdown,
+            _ => GuestState::Alive,
+        }
+    });
+    assert_eq!(asked, [5, 6, 7], "every introduced guest, never dom0");
+    assert_eq!(released, [5]);
+    assert!(w.fake.unbound.contains(&port5));
+    w.fake.grants.remove(&(5, GNTTAB_RESERVED_XENSTORE));
+    assert!(!pages[0].mapped(), "5's ring is unmapped");
+    assert!(!w.introduced(&mut d0, 5));
+    assert!(
+        w.introduced(&mut d0, 6),
+        "a shut-down domain stays introduced"
+    );
+    assert_eq!(
+        w.call(&mut d0, |c| c.read(NO_TX, "/local/domain/5/data/x")),
+        Err(Error::Xs(XsErrno::Enoent)),
+        "the dead domain's nodes are gone"
+    );
+    w.pump(&mut d0);
+    let mut events = 0;
+    while let Some(e) = d0.client.next_event() {
+        assert_eq!(e.path, "@releaseDomain");
+        events += 1;
+    }
+    assert!(events >= 1, "dom0 heard @releaseDomain");
+    // 6's shutdown is reported once; a second scan with nothing new
+    // releases nothing and fires nothing.
+    let (released, _) = w.board.on_dom_exc(&mut w.fake, &mut |d| {
+        if d == 6 {
+            GuestState::Shutdown
+        } else {
+            GuestState::Alive
+        }
+    });
+    assert!(released.is_empty());
+    w.pump(&mut d0);
+    assert_eq!(d0.client.next_event(), None);
+    // Then 6 is destroyed.
+    let (released, _) = w.board.on_dom_exc(&mut w.fake, &mut |_| GuestState::Dead);
+    assert_eq!(released, [6, 7]);
+    assert_eq!(w.board.guests(), 0);
+    // dom0's RELEASE afterwards finds nothing (dom0 treats that as done).
+    assert_eq!(
+        w.call(&mut d0, |c| c.release(6)),
+        Err(Error::Xs(XsErrno::Enoent))
     );
 }

@@ -20,8 +20,9 @@
 //! - `pci`: the NIC assigned to three testdoms in turn and given back.
 //! - `netdom`: dom0 hands the NIC to netdom (netdom/DESIGN.md: assignment
 //!   through the IOMMU, BAR rights, a config-space snapshot); when netdom
-//!   logs the gateway's ARP reply, dom0 takes the NIC back and hands it to a
-//!   new netdom, which must bring it up again and hear the gateway too.
+//!   logs the gateway's ARP reply and its NIC interrupt count, dom0 takes
+//!   the NIC back and hands it to a new netdom, which must bring it up
+//!   again and hear the gateway too.
 //! - `netdom-xenapi`: dom0 hands netdom the NIC and a XenAPI relay channel
 //!   and serves the toolstack through it; once netdom listens, dom0 logs
 //!   "xenapi relay ready" and keeps serving (no verdict: the QEMU case
@@ -331,7 +332,11 @@ impl SelfTest {
                 if !platform.live.contains_key(&domid) {
                     fail(&name, "netdom died");
                 }
-                if !console_says(platform, domid, b"netdom: ARP reply from 10.0.2.2") {
+                // The reply came in, and (MSI-X through pirqs) by an
+                // interrupt: netdom reports its wake-ups after the reply.
+                if !console_says(platform, domid, b"netdom: ARP reply from 10.0.2.2")
+                    || !console_says(platform, domid, b"netdom: NIC interrupts: ")
+                {
                     return;
                 }
                 if *round == 2 {

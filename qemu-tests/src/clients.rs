@@ -1,0 +1,210 @@
+//! The real XenAPI clients the QEMU cases drive from the host: PyPI's
+//! `XenAPI` in a venv and npm's `xen-api` (Xen Orchestra's client), each
+//! installed once into a cache directory (a test's `CARGO_TARGET_TMPDIR`).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The xen-api release the tests pin.
+pub const XEN_API_VERSION: &str = "4.7.6";
+
+/// Runs `cmd` under `timeout -s KILL secs`; returns success and the output.
+pub fn run(cmd: &mut Command, secs: u32) -> (bool, String) {
+    let mut t = Command::new("timeout");
+    t.args(["-s", "KILL", &secs.to_string()])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(d) = cmd.get_current_dir() {
+        t.current_dir(d);
+    }
+    let out = t.output().expect("spawn under timeout");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Tests run as threads: one installer at a time.
+static INSTALL: Mutex<()> = Mutex::new(());
+
+/// A venv under `cache` with PyPI's XenAPI; returns its python.
+pub fn python_with_xenapi(cache: &Path) -> PathBuf {
+    let _guard = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    let venv = cache.join("xenapi-venv");
+    let py = venv.join("bin/python");
+    if run(Command::new(&py).args(["-c", "import XenAPI"]), 60).0 {
+        return py;
+    }
+    let (ok, out) = run(Command::new("python3").args(["-m", "venv"]).arg(&venv), 300);
+    assert!(ok, "venv: {out}");
+    let (ok, out) = run(
+        Command::new(&py).args(["-m", "pip", "install", "--quiet", "XenAPI"]),
+        600,
+    );
+    assert!(ok, "pip install XenAPI: {out}");
+    py
+}
+
+/// node_modules under `cache` with xen-api [`XEN_API_VERSION`].
+pub fn node_modules_with_xen_api(cache: &Path) -> PathBuf {
+    let _guard = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = cache.join("xen-api-npm");
+    let modules = dir.join("node_modules");
+    let installed = std::fs::read_to_string(modules.join("xen-api/package.json"))
+        .map(|s| s.contains(&format!("\"version\": \"{XEN_API_VERSION}\"")))
+        .unwrap_or(false);
+    if !installed {
+        std::fs::create_dir_all(&dir).expect("npm dir");
+        let (ok, out) = run(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&dir)
+                .arg(format!("xen-api@{XEN_API_VERSION}")),
+            600,
+        );
+        assert!(ok, "npm install xen-api@{XEN_API_VERSION}: {out}");
+    }
+    modules
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for QEMU).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A peer's output lines and whether its output ended, with a condvar
+/// signalled on each change.
+type Output = std::sync::Arc<(Mutex<(Vec<String>, bool)>, std::sync::Condvar)>;
+
+/// A client process running beside QEMU (under `timeout`, killed when
+/// dropped): its stdout and stderr lines collected for waiting on, its
+/// stdin open for the test to answer it.
+pub struct Peer {
+    name: String,
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: Output,
+}
+
+impl Peer {
+    /// Starts `cmd` under `timeout -s KILL secs`.
+    pub fn spawn(name: &str, cmd: &Command, secs: u32) -> Peer {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut t = Command::new("timeout");
+        t.args(["-s", "KILL", &secs.to_string()])
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // Own process group, so dropping the peer kills the client too.
+        std::os::unix::process::CommandExt::process_group(&mut t, 0);
+        let mut child = t.spawn().expect("spawn a client under timeout");
+        let stdin = child.stdin.take();
+        let lines =
+            std::sync::Arc::new((Mutex::new((Vec::new(), false)), std::sync::Condvar::new()));
+        let streams: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().expect("piped")),
+            Box::new(child.stderr.take().expect("piped")),
+        ];
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
+        for stream in streams {
+            let lines = std::sync::Arc::clone(&lines);
+            let open = std::sync::Arc::clone(&open);
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    lines.0.lock().expect("lines").0.push(line);
+                    lines.1.notify_all();
+                }
+                if open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                    lines.0.lock().expect("lines").1 = true;
+                    lines.1.notify_all();
+                }
+            });
+        }
+        Peer {
+            name: name.to_string(),
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Waits for a line containing `marker`; fails with the output so far
+    /// after `timeout` or when the process's output ends.
+    pub fn wait_for(&self, marker: &str, timeout: std::time::Duration) -> Result<String, String> {
+        let deadline = std::time::Instant::now() + timeout;
+        let (lock, cv) = &*self.lines;
+        let mut guard = lock.lock().expect("lines");
+        loop {
+            if let Some(l) = guard.0.iter().find(|l| l.contains(marker)) {
+                return Ok(l.clone());
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline || guard.1 {
+                return Err(format!(
+                    "[{}] no line with {marker:?}; output:\n{}",
+                    self.name,
+                    guard.0.join("\n")
+                ));
+            }
+            guard = cv.wait_timeout(guard, deadline - now).expect("lines").0;
+        }
+    }
+
+    /// Writes `line` and a newline to the process's stdin.
+    pub fn answer(&mut self, line: &str) -> Result<(), String> {
+        use std::io::Write;
+        let pipe = self.stdin.as_mut().ok_or("stdin closed")?;
+        writeln!(pipe, "{line}")
+            .and_then(|()| pipe.flush())
+            .map_err(|e| format!("[{}] write {line:?}: {e}", self.name))
+    }
+
+    /// Waits for the process to exit (killing it after `timeout`); returns
+    /// whether it succeeded and everything it printed.
+    pub fn finish(mut self, timeout: std::time::Duration) -> (bool, String) {
+        let deadline = std::time::Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait().expect("wait for a client") {
+                Some(s) => break Some(s),
+                None if std::time::Instant::now() >= deadline => break None,
+                None => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        };
+        if status.is_none() {
+            self.kill();
+        }
+        // Let the readers drain.
+        let (lock, cv) = &*self.lines;
+        let mut guard = lock.lock().expect("lines");
+        let drain = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !guard.1 && std::time::Instant::now() < drain {
+            guard = cv
+                .wait_timeout(guard, std::time::Duration::from_millis(100))
+                .expect("lines")
+                .0;
+        }
+        (status.is_some_and(|s| s.success()), guard.0.join("\n"))
+    }
+}
+
+impl Peer {
+    fn kill(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}

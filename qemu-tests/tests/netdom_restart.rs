@@ -1,0 +1,142 @@
+//! Two real XenAPI clients on the host, through netdom, across a netdom
+//! crash: npm's `xen-api` (Xen Orchestra's client) runs its event loop and
+//! must see a VM that PyPI's `XenAPI` creates; then the operator crashes
+//! netdom on dom0's console (`crash netdom`), dom0 takes the NIC back and
+//! rebuilds netdom with it (same MAC, same address) and a new relay link,
+//! and both clients go on: the Python one with the session it logged in
+//! with, the npm one with the same client object and event loop, which
+//! must see the VM the Python client creates after the rebuild.
+//!
+//! The platform is booted as `cargo xtask run` boots it (no self-test):
+//! the toolstack, and netdom with `restart = true`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use xcp_qemu_tests::clients::{free_port, node_modules_with_xen_api, python_with_xenapi, Peer};
+use xcp_qemu_tests::{Artifacts, Run};
+
+const PASSWORD: &str = "restart-pw";
+
+fn script(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn clients_ride_out_a_netdom_crash() {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let py = python_with_xenapi(cache);
+    let modules = node_modules_with_xen_api(cache);
+    let a = Artifacts::from_env();
+    let dir = a.scratch("netdom-restart");
+    let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);
+    let config = format!(
+        "[platform]\nname = \"restart\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
+         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 16\n\
+         restart = true\npassthrough = true\nnic = true\n"
+    );
+    let archive =
+        xcp_boot::assemble_bundle(&config, &[("netdom.elf".into(), a.path("netdom.elf"))]).unwrap();
+    let path = dir.join("bundle.cpio");
+    std::fs::write(&path, archive).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut launch = a.direct(&format!("xenapi-url={url}"), &path);
+    launch.timeout_secs = 600;
+    launch.devices.nic = Some(Some(port));
+    let qemu = Run::start("netdom-restart", &launch);
+    let ready = format!("XenAPI ready at {url}");
+    qemu.wait_for(&ready, Duration::from_secs(150))
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let mut node = Command::new("node");
+    node.arg(script("event_watcher.mjs"))
+        .args([&url, PASSWORD])
+        .arg(&modules)
+        .args(["before-crash", "after-crash"]);
+    let watcher = Peer::spawn("xen-api watcher", &node, 500);
+    let mut python = Command::new(&py);
+    python
+        .arg(script("session_keeper.py"))
+        .args([&url, PASSWORD, "before-crash", "after-crash"]);
+    let step = |what: &str, r: Result<String, String>| {
+        r.unwrap_or_else(|e| panic!("{what}: {e}\nserial log:\n{}", qemu.lines().join("\n")))
+    };
+    step(
+        "npm xen-api connects",
+        watcher.wait_for("WATCHER connected", Duration::from_secs(120)),
+    );
+    let mut keeper = Peer::spawn("XenAPI session keeper", &python, 500);
+    step(
+        "PyPI XenAPI creates a VM",
+        keeper.wait_for("KEEPER created before-crash", Duration::from_secs(120)),
+    );
+    step(
+        "the event reaches xen-api",
+        watcher.wait_for("WATCHER saw before-crash", Duration::from_secs(60)),
+    );
+
+    // Crash netdom from dom0's console, mid-session (xen-api's event.from
+    // is parked in dom0 at this point).
+    qemu.type_line("crash netdom").unwrap();
+    step(
+        "dom0 sees the crash",
+        qemu.wait_for("domain netdom", Duration::from_secs(60))
+            .and_then(|_| qemu.wait_for("stopped: crash", Duration::from_secs(60))),
+    );
+    let rebuilt = step(
+        "dom0 rebuilds netdom",
+        qemu.wait_for("rebuilt netdom as domid", Duration::from_secs(60)),
+    );
+    step(
+        "XenAPI is ready again",
+        qemu.wait_for_nth(&ready, 2, Duration::from_secs(120)),
+    );
+    keeper.answer("go").unwrap();
+    step(
+        "PyPI XenAPI goes on with its session",
+        keeper.wait_for("KEEPER OK", Duration::from_secs(200)),
+    );
+    // xen-api notices its parked event.from died with netdom only when its
+    // own call timeout (66 s) ends; then it retries with the same session
+    // and token.
+    step(
+        "the event made after the rebuild reaches xen-api",
+        watcher.wait_for("WATCHER saw after-crash", Duration::from_secs(200)),
+    );
+    let (keeper_ok, keeper_out) = keeper.finish(Duration::from_secs(30));
+    let (watcher_ok, watcher_out) = watcher.finish(Duration::from_secs(30));
+    let outcome = qemu.finish(Duration::from_millis(500));
+    let log = &outcome.log;
+    assert!(keeper_ok, "session keeper:\n{keeper_out}\nlog:\n{log}");
+    assert!(watcher_ok, "watcher:\n{watcher_out}\nlog:\n{log}");
+    let has = |text: &str| assert!(log.contains(text), "the log lacks {text:?}:\n{log}");
+    has("console> crash netdom");
+    has("restarting netdom with the NIC");
+    has("relay link on port");
+    has("back from domid");
+    // The same NIC (so the same MAC) both times.
+    let macs: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once("netdom: MAC ").map(|(_, m)| m.trim()))
+        .collect();
+    assert_eq!(macs.len(), 2, "two netdom builds: {macs:?}\n{log}");
+    assert_eq!(macs[0], macs[1], "{log}");
+    // Both builds get the address by DHCP and the NIC's MSI-X vectors as
+    // pirqs; the crashed one's pirqs were unmapped before its destroy, so
+    // the MSI-X table could be released and handed over again.
+    for (marker, n) in [
+        ("XenAPI relay listening on 10.0.2.15:80", 2),
+        ("netdom: DHCP lease 10.0.2.15/24", 2),
+        ("netdom: MSI-X: 4 vectors bound as pirqs", 2),
+        ("unmapped, MSI-X table released", 1),
+    ] {
+        assert_eq!(log.matches(marker).count(), n, "{marker:?}:\n{log}");
+    }
+    eprintln!("{rebuilt}\nkeeper:\n{keeper_out}\nwatcher:\n{watcher_out}");
+}
