@@ -49,7 +49,17 @@ pub struct Devices {
     /// A virtio-net NIC at 00:05.0 on QEMU's user network; `Some(port)`
     /// forwards 127.0.0.1:port on the host to the guest's port 80.
     pub nic: Option<Option<u16>>,
+    /// Control case only: the NIC without `iommu_platform=on`, so its DMA
+    /// bypasses the emulated VT-d (QEMU writes guest memory directly).
+    pub nic_bypasses_iommu: bool,
 }
+
+/// The NIC as QEMU's `-device` names it.
+pub const NIC_DEVICE: &str =
+    "virtio-net-pci,netdev=n1,bus=pcie.0,addr=0x5,disable-legacy=on,iommu_platform=on";
+/// The same NIC with its DMA past the IOMMU (the control case).
+pub const NIC_DEVICE_BYPASSING_IOMMU: &str =
+    "virtio-net-pci,netdev=n1,bus=pcie.0,addr=0x5,disable-legacy=on";
 
 impl Devices {
     fn args(&self) -> Vec<String> {
@@ -60,10 +70,17 @@ impl Devices {
                 netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:80"));
             }
             a.extend(["-netdev".to_string(), netdev]);
-            a.extend([
-                "-device".to_string(),
-                "virtio-net-pci,netdev=n1,bus=pcie.0,addr=0x5".to_string(),
-            ]);
+            // `iommu_platform=on`: the device offers VIRTIO_F_ACCESS_PLATFORM
+            // and does its DMA through the emulated VT-d, where Xen confines
+            // it to the owning domain's memory (without it QEMU's virtio
+            // writes guest memory directly). QEMU refuses it on a legacy or
+            // transitional device, hence `disable-legacy=on` (no I/O BAR).
+            let device = if self.nic_bypasses_iommu {
+                NIC_DEVICE_BYPASSING_IOMMU
+            } else {
+                NIC_DEVICE
+            };
+            a.extend(["-device".to_string(), device.to_string()]);
         }
         a
     }
@@ -166,6 +183,7 @@ mod tests {
             interactive: true,
             devices: Devices {
                 nic: Some(Some(8080)),
+                nic_bypasses_iommu: false,
             },
         };
         let a = args(&l);
@@ -174,8 +192,10 @@ mod tests {
         assert!(a
             .windows(2)
             .any(|w| w == ["-netdev", "user,id=n1,hostfwd=tcp:127.0.0.1:8080-:80"]));
-        assert!(a
-            .windows(2)
-            .any(|w| w == ["-device", "virtio-net-pci,netdev=n1,bus=pcie.0,addr=0x5"]));
+        assert!(a.windows(2).any(|w| w
+            == [
+                "-device",
+                "virtio-net-pci,netdev=n1,bus=pcie.0,addr=0x5,disable-legacy=on,iommu_platform=on"
+            ]));
     }
 }

@@ -263,7 +263,8 @@ fn dom0_assigns_the_nic_through_the_iommu_and_gets_it_back() {
     outcome.assert_verdict(verdict::PASS);
     let log = &outcome.log;
     assert!(
-        log.contains("dom0: pci 0000:00:05.0 1af4:1000 virtio-net"),
+        // Modern-only virtio-net (`disable-legacy=on`): device ID 0x1041.
+        log.contains("dom0: pci 0000:00:05.0 1af4:1041 virtio-net"),
         "{log}"
     );
     for cycle in 1..=3 {

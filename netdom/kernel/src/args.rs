@@ -15,6 +15,10 @@
 //! channel port; without it netdom does not relay. `pci-pirqs` lists the
 //! pirqs dom0 mapped the NIC's MSI-X entries 0, 1, ... to; without it netdom
 //! polls the NIC.
+//! `dma-escape=<hex machine address>` (dom0's `selftest=netdom-dma` only)
+//! makes netdom hand the device that address, a frame of dom0's, as its
+//! first receive buffer, to show that the IOMMU refuses the device's write
+//! (netdom/DESIGN.md, "DMA confinement").
 
 use xcp_netrelay::ipconfig::{self, IpMode};
 
@@ -35,6 +39,9 @@ pub struct Args {
     pub relay: Option<RelayChannel>,
     /// The pirqs of the NIC's MSI-X entries, entry 0 first.
     pub pirqs: Option<Pirqs>,
+    /// Self-test only: a foreign machine address for the first receive
+    /// buffer (page-aligned, non-zero).
+    pub dma_escape: Option<u64>,
 }
 
 /// `xenapi-relay=<tx gref>,<rx gref>,<port>`, as dom0 names it.
@@ -88,6 +95,12 @@ pub fn parse_bdf(text: &str) -> Option<(u8, u8, u8)> {
     Some((bus, dev, func))
 }
 
+/// `0x1234000` → a page-aligned, non-zero machine address.
+pub fn parse_page_addr(text: &str) -> Option<u64> {
+    let addr = u64::from_str_radix(text.strip_prefix("0x")?, 16).ok()?;
+    (addr != 0 && addr.is_multiple_of(4096)).then_some(addr)
+}
+
 impl Args {
     /// Parses netdom's command line.
     pub fn parse(cmdline: &str) -> Result<Args, ArgsError> {
@@ -106,6 +119,10 @@ impl Args {
             },
             pirqs: match get(cmdline, "pci-pirqs") {
                 Some(text) => Some(Pirqs::parse(text).ok_or(ArgsError::Bad("pci-pirqs"))?),
+                None => None,
+            },
+            dma_escape: match get(cmdline, "dma-escape") {
+                Some(text) => Some(parse_page_addr(text).ok_or(ArgsError::Bad("dma-escape"))?),
                 None => None,
             },
         })
@@ -136,8 +153,22 @@ mod tests {
                 }),
                 relay: None,
                 pirqs: None,
+                dma_escape: None,
             })
         );
+        let escape = alloc_line(LINE, " dma-escape=0x7e5000");
+        assert_eq!(
+            Args::parse(&escape).map(|a| a.dma_escape),
+            Ok(Some(0x7e_5000))
+        );
+        for bad in ["0x7e5001", "0x0", "7e5000", "0xzz"] {
+            let line = alloc_line(LINE, &format!(" dma-escape={bad}"));
+            assert_eq!(
+                Args::parse(&line),
+                Err(ArgsError::Bad("dma-escape")),
+                "{bad}"
+            );
+        }
         let with_pirqs = alloc_line(LINE, " pci-pirqs=55,54");
         assert_eq!(
             Args::parse(&with_pirqs).map(|a| a.pirqs.map(|p| p.as_slice().to_vec())),

@@ -15,6 +15,8 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+mod escape;
+#[cfg(target_os = "none")]
 mod irq;
 
 #[cfg(target_os = "none")]
@@ -32,6 +34,7 @@ mod domain {
     use xcp_runtime::pci_snapshot::{ConfigShadow, CONFIG_BYTES};
     use xcp_runtime::virtio_hal::XenHal;
     use xcp_runtime::virtio_pci::SnapshotAccess;
+    use xcp_runtime::virtio_platform::{self, AccessPlatform, Negotiated};
     use xcp_runtime::Boot;
 
     use crate::irq::Wake;
@@ -47,8 +50,10 @@ mod domain {
     const ARP_RETRY_NS: u64 = 1_000_000_000;
     const ARP_TRIES: u32 = 10;
 
-    /// The driver, as netdom instantiates it.
-    pub(crate) type Net = VirtIONet<XenHal, PciTransport, QUEUE_SIZE>;
+    /// The driver, as netdom instantiates it: over the PCI transport, with
+    /// VIRTIO_F_ACCESS_PLATFORM accepted when the device offers it (its DMA
+    /// then goes through the IOMMU).
+    pub(crate) type Net = VirtIONet<XenHal, AccessPlatform<PciTransport>, QUEUE_SIZE>;
 
     fn stop(why: core::fmt::Arguments<'_>) -> ! {
         error!("FAIL: {why}");
@@ -66,10 +71,24 @@ mod domain {
             writes: shadow,
             bars,
             mut net,
+            features,
         } = bring_up(&args);
         check_confinement(&bars);
         let mac = Mac(net.mac_address());
         info!("MAC {mac}");
+        let accepted = features.accepted();
+        info!(
+            "virtio features: device offered {:#x}, netdom accepted {accepted:#x} ({})",
+            features.offered(),
+            virtio_platform::feature_names(accepted).join(" ")
+        );
+        if accepted & virtio_platform::ACCESS_PLATFORM != 0 {
+            info!("device DMA goes through the IOMMU (VIRTIO_F_ACCESS_PLATFORM)");
+        } else {
+            warn!(
+                "the device does not offer VIRTIO_F_ACCESS_PLATFORM: its DMA may bypass the IOMMU"
+            );
+        }
         let (direct, bounced) = xcp_runtime::virtio_hal::share_counts();
         info!(
             "virtio-net up: {QUEUE_SIZE}-entry queues, {} DMA extents exchanged, \
@@ -81,7 +100,27 @@ mod domain {
             "config writes: {} BAR sizing, {} decode toggles, {} refused",
             counts.bar, counts.decode, counts.refused
         );
-        let wake = crate::irq::setup(&args, &config_space, &bars, &mut net);
+        let mut wake = crate::irq::setup(&args, &config_space, &bars, &mut net);
+        if let Some(target) = args.dma_escape {
+            let netdom::args::Args {
+                ip: xcp_netrelay::ipconfig::IpMode::Static(config),
+                ..
+            } = args
+            else {
+                stop(format_args!("dma-escape needs a static address"));
+            };
+            let Some(gw) = config.gateway else {
+                stop(format_args!("dma-escape needs a gateway"));
+            };
+            crate::escape::probe(
+                &mut net,
+                mac,
+                Ipv4(config.cidr.address().octets()),
+                Ipv4(gw.octets()),
+                &mut wake,
+                target,
+            );
+        }
         let mut stack = crate::stack::Stack::new(net, mac, wake);
         let config = stack.configure(&args.ip);
         match config.gateway {
@@ -105,6 +144,8 @@ mod domain {
         bars: Vec<(usize, MmioRegion)>,
         /// The driver.
         net: Box<Net>,
+        /// The features offered and accepted.
+        features: Negotiated,
     }
 
     /// Maps the config snapshot and the BARs and starts the driver.
@@ -161,6 +202,15 @@ mod domain {
         }
         let transport = PciTransport::new::<XenHal, _>(&mut root, df)
             .unwrap_or_else(|e| stop(format_args!("virtio transport: {e}")));
+        let (transport, features) = AccessPlatform::new(transport);
+        if let Some(target) = args.dma_escape {
+            // Self-test only: the driver's first receive buffer goes to the
+            // device at dom0's bait frame (crate::escape).
+            warn!(
+                "dma-escape: the first receive buffer will be handed to the device at {target:#x}"
+            );
+            xcp_runtime::virtio_hal::escape_next_receive_buffer(target);
+        }
         let mut net = Net::new(transport, RX_BUFFER)
             .unwrap_or_else(|e| stop(format_args!("virtio-net: {e}")));
         // No notifications until `irq::setup` routes them (it re-enables
@@ -171,6 +221,7 @@ mod domain {
             writes: counter,
             bars,
             net: Box::new(net),
+            features,
         }
     }
 
@@ -192,7 +243,7 @@ mod domain {
 
     /// Sends ARP requests for `gateway` (one a second) until a reply comes;
     /// other frames are dropped (smoltcp is not polled meanwhile).
-    fn arp_gateway(net: &mut Net, mac: Mac, ip: Ipv4, gateway: Ipv4, wake: &mut Wake) {
+    pub(crate) fn arp_gateway(net: &mut Net, mac: Mac, ip: Ipv4, gateway: Ipv4, wake: &mut Wake) {
         let frame = arp::request(mac, ip, gateway);
         let mut next_send = 0;
         let mut tries = 0;

@@ -27,6 +27,7 @@ pub mod time;
 pub mod timer;
 pub mod verdict;
 pub mod virtio_pci;
+pub mod virtio_platform;
 
 #[cfg(target_os = "none")]
 mod boot;

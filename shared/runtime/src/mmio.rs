@@ -124,6 +124,23 @@ impl MmioRegion {
         unsafe { core::ptr::read_volatile((self.va() + offset) as *const u16) }
     }
 
+    /// Reads the 8-bit register at byte `offset` (volatile, uncached).
+    pub fn read8(&self, offset: u64) -> u8 {
+        assert!(offset < self.len, "register out of range");
+        // SAFETY: in bounds (checked) of a mapping this guard owns; one
+        // volatile byte access.
+        unsafe { core::ptr::read_volatile((self.va() + offset) as *const u8) }
+    }
+
+    /// Writes the 8-bit register at byte `offset` (volatile, uncached);
+    /// see [`MmioRegion::write16`] about pages Xen protects.
+    pub fn write8(&self, offset: u64, value: u8) {
+        assert!(offset < self.len, "register out of range");
+        // SAFETY: in bounds (checked) of a device mapping this guard owns
+        // (never RAM), one volatile byte access.
+        unsafe { core::ptr::write_volatile((self.va() + offset) as *mut u8, value) }
+    }
+
     /// Writes the 16-bit register at byte `offset` (volatile, uncached).
     /// Xen maps pages it protects (an MSI-X table) read-only: a write there
     /// faults, so callers write only registers the device lets drivers

@@ -23,6 +23,9 @@ use crate::paging::{nr_pages, pfn_to_mfn, VIRT_BASE};
 static BOUNCES: spin::Mutex<BTreeMap<u64, (u64, usize)>> = spin::Mutex::new(BTreeMap::new());
 static SHARED_DIRECT: AtomicU64 = AtomicU64::new(0);
 static SHARED_BOUNCED: AtomicU64 = AtomicU64::new(0);
+/// A foreign bus address for the next receive buffer (0: none); see
+/// [`escape_next_receive_buffer`].
+static ESCAPE: AtomicU64 = AtomicU64::new(0);
 
 /// The HAL; it has no state of its own beyond the bounce table.
 pub struct XenHal;
@@ -40,6 +43,16 @@ pub fn bounces_live() -> usize {
     BOUNCES.lock().len()
 }
 
+/// **Self-test only** (netdom's `dma-escape=`, netdom/DESIGN.md "DMA
+/// confinement"): the next buffer shared for the device to write
+/// (`DeviceToDriver`, a receive buffer) is given to the device at `bus`, a
+/// machine address this domain does not own, instead of its own. The
+/// buffer itself is never written by the device; the IOMMU must refuse the
+/// device's write to `bus`. One buffer, once; nothing else arms it.
+pub fn escape_next_receive_buffer(bus: u64) {
+    ESCAPE.store(bus, Ordering::Relaxed);
+}
+
 /// The bus address of `len` bytes at `va` if the device can use them in
 /// place: inside the direct map and machine-contiguous.
 fn direct_bus_addr(va: u64, len: u64) -> Option<u64> {
@@ -54,7 +67,10 @@ fn direct_bus_addr(va: u64, len: u64) -> Option<u64> {
 // else until dma_dealloc (DmaRegion's contract); mmio_phys_to_virt returns
 // only addresses of live MmioRegions, which the domain maps for as long as
 // the driver runs; share returns addresses the device may use for exactly
-// the buffer's bytes.
+// the buffer's bytes — except once when a self-test armed
+// `escape_next_receive_buffer`: then the device is given a foreign address
+// (dom0's bait frame) that the IOMMU must refuse, and the driver's own
+// buffer is simply never filled, which is memory-safe for this domain.
 unsafe impl Hal for XenHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         match DmaRegion::alloc(pages) {
@@ -85,6 +101,14 @@ unsafe impl Hal for XenHal {
     unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
         let va = buffer.as_ptr() as *mut u8 as u64;
         let len = buffer.len();
+        if direction == BufferDirection::DeviceToDriver {
+            let foreign = ESCAPE.swap(0, Ordering::Relaxed);
+            if foreign != 0 {
+                log::warn!("virtio: receive buffer of {len} bytes handed to the device at foreign {foreign:#x} (dma-escape self-test)");
+                // `unshare` finds no bounce for it and leaves the buffer.
+                return foreign;
+            }
+        }
         if let Some(bus) = direct_bus_addr(va, len as u64) {
             SHARED_DIRECT.fetch_add(1, Ordering::Relaxed);
             return bus;

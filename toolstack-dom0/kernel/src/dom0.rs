@@ -232,7 +232,7 @@ impl Dom0 {
     /// runs, a XenAPI relay link. Returns its domid.
     fn start_netdom(&mut self, lp: &mut Loop, index: usize) -> Result<u16, alloc::string::String> {
         let relay = self.toolstack.is_some();
-        let mut handed = crate::nic::start_with_nic(&mut self.platform, lp, index, relay)?;
+        let mut handed = crate::nic::start_with_nic(&mut self.platform, lp, index, relay, "")?;
         if let Some((channel, port)) = handed.take_relay() {
             info!("xenapi relay channel to netdom on port {port}");
             self.relays.push(RelayLink::new(channel, port));

@@ -28,41 +28,70 @@ use alloc::vec::Vec;
 
 use log::{error, info};
 use xcp_channel::{Channel, Role};
-use xcp_pci::caps::{Msix, MSIX_ENABLE, MSIX_MASKALL};
+use xcp_pci::caps::{Msix, MSIX_ENABLE, MSIX_MASKALL, VIRTIO_PCI_CAP_COMMON_CFG};
 use xcp_pci::{Bar, ConfigAccess, Device};
 use xcp_runtime::event_loop::Loop;
 use xcp_runtime::paging::Frame;
+use xcp_runtime::pci_conf::PortConfig;
 use xcp_runtime::pci_snapshot::{self, BUS_MASTER, COMMAND, CONFIG_BYTES};
 
 use crate::platform::Platform;
 
 /// Command bit: memory-space decoding.
 const MEMORY_SPACE: u16 = 0x2;
-/// Command bit: I/O-space decoding.
-const IO_SPACE: u16 = 0x1;
 /// Most MSI-X entries mapped for netdom (it uses two: receive, transmit).
 const MAX_VECTORS: u16 = 4;
-/// Device status in the legacy virtio-pci header (virtio 0.9.5 §2.1,
-/// "Virtio Header"); writing 0 resets the device.
-const LEGACY_STATUS: u16 = 18;
+/// `device_status` in the virtio common configuration structure (virtio
+/// 1.2 §4.1.4.3, `struct virtio_pci_common_cfg`); writing 0 resets the
+/// device.
+const COMMON_DEVICE_STATUS: u64 = 20;
+/// Reads of `device_status` waited for after the reset write.
+const RESET_POLLS: u32 = 1000;
 
-/// Resets a transitional virtio device through its legacy I/O BAR (BAR0):
-/// the device forgets its queues, so it DMAs nowhere until a driver sets
-/// them up again. Needs I/O decoding on. Returns the status before and
-/// after.
-fn reset_virtio(nic: &Device, conf: &mut dyn ConfigAccess) -> Result<(u8, u8), String> {
-    let Some(Bar::Io { base, .. }) = nic.bars[0] else {
-        return Err(format!("{}: no legacy I/O BAR to reset through", nic.bdf));
+/// Resets a virtio device through its common configuration structure (a
+/// modern device has no legacy I/O BAR: QEMU's `iommu_platform=on` needs
+/// `disable-legacy=on`): the device forgets its queues, so it DMAs nowhere
+/// until a driver sets them up again. Turns memory decoding on if it was
+/// off. Returns the status before and after ("the driver MUST wait for a
+/// read of device_status to return 0 before reinitializing the device",
+/// §4.1.4.3.2).
+fn reset_virtio(nic: &Device, conf: &mut PortConfig) -> Result<(u8, u8), String> {
+    let common = xcp_pci::caps::virtio_caps(conf, nic.bdf)
+        .into_iter()
+        .find(|c| c.cfg_type == VIRTIO_PCI_CAP_COMMON_CFG)
+        .ok_or_else(|| format!("{}: no virtio common configuration", nic.bdf))?;
+    let Some(Bar::Memory { base, size, .. }) = nic.bars[usize::from(common.bar)] else {
+        return Err(format!(
+            "{}: common configuration in BAR{}, not a memory BAR",
+            nic.bdf, common.bar
+        ));
     };
-    let command = conf.read32(nic.bdf, COMMAND) as u16;
-    if command & IO_SPACE == 0 {
-        conf.write32(nic.bdf, COMMAND, u32::from(command | IO_SPACE));
+    let offset = u64::from(common.offset);
+    if offset + COMMON_DEVICE_STATUS >= size {
+        return Err(format!(
+            "{}: common configuration at {offset:#x} outside BAR{}",
+            nic.bdf, common.bar
+        ));
     }
-    let mut ports = xcp_runtime::port_io::Ports::new().map_err(|e| format!("port I/O: {e}"))?;
-    let port = base as u16 + LEGACY_STATUS;
-    let before = ports.read8(port);
-    ports.write8(port, 0);
-    Ok((before, ports.read8(port)))
+    let command = conf.read32(nic.bdf, COMMAND) as u16;
+    if command & MEMORY_SPACE == 0 {
+        conf.write32(nic.bdf, COMMAND, u32::from(command | MEMORY_SPACE));
+    }
+    let status_at = base + offset + COMMON_DEVICE_STATUS;
+    let page = status_at & !0xfff;
+    let regs = xcp_runtime::mmio::MmioRegion::map(page, 0x1000)
+        .map_err(|e| format!("{}: map the common configuration: {e}", nic.bdf))?;
+    let at = status_at - page;
+    let before = regs.read8(at);
+    regs.write8(at, 0);
+    let mut after = regs.read8(at);
+    for _ in 0..RESET_POLLS {
+        if after == 0 {
+            break;
+        }
+        after = regs.read8(at);
+    }
+    Ok((before, after))
 }
 
 /// The BAR sizes netdom's `pci-bars=` names (0 for unused and upper halves).
@@ -292,12 +321,15 @@ fn hand_over(
 }
 
 /// Builds config `index` (netdom) with the first virtio-net NIC on bus 0,
-/// and with `relay`, a XenAPI relay channel to dom0.
+/// and with `relay`, a XenAPI relay channel to dom0. `extra` is appended to
+/// netdom's command line (self-tests only, e.g. ` dma-escape=<address>`;
+/// empty otherwise).
 pub fn start_with_nic(
     platform: &mut Platform,
     lp: &mut Loop,
     index: usize,
     relay: bool,
+    extra: &str,
 ) -> Result<Handed, String> {
     let nic = platform
         .devices
@@ -333,8 +365,8 @@ pub fn start_with_nic(
         handed = hand_over(domid, &nic, &snapshot, &management, msix.as_ref());
         offered = pages.as_ref().map(|p| offer_relay(domid, p));
         match (&handed, &offered) {
-            (Ok((line, _, _)), None) => line.clone(),
-            (Ok((line, _, _)), Some(Ok((words, _, _)))) => format!("{line}{words}"),
+            (Ok((line, _, _)), None) => format!("{line}{extra}"),
+            (Ok((line, _, _)), Some(Ok((words, _, _)))) => format!("{line}{words}{extra}"),
             // netdom reports the missing arguments and stops.
             _ => String::new(),
         }

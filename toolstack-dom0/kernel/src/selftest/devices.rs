@@ -1,5 +1,5 @@
-//! `pci`, `netdom`, `netdom-xenapi`: the NIC handed through the IOMMU to test
-//! domains and to netdom.
+//! `pci`, `netdom`, `netdom-xenapi`, `netdom-dma`: the NIC handed through
+//! the IOMMU to test domains and to netdom.
 
 use super::*;
 
@@ -63,10 +63,96 @@ pub(super) fn start_netdom_with(
     lp: &mut Loop,
     relay: bool,
 ) -> crate::nic::Handed {
+    start_netdom_line(platform, lp, relay, "")
+}
+
+fn start_netdom_line(
+    platform: &mut Platform,
+    lp: &mut Loop,
+    relay: bool,
+    extra: &str,
+) -> crate::nic::Handed {
     let Some(index) = platform.configs().iter().position(|c| c.name == "netdom") else {
         fail("netdom", "the self-test config lists no netdom");
     };
-    crate::nic::start_with_nic(platform, lp, index, relay).unwrap_or_else(|e| fail("netdom", &e))
+    crate::nic::start_with_nic(platform, lp, index, relay, extra)
+        .unwrap_or_else(|e| fail("netdom", &e))
+}
+
+/// The byte dom0 writes at `i` in the bait frame.
+fn bait_byte(i: usize) -> u8 {
+    (i as u8) ^ 0xa5
+}
+
+/// `netdom-dma`: a frame of dom0's filled with a pattern, and netdom told
+/// (`dma-escape=`) to give its machine address to the device as a receive
+/// buffer.
+pub(super) struct DmaEscape {
+    handed: Option<crate::nic::Handed>,
+    bait: Frame,
+    target: u64,
+}
+
+pub(super) fn start_netdom_dma(platform: &mut Platform, lp: &mut Loop) -> State {
+    let mut bait = Frame::alloc().unwrap_or_else(|e| fail("netdom-dma", &alloc::format!("{e:?}")));
+    for (i, b) in bait.bytes_mut().iter_mut().enumerate() {
+        *b = bait_byte(i);
+    }
+    let target = bait.mfn() << 12;
+    info!("selftest netdom-dma: dom0's bait frame is at machine address {target:#x}");
+    let extra = alloc::format!(" dma-escape={target:#x}");
+    State::NetdomDma(DmaEscape {
+        handed: Some(start_netdom_line(platform, lp, false, &extra)),
+        bait,
+        target,
+    })
+}
+
+/// Passes once netdom saw the device complete a receive into the bait and
+/// then work on through its own buffers, dom0's frame is as it was, and dom0
+/// took the device back and reset it.
+pub(super) fn check_netdom_dma(
+    name: &str,
+    platform: &mut Platform,
+    lp: &mut Loop,
+    escape: &mut DmaEscape,
+) {
+    let domid = escape.handed.as_ref().expect("netdom holds the NIC").domid;
+    if console_says(platform, domid, b"FAIL:") {
+        fail(name, "netdom reported a failure");
+    }
+    if !platform.live.contains_key(&domid) {
+        fail(name, "netdom died");
+    }
+    // netdom saw the device complete the receive into the bait, then heard
+    // the gateway through its own buffers.
+    if !console_says(platform, domid, b"dma-escape: the device completed a")
+        || !console_says(platform, domid, b"dma-escape: done")
+    {
+        return;
+    }
+    let changed = escape
+        .bait
+        .bytes()
+        .iter()
+        .enumerate()
+        .filter(|&(i, b)| *b != bait_byte(i))
+        .count();
+    info!(
+        "selftest netdom-dma: bait frame at {:#x}: {changed} of 4096 bytes changed",
+        escape.target
+    );
+    if changed != 0 {
+        fail(name, "the device wrote into dom0's frame");
+    }
+    let handed = escape.handed.take().expect("netdom holds the NIC");
+    if let Err(e) = crate::nic::reclaim(platform, lp, handed) {
+        fail(name, &e);
+    }
+    pass(
+        name,
+        "the device's receive into dom0's frame never reached it (IOMMU); the frame is unchanged; the NIC is back and reset",
+    );
 }
 
 pub(super) fn start_netdom(platform: &mut Platform, lp: &mut Loop) -> State {

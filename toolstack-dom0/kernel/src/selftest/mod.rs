@@ -23,6 +23,11 @@
 //!   logs the gateway's ARP reply and its NIC interrupt count, dom0 takes
 //!   the NIC back and hands it to a new netdom, which must bring it up
 //!   again and hear the gateway too.
+//! - `netdom-dma`: dom0 fills a frame of its own with a pattern and tells
+//!   netdom (`dma-escape=<its machine address>`) to hand it to the NIC as a
+//!   receive buffer; when netdom reports that the device completed a receive
+//!   into it (and then heard the gateway through its own buffers), dom0
+//!   checks its frame is unchanged and takes the NIC back.
 //! - `netdom-xenapi`: dom0 hands netdom the NIC and a XenAPI relay channel
 //!   and serves the toolstack through it; once netdom listens, dom0 logs
 //!   "xenapi relay ready" and keeps serving (no verdict: the QEMU case
@@ -35,7 +40,10 @@ mod xenstore;
 
 pub use channel::channel_to_testdom;
 use channel::{pump_channel, start_channel, ChannelState};
-use devices::{pci_cycles, start_netdom, start_netdom_instance, start_netdom_with};
+use devices::{
+    check_netdom_dma, pci_cycles, start_netdom, start_netdom_dma, start_netdom_instance,
+    start_netdom_with, DmaEscape,
+};
 use grant::{check_grant, start_grant, GrantState};
 use xenstore::start_xenstore;
 
@@ -82,6 +90,8 @@ enum State {
         handed: Option<crate::nic::Handed>,
         round: u32,
     },
+    /// netdom hands the NIC a frame of dom0's; the IOMMU must refuse.
+    NetdomDma(DmaEscape),
     /// netdom relays XenAPI clients to dom0's toolstack.
     NetdomXenapi {
         handed: crate::nic::Handed,
@@ -196,7 +206,7 @@ impl SelfTest {
         lp.after(DEADLINE_NS, DEADLINE_TOKEN);
         info!("selftest {name}: start");
         let index = match name {
-            "xenstore" | "xenapi" | "netdom" | "netdom-xenapi" => usize::MAX,
+            "xenstore" | "xenapi" | "netdom" | "netdom-dma" | "netdom-xenapi" => usize::MAX,
             _ => testdom(platform),
         };
         let state = match name {
@@ -227,6 +237,7 @@ impl SelfTest {
             "xenstore" => start_xenstore(platform, lp),
             "pci" => pci_cycles(platform, lp, index),
             "netdom" => start_netdom(platform, lp),
+            "netdom-dma" => start_netdom_dma(platform, lp),
             "netdom-xenapi" => State::NetdomXenapi {
                 handed: start_netdom_with(platform, lp, true),
                 ready: false,
@@ -353,6 +364,7 @@ impl SelfTest {
                 *handed = Some(start_netdom_instance(platform, lp));
                 *round = 2;
             }
+            State::NetdomDma(escape) => check_netdom_dma(&name, platform, lp, escape),
             State::NetdomXenapi { handed, ready, url } => {
                 let domid = handed.domid;
                 if console_says(platform, domid, b"FAIL:") {
