@@ -7,8 +7,10 @@
 //! with, the npm one with the same client object and event loop, which
 //! must see the VM the Python client creates after the rebuild.
 //!
-//! The platform is booted as `cargo xtask run` boots it (no self-test):
-//! the toolstack, and netdom with `restart = true`.
+//! The platform is the shipped bundle, booted as `cargo xtask run` boots it
+//! (no self-test): xenstore-dom (which holds VIRQ_DOM_EXC, so dom0 learns
+//! of the crash through `@releaseDomain`), the toolstack, and netdom with
+//! `restart = true`.
 
 use std::path::Path;
 use std::process::Command;
@@ -17,7 +19,8 @@ use std::time::Duration;
 use xcp_qemu_tests::clients::{free_port, node_modules_with_xen_api, python_with_xenapi, Peer};
 use xcp_qemu_tests::{Artifacts, Run};
 
-const PASSWORD: &str = "restart-pw";
+/// The documented default password of the shipped platform.toml.
+const PASSWORD: &str = "xcp-rs";
 
 fn script(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -33,17 +36,9 @@ fn clients_ride_out_a_netdom_crash() {
     let py = python_with_xenapi(cache);
     let modules = node_modules_with_xen_api(cache);
     let a = Artifacts::from_env();
-    let dir = a.scratch("netdom-restart");
-    let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);
-    let config = format!(
-        "[platform]\nname = \"restart\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
-         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 16\n\
-         restart = true\npassthrough = true\nnic = true\n"
-    );
-    let archive =
-        xcp_boot::assemble_bundle(&config, &[("netdom.elf".into(), a.path("netdom.elf"))]).unwrap();
-    let path = dir.join("bundle.cpio");
-    std::fs::write(&path, archive).unwrap();
+    // The shipped bundle, as `cargo xtask run` boots it: xenstore-dom, the
+    // toolstack (root / xcp-rs) and netdom with `restart = true`.
+    let path = a.path("bundle.cpio");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/");
     let mut launch = a.direct(&format!("xenapi-url={url}"), &path);
@@ -117,6 +112,9 @@ fn clients_ride_out_a_netdom_crash() {
     assert!(watcher_ok, "watcher:\n{watcher_out}\nlog:\n{log}");
     let has = |text: &str| assert!(log.contains(text), "the log lacks {text:?}:\n{log}");
     has("console> crash netdom");
+    // dom0 learnt of the crash from xenstore-dom's @releaseDomain.
+    has("dom0: VIRQ_DOM_EXC goes to xenstore");
+    has("dom0: dom0 watches @releaseDomain");
     has("restarting netdom with the NIC");
     has("relay link on port");
     has("back from domid");
