@@ -178,6 +178,24 @@ fn xenapi_in_dom0_serves_a_relay_and_starts_a_real_vm() {
         )),
         "XenAPI reports the domain dom0 built:\n{log}"
     );
+    // The guest crashes by itself: dom0 notices and applies the VM's
+    // actions_after_crash; the client sees it through event.from.
+    for line in [
+        "stopped: crash; actions_after_crash: destroyed, Halted",
+        "xenapi client: event: VM guest Halted domid -1",
+        "xenapi client: crash with actions_after_crash=destroy: VM guest (domid",
+        "stopped: crash; actions_after_crash: restarted as domid",
+        "xenapi client: crash with actions_after_crash=restart: VM guest Running again as domid",
+        "stopped: crash; 5 restarts in 60 s: Halted",
+        "xenapi client: crash loop: VM guest Halted after 5 restarts",
+    ] {
+        assert!(log.contains(line), "no {line:?} in:\n{log}");
+    }
+    let restarted = log
+        .lines()
+        .filter(|l| l.contains("dom0: xenapi: VM guest (domid") && l.contains("restarted as"))
+        .count();
+    assert_eq!(restarted, 5, "{log}");
     assert!(log.contains("xenapi client: all calls passed"), "{log}");
 }
 

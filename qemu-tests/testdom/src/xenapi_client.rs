@@ -4,7 +4,7 @@
 //! "xenapi client: all calls passed" when every answer was right.
 
 use alloc::borrow::ToOwned;
-use alloc::string::ToString;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use serde_json::{json, Value};
@@ -119,6 +119,89 @@ impl Client {
     }
 }
 
+fn domid_of(v: &Value) -> i64 {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .expect("a domid")
+}
+
+/// Waits with `event.from` for changes to `vm` until its power state is
+/// Halted; returns the (power_state, domid) of each VM event seen, in order.
+fn follow_until_halted(
+    c: &mut Client,
+    session: &str,
+    vm: &str,
+    token: &mut Value,
+) -> Vec<(String, i64)> {
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let r = c.call("event.from", json!([session, ["vm"], token, 10.0]));
+        *token = r["token"].clone();
+        for ev in r["events"].as_array().expect("events") {
+            if ev["ref"] != json!(vm) || ev["operation"] != json!("mod") {
+                continue;
+            }
+            let snap = &ev["snapshot"];
+            let state = snap["power_state"]
+                .as_str()
+                .expect("a power state")
+                .to_owned();
+            let d = domid_of(&snap["domid"]);
+            log::info!("xenapi client: event: VM guest {state} domid {d}");
+            seen.push((state.clone(), d));
+            if state == "Halted" {
+                return seen;
+            }
+        }
+    }
+    panic!("VM guest never halted: {seen:?}");
+}
+
+/// The guest crashes by itself (testdom's `panic`): with
+/// actions_after_crash = destroy the VM goes Halted; with restart it runs
+/// again as new domains until the crash-loop cap halts it. The domids come
+/// from the events (the first is VM.start's): the guest may crash before a
+/// `VM.get_domid` would answer.
+fn crashes(c: &mut Client, session: &str, vm: &str, first: i64) {
+    c.call("VM.set_PV_args", json!([session, vm, "panic"]));
+    c.call(
+        "VM.set_actions_after_crash",
+        json!([session, vm, "destroy"]),
+    );
+    let mut token = c.call("event.from", json!([session, ["vm"], "", 0.0]))["token"].clone();
+    c.call("VM.start", json!([session, vm, false, false]));
+    let seen = follow_until_halted(c, session, vm, &mut token);
+    let (state, d) = seen[0].clone();
+    assert_eq!(state, "Running", "{seen:?}");
+    assert!(d > first, "a new domain: {seen:?}");
+    assert_eq!(seen.len(), 2, "started, then halted: {seen:?}");
+    assert_eq!(seen[1], ("Halted".to_owned(), -1));
+    let resident = c.call("VM.get_resident_on", json!([session, vm]));
+    assert_eq!(resident, json!("OpaqueRef:NULL"));
+    log::info!("xenapi client: crash with actions_after_crash=destroy: VM guest (domid {d}) Halted, domid -1");
+
+    c.call(
+        "VM.set_actions_after_crash",
+        json!([session, vm, "restart"]),
+    );
+    let mut token = c.call("event.from", json!([session, ["vm"], "", 0.0]))["token"].clone();
+    c.call("VM.start", json!([session, vm, false, false]));
+    let seen = follow_until_halted(c, session, vm, &mut token);
+    let (_, mut last) = seen[0].clone();
+    let mut restarts = 0;
+    for (state, domid) in &seen[1..] {
+        if state == "Running" {
+            assert!(*domid > last, "each restart is a new domain: {seen:?}");
+            log::info!("xenapi client: crash with actions_after_crash=restart: VM guest Running again as domid {domid} (was {last})");
+            last = *domid;
+            restarts += 1;
+        }
+    }
+    assert_eq!(seen.last(), Some(&("Halted".to_owned(), -1)));
+    assert_eq!(restarts, 5, "the crash-loop cap: {seen:?}");
+    log::info!("xenapi client: crash loop: VM guest Halted after {restarts} restarts");
+}
+
 /// Runs the scenario, logs the verdict, and idles.
 pub fn run(arg: &str, password: &str) -> ! {
     let (dom0_tx, dom0_rx, dom0_port) = three(arg).expect("xenapi-relay=<gref>,<gref>,<port>");
@@ -171,6 +254,7 @@ pub fn run(arg: &str, password: &str) -> ! {
     c.call("VM.hard_shutdown", json!([session, vm]));
     let state = c.call("VM.get_power_state", json!([session, vm]));
     assert_eq!(state, json!("Halted"));
+    crashes(&mut c, &session, &vm, domid);
     c.call("session.logout", json!([session]));
     log::info!("xenapi client: all calls passed (the guest was domid {domid})");
     loop {

@@ -195,6 +195,9 @@ fn main(boot: Boot) -> ! {
     if app.platform.xs.is_some() {
         lp.after(XS_CHECK_NS, XS_CHECK_TOKEN);
     }
+    if app.toolstack.is_some() {
+        lp.after(VM_CHECK_NS, VM_CHECK_TOKEN);
+    }
     lp.run(&mut app);
     idle()
 }
@@ -203,6 +206,13 @@ fn main(boot: Boot) -> ! {
 /// VIRQ_DOM_EXC, so its own death reaches nobody).
 const XS_CHECK_TOKEN: u64 = 0x75c;
 const XS_CHECK_NS: u64 = 1_000_000_000;
+
+/// Timer token of the XenAPI VMs' backstop check: a VM's domain that
+/// stopped without a VIRQ_DOM_EXC reaching dom0 (the xenstore domain holds
+/// it and fires `@releaseDomain` only for domains it knows) is noticed
+/// within this period.
+const VM_CHECK_TOKEN: u64 = 0x7c4;
+const VM_CHECK_NS: u64 = 1_000_000_000;
 
 /// Timer token of the parked-call re-check.
 const TICK_TOKEN: u64 = 0x71c;
@@ -366,6 +376,14 @@ impl Dom0 {
         }
     }
 
+    /// Applies the policy of XenAPI VMs whose domains stopped, then serves
+    /// the calls that waited for such a change.
+    fn check_vms(&mut self, lp: &mut Loop) {
+        if self.toolstack.as_mut().is_some_and(|ts| ts.check_vms()) {
+            self.pump_relays(lp, None);
+        }
+    }
+
     fn pump_relays(&mut self, lp: &mut Loop, only: Option<u32>) {
         let Some(ts) = self.toolstack.as_mut() else {
             return;
@@ -401,10 +419,15 @@ impl App for Dom0 {
                 self.run_command(lp, &line);
             }
         }
+        let lifecycle = self.platform.is_lifecycle_port(port);
         let mut ours = self.platform.on_event(lp, port);
         // Calls to xenstore above may have received @releaseDomain.
-        ours |= self.platform.poll_lifecycle(lp);
+        let released = self.platform.poll_lifecycle(lp);
+        ours |= released;
         self.handle_nic_stops(lp);
+        if lifecycle || released {
+            self.check_vms(lp);
+        }
         if let Some((domid, url)) = &self.netdom_ready {
             let listening = self.platform.live.get(domid).is_some_and(|l| {
                 let text = b"XenAPI relay listening on";
@@ -438,6 +461,11 @@ impl App for Dom0 {
             if self.platform.xs.is_some() {
                 lp.after(XS_CHECK_NS, XS_CHECK_TOKEN);
             }
+            return;
+        }
+        if token == VM_CHECK_TOKEN {
+            self.check_vms(lp);
+            lp.after(VM_CHECK_NS, VM_CHECK_TOKEN);
             return;
         }
         if token == TICK_TOKEN {

@@ -263,6 +263,12 @@ impl Platform {
         false
     }
 
+    /// Whether `port` carries domain-lifecycle news: VIRQ_DOM_EXC, or the
+    /// xenstore connection that delivers `@releaseDomain`.
+    pub fn is_lifecycle_port(&self, port: u32) -> bool {
+        port == self.dom_exc || self.xs.as_ref().is_some_and(|x| x.port == port)
+    }
+
     /// Checks the managed domains when the xenstore domain fired
     /// `@releaseDomain` (events received during other xenstore calls
     /// count: call this after any). Returns whether it fired.

@@ -16,6 +16,7 @@ use xcp_runtime::paging::Frame;
 use xenapi::auth::PasswordHash;
 use xenapi::engine::{Config, Engine, Handled};
 use xenapi::hypervisor::{DomainSpec, Hypervisor, HypervisorError, ShutdownReason};
+use xenapi::lifecycle::{AfterStop, StopReason};
 use xenapi::rng::Entropy;
 use xenapi::value::Instant;
 use xenapi::wal::MemStorage;
@@ -136,6 +137,69 @@ impl Toolstack {
             engine,
             conns: BTreeMap::new(),
         })
+    }
+
+    /// Looks at the domain of every VM the engine believes runs and
+    /// reports those Xen says shut down (or no longer knows) to the engine,
+    /// which applies the VM's `actions_after_*`. dom0 calls this on
+    /// VIRQ_DOM_EXC / `@releaseDomain` and on a 1 s timer. Returns whether
+    /// the engine changed (parked `event.from` calls should be served).
+    pub fn check_vms(&mut self) -> bool {
+        use xcp_domains::{observe, Observed, Reason};
+        let mut changed = false;
+        for domid in self.engine.running_domids() {
+            let Ok(d) = u16::try_from(domid) else {
+                continue;
+            };
+            let observed = match xcp_runtime::control::domain_info(d) {
+                Ok(info) if info.domain == d => observe(info.flags),
+                _ => Observed::Gone,
+            };
+            let (reason, word) = match observed {
+                Observed::Alive | Observed::Dying => continue,
+                Observed::Gone => (StopReason::Vanished, "vanished"),
+                Observed::Shutdown(r) => (
+                    match r {
+                        Reason::Poweroff => StopReason::Poweroff,
+                        Reason::Reboot => StopReason::Reboot,
+                        Reason::Crash | Reason::Watchdog => StopReason::Crash,
+                        _ => StopReason::Other,
+                    },
+                    r.as_str(),
+                ),
+            };
+            match self.engine.domain_stopped(now(), domid, reason) {
+                Ok(Some(stopped)) => {
+                    changed = true;
+                    let name = &stopped.name;
+                    let policy = stopped.policy;
+                    if let Some(e) = &stopped.destroy_error {
+                        log::warn!("xenapi: VM {name}: destroying domid {domid}: {e}");
+                    }
+                    match stopped.outcome {
+                        AfterStop::Halted => log::info!(
+                            "xenapi: VM {name} (domid {domid}) stopped: {word}; {policy}: destroyed, Halted"
+                        ),
+                        AfterStop::Restarted { domid: new } => log::info!(
+                            "xenapi: VM {name} (domid {domid}) stopped: {word}; {policy}: restarted as domid {new}"
+                        ),
+                        AfterStop::Preserved => log::info!(
+                            "xenapi: VM {name} (domid {domid}) stopped: {word}; {policy}: preserved"
+                        ),
+                        AfterStop::GaveUp { restarts } => log::warn!(
+                            "xenapi: VM {name} (domid {domid}) stopped: {word}; {restarts} restarts in {} s: Halted",
+                            xenapi::lifecycle::RESTART_WINDOW_MS / 1000
+                        ),
+                        AfterStop::RestartFailed(e) => log::error!(
+                            "xenapi: VM {name} (domid {domid}) stopped: {word}; restart failed ({e}): Halted"
+                        ),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => log::error!("xenapi: VM domid {domid} stopped: {e:?}"),
+            }
+        }
+        changed
     }
 
     /// Connections with a parked call (`event.from` waiting for changes).

@@ -135,8 +135,13 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     pub(crate) config: Config,
     pub(crate) jobs: VecDeque<Job>,
     pub(crate) now: Instant,
-    poisoned: bool,
+    pub(crate) poisoned: bool,
     wal_bytes: u64,
+    /// When each VM was last restarted by its own stop policy (not
+    /// persisted: a restarted toolstack halts every guest anyway).
+    pub(crate) auto_restarts: BTreeMap<String, VecDeque<Instant>>,
+    /// Domains left shut down by `preserve`: no longer watched.
+    pub(crate) preserved: alloc::collections::BTreeSet<u32>,
     pub(crate) login_budget: crate::session::LoginBudget,
 }
 
@@ -178,6 +183,8 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             now: Instant(0),
             poisoned: false,
             wal_bytes,
+            auto_restarts: BTreeMap::new(),
+            preserved: alloc::collections::BTreeSet::new(),
             login_budget: crate::session::LoginBudget::default(),
         })
     }

@@ -21,6 +21,7 @@ pub mod events;
 pub mod http;
 pub mod hypervisor;
 pub mod jsonrpc;
+pub mod lifecycle;
 pub mod power;
 pub mod rng;
 pub mod schema;

@@ -26,11 +26,11 @@ use crate::schema::{class, class_id, ClassId};
 use crate::value::{format_datetime, Value, NULL_REF};
 use crate::wal::Storage;
 
-fn vm_class() -> ClassId {
+pub(crate) fn vm_class() -> ClassId {
     class_id("VM").expect("schema has VM")
 }
 
-fn hv_err(e: HypervisorError) -> ApiError {
+pub(crate) fn hv_err(e: HypervisorError) -> ApiError {
     ApiError {
         code: INTERNAL_ERROR,
         params: alloc::vec![e.0],
@@ -61,7 +61,7 @@ pub fn allowed_in(state: &str, template: bool, control_domain: bool) -> &'static
 }
 
 impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
-    fn vm_field(&self, vm: &str, f: &str) -> Value {
+    pub(crate) fn vm_field(&self, vm: &str, f: &str) -> Value {
         self.db
             .field(vm_class(), vm, f)
             .cloned()
@@ -167,7 +167,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         Ok(state)
     }
 
-    fn domid(&self, vm: &str) -> u32 {
+    pub(crate) fn domid(&self, vm: &str) -> u32 {
         self.vm_field(vm, "domid").as_int().unwrap_or(-1).max(0) as u32
     }
 
@@ -192,7 +192,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         }
     }
 
-    fn set_power(&mut self, vm: &str, state: &str, domid: i64) {
+    pub(crate) fn set_power(&mut self, vm: &str, state: &str, domid: i64) {
         self.set_vm(vm, "power_state", Value::str(state));
         self.set_vm(vm, "domid", Value::Int(domid));
         let host = if state == "Halted" {
@@ -211,10 +211,18 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 }
             }
         }
-        if state == "Running" || state == "Paused" {
-            let mc = class_id("VM_metrics").expect("schema class");
-            let m = self.vm_field(vm, "metrics");
-            let now = Value::DateTime(format_datetime(self.now));
+        let mc = class_id("VM_metrics").expect("schema class");
+        let m = self.vm_field(vm, "metrics");
+        let now = Value::DateTime(format_datetime(self.now));
+        // As xapi: the metrics say what kind of domain runs (none when
+        // Halted) and when they last changed.
+        let live = state == "Running" || state == "Paused";
+        let kind = if live { "pv" } else { "unspecified" };
+        self.db
+            .set_named(mc, arg_str(&m), "current_domain_type", Value::str(kind));
+        self.db
+            .set_named(mc, arg_str(&m), "last_updated", now.clone());
+        if live {
             self.db
                 .set_named(mc, arg_str(&m), "state", Value::Array(Vec::new()));
             if self
@@ -266,7 +274,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         self.db.put(cc, &reference, rec);
     }
 
-    fn boot(&mut self, vm: &str, paused: bool) -> Result<(), ApiError> {
+    pub(crate) fn boot(&mut self, vm: &str, paused: bool) -> Result<(), ApiError> {
         let spec = self.spec(vm);
         let domid = self.hv.build(&spec).map_err(hv_err)?;
         if !paused {

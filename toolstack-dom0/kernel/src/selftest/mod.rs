@@ -16,7 +16,10 @@
 //!   released, its nodes removed.
 //! - `xenapi`: testdom plays the relay (netdom's role) and drives the XenAPI
 //!   toolstack in dom0 with JSON-RPC: login, pool, VM.create, VM.start (a
-//!   real domain), power state, hard shutdown, logout.
+//!   real domain), power state, hard shutdown; then the guest crashes by
+//!   itself (testdom `panic`): with actions_after_crash = destroy the client
+//!   sees (event.from) the VM Halted, with restart Running again as new
+//!   domids until the crash-loop cap halts it; logout.
 //! - `pci`: the NIC assigned to three testdoms in turn and given back.
 //! - `netdom`: dom0 hands the NIC to netdom (netdom/DESIGN.md: assignment
 //!   through the IOMMU, BAR rights, a config-space snapshot); when netdom
