@@ -178,8 +178,14 @@ fn xenapi_in_dom0_serves_a_relay_and_starts_a_real_vm() {
         )),
         "XenAPI reports the domain dom0 built:\n{log}"
     );
-    // The guest crashes by itself: dom0 notices and applies the VM's
-    // actions_after_crash; the client sees it through event.from.
+    let slowest = assert_vm_crashes_followed(log);
+    eprintln!("slowest stop noticed {slowest:.3} s after the build (VIRQ_DOM_EXC)");
+}
+
+/// The guest crashes by itself: dom0 notices and applies the VM's
+/// actions_after_crash; the client sees it through event.from. Returns the
+/// longest time from a VM domain's build to dom0 noticing its stop, s.
+fn assert_vm_crashes_followed(log: &str) -> f64 {
     for line in [
         "stopped: crash; actions_after_crash: destroyed, Halted",
         "xenapi client: event: VM guest Halted domid -1",
@@ -197,6 +203,66 @@ fn xenapi_in_dom0_serves_a_relay_and_starts_a_real_vm() {
         .count();
     assert_eq!(restarted, 5, "{log}");
     assert!(log.contains("xenapi client: all calls passed"), "{log}");
+    // Each crashing domain: built, then noticed stopped.
+    let mut slowest = 0.0f64;
+    for line in log
+        .lines()
+        .filter(|l| l.contains("dom0: xenapi: VM guest (domid") && l.contains("stopped: crash"))
+    {
+        let domid = line
+            .split("(domid ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap();
+        let built = log
+            .lines()
+            .find(|l| l.ends_with(&format!("dom0: xenapi: built VM guest as domid {domid}")))
+            .unwrap_or_else(|| panic!("domid {domid} was not built:\n{log}"));
+        let took = xcp_qemu_tests::stamp(line).unwrap() - xcp_qemu_tests::stamp(built).unwrap();
+        slowest = slowest.max(took);
+    }
+    slowest
+}
+
+#[test]
+fn xenapi_vm_stops_are_noticed_while_xenstore_dom_holds_virq_dom_exc() {
+    let a = Artifacts::from_env();
+    let dir = a.scratch("xenapi-xs");
+    let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);
+    let config = format!(
+        "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
+         [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 32\nxenstore = true\nstart = false\n\n\
+         [[domain]]\nname = \"testdom\"\nimage = \"testdom.elf\"\nmemory_mib = 8\nstart = false\n"
+    );
+    let archive = xcp_boot::assemble_bundle(
+        &config,
+        &[
+            ("testdom.elf".into(), a.path("testdom.elf")),
+            ("xenstore-dom.elf".into(), a.path("xenstore-dom.elf")),
+        ],
+    )
+    .unwrap();
+    let path = dir.join("bundle.cpio");
+    std::fs::write(&path, archive).unwrap();
+    let run = Run::start(
+        "selftest-xenapi-xs",
+        &a.direct(
+            &format!("test-exit selftest=xenapi xenapi-password={PASSWORD}"),
+            &path,
+        ),
+    );
+    let waited = run.wait_for("selftest xenapi: PASS", Duration::from_secs(150));
+    let outcome = run.finish(Duration::from_secs(20));
+    if let Err(e) = waited {
+        panic!("{e}\nexit status {:?}", outcome.status);
+    }
+    outcome.assert_verdict(verdict::PASS);
+    let log = &outcome.log;
+    assert!(log.contains("dom0: VIRQ_DOM_EXC goes to xenstore"), "{log}");
+    let slowest = assert_vm_crashes_followed(log);
+    // dom0's 1 s timer finds them (plus the build and TCG's slack).
+    assert!(slowest < 2.5, "a stop took {slowest} s to notice:\n{log}");
+    eprintln!("slowest stop noticed {slowest:.3} s after the build");
 }
 
 #[test]

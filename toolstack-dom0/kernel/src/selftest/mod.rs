@@ -19,7 +19,9 @@
 //!   real domain), power state, hard shutdown; then the guest crashes by
 //!   itself (testdom `panic`): with actions_after_crash = destroy the client
 //!   sees (event.from) the VM Halted, with restart Running again as new
-//!   domids until the crash-loop cap halts it; logout.
+//!   domids until the crash-loop cap halts it; logout. If the platform
+//!   config lists a xenstore domain, it is started first (it then holds
+//!   VIRQ_DOM_EXC).
 //! - `pci`: the NIC assigned to three testdoms in turn and given back.
 //! - `netdom`: dom0 hands the NIC to netdom (netdom/DESIGN.md: assignment
 //!   through the IOMMU, BAR rights, a config-space snapshot); when netdom
@@ -236,7 +238,17 @@ impl SelfTest {
             }
             "grant" => State::Grant(start_grant(platform, lp, index)),
             "channel" => State::Channel(start_channel(platform, lp, index)),
-            "xenapi" => State::Xenapi { domid: 0 },
+            "xenapi" => {
+                // With a xenstore domain configured, it runs first and holds
+                // VIRQ_DOM_EXC: dom0 then learns of the VMs' stops from its
+                // timer (they are not introduced to xenstore).
+                if let Some(xs) = platform.configs().iter().position(|c| c.xenstore) {
+                    if platform.start(lp, xs, None).is_err() || platform.xs.is_none() {
+                        fail(name, "could not start xenstore-dom");
+                    }
+                }
+                State::Xenapi { domid: 0 }
+            }
             "xenstore" => start_xenstore(platform, lp),
             "pci" => pci_cycles(platform, lp, index),
             "netdom" => start_netdom(platform, lp),
