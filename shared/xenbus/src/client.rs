@@ -22,12 +22,12 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::error::{Error, Malformed, XsErrno};
+use crate::error::{Error, Malformed};
 use crate::perms::{push_decimal, Perm};
 use crate::reply::{self, Reply, TxId};
 use crate::ring::{self, RingPage};
 use crate::wire::{
-    self, Frame, MsgType, HEADER_LEN, XENSTORE_ABS_PATH_MAX, XENSTORE_PAYLOAD_MAX,
+    self, MsgType, Parse, HEADER_LEN, XENSTORE_ABS_PATH_MAX, XENSTORE_PAYLOAD_MAX,
     XENSTORE_REL_PATH_MAX,
 };
 
@@ -317,10 +317,10 @@ impl Client {
         }
         let mut start = 0;
         loop {
-            match wire::frame(&self.inbuf[start..]) {
-                Frame::NeedMore(_) => break,
-                Frame::TooLong(_) => return Err(self.stop(Error::Malformed(Malformed::TooLong))),
-                Frame::Message { header, total } => {
+            match wire::parse(&self.inbuf[start..]) {
+                Parse::NeedMore(_) => break,
+                Parse::Bad(_) => return Err(self.stop(Error::Malformed(Malformed::TooLong))),
+                Parse::Message { header, total } => {
                     let payload = &self.inbuf[start + HEADER_LEN..start + total];
                     if header.ty == MsgType::WatchEvent {
                         let event = parse_event(payload);
@@ -331,7 +331,7 @@ impl Client {
                         self.slots.remove(&header.req_id);
                     } else if let Some(Slot::Waiting(request)) = self.slots.get(&header.req_id) {
                         let result = if header.ty == MsgType::Error {
-                            Err(Error::Xs(XsErrno::from_payload(payload)))
+                            Err(Error::from_xs_payload(payload))
                         } else if header.ty != *request {
                             Err(Error::Malformed(Malformed::WrongType))
                         } else {
@@ -508,6 +508,7 @@ fn parse_event(payload: &[u8]) -> Option<WatchEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::XsErrno;
 
     fn reply(ty: MsgType, req_id: u32, payload: &[u8]) -> Vec<u8> {
         wire::encode(ty, req_id, 0, payload).expect("small")

@@ -2,107 +2,13 @@
 //!
 //! Read first: xs_wire.h `xsd_errors`. xenstored answers a failed request
 //! with an XS_ERROR message whose payload is the errno *name* ("ENOENT\0");
-//! [`XsErrno`] maps those names 1:1 and keeps unknown names as `Unknown`
-//! (totality: a server may invent names, e.g. oxenstored's EQUOTA).
+//! [`XsErrno`] (`xcp-xs-wire`'s table) maps those names 1:1 and
+//! [`Error::XsUnknown`] keeps the rest (totality: a server may invent
+//! names).
 
-/// An errno name from an XS_ERROR reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum XsErrno {
-    /// EINVAL.
-    Einval,
-    /// EACCES.
-    Eacces,
-    /// EEXIST.
-    Eexist,
-    /// EISDIR.
-    Eisdir,
-    /// ENOENT.
-    Enoent,
-    /// ENOMEM.
-    Enomem,
-    /// ENOSPC: a quota (nodes, size, transactions, perms) is exhausted.
-    Enospc,
-    /// EIO.
-    Eio,
-    /// ENOTEMPTY.
-    Enotempty,
-    /// ENOSYS: the server does not implement the request type.
-    Enosys,
-    /// EROFS.
-    Erofs,
-    /// EBUSY.
-    Ebusy,
-    /// EAGAIN: a transaction conflicted; retry it.
-    Eagain,
-    /// EISCONN.
-    Eisconn,
-    /// E2BIG: reply too large, or too many watches.
-    E2big,
-    /// EPERM.
-    Eperm,
-    /// EQUOTA (oxenstored's quota error).
-    Equota,
-    /// A name this client does not know.
-    Unknown,
-}
-
-impl XsErrno {
-    /// Every known name, in xs_wire.h order (EQUOTA last).
-    pub const ALL: [XsErrno; 17] = [
-        XsErrno::Einval,
-        XsErrno::Eacces,
-        XsErrno::Eexist,
-        XsErrno::Eisdir,
-        XsErrno::Enoent,
-        XsErrno::Enomem,
-        XsErrno::Enospc,
-        XsErrno::Eio,
-        XsErrno::Enotempty,
-        XsErrno::Enosys,
-        XsErrno::Erofs,
-        XsErrno::Ebusy,
-        XsErrno::Eagain,
-        XsErrno::Eisconn,
-        XsErrno::E2big,
-        XsErrno::Eperm,
-        XsErrno::Equota,
-    ];
-
-    /// The errno name as sent on the wire (without the nul).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            XsErrno::Einval => "EINVAL",
-            XsErrno::Eacces => "EACCES",
-            XsErrno::Eexist => "EEXIST",
-            XsErrno::Eisdir => "EISDIR",
-            XsErrno::Enoent => "ENOENT",
-            XsErrno::Enomem => "ENOMEM",
-            XsErrno::Enospc => "ENOSPC",
-            XsErrno::Eio => "EIO",
-            XsErrno::Enotempty => "ENOTEMPTY",
-            XsErrno::Enosys => "ENOSYS",
-            XsErrno::Erofs => "EROFS",
-            XsErrno::Ebusy => "EBUSY",
-            XsErrno::Eagain => "EAGAIN",
-            XsErrno::Eisconn => "EISCONN",
-            XsErrno::E2big => "E2BIG",
-            XsErrno::Eperm => "EPERM",
-            XsErrno::Equota => "EQUOTA",
-            XsErrno::Unknown => "E?",
-        }
-    }
-
-    /// Decode an XS_ERROR payload: the name up to the first nul (or the
-    /// whole payload if there is none). Never fails.
-    pub fn from_payload(payload: &[u8]) -> XsErrno {
-        let name = payload.split(|b| *b == 0).next().unwrap_or(&[]);
-        XsErrno::ALL
-            .iter()
-            .copied()
-            .find(|e| e.as_str().as_bytes() == name)
-            .unwrap_or(XsErrno::Unknown)
-    }
-}
+/// An errno name from an XS_ERROR reply: `xcp-xs-wire`'s table, shared
+/// with the engine. A name it does not know is [`Error::XsUnknown`].
+pub use xcp_xs_wire::Errno as XsErrno;
 
 /// Why a reply could not be understood: the server broke the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -123,6 +29,8 @@ pub enum Malformed {
 pub enum Error {
     /// xenstored answered XS_ERROR with this name.
     Xs(XsErrno),
+    /// xenstored answered XS_ERROR with a name this client does not know.
+    XsUnknown,
     /// The reply or the stream was malformed.
     Malformed(Malformed),
     /// A ring index pair was out of range (the peer corrupted the page),
@@ -152,10 +60,20 @@ impl From<XsErrno> for Error {
     }
 }
 
+impl Error {
+    /// Decode an XS_ERROR payload: the name up to the first nul (or the
+    /// whole payload if there is none). Never fails: a name outside the
+    /// table is [`Error::XsUnknown`].
+    pub fn from_xs_payload(payload: &[u8]) -> Error {
+        XsErrno::from_payload(payload).map_or(Error::XsUnknown, Error::Xs)
+    }
+}
+
 impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Error::Xs(e) => f.write_str(e.as_str()),
+            Error::XsUnknown => f.write_str("E?"),
             Error::Malformed(m) => write!(f, "malformed reply: {m:?}"),
             Error::Ring => f.write_str("xenstore ring corrupted"),
             Error::Closed => f.write_str("xenstore connection closed"),
@@ -177,17 +95,21 @@ mod tests {
         for e in XsErrno::ALL {
             let mut payload = alloc::vec::Vec::from(e.as_str().as_bytes());
             payload.push(0);
-            assert_eq!(XsErrno::from_payload(&payload), e);
-            assert_eq!(XsErrno::from_payload(e.as_str().as_bytes()), e);
+            assert_eq!(Error::from_xs_payload(&payload), Error::Xs(e));
+            assert_eq!(Error::from_xs_payload(e.as_str().as_bytes()), Error::Xs(e));
         }
     }
 
     #[test]
     fn unknown_and_hostile_names() {
-        assert_eq!(XsErrno::from_payload(b""), XsErrno::Unknown);
-        assert_eq!(XsErrno::from_payload(b"EWHAT\0"), XsErrno::Unknown);
-        assert_eq!(XsErrno::from_payload(b"ENOENTX\0"), XsErrno::Unknown);
-        assert_eq!(XsErrno::from_payload(b"\0ENOENT\0"), XsErrno::Unknown);
-        assert_eq!(XsErrno::from_payload(b"EAGAIN\0junk"), XsErrno::Eagain);
+        assert_eq!(Error::from_xs_payload(b""), Error::XsUnknown);
+        assert_eq!(Error::from_xs_payload(b"EWHAT\0"), Error::XsUnknown);
+        assert_eq!(Error::from_xs_payload(b"ENOENTX\0"), Error::XsUnknown);
+        assert_eq!(Error::from_xs_payload(b"\0ENOENT\0"), Error::XsUnknown);
+        assert_eq!(
+            Error::from_xs_payload(b"EAGAIN\0junk"),
+            Error::Xs(XsErrno::Eagain)
+        );
+        assert_eq!(alloc::format!("{}", Error::XsUnknown), "E?");
     }
 }

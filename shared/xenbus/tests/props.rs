@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use xcp_xenbus::ring::{self, RingPage};
-use xcp_xenbus::wire::{self, frame, Frame, Header, MsgType};
+use xcp_xenbus::wire::{self, parse, BadReason, Header, MsgType, Parse};
 use xcp_xenbus::{reply, Client, Error, Limits, RequestId, TxId};
 
 fn any_type() -> impl Strategy<Value = MsgType> {
@@ -70,10 +70,10 @@ proptest! {
 
     #[test]
     fn framing_is_total_and_consistent(bytes in proptest::collection::vec(any::<u8>(), 0..5000)) {
-        match frame(&bytes) {
-            Frame::NeedMore(n) => prop_assert!(n > 0),
-            Frame::TooLong(len) => prop_assert!(len as usize > wire::XENSTORE_PAYLOAD_MAX),
-            Frame::Message { header, total } => {
+        match parse(&bytes) {
+            Parse::NeedMore(n) => prop_assert!(n > 0),
+            Parse::Bad(BadReason::PayloadTooLong(len)) => prop_assert!(len as usize > wire::XENSTORE_PAYLOAD_MAX),
+            Parse::Message { header, total } => {
                 prop_assert_eq!(total, 16 + header.len as usize);
                 prop_assert!(total <= bytes.len());
                 prop_assert_eq!(Header::parse(&bytes).map(|h| h.emit()), Some(header.emit()));
@@ -142,7 +142,7 @@ proptest! {
         page.read(ring::REQ, &mut sent);
         let mut headers = Vec::new();
         let mut rest = &sent[..];
-        while let Frame::Message { header, total } = frame(rest) {
+        while let Parse::Message { header, total } = parse(rest) {
             headers.push(header);
             rest = &rest[total..];
         }

@@ -1,6 +1,9 @@
-//! xs_wire, the part both ends of xenstore share: the 16-byte message
-//! header, the message types and the protocol's size limits. Used by the
-//! xenstore engine (the server) and the xenbus client.
+//! xs_wire, the part both ends of xenstore share: header, types, framing.
+//!
+//! The 16-byte message header, the message types, the protocol's size
+//! limits, the errno names ([`Errno`]), the stream framing ([`parse`]) and
+//! the ring page with its byte copies ([`ring`]). Used by the xenstore
+//! engine (the server) and the xenbus client, each adding only its own side.
 //!
 //! Read first: xs_wire.h (`struct xsd_sockmsg`, `enum xsd_sockmsg_type`),
 //! docs/misc/xenstore.txt. Every message in either direction is `{type,
@@ -8,6 +11,16 @@
 //! bytes, `len <= 4096` (XENSTORE_PAYLOAD_MAX).
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+mod errno;
+mod frame;
+pub mod ring;
+
+pub use errno::Errno;
+pub use frame::{parse, BadReason, Parse};
 
 /// Size of `struct xsd_sockmsg`.
 pub const HEADER_LEN: usize = 16;
@@ -142,90 +155,6 @@ impl Header {
     }
 }
 
-/// The xenstore ring page (xs_wire.h `struct xenstore_domain_interface`):
-/// two 1024-byte byte rings, `req` (client to server) and `rsp` (server to
-/// client), then free-running u32 indexes and the feature/error words, and
-/// the page-access trait both ends use.
-pub mod ring {
-    /// XENSTORE_RING_SIZE.
-    pub const XENSTORE_RING_SIZE: u32 = 1024;
-    /// Offset of `req[]`.
-    pub const REQ: usize = 0;
-    /// Offset of `rsp[]`.
-    pub const RSP: usize = 1024;
-    /// Offset of `req_cons`.
-    pub const REQ_CONS: usize = 2048;
-    /// Offset of `req_prod`.
-    pub const REQ_PROD: usize = 2052;
-    /// Offset of `rsp_cons`.
-    pub const RSP_CONS: usize = 2056;
-    /// Offset of `rsp_prod`.
-    pub const RSP_PROD: usize = 2060;
-    /// Offset of `server_features`.
-    pub const SERVER_FEATURES: usize = 2064;
-    /// Offset of `connection`.
-    pub const CONNECTION: usize = 2068;
-    /// Offset of `error`.
-    pub const ERROR: usize = 2072;
-    /// XENSTORE_SERVER_FEATURE_RECONNECTION.
-    pub const XENSTORE_SERVER_FEATURE_RECONNECTION: u32 = 1;
-    /// XENSTORE_SERVER_FEATURE_ERROR.
-    pub const XENSTORE_SERVER_FEATURE_ERROR: u32 = 2;
-
-    /// Access to a mapped ring page. Implementations order loads and stores
-    /// as the ring protocol needs: acquire when loading an index, release
-    /// when storing one (the runtime's pages do exactly that).
-    pub trait RingPage {
-        /// Load the u32 at `offset` (one of the index/field offsets).
-        fn load_u32(&self, offset: usize) -> u32;
-        /// Store a u32 at `offset`.
-        fn store_u32(&mut self, offset: usize, value: u32);
-        /// Copy `buf.len()` bytes out of the page at `offset`.
-        fn read(&self, offset: usize, buf: &mut [u8]);
-        /// Copy `buf` into the page at `offset`.
-        fn write(&mut self, offset: usize, buf: &[u8]);
-    }
-
-    /// A plain page, for tests and simulations.
-    impl RingPage for [u8; 4096] {
-        fn load_u32(&self, offset: usize) -> u32 {
-            let mut b = [0u8; 4];
-            b.copy_from_slice(&self[offset..offset + 4]);
-            u32::from_le_bytes(b)
-        }
-        fn store_u32(&mut self, offset: usize, value: u32) {
-            self[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
-        }
-        fn read(&self, offset: usize, buf: &mut [u8]) {
-            buf.copy_from_slice(&self[offset..offset + buf.len()]);
-        }
-        fn write(&mut self, offset: usize, buf: &[u8]) {
-            self[offset..offset + buf.len()].copy_from_slice(buf);
-        }
-    }
-
-    /// A [`RingPage`] over any `xcp_ring::SharedPage` (the runtime's grant
-    /// mappings, frames and page views: volatile bytes, acquire/release
-    /// indexes).
-    #[derive(Debug)]
-    pub struct SharedRing<P>(pub P);
-
-    impl<P: xcp_ring::SharedPage> RingPage for SharedRing<P> {
-        fn load_u32(&self, offset: usize) -> u32 {
-            self.0.load_u32(offset)
-        }
-        fn store_u32(&mut self, offset: usize, value: u32) {
-            self.0.store_u32(offset, value)
-        }
-        fn read(&self, offset: usize, buf: &mut [u8]) {
-            self.0.read(offset, buf)
-        }
-        fn write(&mut self, offset: usize, buf: &[u8]) {
-            self.0.write(offset, buf)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +172,15 @@ mod tests {
         assert_eq!(h.ty.code(), 999);
         assert_eq!(MsgType::from_code(2), MsgType::Read);
         assert_eq!(Header::parse(&bytes[..15]), None);
+    }
+
+    #[test]
+    fn types_are_total_and_round_trip() {
+        for code in (0..40).chain([0xffff, u32::MAX]) {
+            assert_eq!(MsgType::from_code(code).code(), code);
+        }
+        assert_eq!(MsgType::from_code(20), MsgType::Unknown(20));
+        assert_eq!(MsgType::from_code(0xffff), MsgType::Unknown(0xffff));
+        assert_eq!(MsgType::from_code(26), MsgType::SetQuota);
     }
 }

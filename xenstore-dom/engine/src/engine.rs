@@ -19,7 +19,7 @@ use crate::perms::{Caller, Perms};
 use crate::quota::Quotas;
 use crate::store::Store;
 use crate::watch::{may_see, ConnId, Event, Watch};
-use crate::wire::{self, BadReason, Header, MsgType, Parse, HEADER_LEN};
+use crate::wire::{self, BadReason, Header, MsgType, Parse, ReceiveError, HEADER_LEN};
 
 /// Server features this engine offers (`server_features`, GET_FEATURE):
 /// XENSTORE_SERVER_FEATURE_RECONNECTION | XENSTORE_SERVER_FEATURE_ERROR.
@@ -231,12 +231,12 @@ impl Engine {
     /// flow control stops input (the rest stays with the peer). A protocol
     /// violation returns `Err`, records [`Effect::ProtocolError`], releases
     /// the connection's watches and transactions and refuses further input.
-    pub fn receive(&mut self, conn: ConnId, bytes: &[u8]) -> Result<usize, BadReason> {
+    pub fn receive(&mut self, conn: ConnId, bytes: &[u8]) -> Result<usize, ReceiveError> {
         let mut taken = 0;
         loop {
             if !self.wants_input(conn) {
                 if self.conns.get(&conn).is_some_and(|c| c.broken) {
-                    return Err(BadReason::Broken);
+                    return Err(ReceiveError::Broken);
                 }
                 return Ok(taken);
             }
@@ -283,7 +283,7 @@ impl Engine {
         }
     }
 
-    fn violation(&mut self, conn: ConnId, reason: BadReason) -> BadReason {
+    fn violation(&mut self, conn: ConnId, reason: BadReason) -> ReceiveError {
         let domid = self.conns.get(&conn).map_or(0, |c| c.domid);
         self.watches.retain(|w| w.conn != conn);
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -293,7 +293,7 @@ impl Engine {
             c.inbuf = Vec::new();
         }
         self.effects.push(Effect::ProtocolError { conn, domid });
-        reason
+        ReceiveError::Bad(reason)
     }
 
     /// Handle one whole request from `conn` (a parsed header and its

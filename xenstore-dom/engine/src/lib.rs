@@ -33,4 +33,4 @@ pub use engine::{Config, Effect, Engine, SUPPORTED_FEATURES};
 pub use error::{XsError, XsResult};
 pub use quota::Quotas;
 pub use watch::ConnId;
-pub use wire::{parse, BadReason, Header, MsgType, Parse};
+pub use wire::{parse, BadReason, Header, MsgType, Parse, ReceiveError};

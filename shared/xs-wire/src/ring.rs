@@ -1,0 +1,257 @@
+//! The xenstore ring page: layout, page access, and the byte copies with
+//! their index checks, for either end.
+//!
+//! Read first: xs_wire.h `struct xenstore_domain_interface`,
+//! docs/misc/xenstore-ring.txt. The page holds two 1024-byte byte rings,
+//! `req` (the client produces, the server consumes) and `rsp` (the server
+//! produces, the client consumes), then free-running u32 indexes and the
+//! feature/connection/error words. The server reads `req` and writes `rsp`;
+//! the client writes `req` and reads `rsp`: [`consume`] and [`produce`] take
+//! the [`Ring`] they work on.
+//!
+//! The peer may write anything at any time, so each index is loaded once
+//! and checked (`prod - cons` never above the 1024-byte ring, else
+//! [`BadIndexes`]: the server's XENSTORE_ERROR_RINGIDX), and bytes are
+//! copied out once before anyone parses them (XSA-155).
+
+use alloc::vec::Vec;
+
+/// XENSTORE_RING_SIZE.
+pub const XENSTORE_RING_SIZE: u32 = 1024;
+/// Offset of `req[]`.
+pub const REQ: usize = 0;
+/// Offset of `rsp[]`.
+pub const RSP: usize = 1024;
+/// Offset of `req_cons`.
+pub const REQ_CONS: usize = 2048;
+/// Offset of `req_prod`.
+pub const REQ_PROD: usize = 2052;
+/// Offset of `rsp_cons`.
+pub const RSP_CONS: usize = 2056;
+/// Offset of `rsp_prod`.
+pub const RSP_PROD: usize = 2060;
+/// Offset of `server_features`.
+pub const SERVER_FEATURES: usize = 2064;
+/// Offset of `connection`.
+pub const CONNECTION: usize = 2068;
+/// Offset of `error`.
+pub const ERROR: usize = 2072;
+/// XENSTORE_SERVER_FEATURE_RECONNECTION.
+pub const XENSTORE_SERVER_FEATURE_RECONNECTION: u32 = 1;
+/// XENSTORE_SERVER_FEATURE_ERROR.
+pub const XENSTORE_SERVER_FEATURE_ERROR: u32 = 2;
+
+/// Access to a mapped ring page. Implementations order loads and stores
+/// as the ring protocol needs: acquire when loading an index, release
+/// when storing one (the runtime's pages do exactly that).
+pub trait RingPage {
+    /// Load the u32 at `offset` (one of the index/field offsets).
+    fn load_u32(&self, offset: usize) -> u32;
+    /// Store a u32 at `offset`.
+    fn store_u32(&mut self, offset: usize, value: u32);
+    /// Copy `buf.len()` bytes out of the page at `offset`.
+    fn read(&self, offset: usize, buf: &mut [u8]);
+    /// Copy `buf` into the page at `offset`.
+    fn write(&mut self, offset: usize, buf: &[u8]);
+}
+
+/// A plain page, for tests and simulations.
+impl RingPage for [u8; 4096] {
+    fn load_u32(&self, offset: usize) -> u32 {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&self[offset..offset + 4]);
+        u32::from_le_bytes(b)
+    }
+    fn store_u32(&mut self, offset: usize, value: u32) {
+        self[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+    }
+    fn read(&self, offset: usize, buf: &mut [u8]) {
+        buf.copy_from_slice(&self[offset..offset + buf.len()]);
+    }
+    fn write(&mut self, offset: usize, buf: &[u8]) {
+        self[offset..offset + buf.len()].copy_from_slice(buf);
+    }
+}
+
+/// A [`RingPage`] over any `xcp_ring::SharedPage` (the runtime's grant
+/// mappings, frames and page views: volatile bytes, acquire/release
+/// indexes).
+#[derive(Debug)]
+pub struct SharedRing<P>(pub P);
+
+impl<P: xcp_ring::SharedPage> RingPage for SharedRing<P> {
+    fn load_u32(&self, offset: usize) -> u32 {
+        self.0.load_u32(offset)
+    }
+    fn store_u32(&mut self, offset: usize, value: u32) {
+        self.0.store_u32(offset, value)
+    }
+    fn read(&self, offset: usize, buf: &mut [u8]) {
+        self.0.read(offset, buf)
+    }
+    fn write(&mut self, offset: usize, buf: &[u8]) {
+        self.0.write(offset, buf)
+    }
+}
+
+/// One of the page's two byte rings: the direction bytes flow in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ring {
+    /// `req[]`, client to server.
+    Req,
+    /// `rsp[]`, server to client.
+    Rsp,
+}
+
+impl Ring {
+    /// Offsets of the ring's bytes, its consumer index and its producer
+    /// index.
+    const fn offsets(self) -> (usize, usize, usize) {
+        match self {
+            Ring::Req => (REQ, REQ_CONS, REQ_PROD),
+            Ring::Rsp => (RSP, RSP_CONS, RSP_PROD),
+        }
+    }
+}
+
+/// A ring index pair out of range (`prod - cons` above the ring size): the
+/// peer corrupted the page. The server answers it with
+/// XENSTORE_ERROR_RINGIDX.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadIndexes;
+
+/// Load `ring`'s `(cons, prod)` once each and check them: `prod - cons`
+/// (free-running, wrapping) is never above the ring size.
+fn load_indexes(page: &impl RingPage, ring: Ring) -> Result<(u32, u32), BadIndexes> {
+    let (_, cons_at, prod_at) = ring.offsets();
+    let cons = page.load_u32(cons_at);
+    let prod = page.load_u32(prod_at);
+    if prod.wrapping_sub(cons) > XENSTORE_RING_SIZE {
+        return Err(BadIndexes);
+    }
+    Ok((cons, prod))
+}
+
+/// Consumer side: copy up to `max` bytes out of `ring` into `out` and
+/// advance its `cons`. Returns how many were taken (the caller then
+/// notifies: the producer may be waiting for room).
+pub fn consume(
+    page: &mut impl RingPage,
+    ring: Ring,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> Result<usize, BadIndexes> {
+    let (data, cons_at, _) = ring.offsets();
+    let (cons, prod) = load_indexes(page, ring)?;
+    let n = (prod.wrapping_sub(cons) as usize).min(max);
+    let start = (cons % XENSTORE_RING_SIZE) as usize;
+    let first = n.min(XENSTORE_RING_SIZE as usize - start);
+    let base = out.len();
+    out.resize(base + n, 0);
+    page.read(data + start, &mut out[base..base + first]);
+    page.read(data, &mut out[base + first..base + n]);
+    // `n <= 1024`: the cast is exact.
+    page.store_u32(cons_at, cons.wrapping_add(n as u32));
+    Ok(n)
+}
+
+/// Producer side: copy as much of `bytes` as fits into `ring` and advance
+/// its `prod`. Returns how many bytes went (the caller then notifies).
+pub fn produce(page: &mut impl RingPage, ring: Ring, bytes: &[u8]) -> Result<usize, BadIndexes> {
+    let (data, _, prod_at) = ring.offsets();
+    let (cons, prod) = load_indexes(page, ring)?;
+    let used = prod.wrapping_sub(cons);
+    let n = bytes.len().min((XENSTORE_RING_SIZE - used) as usize);
+    let start = (prod % XENSTORE_RING_SIZE) as usize;
+    let first = n.min(XENSTORE_RING_SIZE as usize - start);
+    page.write(data + start, &bytes[..first]);
+    page.write(data, &bytes[first..n]);
+    // `n <= 1024`: the cast is exact.
+    page.store_u32(prod_at, prod.wrapping_add(n as u32));
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_wrap_and_advance() {
+        let mut page = [0u8; 4096];
+        page.store_u32(REQ_CONS, 1020);
+        page.store_u32(REQ_PROD, 1028);
+        page[1020..1024].copy_from_slice(b"abcd");
+        page[0..4].copy_from_slice(b"efgh");
+        let mut out = Vec::new();
+        assert_eq!(consume(&mut page, Ring::Req, &mut out, 100), Ok(8));
+        assert_eq!(out, b"abcdefgh");
+        assert_eq!(page.load_u32(REQ_CONS), 1028);
+        page.store_u32(RSP_PROD, u32::MAX - 1);
+        page.store_u32(RSP_CONS, u32::MAX - 1);
+        assert_eq!(produce(&mut page, Ring::Rsp, b"xyz"), Ok(3));
+        assert_eq!(page.load_u32(RSP_PROD), 1);
+    }
+
+    #[test]
+    fn full_response_ring_takes_nothing() {
+        let mut page = [0u8; 4096];
+        page.store_u32(RSP_PROD, 1024);
+        assert_eq!(produce(&mut page, Ring::Rsp, b"x"), Ok(0));
+    }
+
+    #[test]
+    fn requests_wrap_and_stop_when_full() {
+        let mut page = [0u8; 4096];
+        page.store_u32(REQ_CONS, 1020);
+        page.store_u32(REQ_PROD, 1020);
+        assert_eq!(produce(&mut page, Ring::Req, b"abcdefgh"), Ok(8));
+        assert_eq!(&page[1020..1024], b"abcd");
+        assert_eq!(&page[0..4], b"efgh");
+        assert_eq!(page.load_u32(REQ_PROD), 1028);
+        assert_eq!(produce(&mut page, Ring::Req, &[1u8; 2000]), Ok(1016));
+        assert_eq!(produce(&mut page, Ring::Req, b"x"), Ok(0));
+    }
+
+    #[test]
+    fn responses_wrap_across_u32_overflow() {
+        let mut page = [0u8; 4096];
+        page.store_u32(RSP_CONS, u32::MAX - 1);
+        page.store_u32(RSP_PROD, 2);
+        page[RSP + 1022..RSP + 1024].copy_from_slice(b"ab");
+        page[RSP..RSP + 2].copy_from_slice(b"cd");
+        let mut out = Vec::new();
+        assert_eq!(consume(&mut page, Ring::Rsp, &mut out, 100), Ok(4));
+        assert_eq!(out, b"abcd");
+        assert_eq!(page.load_u32(RSP_CONS), 2);
+    }
+
+    #[test]
+    fn impossible_indexes_are_refused() {
+        let mut page = [0u8; 4096];
+        page.store_u32(RSP_PROD, 1025);
+        assert_eq!(
+            consume(&mut page, Ring::Rsp, &mut Vec::new(), 10),
+            Err(BadIndexes)
+        );
+        assert_eq!(produce(&mut page, Ring::Rsp, b"x"), Err(BadIndexes));
+        page.store_u32(REQ_CONS, 5);
+        assert_eq!(produce(&mut page, Ring::Req, b"x"), Err(BadIndexes));
+        assert_eq!(
+            consume(&mut page, Ring::Req, &mut Vec::new(), 10),
+            Err(BadIndexes)
+        );
+        // Nothing moved.
+        assert_eq!(page.load_u32(REQ_CONS), 5);
+        assert_eq!(page.load_u32(RSP_CONS), 0);
+    }
+
+    #[test]
+    fn shared_pages_work_through_the_adapter() {
+        let mut ring = SharedRing(xcp_ring::fake::MemPage::new());
+        assert_eq!(produce(&mut ring, Ring::Req, b"abc"), Ok(3));
+        assert_eq!(ring.load_u32(REQ_PROD), 3);
+        let mut out = [0u8; 3];
+        ring.read(REQ, &mut out);
+        assert_eq!(&out, b"abc");
+    }
+}
