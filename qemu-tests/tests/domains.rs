@@ -194,12 +194,22 @@ fn assert_vm_crashes_followed(log: &str) -> f64 {
         "xenapi client: crash with actions_after_crash=restart: VM guest Running again as domid",
         "stopped: crash; 5 restarts in 60 s: Halted",
         "xenapi client: crash loop: VM guest Halted after 5 restarts",
+        // The guest ends itself: poweroff → actions_after_shutdown,
+        // reboot → actions_after_reboot.
+        "stopped: poweroff; actions_after_shutdown: destroyed, Halted",
+        "xenapi client: poweroff with actions_after_shutdown=destroy: VM guest (domid",
+        "stopped: reboot; actions_after_reboot: restarted as domid",
+        "xenapi client: reboot with actions_after_reboot=restart: VM guest Running again as domid",
     ] {
         assert!(log.contains(line), "no {line:?} in:\n{log}");
     }
     let restarted = log
         .lines()
-        .filter(|l| l.contains("dom0: xenapi: VM guest (domid") && l.contains("restarted as"))
+        .filter(|l| {
+            l.contains("dom0: xenapi: VM guest (domid")
+                && l.contains("stopped: crash")
+                && l.contains("restarted as")
+        })
         .count();
     assert_eq!(restarted, 5, "{log}");
     assert!(log.contains("xenapi client: all calls passed"), "{log}");

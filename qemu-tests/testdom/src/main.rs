@@ -33,6 +33,13 @@ mod domain {
         if cmdline::has(boot.cmdline, "panic") {
             panic!("testdom asked to panic");
         }
+        // A guest that ends itself, as an OS does on `poweroff` / `reboot`.
+        if cmdline::has(boot.cmdline, "poweroff") {
+            xcp_runtime::shutdown(xen_sys::sched::SHUTDOWN_POWEROFF);
+        }
+        if cmdline::has(boot.cmdline, "reboot") {
+            xcp_runtime::shutdown(xen_sys::sched::SHUTDOWN_REBOOT);
+        }
         if let Some(arg) = cmdline::get(boot.cmdline, "grant-test") {
             crate::grant_peer::run(arg);
         }

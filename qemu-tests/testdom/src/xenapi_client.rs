@@ -202,6 +202,59 @@ fn crashes(c: &mut Client, session: &str, vm: &str, first: i64) {
     log::info!("xenapi client: crash loop: VM guest Halted after {restarts} restarts");
 }
 
+/// A second VM whose guest ends itself: `poweroff` with
+/// actions_after_shutdown = destroy goes Halted; `reboot` with
+/// actions_after_reboot = restart runs again as a new domain (each boot
+/// reboots again, so the restart cap halts it in the end).
+fn stops_by_itself(c: &mut Client, session: &str) {
+    let vm = c.call(
+        "VM.create",
+        json!([session, {
+            "name_label": "guest",
+            "PV_kernel": "testdom.elf",
+            "PV_args": "poweroff",
+            "actions_after_shutdown": "destroy",
+            "actions_after_reboot": "restart",
+            "memory_static_max": 8388608,
+            "memory_dynamic_max": 8388608,
+            "memory_dynamic_min": 8388608,
+            "memory_static_min": 8388608,
+            "VCPUs_max": 1,
+            "VCPUs_at_startup": 1
+        }]),
+    );
+    let vm = vm.as_str().expect("a VM ref").to_owned();
+    let mut token = c.call("event.from", json!([session, ["vm"], "", 0.0]))["token"].clone();
+    c.call("VM.start", json!([session, vm, false, false]));
+    let seen = follow_until_halted(c, session, &vm, &mut token);
+    assert_eq!(seen.len(), 2, "started, then halted: {seen:?}");
+    assert_eq!(seen[0].0, "Running", "{seen:?}");
+    log::info!(
+        "xenapi client: poweroff with actions_after_shutdown=destroy: VM guest (domid {}) Halted",
+        seen[0].1
+    );
+    c.call("VM.set_PV_args", json!([session, vm, "reboot"]));
+    let mut token = c.call("event.from", json!([session, ["vm"], "", 0.0]))["token"].clone();
+    c.call("VM.start", json!([session, vm, false, false]));
+    let seen = follow_until_halted(c, session, &vm, &mut token);
+    let domids: Vec<i64> = seen
+        .iter()
+        .filter(|(state, _)| state == "Running")
+        .map(|&(_, d)| d)
+        .collect();
+    assert!(domids.len() >= 2, "rebooted into a new domain: {seen:?}");
+    assert!(
+        domids.windows(2).all(|w| w[1] > w[0]),
+        "new domains: {seen:?}"
+    );
+    log::info!(
+        "xenapi client: reboot with actions_after_reboot=restart: VM guest Running again as domid {} (was {})",
+        domids[1],
+        domids[0]
+    );
+    c.call("VM.destroy", json!([session, vm]));
+}
+
 /// Runs the scenario, logs the verdict, and idles.
 pub fn run(arg: &str, password: &str) -> ! {
     let (dom0_tx, dom0_rx, dom0_port) = three(arg).expect("xenapi-relay=<gref>,<gref>,<port>");
@@ -255,6 +308,7 @@ pub fn run(arg: &str, password: &str) -> ! {
     let state = c.call("VM.get_power_state", json!([session, vm]));
     assert_eq!(state, json!("Halted"));
     crashes(&mut c, &session, &vm, domid);
+    stops_by_itself(&mut c, &session);
     c.call("session.logout", json!([session]));
     log::info!("xenapi client: all calls passed (the guest was domid {domid})");
     loop {

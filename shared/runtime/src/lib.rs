@@ -73,7 +73,7 @@ pub mod xenstore;
 #[cfg(target_os = "none")]
 pub use boot::Boot;
 #[cfg(target_os = "none")]
-pub use panic::set_panic_exit;
+pub use panic::{set_panic_exit, shutdown};
 #[cfg(target_os = "none")]
 pub use xen_info::{xen_version, XenInfo};
 

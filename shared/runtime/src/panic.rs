@@ -28,3 +28,13 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         unsafe { xen_sys::sched::shutdown(xen_sys::sched::SHUTDOWN_CRASH) };
     }
 }
+
+/// Shuts this domain down with `reason` (`SHUTDOWN_poweroff`, `_reboot`,
+/// ...; xen/include/public/sched.h): its toolstack decides what follows.
+pub fn shutdown(reason: u32) -> ! {
+    log::info!("shutting down (SHUTDOWN code {reason})");
+    loop {
+        // SAFETY: shutting ourselves down has no effect on our memory.
+        unsafe { xen_sys::sched::shutdown(reason) };
+    }
+}
