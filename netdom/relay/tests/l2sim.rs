@@ -10,7 +10,7 @@
 //! is released on both sides afterwards.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
@@ -22,11 +22,12 @@ use xcp_channel::{Channel, Role, SendError};
 use xcp_netrelay::ipconfig::{self, IpMode};
 use xcp_netrelay::listener::{Listener, PoolConfig};
 use xcp_netrelay::{Config, Link, Relay};
-use xcp_relay::{FromToolstack, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS};
+use xcp_relay::{FromToolstack, ToToolstack, MAX_CHUNK};
 use xcp_ring::fake::MemPage;
 use xenapi::auth::PasswordHash;
-use xenapi::engine::{Config as ApiConfig, Engine, Handled};
+use xenapi::engine::{Config as ApiConfig, Engine};
 use xenapi::hypervisor::FakeHypervisor;
+use xenapi::relayed::Relayed;
 use xenapi::rng::SeededEntropy;
 use xenapi::value::Instant;
 use xenapi::wal::MemStorage;
@@ -127,22 +128,14 @@ fn iface(port: &mut Port, mac: u8, config: &str, now: NetInstant) -> Interface {
     iface
 }
 
-// ---- dom0: toolstack.rs in miniature --------------------------------------
+// ---- dom0: its relay board in miniature (`xenapi::relayed`) --------------------------------------
 
 type Api = Engine<FakeHypervisor, MemStorage, SeededEntropy>;
 const T0: u64 = 1_795_507_615_000;
-const MAX_BUFFER: usize = xenapi::http::MAX_HEAD + xenapi::http::MAX_BODY + 4096;
-
-#[derive(Default)]
-struct Dom0Conn {
-    buf: Vec<u8>,
-    parked_since: Option<Instant>,
-    continued: bool,
-}
-
 struct Dom0 {
     engine: Api,
-    conns: BTreeMap<u32, Dom0Conn>,
+    /// The connections, served as dom0's toolstack serves them (one link).
+    conns: Relayed,
     channel: Channel<&'static MemPage>,
     backlog: VecDeque<FromToolstack>,
     now: Instant,
@@ -150,62 +143,11 @@ struct Dom0 {
 
 impl Dom0 {
     fn on_message(&mut self, msg: ToToolstack) {
-        match msg {
-            ToToolstack::Data { conn, bytes } => {
-                assert!(bytes.len() <= MAX_CHUNK);
-                if !self.conns.contains_key(&conn) && self.conns.len() >= MAX_CONNECTIONS {
-                    self.backlog.push_back(FromToolstack::Close { conn });
-                    return;
-                }
-                let c = self.conns.entry(conn).or_default();
-                if c.buf.len() + bytes.len() > MAX_BUFFER {
-                    self.conns.remove(&conn);
-                    self.backlog.push_back(FromToolstack::Close { conn });
-                    return;
-                }
-                c.buf.extend_from_slice(&bytes);
-                self.serve(conn);
-            }
-            ToToolstack::Closed { conn } => {
-                self.conns.remove(&conn);
-            }
+        if let ToToolstack::Data { bytes, .. } = &msg {
+            assert!(bytes.len() <= MAX_CHUNK);
         }
-    }
-
-    fn serve(&mut self, conn: u32) {
-        loop {
-            let Some(c) = self.conns.get_mut(&conn) else {
-                return;
-            };
-            match self.engine.handle(self.now, c.parked_since, &c.buf) {
-                Handled::NeedMore { send_continue } => {
-                    if send_continue && !c.continued {
-                        c.continued = true;
-                        push_data(&mut self.backlog, conn, xenapi::http::CONTINUE);
-                    }
-                    return;
-                }
-                Handled::Park { .. } => {
-                    c.parked_since.get_or_insert(self.now);
-                    return;
-                }
-                Handled::Reply {
-                    consumed,
-                    bytes,
-                    close,
-                } => {
-                    c.buf.drain(..consumed.min(c.buf.len()));
-                    c.parked_since = None;
-                    c.continued = false;
-                    push_data(&mut self.backlog, conn, &bytes);
-                    if close {
-                        self.conns.remove(&conn);
-                        self.backlog.push_back(FromToolstack::Close { conn });
-                        return;
-                    }
-                }
-            }
-        }
+        self.conns
+            .on_message(&mut self.engine, self.now, 0, msg, &mut self.backlog);
     }
 
     /// `RelayLink::pump`, minus the event channel.
@@ -238,15 +180,6 @@ impl Dom0 {
             }
         }
         let _ = self.channel.take_notify();
-    }
-}
-
-fn push_data(out: &mut VecDeque<FromToolstack>, conn: u32, bytes: &[u8]) {
-    for chunk in bytes.chunks(MAX_CHUNK) {
-        out.push_back(FromToolstack::Data {
-            conn,
-            bytes: chunk.to_vec(),
-        });
     }
 }
 
@@ -431,7 +364,7 @@ fn simulate_with(
         .expect("seed");
     let mut dom0 = Dom0 {
         engine,
-        conns: BTreeMap::new(),
+        conns: Relayed::new(),
         channel: dom0_channel,
         backlog: VecDeque::new(),
         now: Instant(T0),

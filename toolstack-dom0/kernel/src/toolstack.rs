@@ -8,21 +8,19 @@
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
-use alloc::vec::Vec;
 
 use xcp_channel::{Channel, SendError};
-use xcp_relay::{FromToolstack, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS};
+use xcp_relay::{FromToolstack, ToToolstack};
 use xcp_runtime::paging::Frame;
 use xenapi::auth::PasswordHash;
-use xenapi::engine::{Config, Engine, Handled};
+use xenapi::engine::{Config, Engine};
 use xenapi::hypervisor::{DomainSpec, Hypervisor, HypervisorError, ShutdownReason};
 use xenapi::lifecycle::{AfterStop, StopReason};
+use xenapi::relayed::Relayed;
 use xenapi::rng::Entropy;
 use xenapi::value::Instant;
 use xenapi::wal::MemStorage;
 
-/// Most bytes buffered for one connection (a whole request at most).
-const MAX_BUFFER: usize = xenapi::http::MAX_HEAD + xenapi::http::MAX_BODY + 4096;
 /// Most replies queued for a relay that is not reading.
 const MAX_BACKLOG: usize = 4096;
 
@@ -97,21 +95,11 @@ fn now() -> Instant {
     Instant(xcp_runtime::time::wallclock_ms())
 }
 
-#[derive(Default)]
-struct Conn {
-    buf: Vec<u8>,
-    parked_since: Option<Instant>,
-    continued: bool,
-}
-
-/// A relayed connection: its relay link (dom0's port of that relay's
-/// channel) and the relay's connection number.
-type ConnKey = (u32, u32);
-
-/// The engine and the connections relayed to it.
+/// The engine and the connections relayed to it (each relay link named by
+/// dom0's port of that relay's channel).
 pub struct Toolstack {
     engine: Engine<XenHypervisor, MemStorage, XenEntropy>,
-    conns: BTreeMap<ConnKey, Conn>,
+    relayed: Relayed,
 }
 
 impl Toolstack {
@@ -135,7 +123,7 @@ impl Toolstack {
             .map_err(|e| alloc::format!("seed: {e:?}"))?;
         Ok(Toolstack {
             engine,
-            conns: BTreeMap::new(),
+            relayed: Relayed::new(),
         })
     }
 
@@ -204,111 +192,26 @@ impl Toolstack {
 
     /// Connections with a parked call (`event.from` waiting for changes).
     pub fn has_parked(&self) -> bool {
-        self.conns.values().any(|c| c.parked_since.is_some())
+        self.relayed.has_parked()
     }
 
     /// Takes one message from relay `link`; queues what to send back on
     /// that link in `out`.
     pub fn on_message(&mut self, link: u32, msg: ToToolstack, out: &mut VecDeque<FromToolstack>) {
-        match msg {
-            ToToolstack::Data { conn, bytes } => {
-                let key = (link, conn);
-                if !self.conns.contains_key(&key) && self.link_conns(link) >= MAX_CONNECTIONS {
-                    out.push_back(FromToolstack::Close { conn });
-                    return;
-                }
-                let c = self.conns.entry(key).or_default();
-                if c.buf.len() + bytes.len() > MAX_BUFFER {
-                    self.conns.remove(&key);
-                    out.push_back(FromToolstack::Close { conn });
-                    return;
-                }
-                c.buf.extend_from_slice(&bytes);
-                self.serve(key, out);
-                // A change may release parked calls of other connections
-                // (those of other links when dom0 pumps them next).
-                self.tick(link, out);
-            }
-            ToToolstack::Closed { conn } => {
-                self.conns.remove(&(link, conn));
-            }
-        }
-    }
-
-    fn link_conns(&self, link: u32) -> usize {
-        self.conns.range((link, 0)..=(link, u32::MAX)).count()
+        self.relayed
+            .on_message(&mut self.engine, now(), link, msg, out);
     }
 
     /// Forgets every connection of relay `link` (its relay domain died):
     /// their parked calls end with them.
     pub fn drop_link(&mut self, link: u32) -> usize {
-        let before = self.conns.len();
-        self.conns.retain(|&(l, _), _| l != link);
-        before - self.conns.len()
+        self.relayed.drop_link(link)
     }
 
     /// Serves `link`'s parked connections again (after a change or a
     /// timeout).
     pub fn tick(&mut self, link: u32, out: &mut VecDeque<FromToolstack>) {
-        let parked: Vec<ConnKey> = self
-            .conns
-            .range((link, 0)..=(link, u32::MAX))
-            .filter(|(_, c)| c.parked_since.is_some())
-            .map(|(&k, _)| k)
-            .collect();
-        for key in parked {
-            self.serve(key, out);
-        }
-    }
-
-    fn serve(&mut self, key: ConnKey, out: &mut VecDeque<FromToolstack>) {
-        let conn = key.1;
-        loop {
-            let Some(c) = self.conns.get_mut(&key) else {
-                return;
-            };
-            let t = now();
-            match self.engine.handle(t, c.parked_since, &c.buf) {
-                Handled::NeedMore { send_continue } => {
-                    if send_continue && !c.continued {
-                        c.continued = true;
-                        push_data(out, conn, xenapi::http::CONTINUE);
-                    }
-                    return;
-                }
-                Handled::Park { .. } => {
-                    c.parked_since.get_or_insert(t);
-                    return;
-                }
-                Handled::Reply {
-                    consumed,
-                    bytes,
-                    close,
-                } => {
-                    c.buf.drain(..consumed.min(c.buf.len()));
-                    c.parked_since = None;
-                    c.continued = false;
-                    push_data(out, conn, &bytes);
-                    if self.engine.has_jobs() {
-                        self.engine.run_jobs(now());
-                    }
-                    if close {
-                        self.conns.remove(&key);
-                        out.push_back(FromToolstack::Close { conn });
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn push_data(out: &mut VecDeque<FromToolstack>, conn: u32, bytes: &[u8]) {
-    for chunk in bytes.chunks(MAX_CHUNK) {
-        out.push_back(FromToolstack::Data {
-            conn,
-            bytes: chunk.to_vec(),
-        });
+        self.relayed.tick(&mut self.engine, now(), link, out);
     }
 }
 

@@ -23,6 +23,7 @@ pub mod hypervisor;
 pub mod jsonrpc;
 pub mod lifecycle;
 pub mod power;
+pub mod relayed;
 pub mod rng;
 pub mod schema;
 #[allow(missing_docs)] // reason: generated tables, documented at the statics

@@ -1,0 +1,129 @@
+//! `xenapi::relayed`: client streams relayed over several links (dom0 keeps
+//! one per relay domain), keyed by (link, connection), a link dropped with
+//! its parked calls when its relay dies, and the per-request bound.
+
+use std::collections::VecDeque;
+
+use xcp_relay::{FromToolstack, ToToolstack};
+use xenapi::auth::PasswordHash;
+use xenapi::engine::{Config, Engine};
+use xenapi::hypervisor::FakeHypervisor;
+use xenapi::relayed::{Relayed, MAX_BUFFER};
+use xenapi::rng::SeededEntropy;
+use xenapi::value::Instant;
+use xenapi::wal::MemStorage;
+
+type E = Engine<FakeHypervisor, MemStorage, SeededEntropy>;
+const T0: Instant = Instant(1_795_507_615_000);
+
+fn engine() -> E {
+    let mut rng = SeededEntropy(3);
+    let config = Config::new("root", PasswordHash::new("pw", 10, &mut rng));
+    let mut e = Engine::open(
+        config,
+        FakeHypervisor::default(),
+        MemStorage::default(),
+        SeededEntropy(9),
+    )
+    .unwrap();
+    e.seed(T0, "host0", "127.0.0.1").unwrap();
+    e
+}
+
+fn request(body: &str) -> Vec<u8> {
+    format!(
+        "POST /jsonrpc HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn data(conn: u32, bytes: Vec<u8>) -> ToToolstack {
+    ToToolstack::Data { conn, bytes }
+}
+
+/// The reply bytes queued for `conn`, as text.
+fn replies(out: &mut VecDeque<FromToolstack>, conn: u32) -> String {
+    let mut text = String::new();
+    for m in out.drain(..) {
+        if let FromToolstack::Data { conn: c, bytes } = m {
+            if c == conn {
+                text.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+    text
+}
+
+fn login(r: &mut Relayed, e: &mut E, link: u32, conn: u32) -> String {
+    let mut out = VecDeque::new();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"session.login_with_password","params":["root","pw","1.0","t"]}"#;
+    r.on_message(e, T0, link, data(conn, request(body)), &mut out);
+    let text = replies(&mut out, conn);
+    let start = text.find("OpaqueRef:").expect(&text);
+    text[start..start + 46].to_owned()
+}
+
+#[test]
+fn links_are_separate_and_a_dropped_link_takes_its_parked_calls() {
+    let mut e = engine();
+    let mut r = Relayed::new();
+    // The same connection number on two links: two connections.
+    let session = login(&mut r, &mut e, 7, 1);
+    let _ = login(&mut r, &mut e, 9, 1);
+    assert_eq!(r.len(), 2);
+    // A parked event.from on link 7.
+    let mut out = VecDeque::new();
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"event.from","params":["{session}",["vm"],"",0.0]}}"#
+    );
+    r.on_message(&mut e, T0, 7, data(1, request(&body)), &mut out);
+    let text = replies(&mut out, 1);
+    let json = &text[text.find("\r\n\r\n").expect(&text) + 4..];
+    let reply: serde_json::Value = serde_json::from_str(json).expect(json);
+    let token = reply["result"]["token"].as_str().expect(json).to_owned();
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":3,"method":"event.from","params":["{session}",["vm"],"{token}",30.0]}}"#
+    );
+    r.on_message(&mut e, T0, 7, data(1, request(&body)), &mut out);
+    let _ = replies(&mut out, 1);
+    assert!(r.has_parked());
+    // The relay behind link 7 dies: its connections and the parked call go,
+    // link 9's stays.
+    assert_eq!(r.drop_link(7), 1);
+    assert!(!r.has_parked());
+    assert_eq!(r.len(), 1);
+    // Link 9's connection 1 is still served.
+    let body = r#"{"jsonrpc":"2.0","id":4,"method":"system.listMethods","params":[]}"#;
+    r.on_message(&mut e, T0, 9, data(1, request(body)), &mut out);
+    assert!(replies(&mut out, 1).contains("event.from"));
+    // Closed forgets a connection.
+    r.on_message(&mut e, T0, 9, ToToolstack::Closed { conn: 1 }, &mut out);
+    assert!(r.is_empty());
+}
+
+#[test]
+fn a_request_past_the_buffer_bound_closes_its_connection() {
+    let mut e = engine();
+    let mut r = Relayed::new();
+    let mut out = VecDeque::new();
+    // A head that never ends, fed in chunks past MAX_BUFFER.
+    let mut sent = 0;
+    r.on_message(
+        &mut e,
+        T0,
+        1,
+        data(4, b"POST / HTTP/1.1\r\nX: ".to_vec()),
+        &mut out,
+    );
+    while sent <= MAX_BUFFER && out.is_empty() {
+        r.on_message(&mut e, T0, 1, data(4, vec![b'a'; 16 * 1024]), &mut out);
+        sent += 16 * 1024;
+    }
+    assert!(
+        out.iter()
+            .any(|m| matches!(m, FromToolstack::Close { conn: 4 })),
+        "{out:?}"
+    );
+    assert!(r.is_empty());
+}
