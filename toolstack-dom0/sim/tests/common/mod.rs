@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -170,64 +170,19 @@ pub fn login(port: u16) -> String {
 }
 
 /// Runs a command under `timeout`, returning (success, stdout+stderr).
-pub fn run(cmd: &mut Command, secs: u32) -> (bool, String) {
-    let prog = cmd.get_program().to_owned();
-    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
-    let mut t = Command::new("timeout");
-    t.args(["-s", "KILL", &secs.to_string()])
-        .arg(prog)
-        .args(args);
-    if let Some(d) = cmd.get_current_dir() {
-        t.current_dir(d);
-    }
-    let out = t.output().expect("spawn under timeout");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
+#[allow(unused_imports)] // reason: each test binary uses a different subset
+pub use xcp_qemu_tests::clients::run;
 
-/// A venv with PyPI's XenAPI, created once and cached in the target dir.
+/// A venv with PyPI's XenAPI, created once and cached in the target dir
+/// (the QEMU cases share it).
 pub fn python_with_xenapi() -> PathBuf {
-    // Tests run as threads: one installer at a time.
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xenapi-venv");
-    let py = venv.join("bin/python");
-    if run(Command::new(&py).args(["-c", "import XenAPI"]), 60).0 {
-        return py;
-    }
-    let (ok, out) = run(Command::new("python3").args(["-m", "venv"]).arg(&venv), 300);
-    assert!(ok, "venv: {out}");
-    let (ok, out) = run(
-        Command::new(&py).args(["-m", "pip", "install", "--quiet", "XenAPI"]),
-        600,
-    );
-    assert!(ok, "pip install XenAPI: {out}");
-    py
+    xcp_qemu_tests::clients::python_with_xenapi(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
-/// node_modules with xen-api@4.7.6, installed once into the target dir.
+/// node_modules with xen-api (the pinned release), installed once into the
+/// target dir (the QEMU cases share it).
 pub fn node_modules_with_xen_api() -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xen-api-npm");
-    let modules = dir.join("node_modules");
-    let pkg = modules.join("xen-api/package.json");
-    let installed = std::fs::read_to_string(&pkg)
-        .map(|s| s.contains("\"version\": \"4.7.6\""))
-        .unwrap_or(false);
-    if !installed {
-        std::fs::create_dir_all(&dir).expect("npm dir");
-        let (ok, out) = run(
-            Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--prefix"])
-                .arg(&dir)
-                .arg("xen-api@4.7.6"),
-            600,
-        );
-        assert!(ok, "npm install xen-api@4.7.6: {out}");
-    }
-    modules
+    xcp_qemu_tests::clients::node_modules_with_xen_api(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
 /// Path of a client script.
