@@ -3,70 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use xenapi::auth::PasswordHash;
-use xenapi::engine::{Config, Engine, Handled};
+use xenapi::engine::{Engine, Handled};
 use xenapi::hypervisor::FakeHypervisor;
 use xenapi::rng::SeededEntropy;
 use xenapi::value::{Instant, Value};
 use xenapi::wal::{MemStorage, Storage};
 
-type E = Engine<FakeHypervisor, MemStorage, SeededEntropy>;
-const T0: Instant = Instant(1_795_507_615_000);
-
-fn config() -> Config {
-    let mut e = SeededEntropy(3);
-    Config::new("root", PasswordHash::new("pw", 10, &mut e))
-}
-
-fn open(storage: MemStorage) -> E {
-    let mut e = Engine::open(
-        config(),
-        FakeHypervisor::default(),
-        storage,
-        SeededEntropy(9),
-    )
-    .unwrap();
-    e.seed(T0, "host0", "127.0.0.1").unwrap();
-    e
-}
-
-fn s(x: &str) -> Value {
-    Value::str(x)
-}
-
-#[track_caller]
-fn ok(e: &mut E, m: &str, p: Vec<Value>) -> Value {
-    match e.call_value(T0, m, p) {
-        Ok(v) => v,
-        Err(err) => panic!("{m}: {err:?}"),
-    }
-}
-
-#[track_caller]
-fn fails(e: &mut E, m: &str, p: Vec<Value>, code: &str) -> Vec<String> {
-    match e.call_value(T0, m, p) {
-        Ok(v) => panic!("{m}: expected {code}, got {v:?}"),
-        Err(err) => {
-            assert_eq!(err.code, code, "{m}: {err:?}");
-            err.params
-        }
-    }
-}
-
-fn login(e: &mut E) -> Value {
-    ok(
-        e,
-        "session.login_with_password",
-        vec![s("root"), s("pw"), s("1.0"), s("test")],
-    )
-}
-
-fn new_vm(e: &mut E, sid: &Value, name: &str) -> Value {
-    let mut rec = BTreeMap::new();
-    rec.insert("name_label".to_string(), s(name));
-    rec.insert("memory_static_max".to_string(), s("268435456"));
-    ok(e, "VM.create", vec![sid.clone(), Value::Map(rec)])
-}
+mod common;
+use common::*;
 
 #[test]
 fn login_failures_and_logout() {

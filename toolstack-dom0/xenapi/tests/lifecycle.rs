@@ -4,49 +4,19 @@
 
 use std::collections::BTreeMap;
 
-use xenapi::auth::PasswordHash;
-use xenapi::engine::{Config, Engine};
-use xenapi::hypervisor::{FakeHypervisor, FakeState};
+use xenapi::hypervisor::FakeState;
 use xenapi::lifecycle::{AfterStop, StopReason, MAX_AUTO_RESTARTS, RESTART_WINDOW_MS};
-use xenapi::rng::SeededEntropy;
 use xenapi::value::{Instant, Value};
 use xenapi::wal::MemStorage;
 
-type E = Engine<FakeHypervisor, MemStorage, SeededEntropy>;
-const T0: Instant = Instant(1_795_507_615_000);
-
-fn open(storage: MemStorage) -> E {
-    let mut entropy = SeededEntropy(3);
-    let config = Config::new("root", PasswordHash::new("pw", 10, &mut entropy));
-    let mut e = Engine::open(config, FakeHypervisor::default(), storage, SeededEntropy(9)).unwrap();
-    e.seed(T0, "host0", "127.0.0.1").unwrap();
-    e
-}
-
-fn s(x: &str) -> Value {
-    Value::str(x)
-}
-
-#[track_caller]
-fn ok(e: &mut E, m: &str, p: Vec<Value>) -> Value {
-    match e.call_value(T0, m, p) {
-        Ok(v) => v,
-        Err(err) => panic!("{m}: {err:?}"),
-    }
-}
+mod common;
+use common::*;
 
 /// A session and a started VM whose `field` is `policy`; returns (session,
 /// vm, domid).
 fn running_vm(e: &mut E, field: &str, policy: &str) -> (Value, Value, u32) {
-    let sid = ok(
-        e,
-        "session.login_with_password",
-        vec![s("root"), s("pw"), s("1.0"), s("test")],
-    );
-    let mut rec = BTreeMap::new();
-    rec.insert("name_label".to_string(), s("guest"));
-    rec.insert("memory_static_max".to_string(), s("268435456"));
-    let vm = ok(e, "VM.create", vec![sid.clone(), Value::Map(rec)]);
+    let sid = login(e);
+    let vm = new_vm(e, &sid, "guest");
     ok(
         e,
         &format!("VM.set_{field}"),

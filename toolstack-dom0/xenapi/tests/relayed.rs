@@ -5,29 +5,14 @@
 use std::collections::VecDeque;
 
 use xcp_relay::{FromToolstack, ToToolstack};
-use xenapi::auth::PasswordHash;
-use xenapi::engine::{Config, Engine};
-use xenapi::hypervisor::FakeHypervisor;
 use xenapi::relayed::{Relayed, MAX_BUFFER};
-use xenapi::rng::SeededEntropy;
-use xenapi::value::Instant;
 use xenapi::wal::MemStorage;
 
-type E = Engine<FakeHypervisor, MemStorage, SeededEntropy>;
-const T0: Instant = Instant(1_795_507_615_000);
+mod common;
+use common::{open, E, T0};
 
 fn engine() -> E {
-    let mut rng = SeededEntropy(3);
-    let config = Config::new("root", PasswordHash::new("pw", 10, &mut rng));
-    let mut e = Engine::open(
-        config,
-        FakeHypervisor::default(),
-        MemStorage::default(),
-        SeededEntropy(9),
-    )
-    .unwrap();
-    e.seed(T0, "host0", "127.0.0.1").unwrap();
-    e
+    open(MemStorage::default())
 }
 
 fn request(body: &str) -> Vec<u8> {
