@@ -252,6 +252,17 @@ impl Drop for Run {
 }
 
 impl Outcome {
+    /// The first log line containing `text`; fails with the whole log if
+    /// there is none.
+    #[track_caller]
+    pub fn line(&self, text: &str) -> String {
+        self.log
+            .lines()
+            .find(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("no line with {text:?}:\n{}", self.log))
+            .to_string()
+    }
+
     /// Asserts QEMU ended through isa-debug-exit with `code`.
     #[track_caller]
     pub fn assert_verdict(&self, code: u32) {

@@ -234,18 +234,19 @@ fn assert_vm_crashes_followed(log: &str) -> f64 {
     slowest
 }
 
-#[test]
-fn xenapi_vm_stops_are_noticed_while_xenstore_dom_holds_virq_dom_exc() {
-    let a = Artifacts::from_env();
-    let dir = a.scratch("xenapi-xs");
-    let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);
-    let config = format!(
-        "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
-         [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 32\nxenstore = true\nstart = false\n\n\
-         [[domain]]\nname = \"testdom\"\nimage = \"testdom.elf\"\nmemory_mib = 8\nstart = false\n"
-    );
+/// Boots `config` (a bundle with testdom.elf and xenstore-dom.elf) under
+/// dom0's `selftest=NAME` plus `extra` command-line words, waits for the
+/// self-test's PASS line and returns the outcome (log `selftest-SCRATCH`).
+fn xenstore_selftest(
+    a: &Artifacts,
+    scratch: &str,
+    config: &str,
+    name: &str,
+    extra: &str,
+) -> xcp_qemu_tests::Outcome {
+    let dir = a.scratch(scratch);
     let archive = xcp_boot::assemble_bundle(
-        &config,
+        config,
         &[
             ("testdom.elf".into(), a.path("testdom.elf")),
             ("xenstore-dom.elf".into(), a.path("xenstore-dom.elf")),
@@ -255,17 +256,33 @@ fn xenapi_vm_stops_are_noticed_while_xenstore_dom_holds_virq_dom_exc() {
     let path = dir.join("bundle.cpio");
     std::fs::write(&path, archive).unwrap();
     let run = Run::start(
-        "selftest-xenapi-xs",
-        &a.direct(
-            &format!("test-exit selftest=xenapi xenapi-password={PASSWORD}"),
-            &path,
-        ),
+        &format!("selftest-{scratch}"),
+        &a.direct(&format!("test-exit selftest={name} {extra}"), &path),
     );
-    let waited = run.wait_for("selftest xenapi: PASS", Duration::from_secs(150));
+    let waited = run.wait_for(&format!("selftest {name}: PASS"), Duration::from_secs(150));
     let outcome = run.finish(Duration::from_secs(20));
     if let Err(e) = waited {
         panic!("{e}\nexit status {:?}", outcome.status);
     }
+    outcome
+}
+
+#[test]
+fn xenapi_vm_stops_are_noticed_while_xenstore_dom_holds_virq_dom_exc() {
+    let a = Artifacts::from_env();
+    let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);
+    let config = format!(
+        "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
+         [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 32\nxenstore = true\nstart = false\n\n\
+         [[domain]]\nname = \"testdom\"\nimage = \"testdom.elf\"\nmemory_mib = 8\nstart = false\n"
+    );
+    let outcome = xenstore_selftest(
+        &a,
+        "xenapi-xs",
+        &config,
+        "xenapi",
+        &format!("xenapi-password={PASSWORD}"),
+    );
     outcome.assert_verdict(verdict::PASS);
     let log = &outcome.log;
     assert!(log.contains("dom0: VIRQ_DOM_EXC goes to xenstore"), "{log}");
@@ -278,30 +295,11 @@ fn xenapi_vm_stops_are_noticed_while_xenstore_dom_holds_virq_dom_exc() {
 #[test]
 fn xenstore_dom_serves_two_domains_and_releases_a_dead_one() {
     let a = Artifacts::from_env();
-    let dir = a.scratch("xenstore");
     let config = "[platform]\nname = \"selftest\"\n\n\
         [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 32\nxenstore = true\nstart = false\n\n\
         [[domain]]\nname = \"testa\"\nimage = \"testdom.elf\"\nmemory_mib = 8\nstart = false\ncmdline = \"xs-test=a\"\n\n\
         [[domain]]\nname = \"testb\"\nimage = \"testdom.elf\"\nmemory_mib = 8\nstart = false\ncmdline = \"xs-test=b\"\n";
-    let archive = xcp_boot::assemble_bundle(
-        config,
-        &[
-            ("testdom.elf".into(), a.path("testdom.elf")),
-            ("xenstore-dom.elf".into(), a.path("xenstore-dom.elf")),
-        ],
-    )
-    .unwrap();
-    let path = dir.join("bundle.cpio");
-    std::fs::write(&path, archive).unwrap();
-    let run = Run::start(
-        "selftest-xenstore",
-        &a.direct("test-exit selftest=xenstore", &path),
-    );
-    let waited = run.wait_for("selftest xenstore: PASS", Duration::from_secs(150));
-    let outcome = run.finish(Duration::from_secs(20));
-    if let Err(e) = waited {
-        panic!("{e}\nexit status {:?}", outcome.status);
-    }
+    let outcome = xenstore_selftest(&a, "xenstore", config, "xenstore", "");
     outcome.assert_verdict(verdict::PASS);
     let log = &outcome.log;
     for line in [

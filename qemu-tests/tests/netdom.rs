@@ -160,13 +160,7 @@ fn run_dma_escape(bypass_iommu: bool) -> (xcp_qemu_tests::Outcome, String) {
 fn the_iommu_refuses_netdom_dma_into_a_frame_of_dom0() {
     let (outcome, target) = run_dma_escape(false);
     outcome.assert_verdict(verdict::PASS);
-    let log = &outcome.log;
-    let line = |text: &str| {
-        log.lines()
-            .find(|l| l.contains(text))
-            .unwrap_or_else(|| panic!("no line with {text:?}:\n{log}"))
-            .to_string()
-    };
+    let line = |text: &str| outcome.line(text);
     line("selftest netdom-dma: PASS");
     // netdom negotiated ACCESS_PLATFORM: the device's DMA is translated.
     let features = line("netdom: virtio features: device offered");
@@ -214,12 +208,7 @@ fn without_the_iommu_the_same_escape_overwrites_dom0s_frame() {
     let (outcome, target) = run_dma_escape(true);
     outcome.assert_verdict(verdict::FAIL);
     let log = &outcome.log;
-    let line = |text: &str| {
-        log.lines()
-            .find(|l| l.contains(text))
-            .unwrap_or_else(|| panic!("no line with {text:?}:\n{log}"))
-            .to_string()
-    };
+    let line = |text: &str| outcome.line(text);
     line("the device does not offer VIRTIO_F_ACCESS_PLATFORM");
     let changed = line(&format!("selftest netdom-dma: bait frame at 0x{target}: "));
     assert!(!changed.contains(": 0 of 4096"), "{changed}");

@@ -202,28 +202,41 @@ fn crashes(c: &mut Client, session: &str, vm: &str, first: i64) {
     log::info!("xenapi client: crash loop: VM guest Halted after {restarts} restarts");
 }
 
+/// Creates VM "guest": an 8 MiB, one-vCPU testdom with `pv_args` and the
+/// `fields` given; returns its ref.
+fn create_guest(c: &mut Client, session: &str, pv_args: &str, fields: &[(&str, &str)]) -> String {
+    let mut record = json!({
+        "name_label": "guest",
+        "PV_kernel": "testdom.elf",
+        "PV_args": pv_args,
+        "memory_static_max": 8388608,
+        "memory_dynamic_max": 8388608,
+        "memory_dynamic_min": 8388608,
+        "memory_static_min": 8388608,
+        "VCPUs_max": 1,
+        "VCPUs_at_startup": 1
+    });
+    for (field, value) in fields {
+        record[*field] = json!(value);
+    }
+    let vm = c.call("VM.create", json!([session, record]));
+    vm.as_str().expect("a VM ref").to_owned()
+}
+
 /// A second VM whose guest ends itself: `poweroff` with
 /// actions_after_shutdown = destroy goes Halted; `reboot` with
 /// actions_after_reboot = restart runs again as a new domain (each boot
 /// reboots again, so the restart cap halts it in the end).
 fn stops_by_itself(c: &mut Client, session: &str) {
-    let vm = c.call(
-        "VM.create",
-        json!([session, {
-            "name_label": "guest",
-            "PV_kernel": "testdom.elf",
-            "PV_args": "poweroff",
-            "actions_after_shutdown": "destroy",
-            "actions_after_reboot": "restart",
-            "memory_static_max": 8388608,
-            "memory_dynamic_max": 8388608,
-            "memory_dynamic_min": 8388608,
-            "memory_static_min": 8388608,
-            "VCPUs_max": 1,
-            "VCPUs_at_startup": 1
-        }]),
+    let vm = create_guest(
+        c,
+        session,
+        "poweroff",
+        &[
+            ("actions_after_shutdown", "destroy"),
+            ("actions_after_reboot", "restart"),
+        ],
     );
-    let vm = vm.as_str().expect("a VM ref").to_owned();
     let mut token = c.call("event.from", json!([session, ["vm"], "", 0.0]))["token"].clone();
     c.call("VM.start", json!([session, vm, false, false]));
     let seen = follow_until_halted(c, session, &vm, &mut token);
@@ -279,21 +292,7 @@ pub fn run(arg: &str, password: &str) -> ! {
     assert_eq!(pools.as_array().map(Vec::len), Some(1), "one pool");
     let hosts = c.call("host.get_all_records", json!([session]));
     assert_eq!(hosts.as_object().map(|m| m.len()), Some(1), "one host");
-    let vm = c.call(
-        "VM.create",
-        json!([session, {
-            "name_label": "guest",
-            "PV_kernel": "testdom.elf",
-            "PV_args": "xenapi-guest",
-            "memory_static_max": 8388608,
-            "memory_dynamic_max": 8388608,
-            "memory_dynamic_min": 8388608,
-            "memory_static_min": 8388608,
-            "VCPUs_max": 1,
-            "VCPUs_at_startup": 1
-        }]),
-    );
-    let vm = vm.as_str().expect("a VM ref").to_owned();
+    let vm = create_guest(&mut c, &session, "xenapi-guest", &[]);
     c.call("VM.start", json!([session, vm, false, false]));
     let state = c.call("VM.get_power_state", json!([session, vm]));
     assert_eq!(state, json!("Running"));
