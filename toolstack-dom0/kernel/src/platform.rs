@@ -250,8 +250,9 @@ impl Platform {
             self.check_domains(lp);
             return true;
         }
+        // The xenstore ring: dom0's loop reads it (`poll_lifecycle`) after
+        // every event, since any xenstore call may have received events.
         if self.xs.as_ref().is_some_and(|x| x.port == port) {
-            self.poll_lifecycle(lp);
             return true;
         }
         for live in self.live.values_mut() {
