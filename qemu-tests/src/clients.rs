@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
+use crate::output::Output;
+
 /// The xen-api release the tests pin.
 pub const XEN_API_VERSION: &str = "4.7.6";
 
@@ -74,10 +76,6 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-/// A peer's output lines and whether its output ended, with a condvar
-/// signalled on each change.
-type Output = std::sync::Arc<(Mutex<(Vec<String>, bool)>, std::sync::Condvar)>;
-
 /// A client process running beside QEMU (under `timeout`, killed when
 /// dropped): its stdout and stderr lines collected for waiting on, its
 /// stdin open for the test to answer it.
@@ -85,13 +83,12 @@ pub struct Peer {
     name: String,
     child: std::process::Child,
     stdin: Option<std::process::ChildStdin>,
-    lines: Output,
+    output: std::sync::Arc<Output>,
 }
 
 impl Peer {
     /// Starts `cmd` under `timeout -s KILL secs`.
     pub fn spawn(name: &str, cmd: &Command, secs: u32) -> Peer {
-        use std::io::BufRead;
         use std::process::Stdio;
         let mut t = Command::new("timeout");
         t.args(["-s", "KILL", &secs.to_string()])
@@ -104,56 +101,27 @@ impl Peer {
         std::os::unix::process::CommandExt::process_group(&mut t, 0);
         let mut child = t.spawn().expect("spawn a client under timeout");
         let stdin = child.stdin.take();
-        let lines =
-            std::sync::Arc::new((Mutex::new((Vec::new(), false)), std::sync::Condvar::new()));
-        let streams: [Box<dyn std::io::Read + Send>; 2] = [
-            Box::new(child.stdout.take().expect("piped")),
-            Box::new(child.stderr.take().expect("piped")),
-        ];
-        let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
-        for stream in streams {
-            let lines = std::sync::Arc::clone(&lines);
-            let open = std::sync::Arc::clone(&open);
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    lines.0.lock().expect("lines").0.push(line);
-                    lines.1.notify_all();
-                }
-                if open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
-                    lines.0.lock().expect("lines").1 = true;
-                    lines.1.notify_all();
-                }
-            });
-        }
+        let output = Output::collect(&mut child);
         Peer {
             name: name.to_string(),
             child,
             stdin,
-            lines,
+            output,
         }
     }
 
     /// Waits for a line containing `marker`; fails with the output so far
     /// after `timeout` or when the process's output ends.
     pub fn wait_for(&self, marker: &str, timeout: std::time::Duration) -> Result<String, String> {
-        let deadline = std::time::Instant::now() + timeout;
-        let (lock, cv) = &*self.lines;
-        let mut guard = lock.lock().expect("lines");
-        loop {
-            if let Some(l) = guard.0.iter().find(|l| l.contains(marker)) {
-                return Ok(l.clone());
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline || guard.1 {
-                return Err(format!(
+        self.output
+            .wait_for_nth(marker, 1, timeout)
+            .map_err(|lines| {
+                format!(
                     "[{}] no line with {marker:?}; output:\n{}",
                     self.name,
-                    guard.0.join("\n")
-                ));
-            }
-            guard = cv.wait_timeout(guard, deadline - now).expect("lines").0;
-        }
+                    lines.join("\n")
+                )
+            })
     }
 
     /// Writes `line` and a newline to the process's stdin.
@@ -179,25 +147,14 @@ impl Peer {
         if status.is_none() {
             self.kill();
         }
-        // Let the readers drain.
-        let (lock, cv) = &*self.lines;
-        let mut guard = lock.lock().expect("lines");
-        let drain = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !guard.1 && std::time::Instant::now() < drain {
-            guard = cv
-                .wait_timeout(guard, std::time::Duration::from_millis(100))
-                .expect("lines")
-                .0;
-        }
-        (status.is_some_and(|s| s.success()), guard.0.join("\n"))
+        let lines = self.output.drained(std::time::Duration::from_secs(5));
+        (status.is_some_and(|s| s.success()), lines.join("\n"))
     }
 }
 
 impl Peer {
     fn kill(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
+        crate::output::kill_group(&mut self.child);
     }
 }
 

@@ -9,11 +9,13 @@
 #![forbid(unsafe_code)]
 
 pub mod clients;
+mod output;
 
-use std::io::{BufRead, BufReader};
+use output::{kill_group, Output};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use xcp_boot::qemu::{Launch, Media};
@@ -81,19 +83,13 @@ impl Artifacts {
     }
 }
 
-#[derive(Default)]
-struct Lines {
-    lines: Vec<String>,
-    closed: bool,
-}
-
 /// A running QEMU.
 pub struct Run {
     name: String,
     child: Child,
     /// QEMU's stdin: the serial port's input (Xen hands it to dom0).
     stdin: Mutex<Option<std::process::ChildStdin>>,
-    output: Arc<(Mutex<Lines>, Condvar)>,
+    output: Arc<Output>,
     started: Instant,
 }
 
@@ -117,28 +113,7 @@ impl Run {
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().expect("spawn timeout/qemu-system-x86_64");
         let stdin = Mutex::new(child.stdin.take());
-        let output = Arc::new((Mutex::new(Lines::default()), Condvar::new()));
-        for stream in [
-            Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().expect("piped")),
-        ] {
-            let output = Arc::clone(&output);
-            std::thread::spawn(move || {
-                let reader = BufReader::new(stream);
-                for line in reader.split(b'\n') {
-                    let Ok(line) = line else { break };
-                    let text = String::from_utf8_lossy(&line)
-                        .trim_end_matches('\r')
-                        .to_string();
-                    let (lock, cv) = &*output;
-                    lock.lock().expect("lines lock").lines.push(text);
-                    cv.notify_all();
-                }
-                let (lock, cv) = &*output;
-                lock.lock().expect("lines lock").closed = true;
-                cv.notify_all();
-            });
-        }
+        let output = Output::collect(&mut child);
         Run {
             name: name.to_string(),
             child,
@@ -156,28 +131,17 @@ impl Run {
         n: usize,
         timeout: Duration,
     ) -> Result<String, String> {
-        let deadline = Instant::now() + timeout;
-        let (lock, cv) = &*self.output;
-        let mut guard = lock.lock().expect("lines lock");
-        loop {
-            if let Some(l) = guard.lines.iter().filter(|l| l.contains(marker)).nth(n - 1) {
-                return Ok(l.clone());
-            }
-            let now = Instant::now();
-            if now >= deadline || guard.closed {
-                return Err(format!(
+        self.output
+            .wait_for_nth(marker, n, timeout)
+            .map_err(|lines| {
+                format!(
                     "[{}] no line {n} with {:?} after {:?}; log:\n{}",
                     self.name,
                     marker,
                     self.started.elapsed(),
-                    guard.lines.join("\n")
-                ));
-            }
-            guard = cv
-                .wait_timeout(guard, deadline - now)
-                .expect("lines lock")
-                .0;
-        }
+                    lines.join("\n")
+                )
+            })
     }
 
     /// Waits until a line contains `marker`; returns that line. Fails with
@@ -199,7 +163,7 @@ impl Run {
 
     /// Every line so far.
     pub fn lines(&self) -> Vec<String> {
-        self.output.0.lock().expect("lines lock").lines.clone()
+        self.output.lines()
     }
 
     /// Waits for QEMU to exit (killing it after `timeout`), saves the log to
@@ -216,18 +180,7 @@ impl Run {
                 None => std::thread::sleep(Duration::from_millis(20)),
             }
         };
-        // Let the reader threads drain the pipes.
-        let (lock, cv) = &*self.output;
-        let mut guard = lock.lock().expect("lines lock");
-        let drain_deadline = Instant::now() + Duration::from_secs(5);
-        while !guard.closed && Instant::now() < drain_deadline {
-            guard = cv
-                .wait_timeout(guard, Duration::from_millis(100))
-                .expect("lines lock")
-                .0;
-        }
-        let log = guard.lines.join("\n");
-        drop(guard);
+        let log = self.output.drained(Duration::from_secs(5)).join("\n");
         if let Some(dir) = std::env::var_os("XCP_ARTIFACTS") {
             let logs = PathBuf::from(dir).join("logs");
             let _ = std::fs::create_dir_all(&logs);
@@ -237,9 +190,7 @@ impl Run {
     }
 
     fn kill(&mut self) {
-        let pgid = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &pgid]).status();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }
 
