@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use xcp_qemu_tests::{verdict, Artifacts, Run};
 
-#[test]
-fn netdom_drives_the_passed_through_nic_and_hears_the_gateway() {
-    let a = Artifacts::from_env();
-    let dir = a.scratch("netdom");
-    // A static management address (netdom_xenapi.rs covers DHCP).
+/// A bundle of netdom alone, with the static management address
+/// 10.0.2.15/24 gw 10.0.2.2, in scratch directory `scratch`; dom0's
+/// self-tests build netdom from it.
+fn netdom_bundle(a: &Artifacts, scratch: &str) -> std::path::PathBuf {
+    let dir = a.scratch(scratch);
     let config = "[platform]\nname = \"selftest\"\n\
         management = \"10.0.2.15/24 gw 10.0.2.2\"\n\n\
         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 16\n\
@@ -26,6 +26,14 @@ fn netdom_drives_the_passed_through_nic_and_hears_the_gateway() {
         xcp_boot::assemble_bundle(config, &[("netdom.elf".into(), a.path("netdom.elf"))]).unwrap();
     let path = dir.join("bundle.cpio");
     std::fs::write(&path, archive).unwrap();
+    path
+}
+
+#[test]
+fn netdom_drives_the_passed_through_nic_and_hears_the_gateway() {
+    let a = Artifacts::from_env();
+    // A static management address (netdom_xenapi.rs covers DHCP).
+    let path = netdom_bundle(&a, "netdom");
     let mut launch = a.direct("test-exit selftest=netdom", &path);
     launch.devices.nic = Some(None);
     let run = Run::start("selftest-netdom", &launch);
@@ -120,15 +128,7 @@ fn run_dma_escape(bypass_iommu: bool) -> (xcp_qemu_tests::Outcome, String) {
     } else {
         "netdom-dma"
     };
-    let dir = a.scratch(name);
-    let config = "[platform]\nname = \"selftest\"\n\
-        management = \"10.0.2.15/24 gw 10.0.2.2\"\n\n\
-        [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 16\n\
-        restart = false\nstart = false\npassthrough = true\n";
-    let archive =
-        xcp_boot::assemble_bundle(config, &[("netdom.elf".into(), a.path("netdom.elf"))]).unwrap();
-    let path = dir.join("bundle.cpio");
-    std::fs::write(&path, archive).unwrap();
+    let path = netdom_bundle(&a, name);
     let mut launch = a.direct("test-exit selftest=netdom-dma", &path);
     launch.devices.nic = Some(None);
     launch.devices.nic_bypasses_iommu = bypass_iommu;

@@ -45,6 +45,17 @@ struct Wire {
 }
 
 impl Wire {
+    /// An empty wire dropping `loss_per_mille` frames, seeded with `seed`.
+    fn shared(loss_per_mille: u64, seed: u64) -> Rc<RefCell<Wire>> {
+        Rc::new(RefCell::new(Wire {
+            queues: [VecDeque::new(), VecDeque::new()],
+            rng: seed.max(1),
+            loss_per_mille,
+            dropped: 0,
+            cut: [false; 2],
+        }))
+    }
+
     fn lose(&mut self) -> bool {
         // xorshift64: deterministic per seed.
         self.rng ^= self.rng << 13;
@@ -330,13 +341,7 @@ fn simulate_with(
     seed: u64,
     bad_password: usize,
 ) -> Outcome {
-    let wire = Rc::new(RefCell::new(Wire {
-        queues: [VecDeque::new(), VecDeque::new()],
-        rng: seed.max(1),
-        loss_per_mille,
-        dropped: 0,
-        cut: [false; 2],
-    }));
+    let wire = Wire::shared(loss_per_mille, seed);
     let mut client_port = Port {
         wire: wire.clone(),
         side: 0,
@@ -612,13 +617,7 @@ fn server_states(sockets: &SocketSet<'_>) -> Vec<tcp::State> {
 
 #[test]
 fn a_handshake_that_never_completes_frees_its_socket() {
-    let wire = Rc::new(RefCell::new(Wire {
-        queues: [VecDeque::new(), VecDeque::new()],
-        rng: 1,
-        loss_per_mille: 0,
-        dropped: 0,
-        cut: [false; 2],
-    }));
+    let wire = Wire::shared(0, 1);
     let mut client_port = Port {
         wire: wire.clone(),
         side: 0,
@@ -713,13 +712,7 @@ fn netdom_answers_icmp_echo() {
         ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, Icmpv4Packet,
         Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
     };
-    let wire = Rc::new(RefCell::new(Wire {
-        queues: [VecDeque::new(), VecDeque::new()],
-        rng: 1,
-        loss_per_mille: 0,
-        dropped: 0,
-        cut: [false; 2],
-    }));
+    let wire = Wire::shared(0, 1);
     let mut server_port = Port {
         wire: wire.clone(),
         side: 1,
