@@ -102,14 +102,20 @@ impl Drop for Sim {
 /// Sends raw bytes, returns (status, body). Reads until the server closes
 /// or the Content-Length is satisfied.
 pub fn raw_request(port: u16, bytes: &[u8]) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    try_raw_request(port, bytes).expect("connect")
+}
+
+/// [`raw_request`], or None when nothing accepts the connection (the
+/// server was killed).
+pub fn try_raw_request(port: u16, bytes: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let _ = s.write_all(bytes);
     let _ = s.shutdown(std::net::Shutdown::Write);
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
-    parse_response(&out)
+    Some(parse_response(&out))
 }
 
 fn parse_response(out: &[u8]) -> (u16, Vec<u8>) {
@@ -128,13 +134,22 @@ fn parse_response(out: &[u8]) -> (u16, Vec<u8>) {
 
 /// POSTs a body, returns (status, body).
 pub fn post(port: u16, path: &str, ctype: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    raw_request(port, &post_request(path, ctype, body))
+}
+
+/// [`post`], or None when nothing accepts the connection.
+pub fn try_post(port: u16, path: &str, ctype: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
+    try_raw_request(port, &post_request(path, ctype, body))
+}
+
+fn post_request(path: &str, ctype: &str, body: &[u8]) -> Vec<u8> {
     let mut req = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
     req.extend_from_slice(body);
-    raw_request(port, &req)
+    req
 }
 
 /// A JSON-RPC 2.0 call; returns Ok(result) or Err(error object).
