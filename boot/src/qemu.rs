@@ -35,9 +35,6 @@ pub struct Launch {
     pub memory_mib: u32,
     /// Hard limit; `timeout` kills QEMU after it (and SIGKILLs 5 s later).
     pub timeout_secs: u64,
-    /// Serial multiplexed with the QEMU monitor on the terminal (Ctrl-A X
-    /// quits), for `cargo xtask run`; otherwise serial on stdout.
-    pub interactive: bool,
     /// Devices to pass to the service domains.
     pub devices: Devices,
 }
@@ -101,11 +98,10 @@ impl Launch {
             "-nodefaults",
         ]);
         cmd.args(["-display", "none", "-no-reboot"]);
-        if self.interactive {
-            cmd.args(["-serial", "mon:stdio"]);
-        } else {
-            cmd.args(["-monitor", "none", "-serial", "stdio"]);
-        }
+        // The serial console on QEMU's stdin and stdout, no monitor: the
+        // caller owns the terminal (`cargo xtask run` passes keys on and
+        // handles Ctrl-A X itself).
+        cmd.args(["-monitor", "none", "-serial", "stdio"]);
         cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         cmd.args(["-device", "intel-iommu,intremap=on"]);
         cmd.args(self.devices.args());
@@ -160,7 +156,6 @@ mod tests {
             },
             memory_mib: 1024,
             timeout_secs: 60,
-            interactive: false,
             devices: Devices::default(),
         };
         let a = args(&l);
@@ -180,7 +175,6 @@ mod tests {
             media: Media::Iso("/t/x.iso".into()),
             memory_mib: 512,
             timeout_secs: 5,
-            interactive: true,
             devices: Devices {
                 nic: Some(Some(8080)),
                 nic_bypasses_iommu: false,
@@ -188,7 +182,7 @@ mod tests {
         };
         let a = args(&l);
         assert!(a.windows(2).any(|w| w == ["-cdrom", "/t/x.iso"]));
-        assert!(a.windows(2).any(|w| w == ["-serial", "mon:stdio"]));
+        assert!(a.windows(2).any(|w| w == ["-serial", "stdio"]));
         assert!(a
             .windows(2)
             .any(|w| w == ["-netdev", "user,id=n1,hostfwd=tcp:127.0.0.1:8080-:80"]));

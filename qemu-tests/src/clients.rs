@@ -113,15 +113,7 @@ impl Peer {
     /// Waits for a line containing `marker`; fails with the output so far
     /// after `timeout` or when the process's output ends.
     pub fn wait_for(&self, marker: &str, timeout: std::time::Duration) -> Result<String, String> {
-        self.output
-            .wait_for_nth(marker, 1, timeout)
-            .map_err(|lines| {
-                format!(
-                    "[{}] no line with {marker:?}; output:\n{}",
-                    self.name,
-                    lines.join("\n")
-                )
-            })
+        self.wait_for_nth(marker, 1, timeout)
     }
 
     /// Writes `line` and a newline to the process's stdin.
@@ -131,6 +123,40 @@ impl Peer {
         writeln!(pipe, "{line}")
             .and_then(|()| pipe.flush())
             .map_err(|e| format!("[{}] write {line:?}: {e}", self.name))
+    }
+
+    /// Waits until `n` lines (counting from 1) contain `marker`; returns
+    /// the `n`th. Fails like [`Peer::wait_for`].
+    pub fn wait_for_nth(
+        &self,
+        marker: &str,
+        n: usize,
+        timeout: std::time::Duration,
+    ) -> Result<String, String> {
+        self.output
+            .wait_for_nth(marker, n, timeout)
+            .map_err(|lines| {
+                format!(
+                    "[{}] no line {n} with {marker:?}; output:\n{}",
+                    self.name,
+                    lines.join("\n")
+                )
+            })
+    }
+
+    /// Writes `bytes` to the process's stdin as they are (keys typed at a
+    /// terminal: `\r` for Enter, control characters).
+    pub fn type_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
+        use std::io::Write;
+        let pipe = self.stdin.as_mut().ok_or("stdin closed")?;
+        pipe.write_all(bytes)
+            .and_then(|()| pipe.flush())
+            .map_err(|e| format!("[{}] type {bytes:?}: {e}", self.name))
+    }
+
+    /// Every line it printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.output.lines()
     }
 
     /// Waits for the process to exit (killing it after `timeout`); returns

@@ -69,7 +69,6 @@ impl Artifacts {
             },
             memory_mib: 1024,
             timeout_secs: 90,
-            interactive: false,
             devices: Default::default(),
         }
     }

@@ -9,12 +9,13 @@ use xcp_qemu_tests::{verdict, Artifacts, Launch, Media, Run};
 const MARKER_WAIT: Duration = Duration::from_secs(75);
 const EXIT_WAIT: Duration = Duration::from_secs(20);
 
-/// Checks the banner lists every entry of `bundle` with its size.
+/// Checks the banner, and the log lists every entry of `bundle` with its
+/// size (DEBUG lines: the full log keeps them).
 fn assert_banner_lists(run: &Run, bundle: &[u8]) {
     let parsed = Bundle::parse(bundle).expect("the built bundle parses");
     let lines = run.lines();
     let header = format!(
-        "dom0: bundle: {} entries, {} bytes",
+        "dom0: DEBUG bundle: {} entries, {} bytes",
         parsed.entries().len(),
         bundle.len()
     );
@@ -51,7 +52,7 @@ fn direct_boot_reaches_the_banner_listing_the_bundle() {
         "direct-boot",
         &a.direct("test-exit", &a.path("bundle.cpio")),
     );
-    run.wait_for("dom0: dom0 ready", MARKER_WAIT).unwrap();
+    run.wait_for("dom0: DEBUG dom0 ready", MARKER_WAIT).unwrap();
     assert_banner_lists(&run, &bundle);
     run.finish(EXIT_WAIT).assert_verdict(verdict::PASS);
 }
@@ -74,11 +75,10 @@ fn iso_boots_to_the_same_banner() {
         media: Media::Iso(iso),
         memory_mib: 1024,
         timeout_secs: 120,
-        interactive: false,
         devices: Default::default(),
     };
     let run = Run::start("iso-boot", &launch);
-    run.wait_for("dom0: dom0 ready", Duration::from_secs(110))
+    run.wait_for("dom0: DEBUG dom0 ready", Duration::from_secs(110))
         .unwrap();
     assert_banner_lists(&run, &bundle);
     run.finish(EXIT_WAIT).assert_verdict(verdict::PASS);

@@ -165,7 +165,7 @@ fn ten_thousand_messages_cross_the_inter_domain_channel() {
 fn xenapi_in_dom0_serves_a_relay_and_starts_a_real_vm() {
     let outcome = selftest("xenapi", false, "");
     let log = &outcome.log;
-    assert!(log.contains("dom0: xenapi toolstack ready"), "{log}");
+    assert!(log.contains("dom0: DEBUG xenapi toolstack ready"), "{log}");
     assert!(log.contains("testdom: xenapi client: logged in"), "{log}");
     let built = log
         .lines()
@@ -285,7 +285,10 @@ fn xenapi_vm_stops_are_noticed_while_xenstore_dom_holds_virq_dom_exc() {
     );
     outcome.assert_verdict(verdict::PASS);
     let log = &outcome.log;
-    assert!(log.contains("dom0: VIRQ_DOM_EXC goes to xenstore"), "{log}");
+    assert!(
+        log.contains("dom0: DEBUG VIRQ_DOM_EXC goes to xenstore"),
+        "{log}"
+    );
     let slowest = assert_vm_crashes_followed(log);
     // dom0's 1 s timer finds them (plus the build and TCG's slack).
     assert!(slowest < 2.5, "a stop took {slowest} s to notice:\n{log}");
@@ -303,7 +306,7 @@ fn xenstore_dom_serves_two_domains_and_releases_a_dead_one() {
     outcome.assert_verdict(verdict::PASS);
     let log = &outcome.log;
     for line in [
-        "xenstore-dom: ready",
+        "xenstore-dom: DEBUG ready",
         "xs-test a: wrote and read its home",
         "xs-test b: wrote and read its home",
         "xs-test a: the watch fired on b's permitted write",
@@ -317,8 +320,8 @@ fn xenstore_dom_serves_two_domains_and_releases_a_dead_one() {
         // xenstore-dom holds VIRQ_DOM_EXC: dom0 learns of testa's crash
         // only through the @releaseDomain it fires. (Which of xenstore-dom's
         // own scan and dom0's RELEASE releases testa first is a race.)
-        "dom0: VIRQ_DOM_EXC goes to xenstore",
-        "dom0: dom0 watches @releaseDomain",
+        "dom0: DEBUG VIRQ_DOM_EXC goes to xenstore",
+        "dom0: DEBUG dom0 watches @releaseDomain",
         "stopped: crash",
     ] {
         assert!(log.contains(line), "no {line:?} in:\n{log}");
@@ -356,7 +359,7 @@ fn dom0_assigns_the_nic_through_the_iommu_and_gets_it_back() {
     let log = &outcome.log;
     assert!(
         // Modern-only virtio-net (`disable-legacy=on`): device ID 0x1041.
-        log.contains("dom0: pci 0000:00:05.0 1af4:1041 virtio-net"),
+        log.contains("dom0: DEBUG pci 0000:00:05.0 1af4:1041 virtio-net"),
         "{log}"
     );
     for cycle in 1..=3 {

@@ -111,17 +111,24 @@ fn clients_ride_out_a_netdom_crash() {
     assert!(keeper_ok, "session keeper:\n{keeper_out}\nlog:\n{log}");
     assert!(watcher_ok, "watcher:\n{watcher_out}\nlog:\n{log}");
     let has = |text: &str| assert!(log.contains(text), "the log lacks {text:?}:\n{log}");
-    has("console> crash netdom");
+    // dom0 echoed the command, logged it, and answered on the console.
+    assert!(
+        log.lines()
+            .any(|l| l.trim_end().ends_with("crash netdom") && !l.contains("console>")),
+        "no echo:\n{log}"
+    );
+    has("dom0: DEBUG console> crash netdom");
+    has("shut down as crashed");
     // dom0 learnt of the crash from xenstore-dom's @releaseDomain.
-    has("dom0: VIRQ_DOM_EXC goes to xenstore");
-    has("dom0: dom0 watches @releaseDomain");
+    has("dom0: DEBUG VIRQ_DOM_EXC goes to xenstore");
+    has("dom0: DEBUG dom0 watches @releaseDomain");
     has("restarting netdom with the NIC");
     has("relay link on port");
     has("back from domid");
     // The same NIC (so the same MAC) both times.
     let macs: Vec<&str> = log
         .lines()
-        .filter_map(|l| l.split_once("netdom: MAC ").map(|(_, m)| m.trim()))
+        .filter_map(|l| l.split_once("netdom: DEBUG MAC ").map(|(_, m)| m.trim()))
         .collect();
     assert_eq!(macs.len(), 2, "two netdom builds: {macs:?}\n{log}");
     assert_eq!(macs[0], macs[1], "{log}");
@@ -131,10 +138,10 @@ fn clients_ride_out_a_netdom_crash() {
     for (marker, n) in [
         ("XenAPI relay listening on 10.0.2.15:80", 2),
         ("netdom: DHCP lease 10.0.2.15/24", 2),
-        ("netdom: MSI-X: 4 vectors bound as pirqs", 2),
+        ("netdom: DEBUG MSI-X: 4 vectors bound as pirqs", 2),
         // The NIC's DMA goes through the emulated VT-d, for both builds.
         (
-            "netdom: device DMA goes through the IOMMU (VIRTIO_F_ACCESS_PLATFORM)",
+            "netdom: DEBUG device DMA goes through the IOMMU (VIRTIO_F_ACCESS_PLATFORM)",
             2,
         ),
         ("unmapped, MSI-X table released", 1),

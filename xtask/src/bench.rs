@@ -28,7 +28,7 @@ struct Sample {
 fn boot_once(p: &crate::build::Platform, i: usize) -> Result<Sample, String> {
     let started = Instant::now();
     let run = Run::start(&format!("bench-boot-{i}"), &p.launch("test-exit"));
-    let ready = run.wait_for("dom0: dom0 ready", Duration::from_secs(75))?;
+    let ready = run.wait_for("dom0: DEBUG dom0 ready", Duration::from_secs(75))?;
     let wall_ready = started.elapsed().as_secs_f64();
     let lines = run.lines();
     let handover = lines
@@ -179,7 +179,7 @@ fn domain_start(p: &crate::build::Platform) -> Result<f64, String> {
         run.finish(Duration::from_secs(20));
         let building = lines
             .iter()
-            .find(|l| l.contains("dom0: building testdom"))
+            .find(|l| l.contains("dom0: DEBUG building testdom"))
             .ok_or("no build line")?;
         let first = lines
             .iter()

@@ -50,7 +50,6 @@ impl Platform {
             },
             memory_mib: 1024,
             timeout_secs: 90,
-            interactive: false,
             devices: Default::default(),
         }
     }
@@ -73,21 +72,24 @@ pub fn platform() -> Result<Platform, String> {
         // Every kernel also lands in target/xcp under its bundle name, so
         // tests can make bundles of their own.
         let name = entry.unwrap_or(bin);
-        std::fs::copy(&from, out.join(name)).map_err(|e| format!("{}: {e}", from.display()))?;
+        let image = std::fs::read(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+        replace(&out.join(name), &image)?;
         if let Some(name) = entry {
             images.push((name.to_string(), from));
         }
     }
     let config_path = root.join("boot/platform.toml");
     let (text, config) = xcp_boot::load_config(&config_path)?;
-    std::fs::write(out.join("platform.toml"), &text).map_err(|e| e.to_string())?;
+    replace(&out.join("platform.toml"), text.as_bytes())?;
     let bundle = xcp_boot::assemble_bundle(&text, &images)?;
-    std::fs::write(out.join("bundle.cpio"), &bundle).map_err(|e| e.to_string())?;
+    replace(&out.join("bundle.cpio"), &bundle)?;
     let grub = xcp_boot::grub_cfg(&config.platform.xen_cmdline, &config.platform.dom0_cmdline);
-    std::fs::write(out.join("grub.cfg"), &grub).map_err(|e| e.to_string())?;
+    replace(&out.join("grub.cfg"), grub.as_bytes())?;
     let xen = out.join("xen");
     if !xen.is_file() {
-        xcp_boot::unpack_xen(&xen)?;
+        let tmp = xen.with_extension(format!("tmp{}", std::process::id()));
+        xcp_boot::unpack_xen(&tmp)?;
+        std::fs::rename(&tmp, &xen).map_err(|e| format!("{}: {e}", xen.display()))?;
     }
     eprintln!(
         "platform built in {} ({} byte bundle)",
@@ -98,6 +100,19 @@ pub fn platform() -> Result<Platform, String> {
         dir: out,
         xen_cmdline: config.platform.xen_cmdline,
     })
+}
+
+/// Puts `bytes` at `path` unless it holds them already, through a rename:
+/// a QEMU starting meanwhile (a test, another `cargo xtask run`) reads the
+/// old file or the new one, never a half-written one.
+fn replace(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Builds the platform and its ISO.

@@ -22,6 +22,10 @@ pub const PACKAGES: &[&str] = &[
     // Real XenAPI clients run in a venv (PyPI XenAPI) and with npm (xen-api).
     "python3-venv",
     "nodejs",
+    // The tests' process handling (kill, pkill, pgrep) and pseudo-terminal
+    // (`script`, for `cargo xtask run` as a person types it).
+    "procps",
+    "bsdutils",
 ];
 
 /// Commands that may come from outside Debian; their package is installed

@@ -1,7 +1,8 @@
 //! `cargo xtask <command>`: the project's two user commands and their helpers.
 //!
-//! - `run`: install what is missing, build, boot the platform in QEMU with the
-//!   serial console on this terminal (Ctrl-A X quits).
+//! - `run [--verbose] [--port PORT] [--timeout SECS]`: install what is
+//!   missing, build, boot the platform in QEMU with the serial console on
+//!   this terminal (Ctrl-A X or Ctrl-C quits; `run.rs`).
 //! - `test`: fmt, clippy, host tests, no_std builds, short fuzz runs, QEMU tests.
 //! - `lint`: just the fmt check and clippy (host and kernel target).
 //! - `fuzz [SECS]`: every fuzz target for SECS seconds (60 by default).
@@ -14,8 +15,10 @@
 
 mod bench;
 mod build;
+mod console;
 mod deps;
 mod fuzz;
+mod run;
 
 use std::process::{Command, ExitCode};
 
@@ -41,14 +44,17 @@ pub(crate) fn cargo() -> Command {
 const FUZZ_SECONDS: u32 = 15;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask <run [--timeout SECS] | test | lint | fuzz [SECS] | bench [xenstore|xenapi|domain|boot|netdom]... | build | iso | hash-password PW>");
+    eprintln!("usage: cargo xtask <run [--verbose] [--port PORT] [--timeout SECS] | test | lint | fuzz [SECS] | bench [xenstore|xenapi|domain|boot|netdom]... | build | iso | hash-password PW>");
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("run") => cmd_run(&args[1..]),
+        Some("run") => match cmd_run(&args[1..]) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Some("test") => cmd_test(),
         Some("lint") => lint(),
         Some("hash-password") => match args.get(1) {
@@ -79,25 +85,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn cmd_run(args: &[String]) -> Result<(), String> {
-    let timeout = match args {
-        [] => 3600,
-        [flag, secs] if flag == "--timeout" => {
-            secs.parse().map_err(|_| "--timeout takes seconds")?
-        }
-        _ => return Err("usage: cargo xtask run [--timeout SECS]".into()),
-    };
+fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
+    let options = run::Options::parse(args)?;
     deps::ensure()?;
     let p = build::platform()?;
-    eprintln!("Booting Xen 4.17 + xcp-rs in QEMU (Ctrl-A X quits; at most {timeout} s).");
-    // netdom gets QEMU's NIC; the host's 127.0.0.1:8080 reaches its port 80.
-    let mut launch = p.launch("xenapi-url=http://127.0.0.1:8080/");
-    launch.interactive = true;
-    launch.timeout_secs = timeout;
-    launch.devices.nic = Some(Some(8080));
-    let status = launch.command().status().map_err(|e| e.to_string())?;
-    eprintln!("QEMU ended: {status}");
-    Ok(())
+    run::run(&p, &options)
 }
 
 /// fmt check and clippy, for the host and for the kernels' target.

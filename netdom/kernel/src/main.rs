@@ -24,7 +24,7 @@ mod domain {
     use alloc::boxed::Box;
     use alloc::vec::Vec;
 
-    use log::{error, info, warn};
+    use log::{debug, error, warn};
     use netdom::args::Args;
     use netdom::arp::{self, Ipv4, Mac};
     use virtio_drivers::device::net::VirtIONet;
@@ -63,7 +63,7 @@ mod domain {
     }
 
     fn main(boot: Boot) -> ! {
-        info!("command line {:?}", boot.cmdline);
+        debug!("command line {:?}", boot.cmdline);
         let args =
             Args::parse(boot.cmdline).unwrap_or_else(|e| stop(format_args!("command line: {e:?}")));
         let BroughtUp {
@@ -75,28 +75,28 @@ mod domain {
         } = bring_up(&args);
         check_confinement(&bars);
         let mac = Mac(net.mac_address());
-        info!("MAC {mac}");
+        debug!("MAC {mac}");
         let accepted = features.accepted();
-        info!(
+        debug!(
             "virtio features: device offered {:#x}, netdom accepted {accepted:#x} ({})",
             features.offered(),
             virtio_platform::feature_names(accepted).join(" ")
         );
         if accepted & virtio_platform::ACCESS_PLATFORM != 0 {
-            info!("device DMA goes through the IOMMU (VIRTIO_F_ACCESS_PLATFORM)");
+            debug!("device DMA goes through the IOMMU (VIRTIO_F_ACCESS_PLATFORM)");
         } else {
             warn!(
                 "the device does not offer VIRTIO_F_ACCESS_PLATFORM: its DMA may bypass the IOMMU"
             );
         }
         let (direct, bounced) = xcp_runtime::virtio_hal::share_counts();
-        info!(
+        debug!(
             "virtio-net up: {QUEUE_SIZE}-entry queues, {} DMA extents exchanged, \
              {direct} buffers shared in place, {bounced} bounced",
             xcp_runtime::dma::exchanges()
         );
         let counts = shadow.get();
-        info!(
+        debug!(
             "config writes: {} BAR sizing, {} decode toggles, {} refused",
             counts.bar, counts.decode, counts.refused
         );
@@ -129,7 +129,7 @@ mod domain {
                 let (net, wake) = stack.net();
                 arp_gateway(net, mac, ip, Ipv4(gw.octets()), wake);
             }
-            None => info!("no gateway configured: no ARP proof"),
+            None => debug!("no gateway configured: no ARP proof"),
         }
         stack.serve(args.relay)
     }
@@ -167,7 +167,7 @@ mod domain {
             device,
             function,
         };
-        info!(
+        debug!(
             "pci {df}: {:04x}:{:04x}, command {:#06x} (set by dom0)",
             shadow.read32(0) & 0xffff,
             shadow.read32(0) >> 16,
@@ -185,7 +185,7 @@ mod domain {
                 Some(BarInfo::Memory { address, size, .. }) if *size > 0 => {
                     match MmioRegion::map(*address, *size) {
                         Ok(region) => {
-                            info!(
+                            debug!(
                                 "BAR{index} {address:#x}+{size:#x} mapped uncached at {:#x}",
                                 region.va()
                             );
@@ -195,7 +195,7 @@ mod domain {
                     }
                 }
                 Some(BarInfo::IO { address, size }) => {
-                    info!("BAR{index} I/O {address:#x}+{size:#x} (unused: modern virtio)");
+                    debug!("BAR{index} I/O {address:#x}+{size:#x} (unused: modern virtio)");
                 }
                 _ => {}
             }
@@ -234,7 +234,7 @@ mod domain {
         };
         let outside = lowest - 0x1000;
         match MmioRegion::map(outside, 0x1000) {
-            Err(e) => info!("device frame {outside:#x} outside the granted BARs refused: {e}"),
+            Err(e) => debug!("device frame {outside:#x} outside the granted BARs refused: {e}"),
             Ok(_) => stop(format_args!(
                 "Xen let netdom map {outside:#x}, outside its BARs"
             )),
@@ -262,7 +262,7 @@ mod domain {
                     stop(format_args!("transmit: {e}"));
                 }
                 tries += 1;
-                info!("ARP request for {gateway} sent ({tries})");
+                debug!("ARP request for {gateway} sent ({tries})");
                 next_send = now + ARP_RETRY_NS;
             }
             while let Ok(rx) = net.receive() {
@@ -273,7 +273,7 @@ mod domain {
                 }
                 match result {
                     Ok(reply) if reply.sender_ip == gateway => {
-                        info!(
+                        debug!(
                             "ARP reply from {} (mac {})",
                             reply.sender_ip, reply.sender_mac
                         );
@@ -281,7 +281,7 @@ mod domain {
                     }
                     other => {
                         seen += 1;
-                        warn!("ignored a {len}-byte frame: {other:?}");
+                        debug!("ignored a {len}-byte frame: {other:?}");
                     }
                 }
             }
@@ -299,7 +299,7 @@ mod stack {
     use alloc::vec;
     use alloc::vec::Vec;
 
-    use log::{error, info, warn};
+    use log::{debug, error, info, warn};
     use netdom::args::RelayChannel;
     use netdom::arp::Mac;
     use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
@@ -316,8 +316,6 @@ mod stack {
     use super::domain::Net;
     use crate::irq::Wake;
 
-    /// How often the interrupt counts are logged (when they changed).
-    const STATS_MS: u64 = 1_000;
     /// Link pumps per turn before the NIC gets its turn again.
     const PUMPS_PER_TURN: usize = 8;
     /// How long netdom waits for its first DHCP lease before it gives up.
@@ -406,8 +404,6 @@ mod stack {
         /// The address in use (`None` while a DHCP lease is lost).
         config: Option<StaticConfig>,
         wake: Wake,
-        /// When the counts were last logged, and the count then.
-        stats: (u64, u64),
     }
 
     impl Stack {
@@ -426,7 +422,6 @@ mod stack {
                 dhcp: None,
                 config: None,
                 wake,
-                stats: (0, 0),
             }
         }
 
@@ -449,7 +444,7 @@ mod stack {
                 IpMode::Dhcp => {
                     self.dhcp = Some(self.sockets.add(dhcpv4::Socket::new()));
                     let deadline = now_ms() + DHCP_TIMEOUT_MS;
-                    info!("DHCP: asking for a lease");
+                    debug!("DHCP: asking for a lease");
                     loop {
                         let now = Instant::from_millis(now_ms() as i64);
                         self.iface.poll(now, &mut self.nic, &mut self.sockets);
@@ -504,19 +499,6 @@ mod stack {
             self.wake.wait(xcp_runtime::time::now_ns() + delay_ns);
         }
 
-        /// Logs the wake-up counts once a second while they change.
-        fn report(&mut self, t: u64) {
-            let (at, seen) = self.stats;
-            if !self.wake.has_interrupts() || t < at + STATS_MS || self.wake.interrupts == seen {
-                return;
-            }
-            info!(
-                "NIC interrupts: {} wake-ups ({} timer wake-ups)",
-                self.wake.interrupts, self.wake.timeouts
-            );
-            self.stats = (t, self.wake.interrupts);
-        }
-
         /// Keeps the interface (and its DHCP lease) going and, with a
         /// relay channel, serves XenAPI clients through dom0's toolstack;
         /// never returns.
@@ -526,7 +508,7 @@ mod stack {
                 self.wake.watch_relay(r.evtchn);
             }
             if let (Some(r), Some(config)) = (&relay, self.config) {
-                info!(
+                debug!(
                     "XenAPI relay listening on {}:{}",
                     config.cidr.address(),
                     r.port
@@ -538,10 +520,9 @@ mod stack {
                 self.iface.poll(now, &mut self.nic, &mut self.sockets);
                 self.poll_dhcp();
                 if let Some(r) = relay.as_mut() {
-                    r.turn(&mut self.sockets, t);
+                    r.turn(&mut self.sockets, t, &self.wake);
                     self.iface.poll(now, &mut self.nic, &mut self.sockets);
                 }
-                self.report(t);
                 self.sleep(now);
             }
         }
@@ -578,8 +559,9 @@ mod stack {
             }
         }
 
-        /// Moves bytes between the sockets, the engine and dom0.
-        fn turn(&mut self, sockets: &mut SocketSet<'static>, t: u64) {
+        /// Moves bytes between the sockets, the engine and dom0, and
+        /// answers dom0's request for counters with `wake`'s.
+        fn turn(&mut self, sockets: &mut SocketSet<'static>, t: u64, wake: &Wake) {
             self.listener.poll(sockets, &mut self.relay, t);
             self.relay.on_tick(t);
             let mut kick = false;
@@ -587,6 +569,10 @@ mod stack {
                 match self.link.pump(&mut self.relay, t) {
                     Ok(pumped) => {
                         kick |= pumped.notify.kick();
+                        if self.relay.take_stats_request() {
+                            self.relay.send_stats(wake.interrupts, wake.timeouts);
+                            continue;
+                        }
                         if !pumped.again {
                             break;
                         }

@@ -20,12 +20,17 @@
 //! - `Closed` reaches dom0 exactly once per connection dom0 did not close
 //!   itself, and a connection number is never reused while dom0 may still
 //!   hold it.
+//!
+//! dom0 may ask for counters (`StatsRequest`): the engine surfaces the
+//! request to the board once ([`Relay::take_stats_request`]), whatever
+//! number came, and sends the board's answer ([`Relay::send_stats`]) ahead
+//! of any data. A flag and one pending answer: all dom0 can make it hold.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::ops::Bound;
 
-use xcp_relay::{FromToolstack, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS};
+use xcp_relay::{FromToolstack, RelayStats, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS};
 
 /// A client connection: also its number on the wire to dom0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -224,6 +229,10 @@ pub struct Relay {
     /// Bytes in all `to_dom0` and `to_client` buffers.
     buffered: usize,
     stats: Stats,
+    /// dom0 asked for counters and the board has not taken the request.
+    stats_requested: bool,
+    /// The counters for dom0, sent before any other message.
+    stats_out: Option<RelayStats>,
 }
 
 impl Relay {
@@ -240,6 +249,8 @@ impl Relay {
             next_id: 1,
             buffered: 0,
             stats: Stats::default(),
+            stats_requested: false,
+            stats_out: None,
         }
     }
 
@@ -372,10 +383,34 @@ impl Relay {
         }
     }
 
-    /// The next message for dom0, round-robin over connections: `Closed`
-    /// messages first, then at most one [`MAX_CHUNK`] of data from the
-    /// next connection with data after the one fed last.
+    /// Whether dom0 asked for counters since the last call (any number of
+    /// `StatsRequest`s count once). On true the board answers with
+    /// [`Self::send_stats`].
+    pub fn take_stats_request(&mut self) -> bool {
+        core::mem::take(&mut self.stats_requested)
+    }
+
+    /// Queues the counters for dom0: the board's wake-up counts with the
+    /// engine's connection counts. An answer not yet sent is replaced, so
+    /// at most one waits.
+    pub fn send_stats(&mut self, nic_interrupts: u64, timer_wakeups: u64) {
+        self.stats_out = Some(RelayStats {
+            nic_interrupts,
+            timer_wakeups,
+            connections: u32::try_from(self.conns.len()).unwrap_or(u32::MAX),
+            accepted: self.stats.accepted,
+            refused: self.stats.refused,
+        });
+    }
+
+    /// The next message for dom0: the counters if the board answered,
+    /// then `Closed` messages, then, round-robin over connections, at most
+    /// one [`MAX_CHUNK`] of data from the next connection with data after
+    /// the one fed last.
     pub fn poll_channel_out(&mut self) -> Option<ToToolstack> {
+        if let Some(stats) = self.stats_out.take() {
+            return Some(ToToolstack::Stats(stats));
+        }
         if let Some(conn) = self.closed_out.pop_front() {
             return Some(ToToolstack::Closed { conn: conn.0 });
         }
@@ -452,6 +487,7 @@ impl Relay {
                     self.close_out.push_back((id, CloseKind::Graceful));
                 }
             }
+            FromToolstack::StatsRequest => self.stats_requested = true,
         }
     }
 
@@ -548,7 +584,8 @@ impl Relay {
     /// True if some message waits for dom0.
     pub fn has_channel_out(&self) -> bool {
         let gate = self.config.gate_out_bytes;
-        !self.closed_out.is_empty()
+        self.stats_out.is_some()
+            || !self.closed_out.is_empty()
             || self.conns.values().any(|c| {
                 c.state == State::Open && !c.to_dom0.is_empty() && c.to_client.len() <= gate
             })

@@ -3,7 +3,7 @@
 
 use xcp_channel::{Channel, Role};
 use xcp_netrelay::{CloseKind, Config, ConnId, Link, Refused, Relay, Source};
-use xcp_relay::{FromToolstack, ToToolstack, MAX_CHUNK};
+use xcp_relay::{FromToolstack, RelayStats, ToToolstack, MAX_CHUNK};
 use xcp_ring::fake::MemPage;
 
 const A: Source = Source([1; 16]);
@@ -428,4 +428,88 @@ fn half_closed_client_is_closed_once_its_reply_is_delivered() {
     assert!(r.is_live(d));
     r.on_tick(1100);
     assert_eq!(r.poll_close(), Some((d, CloseKind::Graceful)));
+}
+
+#[test]
+fn stats_request_is_surfaced_once_and_answered_first() {
+    let mut r = relay();
+    let c = accept(&mut r, A);
+    assert!(r.on_accept(0, A).is_ok());
+    feed_all(&mut r, 0, c, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(!r.take_stats_request(), "nothing asked yet");
+    // Two requests before the board looks: one request.
+    r.on_toolstack(0, FromToolstack::StatsRequest);
+    r.on_toolstack(0, FromToolstack::StatsRequest);
+    assert!(r.take_stats_request());
+    assert!(!r.take_stats_request());
+    r.send_stats(7, 3);
+    assert!(r.has_channel_out());
+    let out = drain(&mut r);
+    assert_eq!(
+        out[0],
+        ToToolstack::Stats(RelayStats {
+            nic_interrupts: 7,
+            timer_wakeups: 3,
+            connections: 2,
+            accepted: 2,
+            refused: 0,
+        })
+    );
+    assert!(matches!(out[1], ToToolstack::Data { conn, .. } if conn == c.0));
+    assert_eq!(out.len(), 2, "one answer: {out:?}");
+    // An answer not yet sent is replaced by a newer one, never queued.
+    r.send_stats(1, 1);
+    r.send_stats(2, 2);
+    assert_eq!(
+        drain(&mut r),
+        [ToToolstack::Stats(RelayStats {
+            nic_interrupts: 2,
+            timer_wakeups: 2,
+            connections: 2,
+            accepted: 2,
+            refused: 0,
+        })]
+    );
+}
+
+#[test]
+fn stats_requests_leave_connections_and_hostile_message_handling_alone() {
+    let mut r = relay();
+    let c = accept(&mut r, A);
+    r.on_toolstack(0, FromToolstack::StatsRequest);
+    // Stale and oversized messages count as before.
+    r.on_toolstack(0, data(ConnId(99), b"x"));
+    r.on_toolstack(0, FromToolstack::Close { conn: 98 });
+    assert_eq!(r.stats().stale_messages, 2);
+    assert_eq!(r.stats().bad_messages, 0);
+    assert!(r.is_live(c));
+    assert_eq!(r.buffered(), 0);
+    assert!(
+        drain(&mut r).is_empty(),
+        "no answer until the board gives one"
+    );
+    assert!(r.take_stats_request());
+}
+
+#[test]
+fn link_delivers_a_stats_request_and_the_answer() {
+    let (p1, p2) = pages();
+    let mut dom0: Channel<&MemPage> = Channel::new(p1, p2, Role::Initiator).unwrap();
+    let mut link = Link::new(Channel::new(p2, p1, Role::Acceptor).unwrap());
+    let mut r = relay();
+    let _ = dom0.send(&FromToolstack::StatsRequest).unwrap();
+    let _ = dom0.flush();
+    link.pump(&mut r, 0).unwrap();
+    assert!(r.take_stats_request());
+    r.send_stats(12, 4);
+    assert!(!link.pump(&mut r, 0).unwrap().again);
+    assert_eq!(
+        dom0.recv::<ToToolstack>().unwrap(),
+        Some(ToToolstack::Stats(RelayStats {
+            nic_interrupts: 12,
+            timer_wakeups: 4,
+            ..RelayStats::default()
+        }))
+    );
+    assert_eq!(dom0.recv::<ToToolstack>().unwrap(), None);
 }

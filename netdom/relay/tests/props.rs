@@ -19,6 +19,8 @@ enum Op {
     Dom0Stray(u32, usize),
     Consume(usize, usize),
     Tick(u64),
+    /// dom0 asks for counters (`n` times) and the board answers.
+    Dom0Stats(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -33,6 +35,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u32>(), 0usize..100).prop_map(|(c, n)| Op::Dom0Stray(c, n)),
         3 => (0usize..8, 0usize..50_000).prop_map(|(c, n)| Op::Consume(c, n)),
         1 => (0u64..20_000).prop_map(Op::Tick),
+        1 => (1usize..4).prop_map(Op::Dom0Stats),
     ]
 }
 
@@ -72,6 +75,9 @@ proptest! {
         let mut conns: Vec<ConnId> = Vec::new();
         let mut model: BTreeMap<u32, Streams> = BTreeMap::new();
         let mut ended: BTreeSet<u32> = BTreeSet::new();
+        // The board answered dom0's counters request and the answer is
+        // not out yet.
+        let mut stats_owed = false;
         for op in ops {
             match op {
                 Op::Accept(s) => {
@@ -112,6 +118,11 @@ proptest! {
                             prop_assert!(!s.closed_to_dom0, "Closed twice");
                             prop_assert!(!s.dom0_closed, "Closed after dom0's Close");
                             s.closed_to_dom0 = true;
+                        }
+                        Some(ToToolstack::Stats(stats)) => {
+                            prop_assert!(stats_owed, "counters nobody asked for");
+                            prop_assert!(stats.connections as usize <= config.max_connections);
+                            stats_owed = false;
                         }
                         None => break,
                     }
@@ -159,6 +170,15 @@ proptest! {
                 Op::Tick(dt) => {
                     now += dt;
                     r.on_tick(now);
+                }
+                Op::Dom0Stats(n) => {
+                    for _ in 0..n {
+                        r.on_toolstack(now, FromToolstack::StatsRequest);
+                    }
+                    prop_assert!(r.take_stats_request());
+                    prop_assert!(!r.take_stats_request(), "one request surfaced per batch");
+                    r.send_stats(1, 2);
+                    stats_owed = true;
                 }
             }
             while let Some((c, _)) = r.poll_close() {

@@ -5,6 +5,12 @@
 //!
 //! Messages travel as postcard over `xcp-channel`. A connection is a number
 //! the relay picks; the toolstack keeps a bounded buffer per connection.
+//! Postcard numbers variants by position: new variants go at the end of
+//! their enum, so both ends of an older build still agree on the rest.
+//!
+//! Besides the streams, dom0 can ask the relay for its counters
+//! ([`FromToolstack::StatsRequest`], answered by [`ToToolstack::Stats`]):
+//! the operator's `stats` command, so nothing periodic goes to the log.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -33,6 +39,23 @@ pub enum ToToolstack {
         /// Connection number.
         conn: u32,
     },
+    /// The relay domain's counters, answering [`FromToolstack::StatsRequest`].
+    Stats(RelayStats),
+}
+
+/// A relay domain's counters, each since it booted (connections: now).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayStats {
+    /// Wake-ups with a NIC interrupt pending.
+    pub nic_interrupts: u64,
+    /// Wake-ups at a deadline (the safety poll, a timer), not an event.
+    pub timer_wakeups: u64,
+    /// Client connections open now.
+    pub connections: u32,
+    /// Client connections accepted.
+    pub accepted: u64,
+    /// Client connections refused at accept (a limit was reached).
+    pub refused: u64,
 }
 
 /// Toolstack → relay.
@@ -50,6 +73,9 @@ pub enum FromToolstack {
         /// Connection number.
         conn: u32,
     },
+    /// Send your counters: one [`ToToolstack::Stats`] answers every
+    /// request that came before it.
+    StatsRequest,
 }
 
 #[cfg(test)]
@@ -68,5 +94,45 @@ mod tests {
         let bytes = postcard::to_allocvec(&from).unwrap();
         assert_eq!(postcard::from_bytes::<FromToolstack>(&bytes).unwrap(), from);
         assert!(postcard::from_bytes::<ToToolstack>(&[9, 9, 9]).is_err());
+    }
+
+    #[test]
+    fn stats_round_trip_and_older_variants_keep_their_numbers() {
+        let stats = ToToolstack::Stats(RelayStats {
+            nic_interrupts: 123,
+            timer_wakeups: u64::MAX,
+            connections: 3,
+            accepted: 70_000,
+            refused: 0,
+        });
+        let bytes = postcard::to_allocvec(&stats).unwrap();
+        assert_eq!(bytes[0], 2, "Stats is appended after Data and Closed");
+        assert_eq!(postcard::from_bytes::<ToToolstack>(&bytes).unwrap(), stats);
+        let request = postcard::to_allocvec(&FromToolstack::StatsRequest).unwrap();
+        assert_eq!(
+            request,
+            [2],
+            "StatsRequest is appended after Data and Close"
+        );
+        assert_eq!(
+            postcard::from_bytes::<FromToolstack>(&request).unwrap(),
+            FromToolstack::StatsRequest
+        );
+        // The older variants encode as they always did.
+        assert_eq!(
+            postcard::to_allocvec(&ToToolstack::Closed { conn: 5 }).unwrap(),
+            [1, 5]
+        );
+        assert_eq!(
+            postcard::to_allocvec(&FromToolstack::Data {
+                conn: 1,
+                bytes: alloc::vec![7]
+            })
+            .unwrap(),
+            [0, 1, 1, 7]
+        );
+        // A truncated answer is refused, not misread.
+        assert!(postcard::from_bytes::<ToToolstack>(&bytes[..bytes.len() - 1]).is_err());
+        assert!(postcard::from_bytes::<FromToolstack>(&[3]).is_err());
     }
 }

@@ -21,6 +21,7 @@ extern crate alloc;
 pub mod cmdline;
 pub mod dma_plan;
 pub mod frames;
+pub mod log_policy;
 pub mod pci_snapshot;
 pub mod slots;
 pub mod time;

@@ -1,5 +1,7 @@
 //! `log` backend: one line per record, `[  secs.micros] name: message`, with
 //! Xen system time so lines line up with Xen's own `console_timestamps=boot`.
+//! Which records print, and the level tag after `name: ` (`ERROR `, `WARN `,
+//! `DEBUG `, none for info), is [`crate::log_policy`].
 
 use core::fmt::Write;
 
@@ -12,7 +14,7 @@ static NAME: spin::Once<&'static str> = spin::Once::new();
 pub(crate) fn init(name: &'static str) {
     NAME.call_once(|| name);
     let _ = log::set_logger(&LOGGER);
-    log::set_max_level(log::LevelFilter::Info);
+    log::set_max_level(crate::log_policy::MAX_LEVEL);
 }
 
 /// Line buffer so one record reaches the console in one write.
@@ -33,23 +35,18 @@ impl Write for Line {
 
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::max_level()
+        crate::log_policy::tag(metadata.level(), metadata.target()).is_some()
     }
 
     fn log(&self, record: &log::Record) {
-        if !self.enabled(record.metadata()) {
+        let Some(level) = crate::log_policy::tag(record.level(), record.target()) else {
             return;
-        }
+        };
         let mut line = Line {
             buf: [0; 512],
             len: 0,
         };
         let name = NAME.get().copied().unwrap_or("xcp");
-        let level = match record.level() {
-            log::Level::Error => "ERROR ",
-            log::Level::Warn => "WARN ",
-            _ => "",
-        };
         let _ = write!(
             line,
             "[{}] {}: {}{}",

@@ -1,12 +1,13 @@
 //! dom0's main: banner, bundle check, then idle.
 
-use log::{error, info, warn};
+use log::{debug, error, info};
 use xcp_bundle::{Bundle, PlatformConfig};
 use xcp_runtime::event_loop::{App, Loop};
 use xcp_runtime::{cmdline, verdict, Boot};
 
 use crate::platform::Platform;
 use crate::selftest::{SelfTest, DEADLINE_TOKEN};
+use crate::shell::say;
 use crate::toolstack::{RelayLink, Toolstack};
 
 xcp_runtime::entry!(main, "dom0");
@@ -38,14 +39,14 @@ fn main(boot: Boot) -> ! {
         xen.version,
         xen.capabilities
     );
-    info!(
+    debug!(
         "memory: {} MiB ({} pages), heap {} KiB, {} frames free",
         boot.nr_pages / 256,
         boot.nr_pages,
         boot.heap_bytes / 1024,
         xcp_runtime::paging::free_frames()
     );
-    info!("command line: {}", boot.cmdline);
+    debug!("command line: {}", boot.cmdline);
     let Some(module) = boot.module else {
         fail(
             test_mode,
@@ -61,13 +62,13 @@ fn main(boot: Boot) -> ! {
             format_args!("bundle error: {e} ({} bytes)", module.len()),
         ),
     };
-    info!(
+    debug!(
         "bundle: {} entries, {} bytes",
         bundle.entries().len(),
         module.len()
     );
     for entry in bundle.entries() {
-        info!("  {:<24} {:>9} bytes", entry.name, entry.data.len());
+        debug!("  {:<24} {:>9} bytes", entry.name, entry.data.len());
     }
     let config = match PlatformConfig::from_bundle(&bundle) {
         Ok(c) => c,
@@ -77,13 +78,13 @@ fn main(boot: Boot) -> ! {
             format_args!("bundle error: {e}"),
         ),
     };
-    info!(
+    debug!(
         "platform {}: {} service domain(s) configured",
         config.platform.name,
         config.domains.len()
     );
     for d in &config.domains {
-        info!(
+        debug!(
             "  domain {:<16} image {} {} MiB restart={}",
             d.name, d.image, d.memory_mib, d.restart
         );
@@ -96,7 +97,7 @@ fn main(boot: Boot) -> ! {
         }
     };
     for d in &devices {
-        info!(
+        debug!(
             "pci {} {:04x}:{:04x} {}",
             d.bdf,
             d.vendor,
@@ -120,7 +121,7 @@ fn main(boot: Boot) -> ! {
     if selftest.is_none() {
         platform.start_configured(&mut lp);
     }
-    info!("dom0 ready");
+    debug!("dom0 ready");
     if test_mode && selftest.is_none() {
         xcp_runtime::io::debug_exit(verdict::PASS);
     }
@@ -133,7 +134,7 @@ fn main(boot: Boot) -> ! {
             .collect();
         match Toolstack::new(&t.root_password_hash, images) {
             Ok(ts) => {
-                info!("xenapi toolstack ready");
+                debug!("xenapi toolstack ready");
                 Some(ts)
             }
             Err(e) => {
@@ -152,12 +153,12 @@ fn main(boot: Boot) -> ! {
         let (domid, channel, port) =
             crate::selftest::channel_to_testdom(&mut platform, &mut lp, "xenapi-relay", &extra);
         t.set_relay_domid(domid);
-        relays.push(RelayLink::new(channel, port));
+        relays.push(RelayLink::new(channel, port, domid));
     }
     if let Some(t) = test.as_mut() {
-        if let Some((channel, port)) = t.take_netdom_relay() {
-            info!("xenapi relay channel to netdom on port {port}");
-            relays.push(RelayLink::new(channel, port));
+        if let Some((channel, port, domid)) = t.take_netdom_relay() {
+            debug!("xenapi relay channel to netdom on port {port}");
+            relays.push(RelayLink::new(channel, port, domid));
         }
         if let Some(url) = cmdline::get(boot.cmdline, "xenapi-url") {
             t.set_xenapi_url(url);
@@ -244,8 +245,9 @@ impl Dom0 {
         let relay = self.toolstack.is_some();
         let mut handed = crate::nic::start_with_nic(&mut self.platform, lp, index, relay, "")?;
         if let Some((channel, port)) = handed.take_relay() {
-            info!("xenapi relay channel to netdom on port {port}");
-            self.relays.push(RelayLink::new(channel, port));
+            debug!("xenapi relay channel to netdom on port {port}");
+            self.relays
+                .push(RelayLink::new(channel, port, handed.domid));
             self.netdom_ready = Some((handed.domid, self.xenapi_url.clone()));
         }
         let domid = handed.domid;
@@ -274,7 +276,7 @@ impl Dom0 {
             lp.unwatch(port);
             let _ = xcp_runtime::evtchn::close(port);
             let dropped = self.toolstack.as_mut().map_or(0, |ts| ts.drop_link(port));
-            info!("relay link on port {port} closed ({dropped} relayed connection(s) dropped)");
+            debug!("relay link on port {port} closed ({dropped} relayed connection(s) dropped)");
         }
         if self.netdom_ready.as_ref().is_some_and(|(d, _)| *d == domid) {
             self.netdom_ready = None;
@@ -327,28 +329,34 @@ impl Dom0 {
         })
     }
 
-    /// Runs one operator command.
+    /// Runs one operator command; the answers are console lines
+    /// ([`say`]), the command a DEBUG record for the log.
     fn run_command(&mut self, lp: &mut Loop, line: &str) {
         use xcp_domains::shell::{parse, Command, HELP};
-        let command = match parse(line) {
+        let command = parse(line);
+        if !matches!(command, Ok(None)) {
+            debug!("console> {}", line.trim());
+        }
+        let command = match command {
             Ok(Some(c)) => c,
             Ok(None) => return,
-            Err(e) => {
-                warn!("console: {e}");
-                return;
-            }
+            Err(e) => return say(format_args!("{e}")),
         };
-        info!("console> {}", line.trim());
         match command {
-            Command::Help => HELP.iter().for_each(|l| info!("  {l}")),
+            Command::Help => HELP.iter().for_each(|l| say(format_args!("  {l}"))),
             Command::List => {
+                let mut any = false;
                 for domid in self.platform.domains.domids() {
                     if let Some(m) = self.platform.domains.get(domid) {
-                        info!(
+                        any = true;
+                        say(format_args!(
                             "  {:<16} domid {domid:<5} restart={} restarts={}",
                             m.name, m.restart, m.restarts
-                        );
+                        ));
                     }
+                }
+                if !any {
+                    say(format_args!("no managed domains"));
                 }
             }
             Command::Crash(target) => match self.find(target) {
@@ -357,11 +365,11 @@ impl Dom0 {
                         domid,
                         xen_sys::sched::SHUTDOWN_CRASH,
                     ) {
-                        Ok(()) => info!("console: domid {domid} shut down as crashed"),
-                        Err(e) => warn!("console: crash domid {domid}: {e}"),
+                        Ok(()) => say(format_args!("domid {domid} shut down as crashed")),
+                        Err(e) => say(format_args!("crash domid {domid}: {e}")),
                     }
                 }
-                None => warn!("console: no managed domain {target:?}"),
+                None => say(format_args!("no managed domain {target}")),
             },
             Command::Destroy(target) => match self.find(target) {
                 Some(domid) => {
@@ -369,10 +377,37 @@ impl Dom0 {
                         Some(handed) => self.release_netdom(lp, handed, true),
                         None => self.platform.stop(lp, domid),
                     }
-                    info!("console: destroyed domid {domid}");
+                    say(format_args!("destroyed domid {domid}"));
                 }
-                None => warn!("console: no managed domain {target:?}"),
+                None => say(format_args!("no managed domain {target}")),
             },
+            Command::Stats => {
+                if self.relays.is_empty() {
+                    say(format_args!("no relay domain to ask for counters"));
+                }
+                // Each answers when it next runs; `pump_relays` shows it.
+                self.relays.iter_mut().for_each(RelayLink::request_stats);
+                self.pump_relays(lp, None);
+            }
+        }
+    }
+
+    /// Shows the counters relay domains sent (the `stats` command).
+    fn show_stats(&mut self) {
+        for r in &mut self.relays {
+            let Some(s) = r.take_stats() else {
+                continue;
+            };
+            let name = self
+                .platform
+                .domains
+                .get(r.domid)
+                .map_or("relay", |m| m.name.as_str());
+            say(format_args!(
+                "{name} (domid {}): {} NIC interrupt wake-ups, {} timer wake-ups, \
+                 {} relayed connections open ({} accepted, {} refused)",
+                r.domid, s.nic_interrupts, s.timer_wakeups, s.connections, s.accepted, s.refused
+            ));
         }
     }
 
@@ -406,6 +441,7 @@ impl Dom0 {
             self.tick_armed = true;
             lp.after(TICK_NS, TICK_TOKEN);
         }
+        self.show_stats();
     }
 }
 

@@ -26,7 +26,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use log::{error, info};
+use log::{debug, error};
 use xcp_channel::{Channel, Role};
 use xcp_pci::caps::{Msix, MSIX_ENABLE, MSIX_MASKALL, VIRTIO_PCI_CAP_COMMON_CFG};
 use xcp_pci::{Bar, ConfigAccess, Device};
@@ -251,7 +251,7 @@ fn map_msix(domid: u16, nic: &Device, msix: &Msix) -> Result<Vec<u32>, String> {
             "MSI-X control {now:#06x} after writing {control:#06x}"
         ));
     }
-    info!(
+    debug!(
         "nic {}: MSI-X entries 0..{} (table in BAR{} at {table_base:#x}) mapped to pirqs {pirqs:?} of domid {domid}; MSI-X control {now:#06x}",
         nic.bdf,
         pirqs.len(),
@@ -344,7 +344,7 @@ pub fn start_with_nic(
         ));
     }
     let (snapshot, before, after) = prepare(&nic)?;
-    info!(
+    debug!(
         "nic {} ({}): command {before:#06x} -> {after:#06x}, config space snapshot taken",
         nic.bdf,
         nic.name()
@@ -384,7 +384,7 @@ pub fn start_with_nic(
         _ => (None, Vec::new()),
     };
     let domid = built.map_err(|()| String::from("could not build netdom"))?;
-    info!("nic {} handed to domid {domid}: {line}", nic.bdf);
+    debug!("nic {} handed to domid {domid}: {line}", nic.bdf);
     let relay_port = relay.as_ref().map(|(_, port)| *port);
     Ok(Handed {
         domid,
@@ -442,12 +442,12 @@ pub fn release(handed: Handed) -> Result<(), String> {
             msix.control_offset(),
             msix.control & !MSIX_ENABLE,
         );
-        info!(
+        debug!(
             "nic {}: pirqs {:?} unmapped, MSI-X table released, MSI-X disabled",
             handed.nic.bdf, handed.pirqs
         );
     }
-    info!(
+    debug!(
         "nic {} back from domid {}: command {command:#06x} -> {now:#06x} (bus mastering off), virtio reset (status {was:#x} -> {status:#x})",
         handed.nic.bdf, handed.domid
     );

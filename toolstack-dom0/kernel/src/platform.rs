@@ -5,7 +5,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 use xcp_bundle::{Bundle, DomainConfig};
 use xcp_domains::{observe, Action, Domains, Observed};
 use xcp_runtime::event_loop::Loop;
@@ -114,7 +114,7 @@ impl Platform {
             return Err(());
         };
         let started = xcp_runtime::time::now_ns();
-        info!("building {}", config.name);
+        debug!("building {}", config.name);
         let role = DomainRole {
             server: self.xs.as_ref().map(|x| x.domid),
             is_server: config.xenstore,
@@ -175,7 +175,7 @@ impl Platform {
                 domid,
                 xen_sys::event_channel::VIRQ_DOM_EXC,
             ) {
-                Ok(()) => info!("VIRQ_DOM_EXC goes to {} (domid {domid})", config.name),
+                Ok(()) => debug!("VIRQ_DOM_EXC goes to {} (domid {domid})", config.name),
                 Err(e) => warn!("VIRQ_DOM_EXC stays with dom0: {e}"),
             }
         }
@@ -184,12 +184,12 @@ impl Platform {
         }
         if let Some(p) = pending {
             let mut xs = p.connect(domid);
-            info!("xenstore is domain {} (domid {domid})", config.name);
+            debug!("xenstore is domain {} (domid {domid})", config.name);
             match xs.watch_lifecycle().and_then(|()| {
                 lp.watch(xs.port)
                     .map_err(|e| alloc::format!("watch port {}: {e}", xs.port))
             }) {
-                Ok(()) => info!("dom0 watches @releaseDomain"),
+                Ok(()) => debug!("dom0 watches @releaseDomain"),
                 Err(e) => error!("{e}"),
             }
             self.xs = Some(xs);
@@ -238,7 +238,7 @@ impl Platform {
         }
         if let Some(xs) = self.xs.as_mut() {
             match xs.release(domid) {
-                Ok(()) => info!("released domid {domid} from xenstore"),
+                Ok(()) => debug!("released domid {domid} from xenstore"),
                 Err(e) => warn!("domid {domid}: {e}"),
             }
         }

@@ -10,7 +10,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 
 use xcp_channel::{Channel, SendError};
-use xcp_relay::{FromToolstack, ToToolstack};
+use xcp_relay::{FromToolstack, RelayStats, ToToolstack};
 use xcp_runtime::paging::Frame;
 use xenapi::auth::PasswordHash;
 use xenapi::engine::{Config, Engine};
@@ -216,23 +216,47 @@ impl Toolstack {
 }
 
 /// dom0's end of a relay: the channel, its event port and the replies not
-/// yet accepted by the channel.
+/// yet accepted by the channel. The relay's counters (`ToToolstack::Stats`,
+/// the operator's `stats` command) stop here: they are for the console,
+/// not the toolstack.
 pub struct RelayLink {
     /// The channel (dom0 granted its pages).
     pub channel: Channel<Frame>,
     /// dom0's event-channel port.
     pub port: u32,
+    /// The relay domain.
+    pub domid: u16,
     backlog: VecDeque<FromToolstack>,
+    /// A `StatsRequest` is queued or sent and not answered yet.
+    stats_asked: bool,
+    /// Counters the relay sent, not shown yet.
+    stats: Option<RelayStats>,
 }
 
 impl RelayLink {
-    /// A link over `channel`, kicked through `port`.
-    pub fn new(channel: Channel<Frame>, port: u32) -> Self {
+    /// A link to relay domain `domid` over `channel`, kicked through `port`.
+    pub fn new(channel: Channel<Frame>, port: u32, domid: u16) -> Self {
         RelayLink {
             channel,
             port,
+            domid,
             backlog: VecDeque::new(),
+            stats_asked: false,
+            stats: None,
         }
+    }
+
+    /// Asks the relay for its counters (sent by the next [`Self::pump`]);
+    /// while an earlier request is unanswered nothing more is queued.
+    pub fn request_stats(&mut self) {
+        if !core::mem::replace(&mut self.stats_asked, true) {
+            self.backlog.push_back(FromToolstack::StatsRequest);
+        }
+    }
+
+    /// The counters the relay sent since the last call, if any.
+    pub fn take_stats(&mut self) -> Option<RelayStats> {
+        self.stats.take()
     }
 
     /// Moves everything that can move: replies out, requests in.
@@ -261,6 +285,10 @@ impl RelayLink {
                 break;
             }
             match self.channel.recv::<ToToolstack>() {
+                Ok(Some(ToToolstack::Stats(stats))) => {
+                    self.stats = Some(stats);
+                    self.stats_asked = false;
+                }
                 Ok(Some(msg)) => toolstack.on_message(self.port, msg, &mut self.backlog),
                 Ok(None) => {
                     toolstack.tick(self.port, &mut self.backlog);

@@ -112,3 +112,22 @@ fn a_request_past_the_buffer_bound_closes_its_connection() {
     );
     assert!(r.is_empty());
 }
+
+#[test]
+fn counters_from_a_relay_hold_nothing_and_answer_nothing() {
+    let mut e = engine();
+    let mut r = Relayed::new();
+    let mut out = VecDeque::new();
+    let stats = ToToolstack::Stats(xcp_relay::RelayStats {
+        nic_interrupts: 5,
+        ..Default::default()
+    });
+    r.on_message(&mut e, T0, 7, stats.clone(), &mut out);
+    assert!(out.is_empty() && r.is_empty());
+    // Between a connection's requests they change nothing for it.
+    let session = login(&mut r, &mut e, 7, 1);
+    r.on_message(&mut e, T0, 7, stats, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(r.len(), 1);
+    assert!(session.starts_with("OpaqueRef:"));
+}

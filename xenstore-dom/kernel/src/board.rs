@@ -292,7 +292,7 @@ impl<Pg: RingPage> Board<Pg> {
                     }
                     Effect::UnmapRing { conn, domid } => {
                         self.detach(platform, conn);
-                        log::info!("release of domain {domid}");
+                        log::debug!("release of domain {domid}");
                     }
                     Effect::ProtocolError { conn, domid } => {
                         if let Some(peer) = self.peers.get_mut(&conn) {
@@ -345,7 +345,7 @@ impl<Pg: RingPage> Board<Pg> {
         self.ports.insert(port, conn);
         // It may have queued requests before it was introduced.
         self.busy.insert(conn);
-        log::info!("introduce of domain {domid}: port {port}");
+        log::debug!("introduce of domain {domid}: port {port}");
         Ok(())
     }
 

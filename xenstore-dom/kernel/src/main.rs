@@ -3,11 +3,11 @@
 //! Read first: ../DESIGN.md "The domain" (the contract with dom0). Boots
 //! with `dom0-ring=<gref>,<port> [xs-domid=<domid>] [max-guests=<n>]`,
 //! maps dom0's ring through the grant, binds dom0's port, introduces dom0
-//! to the engine, logs `ready`, then serves: the runtime's event loop
-//! (SCHEDOP_poll on every bound port) calls the board, whose effects map
-//! guests' rings (grant 1 of each guest) and bind their channels. All
-//! logic is in the board (`xenstore_dom::Board`); this file only wires it
-//! to the runtime.
+//! to the engine, logs `ready` (a DEBUG line), then serves: the runtime's
+//! event loop (SCHEDOP_poll on every bound port) calls the board, whose
+//! effects map guests' rings (grant 1 of each guest) and bind their
+//! channels. All logic is in the board (`xenstore_dom::Board`); this file
+//! only wires it to the runtime.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![forbid(unsafe_code)]
 
@@ -119,7 +119,7 @@ mod domain {
             if Some(port) == self.dom_exc {
                 let (released, owed) = self.board.on_dom_exc(&mut Xen { lp }, &mut guest_state);
                 for domid in released {
-                    log::info!("domain {domid} is dead (VIRQ_DOM_EXC): released");
+                    log::debug!("domain {domid} is dead (VIRQ_DOM_EXC): released");
                 }
                 self.owe_turn(lp, owed);
                 return;
@@ -148,7 +148,7 @@ mod domain {
         let max_guests = args::max_guests(cmdline::get(line, "max-guests"), default_guests)
             .unwrap_or_else(|e| panic!("command line {line:?}: {e:?}"))
             .min(default_guests);
-        log::info!(
+        log::debug!(
             "{} pages, dom0 ring gref {} port {}, xs-domid {:?}, at most {} guests",
             boot.nr_pages,
             ring.gref,
@@ -181,7 +181,7 @@ mod domain {
             .board
             .start_dom0(&mut Xen { lp: &mut lp }, ring.gref, ring.port)
             .unwrap_or_else(|e| panic!("dom0's ring: {e:?}"));
-        log::info!("ready");
+        log::debug!("ready");
         lp.run(&mut kernel);
         panic!("event loop ended");
     }

@@ -10,8 +10,10 @@
 //! `c * 64` input bytes); 2 client closed; 3 client EOF; 4 poll up to `c`
 //! messages for dom0; 5 dom0 data (`c * 130` bytes, so past MAX_CHUNK
 //! too); 6 dom0 close; 7 client reads `c * 512` bytes; 8 tick `c * 100`
-//! ms; 9 poll closes. The engine must never panic, never exceed its caps,
-//! never emit oversized data, and never announce a connection twice.
+//! ms; 9 poll closes, then with `c & 1` dom0 asks for counters and with
+//! `c & 2` the board answers a request it sees. The engine must never
+//! panic, never exceed its caps, never emit oversized data, never announce
+//! a connection twice, and never send counters nobody asked for.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -36,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
     let mut conns: Vec<ConnId> = Vec::new();
     let mut announced: BTreeSet<u32> = BTreeSet::new();
     let mut now = 0u64;
+    let mut stats_owed = false;
     let mut i = 0;
     while i + 1 < data.len() {
         let (op, c) = (data[i], data[i + 1]);
@@ -81,6 +84,10 @@ fuzz_target!(|data: &[u8]| {
                         Some(ToToolstack::Closed { conn }) => {
                             assert!(announced.insert(conn), "Closed twice");
                         }
+                        Some(ToToolstack::Stats(_)) => {
+                            assert!(stats_owed, "counters nobody asked for");
+                            stats_owed = false;
+                        }
                         None => break,
                     }
                 }
@@ -113,6 +120,13 @@ fuzz_target!(|data: &[u8]| {
             _ => {
                 while let Some((id, _)) = r.poll_close() {
                     assert!(!r.is_live(id));
+                }
+                if c & 1 != 0 {
+                    r.on_toolstack(now, FromToolstack::StatsRequest);
+                }
+                if c & 2 != 0 && r.take_stats_request() {
+                    r.send_stats(u64::from(c), now);
+                    stats_owed = true;
                 }
             }
         }

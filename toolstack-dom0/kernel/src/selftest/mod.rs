@@ -25,7 +25,7 @@
 //! - `pci`: the NIC assigned to three testdoms in turn and given back.
 //! - `netdom`: dom0 hands the NIC to netdom (netdom/DESIGN.md: assignment
 //!   through the IOMMU, BAR rights, a config-space snapshot); when netdom
-//!   logs the gateway's ARP reply and its NIC interrupt count, dom0 takes
+//!   logs the gateway's ARP reply and its first NIC interrupt, dom0 takes
 //!   the NIC back and hands it to a new netdom, which must bring it up
 //!   again and hear the gateway too.
 //! - `netdom-dma`: dom0 fills a frame of its own with a pattern and tells
@@ -156,10 +156,16 @@ impl SelfTest {
         }
     }
 
-    /// Takes netdom's relay channel (dom0's end) and port, for the toolstack.
-    pub fn take_netdom_relay(&mut self) -> Option<(Channel<Frame>, u32)> {
+    /// Takes netdom's relay channel (dom0's end), port and domid, for the
+    /// toolstack.
+    pub fn take_netdom_relay(&mut self) -> Option<(Channel<Frame>, u32, u16)> {
         match &mut self.state {
-            State::NetdomXenapi { handed, .. } => handed.take_relay(),
+            State::NetdomXenapi { handed, .. } => {
+                let domid = handed.domid;
+                handed
+                    .take_relay()
+                    .map(|(channel, port)| (channel, port, domid))
+            }
             _ => None,
         }
     }
@@ -358,10 +364,14 @@ impl SelfTest {
                 if !platform.live.contains_key(&domid) {
                     fail(&name, "netdom died");
                 }
-                // The reply came in, and (MSI-X through pirqs) by an
-                // interrupt: netdom reports its wake-ups after the reply.
-                if !console_says(platform, domid, b"netdom: ARP reply from 10.0.2.2")
-                    || !console_says(platform, domid, b"netdom: NIC interrupts: ")
+                // The reply came in, and (MSI-X through pirqs) netdom woke
+                // up for an interrupt.
+                if !console_says(platform, domid, b"netdom: DEBUG ARP reply from 10.0.2.2")
+                    || !console_says(
+                        platform,
+                        domid,
+                        b"netdom: DEBUG first NIC interrupt wake-up",
+                    )
                 {
                     return;
                 }
