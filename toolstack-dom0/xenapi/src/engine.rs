@@ -34,9 +34,16 @@ pub struct Config {
     pub user: String,
     /// Its password hash.
     pub password: PasswordHash,
-    /// Most live sessions; the least recently used is dropped beyond it
-    /// (xapi keeps 500 per user/originator).
+    /// Most live sessions in all (the table's memory bound,
+    /// [`crate::session::MAX_SESSIONS`]). A login beyond it evicts only the
+    /// caller's own originator's least recently used session, or is refused.
     pub max_sessions: usize,
+    /// Most live sessions per non-empty originator; the originator's least
+    /// recently used is dropped beyond it (xapi: 500).
+    pub max_sessions_per_originator: usize,
+    /// Most live sessions with an empty originator, counted as one group
+    /// (xapi: 400).
+    pub max_anonymous_sessions: usize,
     /// A session idle this long expires.
     pub session_idle_ms: u64,
     /// Most objects of one class a client can create.
@@ -62,7 +69,9 @@ impl Config {
         Config {
             user: user.to_string(),
             password,
-            max_sessions: 500,
+            max_sessions: crate::session::MAX_SESSIONS,
+            max_sessions_per_originator: crate::session::MAX_SESSIONS_PER_ORIGINATOR,
+            max_anonymous_sessions: crate::session::MAX_ANONYMOUS_SESSIONS,
             session_idle_ms: 24 * 3600 * 1000,
             max_objects: 100_000,
             max_tasks: 1000,
@@ -110,6 +119,11 @@ pub(crate) enum Outcome {
 #[derive(Clone, Debug)]
 pub(crate) struct SessionState {
     pub(crate) last_active: Instant,
+    /// When it was last used, in [`Engine::session_uses`] ticks: orders
+    /// sessions for eviction even within one millisecond.
+    pub(crate) last_use: u64,
+    /// The login's originator (the group its cap counts against).
+    pub(crate) originator: String,
     pub(crate) registered: Vec<Subscription>,
     pub(crate) cursor: u64,
 }
@@ -143,6 +157,8 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     /// Domains left shut down by `preserve`: no longer watched.
     pub(crate) preserved: alloc::collections::BTreeSet<u32>,
     pub(crate) login_budget: crate::session::LoginBudget,
+    /// Counts session logins and uses (see [`SessionState::last_use`]).
+    pub(crate) session_uses: u64,
 }
 
 /// Classes never written to the WAL (sessions do not survive a restart).
@@ -186,6 +202,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             auto_restarts: BTreeMap::new(),
             preserved: alloc::collections::BTreeSet::new(),
             login_budget: crate::session::LoginBudget::default(),
+            session_uses: 0,
         })
     }
 

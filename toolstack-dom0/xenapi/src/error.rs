@@ -67,6 +67,8 @@ pub const TASK_CANCELLED: &str = "TASK_CANCELLED";
 pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
 /// A request the server could not parse as a call: `[detail]`.
 pub const XMLRPC_UNMARSHAL_FAILURE: &str = "XMLRPC_UNMARSHAL_FAILURE";
+/// A value a caller passed is out of range: `[field, value]`.
+pub const INVALID_VALUE: &str = "INVALID_VALUE";
 /// A quota was reached (objects of a class, tasks, database memory):
 /// `[what]`. xcp-rs's own code: xapi has no general quota error.
 pub const LIMIT_REACHED: &str = "LIMIT_REACHED";
@@ -100,6 +102,7 @@ mod tests {
             SESSION_NOT_REGISTERED,
             EVENT_FROM_TOKEN_PARSE_FAILURE,
             INTERNAL_ERROR,
+            INVALID_VALUE,
         ];
         for code in listed {
             assert!(

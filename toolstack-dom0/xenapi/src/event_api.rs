@@ -18,8 +18,15 @@ use crate::wal::Storage;
 
 /// Longest legacy `event.next` wait before an empty reply, ms.
 const NEXT_WAIT_MS: u64 = 30_000;
-/// Most `event.register` subscriptions a session keeps.
-pub const MAX_REGISTRATIONS: usize = 256;
+/// Most `event.register` subscriptions a session keeps; more are ignored.
+/// Each costs up to 96 bytes of dom0 (a 32-byte slot and a ref), and is part
+/// of [`crate::session::SESSION_BYTES`]. Legacy clients register `*` or a
+/// few classes; `event.from` keeps nothing per session.
+pub const MAX_REGISTRATIONS: usize = 32;
+/// Longest ref an `event.register` object subscription may name, bytes; a
+/// ref is "OpaqueRef:" and a uuid (46), so a longer one names no object and
+/// is not kept.
+pub const MAX_SUBSCRIPTION_REF_BYTES: usize = 64;
 
 fn names(v: &Value) -> Vec<String> {
     match v {
@@ -52,6 +59,11 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                         s.cursor = cur;
                     }
                     for x in subs {
+                        if let Subscription::Object(_, r) = &x {
+                            if r.len() > MAX_SUBSCRIPTION_REF_BYTES {
+                                continue;
+                            }
+                        }
                         if s.registered.len() < MAX_REGISTRATIONS && !s.registered.contains(&x) {
                             s.registered.push(x);
                         }

@@ -21,13 +21,11 @@ pub fn config() -> Config {
 }
 
 pub fn open(storage: MemStorage) -> E {
-    let mut e = Engine::open(
-        config(),
-        FakeHypervisor::default(),
-        storage,
-        SeededEntropy(9),
-    )
-    .unwrap();
+    open_with(config(), storage)
+}
+
+pub fn open_with(config: Config, storage: MemStorage) -> E {
+    let mut e = Engine::open(config, FakeHypervisor::default(), storage, SeededEntropy(9)).unwrap();
     e.seed(T0, "host0", "127.0.0.1").unwrap();
     e
 }
