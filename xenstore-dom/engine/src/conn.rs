@@ -10,6 +10,7 @@
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
+use crate::memory::message_bytes;
 use crate::txn::Txn;
 
 #[derive(Debug)]
@@ -29,6 +30,7 @@ pub struct Conn {
     out_offset: usize,
     replies: usize,
     events: usize,
+    out_bytes: usize,
     /// Open transactions by tx_id.
     pub txns: BTreeMap<u32, Txn>,
     /// Next tx_id to try.
@@ -53,6 +55,7 @@ impl Conn {
             out_offset: 0,
             replies: 0,
             events: 0,
+            out_bytes: 0,
             txns: BTreeMap::new(),
             next_tx_id: 1,
             watches: 0,
@@ -65,6 +68,7 @@ impl Conn {
     /// Queue a reply (never dropped; bounded by flow control).
     pub fn push_reply(&mut self, bytes: Vec<u8>) {
         self.replies += 1;
+        self.out_bytes += message_bytes(bytes.len());
         self.out.push_back(Outgoing {
             bytes,
             event: false,
@@ -78,6 +82,7 @@ impl Conn {
             return false;
         }
         self.events += 1;
+        self.out_bytes += message_bytes(bytes.len());
         self.out.push_back(Outgoing { bytes, event: true });
         true
     }
@@ -109,6 +114,8 @@ impl Conn {
         }
         let done = self.out.pop_front().expect("front checked above");
         self.out_offset = 0;
+        // Added when the message was queued: no underflow.
+        self.out_bytes -= message_bytes(done.bytes.len());
         if done.event {
             self.events -= 1;
         } else {
@@ -122,5 +129,26 @@ impl Conn {
         self.out_offset = 0;
         self.replies = 0;
         self.events = 0;
+        self.out_bytes = 0;
+    }
+
+    /// Bytes the queued output holds (see `memory.rs`).
+    pub fn output_bytes(&self) -> usize {
+        self.out_bytes
+    }
+
+    /// Bytes this connection makes the engine hold for its domain: queued
+    /// output and its open transactions.
+    pub fn held_bytes(&self) -> usize {
+        self.out_bytes + self.txns.values().map(Txn::held).sum::<usize>()
+    }
+
+    /// [`Conn::held_bytes`] recomputed from scratch (for audits).
+    pub fn recount_bytes(&self) -> usize {
+        self.out
+            .iter()
+            .map(|o| message_bytes(o.bytes.len()))
+            .sum::<usize>()
+            + self.txns.values().map(Txn::recount_bytes).sum::<usize>()
     }
 }

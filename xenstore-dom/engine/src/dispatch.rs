@@ -12,6 +12,7 @@ use crate::error::{XsError, XsResult};
 use crate::ops;
 use crate::path::{self, canonical, canonical_watch, special_node};
 use crate::perms::Perms;
+use crate::store::LiveView;
 use crate::txn::Txn;
 use crate::watch::{ConnId, Event, Watch};
 use crate::wire::{self, Header, MsgType};
@@ -199,15 +200,21 @@ impl Engine {
         op: impl FnOnce(&mut dyn crate::store::Db, &mut Vec<Event>) -> XsResult<R>,
     ) -> XsResult<R> {
         let mut events = Vec::new();
+        let domid = self.conns.get(&conn).ok_or(XsError::Enoent)?.domid;
+        let budget = self.byte_budget(domid);
         if tx_id == 0 {
-            let r = op(&mut self.store, &mut events)?;
+            let mut view = LiveView {
+                store: &mut self.store,
+                budget,
+            };
+            let r = op(&mut view, &mut events)?;
             self.fire(&events);
             return Ok(r);
         }
         let c = self.conns.get_mut(&conn).ok_or(XsError::Enoent)?;
         let txn = c.txns.get_mut(&tx_id).ok_or(XsError::Enoent)?;
         let r = {
-            let mut view = txn.view(&self.store);
+            let mut view = txn.view(&self.store, budget);
             op(&mut view, &mut events)?
         };
         for e in events {

@@ -250,6 +250,7 @@ impl Engine {
         let domain = self.domains.remove(&domid).ok_or(XsError::Enoent)?;
         self.close(domain.conn);
         self.settings.remove(&domid);
+        self.reported.remove(&domid);
         self.targets.retain(|dm, t| *dm != domid && *t != domid);
         self.forget_domain(domid);
         self.effects.push(Effect::UnmapRing {
@@ -291,9 +292,7 @@ impl Engine {
             .store
             .paths_where(|n| n.perms.entries()[1..].iter().any(|e| e.domid == domid))
         {
-            if let Some(node) = self.store.node_mut(&p) {
-                node.perms.forget(domid);
-            }
+            self.store.forget_acl(&p, domid);
         }
         for perms in self.special_perms.iter_mut() {
             perms.forget(domid);

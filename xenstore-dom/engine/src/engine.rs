@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 
 use crate::conn::Conn;
 use crate::error::XsError;
+use crate::memory::{Notice, Reported, NOTICES_MAX};
 use crate::ops::Limits;
 use crate::path::{INTRODUCE_DOMAIN, RELEASE_DOMAIN};
 use crate::perms::{Caller, Perms};
@@ -25,14 +26,32 @@ use crate::wire::{self, BadReason, Header, MsgType, Parse, ReceiveError, HEADER_
 /// XENSTORE_SERVER_FEATURE_RECONNECTION | XENSTORE_SERVER_FEATURE_ERROR.
 pub const SUPPORTED_FEATURES: u32 = 1 | 2;
 
+/// Bytes all unprivileged domains together may make the engine hold by
+/// default: 16 MiB, half of xenstore-dom's 32 MiB (DESIGN.md "Budgets").
+pub const DEFAULT_MEMORY_GLOBAL: usize = 16 * 1024 * 1024;
+
 /// Static configuration.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Global quota defaults for new domains.
     pub quotas: Quotas,
     /// A xenstore domain that is privileged like dom0 (our own domid when
     /// running as a stub domain), if any.
     pub xenstore_domid: Option<u16>,
+    /// Bytes all unprivileged domains together may make us hold (nodes,
+    /// transactions, queued output); a request that would reach it fails
+    /// with ENOMEM. 0 = no global cap. Size it from the domain's memory.
+    pub memory_global: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            quotas: Quotas::default(),
+            xenstore_domid: None,
+            memory_global: DEFAULT_MEMORY_GLOBAL,
+        }
+    }
 }
 
 /// Something the board must do; the engine only records intent.
@@ -105,6 +124,11 @@ pub struct Engine {
     /// Connections that got output since [`Engine::take_ready`] last ran
     /// (each at most once: `Conn::in_ready`), so a board flushes only those.
     ready: Vec<ConnId>,
+    /// Memory-limit reports per domid (soft/hard, as C's flags).
+    pub(crate) reported: BTreeMap<u16, Reported>,
+    /// Global-cap refusal already reported (until usage falls below it).
+    global_reported: bool,
+    notices: Vec<Notice>,
 }
 
 impl Engine {
@@ -123,6 +147,9 @@ impl Engine {
             effects: Vec::new(),
             after_reply: Vec::new(),
             ready: Vec::new(),
+            reported: BTreeMap::new(),
+            global_reported: false,
+            notices: Vec::new(),
         }
     }
 
@@ -306,7 +333,11 @@ impl Engine {
         if c.broken {
             return;
         }
+        let domid = c.domid;
         let reply = self.dispatch(conn, &header, payload);
+        if !self.caller_for(domid).privileged {
+            self.review_memory(domid, reply.as_ref().err() == Some(&XsError::Enomem));
+        }
         let msg = match reply {
             Ok(body) if body.len() <= wire::PAYLOAD_MAX => {
                 wire::encode(header.ty, header.req_id, header.tx_id, &body)
@@ -362,6 +393,121 @@ impl Engine {
             node_size: q.node_size,
             perms: q.permissions,
         })
+    }
+
+    /// Bytes `domid` makes the engine hold as accounted: the nodes it
+    /// owns, its connections' open transactions and queued output.
+    pub fn bytes_used(&self, domid: u16) -> usize {
+        self.store.bytes_of(domid)
+            + self
+                .conns
+                .values()
+                .filter(|c| c.domid == domid)
+                .map(Conn::held_bytes)
+                .sum::<usize>()
+    }
+
+    /// [`Engine::bytes_used`] recomputed from every node, transaction and
+    /// queued message (a full scan, for tests: the two must be equal).
+    pub fn audit_bytes(&self, domid: u16) -> usize {
+        self.store.recount_bytes(domid)
+            + self
+                .conns
+                .values()
+                .filter(|c| c.domid == domid)
+                .map(Conn::recount_bytes)
+                .sum::<usize>()
+    }
+
+    /// Bytes all unprivileged domains together make the engine hold.
+    pub fn bytes_used_unprivileged(&self) -> usize {
+        let unprivileged = |d: u16| !self.caller_for(d).privileged;
+        self.store
+            .charged()
+            .filter(|(d, _)| unprivileged(*d))
+            .map(|(_, b)| b)
+            .sum::<usize>()
+            + self
+                .conns
+                .values()
+                .filter(|c| unprivileged(c.domid))
+                .map(Conn::held_bytes)
+                .sum::<usize>()
+    }
+
+    /// What an unprivileged `domid` may still be charged in one request:
+    /// C refuses once usage would reach the hard limit (`>=`), so the
+    /// budget stops one byte short of it (and of the global cap).
+    pub(crate) fn byte_budget(&self, domid: u16) -> Option<usize> {
+        if self.caller_for(domid).privileged {
+            return None;
+        }
+        let hard = self.quotas_for(domid).memory as usize;
+        let global = self.config.memory_global;
+        if hard == 0 && global == 0 {
+            return None;
+        }
+        let mut budget = usize::MAX;
+        if hard != 0 {
+            budget = hard.saturating_sub(self.bytes_used(domid) + 1);
+        }
+        if global != 0 {
+            budget = budget.min(global.saturating_sub(self.bytes_used_unprivileged() + 1));
+        }
+        Some(budget)
+    }
+
+    /// After a request of unprivileged `domid`: report crossing its soft
+    /// limit once, and a refusal at the hard limit or global cap once
+    /// (C's `domain_chk_quota`, without its rate limit: no clock here).
+    fn review_memory(&mut self, domid: u16, refused: bool) {
+        let q = self.quotas_for(domid);
+        let used = self.bytes_used(domid);
+        let total = self.bytes_used_unprivileged();
+        let global = self.config.memory_global;
+        let mut notes: Vec<Notice> = Vec::new();
+        let r = self.reported.entry(domid).or_default();
+        if refused {
+            // Whichever limit left less room refused it.
+            let hard_room = (q.memory as usize).saturating_sub(used);
+            let global_room = global.saturating_sub(total);
+            if q.memory != 0 && (global == 0 || hard_room <= global_room) {
+                if !r.hard {
+                    r.hard = true;
+                    notes.push(Notice::HardRefused { domid });
+                }
+            } else if !self.global_reported {
+                self.global_reported = true;
+                notes.push(Notice::GlobalRefused { domid });
+            }
+        }
+        let soft = q.memory_soft as usize;
+        if soft != 0 && used >= soft && !r.soft {
+            r.soft = true;
+            notes.push(Notice::SoftExceeded { domid });
+        } else if (soft == 0 || used < soft) && r.soft {
+            r.soft = false;
+            r.hard = false;
+            notes.push(Notice::BelowSoft { domid });
+        }
+        if !r.soft && !r.hard {
+            self.reported.remove(&domid);
+        }
+        if global != 0 && total * 10 < global * 9 {
+            // Re-arm the global report once usage is well below the cap.
+            self.global_reported = false;
+        }
+        for n in notes {
+            if self.notices.len() < NOTICES_MAX {
+                self.notices.push(n);
+            }
+        }
+    }
+
+    /// Take the memory-limit reports recorded so far (the board logs them:
+    /// C xenstored's "Domain %u exceeds soft memory quota" and friends).
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        core::mem::take(&mut self.notices)
     }
 
     fn event_limit(&self, conn: ConnId) -> u32 {

@@ -19,6 +19,7 @@ mod dispatch;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod memory;
 pub mod ops;
 pub mod path;
 pub mod perms;
@@ -31,6 +32,7 @@ pub mod wire;
 
 pub use engine::{Config, Effect, Engine, SUPPORTED_FEATURES};
 pub use error::{XsError, XsResult};
+pub use memory::Notice;
 pub use quota::Quotas;
 pub use watch::ConnId;
 pub use wire::{parse, BadReason, Header, MsgType, Parse, ReceiveError};

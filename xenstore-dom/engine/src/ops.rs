@@ -34,6 +34,23 @@ fn over(limit: u32, value: usize) -> bool {
     limit != 0 && value > limit as usize
 }
 
+/// ENOMEM unless `caller` can be charged for putting every node of `plan`
+/// (distinct paths) within the view's byte budget (C's `domain_memory_add`
+/// answers ENOMEM at the hard limit). Checked before anything changes.
+fn afford(db: &dyn Db, caller: &Caller, plan: &[(&str, &Node)]) -> XsResult<()> {
+    let Some(budget) = db.budget() else {
+        return Ok(());
+    };
+    let need: i64 = plan
+        .iter()
+        .map(|(p, n)| db.charge(caller.domid, p, n))
+        .sum();
+    if need > 0 && need as u64 > budget as u64 {
+        return Err(XsError::Enomem);
+    }
+    Ok(())
+}
+
 /// The error for a missing node: EACCES if the nearest existing ancestor
 /// hides it from the caller, ENOENT otherwise (C's `errno_from_parents`).
 fn missing(db: &mut dyn Db, caller: &Caller, path: &str, write: bool) -> XsResult<XsError> {
@@ -172,6 +189,7 @@ pub fn write(
             generation: node.generation,
         };
         let perms = node.perms.clone();
+        afford(db, caller, &[(path, &node)])?;
         db.put(path, node)?;
         return Ok(vec![Event::changed(path, perms)]);
     }
@@ -201,17 +219,30 @@ pub fn write(
     if !caller.privileged {
         perms.set_owner(caller.domid);
     }
-    // Top-down: each new node is linked into its (existing) parent.
-    for (i, p) in chain.iter().enumerate().rev() {
+    // The final form of every node the write puts: each new node linked
+    // into its parent, the topmost one into the existing ancestor.
+    let top = chain.last().ok_or(XsError::Einval)?;
+    let mut ancestor = db.get(cur)?.cloned().ok_or(XsError::Enoent)?;
+    ancestor.children.insert(String::from(basename(top)));
+    let mut plan: Vec<Node> = Vec::with_capacity(chain.len());
+    for (i, _) in chain.iter().enumerate() {
         let mut node = Node::new(perms.clone());
         if i == 0 && !mkdir {
             node.value = value.to_vec();
         }
+        if i > 0 {
+            node.children.insert(String::from(basename(&chain[i - 1])));
+        }
+        plan.push(node);
+    }
+    let mut charged: Vec<(&str, &Node)> =
+        chain.iter().map(String::as_str).zip(plan.iter()).collect();
+    charged.push((cur, &ancestor));
+    afford(db, caller, &charged)?;
+    let cur = String::from(cur);
+    db.put(&cur, ancestor)?;
+    for (p, node) in chain.iter().zip(plan) {
         db.put(p, node)?;
-        let parent_path = parent(p).ok_or(XsError::Einval)?;
-        let mut parent_node = db.get(parent_path)?.cloned().ok_or(XsError::Enoent)?;
-        parent_node.children.insert(String::from(basename(p)));
-        db.put(parent_path, parent_node)?;
     }
     Ok(vec![Event::changed(path, perms)])
 }
@@ -305,6 +336,7 @@ pub fn set_perms(
     }
     let mut node = node;
     node.perms = perms.clone();
+    afford(db, caller, &[(path, &node)])?;
     db.put(path, node)?;
     Ok(vec![Event::changed(path, perms)])
 }

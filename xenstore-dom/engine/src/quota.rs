@@ -1,9 +1,13 @@
 //! Per-domain quotas, with C xenstored's defaults and GET/SET_QUOTA names.
 //!
 //! Read first: docs/misc/xenstore.txt "GET_QUOTA / SET_QUOTA". A value of 0
-//! disables that check. Privileged domains are never limited.
+//! disables that check. Privileged domains are never limited. The byte
+//! limits (`memory`, `memory-soft`) are C xenstored's XSA-326 quota-memory
+//! (`-Q memory=`, `-q memory=`); see `memory.rs`.
 
 use alloc::string::String;
+
+use crate::memory::{DEFAULT_HARD, DEFAULT_SOFT};
 
 /// The limits that apply to one unprivileged domain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +28,11 @@ pub struct Quotas {
     pub outstanding: u32,
     /// Watch events queued before further ones are dropped (256).
     pub queued_events: u32,
+    /// Bytes a domain may make us hold; a request that would reach it
+    /// fails with ENOMEM (C: 2.5 MiB hard `memory`).
+    pub memory: u32,
+    /// Bytes above which the domain is reported once (C: 2 MiB soft).
+    pub memory_soft: u32,
 }
 
 impl Default for Quotas {
@@ -37,12 +46,14 @@ impl Default for Quotas {
             transaction_nodes: 1024,
             outstanding: 20,
             queued_events: 256,
+            memory: DEFAULT_HARD,
+            memory_soft: DEFAULT_SOFT,
         }
     }
 }
 
 /// The GET_QUOTA names, in the order GET_QUOTA without arguments lists them.
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 10] = [
     "nodes",
     "watches",
     "transactions",
@@ -51,6 +62,8 @@ pub const NAMES: [&str; 8] = [
     "transaction-nodes",
     "outstanding",
     "queued-events",
+    "memory",
+    "memory-soft",
 ];
 
 impl Quotas {
@@ -65,6 +78,8 @@ impl Quotas {
             b"transaction-nodes" => self.transaction_nodes,
             b"outstanding" => self.outstanding,
             b"queued-events" => self.queued_events,
+            b"memory" => self.memory,
+            b"memory-soft" => self.memory_soft,
             _ => return None,
         })
     }
@@ -80,6 +95,8 @@ impl Quotas {
             b"transaction-nodes" => &mut self.transaction_nodes,
             b"outstanding" => &mut self.outstanding,
             b"queued-events" => &mut self.queued_events,
+            b"memory" => &mut self.memory,
+            b"memory-soft" => &mut self.memory_soft,
             _ => return false,
         };
         *slot = value;
@@ -114,6 +131,7 @@ mod tests {
             (q.permissions, q.transaction_nodes, q.outstanding),
             (5, 1024, 20)
         );
+        assert_eq!((q.memory, q.memory_soft), (2_621_440, 2_097_152));
         for n in NAMES {
             assert!(q.get(n.as_bytes()).is_some());
             assert!(q.set(n.as_bytes(), 7));

@@ -5,13 +5,14 @@
 //! bound on a peer-built depth). Every change gives the node a fresh
 //! generation from a global counter; transactions compare generations at
 //! commit to detect conflicts. The store counts the nodes each domid owns
-//! for the per-domain node quota.
+//! for the per-domain node quota, and the bytes they hold (`memory.rs`).
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::error::XsResult;
+use crate::memory::stored_bytes;
 use crate::perms::Perms;
 
 /// One node: value, permissions, children names and generation.
@@ -54,6 +55,48 @@ pub trait Db {
     fn del(&mut self, path: &str) -> XsResult<()>;
     /// Nodes owned by `domid` as this view sees them.
     fn owned(&self, domid: u16) -> u32;
+    /// How many more bytes `domid` would be charged if `node` were put at
+    /// `path` now (negative if fewer): in the live tree the owner pays, in
+    /// a transaction the domain that opened it pays for every copy.
+    fn charge(&self, domid: u16, path: &str, node: &Node) -> i64;
+    /// Bytes the caller may still be charged in this request (`None`:
+    /// unlimited); an operation whose charges exceed it fails with ENOMEM
+    /// before changing anything.
+    fn budget(&self) -> Option<usize>;
+}
+
+/// The live tree with a caller's byte budget for one request.
+pub struct LiveView<'a> {
+    /// The tree.
+    pub store: &'a mut Store,
+    /// What the caller may still be charged (`None`: unlimited).
+    pub budget: Option<usize>,
+}
+
+impl Db for LiveView<'_> {
+    fn get(&mut self, path: &str) -> XsResult<Option<&Node>> {
+        self.store.get(path)
+    }
+
+    fn put(&mut self, path: &str, node: Node) -> XsResult<()> {
+        self.store.put(path, node)
+    }
+
+    fn del(&mut self, path: &str) -> XsResult<()> {
+        self.store.del(path)
+    }
+
+    fn owned(&self, domid: u16) -> u32 {
+        self.store.owned_by(domid)
+    }
+
+    fn charge(&self, domid: u16, path: &str, node: &Node) -> i64 {
+        self.store.charge(domid, path, node)
+    }
+
+    fn budget(&self) -> Option<usize> {
+        self.budget
+    }
 }
 
 /// The live tree.
@@ -62,6 +105,7 @@ pub struct Store {
     nodes: BTreeMap<String, Node>,
     next_generation: u64,
     owned: BTreeMap<u16, u32>,
+    bytes: BTreeMap<u16, usize>,
 }
 
 impl Default for Store {
@@ -77,6 +121,7 @@ impl Store {
             nodes: BTreeMap::new(),
             next_generation: 1,
             owned: BTreeMap::new(),
+            bytes: BTreeMap::new(),
         };
         store.insert("/", Node::new(Perms::owned_by(0)));
         store
@@ -126,17 +171,54 @@ impl Store {
         }
     }
 
+    /// Bytes the nodes owned by `domid` hold.
+    pub fn bytes_of(&self, domid: u16) -> usize {
+        self.bytes.get(&domid).copied().unwrap_or(0)
+    }
+
+    /// Every domid charged for bytes, with its bytes.
+    pub fn charged(&self) -> impl Iterator<Item = (u16, usize)> + '_ {
+        self.bytes.iter().map(|(d, b)| (*d, *b))
+    }
+
+    /// Bytes owned by `domid`, recomputed from every node (a full scan,
+    /// for audits: it must equal [`Store::bytes_of`]).
+    pub fn recount_bytes(&self, domid: u16) -> usize {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.perms.owner() == domid)
+            .map(|(p, n)| stored_bytes(p, n))
+            .sum()
+    }
+
+    fn add_bytes(&mut self, domid: u16, n: usize, up: bool) {
+        let b = self.bytes.entry(domid).or_insert(0);
+        // Only ever subtracts what was added for the same node: no underflow.
+        *b = if up { *b + n } else { b.saturating_sub(n) };
+        if *b == 0 {
+            self.bytes.remove(&domid);
+        }
+    }
+
     fn insert(&mut self, path: &str, mut node: Node) {
         node.generation = self.bump();
         let owner = node.perms.owner();
+        self.add_bytes(owner, stored_bytes(path, &node), true);
         // Replace in place when the node exists: no new key to allocate.
-        let old_owner = match self.nodes.get_mut(path) {
-            Some(slot) => Some(core::mem::replace(slot, node).perms.owner()),
+        let old = match self.nodes.get_mut(path) {
+            Some(slot) => {
+                let old = core::mem::replace(slot, node);
+                Some((old.perms.owner(), stored_bytes(path, &old)))
+            }
             None => {
                 self.nodes.insert(String::from(path), node);
                 None
             }
         };
+        if let Some((old_owner, old_bytes)) = old {
+            self.add_bytes(old_owner, old_bytes, false);
+        }
+        let old_owner = old.map(|(o, _)| o);
         if old_owner != Some(owner) {
             if let Some(old) = old_owner {
                 self.count(old, false);
@@ -148,6 +230,7 @@ impl Store {
     fn remove(&mut self, path: &str) {
         if let Some(old) = self.nodes.remove(path) {
             self.count(old.perms.owner(), false);
+            self.add_bytes(old.perms.owner(), stored_bytes(path, &old), false);
         }
     }
 
@@ -160,10 +243,18 @@ impl Store {
             .collect()
     }
 
-    /// Mutable access for whole-tree maintenance (domain cleanup). The
-    /// caller must not change the owner through this (counts would drift).
-    pub fn node_mut(&mut self, path: &str) -> Option<&mut Node> {
-        self.nodes.get_mut(path)
+    /// Drop `domid`'s ACL entries from the node at `path` (domain
+    /// cleanup), keeping its generation and re-charging its owner.
+    pub fn forget_acl(&mut self, path: &str, domid: u16) {
+        let Some(node) = self.nodes.get_mut(path) else {
+            return;
+        };
+        let owner = node.perms.owner();
+        let before = stored_bytes(path, node);
+        node.perms.forget(domid);
+        let after = stored_bytes(path, node);
+        self.add_bytes(owner, before, false);
+        self.add_bytes(owner, after, true);
     }
 }
 
@@ -185,6 +276,23 @@ impl Db for Store {
     fn owned(&self, domid: u16) -> u32 {
         self.owned_by(domid)
     }
+
+    fn charge(&self, domid: u16, path: &str, node: &Node) -> i64 {
+        let mut delta = 0i64;
+        if node.perms.owner() == domid {
+            delta += stored_bytes(path, node) as i64;
+        }
+        if let Some(old) = self.nodes.get(path) {
+            if old.perms.owner() == domid {
+                delta -= stored_bytes(path, old) as i64;
+            }
+        }
+        delta
+    }
+
+    fn budget(&self) -> Option<usize> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +310,24 @@ mod tests {
         s.del("/a").unwrap();
         s.del("/a").unwrap();
         assert_eq!(s.owned_by(6), 0);
+    }
+
+    #[test]
+    fn bytes_follow_owner_and_size() {
+        let mut s = Store::new();
+        let mut n = Node::new(Perms::owned_by(5));
+        n.value = alloc::vec![0; 100];
+        assert_eq!(s.charge(5, "/a", &n), stored_bytes("/a", &n) as i64);
+        s.put("/a", n.clone()).unwrap();
+        assert_eq!(s.bytes_of(5), s.recount_bytes(5));
+        assert_eq!(s.bytes_of(5), 2 + 100 + crate::memory::NODE_OVERHEAD + 4);
+        let mut m = Node::new(Perms::owned_by(6));
+        m.value = alloc::vec![0; 10];
+        assert_eq!(s.charge(5, "/a", &m), -(s.bytes_of(5) as i64));
+        s.put("/a", m).unwrap();
+        assert_eq!((s.bytes_of(5), s.bytes_of(6)), (0, s.recount_bytes(6)));
+        s.del("/a").unwrap();
+        assert_eq!(s.bytes_of(6), 0);
     }
 
     #[test]

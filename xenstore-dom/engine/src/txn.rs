@@ -9,13 +9,17 @@
 //! transaction never commits after seeing a mix of states); otherwise the
 //! written nodes are applied and their watch events fire. The overlay is
 //! bounded by the per-transaction node quota (1024 by default) for
-//! unprivileged domains, and events are deduplicated per path.
+//! unprivileged domains, and events are deduplicated per path. What the
+//! overlay holds (every touched path, every written copy) is charged to
+//! the domain that opened the transaction (C's `get_acc_domid`), and a
+//! touch or write beyond the caller's byte budget fails with ENOMEM.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::error::{XsError, XsResult};
+use crate::memory::{node_bytes, ENTRY_OVERHEAD};
 use crate::store::{Db, Node, Store};
 use crate::watch::Event;
 
@@ -35,6 +39,8 @@ pub struct Txn {
     owned_delta: BTreeMap<u16, i64>,
     /// Most nodes the overlay may hold; 0 = unbounded.
     max_entries: usize,
+    /// Bytes the overlay holds (see `memory.rs`).
+    held: usize,
     next_local_generation: u64,
 }
 
@@ -46,6 +52,7 @@ impl Txn {
             events: BTreeMap::new(),
             owned_delta: BTreeMap::new(),
             max_entries,
+            held: 0,
             next_local_generation: 1 << 62,
         }
     }
@@ -55,14 +62,29 @@ impl Txn {
         self.entries.len()
     }
 
+    /// Bytes this transaction holds, charged to the domain that opened it.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// [`Txn::held`] recomputed from the overlay (for audits).
+    pub fn recount_bytes(&self) -> usize {
+        self.entries.iter().map(|(p, e)| entry_bytes(p, e)).sum()
+    }
+
     /// Queue a watch event to fire if and when this commits.
     pub fn record(&mut self, event: Event) {
         self.events.insert(event.path.clone(), event);
     }
 
-    /// A view of the live tree through this transaction.
-    pub fn view<'a>(&'a mut self, store: &'a Store) -> TxView<'a> {
-        TxView { txn: self, store }
+    /// A view of the live tree through this transaction; the caller may
+    /// be charged at most `budget` more bytes through it (`None`: any).
+    pub fn view<'a>(&'a mut self, store: &'a Store, budget: Option<usize>) -> TxView<'a> {
+        TxView {
+            txn: self,
+            store,
+            budget,
+        }
     }
 
     /// Check for conflicts and apply; the events to fire on success.
@@ -82,11 +104,21 @@ impl Txn {
         Ok(self.events.into_values().collect())
     }
 
-    fn touch<'s>(&'s mut self, store: &Store, path: &str) -> XsResult<&'s mut Entry> {
+    fn touch<'s>(
+        &'s mut self,
+        store: &Store,
+        path: &str,
+        budget: &mut Option<usize>,
+    ) -> XsResult<&'s mut Entry> {
         if !self.entries.contains_key(path) {
             if self.max_entries != 0 && self.entries.len() >= self.max_entries {
                 return Err(XsError::Enospc);
             }
+            let cost = ENTRY_OVERHEAD + path.len();
+            if let Some(b) = budget {
+                *b = b.checked_sub(cost).ok_or(XsError::Enomem)?;
+            }
+            self.held += cost;
             let base = store.node(path).map(|n| n.generation);
             self.entries
                 .insert(String::from(path), Entry { base, write: None });
@@ -99,22 +131,43 @@ impl Txn {
     }
 }
 
+/// Bytes one overlay entry holds.
+fn entry_bytes(path: &str, entry: &Entry) -> usize {
+    let written = match &entry.write {
+        Some(Some(node)) => node_bytes(node),
+        _ => 0,
+    };
+    ENTRY_OVERHEAD + path.len() + written
+}
+
 /// A transaction's view of the tree, implementing [`Db`].
 pub struct TxView<'a> {
     txn: &'a mut Txn,
     store: &'a Store,
+    budget: Option<usize>,
 }
 
 impl TxView<'_> {
     /// Record a write of `path`; the owner of what it replaces, if any.
     fn replace(&mut self, path: &str, node: Option<Node>) -> XsResult<Option<u16>> {
         let store = self.store;
-        let entry = self.txn.touch(store, path)?;
+        let entry = self.txn.touch(store, path, &mut self.budget)?;
         let old_owner = match &entry.write {
             Some(written) => written.as_ref().map(|n| n.perms.owner()),
             None => store.node(path).map(|n| n.perms.owner()),
         };
+        let before = match &entry.write {
+            Some(Some(n)) => node_bytes(n),
+            _ => 0,
+        };
+        let after = node.as_ref().map_or(0, node_bytes);
         entry.write = Some(node);
+        // `before` was added when that copy was written: no underflow. The
+        // budget was checked by the operation (`Db::charge`) beforehand.
+        self.txn.held = self.txn.held - before + after;
+        if let Some(b) = &mut self.budget {
+            *b = b.saturating_sub(after.saturating_sub(before));
+        }
         Ok(old_owner)
     }
 }
@@ -122,7 +175,7 @@ impl TxView<'_> {
 impl Db for TxView<'_> {
     fn get(&mut self, path: &str) -> XsResult<Option<&Node>> {
         let store = self.store;
-        let entry = self.txn.touch(store, path)?;
+        let entry = self.txn.touch(store, path, &mut self.budget)?;
         Ok(match &entry.write {
             Some(written) => written.as_ref(),
             None => store.node(path),
@@ -153,6 +206,22 @@ impl Db for TxView<'_> {
         let delta = self.txn.owned_delta.get(&domid).copied().unwrap_or(0);
         u32::try_from((base + delta).max(0)).unwrap_or(u32::MAX)
     }
+
+    fn charge(&self, _domid: u16, path: &str, node: &Node) -> i64 {
+        let (touch, before) = match self.txn.entries.get(path) {
+            None => (ENTRY_OVERHEAD + path.len(), 0),
+            Some(Entry {
+                write: Some(Some(n)),
+                ..
+            }) => (0, node_bytes(n)),
+            Some(_) => (0, 0),
+        };
+        (touch + node_bytes(node)) as i64 - before as i64
+    }
+
+    fn budget(&self) -> Option<usize> {
+        self.budget
+    }
 }
 
 #[cfg(test)]
@@ -165,7 +234,7 @@ mod tests {
         let mut store = Store::new();
         store.put("/a", Node::new(Perms::owned_by(0))).unwrap();
         let mut tx = Txn::new(0);
-        assert!(tx.view(&store).get("/a").unwrap().is_some());
+        assert!(tx.view(&store, None).get("/a").unwrap().is_some());
         store.put("/a", Node::new(Perms::owned_by(0))).unwrap();
         assert_eq!(tx.commit(&mut store).unwrap_err(), XsError::Eagain);
     }
@@ -175,7 +244,7 @@ mod tests {
         let mut store = Store::new();
         let mut tx = Txn::new(0);
         {
-            let mut v = tx.view(&store);
+            let mut v = tx.view(&store, None);
             v.put("/x", Node::new(Perms::owned_by(3))).unwrap();
             assert_eq!(v.owned(3), 1);
             v.del("/x").unwrap();
@@ -190,10 +259,32 @@ mod tests {
     fn overlay_is_bounded() {
         let store = Store::new();
         let mut tx = Txn::new(2);
-        let mut v = tx.view(&store);
+        let mut v = tx.view(&store, None);
         v.get("/a").unwrap();
         v.get("/b").unwrap();
         assert_eq!(v.get("/c").unwrap_err(), XsError::Enospc);
         assert!(v.get("/a").is_ok());
+    }
+
+    #[test]
+    fn held_bytes_follow_the_overlay_and_budget() {
+        let store = Store::new();
+        let mut tx = Txn::new(0);
+        let mut n = Node::new(Perms::owned_by(3));
+        n.value = alloc::vec![7; 50];
+        {
+            let mut v = tx.view(&store, None);
+            let c = v.charge(3, "/x", &n);
+            v.put("/x", n.clone()).unwrap();
+            assert_eq!(c as usize, ENTRY_OVERHEAD + 2 + node_bytes(&n));
+        }
+        assert_eq!(tx.held(), tx.recount_bytes());
+        tx.view(&store, None).del("/x").unwrap();
+        assert_eq!(tx.held(), ENTRY_OVERHEAD + 2);
+        assert_eq!(tx.held(), tx.recount_bytes());
+        let mut v = tx.view(&store, Some(ENTRY_OVERHEAD + 2));
+        assert!(v.get("/y").is_ok());
+        assert_eq!(v.get("/z").unwrap_err(), XsError::Enomem);
+        assert_eq!(tx.held(), tx.recount_bytes());
     }
 }

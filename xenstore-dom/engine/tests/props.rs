@@ -122,6 +122,9 @@ proptest! {
             prop_assert_eq!(replies, 1, "exactly one reply");
             let owned: u32 = [0u16, 5, 6].iter().map(|d| e.owned_by(*d)).sum();
             prop_assert_eq!(owned as usize, e.node_count(), "every node counted once");
+            for d in [0u16, 5, 6] {
+                prop_assert_eq!(e.bytes_used(d), e.audit_bytes(d), "byte accounting drifted");
+            }
             let _ = e.take_effects();
             if !e.is_open(ConnId(conn.0)) {
                 continue;
