@@ -225,21 +225,6 @@ impl Outcome {
     }
 }
 
-/// A XenAPI root password hash (the `[toolstack] root_password_hash` form)
-/// for `password`, salted from the OS's randomness.
-pub fn password_hash(password: &str, iterations: u32) -> String {
-    struct Urandom;
-    impl xenapi::rng::Entropy for Urandom {
-        fn fill(&mut self, buf: &mut [u8]) {
-            use std::io::Read;
-            std::fs::File::open("/dev/urandom")
-                .and_then(|mut f| f.read_exact(buf))
-                .expect("read /dev/urandom");
-        }
-    }
-    xenapi::auth::PasswordHash::new(password, iterations, &mut Urandom).encode()
-}
-
 /// Xen's console timestamp of a `(XEN) [    1.234567] ...` or our
 /// `[    1.234567] dom0: ...` line, in seconds.
 pub fn stamp(line: &str) -> Option<f64> {

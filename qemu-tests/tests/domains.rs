@@ -15,7 +15,7 @@ const PASSWORD: &str = "xcp-selftest-pw";
 fn bundle(a: &Artifacts, name: &str, restart: bool, cmdline: &str) -> std::path::PathBuf {
     let passthrough = name == "pci";
     let dir = a.scratch(name);
-    let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);
+    let hash = xenapi::auth::hash_password(PASSWORD, 1000).unwrap();
     let config = format!(
         "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
          [[domain]]\nname = \"testdom\"\nimage = \"testdom.elf\"\n\
@@ -270,7 +270,7 @@ fn xenstore_selftest(
 #[test]
 fn xenapi_vm_stops_are_noticed_while_xenstore_dom_holds_virq_dom_exc() {
     let a = Artifacts::from_env();
-    let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);
+    let hash = xenapi::auth::hash_password(PASSWORD, 1000).unwrap();
     let config = format!(
         "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
          [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 32\nxenstore = true\nstart = false\n\n\

@@ -113,7 +113,7 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
     let py = python_with_xenapi(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let a = Artifacts::from_env();
     let dir = a.scratch("netdom-xenapi");
-    let hash = xcp_qemu_tests::password_hash(PASSWORD, 1000);
+    let hash = xenapi::auth::hash_password(PASSWORD, 1000).unwrap();
     let config = format!(
         "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
          [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 16\n\

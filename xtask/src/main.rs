@@ -58,10 +58,9 @@ fn main() -> ExitCode {
         Some("test") => cmd_test(),
         Some("lint") => lint(),
         Some("hash-password") => match args.get(1) {
-            Some(pw) => {
-                println!("{}", xcp_qemu_tests::password_hash(pw, 10_000));
-                Ok(())
-            }
+            Some(pw) => xenapi::auth::hash_password(pw, 10_000)
+                .map(|hash| println!("{hash}"))
+                .map_err(|e| format!("/dev/urandom: {e}")),
             None => return usage(),
         },
         Some("fuzz") => match args.get(1).map(|s| s.parse::<u32>()) {

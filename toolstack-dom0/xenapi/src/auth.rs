@@ -63,6 +63,24 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
         == 0
 }
 
+/// The `[toolstack] root_password_hash` form of `password`, salted from
+/// the host's `/dev/urandom` (`cargo xtask hash-password`, the QEMU cases'
+/// platform configs). Host tools only: the `std` feature.
+#[cfg(feature = "std")]
+pub fn hash_password(password: &str, iterations: u32) -> std::io::Result<String> {
+    use std::io::Read;
+    /// The salt, read before hashing so a read error is returned.
+    struct Read16([u8; 16]);
+    impl Entropy for Read16 {
+        fn fill(&mut self, buf: &mut [u8]) {
+            buf.copy_from_slice(&self.0[..buf.len()]);
+        }
+    }
+    let mut salt = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
+    Ok(PasswordHash::new(password, iterations, &mut Read16(salt)).encode())
+}
+
 impl PasswordHash {
     /// Hashes `password` with a fresh 16-byte salt.
     pub fn new(password: &str, iterations: u32, e: &mut dyn Entropy) -> PasswordHash {
@@ -137,6 +155,18 @@ impl PasswordHash {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(feature = "std")]
+    #[test]
+    fn host_hashes_verify_and_are_salted_apart() {
+        let a = super::hash_password("pw", 10).unwrap();
+        let b = super::hash_password("pw", 10).unwrap();
+        assert_ne!(a, b, "each hash has its own salt");
+        let mut parsed = super::PasswordHash::parse(&a).unwrap();
+        assert!(parsed.verify("pw"));
+        assert!(!parsed.verify("other"));
+        assert!(a.starts_with("pbkdf2-sha256$10$"), "{a}");
+    }
+
     use super::*;
     use crate::rng::SeededEntropy;
 
