@@ -507,13 +507,8 @@ mod stack {
             if let Some(r) = &relay {
                 self.wake.watch_relay(r.evtchn);
             }
-            if let (Some(r), Some(config)) = (&relay, self.config) {
-                debug!(
-                    "XenAPI relay listening on {}:{}",
-                    config.cidr.address(),
-                    r.port
-                );
-            }
+            // The address dom0 was last told the listener serves at.
+            let mut announced = None;
             loop {
                 let t = now_ms();
                 let now = Instant::from_millis(t as i64);
@@ -523,6 +518,19 @@ mod stack {
                     r.turn(&mut self.sockets, t, &self.wake);
                     self.iface.poll(now, &mut self.nic, &mut self.sockets);
                 }
+                    // dom0 learns that we serve (and where) by protocol:
+                    // `Ready` over the relay channel, at once and after a
+                    // new DHCP lease changes the address.
+                    let address = self.config.map(|c| c.cidr.address().octets());
+                    if let Some(a) = address.filter(|a| announced != Some(*a)) {
+                        debug!(
+                            "XenAPI relay listening on {}:{}",
+                            smoltcp::wire::Ipv4Address::from(a),
+                            r.port
+                        );
+                        r.relay.announce_ready(a, r.port);
+                        announced = Some(a);
+                    }
                 self.sleep(now);
             }
         }

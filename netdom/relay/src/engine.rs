@@ -25,6 +25,11 @@
 //! request to the board once ([`Relay::take_stats_request`]), whatever
 //! number came, and sends the board's answer ([`Relay::send_stats`]) ahead
 //! of any data. A flag and one pending answer: all dom0 can make it hold.
+//!
+//! The board says when the listener is open ([`Relay::announce_ready`]):
+//! the engine sends [`ToToolstack::Ready`] before anything else, so dom0
+//! learns that netdom serves by protocol, never from its console. One
+//! pending announcement, replaced by a newer one.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -233,6 +238,8 @@ pub struct Relay {
     stats_requested: bool,
     /// The counters for dom0, sent before any other message.
     stats_out: Option<RelayStats>,
+    /// The listener's address and port for dom0, sent first of all.
+    ready_out: Option<([u8; 4], u16)>,
 }
 
 impl Relay {
@@ -251,6 +258,7 @@ impl Relay {
             stats: Stats::default(),
             stats_requested: false,
             stats_out: None,
+            ready_out: None,
         }
     }
 
@@ -403,11 +411,21 @@ impl Relay {
         });
     }
 
-    /// The next message for dom0: the counters if the board answered,
-    /// then `Closed` messages, then, round-robin over connections, at most
+    /// Queues [`ToToolstack::Ready`]: the board's listener accepts XenAPI
+    /// clients at `address:port` (call when it opens, and again when the
+    /// address changes). An announcement not yet sent is replaced.
+    pub fn announce_ready(&mut self, address: [u8; 4], port: u16) {
+        self.ready_out = Some((address, port));
+    }
+
+    /// The next message for dom0: the readiness announcement, the counters
+    /// if the board answered, then `Closed` messages, then, round-robin over connections, at most
     /// one [`MAX_CHUNK`] of data from the next connection with data after
     /// the one fed last.
     pub fn poll_channel_out(&mut self) -> Option<ToToolstack> {
+        if let Some((address, port)) = self.ready_out.take() {
+            return Some(ToToolstack::Ready { address, port });
+        }
         if let Some(stats) = self.stats_out.take() {
             return Some(ToToolstack::Stats(stats));
         }
@@ -584,7 +602,8 @@ impl Relay {
     /// True if some message waits for dom0.
     pub fn has_channel_out(&self) -> bool {
         let gate = self.config.gate_out_bytes;
-        self.stats_out.is_some()
+        self.ready_out.is_some()
+            || self.stats_out.is_some()
             || !self.closed_out.is_empty()
             || self.conns.values().any(|c| {
                 c.state == State::Open && !c.to_dom0.is_empty() && c.to_client.len() <= gate

@@ -513,3 +513,66 @@ fn link_delivers_a_stats_request_and_the_answer() {
     );
     assert_eq!(dom0.recv::<ToToolstack>().unwrap(), None);
 }
+
+#[test]
+fn ready_goes_first_once_and_a_newer_address_replaces_it() {
+    let mut r = relay();
+    assert!(
+        !r.has_channel_out(),
+        "nothing to say before the listener opens"
+    );
+    let c = accept(&mut r, A);
+    feed_all(&mut r, 0, c, b"GET / HTTP/1.1\r\n\r\n");
+    r.on_toolstack(0, FromToolstack::StatsRequest);
+    assert!(r.take_stats_request());
+    r.send_stats(1, 2);
+    r.announce_ready([10, 0, 2, 15], 80);
+    let out = drain(&mut r);
+    assert_eq!(
+        out[0],
+        ToToolstack::Ready {
+            address: [10, 0, 2, 15],
+            port: 80
+        },
+        "readiness goes ahead of counters and data: {out:?}"
+    );
+    assert!(matches!(out[1], ToToolstack::Stats(_)));
+    assert!(matches!(out[2], ToToolstack::Data { conn, .. } if conn == c.0));
+    assert_eq!(out.len(), 3, "announced once: {out:?}");
+    // Two announcements before dom0 reads: the newer one alone.
+    r.announce_ready([10, 0, 2, 15], 80);
+    r.announce_ready([10, 0, 2, 16], 80);
+    assert_eq!(
+        drain(&mut r),
+        [ToToolstack::Ready {
+            address: [10, 0, 2, 16],
+            port: 80
+        }]
+    );
+    assert!(!r.has_channel_out());
+}
+
+#[test]
+fn link_delivers_readiness_to_dom0() {
+    let (p1, p2) = pages();
+    let mut dom0: Channel<&MemPage> = Channel::new(p1, p2, Role::Initiator).unwrap();
+    let mut link = Link::new(Channel::new(p2, p1, Role::Acceptor).unwrap());
+    let mut r = relay();
+    // dom0 looked once and found nothing: it waits, so it must be kicked.
+    assert_eq!(dom0.recv::<ToToolstack>().unwrap(), None);
+    r.announce_ready([192, 168, 1, 2], 8080);
+    let pumped = link.pump(&mut r, 0).unwrap();
+    assert!(
+        pumped.notify.kick(),
+        "dom0 waits: kicked for the announcement"
+    );
+    assert!(!pumped.again);
+    assert_eq!(
+        dom0.recv::<ToToolstack>().unwrap(),
+        Some(ToToolstack::Ready {
+            address: [192, 168, 1, 2],
+            port: 8080
+        })
+    );
+    assert_eq!(dom0.recv::<ToToolstack>().unwrap(), None);
+}

@@ -124,6 +124,9 @@ proptest! {
                             prop_assert!(stats.connections as usize <= config.max_connections);
                             stats_owed = false;
                         }
+                        Some(ToToolstack::Ready { .. }) => {
+                            prop_assert!(false, "readiness nobody announced");
+                        }
                         None => break,
                     }
                 },

@@ -11,6 +11,10 @@
 //! Besides the streams, dom0 can ask the relay for its counters
 //! ([`FromToolstack::StatsRequest`], answered by [`ToToolstack::Stats`]):
 //! the operator's `stats` command, so nothing periodic goes to the log.
+//!
+//! The relay says when it serves ([`ToToolstack::Ready`]: its listener is
+//! open at that address and port): dom0 announces XenAPI on it, not on the
+//! relay's console text.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -41,6 +45,14 @@ pub enum ToToolstack {
     },
     /// The relay domain's counters, answering [`FromToolstack::StatsRequest`].
     Stats(RelayStats),
+    /// The relay listens for XenAPI clients at `address:port` (sent once
+    /// its listener is open, and again if the address changes).
+    Ready {
+        /// The IPv4 address clients reach.
+        address: [u8; 4],
+        /// The TCP port.
+        port: u16,
+    },
 }
 
 /// A relay domain's counters, each since it booted (connections: now).
@@ -134,5 +146,26 @@ mod tests {
         // A truncated answer is refused, not misread.
         assert!(postcard::from_bytes::<ToToolstack>(&bytes[..bytes.len() - 1]).is_err());
         assert!(postcard::from_bytes::<FromToolstack>(&[3]).is_err());
+    }
+
+    #[test]
+    fn ready_is_appended_after_stats() {
+        let ready = ToToolstack::Ready {
+            address: [10, 0, 2, 15],
+            port: 80,
+        };
+        let bytes = postcard::to_allocvec(&ready).unwrap();
+        // Variant 3, the four octets, port 80 as a varint.
+        assert_eq!(bytes, [3, 10, 0, 2, 15, 80]);
+        assert_eq!(postcard::from_bytes::<ToToolstack>(&bytes).unwrap(), ready);
+        let high = ToToolstack::Ready {
+            address: [255; 4],
+            port: u16::MAX,
+        };
+        let bytes = postcard::to_allocvec(&high).unwrap();
+        assert_eq!(postcard::from_bytes::<ToToolstack>(&bytes).unwrap(), high);
+        assert!(postcard::from_bytes::<ToToolstack>(&bytes[..bytes.len() - 1]).is_err());
+        // A port beyond u16 is refused, not truncated.
+        assert!(postcard::from_bytes::<ToToolstack>(&[3, 1, 2, 3, 4, 0x80, 0x80, 0x04]).is_err());
     }
 }

@@ -147,6 +147,8 @@ fn main(boot: Boot) -> ! {
     platform.management = config.platform.management.clone();
     let mut test = selftest.map(|name| SelfTest::start(name, &mut platform, &mut lp));
     let mut relays = alloc::vec::Vec::new();
+    // netdom's domid while its readiness is not announced yet.
+    let mut netdom_ready = None;
     if let Some(t) = test.as_mut().filter(|t| t.wants_relay()) {
         let password = cmdline::get(boot.cmdline, "xenapi-password").unwrap_or("");
         let extra = alloc::format!("xenapi-password={password}");
@@ -159,9 +161,7 @@ fn main(boot: Boot) -> ! {
         if let Some((channel, port, domid)) = t.take_netdom_relay() {
             debug!("xenapi relay channel to netdom on port {port}");
             relays.push(RelayLink::new(channel, port, domid));
-        }
-        if let Some(url) = cmdline::get(boot.cmdline, "xenapi-url") {
-            t.set_xenapi_url(url);
+            netdom_ready = Some(domid);
         }
     }
     let shell = match crate::shell::Shell::bind(&mut lp) {
@@ -177,7 +177,7 @@ fn main(boot: Boot) -> ! {
         toolstack,
         relays,
         tick_armed: false,
-        netdom_ready: None,
+        netdom_ready,
         netdom: None,
         xenapi_url: cmdline::get(boot.cmdline, "xenapi-url").map(alloc::string::String::from),
         shell,
@@ -227,8 +227,9 @@ struct Dom0 {
     toolstack: Option<Toolstack>,
     relays: alloc::vec::Vec<RelayLink>,
     tick_armed: bool,
-    /// netdom's domid and the URL to announce once it listens.
-    netdom_ready: Option<(u16, Option<alloc::string::String>)>,
+    /// netdom's domid until it says it listens (`ToToolstack::Ready`) and
+    /// dom0 announces XenAPI.
+    netdom_ready: Option<u16>,
     /// What dom0 handed netdom (the NIC, the config snapshot it maps):
     /// kept for netdom's life.
     netdom: Option<crate::nic::Handed>,
@@ -248,7 +249,7 @@ impl Dom0 {
             debug!("xenapi relay channel to netdom on port {port}");
             self.relays
                 .push(RelayLink::new(channel, port, handed.domid));
-            self.netdom_ready = Some((handed.domid, self.xenapi_url.clone()));
+            self.netdom_ready = Some(handed.domid);
         }
         let domid = handed.domid;
         self.netdom = Some(handed);
@@ -278,7 +279,7 @@ impl Dom0 {
             let dropped = self.toolstack.as_mut().map_or(0, |ts| ts.drop_link(port));
             debug!("relay link on port {port} closed ({dropped} relayed connection(s) dropped)");
         }
-        if self.netdom_ready.as_ref().is_some_and(|(d, _)| *d == domid) {
+        if self.netdom_ready == Some(domid) {
             self.netdom_ready = None;
         }
     }
@@ -442,6 +443,34 @@ impl Dom0 {
             lp.after(TICK_NS, TICK_TOKEN);
         }
         self.show_stats();
+        self.announce_ready();
+    }
+
+    /// Announces XenAPI once netdom said (`ToToolstack::Ready`, over its
+    /// relay channel) that it listens; later announcements (a new DHCP
+    /// address) are logged as moves.
+    fn announce_ready(&mut self) {
+        for r in &mut self.relays {
+            let Some((address, port)) = r.take_ready() else {
+                continue;
+            };
+            let at = core::net::Ipv4Addr::from(address);
+            if self.netdom_ready != Some(r.domid) {
+                info!(
+                    "XenAPI relay of domid {} now listens at {at}:{port}",
+                    r.domid
+                );
+                continue;
+            }
+            self.netdom_ready = None;
+            match &self.xenapi_url {
+                Some(url) => info!("XenAPI ready at {url}"),
+                None => info!("XenAPI ready at http://{at}:{port}/"),
+            }
+            if let Some(test) = self.test.as_mut() {
+                test.relay_ready(r.domid);
+            }
+        }
     }
 }
 
@@ -463,19 +492,6 @@ impl App for Dom0 {
         self.handle_nic_stops(lp);
         if lifecycle || released {
             self.check_vms(lp);
-        }
-        if let Some((domid, url)) = &self.netdom_ready {
-            let listening = self.platform.live.get(domid).is_some_and(|l| {
-                let text = b"XenAPI relay listening on";
-                l.console.history().windows(text.len()).any(|w| w == text)
-            });
-            if listening {
-                match url {
-                    Some(url) => info!("XenAPI ready at {url}"),
-                    None => info!("XenAPI ready on netdom's port 80"),
-                }
-                self.netdom_ready = None;
-            }
         }
         if let Some(test) = self.test.as_mut() {
             if ours {

@@ -217,8 +217,9 @@ impl Toolstack {
 
 /// dom0's end of a relay: the channel, its event port and the replies not
 /// yet accepted by the channel. The relay's counters (`ToToolstack::Stats`,
-/// the operator's `stats` command) stop here: they are for the console,
-/// not the toolstack.
+/// the operator's `stats` command) and its readiness (`ToToolstack::Ready`,
+/// dom0's "XenAPI ready" announcement) stop here: they are for dom0's
+/// board, not the toolstack.
 pub struct RelayLink {
     /// The channel (dom0 granted its pages).
     pub channel: Channel<Frame>,
@@ -231,6 +232,8 @@ pub struct RelayLink {
     stats_asked: bool,
     /// Counters the relay sent, not shown yet.
     stats: Option<RelayStats>,
+    /// Where the relay said it listens, not announced yet.
+    ready: Option<([u8; 4], u16)>,
 }
 
 impl RelayLink {
@@ -243,6 +246,7 @@ impl RelayLink {
             backlog: VecDeque::new(),
             stats_asked: false,
             stats: None,
+            ready: None,
         }
     }
 
@@ -257,6 +261,12 @@ impl RelayLink {
     /// The counters the relay sent since the last call, if any.
     pub fn take_stats(&mut self) -> Option<RelayStats> {
         self.stats.take()
+    }
+
+    /// The address and port the relay said it listens at since the last
+    /// call, if it said so.
+    pub fn take_ready(&mut self) -> Option<([u8; 4], u16)> {
+        self.ready.take()
     }
 
     /// Moves everything that can move: replies out, requests in.
@@ -288,6 +298,9 @@ impl RelayLink {
                 Ok(Some(ToToolstack::Stats(stats))) => {
                     self.stats = Some(stats);
                     self.stats_asked = false;
+                }
+                Ok(Some(ToToolstack::Ready { address, port })) => {
+                    self.ready = Some((address, port));
                 }
                 Ok(Some(msg)) => toolstack.on_message(self.port, msg, &mut self.backlog),
                 Ok(None) => {

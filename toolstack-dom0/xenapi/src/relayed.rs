@@ -93,10 +93,11 @@ impl Relayed {
             ToToolstack::Closed { conn } => {
                 self.conns.remove(&(link, conn));
             }
-            // Counters are for dom0's operator console: its relay board
-            // takes them before they reach the engine. Should one arrive
-            // here it holds nothing and answers nothing.
-            ToToolstack::Stats(_) => {}
+            // Counters and readiness are for dom0's board (the operator's
+            // console, the "XenAPI ready" announcement): it takes them
+            // before they reach the engine. Should one arrive here it holds
+            // nothing and answers nothing.
+            ToToolstack::Stats(_) | ToToolstack::Ready { .. } => {}
         }
     }
 

@@ -88,6 +88,9 @@ fuzz_target!(|data: &[u8]| {
                             assert!(stats_owed, "counters nobody asked for");
                             stats_owed = false;
                         }
+                        Some(ToToolstack::Ready { .. }) => {
+                            panic!("readiness nobody announced")
+                        }
                         None => break,
                     }
                 }

@@ -34,9 +34,10 @@
 //!   into it (and then heard the gateway through its own buffers), dom0
 //!   checks its frame is unchanged and takes the NIC back.
 //! - `netdom-xenapi`: dom0 hands netdom the NIC and a XenAPI relay channel
-//!   and serves the toolstack through it; once netdom listens, dom0 logs
-//!   "xenapi relay ready" and keeps serving (no verdict: the QEMU case
-//!   judges by a real XenAPI client on the host, then stops QEMU).
+//!   and serves the toolstack through it; once netdom says it listens
+//!   (`ToToolstack::Ready` on the relay channel), dom0 logs "xenapi relay
+//!   ready" and keeps serving (no verdict: the QEMU case judges by a real
+//!   XenAPI client on the host, then stops QEMU).
 
 mod channel;
 mod devices;
@@ -97,11 +98,11 @@ enum State {
     },
     /// netdom hands the NIC a frame of dom0's; the IOMMU must refuse.
     NetdomDma(DmaEscape),
-    /// netdom relays XenAPI clients to dom0's toolstack.
+    /// netdom relays XenAPI clients to dom0's toolstack; `ready` once it
+    /// said it listens.
     NetdomXenapi {
         handed: crate::nic::Handed,
         ready: bool,
-        url: Option<String>,
     },
     /// Two testdoms use xenstore-dom; `a` dies and must be released.
     Xenstore {
@@ -170,11 +171,17 @@ impl SelfTest {
         }
     }
 
-    /// The URL the host reaches XenAPI at (dom0's `xenapi-url=`): logged
-    /// once netdom listens.
-    pub fn set_xenapi_url(&mut self, xenapi_url: &str) {
-        if let State::NetdomXenapi { url, .. } = &mut self.state {
-            *url = Some(String::from(xenapi_url));
+    /// Relay domain `relay` said it listens (`ToToolstack::Ready`, after
+    /// dom0 announced XenAPI).
+    pub fn relay_ready(&mut self, relay: u16) {
+        if let State::NetdomXenapi { handed, ready } = &mut self.state {
+            if handed.domid == relay && !*ready {
+                *ready = true;
+                info!(
+                    "selftest {}: xenapi relay ready (netdom is domid {relay})",
+                    self.name
+                );
+            }
         }
     }
 
@@ -262,7 +269,6 @@ impl SelfTest {
             "netdom-xenapi" => State::NetdomXenapi {
                 handed: start_netdom_with(platform, lp, true),
                 ready: false,
-                url: None,
             },
             other => fail(other, "unknown self-test"),
         };
@@ -390,21 +396,15 @@ impl SelfTest {
                 *round = 2;
             }
             State::NetdomDma(escape) => check_netdom_dma(&name, platform, lp, escape),
-            State::NetdomXenapi { handed, ready, url } => {
+            // Readiness comes by protocol (`relay_ready`); this only
+            // watches for netdom's failure.
+            State::NetdomXenapi { handed, .. } => {
                 let domid = handed.domid;
                 if console_says(platform, domid, b"FAIL:") {
                     fail(&name, "netdom reported a failure");
                 }
                 if !platform.live.contains_key(&domid) {
                     fail(&name, "netdom died");
-                }
-                if *ready || !console_says(platform, domid, b"XenAPI relay listening on") {
-                    return;
-                }
-                *ready = true;
-                info!("selftest {name}: xenapi relay ready (netdom is domid {domid})");
-                if let Some(url) = url {
-                    info!("XenAPI ready at {url}");
                 }
             }
             State::Settling { .. } => {}
