@@ -5,7 +5,14 @@
 //!
 //! Artifacts come from `cargo xtask test`, which builds them into the
 //! directory named by `XCP_ARTIFACTS` (xen, toolstack-dom0, bundle.cpio,
-//! platform.toml, testdom.elf). Run these tests through `cargo xtask test`.
+//! platform.toml, testdom.elf, netdom.elf, and the test images
+//! toolstack-dom0-test, testdom-test.elf, netdom-test.elf). Run these tests
+//! through `cargo xtask test`.
+//!
+//! Cases that check the shipped platform boot the shipped images
+//! ([`Artifacts::direct`]); the self-tests boot the test dom0
+//! ([`Artifacts::selftest`]), which alone has them, with bundles of their
+//! own that name the test kernels they need.
 #![forbid(unsafe_code)]
 
 pub mod clients;
@@ -34,7 +41,15 @@ impl Artifacts {
             "XCP_ARTIFACTS is not set: run the QEMU tests through `cargo xtask test`, \
              which builds Xen's image, the domains and the bundle first",
         );
-        for f in ["xen", "toolstack-dom0", "bundle.cpio", "platform.toml"] {
+        for f in [
+            "xen",
+            "toolstack-dom0",
+            "bundle.cpio",
+            "platform.toml",
+            "toolstack-dom0-test",
+            "testdom-test.elf",
+            "netdom-test.elf",
+        ] {
             assert!(
                 dir.join(f).is_file(),
                 "{} is missing from {}",
@@ -57,13 +72,24 @@ impl Artifacts {
         config.platform.xen_cmdline
     }
 
-    /// A direct multiboot launch of dom0 with `dom0_cmdline` and `bundle`.
+    /// A direct multiboot launch of the shipped dom0 with `dom0_cmdline`
+    /// and `bundle`.
     pub fn direct(&self, dom0_cmdline: &str, bundle: &Path) -> Launch {
+        self.direct_with("toolstack-dom0", dom0_cmdline, bundle)
+    }
+
+    /// A direct multiboot launch of the test dom0 (built with its
+    /// self-tests: `selftest=<name>`) with `dom0_cmdline` and `bundle`.
+    pub fn selftest(&self, dom0_cmdline: &str, bundle: &Path) -> Launch {
+        self.direct_with("toolstack-dom0-test", dom0_cmdline, bundle)
+    }
+
+    fn direct_with(&self, dom0: &str, dom0_cmdline: &str, bundle: &Path) -> Launch {
         Launch {
             media: Media::Direct {
                 xen: self.path("xen"),
                 xen_cmdline: self.xen_cmdline(),
-                dom0: self.path("toolstack-dom0"),
+                dom0: self.path(dom0),
                 dom0_cmdline: dom0_cmdline.to_string(),
                 bundle: bundle.to_path_buf(),
             },

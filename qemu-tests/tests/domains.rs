@@ -1,6 +1,8 @@
 //! Domain builder, console relay and lifecycle on real Xen: dom0 builds
 //! testdom from the bundle and runs one self-test (`selftest=<name>`), whose
-//! verdict ends QEMU through isa-debug-exit.
+//! verdict ends QEMU through isa-debug-exit. The test images: dom0 with its
+//! self-tests, and testdom with its peers (`testdom-test.elf`, named
+//! testdom.elf in these bundles).
 
 use std::time::Duration;
 
@@ -22,9 +24,11 @@ fn bundle(a: &Artifacts, name: &str, restart: bool, cmdline: &str) -> std::path:
          memory_mib = 8\nrestart = {restart}\nstart = false\ncmdline = \"{cmdline}\"\n\
          passthrough = {passthrough}\n"
     );
-    let archive =
-        xcp_boot::assemble_bundle(&config, &[("testdom.elf".into(), a.path("testdom.elf"))])
-            .unwrap();
+    let archive = xcp_boot::assemble_bundle(
+        &config,
+        &[("testdom.elf".into(), a.path("testdom-test.elf"))],
+    )
+    .unwrap();
     let path = dir.join("bundle.cpio");
     std::fs::write(&path, archive).unwrap();
     path
@@ -35,7 +39,7 @@ fn bundle(a: &Artifacts, name: &str, restart: bool, cmdline: &str) -> std::path:
 fn selftest(name: &str, restart: bool, cmdline: &str) -> xcp_qemu_tests::Outcome {
     let a = Artifacts::from_env();
     let path = bundle(&a, name, restart, cmdline);
-    let launch = a.direct(
+    let launch = a.selftest(
         &format!("test-exit selftest={name} xenapi-password={PASSWORD}"),
         &path,
     );
@@ -248,7 +252,7 @@ fn xenstore_selftest(
     let archive = xcp_boot::assemble_bundle(
         config,
         &[
-            ("testdom.elf".into(), a.path("testdom.elf")),
+            ("testdom.elf".into(), a.path("testdom-test.elf")),
             ("xenstore-dom.elf".into(), a.path("xenstore-dom.elf")),
         ],
     )
@@ -257,7 +261,7 @@ fn xenstore_selftest(
     std::fs::write(&path, archive).unwrap();
     let run = Run::start(
         &format!("selftest-{scratch}"),
-        &a.direct(&format!("test-exit selftest={name} {extra}"), &path),
+        &a.selftest(&format!("test-exit selftest={name} {extra}"), &path),
     );
     let waited = run.wait_for(&format!("selftest {name}: PASS"), Duration::from_secs(150));
     let outcome = run.finish(Duration::from_secs(20));
@@ -347,7 +351,7 @@ fn xenstore_dom_serves_two_domains_and_releases_a_dead_one() {
 fn dom0_assigns_the_nic_through_the_iommu_and_gets_it_back() {
     let a = Artifacts::from_env();
     let path = bundle(&a, "pci", false, "");
-    let mut launch = a.direct("test-exit selftest=pci", &path);
+    let mut launch = a.selftest("test-exit selftest=pci", &path);
     launch.devices.nic = Some(None);
     let run = Run::start("selftest-pci", &launch);
     let waited = run.wait_for("selftest pci: PASS", Duration::from_secs(150));

@@ -13,17 +13,18 @@ use std::time::Duration;
 
 use xcp_qemu_tests::{verdict, Artifacts, Run};
 
-/// A bundle of netdom alone, with the static management address
-/// 10.0.2.15/24 gw 10.0.2.2, in scratch directory `scratch`; dom0's
-/// self-tests build netdom from it.
-fn netdom_bundle(a: &Artifacts, scratch: &str) -> std::path::PathBuf {
+/// A bundle of netdom alone (the kernel `image` from the artifacts, as
+/// netdom.elf), with the static management address 10.0.2.15/24 gw
+/// 10.0.2.2, in scratch directory `scratch`; dom0's self-tests build netdom
+/// from it.
+fn netdom_bundle(a: &Artifacts, scratch: &str, image: &str) -> std::path::PathBuf {
     let dir = a.scratch(scratch);
     let config = "[platform]\nname = \"selftest\"\n\
         management = \"10.0.2.15/24 gw 10.0.2.2\"\n\n\
         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 16\n\
         restart = false\nstart = false\npassthrough = true\n";
     let archive =
-        xcp_boot::assemble_bundle(config, &[("netdom.elf".into(), a.path("netdom.elf"))]).unwrap();
+        xcp_boot::assemble_bundle(config, &[("netdom.elf".into(), a.path(image))]).unwrap();
     let path = dir.join("bundle.cpio");
     std::fs::write(&path, archive).unwrap();
     path
@@ -33,8 +34,9 @@ fn netdom_bundle(a: &Artifacts, scratch: &str) -> std::path::PathBuf {
 fn netdom_drives_the_passed_through_nic_and_hears_the_gateway() {
     let a = Artifacts::from_env();
     // A static management address (netdom_xenapi.rs covers DHCP).
-    let path = netdom_bundle(&a, "netdom");
-    let mut launch = a.direct("test-exit selftest=netdom", &path);
+    // The shipped netdom, driven by the test dom0.
+    let path = netdom_bundle(&a, "netdom", "netdom.elf");
+    let mut launch = a.selftest("test-exit selftest=netdom", &path);
     launch.devices.nic = Some(None);
     let run = Run::start("selftest-netdom", &launch);
     let waited = run.wait_for("selftest netdom: PASS", Duration::from_secs(150));
@@ -136,8 +138,9 @@ fn run_dma_escape(bypass_iommu: bool) -> (xcp_qemu_tests::Outcome, String) {
     } else {
         "netdom-dma"
     };
-    let path = netdom_bundle(&a, name);
-    let mut launch = a.direct("test-exit selftest=netdom-dma", &path);
+    // The test netdom: only it knows `dma-escape=`.
+    let path = netdom_bundle(&a, name, "netdom-test.elf");
+    let mut launch = a.selftest("test-exit selftest=netdom-dma", &path);
     launch.devices.nic = Some(None);
     launch.devices.nic_bypasses_iommu = bypass_iommu;
     let run = Run::start(&format!("selftest-{name}"), &launch);

@@ -125,7 +125,7 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
     std::fs::write(&path, archive).unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/");
-    let mut launch = a.direct(
+    let mut launch = a.selftest(
         &format!("test-exit selftest=netdom-xenapi xenapi-url={url}"),
         &path,
     );

@@ -169,9 +169,11 @@ fn domain_start(p: &crate::build::Platform) -> Result<f64, String> {
     std::fs::write(&path, bundle).map_err(|e| e.to_string())?;
     let mut samples = Vec::new();
     for i in 0..BOOTS {
+        // The self-test needs the test dom0; testdom is the shipped one.
         let mut launch = p.launch("test-exit selftest=console");
-        if let xcp_boot::qemu::Media::Direct { bundle, .. } = &mut launch.media {
+        if let xcp_boot::qemu::Media::Direct { bundle, dom0, .. } = &mut launch.media {
             *bundle = path.clone();
+            *dom0 = p.dir.join("toolstack-dom0-test");
         }
         let run = Run::start(&format!("bench-domain-{i}"), &launch);
         run.wait_for("selftest console: PASS", Duration::from_secs(75))?;

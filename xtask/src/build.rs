@@ -1,5 +1,12 @@
 //! Builds the platform into target/xcp: Xen (uncompressed, for QEMU's
 //! -kernel), the kernels, the bundle, grub.cfg, and on request the ISO.
+//!
+//! The shipped images (dom0, the bundle's kernels) are built without any
+//! test feature. The test images the QEMU self-tests boot are built by a
+//! second cargo invocation with their features ([`TEST_KERNELS`]): cargo
+//! unifies features per invocation, so the test features (and what they
+//! turn on in shared crates, such as the runtime's `dma-escape`) never
+//! reach a shipped image. `xtask/tests/shipped_images.rs` checks the result.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +20,34 @@ const KERNELS: &[(&str, &str, Option<&str>)] = &[
     ("xenstore-dom", "xenstore-dom", Some("xenstore-dom.elf")),
     ("netdom", "netdom", Some("netdom.elf")),
 ];
+
+/// Test images: package, binary, the features that make it a test image,
+/// and its name in target/xcp. The QEMU harness boots them for the
+/// self-tests (`qemu-tests/src/lib.rs`); no bundle xtask makes holds them.
+pub const TEST_KERNELS: &[(&str, &str, &str, &str)] = &[
+    (
+        "toolstack-dom0",
+        "toolstack-dom0",
+        "selftest",
+        "toolstack-dom0-test",
+    ),
+    ("xcp-testdom", "testdom", "selftest", "testdom-test.elf"),
+    ("netdom", "netdom", "dma-escape", "netdom-test.elf"),
+];
+
+/// `-p <pkg> ... --features <pkg>/<feature>,...` for the test images.
+pub fn test_kernel_args() -> Vec<String> {
+    let mut args: Vec<String> = TEST_KERNELS
+        .iter()
+        .flat_map(|(p, _, _, _)| ["-p".to_string(), p.to_string()])
+        .collect();
+    let features: Vec<String> = TEST_KERNELS
+        .iter()
+        .map(|(p, _, f, _)| format!("{p}/{f}"))
+        .collect();
+    args.extend(["--features".to_string(), features.join(",")]);
+    args
+}
 
 /// `-p <pkg>` for every kernel package.
 pub fn kernel_package_args() -> Vec<String> {
@@ -74,9 +109,22 @@ pub fn platform() -> Result<Platform, String> {
         let name = entry.unwrap_or(bin);
         let image = std::fs::read(&from).map_err(|e| format!("{}: {e}", from.display()))?;
         replace(&out.join(name), &image)?;
+        // The bundle reads the copy: the test build below overwrites
+        // cargo's.
         if let Some(name) = entry {
-            images.push((name.to_string(), from));
+            images.push((name.to_string(), out.join(name)));
         }
+    }
+    // The test images, in a second invocation (see the module docs).
+    crate::run(
+        crate::cargo()
+            .args(["build", "--release", "--target", "x86_64-unknown-none"])
+            .args(test_kernel_args()),
+    )?;
+    for (_, bin, _, name) in TEST_KERNELS {
+        let from = built.join(bin);
+        let image = std::fs::read(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+        replace(&out.join(name), &image)?;
     }
     let config_path = root.join("boot/platform.toml");
     let (text, config) = xcp_boot::load_config(&config_path)?;

@@ -9,7 +9,8 @@
 //! - `hash-password PW`: the `[toolstack] root_password_hash` line's value.
 //! - `bench [PART...]`: the benchmarks (xenstore, xenapi, domain, boot,
 //!   netdom; all when none is named), printed and written under target/bench.
-//! - `build`: the kernels, the bundle and grub.cfg into target/xcp.
+//! - `build`: the kernels, the bundle and grub.cfg into target/xcp, and
+//!   the test images the QEMU self-tests boot (`build.rs`).
 //! - `iso`: a bootable ISO at target/xcp/xcp.iso.
 #![forbid(unsafe_code)]
 
@@ -112,9 +113,26 @@ fn lint() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    // netdom's pure parts with the DMA-escape hook's argument.
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "netdom",
+        "--all-targets",
+        "--features",
+        "dma-escape",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run(cargo()
         .args(["clippy", "--target", "x86_64-unknown-none"])
         .args(build::kernel_package_args())
+        .args(["--", "-D", "warnings"]))?;
+    // The test images' code (self-tests, test peers, the DMA-escape hook).
+    run(cargo()
+        .args(["clippy", "--target", "x86_64-unknown-none"])
+        .args(build::test_kernel_args())
         .args(["--", "-D", "warnings"]))
 }
 
@@ -126,6 +144,8 @@ fn cmd_test() -> Result<(), String> {
     run(cargo().args(["test", "-p", "xcp-qemu-tests", "--lib"]))?;
     // Feature-gated tests: netdom's smoltcp glue and its L2 simulation.
     run(cargo().args(["test", "-p", "xcp-netrelay", "--all-features"]))?;
+    // netdom's command line with the DMA-escape hook's argument.
+    run(cargo().args(["test", "-p", "netdom", "--features", "dma-escape"]))?;
     fuzz::run(FUZZ_SECONDS)?;
     let p = build::platform()?;
     // Host checks that need the built kernels.

@@ -14,7 +14,7 @@
 #[cfg(target_os = "none")]
 extern crate alloc;
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "dma-escape"))]
 mod escape;
 #[cfg(target_os = "none")]
 mod irq;
@@ -100,7 +100,9 @@ mod domain {
             "config writes: {} BAR sizing, {} decode toggles, {} refused",
             counts.bar, counts.decode, counts.refused
         );
+        #[cfg_attr(not(feature = "dma-escape"), allow(unused_mut))] // reason: the probe borrows it
         let mut wake = crate::irq::setup(&args, &config_space, &bars, &mut net);
+        #[cfg(feature = "dma-escape")]
         if let Some(target) = args.dma_escape {
             let netdom::args::Args {
                 ip: xcp_netrelay::ipconfig::IpMode::Static(config),
@@ -203,6 +205,7 @@ mod domain {
         let transport = PciTransport::new::<XenHal, _>(&mut root, df)
             .unwrap_or_else(|e| stop(format_args!("virtio transport: {e}")));
         let (transport, features) = AccessPlatform::new(transport);
+        #[cfg(feature = "dma-escape")]
         if let Some(target) = args.dma_escape {
             // Self-test only: the driver's first receive buffer goes to the
             // device at dom0's bait frame (crate::escape).
@@ -515,9 +518,6 @@ mod stack {
                 self.iface.poll(now, &mut self.nic, &mut self.sockets);
                 self.poll_dhcp();
                 if let Some(r) = relay.as_mut() {
-                    r.turn(&mut self.sockets, t, &self.wake);
-                    self.iface.poll(now, &mut self.nic, &mut self.sockets);
-                }
                     // dom0 learns that we serve (and where) by protocol:
                     // `Ready` over the relay channel, at once and after a
                     // new DHCP lease changes the address.
@@ -531,6 +531,9 @@ mod stack {
                         r.relay.announce_ready(a, r.port);
                         announced = Some(a);
                     }
+                    r.turn(&mut self.sockets, t, &self.wake);
+                    self.iface.poll(now, &mut self.nic, &mut self.sockets);
+                }
                 self.sleep(now);
             }
         }

@@ -1,21 +1,28 @@
 //! testdom: a small PV domain the QEMU tests ask dom0 to build. It logs a
 //! greeting through its PV console, then does what its command line says:
-//! `panic` crashes on purpose; `grant-test=<list gref>,<count>,<port>` runs
-//! the grant map/copy peer; `channel=<gref>,<gref>,<port>` answers pings on
-//! the inter-domain channel; otherwise it idles.
+//! `panic` crashes on purpose, `poweroff` / `reboot` end the domain as an OS
+//! would; otherwise it idles. The shipped bundle carries it as the demo
+//! guest kernel of XenAPI VMs (`PV_kernel` "testdom.elf").
+//!
+//! With the `selftest` feature (the test image, `testdom-test.elf`, never
+//! shipped) it also plays dom0's self-test peers:
+//! `grant-test=<list gref>,<count>,<port>` runs the grant map/copy peer;
+//! `channel=<gref>,<gref>,<port>` answers pings on the inter-domain channel;
+//! `xs-test=<role>` uses xenstore-dom; `xenapi-relay=...` drives XenAPI in
+//! dom0 as a relay.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(target_os = "none", forbid(unsafe_code))]
 
 #[cfg(target_os = "none")]
 extern crate alloc;
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "selftest"))]
 mod channel_peer;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "selftest"))]
 mod grant_peer;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "selftest"))]
 mod xenapi_client;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "selftest"))]
 mod xs_test;
 
 #[cfg(target_os = "none")]
@@ -40,6 +47,17 @@ mod domain {
         if cmdline::has(boot.cmdline, "reboot") {
             xcp_runtime::shutdown(xen_sys::sched::SHUTDOWN_REBOOT);
         }
+        #[cfg(feature = "selftest")]
+        peers(&boot);
+        loop {
+            xcp_runtime::event_loop::idle();
+        }
+    }
+
+    /// Plays the self-test peer the command line names, if any (test
+    /// image only).
+    #[cfg(feature = "selftest")]
+    fn peers(boot: &Boot) {
         if let Some(arg) = cmdline::get(boot.cmdline, "grant-test") {
             crate::grant_peer::run(arg);
         }
@@ -47,14 +65,11 @@ mod domain {
             crate::channel_peer::run(arg);
         }
         if let Some(role) = cmdline::get(boot.cmdline, "xs-test") {
-            crate::xs_test::run(&boot, role);
+            crate::xs_test::run(boot, role);
         }
         if let Some(arg) = cmdline::get(boot.cmdline, "xenapi-relay") {
             let password = cmdline::get(boot.cmdline, "xenapi-password").unwrap_or("");
             crate::xenapi_client::run(arg, password);
-        }
-        loop {
-            xcp_runtime::event_loop::idle();
         }
     }
 }

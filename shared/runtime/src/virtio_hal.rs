@@ -25,6 +25,7 @@ static SHARED_DIRECT: AtomicU64 = AtomicU64::new(0);
 static SHARED_BOUNCED: AtomicU64 = AtomicU64::new(0);
 /// A foreign bus address for the next receive buffer (0: none); see
 /// [`escape_next_receive_buffer`].
+#[cfg(feature = "dma-escape")]
 static ESCAPE: AtomicU64 = AtomicU64::new(0);
 
 /// The HAL; it has no state of its own beyond the bounce table.
@@ -48,7 +49,9 @@ pub fn bounces_live() -> usize {
 /// (`DeviceToDriver`, a receive buffer) is given to the device at `bus`, a
 /// machine address this domain does not own, instead of its own. The
 /// buffer itself is never written by the device; the IOMMU must refuse the
-/// device's write to `bus`. One buffer, once; nothing else arms it.
+/// device's write to `bus`. One buffer, once; nothing else arms it. Built
+/// only with the `dma-escape` feature (netdom's test image).
+#[cfg(feature = "dma-escape")]
 pub fn escape_next_receive_buffer(bus: u64) {
     ESCAPE.store(bus, Ordering::Relaxed);
 }
@@ -68,7 +71,7 @@ fn direct_bus_addr(va: u64, len: u64) -> Option<u64> {
 // only addresses of live MmioRegions, which the domain maps for as long as
 // the driver runs; share returns addresses the device may use for exactly
 // the buffer's bytes — except once when a self-test armed
-// `escape_next_receive_buffer`: then the device is given a foreign address
+// `escape_next_receive_buffer` (the `dma-escape` feature only): then the device is given a foreign address
 // (dom0's bait frame) that the IOMMU must refuse, and the driver's own
 // buffer is simply never filled, which is memory-safe for this domain.
 unsafe impl Hal for XenHal {
@@ -101,6 +104,7 @@ unsafe impl Hal for XenHal {
     unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
         let va = buffer.as_ptr() as *mut u8 as u64;
         let len = buffer.len();
+        #[cfg(feature = "dma-escape")]
         if direction == BufferDirection::DeviceToDriver {
             let foreign = ESCAPE.swap(0, Ordering::Relaxed);
             if foreign != 0 {

@@ -1,4 +1,9 @@
-//! dom0's main: banner, bundle check, then idle.
+//! dom0's main: banner, bundle check, the configured domains, the
+//! toolstack and the operator console, then the event loop.
+//!
+//! The QEMU self-tests (`selftest=<name>`, [`crate::selftest`]) exist only
+//! in the test image, built with the `selftest` feature; the shipped dom0
+//! has none of their code.
 
 use log::{debug, error, info};
 use xcp_bundle::{Bundle, PlatformConfig};
@@ -6,6 +11,7 @@ use xcp_runtime::event_loop::{App, Loop};
 use xcp_runtime::{cmdline, verdict, Boot};
 
 use crate::platform::Platform;
+#[cfg(feature = "selftest")]
 use crate::selftest::{SelfTest, DEADLINE_TOKEN};
 use crate::shell::say;
 use crate::toolstack::{RelayLink, Toolstack};
@@ -117,7 +123,7 @@ fn main(boot: Boot) -> ! {
     if let Err(e) = xcp_runtime::gnttab::init() {
         error!("grant table setup failed: {e:?}");
     }
-    let selftest = cmdline::get(boot.cmdline, "selftest");
+    let selftest = selftest_name(boot.cmdline);
     if selftest.is_none() {
         platform.start_configured(&mut lp);
     }
@@ -145,25 +151,22 @@ fn main(boot: Boot) -> ! {
     });
     platform.devices = devices;
     platform.management = config.platform.management.clone();
-    let mut test = selftest.map(|name| SelfTest::start(name, &mut platform, &mut lp));
+    #[cfg_attr(not(feature = "selftest"), allow(unused_mut))] // reason: self-tests add links
     let mut relays = alloc::vec::Vec::new();
     // netdom's domid while its readiness is not announced yet.
+    #[cfg_attr(not(feature = "selftest"), allow(unused_mut))] // reason: self-tests set it
     let mut netdom_ready = None;
-    if let Some(t) = test.as_mut().filter(|t| t.wants_relay()) {
-        let password = cmdline::get(boot.cmdline, "xenapi-password").unwrap_or("");
-        let extra = alloc::format!("xenapi-password={password}");
-        let (domid, channel, port) =
-            crate::selftest::channel_to_testdom(&mut platform, &mut lp, "xenapi-relay", &extra);
-        t.set_relay_domid(domid);
-        relays.push(RelayLink::new(channel, port, domid));
-    }
-    if let Some(t) = test.as_mut() {
-        if let Some((channel, port, domid)) = t.take_netdom_relay() {
-            debug!("xenapi relay channel to netdom on port {port}");
-            relays.push(RelayLink::new(channel, port, domid));
-            netdom_ready = Some(domid);
+    #[cfg(feature = "selftest")]
+    let test = selftest.map(|name| {
+        let mut test = SelfTest::start(name, &mut platform, &mut lp);
+        for link in test.relay_links(&mut platform, &mut lp, boot.cmdline) {
+            if test.relays_netdom() {
+                netdom_ready = Some(link.domid);
+            }
+            relays.push(link);
         }
-    }
+        test
+    });
     let shell = match crate::shell::Shell::bind(&mut lp) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -173,6 +176,7 @@ fn main(boot: Boot) -> ! {
     };
     let mut app = Dom0 {
         platform,
+        #[cfg(feature = "selftest")]
         test,
         toolstack,
         relays,
@@ -219,10 +223,25 @@ const VM_CHECK_NS: u64 = 1_000_000_000;
 const TICK_TOKEN: u64 = 0x71c;
 const TICK_NS: u64 = 100_000_000;
 
+/// The self-test dom0's command line names (`selftest=<name>`). A dom0
+/// built without the `selftest` feature has none: it says so and boots the
+/// platform as configured.
+fn selftest_name(cmdline: &str) -> Option<&str> {
+    let name = cmdline::get(cmdline, "selftest");
+    if cfg!(feature = "selftest") {
+        return name;
+    }
+    if let Some(name) = name {
+        error!("selftest={name} ignored: this dom0 is built without self-tests");
+    }
+    None
+}
+
 /// dom0's event loop: the platform, the toolstack's relays, then the
 /// self-test if one runs.
 struct Dom0 {
     platform: Platform,
+    #[cfg(feature = "selftest")]
     test: Option<SelfTest>,
     toolstack: Option<Toolstack>,
     relays: alloc::vec::Vec<RelayLink>,
@@ -467,6 +486,7 @@ impl Dom0 {
                 Some(url) => info!("XenAPI ready at {url}"),
                 None => info!("XenAPI ready at http://{at}:{port}/"),
             }
+            #[cfg(feature = "selftest")]
             if let Some(test) = self.test.as_mut() {
                 test.relay_ready(r.domid);
             }
@@ -485,16 +505,17 @@ impl App for Dom0 {
             }
         }
         let lifecycle = self.platform.is_lifecycle_port(port);
-        let mut ours = self.platform.on_event(lp, port);
+        #[cfg_attr(not(feature = "selftest"), allow(unused_variables))] // reason: self-tests look
+        let ours = self.platform.on_event(lp, port);
         // Calls to xenstore above may have received @releaseDomain.
         let released = self.platform.poll_lifecycle(lp);
-        ours |= released;
         self.handle_nic_stops(lp);
         if lifecycle || released {
             self.check_vms(lp);
         }
+        #[cfg(feature = "selftest")]
         if let Some(test) = self.test.as_mut() {
-            if ours {
+            if ours || released {
                 test.check(&mut self.platform, lp);
             } else {
                 test.on_event(&mut self.platform, lp, port);
@@ -503,33 +524,40 @@ impl App for Dom0 {
     }
 
     fn on_timer(&mut self, lp: &mut Loop, token: u64) {
-        if token == XS_CHECK_TOKEN {
-            self.platform.check_xenstore_domain(lp);
-            let fired = self.platform.poll_lifecycle(lp);
-            self.handle_nic_stops(lp);
-            if let Some(test) = self.test.as_mut().filter(|_| fired) {
-                test.check(&mut self.platform, lp);
+        match token {
+            XS_CHECK_TOKEN => {
+                self.platform.check_xenstore_domain(lp);
+                #[cfg_attr(not(feature = "selftest"), allow(unused_variables))]
+                // reason: self-tests look
+                let fired = self.platform.poll_lifecycle(lp);
+                self.handle_nic_stops(lp);
+                #[cfg(feature = "selftest")]
+                if let Some(test) = self.test.as_mut().filter(|_| fired) {
+                    test.check(&mut self.platform, lp);
+                }
+                if self.platform.xs.is_some() {
+                    lp.after(XS_CHECK_NS, XS_CHECK_TOKEN);
+                }
             }
-            if self.platform.xs.is_some() {
-                lp.after(XS_CHECK_NS, XS_CHECK_TOKEN);
+            VM_CHECK_TOKEN => {
+                self.check_vms(lp);
+                lp.after(VM_CHECK_NS, VM_CHECK_TOKEN);
             }
-            return;
-        }
-        if token == VM_CHECK_TOKEN {
-            self.check_vms(lp);
-            lp.after(VM_CHECK_NS, VM_CHECK_TOKEN);
-            return;
-        }
-        if token == TICK_TOKEN {
-            self.tick_armed = false;
-            self.pump_relays(lp, None);
-            return;
-        }
-        if token == DEADLINE_TOKEN && !self.test.as_ref().is_some_and(SelfTest::serving) {
-            crate::selftest::fail("deadline", "the self-test did not finish in time");
-        }
-        if let Some(test) = self.test.as_mut() {
-            test.on_timer(&mut self.platform, lp, token);
+            TICK_TOKEN => {
+                self.tick_armed = false;
+                self.pump_relays(lp, None);
+            }
+            #[cfg(feature = "selftest")]
+            _ => {
+                if token == DEADLINE_TOKEN && !self.test.as_ref().is_some_and(SelfTest::serving) {
+                    crate::selftest::fail("deadline", "the self-test did not finish in time");
+                }
+                if let Some(test) = self.test.as_mut() {
+                    test.on_timer(&mut self.platform, lp, token);
+                }
+            }
+            #[cfg(not(feature = "selftest"))]
+            _ => {}
         }
     }
 }

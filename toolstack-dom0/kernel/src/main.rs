@@ -22,7 +22,7 @@ mod nic;
 mod platform;
 #[cfg(target_os = "none")]
 mod relay;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "selftest"))]
 mod selftest;
 #[cfg(target_os = "none")]
 mod shell;

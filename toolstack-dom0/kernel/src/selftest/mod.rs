@@ -38,13 +38,17 @@
 //!   (`ToToolstack::Ready` on the relay channel), dom0 logs "xenapi relay
 //!   ready" and keeps serving (no verdict: the QEMU case judges by a real
 //!   XenAPI client on the host, then stops QEMU).
+//!
+//! Test image only: this module and the `xcp-selftest` contract are built
+//! with the kernel crate's `selftest` feature, which the shipped dom0 never
+//! enables (xtask's `build.rs`; the `shipped_images` test checks).
 
 mod channel;
 mod devices;
 mod grant;
 mod xenstore;
 
-pub use channel::channel_to_testdom;
+use channel::channel_to_testdom;
 use channel::{pump_channel, start_channel, ChannelState};
 use devices::{
     check_netdom_dma, pci_cycles, start_netdom, start_netdom_dma, start_netdom_instance,
@@ -67,6 +71,7 @@ use xcp_selftest::{
 use xcp_selftest::{checksum, payload, Ping, Pong, CHANNEL_MESSAGES};
 
 use crate::platform::Platform;
+use crate::toolstack::RelayLink;
 
 /// Timer token of the overall deadline.
 pub const DEADLINE_TOKEN: u64 = 0xdead;
@@ -150,25 +155,40 @@ fn usage() -> Usage {
 }
 
 impl SelfTest {
-    /// Tells the `xenapi` self-test which domain plays the relay.
-    pub fn set_relay_domid(&mut self, relay: u16) {
-        if let State::Xenapi { domid } = &mut self.state {
-            *domid = relay;
+    /// The XenAPI relay links this self-test gives dom0's toolstack: to
+    /// testdom playing the relay (`xenapi`, with dom0's `xenapi-password=`
+    /// for its client), or to netdom (`netdom-xenapi`).
+    pub fn relay_links(
+        &mut self,
+        platform: &mut Platform,
+        lp: &mut Loop,
+        cmdline: &str,
+    ) -> Vec<RelayLink> {
+        match &mut self.state {
+            State::Xenapi { domid } => {
+                let password = xcp_runtime::cmdline::get(cmdline, "xenapi-password").unwrap_or("");
+                let extra = alloc::format!("xenapi-password={password}");
+                let (relay, channel, port) =
+                    channel_to_testdom(platform, lp, "xenapi-relay", &extra);
+                *domid = relay;
+                alloc::vec![RelayLink::new(channel, port, relay)]
+            }
+            State::NetdomXenapi { handed, .. } => {
+                let domid = handed.domid;
+                let Some((channel, port)) = handed.take_relay() else {
+                    fail(&self.name, "netdom was built without a relay channel");
+                };
+                log::debug!("xenapi relay channel to netdom on port {port}");
+                alloc::vec![RelayLink::new(channel, port, domid)]
+            }
+            _ => Vec::new(),
         }
     }
 
-    /// Takes netdom's relay channel (dom0's end), port and domid, for the
-    /// toolstack.
-    pub fn take_netdom_relay(&mut self) -> Option<(Channel<Frame>, u32, u16)> {
-        match &mut self.state {
-            State::NetdomXenapi { handed, .. } => {
-                let domid = handed.domid;
-                handed
-                    .take_relay()
-                    .map(|(channel, port)| (channel, port, domid))
-            }
-            _ => None,
-        }
+    /// Whether [`Self::relay_links`] links netdom (whose `Ready` dom0
+    /// announces).
+    pub fn relays_netdom(&self) -> bool {
+        matches!(self.state, State::NetdomXenapi { .. })
     }
 
     /// Relay domain `relay` said it listens (`ToToolstack::Ready`, after
@@ -189,11 +209,6 @@ impl SelfTest {
     /// QEMU is stopped (the deadline no longer applies).
     pub fn serving(&self) -> bool {
         matches!(self.state, State::NetdomXenapi { ready: true, .. })
-    }
-
-    /// Whether this self-test needs dom0's XenAPI relay to testdom.
-    pub fn wants_relay(&self) -> bool {
-        matches!(self.state, State::Xenapi { .. })
     }
 }
 
