@@ -152,6 +152,11 @@ fn cmd_test() -> Result<(), String> {
     run(cargo()
         .args(["test", "-p", "xcp-builder", "--test", "real_kernel"])
         .env("XCP_REQUIRE_KERNELS", "1"))?;
+    // The shipped images carry no test code; the test images do.
+    run(cargo()
+        .args(["test", "-p", "xtask", "--test", "shipped_images"])
+        .env("XCP_ARTIFACTS", &p.dir)
+        .env("XCP_REQUIRE_KERNELS", "1"))?;
     let mut qemu = cargo();
     qemu.args([
         "test",
