@@ -5,7 +5,8 @@
 //! port forwarded to netdom's port 80), then through netdom: `VMS` VMs made
 //! with VM.create, VM.get_all_records over XML-RPC and JSON-RPC with all of
 //! them, event.from waits (`xenapi-bench`), and the 4-client call mix
-//! (`xenapi-bench calls`). Then it types `mem` on dom0's console and reads
+//! (`xenapi-bench calls`). Before the loads, between them and after them
+//! it types `mem` on dom0's console and reads
 //! one line per domain (`xcp_domains::memory::MemoryRow`): dom0's own
 //! figures, xenstore-dom's from its xenstore home, netdom's over the relay
 //! channel, and Xen's page counts for each. Printed as a table and written
@@ -138,6 +139,8 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
     )
     .map_err(with_log)?;
     let vms_secs = started.elapsed().as_secs_f64();
+    std::thread::sleep(PUBLISH_WAIT);
+    let after_vms = mem(&run, 2)?;
     crate::run(
         Command::new("timeout")
             .args(["-s", "KILL", "120"])
@@ -148,7 +151,7 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
     )
     .map_err(with_log)?;
     std::thread::sleep(PUBLISH_WAIT);
-    let loaded = mem(&run, 2)?;
+    let loaded = mem(&run, 3)?;
     run.finish(Duration::from_millis(500));
     let rows = loaded
         .into_iter()
@@ -185,6 +188,19 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
             f.fits_mib
         );
     }
+    for (phase, rows) in [
+        ("idle after boot", &idle),
+        ("after the VM load", &after_vms),
+    ] {
+        let peaks = rows
+            .iter()
+            .map(|r| {
+                let heap = r.figures.map_or(0, |f| f.heap_peak);
+                format!("{} {:.2}", r.name, mib(heap))
+            })
+            .collect::<Vec<_>>();
+        println!("  heap peaks {phase} (MiB): {}", peaks.join(", "));
+    }
     let configured: u64 = rows.iter().map(|f| f.row.configured_mib).sum();
     let peak: f64 = rows.iter().map(|f| f.peak_mib).sum();
     let fits: u64 = rows.iter().map(|f| f.fits_mib).sum();
@@ -210,6 +226,7 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
         "vm_load_s": vms_secs,
         "headroom_percent": HEADROOM,
         "idle": idle.iter().map(json_row).collect::<Vec<_>>(),
+        "after_vms": after_vms.iter().map(json_row).collect::<Vec<_>>(),
         "loaded": rows.iter().map(|f| {
             let mut j = json_row(&f.row);
             j["peak_use_mib"] = json!(f.peak_mib);
