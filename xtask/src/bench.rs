@@ -7,7 +7,7 @@
 //! Xen's console time, over several boots. netdom: QEMU start to a XenAPI
 //! login through netdom, and one XenAPI call mix through netdom and in host
 //! mode (see `netdom`). memory: each service domain's configured memory and
-//! its peak use under a 1,000-VM XenAPI load through netdom (see `memory`).
+//! its peak use under a XenAPI load through netdom (see `memory`).
 //!
 //! `cargo xtask bench [PART...]` runs only the named parts (`PARTS`).
 
