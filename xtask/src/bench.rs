@@ -6,10 +6,12 @@
 //! (Xen's "Freed ... init memory" line) and to dom0's "dom0 ready", in
 //! Xen's console time, over several boots. netdom: QEMU start to a XenAPI
 //! login through netdom, and one XenAPI call mix through netdom and in host
-//! mode (see `netdom`).
+//! mode (see `netdom`). memory: each service domain's configured memory and
+//! its peak use under a XenAPI load through netdom (see `memory`).
 //!
 //! `cargo xtask bench [PART...]` runs only the named parts (`PARTS`).
 
+mod memory;
 mod netdom;
 
 use std::time::{Duration, Instant};
@@ -194,7 +196,7 @@ fn domain_start(p: &crate::build::Platform) -> Result<f64, String> {
 }
 
 /// The parts of `cargo xtask bench`, in the order they run.
-pub const PARTS: &[&str] = &["xenstore", "xenapi", "domain", "boot", "netdom"];
+pub const PARTS: &[&str] = &["xenstore", "xenapi", "domain", "boot", "netdom", "memory"];
 
 /// Runs the benchmarks named in `only` (every one when it is empty).
 pub fn run(only: &[String]) -> Result<(), String> {
@@ -214,7 +216,10 @@ pub fn run(only: &[String]) -> Result<(), String> {
     if wanted("xenapi") {
         xenapi(&dir)?;
     }
-    if !["domain", "boot", "netdom"].iter().any(|p| wanted(p)) {
+    if !["domain", "boot", "netdom", "memory"]
+        .iter()
+        .any(|p| wanted(p))
+    {
         return Ok(());
     }
     let p = crate::build::platform()?;
@@ -226,6 +231,9 @@ pub fn run(only: &[String]) -> Result<(), String> {
     }
     if wanted("netdom") {
         netdom::run(&p, &dir)?;
+    }
+    if wanted("memory") {
+        memory::run(&p, &dir)?;
     }
     Ok(())
 }

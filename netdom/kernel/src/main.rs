@@ -581,7 +581,17 @@ mod stack {
                     Ok(pumped) => {
                         kick |= pumped.notify.kick();
                         if self.relay.take_stats_request() {
-                            self.relay.send_stats(wake.interrupts, wake.timeouts);
+                            let m = xcp_runtime::usage::memory_use();
+                            let memory = xcp_relay::MemoryFigures {
+                                heap_bytes: m.heap_bytes,
+                                heap_in_use: m.heap_in_use,
+                                heap_peak: m.heap_peak,
+                                frames: m.frames,
+                                frames_in_use: m.frames_in_use,
+                                frames_peak: m.frames_peak,
+                            };
+                            self.relay
+                                .send_stats(wake.interrupts, wake.timeouts, memory);
                             continue;
                         }
                         if !pumped.again {

@@ -35,7 +35,9 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::ops::Bound;
 
-use xcp_relay::{FromToolstack, RelayStats, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS};
+use xcp_relay::{
+    FromToolstack, MemoryFigures, RelayStats, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS,
+};
 
 /// A client connection: also its number on the wire to dom0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -398,16 +400,17 @@ impl Relay {
         core::mem::take(&mut self.stats_requested)
     }
 
-    /// Queues the counters for dom0: the board's wake-up counts with the
-    /// engine's connection counts. An answer not yet sent is replaced, so
-    /// at most one waits.
-    pub fn send_stats(&mut self, nic_interrupts: u64, timer_wakeups: u64) {
+    /// Queues the counters for dom0: the board's wake-up counts and
+    /// memory figures with the engine's connection counts. An answer not
+    /// yet sent is replaced, so at most one waits.
+    pub fn send_stats(&mut self, nic_interrupts: u64, timer_wakeups: u64, memory: MemoryFigures) {
         self.stats_out = Some(RelayStats {
             nic_interrupts,
             timer_wakeups,
             connections: u32::try_from(self.conns.len()).unwrap_or(u32::MAX),
             accepted: self.stats.accepted,
             refused: self.stats.refused,
+            memory,
         });
     }
 

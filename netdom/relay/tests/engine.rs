@@ -3,7 +3,7 @@
 
 use xcp_channel::{Channel, Role};
 use xcp_netrelay::{CloseKind, Config, ConnId, Link, Refused, Relay, Source};
-use xcp_relay::{FromToolstack, RelayStats, ToToolstack, MAX_CHUNK};
+use xcp_relay::{FromToolstack, MemoryFigures, RelayStats, ToToolstack, MAX_CHUNK};
 use xcp_ring::fake::MemPage;
 
 const A: Source = Source([1; 16]);
@@ -442,7 +442,11 @@ fn stats_request_is_surfaced_once_and_answered_first() {
     r.on_toolstack(0, FromToolstack::StatsRequest);
     assert!(r.take_stats_request());
     assert!(!r.take_stats_request());
-    r.send_stats(7, 3);
+    let memory = MemoryFigures {
+        heap_peak: 99,
+        ..MemoryFigures::default()
+    };
+    r.send_stats(7, 3, memory);
     assert!(r.has_channel_out());
     let out = drain(&mut r);
     assert_eq!(
@@ -453,13 +457,14 @@ fn stats_request_is_surfaced_once_and_answered_first() {
             connections: 2,
             accepted: 2,
             refused: 0,
+            memory,
         })
     );
     assert!(matches!(out[1], ToToolstack::Data { conn, .. } if conn == c.0));
     assert_eq!(out.len(), 2, "one answer: {out:?}");
     // An answer not yet sent is replaced by a newer one, never queued.
-    r.send_stats(1, 1);
-    r.send_stats(2, 2);
+    r.send_stats(1, 1, memory);
+    r.send_stats(2, 2, MemoryFigures::default());
     assert_eq!(
         drain(&mut r),
         [ToToolstack::Stats(RelayStats {
@@ -468,6 +473,7 @@ fn stats_request_is_surfaced_once_and_answered_first() {
             connections: 2,
             accepted: 2,
             refused: 0,
+            memory: MemoryFigures::default(),
         })]
     );
 }
@@ -501,7 +507,7 @@ fn link_delivers_a_stats_request_and_the_answer() {
     let _ = dom0.flush();
     link.pump(&mut r, 0).unwrap();
     assert!(r.take_stats_request());
-    r.send_stats(12, 4);
+    r.send_stats(12, 4, MemoryFigures::default());
     assert!(!link.pump(&mut r, 0).unwrap().again);
     assert_eq!(
         dom0.recv::<ToToolstack>().unwrap(),
@@ -525,7 +531,7 @@ fn ready_goes_first_once_and_a_newer_address_replaces_it() {
     feed_all(&mut r, 0, c, b"GET / HTTP/1.1\r\n\r\n");
     r.on_toolstack(0, FromToolstack::StatsRequest);
     assert!(r.take_stats_request());
-    r.send_stats(1, 2);
+    r.send_stats(1, 2, MemoryFigures::default());
     r.announce_ready([10, 0, 2, 15], 80);
     let out = drain(&mut r);
     assert_eq!(

@@ -180,7 +180,7 @@ proptest! {
                     }
                     prop_assert!(r.take_stats_request());
                     prop_assert!(!r.take_stats_request(), "one request surfaced per batch");
-                    r.send_stats(1, 2);
+                    r.send_stats(1, 2, Default::default());
                     stats_owed = true;
                 }
             }

@@ -68,6 +68,27 @@ pub struct RelayStats {
     pub accepted: u64,
     /// Client connections refused at accept (a limit was reached).
     pub refused: u64,
+    /// The relay domain's memory (appended last: older fields keep their
+    /// place on the wire).
+    pub memory: MemoryFigures,
+}
+
+/// A domain's memory as its runtime counts it (dom0's `mem` command):
+/// bytes of heap and single frames, each in use now and at most.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryFigures {
+    /// Bytes given to the heap at boot.
+    pub heap_bytes: u64,
+    /// Heap bytes allocated now.
+    pub heap_in_use: u64,
+    /// The most heap bytes allocated at once.
+    pub heap_peak: u64,
+    /// Frames the frame allocator manages.
+    pub frames: u64,
+    /// Frames handed out now.
+    pub frames_in_use: u64,
+    /// The most frames handed out at once.
+    pub frames_peak: u64,
 }
 
 /// Toolstack → relay.
@@ -116,10 +137,32 @@ mod tests {
             connections: 3,
             accepted: 70_000,
             refused: 0,
+            memory: MemoryFigures {
+                heap_bytes: 8 << 20,
+                heap_in_use: 300_000,
+                heap_peak: 1 << 20,
+                frames: 1024,
+                frames_in_use: 12,
+                frames_peak: 40,
+            },
         });
         let bytes = postcard::to_allocvec(&stats).unwrap();
         assert_eq!(bytes[0], 2, "Stats is appended after Data and Closed");
         assert_eq!(postcard::from_bytes::<ToToolstack>(&bytes).unwrap(), stats);
+        // The memory figures follow the older counters: an answer without
+        // them starts with the same bytes.
+        let older = ToToolstack::Stats(RelayStats {
+            memory: MemoryFigures::default(),
+            ..match stats {
+                ToToolstack::Stats(s) => s,
+                _ => unreachable!(),
+            }
+        });
+        let older = postcard::to_allocvec(&older).unwrap();
+        let tail = postcard::to_allocvec(&MemoryFigures::default()).unwrap();
+        assert_eq!(tail, [0; 6]);
+        let prefix = &older[..older.len() - tail.len()];
+        assert_eq!(&bytes[..prefix.len()], prefix);
         let request = postcard::to_allocvec(&FromToolstack::StatsRequest).unwrap();
         assert_eq!(
             request,

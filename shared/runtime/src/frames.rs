@@ -2,9 +2,12 @@
 //!
 //! Pure bookkeeping, tested on the host. A bump pointer over the frames left
 //! after boot plus a free list of frames given back; every frame handed out is
-//! counted so `free_frames()` is exact, and double frees are refused.
+//! counted so `free_frames()` is exact, and double frees are refused; the
+//! frames in use now and at most are kept as a [`Meter`].
 
 use alloc::collections::BTreeSet;
+
+use crate::usage::Meter;
 
 /// A pseudo-physical frame number.
 pub type Pfn = u64;
@@ -25,6 +28,7 @@ pub struct FrameAllocator {
     end: Pfn,
     freed: BTreeSet<Pfn>,
     start: Pfn,
+    used: Meter,
 }
 
 impl FrameAllocator {
@@ -36,20 +40,22 @@ impl FrameAllocator {
             end,
             freed: BTreeSet::new(),
             start,
+            used: Meter::new(),
         }
     }
 
     /// Takes one frame.
     pub fn alloc(&mut self) -> Result<Pfn, FrameError> {
-        if let Some(pfn) = self.freed.pop_first() {
-            return Ok(pfn);
-        }
-        if self.next < self.end {
-            let pfn = self.next;
+        let pfn = if let Some(pfn) = self.freed.pop_first() {
+            pfn
+        } else if self.next < self.end {
             self.next += 1;
-            return Ok(pfn);
-        }
-        Err(FrameError::OutOfFrames)
+            self.next - 1
+        } else {
+            return Err(FrameError::OutOfFrames);
+        };
+        self.used.take(1);
+        Ok(pfn)
     }
 
     /// Gives a frame back.
@@ -66,6 +72,7 @@ impl FrameAllocator {
         } else {
             self.freed.insert(pfn);
         }
+        self.used.give(1);
         Ok(())
     }
 
@@ -77,6 +84,11 @@ impl FrameAllocator {
     /// Frames this allocator manages in all.
     pub fn total_frames(&self) -> u64 {
         self.end - self.start
+    }
+
+    /// Frames handed out now, and the most handed out at once.
+    pub fn used(&self) -> Meter {
+        self.used
     }
 }
 
@@ -99,6 +111,25 @@ mod tests {
         }
         assert_eq!(a.free_frames(), 4);
         assert_eq!(a.total_frames(), 4);
+    }
+
+    #[test]
+    fn use_and_its_peak_follow_allocs_and_frees() {
+        let mut a = FrameAllocator::new(0, 8);
+        let f: alloc::vec::Vec<_> = (0..5).map(|_| a.alloc().unwrap()).collect();
+        a.free(f[1]).unwrap();
+        a.free(f[4]).unwrap();
+        assert_eq!((a.used().now(), a.used().peak()), (3, 5));
+        // A refused free changes nothing.
+        assert!(a.free(f[1]).is_err());
+        assert_eq!(a.used().now(), 3);
+        let _ = a.alloc().unwrap();
+        assert_eq!((a.used().now(), a.used().peak()), (4, 5));
+        // In use is always what is not free.
+        assert_eq!(a.used().now(), a.total_frames() - a.free_frames());
+        while a.alloc().is_ok() {}
+        assert_eq!(a.alloc(), Err(FrameError::OutOfFrames));
+        assert_eq!((a.used().now(), a.used().peak()), (8, 8));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod pci_snapshot;
 pub mod slots;
 pub mod time;
 pub mod timer;
+pub mod usage;
 pub mod verdict;
 pub mod virtio_pci;
 pub mod virtio_platform;

@@ -129,6 +129,17 @@ pub fn free_frames() -> u64 {
     FRAMES.lock().as_ref().map_or(0, |f| f.free_frames())
 }
 
+/// Frames the frame allocator manages, and how many are (and were at
+/// most) handed out.
+pub fn frame_use() -> (u64, crate::usage::Meter) {
+    FRAMES
+        .lock()
+        .as_ref()
+        .map_or((0, crate::usage::Meter::new()), |f| {
+            (f.total_frames(), f.used())
+        })
+}
+
 fn table_index(va: u64, level: u32) -> usize {
     ((va >> (12 + 9 * (level - 1))) & 511) as usize
 }

@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+pub mod memory;
 pub mod shell;
 
 use alloc::collections::{BTreeMap, VecDeque};

@@ -18,6 +18,10 @@
 //! - `stats`: ask each relay domain (netdom) for its counters over its relay
 //!   channel (`xcp_relay::FromToolstack::StatsRequest`): NIC interrupt and
 //!   timer wake-ups, relayed connections. They answer when they next run.
+//! - `mem`: each domain's configured memory, Xen's count of its pages, and
+//!   its heap and frames in use and at most (`crate::memory`): dom0's own,
+//!   the xenstore domain's from its xenstore home (`data/memory/`), a relay
+//!   domain's in its counters' answer (when it next runs).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -38,6 +42,8 @@ pub enum Command<'a> {
     Destroy(Target<'a>),
     /// `stats`
     Stats,
+    /// `mem`
+    Mem,
 }
 
 /// A domain, as the operator names it.
@@ -86,6 +92,7 @@ pub const HELP: &[&str] = &[
     "crash NAME      shut NAME down as a crash would (restart policy applies)",
     "destroy NAME    destroy NAME and stop managing it",
     "stats           counters of the network domain (interrupts, connections)",
+    "mem             memory of each domain: configured, Xen pages, heap, frames",
 ];
 
 fn target(word: &str) -> Target<'_> {
@@ -111,6 +118,7 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError<'_>> {
             words.next().ok_or(ParseError::MissingTarget("destroy"))?,
         )),
         "stats" => Command::Stats,
+        "mem" => Command::Mem,
         other => return Err(ParseError::Unknown(other)),
     };
     match words.next() {
@@ -220,6 +228,8 @@ mod tests {
         assert_eq!(parse("help"), Ok(Some(Command::Help)));
         assert_eq!(parse(" list "), Ok(Some(Command::List)));
         assert_eq!(parse("stats"), Ok(Some(Command::Stats)));
+        assert_eq!(parse(" mem"), Ok(Some(Command::Mem)));
+        assert_eq!(parse("mem all"), Err(ParseError::Trailing("all")));
         assert_eq!(
             parse("crash netdom"),
             Ok(Some(Command::Crash(Target::Name("netdom"))))
@@ -247,7 +257,7 @@ mod tests {
 
     #[test]
     fn help_lists_every_command() {
-        for word in ["help", "list", "crash", "destroy", "stats"] {
+        for word in ["help", "list", "crash", "destroy", "stats", "mem"] {
             assert!(
                 HELP.iter().any(|l| l.starts_with(word)),
                 "{word} is not in HELP"

@@ -14,7 +14,7 @@ use crate::platform::Platform;
 #[cfg(feature = "selftest")]
 use crate::selftest::{SelfTest, DEADLINE_TOKEN};
 use crate::shell::say;
-use crate::toolstack::{RelayLink, Toolstack};
+use crate::toolstack::{RelayLink, Shown, Toolstack};
 
 xcp_runtime::entry!(main, "dom0");
 
@@ -406,28 +406,86 @@ impl Dom0 {
                     say(format_args!("no relay domain to ask for counters"));
                 }
                 // Each answers when it next runs; `pump_relays` shows it.
-                self.relays.iter_mut().for_each(RelayLink::request_stats);
+                let want = Shown {
+                    counters: true,
+                    memory: false,
+                };
+                self.relays.iter_mut().for_each(|r| r.request_stats(want));
+                self.pump_relays(lp, None);
+            }
+            Command::Mem => {
+                crate::memory::show_dom0();
+                for domid in self
+                    .platform
+                    .domains
+                    .domids()
+                    .collect::<alloc::vec::Vec<_>>()
+                {
+                    if self.relays.iter().any(|r| r.domid == domid) {
+                        continue;
+                    }
+                    let figures = crate::memory::xenstore_figures(&mut self.platform, domid);
+                    say(format_args!("{}", self.memory_row(domid, figures).line()));
+                }
+                // A relay's line comes with its answer (`show_stats`).
+                let want = Shown {
+                    counters: false,
+                    memory: true,
+                };
+                self.relays.iter_mut().for_each(|r| r.request_stats(want));
                 self.pump_relays(lp, None);
             }
         }
     }
 
+    /// The `mem` line of managed domain `domid`, with the runtime
+    /// figures it reported.
+    fn memory_row(
+        &self,
+        domid: u16,
+        figures: Option<xcp_domains::memory::MemoryFigures>,
+    ) -> xcp_domains::memory::MemoryRow {
+        let name = self
+            .platform
+            .domains
+            .get(domid)
+            .map_or("relay", |m| m.name.as_str());
+        let configured = self
+            .platform
+            .configs()
+            .iter()
+            .find(|c| c.name == name)
+            .map_or(0, |c| u64::from(c.memory_mib));
+        crate::memory::row(name, domid, configured, figures)
+    }
+
     /// Shows the counters relay domains sent (the `stats` command).
     fn show_stats(&mut self) {
+        let mut answers = alloc::vec::Vec::new();
         for r in &mut self.relays {
-            let Some(s) = r.take_stats() else {
-                continue;
-            };
+            if let Some((s, shown)) = r.take_stats() {
+                answers.push((r.domid, s, shown));
+            }
+        }
+        for (domid, s, shown) in answers {
             let name = self
                 .platform
                 .domains
-                .get(r.domid)
+                .get(domid)
                 .map_or("relay", |m| m.name.as_str());
-            say(format_args!(
-                "{name} (domid {}): {} NIC interrupt wake-ups, {} timer wake-ups, \
-                 {} relayed connections open ({} accepted, {} refused)",
-                r.domid, s.nic_interrupts, s.timer_wakeups, s.connections, s.accepted, s.refused
-            ));
+            if shown.counters {
+                say(format_args!(
+                    "{name} (domid {domid}): {} NIC interrupt wake-ups, {} timer wake-ups, \
+                     {} relayed connections open ({} accepted, {} refused)",
+                    s.nic_interrupts, s.timer_wakeups, s.connections, s.accepted, s.refused
+                ));
+            }
+            if shown.memory {
+                say(format_args!(
+                    "{}",
+                    self.memory_row(domid, Some(s.memory)).line()
+                ));
+            }
         }
     }
 

@@ -17,6 +17,8 @@ mod build;
 #[cfg(target_os = "none")]
 mod dom0;
 #[cfg(target_os = "none")]
+mod memory;
+#[cfg(target_os = "none")]
 mod nic;
 #[cfg(target_os = "none")]
 mod platform;

@@ -230,10 +230,21 @@ pub struct RelayLink {
     backlog: VecDeque<FromToolstack>,
     /// A `StatsRequest` is queued or sent and not answered yet.
     stats_asked: bool,
+    /// What the operator asked for since the last answer was taken.
+    shown: Shown,
     /// Counters the relay sent, not shown yet.
     stats: Option<RelayStats>,
     /// Where the relay said it listens, not announced yet.
     ready: Option<([u8; 4], u16)>,
+}
+
+/// Which answer lines an operator command wants from a relay's counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Shown {
+    /// The `stats` line.
+    pub counters: bool,
+    /// The `mem` line.
+    pub memory: bool,
 }
 
 impl RelayLink {
@@ -245,22 +256,28 @@ impl RelayLink {
             domid,
             backlog: VecDeque::new(),
             stats_asked: false,
+            shown: Shown::default(),
             stats: None,
             ready: None,
         }
     }
 
-    /// Asks the relay for its counters (sent by the next [`Self::pump`]);
-    /// while an earlier request is unanswered nothing more is queued.
-    pub fn request_stats(&mut self) {
+    /// Asks the relay for its counters (sent by the next [`Self::pump`])
+    /// for the lines `want` names; while an earlier request is unanswered
+    /// nothing more is queued (its answer shows both).
+    pub fn request_stats(&mut self, want: Shown) {
+        self.shown.counters |= want.counters;
+        self.shown.memory |= want.memory;
         if !core::mem::replace(&mut self.stats_asked, true) {
             self.backlog.push_back(FromToolstack::StatsRequest);
         }
     }
 
-    /// The counters the relay sent since the last call, if any.
-    pub fn take_stats(&mut self) -> Option<RelayStats> {
-        self.stats.take()
+    /// The counters the relay sent since the last call, if any, with the
+    /// lines asked for them.
+    pub fn take_stats(&mut self) -> Option<(RelayStats, Shown)> {
+        let stats = self.stats.take()?;
+        Some((stats, core::mem::take(&mut self.shown)))
     }
 
     /// The address and port the relay said it listens at since the last

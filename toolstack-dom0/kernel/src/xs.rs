@@ -57,9 +57,8 @@ fn xs_err(what: &str, e: xcp_xenbus::Error) -> String {
 }
 
 impl XsLink {
-    /// The blocking handle, for dom0's own reads and writes (the
-    /// `xenstore` self-test's).
-    #[cfg(feature = "selftest")]
+    /// The blocking handle, for dom0's own reads and writes (the `mem`
+    /// command's, the `xenstore` self-test's).
     pub fn store(&mut self) -> &mut Xenbus<SharedRing<Frame>, PortWait> {
         &mut self.store
     }

@@ -20,7 +20,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use xenstore_engine::ring::{self, RingError, RingPage, RING_SIZE, SERVER_FEATURES};
-use xenstore_engine::{Config, ConnId, Effect, Engine};
+use xenstore_engine::{wire, Config, ConnId, Effect, Engine, MsgType};
 
 /// GNTTAB_RESERVED_XENSTORE: the grant entry through which every guest's
 /// builder grants its xenstore ring page to the xenstore domain.
@@ -98,7 +98,15 @@ pub struct Board<Pg: RingPage> {
     /// Connections owed a turn.
     busy: BTreeSet<ConnId>,
     max_guests: usize,
+    /// The connection of the domain's own writes ([`Board::write_own`]):
+    /// no ring carries it.
+    own: Option<ConnId>,
 }
+
+/// A write of the domain's own was refused (the engine's error reply, e.g.
+/// `b"EQUOTA"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused(pub Vec<u8>);
 
 impl<Pg: RingPage> Board<Pg> {
     /// A board with an empty store, at most `max_guests` guests (dom0 is
@@ -110,7 +118,48 @@ impl<Pg: RingPage> Board<Pg> {
             ports: BTreeMap::new(),
             busy: BTreeSet::new(),
             max_guests,
+            own: None,
         }
+    }
+
+    /// Writes `value` at `path` as domain `domid` (the xenstore domain
+    /// itself: its own figures under its home, e.g. `data/memory/`)
+    /// through a connection of its own that no ring carries. The reply is
+    /// read here; watchers get their events as for any write.
+    pub fn write_own<P: Platform<Page = Pg>>(
+        &mut self,
+        platform: &mut P,
+        domid: u16,
+        path: &str,
+        value: &[u8],
+    ) -> Result<(), Refused> {
+        let conn = match self.own.filter(|c| self.engine.is_open(*c)) {
+            Some(c) => c,
+            None => *self.own.insert(self.engine.connect(domid)),
+        };
+        let mut payload = Vec::with_capacity(path.len() + 1 + value.len());
+        payload.extend_from_slice(path.as_bytes());
+        payload.push(0);
+        payload.extend_from_slice(value);
+        let request = wire::encode(MsgType::Write, 0, 0, &payload);
+        if self.engine.receive(conn, &request).is_err() {
+            return Err(Refused(Vec::from(&b"EINVAL"[..])));
+        }
+        let mut reply = Vec::new();
+        while let Some(out) = self.engine.output(conn) {
+            let n = out.len();
+            reply.extend_from_slice(out);
+            self.engine.consume_output(conn, n);
+        }
+        self.flush(platform);
+        let ty = reply
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        if ty == Some(MsgType::Error.code()) {
+            let text = reply.get(wire::HEADER_LEN..).unwrap_or_default();
+            return Err(Refused(text.strip_suffix(&[0]).unwrap_or(text).to_vec()));
+        }
+        Ok(())
     }
 
     /// The engine (for inspection).

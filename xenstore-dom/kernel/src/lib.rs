@@ -21,5 +21,5 @@ pub mod args;
 pub mod board;
 pub mod page;
 
-pub use board::{Board, Failure, GuestState, Platform, GNTTAB_RESERVED_XENSTORE};
+pub use board::{Board, Failure, GuestState, Platform, Refused, GNTTAB_RESERVED_XENSTORE};
 pub use page::SharedRing;

@@ -27,6 +27,10 @@ mod domain {
 
     /// Token of the zero-delay timer that gives busy connections a turn.
     const TURN: u64 = 1;
+    /// Token of the timer that publishes our memory figures under our home
+    /// (`data/memory/`, for dom0's `mem` command), when they changed.
+    const MEMORY: u64 = 2;
+    const MEMORY_NS: u64 = 1_000_000_000;
 
     /// The runtime as the board's platform, for the duration of one call.
     struct Xen<'a> {
@@ -80,6 +84,10 @@ mod domain {
         /// The port bound to VIRQ_DOM_EXC (it fires once dom0 makes us
         /// its handler).
         dom_exc: Option<u32>,
+        /// Our domid (our home's), when dom0 said it.
+        xs_domid: Option<u16>,
+        /// The memory figures last written under our home.
+        published: xcp_runtime::usage::MemoryUse,
     }
 
     /// What Xen says about `domid` (`XEN_DOMCTL_getdomaininfo`, allowed to
@@ -106,6 +114,30 @@ mod domain {
     }
 
     impl Kernel {
+        /// Writes our memory figures under `/local/domain/<xs_domid>/data/
+        /// memory/` if they changed since the last time.
+        fn publish_memory(&mut self, lp: &mut Loop) {
+            let Some(domid) = self.xs_domid else {
+                return;
+            };
+            let now = xcp_runtime::usage::memory_use();
+            if now == self.published {
+                return;
+            }
+            for (key, value) in now.entries() {
+                let path = alloc::format!("/local/domain/{domid}/data/memory/{key}");
+                let value = alloc::format!("{value}");
+                let written = self
+                    .board
+                    .write_own(&mut Xen { lp }, domid, &path, value.as_bytes());
+                if let Err(e) = written {
+                    log::warn!("memory figures not published: {e:?}");
+                    return;
+                }
+            }
+            self.published = now;
+        }
+
         fn owe_turn(&mut self, lp: &mut Loop, owed: bool) {
             if owed && !self.turn_armed {
                 lp.after(0, TURN);
@@ -133,6 +165,10 @@ mod domain {
                 self.turn_armed = false;
                 let owed = self.board.run(&mut Xen { lp });
                 self.owe_turn(lp, owed);
+            }
+            if token == MEMORY {
+                self.publish_memory(lp);
+                lp.after(MEMORY_NS, MEMORY);
             }
         }
     }
@@ -176,12 +212,16 @@ mod domain {
             board: Board::new(config, max_guests),
             turn_armed: false,
             dom_exc,
+            xs_domid,
+            published: Default::default(),
         };
         kernel
             .board
             .start_dom0(&mut Xen { lp: &mut lp }, ring.gref, ring.port)
             .unwrap_or_else(|e| panic!("dom0's ring: {e:?}"));
         log::debug!("ready");
+        kernel.publish_memory(&mut lp);
+        lp.after(MEMORY_NS, MEMORY);
         lp.run(&mut kernel);
         panic!("event loop ended");
     }

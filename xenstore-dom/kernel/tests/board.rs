@@ -505,3 +505,54 @@ fn dom_exc_releases_dead_guests_and_reports_shut_down_ones_once() {
         Err(Error::Xs(XsErrno::Enoent))
     );
 }
+
+#[test]
+fn the_domain_writes_its_own_figures_and_watchers_see_them() {
+    let mut fake = Fake::default();
+    let page = Page::new();
+    fake.grants.insert((0, DOM0_GREF), page.clone());
+    let config = Config {
+        xenstore_domid: Some(1),
+        ..Config::default()
+    };
+    let mut board = Board::new(config, 8);
+    board
+        .start_dom0(&mut fake, DOM0_GREF, DOM0_PORT)
+        .expect("dom0 ring");
+    let mut w = World { board, fake };
+    let mut d0 = side(0, page);
+    let dir = "/local/domain/1/data/memory";
+    assert_eq!(w.call(&mut d0, |c| c.watch(dir, "mem")), Ok(Reply::Ok));
+    w.pump(&mut d0);
+    assert!(d0.client.next_event().is_some(), "the watch's first event");
+    let path = format!("{dir}/heap-peak");
+    for value in [&b"4096"[..], b"8192"] {
+        assert_eq!(w.board.write_own(&mut w.fake, 1, &path, value), Ok(()));
+        assert_eq!(
+            w.call(&mut d0, |c| c.read(NO_TX, &path)),
+            Ok(Reply::Value(value.to_vec()))
+        );
+    }
+    // dom0 heard of both writes without its port firing for them.
+    w.pump(&mut d0);
+    let events: Vec<_> = std::iter::from_fn(|| d0.client.next_event()).collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| e.path == path && e.token == "mem"));
+    // One connection serves every write.
+    let conns = w.board.engine().connections();
+    w.board
+        .write_own(&mut w.fake, 1, &path, b"1")
+        .expect("write");
+    assert_eq!(w.board.engine().connections(), conns);
+}
+
+#[test]
+fn an_own_write_the_engine_refuses_says_why() {
+    let (mut w, _d0) = World::new(8);
+    // Without `xenstore_domid` the domain is not privileged: dom0's home
+    // is not its to write.
+    assert_eq!(
+        w.board.write_own(&mut w.fake, 1, "/local/domain/0/x", b"1"),
+        Err(xenstore_dom::Refused(b"EACCES".to_vec()))
+    );
+}

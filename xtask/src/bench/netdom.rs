@@ -42,7 +42,7 @@ struct Round {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released for QEMU).
-fn free_port() -> Result<u16, String> {
+pub(super) fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }

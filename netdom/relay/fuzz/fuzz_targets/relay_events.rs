@@ -128,7 +128,7 @@ fuzz_target!(|data: &[u8]| {
                     r.on_toolstack(now, FromToolstack::StatsRequest);
                 }
                 if c & 2 != 0 && r.take_stats_request() {
-                    r.send_stats(u64::from(c), now);
+                    r.send_stats(u64::from(c), now, Default::default());
                     stats_owed = true;
                 }
             }
