@@ -12,6 +12,7 @@
 extern crate alloc;
 
 pub mod auth;
+pub mod budget;
 pub mod db;
 pub mod dispatch;
 pub mod engine;

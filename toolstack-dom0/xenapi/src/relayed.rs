@@ -7,8 +7,12 @@
 //! `MAX_CHUNK` bytes, for the board to put on that link's channel.
 //!
 //! What a relay can make us hold: at most `MAX_CONNECTIONS` connections per
-//! link, each buffering at most [`MAX_BUFFER`] bytes (one whole request);
-//! past either the connection is closed.
+//! link, each buffering at most [`MAX_BUFFER`] bytes (one whole request),
+//! and all of them together at most [`MAX_TOTAL`] bytes (dom0's budget,
+//! `budget.rs`). A connection past its own bound is closed; one whose bytes
+//! would take all past [`MAX_TOTAL`], or whose buffer cannot grow (out of
+//! memory), is answered `503 Service Unavailable` and closed. Its client
+//! may retry; the others keep their bytes.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -23,6 +27,20 @@ use crate::wal::Storage;
 
 /// Most bytes buffered for one connection (a whole request at most).
 pub const MAX_BUFFER: usize = crate::http::MAX_HEAD + crate::http::MAX_BODY + 4096;
+/// Most bytes buffered for all connections of all links together.
+pub const MAX_TOTAL: usize = crate::budget::RELAYED_BYTES;
+
+const _: () = assert!(MAX_BUFFER <= MAX_TOTAL, "one whole request must fit");
+
+/// The reply to a connection refused for want of memory.
+fn unavailable() -> Vec<u8> {
+    crate::http::response(
+        503,
+        "text/plain",
+        b"dom0 is holding too many request bytes; retry\n",
+        false,
+    )
+}
 
 #[derive(Default)]
 struct Conn {
@@ -38,6 +56,10 @@ type ConnKey = (u32, u32);
 #[derive(Default)]
 pub struct Relayed {
     conns: BTreeMap<ConnKey, Conn>,
+    /// Bytes in all connections' buffers.
+    buffered: usize,
+    /// Connections refused with 503 for want of memory.
+    refused: u64,
 }
 
 impl Relayed {
@@ -49,6 +71,17 @@ impl Relayed {
     /// Connections held, on every link.
     pub fn len(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Bytes buffered over all connections (at most [`MAX_TOTAL`]).
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Connections answered 503 and closed because dom0 could not hold
+    /// their bytes.
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 
     /// True when no connection is held.
@@ -80,23 +113,40 @@ impl Relayed {
                 }
                 let c = self.conns.entry(key).or_default();
                 if c.buf.len() + bytes.len() > MAX_BUFFER {
-                    self.conns.remove(&key);
+                    self.remove(key);
+                    out.push_back(FromToolstack::Close { conn });
+                    return;
+                }
+                if self.buffered + bytes.len() > MAX_TOTAL
+                    || c.buf.try_reserve(bytes.len()).is_err()
+                {
+                    self.refused += 1;
+                    self.remove(key);
+                    push_data(out, conn, &unavailable());
                     out.push_back(FromToolstack::Close { conn });
                     return;
                 }
                 c.buf.extend_from_slice(&bytes);
+                self.buffered += bytes.len();
                 self.serve(engine, now, key, out);
                 // A change may release parked calls of other connections
                 // (those of other links when the board serves them next).
                 self.tick(engine, now, link, out);
             }
             ToToolstack::Closed { conn } => {
-                self.conns.remove(&(link, conn));
+                self.remove((link, conn));
             }
             // Counters are for dom0's operator console: its relay board
             // takes them before they reach the engine. Should one arrive
             // here it holds nothing and answers nothing.
             ToToolstack::Stats(_) => {}
+        }
+    }
+
+    /// Forgets `key`, giving back its bytes.
+    fn remove(&mut self, key: ConnKey) {
+        if let Some(c) = self.conns.remove(&key) {
+            self.buffered -= c.buf.len();
         }
     }
 
@@ -108,7 +158,14 @@ impl Relayed {
     /// their parked calls end with them. Returns how many there were.
     pub fn drop_link(&mut self, link: u32) -> usize {
         let before = self.conns.len();
-        self.conns.retain(|&(l, _), _| l != link);
+        let mut freed = 0;
+        self.conns.retain(|&(l, _), c| {
+            if l == link {
+                freed += c.buf.len();
+            }
+            l != link
+        });
+        self.buffered -= freed;
         before - self.conns.len()
     }
 
@@ -163,7 +220,14 @@ impl Relayed {
                     bytes,
                     close,
                 } => {
-                    c.buf.drain(..consumed.min(c.buf.len()));
+                    let consumed = consumed.min(c.buf.len());
+                    c.buf.drain(..consumed);
+                    // A drained buffer gives its memory back.
+                    if c.buf.is_empty() {
+                        c.buf = Vec::new();
+                    }
+                    self.buffered -= consumed;
+                    let c = self.conns.get_mut(&key).expect("still held");
                     c.parked_since = None;
                     c.continued = false;
                     push_data(out, conn, &bytes);
@@ -171,7 +235,7 @@ impl Relayed {
                         engine.run_jobs(now);
                     }
                     if close {
-                        self.conns.remove(&key);
+                        self.remove(key);
                         out.push_back(FromToolstack::Close { conn });
                         return;
                     }
