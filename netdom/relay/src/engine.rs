@@ -15,8 +15,15 @@
 //!   [`MAX_CHUNK`] bytes per connection per turn;
 //! - every buffer is capped (per connection each way, and globally), the
 //!   connection count is capped (overall and per source), and every
-//!   connection has an idle deadline and, while a request head is
-//!   incomplete, a head deadline;
+//!   connection has an idle deadline, while a request head is incomplete a
+//!   head deadline, and while a body its head announced
+//!   (`Content-Length`) is incomplete a body deadline that grows with the
+//!   bytes received (a minimum rate, as Apache's `mod_reqtimeout`);
+//! - at a connection cap, a new connection evicts the connection whose
+//!   request has been incomplete (or idle between requests) the longest,
+//!   if that is at least [`Config::evict_after_ms`]: slow clients cannot
+//!   keep a fast one out, and a request dom0 is answering (or a parked
+//!   `event.from`) is never evicted;
 //! - `Closed` reaches dom0 exactly once per connection dom0 did not close
 //!   itself, and a connection number is never reused while dom0 may still
 //!   hold it.
@@ -80,20 +87,34 @@ pub struct Config {
     /// reply bytes wait for the client (a pipelining client that does not
     /// read cannot make dom0 produce more).
     pub gate_out_bytes: usize,
+    /// A body announced by `Content-Length` must arrive within this long
+    /// after its head ends, plus [`Self::body_ms_per_kib`] per KiB received.
+    pub body_timeout_ms: u64,
+    /// How much each KiB of body received extends its deadline, ms (1,000
+    /// ms per KiB: a minimum rate of 1 KiB/s).
+    pub body_ms_per_kib: u64,
+    /// At a connection cap, a connection whose request has been incomplete
+    /// (or that has been idle between requests) this long may be evicted
+    /// for a new one.
+    pub evict_after_ms: u64,
 }
 
 impl Default for Config {
+    /// netdom's budget (`budget.rs`).
     fn default() -> Self {
         Config {
-            max_connections: MAX_CONNECTIONS,
-            max_per_source: 64,
-            max_in_per_conn: 4 * MAX_CHUNK,
-            max_out_per_conn: 8 << 20,
-            max_total: 32 << 20,
+            max_connections: crate::budget::MAX_CONNECTIONS,
+            max_per_source: crate::budget::MAX_PER_SOURCE,
+            max_in_per_conn: crate::budget::MAX_IN_PER_CONN,
+            max_out_per_conn: crate::budget::MAX_OUT_PER_CONN,
+            max_total: crate::budget::MAX_TOTAL,
             idle_timeout_ms: 300_000,
             head_timeout_ms: 10_000,
             eof_linger_ms: 30_000,
             gate_out_bytes: MAX_CHUNK,
+            body_timeout_ms: 20_000,
+            body_ms_per_kib: 1_000,
+            evict_after_ms: 1_000,
         }
     }
 }
@@ -129,6 +150,10 @@ pub struct Stats {
     pub idle_timeouts: u64,
     /// Connections aborted for a slow request head.
     pub head_timeouts: u64,
+    /// Connections aborted for a slow request body.
+    pub body_timeouts: u64,
+    /// Connections evicted at a connection cap for a new one.
+    pub evicted: u64,
     /// Connections aborted because dom0's replies overflowed a cap.
     pub out_overflows: u64,
     /// Messages from dom0 for a connection that is not live (dropped).
@@ -145,8 +170,16 @@ enum State {
     Draining,
 }
 
+/// Header whose value the relay reads: the body's length.
+const CONTENT_LENGTH: &[u8] = b"content-length:";
+/// Bytes of a header line kept to find `Content-Length`: its name, a
+/// blank and 16 digits (more than any body dom0 takes; `[u8; 32]` is the
+/// largest array with `Default`).
+const LINE_KEPT: usize = 32;
+
 /// Tracks where a request head ends, without parsing HTTP: a head ends at
-/// the first empty line (`\n\n` or `\n\r\n`).
+/// the first empty line (`\n\n` or `\n\r\n`). Its `Content-Length`, if
+/// any, is read so the body can be timed too.
 #[derive(Clone, Copy, Debug, Default)]
 struct Head {
     /// When the current head started; `None` when no head is in progress.
@@ -156,23 +189,55 @@ struct Head {
     /// A head completed and no reply came yet: bytes now are a body (or
     /// pipelined requests) and are not timed as a head.
     awaiting_reply: bool,
+    /// The start of the current header line.
+    line: [u8; LINE_KEPT],
+    line_len: usize,
+    /// The head's `Content-Length` so far.
+    content_length: u64,
+    /// When the announced body started (its head ended), while it is
+    /// incomplete.
+    body_since: Option<u64>,
+    /// Body bytes still to come.
+    body_left: u64,
+    /// Body bytes received.
+    body_seen: u64,
 }
 
 impl Head {
     /// Scans accepted client bytes.
-    fn scan(&mut self, now: u64, bytes: &[u8]) {
-        for &b in bytes {
+    fn scan(&mut self, now: u64, mut bytes: &[u8]) {
+        while let Some((&b, rest)) = bytes.split_first() {
             if self.awaiting_reply {
+                if self.body_left > 0 {
+                    let n = (bytes.len() as u64).min(self.body_left);
+                    self.body_left -= n;
+                    self.body_seen += n;
+                    if self.body_left == 0 {
+                        self.body_since = None;
+                    }
+                }
                 return;
             }
+            bytes = rest;
             if self.since.is_none() {
                 self.since = Some(now);
                 self.blank = 0;
+                self.line_len = 0;
+                self.content_length = 0;
+            }
+            if b == b'\n' {
+                self.end_line();
+            } else if self.line_len < LINE_KEPT {
+                self.line[self.line_len] = b;
+                self.line_len += 1;
             }
             self.blank = match (self.blank, b) {
                 (1 | 2, b'\n') => {
                     self.since = None;
                     self.awaiting_reply = true;
+                    self.body_left = self.content_length;
+                    self.body_seen = 0;
+                    self.body_since = (self.body_left > 0).then_some(now);
                     0
                 }
                 (1, b'\r') => 2,
@@ -182,11 +247,51 @@ impl Head {
         }
     }
 
+    /// A header line ended: keep its `Content-Length` (the last one wins;
+    /// dom0 refuses conflicting ones, and an unreadable value counts as 0:
+    /// the head and idle deadlines still apply).
+    fn end_line(&mut self) {
+        let line = &self.line[..self.line_len];
+        self.line_len = 0;
+        if line.len() < CONTENT_LENGTH.len()
+            || !line[..CONTENT_LENGTH.len()].eq_ignore_ascii_case(CONTENT_LENGTH)
+        {
+            return;
+        }
+        let value = &line[CONTENT_LENGTH.len()..];
+        let digits = value
+            .iter()
+            .skip_while(|b| **b == b' ' || **b == b'\t')
+            .take_while(|b| b.is_ascii_digit());
+        self.content_length = digits.fold(0u64, |n, d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        });
+    }
+
+    /// When the body must be complete, if one is in progress.
+    fn body_deadline(&self, config: &Config) -> Option<u64> {
+        let since = self.body_since?;
+        let extra = (self.body_seen / 1024).saturating_mul(config.body_ms_per_kib);
+        Some(
+            since
+                .saturating_add(config.body_timeout_ms)
+                .saturating_add(extra),
+        )
+    }
+
+    /// Since when the current request has been incomplete, if it is: its
+    /// head or its announced body has not fully arrived.
+    fn incomplete_since(&self) -> Option<u64> {
+        self.since.or(self.body_since)
+    }
+
     /// dom0 answered: the next client byte starts a new head. An interim
     /// `100 Continue` does not end the request.
     fn on_reply(&mut self, bytes: &[u8]) {
         if !bytes.starts_with(b"HTTP/1.1 100") && !bytes.starts_with(b"HTTP/1.0 100") {
             self.awaiting_reply = false;
+            self.body_since = None;
+            self.body_left = 0;
         }
     }
 }
@@ -199,6 +304,9 @@ struct Conn {
     to_client: VecDeque<u8>,
     last_activity: u64,
     head: Head,
+    /// When its last exchange ended (a reply was sent in full), or it was
+    /// accepted: how long it has been idle between requests.
+    idle_since: u64,
     /// When the client half-closed.
     eof_since: Option<u64>,
 }
@@ -282,7 +390,20 @@ impl Relay {
     /// A new client connection from `source`. On `Err` the TCP layer
     /// aborts it; nothing is held.
     pub fn on_accept(&mut self, now: u64, source: Source) -> Result<ConnId, Refused> {
-        let refused = if self.conns.len() + self.closed_out.len() >= self.config.max_connections {
+        // At a cap, the stalest stalled connection (of this source, at the
+        // per-source cap) makes room.
+        if self.conns.len() >= self.config.max_connections {
+            self.evict(now, None);
+        }
+        if self.conns.values().filter(|c| c.source == source).count() >= self.config.max_per_source
+        {
+            self.evict(now, Some(source));
+        }
+        // dom0 holds a connection until it is told `Closed`: at most
+        // MAX_CONNECTIONS of them, dom0's limit.
+        let refused = if self.conns.len() >= self.config.max_connections
+            || self.conns.len() + self.closed_out.len() >= MAX_CONNECTIONS
+        {
             Some(Refused::TooManyConnections)
         } else if self.conns.values().filter(|c| c.source == source).count()
             >= self.config.max_per_source
@@ -319,6 +440,7 @@ impl Relay {
                     since: Some(now),
                     ..Head::default()
                 },
+                idle_since: now,
                 eof_since: None,
             },
         );
@@ -511,6 +633,9 @@ impl Relay {
         self.buffered -= n;
         if n > 0 {
             c.last_activity = now;
+            if c.to_client.is_empty() {
+                c.idle_since = now;
+            }
         }
         let linger = self.config.eof_linger_ms;
         if c.state == State::Draining && c.to_client.is_empty() {
@@ -535,6 +660,7 @@ impl Relay {
         let linger = self.config.eof_linger_ms;
         let mut done: Vec<ConnId> = Vec::new();
         let mut expired: Vec<(ConnId, bool)> = Vec::new();
+        let mut slow_bodies: Vec<ConnId> = Vec::new();
         for (&id, c) in &self.conns {
             if c.state == State::Open && c.eof_done(now, linger) {
                 done.push(id);
@@ -546,7 +672,17 @@ impl Relay {
                 .is_some_and(|since| now.saturating_sub(since) >= head)
             {
                 expired.push((id, true));
+            } else if c
+                .head
+                .body_deadline(&self.config)
+                .is_some_and(|deadline| now >= deadline)
+            {
+                slow_bodies.push(id);
             }
+        }
+        for id in slow_bodies {
+            self.stats.body_timeouts += 1;
+            self.abort(id);
         }
         for id in done {
             self.finish(id);
@@ -572,6 +708,9 @@ impl Relay {
                 let mut d = c.last_activity.saturating_add(idle);
                 if let Some(s) = c.head.since {
                     d = d.min(s.saturating_add(head));
+                }
+                if let Some(b) = c.head.body_deadline(&self.config) {
+                    d = d.min(b);
                 }
                 if let Some(s) = c.eof_since {
                     d = d.min(s.saturating_add(self.config.eof_linger_ms));
@@ -609,6 +748,34 @@ impl Relay {
                 self.closed_out.push_back(conn);
             }
             self.close_out.push_back((conn, CloseKind::Abort));
+        }
+    }
+
+    /// Aborts the connection (of `source`, if given) that has stalled the
+    /// longest, for a new one: its request incomplete, or idle between
+    /// requests, for at least `evict_after_ms`. A request dom0 is
+    /// answering, and replies still going out, are never cut.
+    fn evict(&mut self, now: u64, source: Option<Source>) {
+        let min_age = self.config.evict_after_ms;
+        let victim = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == State::Open && source.is_none_or(|s| c.source == s))
+            .filter(|(_, c)| c.to_client.is_empty())
+            .filter_map(|(&id, c)| {
+                let stalled = match c.head.incomplete_since() {
+                    Some(since) => since,
+                    // Complete and unanswered: dom0 has it (maybe parked).
+                    None if c.head.awaiting_reply => return None,
+                    None => c.idle_since,
+                };
+                (now.saturating_sub(stalled) >= min_age).then_some((stalled, id))
+            })
+            .min()
+            .map(|(_, id)| id);
+        if let Some(id) = victim {
+            self.stats.evicted += 1;
+            self.abort(id);
         }
     }
 

@@ -15,6 +15,7 @@
 
 extern crate alloc;
 
+pub mod budget;
 pub mod engine;
 #[cfg(feature = "smoltcp")]
 pub mod ipconfig;
