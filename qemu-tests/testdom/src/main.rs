@@ -2,7 +2,8 @@
 //! greeting through its PV console, then does what its command line says:
 //! `panic` crashes on purpose; `grant-test=<list gref>,<count>,<port>` runs
 //! the grant map/copy peer; `channel=<gref>,<gref>,<port>` answers pings on
-//! the inter-domain channel; otherwise it idles.
+//! the inter-domain channel; `xs-fill` fills xenstore to its byte quota
+//! inside open transactions; otherwise it idles.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(target_os = "none", forbid(unsafe_code))]
 
@@ -15,6 +16,8 @@ mod channel_peer;
 mod grant_peer;
 #[cfg(target_os = "none")]
 mod xenapi_client;
+#[cfg(target_os = "none")]
+mod xs_fill;
 #[cfg(target_os = "none")]
 mod xs_test;
 
@@ -45,6 +48,9 @@ mod domain {
         }
         if let Some(arg) = cmdline::get(boot.cmdline, "channel") {
             crate::channel_peer::run(arg);
+        }
+        if cmdline::has(boot.cmdline, "xs-fill") {
+            crate::xs_fill::run(&boot);
         }
         if let Some(role) = cmdline::get(boot.cmdline, "xs-test") {
             crate::xs_test::run(&boot, role);

@@ -6,9 +6,11 @@
 //! module Xen loads into dom0's memory, the page tables, and the quarter of
 //! the free frames the runtime keeps as single frames (grant and foreign
 //! mappings, domain building): [`RESERVED_BYTES`]. The rest is the heap,
-//! [`HEAP_BYTES`] (a boot logs `memory: 64 MiB ..., heap N KiB`; N is
-//! above it). The heap is split as follows, each part bounded where it is
-//! held and the parts asserted to fit below:
+//! [`HEAP_BYTES`] = 40 MiB as planned; a boot of the shipped platform logs
+//! `memory: 64 MiB ..., heap 47032 KiB` (45.9 MiB), so the plan keeps
+//! 5.9 MiB more in reserve for a larger bundle. The heap is split as
+//! follows, each part bounded where it is held and the parts asserted to
+//! fit below:
 //!
 //! | part                          | bound (heap)  | where                                  |
 //! |-------------------------------|---------------|----------------------------------------|
