@@ -56,7 +56,7 @@ type ConnKey = (u32, u32);
 #[derive(Default)]
 pub struct Relayed {
     conns: BTreeMap<ConnKey, Conn>,
-    /// Bytes in all connections' buffers.
+    /// Bytes all connections' buffers hold (their capacity).
     buffered: usize,
     /// Connections refused with 503 for want of memory.
     refused: u64,
@@ -73,7 +73,8 @@ impl Relayed {
         self.conns.len()
     }
 
-    /// Bytes buffered over all connections (at most [`MAX_TOTAL`]).
+    /// Bytes the buffers of all connections hold, counted by capacity (at
+    /// most [`MAX_TOTAL`]).
     pub fn buffered(&self) -> usize {
         self.buffered
     }
@@ -117,9 +118,12 @@ impl Relayed {
                     out.push_back(FromToolstack::Close { conn });
                     return;
                 }
-                if self.buffered + bytes.len() > MAX_TOTAL
-                    || c.buf.try_reserve(bytes.len()).is_err()
-                {
+                // What the buffer holds is its capacity: count that.
+                let held = c.buf.capacity();
+                let grown = c.buf.try_reserve(bytes.len()).is_ok();
+                let growth = c.buf.capacity() - held;
+                if !grown || self.buffered + growth > MAX_TOTAL {
+                    self.buffered += growth;
                     self.refused += 1;
                     self.remove(key);
                     push_data(out, conn, &unavailable());
@@ -127,7 +131,7 @@ impl Relayed {
                     return;
                 }
                 c.buf.extend_from_slice(&bytes);
-                self.buffered += bytes.len();
+                self.buffered += growth;
                 self.serve(engine, now, key, out);
                 // A change may release parked calls of other connections
                 // (those of other links when the board serves them next).
@@ -146,7 +150,7 @@ impl Relayed {
     /// Forgets `key`, giving back its bytes.
     fn remove(&mut self, key: ConnKey) {
         if let Some(c) = self.conns.remove(&key) {
-            self.buffered -= c.buf.len();
+            self.buffered -= c.buf.capacity();
         }
     }
 
@@ -161,7 +165,7 @@ impl Relayed {
         let mut freed = 0;
         self.conns.retain(|&(l, _), c| {
             if l == link {
-                freed += c.buf.len();
+                freed += c.buf.capacity();
             }
             l != link
         });
@@ -220,14 +224,12 @@ impl Relayed {
                     bytes,
                     close,
                 } => {
-                    let consumed = consumed.min(c.buf.len());
-                    c.buf.drain(..consumed);
+                    c.buf.drain(..consumed.min(c.buf.len()));
                     // A drained buffer gives its memory back.
                     if c.buf.is_empty() {
+                        self.buffered -= c.buf.capacity();
                         c.buf = Vec::new();
                     }
-                    self.buffered -= consumed;
-                    let c = self.conns.get_mut(&key).expect("still held");
                     c.parked_since = None;
                     c.continued = false;
                     push_data(out, conn, &bytes);

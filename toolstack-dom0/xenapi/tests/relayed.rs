@@ -163,10 +163,12 @@ fn bodies_past_the_total_bound_get_503_and_the_rest_keep_their_bytes() {
         }
         assert!(r.buffered() <= MAX_TOTAL);
     }
-    // As many partial requests fit as MAX_TOTAL holds; the rest were
+    // As many partial requests fit as MAX_TOTAL holds (counting what
+    // their buffers allocated: up to twice what they hold); the rest were
     // refused, not panicked on.
     let each = head.len() + xenapi::http::MAX_BODY - (16 << 10);
-    assert_eq!(refused.len(), 12 - MAX_TOTAL / each, "{refused:?}");
+    assert!(refused.len() >= 12 - MAX_TOTAL / each, "{refused:?}");
+    assert!(refused.len() <= 12 - MAX_TOTAL / (2 * each), "{refused:?}");
     assert_eq!(r.refused(), refused.len() as u64);
     assert_eq!(r.len(), 12 - refused.len());
     // A client that goes away gives its bytes back: a login fits again.
