@@ -13,7 +13,7 @@
 //! |-----------------------------------|-------------|-------|
 //! | TCP sockets                       | 2.5 MiB     | [`SOCKETS`] × ([`SOCKET_RX`] + [`SOCKET_TX`]) |
 //! | socket state (smoltcp)            | 160 KiB     | [`SOCKETS`] × [`SOCKET_STATE`] |
-//! | relay buffers, both ways, all     | 4 MiB       | [`MAX_TOTAL`] (`Config::max_total`) |
+//! | relay buffers, both ways, all     | 4 MiB       | [`MAX_TOTAL`] (`Config::max_total`, counting the memory held: `chunks.rs`) |
 //! | relayed connections' state        | 64 KiB      | [`MAX_CONNECTIONS`] × [`CONN_STATE`] |
 //! | virtio-net queues and buffers     | 1 MiB       | [`NIC_BYTES`] (256-entry queues, 2 KiB buffers) |
 //! | interface, ARP, DHCP, headroom    | 1 MiB       | [`STACK_BYTES`] |

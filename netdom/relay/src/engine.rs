@@ -39,6 +39,8 @@ use core::ops::Bound;
 
 use xcp_relay::{FromToolstack, RelayStats, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS};
 
+use crate::chunks::{Chunks, CHUNK_OVERHEAD};
+
 /// A client connection: also its number on the wire to dom0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u32);
@@ -73,7 +75,8 @@ pub struct Config {
     /// Most dom0 bytes buffered for one connection before its client reads
     /// them (beyond it the connection is aborted).
     pub max_out_per_conn: usize,
-    /// Most bytes buffered in both directions over all connections.
+    /// Most bytes of memory the buffers of all connections hold, both ways
+    /// (counted as [`Chunks::held`]: the data and 48 bytes per chunk).
     pub max_total: usize,
     /// A connection with no traffic either way for this long is aborted.
     pub idle_timeout_ms: u64,
@@ -300,8 +303,8 @@ impl Head {
 struct Conn {
     source: Source,
     state: State,
-    to_dom0: VecDeque<u8>,
-    to_client: VecDeque<u8>,
+    to_dom0: Chunks,
+    to_client: Chunks,
     last_activity: u64,
     head: Head,
     /// When its last exchange ended (a reply was sent in full), or it was
@@ -334,7 +337,7 @@ pub struct Relay {
     /// The connection fed last (round-robin cursor).
     cursor: ConnId,
     next_id: u32,
-    /// Bytes in all `to_dom0` and `to_client` buffers.
+    /// Memory all `to_dom0` and `to_client` buffers hold ([`Chunks::held`]).
     buffered: usize,
     stats: Stats,
     /// dom0 asked for counters and the board has not taken the request.
@@ -433,8 +436,8 @@ impl Relay {
             Conn {
                 source,
                 state: State::Open,
-                to_dom0: VecDeque::new(),
-                to_client: VecDeque::new(),
+                to_dom0: Chunks::default(),
+                to_client: Chunks::default(),
                 last_activity: now,
                 head: Head {
                     since: Some(now),
@@ -455,7 +458,8 @@ impl Relay {
             return 0;
         };
         let room = self.config.max_in_per_conn.saturating_sub(c.to_dom0.len());
-        room.min(self.config.max_total.saturating_sub(self.buffered))
+        let global = self.config.max_total.saturating_sub(self.buffered);
+        room.min(global.saturating_sub(CHUNK_OVERHEAD))
     }
 
     /// Bytes the client of `conn` sent; returns how many were taken (the
@@ -474,10 +478,11 @@ impl Relay {
             return 0;
         }
         let taken = &bytes[..take];
-        c.to_dom0.extend(taken.iter().copied());
+        let held = c.to_dom0.held();
+        c.to_dom0.extend_from_slice(taken);
         c.head.scan(now, taken);
         c.last_activity = now;
-        self.buffered += take;
+        self.buffered = self.buffered - held + c.to_dom0.held();
         take
     }
 
@@ -547,9 +552,9 @@ impl Relay {
             .find(|(_, c)| ready(c))
             .map(|(&id, _)| id)?;
         let c = self.conns.get_mut(&id).expect("found just above");
-        let n = c.to_dom0.len().min(MAX_CHUNK);
-        let bytes: Vec<u8> = c.to_dom0.drain(..n).collect();
-        self.buffered -= n;
+        let held = c.to_dom0.held();
+        let bytes = c.to_dom0.take(MAX_CHUNK);
+        self.buffered = self.buffered - held + c.to_dom0.held();
         self.cursor = id;
         Some(ToToolstack::Data { conn: id.0, bytes })
     }
@@ -577,7 +582,7 @@ impl Relay {
                     return;
                 }
                 if c.to_client.len() + bytes.len() > self.config.max_out_per_conn
-                    || self.buffered + bytes.len() > self.config.max_total
+                    || self.buffered + Chunks::cost_of(&bytes) > self.config.max_total
                 {
                     self.stats.out_overflows += 1;
                     self.abort(id);
@@ -585,9 +590,11 @@ impl Relay {
                 }
                 let c = self.conns.get_mut(&id).expect("checked above");
                 c.head.on_reply(&bytes);
-                c.to_client.extend(bytes.iter().copied());
+                // Kept as it came: no copy, exactly what it holds.
+                let held = c.to_client.held();
+                c.to_client.push(bytes);
+                self.buffered = self.buffered - held + c.to_client.held();
                 c.last_activity = now;
-                self.buffered += bytes.len();
             }
             FromToolstack::Close { conn } => {
                 let id = ConnId(conn);
@@ -600,7 +607,7 @@ impl Relay {
                     return;
                 }
                 c.state = State::Draining;
-                let dropped = c.to_dom0.len();
+                let dropped = c.to_dom0.held();
                 c.to_dom0.clear();
                 let empty = c.to_client.is_empty();
                 self.buffered -= dropped;
@@ -618,7 +625,7 @@ impl Relay {
     /// [`Self::consume`].
     pub fn poll_client_out(&self, conn: ConnId) -> Option<&[u8]> {
         let c = self.conns.get(&conn)?;
-        let (front, _) = c.to_client.as_slices();
+        let front = c.to_client.front();
         (!front.is_empty()).then_some(front)
     }
 
@@ -629,8 +636,9 @@ impl Relay {
             return;
         };
         let n = n.min(c.to_client.len());
-        c.to_client.drain(..n);
-        self.buffered -= n;
+        let held = c.to_client.held();
+        c.to_client.consume(n);
+        self.buffered = self.buffered - held + c.to_client.held();
         if n > 0 {
             c.last_activity = now;
             if c.to_client.is_empty() {
@@ -782,7 +790,7 @@ impl Relay {
     /// Forgets `conn`, giving back its buffered bytes.
     fn remove(&mut self, conn: ConnId) -> Option<Conn> {
         let c = self.conns.remove(&conn)?;
-        self.buffered -= c.to_dom0.len() + c.to_client.len();
+        self.buffered -= c.to_dom0.held() + c.to_client.held();
         Some(c)
     }
 }

@@ -16,6 +16,7 @@
 extern crate alloc;
 
 pub mod budget;
+pub mod chunks;
 pub mod engine;
 #[cfg(feature = "smoltcp")]
 pub mod ipconfig;
