@@ -175,6 +175,8 @@ enum State {
 
 /// Header whose value the relay reads: the body's length.
 const CONTENT_LENGTH: &[u8] = b"content-length:";
+/// Header that announces a body of unknown length (chunked).
+const TRANSFER_ENCODING: &[u8] = b"transfer-encoding:";
 /// Bytes of a header line kept to find `Content-Length`: its name, a
 /// blank and 16 digits (more than any body dom0 takes; `[u8; 32]` is the
 /// largest array with `Default`).
@@ -195,7 +197,8 @@ struct Head {
     /// The start of the current header line.
     line: [u8; LINE_KEPT],
     line_len: usize,
-    /// The head's `Content-Length` so far.
+    /// The head's `Content-Length` so far (`u64::MAX` for a chunked body:
+    /// timed until dom0 answers).
     content_length: u64,
     /// When the announced body started (its head ended), while it is
     /// incomplete.
@@ -252,13 +255,21 @@ impl Head {
 
     /// A header line ended: keep its `Content-Length` (the last one wins;
     /// dom0 refuses conflicting ones, and an unreadable value counts as 0:
-    /// the head and idle deadlines still apply).
+    /// the head and idle deadlines still apply). A `Transfer-Encoding`
+    /// (chunked) body has no length the relay knows: it is timed as a body
+    /// until dom0 answers.
     fn end_line(&mut self) {
         let line = &self.line[..self.line_len];
         self.line_len = 0;
-        if line.len() < CONTENT_LENGTH.len()
-            || !line[..CONTENT_LENGTH.len()].eq_ignore_ascii_case(CONTENT_LENGTH)
-        {
+        let starts = |name: &[u8]| {
+            line.get(..name.len())
+                .is_some_and(|l| l.eq_ignore_ascii_case(name))
+        };
+        if starts(TRANSFER_ENCODING) {
+            self.content_length = u64::MAX;
+            return;
+        }
+        if self.content_length == u64::MAX || !starts(CONTENT_LENGTH) {
             return;
         }
         let value = &line[CONTENT_LENGTH.len()..];

@@ -576,6 +576,35 @@ fn a_body_that_trickles_is_cut_at_its_deadline() {
 }
 
 #[test]
+fn a_chunked_body_is_timed_until_dom0_answers() {
+    let config = Config::default();
+    let mut r = relay();
+    let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    // Answered: no deadline but idle's.
+    let answered = accept(&mut r, A);
+    feed_all(&mut r, 0, answered, head);
+    feed_all(&mut r, 0, answered, b"2\r\n{}\r\n0\r\n\r\n");
+    drain(&mut r);
+    r.on_toolstack(10, data(answered, b"HTTP/1.1 200 OK\r\n\r\n"));
+    // A trickle: cut at the body deadline like a Content-Length one.
+    let slow = accept(&mut r, A);
+    feed_all(&mut r, 0, slow, head);
+    let mut now = 0;
+    while r.is_live(slow) {
+        now += 1000;
+        feed_all(&mut r, now, slow, b"1");
+        drain(&mut r);
+        r.on_tick(now);
+        assert!(
+            now <= config.body_timeout_ms + 1000,
+            "still live at {now} ms"
+        );
+    }
+    assert_eq!(r.stats().body_timeouts, 1);
+    assert!(r.is_live(answered));
+}
+
+#[test]
 fn at_a_cap_the_longest_stalled_connection_makes_room() {
     let mut r = Relay::new(Config {
         max_connections: 4,
