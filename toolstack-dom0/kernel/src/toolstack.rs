@@ -29,6 +29,11 @@ use xenapi::wal::Volatile;
 /// the budget's call in flight.
 const MAX_BACKLOG: usize = xenapi::budget::BACKLOG_BYTES;
 
+// dom0's budget (xenapi `budget.rs`) counts a console history per platform
+// domain.
+const _: () = assert!(xcp_bundle::config::MAX_DOMAINS <= xenapi::budget::CONSOLES);
+const _: () = assert!(xcp_console::HISTORY_BYTES <= xenapi::budget::CONSOLE_HISTORY_BYTES);
+
 /// Bytes a queued message holds.
 fn message_bytes(msg: &FromToolstack) -> usize {
     match msg {
