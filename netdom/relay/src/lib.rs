@@ -18,6 +18,7 @@ extern crate alloc;
 pub mod budget;
 pub mod chunks;
 pub mod engine;
+mod head;
 #[cfg(feature = "smoltcp")]
 pub mod ipconfig;
 pub mod link;
