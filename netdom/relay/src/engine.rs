@@ -15,8 +15,15 @@
 //!   [`MAX_CHUNK`] bytes per connection per turn;
 //! - every buffer is capped (per connection each way, and globally), the
 //!   connection count is capped (overall and per source), and every
-//!   connection has an idle deadline and, while a request head is
-//!   incomplete, a head deadline;
+//!   connection has an idle deadline, while a request head is incomplete a
+//!   head deadline, and while a body its head announced
+//!   (`Content-Length`) is incomplete a body deadline that grows with the
+//!   bytes received (a minimum rate, as Apache's `mod_reqtimeout`);
+//! - at a connection cap, a new connection evicts the connection whose
+//!   request has been incomplete (or idle between requests) the longest,
+//!   if that is at least [`Config::evict_after_ms`]: slow clients cannot
+//!   keep a fast one out, and a request dom0 is answering (or a parked
+//!   `event.from`) is never evicted;
 //! - `Closed` reaches dom0 exactly once per connection dom0 did not close
 //!   itself, and a connection number is never reused while dom0 may still
 //!   hold it.
@@ -38,6 +45,9 @@ use core::ops::Bound;
 use xcp_relay::{
     FromToolstack, MemoryFigures, RelayStats, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS,
 };
+
+use crate::chunks::{Chunks, CHUNK_OVERHEAD};
+use crate::head::Head;
 
 /// A client connection: also its number on the wire to dom0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -73,7 +83,8 @@ pub struct Config {
     /// Most dom0 bytes buffered for one connection before its client reads
     /// them (beyond it the connection is aborted).
     pub max_out_per_conn: usize,
-    /// Most bytes buffered in both directions over all connections.
+    /// Most bytes of memory the buffers of all connections hold, both ways
+    /// (counted as [`Chunks::held`]: the data and 48 bytes per chunk).
     pub max_total: usize,
     /// A connection with no traffic either way for this long is aborted.
     pub idle_timeout_ms: u64,
@@ -87,20 +98,34 @@ pub struct Config {
     /// reply bytes wait for the client (a pipelining client that does not
     /// read cannot make dom0 produce more).
     pub gate_out_bytes: usize,
+    /// A body announced by `Content-Length` must arrive within this long
+    /// after its head ends, plus [`Self::body_ms_per_kib`] per KiB received.
+    pub body_timeout_ms: u64,
+    /// How much each KiB of body received extends its deadline, ms (1,000
+    /// ms per KiB: a minimum rate of 1 KiB/s).
+    pub body_ms_per_kib: u64,
+    /// At a connection cap, a connection whose request has been incomplete
+    /// (or that has been idle between requests) this long may be evicted
+    /// for a new one.
+    pub evict_after_ms: u64,
 }
 
 impl Default for Config {
+    /// netdom's budget (`budget.rs`).
     fn default() -> Self {
         Config {
-            max_connections: MAX_CONNECTIONS,
-            max_per_source: 64,
-            max_in_per_conn: 4 * MAX_CHUNK,
-            max_out_per_conn: 8 << 20,
-            max_total: 32 << 20,
+            max_connections: crate::budget::MAX_CONNECTIONS,
+            max_per_source: crate::budget::MAX_PER_SOURCE,
+            max_in_per_conn: crate::budget::MAX_IN_PER_CONN,
+            max_out_per_conn: crate::budget::MAX_OUT_PER_CONN,
+            max_total: crate::budget::MAX_TOTAL,
             idle_timeout_ms: 300_000,
             head_timeout_ms: 10_000,
             eof_linger_ms: 30_000,
             gate_out_bytes: MAX_CHUNK,
+            body_timeout_ms: 20_000,
+            body_ms_per_kib: 1_000,
+            evict_after_ms: 1_000,
         }
     }
 }
@@ -136,6 +161,10 @@ pub struct Stats {
     pub idle_timeouts: u64,
     /// Connections aborted for a slow request head.
     pub head_timeouts: u64,
+    /// Connections aborted for a slow request body.
+    pub body_timeouts: u64,
+    /// Connections evicted at a connection cap for a new one.
+    pub evicted: u64,
     /// Connections aborted because dom0's replies overflowed a cap.
     pub out_overflows: u64,
     /// Messages from dom0 for a connection that is not live (dropped).
@@ -152,60 +181,17 @@ enum State {
     Draining,
 }
 
-/// Tracks where a request head ends, without parsing HTTP: a head ends at
-/// the first empty line (`\n\n` or `\n\r\n`).
-#[derive(Clone, Copy, Debug, Default)]
-struct Head {
-    /// When the current head started; `None` when no head is in progress.
-    since: Option<u64>,
-    /// 0: mid-line; 1: after `\n`; 2: after `\n\r`.
-    blank: u8,
-    /// A head completed and no reply came yet: bytes now are a body (or
-    /// pipelined requests) and are not timed as a head.
-    awaiting_reply: bool,
-}
-
-impl Head {
-    /// Scans accepted client bytes.
-    fn scan(&mut self, now: u64, bytes: &[u8]) {
-        for &b in bytes {
-            if self.awaiting_reply {
-                return;
-            }
-            if self.since.is_none() {
-                self.since = Some(now);
-                self.blank = 0;
-            }
-            self.blank = match (self.blank, b) {
-                (1 | 2, b'\n') => {
-                    self.since = None;
-                    self.awaiting_reply = true;
-                    0
-                }
-                (1, b'\r') => 2,
-                (_, b'\n') => 1,
-                _ => 0,
-            };
-        }
-    }
-
-    /// dom0 answered: the next client byte starts a new head. An interim
-    /// `100 Continue` does not end the request.
-    fn on_reply(&mut self, bytes: &[u8]) {
-        if !bytes.starts_with(b"HTTP/1.1 100") && !bytes.starts_with(b"HTTP/1.0 100") {
-            self.awaiting_reply = false;
-        }
-    }
-}
-
 #[derive(Debug)]
 struct Conn {
     source: Source,
     state: State,
-    to_dom0: VecDeque<u8>,
-    to_client: VecDeque<u8>,
+    to_dom0: Chunks,
+    to_client: Chunks,
     last_activity: u64,
     head: Head,
+    /// When its last exchange ended (a reply was sent in full), or it was
+    /// accepted: how long it has been idle between requests.
+    idle_since: u64,
     /// When the client half-closed.
     eof_since: Option<u64>,
 }
@@ -233,7 +219,7 @@ pub struct Relay {
     /// The connection fed last (round-robin cursor).
     cursor: ConnId,
     next_id: u32,
-    /// Bytes in all `to_dom0` and `to_client` buffers.
+    /// Memory all `to_dom0` and `to_client` buffers hold ([`Chunks::held`]).
     buffered: usize,
     stats: Stats,
     /// dom0 asked for counters and the board has not taken the request.
@@ -292,7 +278,20 @@ impl Relay {
     /// A new client connection from `source`. On `Err` the TCP layer
     /// aborts it; nothing is held.
     pub fn on_accept(&mut self, now: u64, source: Source) -> Result<ConnId, Refused> {
-        let refused = if self.conns.len() + self.closed_out.len() >= self.config.max_connections {
+        // At a cap, the stalest stalled connection (of this source, at the
+        // per-source cap) makes room.
+        if self.conns.len() >= self.config.max_connections {
+            self.evict(now, None);
+        }
+        if self.conns.values().filter(|c| c.source == source).count() >= self.config.max_per_source
+        {
+            self.evict(now, Some(source));
+        }
+        // dom0 holds a connection until it is told `Closed`: at most
+        // MAX_CONNECTIONS of them, dom0's limit.
+        let refused = if self.conns.len() >= self.config.max_connections
+            || self.conns.len() + self.closed_out.len() >= MAX_CONNECTIONS
+        {
             Some(Refused::TooManyConnections)
         } else if self.conns.values().filter(|c| c.source == source).count()
             >= self.config.max_per_source
@@ -322,13 +321,11 @@ impl Relay {
             Conn {
                 source,
                 state: State::Open,
-                to_dom0: VecDeque::new(),
-                to_client: VecDeque::new(),
+                to_dom0: Chunks::default(),
+                to_client: Chunks::default(),
                 last_activity: now,
-                head: Head {
-                    since: Some(now),
-                    ..Head::default()
-                },
+                head: Head::starting(now),
+                idle_since: now,
                 eof_since: None,
             },
         );
@@ -343,7 +340,8 @@ impl Relay {
             return 0;
         };
         let room = self.config.max_in_per_conn.saturating_sub(c.to_dom0.len());
-        room.min(self.config.max_total.saturating_sub(self.buffered))
+        let global = self.config.max_total.saturating_sub(self.buffered);
+        room.min(global.saturating_sub(CHUNK_OVERHEAD))
     }
 
     /// Bytes the client of `conn` sent; returns how many were taken (the
@@ -362,10 +360,11 @@ impl Relay {
             return 0;
         }
         let taken = &bytes[..take];
-        c.to_dom0.extend(taken.iter().copied());
+        let held = c.to_dom0.held();
+        c.to_dom0.extend_from_slice(taken);
         c.head.scan(now, taken);
         c.last_activity = now;
-        self.buffered += take;
+        self.buffered = self.buffered - held + c.to_dom0.held();
         take
     }
 
@@ -446,9 +445,9 @@ impl Relay {
             .find(|(_, c)| ready(c))
             .map(|(&id, _)| id)?;
         let c = self.conns.get_mut(&id).expect("found just above");
-        let n = c.to_dom0.len().min(MAX_CHUNK);
-        let bytes: Vec<u8> = c.to_dom0.drain(..n).collect();
-        self.buffered -= n;
+        let held = c.to_dom0.held();
+        let bytes = c.to_dom0.take(MAX_CHUNK);
+        self.buffered = self.buffered - held + c.to_dom0.held();
         self.cursor = id;
         Some(ToToolstack::Data { conn: id.0, bytes })
     }
@@ -476,7 +475,7 @@ impl Relay {
                     return;
                 }
                 if c.to_client.len() + bytes.len() > self.config.max_out_per_conn
-                    || self.buffered + bytes.len() > self.config.max_total
+                    || self.buffered + Chunks::cost_of(&bytes) > self.config.max_total
                 {
                     self.stats.out_overflows += 1;
                     self.abort(id);
@@ -484,9 +483,11 @@ impl Relay {
                 }
                 let c = self.conns.get_mut(&id).expect("checked above");
                 c.head.on_reply(&bytes);
-                c.to_client.extend(bytes.iter().copied());
+                // Kept as it came: no copy, exactly what it holds.
+                let held = c.to_client.held();
+                c.to_client.push(bytes);
+                self.buffered = self.buffered - held + c.to_client.held();
                 c.last_activity = now;
-                self.buffered += bytes.len();
             }
             FromToolstack::Close { conn } => {
                 let id = ConnId(conn);
@@ -499,7 +500,7 @@ impl Relay {
                     return;
                 }
                 c.state = State::Draining;
-                let dropped = c.to_dom0.len();
+                let dropped = c.to_dom0.held();
                 c.to_dom0.clear();
                 let empty = c.to_client.is_empty();
                 self.buffered -= dropped;
@@ -517,7 +518,7 @@ impl Relay {
     /// [`Self::consume`].
     pub fn poll_client_out(&self, conn: ConnId) -> Option<&[u8]> {
         let c = self.conns.get(&conn)?;
-        let (front, _) = c.to_client.as_slices();
+        let front = c.to_client.front();
         (!front.is_empty()).then_some(front)
     }
 
@@ -528,10 +529,14 @@ impl Relay {
             return;
         };
         let n = n.min(c.to_client.len());
-        c.to_client.drain(..n);
-        self.buffered -= n;
+        let held = c.to_client.held();
+        c.to_client.consume(n);
+        self.buffered = self.buffered - held + c.to_client.held();
         if n > 0 {
             c.last_activity = now;
+            if c.to_client.is_empty() {
+                c.idle_since = now;
+            }
         }
         let linger = self.config.eof_linger_ms;
         if c.state == State::Draining && c.to_client.is_empty() {
@@ -556,6 +561,7 @@ impl Relay {
         let linger = self.config.eof_linger_ms;
         let mut done: Vec<ConnId> = Vec::new();
         let mut expired: Vec<(ConnId, bool)> = Vec::new();
+        let mut slow_bodies: Vec<ConnId> = Vec::new();
         for (&id, c) in &self.conns {
             if c.state == State::Open && c.eof_done(now, linger) {
                 done.push(id);
@@ -567,7 +573,17 @@ impl Relay {
                 .is_some_and(|since| now.saturating_sub(since) >= head)
             {
                 expired.push((id, true));
+            } else if c
+                .head
+                .body_deadline(&self.config)
+                .is_some_and(|deadline| now >= deadline)
+            {
+                slow_bodies.push(id);
             }
+        }
+        for id in slow_bodies {
+            self.stats.body_timeouts += 1;
+            self.abort(id);
         }
         for id in done {
             self.finish(id);
@@ -593,6 +609,9 @@ impl Relay {
                 let mut d = c.last_activity.saturating_add(idle);
                 if let Some(s) = c.head.since {
                     d = d.min(s.saturating_add(head));
+                }
+                if let Some(b) = c.head.body_deadline(&self.config) {
+                    d = d.min(b);
                 }
                 if let Some(s) = c.eof_since {
                     d = d.min(s.saturating_add(self.config.eof_linger_ms));
@@ -634,10 +653,38 @@ impl Relay {
         }
     }
 
+    /// Aborts the connection (of `source`, if given) that has stalled the
+    /// longest, for a new one: its request incomplete, or idle between
+    /// requests, for at least `evict_after_ms`. A request dom0 is
+    /// answering, and replies still going out, are never cut.
+    fn evict(&mut self, now: u64, source: Option<Source>) {
+        let min_age = self.config.evict_after_ms;
+        let victim = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == State::Open && source.is_none_or(|s| c.source == s))
+            .filter(|(_, c)| c.to_client.is_empty())
+            .filter_map(|(&id, c)| {
+                let stalled = match c.head.incomplete_since() {
+                    Some(since) => since,
+                    // Complete and unanswered: dom0 has it (maybe parked).
+                    None if c.head.awaiting_reply => return None,
+                    None => c.idle_since,
+                };
+                (now.saturating_sub(stalled) >= min_age).then_some((stalled, id))
+            })
+            .min()
+            .map(|(_, id)| id);
+        if let Some(id) = victim {
+            self.stats.evicted += 1;
+            self.abort(id);
+        }
+    }
+
     /// Forgets `conn`, giving back its buffered bytes.
     fn remove(&mut self, conn: ConnId) -> Option<Conn> {
         let c = self.conns.remove(&conn)?;
-        self.buffered -= c.to_dom0.len() + c.to_client.len();
+        self.buffered -= c.to_dom0.held() + c.to_client.held();
         Some(c)
     }
 }
@@ -645,27 +692,6 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn head_ends_at_blank_line() {
-        let mut h = Head::default();
-        h.scan(5, b"GET / HTTP/1.1\r\nHost: x\r\n");
-        assert_eq!(h.since, Some(5));
-        h.scan(6, b"\r");
-        assert!(!h.awaiting_reply);
-        h.scan(7, b"\nbody\r\n\r\n");
-        assert!(h.awaiting_reply);
-        assert_eq!(h.since, None);
-        h.on_reply(b"HTTP/1.1 100 Continue\r\n\r\n");
-        assert!(h.awaiting_reply);
-        h.on_reply(b"HTTP/1.1 200 OK\r\n");
-        assert!(!h.awaiting_reply);
-        h.scan(9, b"P");
-        assert_eq!(h.since, Some(9));
-        let mut h = Head::default();
-        h.scan(1, b"GET / HTTP/1.0\n\n");
-        assert!(h.awaiting_reply);
-    }
 
     #[test]
     fn source_maps_ipv4() {

@@ -15,7 +15,10 @@
 
 extern crate alloc;
 
+pub mod budget;
+pub mod chunks;
 pub mod engine;
+mod head;
 #[cfg(feature = "smoltcp")]
 pub mod ipconfig;
 pub mod link;

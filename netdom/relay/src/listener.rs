@@ -40,12 +40,13 @@ pub struct PoolConfig {
 }
 
 impl Default for PoolConfig {
+    /// netdom's budget (`budget.rs`).
     fn default() -> Self {
         PoolConfig {
             port: 80,
-            sockets: 64,
-            rx_buffer: 8 * 1024,
-            tx_buffer: 16 * 1024,
+            sockets: crate::budget::SOCKETS,
+            rx_buffer: crate::budget::SOCKET_RX,
+            tx_buffer: crate::budget::SOCKET_TX,
             handshake_timeout_ms: 5_000,
         }
     }

@@ -2,6 +2,7 @@
 //! close semantics both ways, hostile dom0 messages, and the channel link.
 
 use xcp_channel::{Channel, Role};
+use xcp_netrelay::chunks::CHUNK_OVERHEAD;
 use xcp_netrelay::{CloseKind, Config, ConnId, Link, Refused, Relay, Source};
 use xcp_relay::{FromToolstack, MemoryFigures, RelayStats, ToToolstack, MAX_CHUNK};
 use xcp_ring::fake::MemPage;
@@ -136,13 +137,12 @@ fn connection_limits_overall_and_per_source() {
     assert_eq!(r.on_accept(0, A), Err(Refused::TooManyFromSource));
     let b = accept(&mut r, B);
     assert_eq!(r.on_accept(0, B), Err(Refused::TooManyConnections));
-    // A closed connection still counts until dom0 is told.
+    // A closed connection frees its place here; dom0 is told once.
     r.on_client_closed(b);
-    assert_eq!(r.on_accept(0, B), Err(Refused::TooManyConnections));
-    assert_eq!(drain(&mut r), [ToToolstack::Closed { conn: b.0 }]);
     let b2 = accept(&mut r, B);
+    assert_eq!(drain(&mut r), [ToToolstack::Closed { conn: b.0 }]);
     assert!(!a.contains(&b2) && b2 != b, "numbers are not reused");
-    assert_eq!(r.stats().refused, 3);
+    assert_eq!(r.stats().refused, 2);
     let clamped = Relay::new(Config {
         max_connections: 100_000,
         ..Config::default()
@@ -161,7 +161,9 @@ fn input_is_capped_per_connection_and_globally() {
     let c2 = accept(&mut r, B);
     assert_eq!(r.on_client_bytes(0, c1, &[1; 4000]), 1000);
     assert_eq!(r.on_client_bytes(0, c1, &[1; 10]), 0);
-    assert_eq!(r.on_client_bytes(0, c2, &[2; 4000]), 500);
+    // The cap counts memory: each chunk costs CHUNK_OVERHEAD more.
+    let left = 1500 - (1000 + CHUNK_OVERHEAD) - CHUNK_OVERHEAD;
+    assert_eq!(r.on_client_bytes(0, c2, &[2; 4000]), left);
     assert_eq!(r.buffered(), 1500);
     assert_eq!(r.on_accept(0, B), Err(Refused::OutOfMemory));
     drain(&mut r);
@@ -581,4 +583,140 @@ fn link_delivers_readiness_to_dom0() {
         })
     );
     assert_eq!(dom0.recv::<ToToolstack>().unwrap(), None);
+}
+
+#[test]
+fn dom0_limit_counts_connections_it_was_not_told_are_closed() {
+    let mut r = Relay::new(Config {
+        max_connections: xcp_relay::MAX_CONNECTIONS,
+        max_per_source: xcp_relay::MAX_CONNECTIONS,
+        ..Config::default()
+    });
+    let first = accept(&mut r, A);
+    for _ in 1..xcp_relay::MAX_CONNECTIONS {
+        accept(&mut r, A);
+    }
+    r.on_client_closed(first);
+    // dom0 still holds `first` until it is told.
+    assert_eq!(r.on_accept(0, B), Err(Refused::TooManyConnections));
+    assert_eq!(drain(&mut r), [ToToolstack::Closed { conn: first.0 }]);
+    accept(&mut r, B);
+}
+
+fn head_with_length(n: usize) -> Vec<u8> {
+    format!("POST / HTTP/1.1\r\nHost: x\r\ncontent-LENGTH:  {n}\r\n\r\n").into_bytes()
+}
+
+#[test]
+fn a_body_that_trickles_is_cut_at_its_deadline() {
+    let config = Config::default();
+    let mut r = relay();
+    let c = accept(&mut r, A);
+    feed_all(&mut r, 0, c, &head_with_length(1 << 20));
+    // One byte a second keeps the idle deadline away, not the body's.
+    let mut now = 0;
+    while r.is_live(c) {
+        now += 1000;
+        feed_all(&mut r, now, c, b"x");
+        r.on_tick(now);
+        assert!(now <= config.body_timeout_ms, "still live at {now} ms");
+    }
+    assert_eq!(now, config.body_timeout_ms);
+    assert_eq!(r.stats().body_timeouts, 1);
+    assert_eq!(r.poll_close(), Some((c, CloseKind::Abort)));
+    // A body that keeps a rate of 1 KiB/s or better is not cut: 64 KiB in
+    // 40 s, beyond the bare 20 s.
+    let d = accept(&mut r, A);
+    let start = now;
+    feed_all(&mut r, now, d, &head_with_length(64 << 10));
+    for _ in 0..64 {
+        now += 600;
+        feed_all(&mut r, now, d, &[b' '; 1024]);
+        drain(&mut r);
+        r.on_tick(now);
+        assert!(r.is_live(d), "cut at {} ms", now - start);
+        assert!(r.next_deadline().is_some_and(|t| t > now));
+    }
+    drain(&mut r);
+    // Complete: only dom0's answer is awaited, no deadline but idle's.
+    r.on_tick(now + config.body_timeout_ms * 10);
+    assert!(r.is_live(d));
+    assert_eq!(r.stats().body_timeouts, 1);
+}
+
+#[test]
+fn a_chunked_body_is_timed_until_dom0_answers() {
+    let config = Config::default();
+    let mut r = relay();
+    let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    // Answered: no deadline but idle's.
+    let answered = accept(&mut r, A);
+    feed_all(&mut r, 0, answered, head);
+    feed_all(&mut r, 0, answered, b"2\r\n{}\r\n0\r\n\r\n");
+    drain(&mut r);
+    r.on_toolstack(10, data(answered, b"HTTP/1.1 200 OK\r\n\r\n"));
+    // A trickle: cut at the body deadline like a Content-Length one.
+    let slow = accept(&mut r, A);
+    feed_all(&mut r, 0, slow, head);
+    let mut now = 0;
+    while r.is_live(slow) {
+        now += 1000;
+        feed_all(&mut r, now, slow, b"1");
+        drain(&mut r);
+        r.on_tick(now);
+        assert!(
+            now <= config.body_timeout_ms + 1000,
+            "still live at {now} ms"
+        );
+    }
+    assert_eq!(r.stats().body_timeouts, 1);
+    assert!(r.is_live(answered));
+}
+
+#[test]
+fn at_a_cap_the_longest_stalled_connection_makes_room() {
+    let mut r = Relay::new(Config {
+        max_connections: 4,
+        max_per_source: 3,
+        ..Config::default()
+    });
+    // Three from A: a slow head, a slow body, and a complete request that
+    // dom0 holds (a parked event.from, say).
+    let slow_head = accept(&mut r, A);
+    feed_all(&mut r, 0, slow_head, b"POST / HTTP/1.1\r\n");
+    let slow_body = r.on_accept(100, A).unwrap();
+    feed_all(&mut r, 100, slow_body, &head_with_length(500));
+    let parked = r.on_accept(200, A).unwrap();
+    feed_all(&mut r, 200, parked, &head_with_length(2));
+    feed_all(&mut r, 200, parked, b"{}");
+    drain(&mut r);
+    // Too young to evict: refused.
+    assert_eq!(r.on_accept(900, A), Err(Refused::TooManyFromSource));
+    // Old enough: the longest stalled goes first, then the next.
+    let fresh = r.on_accept(1000, A).unwrap();
+    assert_eq!(r.poll_close(), Some((slow_head, CloseKind::Abort)));
+    let fresh2 = r.on_accept(1100, A).unwrap();
+    assert_eq!(r.poll_close(), Some((slow_body, CloseKind::Abort)));
+    assert_eq!(r.stats().evicted, 2);
+    // Only fresh ones (younger than evict_after_ms) and the parked one are
+    // left: refused, nothing evicted.
+    assert_eq!(r.on_accept(1200, A), Err(Refused::TooManyFromSource));
+    assert!(r.is_live(parked) && r.is_live(fresh) && r.is_live(fresh2));
+    // The overall cap evicts across sources; idle keep-alive connections
+    // count from their last reply.
+    let b = r.on_accept(1200, B).unwrap();
+    assert_eq!(r.on_accept(1300, B), Err(Refused::TooManyConnections));
+    let c = r.on_accept(2300, B).unwrap();
+    assert_eq!(r.stats().evicted, 3);
+    assert!(r.is_live(parked) && r.is_live(c));
+    assert_eq!(
+        [fresh, fresh2, b].iter().filter(|x| r.is_live(**x)).count(),
+        2
+    );
+    // Each evicted connection is reported to dom0 once.
+    let closed = drain(&mut r)
+        .into_iter()
+        .filter(|m| matches!(m, ToToolstack::Closed { .. }))
+        .count();
+    assert_eq!(closed, 3);
 }

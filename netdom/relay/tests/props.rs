@@ -69,6 +69,11 @@ proptest! {
             head_timeout_ms: 10_000,
             eof_linger_ms: 5_000,
             gate_out_bytes: MAX_CHUNK,
+            // Body deadlines and eviction abort connections the model does
+            // not predict; tests/engine.rs covers them.
+            body_timeout_ms: u64::MAX / 4,
+            body_ms_per_kib: 1_000,
+            evict_after_ms: u64::MAX / 4,
         };
         let mut r = Relay::new(config.clone());
         let mut now = 0u64;

@@ -5,11 +5,12 @@
 //! guest kernel of XenAPI VMs (`PV_kernel` "testdom.elf").
 //!
 //! With the `selftest` feature (the test image, `testdom-test.elf`, never
-//! shipped) it also plays dom0's self-test peers:
+//! shipped) it also plays dom0's self-test peers and hostile guests:
 //! `grant-test=<list gref>,<count>,<port>` runs the grant map/copy peer;
 //! `channel=<gref>,<gref>,<port>` answers pings on the inter-domain channel;
-//! `xs-test=<role>` uses xenstore-dom; `xenapi-relay=...` drives XenAPI in
-//! dom0 as a relay.
+//! `xs-test=<role>` uses xenstore-dom; `xs-fill` fills xenstore to its byte
+//! quota inside open transactions; `xenapi-relay=...` drives XenAPI in dom0
+//! as a relay.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(target_os = "none", forbid(unsafe_code))]
 
@@ -22,6 +23,8 @@ mod channel_peer;
 mod grant_peer;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod xenapi_client;
+#[cfg(all(target_os = "none", feature = "selftest"))]
+mod xs_fill;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod xs_test;
 
@@ -63,6 +66,9 @@ mod domain {
         }
         if let Some(arg) = cmdline::get(boot.cmdline, "channel") {
             crate::channel_peer::run(arg);
+        }
+        if cmdline::has(boot.cmdline, "xs-fill") {
+            crate::xs_fill::run(boot);
         }
         if let Some(role) = cmdline::get(boot.cmdline, "xs-test") {
             crate::xs_test::run(boot, role);

@@ -3,8 +3,10 @@
 //! domain over an inter-domain channel (`xcp-relay` messages) and sending
 //! the replies back. dom0 never sees network traffic, only these streams.
 //!
-//! The database lives in memory for now (a WAL in `MemStorage`): durable
-//! storage arrives with stordom.
+//! The database lives in memory for now and keeps no log (`wal::Volatile`:
+//! a log in dom0's memory would survive nothing dom0 does not, and cost up
+//! to twice the database again; xenapi `budget.rs`): durable storage
+//! arrives with stordom.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
@@ -19,10 +21,26 @@ use xenapi::lifecycle::{AfterStop, StopReason};
 use xenapi::relayed::Relayed;
 use xenapi::rng::Entropy;
 use xenapi::value::Instant;
-use xenapi::wal::MemStorage;
+use xenapi::wal::Volatile;
 
-/// Most replies queued for a relay that is not reading.
-const MAX_BACKLOG: usize = 4096;
+/// Most reply bytes queued for a relay that is not reading (dom0's budget,
+/// xenapi `budget.rs`): beyond it dom0 stops taking that relay's requests
+/// until it reads. One reply may overshoot it; that reply is counted in
+/// the budget's call in flight.
+const MAX_BACKLOG: usize = xenapi::budget::BACKLOG_BYTES;
+
+// dom0's budget (xenapi `budget.rs`) counts a console history per platform
+// domain.
+const _: () = assert!(xcp_bundle::config::MAX_DOMAINS <= xenapi::budget::CONSOLES);
+const _: () = assert!(xcp_console::HISTORY_BYTES <= xenapi::budget::CONSOLE_HISTORY_BYTES);
+
+/// Bytes a queued message holds.
+fn message_bytes(msg: &FromToolstack) -> usize {
+    match msg {
+        FromToolstack::Data { bytes, .. } => bytes.len() + 32,
+        _ => 32,
+    }
+}
 
 /// Hardware randomness for salts, session references and UUIDs.
 pub struct XenEntropy;
@@ -98,7 +116,7 @@ fn now() -> Instant {
 /// The engine and the connections relayed to it (each relay link named by
 /// dom0's port of that relay's channel).
 pub struct Toolstack {
-    engine: Engine<XenHypervisor, MemStorage, XenEntropy>,
+    engine: Engine<XenHypervisor, Volatile, XenEntropy>,
     relayed: Relayed,
 }
 
@@ -111,12 +129,14 @@ impl Toolstack {
         let hash = PasswordHash::parse(password_hash).ok_or_else(|| {
             String::from("[toolstack] root_password_hash is not a pbkdf2-sha256 hash")
         })?;
-        let config = Config::new("root", hash);
+        let mut config = Config::new("root", hash);
+        // No log is kept: never compact one.
+        config.compact_min_bytes = u64::MAX / 2;
         let hv = XenHypervisor {
             images,
             xenstore: crate::build::DomainRole::default(),
         };
-        let mut engine = Engine::open(config, hv, MemStorage::default(), XenEntropy)
+        let mut engine = Engine::open(config, hv, Volatile::default(), XenEntropy)
             .map_err(|e| alloc::format!("database: {e:?}"))?;
         engine
             .seed(now(), "xcp-rs", "dom0")
@@ -228,6 +248,8 @@ pub struct RelayLink {
     /// The relay domain.
     pub domid: u16,
     backlog: VecDeque<FromToolstack>,
+    /// Bytes the backlog holds (at most [`MAX_BACKLOG`] plus one reply).
+    backlog_bytes: usize,
     /// A `StatsRequest` is queued or sent and not answered yet.
     stats_asked: bool,
     /// What the operator asked for since the last answer was taken.
@@ -255,11 +277,17 @@ impl RelayLink {
             port,
             domid,
             backlog: VecDeque::new(),
+            backlog_bytes: 0,
             stats_asked: false,
             shown: Shown::default(),
             stats: None,
             ready: None,
         }
+    }
+
+    /// Counts the messages queued since the backlog held `from`.
+    fn count_queued(&mut self, from: usize) {
+        self.backlog_bytes += self.backlog.range(from..).map(message_bytes).sum::<usize>();
     }
 
     /// Asks the relay for its counters (sent by the next [`Self::pump`])
@@ -270,6 +298,7 @@ impl RelayLink {
         self.shown.memory |= want.memory;
         if !core::mem::replace(&mut self.stats_asked, true) {
             self.backlog.push_back(FromToolstack::StatsRequest);
+            self.backlog_bytes += message_bytes(&FromToolstack::StatsRequest);
         }
     }
 
@@ -298,7 +327,8 @@ impl RelayLink {
                 match self.channel.send(msg) {
                     Ok(n) => {
                         kick |= n.kick();
-                        self.backlog.pop_front();
+                        let sent = self.backlog.pop_front().as_ref().map_or(0, message_bytes);
+                        self.backlog_bytes -= sent;
                     }
                     Err(SendError::WouldBlock(n)) => {
                         kick |= n.kick();
@@ -308,7 +338,7 @@ impl RelayLink {
                 }
             }
             // Stop reading while the relay does not take our replies.
-            if self.backlog.len() >= MAX_BACKLOG {
+            if self.backlog_bytes >= MAX_BACKLOG {
                 break;
             }
             match self.channel.recv::<ToToolstack>() {
@@ -319,9 +349,15 @@ impl RelayLink {
                 Ok(Some(ToToolstack::Ready { address, port })) => {
                     self.ready = Some((address, port));
                 }
-                Ok(Some(msg)) => toolstack.on_message(self.port, msg, &mut self.backlog),
+                Ok(Some(msg)) => {
+                    let queued = self.backlog.len();
+                    toolstack.on_message(self.port, msg, &mut self.backlog);
+                    self.count_queued(queued);
+                }
                 Ok(None) => {
+                    let queued = self.backlog.len();
                     toolstack.tick(self.port, &mut self.backlog);
+                    self.count_queued(queued);
                     if self.backlog.is_empty() || self.channel.send_pending() {
                         break;
                     }

@@ -116,7 +116,7 @@ fn malformed_requests_get_4xx_or_xenapi_errors() {
     // A body just under the limit is read and refused as a call, not a crash.
     let filler = format!(
         "{{\"method\":\"VM.get_all\",\"params\":[\"{}\"],\"id\":1}}",
-        "a".repeat(4_000_000)
+        "a".repeat(xenapi::http::MAX_BODY - 100)
     );
     let (st, b) = post(p, "/jsonrpc", "application/json", filler.as_bytes());
     assert_eq!(st, 200);

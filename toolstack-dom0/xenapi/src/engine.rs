@@ -77,7 +77,7 @@ impl Config {
             max_tasks: 1000,
             event_capacity: crate::events::DEFAULT_CAPACITY,
             event_bytes: crate::events::DEFAULT_MAX_BYTES,
-            max_db_bytes: 512 << 20,
+            max_db_bytes: crate::budget::DB_APPROX_BYTES,
             compact_min_bytes: 16 << 20,
             max_event_wait_ms: 120_000,
         }

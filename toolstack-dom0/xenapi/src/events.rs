@@ -17,8 +17,10 @@ use crate::value::Value;
 
 /// Events kept for `event.from` / `event.next`.
 pub const DEFAULT_CAPACITY: usize = 8192;
-/// Snapshot bytes kept for `event.from` / `event.next`.
-pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+/// Snapshot bytes kept for `event.from` / `event.next` (approximate, as
+/// `Value::approx_size` counts them): dom0's budget share,
+/// [`crate::budget::EVENT_APPROX_BYTES`].
+pub const DEFAULT_MAX_BYTES: usize = crate::budget::EVENT_APPROX_BYTES;
 
 /// One committed change.
 #[derive(Clone, Debug, PartialEq)]

@@ -14,8 +14,10 @@ use core::fmt::Write;
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Most headers in a request.
 pub const MAX_HEADERS: usize = 64;
-/// Largest request body, bytes.
-pub const MAX_BODY: usize = 4 << 20;
+/// Largest request body, bytes: one call's arguments. A bigger one gets
+/// 413. Bounded by dom0's memory (`budget::CALL_BYTES` holds six times it
+/// while the call is served); bulk data goes through the HTTP handlers.
+pub const MAX_BODY: usize = 1 << 20;
 
 /// A complete request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,11 +123,17 @@ pub fn parse(buf: &[u8]) -> Parsed {
     if buf.len() - head_len < len {
         return Parsed::NeedMore;
     }
+    // The client chose the size: out of memory refuses the request.
+    let mut body = Vec::new();
+    if body.try_reserve_exact(len).is_err() {
+        return Parsed::Bad(503);
+    }
+    body.extend_from_slice(&buf[head_len..head_len + len]);
     Parsed::Request(Request {
         method: req.method.unwrap_or("").to_string(),
         path: req.path.unwrap_or("").to_string(),
         content_type,
-        body: buf[head_len..head_len + len].to_vec(),
+        body,
         keep_alive,
         consumed: head_len + len,
     })
@@ -192,6 +200,9 @@ fn dechunk(buf: &[u8]) -> Chunked {
         }
         if &buf[pos + size..pos + size + 2] != b"\r\n" {
             return Chunked::Bad(400);
+        }
+        if body.try_reserve(size).is_err() {
+            return Chunked::Bad(503);
         }
         body.extend_from_slice(&buf[pos..pos + size]);
         pos += size + 2;

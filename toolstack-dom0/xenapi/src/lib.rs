@@ -14,6 +14,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod auth;
+pub mod budget;
 pub mod db;
 pub mod dispatch;
 pub mod engine;

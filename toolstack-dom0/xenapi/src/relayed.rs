@@ -7,8 +7,12 @@
 //! `MAX_CHUNK` bytes, for the board to put on that link's channel.
 //!
 //! What a relay can make us hold: at most `MAX_CONNECTIONS` connections per
-//! link, each buffering at most [`MAX_BUFFER`] bytes (one whole request);
-//! past either the connection is closed.
+//! link, each buffering at most [`MAX_BUFFER`] bytes (one whole request),
+//! and all of them together at most [`MAX_TOTAL`] bytes (dom0's budget,
+//! `budget.rs`). A connection past its own bound is closed; one whose bytes
+//! would take all past [`MAX_TOTAL`], or whose buffer cannot grow (out of
+//! memory), is answered `503 Service Unavailable` and closed. Its client
+//! may retry; the others keep their bytes.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -23,6 +27,20 @@ use crate::wal::Storage;
 
 /// Most bytes buffered for one connection (a whole request at most).
 pub const MAX_BUFFER: usize = crate::http::MAX_HEAD + crate::http::MAX_BODY + 4096;
+/// Most bytes buffered for all connections of all links together.
+pub const MAX_TOTAL: usize = crate::budget::RELAYED_BYTES;
+
+const _: () = assert!(MAX_BUFFER <= MAX_TOTAL, "one whole request must fit");
+
+/// The reply to a connection refused for want of memory.
+fn unavailable() -> Vec<u8> {
+    crate::http::response(
+        503,
+        "text/plain",
+        b"dom0 is holding too many request bytes; retry\n",
+        false,
+    )
+}
 
 #[derive(Default)]
 struct Conn {
@@ -38,6 +56,10 @@ type ConnKey = (u32, u32);
 #[derive(Default)]
 pub struct Relayed {
     conns: BTreeMap<ConnKey, Conn>,
+    /// Bytes all connections' buffers hold (their capacity).
+    buffered: usize,
+    /// Connections refused with 503 for want of memory.
+    refused: u64,
 }
 
 impl Relayed {
@@ -49,6 +71,18 @@ impl Relayed {
     /// Connections held, on every link.
     pub fn len(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Bytes the buffers of all connections hold, counted by capacity (at
+    /// most [`MAX_TOTAL`]).
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Connections answered 503 and closed because dom0 could not hold
+    /// their bytes.
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 
     /// True when no connection is held.
@@ -80,24 +114,44 @@ impl Relayed {
                 }
                 let c = self.conns.entry(key).or_default();
                 if c.buf.len() + bytes.len() > MAX_BUFFER {
-                    self.conns.remove(&key);
+                    self.remove(key);
+                    out.push_back(FromToolstack::Close { conn });
+                    return;
+                }
+                // What the buffer holds is its capacity: count that.
+                let held = c.buf.capacity();
+                let grown = c.buf.try_reserve(bytes.len()).is_ok();
+                let growth = c.buf.capacity() - held;
+                if !grown || self.buffered + growth > MAX_TOTAL {
+                    self.buffered += growth;
+                    self.refused += 1;
+                    self.remove(key);
+                    push_data(out, conn, &unavailable());
                     out.push_back(FromToolstack::Close { conn });
                     return;
                 }
                 c.buf.extend_from_slice(&bytes);
+                self.buffered += growth;
                 self.serve(engine, now, key, out);
                 // A change may release parked calls of other connections
                 // (those of other links when the board serves them next).
                 self.tick(engine, now, link, out);
             }
             ToToolstack::Closed { conn } => {
-                self.conns.remove(&(link, conn));
+                self.remove((link, conn));
             }
             // Counters and readiness are for dom0's board (the operator's
             // console, the "XenAPI ready" announcement): it takes them
             // before they reach the engine. Should one arrive here it holds
             // nothing and answers nothing.
             ToToolstack::Stats(_) | ToToolstack::Ready { .. } => {}
+        }
+    }
+
+    /// Forgets `key`, giving back its bytes.
+    fn remove(&mut self, key: ConnKey) {
+        if let Some(c) = self.conns.remove(&key) {
+            self.buffered -= c.buf.capacity();
         }
     }
 
@@ -109,7 +163,14 @@ impl Relayed {
     /// their parked calls end with them. Returns how many there were.
     pub fn drop_link(&mut self, link: u32) -> usize {
         let before = self.conns.len();
-        self.conns.retain(|&(l, _), _| l != link);
+        let mut freed = 0;
+        self.conns.retain(|&(l, _), c| {
+            if l == link {
+                freed += c.buf.capacity();
+            }
+            l != link
+        });
+        self.buffered -= freed;
         before - self.conns.len()
     }
 
@@ -165,6 +226,11 @@ impl Relayed {
                     close,
                 } => {
                     c.buf.drain(..consumed.min(c.buf.len()));
+                    // A drained buffer gives its memory back.
+                    if c.buf.is_empty() {
+                        self.buffered -= c.buf.capacity();
+                        c.buf = Vec::new();
+                    }
                     c.parked_since = None;
                     c.continued = false;
                     push_data(out, conn, &bytes);
@@ -172,7 +238,7 @@ impl Relayed {
                         engine.run_jobs(now);
                     }
                     if close {
-                        self.conns.remove(&key);
+                        self.remove(key);
                         out.push_back(FromToolstack::Close { conn });
                         return;
                     }

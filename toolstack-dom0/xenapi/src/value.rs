@@ -76,14 +76,22 @@ impl Value {
         }
     }
 
-    /// Approximate heap bytes this value holds (for memory quotas).
+    /// Approximate heap bytes this value holds (for memory quotas): the
+    /// value itself, its strings, and per map entry the key `String` and a
+    /// share of the B-tree node. `tests/db_memory.rs` checks that real
+    /// records hold at most [`crate::budget::HEAP_PER_APPROX`] times this.
     pub fn approx_size(&self) -> usize {
-        16 + match self {
-            Value::String(s) | Value::DateTime(s) => s.len(),
-            Value::Array(a) => a.iter().map(Value::approx_size).sum(),
-            Value::Map(m) => m.iter().map(|(k, v)| 16 + k.len() + v.approx_size()).sum(),
-            _ => 0,
-        }
+        const ENTRY: usize = core::mem::size_of::<String>() + 8;
+        core::mem::size_of::<Value>()
+            + match self {
+                Value::String(s) | Value::DateTime(s) => s.len(),
+                Value::Array(a) => a.iter().map(Value::approx_size).sum(),
+                Value::Map(m) => m
+                    .iter()
+                    .map(|(k, v)| ENTRY + k.len() + v.approx_size())
+                    .sum(),
+                _ => 0,
+            }
     }
 
     /// Nesting depth (a scalar is 1).

@@ -31,6 +31,40 @@ pub trait Storage {
     fn replace(&mut self, bytes: &[u8]) -> Result<(), StorageError>;
 }
 
+/// A [`Storage`] that keeps nothing: for a database that is volatile anyway
+/// (dom0's, until durable storage exists, `budget.rs`). Reads back empty;
+/// counts what was written, for nothing but inspection.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Volatile {
+    /// Bytes written since the last `replace` or `truncate`.
+    pub written: u64,
+}
+
+impl Storage for Volatile {
+    fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        self.written = self.written.saturating_add(bytes.len() as u64);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn read_all(&mut self) -> Result<Vec<u8>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    fn truncate(&mut self, len: u64) -> Result<(), StorageError> {
+        self.written = len;
+        Ok(())
+    }
+
+    fn replace(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        self.written = bytes.len() as u64;
+        Ok(())
+    }
+}
+
 /// An in-memory [`Storage`] that keeps what was synced apart from what was
 /// only appended, so tests can simulate a crash.
 #[derive(Default, Clone, Debug)]

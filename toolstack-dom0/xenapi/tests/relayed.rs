@@ -1,11 +1,12 @@
 //! `xenapi::relayed`: client streams relayed over several links (dom0 keeps
 //! one per relay domain), keyed by (link, connection), a link dropped with
-//! its parked calls when its relay dies, and the per-request bound.
+//! its parked calls when its relay dies, the per-request bound, and the
+//! bound on all connections' bytes together (503, never a panic).
 
 use std::collections::VecDeque;
 
 use xcp_relay::{FromToolstack, ToToolstack};
-use xenapi::relayed::{Relayed, MAX_BUFFER};
+use xenapi::relayed::{Relayed, MAX_BUFFER, MAX_TOTAL};
 use xenapi::wal::MemStorage;
 
 mod common;
@@ -130,4 +131,53 @@ fn counters_from_a_relay_hold_nothing_and_answer_nothing() {
     assert!(out.is_empty());
     assert_eq!(r.len(), 1);
     assert!(session.starts_with("OpaqueRef:"));
+}
+
+#[test]
+fn bodies_past_the_total_bound_get_503_and_the_rest_keep_their_bytes() {
+    let mut e = engine();
+    let mut r = Relayed::new();
+    let mut out = VecDeque::new();
+    let head = format!(
+        "POST /jsonrpc HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        xenapi::http::MAX_BODY
+    );
+    // Connections on two links each send a head and most of a body.
+    let mut refused = Vec::new();
+    for conn in 1..=12u32 {
+        let link = conn % 2;
+        r.on_message(
+            &mut e,
+            T0,
+            link,
+            data(conn, head.clone().into_bytes()),
+            &mut out,
+        );
+        for _ in 0..(xenapi::http::MAX_BODY / (16 << 10) - 1) {
+            r.on_message(&mut e, T0, link, data(conn, vec![b' '; 16 << 10]), &mut out);
+        }
+        let text = replies(&mut out, conn);
+        if !text.is_empty() {
+            assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+            refused.push(conn);
+        }
+        assert!(r.buffered() <= MAX_TOTAL);
+    }
+    // As many partial requests fit as MAX_TOTAL holds (counting what
+    // their buffers allocated: up to twice what they hold); the rest were
+    // refused, not panicked on.
+    let each = head.len() + xenapi::http::MAX_BODY - (16 << 10);
+    assert!(refused.len() >= 12 - MAX_TOTAL / each, "{refused:?}");
+    assert!(refused.len() <= 12 - MAX_TOTAL / (2 * each), "{refused:?}");
+    assert_eq!(r.refused(), refused.len() as u64);
+    assert_eq!(r.len(), 12 - refused.len());
+    // A client that goes away gives its bytes back: a login fits again.
+    let held = r.buffered();
+    r.on_message(&mut e, T0, 1, ToToolstack::Closed { conn: 1 }, &mut out);
+    assert!(r.buffered() < held);
+    let _ = login(&mut r, &mut e, 1, 99);
+    // Dropping a link gives back all its connections' bytes.
+    r.drop_link(0);
+    r.drop_link(1);
+    assert_eq!(r.buffered(), 0);
 }

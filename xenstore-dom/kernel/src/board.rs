@@ -167,6 +167,12 @@ impl<Pg: RingPage> Board<Pg> {
         &self.engine
     }
 
+    /// The engine's memory notices since the last call, for the kernel to
+    /// log (`budget::describe`).
+    pub fn take_notices(&mut self) -> alloc::vec::Vec<xenstore_engine::Notice> {
+        self.engine.take_notices()
+    }
+
     /// Guests with a served ring (dom0 not counted).
     pub fn guests(&self) -> usize {
         self.peers.values().filter(|p| p.domid != 0).count()

@@ -19,6 +19,7 @@ extern crate alloc;
 
 pub mod args;
 pub mod board;
+pub mod budget;
 pub mod page;
 
 pub use board::{Board, Failure, GuestState, Platform, Refused, GNTTAB_RESERVED_XENSTORE};

@@ -80,6 +80,7 @@ mod domain {
 
     struct Kernel {
         board: Board<SharedRing<GrantMapping>>,
+        log_budget: xenstore_dom::budget::LogBudget,
         turn_armed: bool,
         /// The port bound to VIRQ_DOM_EXC (it fires once dom0 makes us
         /// its handler).
@@ -138,7 +139,22 @@ mod domain {
             self.published = now;
         }
 
+        /// Logs the engine's memory notices (soft crossings at WARN,
+        /// rationed; refusals at DEBUG).
+        fn log_notices(&mut self) {
+            let notices = self.board.take_notices();
+            if notices.is_empty() {
+                return;
+            }
+            let now_ms = xcp_runtime::time::now_ns() / 1_000_000;
+            for notice in notices {
+                let (level, text) = xenstore_dom::budget::describe(notice);
+                log::log!(self.log_budget.level(now_ms, level), "{text}");
+            }
+        }
+
         fn owe_turn(&mut self, lp: &mut Loop, owed: bool) {
+            self.log_notices();
             if owed && !self.turn_armed {
                 lp.after(0, TURN);
                 self.turn_armed = true;
@@ -192,8 +208,16 @@ mod domain {
             xs_domid,
             max_guests
         );
+        // All guests together may hold half the heap (DESIGN.md "Budgets").
+        let memory_global = xenstore_dom::budget::memory_global(boot.heap_bytes);
+        log::debug!(
+            "heap {} KiB: guests may hold {} KiB together",
+            boot.heap_bytes / 1024,
+            memory_global / 1024
+        );
         let config = Config {
             xenstore_domid: xs_domid,
+            memory_global,
             ..Config::default()
         };
         let mut lp = Loop::new();
@@ -210,6 +234,7 @@ mod domain {
         };
         let mut kernel = Kernel {
             board: Board::new(config, max_guests),
+            log_budget: Default::default(),
             turn_armed: false,
             dom_exc,
             xs_domid,

@@ -33,6 +33,9 @@ fuzz_target!(|data: &[u8]| {
         head_timeout_ms: 5_000,
         eof_linger_ms: 3_000,
         gate_out_bytes: MAX_CHUNK,
+        body_timeout_ms: 4_000,
+        body_ms_per_kib: 500,
+        evict_after_ms: 1_000,
     };
     let mut r = Relay::new(config.clone());
     let mut conns: Vec<ConnId> = Vec::new();

@@ -1,0 +1,117 @@
+//! dom0's memory budget: every bound a client can drive in the toolstack,
+//! derived from dom0's memory and written down in one place.
+//!
+//! dom0 is a 64 MiB PV domain ([`DOM0_BYTES`], `dom0_mem=64M` in
+//! boot/platform.toml). What is not heap: the kernel image, the bundle
+//! module Xen loads into dom0's memory, the page tables, and the quarter of
+//! the free frames the runtime keeps as single frames (grant and foreign
+//! mappings, domain building): [`RESERVED_BYTES`]. The rest is the heap,
+//! [`HEAP_BYTES`] = 40 MiB as planned; a boot of the shipped platform logs
+//! `memory: 64 MiB ..., heap 47032 KiB` (45.9 MiB), so the plan keeps
+//! 5.9 MiB more in reserve for a larger bundle. The heap is split as
+//! follows, each part bounded where it is held and the parts asserted to
+//! fit below:
+//!
+//! | part                          | bound (heap)  | where                                  |
+//! |-------------------------------|---------------|----------------------------------------|
+//! | XenAPI database               | 16.25 MiB     | [`DB_APPROX_BYTES`] (13 MiB) × 5/4 ([`heap_of`]; `Config::max_db_bytes`) |
+//! | event window                  | 1.25 MiB      | [`EVENT_APPROX_BYTES`] (1 MiB) × 5/4 (`Config::event_bytes`) |
+//! | sessions                      | 8 MiB         | [`crate::session::SESSION_TABLE_BYTES`] |
+//! | relayed connections' buffers  | 4 MiB         | [`RELAYED_BYTES`] ([`crate::relayed`]) |
+//! | replies queued for relays     | 2 MiB         | [`BACKLOG_BYTES`] (dom0's relay link)   |
+//! | console histories             | 2 MiB         | [`CONSOLES`] (32) × `xcp_console::HISTORY_BYTES` (64 KiB) |
+//! | one call in flight            | 6 MiB         | [`CALL_BYTES`]: body copy, parse tree, reply |
+//! | total                         | 39.5 MiB      | ≤ [`HEAP_BYTES`] = 40 MiB               |
+//!
+//! The database is sized for 1,000 VMs, each with two VIFs, two VBDs and
+//! two VDIs: `tests/db_memory.rs` measures such a set at ≈ 14.1 KiB of
+//! heap and ≈ 12.0 KiB against the quota's approximate count
+//! (`Value::approx_size`), and fails if the count drifts past
+//! [`VM_SET_APPROX`] or the heap past [`heap_of`] the count.
+//!
+//! dom0's XenAPI database is volatile until stordom exists: a write-ahead
+//! log kept in dom0's own memory would survive nothing dom0 does not, and
+//! would cost up to twice the database again, so dom0 keeps none
+//! (`wal::Volatile`).
+//!
+//! What refuses where: a call that would take the database past its quota
+//! gets `LIMIT_REACHED`; the event window drops its oldest events (a client
+//! behind them gets `EVENTS_LOST`); a login past the session table is
+//! refused (`session.rs`); a request body over [`crate::http::MAX_BODY`]
+//! gets HTTP 413; a relayed connection whose bytes would take all
+//! connections past [`RELAYED_BYTES`], or whose buffer cannot grow, gets
+//! HTTP 503 and is closed. None of them panics.
+
+use crate::http::{MAX_BODY, MAX_HEAD};
+use crate::session::{DOM0_BYTES, SESSION_TABLE_BYTES};
+
+const MIB: usize = 1 << 20;
+
+/// dom0's memory that is not heap, bytes: the image and bundle (≤ 8 MiB),
+/// page tables, and the runtime's single-frame pool (a quarter of the rest).
+pub const RESERVED_BYTES: usize = 24 * MIB;
+/// dom0's heap as the budget plans it, bytes.
+pub const HEAP_BYTES: usize = DOM0_BYTES - RESERVED_BYTES;
+
+/// VMs the database is sized for.
+pub const VMS: usize = 1000;
+/// What one VM with two VIFs, two VBDs and two VDIs counts against the
+/// database quota at most, bytes (`Db::approx_bytes`; measured ≈ 12.0 KiB
+/// by `tests/db_memory.rs`).
+pub const VM_SET_APPROX: usize = 12800;
+/// Heap held for `approx` bytes the quotas count (database records and
+/// event snapshots are the same values): at most 5/4 of it (measured ≈
+/// 1.18 by `tests/db_memory.rs`).
+pub const fn heap_of(approx: usize) -> usize {
+    approx / 4 * 5
+}
+/// The database quota (`Config::max_db_bytes`, approximate bytes): room
+/// for [`VMS`] VM sets (12.2 MiB) and the host's own records.
+pub const DB_APPROX_BYTES: usize = 13 * MIB;
+/// Snapshots kept for `event.from` (`Config::event_bytes`, approximate
+/// bytes): a few hundred changes of whole VM records.
+pub const EVENT_APPROX_BYTES: usize = MIB;
+/// Client bytes all relayed connections together may buffer in dom0: room
+/// for three whole requests of the largest size, and many small ones.
+pub const RELAYED_BYTES: usize = 4 * MIB;
+/// Reply bytes queued for one relay that is not reading; beyond it dom0
+/// stops taking that relay's requests (one reply may overshoot it).
+pub const BACKLOG_BYTES: usize = 2 * MIB;
+/// Consoles dom0 keeps a history for: the platform's domains, at most
+/// `xcp_bundle::config::MAX_DOMAINS` (dom0's kernel asserts it).
+pub const CONSOLES: usize = 32;
+/// Console history per domain, bytes (`xcp_console::HISTORY_BYTES`;
+/// dom0's kernel asserts it).
+pub const CONSOLE_HISTORY_BYTES: usize = 64 << 10;
+/// One call being served, bytes: the body copied out of the connection's
+/// buffer ([`MAX_BODY`]), its parse tree (at most twice the body), and the
+/// reply (three times the body: a record read back, as XML).
+pub const CALL_BYTES: usize = 6 * MAX_BODY;
+
+/// The parts, summed.
+pub const TOTAL_BYTES: usize = heap_of(DB_APPROX_BYTES)
+    + heap_of(EVENT_APPROX_BYTES)
+    + SESSION_TABLE_BYTES
+    + RELAYED_BYTES
+    + BACKLOG_BYTES
+    + CONSOLES * CONSOLE_HISTORY_BYTES
+    + CALL_BYTES;
+
+const _: () = assert!(TOTAL_BYTES <= HEAP_BYTES, "dom0's budget must fit its heap");
+const _: () = assert!(VMS * VM_SET_APPROX <= DB_APPROX_BYTES, "1,000 VMs must fit");
+const _: () = assert!(
+    RELAYED_BYTES >= MAX_HEAD + MAX_BODY,
+    "one whole request must fit"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures() {
+        assert_eq!(HEAP_BYTES, 40 * MIB);
+        assert_eq!(TOTAL_BYTES, 39 * MIB + MIB / 2);
+        assert_eq!(heap_of(DB_APPROX_BYTES), 16 * MIB + MIB / 4);
+    }
+}
