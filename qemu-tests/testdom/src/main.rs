@@ -8,7 +8,8 @@
 //! shipped) it also plays dom0's self-test peers:
 //! `grant-test=<list gref>,<count>,<port>` runs the grant map/copy peer;
 //! `channel=<gref>,<gref>,<port>` answers pings on the inter-domain channel;
-//! `xs-test=<role>` uses xenstore-dom; `xenapi-relay=...` drives XenAPI in
+//! `xs-test=<role>` uses xenstore-dom (`xs-test=stress` hammers it;
+//! `xs-rekick=off` turns the client's re-kick off); `xenapi-relay=...` drives XenAPI in
 //! dom0 as a relay.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(target_os = "none", forbid(unsafe_code))]
@@ -22,6 +23,8 @@ mod channel_peer;
 mod grant_peer;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod xenapi_client;
+#[cfg(all(target_os = "none", feature = "selftest"))]
+mod xs_stress;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod xs_test;
 
