@@ -299,6 +299,52 @@ fn xenapi_vm_stops_are_noticed_while_xenstore_dom_holds_virq_dom_exc() {
     eprintln!("slowest stop noticed {slowest:.3} s after the build");
 }
 
+/// Stress rounds per testdom (`XCP_XS_STRESS_ROUNDS` overrides).
+fn xs_stress_rounds() -> u64 {
+    std::env::var("XCP_XS_STRESS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+#[test]
+fn xenstore_dom_loses_no_wake_up_under_stress() {
+    let a = Artifacts::from_env();
+    let rounds = xs_stress_rounds();
+    let mut config = String::from(
+        "[platform]\nname = \"selftest\"\n\n\
+         [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 32\nxenstore = true\nstart = false\n",
+    );
+    for i in 1..=3 {
+        config.push_str(&format!(
+            "\n[[domain]]\nname = \"stress{i}\"\nimage = \"testdom.elf\"\nmemory_mib = 8\nstart = false\n\
+             cmdline = \"xs-test=stress xs-rekick=off xs-stress-rounds={rounds}\"\n"
+        ));
+    }
+    let outcome = xenstore_selftest(&a, "xenstore-stress", &config, "xenstore-stress", "");
+    outcome.assert_verdict(verdict::PASS);
+    let log = &outcome.log;
+    let figures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("xs-stress: domid") && l.contains(" requests) in "))
+        .collect();
+    assert_eq!(figures.len(), 3, "{log}");
+    for line in &figures {
+        assert!(
+            line.contains(&format!(": {rounds} rounds (")),
+            "{line}\n{log}"
+        );
+        assert!(line.contains(" 0 extra kicks, 0 timeouts"), "{line}\n{log}");
+        eprintln!("{line}");
+    }
+    assert!(!log.contains("extra kick(s) on port"), "{log}");
+    let dom0 = log
+        .lines()
+        .find(|l| l.contains("selftest xenstore-stress: dom0:"))
+        .unwrap_or_else(|| panic!("no dom0 figures in:\n{log}"));
+    eprintln!("{dom0}");
+}
+
 #[test]
 fn xenstore_dom_serves_two_domains_and_releases_a_dead_one() {
     let a = Artifacts::from_env();

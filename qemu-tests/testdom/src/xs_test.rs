@@ -24,7 +24,9 @@ fn sleep_ms(ms: u64) {
     }
 }
 
-fn number(xs: &mut Store, path: &str) -> u16 {
+/// The number at `path`, once it exists (dom0 writes some after the
+/// domain started).
+pub(crate) fn number(xs: &mut Store, path: &str) -> u16 {
     loop {
         match xs.read_string(NONE, path) {
             Ok(v) => return v.trim().parse().expect("a domid"),
@@ -115,12 +117,22 @@ fn b(xs: &mut Store) -> ! {
     }
 }
 
-/// Runs role `role` ("a" or "b").
+/// Runs role `role` ("a", "b" or "stress").
 pub fn run(boot: &xcp_runtime::Boot, role: &str) -> ! {
+    // The stress peer looks for lost wake-ups: a lost kick must stall.
+    if xcp_runtime::cmdline::get(boot.cmdline, "xs-rekick") == Some("off") {
+        xcp_runtime::xenstore::set_rekick(false);
+    }
     let mut xs = xcp_runtime::xenstore::connect(boot).expect("a xenstore ring in start_info");
     match role {
         "a" => a(&mut xs),
         "b" => b(&mut xs),
+        "stress" => {
+            let rounds = xcp_runtime::cmdline::get(boot.cmdline, "xs-stress-rounds")
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(crate::xs_stress::ROUNDS);
+            crate::xs_stress::run(&mut xs, rounds)
+        }
         other => panic!("xs-test role {other:?}"),
     }
 }

@@ -14,6 +14,10 @@
 //! - `xenstore`: dom0 starts xenstore-dom and two testdoms that use it
 //!   (homes, a watch across domains, EACCES, a flood); one dies and is
 //!   released, its nodes removed.
+//! - `xenstore-stress`: dom0 starts xenstore-dom and the config's `stress*`
+//!   testdoms; they and dom0 issue requests in tight loops (transactions,
+//!   watches firing on each other's writes) with the re-kick off, so a lost
+//!   wake-up stalls a call to its timeout and fails the test.
 //! - `xenapi`: testdom plays the relay (netdom's role) and drives the XenAPI
 //!   toolstack in dom0 with JSON-RPC: login, pool, VM.create, VM.start (a
 //!   real domain), power state, hard shutdown; then the guest crashes by
@@ -55,7 +59,7 @@ use devices::{
     start_netdom_with, DmaEscape,
 };
 use grant::{check_grant, start_grant, GrantState};
-use xenstore::start_xenstore;
+use xenstore::{check_stress, start_xenstore, start_xenstore_stress, stress_burst, StressState};
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -109,6 +113,8 @@ enum State {
         handed: crate::nic::Handed,
         ready: bool,
     },
+    /// Stress testdoms and dom0 hammer xenstore-dom, re-kick off.
+    XenstoreStress(StressState),
     /// Two testdoms use xenstore-dom; `a` dies and must be released.
     Xenstore {
         a: u16,
@@ -239,7 +245,8 @@ impl SelfTest {
         lp.after(DEADLINE_NS, DEADLINE_TOKEN);
         info!("selftest {name}: start");
         let index = match name {
-            "xenstore" | "xenapi" | "netdom" | "netdom-dma" | "netdom-xenapi" => usize::MAX,
+            "xenstore" | "xenstore-stress" | "xenapi" | "netdom" | "netdom-dma"
+            | "netdom-xenapi" => usize::MAX,
             _ => testdom(platform),
         };
         let state = match name {
@@ -278,6 +285,7 @@ impl SelfTest {
                 State::Xenapi { domid: 0 }
             }
             "xenstore" => start_xenstore(platform, lp),
+            "xenstore-stress" => start_xenstore_stress(platform, lp),
             "pci" => pci_cycles(platform, lp, index),
             "netdom" => start_netdom(platform, lp),
             "netdom-dma" => start_netdom_dma(platform, lp),
@@ -422,12 +430,20 @@ impl SelfTest {
                     fail(&name, "netdom died");
                 }
             }
+            State::XenstoreStress(s) => check_stress(platform, s),
             State::Settling { .. } => {}
         }
     }
 
     /// A self-test timer fired.
     pub fn on_timer(&mut self, platform: &mut Platform, lp: &mut Loop, token: u64) {
+        if let State::XenstoreStress(s) = &mut self.state {
+            if token == xenstore::STRESS_TOKEN {
+                stress_burst(platform, lp, s);
+                check_stress(platform, s);
+            }
+            return;
+        }
         if token != SETTLE_TOKEN {
             return;
         }
