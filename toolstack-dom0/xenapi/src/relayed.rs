@@ -4,7 +4,9 @@
 //! uses its port of that relay's channel); connections are keyed by (link,
 //! the relay's connection number), so a new link's numbers never meet an
 //! old one's. Replies go out as `FromToolstack` messages of at most
-//! `MAX_CHUNK` bytes, for the board to put on that link's channel.
+//! `MAX_CHUNK` bytes, for the board to put on that link's channel: the
+//! engine writes a reply in such chunks ([`crate::body`]) and they are
+//! moved into the messages, not copied.
 //!
 //! What a relay can make us hold: at most `MAX_CONNECTIONS` connections per
 //! link, each buffering at most [`MAX_BUFFER`] bytes (one whole request),
@@ -19,6 +21,7 @@ use alloc::vec::Vec;
 
 use xcp_relay::{FromToolstack, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS};
 
+use crate::body::Response;
 use crate::engine::{Engine, Handled};
 use crate::hypervisor::Hypervisor;
 use crate::rng::Entropy;
@@ -233,7 +236,7 @@ impl Relayed {
                     }
                     c.parked_since = None;
                     c.continued = false;
-                    push_data(out, conn, &bytes);
+                    push_response(out, conn, bytes);
                     if engine.has_jobs() {
                         engine.run_jobs(now);
                     }
@@ -244,6 +247,16 @@ impl Relayed {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Queues a response for `conn`: its chunks (at most `MAX_CHUNK` each)
+/// become `Data` messages as they are, never copied again.
+fn push_response(out: &mut VecDeque<FromToolstack>, conn: u32, response: Response) {
+    for bytes in response.into_chunks() {
+        if !bytes.is_empty() {
+            out.push_back(FromToolstack::Data { conn, bytes });
         }
     }
 }

@@ -456,7 +456,7 @@ fn event_from_parks_until_deadline_over_http() {
     assert_eq!(until, Instant(T0.0 + 5000));
     match e.handle(until, Some(T0), req.as_bytes()) {
         Handled::Reply { bytes, .. } => {
-            assert!(String::from_utf8_lossy(&bytes).contains("\"events\":[]"))
+            assert!(String::from_utf8_lossy(&bytes.to_vec()).contains("\"events\":[]"))
         }
         other => panic!("{other:?}"),
     }
@@ -786,7 +786,7 @@ fn wal_is_compacted_while_running_and_stays_replayable() {
 fn wire_shapes_over_http() {
     let mut e = open(MemStorage::default());
     let reply = |e: &mut E, req: String| match e.handle(T0, None, req.as_bytes()) {
-        Handled::Reply { bytes, .. } => String::from_utf8(bytes).unwrap(),
+        Handled::Reply { bytes, .. } => String::from_utf8(bytes.to_vec()).unwrap(),
         other => panic!("{other:?}"),
     };
     // JSON-RPC 1.0: result and error both present.
