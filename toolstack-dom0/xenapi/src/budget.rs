@@ -20,7 +20,7 @@
 //! | relayed connections' buffers  | 4 MiB         | [`RELAYED_BYTES`] ([`crate::relayed`]) |
 //! | replies queued for relays     | 2 MiB         | [`BACKLOG_BYTES`] (dom0's relay link)   |
 //! | console histories             | 2 MiB         | [`CONSOLES`] (32) × `xcp_console::HISTORY_BYTES` (64 KiB) |
-//! | one call in flight            | 8.625 MiB     | [`CALL_BYTES`]: the reply ([`REPLY_BYTES`]) or the request |
+//! | one call in flight            | 8.625 MiB     | [`CALL_BYTES`]: the reply ([`REPLY_BYTES`]) or the request ([`REQUEST_BYTES`]) |
 //! | total                         | 42.125 MiB    | ≤ [`HEAP_BYTES`] = 43 MiB               |
 //!
 //! The database is sized for 1,000 VMs, each with two VIFs, two VBDs and
@@ -34,8 +34,9 @@
 //! would cost up to twice the database again, so dom0 keeps none
 //! (`wal::Volatile`).
 //!
-//! One call in flight: its request body ([`MAX_BODY`], dropped once
-//! decoded) and parse tree, then its reply. A reply is written from the
+//! One call in flight: its request body ([`MAX_BODY`]) and the trees
+//! decoded from it ([`REQUEST_BYTES`], dropped once the call has run),
+//! then its reply. A reply is written from the
 //! database straight into 16 KiB chunks (`crate::body`, `crate::reply`:
 //! no cloned record tree, no contiguous copy, no copy into relay messages),
 //! and the chunks move into the relay backlog as they are; so a call holds
@@ -109,12 +110,20 @@ pub const CONSOLE_HISTORY_BYTES: usize = 64 << 10;
 /// everything from the empty token (8.37 MiB). A bigger one is refused
 /// (`LIMIT_REACHED`); see `crate::body`.
 pub const REPLY_BYTES: usize = 8 * MIB + MIB / 2;
-/// One call being served, bytes: either its request (the body copied out
-/// of the connection's buffer, [`MAX_BODY`], and its parse tree, at most
-/// twice the body; both dropped before the reply is written) or its reply
-/// ([`REPLY_BYTES`], plus its head, the chunk list and the relay messages'
-/// slots: measured ≤ 40 KB at 7 MB by `tests/reply_memory.rs`).
-pub const CALL_BYTES: usize = max(3 * MAX_BODY, REPLY_BYTES + MIB / 8);
+/// A request being decoded, bytes: its body copied out of the
+/// connection's buffer ([`MAX_BODY`]) and the trees decoded from it,
+/// bounded by `xmlrpc::MAX_ELEMENTS` and `jsonrpc::MAX_TOKENS` /
+/// `jsonrpc::MAX_OBJECTS` (the parsers allocate without a way to refuse).
+/// `tests/reply_memory.rs` measures the worst bodies the codecs accept:
+/// 7.07 MB (XML-RPC one-member structs), 4.2 MB (XML-RPC empty values),
+/// 2.8 MB (JSON-RPC one-entry maps); before those bounds a 1 MiB body
+/// made 16.8 MB (XML-RPC) and 27.3 MB (JSON-RPC) before any session check.
+pub const REQUEST_BYTES: usize = 7 * MIB + MIB / 2;
+/// One call being served, bytes: its request ([`REQUEST_BYTES`], dropped
+/// before the reply is written) or its reply ([`REPLY_BYTES`], plus its
+/// head, the chunk list and the relay messages' slots: measured ≤ 90 KB
+/// by `tests/reply_memory.rs`).
+pub const CALL_BYTES: usize = max(REQUEST_BYTES, REPLY_BYTES + MIB / 8);
 
 const fn max(a: usize, b: usize) -> usize {
     if a > b {

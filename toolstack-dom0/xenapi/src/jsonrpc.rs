@@ -49,6 +49,46 @@ pub struct DecodeError {
     pub id: Json,
 }
 
+/// Most structural tokens (`[`, `{`, `,`, `:` outside strings) a call may
+/// carry: bounds the trees `decode_call` builds (serde_json's, then ours),
+/// which serde_json allocates without a way to refuse. Each value costs
+/// at most two tokens and about 80 bytes of tree (`tests/reply_memory.rs`
+/// measures the worst body within `budget::CALL_BYTES`); a VM record with
+/// every field, or a map of thousands of entries, is far below it.
+pub const MAX_TOKENS: usize = 64 * 1024;
+
+/// Most objects (`{`) a call may carry: each non-empty one is a B-tree
+/// node in serde_json's tree and another in ours, about 1.3 KB together
+/// (measured). A call carries a record and its maps: a few dozen.
+pub const MAX_OBJECTS: usize = 4096;
+
+/// Counts the structural tokens of a JSON text outside its strings, and
+/// the objects among them.
+fn count_tokens(body: &[u8]) -> (usize, usize) {
+    let (mut n, mut objects, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' => {
+                    n += 1;
+                    objects += 1;
+                }
+                b'[' | b',' | b':' => n += 1,
+                _ => {}
+            }
+        }
+    }
+    (n, objects)
+}
+
 fn json_depth(v: &Json) -> usize {
     match v {
         Json::Array(a) => 1 + a.iter().map(json_depth).max().unwrap_or(0),
@@ -95,6 +135,10 @@ pub fn decode_call(body: &[u8]) -> Result<Call, DecodeError> {
         reason,
         id: Json::Null,
     };
+    let (tokens, objects) = count_tokens(body);
+    if tokens > MAX_TOKENS || objects > MAX_OBJECTS {
+        return Err(bad("too many values"));
+    }
     let v: Json = serde_json::from_slice(body).map_err(|_| bad("malformed JSON"))?;
     if json_depth(&v) > MAX_DEPTH {
         return Err(bad("nesting too deep"));
@@ -354,6 +398,35 @@ mod tests {
         let deep = "[".repeat(100) + &"]".repeat(100);
         let body = alloc::format!(r#"{{"method":"x","params":{deep},"id":1}}"#);
         assert!(decode_call(body.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn token_count_skips_strings_and_bounds_calls() {
+        assert_eq!(count_tokens(br#"{"a":[1,"[,{:\"]"],"b":{}}"#), (7, 2));
+        let many = alloc::format!(
+            r#"{{"method":"x","params":[{}0],"id":1}}"#,
+            "0,".repeat(MAX_TOKENS)
+        );
+        assert_eq!(
+            decode_call(many.as_bytes()).unwrap_err().reason,
+            "too many values"
+        );
+        let fits = alloc::format!(
+            r#"{{"method":"x","params":[{}0],"id":1}}"#,
+            "0,".repeat(MAX_TOKENS - 8)
+        );
+        assert_eq!(
+            decode_call(fits.as_bytes()).unwrap().params.len(),
+            MAX_TOKENS - 7
+        );
+        let maps = alloc::format!(
+            r#"{{"method":"x","params":[{}0],"id":1}}"#,
+            "{},".repeat(MAX_OBJECTS)
+        );
+        assert_eq!(
+            decode_call(maps.as_bytes()).unwrap_err().reason,
+            "too many values"
+        );
     }
 
     #[test]

@@ -23,7 +23,15 @@ pub const MAX_DEPTH: usize = 32;
 pub struct DecodeError(pub &'static str);
 
 /// Most XML nodes a call may have (bounds the DOM roxmltree builds).
-pub const MAX_NODES: u32 = 256 * 1024;
+pub const MAX_NODES: u32 = 2 * MAX_ELEMENTS as u32 + 64;
+
+/// Most elements a call may have, counted on the raw bytes before the XML
+/// parser runs: bounds the DOM roxmltree builds and the values decoded
+/// from it, which are allocated without a way to refuse.
+/// `tests/reply_memory.rs` measures the worst body within
+/// `budget::CALL_BYTES`; a VM record with every field is about 500
+/// elements, a map of 5,000 entries 25,000.
+pub const MAX_ELEMENTS: usize = 32 * 1024;
 
 /// Deepest element nesting let through to the XML parser. roxmltree's
 /// tokenizer recurses per element, so depth is checked on the raw bytes
@@ -39,9 +47,11 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 /// Conservative element-depth scan of raw XML: skips comments, CDATA, PIs
 /// and quoted attribute values; refuses any other `<!` (DTDs). Errs when
-/// nesting exceeds [`MAX_ELEMENT_DEPTH`].
+/// nesting exceeds [`MAX_ELEMENT_DEPTH`] or there are more than
+/// [`MAX_ELEMENTS`] elements.
 fn check_depth(b: &[u8]) -> Result<(), DecodeError> {
     let mut depth = 0usize;
+    let mut elements = 0usize;
     let mut i = 0usize;
     while let Some(off) = b.get(i..).and_then(|r| r.iter().position(|c| *c == b'<')) {
         i += off;
@@ -71,6 +81,10 @@ fn check_depth(b: &[u8]) -> Result<(), DecodeError> {
                     _ => {}
                 }
                 j += 1;
+            }
+            elements += 1;
+            if elements > MAX_ELEMENTS {
+                return Err(DecodeError("too many elements"));
             }
             if b[j - 1] != b'/' {
                 depth += 1;
@@ -407,6 +421,12 @@ mod tests {
         }
         flat.push_str("</r>");
         assert_eq!(check_depth(flat.as_bytes()), Ok(()));
+        let many = "<a/>".repeat(MAX_ELEMENTS + 1);
+        assert_eq!(
+            check_depth(many.as_bytes()),
+            Err(DecodeError("too many elements"))
+        );
+        assert_eq!(check_depth(&many.as_bytes()[4..]), Ok(()));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! before the call must fit [`budget::CALL_BYTES`] (issue #12: dom0 died on
 //! `memory allocation of 6808988 bytes failed`). A reply past
 //! [`budget::REPLY_BYTES`] is refused with `LIMIT_REACHED`, within the
-//! same bound. The replies are also checked byte for byte against the
+//! same bound. The request side too: the worst bodies the codecs accept
+//! (the most elements, tokens, maps) must decode within
+//! [`budget::REQUEST_BYTES`]. The replies are also checked byte for byte against the
 //! codecs' encoding of the value tree the engine used to build. One test
 //! per binary: the counting allocator is global.
 
@@ -17,6 +19,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use xcp_relay::{FromToolstack, ToToolstack};
 use xenapi::budget;
 use xenapi::engine::Engine;
+use xenapi::http::MAX_BODY;
 use xenapi::hypervisor::FakeHypervisor;
 use xenapi::relayed::Relayed;
 use xenapi::rng::SeededEntropy;
@@ -349,6 +352,87 @@ fn big_reads_fit_call_bytes() {
             body == want.as_slice(),
             "{name}: the reply differs from the tree's encoding"
         );
+    }
+    // The request side: bodies of the smallest values, as many as the
+    // codecs accept (and 1 MiB of them, refused).
+    let xml_of = |each: &str, n: usize| {
+        xml_call(
+            "VM.get_all",
+            &format!(
+                "<param><value><array><data>{}</data></array></value></param>",
+                each.repeat(n)
+            ),
+        )
+    };
+    let json_of = |each: &str, n: usize| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"VM.get_all","params":["{sid}",[{}[]]]}}"#,
+            each.repeat(n)
+        )
+    };
+    let struct_value = "<value><struct><member><name/><value/></member></struct></value>";
+    let requests = [
+        (
+            "XML-RPC empty values at MAX_ELEMENTS",
+            http(
+                "/RPC2",
+                "text/xml",
+                &xml_of("<value/>", xmlrpc::MAX_ELEMENTS - 16),
+            ),
+        ),
+        (
+            "XML-RPC one-member structs at MAX_ELEMENTS",
+            http(
+                "/RPC2",
+                "text/xml",
+                &xml_of(struct_value, xmlrpc::MAX_ELEMENTS / 5 - 8),
+            ),
+        ),
+        (
+            "XML-RPC 1 MiB of empty values",
+            http(
+                "/RPC2",
+                "text/xml",
+                &xml_of("<value/>", (MAX_BODY - 400) / 8),
+            ),
+        ),
+        (
+            "JSON-RPC empty arrays at MAX_TOKENS",
+            http(
+                "/jsonrpc",
+                "application/json",
+                &json_of("[],", jsonrpc::MAX_TOKENS / 2 - 16),
+            ),
+        ),
+        (
+            "JSON-RPC one-entry maps at MAX_OBJECTS",
+            http(
+                "/jsonrpc",
+                "application/json",
+                &json_of(r#"{"":[]},"#, jsonrpc::MAX_OBJECTS - 16),
+            ),
+        ),
+        (
+            "JSON-RPC 1 MiB of empty arrays",
+            http(
+                "/jsonrpc",
+                "application/json",
+                &json_of("[],", (MAX_BODY - 400) / 3),
+            ),
+        ),
+    ];
+    for (name, request) in requests {
+        let request_len = request.len();
+        let (peak, reply) = measure(&mut e, 9, request);
+        println!(
+            "{name}: request {} B, peak {peak} B, REQUEST_BYTES {}: {}",
+            request_len,
+            budget::REQUEST_BYTES,
+            String::from_utf8_lossy(&reply[..reply.len().min(12)])
+        );
+        if peak > budget::REQUEST_BYTES {
+            failed.push(format!("{name}: peak {peak} B > REQUEST_BYTES"));
+        }
     }
     assert!(failed.is_empty(), "{failed:?}");
 }
