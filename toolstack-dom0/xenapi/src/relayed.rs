@@ -15,6 +15,13 @@
 //! would take all past [`MAX_TOTAL`], or whose buffer cannot grow (out of
 //! memory), is answered `503 Service Unavailable` and closed. Its client
 //! may retry; the others keep their bytes.
+//!
+//! Replies a relay is not reading stay queued in `out` (the board's
+//! backlog for that link): requests are served only while it holds less
+//! than [`MAX_QUEUED`] bytes, so it holds at most that plus one reply
+//! (`budget::BACKLOG_BYTES` + `budget::CALL_BYTES`). A connection with
+//! whole requests still buffered (pipelined) waits, deferred, and is
+//! served again by [`Relayed::tick`] once the backlog drained.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -33,7 +40,21 @@ pub const MAX_BUFFER: usize = crate::http::MAX_HEAD + crate::http::MAX_BODY + 40
 /// Most bytes buffered for all connections of all links together.
 pub const MAX_TOTAL: usize = crate::budget::RELAYED_BYTES;
 
+/// Reply bytes queued for one link beyond which no more requests of it are
+/// served until the board drained them (one reply may overshoot it).
+pub const MAX_QUEUED: usize = crate::budget::BACKLOG_BYTES;
+
 const _: () = assert!(MAX_BUFFER <= MAX_TOTAL, "one whole request must fit");
+
+/// Reply bytes `out` holds.
+fn queued_bytes(out: &VecDeque<FromToolstack>) -> usize {
+    out.iter()
+        .map(|m| match m {
+            FromToolstack::Data { bytes, .. } => bytes.len(),
+            _ => 0,
+        })
+        .sum()
+}
 
 /// The reply to a connection refused for want of memory.
 fn unavailable() -> Vec<u8> {
@@ -50,6 +71,8 @@ struct Conn {
     buf: Vec<u8>,
     parked_since: Option<Instant>,
     continued: bool,
+    /// Whole requests wait in `buf` because the link's backlog was full.
+    deferred: bool,
 }
 
 /// A relayed connection: (link, the relay's connection number).
@@ -93,9 +116,13 @@ impl Relayed {
         self.conns.is_empty()
     }
 
-    /// Connections with a parked call (`event.from` waiting for changes).
+    /// Connections with a parked call (`event.from` waiting for changes)
+    /// or deferred requests (their link's backlog was full): the board
+    /// calls [`Relayed::tick`] again for them.
     pub fn has_parked(&self) -> bool {
-        self.conns.values().any(|c| c.parked_since.is_some())
+        self.conns
+            .values()
+            .any(|c| c.parked_since.is_some() || c.deferred)
     }
 
     /// Takes one message from relay `link`; queues what to send back on
@@ -135,10 +162,11 @@ impl Relayed {
                 }
                 c.buf.extend_from_slice(&bytes);
                 self.buffered += growth;
-                self.serve(engine, now, key, out);
+                let mut queued = queued_bytes(out);
+                self.serve(engine, now, key, out, &mut queued);
                 // A change may release parked calls of other connections
                 // (those of other links when the board serves them next).
-                self.tick(engine, now, link, out);
+                self.tick_queued(engine, now, link, out, &mut queued);
             }
             ToToolstack::Closed { conn } => {
                 self.remove((link, conn));
@@ -177,8 +205,8 @@ impl Relayed {
         before - self.conns.len()
     }
 
-    /// Serves `link`'s parked connections again (after a change or a
-    /// timeout).
+    /// Serves `link`'s parked and deferred connections again (after a
+    /// change, a timeout, or its backlog `out` drained).
     pub fn tick<H: Hypervisor, S: Storage, E: Entropy>(
         &mut self,
         engine: &mut Engine<H, S, E>,
@@ -186,31 +214,49 @@ impl Relayed {
         link: u32,
         out: &mut VecDeque<FromToolstack>,
     ) {
-        let parked: Vec<ConnKey> = self
+        let mut queued = queued_bytes(out);
+        self.tick_queued(engine, now, link, out, &mut queued);
+    }
+
+    fn tick_queued<H: Hypervisor, S: Storage, E: Entropy>(
+        &mut self,
+        engine: &mut Engine<H, S, E>,
+        now: Instant,
+        link: u32,
+        out: &mut VecDeque<FromToolstack>,
+        queued: &mut usize,
+    ) {
+        let waiting: Vec<ConnKey> = self
             .conns
             .range((link, 0)..=(link, u32::MAX))
-            .filter(|(_, c)| c.parked_since.is_some())
+            .filter(|(_, c)| c.parked_since.is_some() || c.deferred)
             .map(|(&k, _)| k)
             .collect();
-        for key in parked {
-            self.serve(engine, now, key, out);
+        for key in waiting {
+            self.serve(engine, now, key, out, queued);
         }
     }
 
     /// Answers every whole request `key` has buffered, until one needs
-    /// more bytes or parks.
+    /// more bytes or parks, or the link's backlog (`queued` bytes in
+    /// `out`) reaches [`MAX_QUEUED`].
     fn serve<H: Hypervisor, S: Storage, E: Entropy>(
         &mut self,
         engine: &mut Engine<H, S, E>,
         now: Instant,
         key: ConnKey,
         out: &mut VecDeque<FromToolstack>,
+        queued: &mut usize,
     ) {
         let conn = key.1;
         loop {
             let Some(c) = self.conns.get_mut(&key) else {
                 return;
             };
+            c.deferred = !c.buf.is_empty() && *queued >= MAX_QUEUED;
+            if c.deferred {
+                return;
+            }
             match engine.handle(now, c.parked_since, &c.buf) {
                 Handled::NeedMore { send_continue } => {
                     if send_continue && !c.continued {
@@ -236,6 +282,7 @@ impl Relayed {
                     }
                     c.parked_since = None;
                     c.continued = false;
+                    *queued += bytes.len();
                     push_response(out, conn, bytes);
                     if engine.has_jobs() {
                         engine.run_jobs(now);
