@@ -210,7 +210,8 @@ impl Toolstack {
         changed
     }
 
-    /// Connections with a parked call (`event.from` waiting for changes).
+    /// Connections with a parked call (`event.from` waiting for changes)
+    /// or pipelined requests deferred while their link's backlog was full.
     pub fn has_parked(&self) -> bool {
         self.relayed.has_parked()
     }

@@ -129,7 +129,7 @@ fn connection(sh: &Shared, mut stream: TcpStream) {
                     if changed {
                         sh.changed.notify_all();
                     }
-                    let written = stream.write_all(&bytes).is_ok();
+                    let written = bytes.chunks().all(|c| stream.write_all(c).is_ok());
                     if jobs {
                         sh.lock().run_jobs(now());
                         sh.changed.notify_all();

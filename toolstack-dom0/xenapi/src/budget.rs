@@ -6,9 +6,9 @@
 //! module Xen loads into dom0's memory, the page tables, and the quarter of
 //! the free frames the runtime keeps as single frames (grant and foreign
 //! mappings, domain building): [`RESERVED_BYTES`]. The rest is the heap,
-//! [`HEAP_BYTES`] = 40 MiB as planned; a boot of the shipped platform logs
+//! [`HEAP_BYTES`] = 43 MiB as planned; a boot of the shipped platform logs
 //! `memory: 64 MiB ..., heap 47032 KiB` (45.9 MiB), so the plan keeps
-//! 5.9 MiB more in reserve for a larger bundle. The heap is split as
+//! 2.9 MiB more in reserve for a larger bundle. The heap is split as
 //! follows, each part bounded where it is held and the parts asserted to
 //! fit below:
 //!
@@ -20,8 +20,8 @@
 //! | relayed connections' buffers  | 4 MiB         | [`RELAYED_BYTES`] ([`crate::relayed`]) |
 //! | replies queued for relays     | 2 MiB         | [`BACKLOG_BYTES`] (dom0's relay link)   |
 //! | console histories             | 2 MiB         | [`CONSOLES`] (32) × `xcp_console::HISTORY_BYTES` (64 KiB) |
-//! | one call in flight            | 6 MiB         | [`CALL_BYTES`]: body copy, parse tree, reply |
-//! | total                         | 39.5 MiB      | ≤ [`HEAP_BYTES`] = 40 MiB               |
+//! | one call in flight            | 8.625 MiB     | [`CALL_BYTES`]: the reply ([`REPLY_BYTES`]) or the request ([`REQUEST_BYTES`]) |
+//! | total                         | 42.125 MiB    | ≤ [`HEAP_BYTES`] = 43 MiB               |
 //!
 //! The database is sized for 1,000 VMs, each with two VIFs, two VBDs and
 //! two VDIs: `tests/db_memory.rs` measures such a set at ≈ 14.1 KiB of
@@ -33,6 +33,28 @@
 //! log kept in dom0's own memory would survive nothing dom0 does not, and
 //! would cost up to twice the database again, so dom0 keeps none
 //! (`wal::Volatile`).
+//!
+//! One call in flight: its request body ([`MAX_BODY`]) and the trees
+//! decoded from it ([`REQUEST_BYTES`], dropped once the call has run),
+//! then its reply. A reply is written from the
+//! database straight into 16 KiB chunks (`crate::body`, `crate::reply`:
+//! no cloned record tree, no contiguous copy, no copy into relay messages),
+//! and the chunks move into the relay backlog as they are; so a call holds
+//! its reply and little more. `tests/reply_memory.rs` measures it with
+//! 1,000 VM sets, served as dom0 serves them (`Relayed::on_message`):
+//!
+//! | call (1,000 VM sets)              | reply       | peak heap (before: cloned tree, copies) |
+//! |-----------------------------------|-------------|------------------------------|
+//! | XML-RPC `VM.get_all_records`      | 7,273,097 B | 7,312,136 B (27,353,079 B)   |
+//! | JSON-RPC `VM.get_all_records`     | 2,540,359 B | 2,575,112 B (18,556,961 B)   |
+//! | JSON-RPC `event.from` from ""     | 8,772,466 B | ≈ 8.8 MB    (59,185,110 B)   |
+//! | XML-RPC `event.from` from ""      | 25,739,738 B | refused: `LIMIT_REACHED reply` (102,891,496 B) |
+//!
+//! A reply past [`REPLY_BYTES`], or one whose next chunk cannot be
+//! allocated, is given back and the call answered `LIMIT_REACHED`
+//! `["reply"]`: XML-RPC `event.from` over every class from the empty token
+//! is 25 MB at 1,000 VMs, more than dom0 holds (a client subscribes to
+//! fewer classes, or uses JSON-RPC).
 //!
 //! What refuses where: a call that would take the database past its quota
 //! gets `LIMIT_REACHED`; the event window drops its oldest events (a client
@@ -49,7 +71,7 @@ const MIB: usize = 1 << 20;
 
 /// dom0's memory that is not heap, bytes: the image and bundle (≤ 8 MiB),
 /// page tables, and the runtime's single-frame pool (a quarter of the rest).
-pub const RESERVED_BYTES: usize = 24 * MIB;
+pub const RESERVED_BYTES: usize = 21 * MIB;
 /// dom0's heap as the budget plans it, bytes.
 pub const HEAP_BYTES: usize = DOM0_BYTES - RESERVED_BYTES;
 
@@ -83,10 +105,33 @@ pub const CONSOLES: usize = 32;
 /// Console history per domain, bytes (`xcp_console::HISTORY_BYTES`;
 /// dom0's kernel asserts it).
 pub const CONSOLE_HISTORY_BYTES: usize = 64 << 10;
-/// One call being served, bytes: the body copied out of the connection's
-/// buffer ([`MAX_BODY`]), its parse tree (at most twice the body), and the
-/// reply (three times the body: a record read back, as XML).
-pub const CALL_BYTES: usize = 6 * MAX_BODY;
+/// Largest reply body, bytes: room for XML-RPC `VM.get_all_records` of
+/// [`VMS`] VM sets (measured 6.94 MiB) and JSON-RPC `event.from` of
+/// everything from the empty token (8.37 MiB). A bigger one is refused
+/// (`LIMIT_REACHED`); see `crate::body`.
+pub const REPLY_BYTES: usize = 8 * MIB + MIB / 2;
+/// A request being decoded, bytes: its body copied out of the
+/// connection's buffer ([`MAX_BODY`]) and the trees decoded from it,
+/// bounded by `xmlrpc::MAX_ELEMENTS` and `jsonrpc::MAX_TOKENS` /
+/// `jsonrpc::MAX_OBJECTS` (the parsers allocate without a way to refuse).
+/// `tests/reply_memory.rs` measures the worst bodies the codecs accept:
+/// 7.07 MB (XML-RPC one-member structs), 4.2 MB (XML-RPC empty values),
+/// 2.8 MB (JSON-RPC one-entry maps); before those bounds a 1 MiB body
+/// made 16.8 MB (XML-RPC) and 27.3 MB (JSON-RPC) before any session check.
+pub const REQUEST_BYTES: usize = 7 * MIB + MIB / 2;
+/// One call being served, bytes: its request ([`REQUEST_BYTES`], dropped
+/// before the reply is written) or its reply ([`REPLY_BYTES`], plus its
+/// head, the chunk list and the relay messages' slots: measured ≤ 90 KB
+/// by `tests/reply_memory.rs`).
+pub const CALL_BYTES: usize = max(REQUEST_BYTES, REPLY_BYTES + MIB / 8);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
 
 /// The parts, summed.
 pub const TOTAL_BYTES: usize = heap_of(DB_APPROX_BYTES)
@@ -100,6 +145,10 @@ pub const TOTAL_BYTES: usize = heap_of(DB_APPROX_BYTES)
 const _: () = assert!(TOTAL_BYTES <= HEAP_BYTES, "dom0's budget must fit its heap");
 const _: () = assert!(VMS * VM_SET_APPROX <= DB_APPROX_BYTES, "1,000 VMs must fit");
 const _: () = assert!(
+    REPLY_BYTES.is_multiple_of(crate::body::CHUNK),
+    "a reply at its bound fills whole relay messages"
+);
+const _: () = assert!(
     RELAYED_BYTES >= MAX_HEAD + MAX_BODY,
     "one whole request must fit"
 );
@@ -110,8 +159,9 @@ mod tests {
 
     #[test]
     fn figures() {
-        assert_eq!(HEAP_BYTES, 40 * MIB);
-        assert_eq!(TOTAL_BYTES, 39 * MIB + MIB / 2);
+        assert_eq!(HEAP_BYTES, 43 * MIB);
+        assert_eq!(CALL_BYTES, 8 * MIB + 5 * MIB / 8);
+        assert_eq!(TOTAL_BYTES, 42 * MIB + MIB / 8);
         assert_eq!(heap_of(DB_APPROX_BYTES), 16 * MIB + MIB / 4);
     }
 }

@@ -6,14 +6,14 @@
 //! Check order follows xapi: unknown method, parameter count, session,
 //! parameter types, then handles.
 
-use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::db::RELATIONS;
-use crate::engine::{record_value, Engine, Outcome};
+use crate::engine::{Engine, Outcome};
 use crate::error::*;
 use crate::hypervisor::Hypervisor;
+use crate::reply::Streamed;
 use crate::rng::Entropy;
 use crate::schema::{class, class_id, classes, ClassId, MessageDef, Qualifier, Ty};
 use crate::value::{Instant, Value, NULL_REF};
@@ -224,6 +224,25 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             ("task", "cancel") => self.task_cancel(arg_str(&args[0])),
             ("task", "create") => self.task_create(arg_str(&args[0]), arg_str(&args[1])),
             ("VM", op) if POWER_MESSAGES.contains(&op) => self.power(op, &args),
+            // Reads are written from the database as the reply is.
+            (_, "get_all_records") => return Outcome::Stream(Streamed::Records(c)),
+            (_, "get_record") => {
+                let r = arg_str(&args[0]);
+                return match self.lookup(c, r) {
+                    Ok(_) => Outcome::Stream(Streamed::Record(c, r.to_string())),
+                    Err(e) => Outcome::Done(Err(e)),
+                };
+            }
+            (_, m) if m.starts_with("get_") => match split_field_message(class(c), m) {
+                Some(("get_", f)) => {
+                    let r = arg_str(&args[0]);
+                    return match self.lookup(c, r) {
+                        Ok(_) => Outcome::Stream(Streamed::Field(c, r.to_string(), f)),
+                        Err(e) => Outcome::Done(Err(e)),
+                    };
+                }
+                _ => self.generic(c, m, args),
+            },
             _ => self.generic(c, m, args),
         };
         Outcome::Done(r)
@@ -247,17 +266,6 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                     .map(|r| Value::str(r))
                     .collect();
                 return Ok(Value::Array(refs));
-            }
-            "get_all_records" => {
-                let mut out = BTreeMap::new();
-                for (r, rec) in &self.db.table(c).objects {
-                    out.insert(r.clone(), record_value(c, rec));
-                }
-                return Ok(Value::Map(out));
-            }
-            "get_record" => {
-                let r = arg_str(&args[0]);
-                return Ok(record_value(c, self.lookup(c, r)?));
             }
             "get_by_uuid" => {
                 let u = arg_str(&args[0]);

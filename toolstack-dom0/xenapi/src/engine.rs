@@ -15,12 +15,14 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value as Json};
 
 use crate::auth::PasswordHash;
+use crate::body::{Body, Response};
 use crate::db::{ChangeKind, Db};
 use crate::error::{ApiError, INTERNAL_ERROR};
 use crate::events::{EventLog, Subscription};
 use crate::http::{self, Parsed};
 use crate::hypervisor::Hypervisor;
 use crate::jsonrpc;
+use crate::reply::{FromDb, Payload, Streamed};
 use crate::rng::{self, Entropy};
 use crate::schema::{class, class_id, ClassId, Ty};
 use crate::value::{format_datetime, Instant, Value};
@@ -97,8 +99,8 @@ pub enum Handled {
     Reply {
         /// Buffer bytes used by the request.
         consumed: usize,
-        /// The HTTP response.
-        bytes: Vec<u8>,
+        /// The HTTP response, in chunks of at most [`crate::body::CHUNK`].
+        bytes: Response,
         /// Close the connection after sending.
         close: bool,
     },
@@ -112,6 +114,8 @@ pub enum Handled {
 /// A call's outcome inside the engine.
 pub(crate) enum Outcome {
     Done(Result<Value, ApiError>),
+    /// A read written straight from the database when the reply is.
+    Stream(Streamed),
     Park(Instant),
 }
 
@@ -246,9 +250,14 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
 
     /// Handles the first request in `buf`. `parked_since` is when this
     /// request was first parked (None on first try).
+    ///
+    /// Memory: the request body is dropped once decoded, and the reply is
+    /// written straight into relay-sized chunks ([`Body`]) of at most
+    /// [`crate::budget::REPLY_BYTES`]; a reply past that bound, or one that
+    /// cannot be allocated, is answered `LIMIT_REACHED` instead.
     pub fn handle(&mut self, now: Instant, parked_since: Option<Instant>, buf: &[u8]) -> Handled {
         self.now = now;
-        let req = match http::parse(buf) {
+        let mut req = match http::parse(buf) {
             Parsed::NeedMore => {
                 return Handled::NeedMore {
                     send_continue: http::expects_continue(buf),
@@ -257,21 +266,22 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             Parsed::Bad(status) => {
                 return Handled::Reply {
                     consumed: buf.len(),
-                    bytes: http::response(
+                    bytes: Response::from_bytes(http::response(
                         status,
                         "text/plain",
                         http::reason(status).as_bytes(),
                         false,
-                    ),
+                    )),
                     close: true,
                 }
             }
             Parsed::Request(r) => r,
         };
+        let (consumed, keep_alive) = (req.consumed, req.keep_alive);
         let reply = |status: u16, ctype: &str, body: &[u8]| Handled::Reply {
-            consumed: req.consumed,
-            bytes: http::response(status, ctype, body, req.keep_alive),
-            close: !req.keep_alive,
+            consumed,
+            bytes: Response::from_bytes(http::response(status, ctype, body, keep_alive)),
+            close: !keep_alive,
         };
         if req.method == "GET" && req.path == "/" {
             return reply(200, "text/plain", b"xcp-rs XenAPI host\n");
@@ -282,20 +292,25 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         let started = parked_since.unwrap_or(now);
         let json =
             req.path == "/jsonrpc" || req.content_type.as_deref() == Some("application/json");
+        // Only the decoded call is kept while the call runs.
+        let body = core::mem::take(&mut req.body);
         if json {
-            let call = match jsonrpc::decode_call(&req.body) {
+            let call = match jsonrpc::decode_call(&body) {
                 Ok(c) => c,
                 Err(e) => return reply(400, "application/json", &jsonrpc::encode_decode_error(&e)),
             };
-            match self.call(started, &call.method, call.params) {
-                Outcome::Park(until) => Handled::Park { until },
-                Outcome::Done(r) => {
-                    let body = jsonrpc::encode_response(call.version, call.id, &r);
-                    reply(200, "application/json", &body)
-                }
-            }
+            drop(body);
+            let (version, id) = (call.version, call.id);
+            let outcome = self.call(started, &call.method, call.params);
+            self.respond(
+                outcome,
+                "application/json",
+                consumed,
+                keep_alive,
+                |out, r| jsonrpc::write_response(out, version, &id, r),
+            )
         } else if req.path == "/" || req.path == "/RPC2" {
-            let (method, params) = match xmlrpc::decode_call(&req.body) {
+            let (method, params) = match xmlrpc::decode_call(&body) {
                 Ok(c) => c,
                 Err(e) => {
                     let r = Err(ApiError::new(
@@ -305,12 +320,44 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                     return reply(400, "text/xml", xmlrpc::encode_response(&r).as_bytes());
                 }
             };
-            match self.call(started, &method, params) {
-                Outcome::Park(until) => Handled::Park { until },
-                Outcome::Done(r) => reply(200, "text/xml", xmlrpc::encode_response(&r).as_bytes()),
-            }
+            drop(body);
+            let outcome = self.call(started, &method, params);
+            self.respond(outcome, "text/xml", consumed, keep_alive, |out, r| {
+                xmlrpc::write_response(out, r)
+            })
         } else {
             reply(404, "text/plain", b"Not Found\n")
+        }
+    }
+
+    /// Writes the reply to a call's `outcome` with `write` (one codec's
+    /// `write_response`) into chunks, refusing one past its bound.
+    fn respond(
+        &self,
+        outcome: Outcome,
+        content_type: &str,
+        consumed: usize,
+        keep_alive: bool,
+        write: impl Fn(&mut Body, Result<&dyn Payload, &ApiError>),
+    ) -> Handled {
+        let mut body = Body::new(crate::budget::REPLY_BYTES);
+        match &outcome {
+            Outcome::Park(until) => return Handled::Park { until: *until },
+            Outcome::Done(Ok(v)) => write(&mut body, Ok(v)),
+            Outcome::Done(Err(e)) => write(&mut body, Err(e)),
+            Outcome::Stream(read) => write(&mut body, Ok(&FromDb { db: &self.db, read })),
+        }
+        if body.overflowed() {
+            // The partial body is already given back; the refusal is small.
+            let e = ApiError::new(crate::error::LIMIT_REACHED, &["reply"]);
+            body = Body::new(crate::budget::REPLY_BYTES);
+            write(&mut body, Err(&e));
+        }
+        let head = http::head(200, content_type, body.len(), keep_alive);
+        Handled::Reply {
+            consumed,
+            bytes: body.into_response(head),
+            close: !keep_alive,
         }
     }
 
@@ -340,6 +387,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         self.now = now;
         match self.call(Instant(0), method, params) {
             Outcome::Done(r) => r,
+            Outcome::Stream(read) => Ok(read.to_value(&self.db)),
             Outcome::Park(_) => Ok(Value::Nil),
         }
     }

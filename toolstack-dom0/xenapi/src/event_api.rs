@@ -7,12 +7,13 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::dispatch::{arg_str, handle_invalid};
-use crate::engine::{record_value, Engine, Outcome};
+use crate::engine::{Engine, Outcome};
 use crate::error::{ApiError, HANDLE_INVALID, SESSION_NOT_REGISTERED};
 use crate::events::Subscription;
 use crate::hypervisor::Hypervisor;
+use crate::reply::Streamed;
 use crate::rng::Entropy;
-use crate::schema::{class, class_id_nocase, classes};
+use crate::schema::{class_id_nocase, classes};
 use crate::value::{format_datetime, Instant, Value};
 use crate::wal::Storage;
 
@@ -106,17 +107,44 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             Err(e) => return Outcome::Done(Err(e)),
         };
         let current = self.events.current();
+        let deadline = started.plus_ms(timeout);
+        let may_park = self.now < deadline && started != Instant(0);
         let events: Vec<Value> = match from {
-            None => self.all_objects_as_events(&subs),
+            None => {
+                // From scratch: every object, written from the database as
+                // the reply is (never a cloned tree: issue #12).
+                let read = Streamed::AllObjects {
+                    counts: self.ref_counts(&subs),
+                    subs,
+                    id: current as i64,
+                    timestamp: format_datetime(self.now),
+                    token: self.events.token(current),
+                };
+                if may_park && read.is_empty(&self.db) {
+                    return Outcome::Park(deadline);
+                }
+                return Outcome::Stream(read);
+            }
             Some(from) => match self.events.since(from, &subs) {
                 Ok(evs) => evs.iter().map(|e| e.to_value()).collect(),
                 Err(e) => return Outcome::Done(Err(e)),
             },
         };
-        let deadline = started.plus_ms(timeout);
-        if events.is_empty() && self.now < deadline && started != Instant(0) {
+        if events.is_empty() && may_park {
             return Outcome::Park(deadline);
         }
+        let mut batch = BTreeMap::new();
+        batch.insert("events".to_string(), Value::Array(events));
+        batch.insert("valid_ref_counts".to_string(), self.ref_counts(&subs));
+        batch.insert(
+            "token".to_string(),
+            Value::String(self.events.token(current)),
+        );
+        Outcome::Done(Ok(Value::Map(batch)))
+    }
+
+    /// `valid_ref_counts`: objects per subscribed class.
+    fn ref_counts(&self, subs: &[Subscription]) -> Value {
         let mut counts = BTreeMap::new();
         for (c, cd) in classes().iter().enumerate() {
             if subs
@@ -129,49 +157,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 );
             }
         }
-        let mut batch = BTreeMap::new();
-        batch.insert("events".to_string(), Value::Array(events));
-        batch.insert("valid_ref_counts".to_string(), Value::Map(counts));
-        batch.insert(
-            "token".to_string(),
-            Value::String(self.events.token(current)),
-        );
-        Outcome::Done(Ok(Value::Map(batch)))
-    }
-
-    fn all_objects_as_events(&self, subs: &[Subscription]) -> Vec<Value> {
-        let ts = format_datetime(self.now);
-        let mut out = Vec::new();
-        for (c, cd) in classes().iter().enumerate() {
-            if cd.name == "session" {
-                continue;
-            }
-            for (r, rec) in &self.db.table(c).objects {
-                if !subs.iter().any(|s| s.matches(c, r)) {
-                    continue;
-                }
-                let mut m = BTreeMap::new();
-                m.insert("id".to_string(), Value::Int(self.events.current() as i64));
-                m.insert("timestamp".to_string(), Value::DateTime(ts.clone()));
-                m.insert(
-                    "class".to_string(),
-                    Value::String(cd.name.to_ascii_lowercase()),
-                );
-                m.insert("operation".to_string(), Value::str("add"));
-                m.insert("ref".to_string(), Value::String(r.clone()));
-                let snap = record_value(c, rec);
-                if let Value::Map(s) = &snap {
-                    m.insert(
-                        "obj_uuid".to_string(),
-                        s.get("uuid").cloned().unwrap_or(Value::str("")),
-                    );
-                }
-                m.insert("snapshot".to_string(), snap);
-                out.push(Value::Map(m));
-            }
-        }
-        let _ = class;
-        out
+        Value::Map(counts)
     }
 
     fn event_next(&mut self, started: Instant, session: &str) -> Outcome {

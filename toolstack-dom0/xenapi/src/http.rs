@@ -15,8 +15,8 @@ pub const MAX_HEAD: usize = 16 * 1024;
 /// Most headers in a request.
 pub const MAX_HEADERS: usize = 64;
 /// Largest request body, bytes: one call's arguments. A bigger one gets
-/// 413. Bounded by dom0's memory (`budget::CALL_BYTES` holds six times it
-/// while the call is served); bulk data goes through the HTTP handlers.
+/// 413. Bounded by dom0's memory (`budget::CALL_BYTES` holds three times
+/// it while the call is decoded); bulk data goes through the HTTP handlers.
 pub const MAX_BODY: usize = 1 << 20;
 
 /// A complete request.
@@ -243,8 +243,8 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Writes a whole response.
-pub fn response(status: u16, content_type: &str, body: &[u8], keep_alive: bool) -> Vec<u8> {
+/// Writes a response head for a body of `len` bytes.
+pub fn head(status: u16, content_type: &str, len: usize, keep_alive: bool) -> Vec<u8> {
     let mut head = String::new();
     let _ = write!(
         head,
@@ -252,10 +252,15 @@ pub fn response(status: u16, content_type: &str, body: &[u8], keep_alive: bool) 
         status,
         reason(status),
         content_type,
-        body.len(),
+        len,
         if keep_alive { "keep-alive" } else { "close" }
     );
-    let mut out = head.into_bytes();
+    head.into_bytes()
+}
+
+/// Writes a whole response.
+pub fn response(status: u16, content_type: &str, body: &[u8], keep_alive: bool) -> Vec<u8> {
+    let mut out = head(status, content_type, body.len(), keep_alive);
     out.extend_from_slice(body);
     out
 }

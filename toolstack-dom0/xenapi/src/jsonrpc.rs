@@ -12,6 +12,7 @@ use core::fmt::Write;
 use serde_json::{Map, Number, Value as Json};
 
 use crate::error::ApiError;
+use crate::reply::{Emit, Payload};
 use crate::value::Value;
 
 /// Deepest array/object nesting accepted in a call.
@@ -46,6 +47,46 @@ pub struct DecodeError {
     pub reason: &'static str,
     /// The id if the envelope had one.
     pub id: Json,
+}
+
+/// Most structural tokens (`[`, `{`, `,`, `:` outside strings) a call may
+/// carry: bounds the trees `decode_call` builds (serde_json's, then ours),
+/// which serde_json allocates without a way to refuse. Each value costs
+/// at most two tokens and about 80 bytes of tree (`tests/reply_memory.rs`
+/// measures the worst body within `budget::CALL_BYTES`); a VM record with
+/// every field, or a map of thousands of entries, is far below it.
+pub const MAX_TOKENS: usize = 64 * 1024;
+
+/// Most objects (`{`) a call may carry: each non-empty one is a B-tree
+/// node in serde_json's tree and another in ours, about 1.3 KB together
+/// (measured). A call carries a record and its maps: a few dozen.
+pub const MAX_OBJECTS: usize = 4096;
+
+/// Counts the structural tokens of a JSON text outside its strings, and
+/// the objects among them.
+fn count_tokens(body: &[u8]) -> (usize, usize) {
+    let (mut n, mut objects, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' => {
+                    n += 1;
+                    objects += 1;
+                }
+                b'[' | b',' | b':' => n += 1,
+                _ => {}
+            }
+        }
+    }
+    (n, objects)
 }
 
 fn json_depth(v: &Json) -> usize {
@@ -94,6 +135,10 @@ pub fn decode_call(body: &[u8]) -> Result<Call, DecodeError> {
         reason,
         id: Json::Null,
     };
+    let (tokens, objects) = count_tokens(body);
+    if tokens > MAX_TOKENS || objects > MAX_OBJECTS {
+        return Err(bad("too many values"));
+    }
     let v: Json = serde_json::from_slice(body).map_err(|_| bad("malformed JSON"))?;
     if json_depth(&v) > MAX_DEPTH {
         return Err(bad("nesting too deep"));
@@ -142,60 +187,66 @@ fn error_object(code: i64, message: &str, data: Vec<String>) -> Json {
     Json::Object(e)
 }
 
-fn envelope(version: Version, id: &Json, result: Option<&Value>, error: Option<Json>) -> Vec<u8> {
-    let mut out = String::from("{");
+fn envelope<W: Write + ?Sized>(
+    out: &mut W,
+    version: Version,
+    id: &Json,
+    result: Option<&dyn Payload>,
+    error: Option<Json>,
+) {
+    let _ = out.write_char('{');
     if version == Version::V2 {
-        out.push_str("\"jsonrpc\":\"2.0\",");
+        let _ = out.write_str("\"jsonrpc\":\"2.0\",");
     }
     match (&error, version) {
         (None, _) => {
-            out.push_str("\"result\":");
-            write_value(&mut out, result.unwrap_or(&Value::Nil));
+            let _ = out.write_str("\"result\":");
+            match result {
+                Some(p) => p.emit(&mut JsonEmit(out)),
+                None => write_value(out, &Value::Nil),
+            }
             if version == Version::V1 {
-                out.push_str(",\"error\":null");
+                let _ = out.write_str(",\"error\":null");
             }
         }
         (Some(e), v) => {
             if v == Version::V1 {
-                out.push_str("\"result\":null,");
+                let _ = out.write_str("\"result\":null,");
             }
-            out.push_str("\"error\":");
-            out.push_str(&serde_json::to_string(e).unwrap_or_else(|_| "null".to_string()));
+            let _ = out.write_str("\"error\":");
+            let _ = out.write_str(&serde_json::to_string(e).unwrap_or_else(|_| "null".to_string()));
         }
     }
-    out.push_str(",\"id\":");
-    out.push_str(&serde_json::to_string(id).unwrap_or_else(|_| "null".to_string()));
-    out.push('}');
-    out.into_bytes()
+    let _ = out.write_str(",\"id\":");
+    let _ = out.write_str(&serde_json::to_string(id).unwrap_or_else(|_| "null".to_string()));
+    let _ = out.write_char('}');
 }
 
 /// Writes a JSON string literal.
-fn write_str(out: &mut String, s: &str) {
-    out.push('"');
+fn write_str<W: Write + ?Sized>(out: &mut W, s: &str) {
+    let _ = out.write_char('"');
     if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        out.push_str(s);
-        out.push('"');
+        let _ = out.write_str(s);
+        let _ = out.write_char('"');
         return;
     }
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
+        let _ = match c {
+            '"' => out.write_str("\\\""),
+            '\\' => out.write_str("\\\\"),
+            '\n' => out.write_str("\\n"),
+            '\r' => out.write_str("\\r"),
+            '\t' => out.write_str("\\t"),
+            c if (c as u32) < 0x20 => write!(out, "\\u{:04x}", c as u32),
+            c => out.write_char(c),
+        };
     }
-    out.push('"');
+    let _ = out.write_char('"');
 }
 
 /// Writes `v` as JSON directly (no intermediate tree): ints as numbers,
 /// datetimes as strings, non-finite floats as null.
-pub fn write_value(out: &mut String, v: &Value) {
+pub fn write_value<W: Write + ?Sized>(out: &mut W, v: &Value) {
     match v {
         Value::String(s) | Value::DateTime(s) => write_str(out, s),
         Value::Int(i) => {
@@ -204,49 +255,107 @@ pub fn write_value(out: &mut String, v: &Value) {
         Value::Float(f) if f.is_finite() => {
             let _ = write!(out, "{f:?}");
         }
-        Value::Float(_) | Value::Nil => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Float(_) | Value::Nil => {
+            let _ = out.write_str("null");
+        }
+        Value::Bool(b) => {
+            let _ = out.write_str(if *b { "true" } else { "false" });
+        }
         Value::Array(a) => {
-            out.push('[');
+            let _ = out.write_char('[');
             for (i, x) in a.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    let _ = out.write_char(',');
                 }
                 write_value(out, x);
             }
-            out.push(']');
+            let _ = out.write_char(']');
         }
         Value::Map(m) => {
-            out.push('{');
+            let _ = out.write_char('{');
             for (i, (k, x)) in m.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    let _ = out.write_char(',');
                 }
                 write_str(out, k);
-                out.push(':');
+                let _ = out.write_char(':');
                 write_value(out, x);
             }
-            out.push('}');
+            let _ = out.write_char('}');
         }
     }
 }
 
-/// Encodes the reply to a call.
-pub fn encode_response(version: Version, id: Json, result: &Result<Value, ApiError>) -> Vec<u8> {
+/// JSON as an [`Emit`] over any writer: the same bytes as [`write_value`]
+/// of the tree the calls stand for.
+pub struct JsonEmit<'a, W: Write + ?Sized>(pub &'a mut W);
+
+impl<W: Write + ?Sized> Emit for JsonEmit<'_, W> {
+    fn value(&mut self, v: &Value) {
+        write_value(self.0, v)
+    }
+    fn map_start(&mut self) {
+        let _ = self.0.write_char('{');
+    }
+    fn entry(&mut self, index: usize, key: &str) {
+        if index > 0 {
+            let _ = self.0.write_char(',');
+        }
+        write_str(self.0, key);
+        let _ = self.0.write_char(':');
+    }
+    fn entry_end(&mut self) {}
+    fn map_end(&mut self) {
+        let _ = self.0.write_char('}');
+    }
+    fn array_start(&mut self) {
+        let _ = self.0.write_char('[');
+    }
+    fn item(&mut self, index: usize) {
+        if index > 0 {
+            let _ = self.0.write_char(',');
+        }
+    }
+    fn array_end(&mut self) {
+        let _ = self.0.write_char(']');
+    }
+}
+
+/// Writes the reply to a call: the success payload is written as it is
+/// walked, never as a copy.
+pub fn write_response<W: Write + ?Sized>(
+    out: &mut W,
+    version: Version,
+    id: &Json,
+    result: Result<&dyn Payload, &ApiError>,
+) {
     match result {
-        Ok(v) => envelope(version, &id, Some(v), None),
+        Ok(p) => envelope(out, version, id, Some(p), None),
         Err(e) => envelope(
+            out,
             version,
-            &id,
+            id,
             None,
             Some(error_object(1, e.code, e.params.clone())),
         ),
     }
 }
 
+/// Encodes the reply to a call.
+pub fn encode_response(version: Version, id: Json, result: &Result<Value, ApiError>) -> Vec<u8> {
+    let mut out = String::new();
+    match result {
+        Ok(v) => write_response(&mut out, version, &id, Ok(v)),
+        Err(e) => write_response(&mut out, version, &id, Err(e)),
+    }
+    out.into_bytes()
+}
+
 /// Encodes the reply to an undecodable request (JSON-RPC "Invalid Request").
 pub fn encode_decode_error(e: &DecodeError) -> Vec<u8> {
+    let mut out = String::new();
     envelope(
+        &mut out,
         Version::V2,
         &e.id,
         None,
@@ -255,7 +364,8 @@ pub fn encode_decode_error(e: &DecodeError) -> Vec<u8> {
             "Invalid Request",
             alloc::vec![e.reason.to_string()],
         )),
-    )
+    );
+    out.into_bytes()
 }
 
 /// An empty map value (helper for replies).
@@ -288,6 +398,35 @@ mod tests {
         let deep = "[".repeat(100) + &"]".repeat(100);
         let body = alloc::format!(r#"{{"method":"x","params":{deep},"id":1}}"#);
         assert!(decode_call(body.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn token_count_skips_strings_and_bounds_calls() {
+        assert_eq!(count_tokens(br#"{"a":[1,"[,{:\"]"],"b":{}}"#), (7, 2));
+        let many = alloc::format!(
+            r#"{{"method":"x","params":[{}0],"id":1}}"#,
+            "0,".repeat(MAX_TOKENS)
+        );
+        assert_eq!(
+            decode_call(many.as_bytes()).unwrap_err().reason,
+            "too many values"
+        );
+        let fits = alloc::format!(
+            r#"{{"method":"x","params":[{}0],"id":1}}"#,
+            "0,".repeat(MAX_TOKENS - 8)
+        );
+        assert_eq!(
+            decode_call(fits.as_bytes()).unwrap().params.len(),
+            MAX_TOKENS - 7
+        );
+        let maps = alloc::format!(
+            r#"{{"method":"x","params":[{}0],"id":1}}"#,
+            "{},".repeat(MAX_OBJECTS)
+        );
+        assert_eq!(
+            decode_call(maps.as_bytes()).unwrap_err().reason,
+            "too many values"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod auth;
+pub mod body;
 pub mod budget;
 pub mod db;
 pub mod dispatch;
@@ -27,6 +28,7 @@ pub mod jsonrpc;
 pub mod lifecycle;
 pub mod power;
 pub mod relayed;
+pub mod reply;
 pub mod rng;
 pub mod schema;
 #[allow(missing_docs)] // reason: generated tables, documented at the statics

@@ -4,7 +4,9 @@
 //! uses its port of that relay's channel); connections are keyed by (link,
 //! the relay's connection number), so a new link's numbers never meet an
 //! old one's. Replies go out as `FromToolstack` messages of at most
-//! `MAX_CHUNK` bytes, for the board to put on that link's channel.
+//! `MAX_CHUNK` bytes, for the board to put on that link's channel: the
+//! engine writes a reply in such chunks ([`crate::body`]) and they are
+//! moved into the messages, not copied.
 //!
 //! What a relay can make us hold: at most `MAX_CONNECTIONS` connections per
 //! link, each buffering at most [`MAX_BUFFER`] bytes (one whole request),
@@ -13,12 +15,20 @@
 //! would take all past [`MAX_TOTAL`], or whose buffer cannot grow (out of
 //! memory), is answered `503 Service Unavailable` and closed. Its client
 //! may retry; the others keep their bytes.
+//!
+//! Replies a relay is not reading stay queued in `out` (the board's
+//! backlog for that link): requests are served only while it holds less
+//! than [`MAX_QUEUED`] bytes, so it holds at most that plus one reply
+//! (`budget::BACKLOG_BYTES` + `budget::CALL_BYTES`). A connection with
+//! whole requests still buffered (pipelined) waits, deferred, and is
+//! served again by [`Relayed::tick`] once the backlog drained.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 use xcp_relay::{FromToolstack, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS};
 
+use crate::body::Response;
 use crate::engine::{Engine, Handled};
 use crate::hypervisor::Hypervisor;
 use crate::rng::Entropy;
@@ -30,7 +40,21 @@ pub const MAX_BUFFER: usize = crate::http::MAX_HEAD + crate::http::MAX_BODY + 40
 /// Most bytes buffered for all connections of all links together.
 pub const MAX_TOTAL: usize = crate::budget::RELAYED_BYTES;
 
+/// Reply bytes queued for one link beyond which no more requests of it are
+/// served until the board drained them (one reply may overshoot it).
+pub const MAX_QUEUED: usize = crate::budget::BACKLOG_BYTES;
+
 const _: () = assert!(MAX_BUFFER <= MAX_TOTAL, "one whole request must fit");
+
+/// Reply bytes `out` holds.
+fn queued_bytes(out: &VecDeque<FromToolstack>) -> usize {
+    out.iter()
+        .map(|m| match m {
+            FromToolstack::Data { bytes, .. } => bytes.len(),
+            _ => 0,
+        })
+        .sum()
+}
 
 /// The reply to a connection refused for want of memory.
 fn unavailable() -> Vec<u8> {
@@ -47,6 +71,8 @@ struct Conn {
     buf: Vec<u8>,
     parked_since: Option<Instant>,
     continued: bool,
+    /// Whole requests wait in `buf` because the link's backlog was full.
+    deferred: bool,
 }
 
 /// A relayed connection: (link, the relay's connection number).
@@ -90,9 +116,13 @@ impl Relayed {
         self.conns.is_empty()
     }
 
-    /// Connections with a parked call (`event.from` waiting for changes).
+    /// Connections with a parked call (`event.from` waiting for changes)
+    /// or deferred requests (their link's backlog was full): the board
+    /// calls [`Relayed::tick`] again for them.
     pub fn has_parked(&self) -> bool {
-        self.conns.values().any(|c| c.parked_since.is_some())
+        self.conns
+            .values()
+            .any(|c| c.parked_since.is_some() || c.deferred)
     }
 
     /// Takes one message from relay `link`; queues what to send back on
@@ -132,10 +162,11 @@ impl Relayed {
                 }
                 c.buf.extend_from_slice(&bytes);
                 self.buffered += growth;
-                self.serve(engine, now, key, out);
+                let mut queued = queued_bytes(out);
+                self.serve(engine, now, key, out, &mut queued);
                 // A change may release parked calls of other connections
                 // (those of other links when the board serves them next).
-                self.tick(engine, now, link, out);
+                self.tick_queued(engine, now, link, out, &mut queued);
             }
             ToToolstack::Closed { conn } => {
                 self.remove((link, conn));
@@ -174,8 +205,8 @@ impl Relayed {
         before - self.conns.len()
     }
 
-    /// Serves `link`'s parked connections again (after a change or a
-    /// timeout).
+    /// Serves `link`'s parked and deferred connections again (after a
+    /// change, a timeout, or its backlog `out` drained).
     pub fn tick<H: Hypervisor, S: Storage, E: Entropy>(
         &mut self,
         engine: &mut Engine<H, S, E>,
@@ -183,31 +214,49 @@ impl Relayed {
         link: u32,
         out: &mut VecDeque<FromToolstack>,
     ) {
-        let parked: Vec<ConnKey> = self
+        let mut queued = queued_bytes(out);
+        self.tick_queued(engine, now, link, out, &mut queued);
+    }
+
+    fn tick_queued<H: Hypervisor, S: Storage, E: Entropy>(
+        &mut self,
+        engine: &mut Engine<H, S, E>,
+        now: Instant,
+        link: u32,
+        out: &mut VecDeque<FromToolstack>,
+        queued: &mut usize,
+    ) {
+        let waiting: Vec<ConnKey> = self
             .conns
             .range((link, 0)..=(link, u32::MAX))
-            .filter(|(_, c)| c.parked_since.is_some())
+            .filter(|(_, c)| c.parked_since.is_some() || c.deferred)
             .map(|(&k, _)| k)
             .collect();
-        for key in parked {
-            self.serve(engine, now, key, out);
+        for key in waiting {
+            self.serve(engine, now, key, out, queued);
         }
     }
 
     /// Answers every whole request `key` has buffered, until one needs
-    /// more bytes or parks.
+    /// more bytes or parks, or the link's backlog (`queued` bytes in
+    /// `out`) reaches [`MAX_QUEUED`].
     fn serve<H: Hypervisor, S: Storage, E: Entropy>(
         &mut self,
         engine: &mut Engine<H, S, E>,
         now: Instant,
         key: ConnKey,
         out: &mut VecDeque<FromToolstack>,
+        queued: &mut usize,
     ) {
         let conn = key.1;
         loop {
             let Some(c) = self.conns.get_mut(&key) else {
                 return;
             };
+            c.deferred = !c.buf.is_empty() && *queued >= MAX_QUEUED;
+            if c.deferred {
+                return;
+            }
             match engine.handle(now, c.parked_since, &c.buf) {
                 Handled::NeedMore { send_continue } => {
                     if send_continue && !c.continued {
@@ -233,7 +282,8 @@ impl Relayed {
                     }
                     c.parked_since = None;
                     c.continued = false;
-                    push_data(out, conn, &bytes);
+                    *queued += bytes.len();
+                    push_response(out, conn, bytes);
                     if engine.has_jobs() {
                         engine.run_jobs(now);
                     }
@@ -244,6 +294,16 @@ impl Relayed {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Queues a response for `conn`: its chunks (at most `MAX_CHUNK` each)
+/// become `Data` messages as they are, never copied again.
+fn push_response(out: &mut VecDeque<FromToolstack>, conn: u32, response: Response) {
+    for bytes in response.into_chunks() {
+        if !bytes.is_empty() {
+            out.push_back(FromToolstack::Data { conn, bytes });
         }
     }
 }

@@ -132,6 +132,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             n += 1;
             let r = match self.exec(Instant(0), "", job.class, job.message, job.args) {
                 Outcome::Done(r) => r,
+                Outcome::Stream(read) => Ok(read.to_value(&self.db)),
                 Outcome::Park(_) => Ok(Value::str("")),
             };
             self.finish(&job.task, r);

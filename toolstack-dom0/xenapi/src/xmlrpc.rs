@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use crate::error::ApiError;
+use crate::reply::{Emit, Payload};
 use crate::value::Value;
 
 /// Deepest array/struct nesting accepted in a call.
@@ -22,7 +23,15 @@ pub const MAX_DEPTH: usize = 32;
 pub struct DecodeError(pub &'static str);
 
 /// Most XML nodes a call may have (bounds the DOM roxmltree builds).
-pub const MAX_NODES: u32 = 256 * 1024;
+pub const MAX_NODES: u32 = 2 * MAX_ELEMENTS as u32 + 64;
+
+/// Most elements a call may have, counted on the raw bytes before the XML
+/// parser runs: bounds the DOM roxmltree builds and the values decoded
+/// from it, which are allocated without a way to refuse.
+/// `tests/reply_memory.rs` measures the worst body within
+/// `budget::CALL_BYTES`; a VM record with every field is about 500
+/// elements, a map of 5,000 entries 25,000.
+pub const MAX_ELEMENTS: usize = 32 * 1024;
 
 /// Deepest element nesting let through to the XML parser. roxmltree's
 /// tokenizer recurses per element, so depth is checked on the raw bytes
@@ -38,9 +47,11 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 /// Conservative element-depth scan of raw XML: skips comments, CDATA, PIs
 /// and quoted attribute values; refuses any other `<!` (DTDs). Errs when
-/// nesting exceeds [`MAX_ELEMENT_DEPTH`].
+/// nesting exceeds [`MAX_ELEMENT_DEPTH`] or there are more than
+/// [`MAX_ELEMENTS`] elements.
 fn check_depth(b: &[u8]) -> Result<(), DecodeError> {
     let mut depth = 0usize;
+    let mut elements = 0usize;
     let mut i = 0usize;
     while let Some(off) = b.get(i..).and_then(|r| r.iter().position(|c| *c == b'<')) {
         i += off;
@@ -70,6 +81,10 @@ fn check_depth(b: &[u8]) -> Result<(), DecodeError> {
                     _ => {}
                 }
                 j += 1;
+            }
+            elements += 1;
+            if elements > MAX_ELEMENTS {
+                return Err(DecodeError("too many elements"));
             }
             if b[j - 1] != b'/' {
                 depth += 1;
@@ -203,25 +218,29 @@ pub fn decode_call(body: &[u8]) -> Result<(String, Vec<Value>), DecodeError> {
 }
 
 /// Escapes text for XML.
-pub fn escape_into(out: &mut String, s: &str) {
+pub fn escape_into<W: Write + ?Sized>(out: &mut W, s: &str) {
     if !s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&' | b'"')) {
-        out.push_str(s);
+        let _ = out.write_str(s);
         return;
     }
-    for ch in s.chars() {
-        match ch {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            _ => out.push(ch),
-        }
+    // Runs without a special character go out whole.
+    let mut rest = s;
+    while let Some(i) = rest.find(['<', '>', '&', '"']) {
+        let _ = out.write_str(&rest[..i]);
+        let _ = out.write_str(match rest.as_bytes()[i] {
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'&' => "&amp;",
+            _ => "&quot;",
+        });
+        rest = &rest[i + 1..];
     }
+    let _ = out.write_str(rest);
 }
 
 /// Appends `<value>…</value>` for `v`.
-pub fn encode_value(out: &mut String, v: &Value) {
-    out.push_str("<value>");
+pub fn encode_value<W: Write + ?Sized>(out: &mut W, v: &Value) {
+    let _ = out.write_str("<value>");
     match v {
         Value::String(s) => escape_into(out, s),
         // XenAPI: an int travels as a decimal string.
@@ -231,59 +250,105 @@ pub fn encode_value(out: &mut String, v: &Value) {
         Value::Float(f) => {
             let _ = write!(out, "<double>{f}</double>");
         }
-        Value::Bool(b) => out.push_str(if *b {
-            "<boolean>1</boolean>"
-        } else {
-            "<boolean>0</boolean>"
-        }),
+        Value::Bool(b) => {
+            let _ = out.write_str(if *b {
+                "<boolean>1</boolean>"
+            } else {
+                "<boolean>0</boolean>"
+            });
+        }
         Value::DateTime(s) => {
-            out.push_str("<dateTime.iso8601>");
+            let _ = out.write_str("<dateTime.iso8601>");
             escape_into(out, s);
-            out.push_str("</dateTime.iso8601>");
+            let _ = out.write_str("</dateTime.iso8601>");
         }
         Value::Array(a) => {
-            out.push_str("<array><data>");
+            let _ = out.write_str("<array><data>");
             for x in a {
                 encode_value(out, x);
             }
-            out.push_str("</data></array>");
+            let _ = out.write_str("</data></array>");
         }
         Value::Map(m) => {
-            out.push_str("<struct>");
+            let _ = out.write_str("<struct>");
             for (k, x) in m {
-                out.push_str("<member><name>");
+                let _ = out.write_str("<member><name>");
                 escape_into(out, k);
-                out.push_str("</name>");
+                let _ = out.write_str("</name>");
                 encode_value(out, x);
-                out.push_str("</member>");
+                let _ = out.write_str("</member>");
             }
-            out.push_str("</struct>");
+            let _ = out.write_str("</struct>");
         }
         Value::Nil => {}
     }
-    out.push_str("</value>");
+    let _ = out.write_str("</value>");
+}
+
+/// XML-RPC as an [`Emit`] over any writer: the same bytes as
+/// [`encode_value`] of the tree the calls stand for.
+pub struct XmlEmit<'a, W: Write + ?Sized>(pub &'a mut W);
+
+impl<W: Write + ?Sized> Emit for XmlEmit<'_, W> {
+    fn value(&mut self, v: &Value) {
+        encode_value(self.0, v)
+    }
+    fn map_start(&mut self) {
+        let _ = self.0.write_str("<value><struct>");
+    }
+    fn entry(&mut self, _index: usize, key: &str) {
+        let _ = self.0.write_str("<member><name>");
+        escape_into(self.0, key);
+        let _ = self.0.write_str("</name>");
+    }
+    fn entry_end(&mut self) {
+        let _ = self.0.write_str("</member>");
+    }
+    fn map_end(&mut self) {
+        let _ = self.0.write_str("</struct></value>");
+    }
+    fn array_start(&mut self) {
+        let _ = self.0.write_str("<value><array><data>");
+    }
+    fn item(&mut self, _index: usize) {}
+    fn array_end(&mut self) {
+        let _ = self.0.write_str("</data></array></value>");
+    }
+}
+
+/// Writes a XenAPI reply as a `methodResponse`: the success payload is
+/// written as it is walked, never as a copy.
+pub fn write_response<W: Write + ?Sized>(out: &mut W, result: Result<&dyn Payload, &ApiError>) {
+    let _ =
+        out.write_str("<?xml version=\"1.0\"?>\n<methodResponse><params><param><value><struct>");
+    match result {
+        Ok(v) => {
+            let _ = out.write_str("<member><name>Status</name><value>Success</value></member>");
+            let _ = out.write_str("<member><name>Value</name>");
+            v.emit(&mut XmlEmit(out));
+            let _ = out.write_str("</member>");
+        }
+        Err(e) => {
+            let _ = out.write_str("<member><name>Status</name><value>Failure</value></member>");
+            let _ = out.write_str("<member><name>ErrorDescription</name>");
+            let _ = out.write_str("<value><array><data>");
+            for d in e.description() {
+                encode_value(out, &Value::String(d));
+            }
+            let _ = out.write_str("</data></array></value>");
+            let _ = out.write_str("</member>");
+        }
+    }
+    let _ = out.write_str("</struct></value></param></params></methodResponse>\n");
 }
 
 /// Encodes a XenAPI reply as a `methodResponse`.
 pub fn encode_response(result: &Result<Value, ApiError>) -> String {
-    let mut out =
-        String::from("<?xml version=\"1.0\"?>\n<methodResponse><params><param><value><struct>");
+    let mut out = String::new();
     match result {
-        Ok(v) => {
-            out.push_str("<member><name>Status</name><value>Success</value></member>");
-            out.push_str("<member><name>Value</name>");
-            encode_value(&mut out, v);
-            out.push_str("</member>");
-        }
-        Err(e) => {
-            out.push_str("<member><name>Status</name><value>Failure</value></member>");
-            out.push_str("<member><name>ErrorDescription</name>");
-            let d = Value::Array(e.description().into_iter().map(Value::String).collect());
-            encode_value(&mut out, &d);
-            out.push_str("</member>");
-        }
+        Ok(v) => write_response(&mut out, Ok(v)),
+        Err(e) => write_response(&mut out, Err(e)),
     }
-    out.push_str("</struct></value></param></params></methodResponse>\n");
     out
 }
 
@@ -356,6 +421,12 @@ mod tests {
         }
         flat.push_str("</r>");
         assert_eq!(check_depth(flat.as_bytes()), Ok(()));
+        let many = "<a/>".repeat(MAX_ELEMENTS + 1);
+        assert_eq!(
+            check_depth(many.as_bytes()),
+            Err(DecodeError("too many elements"))
+        );
+        assert_eq!(check_depth(&many.as_bytes()[4..]), Ok(()));
     }
 
     #[test]

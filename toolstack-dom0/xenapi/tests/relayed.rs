@@ -6,11 +6,11 @@
 use std::collections::VecDeque;
 
 use xcp_relay::{FromToolstack, ToToolstack};
-use xenapi::relayed::{Relayed, MAX_BUFFER, MAX_TOTAL};
+use xenapi::relayed::{Relayed, MAX_BUFFER, MAX_QUEUED, MAX_TOTAL};
 use xenapi::wal::MemStorage;
 
 mod common;
-use common::{open, E, T0};
+use common::{new_vm, ok, open, s, E, T0};
 
 fn engine() -> E {
     open(MemStorage::default())
@@ -180,4 +180,57 @@ fn bodies_past_the_total_bound_get_503_and_the_rest_keep_their_bytes() {
     r.drop_link(0);
     r.drop_link(1);
     assert_eq!(r.buffered(), 0);
+}
+
+#[test]
+fn pipelined_big_replies_wait_for_the_backlog_to_drain() {
+    let mut e = engine();
+    let sid = ok(
+        &mut e,
+        "session.login_with_password",
+        vec![s("root"), s("pw"), s("1.0"), s("t")],
+    );
+    for i in 0..150 {
+        new_vm(&mut e, &sid, &format!("vm-{i}"));
+    }
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"VM.get_all_records","params":["{}"]}}"#,
+        sid.as_str().unwrap()
+    );
+    // 24 calls pipelined in one message: their replies together are
+    // several times the backlog bound.
+    const CALLS: usize = 24;
+    let mut stream = Vec::new();
+    for _ in 0..CALLS {
+        stream.extend(request(&body));
+    }
+    let mut r = Relayed::new();
+    let mut out = VecDeque::new();
+    r.on_message(&mut e, T0, 7, data(1, stream), &mut out);
+    let mut answered = 0;
+    let mut rounds = 0;
+    loop {
+        let queued: usize = out
+            .iter()
+            .map(|m| match m {
+                FromToolstack::Data { bytes, .. } => bytes.len(),
+                _ => 0,
+            })
+            .sum();
+        let text = replies(&mut out, 1);
+        let one = text.len() / text.matches("HTTP/1.1 200 OK").count().max(1);
+        // At most the bound plus one reply waits for the relay.
+        assert!(queued < MAX_QUEUED + one, "{queued} B queued");
+        answered += text.matches("HTTP/1.1 200 OK").count();
+        if answered == CALLS {
+            break;
+        }
+        assert!(r.has_parked(), "the rest wait, deferred");
+        // The relay took the backlog; the board ticks the link.
+        r.tick(&mut e, T0, 7, &mut out);
+        rounds += 1;
+        assert!(rounds < CALLS, "no progress");
+    }
+    assert!(rounds > 1, "the replies were spread over rounds");
+    assert!(!r.has_parked());
 }
