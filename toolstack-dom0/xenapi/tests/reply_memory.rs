@@ -12,99 +12,22 @@
 //! codecs' encoding of the value tree the engine used to build. One test
 //! per binary: the counting allocator is global.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::collections::VecDeque;
 
 use xcp_relay::{FromToolstack, ToToolstack};
 use xenapi::budget;
-use xenapi::engine::Engine;
 use xenapi::http::MAX_BODY;
-use xenapi::hypervisor::FakeHypervisor;
 use xenapi::relayed::Relayed;
-use xenapi::rng::SeededEntropy;
 use xenapi::value::Value;
-use xenapi::wal::{Storage, StorageError};
 use xenapi::{jsonrpc, xmlrpc};
 
 mod common;
 use common::*;
-
-/// Net bytes allocated and their high-water mark (requested sizes).
-struct Counting;
-
-static NET: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards every call to `System` unchanged, only counting sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = NET.fetch_add(layout.size() as isize, Ordering::Relaxed) + layout.size() as isize;
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: the caller's contract for `alloc` is passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        NET.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // Counted as alloc + copy + free: a growing Vec briefly holds both.
-        let now = NET.fetch_add(new_size as isize, Ordering::Relaxed) + new_size as isize;
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: the caller's contract for `realloc` is passed on as is.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        NET.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        new
-    }
-}
+mod memory;
+use memory::{add_vms, call, rec, Eng};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// A log that keeps nothing but its length: the WAL is not measured here.
-#[derive(Default)]
-struct Counted(u64);
-
-impl Storage for Counted {
-    fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-        self.0 += bytes.len() as u64;
-        Ok(())
-    }
-    fn sync(&mut self) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn read_all(&mut self) -> Result<Vec<u8>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn truncate(&mut self, len: u64) -> Result<(), StorageError> {
-        self.0 = len;
-        Ok(())
-    }
-    fn replace(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-        self.0 = bytes.len() as u64;
-        Ok(())
-    }
-}
-
-type Eng = Engine<FakeHypervisor, Counted, SeededEntropy>;
-
-fn call(e: &mut Eng, m: &str, p: Vec<Value>) -> Value {
-    e.call_value(T0, m, p)
-        .unwrap_or_else(|err| panic!("{m}: {err:?}"))
-}
-
-fn rec(fields: &[(&str, Value)]) -> Value {
-    Value::Map(
-        fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-    )
-}
+static GLOBAL: memory::Counting = memory::Counting;
 
 /// 1,000 VMs with their devices, as `tests/db_memory.rs` creates them.
 fn load(e: &mut Eng, sid: &Value) {
@@ -119,81 +42,7 @@ fn load(e: &mut Eng, sid: &Value) {
             rec(&[("name_label", s("xenbr0")), ("bridge", s("xenbr0"))]),
         ],
     );
-    for i in 0..budget::VMS {
-        let vm = call(
-            e,
-            "VM.create",
-            vec![
-                sid.clone(),
-                rec(&[
-                    ("name_label", s(&format!("vm-{i:04}-a-typical-name"))),
-                    ("name_description", s("created by the memory budget test")),
-                    ("memory_static_max", s("268435456")),
-                    ("memory_dynamic_max", s("268435456")),
-                    ("memory_dynamic_min", s("268435456")),
-                    ("VCPUs_max", s("2")),
-                    ("VCPUs_at_startup", s("2")),
-                    ("PV_kernel", s("testdom.elf")),
-                    ("PV_args", s("console=hvc0 root=/dev/xvda1 ro quiet")),
-                    (
-                        "other_config",
-                        rec(&[
-                            ("owner", s("ops")),
-                            ("tier", s("web")),
-                            ("backup", s("daily")),
-                        ]),
-                    ),
-                ]),
-            ],
-        );
-        for d in 0..2 {
-            call(
-                e,
-                "VIF.create",
-                vec![
-                    sid.clone(),
-                    rec(&[
-                        ("VM", vm.clone()),
-                        ("network", net.clone()),
-                        ("device", s(&d.to_string())),
-                        (
-                            "MAC",
-                            s(&format!("00:16:3e:{:02x}:{:02x}:{d:02x}", i / 256, i % 256)),
-                        ),
-                        ("MTU", Value::Int(1500)),
-                    ]),
-                ],
-            );
-            let vdi = call(
-                e,
-                "VDI.create",
-                vec![
-                    sid.clone(),
-                    rec(&[
-                        ("SR", srs[0].clone()),
-                        ("name_label", s(&format!("vm-{i:04} disk {d}"))),
-                        ("virtual_size", Value::Int(8 << 30)),
-                        ("type", s("user")),
-                    ]),
-                ],
-            );
-            call(
-                e,
-                "VBD.create",
-                vec![
-                    sid.clone(),
-                    rec(&[
-                        ("VM", vm.clone()),
-                        ("VDI", vdi),
-                        ("userdevice", s(&d.to_string())),
-                        ("type", s("Disk")),
-                        ("mode", s("RW")),
-                        ("bootable", Value::Bool(d == 0)),
-                    ]),
-                ],
-            );
-        }
-    }
+    add_vms(e, sid, &srs[0], &net, 0..budget::VMS);
 }
 
 fn http(path: &str, ctype: &str, body: &str) -> Vec<u8> {
@@ -213,10 +62,9 @@ fn measure(e: &mut Eng, conn: u32, request: Vec<u8>) -> (usize, Vec<u8>) {
         conn,
         bytes: request,
     };
-    let before = NET.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = memory::reset_peak();
     relayed.on_message(e, T0, 1, msg, &mut out);
-    let peak = (PEAK.load(Ordering::Relaxed) - before) as usize;
+    let peak = (memory::peak() - before) as usize;
     let mut reply = Vec::new();
     for m in out {
         if let FromToolstack::Data { bytes, .. } = m {
@@ -237,22 +85,7 @@ fn body_of(reply: &[u8]) -> &[u8] {
 
 #[test]
 fn big_reads_fit_call_bytes() {
-    let mut c = config();
-    c.event_capacity = 1;
-    c.compact_min_bytes = u64::MAX / 4;
-    let mut e = Engine::open(
-        c,
-        FakeHypervisor::default(),
-        Counted::default(),
-        SeededEntropy(9),
-    )
-    .unwrap();
-    e.seed(T0, "host0", "127.0.0.1").unwrap();
-    let sid = call(
-        &mut e,
-        "session.login_with_password",
-        vec![s("root"), s("pw"), s("1.0"), s("test")],
-    );
+    let (mut e, sid) = memory::open_measured();
     load(&mut e, &sid);
     let sid = sid.as_str().expect("a session ref").to_owned();
     let xml_call = |m: &str, extra: &str| {

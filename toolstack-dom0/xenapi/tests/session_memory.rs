@@ -2,9 +2,6 @@
 //! documented [`SESSION_BYTES`]: the session table's bound ([`MAX_SESSIONS`])
 //! is derived from it. One test per binary: the counting allocator is global.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
 use xenapi::event_api::{MAX_REGISTRATIONS, MAX_SUBSCRIPTION_REF_BYTES};
 use xenapi::session::{MAX_ORIGINATOR_BYTES, MAX_SESSIONS, SESSION_BYTES, SESSION_TABLE_BYTES};
 use xenapi::value::Value;
@@ -12,31 +9,12 @@ use xenapi::wal::MemStorage;
 
 mod common;
 use common::*;
-
-/// Net bytes allocated (requested sizes; allocator overhead not counted).
-struct Counting;
-
-static NET: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards every call to `System` unchanged, only counting sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        NET.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's contract for `alloc` is passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        NET.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+mod memory;
 
 const _: () = assert!(MAX_SESSIONS * SESSION_BYTES <= SESSION_TABLE_BYTES);
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: memory::Counting = memory::Counting;
 
 #[test]
 fn worst_case_session_fits_session_bytes() {
@@ -53,7 +31,7 @@ fn worst_case_session_fits_session_bytes() {
             s(&format!("VM/{r}"))
         })
         .collect();
-    let before = NET.load(Ordering::Relaxed);
+    let before = memory::net();
     for i in 0..N {
         let originator = format!("{i:0>MAX_ORIGINATOR_BYTES$}");
         let sid = ok(
@@ -67,7 +45,7 @@ fn worst_case_session_fits_session_bytes() {
             vec![sid, Value::Array(subs.clone())],
         );
     }
-    let per_session = (NET.load(Ordering::Relaxed) - before) as usize / N;
+    let per_session = (memory::net() - before) as usize / N;
     println!("one worst-case session holds {per_session} bytes");
     assert!(
         per_session <= SESSION_BYTES,
