@@ -53,6 +53,8 @@ const TEST_CODE: &[TestCode] = &[
             "7testdom12channel_peer",
             "7testdom7xs_test",
             "7testdom14xenapi_client",
+            "7testdom7xs_fill",
+            "7testdom9xs_stress",
             "12xcp_selftest",
         ],
     },
