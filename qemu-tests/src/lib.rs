@@ -164,7 +164,7 @@ impl Run {
                     self.name,
                     marker,
                     self.started.elapsed(),
-                    lines.join("\n")
+                    excerpt(&lines.join("\n"))
                 )
             })
     }
@@ -235,7 +235,7 @@ impl Outcome {
         self.log
             .lines()
             .find(|l| l.contains(text))
-            .unwrap_or_else(|| panic!("no line with {text:?}:\n{}", self.log))
+            .unwrap_or_else(|| panic!("no line with {text:?}:\n{}", excerpt(&self.log)))
             .to_string()
     }
 
@@ -246,9 +246,49 @@ impl Outcome {
             self.status,
             Some(verdict::qemu_status(code)),
             "expected debug-exit code {code:#x}; log:\n{}",
-            self.log
+            excerpt(&self.log)
         );
     }
+}
+
+/// Lines of a failure message's log excerpt at most (the whole log is
+/// saved under `<artifacts>/logs/`).
+pub const EXCERPT_LINES: usize = 150;
+
+/// The part of a serial log worth reading in a failure message: Xen's boot
+/// chatter (its lines before the first line of a domain) is left out, and
+/// of the rest only the last [`EXCERPT_LINES`] lines are kept, since the
+/// end says where a run stopped. CI shows the start of a long message.
+pub fn excerpt(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let first_domain = lines
+        .iter()
+        .position(|l| !l.starts_with("(XEN)"))
+        .unwrap_or(0);
+    // Xen's warnings during boot stay.
+    let mut kept: Vec<&str> = lines[..first_domain]
+        .iter()
+        .filter(|l| {
+            let lower = l.to_ascii_lowercase();
+            lower.contains("warn") || lower.contains("error") || lower.contains("panic")
+        })
+        .copied()
+        .collect();
+    let boot_left_out = first_domain - kept.len();
+    kept.extend_from_slice(&lines[first_domain..]);
+    let mut out = String::new();
+    if boot_left_out > 0 {
+        out.push_str(&format!("[{boot_left_out} lines of Xen's boot left out]\n"));
+    }
+    if kept.len() > EXCERPT_LINES {
+        out.push_str(&format!(
+            "[{} earlier lines left out]\n",
+            kept.len() - EXCERPT_LINES
+        ));
+        kept.drain(..kept.len() - EXCERPT_LINES);
+    }
+    out.push_str(&kept.join("\n"));
+    out
 }
 
 /// Xen's console timestamp of a `(XEN) [    1.234567] ...` or our
@@ -272,5 +312,24 @@ mod tests {
             Some(1.231699)
         );
         assert_eq!(super::stamp("no stamp"), None);
+    }
+
+    #[test]
+    fn excerpts_drop_xen_boot_chatter_and_keep_the_end() {
+        let mut log =
+            String::from("(XEN) [    0.1] Xen version 4.17\n(XEN) [    0.2] WARNING: no IOMMU\n");
+        for i in 0..200 {
+            log.push_str(&format!("[    1.{i}] dom0: line {i}\n"));
+        }
+        log.push_str("(XEN) [    2.0] late Xen line");
+        let e = super::excerpt(&log);
+        assert!(!e.contains("Xen version"), "{e}");
+        assert!(e.contains("[1 lines of Xen's boot left out]"), "{e}");
+        assert!(e.contains("late Xen line"), "{e}");
+        assert!(e.contains("dom0: line 199"), "{e}");
+        assert!(!e.contains("dom0: line 49\n"), "{e}");
+        // 202 kept lines (the warning, 200, the late one): the last 150.
+        assert!(e.contains("[52 earlier lines left out]"), "{e}");
+        assert_eq!(e.lines().count(), 152, "{e}");
     }
 }

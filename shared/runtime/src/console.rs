@@ -68,7 +68,25 @@ pub fn read_input(buf: &mut [u8]) -> usize {
     }
 }
 
-fn ring_write(page: usize, evtchn: u32, mut bytes: &[u8]) {
+/// The console writer's view of its reader (a stall drops bytes rather
+/// than hanging the domain: `console_stall`).
+static STALL: spin::Mutex<crate::console_stall::Stall> =
+    spin::Mutex::new(crate::console_stall::Stall::DEFAULT);
+
+fn ring_write(page: usize, evtchn: u32, bytes: &[u8]) {
+    // A panic that interrupted a write on this single vCPU still prints,
+    // with a stall state of its own.
+    let mut own = crate::console_stall::Stall::DEFAULT;
+    let mut guard = STALL.try_lock();
+    let stall = match guard.as_deref_mut() {
+        Some(s) => s,
+        None => &mut own,
+    };
+    ring_put(page, evtchn, bytes, stall);
+}
+
+fn ring_put(page: usize, evtchn: u32, mut bytes: &[u8], stall: &mut crate::console_stall::Stall) {
+    use crate::console_stall::Full;
     let cons_ptr = (page + OUT_CONS_OFFSET) as *const u32;
     let prod_ptr = (page + OUT_PROD_OFFSET) as *mut u32;
     while !bytes.is_empty() {
@@ -79,10 +97,25 @@ fn ring_write(page: usize, evtchn: u32, mut bytes: &[u8]) {
         let mut prod = unsafe { core::ptr::read_volatile(prod_ptr) };
         let used = prod.wrapping_sub(cons);
         if used >= OUT_SIZE {
-            // The reader is behind (or gone): kick it and wait a little.
-            crate::evtchn::send(evtchn);
-            // SAFETY: yielding has no memory effects.
-            unsafe { xen_sys::sched::yield_now() };
+            match stall.full(cons, crate::time::now_ns()) {
+                Full::Wait => {
+                    // The reader is behind: kick it and let it run.
+                    crate::evtchn::send(evtchn);
+                    // SAFETY: yielding has no memory effects.
+                    unsafe { xen_sys::sched::yield_now() };
+                    continue;
+                }
+                Full::Drop => {
+                    stall.dropped(bytes.len());
+                    return;
+                }
+            }
+        }
+        if let Some(lost) = stall.room() {
+            // Room again after a stall: say what was lost first.
+            let mut marker = [0u8; crate::console_stall::MARKER_BYTES];
+            let len = crate::console_stall::marker(lost, &mut marker);
+            ring_put(page, evtchn, &marker[..len], stall);
             continue;
         }
         let room = (OUT_SIZE - used.min(OUT_SIZE)) as usize;
@@ -99,6 +132,11 @@ fn ring_write(page: usize, evtchn: u32, mut bytes: &[u8]) {
         crate::evtchn::send(evtchn);
         bytes = &bytes[n..];
     }
+}
+
+/// Console bytes dropped since boot because the reader stalled.
+pub fn dropped_bytes() -> u64 {
+    STALL.try_lock().map_or(0, |s| s.total_dropped())
 }
 
 /// A `core::fmt::Write` sink over [`write`].

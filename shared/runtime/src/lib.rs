@@ -19,6 +19,7 @@
 extern crate alloc;
 
 pub mod cmdline;
+pub mod console_stall;
 pub mod dma_plan;
 pub mod frames;
 pub mod log_policy;
