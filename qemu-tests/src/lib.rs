@@ -94,7 +94,10 @@ impl Artifacts {
                 bundle: bundle.to_path_buf(),
             },
             memory_mib: 1024,
-            timeout_secs: 90,
+            // Longer than the self-tests' 150 s waits for their verdict, so
+            // a slow (loaded) host fails a wait, with the log, before
+            // QEMU's time runs out.
+            timeout_secs: 160,
             devices: Default::default(),
         }
     }
