@@ -275,7 +275,7 @@ fn xenapi_vm_stops_are_noticed_while_xenstore_dom_holds_virq_dom_exc() {
     let hash = xenapi::auth::hash_password(PASSWORD, 1000).unwrap();
     let config = format!(
         "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
-         [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 32\nxenstore = true\nstart = false\n\n\
+         [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 16\nxenstore = true\nstart = false\n\n\
          [[domain]]\nname = \"testdom\"\nimage = \"testdom.elf\"\nmemory_mib = 8\nstart = false\n"
     );
     let outcome = xenstore_selftest(
@@ -312,7 +312,7 @@ fn xenstore_dom_loses_no_wake_up_under_stress() {
     let rounds = xs_stress_rounds();
     let mut config = String::from(
         "[platform]\nname = \"selftest\"\n\n\
-         [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 32\nxenstore = true\nstart = false\n",
+         [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 16\nxenstore = true\nstart = false\n",
     );
     for i in 1..=3 {
         config.push_str(&format!(
@@ -348,7 +348,7 @@ fn xenstore_dom_loses_no_wake_up_under_stress() {
 fn xenstore_dom_serves_two_domains_and_releases_a_dead_one() {
     let a = Artifacts::from_env();
     let config = "[platform]\nname = \"selftest\"\n\n\
-        [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 32\nxenstore = true\nstart = false\n\n\
+        [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 16\nxenstore = true\nstart = false\n\n\
         [[domain]]\nname = \"testa\"\nimage = \"testdom.elf\"\nmemory_mib = 8\nstart = false\ncmdline = \"xs-test=a\"\n\n\
         [[domain]]\nname = \"testb\"\nimage = \"testdom.elf\"\nmemory_mib = 8\nstart = false\ncmdline = \"xs-test=b\"\n";
     let outcome = xenstore_selftest(&a, "xenstore", config, "xenstore", "");

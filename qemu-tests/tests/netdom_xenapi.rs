@@ -116,7 +116,7 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
     let hash = xenapi::auth::hash_password(PASSWORD, 1000).unwrap();
     let config = format!(
         "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
-         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 16\n\
+         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 12\n\
          restart = false\nstart = false\npassthrough = true\n"
     );
     let archive =

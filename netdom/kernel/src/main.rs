@@ -39,7 +39,9 @@ mod domain {
 
     use crate::irq::Wake;
 
-    xcp_runtime::entry!(main, "netdom");
+    // It shares no page of its own (dom0 grants the relay channel; DMA
+    // buffers come from the heap): a few single frames, the rest heap.
+    xcp_runtime::entry!(main, "netdom", frames = 64);
 
     /// Virtqueue entries: 256 makes the transmit queue's descriptor table
     /// and available ring span two pages, so bring-up uses an exchanged,
@@ -64,6 +66,15 @@ mod domain {
 
     fn main(boot: Boot) -> ! {
         debug!("command line {:?}", boot.cmdline);
+        debug!("heap {} KiB", boot.heap_bytes / 1024);
+        if boot.heap_bytes < xcp_netrelay::budget::HEAP_BYTES {
+            warn!(
+                "heap {} KiB is less than the {} KiB netdom's budget plans (netdom/relay budget.rs): \
+                 bounds may refuse before they are reached",
+                boot.heap_bytes / 1024,
+                xcp_netrelay::budget::HEAP_BYTES / 1024
+            );
+        }
         let args =
             Args::parse(boot.cmdline).unwrap_or_else(|e| stop(format_args!("command line: {e:?}")));
         let BroughtUp {

@@ -1,12 +1,12 @@
 //! netdom's memory budget: every bound a client (or dom0) can drive in the
 //! relay, derived from netdom's memory and written down in one place.
 //!
-//! netdom is a 16 MiB PV domain ([`NETDOM_BYTES`], `memory_mib = 16` in
+//! netdom is a 12 MiB PV domain ([`NETDOM_BYTES`], `memory_mib = 12` in
 //! boot/platform.toml). Not heap: the kernel image, page tables, and the
-//! quarter of the free frames the runtime keeps as single frames (grant
-//! mappings of the relay channel, DMA extents): [`RESERVED_BYTES`]. The
-//! heap, [`HEAP_BYTES`] = 10 MiB as planned (the runtime's split of a
-//! 16 MiB domain with a 0.3 MiB image gives ≈ 11.5 MiB), is split as
+//! 64 single frames the runtime keeps apart (netdom shares no page of its
+//! own: dom0 grants the relay channel, DMA buffers come from the heap):
+//! [`RESERVED_BYTES`]. The heap, [`HEAP_BYTES`] = 10 MiB as planned (a
+//! 12 MiB domain with a 0.3 MiB image gets ≈ 11.4 MiB), is split as
 //! follows and asserted to fit below:
 //!
 //! | part                              | bound       | where |
@@ -36,10 +36,10 @@ const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
 
 /// netdom's memory, bytes.
-pub const NETDOM_BYTES: usize = 16 * MIB;
-/// Not heap: image and page tables (≤ 2 MiB) and the single-frame pool
-/// (a quarter of the rest).
-pub const RESERVED_BYTES: usize = 6 * MIB;
+pub const NETDOM_BYTES: usize = 12 * MIB;
+/// Not heap: image and page tables (≤ 1.5 MiB) and the single-frame pool
+/// (64 frames).
+pub const RESERVED_BYTES: usize = 2 * MIB;
 /// netdom's heap as the budget plans it, bytes.
 pub const HEAP_BYTES: usize = NETDOM_BYTES - RESERVED_BYTES;
 

@@ -86,6 +86,7 @@ pub struct Boot {
 extern "Rust" {
     fn __xcp_main(boot: Boot) -> !;
     fn __xcp_domain_name() -> &'static str;
+    fn __xcp_frame_pool_cap() -> u64;
 }
 
 extern "C" fn xcp_rust_start(si: *const StartInfo) -> ! {
@@ -112,7 +113,7 @@ extern "C" fn xcp_rust_start(si: *const StartInfo) -> ! {
         panic!("start_info magic is not xen-3.0-x86_64");
     }
     // SAFETY: first and only call, before any other memory use.
-    let memory = unsafe { crate::paging::init(si) };
+    let memory = unsafe { crate::paging::init(si, __xcp_frame_pool_cap()) };
     // SAFETY: paging::init reserved this range of the direct map for the heap.
     unsafe { crate::heap::init(memory.heap_start, memory.heap_bytes) };
     // SAFETY: once, after paging::init and the heap.

@@ -21,6 +21,15 @@ pub enum FrameError {
     NotAllocated(Pfn),
 }
 
+/// How boot divides the `free` pages left after the image and the tables:
+/// `(heap, frames)`. A quarter goes to single frames (pages shared with
+/// peers: rings, grants), at most `cap` (`entry!`'s `frames = N`): a
+/// domain whose peers get few pages keeps the rest as heap.
+pub fn split(free: u64, cap: u64) -> (u64, u64) {
+    let frames = (free / 4).min(cap);
+    (free - frames, frames)
+}
+
 /// Allocates single frames from `[next, end)` and a free set.
 #[derive(Debug)]
 pub struct FrameAllocator {
@@ -94,6 +103,14 @@ impl FrameAllocator {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn boot_keeps_a_quarter_for_frames_up_to_the_cap() {
+        assert_eq!(super::split(4000, u64::MAX), (3000, 1000));
+        assert_eq!(super::split(4000, 64), (3936, 64));
+        assert_eq!(super::split(3, u64::MAX), (3, 0));
+        assert_eq!(super::split(0, 64), (0, 0));
+    }
+
     use super::*;
 
     #[test]

@@ -82,15 +82,22 @@ pub use xen_info::{xen_version, XenInfo};
 
 pub use log;
 
-/// Declares the domain's entry point and its name (used as the log prefix).
+/// Declares the domain's entry point, its name (used as the log prefix)
+/// and, optionally, the most single frames its boot keeps apart from the
+/// heap (`frames = N`; by default a quarter of the free pages,
+/// [`frames::split`]).
 ///
 /// ```text
 /// xcp_runtime::entry!(main, "toolstack-dom0");
+/// xcp_runtime::entry!(main, "netdom", frames = 64);
 /// fn main(boot: xcp_runtime::Boot) -> ! { loop {} }
 /// ```
 #[macro_export]
 macro_rules! entry {
     ($main:path, $name:expr) => {
+        $crate::entry!($main, $name, frames = u64::MAX);
+    };
+    ($main:path, $name:expr, frames = $frames:expr) => {
         /// Called by the runtime once memory, console and clock are up.
         #[no_mangle]
         pub fn __xcp_main(boot: $crate::Boot) -> ! {
@@ -101,6 +108,12 @@ macro_rules! entry {
         #[no_mangle]
         pub fn __xcp_domain_name() -> &'static str {
             $name
+        }
+
+        /// The most single frames boot keeps apart from the heap.
+        #[no_mangle]
+        pub fn __xcp_frame_pool_cap() -> u64 {
+            $frames
         }
     };
 }

@@ -215,11 +215,12 @@ pub(crate) struct Memory {
 }
 
 /// Builds the direct map and the window's tables and sets up the frame
-/// allocator. Returns the heap range. Allocates nothing from the heap.
+/// allocator with at most `frame_cap` frames ([`crate::frames::split`]).
+/// Returns the heap range. Allocates nothing from the heap.
 ///
 /// # Safety
 /// Call once, at boot, before anything else touches memory past the image.
-pub(crate) unsafe fn init(si: &StartInfo) -> Memory {
+pub(crate) unsafe fn init(si: &StartInfo, frame_cap: u64) -> Memory {
     let nr_pages = si.nr_pages.min(MAX_DIRECT_PAGES);
     STATE.call_once(|| State {
         p2m: si.mfn_list as usize,
@@ -266,9 +267,9 @@ pub(crate) unsafe fn init(si: &StartInfo) -> Memory {
     for page in (0..WINDOW_PAGES as u64).step_by(512) {
         l1_for(&mut bump, l4, l4_mfn, WINDOW_BASE + page * PAGE);
     }
-    // What is left: three quarters heap, the rest single frames.
+    // What is left: the heap, and single frames (a quarter, at most the cap).
     let free = nr_pages.saturating_sub(bump.next);
-    let heap_pages = free - free / 4;
+    let (heap_pages, _) = crate::frames::split(free, frame_cap);
     let heap_start = pfn_to_va(bump.next);
     *FRAMES.lock() = Some(FrameAllocator::new(bump.next + heap_pages, nr_pages));
     Memory {

@@ -1,14 +1,15 @@
 //! dom0's memory budget: every bound a client can drive in the toolstack,
 //! derived from dom0's memory and written down in one place.
 //!
-//! dom0 is a 64 MiB PV domain ([`DOM0_BYTES`], `dom0_mem=64M` in
-//! boot/platform.toml). What is not heap: the kernel image, the bundle
-//! module Xen loads into dom0's memory, the page tables, and the quarter of
-//! the free frames the runtime keeps as single frames (grant and foreign
-//! mappings, domain building): [`RESERVED_BYTES`]. The rest is the heap,
-//! [`HEAP_BYTES`] = 43 MiB as planned; a boot of the shipped platform logs
-//! `memory: 64 MiB ..., heap 47032 KiB` (45.9 MiB), so the plan keeps
-//! 2.9 MiB more in reserve for a larger bundle. The heap is split as
+//! dom0 is a 48 MiB PV domain ([`DOM0_BYTES`], `dom0_mem=48M` in
+//! boot/platform.toml). What is not heap: the kernel image (1.6 MB), the
+//! bundle module Xen loads into dom0's memory (0.86 MB shipped), the page
+//! tables, and 256 single frames (1 MiB: pages dom0 shares with peers;
+//! `cargo xtask bench memory` saw 4 in use): [`RESERVED_BYTES`]. The rest
+//! is the heap, [`HEAP_BYTES`] = 43 MiB as planned; a boot of the shipped
+//! platform logs `memory: 48 MiB ..., heap 45588 KiB` (44.5 MiB), so the
+//! plan keeps 1.5 MiB more in reserve for a larger bundle (dom0 warns at
+//! boot when its heap is smaller than the plan). The heap is split as
 //! follows, each part bounded where it is held and the parts asserted to
 //! fit below:
 //!
@@ -69,9 +70,9 @@ use crate::session::{DOM0_BYTES, SESSION_TABLE_BYTES};
 
 const MIB: usize = 1 << 20;
 
-/// dom0's memory that is not heap, bytes: the image and bundle (≤ 8 MiB),
-/// page tables, and the runtime's single-frame pool (a quarter of the rest).
-pub const RESERVED_BYTES: usize = 21 * MIB;
+/// dom0's memory that is not heap, bytes: the image and bundle (≤ 3.5 MiB),
+/// page tables, and the runtime's single-frame pool (256 frames).
+pub const RESERVED_BYTES: usize = 5 * MIB;
 /// dom0's heap as the budget plans it, bytes.
 pub const HEAP_BYTES: usize = DOM0_BYTES - RESERVED_BYTES;
 

@@ -44,11 +44,10 @@ pub const MAX_ANONYMOUS_SESSIONS: usize = 400;
 pub const MAX_ORIGINATOR_BYTES: usize = 256;
 
 /// Memory of the domain that holds the table (dom0), bytes.
-pub const DOM0_BYTES: usize = 64 << 20;
-/// The share of dom0's memory the session table may take: one eighth. The
-/// rest holds the kernel, the database, the event window, connection
-/// buffers and the WAL.
-pub const SESSION_TABLE_BYTES: usize = DOM0_BYTES / 8;
+pub const DOM0_BYTES: usize = 48 << 20;
+/// The share of dom0's memory the session table may take (`budget.rs`
+/// sums it with the other parts): 1024 sessions of [`SESSION_BYTES`].
+pub const SESSION_TABLE_BYTES: usize = 8 << 20;
 /// Heap one session can make dom0 hold at most, bytes, with headroom:
 /// - the session record: 16 `Value` slots (32 B each) plus its strings
 ///   (uuid, refs, two datetimes, user, originator ≤ [`MAX_ORIGINATOR_BYTES`]);

@@ -27,7 +27,8 @@ use crate::wire::{self, BadReason, Header, MsgType, Parse, ReceiveError, HEADER_
 pub const SUPPORTED_FEATURES: u32 = 1 | 2;
 
 /// Bytes all unprivileged domains together may make the engine hold by
-/// default: 16 MiB, half of xenstore-dom's 32 MiB (DESIGN.md "Budgets").
+/// default (the host daemon's): 16 MiB. xenstore-dom sets half the heap
+/// it has (DESIGN.md "Budgets").
 pub const DEFAULT_MEMORY_GLOBAL: usize = 16 * 1024 * 1024;
 
 /// Static configuration.

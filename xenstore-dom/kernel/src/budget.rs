@@ -98,8 +98,8 @@ mod tests {
 
     #[test]
     fn half_the_heap_goes_to_guests() {
-        // A 32 MiB domain has about 23 MiB of heap.
-        assert_eq!(memory_global(23 << 20), (23 << 20) / 2);
+        // The shipped 16 MiB domain has 15,408 KiB of heap.
+        assert_eq!(memory_global(15_408 << 10), 7_704 << 10);
         assert_eq!(memory_global(0), 0);
     }
 

@@ -23,7 +23,9 @@ mod domain {
     use xenstore_dom::{Board, Failure, GuestState, Platform, SharedRing};
     use xenstore_engine::Config;
 
-    xcp_runtime::entry!(main, "xenstore-dom");
+    // It shares no page of its own (guests grant their rings): a few single
+    // frames, the rest heap.
+    xcp_runtime::entry!(main, "xenstore-dom", frames = 64);
 
     /// Token of the zero-delay timer that gives busy connections a turn.
     const TURN: u64 = 1;
