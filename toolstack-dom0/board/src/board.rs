@@ -207,7 +207,9 @@ impl<P: Platform> Board<P> {
         let mut with_ring = |pf: &mut P, log: &mut UndoLog, domid: u16| {
             let mut text = cmdline(pf, log, domid)?;
             if config.xenstore {
-                let page = pf.alloc_page().map_err(BoardError::at(Step::XenstoreRing))?;
+                let page = pf
+                    .alloc_page()
+                    .map_err(BoardError::at(Step::XenstoreRing))?;
                 let gref = pf
                     .grant_access(domid, &page, false)
                     .map_err(BoardError::at(Step::XenstoreGrant))?;
@@ -439,7 +441,8 @@ impl<P: Platform> Board<P> {
                 if let Err(e) = self.reclaim(handed) {
                     error!("nic back from domid {domid}: {e}");
                 }
-                self.notices.push(Notice::NetdomReleased { domid, relay_port });
+                self.notices
+                    .push(Notice::NetdomReleased { domid, relay_port });
             }
             None => {
                 self.domains.remove(domid);
@@ -500,7 +503,8 @@ impl<P: Platform> Board<P> {
             if let Err(e) = crate::nic::release(pf, handed) {
                 error!("nic back from domid {domid}: {e}");
             }
-            self.notices.push(Notice::NetdomReleased { domid, relay_port });
+            self.notices
+                .push(Notice::NetdomReleased { domid, relay_port });
         }
     }
 

@@ -182,12 +182,10 @@ fn fill<P: Platform>(
     // pin time.
     let pages: Vec<(u64, PageKind)> = plan.pages().collect();
     for (pfn, _) in pages {
-        let mfn = *p2m
-            .get(pfn as usize)
-            .ok_or(BoardError::Plan {
-                step: Step::WritePage { pfn },
-                error: xcp_builder::Error::P2mTooShort,
-            })?;
+        let mfn = *p2m.get(pfn as usize).ok_or(BoardError::Plan {
+            step: Step::WritePage { pfn },
+            error: xcp_builder::Error::P2mTooShort,
+        })?;
         write_frame(pf, domid, mfn, Step::WritePage { pfn }, &mut |dst| {
             plan.write_page(pfn, &sources, dst).map(|_| ())
         })?;
@@ -211,10 +209,16 @@ fn fill<P: Platform>(
     }
     // As libxc does: shared_info starts zeroed with every vCPU's upcalls
     // masked (our runtime polls and registers no callback).
-    write_frame(pf, domid, info.shared_info_frame, Step::SharedInfo, &mut |dst| {
-        xcp_builder::write_shared_info(dst);
-        Ok(())
-    })?;
+    write_frame(
+        pf,
+        domid,
+        info.shared_info_frame,
+        Step::SharedInfo,
+        &mut |dst| {
+            xcp_builder::write_shared_info(dst);
+            Ok(())
+        },
+    )?;
     let hypercall_mfn = plan
         .hypercall_page_mfn(&p2m)
         .map_err(plan_err(Step::HypercallInit))?;

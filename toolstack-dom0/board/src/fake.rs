@@ -163,6 +163,8 @@ pub struct Fake {
     pub release_fired: bool,
     /// Who gets VIRQ_DOM_EXC.
     pub virq_handler: Option<u16>,
+    /// The xenstore domain dom0 connected to.
+    pub xs_domid: Option<u16>,
 }
 
 impl Default for Fake {
@@ -194,6 +196,7 @@ impl Default for Fake {
             lifecycle_watched: false,
             release_fired: false,
             virq_handler: None,
+            xs_domid: None,
         }
     }
 }
@@ -419,6 +422,11 @@ impl Platform for Fake {
         if self.virq_handler == Some(domid) {
             self.virq_handler = None;
         }
+        if self.xs_domid == Some(domid) {
+            // The introductions lived in the xenstore domain.
+            self.xs_domid = None;
+            self.introduced.clear();
+        }
         Ok(())
     }
 
@@ -529,7 +537,10 @@ impl Platform for Fake {
             // The loop would poll a closed port.
             return Err(FakeError::Busy);
         }
-        self.ports.remove(&port).then_some(()).ok_or(FakeError::Invalid)
+        self.ports
+            .remove(&port)
+            .then_some(())
+            .ok_or(FakeError::Invalid)
     }
 
     fn watch(&mut self, port: u32) {
@@ -560,7 +571,10 @@ impl Platform for Fake {
 
     fn end_access(&mut self, gref: u32) -> Result<(), FakeError> {
         self.call("end_access", format_args!("{gref}"))?;
-        self.grants.remove(&gref).map(|_| ()).ok_or(FakeError::Invalid)
+        self.grants
+            .remove(&gref)
+            .map(|_| ())
+            .ok_or(FakeError::Invalid)
     }
 
     fn pci_read32(&mut self, bdf: Bdf, offset: u8) -> u32 {
@@ -571,7 +585,8 @@ impl Platform for Fake {
     }
 
     fn pci_write32(&mut self, bdf: Bdf, offset: u8, value: u32) {
-        self.journal.push(format!("pci_write32 {bdf} {offset:#x} {value:#x}"));
+        self.journal
+            .push(format!("pci_write32 {bdf} {offset:#x} {value:#x}"));
         let at = usize::from(offset & !3);
         if let Some(c) = self.config.get_mut(&bdf) {
             // The status half of the command dword is write-one-to-clear:
@@ -586,7 +601,8 @@ impl Platform for Fake {
     }
 
     fn pci_write16(&mut self, bdf: Bdf, offset: u8, value: u16) {
-        self.journal.push(format!("pci_write16 {bdf} {offset:#x} {value:#x}"));
+        self.journal
+            .push(format!("pci_write16 {bdf} {offset:#x} {value:#x}"));
         let at = usize::from(offset & !1);
         if let Some(c) = self.config.get_mut(&bdf) {
             c[at..at + 2].copy_from_slice(&value.to_le_bytes());
@@ -595,7 +611,10 @@ impl Platform for Fake {
 
     fn virtio_reset(&mut self, status_at: u64) -> Result<(u8, u8), FakeError> {
         self.call("virtio_reset", format_args!("{status_at:#x}"))?;
-        let status = self.device_status.get_mut(&status_at).ok_or(FakeError::Invalid)?;
+        let status = self
+            .device_status
+            .get_mut(&status_at)
+            .ok_or(FakeError::Invalid)?;
         let before = *status;
         *status = 0;
         self.resets += 1;
@@ -616,7 +635,9 @@ impl Platform for Fake {
         let d = self.domain(domid)?;
         let before = d.assigned.len();
         d.assigned.retain(|&b| b != bdf);
-        (d.assigned.len() < before).then_some(()).ok_or(FakeError::Invalid)
+        (d.assigned.len() < before)
+            .then_some(())
+            .ok_or(FakeError::Invalid)
     }
 
     fn iomem_permission(
@@ -626,7 +647,10 @@ impl Platform for Fake {
         count: u64,
         allow: bool,
     ) -> Result<(), FakeError> {
-        self.call("iomem_permission", format_args!("{domid} {first:#x} {count} {allow}"))?;
+        self.call(
+            "iomem_permission",
+            format_args!("{domid} {first:#x} {count} {allow}"),
+        )?;
         let d = self.domain(domid)?;
         if allow {
             d.iomem.push((first, count));
@@ -643,7 +667,10 @@ impl Platform for Fake {
         count: u32,
         allow: bool,
     ) -> Result<(), FakeError> {
-        self.call("ioport_permission", format_args!("{domid} {first:#x} {count} {allow}"))?;
+        self.call(
+            "ioport_permission",
+            format_args!("{domid} {first:#x} {count} {allow}"),
+        )?;
         let d = self.domain(domid)?;
         if allow {
             d.ioports.push((first, count));
@@ -666,7 +693,10 @@ impl Platform for Fake {
         if self.pirqs.values().any(|p| p.bdf == bdf) {
             return Err(FakeError::Busy);
         }
-        self.msix.remove(&bdf).then_some(()).ok_or(FakeError::Invalid)
+        self.msix
+            .remove(&bdf)
+            .then_some(())
+            .ok_or(FakeError::Invalid)
     }
 
     fn map_msix_pirq(
@@ -734,6 +764,7 @@ impl Platform for Fake {
     }
 
     fn xs_connect(&mut self, xs_domid: u16, ring: FakePage, _port: u32) -> FakeXs {
+        self.xs_domid = Some(xs_domid);
         FakeXs {
             domid: xs_domid,
             ring,

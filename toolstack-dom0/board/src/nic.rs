@@ -131,9 +131,13 @@ pub fn reset_virtio<P: Platform>(
         .into_iter()
         .find(|c| c.cfg_type == VIRTIO_PCI_CAP_COMMON_CFG)
         .ok_or(device_err(nic, DeviceError::NoCommonConfig))?;
-    let Some(Bar::Memory { base, size, .. }) = nic.bars.get(usize::from(common.bar)).copied().flatten()
+    let Some(Bar::Memory { base, size, .. }) =
+        nic.bars.get(usize::from(common.bar)).copied().flatten()
     else {
-        return Err(device_err(nic, DeviceError::NotMemoryBar { bar: common.bar }));
+        return Err(device_err(
+            nic,
+            DeviceError::NotMemoryBar { bar: common.bar },
+        ));
     };
     let offset = u64::from(common.offset);
     if offset + COMMON_DEVICE_STATUS >= size {
@@ -271,7 +275,10 @@ fn map_msix<P: Platform>(
     let now = (pf.pci_read32(nic.bdf, msix.offset) >> 16) as u16;
     if now & MSIX_ENABLE == 0 {
         steps.undo(pf);
-        return Err(device_err(nic, DeviceError::MsixNotEnabled { control: now }));
+        return Err(device_err(
+            nic,
+            DeviceError::MsixNotEnabled { control: now },
+        ));
     }
     debug!(
         "nic {}: MSI-X entries 0..{} (table in BAR{} at {table_base:#x}) mapped to pirqs {pirqs:?} of domid {domid}; MSI-X control {now:#06x}",
