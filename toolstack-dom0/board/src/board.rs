@@ -404,11 +404,16 @@ impl<P: Platform> Board<P> {
         });
         // On failure the log was undone (grants ended): the pages go now.
         let domid = built?;
+        let line = parts
+            .handed
+            .as_ref()
+            .map(|h| h.line.clone())
+            .unwrap_or_default();
         let handed = parts.into_handed(domid, nic);
         if let Some(port) = handed.relay_port {
             self.platform.watch(port);
         }
-        debug!("nic {} handed to domid {domid}", handed.nic.bdf);
+        debug!("nic {} handed to domid {domid}: {line}", handed.nic.bdf);
         Ok(handed)
     }
 
