@@ -10,11 +10,13 @@ use xcp_bundle::{Bundle, PlatformConfig};
 use xcp_runtime::event_loop::{App, Loop};
 use xcp_runtime::{cmdline, verdict, Boot};
 
-use crate::platform::Platform;
+use xcp_dom0_board::{Notice, Platform as _};
+
 #[cfg(feature = "selftest")]
 use crate::selftest::{SelfTest, DEADLINE_TOKEN};
 use crate::shell::say;
 use crate::toolstack::{RelayLink, Shown, Toolstack};
+use crate::xen::{Dom0Board, Xen};
 
 // Single frames are pages dom0 shares with peers (relay channels, the
 // NIC's config snapshot, its xenstore ring): `cargo xtask bench memory`
@@ -127,14 +129,22 @@ fn main(boot: Boot) -> ! {
         );
     }
     let mut lp = Loop::new();
-    let mut platform = match Platform::new(&bundle, config.domains.clone(), &mut lp) {
-        Ok(p) => p,
+    let dom_exc = match xcp_runtime::evtchn::bind_virq(xen_sys::event_channel::VIRQ_DOM_EXC)
+        .and_then(|port| lp.watch(port).map(|()| port))
+    {
+        Ok(port) => port,
         Err(e) => fail(
             test_mode,
             verdict::FAIL,
             format_args!("platform setup failed: {e}"),
         ),
     };
+    let images = config
+        .domains
+        .iter()
+        .filter_map(|c| bundle.get(&c.image).map(|e| (c.image.clone(), e.data)))
+        .collect();
+    let mut platform = Dom0Board::new(Xen::new(), images, config.domains.clone(), dom_exc);
     if let Err(e) = xcp_runtime::gnttab::init() {
         error!("grant table setup failed: {e:?}");
     }
@@ -145,7 +155,8 @@ fn main(boot: Boot) -> ! {
     #[cfg(not(feature = "selftest"))]
     let selftest: Option<&str> = None;
     if selftest.is_none() {
-        platform.start_configured(&mut lp);
+        platform.start_configured();
+        platform.platform.sync(&mut lp);
     }
     debug!("dom0 ready");
     if test_mode && selftest.is_none() {
@@ -170,7 +181,12 @@ fn main(boot: Boot) -> ! {
         }
     });
     platform.devices = devices;
-    platform.management = config.platform.management.clone();
+    // Checked when the bundle was read.
+    match xcp_bundle::Management::parse(&config.platform.management) {
+        Ok(m) => platform.management = m,
+        Err(e) => error!("management: {e}"),
+    }
+    platform.relay = toolstack.is_some();
     #[cfg_attr(not(feature = "selftest"), allow(unused_mut))] // reason: self-tests add links
     let mut relays = alloc::vec::Vec::new();
     // netdom's domid while its readiness is not announced yet.
@@ -185,6 +201,7 @@ fn main(boot: Boot) -> ! {
             }
             relays.push(link);
         }
+        platform.platform.sync(&mut lp);
         test
     });
     let shell = match crate::shell::Shell::bind(&mut lp) {
@@ -202,7 +219,6 @@ fn main(boot: Boot) -> ! {
         relays,
         tick_armed: false,
         netdom_ready,
-        netdom: None,
         xenapi_url: cmdline::get(boot.cmdline, "xenapi-url").map(alloc::string::String::from),
         shell,
     };
@@ -217,7 +233,7 @@ fn main(boot: Boot) -> ! {
     }
     // A relay's peer kicks only a consumer that said it waits: look once.
     app.pump_relays(&mut lp, None);
-    if app.platform.xs.is_some() {
+    if app.platform.xs_domid().is_some() {
         lp.after(XS_CHECK_NS, XS_CHECK_TOKEN);
     }
     if app.toolstack.is_some() {
@@ -246,7 +262,7 @@ const TICK_NS: u64 = 100_000_000;
 /// dom0's event loop: the platform, the toolstack's relays, then the
 /// self-test if one runs.
 struct Dom0 {
-    platform: Platform,
+    platform: Dom0Board,
     #[cfg(feature = "selftest")]
     test: Option<SelfTest>,
     toolstack: Option<Toolstack>,
@@ -255,9 +271,6 @@ struct Dom0 {
     /// netdom's domid until it says it listens (`ToToolstack::Ready`) and
     /// dom0 announces XenAPI.
     netdom_ready: Option<u16>,
-    /// What dom0 handed netdom (the NIC, the config snapshot it maps):
-    /// kept for netdom's life.
-    netdom: Option<crate::nic::Handed>,
     /// The URL `xenapi-url=` names, announced when netdom listens.
     xenapi_url: Option<alloc::string::String>,
     /// The operator console.
@@ -268,81 +281,51 @@ impl Dom0 {
     /// Builds netdom (config `index`) with the NIC and, when the toolstack
     /// runs, a XenAPI relay link. Returns its domid.
     fn start_netdom(&mut self, lp: &mut Loop, index: usize) -> Result<u16, alloc::string::String> {
-        let relay = self.toolstack.is_some();
-        let mut handed = crate::nic::start_with_nic(&mut self.platform, lp, index, relay, "")?;
-        if let Some((channel, port)) = handed.take_relay() {
-            debug!("xenapi relay channel to netdom on port {port}");
-            self.relays
-                .push(RelayLink::new(channel, port, handed.domid));
-            self.netdom_ready = Some(handed.domid);
-        }
-        let domid = handed.domid;
-        self.netdom = Some(handed);
-        // A relay's peer kicks only a consumer that said it waits: look once.
-        self.pump_relays(lp, None);
-        Ok(domid)
+        let built = self.platform.start_netdom(index);
+        self.after_board(lp);
+        built.map_err(|e| alloc::format!("{e}"))
     }
 
-    /// Takes the NIC back from netdom `handed` (destroying it first when
-    /// `destroy`) and drops its relay link with the connections and parked
-    /// calls relayed through it.
-    fn release_netdom(&mut self, lp: &mut Loop, handed: crate::nic::Handed, destroy: bool) {
-        let port = handed.relay_port;
-        let domid = handed.domid;
-        let released = if destroy {
-            crate::nic::reclaim(&mut self.platform, lp, handed)
-        } else {
-            crate::nic::release(handed)
-        };
-        if let Err(e) = released {
-            error!("nic back from domid {domid}: {e}");
-        }
-        if let Some(port) = port {
-            self.relays.retain(|r| r.port != port);
-            lp.unwatch(port);
-            let _ = xcp_runtime::evtchn::close(port);
-            let dropped = self.toolstack.as_mut().map_or(0, |ts| ts.drop_link(port));
-            debug!("relay link on port {port} closed ({dropped} relayed connection(s) dropped)");
-        }
-        if self.netdom_ready == Some(domid) {
-            self.netdom_ready = None;
-        }
-    }
-
-    /// Acts on the domains holding the NIC that stopped (the platform's
-    /// restart policy decided): interrupts unmapped while the domain still
-    /// exists, the domain destroyed, the NIC taken back, then (on Restart)
-    /// handed over to a new build with a new relay link.
-    fn handle_nic_stops(&mut self, lp: &mut Loop) {
-        for (old, index, action) in core::mem::take(&mut self.platform.nic_stops) {
-            let started = xcp_runtime::time::now_ns();
-            let name = self.platform.configs()[index].name.clone();
-            match self.netdom.take_if(|h| h.domid == old) {
-                Some(mut handed) => {
-                    crate::nic::quiesce(&mut handed);
-                    self.platform.destroy(lp, old);
-                    self.release_netdom(lp, handed, false);
+    /// Acts on what the board reports (netdom's relay link appeared or
+    /// went) and applies its event-loop watches.
+    fn after_board(&mut self, lp: &mut Loop) {
+        let mut pump = false;
+        for notice in self.platform.take_notices() {
+            match notice {
+                Notice::NetdomBuilt { domid } => {
+                    let Some((tx, rx, port)) =
+                        self.platform.netdom_mut().and_then(|h| h.take_relay())
+                    else {
+                        continue;
+                    };
+                    match xcp_channel::Channel::new(tx, rx, xcp_channel::Role::Initiator) {
+                        Ok(channel) => {
+                            debug!("xenapi relay channel to netdom on port {port}");
+                            self.relays.push(RelayLink::new(channel, port, domid));
+                            self.netdom_ready = Some(domid);
+                            pump = true;
+                        }
+                        Err(e) => error!("relay channel: {e:?}"),
+                    }
                 }
-                None => self.platform.destroy(lp, old),
-            }
-            if action != xcp_domains::Action::Restart {
-                self.platform.stays_down(old);
-                continue;
-            }
-            info!("restarting {name} with the NIC");
-            match self.start_netdom(lp, index) {
-                Ok(new) => {
-                    self.platform.domains.rebuilt(old, new);
-                    info!(
-                        "rebuilt {name} as domid {new} with the NIC in {} us",
-                        (xcp_runtime::time::now_ns() - started) / 1000
-                    );
-                }
-                Err(e) => {
-                    error!("could not rebuild {name}: {e}");
-                    self.platform.domains.remove(old);
+                Notice::NetdomReleased { domid, relay_port } => {
+                    if let Some(port) = relay_port {
+                        self.relays.retain(|r| r.port != port);
+                        let dropped = self.toolstack.as_mut().map_or(0, |ts| ts.drop_link(port));
+                        debug!(
+                            "relay link on port {port} closed ({dropped} relayed connection(s) dropped)"
+                        );
+                    }
+                    if self.netdom_ready == Some(domid) {
+                        self.netdom_ready = None;
+                    }
                 }
             }
+        }
+        self.platform.platform.sync(lp);
+        if pump {
+            // A relay's peer kicks only a consumer that said it waits: look once.
+            self.pump_relays(lp, None);
         }
     }
 
@@ -387,10 +370,11 @@ impl Dom0 {
             }
             Command::Crash(target) => match self.find(target) {
                 Some(domid) => {
-                    match xcp_runtime::control::remote_shutdown(
-                        domid,
-                        xen_sys::sched::SHUTDOWN_CRASH,
-                    ) {
+                    match self
+                        .platform
+                        .platform
+                        .remote_shutdown(domid, xen_sys::sched::SHUTDOWN_CRASH)
+                    {
                         Ok(()) => say(format_args!("domid {domid} shut down as crashed")),
                         Err(e) => say(format_args!("crash domid {domid}: {e}")),
                     }
@@ -399,10 +383,8 @@ impl Dom0 {
             },
             Command::Destroy(target) => match self.find(target) {
                 Some(domid) => {
-                    match self.netdom.take_if(|h| h.domid == domid) {
-                        Some(handed) => self.release_netdom(lp, handed, true),
-                        None => self.platform.stop(lp, domid),
-                    }
+                    self.platform.stop(domid);
+                    self.after_board(lp);
                     say(format_args!("destroyed domid {domid}"));
                 }
                 None => say(format_args!("no managed domain {target}")),
@@ -447,7 +429,7 @@ impl Dom0 {
     /// The `mem` line of managed domain `domid`, with the runtime
     /// figures it reported.
     fn memory_row(
-        &self,
+        &mut self,
         domid: u16,
         figures: Option<xcp_domains::memory::MemoryFigures>,
     ) -> xcp_domains::memory::MemoryRow {
@@ -455,14 +437,21 @@ impl Dom0 {
             .platform
             .domains
             .get(domid)
-            .map_or("relay", |m| m.name.as_str());
+            .map_or(alloc::string::String::from("relay"), |m| m.name.clone());
+        let name = name.as_str();
         let configured = self
             .platform
             .configs()
             .iter()
             .find(|c| c.name == name)
             .map_or(0, |c| u64::from(c.memory_mib));
-        crate::memory::row(name, domid, configured, figures)
+        crate::memory::row(
+            &mut self.platform.platform,
+            name,
+            domid,
+            configured,
+            figures,
+        )
     }
 
     /// Shows the counters relay domains sent (the `stats` command).
@@ -570,10 +559,10 @@ impl App for Dom0 {
         }
         let lifecycle = self.platform.is_lifecycle_port(port);
         #[cfg_attr(not(feature = "selftest"), allow(unused_variables))] // reason: self-tests look
-        let ours = self.platform.on_event(lp, port);
+        let ours = self.platform.on_event(port);
         // Calls to xenstore above may have received @releaseDomain.
-        let released = self.platform.poll_lifecycle(lp);
-        self.handle_nic_stops(lp);
+        let released = self.platform.poll_lifecycle();
+        self.after_board(lp);
         if lifecycle || released {
             self.check_vms(lp);
         }
@@ -585,21 +574,22 @@ impl App for Dom0 {
                 test.on_event(&mut self.platform, lp, port);
             }
         }
+        self.after_board(lp);
     }
 
     fn on_timer(&mut self, lp: &mut Loop, token: u64) {
         match token {
             XS_CHECK_TOKEN => {
-                self.platform.check_xenstore_domain(lp);
+                self.platform.check_xenstore_domain();
                 #[cfg_attr(not(feature = "selftest"), allow(unused_variables))]
                 // reason: self-tests look
-                let fired = self.platform.poll_lifecycle(lp);
-                self.handle_nic_stops(lp);
+                let fired = self.platform.poll_lifecycle();
+                self.after_board(lp);
                 #[cfg(feature = "selftest")]
                 if let Some(test) = self.test.as_mut().filter(|_| fired) {
                     test.check(&mut self.platform, lp);
                 }
-                if self.platform.xs.is_some() {
+                if self.platform.xs_domid().is_some() {
                     lp.after(XS_CHECK_NS, XS_CHECK_TOKEN);
                 }
             }
@@ -623,5 +613,6 @@ impl App for Dom0 {
             #[cfg(not(feature = "selftest"))]
             _ => {}
         }
+        self.after_board(lp);
     }
 }

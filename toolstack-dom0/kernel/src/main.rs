@@ -1,8 +1,11 @@
 //! toolstack-dom0: the thin PV dom0 of xcp-rs.
 //!
 //! Boots as Xen's initial domain, finds the single multiboot module Xen passes
-//! (the platform bundle), checks it and prints a banner. The domain builder,
-//! console relay and XenAPI toolstack grow here in later steps.
+//! (the platform bundle), checks it and runs the service domains. The state
+//! machine (build, NIC hand-over, lifecycle) is the `xcp-dom0-board` crate,
+//! tested on the host; this crate wires it to Xen (`xen.rs`, the board's
+//! `Platform`), runs the event loop, the XenAPI toolstack and the operator
+//! console.
 //!
 //! On the host this crate builds a stub that says how to build the kernel, so
 //! `cargo build --workspace` and `cargo test --workspace` work everywhere.
@@ -13,15 +16,9 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
-mod build;
-#[cfg(target_os = "none")]
 mod dom0;
 #[cfg(target_os = "none")]
 mod memory;
-#[cfg(target_os = "none")]
-mod nic;
-#[cfg(target_os = "none")]
-mod platform;
 #[cfg(target_os = "none")]
 mod relay;
 #[cfg(all(target_os = "none", feature = "selftest"))]
@@ -30,6 +27,8 @@ mod selftest;
 mod shell;
 #[cfg(target_os = "none")]
 mod toolstack;
+#[cfg(target_os = "none")]
+mod xen;
 #[cfg(target_os = "none")]
 mod xs;
 

@@ -11,8 +11,10 @@ use xcp_domains::memory::{MemoryFigures, MemoryRow};
 use xcp_runtime::usage::MemoryUse;
 use xcp_xenbus::TxId;
 
-use crate::platform::Platform;
+use xcp_dom0_board::Platform as _;
+
 use crate::shell::say;
+use crate::xen::{Dom0Board, Xen};
 
 /// The relay's form of the runtime's figures.
 fn figures(m: MemoryUse) -> MemoryFigures {
@@ -27,8 +29,15 @@ fn figures(m: MemoryUse) -> MemoryFigures {
 }
 
 /// `domid`'s line: Xen's page counts, asked now.
-pub fn row(name: &str, domid: u16, configured_mib: u64, f: Option<MemoryFigures>) -> MemoryRow {
-    let xen_pages = xcp_runtime::control::domain_info(domid)
+pub fn row(
+    xen: &mut Xen,
+    name: &str,
+    domid: u16,
+    configured_mib: u64,
+    f: Option<MemoryFigures>,
+) -> MemoryRow {
+    let xen_pages = xen
+        .domain_info(domid)
         .ok()
         .filter(|info| info.domain == domid)
         .map(|info| (info.tot_pages, info.max_pages));
@@ -45,14 +54,19 @@ pub fn row(name: &str, domid: u16, configured_mib: u64, f: Option<MemoryFigures>
 pub fn show_dom0() {
     let mib = xcp_runtime::paging::nr_pages() / 256;
     let own = figures(xcp_runtime::usage::memory_use());
-    say(format_args!("{}", row("dom0", 0, mib, Some(own)).line()));
+    say(format_args!(
+        "{}",
+        row(&mut Xen::new(), "dom0", 0, mib, Some(own)).line()
+    ));
 }
 
 /// The figures the xenstore domain wrote under its home, if `domid` is the
 /// xenstore domain and they are all there.
-pub fn xenstore_figures(platform: &mut Platform, domid: u16) -> Option<MemoryFigures> {
-    let xs = platform.xs.as_mut().filter(|xs| xs.domid == domid)?;
-    let store = xs.store();
+pub fn xenstore_figures(platform: &mut Dom0Board, domid: u16) -> Option<MemoryFigures> {
+    if platform.xs_domid() != Some(domid) {
+        return None;
+    }
+    let store = platform.xs_mut()?.store();
     let read = |key: &str| -> Option<u64> {
         let path = format!("/local/domain/{domid}/data/memory/{key}");
         let text = store.read_string(TxId::NONE, &path).ok()?;

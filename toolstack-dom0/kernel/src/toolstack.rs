@@ -12,6 +12,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 
 use xcp_channel::{Channel, SendError};
+use xcp_dom0_board::Platform as _;
 use xcp_relay::{FromToolstack, RelayStats, ToToolstack};
 use xcp_runtime::paging::Frame;
 use xenapi::auth::PasswordHash;
@@ -22,6 +23,8 @@ use xenapi::relayed::Relayed;
 use xenapi::rng::Entropy;
 use xenapi::value::Instant;
 use xenapi::wal::Volatile;
+
+use crate::xen::Xen;
 
 /// Most reply bytes queued for a relay that is not reading (dom0's budget,
 /// xenapi `budget.rs`): beyond it dom0 stops taking that relay's requests
@@ -55,7 +58,8 @@ impl Entropy for XenEntropy {
 /// carries, named by the VM's `PV_kernel`.
 pub struct XenHypervisor {
     images: BTreeMap<String, &'static [u8]>,
-    xenstore: crate::build::DomainRole,
+    xenstore: xcp_dom0_board::build::DomainRole,
+    xen: Xen,
 }
 
 fn xen_err(what: &str, e: impl core::fmt::Display) -> HypervisorError {
@@ -76,22 +80,28 @@ impl Hypervisor for XenHypervisor {
         })?;
         let mib = u32::try_from(spec.memory.div_ceil(1024 * 1024))
             .map_err(|_| HypervisorError(String::from("memory too large")))?;
-        let cmdline = spec.cmdline.clone();
-        let built =
-            crate::build::build_domain(&spec.name, image, mib.max(1), self.xenstore, &mut |_| {
-                cmdline.clone()
-            })
-            .map_err(HypervisorError)?;
+        let built = xcp_dom0_board::build::build(
+            &mut self.xen,
+            image,
+            mib.max(1),
+            self.xenstore,
+            &spec.cmdline,
+        )
+        .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
         log::info!("xenapi: built VM {} as domid {}", spec.name, built.domid);
         Ok(u32::from(built.domid))
     }
 
     fn unpause(&mut self, domid: u32) -> Result<(), HypervisorError> {
-        xcp_runtime::control::unpause_domain(domid16(domid)?).map_err(|e| xen_err("unpause", e))
+        self.xen
+            .unpause_domain(domid16(domid)?)
+            .map_err(|e| xen_err("unpause", e))
     }
 
     fn pause(&mut self, domid: u32) -> Result<(), HypervisorError> {
-        xcp_runtime::control::pause_domain(domid16(domid)?).map_err(|e| xen_err("pause", e))
+        self.xen
+            .pause_domain(domid16(domid)?)
+            .map_err(|e| xen_err("pause", e))
     }
 
     fn shutdown(&mut self, domid: u32, reason: ShutdownReason) -> Result<(), HypervisorError> {
@@ -99,12 +109,15 @@ impl Hypervisor for XenHypervisor {
             ShutdownReason::Poweroff => xen_sys::sched::SHUTDOWN_POWEROFF,
             ShutdownReason::Reboot => xen_sys::sched::SHUTDOWN_REBOOT,
         };
-        xcp_runtime::control::remote_shutdown(domid16(domid)?, code)
+        self.xen
+            .remote_shutdown(domid16(domid)?, code)
             .map_err(|e| xen_err("shutdown", e))
     }
 
     fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError> {
-        xcp_runtime::control::destroy_domain(domid16(domid)?).map_err(|e| xen_err("destroy", e))
+        self.xen
+            .destroy_domain(domid16(domid)?)
+            .map_err(|e| xen_err("destroy", e))
     }
 }
 
@@ -118,6 +131,8 @@ fn now() -> Instant {
 pub struct Toolstack {
     engine: Engine<XenHypervisor, Volatile, XenEntropy>,
     relayed: Relayed,
+    /// Asks Xen about the VMs' domains.
+    xen: Xen,
 }
 
 impl Toolstack {
@@ -134,7 +149,8 @@ impl Toolstack {
         config.compact_min_bytes = u64::MAX / 2;
         let hv = XenHypervisor {
             images,
-            xenstore: crate::build::DomainRole::default(),
+            xenstore: xcp_dom0_board::build::DomainRole::default(),
+            xen: Xen::new(),
         };
         let mut engine = Engine::open(config, hv, Volatile::default(), XenEntropy)
             .map_err(|e| alloc::format!("database: {e:?}"))?;
@@ -144,6 +160,7 @@ impl Toolstack {
         Ok(Toolstack {
             engine,
             relayed: Relayed::new(),
+            xen: Xen::new(),
         })
     }
 
@@ -159,7 +176,7 @@ impl Toolstack {
             let Ok(d) = u16::try_from(domid) else {
                 continue;
             };
-            let observed = match xcp_runtime::control::domain_info(d) {
+            let observed = match self.xen.domain_info(d) {
                 Ok(info) if info.domain == d => observe(info.flags),
                 _ => Observed::Gone,
             };

@@ -1,62 +1,34 @@
 //! dom0's side of the xenstore domain (xenstore-dom/DESIGN.md, "The
-//! domain"): dom0's own connection, granted to the xenstore domain at its
-//! build, and the introduction and release of every other domain.
+//! domain"): dom0's own connection, over a ring page the board granted to
+//! the xenstore domain at its build, and the introduction and release of
+//! every other domain.
 
 use alloc::format;
-use alloc::string::String;
 
 use xcp_runtime::paging::Frame;
 use xcp_runtime::xenstore::PortWait;
 use xcp_xenbus::{Access, Client, Perm, SharedRing, TxId, Xenbus};
 
+use crate::xen::XenError;
+
 /// dom0's connection to the xenstore domain.
 pub struct XsLink {
-    /// The xenstore domain.
-    pub domid: u16,
-    /// dom0's end of the ring's event channel.
-    pub port: u32,
     store: Xenbus<SharedRing<Frame>, PortWait>,
 }
 
-/// What dom0 prepares inside the xenstore domain's command-line closure.
-pub struct Pending {
-    frame: Frame,
-    port: u32,
-}
-
-impl Pending {
-    /// Grants dom0's ring page to `xs_domid` and allocates the channel;
-    /// returns the command-line words the xenstore domain expects.
-    pub fn prepare(xs_domid: u16) -> Result<(Pending, String), String> {
-        let frame = Frame::alloc().map_err(|e| format!("ring frame: {e:?}"))?;
-        let gref = xcp_runtime::gnttab::grant_access(xs_domid, frame.pfn(), false)
-            .map_err(|e| format!("grant dom0's ring: {e:?}"))?;
-        let port = xcp_runtime::evtchn::alloc_unbound(xs_domid)
-            .map_err(|e| format!("xenstore port: {e}"))?;
-        let words = format!("dom0-ring={gref},{port} xs-domid={xs_domid}");
-        Ok((Pending { frame, port }, words))
-    }
-
-    /// The connection, once the xenstore domain was built (requests queue in
-    /// the ring until it serves them).
-    pub fn connect(self, domid: u16) -> XsLink {
-        XsLink {
-            domid,
-            port: self.port,
-            store: Xenbus::new(
-                Client::default(),
-                SharedRing(self.frame),
-                PortWait { port: self.port },
-            ),
-        }
-    }
-}
-
-fn xs_err(what: &str, e: xcp_xenbus::Error) -> String {
-    format!("xenstore {what}: {e:?}")
+fn xs_err(what: &'static str) -> impl FnOnce(xcp_xenbus::Error) -> XenError {
+    move |e| XenError::Xenstore(what, e)
 }
 
 impl XsLink {
+    /// The connection over `ring` and dom0's `port` (requests queue in the
+    /// ring until the xenstore domain serves them).
+    pub fn connect(ring: Frame, port: u32) -> XsLink {
+        XsLink {
+            store: Xenbus::new(Client::default(), SharedRing(ring), PortWait { port }),
+        }
+    }
+
     /// The blocking handle, for dom0's own reads and writes (the `mem`
     /// command's, the `xenstore` self-test's).
     pub fn store(&mut self) -> &mut Xenbus<SharedRing<Frame>, PortWait> {
@@ -65,69 +37,59 @@ impl XsLink {
 
     /// Gives domain `domid` its home (readable by it, `data/` writable by
     /// it, as libxl lays homes out) and introduces it to xenstored.
+    /// Returns whether xenstored took it.
     pub fn introduce(
         &mut self,
         domid: u16,
         name: &str,
         store_mfn: u64,
         store_port: u32,
-    ) -> Result<(), String> {
+    ) -> Result<bool, XenError> {
         let home = format!("/local/domain/{domid}");
         let s = &mut self.store;
-        s.mkdir(TxId::NONE, &home).map_err(|e| xs_err("mkdir", e))?;
+        s.mkdir(TxId::NONE, &home).map_err(xs_err("mkdir"))?;
         s.set_perms(
             TxId::NONE,
             &home,
             &[Perm::new(0, Access::None), Perm::new(domid, Access::Read)],
         )
-        .map_err(|e| xs_err("set_perms", e))?;
+        .map_err(xs_err("set_perms"))?;
         s.write(TxId::NONE, &format!("{home}/name"), name.as_bytes())
-            .map_err(|e| xs_err("write name", e))?;
+            .map_err(xs_err("write name"))?;
         s.write(
             TxId::NONE,
             &format!("{home}/domid"),
             format!("{domid}").as_bytes(),
         )
-        .map_err(|e| xs_err("write domid", e))?;
+        .map_err(xs_err("write domid"))?;
         let data = format!("{home}/data");
-        s.mkdir(TxId::NONE, &data)
-            .map_err(|e| xs_err("mkdir data", e))?;
+        s.mkdir(TxId::NONE, &data).map_err(xs_err("mkdir data"))?;
         s.set_perms(TxId::NONE, &data, &[Perm::new(domid, Access::None)])
-            .map_err(|e| xs_err("set_perms data", e))?;
+            .map_err(xs_err("set_perms data"))?;
         s.introduce(domid, store_mfn, store_port)
-            .map_err(|e| xs_err("INTRODUCE", e))?;
-        if !s
-            .is_domain_introduced(domid)
-            .map_err(|e| xs_err("IS_DOMAIN_INTRODUCED", e))?
-        {
-            return Err(format!("xenstore-dom refused domain {domid}"));
-        }
-        Ok(())
+            .map_err(xs_err("INTRODUCE"))?;
+        s.is_domain_introduced(domid)
+            .map_err(xs_err("IS_DOMAIN_INTRODUCED"))
     }
 
     /// Releases a dead domain and removes its home. The xenstore domain
     /// may have released it already (it handles VIRQ_DOM_EXC): ENOENT then.
-    pub fn release(&mut self, domid: u16) -> Result<(), String> {
+    pub fn release(&mut self, domid: u16) -> Result<(), XenError> {
         match self.store.release(domid) {
             Ok(()) | Err(xcp_xenbus::Error::Xs(xcp_xenbus::XsErrno::Enoent)) => {}
-            Err(e) => return Err(xs_err("RELEASE", e)),
+            Err(e) => return Err(XenError::Xenstore("RELEASE", e)),
         }
         self.store
             .rm(TxId::NONE, &format!("/local/domain/{domid}"))
-            .map_err(|e| xs_err("rm home", e))
+            .map_err(xs_err("rm home"))
     }
-}
 
-/// The watch token dom0's lifecycle code uses on `@releaseDomain`.
-pub const LIFECYCLE_TOKEN: &str = "dom0-lifecycle";
-
-impl XsLink {
     /// Watches `@releaseDomain`: the xenstore domain fires it when a
     /// domain shuts down or dies (it gets VIRQ_DOM_EXC, not dom0).
-    pub fn watch_lifecycle(&mut self) -> Result<(), String> {
+    pub fn watch_lifecycle(&mut self) -> Result<(), XenError> {
         self.store
             .watch("@releaseDomain", LIFECYCLE_TOKEN)
-            .map_err(|e| xs_err("watch @releaseDomain", e))
+            .map_err(xs_err("watch @releaseDomain"))
     }
 
     /// Reads what arrived on the ring; true if `@releaseDomain` fired
@@ -144,3 +106,6 @@ impl XsLink {
         fired
     }
 }
+
+/// The watch token dom0's lifecycle code uses on `@releaseDomain`.
+pub const LIFECYCLE_TOKEN: &str = "dom0-lifecycle";

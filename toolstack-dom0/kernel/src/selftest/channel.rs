@@ -24,13 +24,13 @@ pub fn channel_to_testdom(
     let tx = Frame::alloc().expect("a tx page");
     let rx = Frame::alloc().expect("an rx page");
     let mut made: Option<(u16, u32)> = None;
-    let result = platform.start_with(lp, index, &mut |domid| {
+    let result = platform.start_with(index, &mut |_, _, domid| {
         let grant =
             |f: &Frame| xcp_runtime::gnttab::grant_access(domid, f.pfn(), false).expect("grant");
         let (tx_ref, rx_ref) = (grant(&tx), grant(&rx));
         let port = xcp_runtime::evtchn::alloc_unbound(domid).expect("an unbound port");
         made = Some((domid, port));
-        alloc::format!("{key}={tx_ref},{rx_ref},{port} {extra}")
+        Ok(alloc::format!("{key}={tx_ref},{rx_ref},{port} {extra}"))
     });
     if result.is_err() {
         fail(key, "could not build testdom");

@@ -5,12 +5,12 @@ use super::*;
 
 /// Gives the virtio-net device to three testdoms in turn, through the IOMMU,
 /// with its BARs' frames and ports; each destroy hands it back.
-pub(super) fn pci_cycles(platform: &mut Platform, lp: &mut Loop, index: usize) -> ! {
+pub(super) fn pci_cycles(platform: &mut Platform, index: usize) -> ! {
     let Some(nic) = platform.devices.iter().find(|d| d.is_virtio_net()).cloned() else {
         fail("pci", "no virtio-net device on bus 0");
     };
     for cycle in 1..=3 {
-        let Ok(domid) = platform.start(lp, index, None) else {
+        let Ok(domid) = platform.start(index, None) else {
             fail("pci", "could not build testdom");
         };
         let t0 = xcp_runtime::time::now_ns();
@@ -36,7 +36,7 @@ pub(super) fn pci_cycles(platform: &mut Platform, lp: &mut Loop, index: usize) -
             }
         }
         let t1 = xcp_runtime::time::now_ns();
-        platform.stop(lp, domid);
+        platform.stop(domid);
         let t2 = xcp_runtime::time::now_ns();
         info!(
             "pci cycle {cycle}: {} ({}) assigned to domid {domid} in {} us, domain destroyed and device back in {} us",
@@ -53,7 +53,10 @@ pub(super) fn pci_cycles(platform: &mut Platform, lp: &mut Loop, index: usize) -
 }
 
 /// Builds netdom with the NIC (see [`crate::nic`]).
-pub(super) fn start_netdom_instance(platform: &mut Platform, lp: &mut Loop) -> crate::nic::Handed {
+pub(super) fn start_netdom_instance(
+    platform: &mut Platform,
+    lp: &mut Loop,
+) -> xcp_dom0_board::nic::Handed<crate::xen::Xen> {
     start_netdom_with(platform, lp, false)
 }
 
@@ -62,21 +65,22 @@ pub(super) fn start_netdom_with(
     platform: &mut Platform,
     lp: &mut Loop,
     relay: bool,
-) -> crate::nic::Handed {
+) -> xcp_dom0_board::nic::Handed<crate::xen::Xen> {
     start_netdom_line(platform, lp, relay, "")
 }
 
 fn start_netdom_line(
     platform: &mut Platform,
-    lp: &mut Loop,
+    _lp: &mut Loop,
     relay: bool,
     extra: &str,
-) -> crate::nic::Handed {
+) -> xcp_dom0_board::nic::Handed<crate::xen::Xen> {
     let Some(index) = platform.configs().iter().position(|c| c.name == "netdom") else {
         fail("netdom", "the self-test config lists no netdom");
     };
-    crate::nic::start_with_nic(platform, lp, index, relay, extra)
-        .unwrap_or_else(|e| fail("netdom", &e))
+    platform
+        .start_with_nic(index, relay, extra)
+        .unwrap_or_else(|e| fail("netdom", &alloc::format!("{e}")))
 }
 
 /// The byte dom0 writes at `i` in the bait frame.
@@ -88,7 +92,7 @@ fn bait_byte(i: usize) -> u8 {
 /// (`dma-escape=`) to give its machine address to the device as a receive
 /// buffer.
 pub(super) struct DmaEscape {
-    handed: Option<crate::nic::Handed>,
+    handed: Option<xcp_dom0_board::nic::Handed<crate::xen::Xen>>,
     bait: Frame,
     target: u64,
 }
@@ -114,7 +118,7 @@ pub(super) fn start_netdom_dma(platform: &mut Platform, lp: &mut Loop) -> State 
 pub(super) fn check_netdom_dma(
     name: &str,
     platform: &mut Platform,
-    lp: &mut Loop,
+    _lp: &mut Loop,
     escape: &mut DmaEscape,
 ) {
     let domid = escape.handed.as_ref().expect("netdom holds the NIC").domid;
@@ -146,8 +150,8 @@ pub(super) fn check_netdom_dma(
         fail(name, "the device wrote into dom0's frame");
     }
     let handed = escape.handed.take().expect("netdom holds the NIC");
-    if let Err(e) = crate::nic::reclaim(platform, lp, handed) {
-        fail(name, &e);
+    if let Err(e) = platform.reclaim(handed) {
+        fail(name, &alloc::format!("{e}"));
     }
     pass(
         name,

@@ -18,7 +18,7 @@ pub(super) fn start_grant(platform: &mut Platform, lp: &mut Loop, index: usize) 
         pages.push(Frame::alloc().expect("grant-test frames"));
     }
     let mut granted: Option<(u16, Vec<u32>, u32)> = None;
-    let result = platform.start_with(lp, index, &mut |domid| {
+    let result = platform.start_with(index, &mut |_, _, domid| {
         let grefs: Vec<u32> = pages
             .iter()
             .map(|p| {
@@ -35,7 +35,7 @@ pub(super) fn start_grant(platform: &mut Platform, lp: &mut Loop, index: usize) 
         let port = xcp_runtime::evtchn::alloc_unbound(domid).expect("an unbound port");
         let cmdline = alloc::format!("grant-test={list},{},{port}", grefs.len());
         granted = Some((domid, grefs, port));
-        cmdline
+        Ok(cmdline)
     });
     if result.is_err() {
         fail("grant", "could not build testdom");

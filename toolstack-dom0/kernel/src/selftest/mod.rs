@@ -74,8 +74,8 @@ use xcp_selftest::{
 };
 use xcp_selftest::{checksum, payload, Ping, Pong, CHANNEL_MESSAGES};
 
-use crate::platform::Platform;
 use crate::toolstack::RelayLink;
+use crate::xen::Dom0Board as Platform;
 
 /// Timer token of the overall deadline.
 pub const DEADLINE_TOKEN: u64 = 0xdead;
@@ -102,7 +102,7 @@ enum State {
     },
     /// netdom drives the NIC (`round` 1, then 2 after a reclaim).
     Netdom {
-        handed: Option<crate::nic::Handed>,
+        handed: Option<xcp_dom0_board::nic::Handed<crate::xen::Xen>>,
         round: u32,
     },
     /// netdom hands the NIC a frame of dom0's; the IOMMU must refuse.
@@ -110,7 +110,7 @@ enum State {
     /// netdom relays XenAPI clients to dom0's toolstack; `ready` once it
     /// said it listens.
     NetdomXenapi {
-        handed: crate::nic::Handed,
+        handed: xcp_dom0_board::nic::Handed<crate::xen::Xen>,
         ready: bool,
     },
     /// Stress testdoms and dom0 hammer xenstore-dom, re-kick off.
@@ -181,9 +181,11 @@ impl SelfTest {
             }
             State::NetdomXenapi { handed, .. } => {
                 let domid = handed.domid;
-                let Some((channel, port)) = handed.take_relay() else {
+                let Some((tx, rx, port)) = handed.take_relay() else {
                     fail(&self.name, "netdom was built without a relay channel");
                 };
+                let channel = Channel::new(tx, rx, Role::Initiator)
+                    .unwrap_or_else(|e| fail(&self.name, &alloc::format!("relay channel: {e:?}")));
                 log::debug!("xenapi relay channel to netdom on port {port}");
                 alloc::vec![RelayLink::new(channel, port, domid)]
             }
@@ -250,25 +252,25 @@ impl SelfTest {
             _ => testdom(platform),
         };
         let state = match name {
-            "console" => match platform.start(lp, index, None) {
+            "console" => match platform.start(index, None) {
                 Ok(domid) => State::Console { domid },
-                Err(()) => fail(name, "could not build testdom"),
+                Err(_) => fail(name, "could not build testdom"),
             },
-            "crash" => match platform.start(lp, index, None) {
+            "crash" => match platform.start(index, None) {
                 Ok(_) => State::Crash,
-                Err(()) => fail(name, "could not build testdom"),
+                Err(_) => fail(name, "could not build testdom"),
             },
             "cycles" => {
                 // One warm-up cycle first: Xen and dom0 grow some tables the
                 // first time a domain is built (then reuse them).
                 info!("selftest cycles: before any domain {:?}", usage());
-                match platform.start(lp, index, None) {
+                match platform.start(index, None) {
                     Ok(domid) => State::Cycles {
                         done: 0,
                         domid,
                         baseline: None,
                     },
-                    Err(()) => fail(name, "could not build testdom"),
+                    Err(_) => fail(name, "could not build testdom"),
                 }
             }
             "grant" => State::Grant(start_grant(platform, lp, index)),
@@ -278,15 +280,15 @@ impl SelfTest {
                 // VIRQ_DOM_EXC: dom0 then learns of the VMs' stops from its
                 // timer (they are not introduced to xenstore).
                 if let Some(xs) = platform.configs().iter().position(|c| c.xenstore) {
-                    if platform.start(lp, xs, None).is_err() || platform.xs.is_none() {
+                    if platform.start(xs, None).is_err() || platform.xs_domid().is_none() {
                         fail(name, "could not start xenstore-dom");
                     }
                 }
                 State::Xenapi { domid: 0 }
             }
-            "xenstore" => start_xenstore(platform, lp),
+            "xenstore" => start_xenstore(platform),
             "xenstore-stress" => start_xenstore_stress(platform, lp),
-            "pci" => pci_cycles(platform, lp, index),
+            "pci" => pci_cycles(platform, index),
             "netdom" => start_netdom(platform, lp),
             "netdom-dma" => start_netdom_dma(platform, lp),
             "netdom-xenapi" => State::NetdomXenapi {
@@ -330,7 +332,7 @@ impl SelfTest {
                 if !greeted(platform, *domid) {
                     return;
                 }
-                platform.stop(lp, *domid);
+                platform.stop(*domid);
                 if baseline.is_some() {
                     *done += 1;
                 }
@@ -345,9 +347,9 @@ impl SelfTest {
                     lp.after(SETTLE_NS, SETTLE_TOKEN);
                     return;
                 }
-                match platform.start(lp, testdom(platform), None) {
+                match platform.start(testdom(platform), None) {
                     Ok(d) => *domid = d,
-                    Err(()) => fail(&name, "could not rebuild testdom"),
+                    Err(_) => fail(&name, "could not rebuild testdom"),
                 }
             }
             State::Grant(g) => check_grant(&name, g),
@@ -357,7 +359,7 @@ impl SelfTest {
                     return;
                 }
                 let (a, b) = (*a, *b);
-                let xs = platform.xs.as_mut().expect("xenstore runs");
+                let xs = platform.xs_mut().expect("xenstore runs");
                 let introduced = xs.store().is_domain_introduced(a);
                 let home = xs
                     .store()
@@ -412,8 +414,8 @@ impl SelfTest {
                 }
                 info!("selftest netdom: round 1 passed; taking the NIC back for a new netdom");
                 let old = handed.take().expect("netdom was handed the NIC");
-                if let Err(e) = crate::nic::reclaim(platform, lp, old) {
-                    fail(&name, &e);
+                if let Err(e) = platform.reclaim(old) {
+                    fail(&name, &alloc::format!("{e}"));
                 }
                 *handed = Some(start_netdom_instance(platform, lp));
                 *round = 2;
@@ -465,7 +467,7 @@ impl SelfTest {
                 || *still >= STILL_TICKS =>
             {
                 info!("selftest cycles: baseline after the warm-up cycle {now:?}");
-                match platform.start(lp, testdom(platform), None) {
+                match platform.start(testdom(platform), None) {
                     Ok(domid) => {
                         self.state = State::Cycles {
                             done: 0,
@@ -473,7 +475,7 @@ impl SelfTest {
                             baseline: Some(now),
                         }
                     }
-                    Err(()) => fail(&self.name, "could not build testdom"),
+                    Err(_) => fail(&self.name, "could not build testdom"),
                 }
                 return;
             }

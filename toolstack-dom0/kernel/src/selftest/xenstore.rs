@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub(super) fn start_xenstore(platform: &mut Platform, lp: &mut Loop) -> State {
+pub(super) fn start_xenstore(platform: &mut Platform) -> State {
     let find = |platform: &Platform, name: &str| {
         platform
             .configs()
@@ -17,14 +17,14 @@ pub(super) fn start_xenstore(platform: &mut Platform, lp: &mut Loop) -> State {
             })
     };
     let xs = find(platform, "xenstore");
-    if platform.start(lp, xs, None).is_err() || platform.xs.is_none() {
+    if platform.start(xs, None).is_err() || platform.xs_domid().is_none() {
         fail("xenstore", "could not start xenstore-dom");
     }
     let (ia, ib) = (find(platform, "testa"), find(platform, "testb"));
-    let (Ok(a), Ok(b)) = (platform.start(lp, ia, None), platform.start(lp, ib, None)) else {
+    let (Ok(a), Ok(b)) = (platform.start(ia, None), platform.start(ib, None)) else {
         fail("xenstore", "could not build the test domains");
     };
-    let store = platform.xs.as_mut().expect("xenstore runs").store();
+    let store = platform.xs_mut().expect("xenstore runs").store();
     for (me, peer) in [(a, b), (b, a)] {
         let path = alloc::format!("/local/domain/{me}/data/peer");
         if let Err(e) = store.write(
@@ -63,7 +63,7 @@ pub(super) fn start_xenstore_stress(platform: &mut Platform, lp: &mut Loop) -> S
     let Some(xs) = platform.configs().iter().position(|c| c.xenstore) else {
         fail(NAME, "the self-test config lists no xenstore domain");
     };
-    if platform.start(lp, xs, None).is_err() || platform.xs.is_none() {
+    if platform.start(xs, None).is_err() || platform.xs_domid().is_none() {
         fail(NAME, "could not start xenstore-dom");
     }
     let indexes: Vec<usize> = platform
@@ -81,12 +81,12 @@ pub(super) fn start_xenstore_stress(platform: &mut Platform, lp: &mut Loop) -> S
     }
     let mut peers = Vec::new();
     for index in indexes {
-        match platform.start(lp, index, None) {
+        match platform.start(index, None) {
             Ok(domid) => peers.push(domid),
-            Err(()) => fail(NAME, "could not build a stress domain"),
+            Err(_) => fail(NAME, "could not build a stress domain"),
         }
     }
-    let store = platform.xs.as_mut().expect("xenstore runs").store();
+    let store = platform.xs_mut().expect("xenstore runs").store();
     for (i, me) in peers.iter().enumerate() {
         let peer = peers[(i + 1) % peers.len()];
         let path = alloc::format!("/local/domain/{me}/data/peer");
@@ -114,7 +114,7 @@ pub(super) fn start_xenstore_stress(platform: &mut Platform, lp: &mut Loop) -> S
 
 /// One burst of dom0's own requests, draining the watch events that came.
 pub(super) fn stress_burst(platform: &mut Platform, lp: &mut Loop, s: &mut StressState) {
-    let store = platform.xs.as_mut().expect("xenstore runs").store();
+    let store = platform.xs_mut().expect("xenstore runs").store();
     let none = xcp_xenbus::TxId::NONE;
     let value = alloc::format!("{}", s.bursts);
     let result = store

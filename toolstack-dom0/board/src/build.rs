@@ -1,0 +1,243 @@
+//! The PV domain build: creates the domain and carries out the pure plan
+//! of `xcp-builder` through the [`Platform`]: populate memory, copy the
+//! image, write the P2M, start_info and page tables, let Xen fill the
+//! hypercall page, pin the top-level table, set the vCPU, and hand back a
+//! paused domain. Every step goes on an [`UndoLog`]; the caller undoes it
+//! if the build (or what it does with the domain next) fails, so the
+//! half-built domain's memory returns to Xen.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use xcp_builder::{BuildRequest, PageKind, PageSources, PvPlan, StartInfoArgs};
+use xen_sys::domctl_payloads::{
+    XenDomctlCreatedomain, XEN_DOMCTL_CDF_IOMMU, XEN_DOMCTL_CDF_XS_DOMAIN,
+};
+
+use crate::undo::{Undo, UndoLog};
+use crate::{BoardError, Platform, Step};
+
+/// What the builder made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Built {
+    /// The new domain (paused).
+    pub domid: u16,
+    /// Machine frame of its console ring.
+    pub console_mfn: u64,
+    /// Its end of the console event channel.
+    pub console_port: u32,
+    /// Machine frame of its xenstore ring.
+    pub store_mfn: u64,
+    /// Its end of the xenstore event channel.
+    pub store_port: u32,
+}
+
+/// Grant frames and maptrack frames every service domain gets (libxl's defaults).
+const MAX_GRANT_FRAMES: i32 = 32;
+const MAX_MAPTRACK_FRAMES: i32 = 1024;
+/// Slack above the domain's pages for max_mem, as libxl adds.
+const MAXMEM_SLACK_KIB: u64 = 1024;
+
+/// How a domain relates to xenstore and devices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DomainRole {
+    /// It will be given PCI devices: built with its IOMMU context
+    /// (XEN_DOMCTL_CDF_iommu), without which Xen refuses assignment.
+    pub passthrough: bool,
+    /// The xenstore domain, if one runs: the new domain's xenstore channel
+    /// and grant entry 1 are for it.
+    pub server: Option<u16>,
+    /// This domain is the xenstore domain (XEN_DOMCTL_CDF_xs_domain).
+    pub is_server: bool,
+}
+
+/// The command line of a domain being built: called once the domain
+/// exists (for parameters that name it: grants, ports), with the build's
+/// undo log for what it acquires.
+pub type Cmdline<'a, P> =
+    dyn FnMut(&mut P, &mut UndoLog, u16) -> Result<String, BoardError<<P as Platform>::Error>> + 'a;
+
+/// Builds a paused 64-bit PV domain from the ELF `image`, recording each
+/// step on `log` (the caller undoes it on failure, or commits it).
+pub fn build_domain<P: Platform>(
+    pf: &mut P,
+    log: &mut UndoLog,
+    image: &[u8],
+    memory_mib: u32,
+    role: DomainRole,
+    cmdline: &mut Cmdline<'_, P>,
+) -> Result<Built, BoardError<P::Error>> {
+    let nr_pages = u64::from(memory_mib) * 256;
+    // Check the image before Xen is asked for anything.
+    let probe = BuildRequest {
+        memory_pages: nr_pages,
+        cmdline: b"",
+        module_len: 0,
+    };
+    PvPlan::new(image, &probe).map_err(BoardError::Image)?;
+    let mut config = XenDomctlCreatedomain::pv(1);
+    if role.is_server {
+        config.flags |= XEN_DOMCTL_CDF_XS_DOMAIN;
+    }
+    if role.passthrough {
+        config.flags |= XEN_DOMCTL_CDF_IOMMU;
+    }
+    config.max_grant_frames = MAX_GRANT_FRAMES;
+    config.max_maptrack_frames = MAX_MAPTRACK_FRAMES;
+    let domid = pf
+        .create_domain(&config)
+        .map_err(BoardError::at(Step::CreateDomain))?;
+    log.push(Undo::Domain(domid));
+    let text = cmdline(pf, log, domid)?;
+    fill(pf, domid, image, nr_pages, role.server, &text)
+}
+
+/// Builds a paused domain with a fixed command line; on failure nothing is
+/// left behind. On success the domain is the caller's to destroy.
+pub fn build<P: Platform>(
+    pf: &mut P,
+    image: &[u8],
+    memory_mib: u32,
+    role: DomainRole,
+    cmdline: &str,
+) -> Result<Built, BoardError<P::Error>> {
+    let mut log = UndoLog::new();
+    match build_domain(pf, &mut log, image, memory_mib, role, &mut |_, _, _| {
+        Ok(String::from(cmdline))
+    }) {
+        Ok(built) => {
+            log.commit();
+            Ok(built)
+        }
+        Err(e) => {
+            log.undo(pf);
+            Err(e)
+        }
+    }
+}
+
+fn plan_err<E>(step: Step) -> impl FnOnce(xcp_builder::Error) -> BoardError<E> {
+    move |error| BoardError::Plan { step, error }
+}
+
+/// Writes `mfn` of `domid` with `fill`, which may fail with a plan error.
+fn write_frame<P: Platform>(
+    pf: &mut P,
+    domid: u16,
+    mfn: u64,
+    step: Step,
+    fill: &mut dyn FnMut(&mut [u8; 4096]) -> Result<(), xcp_builder::Error>,
+) -> Result<(), BoardError<P::Error>> {
+    let mut result = Ok(());
+    pf.write_foreign(domid, mfn, &mut |dst| result = fill(dst))
+        .map_err(BoardError::at(step))?;
+    result.map_err(plan_err(step))
+}
+
+fn fill<P: Platform>(
+    pf: &mut P,
+    domid: u16,
+    image: &[u8],
+    nr_pages: u64,
+    xenstored: Option<u16>,
+    text: &str,
+) -> Result<Built, BoardError<P::Error>> {
+    let req = BuildRequest {
+        memory_pages: nr_pages,
+        cmdline: text.as_bytes(),
+        module_len: 0,
+    };
+    let plan = PvPlan::new(image, &req).map_err(BoardError::Image)?;
+    let layout = *plan.layout();
+    pf.set_max_vcpus(domid, 1)
+        .map_err(BoardError::at(Step::MaxVcpus))?;
+    pf.set_max_mem(domid, nr_pages * 4 + MAXMEM_SLACK_KIB)
+        .map_err(BoardError::at(Step::MaxMem))?;
+    let p2m = pf
+        .populate_physmap(domid, nr_pages)
+        .map_err(BoardError::at(Step::PopulatePhysmap))?;
+    // Ports of the new domain: they go with it.
+    let console_port = pf
+        .alloc_unbound_for(domid, 0)
+        .map_err(BoardError::at(Step::ConsolePort))?;
+    let store_port = pf
+        .alloc_unbound_for(domid, xenstored.unwrap_or(0))
+        .map_err(BoardError::at(Step::XenstorePort))?;
+    let info = pf
+        .domain_info(domid)
+        .map_err(BoardError::at(Step::DomainInfo))?;
+    let sources = PageSources {
+        image,
+        module: &[],
+        p2m: &p2m,
+        start_info: StartInfoArgs {
+            shared_info_maddr: info.shared_info_frame << 12,
+            store_evtchn: store_port,
+            console_evtchn: console_port,
+            flags: 0,
+        },
+    };
+    // Every boot page; the page tables come after everything else in pfn
+    // order, and each foreign mapping is gone before Xen validates them at
+    // pin time.
+    let pages: Vec<(u64, PageKind)> = plan.pages().collect();
+    for (pfn, _) in pages {
+        let mfn = *p2m.get(pfn as usize).ok_or(BoardError::Plan {
+            step: Step::WritePage { pfn },
+            error: xcp_builder::Error::P2mTooShort,
+        })?;
+        write_frame(pf, domid, mfn, Step::WritePage { pfn }, &mut |dst| {
+            plan.write_page(pfn, &sources, dst).map(|_| ())
+        })?;
+    }
+    // As libxc's xc_dom_gnttab_seed: grant entry 0 gives dom0 the console
+    // ring, entry 1 gives the xenstore domain the xenstore ring, so neither
+    // needs to map foreign frames.
+    if let Some(server) = xenstored {
+        let seed = xcp_builder::gnttab_seed(&layout, &p2m, 0, server)
+            .map_err(plan_err(Step::GrantSeed))?;
+        let frame = pf
+            .grant_table_frame(domid)
+            .map_err(BoardError::at(Step::GrantTable))?;
+        write_frame(pf, domid, frame, Step::GrantSeed, &mut |dst| {
+            for (gref, entry) in seed.iter() {
+                let at = *gref as usize * entry.len();
+                dst[at..at + entry.len()].copy_from_slice(entry);
+            }
+            Ok(())
+        })?;
+    }
+    // As libxc does: shared_info starts zeroed with every vCPU's upcalls
+    // masked (our runtime polls and registers no callback).
+    write_frame(
+        pf,
+        domid,
+        info.shared_info_frame,
+        Step::SharedInfo,
+        &mut |dst| {
+            xcp_builder::write_shared_info(dst);
+            Ok(())
+        },
+    )?;
+    let hypercall_mfn = plan
+        .hypercall_page_mfn(&p2m)
+        .map_err(plan_err(Step::HypercallInit))?;
+    if let Some(mfn) = hypercall_mfn {
+        pf.hypercall_init(domid, mfn)
+            .map_err(BoardError::at(Step::HypercallInit))?;
+    }
+    let regs = plan
+        .vcpu_context(&p2m)
+        .map_err(plan_err(Step::VcpuContext))?;
+    pf.pin_l4(domid, regs.l4_mfn)
+        .map_err(BoardError::at(Step::PinL4))?;
+    pf.set_vcpu_context(domid, &regs)
+        .map_err(BoardError::at(Step::VcpuContext))?;
+    Ok(Built {
+        domid,
+        console_mfn: p2m[layout.console_pfn as usize],
+        console_port,
+        store_mfn: p2m[layout.xenstore_pfn as usize],
+        store_port,
+    })
+}

@@ -1,0 +1,487 @@
+//! The board on the fake platform: builds, NIC hand-overs and the
+//! lifecycle, with a failure injected at every step. Every test asserts on
+//! the fake's state (what is still held), never on logs.
+
+#[path = "../../builder/tests/common/mod.rs"]
+mod elf;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use xcp_bundle::DomainConfig;
+use xcp_dom0_board::fake::{Fake, NIC_STATUS};
+use xcp_dom0_board::{Board, BoardError, Notice, Platform};
+use xcp_pci::Bdf;
+use xen_sys::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
+
+/// dom0's port of VIRQ_DOM_EXC on the fake.
+const DOM_EXC: u32 = 3;
+const NIC: Bdf = Bdf {
+    bus: 0,
+    dev: 4,
+    func: 0,
+};
+const SECOND: u64 = 1_000_000_000;
+
+fn image() -> &'static [u8] {
+    static IMAGE: OnceLock<Vec<u8>> = OnceLock::new();
+    IMAGE.get_or_init(|| elf::Fixture::valid().build())
+}
+
+fn config(name: &str) -> DomainConfig {
+    DomainConfig {
+        name: name.into(),
+        image: "kernel.elf".into(),
+        memory_mib: 4,
+        restart: true,
+        start: true,
+        cmdline: String::new(),
+        xenstore: false,
+        passthrough: false,
+        nic: false,
+    }
+}
+
+/// testdom (restart), stays (restart = false), xenstore, netdom (NIC).
+fn configs() -> Vec<DomainConfig> {
+    let mut stays = config("stays");
+    stays.restart = false;
+    let mut xenstore = config("xenstore");
+    xenstore.xenstore = true;
+    xenstore.restart = false;
+    let mut netdom = config("netdom");
+    netdom.passthrough = true;
+    netdom.nic = true;
+    vec![config("testdom"), stays, xenstore, netdom]
+}
+
+const TESTDOM: usize = 0;
+const STAYS: usize = 1;
+const XENSTORE: usize = 2;
+const NETDOM: usize = 3;
+
+fn board() -> Board<Fake> {
+    let mut images = BTreeMap::new();
+    images.insert(String::from("kernel.elf"), image());
+    let mut board = Board::new(Fake::new(), images, configs(), DOM_EXC);
+    let nic = board.platform.add_virtio_nic(NIC);
+    board.devices.push(nic);
+    board
+}
+
+#[track_caller]
+fn assert_clean(fake: &Fake) {
+    let left = fake.leftovers();
+    assert!(
+        left.is_empty(),
+        "left behind: {left:?}\njournal: {:#?}",
+        fake.journal
+    );
+}
+
+/// Fails call number `n` (counted from now) of `fake`.
+fn fail_in(fake: &mut Fake, n: u64) {
+    fake.fail_at = Some(fake.calls + n);
+}
+
+/// Whether the injected failure happened; no more are injected after.
+fn injected(fake: &mut Fake) -> bool {
+    fake.fail_at = None;
+    fake.fail_op = None;
+    fake.journal.iter().any(|l| l.ends_with(" failed"))
+}
+
+fn crash(board: &mut Board<Fake>, domid: u16) {
+    board.platform.shut_down(domid, SHUTDOWN_CRASH);
+    assert!(board.on_event(DOM_EXC));
+}
+
+#[test]
+fn a_build_runs_the_domain_and_a_stop_gives_everything_back() {
+    let mut b = board();
+    let domid = b.start(TESTDOM, None).expect("built");
+    let d = &b.platform.domains[&domid];
+    assert!(!d.paused, "the domain runs");
+    assert_eq!(d.pages, 4 * 256);
+    assert!(b.live.contains_key(&domid));
+    assert_eq!(
+        b.domains.get(domid).map(|m| m.name.as_str()),
+        Some("testdom")
+    );
+    let console = b.live[&domid].console.port;
+    assert!(b.platform.watched.contains(&console));
+    assert!(b.platform.consoles.contains(&console));
+    assert!(b.on_event(console), "the console port is the board's");
+    b.stop(domid);
+    assert!(b.domains.is_empty());
+    assert!(b.live.is_empty());
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn a_failure_at_each_step_of_a_build_leaves_nothing_behind() {
+    let mut steps = 0;
+    for n in 1.. {
+        let mut b = board();
+        fail_in(&mut b.platform, n);
+        let result = b.start(TESTDOM, None);
+        if !injected(&mut b.platform) {
+            let domid = result.expect("no failure: built");
+            b.stop(domid);
+            assert_clean(&b.platform);
+            break;
+        }
+        match result {
+            Err(_) => {
+                assert!(b.live.is_empty() && b.domains.is_empty());
+                steps += 1;
+            }
+            // Not fatal: unpause (logged; the domain is kept, paused).
+            Ok(domid) => {
+                assert!(b.platform.domains[&domid].paused, "step {n}");
+                b.stop(domid);
+            }
+        }
+        assert_clean(&b.platform);
+    }
+    // createdomain ... setvcpucontext, console connect: every one tried.
+    assert!(steps > 10, "only {steps} steps");
+}
+
+#[test]
+fn a_failure_at_each_step_of_the_xenstore_domains_build_leaves_nothing_behind() {
+    for n in 1.. {
+        let mut b = board();
+        fail_in(&mut b.platform, n);
+        let result = b.start(XENSTORE, None);
+        if !injected(&mut b.platform) {
+            let xs = result.expect("built");
+            assert_eq!(b.xs_domid(), Some(xs));
+            assert!(b.platform.lifecycle_watched);
+            assert_eq!(b.platform.virq_handler, Some(xs));
+            b.stop(xs);
+            assert_eq!(b.xs_domid(), None);
+            assert_clean(&b.platform);
+            break;
+        }
+        match result {
+            Err(_) => assert_eq!(b.xs_domid(), None),
+            // Not fatal: VIRQ_DOM_EXC stays with dom0, or unpause or the
+            // watch failed (logged).
+            Ok(xs) => b.stop(xs),
+        }
+        assert_clean(&b.platform);
+    }
+}
+
+#[test]
+fn a_failure_at_each_step_of_a_build_with_xenstore_leaves_nothing_behind() {
+    for n in 1.. {
+        let mut b = board();
+        let xs = b.start(XENSTORE, None).expect("xenstore built");
+        fail_in(&mut b.platform, n);
+        let result = b.start(TESTDOM, None);
+        let done = !injected(&mut b.platform);
+        match result {
+            Ok(domid) => {
+                assert!(b.platform.introduced.contains(&domid));
+                b.stop(domid);
+            }
+            Err(_) => assert_eq!(b.live.len(), 1),
+        }
+        assert!(b.platform.introduced.is_empty(), "{n}: still introduced");
+        b.stop(xs);
+        assert_clean(&b.platform);
+        if done {
+            break;
+        }
+    }
+}
+
+fn take_relay(b: &mut Board<Fake>) {
+    // What the kernel does on NetdomBuilt: the pages go to its channel.
+    let relay = b.netdom_mut().and_then(|h| h.take_relay());
+    drop(relay);
+}
+
+#[test]
+fn the_nic_hand_over_gives_netdom_the_device() {
+    let mut b = board();
+    b.relay = true;
+    let domid = b.start_netdom(NETDOM).expect("netdom built");
+    assert_eq!(b.take_notices(), vec![Notice::NetdomBuilt { domid }]);
+    let f = &b.platform;
+    let d = &f.domains[&domid];
+    assert_eq!(d.assigned, vec![NIC]);
+    assert_eq!(d.iomem, vec![(0xfe000, 4)]);
+    assert_eq!(d.ioports, vec![(0xc000, 0x20)]);
+    // Snapshot and two relay pages granted to netdom.
+    assert_eq!(f.grants.values().filter(|(d, _)| *d == domid).count(), 3);
+    assert_eq!(f.pirqs.len(), 3, "one pirq per MSI-X entry");
+    assert!(f.msix.contains(&NIC));
+    assert_ne!(f.command(NIC) & 0x4, 0, "bus mastering on");
+    assert_ne!(f.msix_control(NIC) & 0x8000, 0, "MSI-X enabled");
+    let relay_port = b.netdom_mut().and_then(|h| h.relay_port).expect("relay");
+    assert!(b.platform.watched.contains(&relay_port));
+    take_relay(&mut b);
+    b.stop(domid);
+    assert_eq!(
+        b.take_notices(),
+        vec![Notice::NetdomReleased {
+            domid,
+            relay_port: Some(relay_port)
+        }]
+    );
+    let f = &b.platform;
+    let unmap = f
+        .position(&format!("unmap_pirq {domid}"))
+        .expect("unmapped");
+    let destroy = f
+        .position(&format!("destroy_domain {domid}"))
+        .expect("destroyed");
+    assert!(unmap < destroy, "pirqs unmapped before the destroy");
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn a_failure_at_each_step_of_the_nic_hand_over_leaves_nothing_behind() {
+    let mut failed = 0;
+    for n in 1.. {
+        let mut b = board();
+        b.relay = true;
+        // A driver left the device running.
+        b.platform.device_status.insert(NIC_STATUS, 0xf);
+        fail_in(&mut b.platform, n);
+        let result = b.start_netdom(NETDOM);
+        let done = !injected(&mut b.platform);
+        match result {
+            Ok(domid) => {
+                // MSI-X is optional: netdom polls without it.
+                take_relay(&mut b);
+                b.stop(domid);
+            }
+            Err(e) => {
+                failed += 1;
+                assert!(b.take_notices().is_empty(), "{e}");
+                assert_eq!(b.platform.command(NIC) & 0x4, 0, "bus mastering off");
+            }
+        }
+        assert_clean(&b.platform);
+        if done {
+            break;
+        }
+    }
+    assert!(failed > 20, "only {failed} failing steps");
+}
+
+#[test]
+fn a_failed_msix_step_leaves_netdom_polling_without_pirqs() {
+    let mut b = board();
+    b.platform.fail_op = Some(("map_msix_pirq", 2));
+    let domid = b.start_netdom(NETDOM).expect("built without MSI-X");
+    assert!(
+        b.platform.pirqs.is_empty(),
+        "the first pirq was unmapped again"
+    );
+    assert_eq!(b.platform.msix_control(NIC) & 0x8000, 0);
+    b.stop(domid);
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn a_crashed_domain_is_restarted() {
+    let mut b = board();
+    let old = b.start(TESTDOM, None).expect("built");
+    crash(&mut b, old);
+    assert!(!b.platform.domains.contains_key(&old));
+    let new: Vec<u16> = b.domains.domids().collect();
+    assert_eq!(new.len(), 1);
+    assert_ne!(new[0], old);
+    assert!(b.platform.domains.contains_key(&new[0]));
+    assert_eq!(b.domains.get(new[0]).map(|m| m.restarts), Some(1));
+    assert!(!b.live.contains_key(&old));
+    assert_eq!(b.platform.consoles.len(), 1, "the old console is closed");
+    b.stop(new[0]);
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn a_crash_loop_stops_after_five_restarts_in_a_minute() {
+    let mut b = board();
+    let mut domid = b.start(TESTDOM, None).expect("built");
+    for restart in 1..=xcp_domains::MAX_RESTARTS {
+        b.platform.now += SECOND;
+        crash(&mut b, domid);
+        domid = b.domains.domids().next().expect("restarted");
+        assert_eq!(
+            b.domains.get(domid).map(|m| m.restarts),
+            Some(restart as u64)
+        );
+    }
+    b.platform.now += SECOND;
+    crash(&mut b, domid);
+    assert!(b.domains.is_empty(), "given up");
+    assert_eq!(
+        b.gave_up,
+        vec![(String::from("testdom"), xcp_domains::MAX_RESTARTS as u64)]
+    );
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn crashes_spread_over_more_than_a_minute_keep_restarting() {
+    let mut b = board();
+    let mut domid = b.start(TESTDOM, None).expect("built");
+    for _ in 0..2 * xcp_domains::MAX_RESTARTS {
+        b.platform.now += 20 * SECOND;
+        crash(&mut b, domid);
+        domid = b.domains.domids().next().expect("restarted");
+    }
+    assert!(b.gave_up.is_empty());
+}
+
+#[test]
+fn a_domain_with_restart_false_stays_down() {
+    let mut b = board();
+    let domid = b.start(STAYS, None).expect("built");
+    b.platform.shut_down(domid, SHUTDOWN_POWEROFF);
+    assert!(b.on_event(DOM_EXC));
+    assert!(b.domains.is_empty());
+    assert!(b.gave_up.is_empty(), "not a crash loop");
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn a_crashed_netdom_is_rebuilt_with_the_nic() {
+    let mut b = board();
+    b.relay = true;
+    let old = b.start_netdom(NETDOM).expect("netdom built");
+    take_relay(&mut b);
+    let old_port = b.netdom_mut().and_then(|h| h.relay_port);
+    b.take_notices();
+    let resets = b.platform.resets;
+    // netdom's driver runs the device.
+    b.platform.device_status.insert(NIC_STATUS, 0xf);
+    crash(&mut b, old);
+    let new = b.domains.domids().next().expect("rebuilt");
+    assert_ne!(new, old);
+    assert_eq!(
+        b.take_notices(),
+        vec![
+            Notice::NetdomReleased {
+                domid: old,
+                relay_port: old_port
+            },
+            Notice::NetdomBuilt { domid: new }
+        ]
+    );
+    let f = &b.platform;
+    let unmap = f.position(&format!("unmap_pirq {old}")).expect("unmapped");
+    let destroy = f
+        .position(&format!("destroy_domain {old}"))
+        .expect("destroyed");
+    let release = f.position("release_msix").expect("MSI-X released");
+    assert!(unmap < destroy && destroy < release, "{:#?}", f.journal);
+    assert!(
+        f.resets >= resets + 2,
+        "reset on reclaim and before the hand-over"
+    );
+    // Everything the old netdom had is gone; the new one has the NIC.
+    assert!(f.grants.values().all(|(d, _)| *d == new));
+    assert!(f.pirqs.values().all(|p| p.domid == new && !p.orphaned));
+    assert_eq!(f.domains[&new].assigned, vec![NIC]);
+    assert!(!f.ports.contains(&old_port.expect("relay port")));
+    take_relay(&mut b);
+    b.stop(new);
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn a_crash_looping_netdom_gives_the_nic_back() {
+    let mut b = board();
+    let mut domid = b.start_netdom(NETDOM).expect("built");
+    for _ in 0..=xcp_domains::MAX_RESTARTS {
+        b.platform.now += SECOND;
+        crash(&mut b, domid);
+        if let Some(d) = b.domains.domids().next() {
+            domid = d;
+        }
+    }
+    assert_eq!(b.gave_up.len(), 1);
+    assert!(b.netdom_mut().is_none());
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn the_health_check_notices_the_xenstore_domains_death() {
+    let mut b = board();
+    let xs = b.start(XENSTORE, None).expect("xenstore built");
+    let other = b.start(TESTDOM, None).expect("built");
+    b.check_xenstore_domain();
+    assert_eq!(b.xs_domid(), Some(xs), "alive: nothing done");
+    b.platform.shut_down(xs, SHUTDOWN_CRASH);
+    b.check_xenstore_domain();
+    assert_eq!(b.xs_domid(), None);
+    assert!(!b.platform.domains.contains_key(&xs));
+    assert!(b.domains.get(xs).is_none(), "restart = false: stays down");
+    assert_eq!(b.domains.domids().collect::<Vec<_>>(), vec![other]);
+    b.stop(other);
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn release_domain_from_xenstore_triggers_the_check() {
+    let mut b = board();
+    let _xs = b.start(XENSTORE, None).expect("xenstore built");
+    let domid = b.start(TESTDOM, None).expect("built");
+    b.platform.shut_down(domid, SHUTDOWN_CRASH);
+    assert!(!b.poll_lifecycle(), "nothing fired yet");
+    assert!(b.platform.domains.contains_key(&domid));
+    b.platform.release_fired = true;
+    assert!(b.poll_lifecycle());
+    assert!(!b.platform.domains.contains_key(&domid));
+    assert!(
+        !b.platform.introduced.contains(&domid),
+        "released from xenstore"
+    );
+    assert_eq!(b.domains.len(), 2, "xenstore and the restarted testdom");
+}
+
+#[test]
+fn a_vanished_domain_is_dropped() {
+    let mut b = board();
+    let domid = b.start(TESTDOM, None).expect("built");
+    b.platform.domains.remove(&domid);
+    b.check_domains();
+    assert!(b.domains.is_empty());
+    assert!(b.live.is_empty());
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn a_missing_image_or_nic_is_an_error_not_a_leak() {
+    let mut b = Board::new(Fake::new(), BTreeMap::new(), configs(), DOM_EXC);
+    assert!(matches!(
+        b.start(TESTDOM, None),
+        Err(BoardError::NoImage { config: 0 })
+    ));
+    assert!(matches!(b.start_netdom(NETDOM), Err(BoardError::NoNic)));
+    let mut b = board();
+    assert!(matches!(
+        b.start_with_nic(TESTDOM, false, ""),
+        Err(BoardError::NoPassthrough { config: 0 })
+    ));
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn the_operator_can_crash_a_domain_through_the_platform() {
+    let mut b = board();
+    let domid = b.start(STAYS, None).expect("built");
+    b.platform
+        .remote_shutdown(domid, SHUTDOWN_CRASH)
+        .expect("shut down");
+    b.check_domains();
+    assert!(b.domains.is_empty());
+    assert_clean(&b.platform);
+}
