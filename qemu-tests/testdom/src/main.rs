@@ -8,8 +8,8 @@
 //! shipped) it also plays dom0's self-test peers and hostile guests:
 //! `grant-test=<list gref>,<count>,<port>` runs the grant map/copy peer;
 //! `channel=<gref>,<gref>,<port>` answers pings on the inter-domain channel;
-//! `xs-test=<role>` uses xenstore-dom (`xs-test=stress` hammers it;
-//! `xs-rekick=off` turns the client's re-kick off); `xs-fill` fills
+//! `xs-test=<role>` uses xenstore-dom (`xs-test=stress` hammers it);
+//! `xs-fill` fills
 //! xenstore to its byte quota inside open transactions; `xenapi-relay=...`
 //! drives XenAPI in dom0 as a relay.
 #![cfg_attr(target_os = "none", no_std, no_main)]

@@ -119,10 +119,6 @@ fn b(xs: &mut Store) -> ! {
 
 /// Runs role `role` ("a", "b" or "stress").
 pub fn run(boot: &xcp_runtime::Boot, role: &str) -> ! {
-    // The stress peer looks for lost wake-ups: a lost kick must stall.
-    if xcp_runtime::cmdline::get(boot.cmdline, "xs-rekick") == Some("off") {
-        xcp_runtime::xenstore::set_rekick(false);
-    }
     let mut xs = xcp_runtime::xenstore::connect(boot).expect("a xenstore ring in start_info");
     match role {
         "a" => a(&mut xs),

@@ -16,8 +16,8 @@
 //!   released, its nodes removed.
 //! - `xenstore-stress`: dom0 starts xenstore-dom and the config's `stress*`
 //!   testdoms; they and dom0 issue requests in tight loops (transactions,
-//!   watches firing on each other's writes) with the re-kick off, so a lost
-//!   wake-up stalls a call to its timeout and fails the test.
+//!   watches firing on each other's writes); clients never kick twice, so
+//!   a lost wake-up stalls a call to its timeout and fails the test.
 //! - `xenapi`: testdom plays the relay (netdom's role) and drives the XenAPI
 //!   toolstack in dom0 with JSON-RPC: login, pool, VM.create, VM.start (a
 //!   real domain), power state, hard shutdown; then the guest crashes by
@@ -113,7 +113,7 @@ enum State {
         handed: xcp_dom0_board::nic::Handed<crate::xen::Xen>,
         ready: bool,
     },
-    /// Stress testdoms and dom0 hammer xenstore-dom, re-kick off.
+    /// Stress testdoms and dom0 hammer xenstore-dom.
     XenstoreStress(StressState),
     /// Two testdoms use xenstore-dom; `a` dies and must be released.
     Xenstore {
