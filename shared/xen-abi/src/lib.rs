@@ -33,6 +33,7 @@
 //!   table (`xcp-domains`);
 //! - `grant_entry_v1`, `GTF_permit_access`, `GNTTAB_RESERVED_*`: xen-sys and
 //!   the builder;
+//! - `VGCF_*` and the flat kernel selectors: xen-sys and the builder;
 //! - the page size: the builder, the ring crate's fake page, the runtime.
 //!
 //! The page abstraction was also doubled: xs-wire's `RingPage` beside
@@ -48,6 +49,7 @@ pub mod event_channel;
 pub mod grant_table;
 pub mod io;
 pub mod sched;
+pub mod vcpu;
 pub mod xen;
 
 /// `PAGE_SHIFT` of x86 (Xen's pages and every ring page are 4 KiB).

@@ -13,6 +13,7 @@ use xen_abi::grant_table::*;
 use xen_abi::io::console::*;
 use xen_abi::io::xs_wire::*;
 use xen_abi::sched::*;
+use xen_abi::vcpu::*;
 use xen_abi::xen::*;
 
 /// xen.h (with arch-x86/xen.h, arch-x86/xen-x86_64.h): `struct start_info`,
@@ -333,5 +334,25 @@ fn grant_entry_matches_grant_table_h() {
             GTF_SUB_PAGE
         ],
         [0, 1, 2, 3, 3, 4, 8, 16, 32, 64, 128, 256]
+    );
+}
+
+/// arch-x86/xen.h (`VGCF_*`), arch-x86/xen-x86_64.h (`FLAT_KERNEL_*64`).
+#[test]
+fn vcpu_flags_and_selectors_match_arch_x86() {
+    assert_eq!(
+        [
+            VGCF_I387_VALID,
+            VGCF_IN_KERNEL,
+            VGCF_FAILSAFE_DISABLES_EVENTS,
+            VGCF_SYSCALL_DISABLES_EVENTS,
+            VGCF_ONLINE,
+            VGCF_IN_SYSCALL
+        ],
+        [1, 4, 8, 16, 32, 256]
+    );
+    assert_eq!(
+        (FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, FLAT_KERNEL_DS64),
+        (0xe033, 0xe02b, 0)
     );
 }
