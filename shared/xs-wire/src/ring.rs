@@ -16,30 +16,16 @@
 
 use alloc::vec::Vec;
 
+use xen_abi::io::xs_wire as abi;
+
 /// XENSTORE_RING_SIZE.
-pub const XENSTORE_RING_SIZE: u32 = 1024;
-/// Offset of `req[]`.
-pub const REQ: usize = 0;
-/// Offset of `rsp[]`.
-pub const RSP: usize = 1024;
-/// Offset of `req_cons`.
-pub const REQ_CONS: usize = 2048;
-/// Offset of `req_prod`.
-pub const REQ_PROD: usize = 2052;
-/// Offset of `rsp_cons`.
-pub const RSP_CONS: usize = 2056;
-/// Offset of `rsp_prod`.
-pub const RSP_PROD: usize = 2060;
-/// Offset of `server_features`.
-pub const SERVER_FEATURES: usize = 2064;
-/// Offset of `connection`.
-pub const CONNECTION: usize = 2068;
-/// Offset of `error`.
-pub const ERROR: usize = 2072;
-/// XENSTORE_SERVER_FEATURE_RECONNECTION.
-pub const XENSTORE_SERVER_FEATURE_RECONNECTION: u32 = 1;
-/// XENSTORE_SERVER_FEATURE_ERROR.
-pub const XENSTORE_SERVER_FEATURE_ERROR: u32 = 2;
+pub const XENSTORE_RING_SIZE: u32 = abi::XENSTORE_RING_SIZE as u32;
+pub use xen_abi::io::xs_wire::{
+    OFF_CONNECTION as CONNECTION, OFF_ERROR as ERROR, OFF_REQ as REQ, OFF_REQ_CONS as REQ_CONS,
+    OFF_REQ_PROD as REQ_PROD, OFF_RSP as RSP, OFF_RSP_CONS as RSP_CONS, OFF_RSP_PROD as RSP_PROD,
+    OFF_SERVER_FEATURES as SERVER_FEATURES, XENSTORE_SERVER_FEATURE_ERROR,
+    XENSTORE_SERVER_FEATURE_RECONNECTION,
+};
 
 /// Access to a mapped ring page. Implementations order loads and stores
 /// as the ring protocol needs: acquire when loading an index, release

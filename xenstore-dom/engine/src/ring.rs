@@ -13,6 +13,8 @@
 
 use alloc::vec::Vec;
 
+use xen_abi::io::xs_wire as abi;
+
 use xcp_xs_wire::ring::{consume, produce, BadIndexes, Ring};
 pub use xcp_xs_wire::ring::{
     RingPage, SharedRing, CONNECTION, ERROR, REQ, REQ_CONS, REQ_PROD, RSP, RSP_CONS, RSP_PROD,
@@ -23,11 +25,11 @@ pub use xcp_xs_wire::ring::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RingError {
     /// XENSTORE_ERROR_COMM.
-    Comm = 1,
+    Comm = abi::XENSTORE_ERROR_COMM as isize,
     /// XENSTORE_ERROR_RINGIDX: an index pair is out of range.
-    RingIdx = 2,
+    RingIdx = abi::XENSTORE_ERROR_RINGIDX as isize,
     /// XENSTORE_ERROR_PROTO: a message broke the protocol.
-    Proto = 3,
+    Proto = abi::XENSTORE_ERROR_PROTO as isize,
 }
 
 impl From<BadIndexes> for RingError {

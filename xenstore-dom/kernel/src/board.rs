@@ -24,15 +24,15 @@ use xenstore_engine::{wire, Config, ConnId, Effect, Engine, MsgType};
 
 /// GNTTAB_RESERVED_XENSTORE: the grant entry through which every guest's
 /// builder grants its xenstore ring page to the xenstore domain.
-pub const GNTTAB_RESERVED_XENSTORE: u32 = 1;
+pub use xen_abi::grant_table::GNTTAB_RESERVED_XENSTORE;
 
-/// XENSTORE_SERVER_FEATURE_RECONNECTION: not offered on rings. A guest
+/// XENSTORE_SERVER_FEATURE_RECONNECTION is not offered on rings. A guest
 /// that sets `connection = XENSTORE_RECONNECT` expects the server to drop
 /// its watches, transactions and queued output, zero the indexes and set
 /// `XENSTORE_CONNECTED`; the engine has no per-connection reset yet, and a
 /// guest waiting for a reset that never comes would hang, so the bit is
 /// cleared from `server_features` (Linux only reconnects when it is set).
-pub const XENSTORE_SERVER_FEATURE_RECONNECTION: u32 = 1;
+use xen_abi::io::xs_wire::XENSTORE_SERVER_FEATURE_RECONNECTION;
 
 /// Rounds (copy in, handle, copy out) per connection per turn.
 pub const ROUNDS: usize = 8;
