@@ -96,7 +96,14 @@ fn console_ring_matches_io_console_h() {
     assert_eq!(size_of::<XenconsInterface>(), 3088);
     assert_eq!((XENCONS_IN_SIZE, XENCONS_OUT_SIZE), (1024, 2048));
     assert_eq!(
-        [OFF_IN, OFF_OUT, OFF_IN_CONS, OFF_IN_PROD, OFF_OUT_CONS, OFF_OUT_PROD],
+        [
+            OFF_IN,
+            OFF_OUT,
+            OFF_IN_CONS,
+            OFF_IN_PROD,
+            OFF_OUT_CONS,
+            OFF_OUT_PROD
+        ],
         [0, 1024, 3072, 3076, 3080, 3084]
     );
 }
@@ -128,7 +135,10 @@ fn xenstore_ring_and_wire_match_io_xs_wire_h() {
     assert_eq!(XENSTORE_ABS_PATH_MAX, 3072);
     assert_eq!(XENSTORE_REL_PATH_MAX, 2048);
     assert_eq!(
-        (XENSTORE_SERVER_FEATURE_RECONNECTION, XENSTORE_SERVER_FEATURE_ERROR),
+        (
+            XENSTORE_SERVER_FEATURE_RECONNECTION,
+            XENSTORE_SERVER_FEATURE_ERROR
+        ),
         (1, 2)
     );
     assert_eq!((XENSTORE_CONNECTED, XENSTORE_RECONNECT), (0, 1));
@@ -299,7 +309,10 @@ fn virqs_shutdown_codes_and_dominf_match_the_headers() {
         ],
         [1, 2, 4, 8, 16, 32, 64, 128, 256]
     );
-    assert_eq!((XEN_DOMINF_SHUTDOWNMASK, XEN_DOMINF_SHUTDOWNSHIFT), (255, 16));
+    assert_eq!(
+        (XEN_DOMINF_SHUTDOWNMASK, XEN_DOMINF_SHUTDOWNSHIFT),
+        (255, 16)
+    );
 }
 
 /// grant_table.h: `grant_entry_v1_t`, `GTF_*`, `GNTTAB_RESERVED_*`.

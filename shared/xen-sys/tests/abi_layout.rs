@@ -654,8 +654,14 @@ fn const_tables(t: &mut Tables) {
 
 /// Constants with no C macro of their own, each with the reason.
 const CONST_EXEMPT: &[(&str, &str)] = &[
-    ("lib::PAGE_SHIFT", "x86 page size; not a macro of the public headers"),
-    ("lib::PAGE_SIZE", "x86 page size; not a macro of the public headers"),
+    (
+        "lib::PAGE_SHIFT",
+        "x86 page size; not a macro of the public headers",
+    ),
+    (
+        "lib::PAGE_SIZE",
+        "x86 page size; not a macro of the public headers",
+    ),
     (
         "io::xs_wire::XS_GET_FEATURE",
         "Xen 4.18 xs_wire.h; absent from the 4.17 headers",

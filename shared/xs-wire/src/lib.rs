@@ -21,8 +21,8 @@ mod perms;
 pub mod ring;
 
 pub use errno::Errno;
-pub use perms::Access;
 pub use frame::{parse, BadReason, Parse};
+pub use perms::Access;
 
 use xen_abi::io::xs_wire as abi;
 

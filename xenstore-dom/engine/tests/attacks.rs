@@ -4,7 +4,8 @@
 mod common;
 
 use common::H;
-use xenstore_engine::ring::{self, RingError, RingPage};
+use std::cell::RefCell;
+use xenstore_engine::ring::{self, RingError, SharedPage};
 use xenstore_engine::wire::{self, MsgType};
 use xenstore_engine::{ConnId, Effect};
 
@@ -410,7 +411,7 @@ fn class10_release_races_and_double_release() {
 fn class11_ring_indexes_out_of_range() {
     let mut h = H::new();
     let d5 = home(&mut h, 5);
-    let mut page = [0u8; 4096];
+    let mut page = RefCell::new([0u8; 4096]);
     // A sane request through the ring first.
     let msg = wire::encode(MsgType::Read, 1, 0, b"/local/domain/5\0");
     page.write(ring::REQ, &msg);

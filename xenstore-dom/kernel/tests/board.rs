@@ -26,10 +26,10 @@ impl Page {
         Page(Rc::new(RefCell::new([0; 4096])))
     }
     fn u32_at(&self, offset: usize) -> u32 {
-        xcp_xenbus::RingPage::load_u32(&*self.0.borrow(), offset)
+        xcp_xenbus::SharedPage::load_u32(&*self.0, offset)
     }
     fn set_u32(&self, offset: usize, v: u32) {
-        xcp_xenbus::RingPage::store_u32(&mut *self.0.borrow_mut(), offset, v)
+        xcp_xenbus::SharedPage::store_u32(&*self.0, offset, v)
     }
     /// Whether the board still holds a mapping of it.
     fn mapped(&self) -> bool {
@@ -37,18 +37,21 @@ impl Page {
     }
 }
 
-impl xenstore_engine::ring::RingPage for Page {
-    fn load_u32(&self, offset: usize) -> u32 {
-        xenstore_engine::ring::RingPage::load_u32(&*self.0.borrow(), offset)
-    }
-    fn store_u32(&mut self, offset: usize, value: u32) {
-        xenstore_engine::ring::RingPage::store_u32(&mut *self.0.borrow_mut(), offset, value)
+impl xenstore_engine::ring::SharedPage for Page {
+    fn len(&self) -> usize {
+        xenstore_engine::ring::SharedPage::len(&*self.0)
     }
     fn read(&self, offset: usize, buf: &mut [u8]) {
-        xenstore_engine::ring::RingPage::read(&*self.0.borrow(), offset, buf)
+        xenstore_engine::ring::SharedPage::read(&*self.0, offset, buf)
     }
-    fn write(&mut self, offset: usize, buf: &[u8]) {
-        xenstore_engine::ring::RingPage::write(&mut *self.0.borrow_mut(), offset, buf)
+    fn write(&self, offset: usize, buf: &[u8]) {
+        xenstore_engine::ring::SharedPage::write(&*self.0, offset, buf)
+    }
+    fn load_u32(&self, offset: usize) -> u32 {
+        xenstore_engine::ring::SharedPage::load_u32(&*self.0, offset)
+    }
+    fn store_u32(&self, offset: usize, value: u32) {
+        xenstore_engine::ring::SharedPage::store_u32(&*self.0, offset, value)
     }
 }
 
