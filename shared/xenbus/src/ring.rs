@@ -60,13 +60,13 @@ mod tests {
     #[test]
     fn requests_go_out_and_replies_come_in() {
         let mut page = RefCell::new([0u8; 4096]);
-        assert_eq!(push_requests(&mut page, b"abc"), Ok(3));
+        assert_eq!(push_requests(&page, b"abc"), Ok(3));
         assert_eq!(&page.get_mut()[REQ..REQ + 3], b"abc");
         assert_eq!(page.load_u32(REQ_PROD), 3);
         page.get_mut()[RSP..RSP + 2].copy_from_slice(b"ok");
         page.store_u32(RSP_PROD, 2);
         let mut out = Vec::new();
-        assert_eq!(take_responses(&mut page, &mut out, 100), Ok(2));
+        assert_eq!(take_responses(&page, &mut out, 100), Ok(2));
         assert_eq!(out, b"ok");
         assert_eq!(page.load_u32(RSP_CONS), 2);
     }

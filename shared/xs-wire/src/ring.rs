@@ -214,8 +214,8 @@ mod tests {
 
     #[test]
     fn shared_pages_work_through_the_adapter() {
-        let mut ring = SharedRing(xcp_ring::fake::MemPage::new());
-        assert_eq!(produce(&mut ring, Ring::Req, b"abc"), Ok(3));
+        let ring = SharedRing(xcp_ring::fake::MemPage::new());
+        assert_eq!(produce(&ring, Ring::Req, b"abc"), Ok(3));
         assert_eq!(ring.load_u32(REQ_PROD), 3);
         let mut out = [0u8; 3];
         ring.read(REQ, &mut out);

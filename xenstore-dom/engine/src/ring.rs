@@ -70,9 +70,9 @@ mod tests {
         page.store_u32(REQ_PROD, 3);
         page.get_mut()[REQ..REQ + 3].copy_from_slice(b"abc");
         let mut out = Vec::new();
-        assert_eq!(take_requests(&mut page, &mut out, 100), Ok(3));
+        assert_eq!(take_requests(&page, &mut out, 100), Ok(3));
         assert_eq!(out, b"abc");
-        assert_eq!(put_responses(&mut page, b"xyz"), Ok(3));
+        assert_eq!(put_responses(&page, b"xyz"), Ok(3));
         assert_eq!(&page.get_mut()[RSP..RSP + 3], b"xyz");
         assert_eq!(page.load_u32(RSP_PROD), 3);
     }

@@ -178,11 +178,11 @@ fn ring_index_attack_stops_only_that_ring() {
     let mut engine = Engine::new(Config::default());
     let conn = engine.introduce(8, 1, 1).expect("introduce");
     let other = engine.connect(0);
-    let mut page = RefCell::new([0u8; 4096]);
+    let page = RefCell::new([0u8; 4096]);
     page.store_u32(ring::REQ_PROD, 5000);
     let mut buf = Vec::new();
-    let err = ring::take_requests(&mut page, &mut buf, 4096).expect_err("RINGIDX");
-    ring::set_error(&mut page, err);
+    let err = ring::take_requests(&page, &mut buf, 4096).expect_err("RINGIDX");
+    ring::set_error(&page, err);
     assert_eq!(page.load_u32(ring::ERROR), 2);
     assert!(buf.is_empty(), "nothing copied from a lying ring");
     // The engine is untouched and serves others.

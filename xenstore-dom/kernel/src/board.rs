@@ -433,7 +433,7 @@ enum Round {
 fn one_round<Pg: SharedPage>(engine: &mut Engine, conn: ConnId, peer: &mut Peer<Pg>) -> Round {
     let mut moved = false;
     if peer.leftover.is_empty() && engine.wants_input(conn) {
-        match ring::take_requests(&mut peer.page, &mut peer.leftover, RING_SIZE as usize) {
+        match ring::take_requests(&peer.page, &mut peer.leftover, RING_SIZE as usize) {
             Ok(n) => moved |= n > 0,
             Err(e) => {
                 stop(peer, e);
@@ -467,7 +467,7 @@ fn one_round<Pg: SharedPage>(engine: &mut Engine, conn: ConnId, peer: &mut Peer<
 
 /// Set the ring's error field and stop serving it.
 fn stop<Pg: SharedPage>(peer: &mut Peer<Pg>, error: RingError) {
-    ring::set_error(&mut peer.page, error);
+    ring::set_error(&peer.page, error);
     peer.stopped = true;
     peer.leftover = Vec::new();
     log::warn!(
@@ -486,7 +486,7 @@ fn push_output<Pg: SharedPage>(
 ) -> Result<usize, ()> {
     let mut total = 0;
     while let Some(out) = engine.output(conn) {
-        match ring::put_responses(&mut peer.page, out) {
+        match ring::put_responses(&peer.page, out) {
             Ok(0) => break,
             Ok(n) => {
                 engine.consume_output(conn, n);
