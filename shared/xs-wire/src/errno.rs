@@ -50,6 +50,10 @@ pub enum Errno {
     Equota,
 }
 
+// The variants before EQUOTA are `xsd_errors[]`, in its order.
+const _: () = assert!(Errno::Eperm as usize == XSD_ERRORS.len() - 1);
+const _: () = assert!(Errno::Equota as usize == XSD_ERRORS.len());
+
 impl Errno {
     /// Every variant, in xs_wire.h order (EQUOTA, oxenstored's, last).
     pub const ALL: [Errno; 17] = [
@@ -118,6 +122,9 @@ mod tests {
         assert_eq!(Errno::Einval.as_str(), "EINVAL");
         assert_eq!(Errno::Eagain.as_str(), "EAGAIN");
         assert_eq!(Errno::E2big.as_str(), "E2BIG");
+        for (i, name) in XSD_ERRORS.iter().enumerate() {
+            assert_eq!(Errno::ALL[i].as_str(), *name);
+        }
     }
 
     #[test]
