@@ -8,7 +8,7 @@ use core::cell::RefCell;
 use crate::SharedPage;
 
 /// Bytes in a `MemPage`.
-pub const PAGE_SIZE: usize = 4096;
+pub const PAGE_SIZE: usize = xen_abi::PAGE_SIZE;
 
 /// One zeroed 4096-byte page in ordinary memory.
 pub struct MemPage {

@@ -27,8 +27,11 @@ use core::sync::atomic::{fence, Ordering};
 
 /// One shared page (or a contiguous run of pages) as the consumer sees it.
 ///
-/// The runtime implements this with volatile accesses over a mapped grant;
-/// `fake::MemPage` implements it over memory. `&self` everywhere because
+/// The one page abstraction of the workspace: the io/ring.h rings here, the
+/// xenstore ring copies (`xcp-xs-wire`), the xenbus client, the xenstore
+/// board and the byte channels all take it. The runtime implements it with
+/// volatile accesses over a mapped grant or frame; `RefCell<[u8; N]>` and
+/// `fake::MemPage` implement it over memory. `&self` everywhere because
 /// the peer changes the page under us. Offsets out of `0..len()` are a bug of
 /// the caller (this crate never makes one) and may panic.
 pub trait SharedPage {
@@ -74,6 +77,29 @@ impl<T: SharedPage + ?Sized> SharedPage for &T {
     }
     fn mb(&self) {
         (**self).mb()
+    }
+}
+
+/// A page in ordinary memory (a test, a simulation, a host tool): plain
+/// little-endian accesses through the `RefCell`. Owners that hold it
+/// mutably reach the bytes directly with `RefCell::get_mut`.
+impl<const N: usize> SharedPage for core::cell::RefCell<[u8; N]> {
+    fn len(&self) -> usize {
+        N
+    }
+    fn read(&self, offset: usize, out: &mut [u8]) {
+        out.copy_from_slice(&self.borrow()[offset..offset + out.len()]);
+    }
+    fn write(&self, offset: usize, data: &[u8]) {
+        self.borrow_mut()[offset..offset + data.len()].copy_from_slice(data);
+    }
+    fn load_u32(&self, offset: usize) -> u32 {
+        let mut b = [0u8; 4];
+        self.read(offset, &mut b);
+        u32::from_le_bytes(b)
+    }
+    fn store_u32(&self, offset: usize, v: u32) {
+        self.write(offset, &v.to_le_bytes());
     }
 }
 

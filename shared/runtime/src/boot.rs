@@ -5,6 +5,8 @@
 //! mode on its own small stack with `%rsi` = start_info; we switch to our
 //! stack in .bss and call `xcp_rust_start`.
 
+use xen_sys::elfnote;
+use xen_sys::version::XENFEAT_DOM0;
 use xen_sys::xen::{StartInfo, SIF_INITDOMAIN, SIF_PRIVILEGED, START_INFO_MAGIC_PREFIX};
 
 use crate::console::{self, Console};
@@ -17,9 +19,9 @@ struct Stack([u8; STACK_SIZE]);
 #[no_mangle]
 static mut XCP_BOOT_STACK: Stack = Stack([0; STACK_SIZE]);
 
-// The notes Xen's ELF loader reads (owner "Xen"): GUEST_OS 6, XEN_VERSION 5,
-// LOADER 8, VIRT_BASE 3, PADDR_OFFSET 4, ENTRY 1, HYPERCALL_PAGE 2,
-// SUPPORTED_FEATURES 17 (bit 11 = XENFEAT_dom0).
+// The notes Xen's ELF loader reads (owner "Xen"): GUEST_OS, XEN_VERSION,
+// LOADER, VIRT_BASE, PADDR_OFFSET, ENTRY, HYPERCALL_PAGE and
+// SUPPORTED_FEATURES (XENFEAT_dom0), their types from xen-abi's elfnote.h.
 core::arch::global_asm!(
     ".macro xen_note type, kind, value",
     ".balign 4",
@@ -42,14 +44,14 @@ core::arch::global_asm!(
     "3: .balign 4",
     ".endm",
     ".pushsection .note.Xen, \"a\", @note",
-    "xen_note_str 6, xcp-rs",
-    "xen_note_str 5, xen-3.0",
-    "xen_note_str 8, generic",
-    "xen_note 3, .quad, 0xffffffff80000000",
-    "xen_note 4, .quad, 0xffffffff80000000",
-    "xen_note 1, .quad, _start",
-    "xen_note 2, .quad, hypercall_page",
-    "xen_note 17, .long, 0x800",
+    "xen_note_str {guest_os}, xcp-rs",
+    "xen_note_str {xen_version}, xen-3.0",
+    "xen_note_str {loader}, generic",
+    "xen_note {virt_base}, .quad, 0xffffffff80000000",
+    "xen_note {paddr_offset}, .quad, 0xffffffff80000000",
+    "xen_note {entry}, .quad, _start",
+    "xen_note {hypercall_page}, .quad, hypercall_page",
+    "xen_note {supported_features}, .long, {dom0_feature}",
     ".popsection",
     ".pushsection .text._start, \"ax\"",
     ".globl _start",
@@ -63,6 +65,15 @@ core::arch::global_asm!(
     stack = sym XCP_BOOT_STACK,
     size = const STACK_SIZE,
     start = sym xcp_rust_start,
+    guest_os = const elfnote::XEN_ELFNOTE_GUEST_OS,
+    xen_version = const elfnote::XEN_ELFNOTE_XEN_VERSION,
+    loader = const elfnote::XEN_ELFNOTE_LOADER,
+    virt_base = const elfnote::XEN_ELFNOTE_VIRT_BASE,
+    paddr_offset = const elfnote::XEN_ELFNOTE_PADDR_OFFSET,
+    entry = const elfnote::XEN_ELFNOTE_ENTRY,
+    hypercall_page = const elfnote::XEN_ELFNOTE_HYPERCALL_PAGE,
+    supported_features = const elfnote::XEN_ELFNOTE_SUPPORTED_FEATURES,
+    dom0_feature = const 1u32 << XENFEAT_DOM0,
 );
 
 /// What the kernel's `main` receives.

@@ -8,10 +8,12 @@
 
 use core::sync::atomic::{fence, Ordering};
 
-const OUT_OFFSET: usize = 1024;
-const OUT_SIZE: u32 = 2048;
-const OUT_CONS_OFFSET: usize = 3080;
-const OUT_PROD_OFFSET: usize = 3084;
+use xen_sys::io::console::{
+    OFF_OUT as OUT_OFFSET, OFF_OUT_CONS as OUT_CONS_OFFSET, OFF_OUT_PROD as OUT_PROD_OFFSET,
+    XENCONS_OUT_SIZE,
+};
+
+const OUT_SIZE: u32 = XENCONS_OUT_SIZE as u32;
 
 /// Where console bytes go.
 #[derive(Clone, Copy, Debug)]

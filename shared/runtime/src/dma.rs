@@ -30,7 +30,7 @@ use xen_sys::Errno;
 use crate::dma_plan;
 use crate::paging::{pfn_to_mfn, va_to_pfn, DATA_PROT};
 
-const PAGE: usize = 4096;
+const PAGE: usize = xen_sys::PAGE_SIZE;
 
 static EXCHANGES: AtomicU64 = AtomicU64::new(0);
 

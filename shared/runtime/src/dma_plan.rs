@@ -6,7 +6,7 @@
 /// order 9 anyway.
 pub const MAX_ORDER: u32 = 4;
 
-const PAGE: u64 = 4096;
+const PAGE: u64 = xen_sys::PAGE_SIZE as u64;
 
 /// The extent order that holds `pages` pages, or None for zero or more
 /// than 2^[`MAX_ORDER`].

@@ -26,7 +26,7 @@ use xen_sys::xen::UVMF_INVLPG;
 use xen_sys::xen::{PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_RW, PTE_USER};
 use xen_sys::Errno;
 
-const PAGE: u64 = 4096;
+const PAGE: u64 = xen_sys::PAGE_SIZE as u64;
 /// Page-level write-through (PAT index bit 0).
 const PTE_PWT: u64 = 1 << 3;
 /// Page-level cache disable (PAT index bit 1): with PWT, PAT entry 3 = UC.

@@ -32,7 +32,7 @@ pub const WINDOW_BASE: u64 = 0xffff_c900_0000_0000;
 /// Page slots in the window (4 MiB).
 pub const WINDOW_PAGES: usize = 1024;
 
-const PAGE: u64 = 4096;
+const PAGE: u64 = xen_sys::PAGE_SIZE as u64;
 const TABLE_PROT: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
 pub(crate) const DATA_PROT: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
 const RO_PROT: u64 = PTE_PRESENT | PTE_USER | PTE_ACCESSED;

@@ -28,7 +28,7 @@ impl PageView<'_> {
     }
 
     /// Page size.
-    pub const LEN: usize = 4096;
+    pub const LEN: usize = xen_sys::PAGE_SIZE;
 
     fn check(offset: usize, len: usize) {
         assert!(

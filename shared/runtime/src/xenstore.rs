@@ -4,7 +4,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use xcp_xenbus::{Client, Error, SharedRing, Wait, Xenbus};
+use xcp_xenbus::{Client, Error, Wait, Xenbus};
 
 use crate::shared_page::PageView;
 
@@ -98,7 +98,7 @@ impl Wait for PortWait {
 }
 
 /// A blocking xenstore handle over a page that lives as long as the domain.
-pub type Store = Xenbus<SharedRing<PageView<'static>>, PortWait>;
+pub type Store = Xenbus<PageView<'static>, PortWait>;
 
 /// A domU's connection from its start_info (`store_mfn`, `store_evtchn`);
 /// None when the builder gave it no xenstore.
@@ -110,7 +110,7 @@ pub fn connect(boot: &crate::Boot) -> Option<Store> {
     let page = crate::paging::boot_page(si.store_mfn)?;
     Some(Xenbus::new(
         Client::default(),
-        SharedRing(page),
+        page,
         PortWait {
             port: si.store_evtchn,
         },

@@ -6,6 +6,9 @@
 //! offset and constant against a C program compiled against the installed
 //! headers.
 //!
+//! The constants and layouts themselves live in `xen-abi` (no `unsafe`): the
+//! modules here re-export them and add the hypercalls.
+//!
 //! The crates.io `xen-sys` 0.0.0-pre2 has a wrong hypercall ABI; this crate
 //! replaces it and must never depend on it.
 //!
@@ -17,13 +20,11 @@
 pub mod console;
 pub mod domctl;
 pub mod domctl_payloads;
-pub mod elfnote;
 pub mod event_channel;
 pub mod grant_table;
 pub mod hvm;
 pub mod hvm_start_info;
 pub mod hypercall;
-pub mod io;
 pub mod memory;
 pub mod mm;
 pub mod physdev;
@@ -34,3 +35,6 @@ pub mod version;
 pub mod xen;
 
 pub use hypercall::Errno;
+
+/// Pure-data modules that live in `xen-abi`, re-exported under their old paths.
+pub use xen_abi::{elfnote, io, PAGE_SHIFT, PAGE_SIZE};

@@ -3,6 +3,8 @@
 use crate::hypercall;
 use crate::xen::{DomId, EvtchnPort};
 
+pub use xen_abi::sched::*;
+
 /// `SCHEDOP_yield`
 pub const SCHEDOP_YIELD: u32 = 0;
 /// `SCHEDOP_block`
@@ -17,19 +19,6 @@ pub const SCHEDOP_REMOTE_SHUTDOWN: u32 = 4;
 pub const SCHEDOP_SHUTDOWN_CODE: u32 = 5;
 /// `SCHEDOP_watchdog`
 pub const SCHEDOP_WATCHDOG: u32 = 6;
-
-/// `SHUTDOWN_poweroff`
-pub const SHUTDOWN_POWEROFF: u32 = 0;
-/// `SHUTDOWN_reboot`
-pub const SHUTDOWN_REBOOT: u32 = 1;
-/// `SHUTDOWN_suspend`
-pub const SHUTDOWN_SUSPEND: u32 = 2;
-/// `SHUTDOWN_crash`
-pub const SHUTDOWN_CRASH: u32 = 3;
-/// `SHUTDOWN_watchdog`
-pub const SHUTDOWN_WATCHDOG: u32 = 4;
-/// `SHUTDOWN_soft_reset`
-pub const SHUTDOWN_SOFT_RESET: u32 = 5;
 
 /// `struct sched_shutdown`
 #[repr(C)]

@@ -9,6 +9,8 @@
 #[cfg(target_arch = "x86_64")]
 use crate::hypercall;
 
+pub use xen_abi::vcpu::*;
+
 /// `VCPUOP_initialise`: arg is a `vcpu_guest_context` (PV).
 pub const VCPUOP_INITIALISE: u32 = 0;
 /// `VCPUOP_up`
@@ -51,19 +53,6 @@ pub const XEN_RUNSTATE_UPDATE: u64 = 1 << 63;
 
 /// `VCPU_SSHOTTMR_future`: fail with `-ETIME` if the deadline has passed.
 pub const VCPU_SSHOTTMR_FUTURE: u32 = 1 << 0;
-
-/// `VGCF_i387_valid`
-pub const VGCF_I387_VALID: u64 = 1 << 0;
-/// `VGCF_in_kernel`: the vCPU starts in (guest) kernel mode.
-pub const VGCF_IN_KERNEL: u64 = 1 << 2;
-/// `VGCF_failsafe_disables_events`
-pub const VGCF_FAILSAFE_DISABLES_EVENTS: u64 = 1 << 3;
-/// `VGCF_syscall_disables_events`
-pub const VGCF_SYSCALL_DISABLES_EVENTS: u64 = 1 << 4;
-/// `VGCF_online`: bring the vCPU up (domctl setvcpucontext).
-pub const VGCF_ONLINE: u64 = 1 << 5;
-/// `VGCF_in_syscall` (arch-x86/xen-x86_64.h)
-pub const VGCF_IN_SYSCALL: u64 = 1 << 8;
 
 /// `struct vcpu_runstate_info`
 #[repr(C)]

@@ -8,8 +8,9 @@
 //! size and constant value with what Rust computes. A missing header or
 //! compiler is a failure, never a skip. Three guards keep the tables
 //! complete: every `pub struct`/`pub union`, every `pub` field of one, and
-//! every `pub const` under `src/` must be checked here or listed in an
-//! exemption with its reason.
+//! every `pub const` under `src/` (and under `../xen-abi/src/`, whose items
+//! xen-sys re-exports) must be checked here or listed in an exemption with
+//! its reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -442,6 +443,9 @@ fn const_tables(t: &mut Tables) {
         XEN_DOMCTL_SETTSCINFO, XEN_DOMCTL_SET_VIRQ_HANDLER, XEN_DOMCTL_SOFT_RESET,
         XEN_DOMCTL_GET_CPU_POLICY, XEN_DOMCTL_SET_CPU_POLICY,
         XEN_DOMCTL_GET_PAGING_MEMPOOL_SIZE, XEN_DOMCTL_SET_PAGING_MEMPOOL_SIZE,
+        XEN_DOMINF_DYING, XEN_DOMINF_HVM_GUEST, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_PAUSED,
+        XEN_DOMINF_BLOCKED, XEN_DOMINF_RUNNING, XEN_DOMINF_DEBUGGED, XEN_DOMINF_XS_DOMAIN,
+        XEN_DOMINF_HAP, XEN_DOMINF_SHUTDOWNMASK, XEN_DOMINF_SHUTDOWNSHIFT,
     ];
     domctl_payloads: [
         XEN_DOMCTL_CDF_HVM, XEN_DOMCTL_CDF_HAP, XEN_DOMCTL_CDF_S3_INTEGRITY,
@@ -450,10 +454,7 @@ fn const_tables(t: &mut Tables) {
         XEN_DOMCTL_GRANT_VERSION_MASK, XEN_X86_EMU_LAPIC, XEN_X86_EMU_HPET, XEN_X86_EMU_PM,
         XEN_X86_EMU_RTC, XEN_X86_EMU_IOAPIC, XEN_X86_EMU_PIC, XEN_X86_EMU_VGA,
         XEN_X86_EMU_IOMMU, XEN_X86_EMU_PIT, XEN_X86_EMU_USE_PIRQ, XEN_X86_EMU_VPCI,
-        XEN_X86_EMU_ALL, XEN_X86_MSR_RELAXED, XEN_DOMINF_DYING, XEN_DOMINF_HVM_GUEST,
-        XEN_DOMINF_SHUTDOWN, XEN_DOMINF_PAUSED, XEN_DOMINF_BLOCKED, XEN_DOMINF_RUNNING,
-        XEN_DOMINF_DEBUGGED, XEN_DOMINF_XS_DOMAIN, XEN_DOMINF_HAP, XEN_DOMINF_SHUTDOWNMASK,
-        XEN_DOMINF_SHUTDOWNSHIFT, XEN_INVALID_MAX_VCPU_ID, XEN_DOMCTL_DEV_PCI,
+        XEN_X86_EMU_ALL, XEN_X86_MSR_RELAXED, XEN_INVALID_MAX_VCPU_ID, XEN_DOMCTL_DEV_PCI,
         XEN_DOMCTL_DEV_DT, XEN_DOMCTL_DEV_RDM_RELAXED, PT_IRQ_TYPE_PCI, PT_IRQ_TYPE_ISA,
         PT_IRQ_TYPE_MSI, PT_IRQ_TYPE_MSI_TRANSLATE, PT_IRQ_TYPE_SPI, DPCI_ADD_MAPPING,
         DPCI_REMOVE_MAPPING,
@@ -581,7 +582,8 @@ fn const_tables(t: &mut Tables) {
         VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, RUNSTATE_RUNNING, RUNSTATE_RUNNABLE,
         RUNSTATE_BLOCKED, RUNSTATE_OFFLINE, XEN_RUNSTATE_UPDATE, VCPU_SSHOTTMR_FUTURE,
         VGCF_I387_VALID, VGCF_IN_KERNEL, VGCF_FAILSAFE_DISABLES_EVENTS,
-        VGCF_SYSCALL_DISABLES_EVENTS, VGCF_ONLINE, VGCF_IN_SYSCALL,
+        VGCF_SYSCALL_DISABLES_EVENTS, VGCF_ONLINE, VGCF_IN_SYSCALL, FLAT_KERNEL_CS64,
+        FLAT_KERNEL_SS64, FLAT_KERNEL_DS64,
     ];
     version: [
         XENVER_VERSION, XENVER_EXTRAVERSION, XENVER_COMPILE_INFO, XENVER_CAPABILITIES,
@@ -635,10 +637,67 @@ fn const_tables(t: &mut Tables) {
             0,
         );
     }
+    // `xsd_errors[]`: the same names in the same order.
+    t.push(
+        "xsd_errors count".to_string(),
+        "(sizeof(xsd_errors) / sizeof(xsd_errors[0]))".to_string(),
+        XSD_ERRORS.len() as i64,
+    );
+    for (i, name) in XSD_ERRORS.iter().enumerate() {
+        t.push(
+            format!("xsd_errors[{i}]"),
+            format!("strcmp(xsd_errors[{i}].errstring, {})", c_string(name)),
+            0,
+        );
+    }
 }
 
 /// Constants with no C macro of their own, each with the reason.
 const CONST_EXEMPT: &[(&str, &str)] = &[
+    (
+        "lib::PAGE_SHIFT",
+        "x86 page size; not a macro of the public headers",
+    ),
+    (
+        "lib::PAGE_SIZE",
+        "x86 page size; not a macro of the public headers",
+    ),
+    (
+        "io::xs_wire::XS_GET_FEATURE",
+        "Xen 4.18 xs_wire.h; absent from the 4.17 headers",
+    ),
+    (
+        "io::xs_wire::XS_SET_FEATURE",
+        "Xen 4.18 xs_wire.h; absent from the 4.17 headers",
+    ),
+    (
+        "io::xs_wire::XS_GET_QUOTA",
+        "Xen 4.18 xs_wire.h; absent from the 4.17 headers",
+    ),
+    (
+        "io::xs_wire::XS_SET_QUOTA",
+        "Xen 4.18 xs_wire.h; absent from the 4.17 headers",
+    ),
+    (
+        "io::xs_wire::XSD_ERRORS",
+        "strings of xsd_errors[]; compared element by element below",
+    ),
+    (
+        "io::xs_wire::XS_PERM_NONE",
+        "permission letter of docs/misc/xenstore.txt, not a macro",
+    ),
+    (
+        "io::xs_wire::XS_PERM_READ",
+        "permission letter of docs/misc/xenstore.txt, not a macro",
+    ),
+    (
+        "io::xs_wire::XS_PERM_WRITE",
+        "permission letter of docs/misc/xenstore.txt, not a macro",
+    ),
+    (
+        "io::xs_wire::XS_PERM_BOTH",
+        "permission letter of docs/misc/xenstore.txt, not a macro",
+    ),
     (
         "xen::START_INFO_MAGIC_PREFIX",
         "documented text of start_info.magic, not a macro",
@@ -752,6 +811,8 @@ const INCLUDES: &[&str] = &[
     "xen/domctl.h",
     "xen/sysctl.h",
     "xen/io/console.h",
+    // errno.h first: xs_wire.h defines `xsd_errors[]` only when EINVAL is.
+    "errno.h",
     "xen/io/xs_wire.h",
 ];
 
@@ -879,13 +940,20 @@ fn ident(rest: &str) -> String {
 }
 
 fn declared_items() -> Declared {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut declared = Declared {
         types: BTreeSet::new(),
         fields: BTreeSet::new(),
         consts: BTreeSet::new(),
     };
-    let mut stack = vec![src.clone()];
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for src in [here.join("src"), here.join("../xen-abi/src")] {
+        declare_dir(&src, &mut declared);
+    }
+    declared
+}
+
+fn declare_dir(src: &Path, declared: &mut Declared) {
+    let mut stack = vec![src.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -893,7 +961,7 @@ fn declared_items() -> Declared {
                 stack.push(path);
                 continue;
             }
-            let rel = path.strip_prefix(&src).unwrap().with_extension("");
+            let rel = path.strip_prefix(src).unwrap().with_extension("");
             let module = rel.to_string_lossy().replace('/', "::");
             let text = std::fs::read_to_string(&path).unwrap();
             // Items after `#[cfg(test)]` are test helpers, not the ABI.
@@ -924,7 +992,6 @@ fn declared_items() -> Declared {
             }
         }
     }
-    declared
 }
 
 /// The C side is compiled for the host, and only an x86_64 host has the ABI
@@ -974,6 +1041,8 @@ fn every_struct_and_constant_matches_the_c_headers() {
         .iter()
         .filter(|c| !tables.consts.contains(*c))
         .filter(|c| !CONST_EXEMPT.iter().any(|(e, _)| e == c))
+        // `OFF_*` are offset_of!/size_of of a layout the tables check.
+        .filter(|c| !c.rsplit("::").next().unwrap().starts_with("OFF_"))
         .collect();
     assert!(
         unchecked_consts.is_empty(),

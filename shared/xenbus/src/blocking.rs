@@ -19,7 +19,7 @@ use crate::client::{Client, RequestId, WatchEvent};
 use crate::error::{Error, Malformed, XsErrno};
 use crate::perms::Perm;
 use crate::reply::{Reply, TxId};
-use crate::ring::RingPage;
+use crate::ring::SharedPage;
 use crate::state::{self, XenbusState};
 
 /// How many times [`Xenbus::transaction`] tries before `Error::Conflict`.
@@ -36,7 +36,7 @@ pub trait Wait {
 }
 
 /// A blocking xenstore connection. See the module docs.
-pub struct Xenbus<R: RingPage, W: Wait> {
+pub struct Xenbus<R: SharedPage, W: Wait> {
     client: Client,
     ring: R,
     port: W,
@@ -46,7 +46,7 @@ fn unexpected<T>() -> Result<T, Error> {
     Err(Error::Malformed(Malformed::WrongType))
 }
 
-impl<R: RingPage, W: Wait> Xenbus<R, W> {
+impl<R: SharedPage, W: Wait> Xenbus<R, W> {
     /// A handle over `ring` (the mapped xenstore page) and `port`.
     pub fn new(client: Client, ring: R, port: W) -> Self {
         Xenbus { client, ring, port }

@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 use crate::error::{Error, Malformed};
 use crate::perms::{push_decimal, Perm};
 use crate::reply::{self, Reply, TxId};
-use crate::ring::{self, RingPage};
+use crate::ring::{self, SharedPage};
 use crate::wire::{
     self, MsgType, Parse, HEADER_LEN, XENSTORE_ABS_PATH_MAX, XENSTORE_PAYLOAD_MAX,
     XENSTORE_REL_PATH_MAX,
@@ -297,7 +297,7 @@ impl Client {
     /// `Err` once the ring is found corrupt or the stream broken (every
     /// request in flight then fails with the same error), `Err(Closed)`
     /// after that.
-    pub fn poll(&mut self, page: &mut impl RingPage) -> Result<Progress, Error> {
+    pub fn poll(&mut self, page: &mut impl SharedPage) -> Result<Progress, Error> {
         if self.stopped.is_some() {
             return Err(Error::Closed);
         }
@@ -352,7 +352,7 @@ impl Client {
     }
 
     /// Push as much of the queued requests as the ring takes.
-    fn push_out(&mut self, page: &mut impl RingPage) -> Result<usize, ring::BadIndexes> {
+    fn push_out(&mut self, page: &mut impl SharedPage) -> Result<usize, ring::BadIndexes> {
         let mut total = 0;
         while !self.outbuf.is_empty() {
             let (chunk, _) = self.outbuf.as_slices();
@@ -509,28 +509,29 @@ fn parse_event(payload: &[u8]) -> Option<WatchEvent> {
 mod tests {
     use super::*;
     use crate::error::XsErrno;
+    use core::cell::RefCell;
 
     fn reply(ty: MsgType, req_id: u32, payload: &[u8]) -> Vec<u8> {
         wire::encode(ty, req_id, 0, payload).expect("small")
     }
 
     /// Put `bytes` in the response ring as a server would.
-    fn serve(page: &mut [u8; 4096], bytes: &[u8]) {
+    fn serve(page: &mut RefCell<[u8; 4096]>, bytes: &[u8]) {
         let prod = page.load_u32(ring::RSP_PROD);
         for (i, b) in bytes.iter().enumerate() {
-            page[ring::RSP + (prod as usize + i) % 1024] = *b;
+            page.get_mut()[ring::RSP + (prod as usize + i) % 1024] = *b;
         }
         page.store_u32(ring::RSP_PROD, prod.wrapping_add(bytes.len() as u32));
     }
 
     #[test]
     fn a_read_goes_out_and_its_reply_comes_back() {
-        let mut page = [0u8; 4096];
+        let mut page = RefCell::new([0u8; 4096]);
         let mut c = Client::default();
         let id = c.read(TxId::NONE, "/a").expect("queued");
         let p = c.poll(&mut page).expect("poll");
         assert!(p.notify);
-        assert_eq!(&page[16..19], b"/a\0");
+        assert_eq!(&page.get_mut()[16..19], b"/a\0");
         assert_eq!(page.load_u32(ring::REQ_PROD), 19);
         serve(&mut page, &reply(MsgType::Read, id.0, b"v"));
         let p = c.poll(&mut page).expect("poll");
@@ -542,7 +543,7 @@ mod tests {
 
     #[test]
     fn events_errors_and_strays_are_sorted() {
-        let mut page = [0u8; 4096];
+        let mut page = RefCell::new([0u8; 4096]);
         let mut c = Client::default();
         let id = c.rm(TxId::NONE, "/a").expect("queued");
         c.poll(&mut page).expect("poll");
@@ -565,7 +566,7 @@ mod tests {
 
     #[test]
     fn a_too_long_reply_stops_the_client() {
-        let mut page = [0u8; 4096];
+        let mut page = RefCell::new([0u8; 4096]);
         let mut c = Client::default();
         let id = c.read(TxId::NONE, "/a").expect("queued");
         c.poll(&mut page).expect("poll");

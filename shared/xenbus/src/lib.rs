@@ -9,7 +9,7 @@
 //!
 //! * [`Client`] (sans-IO): request methods (`read`, `write`, `directory`,
 //!   `watch`, `transaction_start`, ...) queue a message and return its
-//!   [`RequestId`]; [`Client::poll`] moves bytes through a [`RingPage`] and
+//!   [`RequestId`]; [`Client::poll`] moves bytes through a [`SharedPage`] and
 //!   sorts replies ([`Client::take_reply`] -> [`Reply`] or [`Error`]) from
 //!   watch events ([`Client::next_event`]). The caller kicks the event
 //!   channel when [`Progress::notify`] says so and polls again when it fires.
@@ -42,6 +42,6 @@ pub use client::{check_path, Client, Limits, Progress, RequestId, WatchEvent};
 pub use error::{Error, Malformed, XsErrno};
 pub use perms::{Access, Perm};
 pub use reply::{Reply, TxId};
-pub use ring::{RingPage, SharedRing};
+pub use ring::{SharedPage, SharedRing};
 pub use state::XenbusState;
 pub use wire::MsgType;

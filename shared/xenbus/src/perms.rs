@@ -10,41 +10,7 @@ use alloc::vec::Vec;
 
 use crate::error::Malformed;
 
-/// What a permission entry grants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Access {
-    /// `n`: nothing (for the owner entry: nobody else may do anything).
-    None,
-    /// `r`: read.
-    Read,
-    /// `w`: write.
-    Write,
-    /// `b`: read and write.
-    Both,
-}
-
-impl Access {
-    /// The wire letter.
-    pub const fn letter(self) -> u8 {
-        match self {
-            Access::None => b'n',
-            Access::Read => b'r',
-            Access::Write => b'w',
-            Access::Both => b'b',
-        }
-    }
-
-    /// Decode a wire letter; `None` for anything else.
-    pub const fn from_letter(letter: u8) -> Option<Access> {
-        match letter {
-            b'n' => Some(Access::None),
-            b'r' => Some(Access::Read),
-            b'w' => Some(Access::Write),
-            b'b' => Some(Access::Both),
-            _ => None,
-        }
-    }
-}
+pub use xcp_xs_wire::Access;
 
 /// One permission entry: for the first entry of a list, `domid` is the
 /// owner and `access` what everyone not listed gets.

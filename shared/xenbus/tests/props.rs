@@ -4,7 +4,8 @@
 //! outcome when the server answers them in any order.
 
 use proptest::prelude::*;
-use xcp_xenbus::ring::{self, RingPage};
+use std::cell::RefCell;
+use xcp_xenbus::ring::{self, SharedPage};
 use xcp_xenbus::wire::{self, parse, BadReason, Header, MsgType, Parse};
 use xcp_xenbus::{reply, Client, Error, Limits, RequestId, TxId};
 
@@ -16,13 +17,13 @@ fn any_type() -> impl Strategy<Value = MsgType> {
 }
 
 /// Put `bytes` into the response ring as a server would (as much as fits).
-fn serve(page: &mut [u8; 4096], bytes: &[u8]) -> usize {
+fn serve(page: &mut RefCell<[u8; 4096]>, bytes: &[u8]) -> usize {
     let cons = page.load_u32(ring::RSP_CONS);
     let prod = page.load_u32(ring::RSP_PROD);
     let room = 1024usize.saturating_sub(prod.wrapping_sub(cons) as usize);
     let n = room.min(bytes.len());
     for (i, b) in bytes[..n].iter().enumerate() {
-        page[ring::RSP + (prod as usize + i) % 1024] = *b;
+        page.get_mut()[ring::RSP + (prod as usize + i) % 1024] = *b;
     }
     page.store_u32(ring::RSP_PROD, prod.wrapping_add(n as u32));
     n
@@ -90,7 +91,7 @@ proptest! {
     ) {
         let limits = Limits { max_in_flight: 8, max_events: 4 };
         let mut c = Client::new(limits);
-        let mut page = [0u8; 4096];
+        let mut page = RefCell::new([0u8; 4096]);
         let mut ids = Vec::new();
         for (i, (chunk, kind, take, poke)) in steps.into_iter().enumerate() {
             if let Ok(id) = queue(&mut c, kind, i as u32) {
@@ -130,7 +131,7 @@ proptest! {
         events in 0usize..10,
     ) {
         let mut c = Client::default();
-        let mut page = [0u8; 4096];
+        let mut page = RefCell::new([0u8; 4096]);
         let ids: Vec<RequestId> = kinds
             .iter()
             .enumerate()

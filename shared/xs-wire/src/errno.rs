@@ -5,6 +5,8 @@
 //! number. [`Errno`] maps those names 1:1; what each side adds is its own
 //! (the engine answers these, the client also meets names it does not know).
 
+use xen_abi::io::xs_wire::XSD_ERRORS;
+
 /// An errno name that goes on the wire in an XS_ERROR reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Errno {
@@ -48,6 +50,10 @@ pub enum Errno {
     Equota,
 }
 
+// The variants before EQUOTA are `xsd_errors[]`, in its order.
+const _: () = assert!(Errno::Eperm as usize == XSD_ERRORS.len() - 1);
+const _: () = assert!(Errno::Equota as usize == XSD_ERRORS.len());
+
 impl Errno {
     /// Every variant, in xs_wire.h order (EQUOTA, oxenstored's, last).
     pub const ALL: [Errno; 17] = [
@@ -70,26 +76,13 @@ impl Errno {
         Errno::Equota,
     ];
 
-    /// The errno name sent on the wire, without the trailing nul.
+    /// The errno name sent on the wire, without the trailing nul: xs_wire.h's
+    /// `xsd_errors[]` (from xen-abi; the variants are in its order), and
+    /// oxenstored's EQUOTA after it.
     pub const fn as_str(self) -> &'static str {
         match self {
-            Errno::Einval => "EINVAL",
-            Errno::Eacces => "EACCES",
-            Errno::Eexist => "EEXIST",
-            Errno::Eisdir => "EISDIR",
-            Errno::Enoent => "ENOENT",
-            Errno::Enomem => "ENOMEM",
-            Errno::Enospc => "ENOSPC",
-            Errno::Eio => "EIO",
-            Errno::Enotempty => "ENOTEMPTY",
-            Errno::Enosys => "ENOSYS",
-            Errno::Erofs => "EROFS",
-            Errno::Ebusy => "EBUSY",
-            Errno::Eagain => "EAGAIN",
-            Errno::Eisconn => "EISCONN",
-            Errno::E2big => "E2BIG",
-            Errno::Eperm => "EPERM",
             Errno::Equota => "EQUOTA",
+            e => XSD_ERRORS[e as usize],
         }
     }
 
@@ -129,6 +122,9 @@ mod tests {
         assert_eq!(Errno::Einval.as_str(), "EINVAL");
         assert_eq!(Errno::Eagain.as_str(), "EAGAIN");
         assert_eq!(Errno::E2big.as_str(), "E2BIG");
+        for (i, name) in XSD_ERRORS.iter().enumerate() {
+            assert_eq!(Errno::ALL[i].as_str(), *name);
+        }
     }
 
     #[test]

@@ -17,22 +17,26 @@ extern crate alloc;
 
 mod errno;
 mod frame;
+mod perms;
 pub mod ring;
 
 pub use errno::Errno;
 pub use frame::{parse, BadReason, Parse};
+pub use perms::Access;
+
+use xen_abi::io::xs_wire as abi;
 
 /// Size of `struct xsd_sockmsg`.
-pub const HEADER_LEN: usize = 16;
+pub const HEADER_LEN: usize = abi::XSD_SOCKMSG_SIZE;
 /// XENSTORE_PAYLOAD_MAX: the largest payload either side may send.
-pub const PAYLOAD_MAX: usize = 4096;
+pub const PAYLOAD_MAX: usize = abi::XENSTORE_PAYLOAD_MAX;
 /// XENSTORE_ABS_PATH_MAX.
-pub const ABS_PATH_MAX: usize = 3072;
+pub const ABS_PATH_MAX: usize = abi::XENSTORE_ABS_PATH_MAX;
 /// XENSTORE_REL_PATH_MAX.
-pub const REL_PATH_MAX: usize = 2048;
+pub const REL_PATH_MAX: usize = abi::XENSTORE_REL_PATH_MAX;
 
 macro_rules! msg_types {
-    ($($(#[$doc:meta])* $name:ident = $val:expr,)*) => {
+    ($($(#[$doc:meta])* $name:ident = $val:path,)*) => {
         /// `enum xsd_sockmsg_type`, total: unknown codes keep their value.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum MsgType {
@@ -63,57 +67,57 @@ macro_rules! msg_types {
 
 msg_types! {
     /// XS_CONTROL (0): implementation-specific commands.
-    Control = 0,
+    Control = abi::XS_CONTROL,
     /// XS_DIRECTORY (1).
-    Directory = 1,
+    Directory = abi::XS_DIRECTORY,
     /// XS_READ (2).
-    Read = 2,
+    Read = abi::XS_READ,
     /// XS_GET_PERMS (3).
-    GetPerms = 3,
+    GetPerms = abi::XS_GET_PERMS,
     /// XS_WATCH (4).
-    Watch = 4,
+    Watch = abi::XS_WATCH,
     /// XS_UNWATCH (5).
-    Unwatch = 5,
+    Unwatch = abi::XS_UNWATCH,
     /// XS_TRANSACTION_START (6).
-    TransactionStart = 6,
+    TransactionStart = abi::XS_TRANSACTION_START,
     /// XS_TRANSACTION_END (7).
-    TransactionEnd = 7,
+    TransactionEnd = abi::XS_TRANSACTION_END,
     /// XS_INTRODUCE (8).
-    Introduce = 8,
+    Introduce = abi::XS_INTRODUCE,
     /// XS_RELEASE (9).
-    Release = 9,
+    Release = abi::XS_RELEASE,
     /// XS_GET_DOMAIN_PATH (10).
-    GetDomainPath = 10,
+    GetDomainPath = abi::XS_GET_DOMAIN_PATH,
     /// XS_WRITE (11).
-    Write = 11,
+    Write = abi::XS_WRITE,
     /// XS_MKDIR (12).
-    Mkdir = 12,
+    Mkdir = abi::XS_MKDIR,
     /// XS_RM (13).
-    Rm = 13,
+    Rm = abi::XS_RM,
     /// XS_SET_PERMS (14).
-    SetPerms = 14,
+    SetPerms = abi::XS_SET_PERMS,
     /// XS_WATCH_EVENT (15): server to client only.
-    WatchEvent = 15,
+    WatchEvent = abi::XS_WATCH_EVENT,
     /// XS_ERROR (16): server to client only.
-    Error = 16,
+    Error = abi::XS_ERROR,
     /// XS_IS_DOMAIN_INTRODUCED (17).
-    IsDomainIntroduced = 17,
+    IsDomainIntroduced = abi::XS_IS_DOMAIN_INTRODUCED,
     /// XS_RESUME (18).
-    Resume = 18,
+    Resume = abi::XS_RESUME,
     /// XS_SET_TARGET (19).
-    SetTarget = 19,
+    SetTarget = abi::XS_SET_TARGET,
     /// XS_RESET_WATCHES (21); 20 (RESTRICT) was removed.
-    ResetWatches = 21,
+    ResetWatches = abi::XS_RESET_WATCHES,
     /// XS_DIRECTORY_PART (22).
-    DirectoryPart = 22,
+    DirectoryPart = abi::XS_DIRECTORY_PART,
     /// XS_GET_FEATURE (23).
-    GetFeature = 23,
+    GetFeature = abi::XS_GET_FEATURE,
     /// XS_SET_FEATURE (24).
-    SetFeature = 24,
+    SetFeature = abi::XS_SET_FEATURE,
     /// XS_GET_QUOTA (25).
-    GetQuota = 25,
+    GetQuota = abi::XS_GET_QUOTA,
     /// XS_SET_QUOTA (26).
-    SetQuota = 26,
+    SetQuota = abi::XS_SET_QUOTA,
 }
 
 /// `struct xsd_sockmsg`, decoded.

@@ -9,6 +9,9 @@
 //! the client writes `req` and reads `rsp`: [`consume`] and [`produce`] take
 //! the [`Ring`] they work on.
 //!
+//! The page is any [`SharedPage`] (the workspace's one page trait, from
+//! `xcp-ring`): the runtime's mapped grants and frames, or memory in tests.
+//!
 //! The peer may write anything at any time, so each index is loaded once
 //! and checked (`prod - cons` never above the 1024-byte ring, else
 //! [`BadIndexes`]: the server's XENSTORE_ERROR_RINGIDX), and bytes are
@@ -16,81 +19,44 @@
 
 use alloc::vec::Vec;
 
+use xen_abi::io::xs_wire as abi;
+
 /// XENSTORE_RING_SIZE.
-pub const XENSTORE_RING_SIZE: u32 = 1024;
-/// Offset of `req[]`.
-pub const REQ: usize = 0;
-/// Offset of `rsp[]`.
-pub const RSP: usize = 1024;
-/// Offset of `req_cons`.
-pub const REQ_CONS: usize = 2048;
-/// Offset of `req_prod`.
-pub const REQ_PROD: usize = 2052;
-/// Offset of `rsp_cons`.
-pub const RSP_CONS: usize = 2056;
-/// Offset of `rsp_prod`.
-pub const RSP_PROD: usize = 2060;
-/// Offset of `server_features`.
-pub const SERVER_FEATURES: usize = 2064;
-/// Offset of `connection`.
-pub const CONNECTION: usize = 2068;
-/// Offset of `error`.
-pub const ERROR: usize = 2072;
-/// XENSTORE_SERVER_FEATURE_RECONNECTION.
-pub const XENSTORE_SERVER_FEATURE_RECONNECTION: u32 = 1;
-/// XENSTORE_SERVER_FEATURE_ERROR.
-pub const XENSTORE_SERVER_FEATURE_ERROR: u32 = 2;
+pub const XENSTORE_RING_SIZE: u32 = abi::XENSTORE_RING_SIZE as u32;
+pub use xen_abi::io::xs_wire::{
+    OFF_CONNECTION as CONNECTION, OFF_ERROR as ERROR, OFF_REQ as REQ, OFF_REQ_CONS as REQ_CONS,
+    OFF_REQ_PROD as REQ_PROD, OFF_RSP as RSP, OFF_RSP_CONS as RSP_CONS, OFF_RSP_PROD as RSP_PROD,
+    OFF_SERVER_FEATURES as SERVER_FEATURES, XENSTORE_SERVER_FEATURE_ERROR,
+    XENSTORE_SERVER_FEATURE_RECONNECTION,
+};
 
-/// Access to a mapped ring page. Implementations order loads and stores
-/// as the ring protocol needs: acquire when loading an index, release
-/// when storing one (the runtime's pages do exactly that).
-pub trait RingPage {
-    /// Load the u32 at `offset` (one of the index/field offsets).
-    fn load_u32(&self, offset: usize) -> u32;
-    /// Store a u32 at `offset`.
-    fn store_u32(&mut self, offset: usize, value: u32);
-    /// Copy `buf.len()` bytes out of the page at `offset`.
-    fn read(&self, offset: usize, buf: &mut [u8]);
-    /// Copy `buf` into the page at `offset`.
-    fn write(&mut self, offset: usize, buf: &[u8]);
-}
+pub use xcp_ring::SharedPage;
 
-/// A plain page, for tests and simulations.
-impl RingPage for [u8; 4096] {
-    fn load_u32(&self, offset: usize) -> u32 {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&self[offset..offset + 4]);
-        u32::from_le_bytes(b)
-    }
-    fn store_u32(&mut self, offset: usize, value: u32) {
-        self[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
-    }
-    fn read(&self, offset: usize, buf: &mut [u8]) {
-        buf.copy_from_slice(&self[offset..offset + buf.len()]);
-    }
-    fn write(&mut self, offset: usize, buf: &[u8]) {
-        self[offset..offset + buf.len()].copy_from_slice(buf);
-    }
-}
-
-/// A [`RingPage`] over any `xcp_ring::SharedPage` (the runtime's grant
-/// mappings, frames and page views: volatile bytes, acquire/release
-/// indexes).
+/// Wraps a [`SharedPage`] and is one. It was the adapter from `SharedPage`
+/// to this crate's own page trait (`SharedPage`, merged into `SharedPage`);
+/// kept so that `SharedRing(page)` call sites and types keep compiling. New
+/// code passes the page itself.
 #[derive(Debug)]
 pub struct SharedRing<P>(pub P);
 
-impl<P: xcp_ring::SharedPage> RingPage for SharedRing<P> {
+impl<P: SharedPage> SharedPage for SharedRing<P> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn read(&self, offset: usize, out: &mut [u8]) {
+        self.0.read(offset, out)
+    }
+    fn write(&self, offset: usize, data: &[u8]) {
+        self.0.write(offset, data)
+    }
     fn load_u32(&self, offset: usize) -> u32 {
         self.0.load_u32(offset)
     }
-    fn store_u32(&mut self, offset: usize, value: u32) {
-        self.0.store_u32(offset, value)
+    fn store_u32(&self, offset: usize, v: u32) {
+        self.0.store_u32(offset, v)
     }
-    fn read(&self, offset: usize, buf: &mut [u8]) {
-        self.0.read(offset, buf)
-    }
-    fn write(&mut self, offset: usize, buf: &[u8]) {
-        self.0.write(offset, buf)
+    fn mb(&self) {
+        self.0.mb()
     }
 }
 
@@ -122,7 +88,7 @@ pub struct BadIndexes;
 
 /// Load `ring`'s `(cons, prod)` once each and check them: `prod - cons`
 /// (free-running, wrapping) is never above the ring size.
-fn load_indexes(page: &impl RingPage, ring: Ring) -> Result<(u32, u32), BadIndexes> {
+fn load_indexes(page: &impl SharedPage, ring: Ring) -> Result<(u32, u32), BadIndexes> {
     let (_, cons_at, prod_at) = ring.offsets();
     let cons = page.load_u32(cons_at);
     let prod = page.load_u32(prod_at);
@@ -136,7 +102,7 @@ fn load_indexes(page: &impl RingPage, ring: Ring) -> Result<(u32, u32), BadIndex
 /// advance its `cons`. Returns how many were taken (the caller then
 /// notifies: the producer may be waiting for room).
 pub fn consume(
-    page: &mut impl RingPage,
+    page: &impl SharedPage,
     ring: Ring,
     out: &mut Vec<u8>,
     max: usize,
@@ -157,7 +123,7 @@ pub fn consume(
 
 /// Producer side: copy as much of `bytes` as fits into `ring` and advance
 /// its `prod`. Returns how many bytes went (the caller then notifies).
-pub fn produce(page: &mut impl RingPage, ring: Ring, bytes: &[u8]) -> Result<usize, BadIndexes> {
+pub fn produce(page: &impl SharedPage, ring: Ring, bytes: &[u8]) -> Result<usize, BadIndexes> {
     let (data, _, prod_at) = ring.offsets();
     let (cons, prod) = load_indexes(page, ring)?;
     let used = prod.wrapping_sub(cons);
@@ -174,70 +140,71 @@ pub fn produce(page: &mut impl RingPage, ring: Ring, bytes: &[u8]) -> Result<usi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::cell::RefCell;
 
     #[test]
     fn requests_wrap_and_advance() {
-        let mut page = [0u8; 4096];
+        let mut page = RefCell::new([0u8; 4096]);
         page.store_u32(REQ_CONS, 1020);
         page.store_u32(REQ_PROD, 1028);
-        page[1020..1024].copy_from_slice(b"abcd");
-        page[0..4].copy_from_slice(b"efgh");
+        page.get_mut()[1020..1024].copy_from_slice(b"abcd");
+        page.get_mut()[0..4].copy_from_slice(b"efgh");
         let mut out = Vec::new();
-        assert_eq!(consume(&mut page, Ring::Req, &mut out, 100), Ok(8));
+        assert_eq!(consume(&page, Ring::Req, &mut out, 100), Ok(8));
         assert_eq!(out, b"abcdefgh");
         assert_eq!(page.load_u32(REQ_CONS), 1028);
         page.store_u32(RSP_PROD, u32::MAX - 1);
         page.store_u32(RSP_CONS, u32::MAX - 1);
-        assert_eq!(produce(&mut page, Ring::Rsp, b"xyz"), Ok(3));
+        assert_eq!(produce(&page, Ring::Rsp, b"xyz"), Ok(3));
         assert_eq!(page.load_u32(RSP_PROD), 1);
     }
 
     #[test]
     fn full_response_ring_takes_nothing() {
-        let mut page = [0u8; 4096];
+        let page = RefCell::new([0u8; 4096]);
         page.store_u32(RSP_PROD, 1024);
-        assert_eq!(produce(&mut page, Ring::Rsp, b"x"), Ok(0));
+        assert_eq!(produce(&page, Ring::Rsp, b"x"), Ok(0));
     }
 
     #[test]
     fn requests_wrap_and_stop_when_full() {
-        let mut page = [0u8; 4096];
+        let mut page = RefCell::new([0u8; 4096]);
         page.store_u32(REQ_CONS, 1020);
         page.store_u32(REQ_PROD, 1020);
-        assert_eq!(produce(&mut page, Ring::Req, b"abcdefgh"), Ok(8));
-        assert_eq!(&page[1020..1024], b"abcd");
-        assert_eq!(&page[0..4], b"efgh");
+        assert_eq!(produce(&page, Ring::Req, b"abcdefgh"), Ok(8));
+        assert_eq!(&page.get_mut()[1020..1024], b"abcd");
+        assert_eq!(&page.get_mut()[0..4], b"efgh");
         assert_eq!(page.load_u32(REQ_PROD), 1028);
-        assert_eq!(produce(&mut page, Ring::Req, &[1u8; 2000]), Ok(1016));
-        assert_eq!(produce(&mut page, Ring::Req, b"x"), Ok(0));
+        assert_eq!(produce(&page, Ring::Req, &[1u8; 2000]), Ok(1016));
+        assert_eq!(produce(&page, Ring::Req, b"x"), Ok(0));
     }
 
     #[test]
     fn responses_wrap_across_u32_overflow() {
-        let mut page = [0u8; 4096];
+        let mut page = RefCell::new([0u8; 4096]);
         page.store_u32(RSP_CONS, u32::MAX - 1);
         page.store_u32(RSP_PROD, 2);
-        page[RSP + 1022..RSP + 1024].copy_from_slice(b"ab");
-        page[RSP..RSP + 2].copy_from_slice(b"cd");
+        page.get_mut()[RSP + 1022..RSP + 1024].copy_from_slice(b"ab");
+        page.get_mut()[RSP..RSP + 2].copy_from_slice(b"cd");
         let mut out = Vec::new();
-        assert_eq!(consume(&mut page, Ring::Rsp, &mut out, 100), Ok(4));
+        assert_eq!(consume(&page, Ring::Rsp, &mut out, 100), Ok(4));
         assert_eq!(out, b"abcd");
         assert_eq!(page.load_u32(RSP_CONS), 2);
     }
 
     #[test]
     fn impossible_indexes_are_refused() {
-        let mut page = [0u8; 4096];
+        let page = RefCell::new([0u8; 4096]);
         page.store_u32(RSP_PROD, 1025);
         assert_eq!(
-            consume(&mut page, Ring::Rsp, &mut Vec::new(), 10),
+            consume(&page, Ring::Rsp, &mut Vec::new(), 10),
             Err(BadIndexes)
         );
-        assert_eq!(produce(&mut page, Ring::Rsp, b"x"), Err(BadIndexes));
+        assert_eq!(produce(&page, Ring::Rsp, b"x"), Err(BadIndexes));
         page.store_u32(REQ_CONS, 5);
-        assert_eq!(produce(&mut page, Ring::Req, b"x"), Err(BadIndexes));
+        assert_eq!(produce(&page, Ring::Req, b"x"), Err(BadIndexes));
         assert_eq!(
-            consume(&mut page, Ring::Req, &mut Vec::new(), 10),
+            consume(&page, Ring::Req, &mut Vec::new(), 10),
             Err(BadIndexes)
         );
         // Nothing moved.
@@ -247,8 +214,8 @@ mod tests {
 
     #[test]
     fn shared_pages_work_through_the_adapter() {
-        let mut ring = SharedRing(xcp_ring::fake::MemPage::new());
-        assert_eq!(produce(&mut ring, Ring::Req, b"abc"), Ok(3));
+        let ring = SharedRing(xcp_ring::fake::MemPage::new());
+        assert_eq!(produce(&ring, Ring::Req, b"abc"), Ok(3));
         assert_eq!(ring.load_u32(REQ_PROD), 3);
         let mut out = [0u8; 3];
         ring.read(REQ, &mut out);

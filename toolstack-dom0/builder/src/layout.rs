@@ -21,22 +21,22 @@ use crate::elf::ElfImage;
 use crate::Error;
 
 /// Bytes in a page.
-pub const PAGE_SIZE: u64 = 4096;
+pub const PAGE_SIZE: u64 = xen_abi::PAGE_SIZE as u64;
 /// The mapping ends on this boundary (4 MiB, as libxc and Xen do).
 pub const MAPPING_ALIGN: u64 = 4 << 20;
 /// Mapped padding after the boot stack (the runtime takes its first page
 /// tables from it).
 pub const BOOT_PADDING: u64 = 512 << 10;
 /// `MAX_GUEST_CMDLINE` from xen.h: the command line plus its NUL.
-pub const MAX_GUEST_CMDLINE: usize = 1024;
+pub use xen_abi::xen::MAX_GUEST_CMDLINE;
 /// Largest `memory_pages` a request may ask for (256 GiB).
 pub const MAX_MEMORY_PAGES: u64 = 1 << 26;
 /// Most rounds of the page-table fixed point before giving up.
 const MAX_LAYOUT_STEPS: u32 = 16;
 /// Start of Xen's reserved part of the 64-bit address space (L4 slot 256).
-pub const XEN_HOLE_START: u64 = 0xffff_8000_0000_0000;
+pub const XEN_HOLE_START: u64 = xen_abi::xen::HYPERVISOR_VIRT_START;
 /// End (exclusive) of Xen's reserved part (L4 slot 272).
-pub const XEN_HOLE_END: u64 = 0xffff_8800_0000_0000;
+pub const XEN_HOLE_END: u64 = xen_abi::xen::HYPERVISOR_VIRT_END;
 /// End (exclusive) of the lower canonical half.
 const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
 

@@ -56,4 +56,4 @@ pub use start_info::*;
 pub use vcpu::*;
 
 /// A 4 KiB page of guest content.
-pub type Page = [u8; 4096];
+pub type Page = [u8; xen_abi::PAGE_SIZE];

@@ -10,36 +10,13 @@ use alloc::vec::Vec;
 
 use crate::Error;
 
-/// `XEN_ELFNOTE_ENTRY`: virtual entry point.
-pub const XEN_ELFNOTE_ENTRY: u32 = 1;
-/// `XEN_ELFNOTE_HYPERCALL_PAGE`: virtual address of the hypercall page.
-pub const XEN_ELFNOTE_HYPERCALL_PAGE: u32 = 2;
-/// `XEN_ELFNOTE_VIRT_BASE`: virtual address the image is mapped at.
-pub const XEN_ELFNOTE_VIRT_BASE: u32 = 3;
-/// `XEN_ELFNOTE_PADDR_OFFSET`: subtracted from virtual addresses to get ELF paddrs.
-pub const XEN_ELFNOTE_PADDR_OFFSET: u32 = 4;
-/// `XEN_ELFNOTE_XEN_VERSION`: must be "xen-3.0".
-pub const XEN_ELFNOTE_XEN_VERSION: u32 = 5;
-/// `XEN_ELFNOTE_GUEST_OS`: the guest's name.
-pub const XEN_ELFNOTE_GUEST_OS: u32 = 6;
-/// `XEN_ELFNOTE_GUEST_VERSION`: free text.
-pub const XEN_ELFNOTE_GUEST_VERSION: u32 = 7;
-/// `XEN_ELFNOTE_LOADER`: "generic".
-pub const XEN_ELFNOTE_LOADER: u32 = 8;
-/// `XEN_ELFNOTE_PAE_MODE`: 32-bit only; ignored for 64-bit.
-pub const XEN_ELFNOTE_PAE_MODE: u32 = 9;
-/// `XEN_ELFNOTE_FEATURES`: "|"-separated feature names.
-pub const XEN_ELFNOTE_FEATURES: u32 = 10;
-/// `XEN_ELFNOTE_BSD_SYMTAB`: ignored.
-pub const XEN_ELFNOTE_BSD_SYMTAB: u32 = 11;
-/// `XEN_ELFNOTE_INIT_P2M`: virtual address for a separately mapped p2m.
-pub const XEN_ELFNOTE_INIT_P2M: u32 = 15;
-/// `XEN_ELFNOTE_MOD_START_PFN`: 1 if `mod_start` may be a pfn.
-pub const XEN_ELFNOTE_MOD_START_PFN: u32 = 16;
-/// `XEN_ELFNOTE_SUPPORTED_FEATURES`: bitmap(s) of XENFEAT_* the kernel supports.
-pub const XEN_ELFNOTE_SUPPORTED_FEATURES: u32 = 17;
-/// `XEN_ELFNOTE_PHYS32_ENTRY`: 32-bit PVH entry (physical address).
-pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
+pub use xen_abi::elfnote::{
+    XEN_ELFNOTE_BSD_SYMTAB, XEN_ELFNOTE_ENTRY, XEN_ELFNOTE_FEATURES, XEN_ELFNOTE_GUEST_OS,
+    XEN_ELFNOTE_GUEST_VERSION, XEN_ELFNOTE_HYPERCALL_PAGE, XEN_ELFNOTE_INIT_P2M,
+    XEN_ELFNOTE_LOADER, XEN_ELFNOTE_MOD_START_PFN, XEN_ELFNOTE_PADDR_OFFSET, XEN_ELFNOTE_PAE_MODE,
+    XEN_ELFNOTE_PHYS32_ENTRY, XEN_ELFNOTE_SUPPORTED_FEATURES, XEN_ELFNOTE_VIRT_BASE,
+    XEN_ELFNOTE_XEN_VERSION,
+};
 
 /// `XENFEAT_*` bit numbers (xen/include/public/features.h) by their
 /// `FEATURES`-note names, as libelf-dominfo.c spells them.

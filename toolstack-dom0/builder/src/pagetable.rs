@@ -10,18 +10,7 @@
 use crate::layout::{PvLayout, PAGE_SIZE};
 use crate::Error;
 
-/// `_PAGE_PRESENT`.
-pub const PTE_PRESENT: u64 = 1 << 0;
-/// `_PAGE_RW`.
-pub const PTE_RW: u64 = 1 << 1;
-/// `_PAGE_USER` (64-bit PV kernels run in ring 3).
-pub const PTE_USER: u64 = 1 << 2;
-/// `_PAGE_ACCESSED`.
-pub const PTE_ACCESSED: u64 = 1 << 5;
-/// `_PAGE_DIRTY`.
-pub const PTE_DIRTY: u64 = 1 << 6;
-/// Bits of a PTE holding the frame address (52-bit physical).
-pub const PTE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+pub use xen_abi::xen::{PTE_ACCESSED, PTE_ADDR_MASK, PTE_DIRTY, PTE_PRESENT, PTE_RW, PTE_USER};
 /// Upper-level entries and ordinary L1 entries.
 pub const PTE_RW_FLAGS: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
 /// L1 entries of page-table frames: read-only.

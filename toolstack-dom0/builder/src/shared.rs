@@ -11,22 +11,17 @@
 use crate::layout::PvLayout;
 use crate::{Error, Page};
 
-/// `XEN_LEGACY_MAX_VCPUS` on x86.
-pub const XEN_LEGACY_MAX_VCPUS: usize = 32;
+pub use xen_abi::grant_table::{
+    GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE, GTF_PERMIT_ACCESS,
+};
+pub use xen_abi::xen::shared_info::OFF_EVTCHN_UPCALL_MASK;
+pub use xen_abi::xen::XEN_LEGACY_MAX_VCPUS;
 /// `sizeof(struct vcpu_info)` on x86_64.
-pub const VCPU_INFO_SIZE: usize = 64;
-/// `offsetof(struct vcpu_info, evtchn_upcall_mask)`.
-pub const OFF_EVTCHN_UPCALL_MASK: usize = 1;
+pub const VCPU_INFO_SIZE: usize = xen_abi::xen::shared_info::OFF_VCPU_INFO_STRIDE;
 /// `sizeof(struct shared_info)` on x86_64.
-pub const SHARED_INFO_SIZE: usize = 3136;
-/// `GNTTAB_RESERVED_CONSOLE`: grant ref of the console ring.
-pub const GNTTAB_RESERVED_CONSOLE: u32 = 0;
-/// `GNTTAB_RESERVED_XENSTORE`: grant ref of the xenstore ring.
-pub const GNTTAB_RESERVED_XENSTORE: u32 = 1;
-/// `GTF_permit_access`.
-pub const GTF_PERMIT_ACCESS: u16 = 1;
+pub const SHARED_INFO_SIZE: usize = xen_abi::xen::shared_info::OFF_END;
 /// `sizeof(grant_entry_v1_t)`.
-pub const GRANT_ENTRY_V1_SIZE: usize = 8;
+pub const GRANT_ENTRY_V1_SIZE: usize = core::mem::size_of::<xen_abi::grant_table::GrantEntryV1>();
 
 /// Writes a fresh shared_info page as libxc does: all zero, with every
 /// legacy vCPU's `evtchn_upcall_mask` set (events masked until the guest
@@ -40,10 +35,11 @@ pub fn write_shared_info(dst: &mut Page) {
 
 /// One `grant_entry_v1_t` as bytes: `{ flags: u16, domid: u16, frame: u32 }`.
 pub fn grant_entry_v1(flags: u16, domid: u16, frame: u32) -> [u8; GRANT_ENTRY_V1_SIZE] {
+    use xen_abi::grant_table::{OFF_GRANT_DOMID, OFF_GRANT_FLAGS, OFF_GRANT_FRAME};
     let mut e = [0u8; GRANT_ENTRY_V1_SIZE];
-    e[0..2].copy_from_slice(&flags.to_le_bytes());
-    e[2..4].copy_from_slice(&domid.to_le_bytes());
-    e[4..8].copy_from_slice(&frame.to_le_bytes());
+    e[OFF_GRANT_FLAGS..OFF_GRANT_FLAGS + 2].copy_from_slice(&flags.to_le_bytes());
+    e[OFF_GRANT_DOMID..OFF_GRANT_DOMID + 2].copy_from_slice(&domid.to_le_bytes());
+    e[OFF_GRANT_FRAME..OFF_GRANT_FRAME + 4].copy_from_slice(&frame.to_le_bytes());
     e
 }
 

@@ -1,58 +1,25 @@
 //! `struct start_info` for x86_64, as bytes.
 //!
 //! Read first: xen/include/public/xen.h (`struct start_info`, `SIF_*`,
-//! `MAX_GUEST_CMDLINE`). Offsets are for x86_64 (`unsigned long` and
-//! `xen_pfn_t` are 8 bytes); `tests/start_info_c.rs` checks them against
-//! the installed C header.
+//! `MAX_GUEST_CMDLINE`). The offsets are xen-abi's, derived from its
+//! `StartInfo` layout (x86_64: `unsigned long` and `xen_pfn_t` are 8
+//! bytes); `tests/start_info_c.rs` checks the page we write against the
+//! installed C header.
 
 use crate::layout::{PvLayout, MAX_GUEST_CMDLINE};
 use crate::Error;
 
-/// `magic`: "xen-3.0-x86_64", NUL padded to 32 bytes.
-pub const OFF_MAGIC: usize = 0;
-/// `nr_pages`.
-pub const OFF_NR_PAGES: usize = 32;
-/// `shared_info` (machine address).
-pub const OFF_SHARED_INFO: usize = 40;
-/// `flags` (u32).
-pub const OFF_FLAGS: usize = 48;
-/// `store_mfn`.
-pub const OFF_STORE_MFN: usize = 56;
-/// `store_evtchn` (u32).
-pub const OFF_STORE_EVTCHN: usize = 64;
-/// `console.domU.mfn`.
-pub const OFF_CONSOLE_MFN: usize = 72;
-/// `console.domU.evtchn` (u32).
-pub const OFF_CONSOLE_EVTCHN: usize = 80;
-/// `pt_base` (virtual).
-pub const OFF_PT_BASE: usize = 88;
-/// `nr_pt_frames`.
-pub const OFF_NR_PT_FRAMES: usize = 96;
-/// `mfn_list` (virtual).
-pub const OFF_MFN_LIST: usize = 104;
-/// `mod_start`.
-pub const OFF_MOD_START: usize = 112;
-/// `mod_len`.
-pub const OFF_MOD_LEN: usize = 120;
-/// `cmd_line[MAX_GUEST_CMDLINE]`.
-pub const OFF_CMD_LINE: usize = 128;
-/// `first_p2m_pfn` (0 in our plans: the p2m is in the initial mapping).
-pub const OFF_FIRST_P2M_PFN: usize = 1152;
-/// `nr_p2m_frames`.
-pub const OFF_NR_P2M_FRAMES: usize = 1160;
+pub use xen_abi::xen::start_info::{
+    OFF_CMD_LINE, OFF_CONSOLE_EVTCHN, OFF_CONSOLE_MFN, OFF_FIRST_P2M_PFN, OFF_FLAGS, OFF_MAGIC,
+    OFF_MFN_LIST, OFF_MOD_LEN, OFF_MOD_START, OFF_NR_P2M_FRAMES, OFF_NR_PAGES, OFF_NR_PT_FRAMES,
+    OFF_PT_BASE, OFF_SHARED_INFO, OFF_STORE_EVTCHN, OFF_STORE_MFN,
+};
+pub use xen_abi::xen::{
+    SIF_INITDOMAIN, SIF_MOD_START_PFN, SIF_MULTIBOOT_MOD, SIF_PRIVILEGED,
+    START_INFO_MAGIC_PREFIX as START_INFO_MAGIC,
+};
 /// `sizeof(struct start_info)`.
-pub const START_INFO_SIZE: usize = 1168;
-/// The x86_64 magic.
-pub const START_INFO_MAGIC: &[u8] = b"xen-3.0-x86_64";
-
-/// `SIF_PRIVILEGED`.
-pub const SIF_PRIVILEGED: u32 = 1 << 0;
-/// `SIF_INITDOMAIN`.
-pub const SIF_INITDOMAIN: u32 = 1 << 1;
-/// `SIF_MULTIBOOT_MOD`.
-pub const SIF_MULTIBOOT_MOD: u32 = 1 << 2;
-/// `SIF_MOD_START_PFN`: `mod_start` is a pfn, not a virtual address.
-pub const SIF_MOD_START_PFN: u32 = 1 << 3;
+pub const START_INFO_SIZE: usize = xen_abi::xen::start_info::OFF_END;
 
 /// What only the executor knows, for start_info.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -5,16 +5,13 @@
 //! and tools/libs/guest/xg_dom_x86.c (`vcpu_x86_64`). The executor copies
 //! these into Xen's `vcpu_guest_context` for `XEN_DOMCTL_setvcpucontext`.
 
-/// `VGCF_in_kernel` (bit `_VGCF_in_kernel` = 2).
-pub const VGCF_IN_KERNEL: u64 = 1 << 2;
-/// `VGCF_online` (bit `_VGCF_online` = 5).
-pub const VGCF_ONLINE: u64 = 1 << 5;
+pub use xen_abi::vcpu::{VGCF_IN_KERNEL, VGCF_ONLINE};
 /// `FLAT_KERNEL_CS64` = `FLAT_RING3_CS64`.
-pub const FLAT_KERNEL_CS: u16 = 0xe033;
+pub const FLAT_KERNEL_CS: u16 = xen_abi::vcpu::FLAT_KERNEL_CS64;
 /// `FLAT_KERNEL_SS64` = `FLAT_RING3_SS64`.
-pub const FLAT_KERNEL_SS: u16 = 0xe02b;
+pub const FLAT_KERNEL_SS: u16 = xen_abi::vcpu::FLAT_KERNEL_SS64;
 /// `FLAT_KERNEL_DS64` = `FLAT_RING3_DS64`: the NULL selector.
-pub const FLAT_KERNEL_DS: u16 = 0;
+pub const FLAT_KERNEL_DS: u16 = xen_abi::vcpu::FLAT_KERNEL_DS64;
 /// `debugreg[6]` default (`X86_DR6_DEFAULT`).
 pub const DR6_DEFAULT: u64 = 0xffff_0ff0;
 /// `debugreg[7]` default (`X86_DR7_DEFAULT`).

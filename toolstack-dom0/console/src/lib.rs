@@ -17,18 +17,22 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// Size of the `out` ring (io/console.h).
-pub const OUT_RING: u32 = 2048;
+use xen_abi::io::console::{
+    OFF_IN_CONS, OFF_IN_PROD, OFF_OUT, OFF_OUT_CONS, OFF_OUT_PROD, XENCONS_OUT_SIZE,
+};
+
+/// Size of the `out` ring (io/console.h's `xencons_interface`, from xen-abi).
+pub const OUT_RING: u32 = XENCONS_OUT_SIZE as u32;
 /// Offset of `out` in the page.
-pub const OUT_OFFSET: usize = 1024;
-/// Offsets of the four indexes in the page.
-pub const IN_CONS: usize = 3072;
+pub const OUT_OFFSET: usize = OFF_OUT;
+/// Offsets of the four indexes in the page: `in_cons`.
+pub const IN_CONS: usize = OFF_IN_CONS;
 /// `in_prod`
-pub const IN_PROD: usize = 3076;
+pub const IN_PROD: usize = OFF_IN_PROD;
 /// `out_cons`
-pub const OUT_CONS: usize = 3080;
+pub const OUT_CONS: usize = OFF_OUT_CONS;
 /// `out_prod`
-pub const OUT_PROD: usize = 3084;
+pub const OUT_PROD: usize = OFF_OUT_PROD;
 /// History kept per domain.
 pub const HISTORY_BYTES: usize = 64 * 1024;
 /// Longest line before we cut it (a domain that never sends `\n`).

@@ -15,14 +15,15 @@ pub mod shell;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 
-/// `XEN_DOMINF_dying`
-pub const DOMINF_DYING: u32 = 1 << 0;
-/// `XEN_DOMINF_shutdown`
-pub const DOMINF_SHUTDOWN: u32 = 1 << 2;
-/// `XEN_DOMINF_shutdownshift`
-pub const DOMINF_SHUTDOWN_SHIFT: u32 = 16;
-/// `XEN_DOMINF_shutdownmask`
-pub const DOMINF_SHUTDOWN_MASK: u32 = 0xff;
+pub use xen_abi::domctl::{
+    XEN_DOMINF_DYING as DOMINF_DYING, XEN_DOMINF_SHUTDOWN as DOMINF_SHUTDOWN,
+    XEN_DOMINF_SHUTDOWNMASK as DOMINF_SHUTDOWN_MASK,
+    XEN_DOMINF_SHUTDOWNSHIFT as DOMINF_SHUTDOWN_SHIFT,
+};
+use xen_abi::sched::{
+    SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, SHUTDOWN_SOFT_RESET, SHUTDOWN_SUSPEND,
+    SHUTDOWN_WATCHDOG,
+};
 
 /// Restarts allowed inside [`RESTART_WINDOW_NS`] before dom0 gives up.
 pub const MAX_RESTARTS: usize = 5;
@@ -52,12 +53,12 @@ impl Reason {
     /// From the `SHUTDOWN_*` code.
     pub fn from_code(code: u32) -> Reason {
         match code {
-            0 => Reason::Poweroff,
-            1 => Reason::Reboot,
-            2 => Reason::Suspend,
-            3 => Reason::Crash,
-            4 => Reason::Watchdog,
-            5 => Reason::SoftReset,
+            SHUTDOWN_POWEROFF => Reason::Poweroff,
+            SHUTDOWN_REBOOT => Reason::Reboot,
+            SHUTDOWN_SUSPEND => Reason::Suspend,
+            SHUTDOWN_CRASH => Reason::Crash,
+            SHUTDOWN_WATCHDOG => Reason::Watchdog,
+            SHUTDOWN_SOFT_RESET => Reason::SoftReset,
             n => Reason::Unknown(n),
         }
     }

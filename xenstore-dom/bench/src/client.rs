@@ -24,22 +24,11 @@ use std::time::{Duration, Instant};
 use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
 
-/// XS_DIRECTORY.
-const DIRECTORY: u32 = 1;
-/// XS_READ.
-const READ: u32 = 2;
-/// XS_TRANSACTION_START.
-const TRANSACTION_START: u32 = 6;
-/// XS_TRANSACTION_END.
-const TRANSACTION_END: u32 = 7;
-/// XS_WRITE.
-const WRITE: u32 = 11;
-/// XS_ERROR.
-const ERROR: u32 = 16;
-/// XENSTORE_PAYLOAD_MAX.
-const PAYLOAD_MAX: usize = 4096;
-/// Header bytes.
-const HEADER: usize = 16;
+use xen_abi::io::xs_wire::{
+    XENSTORE_PAYLOAD_MAX as PAYLOAD_MAX, XSD_SOCKMSG_SIZE as HEADER, XS_DIRECTORY as DIRECTORY,
+    XS_ERROR as ERROR, XS_READ as READ, XS_TRANSACTION_END as TRANSACTION_END,
+    XS_TRANSACTION_START as TRANSACTION_START, XS_WRITE as WRITE,
+};
 
 /// Keys each client owns under `/bench/c<k>`.
 pub const KEYS: usize = 32;

@@ -23,7 +23,7 @@ use crate::watch::{ConnId, Event};
 use crate::wire::{self, Header, MsgType};
 
 /// First reserved domid (DOMID_FIRST_RESERVED in xen.h).
-pub const DOMID_FIRST_RESERVED: u16 = 0x7ff0;
+pub use xen_abi::xen::DOMID_FIRST_RESERVED;
 
 fn decimal_reply(n: u64) -> Vec<u8> {
     let mut s = String::new();

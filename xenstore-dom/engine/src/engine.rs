@@ -21,10 +21,12 @@ use crate::quota::Quotas;
 use crate::store::Store;
 use crate::watch::{may_see, ConnId, Event, Watch};
 use crate::wire::{self, BadReason, Header, MsgType, Parse, ReceiveError, HEADER_LEN};
+use xen_abi::io::xs_wire::{XENSTORE_SERVER_FEATURE_ERROR, XENSTORE_SERVER_FEATURE_RECONNECTION};
 
 /// Server features this engine offers (`server_features`, GET_FEATURE):
 /// XENSTORE_SERVER_FEATURE_RECONNECTION | XENSTORE_SERVER_FEATURE_ERROR.
-pub const SUPPORTED_FEATURES: u32 = 1 | 2;
+pub const SUPPORTED_FEATURES: u32 =
+    XENSTORE_SERVER_FEATURE_RECONNECTION | XENSTORE_SERVER_FEATURE_ERROR;
 
 /// Bytes all unprivileged domains together may make the engine hold by
 /// default (the host daemon's): 16 MiB. xenstore-dom sets half the heap

@@ -12,39 +12,7 @@ use core::fmt::Write;
 
 use crate::error::{XsError, XsResult};
 
-/// One permission letter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// `n`: no access.
-    None,
-    /// `r`: read.
-    Read,
-    /// `w`: write.
-    Write,
-    /// `b`: read and write.
-    Both,
-}
-
-impl Access {
-    fn letter(self) -> char {
-        match self {
-            Access::None => 'n',
-            Access::Read => 'r',
-            Access::Write => 'w',
-            Access::Both => 'b',
-        }
-    }
-
-    /// Whether this access allows reading.
-    pub fn can_read(self) -> bool {
-        matches!(self, Access::Read | Access::Both)
-    }
-
-    /// Whether this access allows writing.
-    pub fn can_write(self) -> bool {
-        matches!(self, Access::Write | Access::Both)
-    }
-}
+pub use xcp_xs_wire::Access;
 
 /// One entry: a domid and its access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,13 +27,7 @@ impl Perm {
     /// Parse one `<letter><domid>` string.
     pub fn parse(raw: &[u8]) -> XsResult<Perm> {
         let (&letter, digits) = raw.split_first().ok_or(XsError::Einval)?;
-        let access = match letter {
-            b'n' => Access::None,
-            b'r' => Access::Read,
-            b'w' => Access::Write,
-            b'b' => Access::Both,
-            _ => return Err(XsError::Einval),
-        };
+        let access = Access::from_letter(letter).ok_or(XsError::Einval)?;
         if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
             return Err(XsError::Einval);
         }
@@ -180,7 +142,7 @@ impl Perms {
         let mut s = String::new();
         for p in &self.0 {
             // Writing to a String cannot fail.
-            let _ = write!(s, "{}{}\0", p.access.letter(), p.domid);
+            let _ = write!(s, "{}{}\0", char::from(p.access.letter()), p.domid);
         }
         s.into_bytes()
     }

@@ -7,15 +7,17 @@
 //! XENSTORE_ERROR_RINGIDX), and request bytes are copied out once before
 //! the engine parses them (XSA-155). The copies and index checks are
 //! `xcp-xs-wire`'s, shared with the xenbus client; what is the server's own
-//! is the `error` field it sets. The board implements [`RingPage`] over the
-//! mapped page with the barriers Xen's ring protocol needs; tests use a
-//! plain `[u8; 4096]`.
+//! is the `error` field it sets. The page is any [`SharedPage`] (the
+//! workspace's one page trait): the board's mapped grants, with the barriers
+//! Xen's ring protocol needs, or a `RefCell<[u8; 4096]>` in tests.
 
 use alloc::vec::Vec;
 
+use xen_abi::io::xs_wire as abi;
+
 use xcp_xs_wire::ring::{consume, produce, BadIndexes, Ring};
 pub use xcp_xs_wire::ring::{
-    RingPage, SharedRing, CONNECTION, ERROR, REQ, REQ_CONS, REQ_PROD, RSP, RSP_CONS, RSP_PROD,
+    SharedPage, CONNECTION, ERROR, REQ, REQ_CONS, REQ_PROD, RSP, RSP_CONS, RSP_PROD,
     SERVER_FEATURES, XENSTORE_RING_SIZE as RING_SIZE,
 };
 
@@ -23,11 +25,11 @@ pub use xcp_xs_wire::ring::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RingError {
     /// XENSTORE_ERROR_COMM.
-    Comm = 1,
+    Comm = abi::XENSTORE_ERROR_COMM as isize,
     /// XENSTORE_ERROR_RINGIDX: an index pair is out of range.
-    RingIdx = 2,
+    RingIdx = abi::XENSTORE_ERROR_RINGIDX as isize,
     /// XENSTORE_ERROR_PROTO: a message broke the protocol.
-    Proto = 3,
+    Proto = abi::XENSTORE_ERROR_PROTO as isize,
 }
 
 impl From<BadIndexes> for RingError {
@@ -39,7 +41,7 @@ impl From<BadIndexes> for RingError {
 /// Copy up to `max` request bytes out of the ring into `out` and advance
 /// `req_cons`. Returns how many were taken.
 pub fn take_requests(
-    page: &mut impl RingPage,
+    page: &impl SharedPage,
     out: &mut Vec<u8>,
     max: usize,
 ) -> Result<usize, RingError> {
@@ -48,29 +50,30 @@ pub fn take_requests(
 
 /// Copy as much of `data` as fits into the response ring and advance
 /// `rsp_prod`. Returns how many bytes went (the board then notifies).
-pub fn put_responses(page: &mut impl RingPage, data: &[u8]) -> Result<usize, RingError> {
+pub fn put_responses(page: &impl SharedPage, data: &[u8]) -> Result<usize, RingError> {
     Ok(produce(page, Ring::Rsp, data)?)
 }
 
 /// Record an error for the guest to see (`error` field).
-pub fn set_error(page: &mut impl RingPage, error: RingError) {
+pub fn set_error(page: &impl SharedPage, error: RingError) {
     page.store_u32(ERROR, error as u32);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::cell::RefCell;
 
     #[test]
     fn requests_in_responses_out() {
-        let mut page = [0u8; 4096];
+        let mut page = RefCell::new([0u8; 4096]);
         page.store_u32(REQ_PROD, 3);
-        page[REQ..REQ + 3].copy_from_slice(b"abc");
+        page.get_mut()[REQ..REQ + 3].copy_from_slice(b"abc");
         let mut out = Vec::new();
-        assert_eq!(take_requests(&mut page, &mut out, 100), Ok(3));
+        assert_eq!(take_requests(&page, &mut out, 100), Ok(3));
         assert_eq!(out, b"abc");
-        assert_eq!(put_responses(&mut page, b"xyz"), Ok(3));
-        assert_eq!(&page[RSP..RSP + 3], b"xyz");
+        assert_eq!(put_responses(&page, b"xyz"), Ok(3));
+        assert_eq!(&page.get_mut()[RSP..RSP + 3], b"xyz");
         assert_eq!(page.load_u32(RSP_PROD), 3);
     }
 }

@@ -4,7 +4,8 @@
 mod common;
 
 use common::H;
-use xenstore_engine::ring::{self, RingError, RingPage};
+use std::cell::RefCell;
+use xenstore_engine::ring::{self, RingError, SharedPage};
 use xenstore_engine::wire::{self, MsgType};
 use xenstore_engine::{ConnId, Effect};
 
@@ -410,19 +411,16 @@ fn class10_release_races_and_double_release() {
 fn class11_ring_indexes_out_of_range() {
     let mut h = H::new();
     let d5 = home(&mut h, 5);
-    let mut page = [0u8; 4096];
+    let page = RefCell::new([0u8; 4096]);
     // A sane request through the ring first.
     let msg = wire::encode(MsgType::Read, 1, 0, b"/local/domain/5\0");
     page.write(ring::REQ, &msg);
     page.store_u32(ring::REQ_PROD, msg.len() as u32);
     let mut bytes = Vec::new();
-    assert_eq!(
-        ring::take_requests(&mut page, &mut bytes, 4096),
-        Ok(msg.len())
-    );
+    assert_eq!(ring::take_requests(&page, &mut bytes, 4096), Ok(msg.len()));
     assert_eq!(h.e.receive(d5, &bytes), Ok(msg.len()));
     let out = h.e.output(d5).unwrap().to_vec();
-    assert_eq!(ring::put_responses(&mut page, &out), Ok(out.len()));
+    assert_eq!(ring::put_responses(&page, &out), Ok(out.len()));
     h.e.consume_output(d5, out.len());
     // A guest pushes req_prod beyond the ring: RINGIDX, nothing copied.
     page.store_u32(
@@ -431,21 +429,18 @@ fn class11_ring_indexes_out_of_range() {
     );
     let mut junk = Vec::new();
     assert_eq!(
-        ring::take_requests(&mut page, &mut junk, 4096),
+        ring::take_requests(&page, &mut junk, 4096),
         Err(RingError::RingIdx)
     );
     assert!(junk.is_empty());
-    ring::set_error(&mut page, RingError::RingIdx);
+    ring::set_error(&page, RingError::RingIdx);
     assert_eq!(page.load_u32(ring::ERROR), 2);
     // rsp_cons ahead of rsp_prod by more than the ring: RINGIDX too.
     page.store_u32(
         ring::RSP_CONS,
         page.load_u32(ring::RSP_PROD).wrapping_sub(2000),
     );
-    assert_eq!(
-        ring::put_responses(&mut page, b"x"),
-        Err(RingError::RingIdx)
-    );
+    assert_eq!(ring::put_responses(&page, b"x"), Err(RingError::RingIdx));
     healthy(&mut h);
 }
 

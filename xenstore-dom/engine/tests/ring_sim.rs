@@ -3,7 +3,8 @@
 //! copied out once, flow control leaving requests in the guest's ring,
 //! partial response writes, a guest that stops reading for a while.
 
-use xenstore_engine::ring::{self, RingPage, RING_SIZE};
+use std::cell::RefCell;
+use xenstore_engine::ring::{self, SharedPage, RING_SIZE};
 use xenstore_engine::wire::{self, MsgType, Parse};
 use xenstore_engine::{Config, ConnId, Engine};
 
@@ -29,7 +30,7 @@ struct Guest {
 }
 
 impl Guest {
-    fn produce(&mut self, page: &mut [u8; 4096], rng: &mut Rng) {
+    fn produce(&mut self, page: &mut RefCell<[u8; 4096]>, rng: &mut Rng) {
         let cons = page.load_u32(ring::REQ_CONS);
         let prod = page.load_u32(ring::REQ_PROD);
         let space = (RING_SIZE - prod.wrapping_sub(cons)) as usize;
@@ -38,19 +39,19 @@ impl Guest {
             .min(rng.below(300) as usize + 1);
         for (i, b) in self.to_send.drain(..n).enumerate() {
             let at = (prod.wrapping_add(i as u32) % RING_SIZE) as usize;
-            page[ring::REQ + at] = b;
+            page.get_mut()[ring::REQ + at] = b;
         }
         page.store_u32(ring::REQ_PROD, prod.wrapping_add(n as u32));
     }
 
-    fn consume(&mut self, page: &mut [u8; 4096], rng: &mut Rng) {
+    fn consume(&mut self, page: &mut RefCell<[u8; 4096]>, rng: &mut Rng) {
         let cons = page.load_u32(ring::RSP_CONS);
         let prod = page.load_u32(ring::RSP_PROD);
         let avail = prod.wrapping_sub(cons) as usize;
         let n = avail.min(rng.below(400) as usize + 1);
         for i in 0..n {
             let at = (cons.wrapping_add(i as u32) % RING_SIZE) as usize;
-            self.received.push(page[ring::RSP + at]);
+            self.received.push(page.get_mut()[ring::RSP + at]);
         }
         page.store_u32(ring::RSP_CONS, cons.wrapping_add(n as u32));
     }
@@ -58,7 +59,12 @@ impl Guest {
 
 /// The board side: what the xenstore domain's loop does on each event.
 /// Returns whether flow control held input back.
-fn serve(engine: &mut Engine, conn: ConnId, page: &mut [u8; 4096], leftover: &mut Vec<u8>) -> bool {
+fn serve(
+    engine: &mut Engine,
+    conn: ConnId,
+    page: &mut RefCell<[u8; 4096]>,
+    leftover: &mut Vec<u8>,
+) -> bool {
     if leftover.is_empty() && engine.wants_input(conn) {
         ring::take_requests(page, leftover, RING_SIZE as usize).expect("sane indexes");
     }
@@ -93,7 +99,7 @@ fn guest_through_a_ring_gets_every_reply_in_order() {
             engine.receive(d0, &m).expect("setup");
         }
         let conn = engine.introduce(7, 1234, 3).expect("introduce");
-        let mut page = [0u8; 4096];
+        let mut page = RefCell::new([0u8; 4096]);
         let requests = 300u32;
         let mut to_send = Vec::new();
         for i in 0..requests {
@@ -172,11 +178,11 @@ fn ring_index_attack_stops_only_that_ring() {
     let mut engine = Engine::new(Config::default());
     let conn = engine.introduce(8, 1, 1).expect("introduce");
     let other = engine.connect(0);
-    let mut page = [0u8; 4096];
+    let page = RefCell::new([0u8; 4096]);
     page.store_u32(ring::REQ_PROD, 5000);
     let mut buf = Vec::new();
-    let err = ring::take_requests(&mut page, &mut buf, 4096).expect_err("RINGIDX");
-    ring::set_error(&mut page, err);
+    let err = ring::take_requests(&page, &mut buf, 4096).expect_err("RINGIDX");
+    ring::set_error(&page, err);
     assert_eq!(page.load_u32(ring::ERROR), 2);
     assert!(buf.is_empty(), "nothing copied from a lying ring");
     // The engine is untouched and serves others.

@@ -19,20 +19,20 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
-use xenstore_engine::ring::{self, RingError, RingPage, RING_SIZE, SERVER_FEATURES};
+use xenstore_engine::ring::{self, RingError, SharedPage, RING_SIZE, SERVER_FEATURES};
 use xenstore_engine::{wire, Config, ConnId, Effect, Engine, MsgType};
 
 /// GNTTAB_RESERVED_XENSTORE: the grant entry through which every guest's
 /// builder grants its xenstore ring page to the xenstore domain.
-pub const GNTTAB_RESERVED_XENSTORE: u32 = 1;
+pub use xen_abi::grant_table::GNTTAB_RESERVED_XENSTORE;
 
-/// XENSTORE_SERVER_FEATURE_RECONNECTION: not offered on rings. A guest
+/// XENSTORE_SERVER_FEATURE_RECONNECTION is not offered on rings. A guest
 /// that sets `connection = XENSTORE_RECONNECT` expects the server to drop
 /// its watches, transactions and queued output, zero the indexes and set
 /// `XENSTORE_CONNECTED`; the engine has no per-connection reset yet, and a
 /// guest waiting for a reset that never comes would hang, so the bit is
 /// cleared from `server_features` (Linux only reconnects when it is set).
-pub const XENSTORE_SERVER_FEATURE_RECONNECTION: u32 = 1;
+use xen_abi::io::xs_wire::XENSTORE_SERVER_FEATURE_RECONNECTION;
 
 /// Rounds (copy in, handle, copy out) per connection per turn.
 pub const ROUNDS: usize = 8;
@@ -65,8 +65,12 @@ pub enum GuestState {
 /// What the board needs from Xen; the kernel implements it with the
 /// runtime, tests with in-memory pages.
 pub trait Platform {
-    /// A mapped ring page; unmapped when dropped.
-    type Page: RingPage;
+    /// A mapped ring page; unmapped when dropped. The runtime's
+    /// `GrantMapping` is one: volatile byte copies, acquire loads and release
+    /// stores of the indexes, so a producer index is loaded before the bytes
+    /// it covers are read, and bytes are written before the index that
+    /// publishes them is stored (docs/misc/xenstore-ring.txt's ordering).
+    type Page: SharedPage;
     /// Map grant `gref` of `domid` read-write.
     fn map_ring(&mut self, domid: u16, gref: u32) -> Result<Self::Page, Failure>;
     /// Bind to `remote_port` of `domid` and start watching the local port.
@@ -91,7 +95,7 @@ struct Peer<P> {
 }
 
 /// The engine and its rings. See the module docs.
-pub struct Board<Pg: RingPage> {
+pub struct Board<Pg: SharedPage> {
     engine: Engine,
     peers: BTreeMap<ConnId, Peer<Pg>>,
     ports: BTreeMap<u32, ConnId>,
@@ -108,7 +112,7 @@ pub struct Board<Pg: RingPage> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refused(pub Vec<u8>);
 
-impl<Pg: RingPage> Board<Pg> {
+impl<Pg: SharedPage> Board<Pg> {
     /// A board with an empty store, at most `max_guests` guests (dom0 is
     /// not counted).
     pub fn new(config: Config, max_guests: usize) -> Self {
@@ -380,7 +384,7 @@ impl<Pg: RingPage> Board<Pg> {
             }
             GNTTAB_RESERVED_XENSTORE
         };
-        let mut page = platform.map_ring(domid, gref)?;
+        let page = platform.map_ring(domid, gref)?;
         // On failure the mapping is dropped here, which unmaps it.
         let port = platform.bind(domid, evtchn)?;
         page.store_u32(
@@ -426,10 +430,10 @@ enum Round {
 
 /// Copy requests in (only when nothing is left over and the engine wants
 /// input), feed the engine, copy its output out.
-fn one_round<Pg: RingPage>(engine: &mut Engine, conn: ConnId, peer: &mut Peer<Pg>) -> Round {
+fn one_round<Pg: SharedPage>(engine: &mut Engine, conn: ConnId, peer: &mut Peer<Pg>) -> Round {
     let mut moved = false;
     if peer.leftover.is_empty() && engine.wants_input(conn) {
-        match ring::take_requests(&mut peer.page, &mut peer.leftover, RING_SIZE as usize) {
+        match ring::take_requests(&peer.page, &mut peer.leftover, RING_SIZE as usize) {
             Ok(n) => moved |= n > 0,
             Err(e) => {
                 stop(peer, e);
@@ -462,8 +466,8 @@ fn one_round<Pg: RingPage>(engine: &mut Engine, conn: ConnId, peer: &mut Peer<Pg
 }
 
 /// Set the ring's error field and stop serving it.
-fn stop<Pg: RingPage>(peer: &mut Peer<Pg>, error: RingError) {
-    ring::set_error(&mut peer.page, error);
+fn stop<Pg: SharedPage>(peer: &mut Peer<Pg>, error: RingError) {
+    ring::set_error(&peer.page, error);
     peer.stopped = true;
     peer.leftover = Vec::new();
     log::warn!(
@@ -475,14 +479,14 @@ fn stop<Pg: RingPage>(peer: &mut Peer<Pg>, error: RingError) {
 
 /// Copy as much of `conn`'s output as fits into its response ring.
 /// `Err` if the ring's indexes were bad (the ring is then stopped).
-fn push_output<Pg: RingPage>(
+fn push_output<Pg: SharedPage>(
     engine: &mut Engine,
     conn: ConnId,
     peer: &mut Peer<Pg>,
 ) -> Result<usize, ()> {
     let mut total = 0;
     while let Some(out) = engine.output(conn) {
-        match ring::put_responses(&mut peer.page, out) {
+        match ring::put_responses(&peer.page, out) {
             Ok(0) => break,
             Ok(n) => {
                 engine.consume_output(conn, n);

@@ -20,7 +20,5 @@ extern crate alloc;
 pub mod args;
 pub mod board;
 pub mod budget;
-pub mod page;
 
 pub use board::{Board, Failure, GuestState, Platform, Refused, GNTTAB_RESERVED_XENSTORE};
-pub use page::SharedRing;

@@ -20,7 +20,7 @@ mod domain {
     use xcp_runtime::gnttab::{self, GrantMapping};
     use xcp_runtime::{cmdline, evtchn, Boot};
     use xenstore_dom::args;
-    use xenstore_dom::{Board, Failure, GuestState, Platform, SharedRing};
+    use xenstore_dom::{Board, Failure, GuestState, Platform};
     use xenstore_engine::Config;
 
     // It shares no page of its own (guests grant their rings): a few single
@@ -40,11 +40,11 @@ mod domain {
     }
 
     impl Platform for Xen<'_> {
-        type Page = SharedRing<GrantMapping>;
+        type Page = GrantMapping;
 
         fn map_ring(&mut self, domid: u16, gref: u32) -> Result<Self::Page, Failure> {
             match gnttab::map_grant(domid, gref, false) {
-                Ok(m) => Ok(SharedRing(m)),
+                Ok(m) => Ok(m),
                 Err(e) => {
                     log::error!("map grant {gref} of domain {domid}: {e:?}");
                     Err(Failure::Map)
@@ -81,7 +81,7 @@ mod domain {
     }
 
     struct Kernel {
-        board: Board<SharedRing<GrantMapping>>,
+        board: Board<GrantMapping>,
         log_budget: xenstore_dom::budget::LogBudget,
         turn_armed: bool,
         /// The port bound to VIRQ_DOM_EXC (it fires once dom0 makes us

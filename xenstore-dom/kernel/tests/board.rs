@@ -26,10 +26,10 @@ impl Page {
         Page(Rc::new(RefCell::new([0; 4096])))
     }
     fn u32_at(&self, offset: usize) -> u32 {
-        xcp_xenbus::RingPage::load_u32(&*self.0.borrow(), offset)
+        xcp_xenbus::SharedPage::load_u32(&*self.0, offset)
     }
     fn set_u32(&self, offset: usize, v: u32) {
-        xcp_xenbus::RingPage::store_u32(&mut *self.0.borrow_mut(), offset, v)
+        xcp_xenbus::SharedPage::store_u32(&*self.0, offset, v)
     }
     /// Whether the board still holds a mapping of it.
     fn mapped(&self) -> bool {
@@ -37,18 +37,21 @@ impl Page {
     }
 }
 
-impl xenstore_engine::ring::RingPage for Page {
-    fn load_u32(&self, offset: usize) -> u32 {
-        xenstore_engine::ring::RingPage::load_u32(&*self.0.borrow(), offset)
-    }
-    fn store_u32(&mut self, offset: usize, value: u32) {
-        xenstore_engine::ring::RingPage::store_u32(&mut *self.0.borrow_mut(), offset, value)
+impl xenstore_engine::ring::SharedPage for Page {
+    fn len(&self) -> usize {
+        xenstore_engine::ring::SharedPage::len(&*self.0)
     }
     fn read(&self, offset: usize, buf: &mut [u8]) {
-        xenstore_engine::ring::RingPage::read(&*self.0.borrow(), offset, buf)
+        xenstore_engine::ring::SharedPage::read(&*self.0, offset, buf)
     }
-    fn write(&mut self, offset: usize, buf: &[u8]) {
-        xenstore_engine::ring::RingPage::write(&mut *self.0.borrow_mut(), offset, buf)
+    fn write(&self, offset: usize, buf: &[u8]) {
+        xenstore_engine::ring::SharedPage::write(&*self.0, offset, buf)
+    }
+    fn load_u32(&self, offset: usize) -> u32 {
+        xenstore_engine::ring::SharedPage::load_u32(&*self.0, offset)
+    }
+    fn store_u32(&self, offset: usize, value: u32) {
+        xenstore_engine::ring::SharedPage::store_u32(&*self.0, offset, value)
     }
 }
 
@@ -304,8 +307,8 @@ fn an_oversize_message_sets_proto() {
     let mut header = [0u8; 16];
     header[0..4].copy_from_slice(&2u32.to_le_bytes());
     header[12..16].copy_from_slice(&5000u32.to_le_bytes());
-    let mut raw = page.clone();
-    xcp_xenbus::ring::push_requests(&mut raw, &header).expect("room");
+    let raw = page.clone();
+    xcp_xenbus::ring::push_requests(&raw, &header).expect("room");
     w.board.on_event(&mut w.fake, port);
     assert_eq!(page.u32_at(ERROR), 3, "XENSTORE_ERROR_PROTO");
     assert!(w.board.is_stopped(5));
@@ -376,7 +379,7 @@ fn a_guest_that_does_not_read_is_held_in_its_ring() {
     let port = w.board.port_of(5).expect("bound");
     // 100 READs (1800 bytes, more than the ring and the board hold) of a
     // 200-byte value, pushed raw; replies never read.
-    let mut raw = page.clone();
+    let raw = page.clone();
     let mut stream = Vec::new();
     for i in 0..100u32 {
         let mut m = Vec::new();
@@ -388,7 +391,7 @@ fn a_guest_that_does_not_read_is_held_in_its_ring() {
     }
     let mut sent = 0;
     for _ in 0..10 {
-        sent += xcp_xenbus::ring::push_requests(&mut raw, &stream[sent..]).expect("room");
+        sent += xcp_xenbus::ring::push_requests(&raw, &stream[sent..]).expect("room");
         w.board.on_event(&mut w.fake, port);
     }
     assert_eq!(sent, stream.len(), "all requests went into the ring");
@@ -406,7 +409,7 @@ fn a_guest_that_does_not_read_is_held_in_its_ring() {
     // Now the guest reads: every reply arrives, in order.
     let mut got = Vec::new();
     for _ in 0..200 {
-        xcp_xenbus::ring::take_responses(&mut raw, &mut got, 1024).expect("sane");
+        xcp_xenbus::ring::take_responses(&raw, &mut got, 1024).expect("sane");
         w.board.on_event(&mut w.fake, port);
     }
     let mut ids = Vec::new();

@@ -7,25 +7,28 @@ use std::rc::Rc;
 
 use proptest::prelude::*;
 use xenstore_dom::{Board, Failure, Platform, GNTTAB_RESERVED_XENSTORE};
-use xenstore_engine::ring::{self, RingPage};
+use xenstore_engine::ring::{self, SharedPage};
 use xenstore_engine::wire::{self, MsgType, Parse};
 use xenstore_engine::Config;
 
 #[derive(Clone)]
 struct Page(Rc<RefCell<[u8; 4096]>>);
 
-impl RingPage for Page {
-    fn load_u32(&self, offset: usize) -> u32 {
-        self.0.borrow().load_u32(offset)
-    }
-    fn store_u32(&mut self, offset: usize, value: u32) {
-        self.0.borrow_mut().store_u32(offset, value)
+impl SharedPage for Page {
+    fn len(&self) -> usize {
+        SharedPage::len(&*self.0)
     }
     fn read(&self, offset: usize, buf: &mut [u8]) {
-        self.0.borrow().read(offset, buf)
+        SharedPage::read(&*self.0, offset, buf)
     }
-    fn write(&mut self, offset: usize, buf: &[u8]) {
-        self.0.borrow_mut().write(offset, buf)
+    fn write(&self, offset: usize, buf: &[u8]) {
+        SharedPage::write(&*self.0, offset, buf)
+    }
+    fn load_u32(&self, offset: usize) -> u32 {
+        SharedPage::load_u32(&*self.0, offset)
+    }
+    fn store_u32(&self, offset: usize, value: u32) {
+        SharedPage::store_u32(&*self.0, offset, value)
     }
 }
 
@@ -61,7 +64,7 @@ fn dom0_call(
     payload: &[u8],
 ) -> (MsgType, Vec<u8>) {
     let msg = wire::encode(ty, req_id, 0, payload);
-    let mut page = fake.dom0.clone();
+    let page = fake.dom0.clone();
     let prod = page.load_u32(ring::REQ_PROD);
     for (i, b) in msg.iter().enumerate() {
         page.0.borrow_mut()[ring::REQ + (prod as usize + i) % 1024] = *b;

@@ -4,8 +4,9 @@
 //! limits.
 #![no_main]
 
+use std::cell::RefCell;
 use libfuzzer_sys::fuzz_target;
-use xcp_xenbus::ring::{self, RingPage};
+use xcp_xenbus::ring::{self, SharedPage};
 use xcp_xenbus::{Client, Limits, TxId};
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         max_events: 8,
     };
     let mut client = Client::new(limits);
-    let mut page = [0u8; 4096];
+    let mut page = RefCell::new([0u8; 4096]);
     let mut ids = Vec::new();
     let mut rest = data;
     while let Some((&op, tail)) = rest.split_first() {
@@ -40,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
                 let n = usize::from(n).min(tail.len());
                 let prod = page.load_u32(ring::RSP_PROD);
                 for (i, b) in tail[..n].iter().enumerate() {
-                    page[ring::RSP + (prod as usize + i) % 1024] = *b;
+                    page.get_mut()[ring::RSP + (prod as usize + i) % 1024] = *b;
                 }
                 page.store_u32(ring::RSP_PROD, prod.wrapping_add(n as u32));
                 rest = &tail[n..];

@@ -13,18 +13,21 @@ use xenstore_engine::{Config, ConnId, Engine};
 #[derive(Clone)]
 pub struct Page(pub Rc<RefCell<[u8; 4096]>>);
 
-impl xcp_xenbus::RingPage for Page {
-    fn load_u32(&self, offset: usize) -> u32 {
-        xcp_xenbus::RingPage::load_u32(&*self.0.borrow(), offset)
-    }
-    fn store_u32(&mut self, offset: usize, value: u32) {
-        xcp_xenbus::RingPage::store_u32(&mut *self.0.borrow_mut(), offset, value)
+impl xcp_xenbus::SharedPage for Page {
+    fn len(&self) -> usize {
+        xcp_xenbus::SharedPage::len(&*self.0)
     }
     fn read(&self, offset: usize, buf: &mut [u8]) {
-        xcp_xenbus::RingPage::read(&*self.0.borrow(), offset, buf)
+        xcp_xenbus::SharedPage::read(&*self.0, offset, buf)
     }
-    fn write(&mut self, offset: usize, buf: &[u8]) {
-        xcp_xenbus::RingPage::write(&mut *self.0.borrow_mut(), offset, buf)
+    fn write(&self, offset: usize, buf: &[u8]) {
+        xcp_xenbus::SharedPage::write(&*self.0, offset, buf)
+    }
+    fn load_u32(&self, offset: usize) -> u32 {
+        xcp_xenbus::SharedPage::load_u32(&*self.0, offset)
+    }
+    fn store_u32(&self, offset: usize, value: u32) {
+        xcp_xenbus::SharedPage::store_u32(&*self.0, offset, value)
     }
 }
 
@@ -49,9 +52,9 @@ impl World {
     pub fn serve(&mut self) -> usize {
         let mut moved = 0;
         for (conn, page, leftover) in &mut self.rings {
-            let mut p = page.0.borrow_mut();
+            let p = &*page.0;
             if leftover.is_empty() && self.engine.wants_input(*conn) {
-                moved += xs_ring::take_requests(&mut *p, leftover, 1024).expect("sane indexes");
+                moved += xs_ring::take_requests(p, leftover, 1024).expect("sane indexes");
             }
             if !leftover.is_empty() {
                 let n = self
@@ -61,7 +64,7 @@ impl World {
                 leftover.drain(..n);
             }
             while let Some(out) = self.engine.output(*conn) {
-                let n = xs_ring::put_responses(&mut *p, out).expect("sane indexes");
+                let n = xs_ring::put_responses(p, out).expect("sane indexes");
                 if n == 0 {
                     break;
                 }

@@ -3,7 +3,9 @@
 //! Read first: io/xs_wire.h, docs/misc/xenstore.txt and
 //! docs/misc/xenstore-ring.txt. Every message is a 16-byte `xsd_sockmsg`
 //! header followed by `len` bytes (at most `XENSTORE_PAYLOAD_MAX`). Pure data:
-//! parsing and the ring engine live outside xen-sys.
+//! the typed message enum, parsing and the ring copies live in `xcp-xs-wire`.
+
+use core::mem::{offset_of, size_of};
 
 /// `XS_CONTROL` (alias `XS_DEBUG`)
 pub const XS_CONTROL: u32 = 0;
@@ -49,7 +51,17 @@ pub const XS_SET_TARGET: u32 = 19;
 pub const XS_RESET_WATCHES: u32 = 21;
 /// `XS_DIRECTORY_PART`
 pub const XS_DIRECTORY_PART: u32 = 22;
-/// `XS_TYPE_COUNT`: number of valid types.
+/// `XS_GET_FEATURE`: from Xen 4.18's xs_wire.h (not in 4.17's); our
+/// xenstored serves it.
+pub const XS_GET_FEATURE: u32 = 23;
+/// `XS_SET_FEATURE` (Xen 4.18's xs_wire.h).
+pub const XS_SET_FEATURE: u32 = 24;
+/// `XS_GET_QUOTA` (Xen 4.18's xs_wire.h).
+pub const XS_GET_QUOTA: u32 = 25;
+/// `XS_SET_QUOTA` (Xen 4.18's xs_wire.h).
+pub const XS_SET_QUOTA: u32 = 26;
+/// `XS_TYPE_COUNT` of the 4.17 header: number of valid 4.17 types (the
+/// 4.18 additions above come after it).
 pub const XS_TYPE_COUNT: u32 = 23;
 /// `XS_INVALID`: guaranteed to remain invalid.
 pub const XS_INVALID: u32 = 0xffff;
@@ -91,6 +103,39 @@ pub const XS_WRITE_NONE: &str = "NONE";
 pub const XS_WRITE_CREATE: &str = "CREATE";
 /// `XS_WRITE_CREATE_EXCL`
 pub const XS_WRITE_CREATE_EXCL: &str = "CREATE|EXCL";
+
+/// The errno names an `XS_ERROR` reply carries, in `xsd_errors[]` order
+/// (errors go on the wire as these strings, NUL-terminated, never numbers).
+pub const XSD_ERRORS: [&str; 16] = [
+    "EINVAL",
+    "EACCES",
+    "EEXIST",
+    "EISDIR",
+    "ENOENT",
+    "ENOMEM",
+    "ENOSPC",
+    "EIO",
+    "ENOTEMPTY",
+    "ENOSYS",
+    "EROFS",
+    "EBUSY",
+    "EAGAIN",
+    "EISCONN",
+    "E2BIG",
+    "EPERM",
+];
+
+/// Permission letter `n`: no access (docs/misc/xenstore.txt, "Permissions").
+/// A permission goes on the wire as the letter then the domid in decimal
+/// (`r0`, `b1`, `n0`); the first one names the owner, its letter the
+/// access of every domain not listed.
+pub const XS_PERM_NONE: u8 = b'n';
+/// Permission letter `r`: read.
+pub const XS_PERM_READ: u8 = b'r';
+/// Permission letter `w`: write.
+pub const XS_PERM_WRITE: u8 = b'w';
+/// Permission letter `b`: both read and write.
+pub const XS_PERM_BOTH: u8 = b'b';
 
 /// `XENSTORE_RING_IDX`
 pub type XenstoreRingIdx = u32;
@@ -152,130 +197,37 @@ impl Default for XenstoreDomainInterface {
     }
 }
 
-// sizeof(struct xenstore_domain_interface); see tests/abi_layout.rs.
-const _: () = assert!(core::mem::size_of::<XenstoreDomainInterface>() == 2076);
+// sizeof(struct xenstore_domain_interface); see tests/headers.rs.
+const _: () = assert!(size_of::<XenstoreDomainInterface>() == 2076);
+const _: () = assert!(size_of::<XsdSockmsg>() == XSD_SOCKMSG_SIZE);
+
+/// Byte offset of `req[]` in the ring page.
+pub const OFF_REQ: usize = offset_of!(XenstoreDomainInterface, req);
+/// Byte offset of `rsp[]`.
+pub const OFF_RSP: usize = offset_of!(XenstoreDomainInterface, rsp);
+/// Byte offset of `req_cons`.
+pub const OFF_REQ_CONS: usize = offset_of!(XenstoreDomainInterface, req_cons);
+/// Byte offset of `req_prod`.
+pub const OFF_REQ_PROD: usize = offset_of!(XenstoreDomainInterface, req_prod);
+/// Byte offset of `rsp_cons`.
+pub const OFF_RSP_CONS: usize = offset_of!(XenstoreDomainInterface, rsp_cons);
+/// Byte offset of `rsp_prod`.
+pub const OFF_RSP_PROD: usize = offset_of!(XenstoreDomainInterface, rsp_prod);
+/// Byte offset of `server_features`.
+pub const OFF_SERVER_FEATURES: usize = offset_of!(XenstoreDomainInterface, server_features);
+/// Byte offset of `connection`.
+pub const OFF_CONNECTION: usize = offset_of!(XenstoreDomainInterface, connection);
+/// Byte offset of `error`.
+pub const OFF_ERROR: usize = offset_of!(XenstoreDomainInterface, error);
 
 /// `MASK_XENSTORE_IDX(idx)`
 pub const fn mask_xenstore_idx(idx: XenstoreRingIdx) -> usize {
     (idx as usize) & (XENSTORE_RING_SIZE - 1)
 }
 
-/// `enum xsd_sockmsg_type`, total over the wire's `u32`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum XsdSockmsgType {
-    /// `XS_CONTROL`
-    Control,
-    /// `XS_DIRECTORY`
-    Directory,
-    /// `XS_READ`
-    Read,
-    /// `XS_GET_PERMS`
-    GetPerms,
-    /// `XS_WATCH`
-    Watch,
-    /// `XS_UNWATCH`
-    Unwatch,
-    /// `XS_TRANSACTION_START`
-    TransactionStart,
-    /// `XS_TRANSACTION_END`
-    TransactionEnd,
-    /// `XS_INTRODUCE`
-    Introduce,
-    /// `XS_RELEASE`
-    Release,
-    /// `XS_GET_DOMAIN_PATH`
-    GetDomainPath,
-    /// `XS_WRITE`
-    Write,
-    /// `XS_MKDIR`
-    Mkdir,
-    /// `XS_RM`
-    Rm,
-    /// `XS_SET_PERMS`
-    SetPerms,
-    /// `XS_WATCH_EVENT`
-    WatchEvent,
-    /// `XS_ERROR`
-    Error,
-    /// `XS_IS_DOMAIN_INTRODUCED`
-    IsDomainIntroduced,
-    /// `XS_RESUME`
-    Resume,
-    /// `XS_SET_TARGET`
-    SetTarget,
-    /// `XS_RESET_WATCHES`
-    ResetWatches,
-    /// `XS_DIRECTORY_PART`
-    DirectoryPart,
-    /// Any other value (including `XS_INVALID` and the removed 20).
-    Unknown(u32),
-}
-
-/// Every known type with its wire value, in wire order.
-const KNOWN: [(XsdSockmsgType, u32); 22] = [
-    (XsdSockmsgType::Control, XS_CONTROL),
-    (XsdSockmsgType::Directory, XS_DIRECTORY),
-    (XsdSockmsgType::Read, XS_READ),
-    (XsdSockmsgType::GetPerms, XS_GET_PERMS),
-    (XsdSockmsgType::Watch, XS_WATCH),
-    (XsdSockmsgType::Unwatch, XS_UNWATCH),
-    (XsdSockmsgType::TransactionStart, XS_TRANSACTION_START),
-    (XsdSockmsgType::TransactionEnd, XS_TRANSACTION_END),
-    (XsdSockmsgType::Introduce, XS_INTRODUCE),
-    (XsdSockmsgType::Release, XS_RELEASE),
-    (XsdSockmsgType::GetDomainPath, XS_GET_DOMAIN_PATH),
-    (XsdSockmsgType::Write, XS_WRITE),
-    (XsdSockmsgType::Mkdir, XS_MKDIR),
-    (XsdSockmsgType::Rm, XS_RM),
-    (XsdSockmsgType::SetPerms, XS_SET_PERMS),
-    (XsdSockmsgType::WatchEvent, XS_WATCH_EVENT),
-    (XsdSockmsgType::Error, XS_ERROR),
-    (XsdSockmsgType::IsDomainIntroduced, XS_IS_DOMAIN_INTRODUCED),
-    (XsdSockmsgType::Resume, XS_RESUME),
-    (XsdSockmsgType::SetTarget, XS_SET_TARGET),
-    (XsdSockmsgType::ResetWatches, XS_RESET_WATCHES),
-    (XsdSockmsgType::DirectoryPart, XS_DIRECTORY_PART),
-];
-
-impl From<u32> for XsdSockmsgType {
-    fn from(value: u32) -> Self {
-        KNOWN
-            .iter()
-            .find(|(_, v)| *v == value)
-            .map_or(XsdSockmsgType::Unknown(value), |(t, _)| *t)
-    }
-}
-
-impl From<XsdSockmsgType> for u32 {
-    fn from(t: XsdSockmsgType) -> u32 {
-        match t {
-            XsdSockmsgType::Unknown(v) => v,
-            known => KNOWN
-                .iter()
-                .find(|(k, _)| *k == known)
-                .map(|(_, v)| *v)
-                .expect("every known variant is in KNOWN"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn types_round_trip_and_unknowns_stay_unknown() {
-        for v in 0..=0x1_0000u32 {
-            let t = XsdSockmsgType::from(v);
-            assert_eq!(u32::from(t), v);
-        }
-        assert_eq!(XsdSockmsgType::from(20), XsdSockmsgType::Unknown(20));
-        assert_eq!(
-            XsdSockmsgType::from(XS_INVALID),
-            XsdSockmsgType::Unknown(0xffff)
-        );
-        assert_eq!(XsdSockmsgType::from(21), XsdSockmsgType::ResetWatches);
-    }
 
     #[test]
     fn ring_index_masks() {

@@ -2,7 +2,9 @@
 //!
 //! Read first: io/console.h. `in` carries bytes to the guest, `out` from it;
 //! indexes are free-running and masked with the ring size. Pure data: the
-//! engine that drives the ring lives outside xen-sys.
+//! relay (dom0's `xcp-console`) and the writer (the runtime) drive the ring.
+
+use core::mem::{offset_of, size_of};
 
 /// `XENCONS_RING_IDX`
 pub type XenconsRingIdx = u32;
@@ -43,8 +45,21 @@ impl Default for XenconsInterface {
     }
 }
 
-// sizeof(struct xencons_interface); see tests/abi_layout.rs.
-const _: () = assert!(core::mem::size_of::<XenconsInterface>() == 3088);
+// sizeof(struct xencons_interface); see tests/headers.rs.
+const _: () = assert!(size_of::<XenconsInterface>() == 3088);
+
+/// Byte offset of `in[]` in the ring page.
+pub const OFF_IN: usize = offset_of!(XenconsInterface, r#in);
+/// Byte offset of `out[]`.
+pub const OFF_OUT: usize = offset_of!(XenconsInterface, out);
+/// Byte offset of `in_cons`.
+pub const OFF_IN_CONS: usize = offset_of!(XenconsInterface, in_cons);
+/// Byte offset of `in_prod`.
+pub const OFF_IN_PROD: usize = offset_of!(XenconsInterface, in_prod);
+/// Byte offset of `out_cons`.
+pub const OFF_OUT_CONS: usize = offset_of!(XenconsInterface, out_cons);
+/// Byte offset of `out_prod`.
+pub const OFF_OUT_PROD: usize = offset_of!(XenconsInterface, out_prod);
 
 /// `MASK_XENCONS_IDX(idx, in)`
 pub const fn mask_in_idx(idx: XenconsRingIdx) -> usize {

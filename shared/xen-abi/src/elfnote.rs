@@ -2,7 +2,6 @@
 //!
 //! Read first: xen/include/public/elfnote.h. Notes have owner name "Xen";
 //! the runtime emits them and the domain builder's ELF parser reads them.
-#![forbid(unsafe_code)]
 
 /// `XEN_ELFNOTE_INFO`: obsolete.
 pub const XEN_ELFNOTE_INFO: u32 = 0;

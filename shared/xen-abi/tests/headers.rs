@@ -1,0 +1,371 @@
+//! Pins every size, offset and value of xen-abi to the numbers of the Xen
+//! 4.17 public headers, hard-coded here (read from Debian `libxen-dev`
+//! 4.17, /usr/include/xen) so the test runs on machines without them.
+//! xen-sys's `tests/abi_layout.rs` additionally compiles C against the
+//! installed headers where they exist.
+
+use core::mem::{align_of, offset_of, size_of};
+
+use xen_abi::domctl::*;
+use xen_abi::elfnote::*;
+use xen_abi::event_channel::*;
+use xen_abi::grant_table::*;
+use xen_abi::io::console::*;
+use xen_abi::io::xs_wire::*;
+use xen_abi::sched::*;
+use xen_abi::vcpu::*;
+use xen_abi::xen::*;
+
+/// xen.h (with arch-x86/xen.h, arch-x86/xen-x86_64.h): `struct start_info`,
+/// x86_64.
+#[test]
+fn start_info_matches_xen_h() {
+    assert_eq!(size_of::<StartInfo>(), 1168);
+    assert_eq!(align_of::<StartInfo>(), 8);
+    let offsets = [
+        (start_info::OFF_MAGIC, 0),
+        (start_info::OFF_NR_PAGES, 32),
+        (start_info::OFF_SHARED_INFO, 40),
+        (start_info::OFF_FLAGS, 48),
+        (start_info::OFF_STORE_MFN, 56),
+        (start_info::OFF_STORE_EVTCHN, 64),
+        (start_info::OFF_CONSOLE_MFN, 72),
+        (start_info::OFF_CONSOLE_EVTCHN, 80),
+        (start_info::OFF_PT_BASE, 88),
+        (start_info::OFF_NR_PT_FRAMES, 96),
+        (start_info::OFF_MFN_LIST, 104),
+        (start_info::OFF_MOD_START, 112),
+        (start_info::OFF_MOD_LEN, 120),
+        (start_info::OFF_CMD_LINE, 128),
+        (start_info::OFF_FIRST_P2M_PFN, 1152),
+        (start_info::OFF_NR_P2M_FRAMES, 1160),
+        (start_info::OFF_END, 1168),
+    ];
+    for (i, (ours, header)) in offsets.into_iter().enumerate() {
+        assert_eq!(ours, header, "start_info offset #{i}");
+    }
+    // The console union: domU {mfn, evtchn}, dom0 {info_off, info_size}.
+    assert_eq!(size_of::<StartInfoConsole>(), 16);
+    assert_eq!(offset_of!(StartInfoConsoleDom0, info_size), 4);
+    assert_eq!(MAX_GUEST_CMDLINE, 1024);
+    assert_eq!(START_INFO_MAGIC_PREFIX, b"xen-3.0-x86_64");
+    assert_eq!(
+        [
+            SIF_PRIVILEGED,
+            SIF_INITDOMAIN,
+            SIF_MULTIBOOT_MOD,
+            SIF_MOD_START_PFN,
+            SIF_VIRT_P2M_4TOOLS
+        ],
+        [1, 2, 4, 8, 16]
+    );
+}
+
+/// xen.h: `struct vcpu_info`, `struct vcpu_time_info`, `struct
+/// shared_info` (x86_64, `XEN_LEGACY_MAX_VCPUS` 32).
+#[test]
+fn shared_info_matches_xen_h() {
+    assert_eq!(XEN_LEGACY_MAX_VCPUS, 32);
+    assert_eq!(size_of::<VcpuTimeInfo>(), 32);
+    assert_eq!(size_of::<VcpuInfo>(), 64);
+    assert_eq!(offset_of!(VcpuInfo, evtchn_upcall_mask), 1);
+    assert_eq!(offset_of!(VcpuInfo, evtchn_pending_sel), 8);
+    assert_eq!(offset_of!(VcpuInfo, arch), 16);
+    assert_eq!(offset_of!(VcpuInfo, time), 32);
+    assert_eq!(size_of::<SharedInfo>(), 3136);
+    assert_eq!(offset_of!(SharedInfo, evtchn_pending), 2048);
+    assert_eq!(offset_of!(SharedInfo, evtchn_mask), 2560);
+    assert_eq!(offset_of!(SharedInfo, wc_version), 3072);
+    assert_eq!(offset_of!(SharedInfo, wc_sec_hi), 3084);
+    assert_eq!(offset_of!(SharedInfo, arch), 3088);
+    assert_eq!(shared_info::OFF_VCPU_INFO_STRIDE, 64);
+    assert_eq!(shared_info::OFF_EVTCHN_UPCALL_MASK, 1);
+    assert_eq!(shared_info::OFF_END, 3136);
+    assert_eq!(size_of::<MmuUpdate>(), 16);
+    assert_eq!(size_of::<MmuextOp>(), 24);
+    assert_eq!(
+        (DOMID_SELF, DOMID_IO, DOMID_XEN, DOMID_INVALID),
+        (0x7FF0, 0x7FF1, 0x7FF2, 0x7FF4)
+    );
+    assert_eq!(xen_abi::PAGE_SIZE, 4096);
+}
+
+/// io/console.h: `struct xencons_interface`.
+#[test]
+fn console_ring_matches_io_console_h() {
+    assert_eq!(size_of::<XenconsInterface>(), 3088);
+    assert_eq!((XENCONS_IN_SIZE, XENCONS_OUT_SIZE), (1024, 2048));
+    assert_eq!(
+        [
+            OFF_IN,
+            OFF_OUT,
+            OFF_IN_CONS,
+            OFF_IN_PROD,
+            OFF_OUT_CONS,
+            OFF_OUT_PROD
+        ],
+        [0, 1024, 3072, 3076, 3080, 3084]
+    );
+}
+
+/// io/xs_wire.h: `struct xenstore_domain_interface`, `struct xsd_sockmsg`,
+/// `enum xsd_sockmsg_type`, the limits, features, connection and error
+/// values, and `xsd_errors[]`.
+#[test]
+fn xenstore_ring_and_wire_match_io_xs_wire_h() {
+    assert_eq!(size_of::<XenstoreDomainInterface>(), 2076);
+    assert_eq!(
+        [
+            OFF_REQ,
+            OFF_RSP,
+            OFF_REQ_CONS,
+            OFF_REQ_PROD,
+            OFF_RSP_CONS,
+            OFF_RSP_PROD,
+            OFF_SERVER_FEATURES,
+            OFF_CONNECTION,
+            OFF_ERROR
+        ],
+        [0, 1024, 2048, 2052, 2056, 2060, 2064, 2068, 2072]
+    );
+    assert_eq!(size_of::<XsdSockmsg>(), 16);
+    assert_eq!(XSD_SOCKMSG_SIZE, 16);
+    assert_eq!(XENSTORE_RING_SIZE, 1024);
+    assert_eq!(XENSTORE_PAYLOAD_MAX, 4096);
+    assert_eq!(XENSTORE_ABS_PATH_MAX, 3072);
+    assert_eq!(XENSTORE_REL_PATH_MAX, 2048);
+    assert_eq!(
+        (
+            XENSTORE_SERVER_FEATURE_RECONNECTION,
+            XENSTORE_SERVER_FEATURE_ERROR
+        ),
+        (1, 2)
+    );
+    assert_eq!((XENSTORE_CONNECTED, XENSTORE_RECONNECT), (0, 1));
+    assert_eq!(
+        [
+            XENSTORE_ERROR_NONE,
+            XENSTORE_ERROR_COMM,
+            XENSTORE_ERROR_RINGIDX,
+            XENSTORE_ERROR_PROTO
+        ],
+        [0, 1, 2, 3]
+    );
+    // The enum counts from 0; XS_RESET_WATCHES = XS_SET_TARGET + 2.
+    let codes = [
+        XS_CONTROL,
+        XS_DIRECTORY,
+        XS_READ,
+        XS_GET_PERMS,
+        XS_WATCH,
+        XS_UNWATCH,
+        XS_TRANSACTION_START,
+        XS_TRANSACTION_END,
+        XS_INTRODUCE,
+        XS_RELEASE,
+        XS_GET_DOMAIN_PATH,
+        XS_WRITE,
+        XS_MKDIR,
+        XS_RM,
+        XS_SET_PERMS,
+        XS_WATCH_EVENT,
+        XS_ERROR,
+        XS_IS_DOMAIN_INTRODUCED,
+        XS_RESUME,
+        XS_SET_TARGET,
+    ];
+    for (i, code) in codes.into_iter().enumerate() {
+        assert_eq!(code, i as u32);
+    }
+    assert_eq!((XS_RESET_WATCHES, XS_DIRECTORY_PART), (21, 22));
+    assert_eq!((XS_TYPE_COUNT, XS_INVALID), (23, 0xffff));
+    // Xen 4.18's additions, after the 4.17 count.
+    assert_eq!(
+        [XS_GET_FEATURE, XS_SET_FEATURE, XS_GET_QUOTA, XS_SET_QUOTA],
+        [23, 24, 25, 26]
+    );
+    assert_eq!((XS_WATCH_PATH, XS_WATCH_TOKEN), (0, 1));
+    assert_eq!(
+        [XS_WRITE_NONE, XS_WRITE_CREATE, XS_WRITE_CREATE_EXCL],
+        ["NONE", "CREATE", "CREATE|EXCL"]
+    );
+    assert_eq!(
+        XSD_ERRORS,
+        [
+            "EINVAL",
+            "EACCES",
+            "EEXIST",
+            "EISDIR",
+            "ENOENT",
+            "ENOMEM",
+            "ENOSPC",
+            "EIO",
+            "ENOTEMPTY",
+            "ENOSYS",
+            "EROFS",
+            "EBUSY",
+            "EAGAIN",
+            "EISCONN",
+            "E2BIG",
+            "EPERM"
+        ]
+    );
+    // docs/misc/xenstore.txt: permissions are a letter and a domid.
+    assert_eq!(
+        [XS_PERM_NONE, XS_PERM_READ, XS_PERM_WRITE, XS_PERM_BOTH],
+        *b"nrwb"
+    );
+}
+
+/// elfnote.h.
+#[test]
+fn elf_notes_match_elfnote_h() {
+    let notes = [
+        XEN_ELFNOTE_INFO,
+        XEN_ELFNOTE_ENTRY,
+        XEN_ELFNOTE_HYPERCALL_PAGE,
+        XEN_ELFNOTE_VIRT_BASE,
+        XEN_ELFNOTE_PADDR_OFFSET,
+        XEN_ELFNOTE_XEN_VERSION,
+        XEN_ELFNOTE_GUEST_OS,
+        XEN_ELFNOTE_GUEST_VERSION,
+        XEN_ELFNOTE_LOADER,
+        XEN_ELFNOTE_PAE_MODE,
+        XEN_ELFNOTE_FEATURES,
+        XEN_ELFNOTE_BSD_SYMTAB,
+        XEN_ELFNOTE_HV_START_LOW,
+        XEN_ELFNOTE_L1_MFN_VALID,
+        XEN_ELFNOTE_SUSPEND_CANCEL,
+        XEN_ELFNOTE_INIT_P2M,
+        XEN_ELFNOTE_MOD_START_PFN,
+        XEN_ELFNOTE_SUPPORTED_FEATURES,
+        XEN_ELFNOTE_PHYS32_ENTRY,
+    ];
+    for (i, note) in notes.into_iter().enumerate() {
+        assert_eq!(note, i as u32);
+    }
+    assert_eq!(XEN_ELFNOTE_MAX, 18);
+    assert_eq!(
+        (XEN_ELFNOTE_CRASH_INFO, XEN_ELFNOTE_CRASH_REGS),
+        (0x1000001, 0x1000002)
+    );
+    assert_eq!(
+        [
+            XEN_ELFNOTE_DUMPCORE_NONE,
+            XEN_ELFNOTE_DUMPCORE_HEADER,
+            XEN_ELFNOTE_DUMPCORE_XEN_VERSION,
+            XEN_ELFNOTE_DUMPCORE_FORMAT_VERSION
+        ],
+        [0x2000000, 0x2000001, 0x2000002, 0x2000003]
+    );
+    assert_eq!(XEN_ELFNOTE_OWNER, b"Xen\0");
+}
+
+/// xen.h (`VIRQ_*`), sched.h (`SHUTDOWN_*`), domctl.h (`XEN_DOMINF_*`).
+#[test]
+fn virqs_shutdown_codes_and_dominf_match_the_headers() {
+    assert_eq!(
+        [
+            VIRQ_TIMER,
+            VIRQ_DEBUG,
+            VIRQ_CONSOLE,
+            VIRQ_DOM_EXC,
+            VIRQ_TBUF,
+            VIRQ_DEBUGGER,
+            VIRQ_XENOPROF,
+            VIRQ_CON_RING,
+            VIRQ_PCPU_STATE,
+            VIRQ_MEM_EVENT,
+            VIRQ_ARGO,
+            VIRQ_ENOMEM,
+            VIRQ_XENPMU,
+            VIRQ_ARCH_0,
+            NR_VIRQS
+        ],
+        [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 16, 24]
+    );
+    assert_eq!(
+        [
+            SHUTDOWN_POWEROFF,
+            SHUTDOWN_REBOOT,
+            SHUTDOWN_SUSPEND,
+            SHUTDOWN_CRASH,
+            SHUTDOWN_WATCHDOG,
+            SHUTDOWN_SOFT_RESET
+        ],
+        [0, 1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        [
+            XEN_DOMINF_DYING,
+            XEN_DOMINF_HVM_GUEST,
+            XEN_DOMINF_SHUTDOWN,
+            XEN_DOMINF_PAUSED,
+            XEN_DOMINF_BLOCKED,
+            XEN_DOMINF_RUNNING,
+            XEN_DOMINF_DEBUGGED,
+            XEN_DOMINF_XS_DOMAIN,
+            XEN_DOMINF_HAP
+        ],
+        [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    );
+    assert_eq!(
+        (XEN_DOMINF_SHUTDOWNMASK, XEN_DOMINF_SHUTDOWNSHIFT),
+        (255, 16)
+    );
+}
+
+/// grant_table.h: `grant_entry_v1_t`, `GTF_*`, `GNTTAB_RESERVED_*`.
+#[test]
+fn grant_entry_matches_grant_table_h() {
+    assert_eq!(size_of::<GrantEntryV1>(), 8);
+    assert_eq!(
+        [OFF_GRANT_FLAGS, OFF_GRANT_DOMID, OFF_GRANT_FRAME],
+        [0, 2, 4]
+    );
+    assert_eq!(
+        (
+            GNTTAB_NR_RESERVED_ENTRIES,
+            GNTTAB_RESERVED_CONSOLE,
+            GNTTAB_RESERVED_XENSTORE
+        ),
+        (8, 0, 1)
+    );
+    assert_eq!(
+        [
+            GTF_INVALID,
+            GTF_PERMIT_ACCESS,
+            GTF_ACCEPT_TRANSFER,
+            GTF_TRANSITIVE,
+            GTF_TYPE_MASK,
+            GTF_READONLY,
+            GTF_READING,
+            GTF_WRITING,
+            GTF_PWT,
+            GTF_PCD,
+            GTF_PAT,
+            GTF_SUB_PAGE
+        ],
+        [0, 1, 2, 3, 3, 4, 8, 16, 32, 64, 128, 256]
+    );
+}
+
+/// arch-x86/xen.h (`VGCF_*`), arch-x86/xen-x86_64.h (`FLAT_KERNEL_*64`).
+#[test]
+fn vcpu_flags_and_selectors_match_arch_x86() {
+    assert_eq!(
+        [
+            VGCF_I387_VALID,
+            VGCF_IN_KERNEL,
+            VGCF_FAILSAFE_DISABLES_EVENTS,
+            VGCF_SYSCALL_DISABLES_EVENTS,
+            VGCF_ONLINE,
+            VGCF_IN_SYSCALL
+        ],
+        [1, 4, 8, 16, 32, 256]
+    );
+    assert_eq!(
+        (FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, FLAT_KERNEL_DS64),
+        (0xe033, 0xe02b, 0)
+    );
+}
