@@ -35,12 +35,16 @@ impl Output {
         for stream in streams {
             let output = Arc::clone(&output);
             let open = Arc::clone(&open);
+            let t0 = std::time::Instant::now();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).split(b'\n') {
                     let Ok(line) = line else { break };
-                    let text = String::from_utf8_lossy(&line)
+                    let mut text = String::from_utf8_lossy(&line)
                         .trim_end_matches('\r')
                         .to_string();
+                    if std::env::var_os("XCP_HOST_TIME").is_some() {
+                        text = format!("{} {{host {:.3}}}", text, t0.elapsed().as_secs_f64());
+                    }
                     output.state.lock().expect("lines lock").lines.push(text);
                     output.cv.notify_all();
                 }

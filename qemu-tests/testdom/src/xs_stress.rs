@@ -118,7 +118,26 @@ pub fn run(xs: &mut Store, rounds: u64) -> ! {
     );
     match result {
         Ok(()) => log::info!("xs-stress: done"),
-        Err(e) => log::error!("xs-stress: FAIL: {e:?} in round {}", counts.rounds),
+        Err(e) => {
+            // Where the stall sits: requests the server never read
+            // (req_prod ahead of req_cons), or replies we never saw
+            // (rsp_prod ahead of rsp_cons), and whether our port is
+            // still pending.
+            let i = xs.ring_indexes();
+            let port = xs.waiter().port;
+            log::error!(
+                "xs-stress: FAIL: {e:?} in round {}; ring req {}/{} rsp {}/{} (cons/prod), \
+                 client requests in flight {}, port {port} pending {} masked {}",
+                counts.rounds,
+                i.req_cons,
+                i.req_prod,
+                i.rsp_cons,
+                i.rsp_prod,
+                xs.client().in_flight(),
+                xcp_runtime::evtchn::is_pending(port),
+                xcp_runtime::evtchn::is_masked(port)
+            );
+        }
     }
     loop {
         xcp_runtime::event_loop::idle();

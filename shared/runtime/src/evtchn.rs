@@ -89,6 +89,26 @@ pub fn test_and_clear_pending(port: u32) -> bool {
     }
 }
 
+/// Whether `port` is pending, leaving the bit as it is (for diagnosis).
+pub fn is_pending(port: u32) -> bool {
+    let Some(shared) = crate::paging::shared_info() else {
+        return false;
+    };
+    // SAFETY: only the address of the field is computed.
+    let pending = unsafe { core::ptr::addr_of_mut!((*shared).evtchn_pending) };
+    bit(pending, port).is_some_and(|(word, mask)| word.load(Ordering::Acquire) & mask != 0)
+}
+
+/// Whether `port` is masked (for diagnosis).
+pub fn is_masked(port: u32) -> bool {
+    let Some(shared) = crate::paging::shared_info() else {
+        return false;
+    };
+    // SAFETY: only the address of the field is computed.
+    let masks = unsafe { core::ptr::addr_of_mut!((*shared).evtchn_mask) };
+    bit(masks, port).is_some_and(|(word, mask)| word.load(Ordering::Acquire) & mask != 0)
+}
+
 /// Masks `port` (its events stay pending but raise no upcall).
 pub fn mask(port: u32) {
     let Some(shared) = crate::paging::shared_info() else {

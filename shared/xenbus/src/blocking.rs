@@ -35,6 +35,19 @@ pub trait Wait {
     fn wait(&mut self) -> Result<(), Error>;
 }
 
+/// A xenstore ring's four indexes at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingIndexes {
+    /// The server's read position in `req`.
+    pub req_cons: u32,
+    /// Our write position in `req`.
+    pub req_prod: u32,
+    /// Our read position in `rsp`.
+    pub rsp_cons: u32,
+    /// The server's write position in `rsp`.
+    pub rsp_prod: u32,
+}
+
 /// A blocking xenstore connection. See the module docs.
 pub struct Xenbus<R: SharedPage, W: Wait> {
     client: Client,
@@ -55,6 +68,24 @@ impl<R: SharedPage, W: Wait> Xenbus<R, W> {
     /// The sans-IO client (to queue several requests at once).
     pub fn client(&mut self) -> &mut Client {
         &mut self.client
+    }
+
+    /// The ring's indexes as they are now (for diagnosis: requests the
+    /// server has not read are `req_prod - req_cons`, replies we have not
+    /// read `rsp_prod - rsp_cons`).
+    pub fn ring_indexes(&self) -> RingIndexes {
+        use crate::ring::{REQ_CONS, REQ_PROD, RSP_CONS, RSP_PROD};
+        RingIndexes {
+            req_cons: self.ring.load_u32(REQ_CONS),
+            req_prod: self.ring.load_u32(REQ_PROD),
+            rsp_cons: self.ring.load_u32(RSP_CONS),
+            rsp_prod: self.ring.load_u32(RSP_PROD),
+        }
+    }
+
+    /// The wait handle (for diagnosis: which port a stalled call waits on).
+    pub fn waiter(&self) -> &W {
+        &self.port
     }
 
     /// The ring and the port back.

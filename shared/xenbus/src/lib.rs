@@ -37,7 +37,7 @@ pub mod ring;
 pub mod state;
 pub mod wire;
 
-pub use blocking::{Wait, Xenbus, TRANSACTION_ATTEMPTS};
+pub use blocking::{RingIndexes, Wait, Xenbus, TRANSACTION_ATTEMPTS};
 pub use client::{check_path, Client, Limits, Progress, RequestId, WatchEvent};
 pub use error::{Error, Malformed, XsErrno};
 pub use perms::{Access, Perm};

@@ -190,6 +190,34 @@ impl<Pg: SharedPage> Board<Pg> {
             .map(|p| p.port)
     }
 
+    /// Rings with requests the board would read now (nothing left over,
+    /// the engine wants input, no turn owed) but has not:
+    /// `(domid, port, unread bytes, req_cons)`. The kernel looks on a
+    /// timer: a ring listed twice with the same `req_cons` and its port
+    /// not pending lost a kick.
+    pub fn unread_rings(&self) -> Vec<(u16, u32, u32, u32)> {
+        self.peers
+            .iter()
+            .filter(|(conn, p)| {
+                !p.stopped
+                    && p.leftover.is_empty()
+                    && !self.busy.contains(conn)
+                    && self.engine.wants_input(**conn)
+            })
+            .filter_map(|(_, p)| {
+                let cons = p.page.load_u32(xenstore_engine::ring::REQ_CONS);
+                let prod = p.page.load_u32(xenstore_engine::ring::REQ_PROD);
+                let unread = prod.wrapping_sub(cons);
+                (unread != 0).then_some((p.domid, p.port, unread, cons))
+            })
+            .collect()
+    }
+
+    /// Gives the ring of `port` a turn, as if its port had fired.
+    pub fn serve_port<P: Platform<Page = Pg>>(&mut self, platform: &mut P, port: u32) -> bool {
+        self.on_event(platform, port)
+    }
+
     /// Whether `domid`'s ring was stopped after a ring error.
     pub fn is_stopped(&self, domid: u16) -> bool {
         self.peers.values().any(|p| p.domid == domid && p.stopped)

@@ -91,6 +91,9 @@ mod domain {
         xs_domid: Option<u16>,
         /// The memory figures last written under our home.
         published: xcp_runtime::usage::MemoryUse,
+        /// Rings that held unread requests at the last check, by domid
+        /// and `req_cons` ([`Kernel::check_unread`]).
+        unread: alloc::vec::Vec<(u16, u32)>,
     }
 
     /// What Xen says about `domid` (`XEN_DOMCTL_getdomaininfo`, allowed to
@@ -155,6 +158,27 @@ mod domain {
             }
         }
 
+        /// A ring whose unread requests did not move for a whole check
+        /// period while its port is not pending lost a kick (each ring is
+        /// read when its port fires): say so and serve it. Never seen on
+        /// the rig (see `xcp_runtime::xenstore::SLOW_NS`); the check keeps
+        /// a lost kick from stalling a guest for good.
+        fn check_unread(&mut self, lp: &mut Loop) {
+            let now = self.board.unread_rings();
+            for &(domid, port, unread, cons) in &now {
+                let stuck = self.unread.contains(&(domid, cons));
+                if stuck && !evtchn::is_pending(port) {
+                    log::warn!(
+                        "domain {domid}: {unread} request bytes unread for a second with no \
+                         event on port {port}: serving them"
+                    );
+                    let owed = self.board.serve_port(&mut Xen { lp }, port);
+                    self.owe_turn(lp, owed);
+                }
+            }
+            self.unread = now.iter().map(|&(d, _, _, c)| (d, c)).collect();
+        }
+
         fn owe_turn(&mut self, lp: &mut Loop, owed: bool) {
             self.log_notices();
             if owed && !self.turn_armed {
@@ -185,6 +209,7 @@ mod domain {
                 self.owe_turn(lp, owed);
             }
             if token == MEMORY {
+                self.check_unread(lp);
                 self.publish_memory(lp);
                 lp.after(MEMORY_NS, MEMORY);
             }
@@ -241,6 +266,7 @@ mod domain {
             dom_exc,
             xs_domid,
             published: Default::default(),
+            unread: alloc::vec::Vec::new(),
         };
         kernel
             .board

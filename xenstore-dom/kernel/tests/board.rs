@@ -559,3 +559,33 @@ fn an_own_write_the_engine_refuses_says_why() {
         Err(xenstore_dom::Refused(b"EACCES".to_vec()))
     );
 }
+
+#[test]
+fn a_ring_whose_kick_was_lost_is_listed_and_served() {
+    let (mut w, mut d0) = World::new(8);
+    let page = w.guest_page(5);
+    w.introduce(&mut d0, 5, 9).expect("introduce");
+    let port = w.board.port_of(5).expect("bound");
+    assert!(w.board.unread_rings().is_empty(), "nothing unread yet");
+    // The guest queues a request and kicks, but the kick never reaches
+    // the board (no on_event).
+    let mut g = side(5, page);
+    let id = g.client.write(NO_TX, "data/x", b"1").expect("queued");
+    assert!(g.client.poll(&mut g.page).expect("poll").notify);
+    let listed = w.board.unread_rings();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let (domid, at, unread, cons) = listed[0];
+    assert_eq!((domid, at), (5, port));
+    assert_eq!(cons, g.page.u32_at(REQ_CONS));
+    assert_eq!(unread, g.page.u32_at(REQ_PROD) - cons);
+    // Served as if its port had fired: the reply is in the guest's ring.
+    w.fake.kicks.clear();
+    let mut owed = w.board.serve_port(&mut w.fake, port);
+    while owed {
+        owed = w.board.run(&mut w.fake);
+    }
+    assert!(w.fake.kicks.contains(&port), "the guest was kicked");
+    assert!(w.board.unread_rings().is_empty());
+    g.client.poll(&mut g.page).expect("poll");
+    assert_eq!(g.client.take_reply(id), Some(Ok(Reply::Ok)));
+}
