@@ -104,7 +104,12 @@ mod tests {
     #[test]
     fn refused_formats_say_which() {
         let mut f = |_: &[u8]| Ok(());
-        for c in [Compression::Bzip2, Compression::Lzma, Compression::Lzo, Compression::Lz4] {
+        for c in [
+            Compression::Bzip2,
+            Compression::Lzma,
+            Compression::Lzo,
+            Compression::Lz4,
+        ] {
             assert_eq!(
                 decompress(c, b"x", &Limits::default(), None, &mut f),
                 Err(KimageError::Unsupported(c))

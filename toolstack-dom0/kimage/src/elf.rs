@@ -321,7 +321,9 @@ fn parse_ehdr(h: &[u8], limits: &Limits) -> Result<usize, KimageError> {
     // phnum * 56 is small (phnum is a u16): only phoff can overflow.
     let end = phoff.saturating_add((phnum * PHDR_SIZE) as u64);
     if phoff < EHDR_SIZE as u64 {
-        return Err(KimageError::BadElf("program headers overlap the ELF header"));
+        return Err(KimageError::BadElf(
+            "program headers overlap the ELF header",
+        ));
     }
     if end > limits.max_header_bytes as u64 {
         return Err(KimageError::TooLarge(Bound::Headers, end));

@@ -73,7 +73,11 @@ mod tests {
     #[test]
     fn xen_notes_are_found_and_others_skipped() {
         let mut seg = note(b"GNU\0", 3, &[1, 2, 3, 4, 5]);
-        seg.extend(note(b"Xen\0", XEN_ELFNOTE_PHYS32_ENTRY, &0x100_0000u32.to_le_bytes()));
+        seg.extend(note(
+            b"Xen\0",
+            XEN_ELFNOTE_PHYS32_ENTRY,
+            &0x100_0000u32.to_le_bytes(),
+        ));
         seg.extend(note(b"Xen\0", XEN_ELFNOTE_GUEST_OS, b"linux\0"));
         let mut n = XenNotes::default();
         parse(&seg, 4, &mut n).expect("valid notes");

@@ -144,8 +144,7 @@ pub(crate) fn make_bzimage(payload: &[u8]) -> alloc::vec::Vec<u8> {
     img[HEADER..HEADER + 4].copy_from_slice(b"HdrS");
     img[VERSION..VERSION + 2].copy_from_slice(&0x020fu16.to_le_bytes());
     img[PAYLOAD_OFFSET..PAYLOAD_OFFSET + 4].copy_from_slice(&16u32.to_le_bytes());
-    img[PAYLOAD_LENGTH..PAYLOAD_LENGTH + 4]
-        .copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    img[PAYLOAD_LENGTH..PAYLOAD_LENGTH + 4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     img.extend_from_slice(payload);
     img
 }
@@ -197,10 +196,7 @@ mod tests {
 
         let mut long = good.clone();
         long[PAYLOAD_LENGTH..PAYLOAD_LENGTH + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(
-            probe(&long),
-            Err(KimageError::Truncated("bzImage payload"))
-        );
+        assert_eq!(probe(&long), Err(KimageError::Truncated("bzImage payload")));
 
         let mut far = good.clone();
         far[PAYLOAD_OFFSET..PAYLOAD_OFFSET + 4].copy_from_slice(&u32::MAX.to_le_bytes());
