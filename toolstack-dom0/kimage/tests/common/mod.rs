@@ -201,3 +201,20 @@ pub fn bzimage(payload: &[u8], uncompressed: usize) -> Vec<u8> {
     img.extend_from_slice(&p);
     img
 }
+
+/// A kernel small enough for a fuzz seed.
+pub fn small_kernel() -> Vec<u8> {
+    let segs = [
+        Seg {
+            paddr: 0x100_0000,
+            data: bytes(4, 1500),
+            memsz: 1500,
+        },
+        Seg {
+            paddr: 0x100_1000,
+            data: bytes(5, 300),
+            memsz: 4096,
+        },
+    ];
+    elf(&segs, &linux_notes(0x100_0040), &bytes(6, 100))
+}
