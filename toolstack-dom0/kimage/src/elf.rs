@@ -152,13 +152,7 @@ impl ElfStream {
             }
             notes::parse(&n.data, n.align, &mut found)?;
         }
-        let start = self.loads.iter().map(|s| s.paddr).min().unwrap_or(0);
-        let end = self
-            .loads
-            .iter()
-            .map(|s| s.paddr + s.memsz)
-            .max()
-            .unwrap_or(0);
+        let (start, end) = physical_extent(&self.loads);
         Ok(ElfSummary {
             e_entry: self.e_entry,
             segments: self.loads,
@@ -342,12 +336,20 @@ fn check_physical(loads: &[Segment], max_span: u64) -> Result<(), KimageError> {
             }
         }
     }
-    let start = with_memory().map(|s| s.paddr).min().unwrap_or(0);
-    let end = with_memory().map(|s| s.paddr + s.memsz).max().unwrap_or(0);
+    let (start, end) = physical_extent(loads);
     if end - start > max_span {
         return Err(KimageError::TooLarge(Bound::Span, end - start));
     }
     Ok(())
+}
+
+/// Lowest `p_paddr` to highest `p_paddr + p_memsz` of the segments that
+/// occupy memory (0..0 if none does).
+fn physical_extent(loads: &[Segment]) -> (u64, u64) {
+    let with_memory = || loads.iter().filter(|s| s.memsz != 0);
+    let start = with_memory().map(|s| s.paddr).min().unwrap_or(0);
+    let end = with_memory().map(|s| s.paddr + s.memsz).max().unwrap_or(0);
+    (start, end)
 }
 
 fn le16(b: &[u8], at: usize) -> u16 {
