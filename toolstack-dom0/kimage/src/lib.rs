@@ -51,7 +51,9 @@ const MIB: u64 = 1 << 20;
 pub struct Limits {
     /// Most ELF bytes (decompressed size, or the image's size for an ELF).
     pub max_output: u64,
-    /// Largest xz dictionary or zstd window accepted (dom0 heap bytes).
+    /// dom0 heap for the decompressor's history: the largest xz dictionary
+    /// accepted; a zstd window may be half of it (its buffer grows to
+    /// about twice the window).
     pub max_dictionary: usize,
     /// The ELF and program headers must lie within this many first bytes.
     pub max_header_bytes: usize,
