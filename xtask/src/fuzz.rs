@@ -13,6 +13,7 @@ const PROJECTS: &[&str] = &[
     "xenstore-dom/fuzz",
     "toolstack-dom0/fuzz",
     "toolstack-dom0/builder/fuzz",
+    "toolstack-dom0/kimage/fuzz",
     "netdom/relay/fuzz",
     "netdom/kernel/fuzz",
 ];

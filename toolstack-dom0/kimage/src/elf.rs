@@ -1,0 +1,367 @@
+//! A streaming ELF64 loader: fed the image's bytes in order, it writes each
+//! PT_LOAD segment to a [`Sink`] as its bytes pass by.
+//!
+//! Read first: the System V gABI "ELF Header", "Program Header" and "Note
+//! Section"; the x86-64 psABI (EM_X86_64 = 62). The ELF and program headers
+//! must lie in the first [`Limits::max_header_bytes`]; they are the only
+//! bytes buffered (plus PT_NOTE contents, up to [`Limits::max_note_bytes`]).
+//! Every segment is checked before the first write, so a hostile header
+//! writes nothing.
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use crate::error::{Bound, KimageError};
+use crate::notes;
+use crate::probe::ELF_MAGIC;
+use crate::sink::Sink;
+use crate::Limits;
+use xcp_builder::XenNotes;
+
+/// Size of an ELF64 header.
+pub const EHDR_SIZE: usize = 64;
+/// Size of an ELF64 program header.
+pub const PHDR_SIZE: usize = 56;
+const ELFCLASS64: u8 = 2;
+const ELFDATA2LSB: u8 = 1;
+const EV_CURRENT: u8 = 1;
+const ET_EXEC: u16 = 2;
+const EM_X86_64: u16 = 62;
+const PT_LOAD: u32 = 1;
+const PT_NOTE: u32 = 4;
+
+/// One PT_LOAD segment, as checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// `p_offset`: where its bytes start in the ELF.
+    pub offset: u64,
+    /// `p_filesz`: bytes from the file.
+    pub filesz: u64,
+    /// `p_memsz`: bytes in memory (the rest zero-filled).
+    pub memsz: u64,
+    /// `p_paddr`: where it is loaded (guest-physical).
+    pub paddr: u64,
+    /// `p_vaddr`: where the kernel expects it mapped.
+    pub vaddr: u64,
+}
+
+/// A PT_NOTE segment being collected.
+#[derive(Debug)]
+struct NoteSegment {
+    offset: u64,
+    filesz: u64,
+    align: u64,
+    data: Vec<u8>,
+}
+
+/// What a finished stream loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElfSummary {
+    /// `e_entry`.
+    pub e_entry: u64,
+    /// The PT_LOAD segments, in file order.
+    pub segments: Vec<Segment>,
+    /// Lowest `p_paddr` to highest `p_paddr + p_memsz`.
+    pub paddr_range: Range<u64>,
+    /// ELF bytes consumed (the whole image, headers and trailing sections).
+    pub elf_size: u64,
+    /// The Xen notes of the PT_NOTE segments.
+    pub notes: XenNotes,
+}
+
+/// The streaming loader. Feed it with [`ElfStream::feed`], then call
+/// [`ElfStream::finish`].
+#[derive(Debug)]
+pub struct ElfStream {
+    limits: Limits,
+    /// Header bytes buffered until the program headers are complete.
+    header: Vec<u8>,
+    /// How many header bytes are needed before parsing the next part.
+    need: usize,
+    parsed: bool,
+    /// File offset of the next byte fed (after parsing).
+    pos: u64,
+    e_entry: u64,
+    loads: Vec<Segment>,
+    /// The first load segment not yet complete.
+    next_load: usize,
+    notes: Vec<NoteSegment>,
+}
+
+impl ElfStream {
+    /// A stream checked against `limits`.
+    pub fn new(limits: &Limits) -> Self {
+        ElfStream {
+            limits: *limits,
+            header: Vec::new(),
+            need: EHDR_SIZE,
+            parsed: false,
+            pos: 0,
+            e_entry: 0,
+            loads: Vec::new(),
+            next_load: 0,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Takes the next `bytes` of the image; writes what belongs to PT_LOAD
+    /// segments to `sink`.
+    pub fn feed(&mut self, mut bytes: &[u8], sink: &mut impl Sink) -> Result<(), KimageError> {
+        while !self.parsed {
+            let take = (self.need - self.header.len()).min(bytes.len());
+            self.header.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.header.len() < self.need {
+                return Ok(());
+            }
+            if self.need == EHDR_SIZE {
+                self.need = parse_ehdr(&self.header, &self.limits)?;
+                if self.need > EHDR_SIZE {
+                    // Grow once, fallibly: the bound already holds.
+                    self.header
+                        .try_reserve_exact(self.need - EHDR_SIZE)
+                        .map_err(|_| KimageError::OutOfMemory(self.need as u64))?;
+                }
+            } else {
+                self.parse_headers()?;
+                self.parsed = true;
+                let buffered = core::mem::take(&mut self.header);
+                self.body(&buffered, sink)?;
+            }
+        }
+        self.body(bytes, sink)
+    }
+
+    /// Ends the stream: every segment must be complete. Parses the notes.
+    pub fn finish(mut self, sink: &mut impl Sink) -> Result<ElfSummary, KimageError> {
+        if !self.parsed {
+            return Err(KimageError::Truncated("ELF headers"));
+        }
+        // Segments with no file bytes complete wherever they claim to start.
+        while let Some(s) = self.loads.get(self.next_load).copied() {
+            if s.filesz != 0 {
+                return Err(KimageError::Truncated("ELF PT_LOAD segment"));
+            }
+            zero_fill(&s, sink)?;
+            self.next_load += 1;
+        }
+        let mut found = XenNotes::default();
+        for n in &self.notes {
+            if n.data.len() as u64 != n.filesz {
+                return Err(KimageError::Truncated("ELF PT_NOTE segment"));
+            }
+            notes::parse(&n.data, n.align, &mut found)?;
+        }
+        let (start, end) = physical_extent(&self.loads);
+        Ok(ElfSummary {
+            e_entry: self.e_entry,
+            segments: self.loads,
+            paddr_range: start..end,
+            elf_size: self.pos,
+            notes: found,
+        })
+    }
+
+    /// Parses and checks every program header (all of them are buffered).
+    fn parse_headers(&mut self) -> Result<(), KimageError> {
+        let h = &self.header;
+        self.e_entry = le64(h, 24);
+        let phoff = le64(h, 32) as usize;
+        let phnum = usize::from(le16(h, 56));
+        let mut note_bytes = 0u64;
+        for i in 0..phnum {
+            let p = &h[phoff + i * PHDR_SIZE..phoff + (i + 1) * PHDR_SIZE];
+            let p_type = le32(p, 0);
+            let offset = le64(p, 8);
+            let vaddr = le64(p, 16);
+            let paddr = le64(p, 24);
+            let filesz = le64(p, 32);
+            let memsz = le64(p, 40);
+            let align = le64(p, 48);
+            let file_end = offset
+                .checked_add(filesz)
+                .ok_or(KimageError::BadElf("segment offset + size overflows"))?;
+            if file_end > self.limits.max_output {
+                return Err(KimageError::TooLarge(Bound::Output, file_end));
+            }
+            match p_type {
+                PT_LOAD => {
+                    if filesz > memsz {
+                        return Err(KimageError::BadElf("PT_LOAD p_filesz > p_memsz"));
+                    }
+                    paddr
+                        .checked_add(memsz)
+                        .ok_or(KimageError::BadElf("PT_LOAD address + size overflows"))?;
+                    vaddr
+                        .checked_add(memsz)
+                        .ok_or(KimageError::BadElf("PT_LOAD address + size overflows"))?;
+                    if memsz > self.limits.max_span {
+                        return Err(KimageError::TooLarge(Bound::Span, memsz));
+                    }
+                    // Streaming needs file order: each segment's bytes after
+                    // the previous one's (and no byte in two segments).
+                    if let Some(prev) = self.loads.iter().rev().find(|s| s.filesz != 0) {
+                        if filesz != 0 && prev.offset + prev.filesz > offset {
+                            return Err(KimageError::BadElf(
+                                "PT_LOAD segments out of file order or overlapping",
+                            ));
+                        }
+                    }
+                    self.loads.push(Segment {
+                        offset,
+                        filesz,
+                        memsz,
+                        paddr,
+                        vaddr,
+                    });
+                }
+                PT_NOTE => {
+                    note_bytes = note_bytes.saturating_add(filesz);
+                    if note_bytes > self.limits.max_note_bytes as u64 {
+                        return Err(KimageError::TooLarge(Bound::Notes, note_bytes));
+                    }
+                    self.notes.push(NoteSegment {
+                        offset,
+                        filesz,
+                        align: if align == 8 { 8 } else { 4 },
+                        data: Vec::with_capacity(filesz as usize),
+                    });
+                }
+                _ => {}
+            }
+        }
+        if self.loads.is_empty() {
+            return Err(KimageError::BadElf("no PT_LOAD segment"));
+        }
+        check_physical(&self.loads, self.limits.max_span)
+    }
+
+    /// Handles `chunk`, the bytes at file offset `self.pos`.
+    fn body(&mut self, chunk: &[u8], sink: &mut impl Sink) -> Result<(), KimageError> {
+        let start = self.pos;
+        let end = start.saturating_add(chunk.len() as u64);
+        if end > self.limits.max_output {
+            return Err(KimageError::TooLarge(Bound::Output, end));
+        }
+        while let Some(s) = self.loads.get(self.next_load).copied() {
+            if s.offset >= end && !(s.filesz == 0 && s.offset == end) {
+                break;
+            }
+            let file_end = s.offset + s.filesz;
+            let lo = s.offset.max(start);
+            let hi = file_end.min(end);
+            if lo < hi {
+                let bytes = &chunk[(lo - start) as usize..(hi - start) as usize];
+                sink.write(s.paddr + (lo - s.offset), bytes)?;
+            }
+            if file_end > end {
+                break;
+            }
+            zero_fill(&s, sink)?;
+            self.next_load += 1;
+        }
+        for n in &mut self.notes {
+            let lo = n.offset.max(start);
+            let hi = (n.offset + n.filesz).min(end);
+            if lo < hi {
+                n.data
+                    .extend_from_slice(&chunk[(lo - start) as usize..(hi - start) as usize]);
+            }
+        }
+        self.pos = end;
+        Ok(())
+    }
+}
+
+/// Zeroes a completed segment's tail.
+fn zero_fill(s: &Segment, sink: &mut impl Sink) -> Result<(), KimageError> {
+    if s.memsz > s.filesz {
+        sink.zero(s.paddr + s.filesz, s.memsz - s.filesz)?;
+    }
+    Ok(())
+}
+
+/// Checks the ELF header; returns how many bytes the headers need.
+fn parse_ehdr(h: &[u8], limits: &Limits) -> Result<usize, KimageError> {
+    if h[..4] != ELF_MAGIC {
+        return Err(KimageError::BadMagic);
+    }
+    if h[4] != ELFCLASS64 {
+        return Err(KimageError::BadElf("not ELFCLASS64"));
+    }
+    if h[5] != ELFDATA2LSB {
+        return Err(KimageError::BadElf("not little endian"));
+    }
+    if h[6] != EV_CURRENT {
+        return Err(KimageError::BadElf("e_ident EI_VERSION"));
+    }
+    if le16(h, 16) != ET_EXEC {
+        return Err(KimageError::BadElf("not an executable (ET_EXEC)"));
+    }
+    if le16(h, 18) != EM_X86_64 {
+        return Err(KimageError::BadElf("not x86-64"));
+    }
+    if usize::from(le16(h, 54)) != PHDR_SIZE {
+        return Err(KimageError::BadElf("e_phentsize"));
+    }
+    let phnum = usize::from(le16(h, 56));
+    if phnum == 0 {
+        return Err(KimageError::BadElf("no program headers"));
+    }
+    if phnum > limits.max_program_headers {
+        return Err(KimageError::TooLarge(Bound::ProgramHeaders, phnum as u64));
+    }
+    let phoff = le64(h, 32);
+    // phnum * 56 is small (phnum is a u16): only phoff can overflow.
+    let end = phoff.saturating_add((phnum * PHDR_SIZE) as u64);
+    if phoff < EHDR_SIZE as u64 {
+        return Err(KimageError::BadElf(
+            "program headers overlap the ELF header",
+        ));
+    }
+    if end > limits.max_header_bytes as u64 {
+        return Err(KimageError::TooLarge(Bound::Headers, end));
+    }
+    Ok(end as usize)
+}
+
+/// Checks that load segments are pairwise disjoint in physical memory and
+/// span at most `max_span` bytes.
+fn check_physical(loads: &[Segment], max_span: u64) -> Result<(), KimageError> {
+    let with_memory = || loads.iter().filter(|s| s.memsz != 0);
+    for (i, a) in with_memory().enumerate() {
+        for b in with_memory().skip(i + 1) {
+            if a.paddr < b.paddr + b.memsz && b.paddr < a.paddr + a.memsz {
+                return Err(KimageError::BadElf("PT_LOAD segments overlap in memory"));
+            }
+        }
+    }
+    let (start, end) = physical_extent(loads);
+    if end - start > max_span {
+        return Err(KimageError::TooLarge(Bound::Span, end - start));
+    }
+    Ok(())
+}
+
+/// Lowest `p_paddr` to highest `p_paddr + p_memsz` of the segments that
+/// occupy memory (0..0 if none does).
+fn physical_extent(loads: &[Segment]) -> (u64, u64) {
+    let with_memory = || loads.iter().filter(|s| s.memsz != 0);
+    let start = with_memory().map(|s| s.paddr).min().unwrap_or(0);
+    let end = with_memory().map(|s| s.paddr + s.memsz).max().unwrap_or(0);
+    (start, end)
+}
+
+fn le16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
