@@ -212,6 +212,6 @@ mod tests {
     #[test]
     fn the_largest_set_fits_a_page() {
         assert!(tables_len(128) <= 4096);
-        assert_eq!(OFF_XSDT + XSDT_LEN <= OFF_FADT, true);
+        assert!(OFF_XSDT + XSDT_LEN <= OFF_FADT);
     }
 }
