@@ -320,7 +320,7 @@ fn refusals() {
         PvhError::InitrdOutsideRam
     );
     assert_eq!(
-        err(&|r| r.initrd = initrd(MIB, Some(u64::MAX & !4095))),
+        err(&|r| r.initrd = initrd(MIB, Some(!4095))),
         PvhError::InitrdOutsideRam
     );
     // Exactly full: the start-info page is RAM's last page.
