@@ -652,7 +652,12 @@ impl PvhPlan {
     /// The kind of page `gpfn` is, if the executor writes it.
     pub fn page_kind(&self, gpfn: u64) -> Option<PvhPageKind> {
         let l = &self.layout;
-        let at = range(gpfn.checked_mul(PAGE)?, PAGE);
+        // Past MAX_PVH_MEMORY + 4 GiB nothing is written; this also keeps
+        // `at.end()` from wrapping for a wild gpfn.
+        if gpfn >= (MAX_PVH_MEMORY + HIGH_RAM_START) / PAGE {
+            return None;
+        }
+        let at = range(gpfn * PAGE, PAGE);
         if l.initrd.is_some_and(|r| r.overlaps(&at)) {
             Some(PvhPageKind::Initrd)
         } else if gpfn == l.start_info / PAGE {

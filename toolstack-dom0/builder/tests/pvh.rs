@@ -93,10 +93,12 @@ fn check(plan: &PvhPlan, req: &PvhRequest<'_>) {
         assert_eq!(plan.page_kind(gpfn), Some(kind));
         assert_eq!(plan.write_page(gpfn, &initrd, &mut page), Ok(kind));
     }
-    assert_eq!(
-        plan.write_page(l.kernel.start / 4096, &initrd, &mut page),
-        Err(PvhError::NotThisKind)
-    );
+    for wild in [l.kernel.start / 4096, u64::MAX, u64::MAX / 4096] {
+        assert_eq!(
+            plan.write_page(wild, &initrd, &mut page),
+            Err(PvhError::NotThisKind)
+        );
+    }
 
     check_start_info(plan);
     check_acpi(&plan.acpi_tables(), l.vcpus);
