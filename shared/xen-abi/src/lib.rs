@@ -36,6 +36,10 @@
 //! - `VGCF_*` and the flat kernel selectors: xen-sys and the builder;
 //! - the page size: the builder, the ring crate's fake page, the runtime.
 //!
+//! - the PVH boot ABI (`hvm_start_info`), the HVM parameter indices, the
+//!   e820 entry and the createdomain flags: xen-sys only, which the pure
+//!   PVH planner cannot use; moved here, xen-sys re-exports them.
+//!
 //! The page abstraction was also doubled: xs-wire's `RingPage` beside
 //! `xcp_ring::SharedPage` (same four operations), now one trait,
 //! `xcp_ring::SharedPage`.
@@ -47,7 +51,11 @@ pub mod domctl;
 pub mod elfnote;
 pub mod event_channel;
 pub mod grant_table;
+pub mod hvm;
+pub mod hvm_start_info;
+pub mod hvm_vcpu;
 pub mod io;
+pub mod memory;
 pub mod sched;
 pub mod vcpu;
 pub mod xen;

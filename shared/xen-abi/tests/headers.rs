@@ -10,8 +10,12 @@ use xen_abi::domctl::*;
 use xen_abi::elfnote::*;
 use xen_abi::event_channel::*;
 use xen_abi::grant_table::*;
+use xen_abi::hvm::*;
+use xen_abi::hvm_start_info::*;
+use xen_abi::hvm_vcpu::*;
 use xen_abi::io::console::*;
 use xen_abi::io::xs_wire::*;
+use xen_abi::memory::*;
 use xen_abi::sched::*;
 use xen_abi::vcpu::*;
 use xen_abi::xen::*;
@@ -368,4 +372,120 @@ fn vcpu_flags_and_selectors_match_arch_x86() {
         (FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, FLAT_KERNEL_DS64),
         (0xe033, 0xe02b, 0)
     );
+}
+
+/// arch-x86/hvm/start_info.h: `struct hvm_start_info` (version 1),
+/// `hvm_modlist_entry`, `hvm_memmap_table_entry`, the magic and the types.
+#[test]
+fn hvm_start_info_matches_start_info_h() {
+    use xen_abi::hvm_start_info::offsets as o;
+    assert_eq!(XEN_HVM_START_MAGIC_VALUE, 0x336e_c578);
+    assert_eq!(size_of::<HvmStartInfo>(), 56);
+    let offsets = [
+        (o::OFF_MAGIC, 0),
+        (o::OFF_VERSION, 4),
+        (o::OFF_FLAGS, 8),
+        (o::OFF_NR_MODULES, 12),
+        (o::OFF_MODLIST_PADDR, 16),
+        (o::OFF_CMDLINE_PADDR, 24),
+        (o::OFF_RSDP_PADDR, 32),
+        (o::OFF_MEMMAP_PADDR, 40),
+        (o::OFF_MEMMAP_ENTRIES, 48),
+        (o::OFF_END, 56),
+        (o::OFF_MOD_PADDR, 0),
+        (o::OFF_MOD_SIZE, 8),
+        (o::OFF_MOD_CMDLINE_PADDR, 16),
+        (o::OFF_MOD_END, 32),
+        (o::OFF_MEMMAP_ADDR, 0),
+        (o::OFF_MEMMAP_SIZE, 8),
+        (o::OFF_MEMMAP_TYPE, 16),
+        (o::OFF_MEMMAP_END, 24),
+    ];
+    for (i, (ours, header)) in offsets.into_iter().enumerate() {
+        assert_eq!(ours, header, "hvm_start_info offset #{i}");
+    }
+    assert_eq!(
+        [
+            XEN_HVM_MEMMAP_TYPE_RAM,
+            XEN_HVM_MEMMAP_TYPE_RESERVED,
+            XEN_HVM_MEMMAP_TYPE_ACPI,
+            XEN_HVM_MEMMAP_TYPE_NVS,
+            XEN_HVM_MEMMAP_TYPE_UNUSABLE,
+            XEN_HVM_MEMMAP_TYPE_DISABLED,
+            XEN_HVM_MEMMAP_TYPE_PMEM
+        ],
+        [1, 2, 3, 4, 5, 6, 7]
+    );
+}
+
+/// memory.h: the BIOS-format e820 entry of `XENMEM_{set_,}memory_map`.
+#[test]
+fn e820_entry_is_the_bios_format() {
+    use xen_abi::memory::e820;
+    assert_eq!(size_of::<E820Entry>(), 20);
+    assert_eq!(align_of::<E820Entry>(), 1);
+    assert_eq!(
+        (
+            e820::OFF_ADDR,
+            e820::OFF_SIZE,
+            e820::OFF_TYPE,
+            e820::OFF_END
+        ),
+        (0, 8, 16, 20)
+    );
+}
+
+/// hvm/params.h: the indices the PVH builder sets.
+#[test]
+fn hvm_params_match_params_h() {
+    assert_eq!(HVM_PARAM_CALLBACK_IRQ, 0);
+    assert_eq!(HVM_PARAM_STORE_PFN, 1);
+    assert_eq!(HVM_PARAM_STORE_EVTCHN, 2);
+    assert_eq!(HVM_PARAM_IDENT_PT, 12);
+    assert_eq!(HVM_PARAM_CONSOLE_PFN, 17);
+    assert_eq!(HVM_PARAM_CONSOLE_EVTCHN, 18);
+    assert_eq!(HVM_PARAM_PAGING_RING_PFN, 27);
+    assert_eq!(HVM_PARAM_MONITOR_RING_PFN, 28);
+    assert_eq!(HVM_PARAM_SHARING_RING_PFN, 29);
+    assert_eq!(HVM_NR_PARAMS, 39);
+}
+
+/// hvm/hvm_vcpu.h: `struct vcpu_hvm_context` and its 32-bit registers.
+#[test]
+fn vcpu_hvm_context_matches_hvm_vcpu_h() {
+    use xen_abi::hvm_vcpu::offsets as o;
+    assert_eq!((VCPU_HVM_MODE_32B, VCPU_HVM_MODE_64B), (0, 1));
+    assert_eq!(size_of::<VcpuHvmX86_32>(), 120);
+    assert_eq!(size_of::<VcpuHvmX86_64>(), 112);
+    assert_eq!(size_of::<VcpuHvmContext>(), 128);
+    assert_eq!(offset_of!(VcpuHvmX86_32, efer), 56);
+    assert_eq!(offset_of!(VcpuHvmX86_32, tr_limit), 100);
+    assert_eq!(offset_of!(VcpuHvmX86_32, pad2), 114);
+    assert_eq!(offset_of!(VcpuHvmX86_64, efer), 104);
+    let offsets = [
+        (o::OFF_MODE, 0),
+        (o::OFF_EBX, 20),
+        (o::OFF_EIP, 40),
+        (o::OFF_EFLAGS, 44),
+        (o::OFF_CR0, 48),
+        (o::OFF_CR4, 56),
+        (o::OFF_CS_BASE, 72),
+        (o::OFF_CS_LIMIT, 92),
+        (o::OFF_CS_AR, 112),
+        (o::OFF_END, 128),
+    ];
+    for (i, (ours, header)) in offsets.into_iter().enumerate() {
+        assert_eq!(ours, header, "vcpu_hvm_context offset #{i}");
+    }
+}
+
+/// domctl.h, arch-x86/xen.h: createdomain flags.
+#[test]
+fn createdomain_flags_match_domctl_h() {
+    assert_eq!(XEN_DOMCTL_CDF_HVM, 1);
+    assert_eq!(XEN_DOMCTL_CDF_HAP, 2);
+    assert_eq!(XEN_DOMCTL_CDF_XS_DOMAIN, 16);
+    assert_eq!(XEN_DOMCTL_CDF_IOMMU, 32);
+    assert_eq!(XEN_X86_EMU_LAPIC, 1);
+    assert_eq!(XEN_X86_EMU_ALL, 0x7ff);
 }

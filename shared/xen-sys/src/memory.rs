@@ -97,17 +97,7 @@ pub struct MemoryMap {
     pub buffer: *mut E820Entry,
 }
 
-/// An e820 entry as XENMEM_memory_map returns it.
-#[repr(C, packed)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct E820Entry {
-    /// Start address.
-    pub addr: u64,
-    /// Length in bytes.
-    pub size: u64,
-    /// 1 = RAM, 2 = reserved, ...
-    pub kind: u32,
-}
+pub use xen_abi::memory::E820Entry;
 
 /// Calls `memory_op(cmd, arg)`.
 ///

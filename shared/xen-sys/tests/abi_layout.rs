@@ -22,6 +22,7 @@ use xen_sys::event_channel::*;
 use xen_sys::grant_table::*;
 use xen_sys::hvm::*;
 use xen_sys::hvm_start_info::*;
+use xen_sys::hvm_vcpu::*;
 use xen_sys::io::console::*;
 use xen_sys::io::xs_wire::*;
 use xen_sys::memory::*;
@@ -326,6 +327,17 @@ fn layout_tables(t: &mut Tables) {
         }
         "struct hvm_modlist_entry" => HvmModlistEntry { paddr, size, cmdline_paddr, reserved }
         "struct hvm_memmap_table_entry" => HvmMemmapTableEntry { addr, size, r#type, reserved }
+        // hvm/hvm_vcpu.h
+        "struct vcpu_hvm_x86_32" => VcpuHvmX86_32 {
+            eax, ecx, edx, ebx, esp, ebp, esi, edi, eip, eflags, cr0, cr3, cr4, pad1, efer,
+            cs_base, ds_base, ss_base, es_base, tr_base, cs_limit, ds_limit, ss_limit, es_limit,
+            tr_limit, cs_ar, ds_ar, ss_ar, es_ar, tr_ar, pad2,
+        }
+        "struct vcpu_hvm_x86_64" => VcpuHvmX86_64 {
+            rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, rip, rflags, cr0, cr3, cr4, efer,
+        }
+        member!("struct vcpu_hvm_context", "cpu_regs") => VcpuHvmCpuRegs { x86_32, x86_64 }
+        "struct vcpu_hvm_context" => VcpuHvmContext { mode, pad, cpu_regs }
         // domctl.h
         "struct xen_arch_domainconfig" => XenArchDomainconfig { emulation_flags, misc_flags }
         "struct xen_domctl_createdomain" => XenDomctlCreatedomain {
@@ -446,18 +458,12 @@ fn const_tables(t: &mut Tables) {
         XEN_DOMINF_DYING, XEN_DOMINF_HVM_GUEST, XEN_DOMINF_SHUTDOWN, XEN_DOMINF_PAUSED,
         XEN_DOMINF_BLOCKED, XEN_DOMINF_RUNNING, XEN_DOMINF_DEBUGGED, XEN_DOMINF_XS_DOMAIN,
         XEN_DOMINF_HAP, XEN_DOMINF_SHUTDOWNMASK, XEN_DOMINF_SHUTDOWNSHIFT,
+        XEN_DOMCTL_CDF_HVM, XEN_DOMCTL_CDF_HAP, XEN_DOMCTL_CDF_S3_INTEGRITY, XEN_DOMCTL_CDF_OOS_OFF, XEN_DOMCTL_CDF_XS_DOMAIN, XEN_DOMCTL_CDF_IOMMU, XEN_DOMCTL_CDF_NESTED_VIRT, XEN_DOMCTL_CDF_VPMU, XEN_DOMCTL_IOMMU_NO_SHAREPT, XEN_DOMCTL_GRANT_VERSION_MASK, XEN_X86_EMU_LAPIC, XEN_X86_EMU_HPET, XEN_X86_EMU_PM, XEN_X86_EMU_RTC, XEN_X86_EMU_IOAPIC, XEN_X86_EMU_PIC, XEN_X86_EMU_VGA, XEN_X86_EMU_IOMMU, XEN_X86_EMU_PIT, XEN_X86_EMU_USE_PIRQ, XEN_X86_EMU_VPCI, XEN_X86_EMU_ALL, XEN_X86_MSR_RELAXED,
     ];
     domctl_payloads: [
-        XEN_DOMCTL_CDF_HVM, XEN_DOMCTL_CDF_HAP, XEN_DOMCTL_CDF_S3_INTEGRITY,
-        XEN_DOMCTL_CDF_OOS_OFF, XEN_DOMCTL_CDF_XS_DOMAIN, XEN_DOMCTL_CDF_IOMMU,
-        XEN_DOMCTL_CDF_NESTED_VIRT, XEN_DOMCTL_CDF_VPMU, XEN_DOMCTL_IOMMU_NO_SHAREPT,
-        XEN_DOMCTL_GRANT_VERSION_MASK, XEN_X86_EMU_LAPIC, XEN_X86_EMU_HPET, XEN_X86_EMU_PM,
-        XEN_X86_EMU_RTC, XEN_X86_EMU_IOAPIC, XEN_X86_EMU_PIC, XEN_X86_EMU_VGA,
-        XEN_X86_EMU_IOMMU, XEN_X86_EMU_PIT, XEN_X86_EMU_USE_PIRQ, XEN_X86_EMU_VPCI,
-        XEN_X86_EMU_ALL, XEN_X86_MSR_RELAXED, XEN_INVALID_MAX_VCPU_ID, XEN_DOMCTL_DEV_PCI,
-        XEN_DOMCTL_DEV_DT, XEN_DOMCTL_DEV_RDM_RELAXED, PT_IRQ_TYPE_PCI, PT_IRQ_TYPE_ISA,
-        PT_IRQ_TYPE_MSI, PT_IRQ_TYPE_MSI_TRANSLATE, PT_IRQ_TYPE_SPI, DPCI_ADD_MAPPING,
-        DPCI_REMOVE_MAPPING,
+        XEN_INVALID_MAX_VCPU_ID, XEN_DOMCTL_DEV_PCI, XEN_DOMCTL_DEV_DT,
+        XEN_DOMCTL_DEV_RDM_RELAXED, PT_IRQ_TYPE_PCI, PT_IRQ_TYPE_ISA, PT_IRQ_TYPE_MSI,
+        PT_IRQ_TYPE_MSI_TRANSLATE, PT_IRQ_TYPE_SPI, DPCI_ADD_MAPPING, DPCI_REMOVE_MAPPING,
     ];
     elfnote: [
         XEN_ELFNOTE_INFO, XEN_ELFNOTE_ENTRY, XEN_ELFNOTE_HYPERCALL_PAGE, XEN_ELFNOTE_VIRT_BASE,
@@ -509,6 +515,7 @@ fn const_tables(t: &mut Tables) {
         HVM_PARAM_CALLBACK_IRQ_TYPE_MASK, HVM_PARAM_CALLBACK_TYPE_GSI,
         HVM_PARAM_CALLBACK_TYPE_PCI_INTX, HVM_PARAM_CALLBACK_TYPE_VECTOR,
     ];
+    hvm_vcpu: [VCPU_HVM_MODE_32B, VCPU_HVM_MODE_64B];
     hvm_start_info: [
         XEN_HVM_START_MAGIC_VALUE, XEN_HVM_MEMMAP_TYPE_RAM, XEN_HVM_MEMMAP_TYPE_RESERVED,
         XEN_HVM_MEMMAP_TYPE_ACPI, XEN_HVM_MEMMAP_TYPE_NVS, XEN_HVM_MEMMAP_TYPE_UNUSABLE,
@@ -808,6 +815,7 @@ const INCLUDES: &[&str] = &[
     "xen/hvm/params.h",
     "xen/hvm/e820.h",
     "xen/arch-x86/hvm/start_info.h",
+    "xen/hvm/hvm_vcpu.h",
     "xen/domctl.h",
     "xen/sysctl.h",
     "xen/io/console.h",

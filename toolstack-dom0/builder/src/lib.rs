@@ -21,7 +21,11 @@
 //! 6. `MMUEXT_PIN_L4_TABLE` on [`PvVcpuContext::l4_mfn`], then
 //!    `XEN_DOMCTL_setvcpucontext` from [`PvPlan::vcpu_context`], then unpause.
 //!
-//! See DESIGN.md for the layout and for what a hostile image can do.
+//! For a PVH guest, [`PvhPlan::new`] takes a [`PvhRequest`] describing the
+//! kernel another crate already loaded and plans the rest: memory map,
+//! hvm_start_info, ACPI tables, HVM params and the 32-bit boot vCPU.
+//!
+//! See DESIGN.md for the layouts and for what a hostile image can do.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -29,12 +33,14 @@
 
 extern crate alloc;
 
+pub mod acpi;
 mod elf;
 mod error;
 mod layout;
 mod notes;
 mod pagetable;
 mod plan;
+mod pvh;
 mod shared;
 mod start_info;
 mod vcpu;
@@ -51,6 +57,7 @@ pub use pagetable::{
     PTE_RW_FLAGS, PTE_USER,
 };
 pub use plan::{GuestKind, PageKind, PageSources, Plan, PvPlan};
+pub use pvh::*;
 pub use shared::*;
 pub use start_info::*;
 pub use vcpu::*;
