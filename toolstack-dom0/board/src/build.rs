@@ -49,6 +49,9 @@ pub struct DomainRole {
     pub server: Option<u16>,
     /// This domain is the xenstore domain (XEN_DOMCTL_CDF_xs_domain).
     pub is_server: bool,
+    /// The domain handle Xen keeps for it (`xen_domain_handle_t`): a XenAPI
+    /// VM's uuid; zero for the service domains.
+    pub handle: [u8; 16],
 }
 
 /// The command line of a domain being built: called once the domain
@@ -76,6 +79,7 @@ pub fn build_domain<P: Platform>(
     };
     PvPlan::new(image, &probe).map_err(BoardError::Image)?;
     let mut config = XenDomctlCreatedomain::pv(1);
+    config.handle = role.handle;
     if role.is_server {
         config.flags |= XEN_DOMCTL_CDF_XS_DOMAIN;
     }
