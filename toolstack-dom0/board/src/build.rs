@@ -60,12 +60,14 @@ pub struct DomainRole {
 pub type Cmdline<'a, P> =
     dyn FnMut(&mut P, &mut UndoLog, u16) -> Result<String, BoardError<<P as Platform>::Error>> + 'a;
 
-/// Builds a paused 64-bit PV domain from the ELF `image`, recording each
-/// step on `log` (the caller undoes it on failure, or commits it).
+/// Builds a paused 64-bit PV domain from the ELF `image` with the initial
+/// ramdisk `module` (empty: none), recording each step on `log` (the caller
+/// undoes it on failure, or commits it).
 pub fn build_domain<P: Platform>(
     pf: &mut P,
     log: &mut UndoLog,
     image: &[u8],
+    module: &[u8],
     memory_mib: u32,
     role: DomainRole,
     cmdline: &mut Cmdline<'_, P>,
@@ -75,7 +77,7 @@ pub fn build_domain<P: Platform>(
     let probe = BuildRequest {
         memory_pages: nr_pages,
         cmdline: b"",
-        module_len: 0,
+        module_len: module.len() as u64,
     };
     PvPlan::new(image, &probe).map_err(BoardError::Image)?;
     let mut config = XenDomctlCreatedomain::pv(1);
@@ -93,20 +95,22 @@ pub fn build_domain<P: Platform>(
         .map_err(BoardError::at(Step::CreateDomain))?;
     log.push(Undo::Domain(domid));
     let text = cmdline(pf, log, domid)?;
-    fill(pf, domid, image, nr_pages, role.server, &text)
+    fill(pf, domid, image, module, nr_pages, role.server, &text)
 }
 
-/// Builds a paused domain with a fixed command line; on failure nothing is
-/// left behind. On success the domain is the caller's to destroy.
+/// Builds a paused domain with a fixed command line (and the ramdisk
+/// `module`, empty for none); on failure nothing is left behind. On success
+/// the domain is the caller's to destroy.
 pub fn build<P: Platform>(
     pf: &mut P,
     image: &[u8],
+    module: &[u8],
     memory_mib: u32,
     role: DomainRole,
     cmdline: &str,
 ) -> Result<Built, BoardError<P::Error>> {
     let mut log = UndoLog::new();
-    match build_domain(pf, &mut log, image, memory_mib, role, &mut |_, _, _| {
+    match build_domain(pf, &mut log, image, module, memory_mib, role, &mut |_, _, _| {
         Ok(String::from(cmdline))
     }) {
         Ok(built) => {
@@ -142,6 +146,7 @@ fn fill<P: Platform>(
     pf: &mut P,
     domid: u16,
     image: &[u8],
+    module: &[u8],
     nr_pages: u64,
     xenstored: Option<u16>,
     text: &str,
@@ -149,7 +154,7 @@ fn fill<P: Platform>(
     let req = BuildRequest {
         memory_pages: nr_pages,
         cmdline: text.as_bytes(),
-        module_len: 0,
+        module_len: module.len() as u64,
     };
     let plan = PvPlan::new(image, &req).map_err(BoardError::Image)?;
     let layout = *plan.layout();
@@ -172,7 +177,7 @@ fn fill<P: Platform>(
         .map_err(BoardError::at(Step::DomainInfo))?;
     let sources = PageSources {
         image,
-        module: &[],
+        module,
         p2m: &p2m,
         start_info: StartInfoArgs {
             shared_info_maddr: info.shared_info_frame << 12,
