@@ -85,10 +85,16 @@ impl Artifacts {
     }
 
     fn direct_with(&self, dom0: &str, dom0_cmdline: &str, bundle: &Path) -> Launch {
+        // dom0 grows by the bundle's guest files, as `cargo xtask build
+        // --guest` grows it.
+        let archive = std::fs::read(bundle)
+            .unwrap_or_else(|e| panic!("{}: {e}", bundle.display()));
+        let xen_cmdline =
+            xcp_boot::xen_cmdline_for(&self.xen_cmdline(), &archive).expect("Xen's command line");
         Launch {
             media: Media::Direct {
                 xen: self.path("xen"),
-                xen_cmdline: self.xen_cmdline(),
+                xen_cmdline,
                 dom0: self.path(dom0),
                 dom0_cmdline: dom0_cmdline.to_string(),
                 bundle: bundle.to_path_buf(),
