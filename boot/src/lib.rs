@@ -231,8 +231,11 @@ mod tests {
         std::fs::write(&kernel, vec![7u8; (MIB + 1) as usize]).unwrap();
         let again = dir.join("other/vmlinux");
         std::fs::write(&again, b"x").unwrap();
-        let entries = guest_entries(&[kernel.clone()]).unwrap();
-        assert_eq!(entries, [("boot/guest/vmlinux".to_string(), kernel.clone())]);
+        let entries = guest_entries(std::slice::from_ref(&kernel)).unwrap();
+        assert_eq!(
+            entries,
+            [("boot/guest/vmlinux".to_string(), kernel.clone())]
+        );
         let err = guest_entries(&[kernel.clone(), again]).unwrap_err();
         assert!(err.contains("both name /boot/guest/vmlinux"), "{err}");
         assert!(guest_entries(&[dir.join("..")]).is_err());
@@ -243,17 +246,16 @@ mod tests {
         // grows by 2 MiB (1 MiB + 1 byte, rounded up).
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("platform.toml");
         let (text, config) = load_config(&path).unwrap();
-        let config_only: String = text
-            .split("\n[[domain]]")
-            .next()
-            .unwrap()
-            .to_string();
+        let config_only: String = text.split("\n[[domain]]").next().unwrap().to_string();
         let archive = assemble_bundle(&config_only, &entries).unwrap();
         let line = xen_cmdline_for(&config.platform.xen_cmdline, &archive).unwrap();
         assert!(config.platform.xen_cmdline.contains("dom0_mem=48M,max:48M"));
         assert!(line.contains("dom0_mem=50M,max:50M"), "{line}");
         let bundle = Bundle::parse(&archive).unwrap();
-        assert_eq!(bundle.get("boot/guest/vmlinux").unwrap().data.len(), (MIB + 1) as usize);
+        assert_eq!(
+            bundle.get("boot/guest/vmlinux").unwrap().data.len(),
+            (MIB + 1) as usize
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -87,8 +87,7 @@ impl Artifacts {
     fn direct_with(&self, dom0: &str, dom0_cmdline: &str, bundle: &Path) -> Launch {
         // dom0 grows by the bundle's guest files, as `cargo xtask build
         // --guest` grows it.
-        let archive = std::fs::read(bundle)
-            .unwrap_or_else(|e| panic!("{}: {e}", bundle.display()));
+        let archive = std::fs::read(bundle).unwrap_or_else(|e| panic!("{}: {e}", bundle.display()));
         let xen_cmdline =
             xcp_boot::xen_cmdline_for(&self.xen_cmdline(), &archive).expect("Xen's command line");
         Launch {

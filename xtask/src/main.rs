@@ -73,9 +73,8 @@ fn main() -> ExitCode {
             Some(Err(_)) => return usage(),
         },
         Some("bench") => bench::run(&args[1..]),
-        Some("build") => build::guest_options(&args[1..]).and_then(|guests| {
-            deps::ensure().and_then(|_| build::platform(&guests).map(|_| ()))
-        }),
+        Some("build") => build::guest_options(&args[1..])
+            .and_then(|guests| deps::ensure().and_then(|_| build::platform(&guests).map(|_| ()))),
         Some("iso") => build::guest_options(&args[1..]).and_then(|guests| {
             deps::ensure()
                 .and_then(|_| build::iso(&guests).map(|p| eprintln!("ISO: {}", p.display())))

@@ -225,8 +225,15 @@ impl<P: Platform> Board<P> {
             Ok(text)
         };
         let pf = &mut self.platform;
-        let built = match build_domain(pf, &mut log, image, &[], config.memory_mib, role, &mut with_ring)
-        {
+        let built = match build_domain(
+            pf,
+            &mut log,
+            image,
+            &[],
+            config.memory_mib,
+            role,
+            &mut with_ring,
+        ) {
             Ok(b) => b,
             Err(e) => {
                 error!("domain {}: build failed: {e}", config.name);

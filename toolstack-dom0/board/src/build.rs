@@ -110,9 +110,15 @@ pub fn build<P: Platform>(
     cmdline: &str,
 ) -> Result<Built, BoardError<P::Error>> {
     let mut log = UndoLog::new();
-    match build_domain(pf, &mut log, image, module, memory_mib, role, &mut |_, _, _| {
-        Ok(String::from(cmdline))
-    }) {
+    match build_domain(
+        pf,
+        &mut log,
+        image,
+        module,
+        memory_mib,
+        role,
+        &mut |_, _, _| Ok(String::from(cmdline)),
+    ) {
         Ok(built) => {
             log.commit();
             Ok(built)

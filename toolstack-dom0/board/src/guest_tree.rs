@@ -77,7 +77,10 @@ pub struct Node {
 
 /// The guest may read, only dom0 may write (libxl's `roperm`).
 pub fn read_only(domid: u16) -> Vec<Perm> {
-    alloc::vec![Perm::new(DOM0, Access::None), Perm::new(domid, Access::Read)]
+    alloc::vec![
+        Perm::new(DOM0, Access::None),
+        Perm::new(domid, Access::Read)
+    ]
 }
 
 /// The guest owns it (libxl's `rwperm`): it reads and writes, nobody else
@@ -88,7 +91,10 @@ pub fn guest_owned(domid: u16) -> Vec<Perm> {
 
 /// The console frontend directory: the guest owns it, the backend reads.
 pub fn console_frontend(domid: u16) -> Vec<Perm> {
-    alloc::vec![Perm::new(domid, Access::None), Perm::new(DOM0, Access::Read)]
+    alloc::vec![
+        Perm::new(domid, Access::None),
+        Perm::new(DOM0, Access::Read)
+    ]
 }
 
 /// `/local/domain/N`.
@@ -257,7 +263,11 @@ mod tests {
             ("/local/domain/7", "", &ro),
             ("/local/domain/7/name", "guest", &ro),
             ("/local/domain/7/domid", "7", &ro),
-            ("/local/domain/7/vm", "/vm/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", &ro),
+            (
+                "/local/domain/7/vm",
+                "/vm/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+                &ro,
+            ),
             ("/local/domain/7/memory/static-max", "8192", &ro),
             ("/local/domain/7/memory/target", "8192", &ro),
             ("/local/domain/7/cpu/0/availability", "online", &ro),
@@ -271,7 +281,11 @@ mod tests {
             ("/local/domain/7/control/feature-reboot", "", &rw),
             ("/local/domain/7/control/feature-suspend", "", &rw),
             ("/local/domain/7/control/sysrq", "", &rw),
-            ("/local/domain/7/control/platform-feature-xs_reset_watches", "1", &ro),
+            (
+                "/local/domain/7/control/platform-feature-xs_reset_watches",
+                "1",
+                &ro,
+            ),
             ("/local/domain/7/device/suspend/event-channel", "", &rw),
             ("/local/domain/7/data", "", &rw),
             ("/local/domain/7/error", "", &rw),
@@ -282,7 +296,11 @@ mod tests {
             ("/local/domain/7/console/tty", "", &ro),
             ("/vm/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "", &ro),
             ("/vm/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/uuid", UUID, &ro),
-            ("/vm/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/name", "guest", &ro),
+            (
+                "/vm/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/name",
+                "guest",
+                &ro,
+            ),
         ];
         for (path, value, perms) in table {
             let n = find(&nodes, path);
@@ -323,10 +341,7 @@ mod tests {
     fn removals_are_the_home_and_the_vm_path() {
         assert_eq!(
             removals(7, UUID),
-            [
-                String::from("/local/domain/7"),
-                format!("/vm/{UUID}")
-            ]
+            [String::from("/local/domain/7"), format!("/vm/{UUID}")]
         );
     }
 
@@ -336,8 +351,8 @@ mod tests {
         assert_eq!(
             h,
             [
-                0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3,
-                0xd2, 0xe1, 0xf0
+                0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2,
+                0xe1, 0xf0
             ]
         );
         assert_eq!(handle_of(&UUID.to_uppercase()), Some(h));

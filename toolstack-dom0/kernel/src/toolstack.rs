@@ -218,7 +218,9 @@ impl Hypervisor for XenHypervisor {
         if let Some(uuid) = self.introduced.remove(&d) {
             match self.xenstore.as_mut() {
                 Some((_, xs)) => match xs.forget_vm(d, &uuid) {
-                    Ok(()) => log::debug!("xenapi: domid {d} released from xenstore, /vm/{uuid} removed"),
+                    Ok(()) => {
+                        log::debug!("xenapi: domid {d} released from xenstore, /vm/{uuid} removed")
+                    }
                     Err(e) => log::warn!("xenapi: domid {d}: {e}"),
                 },
                 None => log::warn!("xenapi: domid {d}: no xenstore domain to release it from"),

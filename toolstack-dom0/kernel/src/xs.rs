@@ -12,9 +12,9 @@ use alloc::format;
 use alloc::rc::Rc;
 use core::cell::{RefCell, RefMut};
 
+use xcp_dom0_board::guest_tree;
 use xcp_runtime::paging::Frame;
 use xcp_runtime::xenstore::PortWait;
-use xcp_dom0_board::guest_tree;
 use xcp_xenbus::{Access, Client, Perm, SharedRing, TxId, Xenbus};
 
 use crate::xen::XenError;
