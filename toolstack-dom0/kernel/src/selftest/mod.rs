@@ -173,7 +173,14 @@ impl SelfTest {
         match &mut self.state {
             State::Xenapi { domid } => {
                 let password = xcp_runtime::cmdline::get(cmdline, "xenapi-password").unwrap_or("");
-                let extra = alloc::format!("xenapi-password={password}");
+                // With a xenstore domain the client also boots a VM that
+                // reads its tree (`xenapi-whoami`).
+                let whoami = if platform.xs_domid().is_some() {
+                    " xenapi-whoami"
+                } else {
+                    ""
+                };
+                let extra = alloc::format!("xenapi-password={password}{whoami}");
                 let (relay, channel, port) =
                     channel_to_testdom(platform, lp, "xenapi-relay", &extra);
                 *domid = relay;
