@@ -41,6 +41,86 @@ pub fn assemble_bundle(config_text: &str, images: &[(String, PathBuf)]) -> Resul
     Ok(archive)
 }
 
+/// The bundle entries of guest files `files` (`cargo xtask run --guest
+/// FILE`): each as `boot/guest/<its file name>`. Refuses a name that is
+/// not one path component and two files of the same name.
+pub fn guest_entries(files: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut entries: Vec<(String, PathBuf)> = Vec::new();
+    for file in files {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| format!("--guest {}: no file name in UTF-8", file.display()))?;
+        xcp_bundle::check_guest_name(name)
+            .map_err(|e| format!("--guest {}: {e}", file.display()))?;
+        if !file.is_file() {
+            return Err(format!("--guest {}: not a file", file.display()));
+        }
+        let entry = format!("{}{name}", xcp_bundle::GUEST_PREFIX);
+        if let Some((_, other)) = entries.iter().find(|(e, _)| *e == entry) {
+            return Err(format!(
+                "--guest {} and --guest {} both name /boot/guest/{name}",
+                other.display(),
+                file.display()
+            ));
+        }
+        entries.push((entry, file.clone()));
+    }
+    Ok(entries)
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Xen's command line with dom0's memory grown by `extra` bytes rounded
+/// up to MiB: `dom0_mem=48M,max:48M` becomes `dom0_mem=50M,max:50M` for
+/// 1.5 MiB. Guest files live in dom0's memory (Xen loads the whole bundle
+/// there), so dom0's heap budget (xenapi `budget.rs`) holds only if dom0
+/// grows by their size. Needs `dom0_mem=<N>M` (and `max:<N>M`, if given)
+/// in MiB.
+pub fn grow_dom0_mem(xen_cmdline: &str, extra: u64) -> Result<String, String> {
+    let grow = extra.div_ceil(MIB);
+    if grow == 0 {
+        return Ok(xen_cmdline.to_string());
+    }
+    let mut found = false;
+    let mut words = Vec::new();
+    for word in xen_cmdline.split(' ') {
+        let Some(value) = word.strip_prefix("dom0_mem=") else {
+            words.push(word.to_string());
+            continue;
+        };
+        found = true;
+        let mut parts = Vec::new();
+        for part in value.split(',') {
+            let (prefix, size) = match part.strip_prefix("max:") {
+                Some(size) => ("max:", size),
+                None => ("", part),
+            };
+            let mib: u64 = size
+                .strip_suffix('M')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| {
+                    format!("dom0_mem={value}: dom0's memory must be given in MiB (<N>M) to grow it for guest files")
+                })?;
+            parts.push(format!("{prefix}{}M", mib + grow));
+        }
+        words.push(format!("dom0_mem={}", parts.join(",")));
+    }
+    if !found {
+        return Err(format!(
+            "Xen's command line has no dom0_mem= to grow for guest files: {xen_cmdline}"
+        ));
+    }
+    Ok(words.join(" "))
+}
+
+/// Xen's command line for booting `archive`: `xen_cmdline` with dom0's
+/// memory grown by the bundle's guest files ([`grow_dom0_mem`]).
+pub fn xen_cmdline_for(xen_cmdline: &str, archive: &[u8]) -> Result<String, String> {
+    let bundle = Bundle::parse(archive).map_err(|e| e.to_string())?;
+    grow_dom0_mem(xen_cmdline, xcp_bundle::guest::guest_bytes(&bundle))
+}
+
 /// The GRUB configuration: Xen by multiboot2 with its command line, dom0 and
 /// the bundle as modules, everything on the serial console.
 pub fn grub_cfg(xen_cmdline: &str, dom0_cmdline: &str) -> String {
@@ -119,6 +199,64 @@ mod tests {
         assert!(cfg.contains("module2 /boot/toolstack-dom0 test-exit\n"));
         assert!(cfg.contains("module2 /boot/bundle.cpio\n"));
         assert!(cfg.contains("serial --unit=0"));
+    }
+
+    #[test]
+    fn dom0_memory_grows_by_the_guest_files_in_whole_mib() {
+        let line = "console=com1 dom0_mem=48M,max:48M dom0_max_vcpus=1";
+        assert_eq!(grow_dom0_mem(line, 0).unwrap(), line);
+        assert_eq!(
+            grow_dom0_mem(line, 1).unwrap(),
+            "console=com1 dom0_mem=49M,max:49M dom0_max_vcpus=1"
+        );
+        assert_eq!(
+            grow_dom0_mem(line, 3 * MIB / 2).unwrap(),
+            "console=com1 dom0_mem=50M,max:50M dom0_max_vcpus=1"
+        );
+        assert_eq!(
+            grow_dom0_mem("dom0_mem=64M", 2 * MIB).unwrap(),
+            "dom0_mem=66M"
+        );
+        assert!(grow_dom0_mem("dom0_mem=1G", 1).unwrap_err().contains("MiB"));
+        assert!(grow_dom0_mem("console=com1", 1)
+            .unwrap_err()
+            .contains("no dom0_mem="));
+    }
+
+    #[test]
+    fn guest_files_are_packed_under_boot_guest_and_grow_dom0() {
+        let dir = std::env::temp_dir().join(format!("xcp-boot-guest-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("other")).unwrap();
+        let kernel = dir.join("vmlinux");
+        std::fs::write(&kernel, vec![7u8; (MIB + 1) as usize]).unwrap();
+        let again = dir.join("other/vmlinux");
+        std::fs::write(&again, b"x").unwrap();
+        let entries = guest_entries(std::slice::from_ref(&kernel)).unwrap();
+        assert_eq!(
+            entries,
+            [("boot/guest/vmlinux".to_string(), kernel.clone())]
+        );
+        let err = guest_entries(&[kernel.clone(), again]).unwrap_err();
+        assert!(err.contains("both name /boot/guest/vmlinux"), "{err}");
+        assert!(guest_entries(&[dir.join("..")]).is_err());
+        assert!(guest_entries(&[dir.join("missing")])
+            .unwrap_err()
+            .contains("not a file"));
+        // The shipped xen_cmdline, the bundle with the guest file: dom0
+        // grows by 2 MiB (1 MiB + 1 byte, rounded up).
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("platform.toml");
+        let (text, config) = load_config(&path).unwrap();
+        let config_only: String = text.split("\n[[domain]]").next().unwrap().to_string();
+        let archive = assemble_bundle(&config_only, &entries).unwrap();
+        let line = xen_cmdline_for(&config.platform.xen_cmdline, &archive).unwrap();
+        assert!(config.platform.xen_cmdline.contains("dom0_mem=48M,max:48M"));
+        assert!(line.contains("dom0_mem=50M,max:50M"), "{line}");
+        let bundle = Bundle::parse(&archive).unwrap();
+        assert_eq!(
+            bundle.get("boot/guest/vmlinux").unwrap().data.len(),
+            (MIB + 1) as usize
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -85,10 +85,16 @@ impl Artifacts {
     }
 
     fn direct_with(&self, dom0: &str, dom0_cmdline: &str, bundle: &Path) -> Launch {
+        // dom0 grows by the bundle's guest files, as `cargo xtask build
+        // --guest` grows it; a bundle that does not parse (the tests of
+        // dom0's bundle errors) boots with the platform's line as it is.
+        let archive = std::fs::read(bundle).unwrap_or_else(|e| panic!("{}: {e}", bundle.display()));
+        let xen_cmdline = xcp_boot::xen_cmdline_for(&self.xen_cmdline(), &archive)
+            .unwrap_or_else(|_| self.xen_cmdline());
         Launch {
             media: Media::Direct {
                 xen: self.path("xen"),
-                xen_cmdline: self.xen_cmdline(),
+                xen_cmdline,
                 dom0: self.path(dom0),
                 dom0_cmdline: dom0_cmdline.to_string(),
                 bundle: bundle.to_path_buf(),

@@ -248,15 +248,26 @@ fn xenstore_selftest(
     name: &str,
     extra: &str,
 ) -> xcp_qemu_tests::Outcome {
+    xenstore_selftest_with(a, scratch, config, name, extra, &[])
+}
+
+/// [`xenstore_selftest`] with guest files in the bundle (as `cargo xtask
+/// build --guest` packs them).
+fn xenstore_selftest_with(
+    a: &Artifacts,
+    scratch: &str,
+    config: &str,
+    name: &str,
+    extra: &str,
+    guests: &[std::path::PathBuf],
+) -> xcp_qemu_tests::Outcome {
     let dir = a.scratch(scratch);
-    let archive = xcp_boot::assemble_bundle(
-        config,
-        &[
-            ("testdom.elf".into(), a.path("testdom-test.elf")),
-            ("xenstore-dom.elf".into(), a.path("xenstore-dom.elf")),
-        ],
-    )
-    .unwrap();
+    let mut images = vec![
+        ("testdom.elf".into(), a.path("testdom-test.elf")),
+        ("xenstore-dom.elf".into(), a.path("xenstore-dom.elf")),
+    ];
+    images.extend(xcp_boot::guest_entries(guests).unwrap());
+    let archive = xcp_boot::assemble_bundle(config, &images).unwrap();
     let path = dir.join("bundle.cpio");
     std::fs::write(&path, archive).unwrap();
     let launch = a.selftest(&format!("test-exit selftest={name} {extra}"), &path);
@@ -278,12 +289,18 @@ fn xenapi_vm_stops_are_noticed_while_xenstore_dom_holds_virq_dom_exc() {
          [[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 16\nxenstore = true\nstart = false\n\n\
          [[domain]]\nname = \"testdom\"\nimage = \"testdom.elf\"\nmemory_mib = 8\nstart = false\n"
     );
-    let outcome = xenstore_selftest(
+    // The test testdom, packed as a guest file (`--guest`) under the
+    // name the VM gives: /boot/guest/testdom.elf.
+    let guest_dir = a.scratch("xenapi-xs-guest");
+    let guest = guest_dir.join("testdom.elf");
+    std::fs::copy(a.path("testdom-test.elf"), &guest).unwrap();
+    let outcome = xenstore_selftest_with(
         &a,
         "xenapi-xs",
         &config,
         "xenapi",
         &format!("xenapi-password={PASSWORD}"),
+        &[guest],
     );
     outcome.assert_verdict(verdict::PASS);
     let log = &outcome.log;
@@ -291,6 +308,28 @@ fn xenapi_vm_stops_are_noticed_while_xenstore_dom_holds_virq_dom_exc() {
         log.contains("dom0: DEBUG VIRQ_DOM_EXC goes to xenstore"),
         "{log}"
     );
+    // A VM booted from /boot/guest read its own name, domid and /vm/<its
+    // uuid> from xenstore (the client checked the values are the VM's);
+    // after its destroy dom0 found its home and /vm/UUID gone.
+    let whoami = log
+        .lines()
+        .find(|l| l.contains("xenapi client: xs-whoami: VM whoami (domid"))
+        .unwrap_or_else(|| panic!("no xs-whoami report in:\n{log}"));
+    assert!(
+        whoami.contains("booted from /boot/guest/testdom.elf) read name=whoami domid="),
+        "{whoami}"
+    );
+    assert!(whoami.contains(" vm=/vm/"), "{whoami}");
+    eprintln!("{whoami}");
+    let gone = log
+        .lines()
+        .find(|l| l.contains("selftest xenapi: after VM.hard_shutdown /local/domain/"))
+        .unwrap_or_else(|| panic!("no check of the removed tree in:\n{log}"));
+    assert!(
+        gone.contains(" /vm/") && gone.contains("are gone from xenstore"),
+        "{gone}"
+    );
+    eprintln!("{gone}");
     // dom0's 1 s timer finds them: without it no stop is followed and the
     // self-test never passes. How fast is for a benchmark, not this test
     // (a loaded host stretches it).

@@ -222,7 +222,7 @@ pub fn run(only: &[String]) -> Result<(), String> {
     {
         return Ok(());
     }
-    let p = crate::build::platform()?;
+    let p = crate::build::platform(&[])?;
     if wanted("domain") {
         domain(&p, &dir)?;
     }

@@ -90,8 +90,26 @@ impl Platform {
     }
 }
 
-/// Builds everything but the ISO.
-pub fn platform() -> Result<Platform, String> {
+/// The guest files of `build` / `iso`: `--guest FILE`, repeatable.
+pub fn guest_options(args: &[String]) -> Result<Vec<PathBuf>, String> {
+    let mut guests = Vec::new();
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match (word.as_str(), words.next()) {
+            ("--guest", Some(file)) => guests.push(PathBuf::from(file)),
+            ("--guest", None) => return Err("--guest takes a file".to_string()),
+            (other, _) => return Err(format!("unknown option {other:?} (only --guest FILE)")),
+        }
+    }
+    Ok(guests)
+}
+
+/// Builds everything but the ISO, the bundle with the guest files
+/// `guests` (each as `/boot/guest/<name>`; dom0's memory grows by their
+/// size, `xcp_boot::grow_dom0_mem`).
+pub fn platform(guests: &[PathBuf]) -> Result<Platform, String> {
+    // Check the guest files before the long build.
+    let guest_entries = xcp_boot::guest_entries(guests)?;
     let root = workspace_root();
     crate::run(
         crate::cargo()
@@ -129,9 +147,11 @@ pub fn platform() -> Result<Platform, String> {
     let config_path = root.join("boot/platform.toml");
     let (text, config) = xcp_boot::load_config(&config_path)?;
     replace(&out.join("platform.toml"), text.as_bytes())?;
+    images.extend(guest_entries);
     let bundle = xcp_boot::assemble_bundle(&text, &images)?;
     replace(&out.join("bundle.cpio"), &bundle)?;
-    let grub = xcp_boot::grub_cfg(&config.platform.xen_cmdline, &config.platform.dom0_cmdline);
+    let xen_cmdline = xcp_boot::xen_cmdline_for(&config.platform.xen_cmdline, &bundle)?;
+    let grub = xcp_boot::grub_cfg(&xen_cmdline, &config.platform.dom0_cmdline);
     replace(&out.join("grub.cfg"), grub.as_bytes())?;
     let xen = out.join("xen");
     if !xen.is_file() {
@@ -144,9 +164,12 @@ pub fn platform() -> Result<Platform, String> {
         out.display(),
         bundle.len()
     );
+    if !guests.is_empty() {
+        eprintln!("guest files in /boot/guest; Xen's command line: {xen_cmdline}");
+    }
     Ok(Platform {
         dir: out,
-        xen_cmdline: config.platform.xen_cmdline,
+        xen_cmdline,
     })
 }
 
@@ -163,9 +186,9 @@ fn replace(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Builds the platform and its ISO.
-pub fn iso() -> Result<PathBuf, String> {
-    let p = platform()?;
+/// Builds the platform (with the guest files `guests`) and its ISO.
+pub fn iso(guests: &[PathBuf]) -> Result<PathBuf, String> {
+    let p = platform(guests)?;
     let grub = std::fs::read_to_string(p.dir.join("grub.cfg")).map_err(|e| e.to_string())?;
     let iso = p.dir.join("xcp.iso");
     xcp_boot::make_iso(

@@ -1,8 +1,10 @@
 //! `cargo xtask <command>`: the project's two user commands and their helpers.
 //!
-//! - `run [--verbose] [--port PORT] [--timeout SECS]`: install what is
-//!   missing, build, boot the platform in QEMU with the serial console on
-//!   this terminal (Ctrl-A X or Ctrl-C quits; `run.rs`).
+//! - `run [--verbose] [--port PORT] [--timeout SECS] [--guest FILE]...`:
+//!   install what is missing, build, boot the platform in QEMU with the
+//!   serial console on this terminal (Ctrl-A X or Ctrl-C quits; `run.rs`).
+//!   Each `--guest FILE` (also for `build` and `iso`) packs FILE in the
+//!   bundle as `/boot/guest/<name>`, for a VM's `PV_kernel` / `PV_ramdisk`.
 //! - `test`: fmt, clippy, host tests, no_std builds, short fuzz runs, QEMU tests.
 //! - `lint`: just the fmt check and clippy (host and kernel target).
 //! - `fuzz [SECS]`: every fuzz target for SECS seconds (60 by default).
@@ -46,7 +48,7 @@ pub(crate) fn cargo() -> Command {
 const FUZZ_SECONDS: u32 = 15;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask <run [--verbose] [--port PORT] [--timeout SECS] | test | lint | fuzz [SECS] | bench [xenstore|xenapi|domain|boot|netdom|memory]... | build | iso | hash-password PW>");
+    eprintln!("usage: cargo xtask <run [--verbose] [--port PORT] [--timeout SECS] [--guest FILE]... | test | lint | fuzz [SECS] | bench [xenstore|xenapi|domain|boot|netdom|memory]... | build [--guest FILE]... | iso [--guest FILE]... | hash-password PW>");
     ExitCode::from(2)
 }
 
@@ -71,10 +73,12 @@ fn main() -> ExitCode {
             Some(Err(_)) => return usage(),
         },
         Some("bench") => bench::run(&args[1..]),
-        Some("build") => deps::ensure().and_then(|_| build::platform().map(|_| ())),
-        Some("iso") => {
-            deps::ensure().and_then(|_| build::iso().map(|p| eprintln!("ISO: {}", p.display())))
-        }
+        Some("build") => build::guest_options(&args[1..])
+            .and_then(|guests| deps::ensure().and_then(|_| build::platform(&guests).map(|_| ()))),
+        Some("iso") => build::guest_options(&args[1..]).and_then(|guests| {
+            deps::ensure()
+                .and_then(|_| build::iso(&guests).map(|p| eprintln!("ISO: {}", p.display())))
+        }),
         _ => return usage(),
     };
     match result {
@@ -89,7 +93,7 @@ fn main() -> ExitCode {
 fn cmd_run(args: &[String]) -> Result<ExitCode, String> {
     let options = run::Options::parse(args)?;
     deps::ensure()?;
-    let p = build::platform()?;
+    let p = build::platform(&options.guests)?;
     run::run(&p, &options)
 }
 
@@ -160,7 +164,7 @@ fn cmd_test() -> Result<(), String> {
     // netdom's command line with the DMA-escape hook's argument.
     run(cargo().args(["test", "-p", "netdom", "--features", "dma-escape"]))?;
     fuzz::run(FUZZ_SECONDS)?;
-    let p = build::platform()?;
+    let p = build::platform(&[])?;
     // Host checks that need the built kernels.
     run(cargo()
         .args(["test", "-p", "xcp-builder", "--test", "real_kernel"])

@@ -37,9 +37,12 @@ pub struct Options {
     pub port: u16,
     /// Show the whole serial console on the terminal.
     pub verbose: bool,
+    /// Guest files to pack as `/boot/guest/<name>` (`--guest FILE`).
+    pub guests: Vec<PathBuf>,
 }
 
-pub const USAGE: &str = "usage: cargo xtask run [--verbose] [--port PORT] [--timeout SECS]";
+pub const USAGE: &str =
+    "usage: cargo xtask run [--verbose] [--port PORT] [--timeout SECS] [--guest FILE]...";
 
 impl Options {
     /// Parses the words after `run`.
@@ -48,6 +51,7 @@ impl Options {
             timeout_secs: 3600,
             port: 8080,
             verbose: false,
+            guests: Vec::new(),
         };
         let mut words = args.iter();
         while let Some(word) = words.next() {
@@ -59,6 +63,7 @@ impl Options {
             };
             match word.as_str() {
                 "--verbose" | "-v" => options.verbose = true,
+                "--guest" => options.guests.push(PathBuf::from(value("a file")?)),
                 "--timeout" => {
                     options.timeout_secs = value("seconds")?
                         .parse()
@@ -422,17 +427,31 @@ mod tests {
             Options {
                 timeout_secs: 3600,
                 port: 8080,
-                verbose: false
+                verbose: false,
+                guests: Vec::new(),
             }
         );
         assert_eq!(
-            parse(&["--verbose", "--port", "9090", "--timeout", "30"]).unwrap(),
+            parse(&[
+                "--verbose",
+                "--port",
+                "9090",
+                "--guest",
+                "a/vmlinux",
+                "--timeout",
+                "30",
+                "--guest",
+                "initrd"
+            ])
+            .unwrap(),
             Options {
                 timeout_secs: 30,
                 port: 9090,
-                verbose: true
+                verbose: true,
+                guests: vec![PathBuf::from("a/vmlinux"), PathBuf::from("initrd")],
             }
         );
+        assert!(parse(&["--guest"]).unwrap_err().contains("--guest takes"));
         assert!(parse(&["--port"]).unwrap_err().contains("--port takes"));
         assert!(parse(&["--port", "0"]).is_err());
         assert!(parse(&["--timeout", "soon"]).is_err());

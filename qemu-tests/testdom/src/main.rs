@@ -11,7 +11,8 @@
 //! `xs-test=<role>` uses xenstore-dom (`xs-test=stress` hammers it);
 //! `xs-fill` fills
 //! xenstore to its byte quota inside open transactions; `xenapi-relay=...`
-//! drives XenAPI in dom0 as a relay.
+//! drives XenAPI in dom0 as a relay; `xs-whoami=<reader domid>` (a XenAPI
+//! VM's guest) reads who it is from xenstore and reports it in `data/`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(target_os = "none", forbid(unsafe_code))]
 
@@ -30,6 +31,8 @@ mod xs_fill;
 mod xs_stress;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod xs_test;
+#[cfg(all(target_os = "none", feature = "selftest"))]
+mod xs_whoami;
 
 #[cfg(target_os = "none")]
 mod domain {
@@ -73,12 +76,15 @@ mod domain {
         if cmdline::has(boot.cmdline, "xs-fill") {
             crate::xs_fill::run(boot);
         }
+        if let Some(reader) = cmdline::get(boot.cmdline, "xs-whoami") {
+            crate::xs_whoami::run(boot, reader);
+        }
         if let Some(role) = cmdline::get(boot.cmdline, "xs-test") {
             crate::xs_test::run(boot, role);
         }
         if let Some(arg) = cmdline::get(boot.cmdline, "xenapi-relay") {
             let password = cmdline::get(boot.cmdline, "xenapi-password").unwrap_or("");
-            crate::xenapi_client::run(arg, password);
+            crate::xenapi_client::run(boot, arg, password);
         }
     }
 }

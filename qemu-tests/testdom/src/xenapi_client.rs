@@ -268,8 +268,67 @@ fn stops_by_itself(c: &mut Client, session: &str) {
     c.call("VM.destroy", json!([session, vm]));
 }
 
+/// How long the guest may take to report in `data/whoami`.
+const WHOAMI_NS: u64 = 60_000_000_000;
+
+/// A VM booted from the bundle's guest file `/boot/guest/testdom.elf`
+/// (`--guest`) reads its name, domid and `/vm/<uuid>` from xenstore
+/// (`xs-whoami`); it reports them in its `data/whoami`, which it lets us
+/// read. The values must be the VM's. Once the VM is shut down, dom0's
+/// self-test checks its `/local/domain/N` and `/vm/UUID` are gone (we may
+/// not read them, so we cannot tell gone from hidden): the last line here
+/// names them.
+fn whoami(c: &mut Client, session: &str, xs: &mut xcp_runtime::xenstore::Store) {
+    use xcp_xenbus::{Error, TxId, XsErrno};
+    let me = crate::xs_test::number(xs, "domid");
+    let mut record = json!({
+        "name_label": "whoami",
+        "PV_kernel": "/boot/guest/testdom.elf",
+        "PV_args": alloc::format!("xs-whoami={me}"),
+        "memory_static_max": 8388608,
+        "memory_dynamic_max": 8388608,
+        "memory_dynamic_min": 8388608,
+        "memory_static_min": 8388608,
+        "VCPUs_max": 1,
+        "VCPUs_at_startup": 1
+    });
+    record["actions_after_crash"] = json!("destroy");
+    let vm = c.call("VM.create", json!([session, record]));
+    let vm = vm.as_str().expect("a VM ref").to_owned();
+    let uuid = c.call("VM.get_uuid", json!([session, vm]));
+    let uuid = uuid.as_str().expect("a uuid").to_owned();
+    c.call("VM.start", json!([session, vm, false, false]));
+    let domid = domid_of(&c.call("VM.get_domid", json!([session, vm])));
+    let path = alloc::format!("/local/domain/{domid}/data/whoami");
+    let deadline = xcp_runtime::time::now_ns() + WHOAMI_NS;
+    let said = loop {
+        match xs.read_string(TxId::NONE, &path) {
+            Ok(v) => break v,
+            // Not written yet, or not yet readable by us.
+            Err(Error::Xs(XsErrno::Enoent | XsErrno::Eacces)) => {}
+            Err(e) => panic!("read {path}: {e:?}"),
+        }
+        assert!(
+            xcp_runtime::time::now_ns() < deadline,
+            "VM whoami (domid {domid}) never wrote {path}"
+        );
+        let wake = xcp_runtime::time::now_ns() + 10_000_000;
+        xcp_runtime::event_loop::sleep_until(wake);
+    };
+    let expected = alloc::format!(
+        "name=whoami domid={domid} vm=/vm/{uuid} uuid={uuid} memory/target=8192 name-read-only=true"
+    );
+    assert_eq!(said, expected, "what the guest read from xenstore");
+    log::info!("xenapi client: xs-whoami: VM whoami (domid {domid}, booted from /boot/guest/testdom.elf) read {said}");
+    c.call("VM.hard_shutdown", json!([session, vm]));
+    c.call("VM.destroy", json!([session, vm]));
+    log::info!(
+        "xenapi client: xs-whoami: VM whoami shut down; gone? /local/domain/{domid} /vm/{uuid}"
+    );
+}
+
 /// Runs the scenario, logs the verdict, and idles.
-pub fn run(arg: &str, password: &str) -> ! {
+pub fn run(boot: &xcp_runtime::Boot, arg: &str, password: &str) -> ! {
     let (dom0_tx, dom0_rx, dom0_port) = three(arg).expect("xenapi-relay=<gref>,<gref>,<port>");
     let rx = gnttab::map_grant(0, dom0_tx, false).expect("map dom0's tx page");
     let tx = gnttab::map_grant(0, dom0_rx, false).expect("map dom0's rx page");
@@ -308,6 +367,14 @@ pub fn run(arg: &str, password: &str) -> ! {
     assert_eq!(state, json!("Halted"));
     crashes(&mut c, &session, &vm, domid);
     stops_by_itself(&mut c, &session);
+    // With a xenstore domain (dom0 says so: every domain gets a ring page,
+    // served or not), VMs are introduced to it.
+    if xcp_runtime::cmdline::has(boot.cmdline, "xenapi-whoami") {
+        let mut xs = xcp_runtime::xenstore::connect(boot).expect("a xenstore ring");
+        whoami(&mut c, &session, &mut xs);
+    } else {
+        log::info!("xenapi client: no xenstore domain: xs-whoami skipped");
+    }
     c.call("session.logout", json!([session]));
     log::info!("xenapi client: all calls passed (the guest was domid {domid})");
     loop {

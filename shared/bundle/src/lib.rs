@@ -14,10 +14,12 @@ extern crate alloc;
 
 pub mod config;
 mod cpio;
+pub mod guest;
 pub mod management;
 
 pub use config::{DomainConfig, PlatformConfig};
 pub use cpio::{write_newc, Bundle, BundleError, Entry, MAX_ENTRIES};
+pub use guest::{check_guest_name, guest_file_name, GuestNameError, GUEST_PREFIX};
 pub use management::Management;
 
 /// The name of the platform configuration inside the bundle.

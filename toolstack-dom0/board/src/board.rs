@@ -200,6 +200,7 @@ impl<P: Platform> Board<P> {
             server: self.xs_domid(),
             is_server: config.xenstore,
             passthrough: config.passthrough,
+            handle: [0; 16],
         };
         // The xenstore domain's build also makes dom0's connection to it:
         // a ring page granted to it and a port, named on its command line.
@@ -224,8 +225,15 @@ impl<P: Platform> Board<P> {
             Ok(text)
         };
         let pf = &mut self.platform;
-        let built = match build_domain(pf, &mut log, image, config.memory_mib, role, &mut with_ring)
-        {
+        let built = match build_domain(
+            pf,
+            &mut log,
+            image,
+            &[],
+            config.memory_mib,
+            role,
+            &mut with_ring,
+        ) {
             Ok(b) => b,
             Err(e) => {
                 error!("domain {}: build failed: {e}", config.name);

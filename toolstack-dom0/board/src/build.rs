@@ -49,6 +49,9 @@ pub struct DomainRole {
     pub server: Option<u16>,
     /// This domain is the xenstore domain (XEN_DOMCTL_CDF_xs_domain).
     pub is_server: bool,
+    /// The domain handle Xen keeps for it (`xen_domain_handle_t`): a XenAPI
+    /// VM's uuid; zero for the service domains.
+    pub handle: [u8; 16],
 }
 
 /// The command line of a domain being built: called once the domain
@@ -57,12 +60,14 @@ pub struct DomainRole {
 pub type Cmdline<'a, P> =
     dyn FnMut(&mut P, &mut UndoLog, u16) -> Result<String, BoardError<<P as Platform>::Error>> + 'a;
 
-/// Builds a paused 64-bit PV domain from the ELF `image`, recording each
-/// step on `log` (the caller undoes it on failure, or commits it).
+/// Builds a paused 64-bit PV domain from the ELF `image` with the initial
+/// ramdisk `module` (empty: none), recording each step on `log` (the caller
+/// undoes it on failure, or commits it).
 pub fn build_domain<P: Platform>(
     pf: &mut P,
     log: &mut UndoLog,
     image: &[u8],
+    module: &[u8],
     memory_mib: u32,
     role: DomainRole,
     cmdline: &mut Cmdline<'_, P>,
@@ -72,10 +77,11 @@ pub fn build_domain<P: Platform>(
     let probe = BuildRequest {
         memory_pages: nr_pages,
         cmdline: b"",
-        module_len: 0,
+        module_len: module.len() as u64,
     };
     PvPlan::new(image, &probe).map_err(BoardError::Image)?;
     let mut config = XenDomctlCreatedomain::pv(1);
+    config.handle = role.handle;
     if role.is_server {
         config.flags |= XEN_DOMCTL_CDF_XS_DOMAIN;
     }
@@ -89,22 +95,30 @@ pub fn build_domain<P: Platform>(
         .map_err(BoardError::at(Step::CreateDomain))?;
     log.push(Undo::Domain(domid));
     let text = cmdline(pf, log, domid)?;
-    fill(pf, domid, image, nr_pages, role.server, &text)
+    fill(pf, domid, image, module, nr_pages, role.server, &text)
 }
 
-/// Builds a paused domain with a fixed command line; on failure nothing is
-/// left behind. On success the domain is the caller's to destroy.
+/// Builds a paused domain with a fixed command line (and the ramdisk
+/// `module`, empty for none); on failure nothing is left behind. On success
+/// the domain is the caller's to destroy.
 pub fn build<P: Platform>(
     pf: &mut P,
     image: &[u8],
+    module: &[u8],
     memory_mib: u32,
     role: DomainRole,
     cmdline: &str,
 ) -> Result<Built, BoardError<P::Error>> {
     let mut log = UndoLog::new();
-    match build_domain(pf, &mut log, image, memory_mib, role, &mut |_, _, _| {
-        Ok(String::from(cmdline))
-    }) {
+    match build_domain(
+        pf,
+        &mut log,
+        image,
+        module,
+        memory_mib,
+        role,
+        &mut |_, _, _| Ok(String::from(cmdline)),
+    ) {
         Ok(built) => {
             log.commit();
             Ok(built)
@@ -138,6 +152,7 @@ fn fill<P: Platform>(
     pf: &mut P,
     domid: u16,
     image: &[u8],
+    module: &[u8],
     nr_pages: u64,
     xenstored: Option<u16>,
     text: &str,
@@ -145,7 +160,7 @@ fn fill<P: Platform>(
     let req = BuildRequest {
         memory_pages: nr_pages,
         cmdline: text.as_bytes(),
-        module_len: 0,
+        module_len: module.len() as u64,
     };
     let plan = PvPlan::new(image, &req).map_err(BoardError::Image)?;
     let layout = *plan.layout();
@@ -168,7 +183,7 @@ fn fill<P: Platform>(
         .map_err(BoardError::at(Step::DomainInfo))?;
     let sources = PageSources {
         image,
-        module: &[],
+        module,
         p2m: &p2m,
         start_info: StartInfoArgs {
             shared_info_maddr: info.shared_info_frame << 12,

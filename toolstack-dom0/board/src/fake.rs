@@ -66,6 +66,8 @@ pub struct FakeDomain {
     pub ioports: Vec<(u32, u32)>,
     /// Its memory, pages.
     pub pages: u64,
+    /// The handle it was created with (`xen_domain_handle_t`).
+    pub handle: [u8; 16],
 }
 
 /// A page of dom0's: counted live until dropped.
@@ -397,7 +399,7 @@ impl Platform for Fake {
         self.now
     }
 
-    fn create_domain(&mut self, _config: &XenDomctlCreatedomain) -> Result<u16, FakeError> {
+    fn create_domain(&mut self, config: &XenDomctlCreatedomain) -> Result<u16, FakeError> {
         self.call("create_domain", format_args!(""))?;
         let domid = self.next_domid;
         self.next_domid += 1;
@@ -405,6 +407,7 @@ impl Platform for Fake {
             domid,
             FakeDomain {
                 paused: true,
+                handle: config.handle,
                 ..FakeDomain::default()
             },
         );

@@ -15,6 +15,8 @@
 //!   them back, in reverse.
 //! - [`nic`]: the NIC hand-over to netdom, on the same undo log as the
 //!   build of the domain that receives it, and its reclaim.
+//! - [`guest_tree`]: the xenstore tree of a XenAPI VM's domain (paths,
+//!   values, permissions as xl writes them) and what its destroy removes.
 //! - [`board`]: the managed domains (built from the bundle, consoles
 //!   relayed, watched through VIRQ_DOM_EXC / `@releaseDomain`, restarted by
 //!   policy, the xenstore domain checked on a timer).
@@ -31,6 +33,7 @@ pub mod build;
 mod error;
 #[cfg(feature = "fake")]
 pub mod fake;
+pub mod guest_tree;
 pub mod nic;
 mod platform;
 pub mod undo;

@@ -485,3 +485,21 @@ fn the_operator_can_crash_a_domain_through_the_platform() {
     assert!(b.domains.is_empty());
     assert_clean(&b.platform);
 }
+
+#[test]
+fn a_vm_build_gives_xen_the_vms_uuid_as_handle_and_takes_a_ramdisk() {
+    use xcp_dom0_board::build::{build, DomainRole};
+    use xcp_dom0_board::guest_tree::handle_of;
+    let mut fake = Fake::new();
+    let uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+    let role = DomainRole {
+        server: Some(1),
+        handle: handle_of(uuid).unwrap(),
+        ..Default::default()
+    };
+    let built = build(&mut fake, image(), b"a ramdisk", 4, role, "xs-whoami=1").unwrap();
+    assert_eq!(fake.domains[&built.domid].handle, handle_of(uuid).unwrap());
+    // Service domains keep the zero handle.
+    let service = build(&mut fake, image(), &[], 4, DomainRole::default(), "").unwrap();
+    assert_eq!(fake.domains[&service.domid].handle, [0; 16]);
+}

@@ -163,12 +163,7 @@ fn main(boot: Boot) -> ! {
         xcp_runtime::io::debug_exit(verdict::PASS);
     }
     let toolstack = config.toolstack.as_ref().and_then(|t| {
-        let images = bundle
-            .entries()
-            .iter()
-            .filter(|e| e.name.ends_with(".elf"))
-            .map(|e| (alloc::string::String::from(e.name), e.data))
-            .collect();
+        let images = crate::toolstack::vm_images(&bundle);
         match Toolstack::new(&t.root_password_hash, images) {
             Ok(ts) => {
                 debug!("xenapi toolstack ready");
@@ -487,12 +482,26 @@ impl Dom0 {
     /// Applies the policy of XenAPI VMs whose domains stopped, then serves
     /// the calls that waited for such a change.
     fn check_vms(&mut self, lp: &mut Loop) {
+        self.lend_xenstore();
         if self.toolstack.as_mut().is_some_and(|ts| ts.check_vms()) {
             self.pump_relays(lp, None);
         }
     }
 
+    /// Lends the toolstack the board's xenstore connection as it is now
+    /// (before each engine call: the xenstore domain may have gone or been
+    /// rebuilt since the last).
+    fn lend_xenstore(&mut self) {
+        let Some(ts) = self.toolstack.as_mut() else {
+            return;
+        };
+        let domid = self.platform.xs_domid();
+        let link = self.platform.xs_mut().map(|l| l.clone());
+        ts.lend_xenstore(domid.zip(link));
+    }
+
     fn pump_relays(&mut self, lp: &mut Loop, only: Option<u32>) {
+        self.lend_xenstore();
         let Some(ts) = self.toolstack.as_mut() else {
             return;
         };

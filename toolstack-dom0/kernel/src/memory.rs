@@ -66,7 +66,7 @@ pub fn xenstore_figures(platform: &mut Dom0Board, domid: u16) -> Option<MemoryFi
     if platform.xs_domid() != Some(domid) {
         return None;
     }
-    let store = platform.xs_mut()?.store();
+    let mut store = platform.xs_mut()?.store();
     let read = |key: &str| -> Option<u64> {
         let path = format!("/local/domain/{domid}/data/memory/{key}");
         let text = store.read_string(TxId::NONE, &path).ok()?;

@@ -25,6 +25,7 @@ use xenapi::value::Instant;
 use xenapi::wal::Volatile;
 
 use crate::xen::Xen;
+use crate::xs::XsLink;
 
 /// Most reply bytes queued for a relay that is not reading (dom0's budget,
 /// xenapi `budget.rs`): beyond it dom0 stops taking that relay's requests
@@ -54,11 +55,42 @@ impl Entropy for XenEntropy {
     }
 }
 
+/// Where `PV_kernel` / `PV_ramdisk` name the bundle's guest files, as XCP's
+/// dom0 keeps guest kernels in `/boot/guest` (`cargo xtask run --guest
+/// FILE` packs FILE as bundle entry `boot/guest/<name>`).
+pub const GUEST_DIR: &str = "/boot/guest/";
+
+/// The toolstack's images from the bundle, by the name a VM gives them:
+/// each guest file as `/boot/guest/<name>`, and (as before guest files
+/// existed) each of the bundle's own `.elf` images by its bare name.
+pub fn vm_images(bundle: &xcp_bundle::Bundle<'static>) -> BTreeMap<String, &'static [u8]> {
+    let mut images = BTreeMap::new();
+    for entry in bundle.entries() {
+        let bundled = xcp_bundle::guest_file_name(entry.name)
+            .map(|name| alloc::format!("{GUEST_DIR}{name}"))
+            .or_else(|| {
+                (!entry.name.contains('/') && entry.name.ends_with(".elf"))
+                    .then(|| String::from(entry.name))
+            });
+        if let Some(name) = bundled {
+            images.insert(name, entry.data);
+        }
+    }
+    images
+}
+
 /// VM power operations on real Xen: VMs boot PV kernels that the bundle
-/// carries, named by the VM's `PV_kernel`.
+/// carries, named by the VM's `PV_kernel` (and `PV_ramdisk`). While a
+/// xenstore domain runs, each VM's domain gets a xenstore ring for it, its
+/// tree (`xcp_dom0_board::guest_tree`) and an introduction; its destroy
+/// releases it and removes the tree.
 pub struct XenHypervisor {
     images: BTreeMap<String, &'static [u8]>,
-    xenstore: xcp_dom0_board::build::DomainRole,
+    /// The xenstore domain and dom0's connection to it, lent by the board
+    /// before each engine call ([`Toolstack::lend_xenstore`]).
+    xenstore: Option<(u16, XsLink)>,
+    /// The uuid of each VM domain introduced to xenstore, by domid.
+    introduced: BTreeMap<u16, String>,
     xen: Xen,
 }
 
@@ -70,24 +102,84 @@ fn domid16(domid: u32) -> Result<u16, HypervisorError> {
     u16::try_from(domid).map_err(|_| HypervisorError(alloc::format!("bad domid {domid}")))
 }
 
+impl XenHypervisor {
+    fn image(&self, what: &str, name: &str) -> Result<&'static [u8], HypervisorError> {
+        self.images.get(name).copied().ok_or_else(|| {
+            HypervisorError(alloc::format!(
+                "{what} {name:?} is not in the platform bundle (guest files are {GUEST_DIR}<name>)"
+            ))
+        })
+    }
+
+    /// Writes the tree of `spec`'s new domain and introduces it; on failure
+    /// removes what was written.
+    fn introduce(
+        xs: &mut XsLink,
+        spec: &DomainSpec,
+        built: &xcp_dom0_board::build::Built,
+        mib: u32,
+    ) -> Result<(), HypervisorError> {
+        use xcp_dom0_board::guest_tree::{nodes, GuestInfo};
+        let guest = GuestInfo {
+            domid: built.domid,
+            uuid: &spec.uuid,
+            name: &spec.name,
+            memory_kib: u64::from(mib) * 1024,
+            // The PV builder gives every domain one vCPU.
+            vcpus: 1,
+            store_mfn: built.store_mfn,
+            store_port: built.store_port,
+            console_mfn: built.console_mfn,
+            console_port: built.console_port,
+        };
+        let result = match xs.introduce_vm(
+            &nodes(&guest),
+            built.domid,
+            built.store_mfn,
+            built.store_port,
+        ) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(HypervisorError(String::from(
+                "xenstore did not take the domain",
+            ))),
+            Err(e) => Err(xen_err("xenstore", e)),
+        };
+        if result.is_err() {
+            let _ = xs.forget_vm(built.domid, &spec.uuid);
+        }
+        result
+    }
+}
+
 impl Hypervisor for XenHypervisor {
     fn build(&mut self, spec: &DomainSpec) -> Result<u32, HypervisorError> {
-        let image = self.images.get(&spec.kernel).ok_or_else(|| {
-            HypervisorError(alloc::format!(
-                "PV_kernel {:?} is not in the platform bundle",
-                spec.kernel
-            ))
-        })?;
+        let image = self.image("PV_kernel", &spec.kernel)?;
+        let ramdisk = match spec.ramdisk.as_str() {
+            "" => &[][..],
+            name => self.image("PV_ramdisk", name)?,
+        };
+        let handle = xcp_dom0_board::guest_tree::handle_of(&spec.uuid)
+            .ok_or_else(|| HypervisorError(alloc::format!("bad VM uuid {:?}", spec.uuid)))?;
         let mib = u32::try_from(spec.memory.div_ceil(1024 * 1024))
-            .map_err(|_| HypervisorError(String::from("memory too large")))?;
-        let built = xcp_dom0_board::build::build(
-            &mut self.xen,
-            image,
-            mib.max(1),
-            self.xenstore,
-            &spec.cmdline,
-        )
-        .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
+            .map_err(|_| HypervisorError(String::from("memory too large")))?
+            .max(1);
+        let role = xcp_dom0_board::build::DomainRole {
+            server: self.xenstore.as_ref().map(|(domid, _)| *domid),
+            handle,
+            ..Default::default()
+        };
+        let built =
+            xcp_dom0_board::build::build(&mut self.xen, image, ramdisk, mib, role, &spec.cmdline)
+                .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
+        if let Some((_, xs)) = self.xenstore.as_mut() {
+            if let Err(e) = Self::introduce(xs, spec, &built, mib) {
+                if let Err(d) = self.xen.destroy_domain(built.domid) {
+                    log::warn!("xenapi: destroy domid {}: {d}", built.domid);
+                }
+                return Err(HypervisorError(alloc::format!("{}: {}", spec.name, e.0)));
+            }
+            self.introduced.insert(built.domid, spec.uuid.clone());
+        }
         log::info!("xenapi: built VM {} as domid {}", spec.name, built.domid);
         Ok(u32::from(built.domid))
     }
@@ -115,9 +207,26 @@ impl Hypervisor for XenHypervisor {
     }
 
     fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError> {
-        self.xen
-            .destroy_domain(domid16(domid)?)
-            .map_err(|e| xen_err("destroy", e))
+        let d = domid16(domid)?;
+        let destroyed = self
+            .xen
+            .destroy_domain(d)
+            .map_err(|e| xen_err("destroy", e));
+        // Every way a VM's domain ends comes here (VM.hard_shutdown, a
+        // stop its actions_after_* destroy or restart, a failed start): its
+        // xenstore registration and tree go with it.
+        if let Some(uuid) = self.introduced.remove(&d) {
+            match self.xenstore.as_mut() {
+                Some((_, xs)) => match xs.forget_vm(d, &uuid) {
+                    Ok(()) => {
+                        log::debug!("xenapi: domid {d} released from xenstore, /vm/{uuid} removed")
+                    }
+                    Err(e) => log::warn!("xenapi: domid {d}: {e}"),
+                },
+                None => log::warn!("xenapi: domid {d}: no xenstore domain to release it from"),
+            }
+        }
+        destroyed
     }
 }
 
@@ -149,7 +258,8 @@ impl Toolstack {
         config.compact_min_bytes = u64::MAX / 2;
         let hv = XenHypervisor {
             images,
-            xenstore: xcp_dom0_board::build::DomainRole::default(),
+            xenstore: None,
+            introduced: BTreeMap::new(),
             xen: Xen::new(),
         };
         let mut engine = Engine::open(config, hv, Volatile::default(), XenEntropy)
@@ -162,6 +272,14 @@ impl Toolstack {
             relayed: Relayed::new(),
             xen: Xen::new(),
         })
+    }
+
+    /// Lends the toolstack dom0's connection to the xenstore domain `xs`
+    /// (its domid and the link), or takes it back (None: none runs). dom0
+    /// calls this before every engine call, so VMs built or destroyed in
+    /// it use the xenstore domain that runs now.
+    pub fn lend_xenstore(&mut self, xs: Option<(u16, XsLink)>) {
+        self.engine.hypervisor().xenstore = xs;
     }
 
     /// Looks at the domain of every VM the engine believes runs and

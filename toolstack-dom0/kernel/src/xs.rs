@@ -1,19 +1,28 @@
 //! dom0's side of the xenstore domain (xenstore-dom/DESIGN.md, "The
 //! domain"): dom0's own connection, over a ring page the board granted to
 //! the xenstore domain at its build, and the introduction and release of
-//! every other domain.
+//! every other domain, and the trees of XenAPI VMs' domains.
+//!
+//! The board owns dom0's one connection; the XenAPI toolstack borrows a
+//! handle to it (a clone: both name the same connection, and dom0 runs on
+//! one vCPU with no re-entry, so their uses never overlap) for the calls in
+//! which it builds and destroys VMs.
 
 use alloc::format;
+use alloc::rc::Rc;
+use core::cell::{RefCell, RefMut};
 
+use xcp_dom0_board::guest_tree;
 use xcp_runtime::paging::Frame;
 use xcp_runtime::xenstore::PortWait;
 use xcp_xenbus::{Access, Client, Perm, SharedRing, TxId, Xenbus};
 
 use crate::xen::XenError;
 
-/// dom0's connection to the xenstore domain.
+/// dom0's connection to the xenstore domain (a handle: clones share it).
+#[derive(Clone)]
 pub struct XsLink {
-    store: Xenbus<SharedRing<Frame>, PortWait>,
+    store: Rc<RefCell<Xenbus<SharedRing<Frame>, PortWait>>>,
 }
 
 fn xs_err(what: &'static str) -> impl FnOnce(xcp_xenbus::Error) -> XenError {
@@ -25,14 +34,18 @@ impl XsLink {
     /// ring until the xenstore domain serves them).
     pub fn connect(ring: Frame, port: u32) -> XsLink {
         XsLink {
-            store: Xenbus::new(Client::default(), SharedRing(ring), PortWait { port }),
+            store: Rc::new(RefCell::new(Xenbus::new(
+                Client::default(),
+                SharedRing(ring),
+                PortWait { port },
+            ))),
         }
     }
 
     /// The blocking handle, for dom0's own reads and writes (the `mem`
     /// command's, the `xenstore` self-test's).
-    pub fn store(&mut self) -> &mut Xenbus<SharedRing<Frame>, PortWait> {
-        &mut self.store
+    pub fn store(&mut self) -> RefMut<'_, Xenbus<SharedRing<Frame>, PortWait>> {
+        self.store.borrow_mut()
     }
 
     /// Gives domain `domid` its home (readable by it, `data/` writable by
@@ -46,7 +59,7 @@ impl XsLink {
         store_port: u32,
     ) -> Result<bool, XenError> {
         let home = format!("/local/domain/{domid}");
-        let s = &mut self.store;
+        let s = &mut *self.store.borrow_mut();
         s.mkdir(TxId::NONE, &home).map_err(xs_err("mkdir"))?;
         s.set_perms(
             TxId::NONE,
@@ -75,19 +88,63 @@ impl XsLink {
     /// Releases a dead domain and removes its home. The xenstore domain
     /// may have released it already (it handles VIRQ_DOM_EXC): ENOENT then.
     pub fn release(&mut self, domid: u16) -> Result<(), XenError> {
-        match self.store.release(domid) {
+        let s = &mut *self.store.borrow_mut();
+        match s.release(domid) {
             Ok(()) | Err(xcp_xenbus::Error::Xs(xcp_xenbus::XsErrno::Enoent)) => {}
             Err(e) => return Err(XenError::Xenstore("RELEASE", e)),
         }
-        self.store
-            .rm(TxId::NONE, &format!("/local/domain/{domid}"))
+        s.rm(TxId::NONE, &format!("/local/domain/{domid}"))
             .map_err(xs_err("rm home"))
+    }
+
+    /// Writes a VM's tree (`guest_tree::nodes`: each node, then its
+    /// permissions) and introduces its domain to xenstored. Returns whether
+    /// xenstored took it. On failure the caller removes what was written
+    /// ([`XsLink::forget_vm`]).
+    pub fn introduce_vm(
+        &mut self,
+        nodes: &[guest_tree::Node],
+        domid: u16,
+        store_mfn: u64,
+        store_port: u32,
+    ) -> Result<bool, XenError> {
+        let s = &mut *self.store.borrow_mut();
+        for node in nodes {
+            s.write(TxId::NONE, &node.path, node.value.as_bytes())
+                .map_err(xs_err("write"))?;
+            s.set_perms(TxId::NONE, &node.path, &node.perms)
+                .map_err(xs_err("set_perms"))?;
+        }
+        s.introduce(domid, store_mfn, store_port)
+            .map_err(xs_err("INTRODUCE"))?;
+        s.is_domain_introduced(domid)
+            .map_err(xs_err("IS_DOMAIN_INTRODUCED"))
+    }
+
+    /// Releases a VM's dead domain and removes its tree (`/local/domain/N`
+    /// and `/vm/UUID`); what is gone already (xenstored released it on
+    /// VIRQ_DOM_EXC, a build failed before writing) is no error.
+    pub fn forget_vm(&mut self, domid: u16, uuid: &str) -> Result<(), XenError> {
+        use xcp_xenbus::{Error::Xs, XsErrno::Enoent};
+        let s = &mut *self.store.borrow_mut();
+        match s.release(domid) {
+            Ok(()) | Err(Xs(Enoent)) => {}
+            Err(e) => return Err(XenError::Xenstore("RELEASE", e)),
+        }
+        for path in guest_tree::removals(domid, uuid) {
+            match s.rm(TxId::NONE, &path) {
+                Ok(()) | Err(Xs(Enoent)) => {}
+                Err(e) => return Err(XenError::Xenstore("rm", e)),
+            }
+        }
+        Ok(())
     }
 
     /// Watches `@releaseDomain`: the xenstore domain fires it when a
     /// domain shuts down or dies (it gets VIRQ_DOM_EXC, not dom0).
     pub fn watch_lifecycle(&mut self) -> Result<(), XenError> {
         self.store
+            .borrow_mut()
             .watch("@releaseDomain", LIFECYCLE_TOKEN)
             .map_err(xs_err("watch @releaseDomain"))
     }
@@ -96,11 +153,12 @@ impl XsLink {
     /// since the last call (events other calls received are kept by the
     /// client and counted here too).
     pub fn lifecycle_fired(&mut self) -> bool {
-        if let Err(e) = self.store.pump() {
+        let s = &mut *self.store.borrow_mut();
+        if let Err(e) = s.pump() {
             log::warn!("xenstore: {e:?}");
         }
         let mut fired = false;
-        while let Some(event) = self.store.next_event() {
+        while let Some(event) = s.next_event() {
             fired |= event.token == LIFECYCLE_TOKEN;
         }
         fired

@@ -173,7 +173,14 @@ impl SelfTest {
         match &mut self.state {
             State::Xenapi { domid } => {
                 let password = xcp_runtime::cmdline::get(cmdline, "xenapi-password").unwrap_or("");
-                let extra = alloc::format!("xenapi-password={password}");
+                // With a xenstore domain the client also boots a VM that
+                // reads its tree (`xenapi-whoami`).
+                let whoami = if platform.xs_domid().is_some() {
+                    " xenapi-whoami"
+                } else {
+                    ""
+                };
+                let extra = alloc::format!("xenapi-password={password}{whoami}");
                 let (relay, channel, port) =
                     channel_to_testdom(platform, lp, "xenapi-relay", &extra);
                 *domid = relay;
@@ -278,7 +285,7 @@ impl SelfTest {
             "xenapi" => {
                 // With a xenstore domain configured, it runs first and holds
                 // VIRQ_DOM_EXC: dom0 then learns of the VMs' stops from its
-                // timer (they are not introduced to xenstore).
+                // timer or `@releaseDomain` (the VMs are introduced to it).
                 if let Some(xs) = platform.configs().iter().position(|c| c.xenstore) {
                     if platform.start(xs, None).is_err() || platform.xs_domid().is_none() {
                         fail(name, "could not start xenstore-dom");
@@ -384,6 +391,7 @@ impl SelfTest {
                     h.windows(text.len()).any(|w| w == text)
                 });
                 if done {
+                    check_vm_trees_gone(platform, *domid, &name);
                     pass(&name, "XenAPI served in dom0 over the relay channel");
                 }
             }
@@ -514,6 +522,36 @@ pub fn fail(name: &str, why: &str) -> ! {
     error!("selftest {name}: FAIL: {why}");
     xcp_runtime::io::debug_exit(verdict::FAIL);
     panic!("debug-exit did not end QEMU");
+}
+
+/// The XenAPI client names the xenstore paths of a VM it shut down
+/// (`xs-whoami: ... gone? <home> <vm path>`; it may not read them): dom0
+/// checks they are gone.
+fn check_vm_trees_gone(platform: &mut Platform, client: u16, name: &str) {
+    const MARK: &[u8] = b"gone? ";
+    let Some(history) = platform.live.get(&client).map(|l| l.console.history()) else {
+        return;
+    };
+    let Some(at) = history.windows(MARK.len()).position(|w| w == MARK) else {
+        return;
+    };
+    let rest = &history[at + MARK.len()..];
+    let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = core::str::from_utf8(line).unwrap_or_default();
+    let Some(xs) = platform.xs_mut() else {
+        fail(name, "a VM was introduced but no xenstore domain runs");
+    };
+    let mut store = xs.store();
+    for path in line.split_whitespace() {
+        match store.read(xcp_xenbus::TxId::NONE, path) {
+            Err(xcp_xenbus::Error::Xs(xcp_xenbus::XsErrno::Enoent)) => {}
+            other => fail(
+                name,
+                &alloc::format!("{path} is still in xenstore after the VM's destroy: {other:?}"),
+            ),
+        }
+    }
+    info!("selftest {name}: after VM.hard_shutdown {line} are gone from xenstore");
 }
 
 fn console_says(platform: &Platform, domid: u16, text: &[u8]) -> bool {

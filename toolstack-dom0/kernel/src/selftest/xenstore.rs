@@ -24,7 +24,7 @@ pub(super) fn start_xenstore(platform: &mut Platform) -> State {
     let (Ok(a), Ok(b)) = (platform.start(ia, None), platform.start(ib, None)) else {
         fail("xenstore", "could not build the test domains");
     };
-    let store = platform.xs_mut().expect("xenstore runs").store();
+    let mut store = platform.xs_mut().expect("xenstore runs").store();
     for (me, peer) in [(a, b), (b, a)] {
         let path = alloc::format!("/local/domain/{me}/data/peer");
         if let Err(e) = store.write(
@@ -85,7 +85,7 @@ pub(super) fn start_xenstore_stress(platform: &mut Platform, lp: &mut Loop) -> S
             Err(_) => fail(NAME, "could not build a stress domain"),
         }
     }
-    let store = platform.xs_mut().expect("xenstore runs").store();
+    let mut store = platform.xs_mut().expect("xenstore runs").store();
     for (i, me) in peers.iter().enumerate() {
         let peer = peers[(i + 1) % peers.len()];
         let path = alloc::format!("/local/domain/{me}/data/peer");
@@ -113,7 +113,7 @@ pub(super) fn start_xenstore_stress(platform: &mut Platform, lp: &mut Loop) -> S
 
 /// One burst of dom0's own requests, draining the watch events that came.
 pub(super) fn stress_burst(platform: &mut Platform, lp: &mut Loop, s: &mut StressState) {
-    let store = platform.xs_mut().expect("xenstore runs").store();
+    let mut store = platform.xs_mut().expect("xenstore runs").store();
     let none = xcp_xenbus::TxId::NONE;
     let value = alloc::format!("{}", s.bursts);
     let result = store
