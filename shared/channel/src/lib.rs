@@ -36,8 +36,14 @@ pub const DEFAULT_MAX_MESSAGE: usize = 64 * 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     /// The end that allocated and granted both pages: `new` zeroes both
-    /// headers, before the grant references are advertised.
+    /// headers. Only before the grant references are advertised: once the
+    /// peer may run, it may already have set its waiting flag, and zeroing
+    /// it loses the peer's wake-up.
     Initiator,
+    /// The end that allocated both pages zeroed and granted them: `new`
+    /// does not touch them, so it may come after the peer started (the
+    /// peer's flags and indexes stay as it left them).
+    Prepared,
     /// The end that mapped the peer's grants: the pages are not touched.
     Acceptor,
 }

@@ -400,3 +400,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_peer_that_started_first_keeps_its_wake_up_with_prepared_pages() {
+    // dom0 allocates zeroed pages and grants them; the peer boots and
+    // starts waiting before dom0 attaches its end.
+    let (a, b) = (MemPage::new(), MemPage::new());
+    let mut y = Channel::new(&b, &a, Role::Acceptor).unwrap();
+    assert_eq!(y.recv::<Msg>(), Ok(None), "y waits for data");
+    let mut x = Channel::new(&a, &b, Role::Prepared).unwrap();
+    assert_eq!(
+        x.send(&msg(1, 8)),
+        Ok(Notify::Kick),
+        "the waiting peer is kicked"
+    );
+    assert_eq!(y.recv::<Msg>(), Ok(Some(msg(1, 8))));
+}
+
+#[test]
+fn zeroing_after_the_peer_started_loses_its_wake_up() {
+    // What `Role::Initiator` does when it comes too late: the peer's
+    // waiting flag is wiped and the send owes no kick, so both sleep.
+    let (a, b) = (MemPage::new(), MemPage::new());
+    let mut y = Channel::new(&b, &a, Role::Acceptor).unwrap();
+    assert_eq!(y.recv::<Msg>(), Ok(None));
+    let mut x = Channel::new(&a, &b, Role::Initiator).unwrap();
+    assert_eq!(x.send(&msg(1, 8)), Ok(Notify::Skip));
+}

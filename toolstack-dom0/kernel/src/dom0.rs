@@ -293,7 +293,11 @@ impl Dom0 {
                     else {
                         continue;
                     };
-                    match xcp_channel::Channel::new(tx, rx, xcp_channel::Role::Initiator) {
+                    // The pages came zeroed (`Platform::alloc_page`) before
+                    // they were granted, and netdom may already run: attach
+                    // without zeroing (zeroing now could wipe its waiting
+                    // flag and lose its wake-up).
+                    match xcp_channel::Channel::new(tx, rx, xcp_channel::Role::Prepared) {
                         Ok(channel) => {
                             debug!("xenapi relay channel to netdom on port {port}");
                             self.relays.push(RelayLink::new(channel, port, domid));

@@ -36,7 +36,9 @@ pub fn channel_to_testdom(
         fail(key, "could not build testdom");
     }
     let (domid, port) = made.expect("the command line was made");
-    let channel = Channel::new(tx, rx, Role::Initiator).expect("channel setup");
+    // `Frame::alloc` zeroed both pages before they were granted, and
+    // testdom may already run and wait: attach without zeroing.
+    let channel = Channel::new(tx, rx, Role::Prepared).expect("channel setup");
     lp.watch(port).expect("watch the channel port");
     (domid, channel, port)
 }

@@ -191,7 +191,8 @@ impl SelfTest {
                 let Some((tx, rx, port)) = handed.take_relay() else {
                     fail(&self.name, "netdom was built without a relay channel");
                 };
-                let channel = Channel::new(tx, rx, Role::Initiator)
+                // Zeroed at allocation; netdom may already run.
+                let channel = Channel::new(tx, rx, Role::Prepared)
                     .unwrap_or_else(|e| fail(&self.name, &alloc::format!("relay channel: {e:?}")));
                 log::debug!("xenapi relay channel to netdom on port {port}");
                 alloc::vec![RelayLink::new(channel, port, domid)]
