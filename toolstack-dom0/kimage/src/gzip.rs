@@ -9,7 +9,7 @@
 use miniz_oxide::inflate::stream::{inflate, InflateState};
 use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 
-use crate::crc32::Crc32;
+use crc32fast::Hasher as Crc32;
 use crate::decompress::Output;
 use crate::error::{Compression, KimageError};
 
@@ -46,7 +46,7 @@ pub fn decode(payload: &[u8], buf: &mut [u8], out: &mut Output<'_>) -> Result<()
     let trailer = payload.get(pos..pos + 8).ok_or(truncated)?;
     let want_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     let want_size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-    if want_crc != crc.finish() || want_size != size {
+    if want_crc != crc.finalize() || want_size != size {
         return Err(corrupt);
     }
     Ok(())

@@ -21,7 +21,6 @@
 
 extern crate alloc;
 
-mod crc32;
 mod decompress;
 mod elf;
 mod error;

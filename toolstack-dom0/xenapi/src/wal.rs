@@ -160,32 +160,7 @@ pub fn read_frames(log: &[u8]) -> Frames<'_> {
 
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320).
 pub fn crc32(data: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = make_table();
-    let mut c = !0u32;
-    for &b in data {
-        c = TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
-}
-
-const fn make_table() -> [u32; 256] {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
+    crc32fast::hash(data)
 }
 
 #[cfg(test)]
