@@ -9,9 +9,9 @@
 use miniz_oxide::inflate::stream::{inflate, InflateState};
 use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 
-use crc32fast::Hasher as Crc32;
 use crate::decompress::Output;
 use crate::error::{Compression, KimageError};
+use crc32fast::Hasher as Crc32;
 
 const FHCRC: u8 = 0x02;
 const FEXTRA: u8 = 0x04;
