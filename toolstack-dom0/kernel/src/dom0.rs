@@ -576,6 +576,9 @@ impl App for Dom0 {
             .as_mut()
             .is_some_and(|ts| ts.on_console_event(port))
         {
+            // Attached text consoles get the new output now, not at the
+            // next tick.
+            self.pump_relays(lp, None);
             self.after_board(lp);
             return;
         }

@@ -97,7 +97,6 @@ impl ConsoleLink {
     /// Puts as much of `bytes` as `in[]` has room for into it and kicks
     /// the domain; returns how many bytes went in (0 when the ring is full
     /// or the domain's `in_cons` is corrupt).
-    #[allow(dead_code, reason = "the text console's input: wired next")]
     pub fn write_input(&mut self, bytes: &[u8]) -> usize {
         let view = self.page.view();
         // Copy the domain's index out once; ours is what we last stored.
@@ -122,7 +121,6 @@ impl ConsoleLink {
 
     /// What the domain wrote since it connected, as [`DomainConsole`]
     /// keeps it (the last 64 KiB).
-    #[allow(dead_code, reason = "the text console's output: wired next")]
     pub fn state(&self) -> &DomainConsole {
         &self.state
     }

@@ -280,6 +280,21 @@ impl Hypervisor for XenHypervisor {
         }
         destroyed
     }
+
+    fn console_read(
+        &mut self,
+        domid: u32,
+        from: u64,
+        max: usize,
+    ) -> Option<(alloc::vec::Vec<u8>, u64)> {
+        let link = self.consoles.get(&u16::try_from(domid).ok()?)?;
+        Some(link.state().read_from(from, max))
+    }
+
+    fn console_write(&mut self, domid: u32, bytes: &[u8]) -> Option<usize> {
+        let link = self.consoles.get_mut(&u16::try_from(domid).ok()?)?;
+        Some(link.write_input(bytes))
+    }
 }
 
 /// Now, as the engine counts time: ms since the Unix epoch.
