@@ -134,6 +134,18 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_target_or_cookie_never_panics(target in ".{0,200}", cookie in ".{0,200}") {
+            for key in ["ref", "uuid", "session_id", ""] {
+                let _ = query_param(&target, key);
+                let _ = cookie_value(&cookie, key);
+            }
+            let _ = percent_decode(&target);
+        }
+    }
 
     #[test]
     fn query_and_cookie_values() {
