@@ -225,3 +225,36 @@ fn a_halted_vms_console_is_gone() {
     let (text, _, close) = client_sees(send(&mut r, &mut e, 1, request.as_bytes()), 1);
     assert!(text.starts_with("HTTP/1.1 404") && close, "{text}");
 }
+
+#[test]
+fn a_vm_whose_console_dom0_does_not_relay_gets_404() {
+    let mut e = open(MemStorage::default());
+    let mut r = Relayed::new();
+    let (sid, console, _, _, domid) = running_vm(&mut e);
+    // Past budget::VM_CONSOLES dom0 relays no console for a new VM.
+    e.hypervisor().consoles.remove(&domid);
+    let request = format!("CONNECT /console?ref={console}&session_id={sid} HTTP/1.0\r\n\r\n");
+    let (text, stream, close) = client_sees(send(&mut r, &mut e, 1, request.as_bytes()), 1);
+    assert!(
+        text.starts_with("HTTP/1.1 404") && !stream && close,
+        "{text}"
+    );
+    assert!(text.contains("dom0 relays no console"), "{text}");
+}
+
+#[test]
+fn pipelined_keystrokes_after_the_connect_reach_the_guest() {
+    let mut e = open(MemStorage::default());
+    let mut r = Relayed::new();
+    let (sid, console, _, _, domid) = running_vm(&mut e);
+    // The client types before the 200 arrived: the bytes after the head
+    // are console input, not another request.
+    let request =
+        format!("CONNECT /console?ref={console}&session_id={sid} HTTP/1.0\r\n\r\nPOST / x\r");
+    let (text, stream, close) = client_sees(send(&mut r, &mut e, 1, request.as_bytes()), 1);
+    assert!(
+        stream && !close && text.starts_with("HTTP/1.1 200"),
+        "{text}"
+    );
+    assert_eq!(guest_input(&mut e, domid), b"POST / x\r");
+}
