@@ -355,6 +355,31 @@ mod tests {
 
     proptest! {
         #[test]
+        fn input_room_and_runs_stay_in_the_ring(cons in any::<u32>(), prod in any::<u32>(), want in 0u32..5000) {
+            if let Room::Bytes { start, len } = input_room(cons, prod) {
+                prop_assert!(start < IN_RING && len <= IN_RING);
+                let n = want.min(len);
+                let [(a, la), (b, lb)] = runs(start, n, IN_RING);
+                prop_assert_eq!(la + lb, n as usize);
+                prop_assert!(a + la <= IN_RING as usize && b + lb <= IN_RING as usize);
+            } else {
+                prop_assert!(prod.wrapping_sub(cons) > IN_RING);
+            }
+        }
+
+        #[test]
+        fn readers_never_read_outside_the_history(writes in proptest::collection::vec(0usize..40_000, 0..6), from in any::<u64>(), max in 0usize..100_000) {
+            let mut c = DomainConsole::new("p");
+            for n in writes {
+                c.feed(&alloc::vec![b'a'; n]);
+            }
+            let (bytes, next) = c.read_from(from, max);
+            prop_assert!(bytes.len() <= max && bytes.len() <= HISTORY_BYTES);
+            prop_assert!(next <= c.written());
+            prop_assert_eq!(next - bytes.len() as u64, from.clamp(c.written() - c.history().len() as u64, c.written()));
+        }
+
+        #[test]
         fn any_bytes_any_indexes_never_panic(cons in any::<u32>(), prod in any::<u32>(), bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
             let mut out = [0u8; 2048];
             for (i, b) in bytes.iter().take(2048).enumerate() { out[i] = *b; }
