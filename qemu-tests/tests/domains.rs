@@ -184,6 +184,26 @@ fn xenapi_in_dom0_serves_a_relay_and_starts_a_real_vm() {
     );
     let slowest = assert_vm_crashes_followed(log);
     eprintln!("slowest stop noticed {slowest:.3} s after the build (VIRQ_DOM_EXC)");
+    assert_vm_consoles_relayed(log);
+}
+
+/// dom0 relays each XenAPI VM's console to its log at DEBUG, prefixed
+/// with the VM's name, and gives the console back on every destroy: more
+/// VMs were built than dom0 relays consoles at once
+/// (`budget::VM_CONSOLES`), and every one was relayed.
+fn assert_vm_consoles_relayed(log: &str) {
+    assert!(
+        log.contains("dom0: DEBUG [guest] [")
+            && log
+                .contains("testdom: hello from testdom: 2048 pages, command line \"xenapi-guest\""),
+        "the VM's console is not in dom0's log:\n{log}"
+    );
+    let builds = log.matches("dom0: xenapi: built VM").count();
+    assert!(
+        builds > xenapi::budget::VM_CONSOLES,
+        "{builds} VM builds:\n{log}"
+    );
+    assert!(!log.contains("console not relayed"), "{log}");
 }
 
 /// The guest crashes by itself: dom0 notices and applies the VM's
@@ -335,6 +355,7 @@ fn xenapi_vm_stops_are_noticed_while_xenstore_dom_holds_virq_dom_exc() {
     // (a loaded host stretches it).
     let slowest = assert_vm_crashes_followed(log);
     eprintln!("slowest stop noticed {slowest:.3} s after the build");
+    assert_vm_consoles_relayed(log);
 }
 
 /// Stress rounds per testdom (`XCP_XS_STRESS_ROUNDS` overrides).

@@ -203,3 +203,134 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
         client_time.as_millis()
     );
 }
+
+/// The text console client: starts a `console-echo` testdom VM, attaches
+/// to its console with `CONNECT` on the console's `location` (as xapi's
+/// clients do), reads the guest's boot output from the history, types a
+/// line the guest echoes, and sees the connection close when the VM
+/// stops. Its last line is "CONSOLE OK".
+const CONSOLE_CLIENT: &str = r#"
+import socket
+import sys
+import time
+import urllib.parse
+import XenAPI
+url, pw = sys.argv[1], sys.argv[2]
+where = urllib.parse.urlsplit(url)
+s = XenAPI.Session(url)
+s.xenapi.login_with_password("root", pw, "1.0", "console-qemu-test")
+session = s._session
+mib8 = str(8 << 20)
+vm = s.xenapi.VM.create({
+    "name_label": "echo", "PV_kernel": "/boot/guest/testdom.elf",
+    "PV_args": "console-echo", "memory_static_max": mib8,
+    "memory_dynamic_max": mib8, "memory_dynamic_min": mib8,
+    "memory_static_min": mib8, "VCPUs_max": "1", "VCPUs_at_startup": "1",
+})
+s.xenapi.VM.start(vm, False, False)
+consoles = s.xenapi.VM.get_consoles(vm)
+assert len(consoles) == 1, consoles
+con = s.xenapi.console.get_record(consoles[0])
+print("console:", con["protocol"], con["location"])
+assert con["protocol"] == "vt100", con
+loc = urllib.parse.urlsplit(con["location"])
+assert loc.path == "/console" and loc.query == "ref=" + consoles[0], con
+# An invalid session is refused.
+c = socket.create_connection((where.hostname, where.port), timeout=30)
+c.sendall(f"CONNECT {loc.path}?{loc.query}&session_id=OpaqueRef:bad HTTP/1.0\r\n\r\n".encode())
+refused = c.recv(100)
+print("bad session:", refused.split(b"\r\n")[0].decode())
+assert refused.startswith(b"HTTP/1.1 401"), refused
+c.close()
+c = socket.create_connection((where.hostname, where.port), timeout=30)
+c.sendall(f"CONNECT {loc.path}?{loc.query}&session_id={session} HTTP/1.0\r\n\r\n".encode())
+seen = b""
+def read_until(marker, secs):
+    global seen
+    deadline = time.monotonic() + secs
+    while marker not in seen:
+        if time.monotonic() > deadline:
+            print("console so far:", seen)
+            sys.exit(1)
+        chunk = c.recv(4096)
+        if not chunk:
+            print("closed early; console so far:", seen)
+            sys.exit(1)
+        seen += chunk
+read_until(b"\r\n\r\n", 30)
+head, _, rest = seen.partition(b"\r\n\r\n")
+print("attach:", head.split(b"\r\n")[0].decode())
+assert head.startswith(b"HTTP/1.1 200"), head
+seen = rest
+read_until(b"console-echo: type a line", 60)
+print("history: the guest's boot lines arrived")
+c.sendall(b"hello console\r")
+read_until(b"echo: hello console", 60)
+print("typed: the guest echoed the line")
+s.xenapi.VM.hard_shutdown(vm)
+c.settimeout(30)
+closed = False
+try:
+    while c.recv(4096):
+        pass
+    closed = True
+except ConnectionResetError:
+    closed = True
+print("closed after the VM stopped:", closed)
+assert closed
+s.xenapi.session.logout()
+print("CONSOLE OK")
+"#;
+
+#[test]
+fn a_vms_text_console_through_netdom() {
+    let py = python_with_xenapi(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let a = Artifacts::from_env();
+    let dir = a.scratch("netdom-console");
+    let hash = xenapi::auth::hash_password(PASSWORD, 1000).unwrap();
+    let config = format!(
+        "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
+         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 12\n\
+         restart = false\nstart = false\npassthrough = true\n"
+    );
+    // The test testdom (with `console-echo`) as the VM's guest kernel,
+    // /boot/guest/testdom.elf.
+    let guest = dir.join("testdom.elf");
+    std::fs::copy(a.path("testdom-test.elf"), &guest).unwrap();
+    let mut images = vec![("netdom.elf".into(), a.path("netdom.elf"))];
+    images.extend(xcp_boot::guest_entries(&[guest]).unwrap());
+    let archive = xcp_boot::assemble_bundle(&config, &images).unwrap();
+    let path = dir.join("bundle.cpio");
+    std::fs::write(&path, archive).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut launch = a.selftest(
+        &format!("test-exit selftest=netdom-xenapi xenapi-url={url}"),
+        &path,
+    );
+    launch.devices.nic = Some(Some(port));
+    let run_qemu = Run::start("netdom-console", &launch);
+    let waited = run_qemu.wait_for("xenapi relay ready", Duration::from_secs(150));
+    let client = waited.as_ref().ok().map(|_| {
+        run(
+            Command::new(&py).args(["-c", CONSOLE_CLIENT, &url, PASSWORD]),
+            180,
+        )
+    });
+    let outcome = run_qemu.finish(Duration::from_millis(500));
+    let log = &outcome.log;
+    if let Err(e) = waited {
+        panic!("{e}");
+    }
+    let (ok, output) = client.expect("the client ran");
+    assert!(
+        ok && output.trim_end().ends_with("CONSOLE OK"),
+        "client failed:\n{output}\nlog:\n{log}"
+    );
+    assert!(output.contains("bad session: HTTP/1.1 401"), "{output}");
+    // The VM's console lines reach dom0's log at DEBUG, prefixed with its
+    // name, echo included.
+    assert!(log.contains("[echo] echo: hello console"), "{log}");
+    assert!(!log.contains("FAIL"), "{log}");
+    eprintln!("client output:\n{output}");
+}

@@ -28,6 +28,11 @@
 //!   itself, and a connection number is never reused while dom0 may still
 //!   hold it.
 //!
+//! dom0 may turn a connection into a raw byte stream (`Stream`: a text
+//! console attached with `CONNECT`): from then on its bytes are not HTTP,
+//! so no head or body deadline applies and it is never evicted; its idle
+//! deadline and every buffer cap still do.
+//!
 //! dom0 may ask for counters (`StatsRequest`): the engine surfaces the
 //! request to the board once ([`Relay::take_stats_request`]), whatever
 //! number came, and sends the board's answer ([`Relay::send_stats`]) ahead
@@ -194,6 +199,8 @@ struct Conn {
     idle_since: u64,
     /// When the client half-closed.
     eof_since: Option<u64>,
+    /// dom0 made it a raw byte stream (`FromToolstack::Stream`).
+    stream: bool,
 }
 
 impl Conn {
@@ -327,6 +334,7 @@ impl Relay {
                 head: Head::starting(now),
                 idle_since: now,
                 eof_since: None,
+                stream: false,
             },
         );
         self.stats.accepted += 1;
@@ -362,7 +370,9 @@ impl Relay {
         let taken = &bytes[..take];
         let held = c.to_dom0.held();
         c.to_dom0.extend_from_slice(taken);
-        c.head.scan(now, taken);
+        if !c.stream {
+            c.head.scan(now, taken);
+        }
         c.last_activity = now;
         self.buffered = self.buffered - held + c.to_dom0.held();
         take
@@ -482,7 +492,9 @@ impl Relay {
                     return;
                 }
                 let c = self.conns.get_mut(&id).expect("checked above");
-                c.head.on_reply(&bytes);
+                if !c.stream {
+                    c.head.on_reply(&bytes);
+                }
                 // Kept as it came: no copy, exactly what it holds.
                 let held = c.to_client.held();
                 c.to_client.push(bytes);
@@ -510,6 +522,21 @@ impl Relay {
                 }
             }
             FromToolstack::StatsRequest => self.stats_requested = true,
+            FromToolstack::Stream { conn } => {
+                let Some(c) = self.conns.get_mut(&ConnId(conn)) else {
+                    self.stats.stale_messages += 1;
+                    return;
+                };
+                if c.state == State::Draining {
+                    self.stats.stale_messages += 1;
+                    return;
+                }
+                c.stream = true;
+                // No request is in progress on a stream: no head or body
+                // deadline.
+                c.head = Head::default();
+                c.last_activity = now;
+            }
         }
     }
 
@@ -663,7 +690,7 @@ impl Relay {
             .conns
             .iter()
             .filter(|(_, c)| c.state == State::Open && source.is_none_or(|s| c.source == s))
-            .filter(|(_, c)| c.to_client.is_empty())
+            .filter(|(_, c)| c.to_client.is_empty() && !c.stream)
             .filter_map(|(&id, c)| {
                 let stalled = match c.head.incomplete_since() {
                     Some(since) => since,

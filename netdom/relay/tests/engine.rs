@@ -720,3 +720,58 @@ fn at_a_cap_the_longest_stalled_connection_makes_room() {
         .count();
     assert_eq!(closed, 3);
 }
+
+#[test]
+fn a_stream_has_no_head_deadline_is_not_evicted_but_idles_out() {
+    let mut r = Relay::new(Config {
+        head_timeout_ms: 100,
+        idle_timeout_ms: 1_000,
+        max_connections: 2,
+        evict_after_ms: 10,
+        ..Config::default()
+    });
+    let console = accept(&mut r, A);
+    feed_all(
+        &mut r,
+        0,
+        console,
+        b"CONNECT /console?ref=OpaqueRef:c HTTP/1.0\r\n\r\n",
+    );
+    assert_eq!(drain(&mut r).len(), 1);
+    r.on_toolstack(5, FromToolstack::Stream { conn: console.0 });
+    r.on_toolstack(5, data(console, b"HTTP/1.1 200 OK\r\n\r\nboot\n"));
+    assert_eq!(
+        client_out(&mut r, console),
+        b"HTTP/1.1 200 OK\r\n\r\nboot\n"
+    );
+    // Keystrokes are not a request head: no head deadline, and they go to
+    // dom0 unchanged.
+    feed_all(&mut r, 10, console, b"ls");
+    r.on_tick(500);
+    assert!(r.is_live(console));
+    assert_eq!(
+        drain(&mut r),
+        [ToToolstack::Data {
+            conn: console.0,
+            bytes: b"ls".to_vec()
+        }]
+    );
+    // At the cap a stalled HTTP connection is evicted, the stream never.
+    let stalled = accept(&mut r, B);
+    let third = r.on_accept(600, B).expect("the stalled one makes room");
+    assert!(!r.is_live(stalled) && r.is_live(console));
+    // dom0 answers the third's request (it cannot be evicted either).
+    feed_all(&mut r, 600, third, b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        r.on_accept(700, B),
+        Err(Refused::TooManyConnections),
+        "the stream is not evicted"
+    );
+    // Its idle deadline still applies.
+    r.on_tick(1_010);
+    assert!(!r.is_live(console));
+    assert_eq!(r.stats().idle_timeouts, 1);
+    // A stale or repeated Stream is harmless.
+    r.on_toolstack(1_100, FromToolstack::Stream { conn: 999 });
+    assert_eq!(r.stats().stale_messages, 1);
+}

@@ -21,6 +21,8 @@ enum Op {
     Tick(u64),
     /// dom0 asks for counters (`n` times) and the board answers.
     Dom0Stats(usize),
+    /// dom0 makes a connection a raw stream (a text console).
+    Dom0Stream(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -36,6 +38,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0usize..8, 0usize..50_000).prop_map(|(c, n)| Op::Consume(c, n)),
         1 => (0u64..20_000).prop_map(Op::Tick),
         1 => (1usize..4).prop_map(Op::Dom0Stats),
+        1 => (0usize..8).prop_map(Op::Dom0Stream),
     ]
 }
 
@@ -179,6 +182,9 @@ proptest! {
                     now += dt;
                     r.on_tick(now);
                 }
+                Op::Dom0Stream(i) => if let Some(&c) = conns.get(i) {
+                    r.on_toolstack(now, FromToolstack::Stream { conn: c.0 });
+                },
                 Op::Dom0Stats(n) => {
                     for _ in 0..n {
                         r.on_toolstack(now, FromToolstack::StatsRequest);

@@ -12,7 +12,9 @@
 //! `xs-fill` fills
 //! xenstore to its byte quota inside open transactions; `xenapi-relay=...`
 //! drives XenAPI in dom0 as a relay; `xs-whoami=<reader domid>` (a XenAPI
-//! VM's guest) reads who it is from xenstore and reports it in `data/`.
+//! VM's guest) reads who it is from xenstore and reports it in `data/`;
+//! `console-echo` echoes console input lines back (a XenAPI VM's text
+//! console test).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(target_os = "none", forbid(unsafe_code))]
 
@@ -21,6 +23,8 @@ extern crate alloc;
 
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod channel_peer;
+#[cfg(all(target_os = "none", feature = "selftest"))]
+mod console_echo;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod grant_peer;
 #[cfg(all(target_os = "none", feature = "selftest"))]
@@ -81,6 +85,9 @@ mod domain {
         }
         if let Some(role) = cmdline::get(boot.cmdline, "xs-test") {
             crate::xs_test::run(boot, role);
+        }
+        if cmdline::has(boot.cmdline, "console-echo") {
+            crate::console_echo::run();
         }
         if let Some(arg) = cmdline::get(boot.cmdline, "xenapi-relay") {
             let password = cmdline::get(boot.cmdline, "xenapi-password").unwrap_or("");

@@ -109,6 +109,15 @@ pub enum FromToolstack {
     /// Send your counters: one [`ToToolstack::Stats`] answers every
     /// request that came before it.
     StatsRequest,
+    /// From the data sent after this message on, `conn` is a raw byte
+    /// stream both ways (a text console attached with `CONNECT`): no
+    /// longer HTTP requests, so the relay stops timing request heads and
+    /// bodies on it and never evicts it for a new connection. Its idle
+    /// timeout still applies.
+    Stream {
+        /// Connection number.
+        conn: u32,
+    },
 }
 
 #[cfg(test)]
@@ -188,7 +197,12 @@ mod tests {
         );
         // A truncated answer is refused, not misread.
         assert!(postcard::from_bytes::<ToToolstack>(&bytes[..bytes.len() - 1]).is_err());
-        assert!(postcard::from_bytes::<FromToolstack>(&[3]).is_err());
+        assert!(postcard::from_bytes::<FromToolstack>(&[4]).is_err());
+        // Stream is appended after StatsRequest.
+        assert_eq!(
+            postcard::to_allocvec(&FromToolstack::Stream { conn: 7 }).unwrap(),
+            [3, 7]
+        );
     }
 
     #[test]

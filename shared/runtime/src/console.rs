@@ -3,15 +3,20 @@
 //!
 //! Read first: xen/include/public/io/console.h. The ring page holds
 //! `in[1024]`, `out[2048]`, then `in_cons, in_prod, out_cons, out_prod`
-//! (u32 each). We only produce on `out`; the reader (dom0's console relay)
-//! consumes and we kick it through the console event channel.
+//! (u32 each). We produce on `out`; the reader (dom0's console relay)
+//! consumes and we kick it through the console event channel. dom0
+//! produces on `in` (what a client types into the text console);
+//! [`read_ring_input`] consumes it.
 
 use core::sync::atomic::{fence, Ordering};
 
 use xen_sys::io::console::{
+    OFF_IN as IN_OFFSET, OFF_IN_CONS as IN_CONS_OFFSET, OFF_IN_PROD as IN_PROD_OFFSET,
     OFF_OUT as OUT_OFFSET, OFF_OUT_CONS as OUT_CONS_OFFSET, OFF_OUT_PROD as OUT_PROD_OFFSET,
-    XENCONS_OUT_SIZE,
+    XENCONS_IN_SIZE, XENCONS_OUT_SIZE,
 };
+
+const IN_SIZE: u32 = XENCONS_IN_SIZE as u32;
 
 const OUT_SIZE: u32 = XENCONS_OUT_SIZE as u32;
 
@@ -68,6 +73,53 @@ pub fn read_input(buf: &mut [u8]) -> usize {
         Ok(n) => (n as usize).min(buf.len()),
         Err(_) => 0,
     }
+}
+
+/// The PV console ring's event channel, if this domain has a ring console.
+pub fn ring_port() -> Option<u32> {
+    match *CONSOLE.lock() {
+        Some(Console::Ring { evtchn, .. }) => Some(evtchn),
+        _ => None,
+    }
+}
+
+/// Reads bytes the console's reader put into the ring's `in[]` into `buf`
+/// (a PV console ring only); returns the count (0 when none wait). dom0
+/// writes `in_prod`: a producer more than the ring ahead is not trusted,
+/// and what it claims is skipped.
+pub fn read_ring_input(buf: &mut [u8]) -> usize {
+    let Some(Console::Ring { page, evtchn }) = *CONSOLE.lock() else {
+        return 0;
+    };
+    let cons_ptr = (page + IN_CONS_OFFSET) as *mut u32;
+    let prod_ptr = (page + IN_PROD_OFFSET) as *const u32;
+    // SAFETY: the ring page is mapped for the domain's life; the index
+    // words are shared with the writer, hence volatile.
+    let mut cons = unsafe { core::ptr::read_volatile(cons_ptr) };
+    // SAFETY: as above.
+    let prod = unsafe { core::ptr::read_volatile(prod_ptr) };
+    fence(Ordering::Acquire);
+    let pending = prod.wrapping_sub(cons);
+    if pending > IN_SIZE {
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(cons_ptr, prod) };
+        return 0;
+    }
+    let n = (pending as usize).min(buf.len());
+    for b in buf.iter_mut().take(n) {
+        let at = page + IN_OFFSET + (cons & (IN_SIZE - 1)) as usize;
+        // SAFETY: `at` lies inside the in[] array of the mapped page.
+        *b = unsafe { core::ptr::read_volatile(at as *const u8) };
+        cons = cons.wrapping_add(1);
+    }
+    fence(Ordering::Release);
+    // SAFETY: as above; the bytes were read before the fence.
+    unsafe { core::ptr::write_volatile(cons_ptr, cons) };
+    if n > 0 {
+        // The writer may wait for room.
+        crate::evtchn::send(evtchn);
+    }
+    n
 }
 
 /// The console writer's view of its reader (a stall drops bytes rather

@@ -322,6 +322,16 @@ impl Dom0 {
             }
         }
         self.platform.platform.sync(lp);
+        // VM consoles connected or closed by engine calls.
+        if let Some(ts) = self.toolstack.as_mut() {
+            for (port, watch) in ts.take_watches() {
+                if !watch {
+                    lp.unwatch(port);
+                } else if let Err(e) = lp.watch(port) {
+                    error!("watch VM console port {port}: {e}");
+                }
+            }
+        }
         if pump {
             // A relay's peer kicks only a consumer that said it waits: look once.
             self.pump_relays(lp, None);
@@ -564,6 +574,17 @@ impl App for Dom0 {
     fn on_event(&mut self, lp: &mut Loop, port: u32) {
         if self.relays.iter().any(|r| r.port == port) {
             self.pump_relays(lp, Some(port));
+        }
+        if self
+            .toolstack
+            .as_mut()
+            .is_some_and(|ts| ts.on_console_event(port))
+        {
+            // Attached text consoles get the new output now, not at the
+            // next tick.
+            self.pump_relays(lp, None);
+            self.after_board(lp);
+            return;
         }
         if let Some(shell) = self.shell.as_mut().filter(|s| s.port == port) {
             for line in shell.read_lines() {

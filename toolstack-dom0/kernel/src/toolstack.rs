@@ -24,8 +24,13 @@ use xenapi::rng::Entropy;
 use xenapi::value::Instant;
 use xenapi::wal::Volatile;
 
+use crate::relay::{ConsoleLink, Lines};
 use crate::xen::Xen;
 use crate::xs::XsLink;
+
+/// Running VMs whose console dom0 relays (dom0's budget, xenapi
+/// `budget.rs`: each keeps a 64 KiB history).
+pub const MAX_VM_CONSOLES: usize = xenapi::budget::VM_CONSOLES;
 
 /// Most reply bytes queued for a relay that is not reading (dom0's budget,
 /// xenapi `budget.rs`): beyond it dom0 stops taking that relay's requests
@@ -91,6 +96,12 @@ pub struct XenHypervisor {
     xenstore: Option<(u16, XsLink)>,
     /// The uuid of each VM domain introduced to xenstore, by domid.
     introduced: BTreeMap<u16, String>,
+    /// The console of each VM domain dom0 relays, by domid (at most
+    /// [`MAX_VM_CONSOLES`]).
+    consoles: BTreeMap<u16, ConsoleLink>,
+    /// Event-loop watches to apply (port, watch or unwatch), taken by
+    /// [`Toolstack::take_watches`] after each engine call.
+    watches: alloc::vec::Vec<(u32, bool)>,
     xen: Xen,
 }
 
@@ -109,6 +120,44 @@ impl XenHypervisor {
                 "{what} {name:?} is not in the platform bundle (guest files are {GUEST_DIR}<name>)"
             ))
         })
+    }
+
+    /// Relays the console of the new VM domain `built` (called `name`),
+    /// if fewer than [`MAX_VM_CONSOLES`] are relayed. The VM runs either
+    /// way: a console dom0 cannot relay is only not seen.
+    fn connect_console(&mut self, name: &str, built: &xcp_dom0_board::build::Built) {
+        if self.consoles.len() >= MAX_VM_CONSOLES {
+            log::warn!(
+                "xenapi: VM {name} (domid {}): console not relayed ({MAX_VM_CONSOLES} VM consoles are)",
+                built.domid
+            );
+            return;
+        }
+        match ConsoleLink::connect_to(
+            name,
+            built.domid,
+            built.console_mfn,
+            built.console_port,
+            Lines::Debug,
+        ) {
+            Ok(link) => {
+                self.watches.push((link.port, true));
+                self.consoles.insert(built.domid, link);
+            }
+            Err(e) => log::warn!(
+                "xenapi: VM {name} (domid {}): console not relayed: {e}",
+                built.domid
+            ),
+        }
+    }
+
+    /// Drains, unwatches and closes the console of VM domain `domid`.
+    fn close_console(&mut self, domid: u16) {
+        if let Some(mut link) = self.consoles.remove(&domid) {
+            link.drain();
+            self.watches.push((link.port, false));
+            link.close();
+        }
     }
 
     /// Writes the tree of `spec`'s new domain and introduces it; on failure
@@ -180,6 +229,7 @@ impl Hypervisor for XenHypervisor {
             }
             self.introduced.insert(built.domid, spec.uuid.clone());
         }
+        self.connect_console(&spec.name, &built);
         log::info!("xenapi: built VM {} as domid {}", spec.name, built.domid);
         Ok(u32::from(built.domid))
     }
@@ -208,6 +258,8 @@ impl Hypervisor for XenHypervisor {
 
     fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError> {
         let d = domid16(domid)?;
+        // What the VM wrote last is logged before its ring goes.
+        self.close_console(d);
         let destroyed = self
             .xen
             .destroy_domain(d)
@@ -227,6 +279,21 @@ impl Hypervisor for XenHypervisor {
             }
         }
         destroyed
+    }
+
+    fn console_read(
+        &mut self,
+        domid: u32,
+        from: u64,
+        max: usize,
+    ) -> Option<(alloc::vec::Vec<u8>, u64)> {
+        let link = self.consoles.get(&u16::try_from(domid).ok()?)?;
+        Some(link.state().read_from(from, max))
+    }
+
+    fn console_write(&mut self, domid: u32, bytes: &[u8]) -> Option<usize> {
+        let link = self.consoles.get_mut(&u16::try_from(domid).ok()?)?;
+        Some(link.write_input(bytes))
     }
 }
 
@@ -260,6 +327,8 @@ impl Toolstack {
             images,
             xenstore: None,
             introduced: BTreeMap::new(),
+            consoles: BTreeMap::new(),
+            watches: alloc::vec::Vec::new(),
             xen: Xen::new(),
         };
         let mut engine = Engine::open(config, hv, Volatile::default(), XenEntropy)
@@ -343,6 +412,25 @@ impl Toolstack {
             }
         }
         changed
+    }
+
+    /// Event-loop watches of VM consoles to apply (port, watch or
+    /// unwatch) since the last call.
+    pub fn take_watches(&mut self) -> alloc::vec::Vec<(u32, bool)> {
+        core::mem::take(&mut self.engine.hypervisor().watches)
+    }
+
+    /// Drains the VM console whose event came on `port`; returns whether
+    /// one did.
+    pub fn on_console_event(&mut self, port: u32) -> bool {
+        let hv = self.engine.hypervisor();
+        match hv.consoles.values_mut().find(|c| c.port == port) {
+            Some(link) => {
+                link.drain();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Connections with a parked call (`event.from` waiting for changes)

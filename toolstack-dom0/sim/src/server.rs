@@ -111,6 +111,18 @@ fn connection(sh: &Shared, mut stream: TcpStream) {
                     }
                     break;
                 }
+                Handled::Attach { .. } => {
+                    // The simulator's fake domains have no console to
+                    // stream: say so and close.
+                    drop(eng);
+                    let _ = stream.write_all(&http::response(
+                        501,
+                        "text/plain",
+                        b"the simulator streams no text consoles\n",
+                        false,
+                    ));
+                    return;
+                }
                 Handled::Park { until } => {
                     parked_since.get_or_insert(t);
                     let wait = Duration::from_millis(until.0.saturating_sub(t.0).max(1));

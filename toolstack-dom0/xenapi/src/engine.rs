@@ -104,6 +104,16 @@ pub enum Handled {
         /// Close the connection after sending.
         close: bool,
     },
+    /// A text console attach (`CONNECT /console`): send
+    /// [`crate::console::ATTACHED`], drop `consumed` bytes, and from now on
+    /// relay the connection's bytes raw to and from domain `domid`'s
+    /// console ([`Hypervisor::console_read`], [`Hypervisor::console_write`]).
+    Attach {
+        /// Buffer bytes used by the request.
+        consumed: usize,
+        /// The VM's domain.
+        domid: u32,
+    },
     /// Call again with the same buffer when the engine changed or at `until`.
     Park {
         /// The deadline.
@@ -285,6 +295,25 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         };
         if req.method == "GET" && req.path == "/" {
             return reply(200, "text/plain", b"xcp-rs XenAPI host\n");
+        }
+        if req.method == "CONNECT" {
+            return match self.attach_console(&req) {
+                Ok(domid) => Handled::Attach { consumed, domid },
+                Err(refusal) => {
+                    let mut body = String::from(refusal.why);
+                    body.push('\n');
+                    Handled::Reply {
+                        consumed,
+                        bytes: Response::from_bytes(http::response(
+                            refusal.status,
+                            "text/plain",
+                            body.as_bytes(),
+                            false,
+                        )),
+                        close: true,
+                    }
+                }
+            };
         }
         if req.method != "POST" {
             return reply(405, "text/plain", b"Method Not Allowed\n");

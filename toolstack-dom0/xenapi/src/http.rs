@@ -30,6 +30,9 @@ pub struct Request {
     pub content_type: Option<String>,
     /// The body.
     pub body: Vec<u8>,
+    /// The `Cookie` header, if any (the text console takes its session
+    /// from it, as xapi does).
+    pub cookie: Option<String>,
     /// Whether the connection stays open after the reply.
     pub keep_alive: bool,
     /// Bytes of the buffer this request used.
@@ -71,6 +74,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
     let mut keep_alive = version >= 1;
     let mut content_type = None;
     let mut chunked = false;
+    let mut cookie = None;
     for h in req.headers.iter() {
         let value = core::str::from_utf8(h.value).unwrap_or("").trim();
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -93,6 +97,8 @@ pub fn parse(buf: &[u8]) -> Parsed {
             } else if value.eq_ignore_ascii_case("keep-alive") {
                 keep_alive = true;
             }
+        } else if h.name.eq_ignore_ascii_case("cookie") {
+            cookie = Some(value.to_string());
         } else if h.name.eq_ignore_ascii_case("content-type") {
             let t = value.split(';').next().unwrap_or("").trim();
             content_type = Some(t.to_ascii_lowercase());
@@ -111,6 +117,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
                 path: req.path.unwrap_or("").to_string(),
                 content_type,
                 body,
+                cookie,
                 keep_alive,
                 consumed: head_len + used,
             }),
@@ -134,6 +141,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
         path: req.path.unwrap_or("").to_string(),
         content_type,
         body,
+        cookie,
         keep_alive,
         consumed: head_len + len,
     })
@@ -231,6 +239,7 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         411 => "Length Required",

@@ -5,6 +5,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// What to build.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,8 +49,22 @@ pub trait Hypervisor {
     fn pause(&mut self, domid: u32) -> Result<(), HypervisorError>;
     /// Asks the guest to shut down and waits until it has.
     fn shutdown(&mut self, domid: u32, reason: ShutdownReason) -> Result<(), HypervisorError>;
-    /// Destroys a domain, releasing its memory.
+    /// Destroys a domain, releasing its memory (and the relay of its
+    /// console).
     fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError>;
+    /// At most `max` bytes domain `domid` wrote to its console from
+    /// position `from` on (a position before the kept history reads from
+    /// its start), and the position after them; `None` when no console of
+    /// `domid` is relayed (it is gone, or was past the cap).
+    fn console_read(&mut self, _domid: u32, _from: u64, _max: usize) -> Option<(Vec<u8>, u64)> {
+        None
+    }
+    /// Puts client input into domain `domid`'s console: how many bytes
+    /// went in (0 when its input ring is full); `None` when no console of
+    /// `domid` is relayed.
+    fn console_write(&mut self, _domid: u32, _bytes: &[u8]) -> Option<usize> {
+        None
+    }
 }
 
 /// State of a fake domain.
@@ -71,7 +86,13 @@ pub struct FakeHypervisor {
     next: u32,
     /// When set, the next build fails with this message.
     pub fail_next_build: Option<String>,
+    /// Each domain's console: what it wrote, and the input it has not
+    /// read (at most [`FAKE_INPUT_ROOM`] bytes).
+    pub consoles: BTreeMap<u32, (Vec<u8>, Vec<u8>)>,
 }
+
+/// Input a fake console holds before it is full.
+pub const FAKE_INPUT_ROOM: usize = 16;
 
 impl FakeHypervisor {
     fn get(&mut self, domid: u32) -> Result<&mut FakeState, HypervisorError> {
@@ -90,6 +111,7 @@ impl Hypervisor for FakeHypervisor {
         let id = self.next;
         self.next += 1;
         self.domains.insert(id, FakeState::Paused);
+        self.consoles.insert(id, (Vec::new(), Vec::new()));
         Ok(id)
     }
     fn unpause(&mut self, domid: u32) -> Result<(), HypervisorError> {
@@ -105,9 +127,22 @@ impl Hypervisor for FakeHypervisor {
         Ok(())
     }
     fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError> {
+        self.consoles.remove(&domid);
         self.domains
             .remove(&domid)
             .map(|_| ())
             .ok_or_else(|| HypervisorError(alloc::format!("no domain {domid}")))
+    }
+    fn console_read(&mut self, domid: u32, from: u64, max: usize) -> Option<(Vec<u8>, u64)> {
+        let (out, _) = self.consoles.get(&domid)?;
+        let from = (from as usize).min(out.len());
+        let end = out.len().min(from + max);
+        Some((out[from..end].to_vec(), end as u64))
+    }
+    fn console_write(&mut self, domid: u32, bytes: &[u8]) -> Option<usize> {
+        let (_, input) = self.consoles.get_mut(&domid)?;
+        let n = bytes.len().min(FAKE_INPUT_ROOM - input.len());
+        input.extend_from_slice(&bytes[..n]);
+        Some(n)
     }
 }

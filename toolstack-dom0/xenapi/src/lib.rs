@@ -16,6 +16,7 @@ extern crate std;
 pub mod auth;
 pub mod body;
 pub mod budget;
+pub mod console;
 pub mod db;
 pub mod dispatch;
 pub mod engine;

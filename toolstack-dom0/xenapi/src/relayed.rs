@@ -22,6 +22,20 @@
 //! (`budget::BACKLOG_BYTES` + `budget::CALL_BYTES`). A connection with
 //! whole requests still buffered (pipelined) waits, deferred, and is
 //! served again by [`Relayed::tick`] once the backlog drained.
+//!
+//! A text console attach (`CONNECT /console`, [`crate::console`]) turns
+//! its connection into a raw stream: dom0 tells the relay
+//! ([`FromToolstack::Stream`], so it stops timing HTTP heads on it), sends
+//! `200 OK`, and from then on moves the console's output (its history
+//! first) to the client as the link's backlog has room (output is read
+//! from the console's bounded history at the connection's own position,
+//! never buffered here), and the client's bytes into the console's input
+//! ring as the guest takes them. Input the guest does not take waits, at
+//! most [`MAX_CONSOLE_INPUT`] bytes; beyond that a client's keystrokes are
+//! dropped, as a UART's full FIFO drops them. The connection is closed
+//! when the VM's console goes (the VM stopped). The board ticks while a
+//! console is attached ([`Relayed::has_parked`]) and on each console
+//! event.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -45,6 +59,10 @@ pub const MAX_TOTAL: usize = crate::budget::RELAYED_BYTES;
 pub const MAX_QUEUED: usize = crate::budget::BACKLOG_BYTES;
 
 const _: () = assert!(MAX_BUFFER <= MAX_TOTAL, "one whole request must fit");
+
+/// Client bytes an attached console connection holds while the guest does
+/// not read its input (four times its 1 KiB `in[]` ring).
+pub const MAX_CONSOLE_INPUT: usize = 4096;
 
 /// Reply bytes `out` holds.
 fn queued_bytes(out: &VecDeque<FromToolstack>) -> usize {
@@ -73,6 +91,16 @@ struct Conn {
     continued: bool,
     /// Whole requests wait in `buf` because the link's backlog was full.
     deferred: bool,
+    /// Attached to a VM's text console: `buf` holds input for it.
+    console: Option<Attached>,
+}
+
+/// A connection attached to a VM's text console.
+#[derive(Clone, Copy, Debug)]
+struct Attached {
+    domid: u32,
+    /// Position in the console's output up to which the client was sent.
+    at: u64,
 }
 
 /// A relayed connection: (link, the relay's connection number).
@@ -122,7 +150,12 @@ impl Relayed {
     pub fn has_parked(&self) -> bool {
         self.conns
             .values()
-            .any(|c| c.parked_since.is_some() || c.deferred)
+            .any(|c| c.parked_since.is_some() || c.deferred || c.console.is_some())
+    }
+
+    /// Connections attached to a text console.
+    pub fn consoles(&self) -> usize {
+        self.conns.values().filter(|c| c.console.is_some()).count()
     }
 
     /// Takes one message from relay `link`; queues what to send back on
@@ -143,6 +176,13 @@ impl Relayed {
                     return;
                 }
                 let c = self.conns.entry(key).or_default();
+                let bytes = if c.console.is_some() {
+                    // Keystrokes beyond what waits for the guest are lost.
+                    let room = MAX_CONSOLE_INPUT.saturating_sub(c.buf.len());
+                    &bytes[..bytes.len().min(room)]
+                } else {
+                    &bytes[..]
+                };
                 if c.buf.len() + bytes.len() > MAX_BUFFER {
                     self.remove(key);
                     out.push_back(FromToolstack::Close { conn });
@@ -160,7 +200,7 @@ impl Relayed {
                     out.push_back(FromToolstack::Close { conn });
                     return;
                 }
-                c.buf.extend_from_slice(&bytes);
+                c.buf.extend_from_slice(bytes);
                 self.buffered += growth;
                 let mut queued = queued_bytes(out);
                 self.serve(engine, now, key, out, &mut queued);
@@ -229,7 +269,7 @@ impl Relayed {
         let waiting: Vec<ConnKey> = self
             .conns
             .range((link, 0)..=(link, u32::MAX))
-            .filter(|(_, c)| c.parked_since.is_some() || c.deferred)
+            .filter(|(_, c)| c.parked_since.is_some() || c.deferred || c.console.is_some())
             .map(|(&k, _)| k)
             .collect();
         for key in waiting {
@@ -253,6 +293,10 @@ impl Relayed {
             let Some(c) = self.conns.get_mut(&key) else {
                 return;
             };
+            if let Some(attached) = c.console {
+                self.pump_console(engine, key, attached, out, queued);
+                return;
+            }
             c.deferred = !c.buf.is_empty() && *queued >= MAX_QUEUED;
             if c.deferred {
                 return;
@@ -263,6 +307,19 @@ impl Relayed {
                         c.continued = true;
                         push_data(out, conn, crate::http::CONTINUE);
                     }
+                    return;
+                }
+                Handled::Attach { consumed, domid } => {
+                    c.buf.drain(..consumed.min(c.buf.len()));
+                    c.buf.truncate(MAX_CONSOLE_INPUT);
+                    c.parked_since = None;
+                    c.continued = false;
+                    let attached = Attached { domid, at: 0 };
+                    c.console = Some(attached);
+                    out.push_back(FromToolstack::Stream { conn });
+                    *queued += crate::console::ATTACHED.len();
+                    push_data(out, conn, crate::console::ATTACHED);
+                    self.pump_console(engine, key, attached, out, queued);
                     return;
                 }
                 Handled::Park { .. } => {
@@ -294,6 +351,54 @@ impl Relayed {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Relayed {
+    /// Moves an attached console's bytes: the client's input into the
+    /// guest as it takes it, the guest's output to the client while the
+    /// link's backlog (`queued` bytes) has room. Closes the connection when
+    /// the console is gone.
+    fn pump_console<H: Hypervisor, S: Storage, E: Entropy>(
+        &mut self,
+        engine: &mut Engine<H, S, E>,
+        key: ConnKey,
+        mut attached: Attached,
+        out: &mut VecDeque<FromToolstack>,
+        queued: &mut usize,
+    ) {
+        let conn = key.1;
+        let hv = engine.hypervisor();
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let mut gone = false;
+        if !c.buf.is_empty() {
+            match hv.console_write(attached.domid, &c.buf) {
+                Some(n) => {
+                    c.buf.drain(..n.min(c.buf.len()));
+                }
+                None => gone = true,
+            }
+        }
+        while !gone && *queued < MAX_QUEUED {
+            match hv.console_read(attached.domid, attached.at, MAX_CHUNK) {
+                Some((bytes, next)) => {
+                    attached.at = next;
+                    if bytes.is_empty() {
+                        break;
+                    }
+                    *queued += bytes.len();
+                    out.push_back(FromToolstack::Data { conn, bytes });
+                }
+                None => gone = true,
+            }
+        }
+        c.console = Some(attached);
+        if gone {
+            self.remove(key);
+            out.push_back(FromToolstack::Close { conn });
         }
     }
 }

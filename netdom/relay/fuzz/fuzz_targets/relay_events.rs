@@ -130,6 +130,9 @@ fuzz_target!(|data: &[u8]| {
                 if c & 1 != 0 {
                     r.on_toolstack(now, FromToolstack::StatsRequest);
                 }
+                if c & 4 != 0 {
+                    r.on_toolstack(now, FromToolstack::Stream { conn: target });
+                }
                 if c & 2 != 0 && r.take_stats_request() {
                     r.send_stats(u64::from(c), now, Default::default());
                     stats_owed = true;

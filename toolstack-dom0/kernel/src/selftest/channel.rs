@@ -23,11 +23,14 @@ pub fn channel_to_testdom(
     let index = testdom(platform);
     let tx = Frame::alloc().expect("a tx page");
     let rx = Frame::alloc().expect("an rx page");
+    let (tx_pfn, rx_pfn) = (tx.pfn(), rx.pfn());
+    // The rings are set up before testdom runs: it may send as soon as it
+    // boots, and setting them up after would wipe what it sent.
+    let channel = Channel::new(tx, rx, Role::Initiator).expect("channel setup");
     let mut made: Option<(u16, u32)> = None;
     let result = platform.start_with(index, &mut |_, _, domid| {
-        let grant =
-            |f: &Frame| xcp_runtime::gnttab::grant_access(domid, f.pfn(), false).expect("grant");
-        let (tx_ref, rx_ref) = (grant(&tx), grant(&rx));
+        let grant = |pfn| xcp_runtime::gnttab::grant_access(domid, pfn, false).expect("grant");
+        let (tx_ref, rx_ref) = (grant(tx_pfn), grant(rx_pfn));
         let port = xcp_runtime::evtchn::alloc_unbound(domid).expect("an unbound port");
         made = Some((domid, port));
         Ok(alloc::format!("{key}={tx_ref},{rx_ref},{port} {extra}"))
@@ -36,9 +39,6 @@ pub fn channel_to_testdom(
         fail(key, "could not build testdom");
     }
     let (domid, port) = made.expect("the command line was made");
-    // `Frame::alloc` zeroed both pages before they were granted, and
-    // testdom may already run and wait: attach without zeroing.
-    let channel = Channel::new(tx, rx, Role::Prepared).expect("channel setup");
     lp.watch(port).expect("watch the channel port");
     (domid, channel, port)
 }
