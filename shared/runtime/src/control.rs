@@ -228,7 +228,11 @@ pub fn set_memory_map(domid: DomId, e820: &[u8]) -> Result<(), Errno> {
         return Err(Errno::EINVAL);
     }
     let field = |b: &[u8], off: usize| {
-        u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes inside the entry"))
+        u64::from_le_bytes(
+            b[off..off + 8]
+                .try_into()
+                .expect("8 bytes inside the entry"),
+        )
     };
     let mut entries: Vec<xen_sys::memory::E820Entry> = e820
         .chunks_exact(e8::OFF_END)
