@@ -168,6 +168,9 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
     let panic_line = panicked
         .expect("waited for the panic")
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(panic_line.contains(&format!("(d{domid})")), "{panic_line}");
+    assert!(
+        panic_line.starts_with(&format!("(d{domid}) ")),
+        "{panic_line}"
+    );
     assert!(log.contains("as PVH domid"), "{log}");
 }

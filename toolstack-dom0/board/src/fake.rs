@@ -83,6 +83,8 @@ pub struct FakeDomain {
     pub hvm_context: Option<Vec<u8>>,
     /// The paging pool, bytes.
     pub paging_pool: u64,
+    /// vCPUs created (`set_max_vcpus`).
+    pub vcpus: u32,
 }
 
 impl FakeDomain {
@@ -527,9 +529,10 @@ impl Platform for Fake {
         Ok(())
     }
 
-    fn set_max_vcpus(&mut self, domid: u16, _max: u32) -> Result<(), FakeError> {
+    fn set_max_vcpus(&mut self, domid: u16, max: u32) -> Result<(), FakeError> {
         self.call("set_max_vcpus", format_args!("{domid}"))?;
-        self.domain(domid).map(|_| ())
+        self.domain(domid)?.vcpus = max;
+        Ok(())
     }
 
     fn set_max_mem(&mut self, domid: u16, _kib: u64) -> Result<(), FakeError> {
@@ -600,7 +603,9 @@ impl Platform for Fake {
 
     fn hvm_context(&mut self, domid: u16) -> Result<Vec<u8>, FakeError> {
         self.call("hvm_context", format_args!("{domid}"))?;
-        if !self.domain(domid)?.hvm {
+        let d = self.domain(domid)?;
+        // Xen 4.17 panics on a domain without vCPUs; the fake refuses.
+        if !d.hvm || d.vcpus == 0 {
             return Err(FakeError::Invalid);
         }
         Ok(fake_hvm_context())

@@ -4,7 +4,8 @@
 //! Read first: ../builder/DESIGN.md ("PVH"), xen docs/misc/pvh.pandoc,
 //! ../kimage/src/lib.rs. The order:
 //!
-//! 1. `XEN_DOMCTL_createdomain` with the PVH flags, max_mem for every page
+//! 1. `XEN_DOMCTL_createdomain` with the PVH flags, `XEN_DOMCTL_max_vcpus`
+//!    (which creates the vCPUs), max_mem for every page
 //!    the plan populates, the paging (HAP) pool;
 //! 2. low RAM populated, then the kernel streamed into it by `xcp_kimage`
 //!    through a [`GuestSink`] that refuses any address outside low RAM
@@ -32,12 +33,15 @@ use xcp_builder::{
     MAX_SPECIAL_PAGES, MIN_SPECIAL_PAGES,
 };
 use xcp_kimage::{KimageError, Limits, Refusal, Sink};
+use xen_abi::hvm::HVM_PARAM_TIMER_MODE;
 use xen_sys::domctl_payloads::XenDomctlCreatedomain;
 
 use crate::undo::{Undo, UndoLog};
 use crate::{BoardError, Platform, Step};
 
 const PAGE: u64 = 4096;
+/// `HVMPTM_no_delay_for_missed_ticks` (hvm/params.h).
+const HVMPTM_NO_DELAY_FOR_MISSED_TICKS: u64 = 1;
 /// Grant and maptrack frames, as for PV domains.
 const MAX_GRANT_FRAMES: i32 = 32;
 const MAX_MAPTRACK_FRAMES: i32 = 1024;
@@ -185,6 +189,11 @@ pub fn build_pvh_domain<P: Platform>(
         .create_domain(&config)
         .map_err(BoardError::at(Step::CreateDomain))?;
     log.push(Undo::Domain(domid));
+    // createdomain only bounds the vCPUs; this creates them. Xen 4.17's
+    // gethvmcontext on a domain without vCPU 0 dereferences NULL and
+    // panics the host (vpic_save), so it must come first.
+    pf.set_max_vcpus(domid, spec.vcpus)
+        .map_err(BoardError::at(Step::MaxVcpus))?;
     pf.set_max_mem(domid, populated * 4 + MAXMEM_SLACK_KIB)
         .map_err(BoardError::at(Step::MaxMem))?;
     pf.set_paging_pool(domid, paging_pool_bytes(spec.memory_mib, spec.vcpus))
@@ -260,7 +269,13 @@ pub fn build_pvh_domain<P: Platform>(
     let store_port = pf
         .alloc_unbound_for(domid, 0)
         .map_err(BoardError::at(Step::XenstorePort))?;
-    for (index, value) in plan.hvm_params(store_port, console_port) {
+    // As libxl sets for every HVM and PVH guest: timer_mode
+    // no_delay_for_missed_ticks (Xen's default, delay_for_missed_ticks,
+    // freezes guest time while the vCPU is descheduled).
+    let timer_mode = (HVM_PARAM_TIMER_MODE, HVMPTM_NO_DELAY_FOR_MISSED_TICKS);
+    for (index, value) in
+        core::iter::once(timer_mode).chain(plan.hvm_params(store_port, console_port))
+    {
         pf.set_hvm_param(domid, index, value)
             .map_err(BoardError::at(Step::HvmParam { index }))?;
     }

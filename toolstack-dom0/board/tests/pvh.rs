@@ -186,6 +186,7 @@ fn the_failing_step_is_named() {
     let (kernel, _) = kimage::kernel();
     for (op, step) in [
         ("create_domain", Step::CreateDomain),
+        ("set_max_vcpus", Step::MaxVcpus),
         ("set_max_mem", Step::MaxMem),
         ("set_paging_pool", Step::PagingPool),
         ("populate_gfns", Step::PopulatePhysmap),
