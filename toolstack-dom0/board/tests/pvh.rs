@@ -195,7 +195,7 @@ fn the_failing_step_is_named() {
         (
             "set_hvm_param",
             Step::HvmParam {
-                index: HVM_PARAM_STORE_PFN,
+                index: xen_abi::hvm::HVM_PARAM_TIMER_MODE,
             },
         ),
         ("hvm_context", Step::HvmContext),
