@@ -33,7 +33,7 @@ use xcp_builder::{
     MAX_SPECIAL_PAGES, MIN_SPECIAL_PAGES,
 };
 use xcp_kimage::{KimageError, Limits, Refusal, Sink};
-use xen_abi::hvm::HVM_PARAM_TIMER_MODE;
+use xen_abi::hvm::{HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN, HVM_PARAM_TIMER_MODE};
 use xen_sys::domctl_payloads::XenDomctlCreatedomain;
 
 use crate::undo::{Undo, UndoLog};
@@ -65,6 +65,12 @@ pub struct PvhSpec<'a> {
     pub cmdline: &'a str,
     /// The domain handle (a XenAPI VM's uuid).
     pub handle: [u8; 16],
+    /// Whether the domain gets a xenstore ring. Without one its store
+    /// params stay unset (0), which Linux takes as "no xenstore" and boots
+    /// on without xenbus; with a ring no one serves, its xenbus initcall
+    /// waits for ever. (The xenstore domain maps rings by grant, and the
+    /// PVH build seeds no grants yet: see the module docs.)
+    pub xenstore: bool,
     /// Where an xz kernel's dictionary lives (`None`: dom0's heap, which
     /// must then have room for it).
     pub dictionary: Option<&'a mut [u8]>,
@@ -81,8 +87,9 @@ pub struct PvhBuilt {
     pub console_port: u32,
     /// Guest frame of its xenstore ring.
     pub store_gfn: u64,
-    /// Its end of the xenstore event channel (remote: dom0).
-    pub store_port: u32,
+    /// Its end of the xenstore event channel (remote: dom0), if it has a
+    /// xenstore ring.
+    pub store_port: Option<u32>,
     /// The kernel's entry (`PHYS32_ENTRY`).
     pub entry: u64,
 }
@@ -266,16 +273,24 @@ pub fn build_pvh_domain<P: Platform>(
     let console_port = pf
         .alloc_unbound_for(domid, 0)
         .map_err(BoardError::at(Step::ConsolePort))?;
-    let store_port = pf
-        .alloc_unbound_for(domid, 0)
-        .map_err(BoardError::at(Step::XenstorePort))?;
+    let store_port = if spec.xenstore {
+        Some(
+            pf.alloc_unbound_for(domid, 0)
+                .map_err(BoardError::at(Step::XenstorePort))?,
+        )
+    } else {
+        None
+    };
     // As libxl sets for every HVM and PVH guest: timer_mode
     // no_delay_for_missed_ticks (Xen's default, delay_for_missed_ticks,
     // freezes guest time while the vCPU is descheduled).
     let timer_mode = (HVM_PARAM_TIMER_MODE, HVMPTM_NO_DELAY_FOR_MISSED_TICKS);
-    for (index, value) in
-        core::iter::once(timer_mode).chain(plan.hvm_params(store_port, console_port))
-    {
+    let no_store = [HVM_PARAM_STORE_PFN, HVM_PARAM_STORE_EVTCHN];
+    let params = plan
+        .hvm_params(store_port.unwrap_or(0), console_port)
+        .into_iter()
+        .filter(|(index, _)| store_port.is_some() || !no_store.contains(index));
+    for (index, value) in core::iter::once(timer_mode).chain(params) {
         pf.set_hvm_param(domid, index, value)
             .map_err(BoardError::at(Step::HvmParam { index }))?;
     }

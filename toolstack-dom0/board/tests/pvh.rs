@@ -25,6 +25,7 @@ fn spec<'a>(kernel: &'a [u8], initrd: &'a [u8], memory_mib: u32) -> PvhSpec<'a> 
         vcpus: 1,
         cmdline: "console=hvc0 earlyprintk=xen",
         handle: [7; 16],
+        xenstore: true,
         dictionary: None,
     }
 }
@@ -94,10 +95,8 @@ fn a_pvh_build_puts_the_kernel_and_the_plan_in_guest_memory() {
     assert_eq!(d.hvm_params[&HVM_PARAM_STORE_PFN], built.store_gfn);
     assert_eq!(d.hvm_params[&HVM_PARAM_CONSOLE_PFN], built.console_gfn);
     assert_eq!(built.store_gfn, l.xenstore_pfn());
-    assert_eq!(
-        d.hvm_params[&HVM_PARAM_STORE_EVTCHN],
-        u64::from(built.store_port)
-    );
+    let store_port = built.store_port.expect("a xenstore ring");
+    assert_eq!(d.hvm_params[&HVM_PARAM_STORE_EVTCHN], u64::from(store_port));
     assert_eq!(
         d.hvm_params[&HVM_PARAM_CONSOLE_EVTCHN],
         u64::from(built.console_port)
@@ -241,4 +240,19 @@ fn a_kernel_without_a_pvh_entry_is_refused() {
         Err(BoardError::Kernel(xcp_kimage::KimageError::MissingPvhEntry))
     );
     assert_clean(&fake);
+}
+
+#[test]
+fn without_xenstore_the_store_params_stay_unset() {
+    let (kernel, _) = kimage::kernel();
+    let mut fake = Fake::new();
+    let mut s = spec(&kernel, &[], 32);
+    s.xenstore = false;
+    let built = build_pvh(&mut fake, s).expect("built");
+    assert_eq!(built.store_port, None);
+    let d = &fake.domains[&built.domid];
+    assert!(!d.hvm_params.contains_key(&HVM_PARAM_STORE_PFN));
+    assert!(!d.hvm_params.contains_key(&HVM_PARAM_STORE_EVTCHN));
+    assert_eq!(d.hvm_params[&HVM_PARAM_CONSOLE_PFN], built.console_gfn);
+    assert_eq!(d.ports, 1, "only the console's port");
 }

@@ -152,9 +152,10 @@ impl XenHypervisor {
 }
 
 impl XenHypervisor {
-    /// Builds `spec` as a PVH domain (paused). Not introduced to xenstore:
-    /// the PVH build does not seed the grant entries xenstore-dom maps rings
-    /// by (xcp_dom0_board::pvh).
+    /// Builds `spec` as a PVH domain (paused), without a xenstore ring and
+    /// not introduced to xenstore: the PVH build does not seed the grant
+    /// entries xenstore-dom maps rings by (xcp_dom0_board::pvh). Its
+    /// console ring exists but dom0 does not relay it yet.
     ///
     /// The kernel is an ELF vmlinux or a gzip/zstd bzImage. No xz
     /// dictionary is lent: Debian's xz bzImage asks 32 MiB, which dom0's
@@ -176,12 +177,13 @@ impl XenHypervisor {
             vcpus: spec.vcpus,
             cmdline: &spec.cmdline,
             handle,
+            xenstore: false,
             dictionary: None,
         };
         let built = xcp_dom0_board::pvh::build_pvh(&mut self.xen, pvh)
             .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
         log::info!(
-            "xenapi: built VM {} as PVH domid {} (entry {:#x}; not introduced to xenstore)",
+            "xenapi: built VM {} as PVH domid {} (entry {:#x}; no xenstore, console not relayed)",
             spec.name,
             built.domid,
             built.entry
