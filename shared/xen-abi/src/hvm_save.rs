@@ -31,46 +31,169 @@ pub struct HvmSaveDescriptor {
     pub length: u32,
 }
 
-/// `struct hvm_hw_cpu` (`HVM_SAVE_TYPE(CPU)`), with runs of same-typed
-/// fields as arrays in the header's order.
+/// `struct hvm_hw_cpu` (`HVM_SAVE_TYPE(CPU)`), field for field.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct HvmHwCpu {
-    /// `fpu_regs`: the FXSAVE image.
+    /// `fpu_regs`
     pub fpu_regs: [u8; 512],
-    /// `rax rbx rcx rdx rbp rsi rdi rsp r8..r15`.
-    pub gprs: [u64; 16],
+    /// `rax`
+    pub rax: u64,
+    /// `rbx`
+    pub rbx: u64,
+    /// `rcx`
+    pub rcx: u64,
+    /// `rdx`
+    pub rdx: u64,
+    /// `rbp`
+    pub rbp: u64,
+    /// `rsi`
+    pub rsi: u64,
+    /// `rdi`
+    pub rdi: u64,
+    /// `rsp`
+    pub rsp: u64,
+    /// `r8`
+    pub r8: u64,
+    /// `r9`
+    pub r9: u64,
+    /// `r10`
+    pub r10: u64,
+    /// `r11`
+    pub r11: u64,
+    /// `r12`
+    pub r12: u64,
+    /// `r13`
+    pub r13: u64,
+    /// `r14`
+    pub r14: u64,
+    /// `r15`
+    pub r15: u64,
     /// `rip`
     pub rip: u64,
     /// `rflags`
     pub rflags: u64,
-    /// `cr0 cr2 cr3 cr4`
-    pub cr: [u64; 4],
-    /// `dr0 dr1 dr2 dr3 dr6 dr7`
-    pub dr: [u64; 6],
-    /// `cs ds es fs gs ss tr ldtr` selectors.
-    pub sel: [u32; 8],
-    /// `cs ds es fs gs ss tr ldtr idtr gdtr` limits.
-    pub limit: [u32; 10],
-    /// `cs ds es fs gs ss tr ldtr idtr gdtr` bases.
-    pub base: [u64; 10],
-    /// `cs ds es fs gs ss tr ldtr` attributes (`_arbytes`, the 12-bit
-    /// format of hvm_vcpu.h).
-    pub arbytes: [u32; 8],
-    /// `sysenter_cs sysenter_esp sysenter_eip`
-    pub sysenter: [u64; 3],
+    /// `cr0`
+    pub cr0: u64,
+    /// `cr2`
+    pub cr2: u64,
+    /// `cr3`
+    pub cr3: u64,
+    /// `cr4`
+    pub cr4: u64,
+    /// `dr0`
+    pub dr0: u64,
+    /// `dr1`
+    pub dr1: u64,
+    /// `dr2`
+    pub dr2: u64,
+    /// `dr3`
+    pub dr3: u64,
+    /// `dr6`
+    pub dr6: u64,
+    /// `dr7`
+    pub dr7: u64,
+    /// `cs_sel`
+    pub cs_sel: u32,
+    /// `ds_sel`
+    pub ds_sel: u32,
+    /// `es_sel`
+    pub es_sel: u32,
+    /// `fs_sel`
+    pub fs_sel: u32,
+    /// `gs_sel`
+    pub gs_sel: u32,
+    /// `ss_sel`
+    pub ss_sel: u32,
+    /// `tr_sel`
+    pub tr_sel: u32,
+    /// `ldtr_sel`
+    pub ldtr_sel: u32,
+    /// `cs_limit`
+    pub cs_limit: u32,
+    /// `ds_limit`
+    pub ds_limit: u32,
+    /// `es_limit`
+    pub es_limit: u32,
+    /// `fs_limit`
+    pub fs_limit: u32,
+    /// `gs_limit`
+    pub gs_limit: u32,
+    /// `ss_limit`
+    pub ss_limit: u32,
+    /// `tr_limit`
+    pub tr_limit: u32,
+    /// `ldtr_limit`
+    pub ldtr_limit: u32,
+    /// `idtr_limit`
+    pub idtr_limit: u32,
+    /// `gdtr_limit`
+    pub gdtr_limit: u32,
+    /// `cs_base`
+    pub cs_base: u64,
+    /// `ds_base`
+    pub ds_base: u64,
+    /// `es_base`
+    pub es_base: u64,
+    /// `fs_base`
+    pub fs_base: u64,
+    /// `gs_base`
+    pub gs_base: u64,
+    /// `ss_base`
+    pub ss_base: u64,
+    /// `tr_base`
+    pub tr_base: u64,
+    /// `ldtr_base`
+    pub ldtr_base: u64,
+    /// `idtr_base`
+    pub idtr_base: u64,
+    /// `gdtr_base`
+    pub gdtr_base: u64,
+    /// `cs_arbytes`
+    pub cs_arbytes: u32,
+    /// `ds_arbytes`
+    pub ds_arbytes: u32,
+    /// `es_arbytes`
+    pub es_arbytes: u32,
+    /// `fs_arbytes`
+    pub fs_arbytes: u32,
+    /// `gs_arbytes`
+    pub gs_arbytes: u32,
+    /// `ss_arbytes`
+    pub ss_arbytes: u32,
+    /// `tr_arbytes`
+    pub tr_arbytes: u32,
+    /// `ldtr_arbytes`
+    pub ldtr_arbytes: u32,
+    /// `sysenter_cs`
+    pub sysenter_cs: u64,
+    /// `sysenter_esp`
+    pub sysenter_esp: u64,
+    /// `sysenter_eip`
+    pub sysenter_eip: u64,
     /// `shadow_gs`
     pub shadow_gs: u64,
-    /// `msr_flags` (obsolete, ignored) `msr_lstar msr_star msr_cstar
-    /// msr_syscall_mask msr_efer msr_tsc_aux`
-    pub msrs: [u64; 7],
+    /// `msr_flags`
+    pub msr_flags: u64,
+    /// `msr_lstar`
+    pub msr_lstar: u64,
+    /// `msr_star`
+    pub msr_star: u64,
+    /// `msr_cstar`
+    pub msr_cstar: u64,
+    /// `msr_syscall_mask`
+    pub msr_syscall_mask: u64,
+    /// `msr_efer`
+    pub msr_efer: u64,
+    /// `msr_tsc_aux`
+    pub msr_tsc_aux: u64,
     /// `tsc`
     pub tsc: u64,
     /// `pending_event`
     pub pending_event: u32,
     /// `error_code`
     pub error_code: u32,
-    /// `flags` (`XEN_X86_FPU_INITIALISED`)
+    /// `flags`
     pub flags: u32,
     /// `pad0`
     pub pad0: u32,
@@ -92,7 +215,8 @@ pub struct HvmHwMtrr {
     pub msr_mtrr_def_type: u64,
 }
 
-/// Segment indexes into [`HvmHwCpu`]'s `sel`, `limit`, `base`, `arbytes`.
+/// Segment indexes: the order of [`HvmHwCpu`]'s `*_sel`, `*_limit`,
+/// `*_base` and `*_arbytes` runs (4, 4, 8 and 4 bytes apart).
 pub mod seg {
     /// `cs`
     pub const CS: usize = 0;
@@ -117,33 +241,33 @@ pub mod offsets {
     use super::*;
 
     /// `sizeof(struct hvm_save_descriptor)`
-    pub const DESCRIPTOR_LEN: usize = size_of::<HvmSaveDescriptor>();
+    pub const OFF_DESCRIPTOR_END: usize = size_of::<HvmSaveDescriptor>();
     /// `HVM_SAVE_LENGTH(CPU)`
-    pub const CPU_LEN: usize = size_of::<HvmHwCpu>();
+    pub const OFF_CPU_END: usize = size_of::<HvmHwCpu>();
     /// `HVM_SAVE_LENGTH(MTRR)`
-    pub const MTRR_LEN: usize = size_of::<HvmHwMtrr>();
+    pub const OFF_MTRR_END: usize = size_of::<HvmHwMtrr>();
     /// `hvm_hw_cpu.rbx`
-    pub const CPU_RBX: usize = offset_of!(HvmHwCpu, gprs) + 8;
+    pub const OFF_CPU_RBX: usize = offset_of!(HvmHwCpu, rbx);
     /// `hvm_hw_cpu.rip`
-    pub const CPU_RIP: usize = offset_of!(HvmHwCpu, rip);
+    pub const OFF_CPU_RIP: usize = offset_of!(HvmHwCpu, rip);
     /// `hvm_hw_cpu.rflags`
-    pub const CPU_RFLAGS: usize = offset_of!(HvmHwCpu, rflags);
+    pub const OFF_CPU_RFLAGS: usize = offset_of!(HvmHwCpu, rflags);
     /// `hvm_hw_cpu.cr0`
-    pub const CPU_CR0: usize = offset_of!(HvmHwCpu, cr);
+    pub const OFF_CPU_CR0: usize = offset_of!(HvmHwCpu, cr0);
     /// `hvm_hw_cpu.dr6`
-    pub const CPU_DR6: usize = offset_of!(HvmHwCpu, dr) + 4 * 8;
+    pub const OFF_CPU_DR6: usize = offset_of!(HvmHwCpu, dr6);
     /// `hvm_hw_cpu.dr7`
-    pub const CPU_DR7: usize = offset_of!(HvmHwCpu, dr) + 5 * 8;
+    pub const OFF_CPU_DR7: usize = offset_of!(HvmHwCpu, dr7);
     /// `hvm_hw_cpu.cs_limit` (then the other limits, 4 bytes apart).
-    pub const CPU_LIMITS: usize = offset_of!(HvmHwCpu, limit);
+    pub const OFF_CPU_LIMITS: usize = offset_of!(HvmHwCpu, cs_limit);
     /// `hvm_hw_cpu.cs_base` (then the other bases, 8 bytes apart).
-    pub const CPU_BASES: usize = offset_of!(HvmHwCpu, base);
+    pub const OFF_CPU_BASES: usize = offset_of!(HvmHwCpu, cs_base);
     /// `hvm_hw_cpu.cs_arbytes` (then the others, 4 bytes apart).
-    pub const CPU_ARBYTES: usize = offset_of!(HvmHwCpu, arbytes);
+    pub const OFF_CPU_ARBYTES: usize = offset_of!(HvmHwCpu, cs_arbytes);
     /// `hvm_hw_cpu.msr_efer`
-    pub const CPU_EFER: usize = offset_of!(HvmHwCpu, msrs) + 5 * 8;
+    pub const OFF_CPU_EFER: usize = offset_of!(HvmHwCpu, msr_efer);
     /// `hvm_hw_mtrr.msr_mtrr_def_type`
-    pub const MTRR_DEF_TYPE: usize = offset_of!(HvmHwMtrr, msr_mtrr_def_type);
+    pub const OFF_MTRR_DEF_TYPE: usize = offset_of!(HvmHwMtrr, msr_mtrr_def_type);
 }
 
 /// `X86_DR6_DEFAULT`: DR6's reset value.
@@ -159,5 +283,5 @@ const _: () = assert!(size_of::<HvmSaveDescriptor>() == 8);
 const _: () = assert!(size_of::<HvmHwCpu>() == 1032);
 const _: () = assert!(size_of::<HvmHwMtrr>() == 240);
 const _: () = assert!(offset_of!(HvmHwCpu, rip) == 640);
-const _: () = assert!(offset_of!(HvmHwCpu, arbytes) == 888);
+const _: () = assert!(offset_of!(HvmHwCpu, cs_arbytes) == 888);
 const _: () = assert!(offset_of!(HvmHwCpu, pending_event) == 1016);

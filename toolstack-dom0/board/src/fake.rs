@@ -121,8 +121,8 @@ pub fn fake_hvm_context() -> Vec<u8> {
         v.extend(core::iter::repeat_n(fill, len));
     };
     record(xen_abi::hvm_save::HVM_SAVE_CODE_HEADER, 24, 0x48);
-    record(xen_abi::hvm_save::HVM_SAVE_CODE_CPU, o::CPU_LEN, 0);
-    record(xen_abi::hvm_save::HVM_SAVE_CODE_MTRR, o::MTRR_LEN, 0);
+    record(xen_abi::hvm_save::HVM_SAVE_CODE_CPU, o::OFF_CPU_END, 0);
+    record(xen_abi::hvm_save::HVM_SAVE_CODE_MTRR, o::OFF_MTRR_END, 0);
     record(xen_abi::hvm_save::HVM_SAVE_CODE_END, 0, 0);
     v
 }

@@ -107,9 +107,9 @@ fn a_pvh_build_puts_the_kernel_and_the_plan_in_guest_memory() {
         boot_records(&fake_hvm_context(), &plan.vcpu_context()).expect("records")
     );
     let cpu = 8 + 24 + 8;
-    let rip = &records[cpu + o::CPU_RIP..cpu + o::CPU_RIP + 8];
+    let rip = &records[cpu + o::OFF_CPU_RIP..cpu + o::OFF_CPU_RIP + 8];
     assert_eq!(rip, ENTRY.to_le_bytes());
-    let rbx = &records[cpu + o::CPU_RBX..cpu + o::CPU_RBX + 8];
+    let rbx = &records[cpu + o::OFF_CPU_RBX..cpu + o::OFF_CPU_RBX + 8];
     assert_eq!(rbx, l.start_info.to_le_bytes());
     // The caller runs it, and its destroy leaves nothing.
     fake.unpause_domain(built.domid).expect("unpause");
