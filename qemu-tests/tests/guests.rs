@@ -9,8 +9,9 @@
 //! reaches dom0 through netdom (as in netdom_xenapi.rs), creates the VM
 //! and starts it. Linux's `earlyprintk=xen` writes through the HVM console
 //! hypercall into Xen's log (`guest_loglvl=all`), so its banner shows on
-//! the serial line as `(dN) ...`; with no root file system it then panics,
-//! which proves it ran its whole early boot.
+//! the serial line as `(dN) ...`. Its initramfs (`PV_ramdisk`, made here:
+//! busybox-static and an `/init` script) writes a marker to /dev/kmsg,
+//! which the same boot console prints, then powers the guest off.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,6 +38,7 @@ vm = s.xenapi.VM.create({
     "VCPUs_max": "1",
     "VCPUs_at_startup": "1",
     "PV_kernel": "/boot/guest/vmlinux",
+    "PV_ramdisk": "/boot/guest/initramfs",
     # Not hvc0: dom0 does not drain a PVH guest's console ring yet, and
     # Linux's hvc_xen spins (interrupts off, SCHEDOP_yield) on a full ring.
     "PV_args": "console=tty0 earlyprintk=xen keep_bootcon",
@@ -52,6 +54,65 @@ print("domain type", s.xenapi.VM_metrics.get_current_domain_type(metrics))
 s.xenapi.session.logout()
 print("CLIENT OK")
 "#;
+
+/// What the guest's /init does: mount devtmpfs, say the marker through
+/// the kernel log, power off.
+const INIT: &str = "#!/bin/busybox sh
+/bin/busybox mount -t devtmpfs dev /dev
+/bin/busybox mount -t proc proc /proc
+echo \"pvh-guest: init ran as pid $$ on $(/bin/busybox uname -r)\" > /dev/kmsg
+/bin/busybox poweroff -f
+";
+
+/// A cpio "newc" archive (Linux Documentation/driver-api/early-userspace/
+/// buffer-format.rst) of `(name, mode, data)` entries.
+fn newc(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let pad = |out: &mut Vec<u8>| out.resize(out.len().next_multiple_of(4), 0);
+    let trailer: (&str, u32, &[u8]) = ("TRAILER!!!", 0, &[]);
+    for (i, (name, mode, data)) in entries.iter().chain([&trailer]).enumerate() {
+        let fields = [
+            i as u32 + 1,
+            *mode,
+            0,
+            0,
+            1,
+            0,
+            data.len() as u32,
+            0,
+            0,
+            0,
+            0,
+            name.len() as u32 + 1,
+            0,
+        ];
+        out.extend_from_slice(b"070701");
+        for f in fields {
+            out.extend_from_slice(format!("{f:08x}").as_bytes());
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        pad(&mut out);
+        out.extend_from_slice(data);
+        pad(&mut out);
+    }
+    out
+}
+
+/// The guest's initramfs: busybox and [`INIT`], written to `dir/initramfs`.
+fn initramfs(dir: &Path) -> PathBuf {
+    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (busybox-static)");
+    let archive = newc(&[
+        ("bin", 0o040755, &[]),
+        ("dev", 0o040755, &[]),
+        ("proc", 0o040755, &[]),
+        ("bin/busybox", 0o100755, &busybox),
+        ("init", 0o100755, INIT.as_bytes()),
+    ]);
+    let path = dir.join("initramfs");
+    std::fs::write(&path, archive).unwrap();
+    path
+}
 
 /// Debian's vmlinuz, as the deps step unpacked it.
 fn debian_vmlinuz() -> PathBuf {
@@ -108,6 +169,7 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
     let a = Artifacts::from_env();
     let dir = a.scratch("guests-pvh");
     let vmlinux = extract_vmlinux(&debian_vmlinuz(), &dir);
+    let initrd = initramfs(&dir);
     let hash = xenapi::auth::hash_password(PASSWORD, 1000).unwrap();
     let config = format!(
         "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
@@ -115,7 +177,7 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
          restart = false\nstart = false\npassthrough = true\n"
     );
     let mut images = vec![("netdom.elf".into(), a.path("netdom.elf"))];
-    images.extend(xcp_boot::guest_entries(&[vmlinux]).unwrap());
+    images.extend(xcp_boot::guest_entries(&[vmlinux, initrd]).unwrap());
     let archive = xcp_boot::assemble_bundle(&config, &images).unwrap();
     let path = dir.join("bundle.cpio");
     std::fs::write(&path, archive).unwrap();
@@ -138,10 +200,10 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
         .as_ref()
         .filter(|(ok, _)| *ok)
         .map(|_| qemu.wait_for("Linux version 6.1", Duration::from_secs(120)));
-    let panicked = banner
+    let init = banner
         .as_ref()
         .filter(|b| b.is_ok())
-        .map(|_| qemu.wait_for("Kernel panic", Duration::from_secs(120)));
+        .map(|_| qemu.wait_for("pvh-guest: init ran as pid 1", Duration::from_secs(120)));
     let outcome = qemu.finish(Duration::from_millis(500));
     let log = &outcome.log;
     if let Err(e) = ready {
@@ -164,12 +226,14 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
     let line = banner.unwrap_or_else(|e| panic!("{e}"));
     // Xen prefixes what the guest's console hypercall writes with its domid.
     assert!(line.starts_with(&format!("(d{domid}) ")), "{line}");
-    let panic_line = panicked
-        .expect("waited for the panic")
+    // The initramfs's /init ran as Linux's first process.
+    let init_line = init
+        .expect("waited for /init")
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        panic_line.starts_with(&format!("(d{domid}) ")),
-        "{panic_line}"
+        init_line.starts_with(&format!("(d{domid}) ")),
+        "{init_line}"
     );
+    assert!(init_line.contains("on 6.1.0-"), "{init_line}");
     assert!(log.contains("as PVH domid"), "{log}");
 }

@@ -16,6 +16,8 @@ pub const PACKAGES: &[&str] = &[
     "gzip",
     // Unpacks the guest kernel's payload at test time (xz --x86).
     "xz-utils",
+    // The guest's initramfs (qemu-tests/tests/guests.rs).
+    "busybox-static",
     // Real xenstore peers (xenstore-utils, pyxs) and the hosted oxenstored
     // baseline of the xenstore benchmark.
     "xenstore-utils",
