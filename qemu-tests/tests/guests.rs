@@ -11,7 +11,9 @@
 //! hypercall into Xen's log (`guest_loglvl=all`), so its banner shows on
 //! the serial line as `(dN) ...`. Its initramfs (`PV_ramdisk`, made here:
 //! busybox-static and an `/init` script) writes a marker to /dev/kmsg,
-//! which the same boot console prints, then powers the guest off.
+//! which the same boot console prints, then powers the guest off, which
+//! dom0 notices (the VM's `actions_after_shutdown`, destroy, leaves it
+//! Halted).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -204,6 +206,14 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
         .as_ref()
         .filter(|b| b.is_ok())
         .map(|_| qemu.wait_for("pvh-guest: init ran as pid 1", Duration::from_secs(120)));
+    // /init powers the guest off: dom0 notices and applies
+    // actions_after_shutdown = destroy.
+    let stopped = init.as_ref().filter(|i| i.is_ok()).map(|_| {
+        qemu.wait_for(
+            "dom0: xenapi: VM debian-pvh (domid",
+            Duration::from_secs(60),
+        )
+    });
     let outcome = qemu.finish(Duration::from_millis(500));
     let log = &outcome.log;
     if let Err(e) = ready {
@@ -236,4 +246,13 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
     );
     assert!(init_line.contains("on 6.1.0-"), "{init_line}");
     assert!(log.contains("as PVH domid"), "{log}");
+    let stopped = stopped
+        .expect("waited for the stop")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        stopped.contains(&format!(
+            "(domid {domid}) stopped: poweroff; actions_after_shutdown: destroyed, Halted"
+        )),
+        "{stopped}"
+    );
 }
