@@ -14,6 +14,10 @@ pub const PACKAGES: &[&str] = &[
     "xorriso",
     "mtools",
     "gzip",
+    // Unpacks the guest kernel's payload at test time (xz --x86).
+    "xz-utils",
+    // The guest's initramfs (qemu-tests/tests/guests.rs).
+    "busybox-static",
     // Real xenstore peers (xenstore-utils, pyxs) and the hosted oxenstored
     // baseline of the xenstore benchmark.
     "xenstore-utils",
@@ -48,7 +52,96 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Installs missing packages and the kernel target.
+/// Where [`guest_kernel`] unpacks Debian's guest kernel package (the
+/// PVH QEMU test, qemu-tests/tests/guests.rs, boots its vmlinuz).
+pub fn guest_kernel_dir() -> std::path::PathBuf {
+    crate::build::workspace_root().join("target/debian-kernel")
+}
+
+/// Debian 12's `linux-image-amd64` and the versioned package it depends on,
+/// downloaded with apt (not installed) and unpacked in
+/// [`guest_kernel_dir`], once.
+fn guest_kernel() -> Result<(), String> {
+    let dir = guest_kernel_dir();
+    let unpacked = dir.join("root/boot");
+    let has_kernel = std::fs::read_dir(&unpacked).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+    });
+    if has_kernel {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let download = |package: &str| -> Result<(), String> {
+        let ok = Command::new("apt-get")
+            .args(["download", package])
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(());
+        }
+        if is_root() {
+            crate::run(Command::new("apt-get").arg("update"))?;
+        }
+        crate::run(
+            Command::new("apt-get")
+                .args(["download", package])
+                .current_dir(&dir),
+        )
+    };
+    let debs = |prefix: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                            && p.extension().is_some_and(|x| x == "deb")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if debs("linux-image-amd64_").is_empty() {
+        download("linux-image-amd64")?;
+    }
+    let meta = debs("linux-image-amd64_")
+        .pop()
+        .ok_or("apt-get download linux-image-amd64 left no .deb")?;
+    let depends = Command::new("dpkg-deb")
+        .args(["-f"])
+        .arg(&meta)
+        .arg("Depends")
+        .output()
+        .map_err(|e| format!("dpkg-deb: {e}"))?;
+    let depends = String::from_utf8_lossy(&depends.stdout);
+    let versioned = depends
+        .split(',')
+        .map(|d| d.trim().split(' ').next().unwrap_or(""))
+        .find(|d| d.starts_with("linux-image-") && d.ends_with("-amd64"))
+        .ok_or_else(|| format!("linux-image-amd64 depends on no versioned kernel: {depends}"))?
+        .to_string();
+    if debs(&format!("{versioned}_")).is_empty() {
+        download(&versioned)?;
+    }
+    let deb = debs(&format!("{versioned}_"))
+        .pop()
+        .ok_or_else(|| format!("apt-get download {versioned} left no .deb"))?;
+    crate::run(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(dir.join("root")),
+    )?;
+    eprintln!("Guest kernel: {versioned} in {}", unpacked.display());
+    Ok(())
+}
+
+/// Installs missing packages, the kernel target and the guest kernel.
 pub fn ensure() -> Result<(), String> {
     let mut missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
     for (command, package) in COMMANDS {
@@ -86,5 +179,5 @@ pub fn ensure() -> Result<(), String> {
                 .current_dir(crate::build::workspace_root()),
         )?;
     }
-    Ok(())
+    guest_kernel()
 }

@@ -194,6 +194,87 @@ pub fn populate_physmap(domid: DomId, nr_pages: u64) -> Result<Vec<u64>, Errno> 
     Ok(frames)
 }
 
+/// Populates guest frames `first..first + count` of a translated (PVH)
+/// `domid`: Xen backs each gfn with a fresh page in the domain's p2m.
+pub fn populate_gfns(domid: DomId, first: u64, count: u64) -> Result<(), Errno> {
+    let mut chunk = [0u64; 512];
+    let mut done = 0;
+    while done < count {
+        let n = (count - done).min(chunk.len() as u64) as usize;
+        for (i, gfn) in chunk[..n].iter_mut().enumerate() {
+            *gfn = first + done + i as u64;
+        }
+        // SAFETY: the extent list is ours and lives across the call; the
+        // gfns are holes of a domain being built.
+        let got = unsafe { xen_sys::memory::populate_physmap(domid, 0, 0, &mut chunk[..n]) }?;
+        if got != n as u64 {
+            return Err(Errno::ENOMEM);
+        }
+        done += n as u64;
+    }
+    Ok(())
+}
+
+/// Sets `domid`'s paging (HAP/shadow) pool to `bytes`.
+pub fn set_paging_pool(domid: DomId, bytes: u64) -> Result<(), Errno> {
+    // SAFETY: affects only `domid`.
+    unsafe { domctl::set_paging_mempool_size(domid, bytes) }
+}
+
+/// Sets `domid`'s e820 to `e820`, 20-byte BIOS entries.
+pub fn set_memory_map(domid: DomId, e820: &[u8]) -> Result<(), Errno> {
+    use xen_abi::memory::e820 as e8;
+    if !e820.len().is_multiple_of(e8::OFF_END) {
+        return Err(Errno::EINVAL);
+    }
+    let field = |b: &[u8], off: usize| {
+        u64::from_le_bytes(
+            b[off..off + 8]
+                .try_into()
+                .expect("8 bytes inside the entry"),
+        )
+    };
+    let mut entries: Vec<xen_sys::memory::E820Entry> = e820
+        .chunks_exact(e8::OFF_END)
+        .map(|b| xen_sys::memory::E820Entry {
+            addr: field(b, e8::OFF_ADDR),
+            size: field(b, e8::OFF_SIZE),
+            kind: u32::from_le_bytes(
+                b[e8::OFF_TYPE..e8::OFF_TYPE + 4]
+                    .try_into()
+                    .expect("4 bytes inside the entry"),
+            ),
+        })
+        .collect();
+    // SAFETY: affects only `domid`; `entries` lives across the call.
+    unsafe { xen_sys::memory::set_memory_map(domid, &mut entries) }
+}
+
+/// Sets HVM parameter `index` of `domid`.
+pub fn set_hvm_param(domid: DomId, index: u32, value: u64) -> Result<(), Errno> {
+    // SAFETY: affects only `domid`, a domain the caller builds.
+    unsafe { xen_sys::hvm::set_param(domid, index, value) }
+}
+
+/// `domid`'s HVM save records (header, CPUs, devices, END).
+pub fn hvm_context(domid: DomId) -> Result<Vec<u8>, Errno> {
+    // SAFETY: a null buffer only asks the size.
+    let size = unsafe { domctl::gethvmcontext(domid, None) }? as usize;
+    let mut buf = alloc::vec![0u8; size];
+    // SAFETY: `buf` is ours and `size` bytes long, alive across the call.
+    let got = unsafe { domctl::gethvmcontext(domid, Some(&mut buf)) }? as usize;
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// Loads save records into `domid` (its boot vCPU state).
+pub fn set_hvm_context(domid: DomId, records: &[u8]) -> Result<(), Errno> {
+    let mut copy = records.to_vec();
+    // SAFETY: affects only `domid`, which is paused and being built; `copy`
+    // lives across the call.
+    unsafe { domctl::sethvmcontext(domid, &mut copy) }
+}
+
 /// Asks Xen to write its hypercall stubs into `gmfn` of `domid`.
 pub fn hypercall_init(domid: DomId, gmfn: u64) -> Result<(), Errno> {
     let mut op = XenDomctl::new(domctl::XEN_DOMCTL_HYPERCALL_INIT, domid);

@@ -52,6 +52,7 @@ pub mod elfnote;
 pub mod event_channel;
 pub mod grant_table;
 pub mod hvm;
+pub mod hvm_save;
 pub mod hvm_start_info;
 pub mod hvm_vcpu;
 pub mod io;

@@ -489,3 +489,44 @@ fn createdomain_flags_match_domctl_h() {
     assert_eq!(XEN_X86_EMU_LAPIC, 1);
     assert_eq!(XEN_X86_EMU_ALL, 0x7ff);
 }
+
+/// hvm/save.h, arch-x86/hvm/save.h: the save descriptor, `hvm_hw_cpu`,
+/// `hvm_hw_mtrr` and the record codes (numbers from a C program compiled
+/// against libxen-dev 4.17).
+#[test]
+fn hvm_save_records_match_save_h() {
+    use xen_abi::hvm_save::offsets as o;
+    use xen_abi::hvm_save::*;
+    assert_eq!(
+        (
+            HVM_SAVE_CODE_END,
+            HVM_SAVE_CODE_HEADER,
+            HVM_SAVE_CODE_CPU,
+            HVM_SAVE_CODE_MTRR
+        ),
+        (0, 1, 2, 14)
+    );
+    let offsets = [
+        (o::OFF_DESCRIPTOR_END, 8),
+        (o::OFF_CPU_END, 1032),
+        (o::OFF_MTRR_END, 240),
+        (o::OFF_CPU_RBX, 520),
+        (o::OFF_CPU_RIP, 640),
+        (o::OFF_CPU_RFLAGS, 648),
+        (o::OFF_CPU_CR0, 656),
+        (o::OFF_CPU_DR6, 720),
+        (o::OFF_CPU_DR7, 728),
+        (o::OFF_CPU_LIMITS, 768),
+        (o::OFF_CPU_LIMITS + 4 * seg::SS, 788),
+        (o::OFF_CPU_LIMITS + 4 * seg::TR, 792),
+        (o::OFF_CPU_BASES, 808),
+        (o::OFF_CPU_BASES + 8 * seg::TR, 856),
+        (o::OFF_CPU_ARBYTES, 888),
+        (o::OFF_CPU_ARBYTES + 4 * seg::TR, 912),
+        (o::OFF_CPU_EFER, 992),
+        (o::OFF_MTRR_DEF_TYPE, 232),
+    ];
+    for (i, (ours, header)) in offsets.into_iter().enumerate() {
+        assert_eq!(ours, header, "hvm save offset #{i}");
+    }
+}

@@ -152,6 +152,8 @@ pub union DomctlU {
     pub set_virq_handler: XenDomctlSetVirqHandler,
     /// `XEN_DOMCTL_get/set_paging_mempool_size`
     pub paging_mempool: XenDomctlPagingMempool,
+    /// `XEN_DOMCTL_gethvmcontext`, `XEN_DOMCTL_sethvmcontext`
+    pub hvmcontext: XenDomctlHvmcontext,
     /// Every other payload, as raw bytes.
     pub pad: [u8; 128],
     /// Forces the 8-byte alignment the C union has (`uint64_aligned_t`).
@@ -321,6 +323,63 @@ pub unsafe fn setvcpucontext(
     let mut op = XenDomctl::new(XEN_DOMCTL_SETVCPUCONTEXT, domid);
     op.u.vcpucontext = XenDomctlVcpucontext { vcpu, ctxt };
     // SAFETY: the handle points to `ctxt`, alive across the call.
+    unsafe { domctl(&mut op) }?;
+    Ok(())
+}
+
+/// Reads `domid`'s HVM save records into `buf` (null: only asks the size);
+/// returns the bytes written (or needed).
+///
+/// # Safety
+/// The caller must be privileged over `domid`, an HVM or PVH domain.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn gethvmcontext(domid: DomId, buf: Option<&mut [u8]>) -> Result<u32, crate::Errno> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_GETHVMCONTEXT, domid);
+    let (buffer, size) = match buf {
+        Some(b) => (
+            b.as_mut_ptr(),
+            u32::try_from(b.len()).map_err(|_| crate::Errno::EINVAL)?,
+        ),
+        None => (core::ptr::null_mut(), 0),
+    };
+    op.u.hvmcontext = XenDomctlHvmcontext {
+        size,
+        pad: 0,
+        buffer,
+    };
+    // SAFETY: the handle is null or points to `size` bytes alive across the call.
+    unsafe { domctl(&mut op) }?;
+    // SAFETY: the command wrote the hvmcontext member back.
+    Ok(unsafe { op.u.hvmcontext }.size)
+}
+
+/// Loads HVM save records `records` (header first, END last) into `domid`.
+///
+/// # Safety
+/// The caller must be privileged over `domid` and the records must be the
+/// state the domain is meant to start from.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn sethvmcontext(domid: DomId, records: &mut [u8]) -> Result<(), crate::Errno> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_SETHVMCONTEXT, domid);
+    op.u.hvmcontext = XenDomctlHvmcontext {
+        size: u32::try_from(records.len()).map_err(|_| crate::Errno::EINVAL)?,
+        pad: 0,
+        buffer: records.as_mut_ptr(),
+    };
+    // SAFETY: the handle points to `records`, alive across the call; Xen reads it.
+    unsafe { domctl(&mut op) }?;
+    Ok(())
+}
+
+/// Sets `domid`'s paging (HAP) memory pool to `bytes`.
+///
+/// # Safety
+/// The caller must be privileged over `domid`.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn set_paging_mempool_size(domid: DomId, bytes: u64) -> Result<(), crate::Errno> {
+    let mut op = XenDomctl::new(XEN_DOMCTL_SET_PAGING_MEMPOOL_SIZE, domid);
+    op.u.paging_mempool = XenDomctlPagingMempool { size: bytes };
+    // SAFETY: no guest handle in the payload.
     unsafe { domctl(&mut op) }?;
     Ok(())
 }

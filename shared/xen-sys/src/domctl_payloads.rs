@@ -445,6 +445,20 @@ pub struct XenDomctlPagingMempool {
     pub size: u64,
 }
 
+/// `struct xen_domctl_hvmcontext` (get/sethvmcontext): a buffer of HVM
+/// save records.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct XenDomctlHvmcontext {
+    /// IN: the buffer's size; OUT (get): bytes filled, or needed when
+    /// `buffer` is null.
+    pub size: u32,
+    /// Padding (the handle is 8-byte aligned).
+    pub pad: u32,
+    /// Guest handle (`XEN_GUEST_HANDLE_64(uint8)`): the records.
+    pub buffer: *mut u8,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

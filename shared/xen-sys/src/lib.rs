@@ -37,4 +37,4 @@ pub mod xen;
 pub use hypercall::Errno;
 
 /// Pure-data modules that live in `xen-abi`, re-exported under their old paths.
-pub use xen_abi::{elfnote, hvm_vcpu, io, PAGE_SHIFT, PAGE_SIZE};
+pub use xen_abi::{elfnote, hvm_save, hvm_vcpu, io, PAGE_SHIFT, PAGE_SIZE};

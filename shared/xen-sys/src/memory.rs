@@ -99,6 +99,17 @@ pub struct MemoryMap {
 
 pub use xen_abi::memory::E820Entry;
 
+/// `struct xen_foreign_memory_map`: `XENMEM_set_memory_map`'s argument, a
+/// domain and its e820.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ForeignMemoryMap {
+    /// The domain whose map is set.
+    pub domid: DomId,
+    /// The map (`nr_entries` entries at `buffer`).
+    pub map: MemoryMap,
+}
+
 /// Calls `memory_op(cmd, arg)`.
 ///
 /// # Safety
@@ -249,6 +260,26 @@ pub unsafe fn memory_map(buf: &mut [E820Entry]) -> Result<usize, crate::Errno> {
     // SAFETY: `arg` and `buf` (nr_entries entries) live across the call.
     unsafe { memory_op(XENMEM_MEMORY_MAP, &mut arg) }?;
     Ok((arg.nr_entries as usize).min(buf.len()))
+}
+
+/// Sets `domid`'s e820 memory map (what it reads with `XENMEM_memory_map`)
+/// to `entries`.
+///
+/// # Safety
+/// The caller must be privileged over `domid`.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn set_memory_map(domid: DomId, entries: &mut [E820Entry]) -> Result<(), crate::Errno> {
+    let mut arg = ForeignMemoryMap {
+        domid,
+        map: MemoryMap {
+            nr_entries: entries.len() as u32,
+            buffer: entries.as_mut_ptr(),
+        },
+    };
+    // SAFETY: `arg` and `entries` (nr_entries of them) live across the call;
+    // Xen only reads them.
+    unsafe { memory_op(XENMEM_SET_MEMORY_MAP, &mut arg) }?;
+    Ok(())
 }
 
 /// Fills `buf` with the host's e820 memory map (privileged); returns the

@@ -21,6 +21,7 @@ use xen_sys::domctl::*;
 use xen_sys::event_channel::*;
 use xen_sys::grant_table::*;
 use xen_sys::hvm::*;
+use xen_sys::hvm_save::*;
 use xen_sys::hvm_start_info::*;
 use xen_sys::hvm_vcpu::*;
 use xen_sys::io::console::*;
@@ -338,6 +339,14 @@ fn layout_tables(t: &mut Tables) {
         }
         member!("struct vcpu_hvm_context", "cpu_regs") => VcpuHvmCpuRegs { x86_32, x86_64 }
         "struct vcpu_hvm_context" => VcpuHvmContext { mode, pad, cpu_regs }
+        // hvm/save.h, arch-x86/hvm/save.h
+        "struct hvm_save_descriptor" => HvmSaveDescriptor { typecode, instance, length }
+        "struct hvm_hw_cpu" => HvmHwCpu { fpu_regs, rax, rbx, rcx, rdx, rbp, rsi, rdi, rsp, r8, r9, r10, r11, r12, r13, r14, r15, rip, rflags, cr0, cr2, cr3, cr4, dr0, dr1, dr2, dr3, dr6, dr7, cs_sel, ds_sel, es_sel, fs_sel, gs_sel, ss_sel, tr_sel, ldtr_sel, cs_limit, ds_limit, es_limit, fs_limit, gs_limit, ss_limit, tr_limit, ldtr_limit, idtr_limit, gdtr_limit, cs_base, ds_base, es_base, fs_base, gs_base, ss_base, tr_base, ldtr_base, idtr_base, gdtr_base, cs_arbytes, ds_arbytes, es_arbytes, fs_arbytes, gs_arbytes, ss_arbytes, tr_arbytes, ldtr_arbytes, sysenter_cs, sysenter_esp, sysenter_eip, shadow_gs, msr_flags, msr_lstar, msr_star, msr_cstar, msr_syscall_mask, msr_efer, msr_tsc_aux, tsc, pending_event, error_code, flags, pad0 }
+        "struct hvm_hw_mtrr" => HvmHwMtrr {
+            msr_pat_cr, msr_mtrr_var, msr_mtrr_fixed, msr_mtrr_cap, msr_mtrr_def_type,
+        }
+        // memory.h, XENMEM_set_memory_map
+        "struct xen_foreign_memory_map" => ForeignMemoryMap { domid, map }
         // domctl.h
         "struct xen_arch_domainconfig" => XenArchDomainconfig { emulation_flags, misc_flags }
         "struct xen_domctl_createdomain" => XenDomctlCreatedomain {
@@ -395,11 +404,12 @@ fn layout_tables(t: &mut Tables) {
         }
         "struct xen_domctl_set_virq_handler" => XenDomctlSetVirqHandler { virq }
         "struct xen_domctl_paging_mempool" => XenDomctlPagingMempool { size }
+        "struct xen_domctl_hvmcontext" => XenDomctlHvmcontext { size, buffer }
         member!("struct xen_domctl", "u") => DomctlU {
             createdomain, getdomaininfo, max_mem, vcpucontext, getvcpuinfo, max_vcpus,
             setdomainhandle, irq_permission, iomem_permission, ioport_permission, hypercall_init,
             settimeoffset, tsc_info, address_size, assign_device, bind_pt_irq, memory_mapping,
-            set_target, set_virq_handler, paging_mempool, pad,
+            set_target, set_virq_handler, paging_mempool, hvmcontext, pad,
         }
         "struct xen_domctl" => XenDomctl { cmd, interface_version, domain, _pad, u }
         // sysctl.h
@@ -516,6 +526,9 @@ fn const_tables(t: &mut Tables) {
         HVM_PARAM_CALLBACK_TYPE_PCI_INTX, HVM_PARAM_CALLBACK_TYPE_VECTOR,
     ];
     hvm_vcpu: [VCPU_HVM_MODE_32B, VCPU_HVM_MODE_64B];
+    hvm_save: [
+        HVM_SAVE_CODE_END, HVM_SAVE_CODE_HEADER, HVM_SAVE_CODE_CPU, HVM_SAVE_CODE_MTRR,
+    ];
     hvm_start_info: [
         XEN_HVM_START_MAGIC_VALUE, XEN_HVM_MEMMAP_TYPE_RAM, XEN_HVM_MEMMAP_TYPE_RESERVED,
         XEN_HVM_MEMMAP_TYPE_ACPI, XEN_HVM_MEMMAP_TYPE_NVS, XEN_HVM_MEMMAP_TYPE_UNUSABLE,
@@ -661,6 +674,54 @@ fn const_tables(t: &mut Tables) {
 
 /// Constants with no C macro of their own, each with the reason.
 const CONST_EXEMPT: &[(&str, &str)] = &[
+    (
+        "hvm_save::CS",
+        "an index into hvm_hw_cpu's segment runs, not a C constant",
+    ),
+    (
+        "hvm_save::DS",
+        "an index into hvm_hw_cpu's segment runs, not a C constant",
+    ),
+    (
+        "hvm_save::ES",
+        "an index into hvm_hw_cpu's segment runs, not a C constant",
+    ),
+    (
+        "hvm_save::FS",
+        "an index into hvm_hw_cpu's segment runs, not a C constant",
+    ),
+    (
+        "hvm_save::GS",
+        "an index into hvm_hw_cpu's segment runs, not a C constant",
+    ),
+    (
+        "hvm_save::SS",
+        "an index into hvm_hw_cpu's segment runs, not a C constant",
+    ),
+    (
+        "hvm_save::TR",
+        "an index into hvm_hw_cpu's segment runs, not a C constant",
+    ),
+    (
+        "hvm_save::LDTR",
+        "an index into hvm_hw_cpu's segment runs, not a C constant",
+    ),
+    (
+        "hvm_save::X86_DR6_DEFAULT",
+        "DR6's architectural reset value (Xen's x86-defns.h, not a public header)",
+    ),
+    (
+        "hvm_save::X86_DR7_DEFAULT",
+        "DR7's architectural reset value (Xen's x86-defns.h, not a public header)",
+    ),
+    (
+        "hvm_save::MTRR_TYPE_WRBACK",
+        "the SDM's MTRR memory type; not a macro of the public headers",
+    ),
+    (
+        "hvm_save::MTRR_DEF_TYPE_ENABLE",
+        "the SDM's IA32_MTRR_DEF_TYPE.E bit; not a macro of the public headers",
+    ),
     (
         "lib::PAGE_SHIFT",
         "x86 page size; not a macro of the public headers",
@@ -816,6 +877,7 @@ const INCLUDES: &[&str] = &[
     "xen/hvm/e820.h",
     "xen/arch-x86/hvm/start_info.h",
     "xen/hvm/hvm_vcpu.h",
+    "xen/hvm/save.h",
     "xen/domctl.h",
     "xen/sysctl.h",
     "xen/io/console.h",
@@ -829,6 +891,11 @@ const C_LOCAL_DEFS: &str = "
 /* memory.h, XENMEM_memory_map: entries are in the format of BIOS INT 0x15
  * EAX=0xE820 (ACPI 6.x, 15.1 'INT 15H, E820H'): base, length, type, packed. */
 struct bios_e820_entry { uint64_t addr; uint64_t size; uint32_t type; } __attribute__((packed));
+/* hvm/save.h: HVM_SAVE_CODE(x) is a sizeof expression; named here. */
+#define HVM_SAVE_CODE_END HVM_SAVE_CODE(END)
+#define HVM_SAVE_CODE_HEADER HVM_SAVE_CODE(HEADER)
+#define HVM_SAVE_CODE_CPU HVM_SAVE_CODE(CPU)
+#define HVM_SAVE_CODE_MTRR HVM_SAVE_CODE(MTRR)
 ";
 
 fn include_dir() -> PathBuf {
@@ -905,6 +972,11 @@ fn header_macros(work: &Path, include: &Path) -> BTreeMap<String, Vec<String>> {
 
 /// Fields that exist only on the Rust side, each with the reason.
 const FIELD_EXEMPT: &[(&str, &str, &str)] = &[
+    (
+        "XenDomctlHvmcontext",
+        "pad",
+        "explicit form of the padding C inserts before the 8-byte-aligned handle",
+    ),
     (
         "VcpuInfo",
         "pad0",

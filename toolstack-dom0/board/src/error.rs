@@ -86,6 +86,22 @@ pub enum Step {
     EndGrant,
     /// The virtio reset (the device's common configuration).
     VirtioReset,
+    /// Setting the paging (HAP) memory pool.
+    PagingPool,
+    /// Streaming the kernel into guest memory.
+    LoadKernel,
+    /// The PVH plan (after the kernel is loaded).
+    PvhPlan,
+    /// `XENMEM_set_memory_map`.
+    MemoryMap,
+    /// `HVMOP_set_param` of `index`.
+    HvmParam {
+        /// `HVM_PARAM_*`.
+        index: u32,
+    },
+    /// Reading (`XEN_DOMCTL_gethvmcontext`) or loading
+    /// (`XEN_DOMCTL_sethvmcontext`) the boot vCPU's state.
+    HvmContext,
 }
 
 impl fmt::Display for Step {
@@ -127,6 +143,12 @@ impl fmt::Display for Step {
             Step::ReleaseMsix => f.write_str("PHYSDEVOP_release_msix"),
             Step::EndGrant => f.write_str("end a grant"),
             Step::VirtioReset => f.write_str("virtio reset"),
+            Step::PagingPool => f.write_str("paging mempool"),
+            Step::LoadKernel => f.write_str("load the kernel"),
+            Step::PvhPlan => f.write_str("PVH plan"),
+            Step::MemoryMap => f.write_str("set_memory_map"),
+            Step::HvmParam { index } => write!(f, "HVM param {index}"),
+            Step::HvmContext => f.write_str("hvm context"),
         }
     }
 }
@@ -209,6 +231,16 @@ pub enum BoardError<E> {
     },
     /// The image is not a PV kernel the builder can lay out.
     Image(xcp_builder::Error),
+    /// The kernel image could not be loaded (PVH): bad, too large, or it
+    /// asked for memory outside the guest's RAM.
+    Kernel(xcp_kimage::KimageError),
+    /// The PVH plan refused, at `step`.
+    Pvh {
+        /// What was being done.
+        step: Step,
+        /// What the plan said.
+        error: xcp_builder::PvhError,
+    },
     /// The builder's plan failed at `step`.
     Plan {
         /// What was being done.
@@ -254,6 +286,8 @@ impl<E: fmt::Display> fmt::Display for BoardError<E> {
         match self {
             BoardError::Platform { step, error } => write!(f, "{step}: {error}"),
             BoardError::Image(e) => write!(f, "bad image: {e}"),
+            BoardError::Kernel(e) => write!(f, "kernel: {e}"),
+            BoardError::Pvh { step, error } => write!(f, "{step}: {error}"),
             BoardError::Plan { step, error } => write!(f, "{step}: {error}"),
             BoardError::NoImage { config } => write!(f, "config {config}: image not in the bundle"),
             BoardError::NoNic => f.write_str("no virtio-net device on bus 0"),

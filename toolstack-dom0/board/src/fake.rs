@@ -68,6 +68,63 @@ pub struct FakeDomain {
     pub pages: u64,
     /// The handle it was created with (`xen_domain_handle_t`).
     pub handle: [u8; 16],
+    /// Created as an HVM (PVH) domain: frames are gfns, written only once
+    /// populated.
+    pub hvm: bool,
+    /// Guest frame runs populated (PVH).
+    pub populated: Vec<(u64, u64)>,
+    /// Pages written through `write_foreign`, by frame.
+    pub memory: BTreeMap<u64, Vec<u8>>,
+    /// The e820 set (PVH).
+    pub e820: Vec<u8>,
+    /// HVM params set.
+    pub hvm_params: BTreeMap<u32, u64>,
+    /// The save records loaded (PVH).
+    pub hvm_context: Option<Vec<u8>>,
+    /// The paging pool, bytes.
+    pub paging_pool: u64,
+    /// vCPUs created (`set_max_vcpus`).
+    pub vcpus: u32,
+}
+
+impl FakeDomain {
+    /// Whether guest frame `gfn` is populated.
+    pub fn is_populated(&self, gfn: u64) -> bool {
+        self.populated
+            .iter()
+            .any(|&(first, count)| (first..first + count).contains(&gfn))
+    }
+
+    /// Guest-physical bytes `paddr..paddr + len` as written (zeros where
+    /// nothing was).
+    pub fn read(&self, paddr: u64, len: usize) -> Vec<u8> {
+        (0..len as u64)
+            .map(|i| {
+                let at = paddr + i;
+                self.memory
+                    .get(&(at / 4096))
+                    .map_or(0, |p| p[(at % 4096) as usize])
+            })
+            .collect()
+    }
+}
+
+/// The save records the fake's `hvm_context` returns for a new PVH domain:
+/// HEADER, CPU 0, MTRR 0, END (in hvm/save.h's shape).
+pub fn fake_hvm_context() -> Vec<u8> {
+    use xen_abi::hvm_save::offsets as o;
+    let mut v = Vec::new();
+    let mut record = |code: u16, len: usize, fill: u8| {
+        v.extend_from_slice(&code.to_le_bytes());
+        v.extend_from_slice(&0u16.to_le_bytes());
+        v.extend_from_slice(&(len as u32).to_le_bytes());
+        v.extend(core::iter::repeat_n(fill, len));
+    };
+    record(xen_abi::hvm_save::HVM_SAVE_CODE_HEADER, 24, 0x48);
+    record(xen_abi::hvm_save::HVM_SAVE_CODE_CPU, o::OFF_CPU_END, 0);
+    record(xen_abi::hvm_save::HVM_SAVE_CODE_MTRR, o::OFF_MTRR_END, 0);
+    record(xen_abi::hvm_save::HVM_SAVE_CODE_END, 0, 0);
+    v
 }
 
 /// A page of dom0's: counted live until dropped.
@@ -408,6 +465,7 @@ impl Platform for Fake {
             FakeDomain {
                 paused: true,
                 handle: config.handle,
+                hvm: config.flags & xen_abi::domctl::XEN_DOMCTL_CDF_HVM != 0,
                 ..FakeDomain::default()
             },
         );
@@ -471,9 +529,10 @@ impl Platform for Fake {
         Ok(())
     }
 
-    fn set_max_vcpus(&mut self, domid: u16, _max: u32) -> Result<(), FakeError> {
+    fn set_max_vcpus(&mut self, domid: u16, max: u32) -> Result<(), FakeError> {
         self.call("set_max_vcpus", format_args!("{domid}"))?;
-        self.domain(domid).map(|_| ())
+        self.domain(domid)?.vcpus = max;
+        Ok(())
     }
 
     fn set_max_mem(&mut self, domid: u16, _kib: u64) -> Result<(), FakeError> {
@@ -495,9 +554,70 @@ impl Platform for Fake {
         fill: &mut dyn FnMut(&mut [u8; 4096]),
     ) -> Result<(), FakeError> {
         self.call("write_foreign", format_args!("{domid} {mfn:#x}"))?;
-        self.domain(domid)?;
+        let d = self.domain(domid)?;
+        // Xen refuses to map a gfn with nothing behind it.
+        if d.hvm && !d.is_populated(mfn) {
+            return Err(FakeError::Invalid);
+        }
         let mut page = [0u8; 4096];
+        if let Some(old) = d.memory.get(&mfn) {
+            page.copy_from_slice(old);
+        }
         fill(&mut page);
+        d.memory.insert(mfn, page.to_vec());
+        Ok(())
+    }
+
+    fn populate_gfns(&mut self, domid: u16, first: u64, count: u64) -> Result<(), FakeError> {
+        self.call("populate_gfns", format_args!("{domid} {first:#x} {count}"))?;
+        let d = self.domain(domid)?;
+        if !d.hvm || (first..first + count).any(|g| d.is_populated(g)) {
+            return Err(FakeError::Invalid);
+        }
+        d.populated.push((first, count));
+        d.pages += count;
+        Ok(())
+    }
+
+    fn set_paging_pool(&mut self, domid: u16, bytes: u64) -> Result<(), FakeError> {
+        self.call("set_paging_pool", format_args!("{domid} {bytes}"))?;
+        self.domain(domid)?.paging_pool = bytes;
+        Ok(())
+    }
+
+    fn set_memory_map(&mut self, domid: u16, e820: &[u8]) -> Result<(), FakeError> {
+        self.call("set_memory_map", format_args!("{domid} {}", e820.len()))?;
+        self.domain(domid)?.e820 = e820.to_vec();
+        Ok(())
+    }
+
+    fn set_hvm_param(&mut self, domid: u16, index: u32, value: u64) -> Result<(), FakeError> {
+        self.call("set_hvm_param", format_args!("{domid} {index} {value:#x}"))?;
+        let d = self.domain(domid)?;
+        if !d.hvm {
+            return Err(FakeError::Invalid);
+        }
+        d.hvm_params.insert(index, value);
+        Ok(())
+    }
+
+    fn hvm_context(&mut self, domid: u16) -> Result<Vec<u8>, FakeError> {
+        self.call("hvm_context", format_args!("{domid}"))?;
+        let d = self.domain(domid)?;
+        // Xen 4.17 panics on a domain without vCPUs; the fake refuses.
+        if !d.hvm || d.vcpus == 0 {
+            return Err(FakeError::Invalid);
+        }
+        Ok(fake_hvm_context())
+    }
+
+    fn set_hvm_context(&mut self, domid: u16, records: &[u8]) -> Result<(), FakeError> {
+        self.call("set_hvm_context", format_args!("{domid} {}", records.len()))?;
+        let d = self.domain(domid)?;
+        if !d.hvm {
+            return Err(FakeError::Invalid);
+        }
+        d.hvm_context = Some(records.to_vec());
         Ok(())
     }
 

@@ -13,6 +13,9 @@
 //! - [`build`]: the PV domain build, a plan whose every acquired resource
 //!   goes into an [`undo::UndoLog`]; a failure at any step gives all of
 //!   them back, in reverse.
+//! - [`pvh`]: the PVH domain build, on the same kind of undo log: the
+//!   kernel streamed through `xcp_kimage` into guest memory, then the
+//!   `xcp_builder::PvhPlan`'s pages, e820, HVM params and boot vCPU.
 //! - [`nic`]: the NIC hand-over to netdom, on the same undo log as the
 //!   build of the domain that receives it, and its reclaim.
 //! - [`guest_tree`]: the xenstore tree of a XenAPI VM's domain (paths,
@@ -36,6 +39,7 @@ pub mod fake;
 pub mod guest_tree;
 pub mod nic;
 mod platform;
+pub mod pvh;
 pub mod undo;
 
 pub use board::{Board, Live, Notice};

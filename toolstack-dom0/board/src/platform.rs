@@ -76,13 +76,29 @@ pub trait Platform {
     fn set_max_mem(&mut self, domid: u16, kib: u64) -> Result<(), Self::Error>;
     /// Gives `domid` `nr_pages` of memory; returns its p2m.
     fn populate_physmap(&mut self, domid: u16, nr_pages: u64) -> Result<Vec<u64>, Self::Error>;
-    /// Maps machine frame `mfn` of `domid` and lets `fill` write it.
+    /// Maps frame `mfn` of `domid` and lets `fill` write it: a machine
+    /// frame for a PV domain, a guest frame (gfn) for a PVH one (Xen
+    /// translates it through the domain's p2m).
     fn write_foreign(
         &mut self,
         domid: u16,
         mfn: u64,
         fill: &mut dyn FnMut(&mut [u8; 4096]),
     ) -> Result<(), Self::Error>;
+    /// Backs guest frames `first..first + count` of a PVH `domid` with
+    /// memory (`XENMEM_populate_physmap`; they go with the domain).
+    fn populate_gfns(&mut self, domid: u16, first: u64, count: u64) -> Result<(), Self::Error>;
+    /// Sets `domid`'s paging (HAP) memory pool to `bytes`.
+    fn set_paging_pool(&mut self, domid: u16, bytes: u64) -> Result<(), Self::Error>;
+    /// Sets `domid`'s e820 (`XENMEM_set_memory_map`) to `e820`, 20-byte
+    /// BIOS entries.
+    fn set_memory_map(&mut self, domid: u16, e820: &[u8]) -> Result<(), Self::Error>;
+    /// `HVMOP_set_param`.
+    fn set_hvm_param(&mut self, domid: u16, index: u32, value: u64) -> Result<(), Self::Error>;
+    /// `XEN_DOMCTL_gethvmcontext`: `domid`'s HVM save records.
+    fn hvm_context(&mut self, domid: u16) -> Result<Vec<u8>, Self::Error>;
+    /// `XEN_DOMCTL_sethvmcontext`: loads save records into `domid`.
+    fn set_hvm_context(&mut self, domid: u16, records: &[u8]) -> Result<(), Self::Error>;
     /// The machine frame of `domid`'s first grant-table frame.
     fn grant_table_frame(&mut self, domid: u16) -> Result<u64, Self::Error>;
     /// Has Xen write the hypercall page at `mfn` of `domid`.

@@ -36,6 +36,7 @@ extern crate alloc;
 pub mod acpi;
 mod elf;
 mod error;
+mod hvm_context;
 mod layout;
 mod notes;
 mod pagetable;
@@ -47,6 +48,7 @@ mod vcpu;
 
 pub use elf::{ElfImage, LoadSegment, MAX_LOAD_SEGMENTS, MAX_PROGRAM_HEADERS, MAX_SEGMENT_ALIGN};
 pub use error::Error;
+pub use hvm_context::{boot_records, MAX_HVM_CONTEXT};
 pub use layout::{
     BuildRequest, PfnRange, PtCounts, PvLayout, SegmentCopy, BOOT_PADDING, MAPPING_ALIGN,
     MAX_GUEST_CMDLINE, MAX_MEMORY_PAGES, PAGE_SIZE, XEN_HOLE_END, XEN_HOLE_START,

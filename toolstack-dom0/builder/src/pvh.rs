@@ -102,6 +102,9 @@ pub enum PvhError {
     BadSpecialPages,
     /// A generator was asked for a page it does not write.
     NotThisKind,
+    /// Xen's HVM save records are not as `hvm/save.h` says (no leading
+    /// HEADER, no MTRR record for vCPU 0, a record past the end).
+    BadHvmContext,
 }
 
 impl fmt::Display for PvhError {
@@ -120,6 +123,7 @@ impl fmt::Display for PvhError {
             PvhError::Overlap => "initrd overlaps the kernel",
             PvhError::BadSpecialPages => "special page count out of range",
             PvhError::NotThisKind => "page is not one this plan writes",
+            PvhError::BadHvmContext => "malformed HVM save records",
         })
     }
 }

@@ -173,6 +173,30 @@ impl Platform for Xen {
         Ok(())
     }
 
+    fn populate_gfns(&mut self, domid: u16, first: u64, count: u64) -> Result<(), XenError> {
+        Ok(control::populate_gfns(domid, first, count)?)
+    }
+
+    fn set_paging_pool(&mut self, domid: u16, bytes: u64) -> Result<(), XenError> {
+        Ok(control::set_paging_pool(domid, bytes)?)
+    }
+
+    fn set_memory_map(&mut self, domid: u16, e820: &[u8]) -> Result<(), XenError> {
+        Ok(control::set_memory_map(domid, e820)?)
+    }
+
+    fn set_hvm_param(&mut self, domid: u16, index: u32, value: u64) -> Result<(), XenError> {
+        Ok(control::set_hvm_param(domid, index, value)?)
+    }
+
+    fn hvm_context(&mut self, domid: u16) -> Result<Vec<u8>, XenError> {
+        Ok(control::hvm_context(domid)?)
+    }
+
+    fn set_hvm_context(&mut self, domid: u16, records: &[u8]) -> Result<(), XenError> {
+        Ok(control::set_hvm_context(domid, records)?)
+    }
+
     fn grant_table_frame(&mut self, domid: u16) -> Result<u64, XenError> {
         control::grant_table_frame(domid).map_err(XenError::Gnttab)
     }

@@ -24,6 +24,10 @@ pub struct DomainSpec {
     pub ramdisk: String,
     /// Kernel command line.
     pub cmdline: String,
+    /// The VM's `domain_type` as set (`pv`, `pvh`, `hvm`, `pv_in_pvh`,
+    /// `unspecified`): the hypervisor picks the builder by it and refuses
+    /// what it cannot build.
+    pub domain_type: String,
 }
 
 /// Why a clean shutdown was requested.

@@ -189,6 +189,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             kernel: s("PV_kernel"),
             ramdisk: s("PV_ramdisk"),
             cmdline: s("PV_args"),
+            domain_type: s("domain_type"),
         }
     }
 
@@ -217,7 +218,11 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         // As xapi: the metrics say what kind of domain runs (none when
         // Halted) and when they last changed.
         let live = state == "Running" || state == "Paused";
-        let kind = if live { "pv" } else { "unspecified" };
+        let kind = match (live, self.vm_field(vm, "domain_type").as_str()) {
+            (false, _) => "unspecified",
+            (true, Some("pvh")) => "pvh",
+            (true, _) => "pv",
+        };
         self.db
             .set_named(mc, arg_str(&m), "current_domain_type", Value::str(kind));
         self.db

@@ -394,3 +394,31 @@ fn a_poisoned_engine_refuses() {
     let err = e.domain_stopped(T0, d, StopReason::Crash).unwrap_err();
     assert_eq!(err.code, "INTERNAL_ERROR");
 }
+
+#[test]
+fn a_pvh_vm_runs_as_pvh_and_a_pv_one_as_pv() {
+    let mut e = open(MemStorage::default());
+    let sid = login(&mut e);
+    for (kind, running) in [("pvh", "pvh"), ("pv", "pv"), ("unspecified", "pv")] {
+        let vm = new_vm(&mut e, &sid, kind);
+        ok(
+            &mut e,
+            "VM.set_domain_type",
+            vec![sid.clone(), vm.clone(), s(kind)],
+        );
+        let start = vec![
+            sid.clone(),
+            vm.clone(),
+            Value::Bool(false),
+            Value::Bool(false),
+        ];
+        ok(&mut e, "VM.start", start);
+        let metrics = ok(&mut e, "VM.get_metrics", vec![sid.clone(), vm.clone()]);
+        let current = ok(
+            &mut e,
+            "VM_metrics.get_current_domain_type",
+            vec![sid.clone(), metrics],
+        );
+        assert_eq!(current, s(running), "{kind}");
+    }
+}

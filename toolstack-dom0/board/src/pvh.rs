@@ -1,0 +1,331 @@
+//! The PVH domain build: creates an HVM domain without a device model and
+//! carries out `xcp_builder::PvhPlan` through the [`Platform`].
+//!
+//! Read first: ../builder/DESIGN.md ("PVH"), xen docs/misc/pvh.pandoc,
+//! ../kimage/src/lib.rs. The order:
+//!
+//! 1. `XEN_DOMCTL_createdomain` with the PVH flags, `XEN_DOMCTL_max_vcpus`
+//!    (which creates the vCPUs), max_mem for every page
+//!    the plan populates, the paging (HAP) pool;
+//! 2. low RAM populated, then the kernel streamed into it by `xcp_kimage`
+//!    through a [`GuestSink`] that refuses any address outside low RAM
+//!    (the plan needs the kernel's range and entry, so it is made after);
+//! 3. the plan's other runs populated (ACPI, special pages, high RAM), its
+//!    e820 set, its pages written (initrd, start-info page, ACPI tables,
+//!    zeroed rings);
+//! 4. the console and xenstore event channels, the HVM params naming them
+//!    and the ring pages;
+//! 5. the boot vCPU: Xen's save records, rewritten by
+//!    `xcp_builder::boot_records`, loaded back.
+//!
+//! The domain is handed back paused, as the PV build does. Every step goes
+//! on an [`UndoLog`] (the domain, which takes its memory and ports with it).
+//!
+//! Not done yet: the grant seed (libxc writes grant entries 0 and 1 for the
+//! console and xenstore rings into the guest's grant table, which for an
+//! HVM guest is reached by mapping it into the guest's physmap first), so a
+//! PVH domain is not introduced to the xenstore domain, which maps rings
+//! by grant. Pages are written by gfn through `mmu_update` with the
+//! guest's domid (Xen translates the gfn), one mapping per page written.
+
+use xcp_builder::{
+    boot_records, InitrdRequest, LoadedKernel, PhysRange, PvhPlan, PvhRequest, LOW_RAM_END,
+    MAX_SPECIAL_PAGES, MIN_SPECIAL_PAGES,
+};
+use xcp_kimage::{KimageError, Limits, Refusal, Sink};
+use xen_abi::hvm::{HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN, HVM_PARAM_TIMER_MODE};
+use xen_sys::domctl_payloads::XenDomctlCreatedomain;
+
+use crate::undo::{Undo, UndoLog};
+use crate::{BoardError, Platform, Step};
+
+const PAGE: u64 = 4096;
+/// `HVMPTM_no_delay_for_missed_ticks` (hvm/params.h).
+const HVMPTM_NO_DELAY_FOR_MISSED_TICKS: u64 = 1;
+/// Grant and maptrack frames, as for PV domains.
+const MAX_GRANT_FRAMES: i32 = 32;
+const MAX_MAPTRACK_FRAMES: i32 = 1024;
+/// Slack above the populated pages for max_mem, as libxl adds.
+const MAXMEM_SLACK_KIB: u64 = 1024;
+/// The special pages: the xenstore ring and the console ring.
+const SPECIAL_PAGES: u32 = MIN_SPECIAL_PAGES;
+const _: () = assert!(SPECIAL_PAGES <= MAX_SPECIAL_PAGES);
+
+/// What a PVH build is asked for.
+pub struct PvhSpec<'a> {
+    /// The kernel: an ELF vmlinux or a bzImage with a `PHYS32_ENTRY` note.
+    pub kernel: &'a [u8],
+    /// The initrd (empty: none).
+    pub initrd: &'a [u8],
+    /// RAM, MiB.
+    pub memory_mib: u32,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// The command line.
+    pub cmdline: &'a str,
+    /// The domain handle (a XenAPI VM's uuid).
+    pub handle: [u8; 16],
+    /// Whether the domain gets a xenstore ring. Without one its store
+    /// params stay unset (0), which Linux takes as "no xenstore" and boots
+    /// on without xenbus; with a ring no one serves, its xenbus initcall
+    /// waits for ever. (The xenstore domain maps rings by grant, and the
+    /// PVH build seeds no grants yet: see the module docs.)
+    pub xenstore: bool,
+    /// Where an xz kernel's dictionary lives (`None`: dom0's heap, which
+    /// must then have room for it).
+    pub dictionary: Option<&'a mut [u8]>,
+}
+
+/// What the PVH build made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PvhBuilt {
+    /// The new domain (paused).
+    pub domid: u16,
+    /// Guest frame of its console ring.
+    pub console_gfn: u64,
+    /// Its end of the console event channel (remote: dom0).
+    pub console_port: u32,
+    /// Guest frame of its xenstore ring.
+    pub store_gfn: u64,
+    /// Its end of the xenstore event channel (remote: dom0), if it has a
+    /// xenstore ring.
+    pub store_port: Option<u32>,
+    /// The kernel's entry (`PHYS32_ENTRY`).
+    pub entry: u64,
+}
+
+/// The paging pool a HAP guest needs: 1 MiB per vCPU and 8 KiB per MiB of
+/// RAM (libxl's default `shadow_memkb`), at least Xen's own 1 MiB.
+pub fn paging_pool_bytes(memory_mib: u32, vcpus: u32) -> u64 {
+    (u64::from(vcpus) * 1024 + u64::from(memory_mib) * 8).max(1024) * 1024
+}
+
+/// Writes a kernel into a PVH guest's low RAM through the platform, one
+/// guest page at a time; refuses anything outside `ram`.
+pub struct GuestSink<'a, P: Platform> {
+    pf: &'a mut P,
+    domid: u16,
+    ram: PhysRange,
+    /// The platform error that ended the load, if one did.
+    failed: Option<P::Error>,
+    /// Bytes written or zeroed.
+    pub bytes: u64,
+}
+
+impl<'a, P: Platform> GuestSink<'a, P> {
+    /// A sink over `ram` of `domid`.
+    pub fn new(pf: &'a mut P, domid: u16, ram: PhysRange) -> Self {
+        GuestSink {
+            pf,
+            domid,
+            ram,
+            failed: None,
+            bytes: 0,
+        }
+    }
+
+    fn put(&mut self, paddr: u64, len: u64, bytes: Option<&[u8]>) -> Result<(), Refusal> {
+        let inside = paddr
+            .checked_add(len)
+            .is_some_and(|end| self.ram.start <= paddr && end <= self.ram.end());
+        if !inside {
+            return Err(Refusal {
+                paddr,
+                reason: "outside the guest's RAM",
+            });
+        }
+        let mut done = 0u64;
+        while done < len {
+            let at = paddr + done;
+            let offset = (at % PAGE) as usize;
+            let n = (PAGE - at % PAGE).min(len - done) as usize;
+            let src = bytes.map(|b| &b[done as usize..done as usize + n]);
+            let result = self
+                .pf
+                .write_foreign(self.domid, at / PAGE, &mut |dst| match src {
+                    Some(s) => dst[offset..offset + n].copy_from_slice(s),
+                    None => dst[offset..offset + n].fill(0),
+                });
+            if let Err(e) = result {
+                self.failed = Some(e);
+                return Err(Refusal {
+                    paddr: at,
+                    reason: "guest page write failed",
+                });
+            }
+            done += n as u64;
+        }
+        self.bytes += len;
+        Ok(())
+    }
+}
+
+impl<P: Platform> Sink for GuestSink<'_, P> {
+    fn write(&mut self, paddr: u64, bytes: &[u8]) -> Result<(), Refusal> {
+        self.put(paddr, bytes.len() as u64, Some(bytes))
+    }
+
+    fn zero(&mut self, paddr: u64, len: u64) -> Result<(), Refusal> {
+        self.put(paddr, len, None)
+    }
+}
+
+fn pvh_err<E>(step: Step) -> impl FnOnce(xcp_builder::PvhError) -> BoardError<E> {
+    move |error| BoardError::Pvh { step, error }
+}
+
+/// Builds a paused PVH domain from `spec`, recording each step on `log`
+/// (the caller undoes it on failure, or commits it).
+pub fn build_pvh_domain<P: Platform>(
+    pf: &mut P,
+    log: &mut UndoLog,
+    spec: PvhSpec<'_>,
+) -> Result<PvhBuilt, BoardError<P::Error>> {
+    let memory = u64::from(spec.memory_mib) << 20;
+    let low_ram = PhysRange {
+        start: 0,
+        len: memory.min(LOW_RAM_END),
+    };
+    // Every page the plan will populate: RAM, ACPI, special pages.
+    let populated = memory / PAGE + xcp_builder::ACPI_PAGES + u64::from(SPECIAL_PAGES);
+    let mut config = XenDomctlCreatedomain::pvh(spec.vcpus);
+    config.handle = spec.handle;
+    config.max_grant_frames = MAX_GRANT_FRAMES;
+    config.max_maptrack_frames = MAX_MAPTRACK_FRAMES;
+    let domid = pf
+        .create_domain(&config)
+        .map_err(BoardError::at(Step::CreateDomain))?;
+    log.push(Undo::Domain(domid));
+    // createdomain only bounds the vCPUs; this creates them. Xen 4.17's
+    // gethvmcontext on a domain without vCPU 0 dereferences NULL and
+    // panics the host (vpic_save), so it must come first.
+    pf.set_max_vcpus(domid, spec.vcpus)
+        .map_err(BoardError::at(Step::MaxVcpus))?;
+    pf.set_max_mem(domid, populated * 4 + MAXMEM_SLACK_KIB)
+        .map_err(BoardError::at(Step::MaxMem))?;
+    pf.set_paging_pool(domid, paging_pool_bytes(spec.memory_mib, spec.vcpus))
+        .map_err(BoardError::at(Step::PagingPool))?;
+    pf.populate_gfns(domid, 0, low_ram.len / PAGE)
+        .map_err(BoardError::at(Step::PopulatePhysmap))?;
+
+    // The kernel, straight into guest memory.
+    let limits = Limits::default();
+    let mut sink = GuestSink::new(pf, domid, low_ram);
+    let loaded = match spec.dictionary {
+        Some(d) => xcp_kimage::load_with_dictionary(spec.kernel, &limits, d, &mut sink),
+        None => xcp_kimage::load(spec.kernel, &limits, &mut sink),
+    };
+    let failed = sink.failed.take();
+    let loaded = match (loaded, failed) {
+        (Ok(l), _) => l,
+        (Err(KimageError::SinkRefused(_)), Some(error)) => {
+            return Err(BoardError::Platform {
+                step: Step::LoadKernel,
+                error,
+            })
+        }
+        (Err(e), _) => return Err(BoardError::Kernel(e)),
+    };
+    let entry = loaded.pvh_entry().map_err(BoardError::Kernel)?;
+
+    let cmdline = spec.cmdline.as_bytes();
+    let plan = PvhPlan::new(&PvhRequest {
+        memory_bytes: memory,
+        vcpus: spec.vcpus,
+        kernel: LoadedKernel {
+            start: loaded.paddr_range.start,
+            end: loaded.paddr_range.end,
+            entry: u64::from(entry),
+        },
+        cmdline,
+        initrd: (!spec.initrd.is_empty()).then_some(InitrdRequest {
+            len: spec.initrd.len() as u64,
+            at: None,
+        }),
+        special_pages: SPECIAL_PAGES,
+    })
+    .map_err(pvh_err(Step::PvhPlan))?;
+    let layout = *plan.layout();
+    // Low RAM is in already; the plan's first run must be it.
+    let mut runs = plan.populate();
+    if runs.next() != Some((0, low_ram.len / PAGE)) {
+        return Err(BoardError::Pvh {
+            step: Step::PvhPlan,
+            error: xcp_builder::PvhError::MemoryTooSmall,
+        });
+    }
+    for (first, count) in runs {
+        pf.populate_gfns(domid, first, count)
+            .map_err(BoardError::at(Step::PopulatePhysmap))?;
+    }
+    pf.set_memory_map(domid, &plan.e820_bytes())
+        .map_err(BoardError::at(Step::MemoryMap))?;
+    for (gfn, _) in plan.pages() {
+        let mut result = Ok(());
+        pf.write_foreign(domid, gfn, &mut |dst| {
+            result = plan.write_page(gfn, spec.initrd, dst).map(|_| ());
+        })
+        .map_err(BoardError::at(Step::WritePage { pfn: gfn }))?;
+        result.map_err(pvh_err(Step::WritePage { pfn: gfn }))?;
+    }
+    // Ports of the new domain, for dom0 (the console relay and, once the
+    // grant seed exists, the xenstore domain): they go with it.
+    let console_port = pf
+        .alloc_unbound_for(domid, 0)
+        .map_err(BoardError::at(Step::ConsolePort))?;
+    let store_port = if spec.xenstore {
+        Some(
+            pf.alloc_unbound_for(domid, 0)
+                .map_err(BoardError::at(Step::XenstorePort))?,
+        )
+    } else {
+        None
+    };
+    // As libxl sets for every HVM and PVH guest: timer_mode
+    // no_delay_for_missed_ticks (Xen's default, delay_for_missed_ticks,
+    // freezes guest time while the vCPU is descheduled).
+    let timer_mode = (HVM_PARAM_TIMER_MODE, HVMPTM_NO_DELAY_FOR_MISSED_TICKS);
+    let no_store = [HVM_PARAM_STORE_PFN, HVM_PARAM_STORE_EVTCHN];
+    let params = plan
+        .hvm_params(store_port.unwrap_or(0), console_port)
+        .into_iter()
+        .filter(|(index, _)| store_port.is_some() || !no_store.contains(index));
+    for (index, value) in core::iter::once(timer_mode).chain(params) {
+        pf.set_hvm_param(domid, index, value)
+            .map_err(BoardError::at(Step::HvmParam { index }))?;
+    }
+    let current = pf
+        .hvm_context(domid)
+        .map_err(BoardError::at(Step::HvmContext))?;
+    let records =
+        boot_records(&current, &plan.vcpu_context()).map_err(pvh_err(Step::HvmContext))?;
+    pf.set_hvm_context(domid, &records)
+        .map_err(BoardError::at(Step::HvmContext))?;
+    Ok(PvhBuilt {
+        domid,
+        console_gfn: layout.console_pfn(),
+        console_port,
+        store_gfn: layout.xenstore_pfn(),
+        store_port,
+        entry: layout.entry,
+    })
+}
+
+/// Builds a paused PVH domain; on failure nothing is left behind. On
+/// success the domain is the caller's to unpause and destroy.
+pub fn build_pvh<P: Platform>(
+    pf: &mut P,
+    spec: PvhSpec<'_>,
+) -> Result<PvhBuilt, BoardError<P::Error>> {
+    let mut log = UndoLog::new();
+    match build_pvh_domain(pf, &mut log, spec) {
+        Ok(built) => {
+            log.commit();
+            Ok(built)
+        }
+        Err(e) => {
+            log.undo(pf);
+            Err(e)
+        }
+    }
+}
