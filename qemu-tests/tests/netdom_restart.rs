@@ -62,10 +62,12 @@ fn clients_ride_out_a_netdom_crash() {
     let step = |what: &str, r: Result<String, String>| {
         r.unwrap_or_else(|e| panic!("{what}: {e}\nserial log:\n{}", qemu.lines().join("\n")))
     };
-    // A new connection through QEMU's user network to netdom sometimes
-    // waits for TCP's SYN retries (1, 2, 4 ... 64 s; seen before this
-    // session's changes too, cause not yet found: see the session notes),
-    // so the first connect gets room for them.
+    // A new connection through QEMU's user network to netdom was seen to
+    // wait for TCP's SYN retries (1, 2, 4 ... 64 s), before two lost
+    // wake-ups were fixed (dom0 zeroing the relay channel after netdom
+    // started; Xen on two CPUs under TCG losing cross-CPU wake-ups). Not
+    // seen since; the first connect keeps room for the retries until it
+    // is measured again.
     step(
         "npm xen-api connects",
         watcher.wait_for("WATCHER connected", Duration::from_secs(300)),

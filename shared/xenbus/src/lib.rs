@@ -42,6 +42,6 @@ pub use client::{check_path, Client, Limits, Progress, RequestId, WatchEvent};
 pub use error::{Error, Malformed, XsErrno};
 pub use perms::{Access, Perm};
 pub use reply::{Reply, TxId};
-pub use ring::{SharedPage, SharedRing};
+pub use ring::SharedPage;
 pub use state::XenbusState;
 pub use wire::MsgType;

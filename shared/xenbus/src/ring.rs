@@ -18,8 +18,8 @@ use alloc::vec::Vec;
 
 use xcp_xs_wire::ring::{consume, produce, Ring};
 pub use xcp_xs_wire::ring::{
-    BadIndexes, SharedPage, SharedRing, CONNECTION, ERROR, REQ, REQ_CONS, REQ_PROD, RSP, RSP_CONS,
-    RSP_PROD, SERVER_FEATURES, XENSTORE_RING_SIZE, XENSTORE_SERVER_FEATURE_ERROR,
+    BadIndexes, SharedPage, CONNECTION, ERROR, REQ, REQ_CONS, REQ_PROD, RSP, RSP_CONS, RSP_PROD,
+    SERVER_FEATURES, XENSTORE_RING_SIZE, XENSTORE_SERVER_FEATURE_ERROR,
     XENSTORE_SERVER_FEATURE_RECONNECTION,
 };
 

@@ -32,34 +32,6 @@ pub use xen_abi::io::xs_wire::{
 
 pub use xcp_ring::SharedPage;
 
-/// Wraps a [`SharedPage`] and is one. It was the adapter from `SharedPage`
-/// to this crate's own page trait (`SharedPage`, merged into `SharedPage`);
-/// kept so that `SharedRing(page)` call sites and types keep compiling. New
-/// code passes the page itself.
-#[derive(Debug)]
-pub struct SharedRing<P>(pub P);
-
-impl<P: SharedPage> SharedPage for SharedRing<P> {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn read(&self, offset: usize, out: &mut [u8]) {
-        self.0.read(offset, out)
-    }
-    fn write(&self, offset: usize, data: &[u8]) {
-        self.0.write(offset, data)
-    }
-    fn load_u32(&self, offset: usize) -> u32 {
-        self.0.load_u32(offset)
-    }
-    fn store_u32(&self, offset: usize, v: u32) {
-        self.0.store_u32(offset, v)
-    }
-    fn mb(&self) {
-        self.0.mb()
-    }
-}
-
 /// One of the page's two byte rings: the direction bytes flow in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ring {
@@ -210,15 +182,5 @@ mod tests {
         // Nothing moved.
         assert_eq!(page.load_u32(REQ_CONS), 5);
         assert_eq!(page.load_u32(RSP_CONS), 0);
-    }
-
-    #[test]
-    fn shared_pages_work_through_the_adapter() {
-        let ring = SharedRing(xcp_ring::fake::MemPage::new());
-        assert_eq!(produce(&ring, Ring::Req, b"abc"), Ok(3));
-        assert_eq!(ring.load_u32(REQ_PROD), 3);
-        let mut out = [0u8; 3];
-        ring.read(REQ, &mut out);
-        assert_eq!(&out, b"abc");
     }
 }

@@ -15,14 +15,14 @@ use core::cell::{RefCell, RefMut};
 use xcp_dom0_board::guest_tree;
 use xcp_runtime::paging::Frame;
 use xcp_runtime::xenstore::PortWait;
-use xcp_xenbus::{Access, Client, Perm, SharedRing, TxId, Xenbus};
+use xcp_xenbus::{Access, Client, Perm, TxId, Xenbus};
 
 use crate::xen::XenError;
 
 /// dom0's connection to the xenstore domain (a handle: clones share it).
 #[derive(Clone)]
 pub struct XsLink {
-    store: Rc<RefCell<Xenbus<SharedRing<Frame>, PortWait>>>,
+    store: Rc<RefCell<Xenbus<Frame, PortWait>>>,
 }
 
 fn xs_err(what: &'static str) -> impl FnOnce(xcp_xenbus::Error) -> XenError {
@@ -36,7 +36,7 @@ impl XsLink {
         XsLink {
             store: Rc::new(RefCell::new(Xenbus::new(
                 Client::default(),
-                SharedRing(ring),
+                ring,
                 PortWait { port },
             ))),
         }
@@ -44,7 +44,7 @@ impl XsLink {
 
     /// The blocking handle, for dom0's own reads and writes (the `mem`
     /// command's, the `xenstore` self-test's).
-    pub fn store(&mut self) -> RefMut<'_, Xenbus<SharedRing<Frame>, PortWait>> {
+    pub fn store(&mut self) -> RefMut<'_, Xenbus<Frame, PortWait>> {
         self.store.borrow_mut()
     }
 
