@@ -191,3 +191,35 @@ impl Drop for Peer {
         }
     }
 }
+
+/// dom0's `netdom-xenapi` self-test launch, for a real client on the host:
+/// a bundle with netdom (the NIC forwarded from a free 127.0.0.1 port,
+/// relaying XenAPI to dom0, whose root password is `password`) and
+/// `guests` packed as `/boot/guest/<name>` files, written under `dir`.
+/// Returns the launch and the URL the client uses.
+pub fn netdom_xenapi_launch(
+    a: &crate::Artifacts,
+    dir: &Path,
+    password: &str,
+    guests: &[PathBuf],
+) -> (crate::Launch, String) {
+    let hash = xenapi::auth::hash_password(password, 1000).unwrap();
+    let config = format!(
+        "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
+         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 12\n\
+         restart = false\nstart = false\npassthrough = true\n"
+    );
+    let mut images = vec![("netdom.elf".into(), a.path("netdom.elf"))];
+    images.extend(xcp_boot::guest_entries(guests).unwrap());
+    let archive = xcp_boot::assemble_bundle(&config, &images).unwrap();
+    let path = dir.join("bundle.cpio");
+    std::fs::write(&path, archive).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut launch = a.selftest(
+        &format!("test-exit selftest=netdom-xenapi xenapi-url={url}"),
+        &path,
+    );
+    launch.devices.nic = Some(Some(port));
+    (launch, url)
+}

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use xcp_qemu_tests::clients::{free_port, python_with_xenapi, run};
+use xcp_qemu_tests::clients::{netdom_xenapi_launch, python_with_xenapi, run};
 use xcp_qemu_tests::{Artifacts, Run};
 
 const PASSWORD: &str = "guest-pw";
@@ -172,24 +172,7 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
     let dir = a.scratch("guests-pvh");
     let vmlinux = extract_vmlinux(&debian_vmlinuz(), &dir);
     let initrd = initramfs(&dir);
-    let hash = xenapi::auth::hash_password(PASSWORD, 1000).unwrap();
-    let config = format!(
-        "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
-         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 12\n\
-         restart = false\nstart = false\npassthrough = true\n"
-    );
-    let mut images = vec![("netdom.elf".into(), a.path("netdom.elf"))];
-    images.extend(xcp_boot::guest_entries(&[vmlinux, initrd]).unwrap());
-    let archive = xcp_boot::assemble_bundle(&config, &images).unwrap();
-    let path = dir.join("bundle.cpio");
-    std::fs::write(&path, archive).unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}/");
-    let mut launch = a.selftest(
-        &format!("test-exit selftest=netdom-xenapi xenapi-url={url}"),
-        &path,
-    );
-    launch.devices.nic = Some(Some(port));
+    let (mut launch, url) = netdom_xenapi_launch(&a, &dir, PASSWORD, &[vmlinux, initrd]);
     launch.memory_mib = 2048;
     launch.timeout_secs = 400;
     let qemu = Run::start("guests-pvh", &launch);

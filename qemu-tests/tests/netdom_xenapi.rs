@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use xcp_qemu_tests::clients::{free_port, python_with_xenapi, run};
+use xcp_qemu_tests::clients::{netdom_xenapi_launch, python_with_xenapi, run};
 use xcp_qemu_tests::{Artifacts, Run};
 
 const PASSWORD: &str = "relay-pw";
@@ -113,23 +113,7 @@ fn pypi_xenapi_client_reaches_dom0_through_netdom() {
     let py = python_with_xenapi(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let a = Artifacts::from_env();
     let dir = a.scratch("netdom-xenapi");
-    let hash = xenapi::auth::hash_password(PASSWORD, 1000).unwrap();
-    let config = format!(
-        "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
-         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 12\n\
-         restart = false\nstart = false\npassthrough = true\n"
-    );
-    let archive =
-        xcp_boot::assemble_bundle(&config, &[("netdom.elf".into(), a.path("netdom.elf"))]).unwrap();
-    let path = dir.join("bundle.cpio");
-    std::fs::write(&path, archive).unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}/");
-    let mut launch = a.selftest(
-        &format!("test-exit selftest=netdom-xenapi xenapi-url={url}"),
-        &path,
-    );
-    launch.devices.nic = Some(Some(port));
+    let (launch, url) = netdom_xenapi_launch(&a, &dir, PASSWORD, &[]);
     let run_qemu = Run::start("netdom-xenapi", &launch);
     let waited = run_qemu.wait_for("xenapi relay ready", Duration::from_secs(150));
     // netdom's counters before the client's first byte.
@@ -287,28 +271,11 @@ fn a_vms_text_console_through_netdom() {
     let py = python_with_xenapi(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let a = Artifacts::from_env();
     let dir = a.scratch("netdom-console");
-    let hash = xenapi::auth::hash_password(PASSWORD, 1000).unwrap();
-    let config = format!(
-        "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
-         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 12\n\
-         restart = false\nstart = false\npassthrough = true\n"
-    );
     // The test testdom (with `console-echo`) as the VM's guest kernel,
     // /boot/guest/testdom.elf.
     let guest = dir.join("testdom.elf");
     std::fs::copy(a.path("testdom-test.elf"), &guest).unwrap();
-    let mut images = vec![("netdom.elf".into(), a.path("netdom.elf"))];
-    images.extend(xcp_boot::guest_entries(&[guest]).unwrap());
-    let archive = xcp_boot::assemble_bundle(&config, &images).unwrap();
-    let path = dir.join("bundle.cpio");
-    std::fs::write(&path, archive).unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}/");
-    let mut launch = a.selftest(
-        &format!("test-exit selftest=netdom-xenapi xenapi-url={url}"),
-        &path,
-    );
-    launch.devices.nic = Some(Some(port));
+    let (launch, url) = netdom_xenapi_launch(&a, &dir, PASSWORD, &[guest]);
     let run_qemu = Run::start("netdom-console", &launch);
     let waited = run_qemu.wait_for("xenapi relay ready", Duration::from_secs(150));
     let client = waited.as_ref().ok().map(|_| {
