@@ -109,25 +109,11 @@ pub fn build<P: Platform>(
     role: DomainRole,
     cmdline: &str,
 ) -> Result<Built, BoardError<P::Error>> {
-    let mut log = UndoLog::new();
-    match build_domain(
-        pf,
-        &mut log,
-        image,
-        module,
-        memory_mib,
-        role,
-        &mut |_, _, _| Ok(String::from(cmdline)),
-    ) {
-        Ok(built) => {
-            log.commit();
-            Ok(built)
-        }
-        Err(e) => {
-            log.undo(pf);
-            Err(e)
-        }
-    }
+    UndoLog::run(pf, |pf, log| {
+        build_domain(pf, log, image, module, memory_mib, role, &mut |_, _, _| {
+            Ok(String::from(cmdline))
+        })
+    })
 }
 
 fn plan_err<E>(step: Step) -> impl FnOnce(xcp_builder::Error) -> BoardError<E> {

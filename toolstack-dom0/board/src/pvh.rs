@@ -317,15 +317,5 @@ pub fn build_pvh<P: Platform>(
     pf: &mut P,
     spec: PvhSpec<'_>,
 ) -> Result<PvhBuilt, BoardError<P::Error>> {
-    let mut log = UndoLog::new();
-    match build_pvh_domain(pf, &mut log, spec) {
-        Ok(built) => {
-            log.commit();
-            Ok(built)
-        }
-        Err(e) => {
-            log.undo(pf);
-            Err(e)
-        }
-    }
+    UndoLog::run(pf, |pf, log| build_pvh_domain(pf, log, spec))
 }

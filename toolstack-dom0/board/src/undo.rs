@@ -117,6 +117,25 @@ impl UndoLog {
             undo_one(pf, undo);
         }
     }
+
+    /// Runs `work` on a fresh log: commits it if `work` succeeds, undoes
+    /// every step it recorded if it fails.
+    pub fn run<P: Platform, T, E>(
+        pf: &mut P,
+        work: impl FnOnce(&mut P, &mut UndoLog) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut log = UndoLog::new();
+        match work(pf, &mut log) {
+            Ok(done) => {
+                log.commit();
+                Ok(done)
+            }
+            Err(e) => {
+                log.undo(pf);
+                Err(e)
+            }
+        }
+    }
 }
 
 fn undo_one<P: Platform>(pf: &mut P, undo: Undo) {

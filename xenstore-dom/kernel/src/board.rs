@@ -213,11 +213,6 @@ impl<Pg: SharedPage> Board<Pg> {
             .collect()
     }
 
-    /// Gives the ring of `port` a turn, as if its port had fired.
-    pub fn serve_port<P: Platform<Page = Pg>>(&mut self, platform: &mut P, port: u32) -> bool {
-        self.on_event(platform, port)
-    }
-
     /// Whether `domid`'s ring was stopped after a ring error.
     pub fn is_stopped(&self, domid: u16) -> bool {
         self.peers.values().any(|p| p.domid == domid && p.stopped)

@@ -172,7 +172,8 @@ mod domain {
                         "domain {domid}: {unread} request bytes unread for a second with no \
                          event on port {port}: serving them"
                     );
-                    let owed = self.board.serve_port(&mut Xen { lp }, port);
+                    // As if its port had fired.
+                    let owed = self.board.on_event(&mut Xen { lp }, port);
                     self.owe_turn(lp, owed);
                 }
             }

@@ -580,7 +580,7 @@ fn a_ring_whose_kick_was_lost_is_listed_and_served() {
     assert_eq!(unread, g.page.u32_at(REQ_PROD) - cons);
     // Served as if its port had fired: the reply is in the guest's ring.
     w.fake.kicks.clear();
-    let mut owed = w.board.serve_port(&mut w.fake, port);
+    let mut owed = w.board.on_event(&mut w.fake, port);
     while owed {
         owed = w.board.run(&mut w.fake);
     }
