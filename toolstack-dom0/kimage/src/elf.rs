@@ -133,17 +133,14 @@ impl ElfStream {
     }
 
     /// Ends the stream: every segment must be complete. Parses the notes.
-    pub fn finish(mut self, sink: &mut impl Sink) -> Result<ElfSummary, KimageError> {
+    pub fn finish(self) -> Result<ElfSummary, KimageError> {
         if !self.parsed {
             return Err(KimageError::Truncated("ELF headers"));
         }
-        // Segments with no file bytes complete wherever they claim to start.
-        while let Some(s) = self.loads.get(self.next_load).copied() {
-            if s.filesz != 0 {
-                return Err(KimageError::Truncated("ELF PT_LOAD segment"));
-            }
-            zero_fill(&s, sink)?;
-            self.next_load += 1;
+        // `body` completes empty segments as it reaches them: what is left
+        // waits for bytes that never came.
+        if self.next_load < self.loads.len() {
+            return Err(KimageError::Truncated("ELF PT_LOAD segment"));
         }
         let mut found = XenNotes::default();
         for n in &self.notes {
@@ -244,7 +241,15 @@ impl ElfStream {
             return Err(KimageError::TooLarge(Bound::Output, end));
         }
         while let Some(s) = self.loads.get(self.next_load).copied() {
-            if s.offset >= end && !(s.filesz == 0 && s.offset == end) {
+            // A segment with no file bytes is complete at once: its
+            // `p_offset` means nothing, and waiting for it would let a later
+            // segment's bytes pass unwritten.
+            if s.filesz == 0 {
+                zero_fill(&s, sink)?;
+                self.next_load += 1;
+                continue;
+            }
+            if s.offset >= end {
                 break;
             }
             let file_end = s.offset + s.filesz;

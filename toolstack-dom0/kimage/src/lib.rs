@@ -157,7 +157,7 @@ fn load_inner(
     let mut elf = ElfStream::new(limits);
     let mut feed = |bytes: &[u8]| elf.feed(bytes, sink);
     decompress::decompress(compression, payload, limits, dictionary, &mut feed)?;
-    let summary = elf.finish(sink)?;
+    let summary = elf.finish()?;
     Ok(Loaded {
         compression,
         e_entry: summary.e_entry,
