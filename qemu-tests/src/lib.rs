@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clients;
+pub mod linux;
 mod output;
 
 use output::{kill_group, Output};

@@ -1,0 +1,107 @@
+//! Linux guests for the QEMU cases: Debian's kernel as the deps step
+//! unpacked it (target/debian-kernel), the ELF vmlinux inside its bzImage,
+//! and busybox initramfs archives made at test time.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A cpio "newc" archive (Linux Documentation/driver-api/early-userspace/
+/// buffer-format.rst) of `(name, mode, data)` entries.
+pub fn newc(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let pad = |out: &mut Vec<u8>| out.resize(out.len().next_multiple_of(4), 0);
+    let trailer: (&str, u32, &[u8]) = ("TRAILER!!!", 0, &[]);
+    for (i, (name, mode, data)) in entries.iter().chain([&trailer]).enumerate() {
+        let fields = [
+            i as u32 + 1,
+            *mode,
+            0,
+            0,
+            1,
+            0,
+            data.len() as u32,
+            0,
+            0,
+            0,
+            0,
+            name.len() as u32 + 1,
+            0,
+        ];
+        out.extend_from_slice(b"070701");
+        for f in fields {
+            out.extend_from_slice(format!("{f:08x}").as_bytes());
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        pad(&mut out);
+        out.extend_from_slice(data);
+        pad(&mut out);
+    }
+    out
+}
+
+/// A guest initramfs: busybox-static and `init` as /init, written to
+/// `dir/initramfs`.
+pub fn initramfs(dir: &Path, init: &str) -> PathBuf {
+    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (busybox-static)");
+    let archive = newc(&[
+        ("bin", 0o040755, &[]),
+        ("dev", 0o040755, &[]),
+        ("proc", 0o040755, &[]),
+        ("sys", 0o040755, &[]),
+        ("bin/busybox", 0o100755, &busybox),
+        ("init", 0o100755, init.as_bytes()),
+    ]);
+    let path = dir.join("initramfs");
+    std::fs::write(&path, archive).unwrap();
+    path
+}
+
+/// Debian's vmlinuz, as the deps step unpacked it.
+pub fn debian_vmlinuz() -> PathBuf {
+    let boot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debian-kernel/root/boot");
+    std::fs::read_dir(&boot)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run `cargo xtask build`: its deps step downloads Debian's kernel)",
+                boot.display()
+            )
+        })
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .unwrap_or_else(|| panic!("no vmlinuz-* in {}", boot.display()))
+}
+
+/// The ELF inside a bzImage with an xz payload, written to `dir/vmlinux`.
+pub fn extract_vmlinux(bzimage: &Path, dir: &Path) -> PathBuf {
+    let b = std::fs::read(bzimage).unwrap();
+    let u32_at = |off: usize| u32::from_le_bytes(b[off..off + 4].try_into().unwrap()) as usize;
+    assert_eq!(&b[0x202..0x206], b"HdrS", "not a bzImage");
+    let setup_sects = match b[0x1f1] {
+        0 => 4,
+        n => usize::from(n),
+    };
+    let start = (setup_sects + 1) * 512 + u32_at(0x248);
+    let payload = &b[start..start + u32_at(0x24c)];
+    assert_eq!(&payload[..6], b"\xfd7zXZ\0", "the payload is not xz");
+    let xz = dir.join("payload.xz");
+    std::fs::write(&xz, payload).unwrap();
+    let out = Command::new("xz")
+        .args(["-d", "-c", "--single-stream"])
+        .arg(&xz)
+        .output()
+        .expect("xz runs (xz-utils)");
+    assert!(
+        out.status.success(),
+        "xz: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(&out.stdout[..4], b"\x7fELF");
+    let vmlinux = dir.join("vmlinux");
+    std::fs::write(&vmlinux, &out.stdout).unwrap();
+    vmlinux
+}
