@@ -203,13 +203,38 @@ pub fn netdom_xenapi_launch(
     password: &str,
     guests: &[PathBuf],
 ) -> (crate::Launch, String) {
+    launch_with(a, dir, password, guests, "", Vec::new())
+}
+
+/// [`netdom_xenapi_launch`] with the xenstore domain too: XenAPI VMs are
+/// introduced to it, so a Linux guest's xenbus comes up.
+pub fn netdom_xenapi_xs_launch(
+    a: &crate::Artifacts,
+    dir: &Path,
+    password: &str,
+    guests: &[PathBuf],
+) -> (crate::Launch, String) {
+    let xenstore = "[[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\n\
+                    memory_mib = 16\nxenstore = true\n\n";
+    let images = vec![("xenstore-dom.elf".into(), a.path("xenstore-dom.elf"))];
+    launch_with(a, dir, password, guests, xenstore, images)
+}
+
+fn launch_with(
+    a: &crate::Artifacts,
+    dir: &Path,
+    password: &str,
+    guests: &[PathBuf],
+    domains: &str,
+    mut images: Vec<(String, PathBuf)>,
+) -> (crate::Launch, String) {
     let hash = xenapi::auth::hash_password(password, 1000).unwrap();
     let config = format!(
         "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
-         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 12\n\
+         {domains}[[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 12\n\
          restart = false\nstart = false\npassthrough = true\n"
     );
-    let mut images = vec![("netdom.elf".into(), a.path("netdom.elf"))];
+    images.push(("netdom.elf".into(), a.path("netdom.elf")));
     images.extend(xcp_boot::guest_entries(guests).unwrap());
     let archive = xcp_boot::assemble_bundle(&config, &images).unwrap();
     let path = dir.join("bundle.cpio");

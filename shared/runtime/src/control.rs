@@ -61,6 +61,24 @@ pub fn grant_table_frame(domid: DomId) -> Result<u64, xen_sys::grant_table::Gntt
     Ok(frames[0])
 }
 
+/// Maps grant-table frame 0 of HVM domain `domid` at its guest frame
+/// `gfn` (an unpopulated one), so the builder can seed the table through
+/// an ordinary foreign mapping of `gfn`. Undo with [`remove_gfn`].
+pub fn map_grant_table_at(domid: DomId, gfn: u64) -> Result<(), Errno> {
+    // SAFETY: changes only `domid`'s physmap, at a frame the caller keeps
+    // empty; no mapping of ours references it yet.
+    unsafe {
+        xen_sys::memory::add_to_physmap(domid, xen_sys::memory::XENMAPSPACE_GRANT_TABLE, 0, gfn)
+    }
+}
+
+/// Empties guest frame `gfn` of HVM domain `domid`.
+pub fn remove_gfn(domid: DomId, gfn: u64) -> Result<(), Errno> {
+    // SAFETY: changes only `domid`'s physmap; the caller no longer maps
+    // `gfn` (foreign mappings of ours are dropped before this).
+    unsafe { xen_sys::memory::remove_from_physmap(domid, gfn) }
+}
+
 /// Assigns PCI device `bdf` to `domid` through the IOMMU (it leaves dom0,
 /// or the quarantine, and can DMA only into `domid`'s memory).
 pub fn assign_pci(domid: DomId, bdf: xcp_pci::Bdf) -> Result<(), Errno> {

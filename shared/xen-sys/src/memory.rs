@@ -87,6 +87,16 @@ pub struct AddToPhysmap {
     pub gpfn: XenPfn,
 }
 
+/// `struct xen_remove_from_physmap`
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RemoveFromPhysmap {
+    /// Domain whose physmap changes.
+    pub domid: DomId,
+    /// The guest frame to empty.
+    pub gpfn: XenPfn,
+}
+
 /// `struct xen_memory_map`
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -244,6 +254,19 @@ pub unsafe fn add_to_physmap(
     };
     // SAFETY: `arg` lives across the call; the caller vouches for the frame.
     unsafe { memory_op(XENMEM_ADD_TO_PHYSMAP, &mut arg) }?;
+    Ok(())
+}
+
+/// Empties guest frame `gpfn` of `domid` (what was mapped there, e.g. a
+/// grant-table frame, goes back to its owner; a RAM page is freed).
+///
+/// # Safety
+/// Nothing may still reference what `gpfn` held.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn remove_from_physmap(domid: DomId, gpfn: XenPfn) -> Result<(), crate::Errno> {
+    let mut arg = RemoveFromPhysmap { domid, gpfn };
+    // SAFETY: `arg` lives across the call; the caller vouches for the frame.
+    unsafe { memory_op(XENMEM_REMOVE_FROM_PHYSMAP, &mut arg) }?;
     Ok(())
 }
 

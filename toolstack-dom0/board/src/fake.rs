@@ -85,6 +85,10 @@ pub struct FakeDomain {
     pub paging_pool: u64,
     /// vCPUs created (`set_max_vcpus`).
     pub vcpus: u32,
+    /// Where its grant-table frame 0 is mapped in its physmap (PVH).
+    pub grant_table_gfn: Option<u64>,
+    /// Its grant-table frame 0 as written (empty: never written).
+    pub grant_frame: Vec<u8>,
 }
 
 impl FakeDomain {
@@ -555,6 +559,12 @@ impl Platform for Fake {
     ) -> Result<(), FakeError> {
         self.call("write_foreign", format_args!("{domid} {mfn:#x}"))?;
         let d = self.domain(domid)?;
+        if d.hvm && d.grant_table_gfn == Some(mfn) {
+            d.grant_frame.resize(4096, 0);
+            let page: &mut [u8; 4096] = d.grant_frame.as_mut_slice().try_into().expect("a page");
+            fill(page);
+            return Ok(());
+        }
         // Xen refuses to map a gfn with nothing behind it.
         if d.hvm && !d.is_populated(mfn) {
             return Err(FakeError::Invalid);
@@ -618,6 +628,26 @@ impl Platform for Fake {
             return Err(FakeError::Invalid);
         }
         d.hvm_context = Some(records.to_vec());
+        Ok(())
+    }
+
+    fn map_grant_table_at(&mut self, domid: u16, gfn: u64) -> Result<(), FakeError> {
+        self.call("map_grant_table_at", format_args!("{domid} {gfn:#x}"))?;
+        let d = self.domain(domid)?;
+        if !d.hvm || d.is_populated(gfn) || d.grant_table_gfn.is_some() {
+            return Err(FakeError::Invalid);
+        }
+        d.grant_table_gfn = Some(gfn);
+        Ok(())
+    }
+
+    fn remove_gfn(&mut self, domid: u16, gfn: u64) -> Result<(), FakeError> {
+        self.call("remove_gfn", format_args!("{domid} {gfn:#x}"))?;
+        let d = self.domain(domid)?;
+        if !d.hvm || d.grant_table_gfn != Some(gfn) {
+            return Err(FakeError::Invalid);
+        }
+        d.grant_table_gfn = None;
         Ok(())
     }
 

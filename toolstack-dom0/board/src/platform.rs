@@ -99,6 +99,12 @@ pub trait Platform {
     fn hvm_context(&mut self, domid: u16) -> Result<Vec<u8>, Self::Error>;
     /// `XEN_DOMCTL_sethvmcontext`: loads save records into `domid`.
     fn set_hvm_context(&mut self, domid: u16, records: &[u8]) -> Result<(), Self::Error>;
+    /// Maps grant-table frame 0 of HVM domain `domid` at its empty guest
+    /// frame `gfn` (`XENMEM_add_to_physmap`), for seeding.
+    fn map_grant_table_at(&mut self, domid: u16, gfn: u64) -> Result<(), Self::Error>;
+    /// Empties guest frame `gfn` of HVM domain `domid`
+    /// (`XENMEM_remove_from_physmap`).
+    fn remove_gfn(&mut self, domid: u16, gfn: u64) -> Result<(), Self::Error>;
     /// The machine frame of `domid`'s first grant-table frame.
     fn grant_table_frame(&mut self, domid: u16) -> Result<u64, Self::Error>;
     /// Has Xen write the hypercall page at `mfn` of `domid`.

@@ -13,19 +13,18 @@
 //! 3. the plan's other runs populated (ACPI, special pages, high RAM), its
 //!    e820 set, its pages written (initrd, start-info page, ACPI tables,
 //!    zeroed rings);
-//! 4. the console and xenstore event channels, the HVM params naming them
-//!    and the ring pages;
+//! 4. the console and xenstore event channels, the grant seed, the HVM
+//!    params naming the channels and the ring pages;
 //! 5. the boot vCPU: Xen's save records, rewritten by
 //!    `xcp_builder::boot_records`, loaded back.
 //!
 //! The domain is handed back paused, as the PV build does. Every step goes
 //! on an [`UndoLog`] (the domain, which takes its memory and ports with it).
 //!
-//! Not done yet: the grant seed (libxc writes grant entries 0 and 1 for the
-//! console and xenstore rings into the guest's grant table, which for an
-//! HVM guest is reached by mapping it into the guest's physmap first), so a
-//! PVH domain is not introduced to the xenstore domain, which maps rings
-//! by grant. Pages are written by gfn through `mmu_update` with the
+//! The grant seed (as libxc's `xc_dom_gnttab_hvm_seed`): grant-table frame
+//! 0 is mapped into the guest's physmap at a scratch gfn, entries 0 and 1
+//! (console to dom0, xenstore ring to the xenstore domain) are written
+//! there, and the gfn is emptied again. Pages are written by gfn with the
 //! guest's domid (Xen translates the gfn), one mapping per page written.
 
 use xcp_builder::{
@@ -65,12 +64,13 @@ pub struct PvhSpec<'a> {
     pub cmdline: &'a str,
     /// The domain handle (a XenAPI VM's uuid).
     pub handle: [u8; 16],
-    /// Whether the domain gets a xenstore ring. Without one its store
-    /// params stay unset (0), which Linux takes as "no xenstore" and boots
-    /// on without xenbus; with a ring no one serves, its xenbus initcall
-    /// waits for ever. (The xenstore domain maps rings by grant, and the
-    /// PVH build seeds no grants yet: see the module docs.)
-    pub xenstore: bool,
+    /// The xenstore domain, if the domain gets a xenstore ring: its event
+    /// channel is bound for that domain, and grant ref 1 grants it the ring
+    /// (it maps rings by grant). Without one the store params stay unset
+    /// (0), which Linux takes as "no xenstore" and boots on without
+    /// xenbus; with a ring no one serves, its xenbus initcall waits for
+    /// ever, so pass `None` when no xenstore domain runs.
+    pub xenstore: Option<u16>,
     /// Where an xz kernel's dictionary lives (`None`: dom0's heap, which
     /// must then have room for it).
     pub dictionary: Option<&'a mut [u8]>,
@@ -268,19 +268,35 @@ pub fn build_pvh_domain<P: Platform>(
         .map_err(BoardError::at(Step::WritePage { pfn: gfn }))?;
         result.map_err(pvh_err(Step::WritePage { pfn: gfn }))?;
     }
-    // Ports of the new domain, for dom0 (the console relay and, once the
-    // grant seed exists, the xenstore domain): they go with it.
+    // Ports of the new domain, for dom0 (the console relay) and the
+    // xenstore domain: they go with it.
     let console_port = pf
         .alloc_unbound_for(domid, 0)
         .map_err(BoardError::at(Step::ConsolePort))?;
-    let store_port = if spec.xenstore {
-        Some(
-            pf.alloc_unbound_for(domid, 0)
+    let store_port = match spec.xenstore {
+        Some(xs) => Some(
+            pf.alloc_unbound_for(domid, xs)
                 .map_err(BoardError::at(Step::XenstorePort))?,
-        )
-    } else {
-        None
+        ),
+        None => None,
     };
+    // The grant seed: dom0 (console) and the xenstore domain map the
+    // rings through the reserved refs. An HVM guest's grant table is
+    // reached through its physmap: mapped at a scratch gfn, written,
+    // taken out again (its frame stays the domain's; it goes with it).
+    let scratch = plan.grant_scratch_gfn();
+    pf.map_grant_table_at(domid, scratch)
+        .map_err(BoardError::at(Step::GrantTable))?;
+    let seed = plan.gnttab_seed(0, spec.xenstore);
+    pf.write_foreign(domid, scratch, &mut |dst| {
+        for (gref, entry) in &seed {
+            let at = *gref as usize * entry.len();
+            dst[at..at + entry.len()].copy_from_slice(entry);
+        }
+    })
+    .map_err(BoardError::at(Step::GrantSeed))?;
+    pf.remove_gfn(domid, scratch)
+        .map_err(BoardError::at(Step::GrantTable))?;
     // As libxl sets for every HVM and PVH guest: timer_mode
     // no_delay_for_missed_ticks (Xen's default, delay_for_missed_ticks,
     // freezes guest time while the vCPU is descheduled).

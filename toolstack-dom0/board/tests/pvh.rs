@@ -17,6 +17,9 @@ use xen_abi::hvm_start_info::XEN_HVM_START_MAGIC_VALUE;
 
 const ENTRY: u64 = 0x100_0040;
 
+/// The xenstore domain the tests' guests are introduced to.
+const XS_DOMID: u16 = 1;
+
 fn spec<'a>(kernel: &'a [u8], initrd: &'a [u8], memory_mib: u32) -> PvhSpec<'a> {
     PvhSpec {
         kernel,
@@ -25,7 +28,7 @@ fn spec<'a>(kernel: &'a [u8], initrd: &'a [u8], memory_mib: u32) -> PvhSpec<'a> 
         vcpus: 1,
         cmdline: "console=hvc0 earlyprintk=xen",
         handle: [7; 16],
-        xenstore: true,
+        xenstore: Some(XS_DOMID),
         dictionary: None,
     }
 }
@@ -101,6 +104,15 @@ fn a_pvh_build_puts_the_kernel_and_the_plan_in_guest_memory() {
         d.hvm_params[&HVM_PARAM_CONSOLE_EVTCHN],
         u64::from(built.console_port)
     );
+    // The grant seed: the table left the guest's physmap again, and its
+    // reserved refs grant the console ring to dom0 and the xenstore ring
+    // to the xenstore domain, by gfn.
+    assert_eq!(d.grant_table_gfn, None);
+    for (gref, entry) in plan.gnttab_seed(0, Some(XS_DOMID)) {
+        let at = gref as usize * 8;
+        assert_eq!(d.grant_frame[at..at + 8], entry, "grant ref {gref}");
+    }
+    assert_eq!(&d.grant_frame[10..12], &XS_DOMID.to_le_bytes());
     let records = d.hvm_context.clone().expect("the boot vCPU is set");
     assert_eq!(
         records,
@@ -247,7 +259,7 @@ fn without_xenstore_the_store_params_stay_unset() {
     let (kernel, _) = kimage::kernel();
     let mut fake = Fake::new();
     let mut s = spec(&kernel, &[], 32);
-    s.xenstore = false;
+    s.xenstore = None;
     let built = build_pvh(&mut fake, s).expect("built");
     assert_eq!(built.store_port, None);
     let d = &fake.domains[&built.domid];
@@ -255,4 +267,7 @@ fn without_xenstore_the_store_params_stay_unset() {
     assert!(!d.hvm_params.contains_key(&HVM_PARAM_STORE_EVTCHN));
     assert_eq!(d.hvm_params[&HVM_PARAM_CONSOLE_PFN], built.console_gfn);
     assert_eq!(d.ports, 1, "only the console's port");
+    // Only the console's grant: no xenstore domain may map anything.
+    assert_eq!(d.grant_frame[8..16], [0; 8]);
+    assert_eq!(&d.grant_frame[2..4], &0u16.to_le_bytes());
 }

@@ -554,6 +554,47 @@ impl PvhPlan {
         ]
     }
 
+    /// Where the executor maps the guest's grant-table frame 0 to seed it
+    /// (`XENMEM_add_to_physmap`, then `XENMEM_remove_from_physmap`): the
+    /// first frame past the special pages, a hole in the e820 (libxc takes
+    /// the frame past the highest gfn; any unpopulated one will do).
+    pub fn grant_scratch_gfn(&self) -> u64 {
+        SPECIAL_END / PAGE
+    }
+
+    /// The reserved grant entries libxc seeds for an HVM guest
+    /// (`xc_dom_gnttab_hvm_seed`): ref 0 grants the console ring to
+    /// `console_domid`; ref 1 the xenstore ring to `xenstore_domid`, if the
+    /// guest has one. Frames are gfns. Write each entry at `ref * 8` of
+    /// grant-table frame 0.
+    pub fn gnttab_seed(
+        &self,
+        console_domid: u16,
+        xenstore_domid: Option<u16>,
+    ) -> Vec<(u32, [u8; crate::shared::GRANT_ENTRY_V1_SIZE])> {
+        use crate::shared::{
+            grant_entry_v1, GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE, GTF_PERMIT_ACCESS,
+        };
+        // Both lie below SPECIAL_END (4 GiB): their gfns fit in 32 bits.
+        let gfn = |pfn: u64| pfn as u32;
+        let mut v = Vec::with_capacity(2);
+        v.push((
+            GNTTAB_RESERVED_CONSOLE,
+            grant_entry_v1(
+                GTF_PERMIT_ACCESS,
+                console_domid,
+                gfn(self.layout.console_pfn()),
+            ),
+        ));
+        if let Some(xs) = xenstore_domid {
+            v.push((
+                GNTTAB_RESERVED_XENSTORE,
+                grant_entry_v1(GTF_PERMIT_ACCESS, xs, gfn(self.layout.xenstore_pfn())),
+            ));
+        }
+        v
+    }
+
     /// The boot vCPU's state.
     pub fn vcpu_context(&self) -> PvhVcpuContext {
         // Both fit in 32 bits: they lie in low RAM, below LOW_RAM_END.

@@ -105,6 +105,40 @@ fn check(plan: &PvhPlan, req: &PvhRequest<'_>) {
     let ctx = plan.vcpu_context();
     assert_eq!(u64::from(ctx.eip), req.kernel.entry);
     assert_eq!(u64::from(ctx.ebx), l.start_info);
+    check_grant_seed(plan);
+}
+
+/// The grant seed: its scratch frame is a hole (nothing populated, no
+/// e820 entry), and the entries grant the two rings by gfn.
+fn check_grant_seed(plan: &PvhPlan) {
+    let l = plan.layout();
+    let scratch = plan.grant_scratch_gfn();
+    assert!(plan
+        .populate()
+        .all(|(first, count)| !(first..first + count).contains(&scratch)));
+    let at = scratch * 4096;
+    assert!(plan
+        .e820()
+        .iter()
+        .all(|e| !(e.addr..e.addr + e.size).contains(&at)));
+    let entry = |flags: u16, domid: u16, frame: u64| {
+        let mut e = [0u8; 8];
+        e[0..2].copy_from_slice(&flags.to_le_bytes());
+        e[2..4].copy_from_slice(&domid.to_le_bytes());
+        e[4..8].copy_from_slice(&u32::try_from(frame).unwrap().to_le_bytes());
+        e
+    };
+    assert_eq!(
+        plan.gnttab_seed(0, Some(7)),
+        vec![
+            (0, entry(1, 0, l.console_pfn())),
+            (1, entry(1, 7, l.xenstore_pfn())),
+        ]
+    );
+    assert_eq!(
+        plan.gnttab_seed(3, None),
+        vec![(0, entry(1, 3, l.console_pfn()))]
+    );
 }
 
 /// hvm_start_info parses back to the plan's values.

@@ -162,11 +162,15 @@ impl XenHypervisor {
 
     /// Writes the tree of `spec`'s new domain and introduces it; on failure
     /// removes what was written.
+    ///
+    /// `built`'s frames are what the guest's tree names as ring-refs: mfns
+    /// for a PV domain, gfns for a PVH one.
     fn introduce(
         xs: &mut XsLink,
         spec: &DomainSpec,
         built: &xcp_dom0_board::build::Built,
         mib: u32,
+        vcpus: u32,
     ) -> Result<(), HypervisorError> {
         use xcp_dom0_board::guest_tree::{nodes, GuestInfo};
         let guest = GuestInfo {
@@ -174,8 +178,7 @@ impl XenHypervisor {
             uuid: &spec.uuid,
             name: &spec.name,
             memory_kib: u64::from(mib) * 1024,
-            // The PV builder gives every domain one vCPU.
-            vcpus: 1,
+            vcpus,
             store_mfn: built.store_mfn,
             store_port: built.store_port,
             console_mfn: built.console_mfn,
@@ -201,10 +204,8 @@ impl XenHypervisor {
 }
 
 impl XenHypervisor {
-    /// Builds `spec` as a PVH domain (paused), without a xenstore ring and
-    /// not introduced to xenstore: the PVH build does not seed the grant
-    /// entries xenstore-dom maps rings by (xcp_dom0_board::pvh). Its
-    /// console ring exists but dom0 does not relay it yet.
+    /// Builds `spec` as a PVH domain (paused), introduces it to the
+    /// xenstore domain (if one runs) and relays its console, as for PV.
     ///
     /// The kernel is an ELF vmlinux or a gzip/zstd bzImage. No xz
     /// dictionary is lent: Debian's xz bzImage asks 32 MiB, which dom0's
@@ -226,18 +227,49 @@ impl XenHypervisor {
             vcpus: spec.vcpus,
             cmdline: &spec.cmdline,
             handle,
-            xenstore: false,
+            xenstore: self.xenstore.as_ref().map(|(domid, _)| *domid),
             dictionary: None,
         };
-        let built = xcp_dom0_board::pvh::build_pvh(&mut self.xen, pvh)
+        let pvh = xcp_dom0_board::pvh::build_pvh(&mut self.xen, pvh)
             .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
+        // The rings by gfn: what the guest's tree and the relay name.
+        let built = xcp_dom0_board::build::Built {
+            domid: pvh.domid,
+            console_mfn: pvh.console_gfn,
+            console_port: pvh.console_port,
+            store_mfn: pvh.store_gfn,
+            store_port: pvh.store_port.unwrap_or(0),
+        };
+        self.finish_build(spec, &built, mib, spec.vcpus)?;
         log::info!(
-            "xenapi: built VM {} as PVH domid {} (entry {:#x}; no xenstore, console not relayed)",
+            "xenapi: built VM {} as PVH domid {} (entry {:#x})",
             spec.name,
             built.domid,
-            built.entry
+            pvh.entry
         );
         Ok(u32::from(built.domid))
+    }
+
+    /// Introduces new domain `built` to xenstore (if a xenstore domain
+    /// runs) and relays its console; on failure destroys it.
+    fn finish_build(
+        &mut self,
+        spec: &DomainSpec,
+        built: &xcp_dom0_board::build::Built,
+        mib: u32,
+        vcpus: u32,
+    ) -> Result<(), HypervisorError> {
+        if let Some((_, xs)) = self.xenstore.as_mut() {
+            if let Err(e) = Self::introduce(xs, spec, built, mib, vcpus) {
+                if let Err(d) = self.xen.destroy_domain(built.domid) {
+                    log::warn!("xenapi: destroy domid {}: {d}", built.domid);
+                }
+                return Err(HypervisorError(alloc::format!("{}: {}", spec.name, e.0)));
+            }
+            self.introduced.insert(built.domid, spec.uuid.clone());
+        }
+        self.connect_console(&spec.name, built);
+        Ok(())
     }
 }
 
@@ -274,16 +306,8 @@ impl Hypervisor for XenHypervisor {
         let built =
             xcp_dom0_board::build::build(&mut self.xen, image, ramdisk, mib, role, &spec.cmdline)
                 .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
-        if let Some((_, xs)) = self.xenstore.as_mut() {
-            if let Err(e) = Self::introduce(xs, spec, &built, mib) {
-                if let Err(d) = self.xen.destroy_domain(built.domid) {
-                    log::warn!("xenapi: destroy domid {}: {d}", built.domid);
-                }
-                return Err(HypervisorError(alloc::format!("{}: {}", spec.name, e.0)));
-            }
-            self.introduced.insert(built.domid, spec.uuid.clone());
-        }
-        self.connect_console(&spec.name, &built);
+        // The PV builder gives every domain one vCPU.
+        self.finish_build(spec, &built, mib, 1)?;
         log::info!("xenapi: built VM {} as domid {}", spec.name, built.domid);
         Ok(u32::from(built.domid))
     }

@@ -197,6 +197,14 @@ impl Platform for Xen {
         Ok(control::set_hvm_context(domid, records)?)
     }
 
+    fn map_grant_table_at(&mut self, domid: u16, gfn: u64) -> Result<(), XenError> {
+        Ok(control::map_grant_table_at(domid, gfn)?)
+    }
+
+    fn remove_gfn(&mut self, domid: u16, gfn: u64) -> Result<(), XenError> {
+        Ok(control::remove_gfn(domid, gfn)?)
+    }
+
     fn grant_table_frame(&mut self, domid: u16) -> Result<u64, XenError> {
         control::grant_table_frame(domid).map_err(XenError::Gnttab)
     }

@@ -287,11 +287,7 @@ impl SelfTest {
                 // With a xenstore domain configured, it runs first and holds
                 // VIRQ_DOM_EXC: dom0 then learns of the VMs' stops from its
                 // timer or `@releaseDomain` (the VMs are introduced to it).
-                if let Some(xs) = platform.configs().iter().position(|c| c.xenstore) {
-                    if platform.start(xs, None).is_err() || platform.xs_domid().is_none() {
-                        fail(name, "could not start xenstore-dom");
-                    }
-                }
+                start_xenstore_if_configured(name, platform);
                 State::Xenapi { domid: 0 }
             }
             "xenstore" => start_xenstore(platform),
@@ -299,10 +295,14 @@ impl SelfTest {
             "pci" => pci_cycles(platform, index),
             "netdom" => start_netdom(platform, lp),
             "netdom-dma" => start_netdom_dma(platform, lp),
-            "netdom-xenapi" => State::NetdomXenapi {
-                handed: start_netdom_with(platform, lp, true),
-                ready: false,
-            },
+            "netdom-xenapi" => {
+                // XenAPI VMs are introduced to it (Linux guests' xenbus).
+                start_xenstore_if_configured(name, platform);
+                State::NetdomXenapi {
+                    handed: start_netdom_with(platform, lp, true),
+                    ready: false,
+                }
+            }
             other => fail(other, "unknown self-test"),
         };
         SelfTest {
@@ -560,4 +560,13 @@ fn console_says(platform: &Platform, domid: u16, text: &[u8]) -> bool {
         let h = l.console.history();
         h.windows(text.len()).any(|w| w == text)
     })
+}
+
+/// Starts the xenstore domain first, if the bundle configures one.
+fn start_xenstore_if_configured(name: &str, platform: &mut Platform) {
+    if let Some(xs) = platform.configs().iter().position(|c| c.xenstore) {
+        if platform.start(xs, None).is_err() || platform.xs_domid().is_none() {
+            fail(name, "could not start xenstore-dom");
+        }
+    }
 }
