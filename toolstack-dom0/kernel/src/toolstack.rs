@@ -334,6 +334,33 @@ impl Hypervisor for XenHypervisor {
             .map_err(|e| xen_err("shutdown", e))
     }
 
+    fn request_shutdown(
+        &mut self,
+        domid: u32,
+        reason: ShutdownReason,
+    ) -> Result<bool, HypervisorError> {
+        let d = domid16(domid)?;
+        let Some((_, xs)) = self.xenstore.as_mut() else {
+            return Ok(false);
+        };
+        if !self.introduced.contains_key(&d) {
+            return Ok(false);
+        }
+        xs.request_shutdown(d, reason.control_word())
+            .map_err(|e| xen_err("xenstore", e))?;
+        log::info!(
+            "xenapi: asked domid {d} to {} (control/shutdown)",
+            reason.control_word()
+        );
+        Ok(true)
+    }
+
+    fn shutdown_acked(&mut self, domid: u32) -> Option<bool> {
+        let d = u16::try_from(domid).ok()?;
+        let (_, xs) = self.xenstore.as_mut()?;
+        xs.shutdown_request(d).ok().map(|v| v.is_empty())
+    }
+
     fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError> {
         let d = domid16(domid)?;
         // What the VM wrote last is logged before its ring goes.

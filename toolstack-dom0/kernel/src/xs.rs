@@ -10,6 +10,7 @@
 
 use alloc::format;
 use alloc::rc::Rc;
+use alloc::vec::Vec;
 use core::cell::{RefCell, RefMut};
 
 use xcp_dom0_board::guest_tree;
@@ -138,6 +139,31 @@ impl XsLink {
             }
         }
         Ok(())
+    }
+
+    /// Writes `word` (`poweroff`, `reboot`) to a guest's
+    /// `control/shutdown`, which its kernel watches.
+    pub fn request_shutdown(&mut self, domid: u16, word: &str) -> Result<(), XenError> {
+        self.store
+            .borrow_mut()
+            .write(
+                TxId::NONE,
+                &format!("/local/domain/{domid}/control/shutdown"),
+                word.as_bytes(),
+            )
+            .map_err(xs_err("write control/shutdown"))
+    }
+
+    /// A guest's `control/shutdown` (empty once it acknowledged a
+    /// request).
+    pub fn shutdown_request(&mut self, domid: u16) -> Result<Vec<u8>, XenError> {
+        self.store
+            .borrow_mut()
+            .read(
+                TxId::NONE,
+                &format!("/local/domain/{domid}/control/shutdown"),
+            )
+            .map_err(xs_err("read control/shutdown"))
     }
 
     /// Watches `@releaseDomain`: the xenstore domain fires it when a

@@ -223,6 +223,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             ("event", _) => return self.event_call(started, session, m, args),
             ("task", "cancel") => self.task_cancel(arg_str(&args[0])),
             ("task", "create") => self.task_create(arg_str(&args[0]), arg_str(&args[1])),
+            ("VM", "clean_shutdown" | "clean_reboot") => {
+                return self.clean_power(started, m, &args)
+            }
             ("VM", op) if POWER_MESSAGES.contains(&op) => self.power(op, &args),
             // Reads are written from the database as the reply is.
             (_, "get_all_records") => return Outcome::Stream(Streamed::Records(c)),

@@ -170,6 +170,9 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     pub(crate) auto_restarts: BTreeMap<String, VecDeque<Instant>>,
     /// Domains left shut down by `preserve`: no longer watched.
     pub(crate) preserved: alloc::collections::BTreeSet<u32>,
+    /// Clean shutdowns and reboots asked of guests, by VM, whose calls
+    /// are parked until the guest stops (`power::CleanRequest`).
+    pub(crate) clean_requests: BTreeMap<String, crate::power::CleanRequest>,
     pub(crate) login_budget: crate::session::LoginBudget,
     /// Counts session logins and uses (see [`SessionState::last_use`]).
     pub(crate) session_uses: u64,
@@ -215,6 +218,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             wal_bytes,
             auto_restarts: BTreeMap::new(),
             preserved: alloc::collections::BTreeSet::new(),
+            clean_requests: BTreeMap::new(),
             login_budget: crate::session::LoginBudget::default(),
             session_uses: 0,
         })

@@ -45,6 +45,13 @@ pub const MAP_DUPLICATE_KEY: &str = "MAP_DUPLICATE_KEY";
 pub const VM_BAD_POWER_STATE: &str = "VM_BAD_POWER_STATE";
 /// The operation is not valid for a template: `[vm, operation]`.
 pub const VM_IS_TEMPLATE: &str = "VM_IS_TEMPLATE";
+/// The guest did not acknowledge a clean shutdown or reboot (it did not
+/// clear `control/shutdown` in time): `[vm]`.
+pub const VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT: &str = "VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT";
+/// The guest acknowledged but did not stop in time: `[vm, timeout_s]`.
+pub const VM_SHUTDOWN_TIMEOUT: &str = "VM_SHUTDOWN_TIMEOUT";
+/// Another operation on the object is in progress: `[class, ref]`.
+pub const OTHER_OPERATION_IN_PROGRESS: &str = "OTHER_OPERATION_IN_PROGRESS";
 /// Unknown method: `[method]`.
 pub const MESSAGE_METHOD_UNKNOWN: &str = "MESSAGE_METHOD_UNKNOWN";
 /// Wrong number of parameters: `[method, expected, received]`.

@@ -39,6 +39,16 @@ pub enum ShutdownReason {
     Reboot,
 }
 
+impl ShutdownReason {
+    /// What `control/shutdown` says for it.
+    pub fn control_word(self) -> &'static str {
+        match self {
+            ShutdownReason::Poweroff => "poweroff",
+            ShutdownReason::Reboot => "reboot",
+        }
+    }
+}
+
 /// A hypervisor failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HypervisorError(pub String);
@@ -56,6 +66,23 @@ pub trait Hypervisor {
     /// Destroys a domain, releasing its memory (and the relay of its
     /// console).
     fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError>;
+    /// Asks the guest to shut down as xapi does: writes `poweroff` or
+    /// `reboot` to its xenstore `control/shutdown`, which the guest's
+    /// kernel watches and acknowledges by clearing. `Ok(false)` when the
+    /// domain has no xenstore tree to ask through (the caller then shuts
+    /// it down from outside, [`Hypervisor::shutdown`]).
+    fn request_shutdown(
+        &mut self,
+        _domid: u32,
+        _reason: ShutdownReason,
+    ) -> Result<bool, HypervisorError> {
+        Ok(false)
+    }
+    /// Whether the guest acknowledged a [`Hypervisor::request_shutdown`]
+    /// (cleared `control/shutdown`); `None` when it cannot be read.
+    fn shutdown_acked(&mut self, _domid: u32) -> Option<bool> {
+        None
+    }
     /// At most `max` bytes domain `domid` wrote to its console from
     /// position `from` on (a position before the kept history reads from
     /// its start), and the position after them; `None` when no console of
@@ -93,6 +120,12 @@ pub struct FakeHypervisor {
     /// Each domain's console: what it wrote, and the input it has not
     /// read (at most [`FAKE_INPUT_ROOM`] bytes).
     pub consoles: BTreeMap<u32, (Vec<u8>, Vec<u8>)>,
+    /// Domains with a xenstore tree: their `control/shutdown` (empty when
+    /// nothing is asked or the guest acknowledged). Others are shut down
+    /// from outside.
+    pub control: BTreeMap<u32, String>,
+    /// Whether built domains get a xenstore tree (a guest with PV drivers).
+    pub with_xenstore: bool,
 }
 
 /// Input a fake console holds before it is full.
@@ -116,6 +149,9 @@ impl Hypervisor for FakeHypervisor {
         self.next += 1;
         self.domains.insert(id, FakeState::Paused);
         self.consoles.insert(id, (Vec::new(), Vec::new()));
+        if self.with_xenstore {
+            self.control.insert(id, String::new());
+        }
         Ok(id)
     }
     fn unpause(&mut self, domid: u32) -> Result<(), HypervisorError> {
@@ -132,10 +168,26 @@ impl Hypervisor for FakeHypervisor {
     }
     fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError> {
         self.consoles.remove(&domid);
+        self.control.remove(&domid);
         self.domains
             .remove(&domid)
             .map(|_| ())
             .ok_or_else(|| HypervisorError(alloc::format!("no domain {domid}")))
+    }
+    fn request_shutdown(
+        &mut self,
+        domid: u32,
+        reason: ShutdownReason,
+    ) -> Result<bool, HypervisorError> {
+        self.get(domid)?;
+        let Some(control) = self.control.get_mut(&domid) else {
+            return Ok(false);
+        };
+        *control = String::from(reason.control_word());
+        Ok(true)
+    }
+    fn shutdown_acked(&mut self, domid: u32) -> Option<bool> {
+        self.control.get(&domid).map(String::is_empty)
     }
     fn console_read(&mut self, domid: u32, from: u64, max: usize) -> Option<(Vec<u8>, u64)> {
         let (out, _) = self.consoles.get(&domid)?;

@@ -31,7 +31,7 @@ use alloc::vec::Vec;
 
 use crate::engine::Engine;
 use crate::error::{ApiError, INTERNAL_ERROR};
-use crate::hypervisor::Hypervisor;
+use crate::hypervisor::{Hypervisor, ShutdownReason};
 use crate::power::vm_class;
 use crate::rng::Entropy;
 use crate::schema::class;
@@ -227,11 +227,30 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             StopReason::Crash => "actions_after_crash",
             StopReason::Vanished => "",
         };
-        let policy = if field.is_empty() {
+        let mut policy = if field.is_empty() {
             Policy::Destroy
         } else {
             policy_of(self.vm_field(&vm, field).as_str().unwrap_or(""))
         };
+        // A stop asked by VM.clean_shutdown / clean_reboot ends as asked
+        // (Halted, or started again), whatever the VM's policy, and
+        // releases the parked call.
+        let asked = self
+            .clean_requests
+            .get_mut(&vm)
+            .filter(|r| r.domid == domid && !r.done);
+        let mut clean_reboot = false;
+        if let Some(r) = asked {
+            r.done = true;
+            match (reason, r.reason) {
+                (StopReason::Poweroff, ShutdownReason::Poweroff) => policy = Policy::Destroy,
+                (StopReason::Reboot, ShutdownReason::Reboot) => {
+                    policy = Policy::Restart;
+                    clean_reboot = true;
+                }
+                _ => {}
+            }
+        }
         let mut stopped = Stopped {
             vm: vm.clone(),
             name,
@@ -248,6 +267,12 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         }
         self.set_power(&vm, "Halted", -1);
         stopped.outcome = match policy {
+            Policy::Restart if clean_reboot => match self.boot(&vm, false) {
+                Ok(()) => AfterStop::Restarted {
+                    domid: self.domid(&vm),
+                },
+                Err(e) => AfterStop::RestartFailed(e.params.join(" ")),
+            },
             Policy::Restart => match self.may_restart(&vm, now) {
                 Ok(()) => match self.boot(&vm, false) {
                     Ok(()) => AfterStop::Restarted {

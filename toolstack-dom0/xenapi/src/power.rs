@@ -19,12 +19,37 @@ use alloc::vec::Vec;
 
 use crate::dispatch::{arg_str, handle_invalid};
 use crate::engine::Engine;
+use crate::engine::Outcome;
 use crate::error::*;
 use crate::hypervisor::{DomainSpec, Hypervisor, HypervisorError, ShutdownReason};
 use crate::rng::Entropy;
 use crate::schema::{class, class_id, ClassId};
-use crate::value::{format_datetime, Value, NULL_REF};
+use crate::value::{format_datetime, Instant, Value, NULL_REF};
 use crate::wal::Storage;
+
+/// How long a guest has to acknowledge a clean shutdown or reboot (clear
+/// `control/shutdown`), ms: xenopsd's default wait for the ack.
+pub const CLEAN_ACK_MS: u64 = 30_000;
+/// How long a guest that acknowledged has to stop, ms (xapi's default
+/// clean shutdown timeout, 1200 s).
+pub const CLEAN_TIMEOUT_MS: u64 = 1_200_000;
+
+/// A clean shutdown or reboot asked of a guest through `control/shutdown`,
+/// whose call is parked until the guest stops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CleanRequest {
+    /// The domain asked.
+    pub domid: u32,
+    /// What it was asked.
+    pub reason: ShutdownReason,
+    /// When the call was first made (the parked call's `started`).
+    pub since: Instant,
+    /// It cleared `control/shutdown`.
+    pub acked: bool,
+    /// The domain stopped and the stop was handled (Halted, or rebooted):
+    /// the call answers success.
+    pub done: bool,
+}
 
 pub(crate) fn vm_class() -> ClassId {
     class_id("VM").expect("schema has VM")
@@ -316,6 +341,89 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         }
         self.commit()?;
         Ok(stale.len())
+    }
+
+    /// `VM.clean_shutdown` / `VM.clean_reboot` as xapi does them: the
+    /// guest is asked through `control/shutdown` and the call waits
+    /// (parked) until the guest has stopped, which the board reports to
+    /// [`Engine::domain_stopped`]: a clean shutdown then leaves the VM
+    /// Halted and a clean reboot starts it again, whatever its
+    /// `actions_after_*` say. A guest that does not clear
+    /// `control/shutdown` within [`CLEAN_ACK_MS`] fails the call with
+    /// `VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT`, one that does not stop within
+    /// [`CLEAN_TIMEOUT_MS`] with `VM_SHUTDOWN_TIMEOUT`; it keeps running
+    /// (a caller then uses `hard_shutdown`). A domain without a xenstore
+    /// tree, or a call that cannot wait (an `Async` task), is shut down
+    /// from outside (`SCHEDOP_remote_shutdown`) and destroyed at once.
+    pub(crate) fn clean_power(&mut self, started: Instant, op: &str, args: &[Value]) -> Outcome {
+        let vm = arg_str(&args[0]).to_string();
+        let reason = if op == "clean_reboot" {
+            ShutdownReason::Reboot
+        } else {
+            ShutdownReason::Poweroff
+        };
+        if let Some(r) = self.clean_requests.get(&vm).cloned() {
+            if r.since != started {
+                return Outcome::Done(Err(ApiError::new(
+                    OTHER_OPERATION_IN_PROGRESS,
+                    &["VM", vm.as_str()],
+                )));
+            }
+            return self.clean_wait(&vm, r);
+        }
+        let may_park = started != Instant(0);
+        if let Err(e) = self.require(&vm, op, &["Running"]) {
+            return Outcome::Done(Err(e));
+        }
+        let domid = self.domid(&vm);
+        let asked = if may_park {
+            match self.hv.request_shutdown(domid, reason) {
+                Ok(asked) => asked,
+                Err(e) => return Outcome::Done(Err(hv_err(e))),
+            }
+        } else {
+            false
+        };
+        if !asked {
+            return Outcome::Done(self.power(op, args));
+        }
+        let request = CleanRequest {
+            domid,
+            reason,
+            since: started,
+            acked: false,
+            done: false,
+        };
+        self.clean_requests.insert(vm.clone(), request.clone());
+        self.clean_wait(&vm, request)
+    }
+
+    /// A parked clean call, run again: answers once the guest stopped, or
+    /// a deadline passed; parks again otherwise.
+    fn clean_wait(&mut self, vm: &str, mut r: CleanRequest) -> Outcome {
+        if r.done {
+            self.clean_requests.remove(vm);
+            return Outcome::Done(Ok(Value::str("")));
+        }
+        let ack_deadline = r.since.plus_ms(CLEAN_ACK_MS);
+        let deadline = r.since.plus_ms(CLEAN_TIMEOUT_MS);
+        if !r.acked && self.hv.shutdown_acked(r.domid) == Some(true) {
+            r.acked = true;
+            self.clean_requests.insert(vm.to_string(), r.clone());
+        }
+        if !r.acked && self.now >= ack_deadline {
+            self.clean_requests.remove(vm);
+            return Outcome::Done(Err(ApiError::new(VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT, &[vm])));
+        }
+        if self.now >= deadline {
+            self.clean_requests.remove(vm);
+            let secs = alloc::format!("{}", CLEAN_TIMEOUT_MS / 1000);
+            return Outcome::Done(Err(ApiError::new(
+                VM_SHUTDOWN_TIMEOUT,
+                &[vm, secs.as_str()],
+            )));
+        }
+        Outcome::Park(if r.acked { deadline } else { ack_deadline })
     }
 
     /// Runs a VM power message with checked arguments.
