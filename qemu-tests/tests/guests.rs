@@ -16,8 +16,10 @@
 //! what the guest sees of itself (vCPUs, `/sys/hypervisor/uuid`, and its
 //! `domid` and `name` read from xenstore through `/dev/xen/xenbus`), then
 //! runs the lines typed at the console. The client types one, then
-//! `poweroff -f`; dom0 notices the shutdown (`actions_after_shutdown`,
-//! destroy, leaves it Halted).
+//! `VM.clean_reboot`s it (Linux acknowledges `control/shutdown` and
+//! reboots; the VM runs again in a new domain, whose init the client sees
+//! on the new console) and `VM.clean_shutdown`s it (Linux powers itself
+//! off: Halted); `event.from` shows the power-state changes.
 
 use std::path::Path;
 use std::process::Command;
@@ -94,12 +96,36 @@ assert want in line, (want, line)
 c.sendall(b"echo typed-$((6 * 7))\r")
 read_until(b"typed-42", 60)
 print("typed: the guest ran the line")
-c.sendall(b"poweroff -f\r")
-deadline = time.monotonic() + 120
-while s.xenapi.VM.get_power_state(vm) != "Halted":
-    assert time.monotonic() < deadline, "the VM did not halt"
-    time.sleep(1)
-print("power after poweroff", s.xenapi.VM.get_power_state(vm))
+c.close()
+token = getattr(s.xenapi.event, "from")(["vm"], "", 1.0)["token"]
+# Linux acknowledges control/shutdown and reboots itself; the call
+# returns once the VM runs again, in a new domain.
+s.xenapi.VM.clean_reboot(vm)
+domid2 = s.xenapi.VM.get_domid(vm)
+print("clean_reboot: power", s.xenapi.VM.get_power_state(vm), "new domid", domid2)
+assert domid2 != domid, (domid, domid2)
+con = s.xenapi.console.get_record(s.xenapi.VM.get_consoles(vm)[0])
+loc = urllib.parse.urlsplit(con["location"])
+c = socket.create_connection((where.hostname, where.port), timeout=30)
+c.sendall(f"CONNECT {loc.path}?{loc.query}&session_id={s._session} HTTP/1.0\r\n\r\n".encode())
+seen = b""
+read_until(b"\r\n\r\n", 30)
+read_until(b"pvh-guest: ready", 240)
+print("rebooted: the guest's init ran again")
+c.close()
+s.xenapi.VM.clean_shutdown(vm)
+print("clean_shutdown: power", s.xenapi.VM.get_power_state(vm))
+assert s.xenapi.VM.get_power_state(vm) == "Halted"
+states = []
+batch = getattr(s.xenapi.event, "from")(["vm"], token, 1.0)
+for ev in batch["events"]:
+    if ev["ref"] == vm and "snapshot" in ev:
+        state = ev["snapshot"]["power_state"]
+        if not states or states[-1] != state:
+            states.append(state)
+print("power states seen by event.from:", states)
+assert "Halted" in states and "Running" in states, states
+assert states[-1] == "Halted", states
 s.xenapi.session.logout()
 print("CLIENT OK")
 "#;
@@ -149,10 +175,11 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
         .as_ref()
         .ok()
         .map(|_| run(Command::new(&py).args(["-c", CLIENT, &url, PASSWORD]), 400));
-    // The client saw the VM halt; dom0 logs why.
+    // The client saw the VM halt; dom0 logs each stop.
     let stopped = client.as_ref().filter(|(ok, _)| *ok).map(|_| {
-        qemu.wait_for(
+        qemu.wait_for_nth(
             "dom0: xenapi: VM debian-pvh (domid",
+            2,
             Duration::from_secs(30),
         )
     });
@@ -190,13 +217,21 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
         xcp_qemu_tests::excerpt(log)
     );
     assert!(log.contains("as PVH domid"), "{log}");
-    let stopped = stopped
-        .expect("waited for the stop")
+    stopped
+        .expect("waited for the stops")
         .unwrap_or_else(|e| panic!("{e}"));
+    // actions_after_reboot is destroy: the clean reboot overrides it.
     assert!(
-        stopped.contains(&format!(
-            "(domid {domid}) stopped: poweroff; actions_after_shutdown: destroyed, Halted"
+        log.contains(&format!(
+            "(domid {domid}) stopped: reboot; actions_after_reboot: restarted as domid"
         )),
-        "{stopped}"
+        "{}",
+        xcp_qemu_tests::excerpt(log)
     );
+    assert!(
+        log.contains("stopped: poweroff; actions_after_shutdown: destroyed, Halted"),
+        "{}",
+        xcp_qemu_tests::excerpt(log)
+    );
+    assert!(log.contains("(control/shutdown)"), "{log}");
 }
