@@ -355,6 +355,11 @@ impl Hypervisor for XenHypervisor {
         Ok(true)
     }
 
+    fn host_memory(&mut self) -> Option<(u64, u64)> {
+        let (free, total) = xcp_runtime::control::physinfo().ok()?;
+        Some((total * 4096, free * 4096))
+    }
+
     fn shutdown_acked(&mut self, domid: u32) -> Option<bool> {
         let d = u16::try_from(domid).ok()?;
         let (_, xs) = self.xenstore.as_mut()?;
@@ -463,7 +468,15 @@ impl Toolstack {
     /// the engine changed (parked `event.from` calls should be served).
     pub fn check_vms(&mut self) -> bool {
         use xcp_domains::{observe, Observed, Reason};
-        let mut changed = false;
+        // Xen's free memory, as host_metrics shows it: a destroyed
+        // domain's pages come back as its last references go.
+        let mut changed = match self.engine.sync_host_memory(now()) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("xenapi: host memory: {e:?}");
+                false
+            }
+        };
         for domid in self.engine.running_domids() {
             let Ok(d) = u16::try_from(domid) else {
                 continue;

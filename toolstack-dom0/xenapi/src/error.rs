@@ -50,6 +50,9 @@ pub const VM_IS_TEMPLATE: &str = "VM_IS_TEMPLATE";
 pub const VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT: &str = "VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT";
 /// The guest acknowledged but did not stop in time: `[vm, timeout_s]`.
 pub const VM_SHUTDOWN_TIMEOUT: &str = "VM_SHUTDOWN_TIMEOUT";
+/// The host has too little free memory to start the VM: `[needed,
+/// available]`, bytes.
+pub const HOST_NOT_ENOUGH_FREE_MEMORY: &str = "HOST_NOT_ENOUGH_FREE_MEMORY";
 /// Another operation on the object is in progress: `[class, ref]`.
 pub const OTHER_OPERATION_IN_PROGRESS: &str = "OTHER_OPERATION_IN_PROGRESS";
 /// Unknown method: `[method]`.

@@ -78,6 +78,12 @@ pub trait Hypervisor {
     ) -> Result<bool, HypervisorError> {
         Ok(false)
     }
+    /// The host's memory as Xen counts it: (total, free) bytes; `None`
+    /// when unknown (the engine then keeps what host_metrics says and
+    /// refuses no start for memory).
+    fn host_memory(&mut self) -> Option<(u64, u64)> {
+        None
+    }
     /// Whether the guest acknowledged a [`Hypervisor::request_shutdown`]
     /// (cleared `control/shutdown`); `None` when it cannot be read.
     fn shutdown_acked(&mut self, _domid: u32) -> Option<bool> {
@@ -126,6 +132,12 @@ pub struct FakeHypervisor {
     pub control: BTreeMap<u32, String>,
     /// Whether built domains get a xenstore tree (a guest with PV drivers).
     pub with_xenstore: bool,
+    /// The host's (total, free) memory, bytes, if the test sets it; each
+    /// build takes the domain's memory from it and each destroy gives it
+    /// back.
+    pub memory: Option<(u64, u64)>,
+    /// Memory of each live domain, bytes.
+    pub domain_memory: BTreeMap<u32, u64>,
 }
 
 /// Input a fake console holds before it is full.
@@ -140,9 +152,14 @@ impl FakeHypervisor {
 }
 
 impl Hypervisor for FakeHypervisor {
-    fn build(&mut self, _spec: &DomainSpec) -> Result<u32, HypervisorError> {
+    fn build(&mut self, spec: &DomainSpec) -> Result<u32, HypervisorError> {
         if let Some(m) = self.fail_next_build.take() {
             return Err(HypervisorError(m));
+        }
+        if let Some((_, free)) = self.memory.as_mut() {
+            *free = free
+                .checked_sub(spec.memory)
+                .ok_or_else(|| HypervisorError(String::from("out of memory")))?;
         }
         self.next = self.next.max(1);
         let id = self.next;
@@ -152,6 +169,7 @@ impl Hypervisor for FakeHypervisor {
         if self.with_xenstore {
             self.control.insert(id, String::new());
         }
+        self.domain_memory.insert(id, spec.memory);
         Ok(id)
     }
     fn unpause(&mut self, domid: u32) -> Result<(), HypervisorError> {
@@ -169,6 +187,11 @@ impl Hypervisor for FakeHypervisor {
     fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError> {
         self.consoles.remove(&domid);
         self.control.remove(&domid);
+        if let (Some((_, free)), Some(m)) =
+            (self.memory.as_mut(), self.domain_memory.remove(&domid))
+        {
+            *free += m;
+        }
         self.domains
             .remove(&domid)
             .map(|_| ())
@@ -188,6 +211,9 @@ impl Hypervisor for FakeHypervisor {
     }
     fn shutdown_acked(&mut self, domid: u32) -> Option<bool> {
         self.control.get(&domid).map(String::is_empty)
+    }
+    fn host_memory(&mut self) -> Option<(u64, u64)> {
+        self.memory
     }
     fn console_read(&mut self, domid: u32, from: u64, max: usize) -> Option<(Vec<u8>, u64)> {
         let (out, _) = self.consoles.get(&domid)?;

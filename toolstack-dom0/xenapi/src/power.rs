@@ -51,6 +51,71 @@ pub struct CleanRequest {
     pub done: bool,
 }
 
+/// What Xen needs for a domain beyond its RAM, bytes (as xapi's
+/// `memory_overhead`, roughly): the paging pool a PVH guest gets (1 MiB per
+/// vCPU and 8 KiB per MiB of RAM, `xcp_dom0_board::pvh`), its ACPI and
+/// special pages, and 1 MiB of slack for page tables and Xen's own
+/// structures.
+pub fn domain_overhead(spec: &DomainSpec) -> u64 {
+    let mib = spec.memory.div_ceil(1 << 20);
+    u64::from(spec.vcpus) * (1 << 20) + mib * 8 * 1024 + (1 << 20)
+}
+
+impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
+    /// [`Engine::refresh_host_memory`] and commit (the board's periodic
+    /// look at the host: Xen frees a destroyed domain's memory as its last
+    /// references go, after the destroy call).
+    pub fn sync_host_memory(&mut self, now: Instant) -> Result<bool, ApiError> {
+        if self.poisoned {
+            return Ok(false);
+        }
+        self.now = now;
+        if !self.refresh_host_memory() {
+            return Ok(false);
+        }
+        self.commit()?;
+        Ok(true)
+    }
+
+    /// Re-reads the host's memory from the hypervisor into host_metrics
+    /// (only when it changed, so an idle host writes nothing); whether it
+    /// changed. The caller commits.
+    pub fn refresh_host_memory(&mut self) -> bool {
+        let Some((total, free)) = self.hv.host_memory() else {
+            return false;
+        };
+        let hc = class_id("host").expect("schema has host");
+        let mc = class_id("host_metrics").expect("schema has host_metrics");
+        let host = self.host_ref();
+        let Some(m) = self
+            .db
+            .field(hc, &host, "metrics")
+            .and_then(Value::as_str)
+            .map(ToString::to_string)
+        else {
+            return false;
+        };
+        let (total, free) = (total as i64, free as i64);
+        let now_total = self
+            .db
+            .field(mc, &m, "memory_total")
+            .and_then(Value::as_int);
+        let now_free = self.db.field(mc, &m, "memory_free").and_then(Value::as_int);
+        if now_total == Some(total) && now_free == Some(free) {
+            return false;
+        }
+        self.db.set_named(mc, &m, "memory_total", Value::Int(total));
+        self.db.set_named(mc, &m, "memory_free", Value::Int(free));
+        self.db.set_named(
+            mc,
+            &m,
+            "last_updated",
+            Value::DateTime(format_datetime(self.now)),
+        );
+        true
+    }
+}
+
 pub(crate) fn vm_class() -> ClassId {
     class_id("VM").expect("schema has VM")
 }
@@ -265,8 +330,20 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 self.db.set_named(mc, arg_str(&m), "start_time", now);
             }
         }
+        // The memory and vCPUs the domain has (0 when Halted).
+        let (memory, vcpus) = if live {
+            let spec = self.spec(vm);
+            (spec.memory as i64, i64::from(spec.vcpus))
+        } else {
+            (0, 0)
+        };
+        self.db
+            .set_named(mc, arg_str(&m), "memory_actual", Value::Int(memory));
+        self.db
+            .set_named(mc, arg_str(&m), "VCPUs_number", Value::Int(vcpus));
         self.sync_consoles(vm, state != "Halted");
         self.refresh_allowed_operations(vm);
+        self.refresh_host_memory();
     }
 
     /// A running VM has one text console (xapi creates a `vt100` console
@@ -306,6 +383,15 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
 
     pub(crate) fn boot(&mut self, vm: &str, paused: bool) -> Result<(), ApiError> {
         let spec = self.spec(vm);
+        if let Some((_, free)) = self.hv.host_memory() {
+            let needed = spec.memory.saturating_add(domain_overhead(&spec));
+            if needed > free {
+                return Err(ApiError {
+                    code: HOST_NOT_ENOUGH_FREE_MEMORY,
+                    params: alloc::vec![alloc::format!("{needed}"), alloc::format!("{free}")],
+                });
+            }
+        }
         let domid = self.hv.build(&spec).map_err(hv_err)?;
         if !paused {
             if let Err(e) = self.hv.unpause(domid) {
