@@ -235,10 +235,12 @@ impl XenHypervisor {
         // dom0's own memory around the build, for the log: the kernel's
         // dictionary must not show in the heap.
         let before = xcp_runtime::usage::memory_use();
+        let started = self.xen.now_ns();
         let built = xcp_dom0_board::pvh::build_pvh(&mut self.xen, pvh);
+        let took_ms = self.xen.now_ns().saturating_sub(started) / 1_000_000;
         let after = xcp_runtime::usage::memory_use();
         log::info!(
-            "xenapi: PVH build of {}: dom0 heap in use {} -> {} bytes (peak {} -> {}), frames in use {} -> {} (peak {})",
+            "xenapi: PVH build of {} in {took_ms} ms: dom0 heap in use {} -> {} bytes (peak {} -> {}), frames in use {} -> {} (peak {})",
             spec.name,
             before.heap_in_use,
             after.heap_in_use,
