@@ -5,7 +5,9 @@
 //! grow by the dictionary. dom0 logs its heap figures around the build;
 //! this test reads them back.
 //!
-//! Otherwise as guests.rs: PyPI's `XenAPI` reaches dom0 through netdom,
+//! First a VM too small for its kernel plus the dictionary is refused
+//! clearly (and the mapping given back); then the real one starts twice
+//! (each build maps the dictionary run again). Otherwise as guests.rs: PyPI's `XenAPI` reaches dom0 through netdom,
 //! creates and starts the VM; `earlyprintk=xen` shows Linux's boot in
 //! Xen's log as `(dN) ...`; the initramfs's `/init` writes a marker to
 //! /dev/kmsg and powers the guest off, which leaves the VM Halted.
@@ -29,22 +31,34 @@ import XenAPI
 url, pw = sys.argv[1], sys.argv[2]
 s = XenAPI.Session(url)
 s.xenapi.login_with_password("root", pw, "1.0", "guests-bzimage-qemu-test")
-vm = s.xenapi.VM.create({
-    "name_label": "debian-bzimage",
-    "domain_type": "pvh",
-    "memory_static_max": str(256 << 20),
-    "memory_dynamic_max": str(256 << 20),
-    "memory_dynamic_min": str(256 << 20),
-    "VCPUs_max": "1",
-    "VCPUs_at_startup": "1",
-    "PV_kernel": "/boot/guest/vmlinuz",
-    "PV_ramdisk": "/boot/guest/initramfs",
-    # As guests.rs: dom0 does not drain a PVH guest's console ring yet.
-    "PV_args": "console=tty0 earlyprintk=xen keep_bootcon",
-    "actions_after_crash": "preserve",
-    "actions_after_reboot": "destroy",
-    "actions_after_shutdown": "destroy",
-})
+def create(name, mib):
+    return s.xenapi.VM.create({
+        "name_label": name,
+        "domain_type": "pvh",
+        "memory_static_max": str(mib << 20),
+        "memory_dynamic_max": str(mib << 20),
+        "memory_dynamic_min": str(mib << 20),
+        "VCPUs_max": "1",
+        "VCPUs_at_startup": "1",
+        "PV_kernel": "/boot/guest/vmlinuz",
+        "PV_ramdisk": "/boot/guest/initramfs",
+        # As guests.rs: dom0 does not drain a PVH guest's console ring yet.
+        "PV_args": "console=tty0 earlyprintk=xen keep_bootcon",
+        "actions_after_crash": "preserve",
+        "actions_after_reboot": "destroy",
+        "actions_after_shutdown": "destroy",
+    })
+# 96 MiB: the kernel (16 MiB up to about 82 MiB) reaches into the
+# dictionary at the top 32 MiB. Refused, and the run is given back (the
+# next VM maps it again).
+small = create("debian-small", 96)
+try:
+    s.xenapi.VM.start(small, False, False)
+    print("small started")
+except XenAPI.Failure as f:
+    print("small refused", f.details)
+print("small power", s.xenapi.VM.get_power_state(small))
+vm = create("debian-bzimage", 256)
 s.xenapi.VM.start(vm, False, False)
 print("domid", s.xenapi.VM.get_domid(vm))
 print("power", s.xenapi.VM.get_power_state(vm))
@@ -134,6 +148,17 @@ fn debians_xz_bzimage_boots_as_a_pvh_vm_with_the_dictionary_in_guest_ram() {
         "client failed:\n{output}\nlog:\n{}",
         xcp_qemu_tests::excerpt(log)
     );
+    // The VM too small for its kernel and the dictionary: a clear refusal.
+    let refused = output
+        .lines()
+        .find(|l| l.starts_with("small refused"))
+        .unwrap_or_else(|| panic!("the small VM was not refused: {output}"));
+    eprintln!("{refused}");
+    assert!(
+        refused.contains("memory too small") && refused.contains("give the VM more memory"),
+        "{refused}"
+    );
+    assert!(output.contains("small power Halted"), "{output}");
     assert!(output.contains("power Running"), "{output}");
     assert!(output.contains("halted Halted"), "{output}");
     assert!(output.contains("power2 Running"), "{output}");

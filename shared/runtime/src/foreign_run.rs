@@ -18,7 +18,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use xen_sys::xen::{MmuUpdate, MmuextOp, DOMID_SELF, MMUEXT_TLB_FLUSH_LOCAL, UVMF_INVLPG};
+use xen_sys::xen::{MmuUpdate, MmuextOp, DOMID_SELF, MMUEXT_TLB_FLUSH_LOCAL, PTE_NX, UVMF_INVLPG};
 use xen_sys::Errno;
 
 use crate::frames::Pfn;
@@ -65,9 +65,9 @@ enum Table {
     Hooked(Pfn),
 }
 
-/// `count` frames of another domain mapped writable at consecutive
-/// addresses from [`RUN_BASE`]; unmapped, and the L1 tables given back,
-/// on drop.
+/// `count` frames of another domain mapped writable (never executable:
+/// dom0 does not run guest bytes) at consecutive addresses from
+/// [`RUN_BASE`]; unmapped, and the L1 tables given back, on drop.
 pub struct ForeignRun {
     pages: usize,
     tables: [Table; L1_TABLES],
@@ -138,7 +138,7 @@ impl ForeignRun {
                 let page = at + i;
                 *slot = MmuUpdate {
                     ptr: (run.table_mfn(page / ENTRIES) << 12) + (page % ENTRIES) as u64 * 8,
-                    val: ((first + page as u64) << 12) | DATA_PROT,
+                    val: ((first + page as u64) << 12) | DATA_PROT | PTE_NX,
                 };
             }
             // SAFETY: fills empty entries of the run's own L1 tables (no
@@ -211,11 +211,16 @@ impl ForeignRun {
             return false;
         }
         for t in 0..L1_TABLES {
-            let pfn = match self.tables[t] {
+            let (pfn, hooked) = match self.tables[t] {
                 Table::None => continue,
-                Table::Writable(pfn) => pfn,
-                Table::ReadOnly(pfn) | Table::Hooked(pfn) => {
-                    if let Table::Hooked(_) = self.tables[t] {
+                Table::Writable(pfn) => (pfn, None),
+                Table::ReadOnly(pfn) => (pfn, Some(false)),
+                Table::Hooked(pfn) => (pfn, Some(true)),
+            };
+            let pfn = match hooked {
+                None => pfn,
+                Some(hooked) => {
+                    if hooked {
                         let unhook = [MmuUpdate {
                             ptr: (l2_mfn << 12) + ((first_l2 + t) as u64) * 8,
                             val: 0,
