@@ -47,6 +47,8 @@ pub mod event_loop;
 #[cfg(target_os = "none")]
 pub mod evtchn;
 #[cfg(target_os = "none")]
+pub mod foreign_run;
+#[cfg(target_os = "none")]
 pub mod gnttab;
 #[cfg(target_os = "none")]
 mod heap;

@@ -11,7 +11,9 @@
 //!
 //! The window is a separate 4 MiB range with its own tables and no frames
 //! behind it; slot 0 holds shared_info, the rest are handed out for foreign
-//! frames (the domain builder) and grant mappings.
+//! frames (the domain builder) and grant mappings. Above it, under the same
+//! L2 table, runs of foreign frames are mapped on demand
+//! ([`crate::foreign_run`]).
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -33,9 +35,9 @@ pub const WINDOW_BASE: u64 = 0xffff_c900_0000_0000;
 pub const WINDOW_PAGES: usize = 1024;
 
 const PAGE: u64 = xen_sys::PAGE_SIZE as u64;
-const TABLE_PROT: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
+pub(crate) const TABLE_PROT: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
 pub(crate) const DATA_PROT: u64 = PTE_PRESENT | PTE_RW | PTE_USER | PTE_ACCESSED | PTE_DIRTY;
-const RO_PROT: u64 = PTE_PRESENT | PTE_USER | PTE_ACCESSED;
+pub(crate) const RO_PROT: u64 = PTE_PRESENT | PTE_USER | PTE_ACCESSED;
 
 struct State {
     p2m: usize,
@@ -267,6 +269,11 @@ pub(crate) unsafe fn init(si: &StartInfo, frame_cap: u64) -> Memory {
     for page in (0..WINDOW_PAGES as u64).step_by(512) {
         l1_for(&mut bump, l4, l4_mfn, WINDOW_BASE + page * PAGE);
     }
+    // The L2 above it also covers the foreign-run region, whose L1 tables
+    // come and go with each run (crate::foreign_run).
+    let (l3, l3_mfn) = bump.ensure(l4, l4_mfn, table_index(WINDOW_BASE, 4));
+    let (_, l2_mfn) = bump.ensure(l3, l3_mfn, table_index(WINDOW_BASE, 3));
+    crate::foreign_run::set_l2(l2_mfn);
     // What is left: the heap, and single frames (a quarter, at most the cap).
     let free = nr_pages.saturating_sub(bump.next);
     let (heap_pages, _) = crate::frames::split(free, frame_cap);

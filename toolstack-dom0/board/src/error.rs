@@ -272,6 +272,17 @@ pub enum BoardError<E> {
         /// The domain.
         domid: u16,
     },
+    /// A PVH guest's low RAM cannot hold both its kernel and the xz
+    /// dictionary lent from its top.
+    NoRoomForDictionary {
+        /// The dictionary, bytes.
+        dictionary: u64,
+        /// The guest's low RAM, bytes.
+        low_ram: u64,
+        /// Where the kernel wanted to write inside the dictionary (None:
+        /// the dictionary alone fills low RAM).
+        at: Option<u64>,
+    },
 }
 
 impl<E> BoardError<E> {
@@ -297,6 +308,23 @@ impl<E: fmt::Display> fmt::Display for BoardError<E> {
             ),
             BoardError::Device { bdf, error } => write!(f, "{bdf}: {error}"),
             BoardError::NotIntroduced { domid } => write!(f, "xenstore-dom refused domain {domid}"),
+            BoardError::NoRoomForDictionary {
+                dictionary,
+                low_ram,
+                at,
+            } => {
+                write!(
+                    f,
+                    "memory too small: the kernel's {} KiB xz dictionary is lent from the top of \
+                     the VM's {} KiB of RAM",
+                    dictionary >> 10,
+                    low_ram >> 10
+                )?;
+                if let Some(at) = at {
+                    write!(f, " and the kernel loads into it (at {at:#x})")?;
+                }
+                f.write_str(": give the VM more memory")
+            }
         }
     }
 }

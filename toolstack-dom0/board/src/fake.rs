@@ -1,14 +1,16 @@
 //! An in-memory [`Platform`] for host tests: it tracks every live
 //! resource (domains, dom0 ports, watched ports, grants, pages, pirqs,
 //! prepared MSI-X tables, device assignments, I/O permissions, consoles,
-//! xenstore introductions) and can fail the Nth fallible call, or the Nth
+//! xenstore introductions, runs of guest frames mapped into dom0) and can fail the Nth fallible call, or the Nth
 //! call of one operation. [`Fake::leftovers`] lists what is still held.
 //!
 //! It models the Xen behaviour the board depends on: destroying a domain
 //! frees its memory, ports, assignments and permissions but not its
 //! pirqs (Xen keeps them until the domain's final teardown), so
 //! `release_msix` answers EBUSY and `unmap_pirq` of a destroyed domain
-//! fails.
+//! fails; destroying a domain while dom0 maps a run of its frames leaves
+//! it a zombie (Xen frees it only when the last mapping goes), which the
+//! fake records as a leftover.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
@@ -16,7 +18,7 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 use core::fmt;
 
 use xcp_builder::PvVcpuContext;
@@ -147,6 +149,36 @@ impl Drop for FakePage {
     }
 }
 
+/// Runs of guest frames dom0 maps, shared with their handles.
+#[derive(Debug, Default)]
+pub struct FakeRuns {
+    /// Live runs: id -> (domid, first gfn, count).
+    pub live: BTreeMap<u64, (u16, u64, u64)>,
+    /// Runs given back with bytes not zero (a dictionary left in the
+    /// guest's RAM).
+    pub returned_dirty: usize,
+    next: u64,
+}
+
+/// A run of guest frames mapped into dom0: live until dropped.
+#[derive(Debug)]
+pub struct FakeGuestRun {
+    id: u64,
+    /// Its bytes (a copy: the fake's guest memory is not behind it).
+    pub bytes: Vec<u8>,
+    runs: Rc<RefCell<FakeRuns>>,
+}
+
+impl Drop for FakeGuestRun {
+    fn drop(&mut self) {
+        let mut runs = self.runs.borrow_mut();
+        runs.live.remove(&self.id);
+        if self.bytes.iter().any(|&b| b != 0) {
+            runs.returned_dirty += 1;
+        }
+    }
+}
+
 /// A console link.
 #[derive(Debug)]
 pub struct FakeConsole {
@@ -228,6 +260,13 @@ pub struct Fake {
     pub virq_handler: Option<u16>,
     /// The xenstore domain dom0 connected to.
     pub xs_domid: Option<u16>,
+    /// Runs of guest frames mapped into dom0.
+    pub runs: Rc<RefCell<FakeRuns>>,
+    /// Domains destroyed while dom0 mapped a run of their frames.
+    pub zombies: Vec<u16>,
+    /// Most bytes `map_guest_run` maps (a test's stand-in for dom0's
+    /// run region; 64 MiB by default, as the runtime's).
+    pub max_run_bytes: u64,
 }
 
 impl Default for Fake {
@@ -260,6 +299,9 @@ impl Default for Fake {
             release_fired: false,
             virq_handler: None,
             xs_domid: None,
+            runs: Rc::new(RefCell::new(FakeRuns::default())),
+            zombies: Vec::new(),
+            max_run_bytes: 64 << 20,
         }
     }
 }
@@ -430,6 +472,14 @@ impl Fake {
                 out.push(format!("device status {status:#x} at {at:#x}"));
             }
         }
+        for (domid, first, count) in self.runs.borrow().live.values() {
+            out.push(format!(
+                "run of {count} frames from {first:#x} of domid {domid}"
+            ));
+        }
+        for domid in &self.zombies {
+            out.push(format!("domid {domid} destroyed while mapped"));
+        }
         out
     }
 
@@ -455,6 +505,7 @@ impl Platform for Fake {
     type Page = FakePage;
     type Console = FakeConsole;
     type Xs = FakeXs;
+    type GuestRun = FakeGuestRun;
 
     fn now_ns(&mut self) -> u64 {
         self.now
@@ -479,6 +530,9 @@ impl Platform for Fake {
     fn destroy_domain(&mut self, domid: u16) -> Result<(), FakeError> {
         self.call("destroy_domain", format_args!("{domid}"))?;
         self.domains.remove(&domid).ok_or(FakeError::NoDomain)?;
+        if self.runs.borrow().live.values().any(|r| r.0 == domid) {
+            self.zombies.push(domid);
+        }
         for p in self.pirqs.values_mut() {
             if p.domid == domid {
                 p.orphaned = true;
@@ -576,6 +630,39 @@ impl Platform for Fake {
         fill(&mut page);
         d.memory.insert(mfn, page.to_vec());
         Ok(())
+    }
+
+    fn map_guest_run(
+        &mut self,
+        domid: u16,
+        first: u64,
+        count: u64,
+    ) -> Result<FakeGuestRun, FakeError> {
+        self.call("map_guest_run", format_args!("{domid} {first:#x} {count}"))?;
+        let max = self.max_run_bytes;
+        let d = self.domain(domid)?;
+        let bytes = count.checked_mul(4096).ok_or(FakeError::Invalid)?;
+        // Xen refuses a gfn with nothing behind it; the runtime a run
+        // longer than its region.
+        if !d.hvm || count == 0 || bytes > max || (first..first + count).any(|g| !d.is_populated(g))
+        {
+            return Err(FakeError::Invalid);
+        }
+        let mut runs = self.runs.borrow_mut();
+        runs.next += 1;
+        let id = runs.next;
+        runs.live.insert(id, (domid, first, count));
+        Ok(FakeGuestRun {
+            id,
+            // Guest RAM comes zeroed (and the fake does not copy what was
+            // written to it).
+            bytes: vec![0; bytes as usize],
+            runs: self.runs.clone(),
+        })
+    }
+
+    fn guest_run_bytes(run: &mut FakeGuestRun) -> &mut [u8] {
+        &mut run.bytes
     }
 
     fn populate_gfns(&mut self, domid: u16, first: u64, count: u64) -> Result<(), FakeError> {

@@ -4,8 +4,8 @@
 //! kernel/src/xen.rs`); the host tests with [`crate::fake`]. The seams are
 //! chosen so every resource that can leak passes through the trait: a
 //! domain, a dom0 event channel, a grant, a page, a pirq, a prepared MSI-X
-//! table, a device assignment, an I/O permission, a console link and the
-//! xenstore link. What the trait hands out as a handle (a page, a console,
+//! table, a device assignment, an I/O permission, a console link, the
+//! xenstore link and a run of guest frames mapped into dom0. What the trait hands out as a handle (a page, a console,
 //! the xenstore link) is an associated type, so the fake's can be simple.
 
 use alloc::vec::Vec;
@@ -45,6 +45,9 @@ pub trait Platform {
     type Console;
     /// dom0's connection to the xenstore domain.
     type Xs;
+    /// A run of a guest's frames mapped into dom0 at consecutive
+    /// addresses; unmapped when dropped.
+    type GuestRun;
 
     /// Xen system time, ns.
     fn now_ns(&mut self) -> u64;
@@ -85,6 +88,19 @@ pub trait Platform {
         mfn: u64,
         fill: &mut dyn FnMut(&mut [u8; 4096]),
     ) -> Result<(), Self::Error>;
+    /// Maps guest frames `first..first + count` of a PVH `domid` (gfns,
+    /// populated) into dom0, writable, as one contiguous run of bytes
+    /// ([`Platform::guest_run_bytes`]); unmapped when the handle drops.
+    /// Drop it before destroying `domid`: Xen cannot free a domain whose
+    /// frames dom0 still maps. One run at a time.
+    fn map_guest_run(
+        &mut self,
+        domid: u16,
+        first: u64,
+        count: u64,
+    ) -> Result<Self::GuestRun, Self::Error>;
+    /// The bytes of a mapped run.
+    fn guest_run_bytes(run: &mut Self::GuestRun) -> &mut [u8];
     /// Backs guest frames `first..first + count` of a PVH `domid` with
     /// memory (`XENMEM_populate_physmap`; they go with the domain).
     fn populate_gfns(&mut self, domid: u16, first: u64, count: u64) -> Result<(), Self::Error>;

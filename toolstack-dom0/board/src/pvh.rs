@@ -10,6 +10,9 @@
 //! 2. low RAM populated, then the kernel streamed into it by `xcp_kimage`
 //!    through a [`GuestSink`] that refuses any address outside low RAM
 //!    (the plan needs the kernel's range and entry, so it is made after);
+//!    an xz kernel's dictionary is lent from the top of low RAM, mapped
+//!    into dom0 for the load ([`Dictionary::GuestRam`]), so dom0's memory
+//!    does not grow with the guest's kernel;
 //! 3. the plan's other runs populated (ACPI, special pages, high RAM), its
 //!    e820 set, its pages written (initrd, start-info page, ACPI tables,
 //!    zeroed rings);
@@ -31,7 +34,7 @@ use xcp_builder::{
     boot_records, InitrdRequest, LoadedKernel, PhysRange, PvhPlan, PvhRequest, LOW_RAM_END,
     MAX_SPECIAL_PAGES, MIN_SPECIAL_PAGES,
 };
-use xcp_kimage::{KimageError, Limits, Refusal, Sink};
+use xcp_kimage::{Bound, KimageError, Limits, Loaded, Refusal, Sink};
 use xen_abi::hvm::{HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN, HVM_PARAM_TIMER_MODE};
 use xen_sys::domctl_payloads::XenDomctlCreatedomain;
 
@@ -71,9 +74,23 @@ pub struct PvhSpec<'a> {
     /// xenbus; with a ring no one serves, its xenbus initcall waits for
     /// ever, so pass `None` when no xenstore domain runs.
     pub xenstore: Option<u16>,
-    /// Where an xz kernel's dictionary lives (`None`: dom0's heap, which
-    /// must then have room for it).
-    pub dictionary: Option<&'a mut [u8]>,
+    /// Where an xz kernel's dictionary lives.
+    pub dictionary: Dictionary<'a>,
+}
+
+/// Where an xz kernel's decompressor keeps its dictionary (the last
+/// `dict_size` bytes it produced: 32 MiB for Debian's kernels).
+pub enum Dictionary<'a> {
+    /// dom0's heap, allocated by `xcp_kimage` (the heap must have room).
+    Heap,
+    /// Memory the caller lends.
+    Lent(&'a mut [u8]),
+    /// The guest's own RAM: the top of its low RAM, mapped into dom0 for
+    /// the load ([`Platform::map_guest_run`]), zeroed and unmapped after.
+    /// The kernel may not load there: the guest needs RAM for both, else
+    /// [`BoardError::NoRoomForDictionary`]. Only an xz image borrows;
+    /// others load as with `Heap` (they keep nothing to lend).
+    GuestRam,
 }
 
 /// What the PVH build made.
@@ -101,13 +118,18 @@ pub fn paging_pool_bytes(memory_mib: u32, vcpus: u32) -> u64 {
 }
 
 /// Writes a kernel into a PVH guest's low RAM through the platform, one
-/// guest page at a time; refuses anything outside `ram`.
+/// guest page at a time; refuses anything outside `ram` or inside the
+/// dictionary lent from it.
 pub struct GuestSink<'a, P: Platform> {
     pf: &'a mut P,
     domid: u16,
     ram: PhysRange,
+    /// Guest RAM lent to the decompressor (never written through the sink).
+    lent: Option<PhysRange>,
     /// The platform error that ended the load, if one did.
     failed: Option<P::Error>,
+    /// Where the kernel tried to write into the lent range, if it did.
+    hit_lent: Option<u64>,
     /// Bytes written or zeroed.
     pub bytes: u64,
 }
@@ -119,16 +141,37 @@ impl<'a, P: Platform> GuestSink<'a, P> {
             pf,
             domid,
             ram,
+            lent: None,
             failed: None,
+            hit_lent: None,
             bytes: 0,
         }
     }
 
+    /// The same sink, refusing writes into `lent` (the dictionary's guest
+    /// RAM, in use by the decompressor while the kernel streams in).
+    pub fn lending(mut self, lent: PhysRange) -> Self {
+        self.lent = Some(lent);
+        self
+    }
+
     fn put(&mut self, paddr: u64, len: u64, bytes: Option<&[u8]>) -> Result<(), Refusal> {
-        let inside = paddr
-            .checked_add(len)
-            .is_some_and(|end| self.ram.start <= paddr && end <= self.ram.end());
-        if !inside {
+        let Some(end) = paddr.checked_add(len) else {
+            return Err(Refusal {
+                paddr,
+                reason: "outside the guest's RAM",
+            });
+        };
+        if let Some(lent) = self.lent {
+            if paddr < lent.end() && lent.start < end {
+                self.hit_lent = Some(paddr.max(lent.start));
+                return Err(Refusal {
+                    paddr,
+                    reason: "inside the xz dictionary lent from the guest's RAM",
+                });
+            }
+        }
+        if !(self.ram.start <= paddr && end <= self.ram.end()) {
             return Err(Refusal {
                 paddr,
                 reason: "outside the guest's RAM",
@@ -167,6 +210,92 @@ impl<P: Platform> Sink for GuestSink<'_, P> {
 
     fn zero(&mut self, paddr: u64, len: u64) -> Result<(), Refusal> {
         self.put(paddr, len, None)
+    }
+}
+
+/// Streams `kernel` into `low_ram` of `domid`, its xz dictionary (if any)
+/// where `dictionary` says. A run of guest frames lent as the dictionary
+/// is zeroed and unmapped before this returns, whatever the outcome (so
+/// the caller's undo can destroy the domain).
+fn load_kernel<P: Platform>(
+    pf: &mut P,
+    domid: u16,
+    low_ram: PhysRange,
+    kernel: &[u8],
+    dictionary: Dictionary<'_>,
+) -> Result<Loaded, BoardError<P::Error>> {
+    let limits = Limits::default();
+    let lend = match dictionary {
+        Dictionary::GuestRam => {
+            xcp_kimage::xz_dictionary_needed(kernel).map_err(BoardError::Kernel)?
+        }
+        Dictionary::Heap | Dictionary::Lent(_) => None,
+    };
+    let Some(needed) = lend else {
+        let mut sink = GuestSink::new(pf, domid, low_ram);
+        let loaded = match dictionary {
+            Dictionary::Lent(d) => xcp_kimage::load_with_dictionary(kernel, &limits, d, &mut sink),
+            Dictionary::Heap | Dictionary::GuestRam => xcp_kimage::load(kernel, &limits, &mut sink),
+        };
+        let failed = sink.failed.take();
+        return kernel_result(loaded, failed);
+    };
+    // The image's claim is checked before any memory is found for it.
+    if needed > limits.max_dictionary as u64 {
+        return Err(BoardError::Kernel(KimageError::TooLarge(
+            Bound::Dictionary,
+            needed,
+        )));
+    }
+    // The top of low RAM: Linux loads at 16 MiB and up (its
+    // LOAD_PHYSICAL_ADDR), and the plan places the initrd and boot pages
+    // after the kernel once the dictionary is gone.
+    let pages = needed.div_ceil(PAGE);
+    let lent = PhysRange {
+        start: low_ram.end().saturating_sub(pages * PAGE),
+        len: pages * PAGE,
+    };
+    if pages * PAGE >= low_ram.len {
+        return Err(BoardError::NoRoomForDictionary {
+            dictionary: pages * PAGE,
+            low_ram: low_ram.len,
+            at: None,
+        });
+    }
+    let mut run = pf
+        .map_guest_run(domid, lent.start / PAGE, pages)
+        .map_err(BoardError::at(Step::LoadKernel))?;
+    let mut sink = GuestSink::new(pf, domid, low_ram).lending(lent);
+    let loaded =
+        xcp_kimage::load_with_dictionary(kernel, &limits, P::guest_run_bytes(&mut run), &mut sink);
+    let (failed, hit) = (sink.failed.take(), sink.hit_lent);
+    // The guest gets its RAM as Xen gave it: zeroed, not the kernel's
+    // last 32 MiB of history.
+    P::guest_run_bytes(&mut run).fill(0);
+    drop(run);
+    if let (Err(KimageError::SinkRefused(_)), Some(at)) = (&loaded, hit) {
+        return Err(BoardError::NoRoomForDictionary {
+            dictionary: lent.len,
+            low_ram: low_ram.len,
+            at: Some(at),
+        });
+    }
+    kernel_result(loaded, failed)
+}
+
+/// A load's result as the board's: a sink refusal caused by a platform
+/// error is that error.
+fn kernel_result<E>(
+    loaded: Result<Loaded, KimageError>,
+    failed: Option<E>,
+) -> Result<Loaded, BoardError<E>> {
+    match (loaded, failed) {
+        (Ok(l), _) => Ok(l),
+        (Err(KimageError::SinkRefused(_)), Some(error)) => Err(BoardError::Platform {
+            step: Step::LoadKernel,
+            error,
+        }),
+        (Err(e), _) => Err(BoardError::Kernel(e)),
     }
 }
 
@@ -209,23 +338,7 @@ pub fn build_pvh_domain<P: Platform>(
         .map_err(BoardError::at(Step::PopulatePhysmap))?;
 
     // The kernel, straight into guest memory.
-    let limits = Limits::default();
-    let mut sink = GuestSink::new(pf, domid, low_ram);
-    let loaded = match spec.dictionary {
-        Some(d) => xcp_kimage::load_with_dictionary(spec.kernel, &limits, d, &mut sink),
-        None => xcp_kimage::load(spec.kernel, &limits, &mut sink),
-    };
-    let failed = sink.failed.take();
-    let loaded = match (loaded, failed) {
-        (Ok(l), _) => l,
-        (Err(KimageError::SinkRefused(_)), Some(error)) => {
-            return Err(BoardError::Platform {
-                step: Step::LoadKernel,
-                error,
-            })
-        }
-        (Err(e), _) => return Err(BoardError::Kernel(e)),
-    };
+    let loaded = load_kernel(pf, domid, low_ram, spec.kernel, spec.dictionary)?;
     let entry = loaded.pvh_entry().map_err(BoardError::Kernel)?;
 
     let cmdline = spec.cmdline.as_bytes();

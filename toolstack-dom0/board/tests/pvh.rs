@@ -7,7 +7,7 @@ mod kimage;
 
 use xcp_builder::{boot_records, PvhPlan};
 use xcp_dom0_board::fake::{fake_hvm_context, Fake};
-use xcp_dom0_board::pvh::{build_pvh, PvhSpec};
+use xcp_dom0_board::pvh::{build_pvh, Dictionary, PvhSpec};
 use xcp_dom0_board::{BoardError, Platform, Step};
 use xen_abi::hvm::{
     HVM_PARAM_CONSOLE_EVTCHN, HVM_PARAM_CONSOLE_PFN, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN,
@@ -29,7 +29,7 @@ fn spec<'a>(kernel: &'a [u8], initrd: &'a [u8], memory_mib: u32) -> PvhSpec<'a> 
         cmdline: "console=hvc0 earlyprintk=xen",
         handle: [7; 16],
         xenstore: Some(XS_DOMID),
-        dictionary: None,
+        dictionary: Dictionary::Heap,
     }
 }
 
@@ -151,7 +151,7 @@ fn a_lent_dictionary_is_used_for_xz() {
     let mut dictionary = vec![0u8; 1 << 20];
     let mut fake = Fake::new();
     let mut s = spec(&image, &[], 32);
-    s.dictionary = Some(&mut dictionary);
+    s.dictionary = Dictionary::Lent(&mut dictionary);
     let built = build_pvh(&mut fake, s).expect("built");
     let d = &fake.domains[&built.domid];
     assert_eq!(d.read(segs[1].paddr, segs[1].data.len()), segs[1].data);

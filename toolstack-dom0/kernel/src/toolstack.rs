@@ -207,11 +207,14 @@ impl XenHypervisor {
     /// Builds `spec` as a PVH domain (paused), introduces it to the
     /// xenstore domain (if one runs) and relays its console, as for PV.
     ///
-    /// The kernel is an ELF vmlinux or a gzip/zstd bzImage. No xz
-    /// dictionary is lent: Debian's xz bzImage asks 32 MiB, which dom0's
-    /// heap (about 44.5 MiB, 42.1 MiB of it budgeted by xenapi `budget.rs`)
-    /// does not have, so its load fails cleanly with kimage's allocation
-    /// refusal and the VM stays Halted.
+    /// The kernel is an ELF vmlinux or a bzImage (xz, gzip, zstd). An xz
+    /// kernel's dictionary (Debian's asks 32 MiB, which dom0's heap —
+    /// about 44.5 MiB, 42.1 MiB of it budgeted by xenapi `budget.rs` —
+    /// does not have) is lent from the top of the guest's own low RAM,
+    /// mapped into dom0 only for the load (`Dictionary::GuestRam`), so
+    /// dom0's heap does not grow with the kernel. The VM then needs RAM
+    /// for the kernel below that dictionary; with too little the build
+    /// fails cleanly and the VM stays Halted.
     fn build_pvh(
         &mut self,
         spec: &DomainSpec,
@@ -228,10 +231,27 @@ impl XenHypervisor {
             cmdline: &spec.cmdline,
             handle,
             xenstore: self.xenstore.as_ref().map(|(domid, _)| *domid),
-            dictionary: None,
+            dictionary: xcp_dom0_board::pvh::Dictionary::GuestRam,
         };
-        let pvh = xcp_dom0_board::pvh::build_pvh(&mut self.xen, pvh)
-            .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
+        // dom0's own memory around the build, for the log: the kernel's
+        // dictionary must not show in the heap.
+        let before = xcp_runtime::usage::memory_use();
+        let started = self.xen.now_ns();
+        let built = xcp_dom0_board::pvh::build_pvh(&mut self.xen, pvh);
+        let took_ms = self.xen.now_ns().saturating_sub(started) / 1_000_000;
+        let after = xcp_runtime::usage::memory_use();
+        log::info!(
+            "xenapi: PVH build of {} in {took_ms} ms: dom0 heap in use {} -> {} bytes (peak {} -> {}), frames in use {} -> {} (peak {})",
+            spec.name,
+            before.heap_in_use,
+            after.heap_in_use,
+            before.heap_peak,
+            after.heap_peak,
+            before.frames_in_use,
+            after.frames_in_use,
+            after.frames_peak
+        );
+        let pvh = built.map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
         // The rings by gfn: what the guest's tree and the relay name.
         let built = xcp_dom0_board::build::Built {
             domid: pvh.domid,

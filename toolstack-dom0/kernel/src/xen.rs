@@ -110,6 +110,7 @@ impl Platform for Xen {
     type Page = Frame;
     type Console = ConsoleLink;
     type Xs = XsLink;
+    type GuestRun = xcp_runtime::foreign_run::ForeignRun;
 
     fn now_ns(&mut self) -> u64 {
         xcp_runtime::time::now_ns()
@@ -171,6 +172,22 @@ impl Platform for Xen {
         let mut page = xcp_runtime::paging::map_foreign(mfn, domid, true)?;
         fill(page.bytes_mut());
         Ok(())
+    }
+
+    fn map_guest_run(
+        &mut self,
+        domid: u16,
+        first: u64,
+        count: u64,
+    ) -> Result<Self::GuestRun, XenError> {
+        let count = usize::try_from(count).map_err(|_| xen_sys::Errno::EINVAL)?;
+        Ok(xcp_runtime::foreign_run::ForeignRun::map(
+            domid, first, count,
+        )?)
+    }
+
+    fn guest_run_bytes(run: &mut Self::GuestRun) -> &mut [u8] {
+        run.bytes_mut()
     }
 
     fn populate_gfns(&mut self, domid: u16, first: u64, count: u64) -> Result<(), XenError> {

@@ -125,6 +125,22 @@ impl Loaded {
     }
 }
 
+/// The dictionary an xz `image` needs lent to [`load_with_dictionary`]:
+/// its first block's, at least xz's 4 KiB minimum. `None` for an image that
+/// is not xz (an ELF, or a gzip, zstd or uncompressed payload: nothing to
+/// lend). Reads only the headers, so the caller can find the memory before
+/// loading; the size is the image's claim: check it against
+/// [`Limits::max_dictionary`] before providing that much.
+pub fn xz_dictionary_needed(image: &[u8]) -> Result<Option<u64>, KimageError> {
+    match probe(image)? {
+        Format::BzImage(bz) if bz.compression == Compression::Xz => {
+            let size = xz::dictionary_size(&image[bz.payload])?;
+            Ok(Some(size.max(xz::MIN_DICTIONARY as u64)))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Loads `image` into `sink`, with the decompressor's dictionary (if any)
 /// on dom0's heap, allocated fallibly.
 pub fn load(image: &[u8], limits: &Limits, sink: &mut impl Sink) -> Result<Loaded, KimageError> {
