@@ -1,5 +1,7 @@
 //! A real OS through its whole life on Xen, driven by PyPI's `XenAPI`
-//! through netdom: images that are not kernels fail `VM.start` cleanly and
+//! through netdom: images that are not kernels (a corrupt ELF, Debian's
+//! bzImage with its xz stream damaged, a truncated ELF, a cpio archive) fail
+//! `VM.start` cleanly and
 //! the platform serves on; a VM that does not fit is refused with
 //! `HOST_NOT_ENOUGH_FREE_MEMORY`; `pause`/`unpause`/`hard_reboot` on
 //! Debian's Linux (PVH); and 20 start / clean-shutdown cycles after which
@@ -88,7 +90,7 @@ def wait_ready(vm, secs=240):
         seen += chunk
     c.close()
 
-for name in ["corrupt", "truncated", "not-a-kernel"]:
+for name in ["corrupt", "corrupt-xz", "truncated", "not-a-kernel"]:
     vm = vm_with(name, "/boot/guest/" + name)
     try:
         x.VM.start(vm, False, False)
@@ -164,6 +166,12 @@ fn a_linux_vm_lives_and_dies_cleanly_and_gives_its_memory_back() {
     corrupt[phoff..phoff + 56 * 2].fill(0xa5);
     let corrupt_path = dir.join("corrupt");
     std::fs::write(&corrupt_path, corrupt).unwrap();
+    // Debian's bzImage with bytes of its xz payload overwritten.
+    let mut corrupt_xz = std::fs::read(debian_vmlinuz()).unwrap();
+    let mid = corrupt_xz.len() / 2;
+    corrupt_xz[mid..mid + 4096].fill(0x5a);
+    let corrupt_xz_path = dir.join("corrupt-xz");
+    std::fs::write(&corrupt_xz_path, corrupt_xz).unwrap();
     // The first MiB of the kernel.
     let truncated_path = dir.join("truncated");
     std::fs::write(&truncated_path, &elf[..1 << 20]).unwrap();
@@ -174,6 +182,7 @@ fn a_linux_vm_lives_and_dies_cleanly_and_gives_its_memory_back() {
         vmlinux,
         initrd,
         corrupt_path,
+        corrupt_xz_path,
         truncated_path,
         not_kernel_path,
     ];
@@ -203,6 +212,7 @@ fn a_linux_vm_lives_and_dies_cleanly_and_gives_its_memory_back() {
     // Each bad image is refused with what was wrong with it.
     for (name, why) in [
         ("corrupt", "ELF"),
+        ("corrupt-xz", "xz"),
         ("truncated", "truncated"),
         ("not-a-kernel", "neither ELF64 nor bzImage"),
     ] {
