@@ -234,6 +234,7 @@ fn layout_tables(t: &mut Tables) {
         }
         "struct xen_memory_exchange" => MemoryExchange { "in" => in_, out, nr_exchanged }
         "struct xen_add_to_physmap" => AddToPhysmap { domid, size, space, idx, gpfn }
+        "struct xen_remove_from_physmap" => RemoveFromPhysmap { domid, gpfn }
         "struct xen_memory_map" => MemoryMap { nr_entries, buffer }
         // No public header defines the entry: memory.h says "the same format
         // as returned by the BIOS INT 0x15 EAX=0xE820 call", see C_LOCAL_DEFS.
