@@ -38,8 +38,8 @@ const MAX_MAPTRACK_FRAMES: i32 = 1024;
 /// Slack above the domain's pages for max_mem, as libxl adds.
 const MAXMEM_SLACK_KIB: u64 = 1024;
 
-/// How a domain relates to xenstore and devices.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How a domain relates to xenstore and devices, and its vCPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DomainRole {
     /// It will be given PCI devices: built with its IOMMU context
     /// (XEN_DOMCTL_CDF_iommu), without which Xen refuses assignment.
@@ -52,6 +52,24 @@ pub struct DomainRole {
     /// The domain handle Xen keeps for it (`xen_domain_handle_t`): a XenAPI
     /// VM's uuid; zero for the service domains.
     pub handle: [u8; 16],
+    /// vCPUs the domain gets (createdomain's `max_vcpus` and
+    /// `XEN_DOMCTL_max_vcpus`; the plan refuses 0 and more than
+    /// `xcp_builder::MAX_PV_VCPUS`). vCPU 0 starts at the kernel's entry;
+    /// the kernel brings up the others (Linux: `VCPUOP_initialise`).
+    pub vcpus: u32,
+}
+
+impl Default for DomainRole {
+    /// A service domain: one vCPU, no xenstore, no devices, the zero handle.
+    fn default() -> Self {
+        DomainRole {
+            passthrough: false,
+            server: None,
+            is_server: false,
+            handle: [0; 16],
+            vcpus: 1,
+        }
+    }
 }
 
 /// The command line of a domain being built: called once the domain
@@ -78,9 +96,13 @@ pub fn build_domain<P: Platform>(
         memory_pages: nr_pages,
         cmdline: b"",
         module_len: module.len() as u64,
+        vcpus: role.vcpus,
     };
-    PvPlan::new(image, &probe).map_err(BoardError::Image)?;
-    let mut config = XenDomctlCreatedomain::pv(1);
+    let vcpus = PvPlan::new(image, &probe)
+        .map_err(BoardError::Image)?
+        .layout()
+        .vcpus;
+    let mut config = XenDomctlCreatedomain::pv(vcpus);
     config.handle = role.handle;
     if role.is_server {
         config.flags |= XEN_DOMCTL_CDF_XS_DOMAIN;
@@ -95,7 +117,7 @@ pub fn build_domain<P: Platform>(
         .map_err(BoardError::at(Step::CreateDomain))?;
     log.push(Undo::Domain(domid));
     let text = cmdline(pf, log, domid)?;
-    fill(pf, domid, image, module, nr_pages, role.server, &text)
+    fill(pf, domid, image, module, nr_pages, role, &text)
 }
 
 /// Builds a paused domain with a fixed command line (and the ramdisk
@@ -140,17 +162,19 @@ fn fill<P: Platform>(
     image: &[u8],
     module: &[u8],
     nr_pages: u64,
-    xenstored: Option<u16>,
+    role: DomainRole,
     text: &str,
 ) -> Result<Built, BoardError<P::Error>> {
+    let xenstored = role.server;
     let req = BuildRequest {
         memory_pages: nr_pages,
         cmdline: text.as_bytes(),
         module_len: module.len() as u64,
+        vcpus: role.vcpus,
     };
     let plan = PvPlan::new(image, &req).map_err(BoardError::Image)?;
     let layout = *plan.layout();
-    pf.set_max_vcpus(domid, 1)
+    pf.set_max_vcpus(domid, layout.vcpus)
         .map_err(BoardError::at(Step::MaxVcpus))?;
     pf.set_max_mem(domid, nr_pages * 4 + MAXMEM_SLACK_KIB)
         .map_err(BoardError::at(Step::MaxMem))?;

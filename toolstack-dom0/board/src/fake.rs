@@ -85,6 +85,9 @@ pub struct FakeDomain {
     pub paging_pool: u64,
     /// vCPUs created (`set_max_vcpus`).
     pub vcpus: u32,
+    /// The `max_vcpus` it was created with: `set_max_vcpus` may not ask
+    /// more (Xen answers EINVAL).
+    pub max_vcpus: u32,
 }
 
 impl FakeDomain {
@@ -465,6 +468,7 @@ impl Platform for Fake {
             FakeDomain {
                 paused: true,
                 handle: config.handle,
+                max_vcpus: config.max_vcpus,
                 hvm: config.flags & xen_abi::domctl::XEN_DOMCTL_CDF_HVM != 0,
                 ..FakeDomain::default()
             },
@@ -531,7 +535,11 @@ impl Platform for Fake {
 
     fn set_max_vcpus(&mut self, domid: u16, max: u32) -> Result<(), FakeError> {
         self.call("set_max_vcpus", format_args!("{domid}"))?;
-        self.domain(domid)?.vcpus = max;
+        let d = self.domain(domid)?;
+        if max == 0 || max > d.max_vcpus {
+            return Err(FakeError::Invalid);
+        }
+        d.vcpus = max;
         Ok(())
     }
 

@@ -44,7 +44,7 @@ proptest! {
     #[test]
     fn any_module(module_len in 0u64..(8 << 20), pages in 1024u64..12_000) {
         let image = Fixture::valid().build();
-        let req = BuildRequest { memory_pages: pages, cmdline: b"", module_len };
+        let req = BuildRequest { memory_pages: pages, cmdline: b"", module_len, vcpus: 1 };
         match PvPlan::new(&image, &req) {
             Ok(plan) => {
                 let l = *plan.layout();
@@ -78,7 +78,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096),
                                 pages in 0u64..10_000) {
-        let req = BuildRequest { memory_pages: pages, cmdline: b"", module_len: 0 };
+        let req = BuildRequest { memory_pages: pages, cmdline: b"", module_len: 0, vcpus: 1 };
         if let Ok(plan) = PvPlan::new(&bytes, &req) {
             check_invariants(&plan);
             exercise(&plan, &bytes);
@@ -89,7 +89,7 @@ proptest! {
     fn elf_magic_then_random(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
         let mut image = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
         image.extend_from_slice(&bytes);
-        let req = BuildRequest { memory_pages: 4096, cmdline: b"", module_len: 0 };
+        let req = BuildRequest { memory_pages: 4096, cmdline: b"", module_len: 0, vcpus: 1 };
         let _ = PvPlan::new(&image, &req);
     }
 
@@ -113,7 +113,7 @@ proptest! {
         if let Some(cut) = cut {
             image.truncate(cut % (image.len() + 1));
         }
-        let req = BuildRequest { memory_pages: pages, cmdline: b"x", module_len: 0 };
+        let req = BuildRequest { memory_pages: pages, cmdline: b"x", module_len: 0, vcpus: 1 };
         if let Ok(plan) = PvPlan::new(&image, &req) {
             check_invariants(&plan);
             check_walk(&plan, &fake_p2m(pages));

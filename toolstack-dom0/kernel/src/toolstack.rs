@@ -174,8 +174,7 @@ impl XenHypervisor {
             uuid: &spec.uuid,
             name: &spec.name,
             memory_kib: u64::from(mib) * 1024,
-            // The PV builder gives every domain one vCPU.
-            vcpus: 1,
+            vcpus: spec.vcpus,
             store_mfn: built.store_mfn,
             store_port: built.store_port,
             console_mfn: built.console_mfn,
@@ -269,6 +268,7 @@ impl Hypervisor for XenHypervisor {
         let role = xcp_dom0_board::build::DomainRole {
             server: self.xenstore.as_ref().map(|(domid, _)| *domid),
             handle,
+            vcpus: spec.vcpus,
             ..Default::default()
         };
         let built =

@@ -247,6 +247,7 @@ pub fn plan_of(fixture: &Fixture, pages: u64) -> Result<PvPlan, Error> {
             memory_pages: pages,
             cmdline: b"console=hvc0",
             module_len: 0,
+            vcpus: 1,
         },
     )
 }
