@@ -174,7 +174,8 @@ impl XenHypervisor {
             uuid: &spec.uuid,
             name: &spec.name,
             memory_kib: u64::from(mib) * 1024,
-            vcpus: spec.vcpus,
+            vcpus: spec.vcpus_max,
+            vcpus_online: spec.vcpus,
             store_mfn: built.store_mfn,
             store_port: built.store_port,
             console_mfn: built.console_mfn,
@@ -268,7 +269,7 @@ impl Hypervisor for XenHypervisor {
         let role = xcp_dom0_board::build::DomainRole {
             server: self.xenstore.as_ref().map(|(domid, _)| *domid),
             handle,
-            vcpus: spec.vcpus,
+            vcpus: spec.vcpus_max,
             ..Default::default()
         };
         let built =

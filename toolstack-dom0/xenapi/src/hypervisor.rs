@@ -16,8 +16,11 @@ pub struct DomainSpec {
     pub name: String,
     /// Memory in bytes (memory_static_max).
     pub memory: u64,
-    /// vCPUs at startup.
+    /// vCPUs at startup (`VCPUs_at_startup`): online when the guest boots.
     pub vcpus: u32,
+    /// vCPUs the domain has (`VCPUs_max`, at least `vcpus`): those past
+    /// `vcpus` start offline, for the guest to bring up when asked.
+    pub vcpus_max: u32,
     /// PV kernel path.
     pub kernel: String,
     /// PV ramdisk path.
@@ -93,6 +96,8 @@ pub struct FakeHypervisor {
     /// Each domain's console: what it wrote, and the input it has not
     /// read (at most [`FAKE_INPUT_ROOM`] bytes).
     pub consoles: BTreeMap<u32, (Vec<u8>, Vec<u8>)>,
+    /// The spec of every domain built, by domid.
+    pub specs: BTreeMap<u32, DomainSpec>,
 }
 
 /// Input a fake console holds before it is full.
@@ -107,7 +112,7 @@ impl FakeHypervisor {
 }
 
 impl Hypervisor for FakeHypervisor {
-    fn build(&mut self, _spec: &DomainSpec) -> Result<u32, HypervisorError> {
+    fn build(&mut self, spec: &DomainSpec) -> Result<u32, HypervisorError> {
         if let Some(m) = self.fail_next_build.take() {
             return Err(HypervisorError(m));
         }
@@ -116,6 +121,7 @@ impl Hypervisor for FakeHypervisor {
         self.next += 1;
         self.domains.insert(id, FakeState::Paused);
         self.consoles.insert(id, (Vec::new(), Vec::new()));
+        self.specs.insert(id, spec.clone());
         Ok(id)
     }
     fn unpause(&mut self, domid: u32) -> Result<(), HypervisorError> {
