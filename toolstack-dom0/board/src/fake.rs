@@ -296,6 +296,12 @@ impl Fake {
         self.domains.get_mut(&domid).ok_or(FakeError::NoDomain)
     }
 
+    /// The machine frame `populate_physmap` gives pfn `pfn` of PV domain
+    /// `domid` (written pages are in [`FakeDomain::memory`] by it).
+    pub fn mfn_of(domid: u16, pfn: u64) -> u64 {
+        (u64::from(domid) << 20) + pfn
+    }
+
     /// Pages of dom0's alive.
     pub fn pages_live(&self) -> usize {
         self.pages_live.get()
@@ -551,8 +557,7 @@ impl Platform for Fake {
     fn populate_physmap(&mut self, domid: u16, nr_pages: u64) -> Result<Vec<u64>, FakeError> {
         self.call("populate_physmap", format_args!("{domid} {nr_pages}"))?;
         self.domain(domid)?.pages = nr_pages;
-        let base = u64::from(domid) << 20;
-        Ok((0..nr_pages).map(|pfn| base + pfn).collect())
+        Ok((0..nr_pages).map(|pfn| Fake::mfn_of(domid, pfn)).collect())
     }
 
     fn write_foreign(

@@ -16,65 +16,6 @@ use common::*;
 use xcp_builder::*;
 
 const MIB: u64 = 1 << 20;
-/// XEN_ELFNOTE_L1_MFN_VALID, SUSPEND_CANCEL, HV_START_LOW, PAE_MODE,
-/// GUEST_VERSION: in Linux's notes, ignored by a 64-bit PV build.
-const L1_MFN_VALID: u32 = 13;
-const SUSPEND_CANCEL: u32 = 16;
-const HV_START_LOW: u32 = 12;
-
-/// Debian 6.1's layout in miniature: text at 16 MiB, data, the per-cpu
-/// segment linked at vaddr 0, then init + bss (bss as memsz > filesz).
-fn linux() -> Fixture {
-    let seg = |paddr: u64, vaddr: u64, len: usize, memsz: u64| Seg {
-        vaddr,
-        paddr,
-        data: (0..len).map(|i| (i as u8) ^ (paddr >> 12) as u8).collect(),
-        memsz,
-        align: 0x1000,
-    };
-    let text = 16 * MIB;
-    let data = text + 0x6000;
-    let percpu = data + 0x2000;
-    let init = percpu + 0x1000;
-    let entry = VIRT_BASE + init + 0x1c0;
-    let mut l1_mfn_valid = q(1);
-    l1_mfn_valid.extend(q(1));
-    Fixture {
-        entry: text,
-        segs: vec![
-            seg(text, VIRT_BASE + text, 0x5123, 0x6000),
-            seg(data, VIRT_BASE + data, 0x2000, 0x2000),
-            seg(percpu, 0, 0x1000, 0x1000),
-            seg(init, VIRT_BASE + init, 0x1800, 0x9000),
-        ],
-        notes: vec![
-            (XEN_ELFNOTE_GUEST_OS, s("linux")),
-            (XEN_ELFNOTE_GUEST_VERSION, s("2.6")),
-            (XEN_ELFNOTE_XEN_VERSION, s("xen-3.0")),
-            (XEN_ELFNOTE_VIRT_BASE, q(VIRT_BASE)),
-            (XEN_ELFNOTE_INIT_P2M, q(512 << 30)),
-            (XEN_ELFNOTE_ENTRY, q(entry)),
-            (
-                XEN_ELFNOTE_FEATURES,
-                b"!writable_page_tables|pae_pgdir_above_4gb".to_vec(),
-            ),
-            (
-                XEN_ELFNOTE_SUPPORTED_FEATURES,
-                0x8801u32.to_le_bytes().to_vec(),
-            ),
-            (XEN_ELFNOTE_PAE_MODE, s("yes")),
-            (XEN_ELFNOTE_LOADER, s("generic")),
-            (L1_MFN_VALID, l1_mfn_valid),
-            (XEN_ELFNOTE_MOD_START_PFN, 1u32.to_le_bytes().to_vec()),
-            (SUSPEND_CANCEL, 1u32.to_le_bytes().to_vec()),
-            (HV_START_LOW, q(0xffff_8000_0000_0000)),
-            (XEN_ELFNOTE_PADDR_OFFSET, q(0)),
-            (XEN_ELFNOTE_PHYS32_ENTRY, q(text + 0x850)),
-        ],
-        ..Fixture::valid()
-    }
-}
-
 const PAGES: u64 = 65536; // 256 MiB, as the QEMU case gives it
 const MODULE_LEN: u64 = 2 * MIB + 5;
 
@@ -217,5 +158,50 @@ fn memory_below_the_kernel_does_not_count_as_room_for_it() {
     assert_eq!(
         PvPlan::new(&image, &small).unwrap_err(),
         Error::MemoryTooSmall
+    );
+}
+
+#[test]
+fn a_plan_from_a_streaming_loaders_summary_is_the_plan_from_the_elf() {
+    let image = linux().build();
+    let from_bytes = PvPlan::new(&image, &request(2)).unwrap();
+    let elf = ElfImage::parse(&image).unwrap();
+    let from_summary = PvPlan::from_elf(&elf, &request(2)).unwrap();
+    assert_eq!(from_bytes, from_summary);
+    // Where a loader writing by p_paddr lands: the kernel's pages only.
+    let l = from_summary.layout();
+    assert_eq!(from_summary.kernel_pfn_of(16 * MIB), Some(0x1000));
+    assert_eq!(from_summary.kernel_pfn_of(16 * MIB + 0x1234), Some(0x1001));
+    let last = (l.virt_kend - l.virt_offset) - 1;
+    assert_eq!(from_summary.kernel_pfn_of(last), Some(l.kernel.end() - 1));
+    assert_eq!(from_summary.kernel_pfn_of(last + 1), None);
+    assert_eq!(from_summary.kernel_pfn_of(16 * MIB - 1), None);
+    assert_eq!(from_summary.kernel_pfn_of(u64::MAX), None);
+    // A summary no ELF parse would give is refused, not planned.
+    let mut bad = elf.clone();
+    bad.segments[0].filesz = bad.segments[0].memsz + 1;
+    assert_eq!(
+        PvPlan::from_elf(&bad, &request(1)).unwrap_err(),
+        Error::FileSizeExceedsMemSize
+    );
+    let mut empty = elf.clone();
+    empty.segments.clear();
+    assert_eq!(
+        PvPlan::from_elf(&empty, &request(1)).unwrap_err(),
+        Error::NoLoadSegments
+    );
+    let mut many = elf.clone();
+    let extra = many.segments[0];
+    many.segments
+        .extend(std::iter::repeat_n(extra, MAX_LOAD_SEGMENTS));
+    assert_eq!(
+        PvPlan::from_elf(&many, &request(1)).unwrap_err(),
+        Error::TooManySegments
+    );
+    let mut overlapping = elf;
+    overlapping.segments[1].paddr = overlapping.segments[0].paddr + 0x1000;
+    assert_eq!(
+        PvPlan::from_elf(&overlapping, &request(1)).unwrap_err(),
+        Error::OverlappingSegments
     );
 }
