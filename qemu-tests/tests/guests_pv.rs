@@ -14,7 +14,8 @@
 //! VM's uuid). The initramfs's /init (busybox-static) writes a marker with
 //! the online CPU count and that uuid to the console, then powers the
 //! guest off, which dom0 notices (the VM's `actions_after_shutdown`,
-//! destroy, leaves it Halted).
+//! destroy, leaves it Halted). A second case boots the same ELF repacked
+//! as a gzip bzImage, which dom0 streams through `xcp_kimage`.
 
 use std::path::Path;
 use std::process::Command;
