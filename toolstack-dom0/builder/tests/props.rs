@@ -41,6 +41,49 @@ proptest! {
         }
     }
 
+    /// A streaming loader's summary with any segments (as a hostile
+    /// image's headers could make them) is planned or refused, never a
+    /// panic; a plan keeps every invariant and its kernel pfns are where
+    /// the streamed bytes may go, nowhere else.
+    #[test]
+    fn any_summary(
+        segs in proptest::collection::vec(
+            // (paddr, quarters of memsz from the file: 5 is too many, memsz, vaddr)
+            (any::<u64>(), 0u64..=5, 0u64..0x20_0000, any::<u64>()),
+            0..20,
+        ),
+        vcpus in 0u32..200,
+        probe in any::<u64>(),
+    ) {
+        let mut elf = ElfImage::parse(&linux().build()).unwrap();
+        elf.segments = segs
+            .iter()
+            .map(|&(paddr, quarters, memsz, vaddr)| LoadSegment {
+                offset: 0,
+                filesz: memsz * quarters / 4 + u64::from(quarters == 5),
+                memsz,
+                paddr: paddr % (1 << 28),
+                vaddr,
+            })
+            .collect();
+        // The entry in the first segment, so that plans are made too.
+        if let Some(first) = elf.segments.first() {
+            elf.notes.entry = Some(VIRT_BASE + first.paddr);
+        }
+        let req = BuildRequest { memory_pages: 1 << 17, cmdline: b"", module_len: 0, vcpus };
+        if let Ok(plan) = PvPlan::from_elf(&elf, &req) {
+            check_invariants(&plan);
+            let l = *plan.layout();
+            if let Some(pfn) = plan.kernel_pfn_of(probe) {
+                prop_assert!(l.kernel.contains(pfn));
+            }
+            for seg in plan.segments() {
+                let paddr = (l.virt_base + seg.gpaddr).wrapping_sub(l.virt_offset);
+                prop_assert_eq!(plan.kernel_pfn_of(paddr), Some(seg.gpfn()));
+            }
+        }
+    }
+
     #[test]
     fn any_module(module_len in 0u64..(8 << 20), pages in 1024u64..12_000) {
         let image = Fixture::valid().build();
