@@ -12,7 +12,8 @@
 //! as `[debian-pv] ...` lines. Linux's xenbus needs the xenstore ring and
 //! the tree dom0 wrote (`/sys/hypervisor/uuid` is Xen's domain handle, the
 //! VM's uuid). The initramfs's /init (busybox-static) writes a marker with
-//! the online CPU count and that uuid to the console, then powers the
+//! the online CPU count and that uuid to the console, reads its own `name`
+//! from xenstore through xenbus (`/dev/xen/xenbus`), then powers the
 //! guest off, which dom0 notices (the VM's `actions_after_shutdown`,
 //! destroy, leaves it Halted). A second case boots the same ELF repacked
 //! as a gzip bzImage, which dom0 streams through `xcp_kimage`.
@@ -60,13 +61,20 @@ print("CLIENT OK")
 "#;
 
 /// What the guest's /init does: mount devtmpfs, proc and sysfs, write the
-/// marker to the console, power off. (The initramfs has no /dev/console
-/// node, so /init starts without stdio; it writes to devtmpfs's.)
+/// marker to the console, read its own `name` from xenstore through
+/// Linux's xenbus (`/dev/xen/xenbus` takes raw xs_wire messages: an
+/// `XS_READ` (2) of the relative path "name", req_id and tx_id 0, then the
+/// 16-byte reply header and the value), say it, power off. (The initramfs
+/// has no /dev/console node, so /init starts without stdio; it writes to
+/// devtmpfs's.)
 const INIT: &str = "#!/bin/busybox sh
 /bin/busybox mount -t devtmpfs dev /dev
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 echo \"pv-guest: init ran as pid $$ on $(/bin/busybox uname -r) cpus=$(/bin/busybox nproc) uuid=$(/bin/busybox cat /sys/hypervisor/uuid)\" > /dev/console
+exec 3<>/dev/xen/xenbus
+/bin/busybox printf '\\002\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\005\\000\\000\\000name\\000' >&3
+echo \"pv-guest: xenstore says name=$(/bin/busybox head -c 25 <&3 | /bin/busybox tail -c 9)\" > /dev/console
 /bin/busybox poweroff -f
 ";
 
@@ -122,9 +130,15 @@ fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
         .as_ref()
         .filter(|b| b.is_ok())
         .map(|_| qemu.wait_for("[debian-pv] pv-guest: init ran", Duration::from_secs(120)));
+    let xenstore = init.as_ref().filter(|i| i.is_ok()).map(|_| {
+        qemu.wait_for(
+            "[debian-pv] pv-guest: xenstore says",
+            Duration::from_secs(30),
+        )
+    });
     // /init powers the guest off: dom0 notices and applies
     // actions_after_shutdown = destroy.
-    let stopped = init
+    let stopped = xenstore
         .as_ref()
         .filter(|i| i.is_ok())
         .map(|_| qemu.wait_for("dom0: xenapi: VM debian-pv (domid", Duration::from_secs(60)));
@@ -169,6 +183,16 @@ fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
     assert!(
         init_line.trim_end().ends_with(&format!("uuid={uuid}")),
         "{init_line} (VM uuid {uuid})"
+    );
+    // Its xenbus reads the tree dom0 wrote, through xenstore-dom.
+    let xenstore = xenstore
+        .expect("waited for the xenstore read")
+        .unwrap_or_else(|e| panic!("{e}\n{}", xcp_qemu_tests::excerpt(log)));
+    assert!(
+        xenstore
+            .trim_end()
+            .ends_with("xenstore says name=debian-pv"),
+        "{xenstore}"
     );
     let stopped = stopped
         .expect("waited for the stop")
