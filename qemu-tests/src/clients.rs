@@ -203,21 +203,19 @@ pub fn netdom_xenapi_launch(
     password: &str,
     guests: &[PathBuf],
 ) -> (crate::Launch, String) {
-    launch_with(a, dir, password, guests, "", Vec::new())
+    launch_with(a, dir, password, guests, false)
 }
 
-/// [`netdom_xenapi_launch`] with the xenstore domain too: XenAPI VMs are
-/// introduced to it, so a Linux guest's xenbus comes up.
-pub fn netdom_xenapi_xs_launch(
+/// [`netdom_xenapi_launch`] with the xenstore domain too: the self-test
+/// starts it before netdom, so netdom and every VM get a xenstore ring
+/// and a tree, and a Linux guest's xenbus comes up.
+pub fn netdom_xenapi_xenstore_launch(
     a: &crate::Artifacts,
     dir: &Path,
     password: &str,
     guests: &[PathBuf],
 ) -> (crate::Launch, String) {
-    let xenstore = "[[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\n\
-                    memory_mib = 16\nxenstore = true\n\n";
-    let images = vec![("xenstore-dom.elf".into(), a.path("xenstore-dom.elf"))];
-    launch_with(a, dir, password, guests, xenstore, images)
+    launch_with(a, dir, password, guests, true)
 }
 
 fn launch_with(
@@ -225,16 +223,25 @@ fn launch_with(
     dir: &Path,
     password: &str,
     guests: &[PathBuf],
-    domains: &str,
-    mut images: Vec<(String, PathBuf)>,
+    xenstore: bool,
 ) -> (crate::Launch, String) {
     let hash = xenapi::auth::hash_password(password, 1000).unwrap();
+    let xenstore_domain = if xenstore {
+        "[[domain]]\nname = \"xenstore\"\nimage = \"xenstore-dom.elf\"\nmemory_mib = 16\n\
+         xenstore = true\nstart = false\n\n"
+    } else {
+        ""
+    };
     let config = format!(
         "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
-         {domains}[[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 12\n\
+         {xenstore_domain}\
+         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 12\n\
          restart = false\nstart = false\npassthrough = true\n"
     );
-    images.push(("netdom.elf".into(), a.path("netdom.elf")));
+    let mut images = vec![("netdom.elf".into(), a.path("netdom.elf"))];
+    if xenstore {
+        images.push(("xenstore-dom.elf".into(), a.path("xenstore-dom.elf")));
+    }
     images.extend(xcp_boot::guest_entries(guests).unwrap());
     let archive = xcp_boot::assemble_bundle(&config, &images).unwrap();
     let path = dir.join("bundle.cpio");

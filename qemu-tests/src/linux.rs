@@ -105,3 +105,34 @@ pub fn extract_vmlinux(bzimage: &Path, dir: &Path) -> PathBuf {
     std::fs::write(&vmlinux, &out.stdout).unwrap();
     vmlinux
 }
+
+/// `vmlinux` repacked as a bzImage with a gzip payload (Linux's
+/// `CONFIG_KERNEL_GZIP` form: `gzip -n -9`, the uncompressed size in 4
+/// bytes after it), written to `dir/vmlinuz-gzip`. Only the setup header
+/// fields a domain builder reads are set (boot protocol 2.15,
+/// `payload_offset`/`payload_length`): Xen's builders never run the
+/// bzImage's own code.
+pub fn gzip_bzimage(vmlinux: &Path, dir: &Path) -> PathBuf {
+    let elf = std::fs::read(vmlinux).unwrap();
+    let out = Command::new("gzip")
+        .args(["-n", "-9", "-c"])
+        .arg(vmlinux)
+        .output()
+        .expect("gzip runs");
+    assert!(out.status.success(), "gzip: {:?}", out.status);
+    let mut payload = out.stdout;
+    payload.extend_from_slice(&(elf.len() as u32).to_le_bytes());
+    let setup_sects = 4u8;
+    let pm_start = (usize::from(setup_sects) + 1) * 512;
+    let mut image = vec![0u8; pm_start];
+    image[0x1f1] = setup_sects;
+    image[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes());
+    image[0x202..0x206].copy_from_slice(b"HdrS");
+    image[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    image[0x248..0x24c].copy_from_slice(&0u32.to_le_bytes());
+    image[0x24c..0x250].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    image.extend_from_slice(&payload);
+    let path = dir.join("vmlinuz-gzip");
+    std::fs::write(&path, image).unwrap();
+    path
+}

@@ -25,7 +25,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use xcp_qemu_tests::clients::{netdom_xenapi_xs_launch, python_with_xenapi, run};
+use xcp_qemu_tests::clients::{netdom_xenapi_xenstore_launch, python_with_xenapi, run};
 use xcp_qemu_tests::linux::{debian_vmlinuz, extract_vmlinux, initramfs};
 use xcp_qemu_tests::{Artifacts, Run};
 
@@ -166,7 +166,7 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
     let dir = a.scratch("guests-pvh");
     let vmlinux = extract_vmlinux(&debian_vmlinuz(), &dir);
     let initrd = initramfs(&dir, INIT);
-    let (mut launch, url) = netdom_xenapi_xs_launch(&a, &dir, PASSWORD, &[vmlinux, initrd]);
+    let (mut launch, url) = netdom_xenapi_xenstore_launch(&a, &dir, PASSWORD, &[vmlinux, initrd]);
     launch.memory_mib = 2048;
     launch.timeout_secs = 600;
     let qemu = Run::start("guests-pvh", &launch);

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use xcp_qemu_tests::clients::{netdom_xenapi_xs_launch, python_with_xenapi, run};
+use xcp_qemu_tests::clients::{netdom_xenapi_xenstore_launch, python_with_xenapi, run};
 use xcp_qemu_tests::linux::{debian_vmlinuz, extract_vmlinux, initramfs};
 use xcp_qemu_tests::{Artifacts, Run};
 
@@ -186,7 +186,7 @@ fn a_linux_vm_lives_and_dies_cleanly_and_gives_its_memory_back() {
         truncated_path,
         not_kernel_path,
     ];
-    let (mut launch, url) = netdom_xenapi_xs_launch(&a, &dir, PASSWORD, &guests);
+    let (mut launch, url) = netdom_xenapi_xenstore_launch(&a, &dir, PASSWORD, &guests);
     launch.memory_mib = 2048;
     launch.timeout_secs = 1200;
     let qemu = Run::start("guests-lifecycle", &launch);

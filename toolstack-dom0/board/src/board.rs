@@ -200,7 +200,7 @@ impl<P: Platform> Board<P> {
             server: self.xs_domid(),
             is_server: config.xenstore,
             passthrough: config.passthrough,
-            handle: [0; 16],
+            ..DomainRole::default()
         };
         // The xenstore domain's build also makes dom0's connection to it:
         // a ring page granted to it and a port, named on its command line.

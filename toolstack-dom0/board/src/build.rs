@@ -5,11 +5,23 @@
 //! paused domain. Every step goes on an [`UndoLog`]; the caller undoes it
 //! if the build (or what it does with the domain next) fails, so the
 //! half-built domain's memory returns to Xen.
+//!
+//! The kernel is an ELF, copied page by page from dom0's memory, or a
+//! bzImage (gzip, zstd, or xz when dom0 can hold its dictionary), which
+//! `xcp_kimage` decompresses twice without keeping it: once into a
+//! counting sink for the ELF's summary (segments, notes, entry) that the
+//! plan is made from, before the domain exists, and once into the new
+//! domain's kernel pages through a sink that refuses any address outside
+//! them ([`PvKernelSink`]).
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use xcp_builder::{BuildRequest, PageKind, PageSources, PvPlan, StartInfoArgs};
+use xcp_builder::{
+    BuildRequest, ElfImage, LoadSegment, PageKind, PageSources, PvPlan, StartInfoArgs,
+};
+use xcp_kimage::{CountingSink, Format, KimageError, Limits, Refusal, Sink};
 use xen_sys::domctl_payloads::{
     XenDomctlCreatedomain, XEN_DOMCTL_CDF_IOMMU, XEN_DOMCTL_CDF_XS_DOMAIN,
 };
@@ -38,8 +50,8 @@ const MAX_MAPTRACK_FRAMES: i32 = 1024;
 /// Slack above the domain's pages for max_mem, as libxl adds.
 const MAXMEM_SLACK_KIB: u64 = 1024;
 
-/// How a domain relates to xenstore and devices.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How a domain relates to xenstore and devices, and its vCPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DomainRole {
     /// It will be given PCI devices: built with its IOMMU context
     /// (XEN_DOMCTL_CDF_iommu), without which Xen refuses assignment.
@@ -52,6 +64,148 @@ pub struct DomainRole {
     /// The domain handle Xen keeps for it (`xen_domain_handle_t`): a XenAPI
     /// VM's uuid; zero for the service domains.
     pub handle: [u8; 16],
+    /// vCPUs the domain gets (createdomain's `max_vcpus` and
+    /// `XEN_DOMCTL_max_vcpus`; the plan refuses 0 and more than
+    /// `xcp_builder::MAX_PV_VCPUS`). vCPU 0 starts at the kernel's entry;
+    /// the kernel brings up the others (Linux: `VCPUOP_initialise`).
+    pub vcpus: u32,
+}
+
+impl Default for DomainRole {
+    /// A service domain: one vCPU, no xenstore, no devices, the zero handle.
+    fn default() -> Self {
+        DomainRole {
+            passthrough: false,
+            server: None,
+            is_server: false,
+            handle: [0; 16],
+            vcpus: 1,
+        }
+    }
+}
+
+/// A PV kernel as the build sees it.
+enum Kernel<'a> {
+    /// An ELF: the plan reads it, its pages are copied from it.
+    Elf(&'a [u8]),
+    /// A bzImage: `elf` is its payload's summary, the bytes are streamed.
+    Streamed {
+        /// The bzImage.
+        image: &'a [u8],
+        /// What the first pass saw of the ELF inside (boxed: it is large
+        /// beside a slice).
+        elf: Box<ElfImage>,
+    },
+}
+
+impl<'a> Kernel<'a> {
+    /// Tells an ELF from a bzImage; a bzImage is decompressed once to see
+    /// its ELF. Anything else goes to the plan as an ELF, whose parser
+    /// says what is wrong with it.
+    fn of<E>(image: &'a [u8]) -> Result<Self, BoardError<E>> {
+        if !matches!(xcp_kimage::probe(image), Ok(Format::BzImage(_))) {
+            return Ok(Kernel::Elf(image));
+        }
+        let loaded = xcp_kimage::load(image, &Limits::default(), &mut CountingSink::default())
+            .map_err(BoardError::Kernel)?;
+        let segments = loaded
+            .segments
+            .iter()
+            .filter(|s| s.memsz > 0)
+            .map(|s| LoadSegment {
+                offset: s.offset,
+                filesz: s.filesz,
+                memsz: s.memsz,
+                paddr: s.paddr,
+                vaddr: s.vaddr,
+            })
+            .collect();
+        let elf = ElfImage {
+            e_entry: loaded.e_entry,
+            segments,
+            notes: loaded.notes,
+        };
+        Ok(Kernel::Streamed {
+            image,
+            elf: Box::new(elf),
+        })
+    }
+
+    fn plan(&self, req: &BuildRequest<'_>) -> Result<PvPlan, xcp_builder::Error> {
+        match self {
+            Kernel::Elf(image) => PvPlan::new(image, req),
+            Kernel::Streamed { elf, .. } => PvPlan::from_elf(elf, req),
+        }
+    }
+}
+
+/// Writes a streamed kernel into a PV domain's kernel pages (by the plan's
+/// placement and the domain's p2m), refusing every other address.
+pub struct PvKernelSink<'a, P: Platform> {
+    pf: &'a mut P,
+    domid: u16,
+    plan: &'a PvPlan,
+    p2m: &'a [u64],
+    /// The platform error that ended the load, if one did.
+    failed: Option<P::Error>,
+}
+
+impl<'a, P: Platform> PvKernelSink<'a, P> {
+    /// A sink into `domid`'s kernel pages as `plan` places them, `p2m`
+    /// being the domain's pfn -> mfn.
+    pub fn new(pf: &'a mut P, domid: u16, plan: &'a PvPlan, p2m: &'a [u64]) -> Self {
+        PvKernelSink {
+            pf,
+            domid,
+            plan,
+            p2m,
+            failed: None,
+        }
+    }
+
+    fn put(&mut self, paddr: u64, len: u64, bytes: Option<&[u8]>) -> Result<(), Refusal> {
+        let refuse = |paddr, reason| Err(Refusal { paddr, reason });
+        let mut done = 0u64;
+        while done < len {
+            let at = paddr.checked_add(done).ok_or(Refusal {
+                paddr,
+                reason: "address wraps",
+            })?;
+            let Some(pfn) = self.plan.kernel_pfn_of(at) else {
+                return refuse(at, "outside the kernel's pages");
+            };
+            let Some(&mfn) = self.p2m.get(pfn as usize) else {
+                return refuse(at, "outside the domain's memory");
+            };
+            // The va, hence the page offset, is paddr + virt_offset.
+            let va = at.wrapping_add(self.plan.layout().virt_offset);
+            let offset = (va % 4096) as usize;
+            let n = (4096 - offset as u64).min(len - done) as usize;
+            let src = bytes.map(|b| &b[done as usize..done as usize + n]);
+            let result = self
+                .pf
+                .write_foreign(self.domid, mfn, &mut |dst| match src {
+                    Some(s) => dst[offset..offset + n].copy_from_slice(s),
+                    None => dst[offset..offset + n].fill(0),
+                });
+            if let Err(e) = result {
+                self.failed = Some(e);
+                return refuse(at, "guest page write failed");
+            }
+            done += n as u64;
+        }
+        Ok(())
+    }
+}
+
+impl<P: Platform> Sink for PvKernelSink<'_, P> {
+    fn write(&mut self, paddr: u64, bytes: &[u8]) -> Result<(), Refusal> {
+        self.put(paddr, bytes.len() as u64, Some(bytes))
+    }
+
+    fn zero(&mut self, paddr: u64, len: u64) -> Result<(), Refusal> {
+        self.put(paddr, len, None)
+    }
 }
 
 /// The command line of a domain being built: called once the domain
@@ -60,9 +214,10 @@ pub struct DomainRole {
 pub type Cmdline<'a, P> =
     dyn FnMut(&mut P, &mut UndoLog, u16) -> Result<String, BoardError<<P as Platform>::Error>> + 'a;
 
-/// Builds a paused 64-bit PV domain from the ELF `image` with the initial
-/// ramdisk `module` (empty: none), recording each step on `log` (the caller
-/// undoes it on failure, or commits it).
+/// Builds a paused 64-bit PV domain from the kernel `image` (an ELF, or a
+/// bzImage streamed through `xcp_kimage`) with the initial ramdisk
+/// `module` (empty: none), recording each step on `log` (the caller undoes
+/// it on failure, or commits it).
 pub fn build_domain<P: Platform>(
     pf: &mut P,
     log: &mut UndoLog,
@@ -78,9 +233,15 @@ pub fn build_domain<P: Platform>(
         memory_pages: nr_pages,
         cmdline: b"",
         module_len: module.len() as u64,
+        vcpus: role.vcpus,
     };
-    PvPlan::new(image, &probe).map_err(BoardError::Image)?;
-    let mut config = XenDomctlCreatedomain::pv(1);
+    let kernel = Kernel::of(image)?;
+    let vcpus = kernel
+        .plan(&probe)
+        .map_err(BoardError::Image)?
+        .layout()
+        .vcpus;
+    let mut config = XenDomctlCreatedomain::pv(vcpus);
     config.handle = role.handle;
     if role.is_server {
         config.flags |= XEN_DOMCTL_CDF_XS_DOMAIN;
@@ -95,7 +256,7 @@ pub fn build_domain<P: Platform>(
         .map_err(BoardError::at(Step::CreateDomain))?;
     log.push(Undo::Domain(domid));
     let text = cmdline(pf, log, domid)?;
-    fill(pf, domid, image, module, nr_pages, role.server, &text)
+    fill(pf, domid, &kernel, module, nr_pages, role, &text)
 }
 
 /// Builds a paused domain with a fixed command line (and the ramdisk
@@ -137,20 +298,22 @@ fn write_frame<P: Platform>(
 fn fill<P: Platform>(
     pf: &mut P,
     domid: u16,
-    image: &[u8],
+    kernel: &Kernel<'_>,
     module: &[u8],
     nr_pages: u64,
-    xenstored: Option<u16>,
+    role: DomainRole,
     text: &str,
 ) -> Result<Built, BoardError<P::Error>> {
+    let xenstored = role.server;
     let req = BuildRequest {
         memory_pages: nr_pages,
         cmdline: text.as_bytes(),
         module_len: module.len() as u64,
+        vcpus: role.vcpus,
     };
-    let plan = PvPlan::new(image, &req).map_err(BoardError::Image)?;
+    let plan = kernel.plan(&req).map_err(BoardError::Image)?;
     let layout = *plan.layout();
-    pf.set_max_vcpus(domid, 1)
+    pf.set_max_vcpus(domid, layout.vcpus)
         .map_err(BoardError::at(Step::MaxVcpus))?;
     pf.set_max_mem(domid, nr_pages * 4 + MAXMEM_SLACK_KIB)
         .map_err(BoardError::at(Step::MaxMem))?;
@@ -167,6 +330,27 @@ fn fill<P: Platform>(
     let info = pf
         .domain_info(domid)
         .map_err(BoardError::at(Step::DomainInfo))?;
+    // A streamed kernel goes straight into its pages; the pages between
+    // and around its segments stay as Xen handed them out: scrubbed.
+    let image = match kernel {
+        Kernel::Elf(image) => image,
+        Kernel::Streamed { image, .. } => {
+            let mut sink = PvKernelSink::new(pf, domid, &plan, &p2m);
+            let loaded = xcp_kimage::load(image, &Limits::default(), &mut sink);
+            match (loaded, sink.failed.take()) {
+                (Ok(_), _) => {}
+                (Err(KimageError::SinkRefused(_)), Some(error)) => {
+                    return Err(BoardError::Platform {
+                        step: Step::LoadKernel,
+                        error,
+                    })
+                }
+                (Err(e), _) => return Err(BoardError::Kernel(e)),
+            }
+            &[][..]
+        }
+    };
+    let streamed = matches!(kernel, Kernel::Streamed { .. });
     let sources = PageSources {
         image,
         module,
@@ -182,7 +366,10 @@ fn fill<P: Platform>(
     // order, and each foreign mapping is gone before Xen validates them at
     // pin time.
     let pages: Vec<(u64, PageKind)> = plan.pages().collect();
-    for (pfn, _) in pages {
+    for (pfn, kind) in pages {
+        if streamed && kind == PageKind::Kernel {
+            continue;
+        }
         let mfn = *p2m.get(pfn as usize).ok_or(BoardError::Plan {
             step: Step::WritePage { pfn },
             error: xcp_builder::Error::P2mTooShort,

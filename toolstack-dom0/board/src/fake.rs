@@ -91,6 +91,9 @@ pub struct FakeDomain {
     pub grant_table_gfn: Option<u64>,
     /// Its grant-table frame 0 as written (empty: never written).
     pub grant_frame: Vec<u8>,
+    /// The `max_vcpus` it was created with: `set_max_vcpus` may not ask
+    /// more (Xen answers EINVAL).
+    pub max_vcpus: u32,
 }
 
 impl FakeDomain {
@@ -339,6 +342,12 @@ impl Fake {
         self.domains.get_mut(&domid).ok_or(FakeError::NoDomain)
     }
 
+    /// The machine frame `populate_physmap` gives pfn `pfn` of PV domain
+    /// `domid` (written pages are in [`FakeDomain::memory`] by it).
+    pub fn mfn_of(domid: u16, pfn: u64) -> u64 {
+        (u64::from(domid) << 20) + pfn
+    }
+
     /// Pages of dom0's alive.
     pub fn pages_live(&self) -> usize {
         self.pages_live.get()
@@ -520,6 +529,7 @@ impl Platform for Fake {
             FakeDomain {
                 paused: true,
                 handle: config.handle,
+                max_vcpus: config.max_vcpus,
                 hvm: config.flags & xen_abi::domctl::XEN_DOMCTL_CDF_HVM != 0,
                 ..FakeDomain::default()
             },
@@ -589,7 +599,11 @@ impl Platform for Fake {
 
     fn set_max_vcpus(&mut self, domid: u16, max: u32) -> Result<(), FakeError> {
         self.call("set_max_vcpus", format_args!("{domid}"))?;
-        self.domain(domid)?.vcpus = max;
+        let d = self.domain(domid)?;
+        if max == 0 || max > d.max_vcpus {
+            return Err(FakeError::Invalid);
+        }
+        d.vcpus = max;
         Ok(())
     }
 
@@ -601,8 +615,7 @@ impl Platform for Fake {
     fn populate_physmap(&mut self, domid: u16, nr_pages: u64) -> Result<Vec<u64>, FakeError> {
         self.call("populate_physmap", format_args!("{domid} {nr_pages}"))?;
         self.domain(domid)?.pages = nr_pages;
-        let base = u64::from(domid) << 20;
-        Ok((0..nr_pages).map(|pfn| base + pfn).collect())
+        Ok((0..nr_pages).map(|pfn| Fake::mfn_of(domid, pfn)).collect())
     }
 
     fn write_foreign(

@@ -51,8 +51,12 @@ pub struct GuestInfo<'a> {
     /// Memory the domain was given, KiB (`memory/static-max` and
     /// `memory/target`).
     pub memory_kib: u64,
-    /// vCPUs the domain has (`cpu/K/availability` = online for each).
+    /// vCPUs the domain has (`VCPUs_max`): a `cpu/K/availability` for each.
     pub vcpus: u32,
+    /// How many of them, from vCPU 0, are `online` (`VCPUs_at_startup`);
+    /// the rest are `offline`, which Linux's xenbus CPU-hotplug watch
+    /// obeys once xenstore is up.
+    pub vcpus_online: u32,
     /// Machine frame of its xenstore ring.
     pub store_mfn: u64,
     /// Its end of the xenstore event channel.
@@ -161,7 +165,12 @@ pub fn nodes(guest: &GuestInfo<'_>) -> Vec<Node> {
     add(at("store/port"), format!("{}", guest.store_port), ro());
     add(at("store/ring-ref"), format!("{}", guest.store_mfn), ro());
     for k in 0..guest.vcpus {
-        add(at(&format!("cpu/{k}/availability")), "online".into(), ro());
+        let state = if k < guest.vcpus_online {
+            "online"
+        } else {
+            "offline"
+        };
+        add(at(&format!("cpu/{k}/availability")), state.into(), ro());
     }
     // libxl__device_console_add, the primary console (its frontend is the
     // home's `console`).
@@ -238,7 +247,8 @@ mod tests {
             uuid: UUID,
             name: "guest",
             memory_kib: 8192,
-            vcpus: 2,
+            vcpus: 3,
+            vcpus_online: 2,
             store_mfn: 0x1234,
             store_port: 3,
             console_mfn: 0x1233,
@@ -272,6 +282,7 @@ mod tests {
             ("/local/domain/7/memory/target", "8192", &ro),
             ("/local/domain/7/cpu/0/availability", "online", &ro),
             ("/local/domain/7/cpu/1/availability", "online", &ro),
+            ("/local/domain/7/cpu/2/availability", "offline", &ro),
             ("/local/domain/7/store/port", "3", &ro),
             ("/local/domain/7/store/ring-ref", "4660", &ro),
             ("/local/domain/7/device", "", &ro),
@@ -315,7 +326,7 @@ mod tests {
         assert_eq!(ro, [Perm::new(0, Access::None), Perm::new(7, Access::Read)]);
         assert_eq!(rw, [Perm::new(7, Access::None)]);
         // No vCPU beyond those the domain has; nothing of libxl's own.
-        assert!(nodes.iter().all(|n| !n.path.contains("cpu/2")));
+        assert!(nodes.iter().all(|n| !n.path.contains("cpu/3")));
         assert!(nodes.iter().all(|n| !n.path.starts_with("/libxl")));
     }
 

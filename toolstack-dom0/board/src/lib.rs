@@ -10,9 +10,10 @@
 //! the runtime and runs the event loop; it holds no state of its own about
 //! the domains.
 //!
-//! - [`build`]: the PV domain build, a plan whose every acquired resource
-//!   goes into an [`undo::UndoLog`]; a failure at any step gives all of
-//!   them back, in reverse.
+//! - [`build`]: the PV domain build (an ELF kernel, or a bzImage streamed
+//!   through `xcp_kimage`), a plan whose every acquired resource goes into
+//!   an [`undo::UndoLog`]; a failure at any step gives all of them back,
+//!   in reverse.
 //! - [`pvh`]: the PVH domain build, on the same kind of undo log: the
 //!   kernel streamed through `xcp_kimage` into guest memory, then the
 //!   `xcp_builder::PvhPlan`'s pages, e820, HVM params and boot vCPU.

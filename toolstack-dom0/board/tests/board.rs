@@ -503,3 +503,38 @@ fn a_vm_build_gives_xen_the_vms_uuid_as_handle_and_takes_a_ramdisk() {
     let service = build(&mut fake, image(), &[], 4, DomainRole::default(), "").unwrap();
     assert_eq!(fake.domains[&service.domid].handle, [0; 16]);
 }
+
+#[test]
+fn a_pv_build_creates_the_vcpus_asked_for_and_refuses_a_bad_count_before_xen_is_asked() {
+    use xcp_dom0_board::build::{build, DomainRole};
+    let mut fake = Fake::new();
+    // A service domain: one vCPU.
+    assert_eq!(DomainRole::default().vcpus, 1);
+    let service = build(&mut fake, image(), &[], 4, DomainRole::default(), "").unwrap();
+    let d = &fake.domains[&service.domid];
+    assert_eq!((d.max_vcpus, d.vcpus), (1, 1));
+    // A VM with VCPUs_max = 2: createdomain's max_vcpus and
+    // XEN_DOMCTL_max_vcpus both say 2.
+    let two = DomainRole {
+        vcpus: 2,
+        ..Default::default()
+    };
+    let vm = build(&mut fake, image(), b"initrd", 4, two, "console=hvc0").unwrap();
+    let d = &fake.domains[&vm.domid];
+    assert_eq!((d.max_vcpus, d.vcpus), (2, 2));
+    let calls = fake.calls;
+    for vcpus in [0, xcp_builder::MAX_PV_VCPUS + 1] {
+        let role = DomainRole {
+            vcpus,
+            ..Default::default()
+        };
+        let err = build(&mut fake, image(), &[], 4, role, "").unwrap_err();
+        assert!(
+            matches!(err, BoardError::Image(xcp_builder::Error::BadVcpuCount)),
+            "{vcpus}: {err:?}"
+        );
+    }
+    // Refused by the plan: no call reached the platform.
+    assert_eq!(fake.calls, calls);
+    assert_eq!(fake.domains.len(), 2);
+}

@@ -72,6 +72,8 @@ pub enum Error {
     /// The command line is longer than `MAX_GUEST_CMDLINE - 1` bytes or
     /// contains a NUL.
     BadCmdline,
+    /// The request asks for no vCPU or more than [`crate::MAX_PV_VCPUS`].
+    BadVcpuCount,
     /// The p2m passed to a generator is shorter than `nr_pages`.
     P2mTooShort,
     /// A machine frame number does not fit in a page-table entry.
@@ -113,6 +115,7 @@ impl fmt::Display for Error {
             Error::MemoryTooSmall => "memory too small for image and boot structures",
             Error::MemoryTooLarge => "memory too large",
             Error::BadCmdline => "command line too long or contains NUL",
+            Error::BadVcpuCount => "vCPU count out of range",
             Error::P2mTooShort => "p2m shorter than nr_pages",
             Error::MfnTooLarge => "mfn does not fit in a page-table entry",
             Error::NotThisKind => "pfn is not a page of this kind",

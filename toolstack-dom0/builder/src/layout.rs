@@ -31,6 +31,10 @@ pub const BOOT_PADDING: u64 = 512 << 10;
 pub use xen_abi::xen::MAX_GUEST_CMDLINE;
 /// Largest `memory_pages` a request may ask for (256 GiB).
 pub const MAX_MEMORY_PAGES: u64 = 1 << 26;
+/// Most vCPUs a PV plan gives a domain (as many as a PVH plan, whose
+/// limit is the MADT's). Above `XEN_LEGACY_MAX_VCPUS` (32) a guest must
+/// register each vCPU's `vcpu_info` itself (Linux does).
+pub const MAX_PV_VCPUS: u32 = 128;
 /// Most rounds of the page-table fixed point before giving up.
 const MAX_LAYOUT_STEPS: u32 = 16;
 /// Start of Xen's reserved part of the 64-bit address space (L4 slot 256).
@@ -50,6 +54,10 @@ pub struct BuildRequest<'a> {
     pub cmdline: &'a [u8],
     /// Length in bytes of a module (initrd) placed after the kernel; 0 for none.
     pub module_len: u64,
+    /// vCPUs the domain gets (`XEN_DOMCTL_max_vcpus`), 1..=[`MAX_PV_VCPUS`].
+    /// vCPU 0 starts from [`crate::PvPlan::vcpu_context`]; a kernel brings
+    /// up the others itself (Linux: `VCPUOP_initialise`, `VCPUOP_up`).
+    pub vcpus: u32,
 }
 
 /// A run of consecutive pfns.
@@ -148,6 +156,12 @@ pub struct PvLayout {
     pub module: PfnRange,
     /// Module length in bytes.
     pub module_len: u64,
+    /// `start_info.mod_start` is the module's first pfn with
+    /// `SIF_MOD_START_PFN` (the kernel's `MOD_START_PFN` note is non-zero),
+    /// not its virtual address.
+    pub module_by_pfn: bool,
+    /// vCPUs the domain gets.
+    pub vcpus: u32,
     /// The p2m list (8 bytes per pfn): `start_info.mfn_list` = its VA.
     pub p2m: PfnRange,
     /// The start_info page.
@@ -204,6 +218,9 @@ pub(crate) fn place(
     }
     if req.memory_pages > MAX_MEMORY_PAGES {
         return Err(Error::MemoryTooLarge);
+    }
+    if req.vcpus == 0 || req.vcpus > MAX_PV_VCPUS {
+        return Err(Error::BadVcpuCount);
     }
     image.notes.check_pv()?;
     // libelf: VIRT_BASE unset means 0 for PV.
@@ -339,6 +356,8 @@ pub(crate) fn place(
         },
         module,
         module_len: req.module_len,
+        module_by_pfn: image.notes.mod_start_pfn.is_some_and(|v| v != 0),
+        vcpus: req.vcpus,
         p2m,
         start_info_pfn,
         xenstore_pfn,

@@ -51,7 +51,7 @@ pub use error::Error;
 pub use hvm_context::{boot_records, MAX_HVM_CONTEXT};
 pub use layout::{
     BuildRequest, PfnRange, PtCounts, PvLayout, SegmentCopy, BOOT_PADDING, MAPPING_ALIGN,
-    MAX_GUEST_CMDLINE, MAX_MEMORY_PAGES, PAGE_SIZE, XEN_HOLE_END, XEN_HOLE_START,
+    MAX_GUEST_CMDLINE, MAX_MEMORY_PAGES, MAX_PV_VCPUS, PAGE_SIZE, XEN_HOLE_END, XEN_HOLE_START,
 };
 pub use notes::*;
 pub use pagetable::{

@@ -90,14 +90,50 @@ pub struct PvPlan {
 impl PvPlan {
     /// Parses and checks `image`, and lays out a PV guest for `req`.
     pub fn new(image: &[u8], req: &BuildRequest<'_>) -> Result<Self, Error> {
-        let elf = ElfImage::parse(image)?;
-        let (layout, segments) = layout::place(&elf, req)?;
+        Self::from_elf(&ElfImage::parse(image)?, req)
+    }
+
+    /// Lays out a PV guest for `req` around a kernel whose ELF another
+    /// reader summarised (`xcp_kimage` streaming a bzImage's payload: it
+    /// checked the segments against the ELF it decompressed). Every
+    /// placement check of [`PvPlan::new`] applies; the kernel's bytes are
+    /// then the loader's to write ([`PvPlan::write_kernel_page`] needs the
+    /// ELF in memory), the plan's other pages the executor's.
+    pub fn from_elf(elf: &ElfImage, req: &BuildRequest<'_>) -> Result<Self, Error> {
+        if elf.segments.is_empty() {
+            return Err(Error::NoLoadSegments);
+        }
+        if elf.segments.len() > crate::MAX_LOAD_SEGMENTS {
+            return Err(Error::TooManySegments);
+        }
+        for seg in &elf.segments {
+            if seg.filesz > seg.memsz {
+                return Err(Error::FileSizeExceedsMemSize);
+            }
+            if seg.memsz == 0 {
+                return Err(Error::NoLoadSegments);
+            }
+        }
+        let (layout, segments) = layout::place(elf, req)?;
         Ok(PvPlan {
             layout,
             segments,
             cmdline: req.cmdline.to_vec(),
-            notes: elf.notes,
+            notes: elf.notes.clone(),
         })
+    }
+
+    /// The guest page a kernel loader's guest-physical address `paddr`
+    /// (an ELF `p_paddr`) lands in, if that page is one of the kernel's:
+    /// where a streaming loader's bytes go (`paddr + virt_offset` is their
+    /// virtual address, as for the segments [`PvPlan::new`] placed).
+    pub fn kernel_pfn_of(&self, paddr: u64) -> Option<u64> {
+        let l = &self.layout;
+        let va = paddr.wrapping_add(l.virt_offset);
+        if va < l.virt_kstart || va >= l.virt_kend {
+            return None;
+        }
+        Some((va - l.virt_base) / PAGE_SIZE)
     }
 
     /// The layout: every pfn and address of the plan.

@@ -64,7 +64,10 @@ pub(crate) fn write(
     let mut flags = args.flags & !SIF_MOD_START_PFN;
     let (mod_start, mod_len) = if layout.module.count == 0 {
         (0, 0)
-    } else if args.flags & SIF_MOD_START_PFN != 0 {
+    } else if layout.module_by_pfn || args.flags & SIF_MOD_START_PFN != 0 {
+        // As libxc for a kernel with a MOD_START_PFN note (Linux): the
+        // module's pfn, which the kernel reads without a mapping. Ours
+        // stays mapped too (libxc leaves it out of the initial mapping).
         flags |= SIF_MOD_START_PFN;
         (layout.module.start, layout.module_len)
     } else {

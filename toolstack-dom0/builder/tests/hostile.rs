@@ -14,6 +14,7 @@ fn bytes_err(image: &[u8]) -> Error {
         memory_pages: 4096,
         cmdline: b"",
         module_len: 0,
+        vcpus: 1,
     };
     PvPlan::new(image, &req).unwrap_err()
 }
@@ -143,6 +144,7 @@ fn image_larger_than_memory() {
         memory_pages: MAX_MEMORY_PAGES + 1,
         cmdline: b"",
         module_len: 0,
+        vcpus: 1,
     };
     assert_eq!(
         PvPlan::new(&image, &req).unwrap_err(),
@@ -152,6 +154,7 @@ fn image_larger_than_memory() {
         memory_pages: 4096,
         cmdline: b"",
         module_len: 1 << 40,
+        vcpus: 1,
     };
     assert_eq!(
         PvPlan::new(&image, &req).unwrap_err(),
@@ -291,6 +294,7 @@ fn bad_cmdline() {
         memory_pages: 4096,
         cmdline: &long,
         module_len: 0,
+        vcpus: 1,
     };
     assert_eq!(PvPlan::new(&image, &req).unwrap_err(), Error::BadCmdline);
 }

@@ -141,6 +141,7 @@ fn image_at_any_alignment() {
                 memory_pages: 2048,
                 cmdline: b"",
                 module_len: 0,
+                vcpus: 1,
             },
         );
         assert!(plan.is_ok(), "shift {shift}: {plan:?}");

@@ -41,10 +41,53 @@ proptest! {
         }
     }
 
+    /// A streaming loader's summary with any segments (as a hostile
+    /// image's headers could make them) is planned or refused, never a
+    /// panic; a plan keeps every invariant and its kernel pfns are where
+    /// the streamed bytes may go, nowhere else.
+    #[test]
+    fn any_summary(
+        segs in proptest::collection::vec(
+            // (paddr, quarters of memsz from the file: 5 is too many, memsz, vaddr)
+            (any::<u64>(), 0u64..=5, 0u64..0x20_0000, any::<u64>()),
+            0..20,
+        ),
+        vcpus in 0u32..200,
+        probe in any::<u64>(),
+    ) {
+        let mut elf = ElfImage::parse(&linux().build()).unwrap();
+        elf.segments = segs
+            .iter()
+            .map(|&(paddr, quarters, memsz, vaddr)| LoadSegment {
+                offset: 0,
+                filesz: memsz * quarters / 4 + u64::from(quarters == 5),
+                memsz,
+                paddr: paddr % (1 << 28),
+                vaddr,
+            })
+            .collect();
+        // The entry in the first segment, so that plans are made too.
+        if let Some(first) = elf.segments.first() {
+            elf.notes.entry = Some(VIRT_BASE + first.paddr);
+        }
+        let req = BuildRequest { memory_pages: 1 << 17, cmdline: b"", module_len: 0, vcpus };
+        if let Ok(plan) = PvPlan::from_elf(&elf, &req) {
+            check_invariants(&plan);
+            let l = *plan.layout();
+            if let Some(pfn) = plan.kernel_pfn_of(probe) {
+                prop_assert!(l.kernel.contains(pfn));
+            }
+            for seg in plan.segments() {
+                let paddr = (l.virt_base + seg.gpaddr).wrapping_sub(l.virt_offset);
+                prop_assert_eq!(plan.kernel_pfn_of(paddr), Some(seg.gpfn()));
+            }
+        }
+    }
+
     #[test]
     fn any_module(module_len in 0u64..(8 << 20), pages in 1024u64..12_000) {
         let image = Fixture::valid().build();
-        let req = BuildRequest { memory_pages: pages, cmdline: b"", module_len };
+        let req = BuildRequest { memory_pages: pages, cmdline: b"", module_len, vcpus: 1 };
         match PvPlan::new(&image, &req) {
             Ok(plan) => {
                 let l = *plan.layout();
@@ -78,7 +121,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096),
                                 pages in 0u64..10_000) {
-        let req = BuildRequest { memory_pages: pages, cmdline: b"", module_len: 0 };
+        let req = BuildRequest { memory_pages: pages, cmdline: b"", module_len: 0, vcpus: 1 };
         if let Ok(plan) = PvPlan::new(&bytes, &req) {
             check_invariants(&plan);
             exercise(&plan, &bytes);
@@ -89,7 +132,7 @@ proptest! {
     fn elf_magic_then_random(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
         let mut image = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
         image.extend_from_slice(&bytes);
-        let req = BuildRequest { memory_pages: 4096, cmdline: b"", module_len: 0 };
+        let req = BuildRequest { memory_pages: 4096, cmdline: b"", module_len: 0, vcpus: 1 };
         let _ = PvPlan::new(&image, &req);
     }
 
@@ -113,7 +156,7 @@ proptest! {
         if let Some(cut) = cut {
             image.truncate(cut % (image.len() + 1));
         }
-        let req = BuildRequest { memory_pages: pages, cmdline: b"x", module_len: 0 };
+        let req = BuildRequest { memory_pages: pages, cmdline: b"x", module_len: 0, vcpus: 1 };
         if let Ok(plan) = PvPlan::new(&image, &req) {
             check_invariants(&plan);
             check_walk(&plan, &fake_p2m(pages));

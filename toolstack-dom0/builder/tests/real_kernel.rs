@@ -35,6 +35,7 @@ fn check(name: &str) {
             memory_pages: pages,
             cmdline: b"xcp test",
             module_len: 0,
+            vcpus: 1,
         };
         let plan = match PvPlan::new(&image, &req) {
             Ok(plan) => plan,

@@ -173,6 +173,7 @@ fn longest_cmdline_stays_nul_terminated() {
         memory_pages: 2048,
         cmdline: &cmdline,
         module_len: 0,
+        vcpus: 1,
     };
     let plan = PvPlan::new(&image, &req).unwrap();
     let p = plan
@@ -201,6 +202,7 @@ fn module_in_start_info() {
         memory_pages: 4096,
         cmdline: b"",
         module_len: module.len() as u64,
+        vcpus: 1,
     };
     let plan = PvPlan::new(&image, &req).unwrap();
     let l = *plan.layout();

@@ -164,13 +164,14 @@ impl XenHypervisor {
     /// removes what was written.
     ///
     /// `built`'s frames are what the guest's tree names as ring-refs: mfns
-    /// for a PV domain, gfns for a PVH one.
+    /// for a PV domain, gfns for a PVH one. `vcpus`: (the domain's vCPUs,
+    /// how many of them are online).
     fn introduce(
         xs: &mut XsLink,
         spec: &DomainSpec,
         built: &xcp_dom0_board::build::Built,
         mib: u32,
-        vcpus: u32,
+        vcpus: (u32, u32),
     ) -> Result<(), HypervisorError> {
         use xcp_dom0_board::guest_tree::{nodes, GuestInfo};
         let guest = GuestInfo {
@@ -178,7 +179,8 @@ impl XenHypervisor {
             uuid: &spec.uuid,
             name: &spec.name,
             memory_kib: u64::from(mib) * 1024,
-            vcpus,
+            vcpus: vcpus.0,
+            vcpus_online: vcpus.1,
             store_mfn: built.store_mfn,
             store_port: built.store_port,
             console_mfn: built.console_mfn,
@@ -260,7 +262,8 @@ impl XenHypervisor {
             store_mfn: pvh.store_gfn,
             store_port: pvh.store_port.unwrap_or(0),
         };
-        self.finish_build(spec, &built, mib, spec.vcpus)?;
+        // A PVH guest's vCPUs are its MADT's: all online.
+        self.finish_build(spec, &built, mib, (spec.vcpus, spec.vcpus))?;
         log::info!(
             "xenapi: built VM {} as PVH domid {} (entry {:#x})",
             spec.name,
@@ -271,13 +274,14 @@ impl XenHypervisor {
     }
 
     /// Introduces new domain `built` to xenstore (if a xenstore domain
-    /// runs) and relays its console; on failure destroys it.
+    /// runs) and relays its console; on failure destroys it. `vcpus` as
+    /// for [`Self::introduce`].
     fn finish_build(
         &mut self,
         spec: &DomainSpec,
         built: &xcp_dom0_board::build::Built,
         mib: u32,
-        vcpus: u32,
+        vcpus: (u32, u32),
     ) -> Result<(), HypervisorError> {
         if let Some((_, xs)) = self.xenstore.as_mut() {
             if let Err(e) = Self::introduce(xs, spec, built, mib, vcpus) {
@@ -321,13 +325,14 @@ impl Hypervisor for XenHypervisor {
         let role = xcp_dom0_board::build::DomainRole {
             server: self.xenstore.as_ref().map(|(domid, _)| *domid),
             handle,
+            vcpus: spec.vcpus_max,
             ..Default::default()
         };
         let built =
             xcp_dom0_board::build::build(&mut self.xen, image, ramdisk, mib, role, &spec.cmdline)
                 .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
-        // The PV builder gives every domain one vCPU.
-        self.finish_build(spec, &built, mib, 1)?;
+        // VCPUs_max vCPUs, VCPUs_at_startup of them online.
+        self.finish_build(spec, &built, mib, (spec.vcpus_max, spec.vcpus))?;
         log::info!("xenapi: built VM {} as domid {}", spec.name, built.domid);
         Ok(u32::from(built.domid))
     }

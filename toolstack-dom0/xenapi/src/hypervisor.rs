@@ -16,8 +16,11 @@ pub struct DomainSpec {
     pub name: String,
     /// Memory in bytes (memory_static_max).
     pub memory: u64,
-    /// vCPUs at startup.
+    /// vCPUs at startup (`VCPUs_at_startup`): online when the guest boots.
     pub vcpus: u32,
+    /// vCPUs the domain has (`VCPUs_max`, at least `vcpus`): those past
+    /// `vcpus` start offline, for the guest to bring up when asked.
+    pub vcpus_max: u32,
     /// PV kernel path.
     pub kernel: String,
     /// PV ramdisk path.
@@ -138,6 +141,8 @@ pub struct FakeHypervisor {
     pub memory: Option<(u64, u64)>,
     /// Memory of each live domain, bytes.
     pub domain_memory: BTreeMap<u32, u64>,
+    /// The spec of every domain built, by domid.
+    pub specs: BTreeMap<u32, DomainSpec>,
 }
 
 /// Input a fake console holds before it is full.
@@ -170,6 +175,7 @@ impl Hypervisor for FakeHypervisor {
             self.control.insert(id, String::new());
         }
         self.domain_memory.insert(id, spec.memory);
+        self.specs.insert(id, spec.clone());
         Ok(id)
     }
     fn unpause(&mut self, domid: u32) -> Result<(), HypervisorError> {

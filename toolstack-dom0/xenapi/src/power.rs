@@ -263,6 +263,8 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
 
     fn spec(&self, vm: &str) -> DomainSpec {
         let s = |f: &str| self.vm_field(vm, f).as_str().unwrap_or("").to_string();
+        let vcpus = |f: &str| self.vm_field(vm, f).as_int().unwrap_or(1).clamp(1, 512) as u32;
+        let at_startup = vcpus("VCPUs_at_startup");
         DomainSpec {
             uuid: s("uuid"),
             name: s("name_label"),
@@ -271,11 +273,8 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 .as_int()
                 .unwrap_or(0)
                 .max(0) as u64,
-            vcpus: self
-                .vm_field(vm, "VCPUs_at_startup")
-                .as_int()
-                .unwrap_or(1)
-                .clamp(1, 512) as u32,
+            vcpus: at_startup,
+            vcpus_max: vcpus("VCPUs_max").max(at_startup),
             kernel: s("PV_kernel"),
             ramdisk: s("PV_ramdisk"),
             cmdline: s("PV_args"),

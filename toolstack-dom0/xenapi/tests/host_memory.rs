@@ -85,6 +85,7 @@ fn domain_overhead_for(memory: u64, vcpus: u32) -> u64 {
         name: String::new(),
         memory,
         vcpus,
+        vcpus_max: vcpus,
         kernel: String::new(),
         ramdisk: String::new(),
         cmdline: String::new(),

@@ -422,3 +422,31 @@ fn a_pvh_vm_runs_as_pvh_and_a_pv_one_as_pv() {
         assert_eq!(current, s(running), "{kind}");
     }
 }
+
+#[test]
+fn a_domain_gets_vcpus_max_vcpus_with_vcpus_at_startup_online() {
+    let mut e = open(MemStorage::default());
+    let sid = login(&mut e);
+    // (VCPUs_max, VCPUs_at_startup) -> (vcpus, vcpus_max) of the spec: a
+    // VCPUs_max below VCPUs_at_startup still gives every vCPU asked online.
+    for (max, at_startup, want) in [(2, 2, (2, 2)), (4, 1, (1, 4)), (1, 3, (3, 3))] {
+        let vm = new_vm(&mut e, &sid, "guest");
+        for (field, value) in [("VCPUs_max", max), ("VCPUs_at_startup", at_startup)] {
+            ok(
+                &mut e,
+                &format!("VM.set_{field}"),
+                vec![sid.clone(), vm.clone(), Value::Int(value)],
+            );
+        }
+        let start = vec![
+            sid.clone(),
+            vm.clone(),
+            Value::Bool(false),
+            Value::Bool(false),
+        ];
+        ok(&mut e, "VM.start", start);
+        let d = domid(&mut e, &sid, &vm) as u32;
+        let spec = &e.hypervisor().specs[&d];
+        assert_eq!((spec.vcpus, spec.vcpus_max), want, "{max} {at_startup}");
+    }
+}

@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         memory_pages: pages,
         cmdline: b"fuzz",
         module_len: 0,
+        vcpus: 1,
     };
     let Ok(plan) = PvPlan::new(image, &req) else {
         return;

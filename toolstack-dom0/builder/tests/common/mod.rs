@@ -247,6 +247,7 @@ pub fn plan_of(fixture: &Fixture, pages: u64) -> Result<PvPlan, Error> {
             memory_pages: pages,
             cmdline: b"console=hvc0",
             module_len: 0,
+            vcpus: 1,
         },
     )
 }
@@ -315,4 +316,63 @@ pub fn at(base: u64) -> Fixture {
     f.set_note(XEN_ELFNOTE_ENTRY, q(base));
     f.set_note(XEN_ELFNOTE_HYPERCALL_PAGE, q(base + 0x1000));
     f
+}
+
+/// XEN_ELFNOTE_L1_MFN_VALID, SUSPEND_CANCEL, HV_START_LOW, PAE_MODE,
+/// GUEST_VERSION: in Linux's notes, ignored by a 64-bit PV build.
+pub const L1_MFN_VALID: u32 = 13;
+pub const SUSPEND_CANCEL: u32 = 16;
+pub const HV_START_LOW: u32 = 12;
+
+/// Debian 6.1's layout in miniature: text at 16 MiB, data, the per-cpu
+/// segment linked at vaddr 0, then init + bss (bss as memsz > filesz).
+pub fn linux() -> Fixture {
+    let seg = |paddr: u64, vaddr: u64, len: usize, memsz: u64| Seg {
+        vaddr,
+        paddr,
+        data: (0..len).map(|i| (i as u8) ^ (paddr >> 12) as u8).collect(),
+        memsz,
+        align: 0x1000,
+    };
+    let text = 16 << 20;
+    let data = text + 0x6000;
+    let percpu = data + 0x2000;
+    let init = percpu + 0x1000;
+    let entry = VIRT_BASE + init + 0x1c0;
+    let mut l1_mfn_valid = q(1);
+    l1_mfn_valid.extend(q(1));
+    Fixture {
+        entry: text,
+        segs: vec![
+            seg(text, VIRT_BASE + text, 0x5123, 0x6000),
+            seg(data, VIRT_BASE + data, 0x2000, 0x2000),
+            seg(percpu, 0, 0x1000, 0x1000),
+            seg(init, VIRT_BASE + init, 0x1800, 0x9000),
+        ],
+        notes: vec![
+            (XEN_ELFNOTE_GUEST_OS, s("linux")),
+            (XEN_ELFNOTE_GUEST_VERSION, s("2.6")),
+            (XEN_ELFNOTE_XEN_VERSION, s("xen-3.0")),
+            (XEN_ELFNOTE_VIRT_BASE, q(VIRT_BASE)),
+            (XEN_ELFNOTE_INIT_P2M, q(512 << 30)),
+            (XEN_ELFNOTE_ENTRY, q(entry)),
+            (
+                XEN_ELFNOTE_FEATURES,
+                b"!writable_page_tables|pae_pgdir_above_4gb".to_vec(),
+            ),
+            (
+                XEN_ELFNOTE_SUPPORTED_FEATURES,
+                0x8801u32.to_le_bytes().to_vec(),
+            ),
+            (XEN_ELFNOTE_PAE_MODE, s("yes")),
+            (XEN_ELFNOTE_LOADER, s("generic")),
+            (L1_MFN_VALID, l1_mfn_valid),
+            (XEN_ELFNOTE_MOD_START_PFN, 1u32.to_le_bytes().to_vec()),
+            (SUSPEND_CANCEL, 1u32.to_le_bytes().to_vec()),
+            (HV_START_LOW, q(0xffff_8000_0000_0000)),
+            (XEN_ELFNOTE_PADDR_OFFSET, q(0)),
+            (XEN_ELFNOTE_PHYS32_ENTRY, q(text + 0x850)),
+        ],
+        ..Fixture::valid()
+    }
 }

@@ -242,6 +242,16 @@ fn testdom(platform: &Platform) -> usize {
         .expect("the self-test platform config names a testdom")
 }
 
+/// Starts the xenstore domain if the self-test's config has one; fails the
+/// self-test `name` if it does not come up.
+fn start_configured_xenstore(name: &str, platform: &mut Platform) {
+    if let Some(xs) = platform.configs().iter().position(|c| c.xenstore) {
+        if platform.start(xs, None).is_err() || platform.xs_domid().is_none() {
+            fail(name, "could not start xenstore-dom");
+        }
+    }
+}
+
 fn greeted(platform: &Platform, domid: u16) -> bool {
     platform.live.get(&domid).is_some_and(|l| {
         let h = l.console.history();
@@ -287,7 +297,7 @@ impl SelfTest {
                 // With a xenstore domain configured, it runs first and holds
                 // VIRQ_DOM_EXC: dom0 then learns of the VMs' stops from its
                 // timer or `@releaseDomain` (the VMs are introduced to it).
-                start_xenstore_if_configured(name, platform);
+                start_configured_xenstore(name, platform);
                 State::Xenapi { domid: 0 }
             }
             "xenstore" => start_xenstore(platform),
@@ -296,8 +306,9 @@ impl SelfTest {
             "netdom" => start_netdom(platform, lp),
             "netdom-dma" => start_netdom_dma(platform, lp),
             "netdom-xenapi" => {
-                // XenAPI VMs are introduced to it (Linux guests' xenbus).
-                start_xenstore_if_configured(name, platform);
+                // A Linux VM's xenbus needs xenstore: with a xenstore domain
+                // configured it runs first, so netdom and the VMs get rings.
+                start_configured_xenstore(name, platform);
                 State::NetdomXenapi {
                     handed: start_netdom_with(platform, lp, true),
                     ready: false,
@@ -560,13 +571,4 @@ fn console_says(platform: &Platform, domid: u16, text: &[u8]) -> bool {
         let h = l.console.history();
         h.windows(text.len()).any(|w| w == text)
     })
-}
-
-/// Starts the xenstore domain first, if the bundle configures one.
-fn start_xenstore_if_configured(name: &str, platform: &mut Platform) {
-    if let Some(xs) = platform.configs().iter().position(|c| c.xenstore) {
-        if platform.start(xs, None).is_err() || platform.xs_domid().is_none() {
-            fail(name, "could not start xenstore-dom");
-        }
-    }
 }
