@@ -90,6 +90,25 @@ impl ForeignRun {
         {
             return Err(Errno::EINVAL);
         }
+        Self::map_each(domid, count, |page| first + page as u64)
+    }
+
+    /// Maps `frames` of `domid`, in order, at consecutive addresses: a PV
+    /// domain's RAM by the machine frames its p2m lists. Errors as for
+    /// [`ForeignRun::map`].
+    pub fn map_frames(domid: u16, frames: &[u64]) -> Result<ForeignRun, Errno> {
+        if frames.is_empty() || frames.iter().any(|&f| f >= 1 << 40) {
+            return Err(Errno::EINVAL);
+        }
+        Self::map_each(domid, frames.len(), |page| frames[page])
+    }
+
+    /// Maps `count` frames of `domid`, the `page`th being `frame(page)`.
+    fn map_each(
+        domid: u16,
+        count: usize,
+        frame: impl Fn(usize) -> u64,
+    ) -> Result<ForeignRun, Errno> {
         if count > RUN_MAX_PAGES {
             return Err(Errno::ENOSPC);
         }
@@ -138,7 +157,7 @@ impl ForeignRun {
                 let page = at + i;
                 *slot = MmuUpdate {
                     ptr: (run.table_mfn(page / ENTRIES) << 12) + (page % ENTRIES) as u64 * 8,
-                    val: ((first + page as u64) << 12) | DATA_PROT | PTE_NX,
+                    val: (frame(page) << 12) | DATA_PROT | PTE_NX,
                 };
             }
             // SAFETY: fills empty entries of the run's own L1 tables (no

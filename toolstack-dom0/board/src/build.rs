@@ -7,12 +7,15 @@
 //! half-built domain's memory returns to Xen.
 //!
 //! The kernel is an ELF, copied page by page from dom0's memory, or a
-//! bzImage (gzip, zstd, or xz when dom0 can hold its dictionary), which
-//! `xcp_kimage` decompresses twice without keeping it: once into a
-//! counting sink for the ELF's summary (segments, notes, entry) that the
-//! plan is made from, before the domain exists, and once into the new
-//! domain's kernel pages through a sink that refuses any address outside
-//! them ([`PvKernelSink`]).
+//! bzImage (gzip, zstd or xz), which `xcp_kimage` decompresses twice
+//! without keeping it: once into a counting sink for the ELF's summary
+//! (segments, notes, entry) that the plan is made from, and once into the
+//! new domain's kernel pages through a sink that refuses any address
+//! outside them ([`PvKernelSink`]). A gzip or zstd kernel's first pass runs
+//! before the domain exists; an xz kernel's dictionary (32 MiB for
+//! Debian's) is lent from the new domain's own RAM (its top pages, mapped
+//! into dom0 as one run), so both its passes run once that memory exists,
+//! and the run is zeroed and unmapped before the build goes on.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -21,7 +24,7 @@ use alloc::vec::Vec;
 use xcp_builder::{
     BuildRequest, ElfImage, LoadSegment, PageKind, PageSources, PvPlan, StartInfoArgs,
 };
-use xcp_kimage::{CountingSink, Format, KimageError, Limits, Refusal, Sink};
+use xcp_kimage::{Bound, CountingSink, Format, KimageError, Limits, Refusal, Sink};
 use xen_sys::domctl_payloads::{
     XenDomctlCreatedomain, XEN_DOMCTL_CDF_IOMMU, XEN_DOMCTL_CDF_XS_DOMAIN,
 };
@@ -49,6 +52,7 @@ const MAX_GRANT_FRAMES: i32 = 32;
 const MAX_MAPTRACK_FRAMES: i32 = 1024;
 /// Slack above the domain's pages for max_mem, as libxl adds.
 const MAXMEM_SLACK_KIB: u64 = 1024;
+const PAGE: u64 = 4096;
 
 /// How a domain relates to xenstore and devices, and its vCPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +100,15 @@ enum Kernel<'a> {
         /// beside a slice).
         elf: Box<ElfImage>,
     },
+    /// A bzImage whose xz payload needs a dictionary of `dictionary`
+    /// bytes: lent from the new domain's own RAM, so both passes wait
+    /// until its memory exists ([`lend_dictionary`]).
+    Deferred {
+        /// The bzImage.
+        image: &'a [u8],
+        /// The dictionary it asks, bytes (checked against the bound).
+        dictionary: u64,
+    },
 }
 
 impl<'a> Kernel<'a> {
@@ -106,36 +119,56 @@ impl<'a> Kernel<'a> {
         if !matches!(xcp_kimage::probe(image), Ok(Format::BzImage(_))) {
             return Ok(Kernel::Elf(image));
         }
+        // An xz payload's dictionary (32 MiB for Debian's kernels) is never
+        // dom0's to hold: the guest lends it, once it has memory.
+        if let Some(dictionary) =
+            xcp_kimage::xz_dictionary_needed(image).map_err(BoardError::Kernel)?
+        {
+            let bound = Limits::default().max_dictionary as u64;
+            if dictionary > bound {
+                return Err(BoardError::Kernel(KimageError::TooLarge(
+                    Bound::Dictionary,
+                    dictionary,
+                )));
+            }
+            return Ok(Kernel::Deferred { image, dictionary });
+        }
         let loaded = xcp_kimage::load(image, &Limits::default(), &mut CountingSink::default())
             .map_err(BoardError::Kernel)?;
-        let segments = loaded
-            .segments
-            .iter()
-            .filter(|s| s.memsz > 0)
-            .map(|s| LoadSegment {
-                offset: s.offset,
-                filesz: s.filesz,
-                memsz: s.memsz,
-                paddr: s.paddr,
-                vaddr: s.vaddr,
-            })
-            .collect();
-        let elf = ElfImage {
-            e_entry: loaded.e_entry,
-            segments,
-            notes: loaded.notes,
-        };
         Ok(Kernel::Streamed {
             image,
-            elf: Box::new(elf),
+            elf: Box::new(elf_of(&loaded)),
         })
     }
 
-    fn plan(&self, req: &BuildRequest<'_>) -> Result<PvPlan, xcp_builder::Error> {
+    /// Its plan, if it can be made yet (a deferred kernel's cannot).
+    fn plan(&self, req: &BuildRequest<'_>) -> Option<Result<PvPlan, xcp_builder::Error>> {
         match self {
-            Kernel::Elf(image) => PvPlan::new(image, req),
-            Kernel::Streamed { elf, .. } => PvPlan::from_elf(elf, req),
+            Kernel::Elf(image) => Some(PvPlan::new(image, req)),
+            Kernel::Streamed { elf, .. } => Some(PvPlan::from_elf(elf, req)),
+            Kernel::Deferred { .. } => None,
         }
+    }
+}
+
+/// What the plan needs of a streamed kernel: its first pass's summary.
+fn elf_of(loaded: &xcp_kimage::Loaded) -> ElfImage {
+    let segments = loaded
+        .segments
+        .iter()
+        .filter(|s| s.memsz > 0)
+        .map(|s| LoadSegment {
+            offset: s.offset,
+            filesz: s.filesz,
+            memsz: s.memsz,
+            paddr: s.paddr,
+            vaddr: s.vaddr,
+        })
+        .collect();
+    ElfImage {
+        e_entry: loaded.e_entry,
+        segments,
+        notes: loaded.notes.clone(),
     }
 }
 
@@ -236,11 +269,12 @@ pub fn build_domain<P: Platform>(
         vcpus: role.vcpus,
     };
     let kernel = Kernel::of(image)?;
-    let vcpus = kernel
-        .plan(&probe)
-        .map_err(BoardError::Image)?
-        .layout()
-        .vcpus;
+    let vcpus = match kernel.plan(&probe) {
+        Some(plan) => plan.map_err(BoardError::Image)?.layout().vcpus,
+        // Checked as the plan would, before Xen is asked for anything.
+        None if (1..=xcp_builder::MAX_PV_VCPUS).contains(&role.vcpus) => role.vcpus,
+        None => return Err(BoardError::Image(xcp_builder::Error::BadVcpuCount)),
+    };
     let mut config = XenDomctlCreatedomain::pv(vcpus);
     config.handle = role.handle;
     if role.is_server {
@@ -277,6 +311,85 @@ pub fn build<P: Platform>(
     })
 }
 
+/// Loads a deferred (xz) kernel into `domid` with its `dictionary` lent
+/// from the top of the domain's RAM (the last pfns of `p2m`, mapped into
+/// dom0 as one run): a counting pass to plan from, then the pass that
+/// writes the kernel's pages (which must lie below the lent frames). The
+/// run is zeroed and unmapped on every path before this returns, so the
+/// guest gets its RAM as Xen gave it and an undo can destroy the domain.
+/// Returns the plan.
+fn lend_dictionary<P: Platform>(
+    pf: &mut P,
+    domid: u16,
+    image: &[u8],
+    dictionary: u64,
+    req: &BuildRequest<'_>,
+    p2m: &[u64],
+) -> Result<PvPlan, BoardError<P::Error>> {
+    let pages = dictionary.div_ceil(PAGE);
+    let nr = p2m.len() as u64;
+    // The kernel needs the rest: at most half the RAM is lent.
+    if pages > nr / 2 {
+        return Err(BoardError::NoRoomForDictionary {
+            dictionary: pages * PAGE,
+            low_ram: nr * PAGE,
+            at: None,
+        });
+    }
+    let first = nr - pages;
+    let mut run = pf
+        .map_guest_frames(domid, &p2m[first as usize..])
+        .map_err(BoardError::at(Step::LoadKernel))?;
+    let result = two_passes(
+        pf,
+        domid,
+        image,
+        P::guest_run_bytes(&mut run),
+        req,
+        p2m,
+        first,
+    );
+    P::guest_run_bytes(&mut run).fill(0);
+    drop(run);
+    result
+}
+
+/// [`lend_dictionary`]'s passes over `image` with `dictionary` (the run),
+/// the lent frames starting at pfn `lent`.
+fn two_passes<P: Platform>(
+    pf: &mut P,
+    domid: u16,
+    image: &[u8],
+    dictionary: &mut [u8],
+    req: &BuildRequest<'_>,
+    p2m: &[u64],
+    lent: u64,
+) -> Result<PvPlan, BoardError<P::Error>> {
+    let limits = Limits::default();
+    let loaded =
+        xcp_kimage::load_with_dictionary(image, &limits, dictionary, &mut CountingSink::default())
+            .map_err(BoardError::Kernel)?;
+    let plan = PvPlan::from_elf(&elf_of(&loaded), req).map_err(BoardError::Image)?;
+    let kernel = plan.layout().kernel;
+    if kernel.end() > lent {
+        return Err(BoardError::NoRoomForDictionary {
+            dictionary: (p2m.len() as u64 - lent) * PAGE,
+            low_ram: p2m.len() as u64 * PAGE,
+            at: Some(kernel.end() * PAGE),
+        });
+    }
+    let mut sink = PvKernelSink::new(pf, domid, &plan, p2m);
+    let loaded = xcp_kimage::load_with_dictionary(image, &limits, dictionary, &mut sink);
+    match (loaded, sink.failed.take()) {
+        (Ok(_), _) => Ok(plan),
+        (Err(KimageError::SinkRefused(_)), Some(error)) => Err(BoardError::Platform {
+            step: Step::LoadKernel,
+            error,
+        }),
+        (Err(e), _) => Err(BoardError::Kernel(e)),
+    }
+}
+
 fn plan_err<E>(step: Step) -> impl FnOnce(xcp_builder::Error) -> BoardError<E> {
     move |error| BoardError::Plan { step, error }
 }
@@ -311,15 +424,24 @@ fn fill<P: Platform>(
         module_len: module.len() as u64,
         vcpus: role.vcpus,
     };
-    let plan = kernel.plan(&req).map_err(BoardError::Image)?;
-    let layout = *plan.layout();
-    pf.set_max_vcpus(domid, layout.vcpus)
+    pf.set_max_vcpus(domid, role.vcpus)
         .map_err(BoardError::at(Step::MaxVcpus))?;
     pf.set_max_mem(domid, nr_pages * 4 + MAXMEM_SLACK_KIB)
         .map_err(BoardError::at(Step::MaxMem))?;
     let p2m = pf
         .populate_physmap(domid, nr_pages)
         .map_err(BoardError::at(Step::PopulatePhysmap))?;
+    // A deferred kernel is decompressed twice now, its dictionary lent
+    // from the top of the domain's RAM: once to plan from, once into its
+    // kernel pages.
+    let plan = match kernel {
+        Kernel::Elf(image) => PvPlan::new(image, &req).map_err(BoardError::Image)?,
+        Kernel::Streamed { elf, .. } => PvPlan::from_elf(elf, &req).map_err(BoardError::Image)?,
+        Kernel::Deferred { image, dictionary } => {
+            lend_dictionary(pf, domid, image, *dictionary, &req, &p2m)?
+        }
+    };
+    let layout = *plan.layout();
     // Ports of the new domain: they go with it.
     let console_port = pf
         .alloc_unbound_for(domid, 0)
@@ -334,6 +456,8 @@ fn fill<P: Platform>(
     // and around its segments stay as Xen handed them out: scrubbed.
     let image = match kernel {
         Kernel::Elf(image) => image,
+        // Its second pass wrote it.
+        Kernel::Deferred { .. } => &[][..],
         Kernel::Streamed { image, .. } => {
             let mut sink = PvKernelSink::new(pf, domid, &plan, &p2m);
             let loaded = xcp_kimage::load(image, &Limits::default(), &mut sink);
@@ -350,7 +474,7 @@ fn fill<P: Platform>(
             &[][..]
         }
     };
-    let streamed = matches!(kernel, Kernel::Streamed { .. });
+    let streamed = !matches!(kernel, Kernel::Elf(_));
     let sources = PageSources {
         image,
         module,

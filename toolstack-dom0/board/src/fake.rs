@@ -155,7 +155,7 @@ impl Drop for FakePage {
 /// Runs of guest frames dom0 maps, shared with their handles.
 #[derive(Debug, Default)]
 pub struct FakeRuns {
-    /// Live runs: id -> (domid, first gfn, count).
+    /// Live runs: id -> (domid, first gfn or pfn, count).
     pub live: BTreeMap<u64, (u16, u64, u64)>,
     /// Runs given back with bytes not zero (a dictionary left in the
     /// guest's RAM).
@@ -669,6 +669,28 @@ impl Platform for Fake {
             id,
             // Guest RAM comes zeroed (and the fake does not copy what was
             // written to it).
+            bytes: vec![0; bytes as usize],
+            runs: self.runs.clone(),
+        })
+    }
+
+    fn map_guest_frames(&mut self, domid: u16, frames: &[u64]) -> Result<FakeGuestRun, FakeError> {
+        self.call("map_guest_frames", format_args!("{domid} {}", frames.len()))?;
+        let max = self.max_run_bytes;
+        let d = self.domain(domid)?;
+        let bytes = frames.len() as u64 * 4096;
+        // Xen refuses a frame the domain does not own.
+        let owned = |&mfn: &u64| mfn >> 20 == u64::from(domid) && (mfn & 0xf_ffff) < d.pages;
+        if d.hvm || frames.is_empty() || bytes > max || !frames.iter().all(owned) {
+            return Err(FakeError::Invalid);
+        }
+        let mut runs = self.runs.borrow_mut();
+        runs.next += 1;
+        let id = runs.next;
+        runs.live
+            .insert(id, (domid, frames[0] & 0xf_ffff, frames.len() as u64));
+        Ok(FakeGuestRun {
+            id,
             bytes: vec![0; bytes as usize],
             runs: self.runs.clone(),
         })

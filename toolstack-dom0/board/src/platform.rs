@@ -99,6 +99,14 @@ pub trait Platform {
         first: u64,
         count: u64,
     ) -> Result<Self::GuestRun, Self::Error>;
+    /// Maps machine frames `frames` of a PV `domid` (its p2m's, in
+    /// order) into dom0 as one contiguous run, as
+    /// [`Platform::map_guest_run`] does for a PVH domain's gfns.
+    fn map_guest_frames(
+        &mut self,
+        domid: u16,
+        frames: &[u64],
+    ) -> Result<Self::GuestRun, Self::Error>;
     /// The bytes of a mapped run.
     fn guest_run_bytes(run: &mut Self::GuestRun) -> &mut [u8];
     /// Backs guest frames `first..first + count` of a PVH `domid` with

@@ -155,3 +155,121 @@ fn the_sink_refuses_bytes_outside_the_kernels_pages() {
     assert!(sink.zero(u64::MAX - 1, 4).is_err());
     assert!(sink.write(0, &[1]).is_err());
 }
+
+/// An xz kernel's dictionary is lent from the top of the new domain's own
+/// RAM: the kernel lands where its ELF does, the run is given back zeroed
+/// (nothing of the dictionary stays in the guest), and dom0 never holds
+/// it.
+#[test]
+fn an_xz_bzimage_borrows_its_dictionary_from_the_guest() {
+    let elf = elf::linux().build();
+    let bz = kimage::bzimage(&kimage::xz(&elf), elf.len());
+    let plan = xcp_builder::PvPlan::new(
+        &elf,
+        &xcp_builder::BuildRequest {
+            memory_pages: u64::from(MIB) * 256,
+            cmdline: b"console=hvc0",
+            module_len: 6,
+            vcpus: 2,
+        },
+    )
+    .unwrap();
+    let l = *plan.layout();
+    let mut fake = Fake::new();
+    let from_elf = build(&mut fake, &elf, b"initrd", MIB, role(), "console=hvc0").unwrap();
+    let from_xz = build(&mut fake, &bz, b"initrd", MIB, role(), "console=hvc0").unwrap();
+    let a = pages(&fake, &from_elf, 0..l.mapped_pages);
+    let b = pages(&fake, &from_xz, 0..l.mapped_pages);
+    for pfn in 0..l.mapped_pages as usize {
+        if plan.page_kind(pfn as u64) == Some(xcp_builder::PageKind::Kernel) {
+            assert_eq!(a[pfn], b[pfn], "kernel pfn {pfn:#x}");
+        }
+    }
+    assert_eq!(
+        b[l.kernel.start as usize][..16],
+        elf::linux().segs[0].data[..16]
+    );
+    // The run: the top of the domain's RAM, mapped by its frames.
+    let runs = fake.runs.borrow();
+    assert!(runs.live.is_empty(), "the run was unmapped");
+    assert_eq!(runs.returned_dirty, 0, "the run was zeroed before it went");
+    drop(runs);
+    let maps: Vec<_> = fake
+        .journal
+        .iter()
+        .filter(|c| c.starts_with("map_guest_frames"))
+        .collect();
+    assert_eq!(maps.len(), 1, "{maps:?}");
+    assert_eq!(
+        *maps[0],
+        format!("map_guest_frames {} 256", from_xz.domid),
+        "1 MiB (the test image's dictionary) of domid {}",
+        from_xz.domid
+    );
+}
+
+#[test]
+fn a_failure_at_each_step_of_an_xz_build_leaves_nothing() {
+    let elf = elf::linux().build();
+    let bz = kimage::bzimage(&kimage::xz(&elf), elf.len());
+    let mut probe = Fake::new();
+    build(&mut probe, &bz, b"initrd", MIB, role(), "").unwrap();
+    let steps = probe.calls;
+    let mut in_run = 0;
+    for n in 1..=steps {
+        let mut fake = Fake::new();
+        fake.fail_at = Some(fake.calls + n);
+        let err = build(&mut fake, &bz, b"initrd", MIB, role(), "").unwrap_err();
+        if matches!(
+            err,
+            BoardError::Platform {
+                step: Step::LoadKernel,
+                ..
+            }
+        ) {
+            in_run += 1;
+        }
+        assert_clean(&fake);
+        assert_eq!(fake.runs.borrow().returned_dirty, 0, "step {n}: {err}");
+    }
+    assert!(in_run > 1, "no failure landed in the mapping or the load");
+}
+
+#[test]
+fn an_xz_kernel_that_would_load_into_its_dictionary_is_refused() {
+    let elf = elf::linux().build();
+    // An 8 MiB dictionary (the stream says so, whatever its data needs).
+    let payload = kimage::pipe(
+        std::process::Command::new("xz").args([
+            "--check=crc32",
+            "--x86",
+            "--lzma2=dict=8MiB",
+            "-c",
+        ]),
+        &elf,
+    );
+    let bz = kimage::bzimage(&payload, elf.len());
+    let mut fake = Fake::new();
+    // 20 MiB: the fixture loads from 16 MiB, the last 8 MiB would be lent.
+    let err = build(&mut fake, &bz, b"", 20, role(), "").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BoardError::NoRoomForDictionary {
+                dictionary: 0x80_0000,
+                at: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_clean(&fake);
+    assert_eq!(fake.runs.borrow().returned_dirty, 0);
+    // The dictionary alone would take more than half the RAM.
+    let err = build(&mut fake, &bz, b"", 12, role(), "").unwrap_err();
+    assert!(
+        matches!(err, BoardError::NoRoomForDictionary { at: None, .. }),
+        "{err:?}"
+    );
+    assert_clean(&fake);
+}

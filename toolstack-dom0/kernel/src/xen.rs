@@ -186,6 +186,12 @@ impl Platform for Xen {
         )?)
     }
 
+    fn map_guest_frames(&mut self, domid: u16, frames: &[u64]) -> Result<Self::GuestRun, XenError> {
+        Ok(xcp_runtime::foreign_run::ForeignRun::map_frames(
+            domid, frames,
+        )?)
+    }
+
     fn guest_run_bytes(run: &mut Self::GuestRun) -> &mut [u8] {
         run.bytes_mut()
     }

@@ -153,7 +153,7 @@ pub fn kernel() -> (Vec<u8>, Vec<Seg>) {
     (elf(&segs, &linux_notes(0x100_0040), &bytes(3, 3000)), segs)
 }
 
-fn pipe(cmd: &mut Command, input: &[u8]) -> Vec<u8> {
+pub fn pipe(cmd: &mut Command, input: &[u8]) -> Vec<u8> {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
