@@ -199,7 +199,12 @@ pub fn set_max_mem(domid: DomId, kib: u64) -> Result<(), Errno> {
 /// Populates pfns `0..nr_pages` of a PV `domid` and returns their machine
 /// frames (the new domain's P2M).
 pub fn populate_physmap(domid: DomId, nr_pages: u64) -> Result<Vec<u64>, Errno> {
-    let mut frames: Vec<u64> = (0..nr_pages).collect();
+    // The p2m is 8 bytes per guest page (8 MiB for a 4 GiB guest): a heap
+    // without room refuses the build (ENOMEM), it does not abort dom0.
+    let len = usize::try_from(nr_pages).map_err(|_| Errno::ENOMEM)?;
+    let mut frames: Vec<u64> = Vec::new();
+    frames.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
+    frames.extend(0..nr_pages);
     for chunk in frames.chunks_mut(512) {
         let want = chunk.len() as u64;
         // SAFETY: the extent list is ours; for a PV domain Xen overwrites
