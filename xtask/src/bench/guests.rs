@@ -295,15 +295,17 @@ fn dom0_mem(run: &Run, n: usize) -> Result<MemoryRow, String> {
     MemoryRow::parse(unstamped(&line)).ok_or_else(|| format!("not a mem line: {line:?}"))
 }
 
-/// What xcp-rs's run gave.
-struct Ours {
-    /// Per kernel: its samples, or why VM.start refused it.
-    kernels: Vec<Result<Vec<Sample>, String>>,
+/// What xcp-rs's run gave for one kernel.
+struct OursKernel {
+    /// Its samples, or why VM.start refused it.
+    samples: Result<Vec<Sample>, String>,
+    /// dom0's `mem` row just before its first VM.start and just after its
+    /// last start halted.
     before: MemoryRow,
     after: MemoryRow,
 }
 
-fn ours(p: &crate::build::Platform, g: &Guest, dir: &Path) -> Result<Ours, String> {
+fn ours(p: &crate::build::Platform, g: &Guest, dir: &Path) -> Result<Vec<OursKernel>, String> {
     let root = crate::build::workspace_root();
     let (text, config) = xcp_boot::load_config(&root.join("boot/platform.toml"))?;
     let mut images: Vec<(String, PathBuf)> = config
@@ -333,54 +335,62 @@ fn ours(p: &crate::build::Platform, g: &Guest, dir: &Path) -> Result<Ours, Strin
     }
     launch.devices.nic = Some(Some(port));
     launch.memory_mib = 2048;
-    launch.timeout_secs = 900;
+    launch.timeout_secs = 1500;
     let py = xcp_qemu_tests::clients::python_with_xenapi(&root.join("target/tmp"));
     eprintln!("bench guests: xcp-rs, {RUNS} starts per kernel");
     let run = Run::start("bench-guests-xcp", &launch);
-    let with_log = |e: String| format!("{e}\nlog:\n{}", run.lines().join("\n"));
-    run.wait_for("dom0: XenAPI ready at", Duration::from_secs(200))
-        .map_err(with_log)?;
-    let before = dom0_mem(&run, 1)?;
-    let mut args: Vec<String> = vec![
-        "-c".into(),
-        CLIENT.into(),
-        format!("http://{addr}/"),
-        PLATFORM_PASSWORD.into(),
-        RUNS.to_string(),
-    ];
-    for (_, file, name) in KERNELS {
-        args.push(format!(
-            "{name},/boot/guest/{file},{GUEST_MIB},{GUEST_ARGS}"
-        ));
-    }
-    let (ok, output) = xcp_qemu_tests::clients::run(Command::new(&py).args(&args), 1500);
-    if !ok || !output.contains("CLIENT DONE") {
-        return Err(with_log(format!("the XenAPI client failed:\n{output}")));
-    }
-    let after = dom0_mem(&run, 2)?;
+    let result = (|| {
+        run.wait_for("dom0: XenAPI ready at", Duration::from_secs(200))?;
+        let mut asked = 0;
+        let mut out = Vec::new();
+        for (_, file, name) in KERNELS {
+            asked += 1;
+            let before = dom0_mem(&run, asked)?;
+            let spec = format!("{name},/boot/guest/{file},{GUEST_MIB},{GUEST_ARGS}");
+            let (ok, output) = xcp_qemu_tests::clients::run(
+                Command::new(&py).args([
+                    "-c",
+                    CLIENT,
+                    &format!("http://{addr}/"),
+                    PLATFORM_PASSWORD,
+                    &RUNS.to_string(),
+                    &spec,
+                ]),
+                1200,
+            );
+            if !ok || !output.contains("CLIENT DONE") {
+                return Err(format!("the XenAPI client failed:\n{output}"));
+            }
+            asked += 1;
+            let after = dom0_mem(&run, asked)?;
+            let failed = output
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("START-FAILED {name} ")));
+            let samples = match failed {
+                Some(e) => Err(e.to_string()),
+                None => Ok(samples(
+                    &run.lines(),
+                    &format!("xenapi: starting VM {name}"),
+                    true,
+                )),
+            };
+            out.push(OursKernel {
+                samples,
+                before,
+                after,
+            });
+        }
+        Ok(out)
+    })();
     let lines = run.lines();
     run.finish(Duration::from_millis(500));
-    let kernels = KERNELS
-        .iter()
-        .map(|(_, _, name)| {
-            if let Some(failed) = output
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("START-FAILED {name} ")))
-            {
-                return Err(failed.to_string());
-            }
-            Ok(samples(
-                &lines,
-                &format!("xenapi: starting VM {name}"),
-                true,
-            ))
-        })
-        .collect();
-    Ok(Ours {
-        kernels,
-        before,
-        after,
-    })
+    let _ = std::fs::write(root.join("target/bench/guests-xcp.log"), lines.join("\n"));
+    result.map_err(with_log_of(&lines))
+}
+
+/// Adds the serial log to an error.
+fn with_log_of(lines: &[String]) -> impl Fn(String) -> String + '_ {
+    move |e| format!("{e}\nlog:\n{}", lines.join("\n"))
 }
 
 /// Downloads the baseline's packages (once) into `debs` and unpacks them
@@ -606,6 +616,50 @@ fn kib(bytes: u64) -> f64 {
     bytes as f64 / 1024.0
 }
 
+/// dom0's figures around one kernel's starts: printed, and as JSON.
+fn dom0_memory(k: &OursKernel) -> Value {
+    let (Some(b), Some(a)) = (k.before.figures, k.after.figures) else {
+        println!("    dom0 reported no heap figures");
+        return Value::Null;
+    };
+    println!(
+        "    xcp-rs dom0 heap: in use {:.0} -> {:.0} KiB; high-water mark since boot {:.0} -> {:.0} KiB (heap {:.0} KiB); frames in use {} -> {}, high-water mark {} -> {} (of {})",
+        kib(b.heap_in_use),
+        kib(a.heap_in_use),
+        kib(b.heap_peak),
+        kib(a.heap_peak),
+        kib(a.heap_bytes),
+        b.frames_in_use,
+        a.frames_in_use,
+        b.frames_peak,
+        a.frames_peak,
+        a.frames
+    );
+    let peak = (a.heap_peak > b.heap_peak).then_some(a.heap_peak);
+    match peak {
+        Some(p) => println!(
+            "    -> dom0's heap peaked at {:.0} KiB while building these ({:.0} KiB over its use before)",
+            kib(p),
+            kib(p.saturating_sub(b.heap_in_use))
+        ),
+        None => println!(
+            "    -> these builds stayed under dom0's earlier heap high-water mark ({:.0} KiB)",
+            kib(b.heap_peak)
+        ),
+    }
+    let row = |f: &xcp_domains::memory::MemoryFigures| {
+        json!({"heap_in_use": f.heap_in_use, "heap_peak": f.heap_peak,
+               "frames_in_use": f.frames_in_use, "frames_peak": f.frames_peak})
+    };
+    json!({
+        "before": row(&b),
+        "after": row(&a),
+        "heap_bytes": a.heap_bytes,
+        "frames": a.frames,
+        "build_heap_peak": peak,
+    })
+}
+
 /// Runs both sides, prints the table, writes target/bench/guests.json.
 pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
     // Every serial line gets the host time it arrived at.
@@ -619,21 +673,22 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
     let first = milestone("first_line");
     let init = milestone("init");
     println!(
-        "guest start, Debian {} as PVH (256 MiB, 1 vCPU; QEMU TCG -smp 1 for both; median of {RUNS} starts, host time)",
+        "guest start, Debian {} as PVH (256 MiB, 1 vCPU), QEMU TCG -smp 1 for both sides, \
+         median of {RUNS} starts each, host time",
         g.version
     );
     println!(
-        "  {:<14} {:<26} {:>16} {:>16}",
+        "  {:<14} {:<22} {:>14} {:>14}",
         "kernel", "side", "-> first line", "-> /init"
     );
     let mut kernels_json = Vec::new();
     for (k, (label, _, name)) in KERNELS.iter().enumerate() {
         let base_med = medians(&base[k]);
-        let (ours_json, ours_med) = match &ours.kernels[k] {
+        let (samples_json, ours_med) = match &ours[k].samples {
             Ok(s) => {
                 let m = medians(s);
                 println!(
-                    "  {label:<14} {:<26} {:>16} {:>16}",
+                    "  {label:<14} {:<22} {:>14} {:>14}",
                     "xcp-rs (VM.start)",
                     ms(m[first]),
                     ms(m[init])
@@ -641,82 +696,53 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
                 (json!({"samples": s, "medians": m}), Some(m))
             }
             Err(e) => {
-                let short = if e.to_lowercase().contains("xz") || *name == "bench-bz" {
+                let short = if *name == "bench-bz" {
                     "n/a (xz bzImage not supported yet)"
                 } else {
                     "n/a (VM.start failed)"
                 };
-                println!("  {label:<14} {:<26} {short}", "xcp-rs (VM.start)");
-                println!("  {:<14} {:<26} VM.start: {e}", "", "");
+                println!("  {label:<14} {:<22} {short}", "xcp-rs (VM.start)");
+                println!("  {:<14} {:<22} VM.start: {e}", "", "");
                 (json!({"error": e}), None)
             }
         };
         println!(
-            "  {label:<14} {:<26} {:>16} {:>16}",
+            "  {label:<14} {:<22} {:>14} {:>14}",
             "baseline (xl create)",
             ms(base_med[first]),
             ms(base_med[init])
         );
+        if let Some(m) = &ours_med {
+            println!("    where the time goes (median ms from the start line; xcp-rs / baseline):");
+            for (i, (n, text)) in MILESTONES.iter().enumerate() {
+                println!(
+                    "      {n:<17} {:>9} {:>9}   first line with {text:?}",
+                    ms(m[i]),
+                    ms(base_med[i])
+                );
+            }
+        }
+        let memory = dom0_memory(&ours[k]);
         let names: Vec<&str> = MILESTONES.iter().map(|(n, _)| *n).collect();
         kernels_json.push(json!({
             "kernel": label,
             "milestones": names,
-            "xcp_rs": ours_json,
+            "xcp_rs": samples_json,
+            "xcp_rs_dom0_memory": memory,
             "baseline": {"samples": base[k], "medians": base_med},
         }));
-        // Where the time goes, milestone by milestone (medians, from the
-        // start line).
-        if let Some(m) = ours_med {
-            println!("    where the time goes (ms from the start; xcp-rs / baseline):");
-            for (i, (n, _)) in MILESTONES.iter().enumerate() {
-                println!("      {n:<18} {:>10} {:>10}", ms(m[i]), ms(base_med[i]));
-            }
-        }
-    }
-    let (b, a) = (ours.before.figures, ours.after.figures);
-    println!("  xcp-rs dom0 memory (its `mem` line before the first VM.start and after the last):");
-    let mut mem_json = json!({});
-    if let (Some(b), Some(a)) = (b, a) {
-        println!(
-            "    heap in use {:.0} KiB -> {:.0} KiB, heap high-water mark since boot {:.0} KiB -> {:.0} KiB (of {:.0} KiB)",
-            kib(b.heap_in_use),
-            kib(a.heap_in_use),
-            kib(b.heap_peak),
-            kib(a.heap_peak),
-            kib(a.heap_bytes)
-        );
-        println!(
-            "    frames in use {} -> {}, high-water mark {} -> {} (of {})",
-            b.frames_in_use, a.frames_in_use, b.frames_peak, a.frames_peak, a.frames
-        );
-        let during = if a.heap_peak > b.heap_peak {
-            format!(
-                "    the builds raised dom0's heap peak: {:.0} KiB at most while building",
-                kib(a.heap_peak)
-            )
-        } else {
-            "    the builds stayed under dom0's boot-time heap peak".to_string()
-        };
-        println!("{during}");
-        mem_json = json!({
-            "before": {"heap_in_use": b.heap_in_use, "heap_peak": b.heap_peak,
-                       "frames_in_use": b.frames_in_use, "frames_peak": b.frames_peak},
-            "after": {"heap_in_use": a.heap_in_use, "heap_peak": a.heap_peak,
-                      "frames_in_use": a.frames_in_use, "frames_peak": a.frames_peak},
-            "heap_bytes": a.heap_bytes,
-            "frames": a.frames,
-            "xen_pages_after": ours.after.xen_pages.map(|(t, _)| t),
-        });
     }
     let v: Value = json!({
         "runs": RUNS,
         "kernel_version": g.version,
         "guest": {"memory_mib": GUEST_MIB, "vcpus": 1, "args": GUEST_ARGS},
         "qemu": "q35, -cpu max,-rdtscp,-pku, -smp 1, 2048 MiB, TCG",
-        "clock": "host time of each serial line's arrival",
-        "start": {"xcp_rs": "dom0's 'xenapi: starting VM' line", "baseline": "'BENCH_XL_CREATE' echoed just before xl create -c"},
+        "clock": "host time of each serial line's arrival (seconds from the start line)",
+        "start": {
+            "xcp_rs": "dom0's 'xenapi: starting VM' line (the top of VM.start's build)",
+            "baseline": "'BENCH_XL_CREATE' echoed by dom0 just before xl create -c",
+        },
         "kernels": kernels_json,
-        "xcp_rs_dom0_memory": mem_json,
     });
     std::fs::write(
         dir.join("guests.json"),
