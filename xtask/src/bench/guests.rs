@@ -28,8 +28,10 @@
 //! (`XCP_HOST_TIME`), so both sides are timed by the same clock.
 //!
 //! dom0's memory on xcp-rs: its `mem` console line (heap and frames in use
-//! and their high-water marks since boot) before the first `VM.start` and
-//! after the last. Printed as a table, written to target/bench/guests.json.
+//! and their high-water marks since boot) just before each kernel's first
+//! `VM.start` and after its last start halted. Printed as a table, written
+//! to target/bench/guests.json; the serial logs of both sides are kept in
+//! target/bench/guests-xcp.log and guests-baseline.log.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
