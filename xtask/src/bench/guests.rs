@@ -413,15 +413,31 @@ fn baseline_tools(debs: &Path, root: &Path) -> Result<(), String> {
         .filter(|p| !have(p))
         .collect();
     if !missing.is_empty() {
-        crate::run(
-            Command::new("apt-get")
-                .arg("download")
-                .args(&missing)
-                .current_dir(debs),
-        )?;
+        let download = || {
+            crate::run(
+                Command::new("apt-get")
+                    .arg("download")
+                    .args(&missing)
+                    .current_dir(debs),
+            )
+        };
+        if download().is_err() {
+            // Stale package lists on a fresh machine, as deps.rs does.
+            crate::run(Command::new("apt-get").arg("update"))?;
+            download()?;
+        }
     }
+    let mut names: Vec<String> = std::fs::read_dir(debs)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".deb"))
+        .collect();
+    names.sort();
+    let names = names.join("\n");
+    // Unpacked once per set of .debs.
     let done = root.join(".unpacked");
-    if done.is_file() {
+    if std::fs::read_to_string(&done).is_ok_and(|n| n == names) {
         return Ok(());
     }
     let _ = std::fs::remove_dir_all(root);
@@ -435,7 +451,7 @@ fn baseline_tools(debs: &Path, root: &Path) -> Result<(), String> {
             crate::run(Command::new("dpkg-deb").arg("-x").arg(&path).arg(root))?;
         }
     }
-    std::fs::write(&done, b"").map_err(|e| e.to_string())
+    std::fs::write(&done, names).map_err(|e| e.to_string())
 }
 
 /// Entries of a newc archive: (name, mode, data).
@@ -604,6 +620,14 @@ fn baseline(p: &crate::build::Platform, g: &Guest, dir: &Path) -> Result<Vec<Vec
     let log = crate::build::workspace_root().join("target/bench/guests-baseline.log");
     let _ = std::fs::write(&log, lines.join("\n"));
     done?;
+    // An `xl create` that failed says so (its samples miss the guest's
+    // lines); its output is in the log.
+    for l in lines
+        .iter()
+        .filter(|l| l.contains("BENCH_XL_RETURNED") && !l.contains(" rc=0"))
+    {
+        eprintln!("bench guests: baseline: {l} (see {})", log.display());
+    }
     Ok(cfgs
         .iter()
         .map(|cfg| samples(&lines, &format!("BENCH_XL_CREATE {cfg} "), true))
