@@ -776,3 +776,52 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_stamps_parse_and_strip() {
+        let l = "[    2.5] dom0: xenapi: starting VM bench-elf {host 3.132}";
+        assert_eq!(host(l), Some(3.132));
+        assert_eq!(
+            unstamped(l),
+            "[    2.5] dom0: xenapi: starting VM bench-elf"
+        );
+        assert_eq!(host("no stamp"), None);
+    }
+
+    #[test]
+    fn samples_take_each_milestone_after_its_start_only() {
+        let lines: Vec<String> = [
+            "(d1) [ 1.0] Linux version early {host 0.5}",
+            "[ 1.0] dom0: xenapi: starting VM bench-elf {host 1.000}",
+            "[ 1.2] dom0: xenapi: built VM bench-elf as PVH domid 2 {host 1.200}",
+            "[ 1.3] dom0: DEBUG [bench-elf] [0.1] Linux version relayed {host 1.250}",
+            "(d2) [ 1.3] [0.0] Linux version 6.1 {host 1.300}",
+            "[ 2.0] dom0: DEBUG [bench-elf] BENCH-GUEST-INIT {host 4.000}",
+            "BENCH_XL_CREATE elf 0 {host 10.000}",
+            "(d3) [ 1.3] [0.0] Linux version 6.1 {host 12.000}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let s = samples(&lines, "xenapi: starting VM bench-elf", true);
+        assert_eq!(s.len(), 1);
+        let near = |v: Option<f64>, want: f64| (v.unwrap() - want).abs() < 1e-9;
+        assert!(near(s[0][milestone("built")], 0.2));
+        // The banner from Xen's log, not the relayed copy.
+        assert!(near(s[0][milestone("first_line")], 0.3));
+        assert!(near(s[0][milestone("init")], 3.0));
+        assert_eq!(s[0][milestone("run_init")], None);
+        // The baseline's start: its window ends at the log's end.
+        let b = samples(&lines, "BENCH_XL_CREATE elf ", true);
+        assert!(near(b[0][milestone("first_line")], 2.0));
+        assert_eq!(b[0][milestone("init")], None);
+        assert_eq!(
+            medians(&[s[0].clone(), b[0].clone()])[milestone("init")],
+            Some(3.0)
+        );
+    }
+}
