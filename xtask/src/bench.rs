@@ -7,10 +7,14 @@
 //! Xen's console time, over several boots. netdom: QEMU start to a XenAPI
 //! login through netdom, and one XenAPI call mix through netdom and in host
 //! mode (see `netdom`). memory: each service domain's configured memory and
-//! its peak use under a XenAPI load through netdom (see `memory`).
+//! its peak use under a XenAPI load through netdom (see `memory`). guests:
+//! Debian's Linux as a PVH guest, VM.start on xcp-rs against `xl create`
+//! on a Linux dom0 with Debian's Xen tools, to its first console line and
+//! its /init (see `guests`).
 //!
 //! `cargo xtask bench [PART...]` runs only the named parts (`PARTS`).
 
+mod guests;
 mod memory;
 mod netdom;
 
@@ -196,7 +200,9 @@ fn domain_start(p: &crate::build::Platform) -> Result<f64, String> {
 }
 
 /// The parts of `cargo xtask bench`, in the order they run.
-pub const PARTS: &[&str] = &["xenstore", "xenapi", "domain", "boot", "netdom", "memory"];
+pub const PARTS: &[&str] = &[
+    "xenstore", "xenapi", "domain", "boot", "netdom", "memory", "guests",
+];
 
 /// Runs the benchmarks named in `only` (every one when it is empty).
 pub fn run(only: &[String]) -> Result<(), String> {
@@ -216,7 +222,7 @@ pub fn run(only: &[String]) -> Result<(), String> {
     if wanted("xenapi") {
         xenapi(&dir)?;
     }
-    if !["domain", "boot", "netdom", "memory"]
+    if !["domain", "boot", "netdom", "memory", "guests"]
         .iter()
         .any(|p| wanted(p))
     {
@@ -234,6 +240,9 @@ pub fn run(only: &[String]) -> Result<(), String> {
     }
     if wanted("memory") {
         memory::run(&p, &dir)?;
+    }
+    if wanted("guests") {
+        guests::run(&p, &dir)?;
     }
     Ok(())
 }

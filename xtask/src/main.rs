@@ -10,7 +10,7 @@
 //! - `fuzz [SECS]`: every fuzz target for SECS seconds (60 by default).
 //! - `hash-password PW`: the `[toolstack] root_password_hash` line's value.
 //! - `bench [PART...]`: the benchmarks (xenstore, xenapi, domain, boot,
-//!   netdom, memory; all when none is named), printed and written under
+//!   netdom, memory, guests; all when none is named), printed and written under
 //!   target/bench.
 //! - `build`: the kernels, the bundle and grub.cfg into target/xcp, and
 //!   the test images the QEMU self-tests boot (`build.rs`).
@@ -48,7 +48,7 @@ pub(crate) fn cargo() -> Command {
 const FUZZ_SECONDS: u32 = 15;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask <run [--verbose] [--port PORT] [--timeout SECS] [--guest FILE]... | test | lint | fuzz [SECS] | bench [xenstore|xenapi|domain|boot|netdom|memory]... | build [--guest FILE]... | iso [--guest FILE]... | hash-password PW>");
+    eprintln!("usage: cargo xtask <run [--verbose] [--port PORT] [--timeout SECS] [--guest FILE]... | test | lint | fuzz [SECS] | bench [xenstore|xenapi|domain|boot|netdom|memory|guests]... | build [--guest FILE]... | iso [--guest FILE]... | hash-password PW>");
     ExitCode::from(2)
 }
 

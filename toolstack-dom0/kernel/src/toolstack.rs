@@ -299,6 +299,7 @@ impl XenHypervisor {
 
 impl Hypervisor for XenHypervisor {
     fn build(&mut self, spec: &DomainSpec) -> Result<u32, HypervisorError> {
+        log::info!("xenapi: starting VM {}", spec.name);
         let pvh = match spec.domain_type.as_str() {
             "pvh" => true,
             "pv" | "unspecified" | "" => false,
