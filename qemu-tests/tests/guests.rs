@@ -1,32 +1,33 @@
-//! Guests no one here wrote, booted through XenAPI: Debian 12's Linux as a
-//! PVH VM (`domain_type = "pvh"`, 2 vCPUs), built by dom0's PVH builder.
+//! Guests no one here wrote, booted through XenAPI: Debian 12's Linux, its
+//! bzImage as it ships (xz, 32 MiB dictionary: dom0 lends it from the
+//! guest's own RAM), as a PVH VM (`domain_type = "pvh"`) and as a PV VM
+//! (`"pv"`), each with 2 vCPUs.
 //!
 //! The kernel is Debian's `linux-image-*-amd64` that `cargo xtask`'s deps
-//! step downloads and unpacks (target/debian-kernel); this test takes the
-//! ELF vmlinux out of its bzImage (the payload is xz with the x86 filter,
-//! 32 MiB dictionary: `xz -d` on the host) and packs it as the guest file
-//! /boot/guest/vmlinux. PyPI's `XenAPI` reaches dom0 through netdom (as in
-//! netdom_xenapi.rs); the platform runs the xenstore domain, so the VM is
-//! introduced to it and Linux's xenbus comes up. Linux's `earlyprintk=xen`
-//! writes its first lines through the HVM console hypercall into Xen's log
-//! (`(dN) ...` on the serial line); from `console=hvc0` on, its console is
-//! the ring dom0 relays, which the client reads through the VM's XenAPI
-//! console (`CONNECT` on its location, through netdom). The initramfs
-//! (`PV_ramdisk`, made here: busybox-static and an `/init` script) prints
-//! what the guest sees of itself (vCPUs, `/sys/hypervisor/uuid`, and its
-//! `domid` and `name` read from xenstore through `/dev/xen/xenbus`), then
-//! runs the lines typed at the console. The client types one, then
-//! `VM.clean_reboot`s it (Linux acknowledges `control/shutdown` and
-//! reboots; the VM runs again in a new domain, whose init the client sees
-//! on the new console) and `VM.clean_shutdown`s it (Linux powers itself
-//! off: Halted); `event.from` shows the power-state changes.
+//! step downloads and unpacks (target/debian-kernel), packed as the guest
+//! file /boot/guest/vmlinuz. PyPI's `XenAPI` reaches dom0 through netdom
+//! (as in netdom_xenapi.rs); the platform runs the xenstore domain, so the
+//! VM is introduced to it and Linux's xenbus comes up. Linux's
+//! `earlyprintk=xen` writes its first lines through Xen's console
+//! hypercall (PVH: `(dN) ...` on the serial line) or its console ring
+//! (PV); from `console=hvc0` on, its console is the ring dom0 relays,
+//! which the client reads through the VM's XenAPI console (`CONNECT` on
+//! its location, through netdom). The initramfs (`PV_ramdisk`, made here:
+//! busybox-static and an `/init` script) prints what the guest sees of
+//! itself (vCPUs, `/sys/hypervisor/uuid`, and its `domid` and `name` read
+//! from xenstore through `/dev/xen/xenbus`), then runs the lines typed at
+//! the console. The client types one, then `VM.clean_reboot`s it (Linux
+//! acknowledges `control/shutdown` and reboots; the VM runs again in a new
+//! domain, whose init the client sees on the new console) and
+//! `VM.clean_shutdown`s it (Linux powers itself off: Halted); `event.from`
+//! shows the power-state changes.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use xcp_qemu_tests::clients::{netdom_xenapi_xenstore_launch, python_with_xenapi, run};
-use xcp_qemu_tests::linux::{debian_vmlinuz, extract_vmlinux, initramfs};
+use xcp_qemu_tests::linux::{debian_vmlinuz, initramfs};
 use xcp_qemu_tests::{Artifacts, Run};
 
 const PASSWORD: &str = "guest-pw";
@@ -40,19 +41,19 @@ import sys
 import time
 import urllib.parse
 import XenAPI
-url, pw = sys.argv[1], sys.argv[2]
+url, pw, name, dtype, kernel = sys.argv[1:6]
 where = urllib.parse.urlsplit(url)
 s = XenAPI.Session(url)
 s.xenapi.login_with_password("root", pw, "1.0", "guests-qemu-test")
 vm = s.xenapi.VM.create({
-    "name_label": "debian-pvh",
-    "domain_type": "pvh",
+    "name_label": name,
+    "domain_type": dtype,
     "memory_static_max": str(256 << 20),
     "memory_dynamic_max": str(256 << 20),
     "memory_dynamic_min": str(256 << 20),
     "VCPUs_max": "2",
     "VCPUs_at_startup": "2",
-    "PV_kernel": "/boot/guest/vmlinux",
+    "PV_kernel": kernel,
     "PV_ramdisk": "/boot/guest/initramfs",
     "PV_args": "console=hvc0 earlyprintk=xen",
     "actions_after_crash": "preserve",
@@ -88,10 +89,10 @@ def read_until(marker, secs):
         seen += chunk
 read_until(b"\r\n\r\n", 30)
 assert seen.startswith(b"HTTP/1.1 200"), seen
-read_until(b"pvh-guest: ready", 240)
-line = seen[seen.index(b"pvh-guest: init"):].split(b"\n")[0].decode().strip()
+read_until(b"guest: ready", 240)
+line = seen[seen.index(b"guest: init"):].split(b"\n")[0].decode().strip()
 print("guest says:", line)
-want = f"cpus 2 uuid {uuid} domid {domid} name debian-pvh"
+want = f"cpus 2 uuid {uuid} domid {domid} name {name}"
 assert want in line, (want, line)
 c.sendall(b"echo typed-$((6 * 7))\r")
 read_until(b"typed-42", 60)
@@ -110,7 +111,7 @@ c = socket.create_connection((where.hostname, where.port), timeout=30)
 c.sendall(f"CONNECT {loc.path}?{loc.query}&session_id={s._session} HTTP/1.0\r\n\r\n".encode())
 seen = b""
 read_until(b"\r\n\r\n", 30)
-read_until(b"pvh-guest: ready", 240)
+read_until(b"guest: ready", 240)
 print("rebooted: the guest's init ran again")
 c.close()
 s.xenapi.VM.clean_shutdown(vm)
@@ -154,31 +155,53 @@ xs_read() {
     dd bs=4096 count=1 <&3 2>/dev/null | tail -c +17
     exec 3>&-
 }
-echo "pvh-guest: init ran as pid $$ on $(uname -r) cpus $(nproc) uuid $(cat /sys/hypervisor/uuid) domid $(xs_read domid) name $(xs_read name)"
-echo "pvh-guest: ready"
+echo "guest: init ran as pid $$ on $(uname -r) cpus $(nproc) uuid $(cat /sys/hypervisor/uuid) domid $(xs_read domid) name $(xs_read name)"
+echo "guest: ready"
 while read -r line; do eval "$line"; done
 "#;
 
 #[test]
 fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
+    boot("guests-pvh", "debian-pvh", "pvh");
+}
+
+#[test]
+fn debian_linux_boots_as_a_pv_vm_through_xenapi() {
+    boot("guests-pv-console", "debian-pv", "pv");
+}
+
+/// Boots Debian's bzImage, as it ships, as VM `vm` of `domain_type`
+/// `dtype` with the client above, and checks what dom0 saw.
+fn boot(case: &str, vm: &str, dtype: &str) {
     let py = python_with_xenapi(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let a = Artifacts::from_env();
-    let dir = a.scratch("guests-pvh");
-    let vmlinux = extract_vmlinux(&debian_vmlinuz(), &dir);
+    let dir = a.scratch(case);
+    let vmlinuz = dir.join("vmlinuz");
+    std::fs::copy(debian_vmlinuz(), &vmlinuz).unwrap();
     let initrd = initramfs(&dir, INIT);
-    let (mut launch, url) = netdom_xenapi_xenstore_launch(&a, &dir, PASSWORD, &[vmlinux, initrd]);
+    let (mut launch, url) = netdom_xenapi_xenstore_launch(&a, &dir, PASSWORD, &[vmlinuz, initrd]);
     launch.memory_mib = 2048;
     launch.timeout_secs = 600;
-    let qemu = Run::start("guests-pvh", &launch);
+    let qemu = Run::start(case, &launch);
     let ready = qemu.wait_for("xenapi relay ready", Duration::from_secs(200));
-    let client = ready
-        .as_ref()
-        .ok()
-        .map(|_| run(Command::new(&py).args(["-c", CLIENT, &url, PASSWORD]), 400));
+    let client = ready.as_ref().ok().map(|_| {
+        run(
+            Command::new(&py).args([
+                "-c",
+                CLIENT,
+                &url,
+                PASSWORD,
+                vm,
+                dtype,
+                "/boot/guest/vmlinuz",
+            ]),
+            400,
+        )
+    });
     // The client saw the VM halt; dom0 logs each stop.
     let stopped = client.as_ref().filter(|(ok, _)| *ok).map(|_| {
         qemu.wait_for_nth(
-            "dom0: xenapi: VM debian-pvh (domid",
+            &format!("dom0: xenapi: VM {vm} (domid"),
             2,
             Duration::from_secs(30),
         )
@@ -196,27 +219,32 @@ fn debian_linux_boots_as_a_pvh_vm_through_xenapi() {
     );
     eprintln!("client output:\n{output}");
     assert!(output.contains("power Running"), "{output}");
-    assert!(output.contains("domain type pvh"), "{output}");
+    assert!(
+        output.contains(&format!("domain type {dtype}\n")),
+        "{output}"
+    );
     let domid: u32 = output
         .lines()
         .find_map(|l| l.strip_prefix("domid "))
         .and_then(|d| d.trim().parse().ok())
         .unwrap_or_else(|| panic!("no domid in {output}"));
-    // Linux's first lines, through Xen's console hypercall, prefixed with
-    // its domid.
+    // Linux's banner: through Xen's console hypercall for PVH (prefixed
+    // with the domid), through the console ring dom0 relays for PV.
+    let banner = |l: &&str| {
+        l.contains("Linux version 6.1")
+            && (l.starts_with(&format!("(d{domid}) ")) || l.contains(&format!("[{vm}] ")))
+    };
     assert!(
-        log.lines()
-            .any(|l| l.starts_with(&format!("(d{domid}) ")) && l.contains("Linux version 6.1")),
+        log.lines().any(|l| banner(&l)),
         "no banner from d{domid}:\n{}",
         xcp_qemu_tests::excerpt(log)
     );
     // Its console as dom0 relays it (at DEBUG, prefixed with the VM's name).
     assert!(
-        log.contains("[debian-pvh] pvh-guest: init ran as pid 1 on 6.1.0-"),
+        log.contains(&format!("[{vm}] guest: init ran as pid 1 on 6.1.0-")),
         "{}",
         xcp_qemu_tests::excerpt(log)
     );
-    assert!(log.contains("as PVH domid"), "{log}");
     stopped
         .expect("waited for the stops")
         .unwrap_or_else(|e| panic!("{e}"));
