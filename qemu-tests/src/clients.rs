@@ -255,3 +255,25 @@ fn launch_with(
     launch.devices.nic = Some(Some(port));
     (launch, url)
 }
+
+/// What a client run beside QEMU printed, once QEMU is done: panics with
+/// the first thing that went wrong (`ready`, QEMU's wait for the platform;
+/// the client not run; its failure or a last line other than `last`),
+/// with an excerpt of QEMU's `log`.
+pub fn client_output(
+    ready: Result<String, String>,
+    client: Option<(bool, String)>,
+    log: &str,
+    last: &str,
+) -> String {
+    if let Err(e) = ready {
+        panic!("{e}");
+    }
+    let (ok, output) = client.expect("the client ran");
+    assert!(
+        ok && output.trim_end().ends_with(last),
+        "client failed:\n{output}\nlog:\n{}",
+        crate::excerpt(log)
+    );
+    output
+}

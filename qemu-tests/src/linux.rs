@@ -136,3 +136,64 @@ pub fn gzip_bzimage(vmlinux: &Path, dir: &Path) -> PathBuf {
     std::fs::write(&path, image).unwrap();
     path
 }
+
+/// The start of a guest's /init: busybox's applets installed, devtmpfs,
+/// proc and sysfs mounted, and /sbin/poweroff and /sbin/reboot as Linux's
+/// orderly power-off and reboot (`control/shutdown`) run them: busybox's
+/// own would only signal init, which a shell script as pid 1 ignores.
+pub const INIT_PRELUDE: &str = r#"#!/bin/busybox sh
+/bin/busybox mkdir -p /sbin /usr/bin /usr/sbin /tmp
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t devtmpfs dev /dev
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+for op in poweroff reboot; do
+    rm -f /sbin/$op
+    printf '#!/bin/busybox sh\n/bin/busybox %s -f\n' $op > /sbin/$op
+    chmod 755 /sbin/$op
+done
+"#;
+
+/// Python for the clients: `Console(session, url, vm)` attaches to a
+/// running VM's text console as xapi's clients do (`CONNECT` on its
+/// console's `location` with the session, through netdom), checks the
+/// `200`, and `read_until(marker, secs)` reads until `marker` (exiting the
+/// client with what it saw if it does not come); `send(bytes)`, `close()`.
+/// Prepend it to a client script.
+pub const PY_CONSOLE: &str = r#"
+import socket as _socket, sys as _sys, time as _time, urllib.parse as _urlparse
+
+class Console:
+    def __init__(self, session, url, vm):
+        x = session.xenapi
+        con = x.console.get_record(x.VM.get_consoles(vm)[0])
+        loc = _urlparse.urlsplit(con["location"])
+        where = _urlparse.urlsplit(url)
+        self.c = _socket.create_connection((where.hostname, where.port), timeout=30)
+        self.c.sendall(f"CONNECT {loc.path}?{loc.query}&session_id={session._session} HTTP/1.0\r\n\r\n".encode())
+        self.seen = b""
+        self.read_until(b"\r\n\r\n", 30)
+        assert self.seen.startswith(b"HTTP/1.1 200"), self.seen
+
+    def read_until(self, marker, secs):
+        deadline = _time.monotonic() + secs
+        while marker not in self.seen:
+            if _time.monotonic() > deadline:
+                print("console so far:", self.seen[-3000:])
+                _sys.exit(1)
+            try:
+                chunk = self.c.recv(4096)
+            except _socket.timeout:
+                continue
+            if not chunk:
+                print("console closed; so far:", self.seen[-3000:])
+                _sys.exit(1)
+            self.seen += chunk
+
+    def send(self, data):
+        self.c.sendall(data)
+
+    def close(self):
+        self.c.close()
+"#;

@@ -26,23 +26,22 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use xcp_qemu_tests::clients::{netdom_xenapi_xenstore_launch, python_with_xenapi, run};
-use xcp_qemu_tests::linux::{debian_vmlinuz, initramfs};
+use xcp_qemu_tests::clients::{
+    client_output, netdom_xenapi_xenstore_launch, python_with_xenapi, run,
+};
+use xcp_qemu_tests::linux::{debian_vmlinuz, initramfs, INIT_PRELUDE, PY_CONSOLE};
 use xcp_qemu_tests::{Artifacts, Run};
 
 const PASSWORD: &str = "guest-pw";
 
-/// Creates and starts the PVH VM, attaches to its console, checks what the
-/// guest says of itself, types a command and powers it off from the
-/// console. Its last line is "CLIENT OK".
+/// Creates and starts the VM (name, domain_type, kernel from argv),
+/// attaches to its console, checks what the guest says of itself, types a
+/// command, reboots and shuts it down cleanly. Runs after
+/// [`PY_CONSOLE`]; its last line is "CLIENT OK".
 const CLIENT: &str = r#"
-import socket
 import sys
-import time
-import urllib.parse
 import XenAPI
 url, pw, name, dtype, kernel = sys.argv[1:6]
-where = urllib.parse.urlsplit(url)
 s = XenAPI.Session(url)
 s.xenapi.login_with_password("root", pw, "1.0", "guests-qemu-test")
 vm = s.xenapi.VM.create({
@@ -67,35 +66,14 @@ print("domid", domid)
 print("power", s.xenapi.VM.get_power_state(vm))
 metrics = s.xenapi.VM.get_metrics(vm)
 print("domain type", s.xenapi.VM_metrics.get_current_domain_type(metrics))
-con = s.xenapi.console.get_record(s.xenapi.VM.get_consoles(vm)[0])
-loc = urllib.parse.urlsplit(con["location"])
-c = socket.create_connection((where.hostname, where.port), timeout=30)
-c.sendall(f"CONNECT {loc.path}?{loc.query}&session_id={s._session} HTTP/1.0\r\n\r\n".encode())
-seen = b""
-def read_until(marker, secs):
-    global seen
-    deadline = time.monotonic() + secs
-    while marker not in seen:
-        if time.monotonic() > deadline:
-            print("console so far:", seen[-3000:])
-            sys.exit(1)
-        try:
-            chunk = c.recv(4096)
-        except socket.timeout:
-            continue
-        if not chunk:
-            print("closed early; console so far:", seen[-3000:])
-            sys.exit(1)
-        seen += chunk
-read_until(b"\r\n\r\n", 30)
-assert seen.startswith(b"HTTP/1.1 200"), seen
-read_until(b"guest: ready", 240)
-line = seen[seen.index(b"guest: init"):].split(b"\n")[0].decode().strip()
+c = Console(s, url, vm)
+c.read_until(b"guest: ready", 240)
+line = c.seen[c.seen.index(b"guest: init"):].split(b"\n")[0].decode().strip()
 print("guest says:", line)
 want = f"cpus 2 uuid {uuid} domid {domid} name {name}"
 assert want in line, (want, line)
-c.sendall(b"echo typed-$((6 * 7))\r")
-read_until(b"typed-42", 60)
+c.send(b"echo typed-$((6 * 7))\r")
+c.read_until(b"typed-42", 60)
 print("typed: the guest ran the line")
 c.close()
 token = getattr(s.xenapi.event, "from")(["vm"], "", 1.0)["token"]
@@ -105,13 +83,8 @@ s.xenapi.VM.clean_reboot(vm)
 domid2 = s.xenapi.VM.get_domid(vm)
 print("clean_reboot: power", s.xenapi.VM.get_power_state(vm), "new domid", domid2)
 assert domid2 != domid, (domid, domid2)
-con = s.xenapi.console.get_record(s.xenapi.VM.get_consoles(vm)[0])
-loc = urllib.parse.urlsplit(con["location"])
-c = socket.create_connection((where.hostname, where.port), timeout=30)
-c.sendall(f"CONNECT {loc.path}?{loc.query}&session_id={s._session} HTTP/1.0\r\n\r\n".encode())
-seen = b""
-read_until(b"\r\n\r\n", 30)
-read_until(b"guest: ready", 240)
+c = Console(s, url, vm)
+c.read_until(b"guest: ready", 240)
 print("rebooted: the guest's init ran again")
 c.close()
 s.xenapi.VM.clean_shutdown(vm)
@@ -131,21 +104,9 @@ s.xenapi.session.logout()
 print("CLIENT OK")
 "#;
 
-/// The guest's /init: busybox's applets installed, /sbin/poweroff and
-/// /sbin/reboot as Linux's orderly power-off helpers call them, what the
-/// guest sees of itself, then a shell reading the console.
-const INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox mkdir -p /sbin /usr/bin /usr/sbin /tmp
-/bin/busybox --install -s
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t devtmpfs dev /dev
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-for op in poweroff reboot; do
-    rm -f /sbin/$op
-    printf '#!/bin/busybox sh\n/bin/busybox %s -f\n' $op > /sbin/$op
-    chmod 755 /sbin/$op
-done
+/// The guest's /init after [`INIT_PRELUDE`]: what the guest sees of
+/// itself, then a shell reading the console.
+const INIT: &str = r#"
 # XS_READ (2) of a path relative to the guest's home, through the xenbus
 # device: a 16-byte header (type, req_id, tx_id, len), the path and NUL.
 xs_read() {
@@ -178,7 +139,7 @@ fn boot(case: &str, vm: &str, dtype: &str) {
     let dir = a.scratch(case);
     let vmlinuz = dir.join("vmlinuz");
     std::fs::copy(debian_vmlinuz(), &vmlinuz).unwrap();
-    let initrd = initramfs(&dir, INIT);
+    let initrd = initramfs(&dir, &format!("{INIT_PRELUDE}{INIT}"));
     let (mut launch, url) = netdom_xenapi_xenstore_launch(&a, &dir, PASSWORD, &[vmlinuz, initrd]);
     launch.memory_mib = 2048;
     launch.timeout_secs = 600;
@@ -188,7 +149,7 @@ fn boot(case: &str, vm: &str, dtype: &str) {
         run(
             Command::new(&py).args([
                 "-c",
-                CLIENT,
+                &format!("{PY_CONSOLE}{CLIENT}"),
                 &url,
                 PASSWORD,
                 vm,
@@ -208,15 +169,7 @@ fn boot(case: &str, vm: &str, dtype: &str) {
     });
     let outcome = qemu.finish(Duration::from_millis(500));
     let log = &outcome.log;
-    if let Err(e) = ready {
-        panic!("{e}");
-    }
-    let (ok, output) = client.expect("the client ran");
-    assert!(
-        ok && output.trim_end().ends_with("CLIENT OK"),
-        "client failed:\n{output}\nlog:\n{}",
-        xcp_qemu_tests::excerpt(log)
-    );
+    let output = client_output(ready, client, log, "CLIENT OK");
     eprintln!("client output:\n{output}");
     assert!(output.contains("power Running"), "{output}");
     assert!(

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use xcp_qemu_tests::clients::{netdom_xenapi_launch, python_with_xenapi, run};
+use xcp_qemu_tests::clients::{client_output, netdom_xenapi_launch, python_with_xenapi, run};
 use xcp_qemu_tests::linux::{debian_vmlinuz, initramfs};
 use xcp_qemu_tests::{Artifacts, Run};
 
@@ -139,15 +139,7 @@ fn debians_xz_bzimage_boots_as_a_pvh_vm_with_the_dictionary_in_guest_ram() {
     });
     let outcome = qemu.finish(Duration::from_millis(500));
     let log = &outcome.log;
-    if let Err(e) = ready {
-        panic!("{e}");
-    }
-    let (ok, output) = client.expect("the client ran");
-    assert!(
-        ok && output.trim_end().ends_with("CLIENT OK"),
-        "client failed:\n{output}\nlog:\n{}",
-        xcp_qemu_tests::excerpt(log)
-    );
+    let output = client_output(ready, client, log, "CLIENT OK");
     // The VM too small for its kernel and the dictionary: a clear refusal.
     let refused = output
         .lines()

@@ -17,24 +17,17 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use xcp_qemu_tests::clients::{netdom_xenapi_xenstore_launch, python_with_xenapi, run};
-use xcp_qemu_tests::linux::{debian_vmlinuz, extract_vmlinux, initramfs};
+use xcp_qemu_tests::clients::{
+    client_output, netdom_xenapi_xenstore_launch, python_with_xenapi, run,
+};
+use xcp_qemu_tests::linux::{debian_vmlinuz, extract_vmlinux, initramfs, INIT_PRELUDE, PY_CONSOLE};
 use xcp_qemu_tests::{Artifacts, Run};
 
 const PASSWORD: &str = "lifecycle-pw";
 const CYCLES: usize = 20;
 
-const INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox mkdir -p /sbin /usr/bin /usr/sbin
-/bin/busybox --install -s
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t devtmpfs dev /dev
-mount -t proc proc /proc
-for op in poweroff reboot; do
-    rm -f /sbin/$op
-    printf '#!/bin/busybox sh\n/bin/busybox %s -f\n' $op > /sbin/$op
-    chmod 755 /sbin/$op
-done
+/// The guest's /init after [`INIT_PRELUDE`]: says it is ready.
+const INIT: &str = r#"
 echo "lifecycle-guest: ready"
 while true; do sleep 1000; done
 "#;
@@ -42,13 +35,10 @@ while true; do sleep 1000; done
 /// The client: bad images, a VM too big, pause/unpause/hard_reboot, then
 /// the cycles. Its last line is "CLIENT OK".
 const CLIENT: &str = r#"
-import socket
 import sys
 import time
-import urllib.parse
 import XenAPI
 url, pw, cycles = sys.argv[1], sys.argv[2], int(sys.argv[3])
-where = urllib.parse.urlsplit(url)
 s = XenAPI.Session(url)
 s.xenapi.login_with_password("root", pw, "1.0", "lifecycle-qemu-test")
 x = s.xenapi
@@ -70,24 +60,8 @@ def free():
     return int(x.host_metrics.get_memory_free(x.host.get_metrics(host)))
 
 def wait_ready(vm, secs=240):
-    con = x.console.get_record(x.VM.get_consoles(vm)[0])
-    loc = urllib.parse.urlsplit(con["location"])
-    c = socket.create_connection((where.hostname, where.port), timeout=30)
-    c.sendall(f"CONNECT {loc.path}?{loc.query}&session_id={s._session} HTTP/1.0\r\n\r\n".encode())
-    seen = b""
-    deadline = time.monotonic() + secs
-    while b"lifecycle-guest: ready" not in seen:
-        if time.monotonic() > deadline:
-            print("console so far:", seen[-2000:])
-            sys.exit(1)
-        try:
-            chunk = c.recv(4096)
-        except socket.timeout:
-            continue
-        if not chunk:
-            print("console closed; so far:", seen[-2000:])
-            sys.exit(1)
-        seen += chunk
+    c = Console(s, url, vm)
+    c.read_until(b"lifecycle-guest: ready", secs)
     c.close()
 
 for name in ["corrupt", "corrupt-xz", "truncated", "not-a-kernel"]:
@@ -158,7 +132,7 @@ fn a_linux_vm_lives_and_dies_cleanly_and_gives_its_memory_back() {
     let a = Artifacts::from_env();
     let dir = a.scratch("guests-lifecycle");
     let vmlinux = extract_vmlinux(&debian_vmlinuz(), &dir);
-    let initrd = initramfs(&dir, INIT);
+    let initrd = initramfs(&dir, &format!("{INIT_PRELUDE}{INIT}"));
     let elf = std::fs::read(&vmlinux).unwrap();
     // An ELF whose program headers are garbage.
     let mut corrupt = elf.clone();
@@ -193,21 +167,19 @@ fn a_linux_vm_lives_and_dies_cleanly_and_gives_its_memory_back() {
     let ready = qemu.wait_for("xenapi relay ready", Duration::from_secs(200));
     let client = ready.as_ref().ok().map(|_| {
         run(
-            Command::new(&py).args(["-c", CLIENT, &url, PASSWORD, &CYCLES.to_string()]),
+            Command::new(&py).args([
+                "-c",
+                &format!("{PY_CONSOLE}{CLIENT}"),
+                &url,
+                PASSWORD,
+                &CYCLES.to_string(),
+            ]),
             1000,
         )
     });
     let outcome = qemu.finish(Duration::from_millis(500));
     let log = &outcome.log;
-    if let Err(e) = ready {
-        panic!("{e}");
-    }
-    let (ok, output) = client.expect("the client ran");
-    assert!(
-        ok && output.trim_end().ends_with("CLIENT OK"),
-        "client failed:\n{output}\nlog:\n{}",
-        xcp_qemu_tests::excerpt(log)
-    );
+    let output = client_output(ready, client, log, "CLIENT OK");
     eprintln!("client output:\n{output}");
     // Each bad image is refused with what was wrong with it.
     for (name, why) in [

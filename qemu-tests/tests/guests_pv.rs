@@ -23,7 +23,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use xcp_qemu_tests::clients::{netdom_xenapi_xenstore_launch, python_with_xenapi, run};
+use xcp_qemu_tests::clients::{
+    client_output, netdom_xenapi_xenstore_launch, python_with_xenapi, run,
+};
 use xcp_qemu_tests::linux::{debian_vmlinuz, extract_vmlinux, gzip_bzimage, initramfs};
 use xcp_qemu_tests::{Artifacts, Run};
 
@@ -157,15 +159,7 @@ fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
         .map(|_| qemu.wait_for("dom0: xenapi: VM debian-pv (domid", Duration::from_secs(60)));
     let outcome = qemu.finish(Duration::from_millis(500));
     let log = &outcome.log;
-    if let Err(e) = ready {
-        panic!("{e}");
-    }
-    let (ok, output) = client.expect("the client ran");
-    assert!(
-        ok && output.trim_end().ends_with("CLIENT OK"),
-        "client failed:\n{output}\nlog:\n{}",
-        xcp_qemu_tests::excerpt(log)
-    );
+    let output = client_output(ready, client, log, "CLIENT OK");
     assert!(output.contains("power Running"), "{output}");
     assert!(output.contains("domain type pv\n"), "{output}");
     let field = |name: &str| -> String {
