@@ -94,7 +94,8 @@ pub struct BridgeCounters {
     pub learned: u64,
     /// Learned MACs that moved to another port.
     pub moved: u64,
-    /// Learned MACs removed because they aged out.
+    /// Learned MACs removed because they aged out (by [`Bridge::age`], or
+    /// swept when a full table needed room).
     pub aged_out: u64,
 }
 
@@ -376,9 +377,12 @@ impl Bridge {
         let port = self.ports.get(&ingress).expect("ingress port exists");
         let may_add = port.learned < port.config.max_learned;
         let ports = &mut self.ports;
-        let learned = self
-            .table
-            .learn(src, ingress, now, may_add, |e| uncount(ports, e.port));
+        let mut swept = 0u64;
+        let learned = self.table.learn(src, ingress, now, may_add, |e| {
+            swept += 1;
+            uncount(ports, e.port);
+        });
+        self.counters.aged_out += swept;
         let port = self.ports.get_mut(&ingress).expect("ingress port exists");
         match learned {
             Some(Learned::Refreshed) => {}
