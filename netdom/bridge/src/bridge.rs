@@ -320,6 +320,53 @@ impl Bridge {
         n
     }
 
+    /// Checks the bridge's internal consistency; for tests and fuzzing.
+    /// The table is sorted, unique, within its capacity and never
+    /// reallocated; every entry names a live port and no owned MAC; each
+    /// port's learned count is its entries and within its quota; each owned
+    /// MAC names the live port that owns it.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let entries = self.table.entries();
+        if entries.len() > self.table.capacity() {
+            return Err("table over capacity");
+        }
+        if !self.table.reserved() {
+            return Err("table reallocated");
+        }
+        if !entries.windows(2).all(|w| w[0].mac < w[1].mac) {
+            return Err("table not sorted or not unique");
+        }
+        for e in entries {
+            if !self.ports.contains_key(&e.port) {
+                return Err("entry on a removed port");
+            }
+            if self.owned.contains_key(&e.mac) {
+                return Err("owned MAC in the learned table");
+            }
+            if !is_valid_source(&e.mac) {
+                return Err("group or zero MAC learned");
+            }
+        }
+        for (id, port) in &self.ports {
+            let n = entries.iter().filter(|e| e.port == *id).count();
+            if n != port.learned as usize {
+                return Err("learned count differs from the table");
+            }
+            if port.learned > port.config.max_learned {
+                return Err("port over its quota");
+            }
+            if let Some(mac) = port.config.own_mac() {
+                if self.owned.get(&mac) != Some(id) {
+                    return Err("own MAC not owned");
+                }
+            }
+        }
+        if self.owned.values().any(|id| !self.ports.contains_key(id)) {
+            return Err("owned MAC of a removed port");
+        }
+        Ok(())
+    }
+
     fn uncount(&mut self, id: PortId) {
         uncount(&mut self.ports, id);
     }

@@ -53,6 +53,8 @@ pub enum Learned {
 pub struct MacTable {
     entries: Vec<Entry>,
     capacity: usize,
+    /// The array's capacity as allocated.
+    reserved: usize,
     ageing_ns: u64,
 }
 
@@ -61,11 +63,19 @@ impl MacTable {
     /// `ageing_ns` after they were last seen.
     pub fn with_budget(budget: usize, ageing_ns: u64) -> Self {
         let capacity = budget / ENTRY_BYTES;
+        let entries = Vec::with_capacity(capacity);
         Self {
-            entries: Vec::with_capacity(capacity),
+            reserved: entries.capacity(),
+            entries,
             capacity,
             ageing_ns,
         }
+    }
+
+    /// True while the array is still the one reserved at creation (it
+    /// never grows past it).
+    pub fn reserved(&self) -> bool {
+        self.entries.capacity() == self.reserved
     }
 
     /// How many entries fit.
