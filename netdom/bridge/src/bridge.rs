@@ -535,3 +535,20 @@ fn validate(config: &PortConfig) -> Result<(), PortError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DESIGN.md's per-port arithmetic: a port's state is at most 256
+    /// bytes before its address lists.
+    #[test]
+    fn port_state_fits_the_budget() {
+        assert!(
+            core::mem::size_of::<Port>() <= 256,
+            "{}",
+            core::mem::size_of::<Port>()
+        );
+        assert!(core::mem::size_of::<PortCounters>() == 15 * 8);
+    }
+}

@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
         match op % 8 {
             0..=3 => {
                 let len = usize::from(data.get(i).copied().unwrap_or(0)) * 8;
-                i += 1;
+                i = (i + 1).min(data.len());
                 let end = (i + len).min(data.len());
                 let mut frame = data[i..end].to_vec();
                 i = end;
