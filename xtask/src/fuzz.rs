@@ -16,6 +16,7 @@ const PROJECTS: &[&str] = &[
     "toolstack-dom0/kimage/fuzz",
     "netdom/relay/fuzz",
     "netdom/kernel/fuzz",
+    "netdom/netback/fuzz",
 ];
 
 fn ensure_cargo_fuzz() -> Result<(), String> {
