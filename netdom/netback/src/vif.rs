@@ -54,7 +54,6 @@ pub struct Config {
 }
 
 /// Something the board must do, in order.
-#[derive(Debug)]
 pub enum Action<P> {
     /// Write `value` at `key` under the backend's directory.
     WriteBackend {
@@ -96,6 +95,29 @@ pub enum Action<P> {
     },
     /// Unbind this VIF's event channels.
     UnbindEventChannels,
+}
+
+impl<P> core::fmt::Debug for Action<P> {
+    // By hand: a page handle need not be Debug.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Action::WriteBackend { key, value } => write!(f, "WriteBackend({key}={value})"),
+            Action::SwitchState(s) => write!(f, "SwitchState({s:?})"),
+            Action::ReadFrontendKeys => f.write_str("ReadFrontendKeys"),
+            Action::MapRings {
+                domid,
+                tx_ring_ref,
+                rx_ring_ref,
+            } => write!(f, "MapRings(d{domid}, tx {tx_ring_ref}, rx {rx_ring_ref})"),
+            Action::BindEventChannels {
+                domid,
+                tx_port,
+                rx_port,
+            } => write!(f, "BindEventChannels(d{domid}, tx {tx_port}, rx {rx_port:?})"),
+            Action::UnmapRings { .. } => f.write_str("UnmapRings"),
+            Action::UnbindEventChannels => f.write_str("UnbindEventChannels"),
+        }
+    }
 }
 
 /// Why a VIF was disconnected.
@@ -507,6 +529,7 @@ impl<P: SharedPage> Vif<P> {
     fn tx_poll_inner(&mut self, now: u64, out: &mut TxPoll) -> Result<(), Fault> {
         loop {
             let conn = self.conn.as_mut().ok_or(Fault::Internal)?;
+            let held = conn.stalled.is_some();
             let packet = match conn.stalled.take() {
                 Some(p) => p,
                 None => {
@@ -546,7 +569,9 @@ impl<P: SharedPage> Vif<P> {
                 return Ok(());
             }
             if let Err(until) = self.credit.spend(now, packet.len as u64) {
-                self.stats.tx_rate_limited += 1;
+                if !held {
+                    self.stats.tx_rate_limited += 1;
+                }
                 conn_mut(&mut self.conn)?.stalled = Some(packet);
                 out.wait_until = Some(until);
                 return Ok(());
