@@ -113,7 +113,10 @@ impl<P> core::fmt::Debug for Action<P> {
                 domid,
                 tx_port,
                 rx_port,
-            } => write!(f, "BindEventChannels(d{domid}, tx {tx_port}, rx {rx_port:?})"),
+            } => write!(
+                f,
+                "BindEventChannels(d{domid}, tx {tx_port}, rx {rx_port:?})"
+            ),
             Action::UnmapRings { .. } => f.write_str("UnmapRings"),
             Action::UnbindEventChannels => f.write_str("UnbindEventChannels"),
         }
@@ -221,7 +224,14 @@ pub struct TxPoll {
     pub wait_until: Option<u64>,
     /// A packet waits for budget: complete plans, then poll again.
     pub blocked: bool,
+    /// [`TX_PACKETS_PER_POLL`] packets were handled: more may wait; poll
+    /// again after serving the other VIFs.
+    pub again: bool,
 }
+
+/// The most packets one [`Vif::tx_poll`] handles (dropped ones included),
+/// so that a frontend streaming requests cannot hold the board's loop.
+pub const TX_PACKETS_PER_POLL: usize = 64;
 
 /// What [`Vif::tx_complete`] produced.
 #[derive(Debug, Default)]
@@ -527,7 +537,7 @@ impl<P: SharedPage> Vif<P> {
     }
 
     fn tx_poll_inner(&mut self, now: u64, out: &mut TxPoll) -> Result<(), Fault> {
-        loop {
+        for _ in 0..TX_PACKETS_PER_POLL {
             let conn = self.conn.as_mut().ok_or(Fault::Internal)?;
             let held = conn.stalled.is_some();
             let packet = match conn.stalled.take() {
@@ -607,6 +617,8 @@ impl<P: SharedPage> Vif<P> {
             });
             return Ok(());
         }
+        out.again = true;
+        Ok(())
     }
 
     /// Writes the tx responses whose turn has come; true to kick.

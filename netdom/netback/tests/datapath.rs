@@ -10,7 +10,9 @@ use xcp_ring::fake::MemPage;
 use xcp_ring::RingEntry;
 
 fn frame(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
 }
 
 /// Grants `data` split in `pieces` pages (gref 100 + i), returns the slots.
@@ -20,7 +22,11 @@ fn tx_slots(grants: &mut FakeGrants, data: &[u8], pieces: &[usize], id0: u16) ->
     for (i, &n) in pieces.iter().enumerate() {
         let gref = 100 + u32::from(id0) + i as u32;
         grants.grant(DOMID, gref, 0, &data[at..at + n]);
-        let more = if i + 1 < pieces.len() { NETTXF_MORE_DATA } else { 0 };
+        let more = if i + 1 < pieces.len() {
+            NETTXF_MORE_DATA
+        } else {
+            0
+        };
         let size = if i == 0 { data.len() } else { n };
         slots.push(slot(gref, 0, more, id0 + i as u16, size as u16));
         at += n;
@@ -70,7 +76,11 @@ fn tx_multi_slot_and_notify() {
     let done = vif.tx_complete(plan, true);
     assert!(done.notify, "the frontend waits for responses");
     assert_eq!(done.packet.expect("delivered").bytes, data);
-    let ids: Vec<(u16, i16)> = front.tx_responses().iter().map(|r| (r.id, r.status)).collect();
+    let ids: Vec<(u16, i16)> = front
+        .tx_responses()
+        .iter()
+        .map(|r| (r.id, r.status))
+        .collect();
     assert_eq!(ids, [(1, 0), (2, 0), (3, 0)]);
 }
 
@@ -113,8 +123,19 @@ fn tx_drops_and_copy_failures_answer_error() {
     front.send(&good);
     let pkts = pump_tx(&mut vif, &mut g, 0);
     assert_eq!(pkts.len(), 1);
-    let r: Vec<(u16, i16)> = front.tx_responses().iter().map(|r| (r.id, r.status)).collect();
-    assert_eq!(r, [(1, NETIF_RSP_ERROR), (2, NETIF_RSP_ERROR), (3, NETIF_RSP_OKAY)]);
+    let r: Vec<(u16, i16)> = front
+        .tx_responses()
+        .iter()
+        .map(|r| (r.id, r.status))
+        .collect();
+    assert_eq!(
+        r,
+        [
+            (1, NETIF_RSP_ERROR),
+            (2, NETIF_RSP_ERROR),
+            (3, NETIF_RSP_OKAY)
+        ]
+    );
     let st = vif.stats();
     assert_eq!((st.tx_dropped, st.tx_errors, st.tx_packets), (1, 1, 1));
     assert_eq!(vif.state(), State::Connected);
@@ -151,7 +172,11 @@ fn assert_tx_fault(slots: &[TxRequest], fault: TxFault) {
     front.send(slots);
     let poll = vif.tx_poll(0);
     assert!(poll.plan.is_none());
-    assert_eq!(vif.state(), State::Disconnected(Fault::Tx(fault)), "{slots:?}");
+    assert_eq!(
+        vif.state(),
+        State::Disconnected(Fault::Tx(fault)),
+        "{slots:?}"
+    );
     assert!(releases(&drain(&mut vif)));
     assert_eq!(vif.stats().faults, 1);
     // Nothing more comes out of a disconnected VIF.
@@ -249,7 +274,9 @@ fn rx_fills_posted_slots_in_order() {
         front.post_rx(*id, 500 + i as u32);
     }
     let small = frame(60, 1);
-    let plan = vif.rx_packet(small.len(), RxMeta::default()).expect("posted");
+    let plan = vif
+        .rx_packet(small.len(), RxMeta::default())
+        .expect("posted");
     assert!(g.run_rx(&plan, &small));
     assert!(vif.rx_complete(plan, true));
     let big = frame(9000, 2);
@@ -317,7 +344,10 @@ fn rx_gso_extra_sits_in_the_second_slot() {
     let extra = ExtraInfo::decode(&b);
     assert_eq!(extra.kind, XEN_NETIF_EXTRA_TYPE_GSO);
     assert_eq!(extra.as_gso(), gso);
-    assert_eq!((rsps[2].0, rsps[2].1.id, rsps[2].1.status), (2, 3, 6000 - 4096));
+    assert_eq!(
+        (rsps[2].0, rsps[2].1.id, rsps[2].1.status),
+        (2, 3, 6000 - 4096)
+    );
     // The extra's request (gref 601) got no data.
     assert!(g.page(DOMID, 601).expect("granted").iter().all(|&b| b == 0));
     assert_eq!(&g.page(DOMID, 602).expect("granted")[..1904], &pkt[4096..]);
@@ -399,7 +429,10 @@ fn rx_copy_failure_answers_error_in_each_slot() {
         .collect();
     assert_eq!(
         r,
-        [(1, NETIF_RSP_ERROR, NETRXF_MORE_DATA), (2, NETIF_RSP_ERROR, 0)]
+        [
+            (1, NETIF_RSP_ERROR, NETRXF_MORE_DATA),
+            (2, NETIF_RSP_ERROR, 0)
+        ]
     );
     assert_eq!(vif.stats().rx_errors, 1);
 }
@@ -414,10 +447,7 @@ fn rx_ring_overflow_disconnects() {
         vif.rx_packet(60, RxMeta::default()).err(),
         Some(RxDrop::Fault)
     );
-    assert!(matches!(
-        vif.state(),
-        State::Disconnected(Fault::RxRing(_))
-    ));
+    assert!(matches!(vif.state(), State::Disconnected(Fault::RxRing(_))));
     assert!(releases(&drain(&mut vif)));
 }
 
@@ -461,7 +491,10 @@ fn tx_budget_blocks_instead_of_allocating() {
     let mut plans = Vec::new();
     for i in 0..3u16 {
         let data = frame(60_000, i as u8);
-        let pieces = [4000, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 2752];
+        let pieces = [
+            4000, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096,
+            2752,
+        ];
         let s = tx_slots(&mut g, &data, &pieces, i * 20);
         front.send(&s);
     }
@@ -520,4 +553,27 @@ fn full_ring_of_packets_round_trips() {
         assert_eq!(front.tx_responses().len(), 200);
     }
     assert_eq!(vif.stats().tx_packets, u64::from(sent));
+}
+
+#[test]
+fn a_stream_of_drops_yields_the_loop() {
+    let (txp, rxp) = (MemPage::new(), MemPage::new());
+    let mut vif = new_vif(config());
+    let mut front = connect(&mut vif, &txp, &rxp);
+    for i in 0..100u16 {
+        front.send(&[slot(1, 0, 0, i, 10)]);
+    }
+    let poll = vif.tx_poll(0);
+    assert!(poll.plan.is_none() && poll.again && poll.notify);
+    assert_eq!(
+        front.tx_responses().len(),
+        xcp_netback::vif::TX_PACKETS_PER_POLL
+    );
+    let poll = vif.tx_poll(0);
+    assert!(!poll.again);
+    assert_eq!(
+        front.tx_responses().len(),
+        100 - xcp_netback::vif::TX_PACKETS_PER_POLL
+    );
+    assert_eq!(vif.stats().tx_dropped, 100);
 }

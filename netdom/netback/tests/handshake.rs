@@ -178,7 +178,8 @@ fn frontend_gone_closes() {
 
 #[test]
 fn every_refused_value() {
-    let cases: Vec<(Vec<(&str, &[u8])>, KeyError)> = vec![
+    type Keys = Vec<(&'static str, &'static [u8])>;
+    let cases: Vec<(Keys, KeyError)> = vec![
         (
             with("multi-queue-num-queues", b"0"),
             KeyError::OutOfRange("multi-queue-num-queues"),
@@ -237,10 +238,7 @@ fn every_refused_value() {
             without("feature-rx-notify"),
             KeyError::Unsupported("feature-rx-notify"),
         ),
-        (
-            with("feature-sg", b"2"),
-            KeyError::NotABool("feature-sg"),
-        ),
+        (with("feature-sg", b"2"), KeyError::NotABool("feature-sg")),
         (
             with("feature-gso-tcpv4", b"yes"),
             KeyError::NotABool("feature-gso-tcpv4"),
@@ -264,10 +262,7 @@ fn every_refused_value() {
         let acts = drain(&mut vif);
         // Nothing was mapped or bound: only the state changes.
         assert!(
-            matches!(
-                acts.as_slice(),
-                [Action::SwitchState(XenbusState::Closing)]
-            ),
+            matches!(acts.as_slice(), [Action::SwitchState(XenbusState::Closing)]),
             "{acts:?}"
         );
     }

@@ -85,6 +85,9 @@ proptest! {
         let mut tx_plans = Vec::new();
         let mut rx_plans = Vec::new();
         let packet = vec![0xa5u8; MAX_PACKET_LEN];
+        // Once the frontend scribbles on a ring header (rsp_prod is in it),
+        // its own view of the responses means nothing.
+        let mut header_poked = false;
         for op in ops {
             match op {
                 Op::Send(slots) => {
@@ -95,7 +98,10 @@ proptest! {
                         front.tx.push_requests();
                     }
                 }
-                Op::PokeTx(o, b) => txp.poke(usize::from(o), &b),
+                Op::PokeTx(o, b) => {
+                    header_poked |= usize::from(o) % 4096 < 64;
+                    txp.poke(usize::from(o), &b)
+                }
                 Op::Post(bufs) => {
                     if vif.state() == State::Connected {
                         for (id, gref) in bufs.iter().take(front.rx.free_requests() as usize) {
@@ -104,7 +110,10 @@ proptest! {
                         front.rx.push_requests();
                     }
                 }
-                Op::PokeRx(o, b) => rxp.poke(usize::from(o), &b),
+                Op::PokeRx(o, b) => {
+                    header_poked |= usize::from(o) % 4096 < 64;
+                    rxp.poke(usize::from(o), &b)
+                }
                 Op::Poll(now) => {
                     let poll = vif.tx_poll(now);
                     if let Some(plan) = poll.plan {
@@ -151,7 +160,7 @@ proptest! {
             prop_assert_eq!((tp, rp), (tx_plans.len(), rx_plans.len()));
             prop_assert!(tb <= budget.tx_bytes && rb <= budget.rx_bytes);
             // A well-behaved frontend reading responses never sees the backend overrun it.
-            if vif.state() == State::Connected {
+            if vif.state() == State::Connected && !header_poked {
                 prop_assert!(front.tx.unconsumed_responses().is_ok());
                 prop_assert!(front.rx.unconsumed_responses().is_ok());
                 while let Ok(Some(_)) = front.tx.next_response() {}

@@ -79,7 +79,9 @@ impl<'a> Front<'a> {
     }
 
     pub fn post_rx(&mut self, id: u16, gref: u32) {
-        self.rx.queue_request(&RxRequest { id, gref }).expect("room");
+        self.rx
+            .queue_request(&RxRequest { id, gref })
+            .expect("room");
         self.rx.push_requests();
     }
 
@@ -116,7 +118,10 @@ pub fn connect<'a>(vif: &mut TestVif<'a>, txp: &'a MemPage, rxp: &'a MemPage) ->
     vif.on_rings_mapped(txp, rxp);
     let acts = drain(vif);
     assert!(
-        matches!(acts.as_slice(), [Action::SwitchState(XenbusState::Connected)]),
+        matches!(
+            acts.as_slice(),
+            [Action::SwitchState(XenbusState::Connected)]
+        ),
         "{acts:?}"
     );
     assert_eq!(vif.state(), State::Connected);
@@ -144,6 +149,9 @@ pub fn pump_tx(vif: &mut TestVif<'_>, grants: &mut FakeGrants, now: u64) -> Vec<
     loop {
         let poll = vif.tx_poll(now);
         let Some(mut plan) = poll.plan else {
+            if poll.again {
+                continue;
+            }
             return out;
         };
         let ok = grants.run_tx(&mut plan);
@@ -156,5 +164,7 @@ pub fn pump_tx(vif: &mut TestVif<'_>, grants: &mut FakeGrants, now: u64) -> Vec<
 /// True when the actions release the rings and the channels.
 pub fn releases(acts: &[Action<&MemPage>]) -> bool {
     acts.iter().any(|a| matches!(a, Action::UnmapRings { .. }))
-        && acts.iter().any(|a| matches!(a, Action::UnbindEventChannels))
+        && acts
+            .iter()
+            .any(|a| matches!(a, Action::UnbindEventChannels))
 }
