@@ -434,6 +434,17 @@ impl<P: SharedPage> Vif<P> {
         }
     }
 
+    /// The toolstack unplugs the VIF (its backend `online` went to 0):
+    /// release what is held and go to Closing; the frontend's Closed then
+    /// takes the backend to Closed.
+    pub fn unplug(&mut self) {
+        if !matches!(self.state, State::Closed) {
+            self.release();
+            self.switch(XenbusState::Closing);
+            self.state = State::Closing;
+        }
+    }
+
     /// The frontend's keys (present ones; see [`crate::FRONTEND_KEYS`]),
     /// after [`Action::ReadFrontendKeys`].
     pub fn on_frontend_keys(&mut self, pairs: &[(&str, &[u8])]) {

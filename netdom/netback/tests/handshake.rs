@@ -386,3 +386,24 @@ fn late_and_failed_mappings_are_given_back() {
         .iter()
         .any(|a| matches!(a, Action::UnbindEventChannels)));
 }
+
+#[test]
+fn toolstack_unplug_closes_both_sides() {
+    let (txp, rxp) = (MemPage::new(), MemPage::new());
+    let mut vif = new_vif(config());
+    let _front = connect(&mut vif, &txp, &rxp);
+    vif.unplug();
+    let acts = drain(&mut vif);
+    assert!(releases(&acts));
+    assert!(matches!(
+        acts.last(),
+        Some(Action::SwitchState(XenbusState::Closing))
+    ));
+    vif.on_frontend_state(Some(b"5"));
+    assert!(drain(&mut vif).is_empty());
+    vif.on_frontend_state(Some(b"6"));
+    assert!(matches!(
+        drain(&mut vif).as_slice(),
+        [Action::SwitchState(XenbusState::Closed)]
+    ));
+}

@@ -8,7 +8,7 @@
 //! `op % 12`: 0 frontend state (next byte: 0-9 as a digit, else raw
 //! bytes); 1 frontend keys (each of FRONTEND_KEYS gets a value from the
 //! input, or is absent); 2 good keys; 3 rings mapped; 4 map failed;
-//! 5 poke the tx page (offset, length, bytes); 6 poke the rx page;
+//! (with an odd next byte: the toolstack unplugs); 5 poke the tx page (offset, length, bytes); 6 poke the rx page;
 //! 7 tx poll; 8 rx packet (length, GSO, checksum flags); 9 complete an
 //! outstanding tx plan (which one, copied or not); 10 complete an rx plan;
 //! 11 time passes. After every step: no panic, every copy emitted lies in
@@ -117,7 +117,13 @@ fuzz_target!(|data: &[u8]| {
             }
             2 => vif.on_frontend_keys(&GOOD),
             3 => vif.on_rings_mapped(&txp, &rxp),
-            4 => vif.on_map_failed(),
+            4 => {
+                if input.byte().unwrap_or(0) & 1 != 0 {
+                    vif.unplug();
+                } else {
+                    vif.on_map_failed();
+                }
+            }
             5 | 6 => {
                 let page = if op % 12 == 5 { &txp } else { &rxp };
                 let off = usize::from(input.u16());
