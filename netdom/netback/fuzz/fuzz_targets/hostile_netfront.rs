@@ -7,8 +7,9 @@
 //! a small or large budget); then steps of one `op` byte:
 //! `op % 12`: 0 frontend state (next byte: 0-9 as a digit, else raw
 //! bytes); 1 frontend keys (each of FRONTEND_KEYS gets a value from the
-//! input, or is absent); 2 good keys; 3 rings mapped; 4 map failed;
-//! (with an odd next byte: the toolstack unplugs); 5 poke the tx page (offset, length, bytes); 6 poke the rx page;
+//! input, or is absent); 2 good keys; 3 rings mapped; 4 map failed (with
+//! an odd next byte: the toolstack unplugs); 5 poke the tx page (offset,
+//! length, bytes); 6 poke the rx page;
 //! 7 tx poll; 8 rx packet (length, GSO, checksum flags); 9 complete an
 //! outstanding tx plan (which one, copied or not); 10 complete an rx plan;
 //! 11 time passes. After every step: no panic, every copy emitted lies in
