@@ -1,4 +1,5 @@
-//! An in-memory grant table that runs copy plans (feature `fake`).
+//! Test doubles (feature `fake`): an in-memory grant table that runs copy
+//! plans, and a scripted netfront over two shared pages.
 //!
 //! Stands in for `GNTTABOP_copy` in tests and simulations: pages are keyed
 //! by (domid, gref); a copy naming a page that was never granted fails, as
@@ -8,9 +9,12 @@
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use xcp_ring::{FrontRing, RingError, SharedPage};
 
 use crate::plan::{GrantCopy, RxPlan, TxPlan};
-use crate::wire::PAGE_SIZE;
+use crate::wire::{RxRequest, RxResponse, TxRequest, TxResponse, PAGE_SIZE};
 
 /// Granted pages by (domid, gref).
 #[derive(Default)]
@@ -77,5 +81,61 @@ impl FakeGrants {
             self.copies += 1;
         }
         true
+    }
+}
+
+/// A scripted netfront: the front ends of the tx and rx rings on two
+/// pages the test shares with the `Vif` (e.g. `&xcp_ring::fake::MemPage`).
+pub struct Netfront<P: SharedPage> {
+    /// The tx ring (requests to the backend).
+    pub tx: FrontRing<P, TxRequest, TxResponse>,
+    /// The rx ring (posted buffers).
+    pub rx: FrontRing<P, RxRequest, RxResponse>,
+}
+
+impl<P: SharedPage> Netfront<P> {
+    /// Initialises both shared rings (`SHARED_RING_INIT`), as a frontend
+    /// does before it writes `tx-ring-ref`/`rx-ring-ref`.
+    pub fn new(tx: P, rx: P) -> Result<Self, RingError> {
+        Ok(Netfront {
+            tx: FrontRing::init(tx)?,
+            rx: FrontRing::init(rx)?,
+        })
+    }
+
+    /// Queues a packet's slots and pushes them; true when the backend
+    /// must be kicked.
+    pub fn send(&mut self, slots: &[TxRequest]) -> Result<bool, RingError> {
+        for s in slots {
+            self.tx.queue_request(s)?;
+        }
+        Ok(self.tx.push_requests())
+    }
+
+    /// Posts one rx buffer (a granted page) and pushes it.
+    pub fn post_rx(&mut self, id: u16, gref: u32) -> Result<bool, RingError> {
+        self.rx.queue_request(&RxRequest { id, gref })?;
+        Ok(self.rx.push_requests())
+    }
+
+    /// Every tx response published so far.
+    pub fn tx_responses(&mut self) -> Result<Vec<TxResponse>, RingError> {
+        let mut v = Vec::new();
+        while let Some(r) = self.tx.next_response()? {
+            v.push(r);
+        }
+        Ok(v)
+    }
+
+    /// Every rx response published so far, with the ring slot it sits in.
+    pub fn rx_responses(&mut self) -> Result<Vec<(u32, RxResponse)>, RingError> {
+        let mut v = Vec::new();
+        loop {
+            let at = self.rx.rsp_cons() & (self.rx.size() - 1);
+            match self.rx.next_response()? {
+                Some(r) => v.push((at, r)),
+                None => return Ok(v),
+            }
+        }
     }
 }

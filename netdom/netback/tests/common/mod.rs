@@ -1,11 +1,10 @@
 //! Shared helpers: a scripted netfront over `MemPage`s, a handshake driver.
 #![allow(dead_code, reason = "each test binary uses a subset")]
 
-use xcp_netback::fake::FakeGrants;
-use xcp_netback::wire::{RxRequest, RxResponse, TxRequest, TxResponse};
+use xcp_netback::fake::{FakeGrants, Netfront};
+use xcp_netback::wire::{RxResponse, TxRequest, TxResponse};
 use xcp_netback::{Action, Config, Features, State, TxPacket, Vif, XenbusState};
 use xcp_ring::fake::MemPage;
-use xcp_ring::FrontRing;
 
 pub const DOMID: u16 = 7;
 pub const TX_RING_REF: u32 = 8;
@@ -57,52 +56,42 @@ pub fn without(key: &str) -> Vec<(&'static str, &'static [u8])> {
     good_keys().into_iter().filter(|(k, _)| *k != key).collect()
 }
 
-pub struct Front<'a> {
-    pub tx: FrontRing<&'a MemPage, TxRequest, TxResponse>,
-    pub rx: FrontRing<&'a MemPage, RxRequest, RxResponse>,
-}
+/// The scripted netfront of `xcp_netback::fake`, with panicking helpers.
+pub struct Front<'a>(pub Netfront<&'a MemPage>);
 
 impl<'a> Front<'a> {
     pub fn new(txp: &'a MemPage, rxp: &'a MemPage) -> Self {
-        Front {
-            tx: FrontRing::init(txp).expect("tx ring"),
-            rx: FrontRing::init(rxp).expect("rx ring"),
-        }
+        Front(Netfront::new(txp, rxp).expect("rings"))
     }
 
-    /// Queues a packet's slots and pushes them.
     pub fn send(&mut self, slots: &[TxRequest]) -> bool {
-        for s in slots {
-            self.tx.queue_request(s).expect("room");
-        }
-        self.tx.push_requests()
+        self.0.send(slots).expect("room")
     }
 
     pub fn post_rx(&mut self, id: u16, gref: u32) {
-        self.rx
-            .queue_request(&RxRequest { id, gref })
-            .expect("room");
-        self.rx.push_requests();
+        self.0.post_rx(id, gref).expect("room");
     }
 
     pub fn tx_responses(&mut self) -> Vec<TxResponse> {
-        let mut v = Vec::new();
-        while let Some(r) = self.tx.next_response().expect("sane backend") {
-            v.push(r);
-        }
-        v
+        self.0.tx_responses().expect("sane backend")
     }
 
     /// (slot index, response) pairs.
     pub fn rx_responses(&mut self) -> Vec<(u32, RxResponse)> {
-        let mut v = Vec::new();
-        loop {
-            let at = self.rx.rsp_cons() & (self.rx.size() - 1);
-            match self.rx.next_response().expect("sane backend") {
-                Some(r) => v.push((at, r)),
-                None => return v,
-            }
-        }
+        self.0.rx_responses().expect("sane backend")
+    }
+}
+
+impl<'a> std::ops::Deref for Front<'a> {
+    type Target = Netfront<&'a MemPage>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'a> std::ops::DerefMut for Front<'a> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
