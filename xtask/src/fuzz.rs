@@ -17,6 +17,7 @@ const PROJECTS: &[&str] = &[
     "netdom/relay/fuzz",
     "netdom/kernel/fuzz",
     "netdom/bridge/fuzz",
+    "netdom/netback/fuzz",
 ];
 
 fn ensure_cargo_fuzz() -> Result<(), String> {

@@ -49,6 +49,11 @@ impl<P: SharedPage, Req: RingEntry, Rsp: RingEntry> BackRing<P, Req, Rsp> {
         &self.page
     }
 
+    /// Gives the page back (to unmap it) when the ring is torn down.
+    pub fn into_page(self) -> P {
+        self.page
+    }
+
     /// Private consumer index of requests.
     pub fn req_cons(&self) -> u32 {
         self.req_cons
