@@ -580,7 +580,7 @@ impl Toolstack {
     /// Connections with a parked call (`event.from` waiting for changes)
     /// or pipelined requests deferred while their link's backlog was full.
     pub fn has_parked(&self) -> bool {
-        self.relayed.has_parked()
+        self.relayed.has_parked() || self.engine.has_parked_jobs()
     }
 
     /// Takes one message from relay `link`; queues what to send back on

@@ -149,6 +149,9 @@ pub(crate) struct Job {
     pub(crate) class: ClassId,
     pub(crate) message: &'static str,
     pub(crate) args: Vec<Value>,
+    /// When the `Async.*` call came: a job whose call parks (a clean
+    /// shutdown waiting for the guest) is run again with it.
+    pub(crate) started: Instant,
 }
 
 /// The engine.
@@ -162,6 +165,9 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     pub(crate) rng: E,
     pub(crate) config: Config,
     pub(crate) jobs: VecDeque<Job>,
+    /// Jobs whose call parked: run again by [`Engine::run_jobs`] until it
+    /// answers (their tasks stay pending meanwhile).
+    pub(crate) parked_jobs: VecDeque<Job>,
     pub(crate) now: Instant,
     pub(crate) poisoned: bool,
     wal_bytes: u64,
@@ -213,6 +219,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             rng,
             config,
             jobs: VecDeque::new(),
+            parked_jobs: VecDeque::new(),
             now: Instant(0),
             poisoned: false,
             wal_bytes,
@@ -250,6 +257,13 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// [`run_jobs`]: Engine::run_jobs
     pub fn has_jobs(&self) -> bool {
         !self.jobs.is_empty()
+    }
+
+    /// True if `Async.*` calls wait (parked) for a change or a deadline:
+    /// the board calls [`Engine::run_jobs`] again on changes and on its
+    /// parked-call timer.
+    pub fn has_parked_jobs(&self) -> bool {
+        !self.parked_jobs.is_empty()
     }
 
     /// A fresh uuid.

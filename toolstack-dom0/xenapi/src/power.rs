@@ -437,9 +437,11 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// `control/shutdown` within [`CLEAN_ACK_MS`] fails the call with
     /// `VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT`, one that does not stop within
     /// [`CLEAN_TIMEOUT_MS`] with `VM_SHUTDOWN_TIMEOUT`; it keeps running
-    /// (a caller then uses `hard_shutdown`). A domain without a xenstore
-    /// tree, or a call that cannot wait (an `Async` task), is shut down
-    /// from outside (`SCHEDOP_remote_shutdown`) and destroyed at once.
+    /// (a caller then uses `hard_shutdown`). `Async.VM.clean_*` waits the
+    /// same way, its task pending meanwhile. A domain without a xenstore
+    /// tree, or a call that cannot wait (an in-process `call_value`), is
+    /// shut down from outside (`SCHEDOP_remote_shutdown`) and destroyed at
+    /// once.
     pub(crate) fn clean_power(&mut self, started: Instant, op: &str, args: &[Value]) -> Outcome {
         let vm = arg_str(&args[0]).to_string();
         let reason = if op == "clean_reboot" {
@@ -448,13 +450,23 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             ShutdownReason::Poweroff
         };
         if let Some(r) = self.clean_requests.get(&vm).cloned() {
-            if r.since != started {
+            if r.since == started {
+                return self.clean_wait(&vm, r);
+            }
+            // A request whose caller went away (its connection closed, its
+            // task was cancelled) is forgotten once it can no longer be
+            // answered: the guest stopped, its domain changed, or its time
+            // ran out.
+            let stale = r.done
+                || self.domid(&vm) != r.domid
+                || self.now >= r.since.plus_ms(CLEAN_TIMEOUT_MS);
+            if !stale {
                 return Outcome::Done(Err(ApiError::new(
                     OTHER_OPERATION_IN_PROGRESS,
                     &["VM", vm.as_str()],
                 )));
             }
-            return self.clean_wait(&vm, r);
+            self.clean_requests.remove(&vm);
         }
         let may_park = started != Instant(0);
         if let Err(e) = self.require(&vm, op, &["Running"]) {

@@ -256,6 +256,11 @@ impl Relayed {
     ) {
         let mut queued = queued_bytes(out);
         self.tick_queued(engine, now, link, out, &mut queued);
+        // `Async.*` calls waiting for a change or a deadline (a clean
+        // shutdown): their tasks end when they answer.
+        if engine.has_parked_jobs() {
+            engine.run_jobs(now);
+        }
     }
 
     fn tick_queued<H: Hypervisor, S: Storage, E: Entropy>(

@@ -89,6 +89,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             class: c,
             message,
             args,
+            started: self.now,
         });
         Ok(Value::String(task))
     }
@@ -124,17 +125,31 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         self.db.put(tc, task, rec);
     }
 
-    /// Runs every queued `Async.*` call, committing each. Returns how many ran.
+    /// Runs every queued `Async.*` call, and again every parked one,
+    /// committing each that answers (its task ends). A call that parks (a
+    /// clean shutdown waiting for its guest) keeps its task pending and is
+    /// run again by the next call, with the instant it first came.
+    /// Returns how many answered.
     pub fn run_jobs(&mut self, now: Instant) -> usize {
         self.now = now;
         let mut n = 0;
-        while let Some(job) = self.jobs.pop_front() {
-            n += 1;
-            let r = match self.exec(Instant(0), "", job.class, job.message, job.args) {
+        let parked = core::mem::take(&mut self.parked_jobs);
+        let queued = core::mem::take(&mut self.jobs);
+        for job in parked.into_iter().chain(queued) {
+            // A cancelled or collected task's job ends with it.
+            if self.db.get(task_class(), &job.task).is_none() {
+                continue;
+            }
+            let r = match self.exec(job.started, "", job.class, job.message, job.args.clone()) {
                 Outcome::Done(r) => r,
                 Outcome::Stream(read) => Ok(read.to_value(&self.db)),
-                Outcome::Park(_) => Ok(Value::str("")),
+                Outcome::Park(_) => {
+                    let _ = self.commit();
+                    self.parked_jobs.push_back(job);
+                    continue;
+                }
             };
+            n += 1;
             self.finish(&job.task, r);
             let _ = self.commit();
         }
@@ -182,6 +197,21 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             ));
         }
         self.jobs.retain(|j| j.task != task);
+        // A parked call ends with its task; a clean shutdown it asked for
+        // stops being waited on (the guest may still act on it).
+        if let Some(i) = self.parked_jobs.iter().position(|j| j.task == task) {
+            if let Some(job) = self.parked_jobs.remove(i) {
+                if let Some(vm) = job.args.first().and_then(Value::as_str) {
+                    if self
+                        .clean_requests
+                        .get(vm)
+                        .is_some_and(|r| r.since == job.started)
+                    {
+                        self.clean_requests.remove(vm);
+                    }
+                }
+            }
+        }
         let task = task.to_string();
         self.finish(&task, Err(ApiError::new(TASK_CANCELLED, &[&task])));
         Ok(Value::str(""))

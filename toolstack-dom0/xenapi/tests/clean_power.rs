@@ -179,3 +179,72 @@ fn without_a_xenstore_tree_the_guest_is_shut_down_from_outside() {
     assert!(reply.contains("\"result\":\"\""), "{reply}");
     assert_eq!(power(&mut e, &sid, &vm), "Halted");
 }
+
+fn task_status(e: &mut E, sid: &Value, task: &Value) -> String {
+    ok(e, "task.get_status", vec![sid.clone(), task.clone()])
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn async_clean_shutdown_keeps_its_task_pending_until_the_guest_stops() {
+    let (mut e, sid, vm, d) = setup();
+    let task = e
+        .call_value(T0, "Async.VM.clean_shutdown", vec![sid.clone(), vm.clone()])
+        .unwrap();
+    e.run_jobs(Instant(T0.0 + 1));
+    assert_eq!(e.hypervisor().control[&d], "poweroff", "asked, not forced");
+    assert_eq!(task_status(&mut e, &sid, &task), "pending");
+    assert!(e.has_parked_jobs());
+    e.hypervisor().control.insert(d, String::new());
+    e.run_jobs(Instant(T0.0 + 50));
+    assert_eq!(
+        task_status(&mut e, &sid, &task),
+        "pending",
+        "acked, not stopped"
+    );
+    e.domain_stopped(Instant(T0.0 + 60), d, StopReason::Poweroff)
+        .unwrap()
+        .expect("handled");
+    e.run_jobs(Instant(T0.0 + 61));
+    assert_eq!(task_status(&mut e, &sid, &task), "success");
+    assert!(!e.has_parked_jobs());
+    assert_eq!(power(&mut e, &sid, &vm), "Halted");
+}
+
+#[test]
+fn a_cancelled_async_clean_shutdown_lets_the_next_one_through() {
+    let (mut e, sid, vm, _) = setup();
+    let task = e
+        .call_value(T0, "Async.VM.clean_shutdown", vec![sid.clone(), vm.clone()])
+        .unwrap();
+    e.run_jobs(Instant(T0.0 + 1));
+    ok(&mut e, "task.cancel", vec![sid.clone(), task.clone()]);
+    assert_eq!(task_status(&mut e, &sid, &task), "cancelled");
+    assert!(!e.has_parked_jobs());
+    // Nothing waits on the old request: a new call is taken.
+    let req = request("VM.clean_shutdown", &sid, &vm);
+    assert!(matches!(
+        e.handle(Instant(T0.0 + 2), None, &req),
+        Handled::Park { .. }
+    ));
+}
+
+#[test]
+fn a_request_whose_caller_went_away_does_not_block_the_next() {
+    let (mut e, sid, vm, d) = setup();
+    // A synchronous call parks, then its connection goes: nobody runs it
+    // again. The guest stops anyway.
+    let first = request("VM.clean_reboot", &sid, &vm);
+    assert!(matches!(e.handle(T0, None, &first), Handled::Park { .. }));
+    e.domain_stopped(Instant(T0.0 + 5), d, StopReason::Reboot)
+        .unwrap()
+        .expect("handled");
+    assert_eq!(power(&mut e, &sid, &vm), "Running");
+    let second = request("VM.clean_shutdown", &sid, &vm);
+    assert!(matches!(
+        e.handle(Instant(T0.0 + 10), None, &second),
+        Handled::Park { .. }
+    ));
+}
