@@ -56,8 +56,7 @@ impl Features {
     /// order. `feature-rx-copy` is always 1 (the only rx mode we have) and
     /// `feature-rx-flip` always 0.
     pub fn backend_keys(&self) -> Vec<(&'static str, String)> {
-        let mut max = String::new();
-        push_decimal(&mut max, self.max_queues.clamp(1, 1));
+        let max = alloc::format!("{}", self.max_queues.clamp(1, 1));
         alloc::vec![
             ("feature-rx-copy", flag(true)),
             ("feature-rx-flip", flag(false)),
@@ -71,23 +70,6 @@ impl Features {
             ),
             ("multi-queue-max-queues", max),
         ]
-    }
-}
-
-fn push_decimal(s: &mut String, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        s.push(char::from(d));
     }
 }
 
