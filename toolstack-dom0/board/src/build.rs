@@ -29,6 +29,7 @@ use xen_sys::domctl_payloads::{
     XenDomctlCreatedomain, XEN_DOMCTL_CDF_IOMMU, XEN_DOMCTL_CDF_XS_DOMAIN,
 };
 
+use crate::error::kernel_result;
 use crate::undo::{Undo, UndoLog};
 use crate::{BoardError, Platform, Step};
 
@@ -380,14 +381,8 @@ fn two_passes<P: Platform>(
     }
     let mut sink = PvKernelSink::new(pf, domid, &plan, p2m);
     let loaded = xcp_kimage::load_with_dictionary(image, &limits, dictionary, &mut sink);
-    match (loaded, sink.failed.take()) {
-        (Ok(_), _) => Ok(plan),
-        (Err(KimageError::SinkRefused(_)), Some(error)) => Err(BoardError::Platform {
-            step: Step::LoadKernel,
-            error,
-        }),
-        (Err(e), _) => Err(BoardError::Kernel(e)),
-    }
+    let failed = sink.failed.take();
+    kernel_result(loaded, failed).map(|_| plan)
 }
 
 fn plan_err<E>(step: Step) -> impl FnOnce(xcp_builder::Error) -> BoardError<E> {
@@ -461,16 +456,8 @@ fn fill<P: Platform>(
         Kernel::Streamed { image, .. } => {
             let mut sink = PvKernelSink::new(pf, domid, &plan, &p2m);
             let loaded = xcp_kimage::load(image, &Limits::default(), &mut sink);
-            match (loaded, sink.failed.take()) {
-                (Ok(_), _) => {}
-                (Err(KimageError::SinkRefused(_)), Some(error)) => {
-                    return Err(BoardError::Platform {
-                        step: Step::LoadKernel,
-                        error,
-                    })
-                }
-                (Err(e), _) => return Err(BoardError::Kernel(e)),
-            }
+            let failed = sink.failed.take();
+            kernel_result(loaded, failed)?;
             &[][..]
         }
     };

@@ -328,3 +328,19 @@ impl<E: fmt::Display> fmt::Display for BoardError<E> {
         }
     }
 }
+
+/// A load's result as the board's: a sink refusal caused by a platform
+/// error is that error.
+pub(crate) fn kernel_result<E>(
+    loaded: Result<xcp_kimage::Loaded, xcp_kimage::KimageError>,
+    failed: Option<E>,
+) -> Result<xcp_kimage::Loaded, BoardError<E>> {
+    match (loaded, failed) {
+        (Ok(l), _) => Ok(l),
+        (Err(xcp_kimage::KimageError::SinkRefused(_)), Some(error)) => Err(BoardError::Platform {
+            step: Step::LoadKernel,
+            error,
+        }),
+        (Err(e), _) => Err(BoardError::Kernel(e)),
+    }
+}

@@ -238,7 +238,7 @@ fn load_kernel<P: Platform>(
             Dictionary::Heap | Dictionary::GuestRam => xcp_kimage::load(kernel, &limits, &mut sink),
         };
         let failed = sink.failed.take();
-        return kernel_result(loaded, failed);
+        return crate::error::kernel_result(loaded, failed);
     };
     // The image's claim is checked before any memory is found for it.
     if needed > limits.max_dictionary as u64 {
@@ -280,23 +280,7 @@ fn load_kernel<P: Platform>(
             at: Some(at),
         });
     }
-    kernel_result(loaded, failed)
-}
-
-/// A load's result as the board's: a sink refusal caused by a platform
-/// error is that error.
-fn kernel_result<E>(
-    loaded: Result<Loaded, KimageError>,
-    failed: Option<E>,
-) -> Result<Loaded, BoardError<E>> {
-    match (loaded, failed) {
-        (Ok(l), _) => Ok(l),
-        (Err(KimageError::SinkRefused(_)), Some(error)) => Err(BoardError::Platform {
-            step: Step::LoadKernel,
-            error,
-        }),
-        (Err(e), _) => Err(BoardError::Kernel(e)),
-    }
+    crate::error::kernel_result(loaded, failed)
 }
 
 fn pvh_err<E>(step: Step) -> impl FnOnce(xcp_builder::PvhError) -> BoardError<E> {
