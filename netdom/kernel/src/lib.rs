@@ -6,6 +6,10 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod args;
 pub mod arp;
+pub mod csum;
 pub mod msix;
+pub mod switch;

@@ -1,0 +1,415 @@
+//! The switch over a fake xenstore, fake grants and scripted netfronts:
+//! the toolstack's backend directory brings a VIF up, frames go between the
+//! NIC, netdom's stack and guests, spoofed frames stop at the bridge, a
+//! hostile ring disconnects only its VIF, and a removed directory lets
+//! everything go.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use netdom::switch::{Limits, Platform, Switch};
+use xcp_bridge::Config as BridgeConfig;
+use xcp_netback::fake::{FakeGrants, Netfront};
+use xcp_netback::wire::{TxRequest, NETIF_RSP_OKAY};
+use xcp_netback::{RxPlan, State, TxPlan};
+use xcp_ring::fake::MemPage;
+use xcp_ring::SharedPage;
+
+const NETDOM: u16 = 1;
+const BASE: &str = "/local/domain/1/backend/vif";
+const MGMT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+
+/// A ring page both the test's netfront and the switch hold.
+#[derive(Clone)]
+struct Page(Rc<MemPage>);
+
+impl SharedPage for Page {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn read(&self, offset: usize, out: &mut [u8]) {
+        self.0.read(offset, out)
+    }
+    fn write(&self, offset: usize, data: &[u8]) {
+        self.0.write(offset, data)
+    }
+    fn load_u32(&self, offset: usize) -> u32 {
+        self.0.load_u32(offset)
+    }
+    fn store_u32(&self, offset: usize, v: u32) {
+        self.0.store_u32(offset, v)
+    }
+}
+
+#[derive(Default)]
+struct Fake {
+    xs: BTreeMap<String, Vec<u8>>,
+    watches: Vec<(String, String)>,
+    rings: BTreeMap<(u16, u32), Page>,
+    mapped: Rc<RefCell<usize>>,
+    grants: FakeGrants,
+    bound: BTreeMap<u32, (u16, u32)>,
+    next_port: u32,
+    kicks: Vec<u32>,
+    uplink: Vec<Vec<u8>>,
+}
+
+/// Counts live mappings (a ring page the switch still holds).
+struct Mapped(Page, Rc<RefCell<usize>>);
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        *self.1.borrow_mut() -= 1;
+    }
+}
+
+impl SharedPage for Mapped {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn read(&self, offset: usize, out: &mut [u8]) {
+        self.0.read(offset, out)
+    }
+    fn write(&self, offset: usize, data: &[u8]) {
+        self.0.write(offset, data)
+    }
+    fn load_u32(&self, offset: usize) -> u32 {
+        self.0.load_u32(offset)
+    }
+    fn store_u32(&self, offset: usize, v: u32) {
+        self.0.store_u32(offset, v)
+    }
+}
+
+impl Platform for Fake {
+    type Page = Mapped;
+    fn read(&mut self, path: &str) -> Option<Vec<u8>> {
+        self.xs.get(path).cloned()
+    }
+    fn write(&mut self, path: &str, value: &[u8]) -> bool {
+        self.xs.insert(path.into(), value.to_vec());
+        true
+    }
+    fn directory(&mut self, path: &str) -> Vec<String> {
+        let prefix = format!("{path}/");
+        let mut v: Vec<String> = self
+            .xs
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .map(|rest| rest.split('/').next().unwrap().to_string())
+            .collect();
+        v.dedup();
+        v
+    }
+    fn watch(&mut self, path: &str, token: &str) -> bool {
+        self.watches.push((path.into(), token.into()));
+        true
+    }
+    fn unwatch(&mut self, path: &str, token: &str) {
+        self.watches
+            .retain(|w| w != &(path.to_string(), token.to_string()));
+    }
+    fn map_ring(&mut self, domid: u16, gref: u32) -> Option<Mapped> {
+        let page = self.rings.get(&(domid, gref))?.clone();
+        *self.mapped.borrow_mut() += 1;
+        Some(Mapped(page, self.mapped.clone()))
+    }
+    fn bind(&mut self, domid: u16, port: u32) -> Option<u32> {
+        self.next_port += 1;
+        self.bound.insert(self.next_port, (domid, port));
+        Some(self.next_port)
+    }
+    fn unbind(&mut self, port: u32) {
+        assert!(self.bound.remove(&port).is_some(), "unbind of {port}");
+    }
+    fn notify(&mut self, port: u32) {
+        self.kicks.push(port);
+    }
+    fn copy_tx(&mut self, plan: &mut TxPlan) -> bool {
+        self.grants.run_tx(plan)
+    }
+    fn copy_rx(&mut self, plan: &RxPlan, packet: &[u8]) -> bool {
+        self.grants.run_rx(plan, packet)
+    }
+    fn uplink_send(&mut self, frame: &[u8]) {
+        self.uplink.push(frame.to_vec());
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_vifs: 4,
+        vif_budget: 256 * 1024,
+        stack_queue_bytes: 64 * 1024,
+        bridge: BridgeConfig::default(),
+    }
+}
+
+/// The toolstack's writes for guest `d`'s device `n`.
+fn plug(pf: &mut Fake, d: u16, n: u32, mac: &str, locking: &str, ipv4: &str) {
+    let back = format!("{BASE}/{d}/{n}");
+    let front = format!("/local/domain/{d}/device/vif/{n}");
+    for (k, v) in [
+        ("frontend", front.as_str()),
+        ("frontend-id", &d.to_string()),
+        ("online", "1"),
+        ("state", "1"),
+        ("handle", &n.to_string()),
+        ("mac", mac),
+        ("mtu", "1500"),
+        ("locking-mode", locking),
+        ("ipv4-allowed", ipv4),
+        ("ipv6-allowed", ""),
+    ] {
+        pf.xs.insert(format!("{back}/{k}"), v.as_bytes().to_vec());
+    }
+    for (k, v) in [("backend", back.as_str()), ("state", "1"), ("mac", mac)] {
+        pf.xs.insert(format!("{front}/{k}"), v.as_bytes().to_vec());
+    }
+}
+
+/// A guest's netfront: rings on grants 10/11, rx buffers on 200.., data
+/// on 100...
+struct Guest {
+    d: u16,
+    front: Netfront<Page>,
+    next_id: u16,
+}
+
+fn connect(sw: &mut Switch<Fake>, pf: &mut Fake, d: u16, n: u32) -> Guest {
+    let (tx, rx) = (Page(Rc::new(MemPage::new())), Page(Rc::new(MemPage::new())));
+    pf.rings.insert((d, 10), tx.clone());
+    pf.rings.insert((d, 11), rx.clone());
+    let front = Netfront::new(tx, rx).unwrap();
+    let dir = format!("/local/domain/{d}/device/vif/{n}");
+    for (k, v) in [
+        ("tx-ring-ref", "10"),
+        ("rx-ring-ref", "11"),
+        ("event-channel", "7"),
+        ("request-rx-copy", "1"),
+        ("feature-rx-notify", "1"),
+        ("feature-sg", "1"),
+        ("state", "4"),
+    ] {
+        pf.xs.insert(format!("{dir}/{k}"), v.as_bytes().to_vec());
+    }
+    sw.on_watch(
+        pf,
+        0,
+        &format!("{dir}/state"),
+        &format!("vif-front/{d}/{n}"),
+    );
+    let mut g = Guest {
+        d,
+        front,
+        next_id: 0,
+    };
+    for i in 0..4 {
+        pf.grants.grant(d, 200 + i, 0, &[]);
+        g.front.post_rx(i as u16, 200 + i).unwrap();
+    }
+    g
+}
+
+impl Guest {
+    fn send(&mut self, pf: &mut Fake, frame: &[u8]) {
+        let gref = 100 + u32::from(self.next_id);
+        pf.grants.grant(self.d, gref, 0, frame);
+        self.front
+            .send(&[TxRequest {
+                gref,
+                offset: 0,
+                flags: 0,
+                id: self.next_id,
+                size: frame.len() as u16,
+            }])
+            .unwrap();
+        self.next_id += 1;
+    }
+
+    /// Frames delivered into its posted buffers.
+    fn received(&mut self, pf: &Fake) -> Vec<Vec<u8>> {
+        self.front
+            .rx_responses()
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| {
+                assert!(r.status > 0, "rx status {}", r.status);
+                let page = pf.grants.page(self.d, 200 + u32::from(r.id)).unwrap();
+                page[usize::from(r.offset)..][..r.status as usize].to_vec()
+            })
+            .collect()
+    }
+}
+
+fn frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, body: &[u8]) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(body);
+    f.resize(f.len().max(60), 0);
+    f
+}
+
+const GUEST_MAC: [u8; 6] = [0x02, 0x16, 0x3e, 0, 0, 5];
+const OTHER_MAC: [u8; 6] = [0x02, 0x16, 0x3e, 0, 0, 6];
+const OUTSIDE: [u8; 6] = [0x52, 0x55, 0x0a, 0, 2, 2];
+
+fn up() -> (Switch<Fake>, Fake) {
+    let mut pf = Fake::default();
+    let mut sw = Switch::new(BASE, MGMT_MAC, limits());
+    assert!(sw.start(&mut pf));
+    assert_eq!(pf.watches, [(BASE.to_string(), "vif-backends".to_string())]);
+    (sw, pf)
+}
+
+#[test]
+fn a_vif_comes_up_carries_frames_and_goes() {
+    let (mut sw, mut pf) = up();
+    plug(&mut pf, 5, 0, "02:16:3e:00:00:05", "unlocked", "");
+    sw.on_watch(&mut pf, 0, &format!("{BASE}/5/0/mac"), "vif-backends");
+    let state = |pf: &Fake| pf.xs[&format!("{BASE}/5/0/state")].clone();
+    assert_eq!(state(&pf), b"2", "InitWait");
+    assert_eq!(pf.xs[&format!("{BASE}/5/0/feature-rx-copy")], b"1");
+    assert_eq!(pf.xs[&format!("{BASE}/5/0/feature-gso-tcpv4")], b"0");
+    assert!(pf.watches.contains(&(
+        "/local/domain/5/device/vif/0/state".into(),
+        "vif-front/5/0".into()
+    )));
+
+    let mut g = connect(&mut sw, &mut pf, 5, 0);
+    assert_eq!(state(&pf), b"4", "Connected");
+    assert_eq!(pf.bound.len(), 1);
+    assert_eq!(sw.reports()[0].state, State::Connected);
+
+    // A broadcast from the guest reaches the NIC and netdom's stack.
+    let hello = frame([0xff; 6], GUEST_MAC, 0x0806, b"who-has");
+    g.send(&mut pf, &hello);
+    sw.poll_vifs(&mut pf, 1);
+    assert_eq!(pf.uplink, [hello.clone()]);
+    assert_eq!(sw.to_stack(), Some(hello));
+    assert_eq!(sw.to_stack(), None);
+    assert_eq!(g.front.tx_responses().unwrap()[0].status, NETIF_RSP_OKAY);
+
+    // The answer from outside lands in the guest's posted buffer.
+    let reply = frame(GUEST_MAC, OUTSIDE, 0x0806, b"is-at");
+    sw.from_uplink(&mut pf, 2, &reply);
+    assert_eq!(g.received(&pf), [reply]);
+    // netdom's stack reaches it too, and the guest netdom.
+    let own = frame(GUEST_MAC, MGMT_MAC, 0x0800, b"from netdom");
+    sw.from_stack(&mut pf, 3, &own);
+    assert_eq!(g.received(&pf), [own]);
+    assert!(
+        pf.uplink.len() == 1,
+        "unicast to a known guest stays off the NIC"
+    );
+
+    // Removing the directory lets the rings and the channel go.
+    assert_eq!(*pf.mapped.borrow(), 2);
+    pf.xs.retain(|k, _| !k.starts_with(&format!("{BASE}/5")));
+    sw.on_watch(&mut pf, 4, &format!("{BASE}/5/0"), "vif-backends");
+    assert!(sw.reports().is_empty());
+    assert_eq!(*pf.mapped.borrow(), 0);
+    assert!(pf.bound.is_empty());
+    assert!(
+        !pf.xs.contains_key(&format!("{BASE}/5/0/state")),
+        "nothing written back"
+    );
+    assert_eq!(sw.counters.vifs_removed, 1);
+}
+
+#[test]
+fn guests_reach_each_other_and_spoofing_stops_at_the_bridge() {
+    let (mut sw, mut pf) = up();
+    plug(&mut pf, 5, 0, "02:16:3e:00:00:05", "unlocked", "");
+    plug(&mut pf, 6, 0, "02:16:3e:00:00:06", "locked", "10.0.2.16");
+    sw.on_watch(&mut pf, 0, BASE, "vif-backends");
+    assert_eq!(sw.reports().len(), 2);
+    let mut a = connect(&mut sw, &mut pf, 5, 0);
+    let mut b = connect(&mut sw, &mut pf, 6, 0);
+
+    // a learns b's MAC from b's broadcast, then unicasts.
+    let mut arp = frame([0xff; 6], OTHER_MAC, 0x0806, &[0; 28]);
+    // An ARP request from 10.0.2.16 (sender IP at 14 + 14).
+    arp[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    arp[22..28].copy_from_slice(&OTHER_MAC);
+    arp[28..32].copy_from_slice(&[10, 0, 2, 16]);
+    b.send(&mut pf, &arp);
+    sw.poll_vifs(&mut pf, 1);
+    assert_eq!(a.received(&pf), [arp.clone()]);
+    let uni = frame(OTHER_MAC, GUEST_MAC, 0x0806, b"unicast");
+    a.send(&mut pf, &uni);
+    sw.poll_vifs(&mut pf, 2);
+    assert_eq!(b.received(&pf), [uni]);
+
+    // The locked guest pretending to be a: nothing gets through.
+    let before = pf.uplink.len();
+    let spoof = frame([0xff; 6], GUEST_MAC, 0x0806, b"i am a");
+    b.send(&mut pf, &spoof);
+    sw.poll_vifs(&mut pf, 3);
+    assert!(a.received(&pf).is_empty());
+    assert_eq!(pf.uplink.len(), before);
+    assert_eq!(sw.to_stack(), Some(arp));
+    assert_eq!(sw.to_stack(), None, "the spoofed frame is not among them");
+}
+
+#[test]
+fn a_hostile_ring_disconnects_only_its_vif() {
+    let (mut sw, mut pf) = up();
+    plug(&mut pf, 5, 0, "02:16:3e:00:00:05", "unlocked", "");
+    plug(&mut pf, 6, 0, "02:16:3e:00:00:06", "unlocked", "");
+    sw.on_watch(&mut pf, 0, BASE, "vif-backends");
+    let mut a = connect(&mut sw, &mut pf, 5, 0);
+    let mut b = connect(&mut sw, &mut pf, 6, 0);
+    // b claims a million requests.
+    pf.rings[&(6, 10)].0.poke(0, &1_000_000u32.to_le_bytes());
+    sw.poll_vifs(&mut pf, 1);
+    let states: Vec<_> = sw.reports().iter().map(|r| r.state).collect();
+    assert_eq!(states[0], State::Connected);
+    assert!(matches!(states[1], State::Disconnected(_)), "{states:?}");
+    assert_eq!(pf.xs[&format!("{BASE}/6/0/state")], b"5", "Closing");
+    assert_eq!(*pf.mapped.borrow(), 2, "only a's rings stay mapped");
+    assert_eq!(pf.bound.len(), 1);
+    // a goes on.
+    let f = frame([0xff; 6], GUEST_MAC, 0x0806, b"still here");
+    a.send(&mut pf, &f);
+    sw.poll_vifs(&mut pf, 2);
+    assert_eq!(pf.uplink.last(), Some(&f));
+    assert!(b.received(&pf).is_empty());
+}
+
+#[test]
+fn unplug_and_refusals() {
+    let (mut sw, mut pf) = up();
+    plug(&mut pf, 5, 0, "02:16:3e:00:00:05", "unlocked", "");
+    sw.on_watch(&mut pf, 0, BASE, "vif-backends");
+    let _g = connect(&mut sw, &mut pf, 5, 0);
+    pf.xs.insert(format!("{BASE}/5/0/online"), b"0".to_vec());
+    sw.on_watch(&mut pf, 1, &format!("{BASE}/5/0/online"), "vif-backends");
+    assert_eq!(pf.xs[&format!("{BASE}/5/0/state")], b"5", "Closing");
+    assert_eq!(*pf.mapped.borrow(), 0);
+    // The frontend closes: the backend says Closed.
+    pf.xs
+        .insert("/local/domain/5/device/vif/0/state".into(), b"6".to_vec());
+    sw.on_watch(
+        &mut pf,
+        2,
+        "/local/domain/5/device/vif/0/state",
+        "vif-front/5/0",
+    );
+    assert_eq!(pf.xs[&format!("{BASE}/5/0/state")], b"6");
+
+    // A directory whose frontend names another guest, a bad MAC.
+    plug(&mut pf, 7, 0, "02:16:3e:00:00:07", "unlocked", "");
+    pf.xs.insert(
+        format!("{BASE}/7/0/frontend"),
+        b"/local/domain/0/device/vif/0".to_vec(),
+    );
+    plug(&mut pf, 8, 0, "02:16:3e:00:00", "unlocked", "");
+    sw.on_watch(&mut pf, 3, BASE, "vif-backends");
+    assert_eq!(sw.counters.vifs_refused, 2);
+    assert_eq!(pf.xs[&format!("{BASE}/7/0/state")], b"6");
+    assert!(pf.xs.contains_key(&format!("{BASE}/8/0/hotplug-error")));
+    assert_eq!(sw.reports().len(), 1);
+}
