@@ -16,7 +16,6 @@ use xcp_netback::{RxPlan, State, TxPlan};
 use xcp_ring::fake::MemPage;
 use xcp_ring::SharedPage;
 
-const NETDOM: u16 = 1;
 const BASE: &str = "/local/domain/1/backend/vif";
 const MGMT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 
@@ -287,7 +286,7 @@ fn a_vif_comes_up_carries_frames_and_goes() {
     let hello = frame([0xff; 6], GUEST_MAC, 0x0806, b"who-has");
     g.send(&mut pf, &hello);
     sw.poll_vifs(&mut pf, 1);
-    assert_eq!(pf.uplink, [hello.clone()]);
+    assert_eq!(pf.uplink, std::slice::from_ref(&hello));
     assert_eq!(sw.to_stack(), Some(hello));
     assert_eq!(sw.to_stack(), None);
     assert_eq!(g.front.tx_responses().unwrap()[0].status, NETIF_RSP_OKAY);
