@@ -235,7 +235,7 @@ fn launch_with(
     let config = format!(
         "[platform]\nname = \"selftest\"\n\n[toolstack]\nroot_password_hash = \"{hash}\"\n\n\
          {xenstore_domain}\
-         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 12\n\
+         [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 28\n\
          restart = false\nstart = false\npassthrough = true\n"
     );
     let mut images = vec![("netdom.elf".into(), a.path("netdom.elf"))];

@@ -21,7 +21,7 @@ fn netdom_bundle(a: &Artifacts, scratch: &str, image: &str) -> std::path::PathBu
     let dir = a.scratch(scratch);
     let config = "[platform]\nname = \"selftest\"\n\
         management = \"10.0.2.15/24 gw 10.0.2.2\"\n\n\
-        [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 12\n\
+        [[domain]]\nname = \"netdom\"\nimage = \"netdom.elf\"\nmemory_mib = 28\n\
         restart = false\nstart = false\npassthrough = true\n";
     let archive =
         xcp_boot::assemble_bundle(config, &[("netdom.elf".into(), a.path(image))]).unwrap();

@@ -99,16 +99,50 @@ impl Wake {
         self.ports.push(port);
     }
 
+    /// Also wakes on the xenstore port (watch events). It must come after
+    /// the relay's, which [`Wake::wait`] finds by position.
+    pub fn watch_store(&mut self, port: u32) {
+        self.ports.push(port);
+    }
+
     /// Sleeps until a NIC interrupt, the relay port, or `deadline` (ns,
     /// capped at `max_sleep_ns` from now).
     pub fn wait(&mut self, deadline: u64) -> Woken {
+        self.wait_with(deadline, &[])
+    }
+
+    /// [`Wake::wait`], also woken by `extra` ports (guests' event
+    /// channels), whose pending bits it clears: the caller looks at every
+    /// guest after any wake-up. Xen polls at most 64 ports at once
+    /// (`poll_ports`); beyond that netdom sleeps until any event.
+    pub fn wait_with(&mut self, deadline: u64, extra: &[u32]) -> Woken {
         let now = xcp_runtime::time::now_ns();
         let deadline = deadline.min(now + self.max_sleep_ns()).max(1);
-        let fired = if self.ports.is_empty() {
+        let fired = if self.ports.is_empty() && extra.is_empty() {
             xcp_runtime::event_loop::sleep_until(deadline);
             0
+        } else if self.ports.len() + extra.len() <= 64 {
+            let mut all = self.ports.clone();
+            all.extend_from_slice(extra);
+            xcp_runtime::event_loop::poll_ports(&all, deadline)
         } else {
-            xcp_runtime::event_loop::poll_ports(&self.ports, deadline)
+            let pending = |p: &u32| xcp_runtime::evtchn::is_pending(*p);
+            if !self.ports.iter().chain(extra).any(pending) {
+                xcp_runtime::event_loop::sleep_until(deadline);
+            }
+            for &p in extra {
+                xcp_runtime::evtchn::test_and_clear_pending(p);
+            }
+            self.ports
+                .iter()
+                .enumerate()
+                .fold(0u64, |mask, (i, &port)| {
+                    if xcp_runtime::evtchn::test_and_clear_pending(port) {
+                        mask | 1 << i
+                    } else {
+                        mask
+                    }
+                })
         };
         let mut woken = Woken::default();
         for (i, &(pirq, _)) in self.pirqs.iter().enumerate() {

@@ -18,6 +18,8 @@ extern crate alloc;
 mod escape;
 #[cfg(target_os = "none")]
 mod irq;
+#[cfg(target_os = "none")]
+mod platform;
 
 #[cfg(target_os = "none")]
 mod domain {
@@ -134,7 +136,12 @@ mod domain {
                 target,
             );
         }
-        let mut stack = crate::stack::Stack::new(net, mac, wake);
+        // The toolstack writes guest VIFs' backend directories there.
+        let store = xcp_runtime::xenstore::connect(&boot);
+        if store.is_none() {
+            warn!("no xenstore connection: guest VIFs cannot be served");
+        }
+        let mut stack = crate::stack::Stack::new(net, mac, wake, store);
         let config = stack.configure(&args.ip);
         match config.gateway {
             Some(gw) => {
@@ -327,25 +334,50 @@ mod stack {
     use xcp_netrelay::{Config, Link, Relay};
     use xcp_runtime::gnttab;
 
+    use netdom::switch::{Limits, Switch};
+    use xcp_runtime::xenstore::Store;
+
     use super::domain::Net;
     use crate::irq::Wake;
+    use crate::platform::Kernel;
+
+    /// netdom's backend directory for guest VIFs, relative to its
+    /// xenstore home (`/local/domain/<netdom>/backend/vif`).
+    const VIF_BACKENDS: &str = "backend/vif";
+    /// How often learned MACs are aged.
+    const AGE_EVERY_NS: u64 = 1_000_000_000;
+
+    fn switch_limits() -> Limits {
+        use xcp_netrelay::budget;
+        Limits {
+            max_vifs: budget::MAX_VIFS,
+            vif_budget: budget::VIF_BYTES,
+            stack_queue_bytes: budget::STACK_QUEUE_BYTES,
+            bridge: xcp_bridge::Config {
+                table_bytes: budget::MAC_TABLE_BYTES,
+                ..xcp_bridge::Config::default()
+            },
+        }
+    }
 
     /// Link pumps per turn before the NIC gets its turn again.
     const PUMPS_PER_TURN: usize = 8;
     /// How long netdom waits for its first DHCP lease before it gives up.
     const DHCP_TIMEOUT_MS: u64 = 30_000;
 
-    /// The virtio-net device as a smoltcp device. A received frame is
-    /// copied out and its buffer given back at once, so a token never
-    /// holds a receive buffer.
-    struct Nic {
-        net: Box<Net>,
+    /// netdom's side of the switch as a smoltcp device: frames the bridge
+    /// sends to netdom's port, and frames netdom sends into the bridge
+    /// (to the NIC, to guests). The NIC is drained into the bridge on every
+    /// receive, so a token never holds a receive buffer.
+    struct Ports {
+        kernel: Kernel,
+        switch: Switch<Kernel>,
         rx_errors: u64,
     }
 
     struct Rx(Vec<u8>);
 
-    struct Tx<'a>(&'a mut Net);
+    struct Tx<'a>(&'a mut Ports);
 
     impl phy::RxToken for Rx {
         fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -355,32 +387,48 @@ mod stack {
 
     impl phy::TxToken for Tx<'_> {
         fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-            let mut buffer = self.0.new_tx_buffer(len);
-            let r = f(buffer.packet_mut());
-            // `send` waits for the device to take the frame.
-            if let Err(e) = self.0.send(buffer) {
-                warn!("transmit: {e}");
-            }
+            let mut frame = vec![0; len];
+            let r = f(&mut frame);
+            let ports = self.0;
+            let now = xcp_runtime::time::now_ns();
+            ports.switch.from_stack(&mut ports.kernel, now, &frame);
             r
         }
     }
 
-    impl Device for Nic {
+    /// Frames taken from the NIC per call, so guests get their turn.
+    const UPLINK_BATCH: usize = 64;
+
+    impl Ports {
+        /// Moves what the NIC received into the bridge.
+        fn pump_uplink(&mut self) {
+            for _ in 0..UPLINK_BATCH {
+                let Ok(rx) = self.kernel.net.receive() else {
+                    return;
+                };
+                let frame = rx.packet().to_vec();
+                if let Err(e) = self.kernel.net.recycle_rx_buffer(rx) {
+                    self.rx_errors += 1;
+                    error!("recycle a receive buffer: {e}");
+                }
+                let now = xcp_runtime::time::now_ns();
+                self.switch.from_uplink(&mut self.kernel, now, &frame);
+            }
+        }
+    }
+
+    impl Device for Ports {
         type RxToken<'a> = Rx;
         type TxToken<'a> = Tx<'a>;
 
         fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
-            let rx = self.net.receive().ok()?;
-            let frame = rx.packet().to_vec();
-            if let Err(e) = self.net.recycle_rx_buffer(rx) {
-                self.rx_errors += 1;
-                error!("recycle a receive buffer: {e}");
-            }
-            Some((Rx(frame), Tx(&mut self.net)))
+            self.pump_uplink();
+            let frame = self.switch.to_stack()?;
+            Some((Rx(frame), Tx(self)))
         }
 
         fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
-            self.net.can_send().then_some(Tx(&mut self.net))
+            Some(Tx(self))
         }
 
         fn capabilities(&self) -> DeviceCapabilities {
@@ -411,7 +459,7 @@ mod stack {
 
     /// The interface, its sockets and the DHCP client, if any.
     pub struct Stack {
-        nic: Nic,
+        nic: Ports,
         iface: Interface,
         sockets: SocketSet<'static>,
         dhcp: Option<SocketHandle>,
@@ -422,8 +470,17 @@ mod stack {
 
     impl Stack {
         /// An interface with no address yet.
-        pub fn new(net: Box<Net>, mac: Mac, wake: Wake) -> Stack {
-            let mut nic = Nic { net, rx_errors: 0 };
+        pub fn new(net: Box<Net>, mac: Mac, wake: Wake, store: Option<Store>) -> Stack {
+            let mut nic = Ports {
+                kernel: Kernel {
+                    net,
+                    store,
+                    uplink_errors: 0,
+                    copy_errors: 0,
+                },
+                switch: Switch::new(VIF_BACKENDS, mac.0, switch_limits()),
+                rx_errors: 0,
+            };
             let hw = HardwareAddress::Ethernet(EthernetAddress(mac.0));
             let mut config = IfaceConfig::new(hw);
             config.random_seed = xcp_runtime::time::now_ns();
@@ -442,7 +499,7 @@ mod stack {
         /// The driver, for raw frames while smoltcp is not polled, and
         /// where to sleep.
         pub fn net(&mut self) -> (&mut Net, &mut Wake) {
-            (&mut self.nic.net, &mut self.wake)
+            (&mut self.nic.kernel.net, &mut self.wake)
         }
 
         /// Applies `mode`: a static address at once, or a DHCPv4 lease,
@@ -502,6 +559,12 @@ mod stack {
         /// Sleeps until a NIC interrupt, dom0's kick, smoltcp's next
         /// deadline or the NIC's next poll, whichever is first.
         fn sleep(&mut self, now: Instant) {
+            self.sleep_until(now, None);
+        }
+
+        /// [`Stack::sleep`], also until `deadline` (ns) and on the VIFs'
+        /// event channels.
+        fn sleep_until(&mut self, now: Instant, deadline: Option<u64>) {
             let max = self.wake.max_sleep_ns();
             let delay_ns = self
                 .iface
@@ -510,7 +573,32 @@ mod stack {
             if delay_ns == 0 {
                 return;
             }
-            self.wake.wait(xcp_runtime::time::now_ns() + delay_ns);
+            let mut until = xcp_runtime::time::now_ns() + delay_ns;
+            if let Some(d) = deadline {
+                if d <= xcp_runtime::time::now_ns() {
+                    return;
+                }
+                until = until.min(d);
+            }
+            let extra: Vec<u32> = self.nic.switch.ports().collect();
+            self.wake.wait_with(until, &extra);
+        }
+
+        /// Hands the switch the xenstore watch events that arrived.
+        fn xenstore_events(&mut self) {
+            let ports = &mut self.nic;
+            loop {
+                let Some(store) = ports.kernel.store.as_mut() else {
+                    return;
+                };
+                let Some(event) = store.next_event() else {
+                    return;
+                };
+                let now = xcp_runtime::time::now_ns();
+                ports
+                    .switch
+                    .on_watch(&mut ports.kernel, now, &event.path, &event.token);
+            }
         }
 
         /// Keeps the interface (and its DHCP lease) going and, with a
@@ -523,9 +611,23 @@ mod stack {
             }
             // The address dom0 was last told the listener serves at.
             let mut announced = None;
+            if let Some(port) = self.nic.kernel.store_port() {
+                self.wake.watch_store(port);
+                if self.nic.switch.start(&mut self.nic.kernel) {
+                    debug!("serving guest VIFs under {VIF_BACKENDS}");
+                }
+            }
+            let mut next_age = 0;
             loop {
                 let t = now_ms();
                 let now = Instant::from_millis(t as i64);
+                self.xenstore_events();
+                let t_ns = xcp_runtime::time::now_ns();
+                let vif_deadline = self.nic.switch.poll_vifs(&mut self.nic.kernel, t_ns);
+                if t_ns >= next_age {
+                    self.nic.switch.age(t_ns);
+                    next_age = t_ns + AGE_EVERY_NS;
+                }
                 self.iface.poll(now, &mut self.nic, &mut self.sockets);
                 self.poll_dhcp();
                 if let Some(r) = relay.as_mut() {
@@ -545,7 +647,7 @@ mod stack {
                     r.turn(&mut self.sockets, t, &self.wake);
                     self.iface.poll(now, &mut self.nic, &mut self.sockets);
                 }
-                self.sleep(now);
+                self.sleep_until(now, vif_deadline.map(|d| d.min(next_age)).or(Some(next_age)));
             }
         }
     }

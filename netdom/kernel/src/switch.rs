@@ -212,7 +212,8 @@ impl<P: Platform> Switch<P> {
             .flat_map(|s| s.tx_port.into_iter().chain(s.rx_port))
     }
 
-    /// A xenstore watch fired.
+    /// A xenstore watch fired. Time (`now`) is ns throughout the switch
+    /// (the netback engine counts µs: converted here).
     pub fn on_watch(&mut self, pf: &mut P, now: u64, path: &str, token: &str) {
         if token == BACKENDS {
             let Some(rest) = path.strip_prefix(self.base.as_str()) else {
@@ -372,7 +373,7 @@ impl<P: Platform> Switch<P> {
             budget_bytes: self.limits.vif_budget,
             rate: None,
         };
-        let vif = match Vif::new(engine, now) {
+        let vif = match Vif::new(engine, now / 1000) {
             Ok(v) => v,
             Err(_) => {
                 let _ = self.bridge.remove_port(port);
@@ -535,9 +536,9 @@ impl<P: Platform> Switch<P> {
             let mut notify = false;
             let mut again = false;
             for _ in 0..POLLS_PER_TURN {
-                let poll = slot.vif.tx_poll(now);
+                let poll = slot.vif.tx_poll(now / 1000);
                 notify |= poll.notify;
-                slot.wait_until = poll.wait_until;
+                slot.wait_until = poll.wait_until.map(|us| us.saturating_mul(1000));
                 again = poll.again;
                 match poll.plan {
                     Some(mut plan) => {

@@ -36,7 +36,7 @@ const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
 
 /// netdom's memory, bytes.
-pub const NETDOM_BYTES: usize = 12 * MIB;
+pub const NETDOM_BYTES: usize = 28 * MIB;
 /// Not heap: image and page tables (≤ 1.5 MiB) and the single-frame pool
 /// (64 frames).
 pub const RESERVED_BYTES: usize = 2 * MIB;
@@ -70,13 +70,31 @@ pub const CONN_STATE: usize = 512;
 pub const NIC_BYTES: usize = MIB;
 /// The interface, its neighbour cache, DHCP and allocator slack.
 pub const STACK_BYTES: usize = MIB;
+/// Guest VIFs netdom serves at once (a 65th backend directory is refused
+/// with `hotplug-error`).
+pub const MAX_VIFS: usize = 64;
+/// What one VIF's frontend can make netdom hold in packets and copy
+/// plans (`xcp_netback::Config::budget_bytes`: half each way; at least
+/// `xcp_netback::MIN_BUDGET`, checked where the switch is built).
+pub const VIF_BYTES: usize = 192 * KIB;
+/// A VIF's fixed state beside its budget: the engine, its queues of
+/// pending responses (256 × 2 rings), its bridge port, its xenstore paths.
+pub const VIF_STATE: usize = 16 * KIB;
+/// Frames the bridge queues for netdom's own stack, bytes.
+pub const STACK_QUEUE_BYTES: usize = 256 * KIB;
+/// The bridge's learned MAC table (16 B an entry: 4,096 MACs).
+pub const MAC_TABLE_BYTES: usize = 64 * KIB;
+/// Every VIF busy at once, the bridge and its queue.
+pub const VIFS_BYTES: usize =
+    MAX_VIFS * (VIF_BYTES + VIF_STATE) + STACK_QUEUE_BYTES + MAC_TABLE_BYTES;
 
 /// The parts, summed.
 pub const TOTAL_BYTES: usize = SOCKETS * (SOCKET_RX + SOCKET_TX + SOCKET_STATE)
     + MAX_TOTAL
     + MAX_CONNECTIONS * CONN_STATE
     + NIC_BYTES
-    + STACK_BYTES;
+    + STACK_BYTES
+    + VIFS_BYTES;
 
 const _: () = assert!(
     TOTAL_BYTES <= HEAP_BYTES,
@@ -93,8 +111,9 @@ mod tests {
 
     #[test]
     fn figures() {
-        assert_eq!(HEAP_BYTES, 10 * MIB);
+        assert_eq!(HEAP_BYTES, 26 * MIB);
         assert_eq!(SOCKETS * (SOCKET_RX + SOCKET_TX), 2 * MIB + MIB / 2);
-        assert_eq!(TOTAL_BYTES / KIB, 8928, "≈ 8.7 MiB");
+        assert_eq!(VIFS_BYTES / KIB, 13632, "≈ 13.3 MiB for 64 busy VIFs");
+        assert_eq!(TOTAL_BYTES / KIB, 22560, "≈ 22 MiB");
     }
 }
