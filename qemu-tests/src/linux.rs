@@ -43,18 +43,41 @@ pub fn newc(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
 /// A guest initramfs: busybox-static and `init` as /init, written to
 /// `dir/initramfs`.
 pub fn initramfs(dir: &Path, init: &str) -> PathBuf {
+    initramfs_with(dir, init, &[])
+}
+
+/// [`initramfs`] with more files: `(path, mode, bytes)`, their
+/// directories listed before them.
+pub fn initramfs_with(dir: &Path, init: &str, extra: &[(&str, u32, Vec<u8>)]) -> PathBuf {
     let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (busybox-static)");
-    let archive = newc(&[
+    let mut entries: Vec<(&str, u32, &[u8])> = vec![
         ("bin", 0o040755, &[]),
         ("dev", 0o040755, &[]),
         ("proc", 0o040755, &[]),
         ("sys", 0o040755, &[]),
         ("bin/busybox", 0o100755, &busybox),
         ("init", 0o100755, init.as_bytes()),
-    ]);
+    ];
+    entries.extend(extra.iter().map(|(n, m, d)| (*n, *m, d.as_slice())));
+    let archive = newc(&entries);
     let path = dir.join("initramfs");
     std::fs::write(&path, archive).unwrap();
     path
+}
+
+/// A module of Debian's kernel (`rel` under `lib/modules/*/kernel/`,
+/// e.g. `drivers/net/xen-netfront.ko`), as the deps step unpacked it.
+pub fn debian_module(rel: &str) -> Vec<u8> {
+    let modules =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debian-kernel/root/lib/modules");
+    let version = std::fs::read_dir(&modules)
+        .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask build`)", modules.display()))
+        .flatten()
+        .next()
+        .unwrap_or_else(|| panic!("no kernel version under {}", modules.display()))
+        .path();
+    let path = version.join("kernel").join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Debian's vmlinuz, as the deps step unpacked it.

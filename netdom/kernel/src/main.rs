@@ -647,7 +647,10 @@ mod stack {
                     r.turn(&mut self.sockets, t, &self.wake);
                     self.iface.poll(now, &mut self.nic, &mut self.sockets);
                 }
-                self.sleep_until(now, vif_deadline.map(|d| d.min(next_age)).or(Some(next_age)));
+                self.sleep_until(
+                    now,
+                    vif_deadline.map(|d| d.min(next_age)).or(Some(next_age)),
+                );
             }
         }
     }
