@@ -204,8 +204,9 @@ pub struct FakeHypervisor {
     /// Whether the fake backend closes when asked (else it ignores the
     /// request, and a graceful detach runs out of time).
     pub vif_backend_closes: bool,
-    /// When set, the next `vif_attach` fails with this message.
-    pub fail_next_vif_attach: Option<String>,
+    /// When set, `vif_attach` of this device fails (once) with this
+    /// message.
+    pub fail_vif_attach: Option<(u32, String)>,
 }
 
 /// A VIF call [`FakeHypervisor`] saw.
@@ -233,7 +234,7 @@ impl Default for FakeHypervisor {
             vif_calls: Vec::new(),
             vifs: BTreeMap::new(),
             vif_backend_closes: true,
-            fail_next_vif_attach: None,
+            fail_vif_attach: None,
         }
     }
 }
@@ -325,7 +326,8 @@ impl Hypervisor for FakeHypervisor {
             return Err(HypervisorError(String::from(NO_NETWORK_BACKEND)));
         }
         self.vif_calls.push(FakeVifCall::Attach(domid, vif.clone()));
-        if let Some(m) = self.fail_next_vif_attach.take() {
+        if self.fail_vif_attach.as_ref().map(|f| f.0) == Some(vif.devid) {
+            let (_, m) = self.fail_vif_attach.take().expect("checked");
             return Err(HypervisorError(m));
         }
         self.get(domid)?;
