@@ -433,6 +433,10 @@ mod tests {
             "VM.set_name_label",
             "task.cancel",
             "pool.get_all_records",
+            "VIF.plug",
+            "VIF.unplug_force",
+            "Async.VIF.unplug",
+            "VIF_metrics.get_all_records",
         ] {
             assert!(all.iter().any(|x| x == m), "{m} missing");
         }

@@ -552,3 +552,28 @@ fn a_vm_destroy_takes_its_vifs_and_their_metrics() {
         );
     }
 }
+
+#[test]
+fn async_unplug_keeps_its_task_pending_until_the_backend_closes() {
+    let (mut e, sid, vm) = setup();
+    let vif = new_vif(&mut e, &sid, &vm, "0", "");
+    let d = start(&mut e, &sid, &vm);
+    e.hypervisor().vif_backend_closes = false;
+    let task = ok(&mut e, "Async.VIF.unplug", vec![sid.clone(), vif.clone()]);
+    e.run_jobs(Instant(T0.0 + 1));
+    let status = |e: &mut E| {
+        ok(e, "task.get_status", vec![sid.clone(), task.clone()])
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(status(&mut e), "pending");
+    assert!(e.has_parked_jobs());
+    assert!(e.hypervisor().vifs[&(d, 0)].1, "asked to close");
+    e.hypervisor().vif_backend_closes = true;
+    e.run_jobs(Instant(T0.0 + 50));
+    assert_eq!(status(&mut e), "success");
+    assert!(!e.has_parked_jobs());
+    assert!(e.hypervisor().vifs.is_empty());
+    assert!(!attached(&mut e, &sid, &vif));
+}
