@@ -138,6 +138,11 @@ impl<P: Platform> Board<P> {
         Some((&mut self.platform, &mut xs.link))
     }
 
+    /// netdom's domain, while it runs: the backend of guests' VIFs.
+    pub fn netdom_domid(&self) -> Option<u16> {
+        self.netdom.as_ref().map(|h| h.domid)
+    }
+
     /// What dom0 handed netdom, while netdom runs.
     pub fn netdom_mut(&mut self) -> Option<&mut Handed<P>> {
         self.netdom.as_mut()

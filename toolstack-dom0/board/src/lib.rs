@@ -21,6 +21,8 @@
 //!   build of the domain that receives it, and its reclaim.
 //! - [`guest_tree`]: the xenstore tree of a XenAPI VM's domain (paths,
 //!   values, permissions as xl writes them) and what its destroy removes.
+//! - [`vif_tree`]: a guest VIF's backend (netdom's) and frontend xenstore
+//!   directories, written in one transaction, closed and removed.
 //! - [`board`]: the managed domains (built from the bundle, consoles
 //!   relayed, watched through VIRQ_DOM_EXC / `@releaseDomain`, restarted by
 //!   policy, the xenstore domain checked on a timer).
@@ -37,11 +39,14 @@ pub mod build;
 mod error;
 #[cfg(feature = "fake")]
 pub mod fake;
+#[cfg(feature = "fake")]
+pub mod fake_store;
 pub mod guest_tree;
 pub mod nic;
 mod platform;
 pub mod pvh;
 pub mod undo;
+pub mod vif_tree;
 
 pub use board::{Board, Live, Notice};
 pub use error::{BoardError, DeviceError, Step};

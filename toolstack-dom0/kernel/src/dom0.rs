@@ -512,6 +512,7 @@ impl Dom0 {
         let domid = self.platform.xs_domid();
         let link = self.platform.xs_mut().map(|l| l.clone());
         ts.lend_xenstore(domid.zip(link));
+        ts.lend_netdom(self.platform.netdom_domid());
     }
 
     fn pump_relays(&mut self, lp: &mut Loop, only: Option<u32>) {

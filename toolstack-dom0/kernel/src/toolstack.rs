@@ -17,7 +17,7 @@ use xcp_relay::{FromToolstack, RelayStats, ToToolstack};
 use xcp_runtime::paging::Frame;
 use xenapi::auth::PasswordHash;
 use xenapi::engine::{Config, Engine};
-use xenapi::hypervisor::{DomainSpec, Hypervisor, HypervisorError, ShutdownReason};
+use xenapi::hypervisor::{DomainSpec, Hypervisor, HypervisorError, ShutdownReason, VifDevice};
 use xenapi::lifecycle::{AfterStop, StopReason};
 use xenapi::relayed::Relayed;
 use xenapi::rng::Entropy;
@@ -99,6 +99,12 @@ pub struct XenHypervisor {
     /// The console of each VM domain dom0 relays, by domid (at most
     /// [`MAX_VM_CONSOLES`]).
     consoles: BTreeMap<u16, ConsoleLink>,
+    /// netdom's domid while it runs (the backend of guests' VIFs), lent
+    /// by the board with the xenstore link.
+    netdom: Option<u16>,
+    /// The VIFs whose xenstore directories dom0 wrote: (guest, device)
+    /// to the backend domain they name (a restarted netdom has another).
+    vifs: BTreeMap<(u16, u32), u16>,
     /// Event-loop watches to apply (port, watch or unwatch), taken by
     /// [`Toolstack::take_watches`] after each engine call.
     watches: alloc::vec::Vec<(u32, bool)>,
@@ -417,6 +423,77 @@ impl Hypervisor for XenHypervisor {
         destroyed
     }
 
+    fn vif_attach(&mut self, domid: u32, vif: &VifDevice) -> Result<(), HypervisorError> {
+        use xcp_dom0_board::vif_tree::{self, VifInfo};
+        let d = domid16(domid)?;
+        let Some(backend) = self.netdom else {
+            return Err(HypervisorError(String::from(
+                "no network backend: netdom is not running",
+            )));
+        };
+        let Some((_, xs)) = self.xenstore.as_mut() else {
+            return Err(HypervisorError(String::from(
+                "no network backend: no xenstore domain runs",
+            )));
+        };
+        if !self.introduced.contains_key(&d) {
+            return Err(HypervisorError(alloc::format!(
+                "domid {d} has no xenstore tree for its VIFs"
+            )));
+        }
+        let info = VifInfo {
+            guest: d,
+            backend,
+            devid: vif.devid,
+            mac: vif.mac,
+            mtu: vif.mtu,
+            locking: &vif.locking,
+            ipv4_allowed: &vif.ipv4_allowed,
+            ipv6_allowed: &vif.ipv6_allowed,
+        };
+        vif_tree::attach(&mut *xs.store(), &info).map_err(|e| xen_err("xenstore", e))?;
+        self.vifs.insert((d, vif.devid), backend);
+        log::info!(
+            "xenapi: vif {} of domid {d} ({}) handed to netdom (domid {backend})",
+            vif.devid,
+            vif_tree::mac_text(&vif.mac)
+        );
+        Ok(())
+    }
+
+    fn vif_detach(&mut self, domid: u32, devid: u32, force: bool) -> Result<(), HypervisorError> {
+        use xcp_dom0_board::vif_tree;
+        let d = domid16(domid)?;
+        let Some(&backend) = self.vifs.get(&(d, devid)) else {
+            return Ok(());
+        };
+        let Some((_, xs)) = self.xenstore.as_mut() else {
+            // The xenstore domain went, and the directories with it.
+            self.vifs.remove(&(d, devid));
+            return Ok(());
+        };
+        let mut store = xs.store();
+        if !force {
+            return vif_tree::request_close(&mut *store, backend, d, devid)
+                .map_err(|e| xen_err("xenstore", e));
+        }
+        self.vifs.remove(&(d, devid));
+        vif_tree::remove(&mut *store, backend, d, devid).map_err(|e| xen_err("xenstore", e))?;
+        log::info!("xenapi: vif {devid} of domid {d} removed");
+        Ok(())
+    }
+
+    fn vif_closed(&mut self, domid: u32, devid: u32) -> Option<bool> {
+        let d = u16::try_from(domid).ok()?;
+        let Some(&backend) = self.vifs.get(&(d, devid)) else {
+            return Some(true);
+        };
+        let (_, xs) = self.xenstore.as_mut()?;
+        let closed =
+            xcp_dom0_board::vif_tree::backend_closed(&mut *xs.store(), backend, d, devid).ok();
+        closed
+    }
+
     fn console_read(
         &mut self,
         domid: u32,
@@ -463,6 +540,8 @@ impl Toolstack {
             images,
             xenstore: None,
             introduced: BTreeMap::new(),
+            netdom: None,
+            vifs: BTreeMap::new(),
             consoles: BTreeMap::new(),
             watches: alloc::vec::Vec::new(),
             xen: Xen::new(),
@@ -485,6 +564,13 @@ impl Toolstack {
     /// it use the xenstore domain that runs now.
     pub fn lend_xenstore(&mut self, xs: Option<(u16, XsLink)>) {
         self.engine.hypervisor().xenstore = xs;
+    }
+
+    /// Tells the toolstack netdom's domid while it runs (the backend
+    /// VIFs are handed to), or that none runs: a VM with VIFs then fails
+    /// to start. dom0 calls this with [`Toolstack::lend_xenstore`].
+    pub fn lend_netdom(&mut self, domid: Option<u16>) {
+        self.engine.hypervisor().netdom = domid;
     }
 
     /// Looks at the domain of every VM the engine believes runs and

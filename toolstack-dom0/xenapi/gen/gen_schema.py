@@ -12,11 +12,12 @@ import json
 import sys
 
 CLASSES = ("session pool host host_metrics VM VM_metrics VM_guest_metrics VBD VDI SR "
-           "PBD VIF network PIF task event console").split()
+           "PBD VIF network PIF task event console VIF_metrics").split()
 EXPLICIT = {
     "session": {"login_with_password", "logout"},
     "VM": {"start", "clean_shutdown", "hard_shutdown", "clean_reboot", "hard_reboot",
            "pause", "unpause"},
+    "VIF": {"plug", "unplug", "unplug_force"},
     "task": {"cancel", "create"},
     "event": {"register", "unregister", "next", "from", "inject", "get_current_id"},
 }

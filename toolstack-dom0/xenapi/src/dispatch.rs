@@ -30,6 +30,9 @@ pub const POWER_MESSAGES: &[&str] = &[
     "unpause",
 ];
 
+/// VIF messages implemented by hotplug (`vif.rs`).
+pub const VIF_MESSAGES: &[&str] = &["plug", "unplug", "unplug_force"];
+
 /// True if the engine implements `class.message` (drives listMethods).
 pub fn supported(c: ClassId, m: &MessageDef) -> bool {
     let cd = class(c);
@@ -39,6 +42,7 @@ pub fn supported(c: ClassId, m: &MessageDef) -> bool {
         ("event", _) => return true,
         ("task", "cancel" | "create") => return true,
         ("VM", n) if POWER_MESSAGES.contains(&n) => return true,
+        ("VIF", n) if VIF_MESSAGES.contains(&n) => return true,
         (_, "get_all" | "get_all_records" | "get_record" | "get_by_uuid" | "get_by_name_label") => {
             return true
         }
@@ -96,7 +100,10 @@ pub fn asyncable(c: ClassId, m: &str) -> bool {
     if matches!(name, "session" | "event" | "task") {
         return false;
     }
-    (name == "VM" && POWER_MESSAGES.contains(&m)) || m == "create" || m == "destroy"
+    (name == "VM" && POWER_MESSAGES.contains(&m))
+        || (name == "VIF" && VIF_MESSAGES.contains(&m))
+        || m == "create"
+        || m == "destroy"
 }
 
 /// Every method the engine implements, as `system.listMethods` reports it.
@@ -227,6 +234,10 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 return self.clean_power(started, m, &args)
             }
             ("VM", op) if POWER_MESSAGES.contains(&op) => self.power(op, &args),
+            ("VIF", "plug") => self.vif_plug(arg_str(&args[0])),
+            ("VIF", op @ ("unplug" | "unplug_force")) => {
+                return self.vif_unplug(started, op, arg_str(&args[0]))
+            }
             // Reads are written from the database as the reply is.
             (_, "get_all_records") => return Outcome::Stream(Streamed::Records(c)),
             (_, "get_record") => {
@@ -369,6 +380,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 return Err(handle_invalid(pc, pr));
             }
         }
+        if cd.name == "VIF" {
+            self.prepare_new_vif(&mut rec)?;
+        }
         if let Some(i) = cd.field_index("uuid") {
             rec[i] = Value::String(self.uuid());
         }
@@ -395,6 +409,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         if cd.name == "VM" {
             return self.destroy_vm(reference);
         }
+        if cd.name == "VIF" {
+            return self.destroy_vif(reference);
+        }
         self.db.delete(c, reference);
         Ok(Value::str(""))
     }
@@ -416,6 +433,10 @@ mod tests {
             "VM.set_name_label",
             "task.cancel",
             "pool.get_all_records",
+            "VIF.plug",
+            "VIF.unplug_force",
+            "Async.VIF.unplug",
+            "VIF_metrics.get_all_records",
         ] {
             assert!(all.iter().any(|x| x == m), "{m} missing");
         }

@@ -179,6 +179,9 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     /// Clean shutdowns and reboots asked of guests, by VM, whose calls
     /// are parked until the guest stops (`power::CleanRequest`).
     pub(crate) clean_requests: BTreeMap<String, crate::power::CleanRequest>,
+    /// Graceful `VIF.unplug`s whose calls wait for the backend to close,
+    /// by VIF (`vif::VifUnplug`).
+    pub(crate) vif_unplugs: BTreeMap<String, crate::vif::VifUnplug>,
     pub(crate) login_budget: crate::session::LoginBudget,
     /// Counts session logins and uses (see [`SessionState::last_use`]).
     pub(crate) session_uses: u64,
@@ -226,6 +229,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             auto_restarts: BTreeMap::new(),
             preserved: alloc::collections::BTreeSet::new(),
             clean_requests: BTreeMap::new(),
+            vif_unplugs: BTreeMap::new(),
             login_budget: crate::session::LoginBudget::default(),
             session_uses: 0,
         })

@@ -79,6 +79,16 @@ pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
 pub const XMLRPC_UNMARSHAL_FAILURE: &str = "XMLRPC_UNMARSHAL_FAILURE";
 /// A value a caller passed is out of range: `[field, value]`.
 pub const INVALID_VALUE: &str = "INVALID_VALUE";
+/// A VIF `device` that is not a decimal number: `[device]`.
+pub const INVALID_DEVICE: &str = "INVALID_DEVICE";
+/// A malformed MAC address: `[mac]`.
+pub const MAC_INVALID: &str = "MAC_INVALID";
+/// The VM already has a device with that number: `[device]`.
+pub const DEVICE_ALREADY_EXISTS: &str = "DEVICE_ALREADY_EXISTS";
+/// The device is attached already: `[device ref]`.
+pub const DEVICE_ALREADY_ATTACHED: &str = "DEVICE_ALREADY_ATTACHED";
+/// The device is detached already: `[device ref]`.
+pub const DEVICE_ALREADY_DETACHED: &str = "DEVICE_ALREADY_DETACHED";
 /// A quota was reached (objects of a class, tasks, database memory):
 /// `[what]`. xcp-rs's own code: xapi has no general quota error.
 pub const LIMIT_REACHED: &str = "LIMIT_REACHED";
@@ -95,6 +105,10 @@ pub const XAPI_GENERIC: &[&str] = &[
     UUID_INVALID,
     TASK_CANCELLED,
     XMLRPC_UNMARSHAL_FAILURE,
+    INVALID_DEVICE,
+    MAC_INVALID,
+    DEVICE_ALREADY_EXISTS,
+    DEVICE_ALREADY_ATTACHED,
 ];
 
 #[cfg(test)]
@@ -113,6 +127,7 @@ mod tests {
             EVENT_FROM_TOKEN_PARSE_FAILURE,
             INTERNAL_ERROR,
             INVALID_VALUE,
+            DEVICE_ALREADY_DETACHED,
         ];
         for code in listed {
             assert!(

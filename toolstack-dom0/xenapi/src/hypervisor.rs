@@ -56,6 +56,30 @@ impl ShutdownReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HypervisorError(pub String);
 
+/// A guest network interface (a XenAPI VIF) as the network backend serves
+/// it: what dom0 writes to the backend's and the frontend's xenstore
+/// directories (`xcp_dom0_board::vif_tree`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VifDevice {
+    /// The device number (the VIF's `device`): `N` in `device/vif/N`.
+    pub devid: u32,
+    /// Its MAC address.
+    pub mac: [u8; 6],
+    /// Its MTU, bytes.
+    pub mtu: u32,
+    /// The locking mode the backend enforces, `network_default` resolved
+    /// to the network's `default_locking_mode`: `unlocked`, `locked` or
+    /// `disabled`.
+    pub locking: String,
+    /// Addresses a `locked` VIF may send from (IPv4).
+    pub ipv4_allowed: Vec<String>,
+    /// Addresses a `locked` VIF may send from (IPv6).
+    pub ipv6_allowed: Vec<String>,
+}
+
+/// What a hypervisor without a network backend answers a VIF operation.
+pub const NO_NETWORK_BACKEND: &str = "no network backend";
+
 /// The operations power management needs. Domains are built paused.
 pub trait Hypervisor {
     /// Builds a paused domain; returns its domid.
@@ -99,6 +123,31 @@ pub trait Hypervisor {
     fn console_read(&mut self, _domid: u32, _from: u64, _max: usize) -> Option<(Vec<u8>, u64)> {
         None
     }
+    /// Connects VIF `vif` to domain `domid`: writes the backend's and
+    /// the frontend's directories (state Initialising) for the network
+    /// domain's netback to serve.
+    fn vif_attach(&mut self, _domid: u32, _vif: &VifDevice) -> Result<(), HypervisorError> {
+        Err(HypervisorError(String::from(NO_NETWORK_BACKEND)))
+    }
+    /// Disconnects VIF `devid` of domain `domid`. `force`: removes both
+    /// directories at once (a dead domain, `VIF.unplug_force`, or a
+    /// backend that closed or ran out of time). Otherwise asks the
+    /// backend to close (`online` 0, `state` Closing); the caller then
+    /// polls [`Hypervisor::vif_closed`] and calls again with `force`.
+    fn vif_detach(
+        &mut self,
+        _domid: u32,
+        _devid: u32,
+        _force: bool,
+    ) -> Result<(), HypervisorError> {
+        Err(HypervisorError(String::from(NO_NETWORK_BACKEND)))
+    }
+    /// Whether the backend of VIF `devid` of domain `domid` reached
+    /// Closed (or is gone) after a [`Hypervisor::vif_detach`] without
+    /// `force`; `None` when it cannot be read.
+    fn vif_closed(&mut self, _domid: u32, _devid: u32) -> Option<bool> {
+        None
+    }
     /// Puts client input into domain `domid`'s console: how many bytes
     /// went in (0 when its input ring is full); `None` when no console of
     /// `domid` is relayed.
@@ -118,8 +167,9 @@ pub enum FakeState {
     Shutdown,
 }
 
-/// An in-memory hypervisor: domids from 1, optional injected failure.
-#[derive(Clone, Debug, Default)]
+/// An in-memory hypervisor: domids from 1, optional injected failure. By
+/// default a network backend runs and closes VIFs when asked.
+#[derive(Clone, Debug)]
 pub struct FakeHypervisor {
     /// Live domains.
     pub domains: BTreeMap<u32, FakeState>,
@@ -143,6 +193,50 @@ pub struct FakeHypervisor {
     pub domain_memory: BTreeMap<u32, u64>,
     /// The spec of every domain built, by domid.
     pub specs: BTreeMap<u32, DomainSpec>,
+    /// Whether a network backend runs (else VIF calls fail as the
+    /// default methods do).
+    pub network_backend: bool,
+    /// Every VIF call, in order.
+    pub vif_calls: Vec<FakeVifCall>,
+    /// The VIFs connected now: (domid, devid) to the device, and whether
+    /// its backend was asked to close.
+    pub vifs: BTreeMap<(u32, u32), (VifDevice, bool)>,
+    /// Whether the fake backend closes when asked (else it ignores the
+    /// request, and a graceful detach runs out of time).
+    pub vif_backend_closes: bool,
+    /// When set, `vif_attach` of this device fails (once) with this
+    /// message.
+    pub fail_vif_attach: Option<(u32, String)>,
+}
+
+/// A VIF call [`FakeHypervisor`] saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FakeVifCall {
+    /// `vif_attach(domid, device)`.
+    Attach(u32, VifDevice),
+    /// `vif_detach(domid, devid, force)`.
+    Detach(u32, u32, bool),
+}
+
+impl Default for FakeHypervisor {
+    fn default() -> Self {
+        FakeHypervisor {
+            domains: BTreeMap::new(),
+            next: 0,
+            fail_next_build: None,
+            consoles: BTreeMap::new(),
+            control: BTreeMap::new(),
+            with_xenstore: false,
+            memory: None,
+            domain_memory: BTreeMap::new(),
+            specs: BTreeMap::new(),
+            network_backend: true,
+            vif_calls: Vec::new(),
+            vifs: BTreeMap::new(),
+            vif_backend_closes: true,
+            fail_vif_attach: None,
+        }
+    }
 }
 
 /// Input a fake console holds before it is full.
@@ -226,6 +320,44 @@ impl Hypervisor for FakeHypervisor {
         let from = (from as usize).min(out.len());
         let end = out.len().min(from + max);
         Some((out[from..end].to_vec(), end as u64))
+    }
+    fn vif_attach(&mut self, domid: u32, vif: &VifDevice) -> Result<(), HypervisorError> {
+        if !self.network_backend {
+            return Err(HypervisorError(String::from(NO_NETWORK_BACKEND)));
+        }
+        self.vif_calls.push(FakeVifCall::Attach(domid, vif.clone()));
+        if self.fail_vif_attach.as_ref().map(|f| f.0) == Some(vif.devid) {
+            let (_, m) = self.fail_vif_attach.take().expect("checked");
+            return Err(HypervisorError(m));
+        }
+        self.get(domid)?;
+        if self.vifs.contains_key(&(domid, vif.devid)) {
+            return Err(HypervisorError(alloc::format!(
+                "vif {} of domain {domid} exists",
+                vif.devid
+            )));
+        }
+        self.vifs.insert((domid, vif.devid), (vif.clone(), false));
+        Ok(())
+    }
+    fn vif_detach(&mut self, domid: u32, devid: u32, force: bool) -> Result<(), HypervisorError> {
+        if !self.network_backend {
+            return Err(HypervisorError(String::from(NO_NETWORK_BACKEND)));
+        }
+        self.vif_calls
+            .push(FakeVifCall::Detach(domid, devid, force));
+        if force {
+            self.vifs.remove(&(domid, devid));
+        } else if let Some((_, closing)) = self.vifs.get_mut(&(domid, devid)) {
+            *closing = true;
+        }
+        Ok(())
+    }
+    fn vif_closed(&mut self, domid: u32, devid: u32) -> Option<bool> {
+        match self.vifs.get(&(domid, devid)) {
+            None => Some(true),
+            Some((_, closing)) => Some(*closing && self.vif_backend_closes),
+        }
     }
     fn console_write(&mut self, domid: u32, bytes: &[u8]) -> Option<usize> {
         let (_, input) = self.consoles.get_mut(&domid)?;

@@ -39,5 +39,6 @@ pub mod seed;
 pub mod session;
 pub mod tasks;
 pub mod value;
+pub mod vif;
 pub mod wal;
 pub mod xmlrpc;

@@ -190,6 +190,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         let mref = self.new_ref();
         self.db.put(mc, &mref, m);
         rec[cd.field("metrics")] = Value::String(mref);
+        self.seed_new_vm_macs(rec);
     }
 
     /// `VM.destroy`: Halted/Suspended only; VBDs, VIFs and metrics go too.
@@ -208,12 +209,17 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 &[vm, "halted", &state.to_ascii_lowercase()],
             ));
         }
-        for (f, cls) in [("VBDs", "VBD"), ("VIFs", "VIF"), ("consoles", "console")] {
+        for (f, cls) in [("VBDs", "VBD"), ("consoles", "console")] {
             let c = class_id(cls).expect("schema class");
             if let Value::Array(refs) = self.vm_field(vm, f) {
                 for r in refs {
                     self.db.delete(c, arg_str(&r));
                 }
+            }
+        }
+        if let Value::Array(refs) = self.vm_field(vm, "VIFs") {
+            for r in refs {
+                self.delete_vif(arg_str(&r));
             }
         }
         for (f, cls) in [
@@ -283,6 +289,12 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     }
 
     pub(crate) fn set_power(&mut self, vm: &str, state: &str, domid: i64) {
+        // The domain is gone (or never was): its VIFs' xenstore
+        // directories go at once, with no backend to wait for.
+        if state == "Halted" {
+            let old = self.vm_field(vm, "domid").as_int().unwrap_or(-1);
+            self.detach_vifs(vm, u32::try_from(old).ok());
+        }
         self.set_vm(vm, "power_state", Value::str(state));
         self.set_vm(vm, "domid", Value::Int(domid));
         let host = if state == "Halted" {
@@ -292,13 +304,18 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         };
         self.set_vm(vm, "resident_on", Value::String(host));
         let attached = state != "Halted";
-        for (f, cls) in [("VBDs", "VBD"), ("VIFs", "VIF")] {
-            let c = class_id(cls).expect("schema class");
-            if let Value::Array(refs) = self.vm_field(vm, f) {
-                for r in refs {
-                    self.db
-                        .set_named(c, arg_str(&r), "currently_attached", Value::Bool(attached));
-                }
+        let c = class_id("VBD").expect("schema class");
+        if let Value::Array(refs) = self.vm_field(vm, "VBDs") {
+            for r in refs {
+                self.db
+                    .set_named(c, arg_str(&r), "currently_attached", Value::Bool(attached));
+            }
+        }
+        // VIFs are attached one by one (`attach_vifs`, `VIF.plug`); the
+        // operations they allow follow the VM's state.
+        if let Value::Array(refs) = self.vm_field(vm, "VIFs") {
+            for r in refs {
+                self.refresh_vif_operations(arg_str(&r));
             }
         }
         let mc = class_id("VM_metrics").expect("schema class");
@@ -392,9 +409,15 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             }
         }
         let domid = self.hv.build(&spec).map_err(hv_err)?;
+        // Every VIF before the guest runs, so its netfront finds them.
+        if let Err(e) = self.attach_vifs(vm, domid) {
+            let _ = self.hv.destroy(domid);
+            return Err(e);
+        }
         if !paused {
             if let Err(e) = self.hv.unpause(domid) {
                 let _ = self.hv.destroy(domid);
+                self.detach_vifs(vm, Some(domid));
                 return Err(hv_err(e));
             }
         }
@@ -422,6 +445,8 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             .map(|(k, _)| k.clone())
             .collect();
         for vm in &stale {
+            // No domain survived the restart: nothing to detach from.
+            self.set_vm(vm, "domid", Value::Int(-1));
             self.set_power(vm, "Halted", -1);
         }
         self.commit()?;
