@@ -200,8 +200,10 @@ class Console:
         assert self.seen.startswith(b"HTTP/1.1 200"), self.seen
 
     def read_until(self, marker, secs):
+        """Reads until `marker` (bytes, or a compiled bytes regex) is seen."""
         deadline = _time.monotonic() + secs
-        while marker not in self.seen:
+        found = (lambda: marker.search(self.seen)) if hasattr(marker, "search") else (lambda: marker in self.seen)
+        while not found():
             if _time.monotonic() > deadline:
                 print("console so far:", self.seen[-3000:])
                 _sys.exit(1)

@@ -101,26 +101,41 @@ a, a_ip = ready("net-a")
 b, b_ip = ready("net-b")
 assert a_ip != b_ip
 
-def run_in(c, line, marker, secs):
-    c.send(line.encode() + b"\r")
-    c.read_until(marker.encode(), secs)
+# The console echoes what is typed: every marker the checks look for is
+# computed by the guest's shell ($((...))), so the echo never matches it.
+step = [0]
+def run_in(c, line, secs):
+    """Runs `line` in the guest; returns its output and exit status."""
+    step[0] += 1
+    n = 1000 + step[0]
+    before = len(c.seen)
+    c.send(f"{line}; echo \"DONE-$((1000+{step[0]}))-rc$?-\"\r".encode())
+    c.read_until(re.compile(rf"DONE-{n}-rc(\d+)-".encode()), secs)
+    out = c.seen[before:]
+    rc = int(re.search(rf"DONE-{n}-rc(\d+)-".encode(), out).group(1))
+    return out, rc
 
-run_in(a, f"ping -c 3 -W 5 {b_ip} >/dev/null && echo PING-B-OK", "PING-B-OK", 60)
+def must(c, line, secs):
+    out, rc = run_in(c, line, secs)
+    assert rc == 0, (line, rc, out[-1500:])
+    return out
+
+must(a, f"ping -c 3 -W 5 {b_ip}", 60)
 print("A pinged B")
-run_in(a, f"ping -c 3 -W 5 {netdom_ip} >/dev/null && echo PING-NETDOM-OK", "PING-NETDOM-OK", 60)
+must(a, f"ping -c 3 -W 5 {netdom_ip}", 60)
 print("A pinged netdom at", netdom_ip)
 
-run_in(b, f"mkdir -p /www && dd if=/dev/urandom of=/www/blob bs=1M count={blob_mib} 2>/dev/null && echo BLOB-$(sha256sum /www/blob | cut -c1-64)-END && httpd -p 8080 -h /www && echo SERVING", "SERVING", 300)
-b_sum = re.search(rb"BLOB-([0-9a-f]{64})-END", b.seen).group(1).decode()
+out = must(b, f"mkdir -p /www && dd if=/dev/urandom of=/www/blob bs=1M count={blob_mib} 2>/dev/null && echo \"SUM-$((0))-$(sha256sum /www/blob | cut -c1-64)\" && httpd -p 8080 -h /www", 300)
+b_sum = re.search(rb"SUM-0-([0-9a-f]{64})", out).group(1).decode()
 start = time.monotonic()
-run_in(a, f"echo GOT-$(wget -q -O - http://{b_ip}:8080/blob | sha256sum | cut -c1-64)-END", "-END", 900)
+out = must(a, f"echo \"GOT-$((0))-$(wget -q -O - http://{b_ip}:8080/blob | sha256sum | cut -c1-64)\"", 900)
 took = time.monotonic() - start
-a_sum = re.findall(rb"GOT-([0-9a-f]*)-END", a.seen)[-1].decode()
+a_sum = re.search(rb"GOT-0-([0-9a-f]*)", out).group(1).decode()
 print(f"A fetched {blob_mib} MiB from B in {took:.1f} s: sha256 {'matches' if a_sum == b_sum else 'DIFFERS'}")
 assert a_sum == b_sum, (a_sum, b_sum)
 
-run_in(a, f"echo HOST-$(wget -q -O - http://10.0.2.2:{host_port}/f | sha256sum | cut -c1-64)-END", "-END", 300)
-got = re.findall(rb"HOST-([0-9a-f]*)-END", a.seen)[-1].decode()
+out = must(a, f"echo \"HOST-$((0))-$(wget -q -O - http://10.0.2.2:{host_port}/f | sha256sum | cut -c1-64)\"", 300)
+got = re.search(rb"HOST-0-([0-9a-f]*)", out).group(1).decode()
 assert got == host_sum, (got, host_sum)
 print("A fetched the host's file through the gateway: sha256 matches")
 
@@ -128,15 +143,14 @@ print("A fetched the host's file through the gateway: sha256 matches")
 vm_a = guests["net-a"][0]
 v1 = vif(vm_a, "1")
 x.VIF.plug(v1)
-run_in(a, "for i in $(seq 1 100); do [ -e /sys/class/net/eth1 ] && break; sleep 0.1; done; echo IFACES-$(ls /sys/class/net | tr '\n' ,)-END", "-END", 60)
-ifaces = re.findall(rb"IFACES-([^\r\n]*)-END", a.seen)[-1].decode()
+out = must(a, "for i in $(seq 1 100); do [ -e /sys/class/net/eth1 ] && break; sleep 0.1; done; echo \"IFACES-$((0))-$(ls /sys/class/net | tr '\\n' ,)\"", 60)
+ifaces = re.search(rb"IFACES-0-(\S*)", out).group(1).decode()
 print("after VIF.plug the guest has", ifaces)
 assert "eth1" in ifaces, ifaces
 assert x.VIF.get_currently_attached(v1)
 x.VIF.unplug(v1)
-run_in(a, "for i in $(seq 1 100); do [ -e /sys/class/net/eth1 ] || break; sleep 0.1; done; echo AFTER-$(ls /sys/class/net | tr '\n' ,)-END", "AFTER-", 60)
-a.read_until(b"-END", 10)
-after = re.findall(rb"AFTER-([^\r\n]*)-END", a.seen)[-1].decode()
+out = must(a, "for i in $(seq 1 100); do [ -e /sys/class/net/eth1 ] || break; sleep 0.1; done; echo \"AFTER-$((0))-$(ls /sys/class/net | tr '\\n' ,)\"", 60)
+after = re.search(rb"AFTER-0-(\S*)", out).group(1).decode()
 print("after VIF.unplug the guest has", after)
 assert "eth1" not in after, after
 assert not x.VIF.get_currently_attached(v1)

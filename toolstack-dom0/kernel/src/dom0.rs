@@ -512,7 +512,11 @@ impl Dom0 {
         let domid = self.platform.xs_domid();
         let link = self.platform.xs_mut().map(|l| l.clone());
         ts.lend_xenstore(domid.zip(link));
-        ts.lend_netdom(self.platform.netdom_domid());
+        let netdom = self.platform.netdom_domid();
+        // A self-test's netdom (`netdom-xenapi`) is not the board's.
+        #[cfg(feature = "selftest")]
+        let netdom = netdom.or_else(|| self.test.as_ref().and_then(|t| t.netdom_domid()));
+        ts.lend_netdom(netdom);
     }
 
     fn pump_relays(&mut self, lp: &mut Loop, only: Option<u32>) {

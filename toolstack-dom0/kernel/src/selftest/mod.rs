@@ -201,6 +201,15 @@ impl SelfTest {
         }
     }
 
+    /// netdom's domid when this self-test built it with the XenAPI relay
+    /// (it then serves guests' VIFs as the platform's netdom does).
+    pub fn netdom_domid(&self) -> Option<u16> {
+        match &self.state {
+            State::NetdomXenapi { handed, .. } => Some(handed.domid),
+            _ => None,
+        }
+    }
+
     /// Whether [`Self::relay_links`] links netdom (whose `Ready` dom0
     /// announces).
     pub fn relays_netdom(&self) -> bool {
