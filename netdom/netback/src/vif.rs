@@ -26,7 +26,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use xcp_ring::{BackRing, RingError, SharedPage};
+use xcp_ring::{sring, BackRing, RingError, SharedPage};
 use xcp_xenbus::XenbusState;
 
 use crate::budget::{plan_cost, Budget, BudgetTooSmall, Credit, Rate};
@@ -486,7 +486,15 @@ impl<P: SharedPage> Vif<P> {
             self.fault(Fault::BadRingPage);
             return;
         }
-        let (Ok(mut tx_ring), Ok(mut rx_ring)) = (BackRing::init(tx), BackRing::init(rx)) else {
+        // A frontend that was connected to an earlier backend (netdom was
+        // rebuilt; Linux netback's BACK_RING_ATTACH on rebind) goes on
+        // after the last responses it was given: requests the old backend
+        // took but never answered are taken again. A fresh ring says 0. A
+        // lying rsp_prod is found by the first poll, as any bad index.
+        let (tx_at, rx_at) = (tx.load_u32(sring::RSP_PROD), rx.load_u32(sring::RSP_PROD));
+        let (Ok(mut tx_ring), Ok(mut rx_ring)) =
+            (BackRing::attach(tx, tx_at), BackRing::attach(rx, rx_at))
+        else {
             // Unreachable for a whole page (256 slots fit); the pages were
             // consumed by init, so only the channels remain to release.
             self.fault(Fault::BadRingPage);

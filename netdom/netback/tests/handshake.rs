@@ -2,6 +2,8 @@
 
 mod common;
 
+use xcp_netback::fake::FakeGrants;
+
 use common::*;
 use xcp_netback::{Action, Fault, KeyError, State, Vif, XenbusState};
 use xcp_ring::fake::MemPage;
@@ -163,6 +165,42 @@ fn backend_restart_finds_a_connected_frontend() {
     let _front = Front::new(&txp, &rxp);
     vif.on_rings_mapped(&txp, &rxp);
     assert_eq!(vif.state(), State::Connected);
+}
+
+#[test]
+fn a_rebuilt_backend_resumes_a_used_ring() {
+    // netdom died mid-traffic and was rebuilt: the frontend kept its
+    // rings. The new engine must go on after the last response the old
+    // one published, take again what it took without answering, and
+    // answer in the slots the frontend expects.
+    let (txp, rxp) = (MemPage::new(), MemPage::new());
+    let mut g = FakeGrants::new();
+    let mut old = new_vif(config());
+    let mut front = connect(&mut old, &txp, &rxp);
+    let pkt: Vec<u8> = (0..100u8).collect();
+    // 300 packets through the old backend: both indexes wrap past 256.
+    for id in 0..300u16 {
+        g.grant(DOMID, 1000, 0, &pkt);
+        front.send(&[slot(1000, 0, 0, id, 100)]);
+        assert_eq!(pump_tx(&mut old, &mut g, 0).len(), 1);
+        assert_eq!(front.tx_responses().len(), 1);
+    }
+    // Two more the old backend never saw through, then it dies.
+    front.send(&[slot(1000, 0, 0, 7001, 100)]);
+    front.send(&[slot(1000, 0, 0, 7002, 100)]);
+    drop(old);
+    let mut new = new_vif(config());
+    drain(&mut new);
+    new.on_frontend_state(Some(b"4"));
+    assert!(matches!(drain(&mut new).as_slice(), [Action::ReadFrontendKeys]));
+    new.on_frontend_keys(&good_keys());
+    drain(&mut new);
+    new.on_rings_mapped(&txp, &rxp);
+    assert_eq!(new.state(), State::Connected);
+    assert_eq!(pump_tx(&mut new, &mut g, 0).len(), 2, "the two left waiting");
+    let ids: Vec<u16> = front.tx_responses().iter().map(|r| r.id).collect();
+    assert_eq!(ids, [7001, 7002]);
+    assert_eq!(new.state(), State::Connected);
 }
 
 #[test]
