@@ -226,9 +226,16 @@ impl<P: Platform> Switch<P> {
             match (d, n, key) {
                 (Some(d), Some(n), key) => {
                     // Our own writes (state, feature-*) fire too: only
-                    // the directory itself and `online` matter.
-                    if !self.vifs.contains_key(&(d, n)) || matches!(key, None | Some("online")) {
-                        self.sync(pf, now, d, n);
+                    // the directory itself, `online` and the rules matter.
+                    match key {
+                        Some("locking-mode" | "ipv4-allowed" | "ipv6-allowed")
+                            if self.vifs.contains_key(&(d, n)) =>
+                        {
+                            self.update_rules(pf, d, n)
+                        }
+                        None | Some("online") => self.sync(pf, now, d, n),
+                        _ if !self.vifs.contains_key(&(d, n)) => self.sync(pf, now, d, n),
+                        _ => {}
                     }
                 }
                 _ => self.rescan(pf, now),
@@ -340,24 +347,9 @@ impl<P: Platform> Switch<P> {
             None => xcp_bridge::DEFAULT_MTU,
             Some(m) => m.parse::<u16>().map_err(|_| "mtu is not a number")?,
         };
-        let locking = match text(pf, "locking-mode").as_deref() {
-            None | Some("") | Some("unlocked") | Some("network_default") => Locking::Unlocked,
-            Some("locked") => Locking::Locked,
-            Some("disabled") => Locking::Disabled,
-            Some(other) => return Err(format!("locking-mode {other:?} unknown")),
-        };
-        let ipv4_allowed = parse_list::<Ipv4Addr>(text(pf, "ipv4-allowed"))
-            .ok_or("ipv4-allowed is not a list of IPv4 addresses")?;
-        let ipv6_allowed = parse_list::<Ipv6Addr>(text(pf, "ipv6-allowed"))
-            .ok_or("ipv6-allowed is not a list of IPv6 addresses")?;
+        let rules = read_rules(pf, backend, mac)?;
         let port = self.free_port().ok_or("no bridge port left")?;
-        let config = PortConfig::vif(VifConfig {
-            mac,
-            locking,
-            ipv4_allowed,
-            ipv6_allowed,
-        })
-        .with_mtu(mtu);
+        let config = PortConfig::vif(rules).with_mtu(mtu);
         self.bridge
             .add_port(port, config)
             .map_err(|e| format!("bridge port: {e:?}"))?;
@@ -405,6 +397,43 @@ impl<P: Platform> Switch<P> {
         // Fires once now, with the frontend's current state.
         pf.watch(&format!("{frontend}/state"), &token);
         Ok(())
+    }
+
+    /// The toolstack changed a VIF's locking mode or allowed addresses
+    /// (xapi applies these to a plugged VIF at once): the bridge's rules
+    /// for its port are replaced. Rules that do not parse leave the port
+    /// disabled: a VIF the toolstack meant to restrict must not be left
+    /// open.
+    fn update_rules(&mut self, pf: &mut P, d: u16, n: u32) {
+        let Some(slot) = self.vifs.get(&(d, n)) else {
+            return;
+        };
+        let Some(xcp_bridge::PortKind::Vif(old)) =
+            self.bridge.port_config(slot.port).map(|c| c.kind.clone())
+        else {
+            return;
+        };
+        let backend = slot.backend.clone();
+        let port = slot.port;
+        let rules = read_rules(pf, &backend, old.mac).unwrap_or_else(|why| {
+            log::warn!("vif{d}.{n}: {why}: disabled until the rules are fixed");
+            VifConfig {
+                locking: Locking::Disabled,
+                ..old.clone()
+            }
+        });
+        if rules == old {
+            return;
+        }
+        match self.bridge.update_vif(port, rules.clone()) {
+            Ok(()) => log::debug!(
+                "vif{d}.{n}: locking {:?}, {} IPv4 and {} IPv6 address(es) allowed",
+                rules.locking,
+                rules.ipv4_allowed.len(),
+                rules.ipv6_allowed.len()
+            ),
+            Err(e) => log::warn!("vif{d}.{n}: rules refused: {e:?}"),
+        }
     }
 
     fn free_port(&self) -> Option<PortId> {
@@ -630,6 +659,31 @@ impl<P: Platform> Switch<P> {
             }
         }
     }
+}
+
+/// A VIF's rules from its backend directory (`mac` is its own).
+fn read_rules<P: Platform>(pf: &mut P, backend: &str, mac: [u8; 6]) -> Result<VifConfig, String> {
+    let mut text = |key: &str| -> Option<String> {
+        pf.read(&format!("{backend}/{key}"))
+            .and_then(|v| String::from_utf8(v).ok())
+            .map(|s| s.trim_end_matches('\0').into())
+    };
+    let locking = match text("locking-mode").as_deref() {
+        None | Some("") | Some("unlocked") | Some("network_default") => Locking::Unlocked,
+        Some("locked") => Locking::Locked,
+        Some("disabled") => Locking::Disabled,
+        Some(other) => return Err(format!("locking-mode {other:?} unknown")),
+    };
+    let ipv4_allowed = parse_list::<Ipv4Addr>(text("ipv4-allowed"))
+        .ok_or("ipv4-allowed is not a list of IPv4 addresses")?;
+    let ipv6_allowed = parse_list::<Ipv6Addr>(text("ipv6-allowed"))
+        .ok_or("ipv6-allowed is not a list of IPv6 addresses")?;
+    Ok(VifConfig {
+        mac,
+        locking,
+        ipv4_allowed,
+        ipv6_allowed,
+    })
 }
 
 fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {

@@ -412,3 +412,46 @@ fn unplug_and_refusals() {
     assert!(pf.xs.contains_key(&format!("{BASE}/8/0/hotplug-error")));
     assert_eq!(sw.reports().len(), 1);
 }
+
+#[test]
+fn rules_change_on_a_plugged_vif() {
+    let (mut sw, mut pf) = up();
+    plug(&mut pf, 5, 0, "02:16:3e:00:00:05", "unlocked", "");
+    sw.on_watch(&mut pf, 0, BASE, "vif-backends");
+    let mut g = connect(&mut sw, &mut pf, 5, 0);
+    // An ARP request from 10.0.2.99: fine while unlocked.
+    let mut arp = frame([0xff; 6], GUEST_MAC, 0x0806, &[0; 28]);
+    arp[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    arp[22..28].copy_from_slice(&GUEST_MAC);
+    arp[28..32].copy_from_slice(&[10, 0, 2, 99]);
+    let sent = |sw: &mut Switch<Fake>, pf: &mut Fake, g: &mut Guest, t: u64| {
+        let before = pf.uplink.len();
+        g.send(pf, &arp);
+        sw.poll_vifs(pf, t);
+        pf.uplink.len() > before
+    };
+    assert!(sent(&mut sw, &mut pf, &mut g, 1));
+    // Locked to 10.0.2.16: the same frame stops at the bridge.
+    let back = format!("{BASE}/5/0");
+    pf.xs
+        .insert(format!("{back}/ipv4-allowed"), b"10.0.2.16".to_vec());
+    pf.xs
+        .insert(format!("{back}/locking-mode"), b"locked".to_vec());
+    sw.on_watch(&mut pf, 2, &format!("{back}/locking-mode"), "vif-backends");
+    assert!(!sent(&mut sw, &mut pf, &mut g, 3));
+    // Allowed once its address is.
+    pf.xs.insert(
+        format!("{back}/ipv4-allowed"),
+        b"10.0.2.16,10.0.2.99".to_vec(),
+    );
+    sw.on_watch(&mut pf, 4, &format!("{back}/ipv4-allowed"), "vif-backends");
+    assert!(sent(&mut sw, &mut pf, &mut g, 5));
+    // Rules that do not parse disable the port rather than open it.
+    pf.xs.insert(
+        format!("{back}/ipv4-allowed"),
+        b"10.0.2.16,not-an-ip".to_vec(),
+    );
+    sw.on_watch(&mut pf, 6, &format!("{back}/ipv4-allowed"), "vif-backends");
+    assert!(!sent(&mut sw, &mut pf, &mut g, 7));
+    assert_eq!(sw.reports()[0].state, State::Connected, "still connected");
+}

@@ -192,12 +192,19 @@ fn a_rebuilt_backend_resumes_a_used_ring() {
     let mut new = new_vif(config());
     drain(&mut new);
     new.on_frontend_state(Some(b"4"));
-    assert!(matches!(drain(&mut new).as_slice(), [Action::ReadFrontendKeys]));
+    assert!(matches!(
+        drain(&mut new).as_slice(),
+        [Action::ReadFrontendKeys]
+    ));
     new.on_frontend_keys(&good_keys());
     drain(&mut new);
     new.on_rings_mapped(&txp, &rxp);
     assert_eq!(new.state(), State::Connected);
-    assert_eq!(pump_tx(&mut new, &mut g, 0).len(), 2, "the two left waiting");
+    assert_eq!(
+        pump_tx(&mut new, &mut g, 0).len(),
+        2,
+        "the two left waiting"
+    );
     let ids: Vec<u16> = front.tx_responses().iter().map(|r| r.id).collect();
     assert_eq!(ids, [7001, 7002]);
     assert_eq!(new.state(), State::Connected);

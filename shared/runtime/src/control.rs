@@ -17,10 +17,12 @@ use xen_sys::vcpu::VcpuGuestContext;
 use xen_sys::xen::{DomId, MmuextOp};
 use xen_sys::Errno;
 
-/// Creates a domain with `config`; Xen picks the domid.
-pub fn create_domain(config: &XenDomctlCreatedomain) -> Result<DomId, Errno> {
+/// Creates a domain with `config` as `domid`, or with the domid Xen picks
+/// when `domid` is 0 (EEXIST while that domid is in use, a dying domain's
+/// included).
+pub fn create_domain(domid: DomId, config: &XenDomctlCreatedomain) -> Result<DomId, Errno> {
     // SAFETY: the payload carries no guest handle.
-    unsafe { domctl::createdomain(0, config) }
+    unsafe { domctl::createdomain(domid, config) }
 }
 
 /// Destroys `domid`, retrying while Xen reports EAGAIN (it frees memory in

@@ -88,6 +88,9 @@ pub struct Board<P: Platform> {
     netdom: Option<Handed<P>>,
     notices: Vec<Notice>,
     dom_exc: u32,
+    /// The domid the next build must have (0: any): netdom is rebuilt
+    /// under its old one ([`DomainRole::domid`]).
+    want_domid: u16,
 }
 
 impl<P: Platform> Board<P> {
@@ -113,6 +116,7 @@ impl<P: Platform> Board<P> {
             netdom: None,
             notices: Vec::new(),
             dom_exc,
+            want_domid: 0,
         }
     }
 
@@ -205,6 +209,7 @@ impl<P: Platform> Board<P> {
             server: self.xs_domid(),
             is_server: config.xenstore,
             passthrough: config.passthrough,
+            domid: core::mem::take(&mut self.want_domid),
             ..DomainRole::default()
         };
         // The xenstore domain's build also makes dom0's connection to it:
@@ -662,9 +667,25 @@ impl<P: Platform> Board<P> {
             return;
         }
         info!("restarting {name} with the NIC");
-        match self.start_netdom(index) {
+        // Under its old domid: guests' frontends granted their rings and
+        // bound their event channels to that domid, so the new netdom can
+        // take them over in place (netdom/DESIGN.md, "Restart"). While Xen
+        // still holds the old domain (a mapping of its pages not yet
+        // dropped), any domid: the VIFs must then be plugged again.
+        self.want_domid = old;
+        let history = self.domains.remove(old);
+        let rebuilt = match self.start_netdom(index) {
+            Err(e) => {
+                warn!("{name} not rebuilt as domid {old} ({e}): building it under a new domid");
+                self.start_netdom(index)
+            }
+            built => built,
+        };
+        match rebuilt {
             Ok(new) => {
-                self.domains.rebuilt(old, new);
+                if let Some(m) = history {
+                    self.domains.rebuilt_as(m, new);
+                }
                 info!(
                     "rebuilt {name} as domid {new} with the NIC in {} us",
                     (self.platform.now_ns() - started) / 1000

@@ -74,6 +74,10 @@ pub struct DomainRole {
     /// `xcp_builder::MAX_PV_VCPUS`). vCPU 0 starts at the kernel's entry;
     /// the kernel brings up the others (Linux: `VCPUOP_initialise`).
     pub vcpus: u32,
+    /// The domid it must have (0: any). netdom is rebuilt under its old
+    /// domid so guests' frontends, whose grants and event channels name
+    /// that domid, can be served again in place.
+    pub domid: u16,
 }
 
 impl Default for DomainRole {
@@ -85,6 +89,7 @@ impl Default for DomainRole {
             is_server: false,
             handle: [0; 16],
             vcpus: 1,
+            domid: 0,
         }
     }
 }
@@ -287,7 +292,7 @@ pub fn build_domain<P: Platform>(
     config.max_grant_frames = MAX_GRANT_FRAMES;
     config.max_maptrack_frames = MAX_MAPTRACK_FRAMES;
     let domid = pf
-        .create_domain(&config)
+        .create_domain(role.domid, &config)
         .map_err(BoardError::at(Step::CreateDomain))?;
     log.push(Undo::Domain(domid));
     let text = cmdline(pf, log, domid)?;

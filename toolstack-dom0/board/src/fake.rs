@@ -520,10 +520,23 @@ impl Platform for Fake {
         self.now
     }
 
-    fn create_domain(&mut self, config: &XenDomctlCreatedomain) -> Result<u16, FakeError> {
+    fn create_domain(
+        &mut self,
+        want: u16,
+        config: &XenDomctlCreatedomain,
+    ) -> Result<u16, FakeError> {
         self.call("create_domain", format_args!(""))?;
-        let domid = self.next_domid;
-        self.next_domid += 1;
+        let domid = if want != 0 {
+            // A destroyed domain whose pages are still mapped keeps its
+            // domid (Xen: a dying domain).
+            if self.domains.contains_key(&want) || self.zombies.contains(&want) {
+                return Err(FakeError::Busy);
+            }
+            want
+        } else {
+            self.next_domid += 1;
+            self.next_domid - 1
+        };
         self.domains.insert(
             domid,
             FakeDomain {

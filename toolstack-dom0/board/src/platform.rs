@@ -55,7 +55,11 @@ pub trait Platform {
     // Domains.
 
     /// Creates a domain (paused).
-    fn create_domain(&mut self, config: &XenDomctlCreatedomain) -> Result<u16, Self::Error>;
+    fn create_domain(
+        &mut self,
+        domid: u16,
+        config: &XenDomctlCreatedomain,
+    ) -> Result<u16, Self::Error>;
     /// Destroys `domid`: its memory, its event channels, its device
     /// assignments and I/O permissions go back to Xen (its pirqs only at
     /// the domain's final, deferred teardown: unmap them before).

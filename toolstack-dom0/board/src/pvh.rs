@@ -306,7 +306,7 @@ pub fn build_pvh_domain<P: Platform>(
     config.max_grant_frames = MAX_GRANT_FRAMES;
     config.max_maptrack_frames = MAX_MAPTRACK_FRAMES;
     let domid = pf
-        .create_domain(&config)
+        .create_domain(0, &config)
         .map_err(BoardError::at(Step::CreateDomain))?;
     log.push(Undo::Domain(domid));
     // createdomain only bounds the vCPUs; this creates them. Xen 4.17's

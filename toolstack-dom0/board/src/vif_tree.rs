@@ -208,6 +208,69 @@ pub fn attach<S: Store + ?Sized>(store: &mut S, vif: &VifInfo) -> Result<(), Err
     })
 }
 
+/// Writes `vif`'s backend directory again for a rebuilt netdom
+/// (`vif.backend`), and points the frontend at it, leaving the frontend's
+/// own keys (its state, rings, channels) alone: a frontend that stays
+/// Connected is taken over in place. `Ok(false)` when the frontend's
+/// directory is gone (the guest went meanwhile): nothing is written.
+pub fn reattach<S: Store + ?Sized>(store: &mut S, vif: &VifInfo) -> Result<bool, Error> {
+    let back = backend_dir(vif.backend, vif.guest, vif.devid);
+    let front = frontend_dir(vif.guest, vif.devid);
+    let keep = |n: &Node| {
+        n.path.starts_with(&back)
+            || n.path == format!("{front}/backend")
+            || n.path == format!("{front}/backend-id")
+    };
+    let nodes: Vec<Node> = nodes(vif).into_iter().filter(keep).collect();
+    let mut present = true;
+    in_transaction(store, |s, tx| {
+        match s.read(tx, &format!("{front}/state")) {
+            Ok(_) => {}
+            Err(Error::Xs(XsErrno::Enoent)) => {
+                present = false;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        for node in &nodes {
+            s.write(tx, &node.path, node.value.as_bytes())?;
+            s.set_perms(tx, &node.path, &node.perms)?;
+        }
+        Ok(())
+    })?;
+    Ok(present)
+}
+
+/// Gives the backend directory of `vif` its rules again (`locking-mode`,
+/// `ipv4-allowed`, `ipv6-allowed`), which netdom watches and applies at
+/// once. `Ok(false)` when the directory is gone.
+pub fn set_rules<S: Store + ?Sized>(store: &mut S, vif: &VifInfo) -> Result<bool, Error> {
+    let back = backend_dir(vif.backend, vif.guest, vif.devid);
+    let rules = |n: &Node| {
+        ["locking-mode", "ipv4-allowed", "ipv6-allowed"]
+            .iter()
+            .any(|k| n.path == format!("{back}/{k}"))
+    };
+    let nodes: Vec<Node> = nodes(vif).into_iter().filter(rules).collect();
+    let mut present = true;
+    in_transaction(store, |s, tx| {
+        match s.read(tx, &format!("{back}/state")) {
+            Ok(_) => {}
+            Err(Error::Xs(XsErrno::Enoent)) => {
+                present = false;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        for node in &nodes {
+            s.write(tx, &node.path, node.value.as_bytes())?;
+            s.set_perms(tx, &node.path, &node.perms)?;
+        }
+        Ok(())
+    })?;
+    Ok(present)
+}
+
 /// Asks netdom to close the VIF: the backend's `online` 0 and `state`
 /// Closing, in one transaction (a directory already gone is left gone).
 pub fn request_close<S: Store + ?Sized>(

@@ -364,7 +364,10 @@ fn a_crashed_netdom_is_rebuilt_with_the_nic() {
     b.platform.device_status.insert(NIC_STATUS, 0xf);
     crash(&mut b, old);
     let new = b.domains.domids().next().expect("rebuilt");
-    assert_ne!(new, old);
+    assert_eq!(
+        new, old,
+        "rebuilt under its old domid: guests' VIFs name it"
+    );
     assert_eq!(
         b.take_notices(),
         vec![
@@ -394,6 +397,25 @@ fn a_crashed_netdom_is_rebuilt_with_the_nic() {
     take_relay(&mut b);
     b.stop(new);
     assert_clean(&b.platform);
+}
+
+#[test]
+fn a_netdom_whose_old_domid_is_held_is_rebuilt_under_a_new_one() {
+    let mut b = board();
+    let old = b.start_netdom(NETDOM).expect("netdom built");
+    b.take_notices();
+    // Something still maps one of its frames: Xen keeps the dying domain,
+    // and its domid, until that mapping goes.
+    let frame = u64::from(old) << 20;
+    let held = b.platform.map_guest_frames(old, &[frame]).expect("mapped");
+    crash(&mut b, old);
+    assert_eq!(b.platform.zombies, [old]);
+    let new = b.domains.domids().next().expect("rebuilt");
+    assert_ne!(new, old);
+    assert_eq!(b.take_notices()[1], Notice::NetdomBuilt { domid: new });
+    assert_eq!(b.domains.get(new).expect("managed").restarts, 1);
+    drop(held);
+    b.stop(new);
 }
 
 #[test]

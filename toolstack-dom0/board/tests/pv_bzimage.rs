@@ -151,7 +151,7 @@ fn the_sink_refuses_bytes_outside_the_kernels_pages() {
     let l = *plan.layout();
     let mut fake = Fake::new();
     let domid = fake
-        .create_domain(&xen_sys::domctl_payloads::XenDomctlCreatedomain::pv(1))
+        .create_domain(0, &xen_sys::domctl_payloads::XenDomctlCreatedomain::pv(1))
         .unwrap();
     let p2m = fake.populate_physmap(domid, 8192).unwrap();
     let mut sink = PvKernelSink::new(&mut fake, domid, &plan, &p2m);

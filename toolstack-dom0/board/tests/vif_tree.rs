@@ -136,3 +136,65 @@ fn close_then_remove() {
         Err(Error::Xs(XsErrno::Enoent))
     );
 }
+
+#[test]
+fn reattach_gives_a_connected_frontend_a_new_backend_directory() {
+    let mut xs = FakeStore::default();
+    vif_tree::attach(&mut xs, &info(&[], &[])).unwrap();
+    let front = "/local/domain/7/device/vif/2";
+    // The frontend connected; then netdom died and xenstore dropped what
+    // it owned (its backend directory).
+    xs.nodes
+        .insert(format!("{front}/state"), (b"4".to_vec(), Vec::new()));
+    xs.nodes
+        .insert(format!("{front}/tx-ring-ref"), (b"9".to_vec(), Vec::new()));
+    xs.nodes
+        .retain(|p, _| !p.starts_with("/local/domain/3/backend"));
+    // Rebuilt under a new domid here, so both pointers must move.
+    let rebuilt = VifInfo {
+        backend: 4,
+        ..info(&[], &[])
+    };
+    assert!(vif_tree::reattach(&mut xs, &rebuilt).unwrap());
+    let back = "/local/domain/4/backend/vif/7/2";
+    assert_eq!(xs.value(&format!("{back}/state")), Some("1"));
+    assert_eq!(xs.value(&format!("{back}/frontend")), Some(front));
+    assert_eq!(xs.value(&format!("{back}/mac")), Some("aa:bb:0c:dd:ee:0f"));
+    assert_eq!(
+        xs.perms(back),
+        Some(&[Perm::new(4, Access::None), Perm::new(GUEST, Access::Read)][..])
+    );
+    assert_eq!(xs.value(&format!("{front}/backend")), Some(back));
+    assert_eq!(xs.value(&format!("{front}/backend-id")), Some("4"));
+    // The frontend's own keys are left as they were.
+    assert_eq!(xs.value(&format!("{front}/state")), Some("4"));
+    assert_eq!(xs.value(&format!("{front}/tx-ring-ref")), Some("9"));
+    // A guest gone meanwhile: nothing is written.
+    xs.nodes.retain(|p, _| !p.starts_with("/local/domain/7"));
+    let before = xs.nodes.clone();
+    assert!(!vif_tree::reattach(&mut xs, &rebuilt).unwrap());
+    assert_eq!(xs.nodes, before);
+}
+
+#[test]
+fn set_rules_rewrites_only_the_rules() {
+    let mut xs = FakeStore::default();
+    vif_tree::attach(&mut xs, &info(&[], &[])).unwrap();
+    let back = "/local/domain/3/backend/vif/7/2";
+    xs.nodes
+        .insert(format!("{back}/state"), (b"4".to_vec(), Vec::new()));
+    let v4 = ["10.0.2.16".to_string()];
+    let v6 = ["fe80::1".to_string()];
+    assert!(vif_tree::set_rules(&mut xs, &info(&v4, &v6)).unwrap());
+    assert_eq!(xs.value(&format!("{back}/ipv4-allowed")), Some("10.0.2.16"));
+    assert_eq!(xs.value(&format!("{back}/ipv6-allowed")), Some("fe80::1"));
+    assert_eq!(xs.value(&format!("{back}/locking-mode")), Some("locked"));
+    assert_eq!(
+        xs.value(&format!("{back}/state")),
+        Some("4"),
+        "netdom's state kept"
+    );
+    xs.nodes.retain(|p, _| !p.starts_with(back));
+    assert!(!vif_tree::set_rules(&mut xs, &info(&v4, &v6)).unwrap());
+    assert!(xs.value(&format!("{back}/locking-mode")).is_none());
+}

@@ -164,6 +164,14 @@ impl Domains {
         }
     }
 
+    /// Puts `old`'s entry (taken out with [`Domains::remove`] before the
+    /// rebuild) back as `new`'s, one restart more: the rebuild may have
+    /// reused the domid, and its fresh entry must not erase the history.
+    pub fn rebuilt_as(&mut self, mut old: Managed, new: u16) {
+        old.restarts += 1;
+        self.by_domid.insert(new, old);
+    }
+
     /// Forgets a domain.
     pub fn remove(&mut self, domid: u16) -> Option<Managed> {
         self.by_domid.remove(&domid)

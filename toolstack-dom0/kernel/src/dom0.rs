@@ -288,6 +288,14 @@ impl Dom0 {
         for notice in self.platform.take_notices() {
             match notice {
                 Notice::NetdomBuilt { domid } => {
+                    // A rebuilt netdom: the VIFs the old one served.
+                    self.lend_xenstore();
+                    if let Some(ts) = self.toolstack.as_mut() {
+                        let n = ts.netdom_rebuilt(domid);
+                        if n > 0 {
+                            info!("{n} guest VIF(s) handed to the rebuilt netdom");
+                        }
+                    }
                     let Some((tx, rx, port)) =
                         self.platform.netdom_mut().and_then(|h| h.take_relay())
                     else {

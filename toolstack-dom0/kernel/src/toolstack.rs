@@ -103,8 +103,9 @@ pub struct XenHypervisor {
     /// by the board with the xenstore link.
     netdom: Option<u16>,
     /// The VIFs whose xenstore directories dom0 wrote: (guest, device)
-    /// to the backend domain they name (a restarted netdom has another).
-    vifs: BTreeMap<(u16, u32), u16>,
+    /// to the backend domain they name and what was written (written
+    /// again for a rebuilt netdom).
+    vifs: BTreeMap<(u16, u32), (u16, VifDevice)>,
     /// Event-loop watches to apply (port, watch or unwatch), taken by
     /// [`Toolstack::take_watches`] after each engine call.
     watches: alloc::vec::Vec<(u32, bool)>,
@@ -303,6 +304,42 @@ impl XenHypervisor {
     }
 }
 
+impl XenHypervisor {
+    /// See [`Toolstack::netdom_rebuilt`].
+    fn netdom_rebuilt(&mut self, netdom: u16) -> usize {
+        use xcp_dom0_board::vif_tree::{self, VifInfo};
+        let Some((_, xs)) = self.xenstore.as_mut() else {
+            return 0;
+        };
+        let mut store = xs.store();
+        let mut done = 0;
+        for (&(guest, devid), (backend, vif)) in self.vifs.iter_mut() {
+            let info = VifInfo {
+                guest,
+                backend: netdom,
+                devid,
+                mac: vif.mac,
+                mtu: vif.mtu,
+                locking: &vif.locking,
+                ipv4_allowed: &vif.ipv4_allowed,
+                ipv6_allowed: &vif.ipv6_allowed,
+            };
+            match vif_tree::reattach(&mut *store, &info) {
+                Ok(true) => {
+                    log::info!(
+                        "xenapi: vif {devid} of domid {guest} handed to the rebuilt netdom (domid {netdom}, was {backend})"
+                    );
+                    *backend = netdom;
+                    done += 1;
+                }
+                Ok(false) => {}
+                Err(e) => log::warn!("xenapi: vif {devid} of domid {guest}: {e:?}"),
+            }
+        }
+        done
+    }
+}
+
 impl Hypervisor for XenHypervisor {
     fn build(&mut self, spec: &DomainSpec) -> Result<u32, HypervisorError> {
         log::info!("xenapi: starting VM {}", spec.name);
@@ -452,7 +489,7 @@ impl Hypervisor for XenHypervisor {
             ipv6_allowed: &vif.ipv6_allowed,
         };
         vif_tree::attach(&mut *xs.store(), &info).map_err(|e| xen_err("xenstore", e))?;
-        self.vifs.insert((d, vif.devid), backend);
+        self.vifs.insert((d, vif.devid), (backend, vif.clone()));
         log::info!(
             "xenapi: vif {} of domid {d} ({}) handed to netdom (domid {backend})",
             vif.devid,
@@ -464,7 +501,7 @@ impl Hypervisor for XenHypervisor {
     fn vif_detach(&mut self, domid: u32, devid: u32, force: bool) -> Result<(), HypervisorError> {
         use xcp_dom0_board::vif_tree;
         let d = domid16(domid)?;
-        let Some(&backend) = self.vifs.get(&(d, devid)) else {
+        let Some(&(backend, _)) = self.vifs.get(&(d, devid)) else {
             return Ok(());
         };
         let Some((_, xs)) = self.xenstore.as_mut() else {
@@ -483,9 +520,45 @@ impl Hypervisor for XenHypervisor {
         Ok(())
     }
 
+    fn vif_rules(&mut self, domid: u32, vif: &VifDevice) -> Result<(), HypervisorError> {
+        use xcp_dom0_board::vif_tree::{self, VifInfo};
+        let d = domid16(domid)?;
+        let Some((backend, kept)) = self.vifs.get_mut(&(d, vif.devid)) else {
+            return Err(HypervisorError(alloc::format!(
+                "vif {} of domid {d} is not attached",
+                vif.devid
+            )));
+        };
+        *kept = vif.clone();
+        let info = VifInfo {
+            guest: d,
+            backend: *backend,
+            devid: vif.devid,
+            mac: vif.mac,
+            mtu: vif.mtu,
+            locking: &vif.locking,
+            ipv4_allowed: &vif.ipv4_allowed,
+            ipv6_allowed: &vif.ipv6_allowed,
+        };
+        let Some((_, xs)) = self.xenstore.as_mut() else {
+            return Err(HypervisorError(String::from(
+                "no network backend: no xenstore domain runs",
+            )));
+        };
+        vif_tree::set_rules(&mut *xs.store(), &info).map_err(|e| xen_err("xenstore", e))?;
+        log::info!(
+            "xenapi: vif {} of domid {d}: locking {}, allowed {:?} {:?}",
+            vif.devid,
+            vif.locking,
+            vif.ipv4_allowed,
+            vif.ipv6_allowed
+        );
+        Ok(())
+    }
+
     fn vif_closed(&mut self, domid: u32, devid: u32) -> Option<bool> {
         let d = u16::try_from(domid).ok()?;
-        let Some(&backend) = self.vifs.get(&(d, devid)) else {
+        let Some(&(backend, _)) = self.vifs.get(&(d, devid)) else {
             return Some(true);
         };
         let (_, xs) = self.xenstore.as_mut()?;
@@ -564,6 +637,15 @@ impl Toolstack {
     /// it use the xenstore domain that runs now.
     pub fn lend_xenstore(&mut self, xs: Option<(u16, XsLink)>) {
         self.engine.hypervisor().xenstore = xs;
+    }
+
+    /// netdom was rebuilt as `netdom` (after the board lent the new one
+    /// with [`Toolstack::lend_netdom`]): every VIF dom0 handed the old one
+    /// gets its backend directory again (xenstore dropped the old one with
+    /// the old domain), so the new netdom takes the frontends over in
+    /// place; returns how many.
+    pub fn netdom_rebuilt(&mut self, netdom: u16) -> usize {
+        self.engine.hypervisor().netdom_rebuilt(netdom)
     }
 
     /// Tells the toolstack netdom's domid while it runs (the backend

@@ -116,8 +116,12 @@ impl Platform for Xen {
         xcp_runtime::time::now_ns()
     }
 
-    fn create_domain(&mut self, config: &XenDomctlCreatedomain) -> Result<u16, XenError> {
-        Ok(control::create_domain(config)?)
+    fn create_domain(
+        &mut self,
+        domid: u16,
+        config: &XenDomctlCreatedomain,
+    ) -> Result<u16, XenError> {
+        Ok(control::create_domain(domid, config)?)
     }
 
     fn destroy_domain(&mut self, domid: u16) -> Result<(), XenError> {

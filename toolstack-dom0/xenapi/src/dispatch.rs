@@ -341,9 +341,18 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             ("remove_", Value::Array(set)) => set.retain(|x| *x != a),
             _ => return Err(ApiError::new(FIELD_TYPE_ERROR, &[cd.fields[f].name])),
         }
+        let field = cd.fields[f].name;
+        let rules =
+            cd.name == "VIF" && matches!(field, "locking_mode" | "ipv4_allowed" | "ipv6_allowed");
+        if rules {
+            self.check_vif_rules(field, &current)?;
+        }
         self.db.set(c, &reference, f, current);
         if cd.name == "VM" {
             self.refresh_allowed_operations(&reference);
+        }
+        if rules {
+            self.vif_rules_changed(&reference)?;
         }
         Ok(Value::str(""))
     }

@@ -83,6 +83,9 @@ pub const INVALID_VALUE: &str = "INVALID_VALUE";
 pub const INVALID_DEVICE: &str = "INVALID_DEVICE";
 /// A malformed MAC address: `[mac]`.
 pub const MAC_INVALID: &str = "MAC_INVALID";
+/// An address in a VIF's `ipv4_allowed` / `ipv6_allowed` does not parse
+/// (`[field]`).
+pub const INVALID_IP_ADDRESS_SPECIFIED: &str = "INVALID_IP_ADDRESS_SPECIFIED";
 /// The VM already has a device with that number: `[device]`.
 pub const DEVICE_ALREADY_EXISTS: &str = "DEVICE_ALREADY_EXISTS";
 /// The device is attached already: `[device ref]`.

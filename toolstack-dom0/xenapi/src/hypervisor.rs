@@ -148,6 +148,12 @@ pub trait Hypervisor {
     fn vif_closed(&mut self, _domid: u32, _devid: u32) -> Option<bool> {
         None
     }
+    /// Gives the backend of attached VIF `vif.devid` of domain `domid`
+    /// its new rules (`locking`, `ipv4_allowed`, `ipv6_allowed`), which
+    /// apply at once, as xapi's do.
+    fn vif_rules(&mut self, _domid: u32, _vif: &VifDevice) -> Result<(), HypervisorError> {
+        Err(HypervisorError(String::from(NO_NETWORK_BACKEND)))
+    }
     /// Puts client input into domain `domid`'s console: how many bytes
     /// went in (0 when its input ring is full); `None` when no console of
     /// `domid` is relayed.
@@ -216,6 +222,8 @@ pub enum FakeVifCall {
     Attach(u32, VifDevice),
     /// `vif_detach(domid, devid, force)`.
     Detach(u32, u32, bool),
+    /// `vif_rules(domid, device)`.
+    Rules(u32, VifDevice),
 }
 
 impl Default for FakeHypervisor {
@@ -357,6 +365,22 @@ impl Hypervisor for FakeHypervisor {
         match self.vifs.get(&(domid, devid)) {
             None => Some(true),
             Some((_, closing)) => Some(*closing && self.vif_backend_closes),
+        }
+    }
+    fn vif_rules(&mut self, domid: u32, vif: &VifDevice) -> Result<(), HypervisorError> {
+        if !self.network_backend {
+            return Err(HypervisorError(String::from(NO_NETWORK_BACKEND)));
+        }
+        self.vif_calls.push(FakeVifCall::Rules(domid, vif.clone()));
+        match self.vifs.get_mut(&(domid, vif.devid)) {
+            Some((dev, _)) => {
+                *dev = vif.clone();
+                Ok(())
+            }
+            None => Err(HypervisorError(alloc::format!(
+                "vif {} of domain {domid} is not attached",
+                vif.devid
+            ))),
         }
     }
     fn console_write(&mut self, domid: u32, bytes: &[u8]) -> Option<usize> {

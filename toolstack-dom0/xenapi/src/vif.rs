@@ -406,6 +406,35 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         Ok((vm, devid))
     }
 
+    /// Checks a new value of a VIF's rules field as xapi does: each
+    /// address in `ipv4_allowed` / `ipv6_allowed` must parse
+    /// (INVALID_IP_ADDRESS_SPECIFIED [field]).
+    pub(crate) fn check_vif_rules(&self, field: &str, value: &Value) -> Result<(), ApiError> {
+        let parses = |s: &str| match field {
+            "ipv4_allowed" => s.parse::<core::net::Ipv4Addr>().is_ok(),
+            _ => s.parse::<core::net::Ipv6Addr>().is_ok(),
+        };
+        if let ("ipv4_allowed" | "ipv6_allowed", Value::Array(list)) = (field, value) {
+            if !list.iter().all(|v| v.as_str().is_some_and(parses)) {
+                return Err(ApiError::new(INVALID_IP_ADDRESS_SPECIFIED, &[field]));
+            }
+        }
+        Ok(())
+    }
+
+    /// A VIF's rules changed (`locking_mode`, `ipv4_allowed`,
+    /// `ipv6_allowed`): an attached VIF's backend gets them at once, as
+    /// xapi refreshes a plugged VIF's filtering.
+    pub(crate) fn vif_rules_changed(&mut self, vif: &str) -> Result<(), ApiError> {
+        if self.vif_field(vif, "currently_attached").as_bool() != Some(true) {
+            return Ok(());
+        }
+        let vm = self.vif_field(vif, "VM");
+        let domid = self.domid(arg_str(&vm));
+        let dev = self.vif_device(vif)?;
+        self.hv.vif_rules(domid, &dev).map_err(hv_err)
+    }
+
     /// `VIF.plug`: hot-attaches a VIF to its Running VM.
     pub(crate) fn vif_plug(&mut self, vif: &str) -> Result<Value, ApiError> {
         let (vm, _) = self.hot_vif(vif)?;

@@ -577,3 +577,63 @@ fn async_unplug_keeps_its_task_pending_until_the_backend_closes() {
     assert!(e.hypervisor().vifs.is_empty());
     assert!(!attached(&mut e, &sid, &vif));
 }
+
+#[test]
+fn rules_set_on_a_plugged_vif_reach_its_backend_at_once() {
+    let (mut e, sid, vm) = setup();
+    let vif = new_vif(&mut e, &sid, &vm, "0", "");
+    // Halted: the record changes, nothing is pushed.
+    ok(
+        &mut e,
+        "VIF.set_locking_mode",
+        vec![sid.clone(), vif.clone(), s("locked")],
+    );
+    assert!(e.hypervisor().vif_calls.is_empty());
+    let domid = start(&mut e, &sid, &vm);
+    e.hypervisor().vif_calls.clear();
+    ok(
+        &mut e,
+        "VIF.add_ipv4_allowed",
+        vec![sid.clone(), vif.clone(), s("10.0.2.16")],
+    );
+    let pushed = |e: &mut E| match e.hypervisor().vif_calls.pop() {
+        Some(FakeVifCall::Rules(d, dev)) => {
+            assert_eq!(d, domid);
+            (dev.locking, dev.ipv4_allowed, dev.ipv6_allowed)
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        pushed(&mut e),
+        ("locked".to_string(), vec!["10.0.2.16".to_string()], vec![])
+    );
+    ok(
+        &mut e,
+        "VIF.set_ipv6_allowed",
+        vec![sid.clone(), vif.clone(), Value::Array(vec![s("fe80::1")])],
+    );
+    assert_eq!(pushed(&mut e).2, ["fe80::1"]);
+    ok(
+        &mut e,
+        "VIF.set_locking_mode",
+        vec![sid.clone(), vif.clone(), s("unlocked")],
+    );
+    assert_eq!(pushed(&mut e).0, "unlocked");
+    // An address that does not parse is refused and changes nothing.
+    let e1 = fails(
+        &mut e,
+        "VIF.set_ipv4_allowed",
+        vec![
+            sid.clone(),
+            vif.clone(),
+            Value::Array(vec![s("10.0.2.300")]),
+        ],
+        "INVALID_IP_ADDRESS_SPECIFIED",
+    );
+    assert_eq!(e1, ["ipv4_allowed"]);
+    assert!(e.hypervisor().vif_calls.is_empty());
+    assert_eq!(
+        field(&mut e, &sid, "VIF", "ipv4_allowed", &vif),
+        Value::Array(vec![s("10.0.2.16")])
+    );
+}
