@@ -192,6 +192,32 @@ impl Drop for Peer {
     }
 }
 
+/// The shipped platform (the artifacts' platform.toml and images, as
+/// `cargo xtask run` boots it: xenstore-dom, the toolstack, netdom with
+/// `restart = true`) with `guests` as guest files (`/boot/guest/<name>`),
+/// launched with QEMU's NIC forwarded from a free 127.0.0.1 port; and the
+/// XenAPI URL dom0 announces when netdom serves it.
+pub fn shipped_launch_with_guests(
+    a: &crate::Artifacts,
+    dir: &Path,
+    guests: &[PathBuf],
+) -> (crate::Launch, String) {
+    let (text, config) = xcp_boot::load_config(&a.path("platform.toml")).unwrap();
+    let mut images: Vec<(String, PathBuf)> = config
+        .domains
+        .iter()
+        .map(|d| (d.image.clone(), a.path(&d.image)))
+        .collect();
+    images.extend(xcp_boot::guest_entries(guests).unwrap());
+    let path = dir.join("bundle.cpio");
+    std::fs::write(&path, xcp_boot::assemble_bundle(&text, &images).unwrap()).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut launch = a.direct(&format!("xenapi-url={url}"), &path);
+    launch.devices.nic = Some(Some(port));
+    (launch, url)
+}
+
 /// dom0's `netdom-xenapi` self-test launch, for a real client on the host:
 /// a bundle with netdom (the NIC forwarded from a free 127.0.0.1 port,
 /// relaying XenAPI to dom0, whose root password is `password`) and

@@ -468,6 +468,7 @@ impl<P: Platform> Switch<P> {
         let Some(slot) = self.vifs.get_mut(&key) else {
             return;
         };
+        let before = slot.vif.state();
         while let Some(action) = slot.vif.poll_action() {
             match action {
                 Action::WriteBackend { key, value } => {
@@ -522,6 +523,22 @@ impl<P: Platform> Switch<P> {
                         pf.unbind(port);
                     }
                 }
+            }
+        }
+        let after = slot.vif.state();
+        if after != before {
+            let (d, n) = key;
+            match after {
+                State::Connected => {
+                    let (tx, rx) = slot.vif.ring_positions().unwrap_or_default();
+                    log::debug!(
+                        "vif{d}.{n}: connected (ports {:?}/{:?}, rings resumed at tx {tx} rx {rx})",
+                        slot.tx_port,
+                        slot.rx_port
+                    );
+                }
+                State::Disconnected(fault) => log::warn!("vif{d}.{n}: disconnected: {fault:?}"),
+                other => log::debug!("vif{d}.{n}: {other:?}"),
             }
         }
     }

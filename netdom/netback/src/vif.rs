@@ -321,6 +321,13 @@ impl<P: SharedPage> Vif<P> {
         self.actions.pop_front()
     }
 
+    /// While Connected: where the tx and rx rings' responses stand
+    /// (`rsp_prod_pvt`; a resumed ring starts past zero).
+    pub fn ring_positions(&self) -> Option<(u32, u32)> {
+        let c = self.conn.as_ref()?;
+        Some((c.tx.rsp_prod_pvt(), c.rx.rsp_prod_pvt()))
+    }
+
     /// Where the VIF is.
     pub fn state(&self) -> State {
         self.state
