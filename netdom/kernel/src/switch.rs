@@ -447,6 +447,11 @@ impl<P: Platform> Switch<P> {
                     }
                 }
                 Action::SwitchState(s) => {
+                    if let (State::Disconnected(fault), xcp_xenbus::XenbusState::Closing) =
+                        (slot.vif.state(), s)
+                    {
+                        log::warn!("vif{}.{}: disconnected: {fault:?}", key.0, key.1);
+                    }
                     if write {
                         let v = s.code().to_string();
                         pf.write(&format!("{}/state", slot.backend), v.as_bytes());
