@@ -7,8 +7,11 @@
 //! Read first: xen/include/public/io/netif.h, io/ring.h, io/xenbus.h;
 //! netdom/netback/DESIGN.md ("Transmit checks": what must disconnect).
 //!
-//! The garbage comes from a deterministic PRNG (splitmix64) seeded from the
-//! command line, so a failing seed replays. Each burst is one attack:
+//! Each round first sends packets that are wrong but legal (runts, bogus
+//! grants), one at a time: each must come back answered with
+//! `NETIF_RSP_ERROR` and its id while the VIF stays connected. Then the
+//! garbage. It comes from a deterministic PRNG (splitmix64) seeded from the
+//! command line, so a failing seed replays. Each burst of it is one attack:
 //! random bytes in slots and `req_prod`, `req_prod` far ahead, a fragment
 //! of size 0, `offset + size` past the page, more than 18 slots, a first
 //! slot splitting the Ethernet header, fragments longer than the packet,
@@ -17,7 +20,9 @@
 //!
 //! Log lines the QEMU case looks for (the console is relayed into dom0's
 //! log as `[<vm name>] ...`): `netfront-fuzz: round <r>: connected`,
-//! `netfront-fuzz: backend disconnected us (state 5)`,
+//! `netfront-fuzz: round <r>: 16 runts and bogus grants answered with
+//! errors, still connected`, `netfront-fuzz: backend disconnected us
+//! (state 5)`,
 //! `netfront-fuzz: done, <n> disconnects`. It never panics on the
 //! backend's doing and every wait is bounded: a failure is logged as
 //! `netfront-fuzz: gave up: ...` and the domain idles.
@@ -37,6 +42,11 @@ const NONE: TxId = TxId::NONE;
 const FRONT: &str = "device/vif/0";
 /// Connect, be thrown out, start again: this many times.
 const ROUNDS: u32 = 3;
+/// Bad but legal packets per round before the garbage: each must be
+/// answered with `NETIF_RSP_ERROR`, the VIF staying connected.
+const SURVIVABLE: u32 = 16;
+/// How long the backend may take to answer them, ms.
+const ANSWER_WAIT_MS: u64 = 5_000;
 /// Bursts of garbage per round at most before giving up.
 const MAX_BURSTS: u32 = 400;
 /// How long a burst waits for the backend to react, ms.
@@ -60,6 +70,8 @@ const TX_SLOT: usize = 12;
 // netif.h's tx flags and extra-info types.
 const NETTXF_MORE_DATA: u16 = 1 << 2;
 const NETTXF_EXTRA_INFO: u16 = 1 << 3;
+/// netif.h's status of a packet the backend refused.
+const NETIF_RSP_ERROR: i16 = -1;
 /// XEN_NETIF_NR_SLOTS_MIN: the most slots a packet may take.
 const NR_SLOTS_MIN: u32 = 18;
 
@@ -95,6 +107,8 @@ impl Rng {
 /// One attack: what a burst writes into the tx ring.
 #[derive(Clone, Copy, Debug)]
 enum Attack {
+    /// A packet shorter than an Ethernet header (dropped with an error).
+    Runt,
     /// Random bytes in 1..=64 slots, `req_prod` past them.
     Garbage,
     /// A random `req_prod`, slots untouched.
@@ -477,6 +491,16 @@ impl Front {
                 rings.put_raw(&b);
                 rings.publish(rings.prod);
             }
+            Attack::Runt => {
+                rings.put(TxRequest {
+                    gref,
+                    offset: 0,
+                    flags: 0,
+                    id,
+                    size: 1 + rng.below(13) as u16,
+                });
+                rings.publish(rings.prod);
+            }
             Attack::BogusGrant => {
                 rings.put(TxRequest {
                     gref: 0x8000_0000 | rng.next() as u32,
@@ -488,6 +512,54 @@ impl Front {
                 rings.publish(rings.prod);
             }
         }
+    }
+
+    /// Sends [`SURVIVABLE`] runts and packets with bogus grants, one at a
+    /// time: each must be answered with an error in its slot, with its
+    /// id, while the backend stays connected.
+    fn survive(&mut self, rings: &mut Rings, round: u32) -> Result<(), String> {
+        for n in 1..=SURVIVABLE {
+            let attack = match self.rng.below(2) {
+                0 => Attack::Runt,
+                _ => Attack::BogusGrant,
+            };
+            let slot = rings.prod;
+            let at = RING_HEADER + (slot % TX_RING_SIZE) as usize * TX_SLOT;
+            let mut req = [0u8; TX_SLOT];
+            self.burst(rings, attack);
+            rings.view().read(at, &mut req);
+            let id = u16::from_le_bytes([req[8], req[9]]);
+            let deadline = xcp_runtime::time::now_ns() + ANSWER_WAIT_MS * 1_000_000;
+            while rings.view().load_u32(RSP_PROD) != rings.prod {
+                let state = self.backend_state();
+                if state != CONNECTED {
+                    return Err(format!(
+                        "round {round}: packet {n} ({attack:?}) took the backend to state {state}"
+                    ));
+                }
+                if xcp_runtime::time::now_ns() >= deadline {
+                    return Err(format!(
+                        "round {round}: packet {n} ({attack:?}) not answered in {ANSWER_WAIT_MS} ms"
+                    ));
+                }
+                sleep_ms(10);
+            }
+            let mut rsp = [0u8; 4];
+            rings.view().read(at, &mut rsp);
+            let (got_id, status) = (
+                u16::from_le_bytes([rsp[0], rsp[1]]),
+                i16::from_le_bytes([rsp[2], rsp[3]]),
+            );
+            if (got_id, status) != (id, NETIF_RSP_ERROR) {
+                return Err(format!(
+                    "round {round}: packet {n} ({attack:?}, id {id}) answered id {got_id} status {status}"
+                ));
+            }
+        }
+        log::info!(
+            "netfront-fuzz: round {round}: {SURVIVABLE} runts and bogus grants answered with errors, still connected"
+        );
+        Ok(())
     }
 
     /// Fuzzes until the backend throws us out; returns the burst and the
@@ -517,7 +589,9 @@ impl Front {
                 self.set_state(INITIALISING)?;
             }
             let mut rings = self.connect(round)?;
-            let result = self.fuzz(&mut rings, round);
+            let result = self
+                .survive(&mut rings, round)
+                .and_then(|()| self.fuzz(&mut rings, round));
             let (burst, attack, state) = match result {
                 Ok(r) => r,
                 Err(e) => {
