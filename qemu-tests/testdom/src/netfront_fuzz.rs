@@ -1,13 +1,14 @@
 //! `netfront-fuzz[=<seed>]`: a netfront gone bad, as a XenAPI VM's guest
 //! with a VIF. It connects to its backend (netdom) the way a netfront
-//! does, then writes garbage into its tx ring until the backend
+//! does, then writes garbage into its rings until the backend
 //! disconnects it, closes, starts again with fresh rings, and does it
 //! again, for [`ROUNDS`] rounds.
 //!
 //! Read first: xen/include/public/io/netif.h, io/ring.h, io/xenbus.h;
 //! netdom/netback/DESIGN.md ("Transmit checks": what must disconnect).
 //!
-//! Each round first sends packets that are wrong but legal (runts, bogus
+//! Each round first sends a well-formed ARP request (answered
+//! `NETIF_RSP_OKAY`), then packets that are wrong but legal (runts, bogus
 //! grants), one at a time: each must come back answered with
 //! `NETIF_RSP_ERROR` and its id while the VIF stays connected. Then the
 //! garbage. It comes from a deterministic PRNG (splitmix64) seeded from the
@@ -15,13 +16,15 @@
 //! random bytes in slots and `req_prod`, `req_prod` far ahead, a fragment
 //! of size 0, `offset + size` past the page, more than 18 slots, a first
 //! slot splitting the Ethernet header, fragments longer than the packet,
-//! extra info of a bad type, or a well-formed packet with a bogus grant
-//! (answered with an error, not a disconnect: the backend must survive it).
+//! extra info of a bad type, garbage in the rx ring followed by the ARP
+//! request (QEMU's gateway answers: the reply finds the rx ring broken;
+//! round 2 always starts with it), or a well-formed packet with a bogus
+//! grant (answered with an error, not a disconnect).
 //!
 //! Log lines the QEMU case looks for (the console is relayed into dom0's
 //! log as `[<vm name>] ...`): `netfront-fuzz: round <r>: connected`,
-//! `netfront-fuzz: round <r>: 16 runts and bogus grants answered with
-//! errors, still connected`, `netfront-fuzz: backend disconnected us
+//! `netfront-fuzz: round <r>: an ARP request sent, 16 runts and bogus
+//! grants answered with errors, still connected`, `netfront-fuzz: backend disconnected us
 //! (state 5)`,
 //! `netfront-fuzz: done, <n> disconnects`. It never panics on the
 //! backend's doing and every wait is bounded: a failure is logged as
@@ -70,8 +73,19 @@ const TX_SLOT: usize = 12;
 // netif.h's tx flags and extra-info types.
 const NETTXF_MORE_DATA: u16 = 1 << 2;
 const NETTXF_EXTRA_INFO: u16 = 1 << 3;
-/// netif.h's status of a packet the backend refused.
+/// netif.h's statuses of a packet sent, and of one the backend refused.
+const NETIF_RSP_OKAY: i16 = 0;
 const NETIF_RSP_ERROR: i16 = -1;
+/// Slots of the rx ring: (4096 - 64) / 8 rounded down to a power of two.
+const RX_RING_SIZE: u32 = 256;
+/// An rx slot: netif_rx_request / netif_rx_response (8 B each).
+const RX_SLOT: usize = 8;
+/// An ARP request's length on the wire (without padding).
+const ARP_LEN: usize = 42;
+/// QEMU's user-network gateway, and the address we claim to ask from
+/// (unused by QEMU's DHCP, which starts at .15).
+const GATEWAY: [u8; 4] = [10, 0, 2, 2];
+const ASKER: [u8; 4] = [10, 0, 2, 200];
 /// XEN_NETIF_NR_SLOTS_MIN: the most slots a packet may take.
 const NR_SLOTS_MIN: u32 = 18;
 
@@ -81,6 +95,30 @@ const INIT_WAIT: u32 = 2;
 const CONNECTED: u32 = 4;
 const CLOSING: u32 = 5;
 const CLOSED: u32 = 6;
+
+/// An ARP request (RFC 826) from `mac` (at [`ASKER`]) for [`GATEWAY`].
+fn arp_request(mac: [u8; 6]) -> [u8; ARP_LEN] {
+    let mut f = [0u8; ARP_LEN];
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    // Ethernet, IPv4, 6-byte and 4-byte addresses, request.
+    f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    f[22..28].copy_from_slice(&mac);
+    f[28..32].copy_from_slice(&ASKER);
+    f[38..42].copy_from_slice(&GATEWAY);
+    f
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
 
 /// splitmix64: small, deterministic, good enough for garbage.
 struct Rng(u64);
@@ -107,6 +145,9 @@ impl Rng {
 /// One attack: what a burst writes into the tx ring.
 #[derive(Clone, Copy, Debug)]
 enum Attack {
+    /// A well-formed ARP request from our MAC for QEMU's gateway (answered
+    /// OKAY; the gateway's reply comes back to us).
+    Arp,
     /// A packet shorter than an Ethernet header (dropped with an error).
     Runt,
     /// Random bytes in 1..=64 slots, `req_prod` past them.
@@ -127,12 +168,15 @@ enum Attack {
     Oversized,
     /// Extra info of type 0 or ≥ 5.
     BadExtra,
+    /// Garbage in the rx ring (`req_prod` far ahead, random slots), then
+    /// [`Attack::Arp`]: the gateway's reply finds it.
+    RxGarbage,
     /// A well-formed packet whose grant is not ours to give (an error
     /// response, not a disconnect).
     BogusGrant,
 }
 
-const ATTACKS: [Attack; 10] = [
+const ATTACKS: [Attack; 11] = [
     Attack::Garbage,
     Attack::RandomIndex,
     Attack::FarAhead,
@@ -142,6 +186,7 @@ const ATTACKS: [Attack; 10] = [
     Attack::SplitHeader,
     Attack::Oversized,
     Attack::BadExtra,
+    Attack::RxGarbage,
     Attack::BogusGrant,
 ];
 
@@ -167,12 +212,45 @@ impl TxRequest {
     }
 }
 
-/// One life of the frontend: two granted ring frames and a channel.
+/// One of our frames granted to the backend.
+struct Granted {
+    frame: Frame,
+    gref: u32,
+}
+
+impl Granted {
+    /// A zeroed frame granted to `domid`.
+    fn new(domid: u16, readonly: bool) -> Result<Granted, String> {
+        let frame = Frame::alloc().map_err(|e| format!("a frame: {e:?}"))?;
+        let gref = gnttab::grant_access(domid, frame.pfn(), readonly)
+            .map_err(|e| format!("grant a frame: {e:?}"))?;
+        Ok(Granted { frame, gref })
+    }
+
+    /// Takes the grant back. A grant the backend still maps keeps its
+    /// frame forever (never reused under it).
+    fn end(self) {
+        for _ in 0..100 {
+            match gnttab::end_access(self.gref) {
+                Ok(()) => return,
+                Err(gnttab::GrantError::InUse) => sleep_ms(10),
+                Err(_) => break,
+            }
+        }
+        log::warn!(
+            "netfront-fuzz: grant {} still mapped: its frame is kept",
+            self.gref
+        );
+        core::mem::forget(self.frame);
+    }
+}
+
+/// One life of the frontend: the two ring frames, a data frame holding
+/// one well-formed frame (an ARP request), all granted, and a channel.
 struct Rings {
-    tx: Frame,
-    rx: Frame,
-    tx_gref: u32,
-    rx_gref: u32,
+    tx: Granted,
+    rx: Granted,
+    data: Granted,
     port: u32,
     /// Our `req_prod` on the tx ring.
     prod: u32,
@@ -180,7 +258,7 @@ struct Rings {
 
 impl Rings {
     fn view(&self) -> PageView<'_> {
-        self.tx.view()
+        self.tx.frame.view()
     }
 
     fn put(&mut self, req: TxRequest) {
@@ -203,6 +281,8 @@ impl Rings {
 
 struct Front {
     xs: Store,
+    /// Our MAC (`device/vif/0/mac`).
+    mac: [u8; 6],
     backend: String,
     backend_id: u16,
     rng: Rng,
@@ -264,40 +344,47 @@ impl Front {
     fn connect(&mut self, round: u32) -> Result<Rings, String> {
         self.wait_backend(&[INIT_WAIT], STATE_WAIT_MS)
             .map_err(|s| format!("round {round}: backend state {s}, not InitWait"))?;
-        let tx = Frame::alloc().map_err(|e| format!("a ring frame: {e:?}"))?;
-        let rx = Frame::alloc().map_err(|e| format!("a ring frame: {e:?}"))?;
+        let tx = Granted::new(self.backend_id, false)?;
+        let rx = match Granted::new(self.backend_id, false) {
+            Ok(g) => g,
+            Err(e) => {
+                tx.end();
+                return Err(e);
+            }
+        };
+        let mut data = match Granted::new(self.backend_id, true) {
+            Ok(g) => g,
+            Err(e) => {
+                tx.end();
+                rx.end();
+                return Err(e);
+            }
+        };
         // FRONT_RING_INIT / SHARED_RING_INIT: indexes 0, events 1.
-        for page in [tx.view(), rx.view()] {
+        for page in [tx.frame.view(), rx.frame.view()] {
             page.store_u32(REQ_PROD, 0);
             page.store_u32(REQ_EVENT, 1);
             page.store_u32(RSP_PROD, 0);
             page.store_u32(RSP_EVENT, 1);
         }
-        let tx_gref = gnttab::grant_access(self.backend_id, tx.pfn(), false)
-            .map_err(|e| format!("grant the tx ring: {e:?}"))?;
-        let rx_gref = match gnttab::grant_access(self.backend_id, rx.pfn(), false) {
-            Ok(g) => g,
-            Err(e) => {
-                let _ = gnttab::end_access(tx_gref);
-                return Err(format!("grant the rx ring: {e:?}"));
-            }
-        };
+        data.frame.bytes_mut()[..ARP_LEN].copy_from_slice(&arp_request(self.mac));
         let port = match evtchn::alloc_unbound(self.backend_id) {
             Ok(p) => p,
             Err(e) => {
-                let _ = gnttab::end_access(tx_gref);
-                let _ = gnttab::end_access(rx_gref);
+                tx.end();
+                rx.end();
+                data.end();
                 return Err(format!("an event channel for the backend: {e}"));
             }
         };
         // Nothing to hear from the backend: its kicks must not wake our
         // sleeps.
         evtchn::mask(port);
+        let (tx_gref, rx_gref) = (tx.gref, rx.gref);
         let rings = Rings {
             tx,
             rx,
-            tx_gref,
-            rx_gref,
+            data,
             port,
             prod: 0,
         };
@@ -337,29 +424,12 @@ impl Front {
         }
     }
 
-    /// Takes our grants back and closes the channel. A grant the backend
-    /// still maps keeps its frame forever (never reused under it).
+    /// Takes our grants back and closes the channel.
     fn release(&mut self, rings: Rings) {
         let _ = evtchn::close(rings.port);
-        for (gref, frame) in [(rings.tx_gref, rings.tx), (rings.rx_gref, rings.rx)] {
-            let mut ended = false;
-            for _ in 0..100 {
-                match gnttab::end_access(gref) {
-                    Ok(()) => {
-                        ended = true;
-                        break;
-                    }
-                    Err(gnttab::GrantError::InUse) => sleep_ms(10),
-                    Err(_) => break,
-                }
-            }
-            if ended {
-                drop(frame);
-            } else {
-                log::warn!("netfront-fuzz: grant {gref} still mapped: its frame is kept");
-                core::mem::forget(frame);
-            }
-        }
+        rings.tx.end();
+        rings.rx.end();
+        rings.data.end();
     }
 
     /// Writes one attack into the tx ring and kicks the backend.
@@ -491,6 +561,35 @@ impl Front {
                 rings.put_raw(&b);
                 rings.publish(rings.prod);
             }
+            Attack::Arp => {
+                rings.put(TxRequest {
+                    gref: rings.data.gref,
+                    offset: 0,
+                    flags: 0,
+                    id,
+                    size: ARP_LEN as u16,
+                });
+                rings.publish(rings.prod);
+            }
+            Attack::RxGarbage => {
+                let rx = rings.rx.frame.view();
+                for slot in 0..RX_RING_SIZE as usize {
+                    rx.write(RING_HEADER + slot * RX_SLOT, &rng.next().to_le_bytes());
+                }
+                let cons = rx.load_u32(RSP_PROD);
+                rx.store_u32(
+                    REQ_PROD,
+                    cons.wrapping_add(RX_RING_SIZE + 1 + rng.below(1 << 20)),
+                );
+                rings.put(TxRequest {
+                    gref: rings.data.gref,
+                    offset: 0,
+                    flags: 0,
+                    id,
+                    size: ARP_LEN as u16,
+                });
+                rings.publish(rings.prod);
+            }
             Attack::Runt => {
                 rings.put(TxRequest {
                     gref,
@@ -514,14 +613,16 @@ impl Front {
         }
     }
 
-    /// Sends [`SURVIVABLE`] runts and packets with bogus grants, one at a
-    /// time: each must be answered with an error in its slot, with its
-    /// id, while the backend stays connected.
+    /// Sends an ARP request, then [`SURVIVABLE`] runts and packets with
+    /// bogus grants, one at a time: each must be answered in its slot, with
+    /// its id, OKAY for the ARP request and an error for the others, while
+    /// the backend stays connected.
     fn survive(&mut self, rings: &mut Rings, round: u32) -> Result<(), String> {
-        for n in 1..=SURVIVABLE {
-            let attack = match self.rng.below(2) {
-                0 => Attack::Runt,
-                _ => Attack::BogusGrant,
+        for n in 0..=SURVIVABLE {
+            let (attack, want) = match (n, self.rng.below(2)) {
+                (0, _) => (Attack::Arp, NETIF_RSP_OKAY),
+                (_, 0) => (Attack::Runt, NETIF_RSP_ERROR),
+                _ => (Attack::BogusGrant, NETIF_RSP_ERROR),
             };
             let slot = rings.prod;
             let at = RING_HEADER + (slot % TX_RING_SIZE) as usize * TX_SLOT;
@@ -550,14 +651,14 @@ impl Front {
                 u16::from_le_bytes([rsp[0], rsp[1]]),
                 i16::from_le_bytes([rsp[2], rsp[3]]),
             );
-            if (got_id, status) != (id, NETIF_RSP_ERROR) {
+            if (got_id, status) != (id, want) {
                 return Err(format!(
                     "round {round}: packet {n} ({attack:?}, id {id}) answered id {got_id} status {status}"
                 ));
             }
         }
         log::info!(
-            "netfront-fuzz: round {round}: {SURVIVABLE} runts and bogus grants answered with errors, still connected"
+            "netfront-fuzz: round {round}: an ARP request sent, {SURVIVABLE} runts and bogus grants answered with errors, still connected"
         );
         Ok(())
     }
@@ -566,7 +667,11 @@ impl Front {
     /// attack that did it, and the backend's state.
     fn fuzz(&mut self, rings: &mut Rings, round: u32) -> Result<(u32, Attack, u32), String> {
         for n in 1..=MAX_BURSTS {
-            let attack = ATTACKS[self.rng.below(ATTACKS.len() as u32) as usize];
+            // Round 2 starts with the rx ring, so every run exercises it.
+            let attack = match (round, n) {
+                (2, 1) => Attack::RxGarbage,
+                _ => ATTACKS[self.rng.below(ATTACKS.len() as u32) as usize],
+            };
             self.burst(rings, attack);
             match self.wait_backend(&[CLOSING, CLOSED], BURST_WAIT_MS) {
                 Ok(state) => return Ok((n, attack, state)),
@@ -645,8 +750,11 @@ fn start(boot: &xcp_runtime::Boot, seed: u64) -> Result<u32, String> {
         xs,
         backend: String::new(),
         backend_id: 0,
+        mac: [0; 6],
         rng: Rng(seed),
     };
+    let mac = front.read(&format!("{FRONT}/mac"))?;
+    front.mac = parse_mac(&mac).ok_or_else(|| format!("mac {mac:?} is not a MAC"))?;
     front.backend = front.read(&format!("{FRONT}/backend"))?;
     let id = front.read(&format!("{FRONT}/backend-id"))?;
     front.backend_id = id
