@@ -54,6 +54,8 @@ const ANSWER_WAIT_MS: u64 = 5_000;
 const MAX_BURSTS: u32 = 400;
 /// How long a burst waits for the backend to react, ms.
 const BURST_WAIT_MS: u64 = 100;
+/// ... when the reaction waits for the gateway's reply.
+const RX_BURST_WAIT_MS: u64 = 2_000;
 /// How long a handshake step waits for the backend's state, ms.
 const STATE_WAIT_MS: u64 = 30_000;
 /// The seed without `=<seed>`.
@@ -673,7 +675,11 @@ impl Front {
                 _ => ATTACKS[self.rng.below(ATTACKS.len() as u32) as usize],
             };
             self.burst(rings, attack);
-            match self.wait_backend(&[CLOSING, CLOSED], BURST_WAIT_MS) {
+            let wait = match attack {
+                Attack::RxGarbage => RX_BURST_WAIT_MS,
+                _ => BURST_WAIT_MS,
+            };
+            match self.wait_backend(&[CLOSING, CLOSED], wait) {
                 Ok(state) => return Ok((n, attack, state)),
                 Err(CONNECTED) => {}
                 Err(s) => return Err(format!("round {round}: backend state {s} while fuzzing")),
