@@ -222,3 +222,131 @@ class Console:
     def close(self):
         self.c.close()
 "#;
+
+/// A networked guest's /init after [`INIT_PRELUDE`]: Debian's
+/// xen-netfront loaded, a DHCP lease on eth0 (`udhcpc` with
+/// [`DHCP_SCRIPT`]), `guest: ip <addr>/<len> mac <mac>` and
+/// `guest: ready` on the console, then a shell reading the console.
+pub const NET_INIT: &str = r#"
+insmod /lib/xen-netfront.ko
+for i in $(seq 1 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
+ip link set lo up
+ip link set eth0 up
+udhcpc -i eth0 -n -q -t 30 -T 2 -s /bin/dhcp-script
+echo "guest: ip $(ip -4 addr show eth0 | awk '/inet /{print $2}') mac $(cat /sys/class/net/eth0/address)"
+echo "guest: ready"
+while read -r line; do eval "$line"; done
+"#;
+
+/// busybox udhcpc's hook: applies the lease.
+pub const DHCP_SCRIPT: &str = r#"#!/bin/busybox sh
+case "$1" in
+bound|renew)
+    ifconfig "$interface" "$ip" netmask "$subnet" up
+    [ -n "$router" ] && route add default gw "$router" dev "$interface"
+    ;;
+esac
+exit 0
+"#;
+
+/// A networked Linux guest's files in `dir`: Debian's vmlinuz and an
+/// initramfs with [`NET_INIT`], xen-netfront and [`DHCP_SCRIPT`]; booted
+/// as `/boot/guest/vmlinuz` and `/boot/guest/initramfs`.
+pub fn net_guest(dir: &Path) -> [PathBuf; 2] {
+    let vmlinuz = dir.join("vmlinuz");
+    std::fs::copy(debian_vmlinuz(), &vmlinuz).unwrap();
+    let initrd = initramfs_with(
+        dir,
+        &format!("{INIT_PRELUDE}{NET_INIT}"),
+        &[
+            ("lib", 0o040755, Vec::new()),
+            (
+                "lib/xen-netfront.ko",
+                0o100644,
+                debian_module("drivers/net/xen-netfront.ko"),
+            ),
+            ("bin/dhcp-script", 0o100755, DHCP_SCRIPT.as_bytes().to_vec()),
+        ],
+    );
+    [vmlinuz, initrd]
+}
+
+/// netdom's own address, as its DHCP lease line in the serial log
+/// (`lines`) says; QEMU's first lease when there is none.
+pub fn netdom_ip(lines: &[String]) -> String {
+    lines
+        .iter()
+        .find_map(|l| {
+            let rest = l.split("DHCP lease ").nth(1)?;
+            Some(rest.split('/').next()?.to_string())
+        })
+        .unwrap_or_else(|| "10.0.2.15".into())
+}
+
+/// Python for the networked guests' clients, after [`PY_CONSOLE`]:
+/// `net_vif(x, net, vm, device)` makes a VIF as xapi's clients do (empty
+/// MAC: dom0 makes one); `linux_vm(x, name)` a 256 MiB PVH VM booting
+/// [`net_guest`]'s files; `net_ready(s, url, vm, vif, mac, name)` attaches
+/// to its console, waits for [`NET_INIT`]'s `guest: ready`, checks the MAC
+/// and the VIF attached, and returns `(console, ip)`; `run_in(c, line,
+/// secs)` runs a shell line in a guest and returns its output and exit
+/// status, `must` fails the client unless it is 0. The console echoes what
+/// is typed: every marker these helpers (and the checks after them) look
+/// for is computed by the guest's shell (`$((...))`), so the echo never
+/// matches it.
+pub const PY_NET: &str = r#"
+import re as _re
+
+def net_vif(x, net, vm, device):
+    return x.VIF.create({
+        "device": device, "network": net, "VM": vm, "MAC": "", "MTU": "1500",
+        "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {},
+        "locking_mode": "network_default", "ipv4_allowed": [], "ipv6_allowed": [],
+    })
+
+def linux_vm(x, name):
+    return x.VM.create({
+        "name_label": name,
+        "domain_type": "pvh",
+        "memory_static_max": str(256 << 20),
+        "memory_dynamic_max": str(256 << 20),
+        "memory_dynamic_min": str(256 << 20),
+        "VCPUs_max": "1",
+        "VCPUs_at_startup": "1",
+        "PV_kernel": "/boot/guest/vmlinuz",
+        "PV_ramdisk": "/boot/guest/initramfs",
+        "PV_args": "console=hvc0",
+        "actions_after_crash": "preserve",
+        "actions_after_reboot": "destroy",
+        "actions_after_shutdown": "destroy",
+    })
+
+def net_ready(s, url, vm, v, mac, name):
+    x = s.xenapi
+    c = Console(s, url, vm)
+    c.read_until(b"guest: ready", 300)
+    m = _re.search(rb"guest: ip (\S+)/\d+ mac (\S+)", c.seen)
+    assert m, c.seen[-2000:]
+    ip, seen_mac = m.group(1).decode(), m.group(2).decode()
+    print(name, "lease", ip, "mac in the guest", seen_mac)
+    assert seen_mac == mac, (seen_mac, mac)
+    assert x.VIF.get_currently_attached(v)
+    return c, ip
+
+_step = [0]
+def run_in(c, line, secs):
+    """Runs `line` in the guest; returns its output and exit status."""
+    _step[0] += 1
+    n = 1000 + _step[0]
+    before = len(c.seen)
+    c.send(f"{line}; echo \"DONE-$((1000+{_step[0]}))-rc$?-\"\r".encode())
+    c.read_until(_re.compile(rf"DONE-{n}-rc(\d+)-".encode()), secs)
+    out = c.seen[before:]
+    rc = int(_re.search(rf"DONE-{n}-rc(\d+)-".encode(), out).group(1))
+    return out, rc
+
+def must(c, line, secs):
+    out, rc = run_in(c, line, secs)
+    assert rc == 0, (line, rc, out[-1500:])
+    return out
+"#;

@@ -477,6 +477,11 @@ impl<P: Platform> Switch<P> {
                     }
                 }
                 Action::SwitchState(s) => {
+                    if let (State::Disconnected(fault), xcp_xenbus::XenbusState::Closing) =
+                        (slot.vif.state(), s)
+                    {
+                        log::warn!("vif{}.{}: disconnected: {fault:?}", key.0, key.1);
+                    }
                     if write {
                         let v = s.code().to_string();
                         pf.write(&format!("{}/state", slot.backend), v.as_bytes());
@@ -537,7 +542,9 @@ impl<P: Platform> Switch<P> {
                         slot.rx_port
                     );
                 }
-                State::Disconnected(fault) => log::warn!("vif{d}.{n}: disconnected: {fault:?}"),
+                // Logged where the backend goes Closing (a tx fault
+                // happens before the drain that follows it).
+                State::Disconnected(_) => {}
                 other => log::debug!("vif{d}.{n}: {other:?}"),
             }
         }

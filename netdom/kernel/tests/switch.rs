@@ -1,8 +1,9 @@
 //! The switch over a fake xenstore, fake grants and scripted netfronts:
 //! the toolstack's backend directory brings a VIF up, frames go between the
 //! NIC, netdom's stack and guests, spoofed frames stop at the bridge, a
-//! hostile ring disconnects only its VIF, and a removed directory lets
-//! everything go.
+//! hostile ring disconnects only its VIF (and a fuzzed one, again and
+//! again, reconnecting between), and a removed directory lets everything
+//! go.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use netdom::switch::{Limits, Platform, Switch};
 use xcp_bridge::Config as BridgeConfig;
 use xcp_netback::fake::{FakeGrants, Netfront};
 use xcp_netback::wire::{TxRequest, NETIF_RSP_OKAY};
-use xcp_netback::{RxPlan, State, TxPlan};
+use xcp_netback::{Fault, RxPlan, State, TxPlan};
 use xcp_ring::fake::MemPage;
 use xcp_ring::SharedPage;
 
@@ -454,4 +455,100 @@ fn rules_change_on_a_plugged_vif() {
     sw.on_watch(&mut pf, 6, &format!("{back}/ipv4-allowed"), "vif-backends");
     assert!(!sent(&mut sw, &mut pf, &mut g, 7));
     assert_eq!(sw.reports()[0].state, State::Connected, "still connected");
+
+/// splitmix64, for seeded garbage.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// What testdom's `netfront-fuzz` does to netdom (qemu-tests case
+/// `guests_net_hostile`), over the fakes and many seeds: guest 6 writes
+/// garbage into its tx ring (or its rx ring, found when guest 5's
+/// broadcast is flooded to it) until it is disconnected, closes, starts
+/// again and reconnects, three times; each time nothing of it stays held
+/// and guest 5's frames go on.
+#[test]
+fn a_fuzzed_vif_is_thrown_out_reconnects_and_is_thrown_out_again() {
+    let (mut tx_faults, mut rx_faults) = (0, 0);
+    for seed in 0..300u64 {
+        let mut rng = Rng(seed);
+        let (mut sw, mut pf) = up();
+        plug(&mut pf, 5, 0, "02:16:3e:00:00:05", "unlocked", "");
+        plug(&mut pf, 6, 0, "02:16:3e:00:00:06", "unlocked", "");
+        sw.on_watch(&mut pf, 0, BASE, "vif-backends");
+        let mut a = connect(&mut sw, &mut pf, 5, 0);
+        let front = "/local/domain/6/device/vif/0";
+        let state = format!("{BASE}/6/0/state");
+        let token = "vif-front/6/0";
+        let mut now = 1;
+        for round in 0..3 {
+            let _b = connect(&mut sw, &mut pf, 6, 0);
+            assert_eq!(pf.xs[&state], b"4", "seed {seed} round {round}: connected");
+            let (tx, rx) = (pf.rings[&(6, 10)].clone(), pf.rings[&(6, 11)].clone());
+            let mut bursts = 0;
+            while sw.reports()[1].state == State::Connected {
+                bursts += 1;
+                assert!(
+                    bursts < 100,
+                    "seed {seed} round {round}: never disconnected"
+                );
+                // One ring in four is rx (8-byte slots), else tx (12).
+                let (ring, slot) = if rng.next().is_multiple_of(4) {
+                    (&rx, 8)
+                } else {
+                    (&tx, 12)
+                };
+                let n = rng.next() % 64 + 1;
+                for i in 0..n as usize {
+                    let bytes: Vec<u8> = (0..slot).map(|_| rng.next() as u8).collect();
+                    ring.write(64 + i * slot, &bytes);
+                }
+                let prod = match rng.next() % 3 {
+                    0 => rng.next() as u32,
+                    _ => n as u32,
+                };
+                ring.store_u32(0, prod);
+                now += 1;
+                sw.poll_vifs(&mut pf, now);
+                // A broadcast from a reaches b's rx ring (and the NIC).
+                let f = frame([0xff; 6], GUEST_MAC, 0x0806, b"from a");
+                let sent = pf.uplink.len();
+                a.send(&mut pf, &f);
+                now += 1;
+                sw.poll_vifs(&mut pf, now);
+                assert_eq!(pf.uplink.len(), sent + 1, "seed {seed}: a's frame left");
+                assert_eq!(pf.uplink.last(), Some(&f));
+                a.front.tx_responses().unwrap();
+            }
+            let r = &sw.reports()[1];
+            match r.state {
+                State::Disconnected(Fault::Tx(_)) => tx_faults += 1,
+                State::Disconnected(Fault::RxRing(_)) => rx_faults += 1,
+                other => panic!("seed {seed} round {round}: {other:?}"),
+            }
+            assert_eq!(pf.xs[&state], b"5", "seed {seed}: Closing");
+            assert_eq!(*pf.mapped.borrow(), 2, "seed {seed}: only a's rings mapped");
+            assert_eq!(pf.bound.len(), 1, "seed {seed}: only a's channel bound");
+            // b closes, waits for Closed, starts again.
+            pf.xs.insert(format!("{front}/state"), b"6".to_vec());
+            sw.on_watch(&mut pf, now, &format!("{front}/state"), token);
+            assert_eq!(pf.xs[&state], b"6", "seed {seed}: Closed");
+            pf.xs.insert(format!("{front}/state"), b"1".to_vec());
+            sw.on_watch(&mut pf, now, &format!("{front}/state"), token);
+            assert_eq!(pf.xs[&state], b"2", "seed {seed}: InitWait again");
+        }
+        assert_eq!(sw.reports()[0].state, State::Connected);
+        assert_eq!(sw.reports()[1].stats.faults, 3);
+        assert_eq!(sw.reports()[1].stats.connects, 3);
+    }
+    // Both rings' checks were reached.
+    assert!(tx_faults > 0 && rx_faults > 0, "{tx_faults} {rx_faults}");
 }

@@ -14,7 +14,9 @@
 //! drives XenAPI in dom0 as a relay; `xs-whoami=<reader domid>` (a XenAPI
 //! VM's guest) reads who it is from xenstore and reports it in `data/`;
 //! `console-echo` echoes console input lines back (a XenAPI VM's text
-//! console test).
+//! console test); `netfront-fuzz[=<seed>]` (a XenAPI VM's guest with a VIF)
+//! is a netfront that writes garbage into its rings until netdom
+//! disconnects it, three times over.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(target_os = "none", forbid(unsafe_code))]
 
@@ -27,6 +29,8 @@ mod channel_peer;
 mod console_echo;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod grant_peer;
+#[cfg(all(target_os = "none", feature = "selftest"))]
+mod netfront_fuzz;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod xenapi_client;
 #[cfg(all(target_os = "none", feature = "selftest"))]
@@ -85,6 +89,9 @@ mod domain {
         }
         if let Some(role) = cmdline::get(boot.cmdline, "xs-test") {
             crate::xs_test::run(boot, role);
+        }
+        if let Some(seed) = cmdline::get(boot.cmdline, "netfront-fuzz") {
+            crate::netfront_fuzz::run(boot, seed);
         }
         if cmdline::has(boot.cmdline, "console-echo") {
             crate::console_echo::run();
