@@ -14,6 +14,7 @@
 //!
 //! `cargo xtask bench [PART...]` runs only the named parts (`PARTS`).
 
+mod common;
 mod guests;
 mod memory;
 mod netdom;
