@@ -157,47 +157,69 @@ impl Kernel {
         std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// `names` (paths under kernel/, e.g. `net/bridge/bridge.ko`) with the
-    /// modules they depend on, each after its dependencies: an order for
-    /// `insmod`, from the kernel's modules.dep.
+    /// Modules `names` (as `lsmod` spells them, e.g. `virtio_net`) with
+    /// the modules they depend on, each after its dependencies: paths
+    /// under the kernel's modules directory, an order for `insmod`. The
+    /// package carries no modules.dep (depmod runs at install), so the
+    /// dependencies come from each module's `.modinfo` `depends=` field.
     pub fn with_dependencies(&self, names: &[&str]) -> Result<Vec<String>, String> {
-        let path = self.modules().with_file_name("modules.dep");
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let deps = |m: &str| -> Result<Vec<String>, String> {
-            let key = format!("kernel/{m}:");
-            let line = text
-                .lines()
-                .find(|l| l.starts_with(&key))
-                .ok_or_else(|| format!("{m} is not in {}", path.display()))?;
-            Ok(line[key.len()..]
-                .split_whitespace()
-                .map(|d| d.trim_start_matches("kernel/").to_string())
-                .collect())
-        };
-        fn visit(
-            m: &str,
-            deps: &dyn Fn(&str) -> Result<Vec<String>, String>,
-            out: &mut Vec<String>,
-        ) -> Result<(), String> {
-            if out.iter().any(|o| o == m) {
-                return Ok(());
+        let base = self.modules();
+        let mut index = std::collections::HashMap::new();
+        let mut dirs = vec![base.clone()];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(&dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?
+                .flatten()
+            {
+                let path = e.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if let Some(stem) = path.file_name().and_then(|n| n.to_str()) {
+                    if let Some(stem) = stem.strip_suffix(".ko") {
+                        let rel = path.strip_prefix(&base).map_err(|e| e.to_string())?;
+                        index.insert(stem.replace('-', "_"), rel.to_string_lossy().into_owned());
+                    }
+                }
             }
-            // modules.dep lists every module a module needs (the closure).
-            for d in deps(m)?.iter().rev() {
-                visit(d, deps, out)?;
-            }
-            if !out.iter().any(|o| o == m) {
-                out.push(m.to_string());
-            }
-            Ok(())
         }
         let mut out = Vec::new();
-        for m in names {
-            visit(m, &deps, &mut out)?;
+        let mut todo: Vec<(String, bool)> =
+            names.iter().rev().map(|n| (n.to_string(), false)).collect();
+        // Depth first: a module goes out after its dependencies.
+        while let Some((name, expanded)) = todo.pop() {
+            let key = name.replace('-', "_");
+            let rel = index
+                .get(&key)
+                .ok_or_else(|| format!("no module {name} under {}", base.display()))?;
+            if out.contains(rel) {
+                continue;
+            }
+            if expanded {
+                out.push(rel.clone());
+                continue;
+            }
+            todo.push((name, true));
+            for d in module_depends(&self.module(rel)?) {
+                todo.push((d, false));
+            }
         }
         Ok(out)
     }
+}
+
+/// The `depends=` field of a module's `.modinfo` (comma-separated names).
+fn module_depends(ko: &[u8]) -> Vec<String> {
+    const FIELD: &[u8] = b"\0depends=";
+    let Some(at) = ko.windows(FIELD.len()).position(|w| w == FIELD) else {
+        return Vec::new();
+    };
+    let rest = &ko[at + FIELD.len()..];
+    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    String::from_utf8_lossy(&rest[..end])
+        .split(',')
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// The python with PyPI's XenAPI (a venv under target/tmp).
@@ -437,5 +459,13 @@ mod tests {
             "[    2.5] dom0: xenapi: starting VM bench-elf"
         );
         assert_eq!(host("no stamp"), None);
+    }
+
+    #[test]
+    fn module_depends_reads_the_modinfo_field() {
+        let ko = b"\x7fELF junk\0license=GPL\0depends=virtio_ring,virtio\0intree=Y\0";
+        assert_eq!(module_depends(ko), ["virtio_ring", "virtio"]);
+        assert!(module_depends(b"\0depends=\0name=x\0").is_empty());
+        assert!(module_depends(b"no field").is_empty());
     }
 }
