@@ -9,7 +9,8 @@
 //! (CLOCK_MONOTONIC): A fetches from B ([`BYTES`] over TCP), fetches from
 //! and sends to the host's server ([`net_host`], on 127.0.0.1, which the
 //! guests reach at QEMU's gateway 10.0.2.2), and sends 64-byte UDP
-//! datagrams to B for [`UDP_SECS`] s while B counts them; [`RUNS`] rounds.
+//! datagrams to B for [`UDP_SECS`] s while B counts them, and pings B 20
+//! times (busybox `ping`'s average round trip); [`RUNS`] rounds.
 //! A reports every figure to the host's server.
 //!
 //! - **xcp-rs**: the shipped platform (netdom's netback and bridge, QEMU's
@@ -90,6 +91,7 @@ while [ $i -le $nb_runs ]; do
     r host_to_guest $i $(nb get $H $nb_port $nb_bytes)
     r guest_to_host $i $(nb put $H $nb_port $nb_bytes)
     r udp $i $(nb udp $B 5001 5002 $nb_secs $nb_size)
+    r ping $i $(ping -q -c 20 -i 0.2 $B | awk -F/ '/round-trip/ {print $4}')
     i=$((i + 1))
 done
 nb kv $H $nb_port DONE
@@ -135,7 +137,7 @@ ip link add br0 type bridge
 ip link set eth0 master br0
 ip link set eth0 up
 ip link set br0 up
-ip -br link | sed 's/^/BENCH_LINK /'
+ip link | sed 's/^/BENCH_LINK /'
 echo "BENCH_DOM0_READY"
 for g in b a; do
     xl create /etc/xen/net-$g.cfg 2>&1 | sed "s/^/BENCH_XL $g: /"
@@ -375,11 +377,13 @@ const MEASURES: &[(&str, &str, &str)] = &[
     ("guest_to_host", "guest -> host TCP (via 10.0.2.2)", "MB/s"),
     ("udp_received", "guest -> guest UDP 64 B, received", "pkt/s"),
     ("udp_sent", "guest -> guest UDP 64 B, sent", "pkt/s"),
+    ("ping_rtt", "guest -> guest ping, average RTT", "ms"),
 ];
 
 /// Per measure of [`MEASURES`], its samples from `RESULT` lines:
 /// `g2g|host_to_guest|guest_to_host RUN BYTES SECONDS` (MB/s, 10^6 bytes)
-/// and `udp RUN SENT RECEIVED RECEIVER_SECONDS` (sent over `udp_secs`).
+/// and `udp RUN SENT RECEIVED RECEIVER_SECONDS` (sent over `udp_secs`),
+/// `ping RUN AVERAGE_MS`.
 fn samples(results: &[String], udp_secs: u32) -> Vec<Vec<f64>> {
     let mut out = vec![Vec::new(); MEASURES.len()];
     let index = |k: &str| MEASURES.iter().position(|(m, _, _)| *m == k);
@@ -392,6 +396,9 @@ fn samples(results: &[String], udp_secs: u32) -> Vec<Vec<f64>> {
                     out[index("udp_received").expect("a measure")].push(received / secs);
                 }
                 out[index("udp_sent").expect("a measure")].push(sent / f64::from(udp_secs));
+            }
+            (Some("ping"), Some(rtt), _, _) => {
+                out[index("ping_rtt").expect("a measure")].push(rtt);
             }
             (Some(k), Some(bytes), Some(secs), _) if k != "udp" && secs > 0.0 => {
                 if let Some(i) = index(k) {
@@ -410,7 +417,7 @@ fn median(v: &[f64]) -> Option<f64> {
 
 fn figure(v: Option<f64>, unit: &str) -> String {
     match v {
-        Some(x) if unit == "MB/s" => format!("{x:.2} {unit}"),
+        Some(x) if unit != "pkt/s" => format!("{x:.2} {unit}"),
         Some(x) => format!("{x:.0} {unit}"),
         None => "-".into(),
     }
@@ -479,7 +486,7 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
             println!("  {side}: not measured: {e}");
         }
     }
-    println!("  ratio: xcp-rs / baseline (higher is better for xcp-rs)");
+    println!("  ratio: xcp-rs / baseline (rates: higher is better for xcp-rs; RTT: lower is)");
     let v: Value = json!({
         "runs": runs,
         "tcp_bytes": bytes,
@@ -516,6 +523,7 @@ mod tests {
             "g2g 2 16000000 8.0",
             "host_to_guest 1 2000000 1.0",
             "udp 1 50000 20000 9.5",
+            "ping 1 1.25",
             "g2g 3",
             "nonsense",
         ]
@@ -528,6 +536,7 @@ mod tests {
         assert!(s[2].is_empty());
         assert!((s[3][0] - 20000.0 / 9.5).abs() < 1e-9);
         assert_eq!(s[4], [5000.0]);
+        assert_eq!(s[5], [1.25]);
         assert_eq!(median(&s[0]), Some(2.0));
     }
 
