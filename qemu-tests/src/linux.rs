@@ -178,6 +178,18 @@ for op in poweroff reboot; do
 done
 "#;
 
+/// busybox udhcpc's hook (`udhcpc -s`): applies the lease to the
+/// interface and the default route.
+pub const DHCP_SCRIPT: &str = r#"#!/bin/busybox sh
+case "$1" in
+bound|renew)
+    ifconfig "$interface" "$ip" netmask "$subnet" up
+    [ -n "$router" ] && route add default gw "$router" dev "$interface"
+    ;;
+esac
+exit 0
+"#;
+
 /// Python for the clients: `Console(session, url, vm)` attaches to a
 /// running VM's text console as xapi's clients do (`CONNECT` on its
 /// console's `location` with the session, through netdom), checks the

@@ -21,7 +21,7 @@ use xcp_qemu_tests::clients::{
     client_output, netdom_xenapi_xenstore_launch, python_with_xenapi, run,
 };
 use xcp_qemu_tests::linux::{
-    debian_module, debian_vmlinuz, initramfs_with, INIT_PRELUDE, PY_CONSOLE,
+    debian_module, debian_vmlinuz, initramfs_with, DHCP_SCRIPT, INIT_PRELUDE, PY_CONSOLE,
 };
 use xcp_qemu_tests::{Artifacts, Run};
 
@@ -178,17 +178,6 @@ udhcpc -i eth0 -n -q -t 30 -T 2 -s /bin/dhcp-script
 echo "guest: ip $(ip -4 addr show eth0 | awk '/inet /{print $2}') mac $(cat /sys/class/net/eth0/address)"
 echo "guest: ready"
 while read -r line; do eval "$line"; done
-"#;
-
-/// busybox udhcpc's hook: applies the lease.
-const DHCP_SCRIPT: &str = r#"#!/bin/busybox sh
-case "$1" in
-bound|renew)
-    ifconfig "$interface" "$ip" netmask "$subnet" up
-    [ -n "$router" ] && route add default gw "$router" dev "$interface"
-    ;;
-esac
-exit 0
 "#;
 
 #[test]

@@ -222,6 +222,45 @@ fn module_depends(ko: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// Python the benches' XenAPI clients start with: `login(url, pw, who)`
+/// (retrying for 120 s while the platform comes up) and `pvh_vm(x, name,
+/// kernel, mib, args, after_crash)` (a 1-vCPU PVH VM with
+/// /boot/guest/initramfs; powering off or rebooting destroys it).
+pub(super) const PY_CLIENT_PRELUDE: &str = r#"
+import sys
+import time
+import XenAPI
+
+def login(url, pw, who):
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            s = XenAPI.Session(url)
+            s.xenapi.login_with_password("root", pw, "1.0", who)
+            return s
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+def pvh_vm(x, name, kernel, mib, args, after_crash):
+    return x.VM.create({
+        "name_label": name,
+        "domain_type": "pvh",
+        "memory_static_max": str(mib << 20),
+        "memory_dynamic_max": str(mib << 20),
+        "memory_dynamic_min": str(mib << 20),
+        "VCPUs_max": "1",
+        "VCPUs_at_startup": "1",
+        "PV_kernel": kernel,
+        "PV_ramdisk": "/boot/guest/initramfs",
+        "PV_args": args,
+        "actions_after_crash": after_crash,
+        "actions_after_reboot": "destroy",
+        "actions_after_shutdown": "destroy",
+    })
+"#;
+
 /// The python with PyPI's XenAPI (a venv under target/tmp).
 pub(super) fn python() -> PathBuf {
     xcp_qemu_tests::clients::python_with_xenapi(&crate::build::workspace_root().join("target/tmp"))
@@ -444,6 +483,25 @@ pub(super) fn baseline_initramfs(
     let path = dir.join("dom0.cpio");
     std::fs::write(&path, newc(&refs)).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
+}
+
+/// Fails unless python3 parses `source` (the clients are only run by a
+/// bench's QEMU run).
+#[cfg(test)]
+pub(super) fn assert_python_parses(source: &str) {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args(["-c", "import ast, sys; ast.parse(sys.stdin.read())"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("a pipe")
+        .write_all(source.as_bytes())
+        .expect("python3 reads");
+    assert!(child.wait().expect("python3 exits").success(), "{source}");
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ use xcp_qemu_tests::Run;
 use super::common::{
     baseline_initramfs as baseline_initramfs_with, baseline_launch, host, kernel_files,
     ours_launch, python, unstamped, with_log_of, Entries, Kernel, BASELINE_DOM0_PRELUDE,
-    PLATFORM_PASSWORD,
+    PLATFORM_PASSWORD, PY_CLIENT_PRELUDE,
 };
 
 /// Starts per kernel and side: TCG is slow; medians of these.
@@ -163,38 +163,12 @@ fn guest_files(dir: &Path) -> Result<Guest, String> {
 /// in between; prints `START-FAILED <name> <error>` when VM.start refuses
 /// a kernel, and "CLIENT DONE" at the end.
 const CLIENT: &str = r#"
-import sys
-import time
-import XenAPI
 url, pw, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 kernels = sys.argv[4:]
-deadline = time.monotonic() + 120
-while True:
-    try:
-        s = XenAPI.Session(url)
-        s.xenapi.login_with_password("root", pw, "1.0", "bench-guests")
-        break
-    except Exception as e:
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(1)
+s = login(url, pw, "bench-guests")
 for spec in kernels:
     name, kernel, mib, args = spec.split(",", 3)
-    vm = s.xenapi.VM.create({
-        "name_label": name,
-        "domain_type": "pvh",
-        "memory_static_max": str(int(mib) << 20),
-        "memory_dynamic_max": str(int(mib) << 20),
-        "memory_dynamic_min": str(int(mib) << 20),
-        "VCPUs_max": "1",
-        "VCPUs_at_startup": "1",
-        "PV_kernel": kernel,
-        "PV_ramdisk": "/boot/guest/initramfs",
-        "PV_args": args,
-        "actions_after_crash": "destroy",
-        "actions_after_reboot": "destroy",
-        "actions_after_shutdown": "destroy",
-    })
+    vm = pvh_vm(s.xenapi, name, kernel, int(mib), args, "destroy")
     for i in range(runs):
         try:
             s.xenapi.VM.start(vm, False, False)
@@ -253,7 +227,7 @@ fn ours(p: &crate::build::Platform, g: &Guest, dir: &Path) -> Result<Vec<OursKer
             let (ok, output) = xcp_qemu_tests::clients::run(
                 Command::new(&py).args([
                     "-c",
-                    CLIENT,
+                    &format!("{PY_CLIENT_PRELUDE}{CLIENT}"),
                     &url,
                     PLATFORM_PASSWORD,
                     &RUNS.to_string(),
@@ -511,6 +485,11 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_python() {
+        super::super::common::assert_python_parses(&format!("{PY_CLIENT_PRELUDE}{CLIENT}"));
+    }
 
     #[test]
     fn samples_take_each_milestone_after_its_start_only() {

@@ -32,12 +32,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use xcp_qemu_tests::linux::{initramfs_with, INIT_PRELUDE};
+use xcp_qemu_tests::linux::{initramfs_with, DHCP_SCRIPT, INIT_PRELUDE};
 use xcp_qemu_tests::Run;
 
 use super::common::{
     baseline_initramfs, baseline_launch, kernel_files, ours_launch, python, with_log_of, Entries,
-    Kernel, BASELINE_DOM0_PRELUDE, PLATFORM_PASSWORD,
+    Kernel, BASELINE_DOM0_PRELUDE, PLATFORM_PASSWORD, PY_CLIENT_PRELUDE,
 };
 use super::net_host::HostServer;
 
@@ -97,17 +97,6 @@ done
 nb kv $H $nb_port DONE
 echo "nb: done"
 while true; do sleep 60; done
-"#;
-
-/// busybox udhcpc's hook: applies the lease.
-const DHCP_SCRIPT: &str = r#"#!/bin/busybox sh
-case "$1" in
-bound|renew)
-    ifconfig "$interface" "$ip" netmask "$subnet" up
-    [ -n "$router" ] && route add default gw "$router" dev "$interface"
-    ;;
-esac
-exit 0
 "#;
 
 /// The baseline's vif hotplug script, as libxl runs it (`online`/`add`,
@@ -208,40 +197,14 @@ fn guest_initramfs(k: &Kernel, dir: &Path) -> Result<PathBuf, String> {
 /// Makes B then A (PVH, a VIF each on the first network) and starts them;
 /// prints "STARTED".
 const CLIENT: &str = r#"
-import sys
-import time
-import XenAPI
 url, pw, mib = sys.argv[1], sys.argv[2], int(sys.argv[3])
 specs = sys.argv[4:]
-deadline = time.monotonic() + 120
-while True:
-    try:
-        s = XenAPI.Session(url)
-        s.xenapi.login_with_password("root", pw, "1.0", "bench-net")
-        break
-    except Exception:
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(1)
+s = login(url, pw, "bench-net")
 x = s.xenapi
 net = x.network.get_all()[0]
 for spec in specs:
     name, args = spec.split(",", 1)
-    vm = x.VM.create({
-        "name_label": name,
-        "domain_type": "pvh",
-        "memory_static_max": str(mib << 20),
-        "memory_dynamic_max": str(mib << 20),
-        "memory_dynamic_min": str(mib << 20),
-        "VCPUs_max": "1",
-        "VCPUs_at_startup": "1",
-        "PV_kernel": "/boot/guest/vmlinux",
-        "PV_ramdisk": "/boot/guest/initramfs",
-        "PV_args": args,
-        "actions_after_crash": "preserve",
-        "actions_after_reboot": "destroy",
-        "actions_after_shutdown": "destroy",
-    })
+    vm = pvh_vm(x, name, "/boot/guest/vmlinux", mib, args, "preserve")
     x.VIF.create({
         "device": "0", "network": net, "VM": vm, "MAC": "", "MTU": "1500",
         "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {},
@@ -277,7 +240,7 @@ fn ours(
         let (ok, output) = xcp_qemu_tests::clients::run(
             Command::new(&py).args([
                 "-c",
-                CLIENT,
+                &format!("{PY_CLIENT_PRELUDE}{CLIENT}"),
                 &url,
                 PLATFORM_PASSWORD,
                 &GUEST_MIB.to_string(),
@@ -538,6 +501,11 @@ mod tests {
         assert_eq!(s[4], [5000.0]);
         assert_eq!(s[5], [1.25]);
         assert_eq!(median(&s[0]), Some(2.0));
+    }
+
+    #[test]
+    fn the_client_is_python() {
+        super::super::common::assert_python_parses(&format!("{PY_CLIENT_PRELUDE}{CLIENT}"));
     }
 
     #[test]
