@@ -23,6 +23,10 @@
 //!   busybox one (Debian's vif-bridge needs bash): it puts the vif on the
 //!   bridge and writes `hotplug-status connected` as vif-bridge does.
 //!
+//! For trying it out: `XCP_BENCH_NET_QUICK=1` (1 MiB transfers, 2 s of
+//! UDP, one round) and `XCP_BENCH_NET_SIDE=xcp` or `baseline` (one side;
+//! the bench then fails for the other, after printing its table).
+//!
 //! Medians over the rounds, printed side by side and written to
 //! target/bench/net.json; the serial logs (with the guests' consoles) are
 //! kept in target/bench/net-xcp.log and net-baseline.log.
