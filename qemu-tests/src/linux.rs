@@ -178,6 +178,18 @@ for op in poweroff reboot; do
 done
 "#;
 
+/// busybox udhcpc's hook (`udhcpc -s`): applies the lease to the
+/// interface and the default route.
+pub const DHCP_SCRIPT: &str = r#"#!/bin/busybox sh
+case "$1" in
+bound|renew)
+    ifconfig "$interface" "$ip" netmask "$subnet" up
+    [ -n "$router" ] && route add default gw "$router" dev "$interface"
+    ;;
+esac
+exit 0
+"#;
+
 /// Python for the clients: `Console(session, url, vm)` attaches to a
 /// running VM's text console as xapi's clients do (`CONNECT` on its
 /// console's `location` with the session, through netdom), checks the
@@ -236,17 +248,6 @@ udhcpc -i eth0 -n -q -t 30 -T 2 -s /bin/dhcp-script
 echo "guest: ip $(ip -4 addr show eth0 | awk '/inet /{print $2}') mac $(cat /sys/class/net/eth0/address)"
 echo "guest: ready"
 while read -r line; do eval "$line"; done
-"#;
-
-/// busybox udhcpc's hook: applies the lease.
-pub const DHCP_SCRIPT: &str = r#"#!/bin/busybox sh
-case "$1" in
-bound|renew)
-    ifconfig "$interface" "$ip" netmask "$subnet" up
-    [ -n "$router" ] && route add default gw "$router" dev "$interface"
-    ;;
-esac
-exit 0
 "#;
 
 /// A networked Linux guest's files in `dir`: Debian's vmlinuz and an

@@ -10,12 +10,17 @@
 //! its peak use under a XenAPI load through netdom (see `memory`). guests:
 //! Debian's Linux as a PVH guest, VM.start on xcp-rs against `xl create`
 //! on a Linux dom0 with Debian's Xen tools, to its first console line and
-//! its /init (see `guests`).
+//! its /init (see `guests`). net: TCP throughput guest to guest and
+//! guest to host and a 64-byte UDP rate between two Linux guests, netdom
+//! against Linux's netback in a Linux dom0 (see `net`).
 //!
 //! `cargo xtask bench [PART...]` runs only the named parts (`PARTS`).
 
+mod common;
 mod guests;
 mod memory;
+mod net;
+mod net_host;
 mod netdom;
 
 use std::time::{Duration, Instant};
@@ -201,7 +206,7 @@ fn domain_start(p: &crate::build::Platform) -> Result<f64, String> {
 
 /// The parts of `cargo xtask bench`, in the order they run.
 pub const PARTS: &[&str] = &[
-    "xenstore", "xenapi", "domain", "boot", "netdom", "memory", "guests",
+    "xenstore", "xenapi", "domain", "boot", "netdom", "memory", "guests", "net",
 ];
 
 /// Runs the benchmarks named in `only` (every one when it is empty).
@@ -222,7 +227,7 @@ pub fn run(only: &[String]) -> Result<(), String> {
     if wanted("xenapi") {
         xenapi(&dir)?;
     }
-    if !["domain", "boot", "netdom", "memory", "guests"]
+    if !["domain", "boot", "netdom", "memory", "guests", "net"]
         .iter()
         .any(|p| wanted(p))
     {
@@ -243,6 +248,9 @@ pub fn run(only: &[String]) -> Result<(), String> {
     }
     if wanted("guests") {
         guests::run(&p, &dir)?;
+    }
+    if wanted("net") {
+        net::run(&p, &dir)?;
     }
     Ok(())
 }

@@ -455,6 +455,7 @@ fn rules_change_on_a_plugged_vif() {
     sw.on_watch(&mut pf, 6, &format!("{back}/ipv4-allowed"), "vif-backends");
     assert!(!sent(&mut sw, &mut pf, &mut g, 7));
     assert_eq!(sw.reports()[0].state, State::Connected, "still connected");
+}
 
 /// splitmix64, for seeded garbage.
 struct Rng(u64);

@@ -39,13 +39,17 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use xcp_domains::memory::MemoryRow;
-use xcp_qemu_tests::linux::{extract_vmlinux, initramfs, newc};
-use xcp_qemu_tests::{Launch, Media, Run};
+use xcp_qemu_tests::linux::initramfs;
+use xcp_qemu_tests::Run;
+
+use super::common::{
+    baseline_initramfs as baseline_initramfs_with, baseline_launch, host, kernel_files,
+    ours_launch, python, unstamped, with_log_of, Entries, Kernel, BASELINE_DOM0_PRELUDE,
+    PLATFORM_PASSWORD, PY_CLIENT_PRELUDE,
+};
 
 /// Starts per kernel and side: TCG is slow; medians of these.
 const RUNS: usize = 3;
-/// The shipped platform's root password (boot/platform.toml's comment).
-const PLATFORM_PASSWORD: &str = "xcp-rs";
 /// The guest's kernel command line, on both sides.
 const GUEST_ARGS: &str = "console=hvc0 earlyprintk=xen";
 const GUEST_MIB: u32 = 256;
@@ -56,48 +60,6 @@ const INIT_MARKER: &str = "BENCH-GUEST-INIT";
 const GUEST_INIT: &str = "#!/bin/busybox sh\n\
                           /bin/busybox echo BENCH-GUEST-INIT\n\
                           /bin/busybox poweroff -f\n";
-/// Xen's command line for the baseline, as the rig measured it: a 512 MiB
-/// PV dom0 with one vCPU.
-const BASELINE_XEN: &str = "console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all \
-                            console_timestamps=boot dom0_mem=512M,max:512M dom0_max_vcpus=1 smap=0";
-/// Debian 12 packages the baseline dom0 runs (beside the kernel, which
-/// the deps step unpacked in target/debian-kernel).
-const BASELINE_PACKAGES: &[&str] = &[
-    "busybox-static",
-    "xen-utils-4.17",
-    "xen-utils-common",
-    "xenstore-utils",
-    "libc6",
-    "libxenstore4",
-    "libxentoolcore1",
-    "libxencall1",
-    "libxenevtchn1",
-    "libxenforeignmemory1",
-    "libxengnttab1",
-    "libxenmisc4.17",
-    "libxentoollog1",
-    "libxendevicemodel1",
-    "libxenhypfs1",
-    "libyajl2",
-    "libgcc-s1",
-    "libncurses6",
-    "libtinfo6",
-    "libext2fs2",
-    "libuuid1",
-    "libzstd1",
-    "zlib1g",
-    "liblzma5",
-];
-/// dom0 kernel modules the tools need (under the kernel's
-/// lib/modules/<version>/kernel).
-const BASELINE_MODULES: &[&str] = &[
-    "drivers/xen/xen-evtchn.ko",
-    "drivers/xen/xen-privcmd.ko",
-    "drivers/xen/xen-gntdev.ko",
-    "drivers/xen/xen-gntalloc.ko",
-    "drivers/xen/xenfs/xenfs.ko",
-];
-
 /// The kernels: a label, the guest file name, our VM's name.
 const KERNELS: [(&str, &str, &str); 2] = [
     ("ELF vmlinux", "vmlinux", "bench-elf"),
@@ -122,17 +84,6 @@ const MILESTONES: &[(&str, &str)] = &[
 
 /// What the start lines of both sides contain.
 const START_LINES: [&str; 2] = ["xenapi: starting VM ", "BENCH_XL_CREATE "];
-
-/// The host time of a line stamped by `XCP_HOST_TIME` (`... {host S.sss}`).
-fn host(line: &str) -> Option<f64> {
-    let open = line.rfind("{host ")?;
-    line[open + 6..].trim_end().strip_suffix('}')?.parse().ok()
-}
-
-/// A line without its host stamp.
-fn unstamped(line: &str) -> &str {
-    line.rfind(" {host ").map_or(line, |i| &line[..i])
-}
 
 /// One start's milestones: seconds from the start line, per milestone
 /// (None: not seen before the next start).
@@ -195,43 +146,16 @@ fn milestone(name: &str) -> usize {
         .expect("a milestone")
 }
 
-/// The guest files: Debian's bzImage, the ELF inside it, the initramfs.
+/// The guest files: Debian's kernel and the initramfs.
 struct Guest {
-    vmlinuz: PathBuf,
-    vmlinux: PathBuf,
+    kernel: Kernel,
     initramfs: PathBuf,
-    /// The kernel's version (its lib/modules directory name).
-    version: String,
 }
 
 fn guest_files(dir: &Path) -> Result<Guest, String> {
-    let root = crate::deps::guest_kernel_dir().join("root");
-    let boot = root.join("boot");
-    let vmlinuz = std::fs::read_dir(&boot)
-        .map_err(|e| format!("{}: {e}", boot.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-        })
-        .ok_or_else(|| format!("no vmlinuz-* in {}", boot.display()))?;
-    let version = vmlinuz
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("vmlinuz-"))
-        .ok_or("vmlinuz name")?
-        .to_string();
-    // The guest files keep these names in the bundle (/boot/guest/...).
-    let copy = dir.join("vmlinuz");
-    std::fs::copy(&vmlinuz, &copy).map_err(|e| format!("{}: {e}", copy.display()))?;
-    let vmlinux = extract_vmlinux(&copy, dir);
-    let initramfs = initramfs(dir, GUEST_INIT);
     Ok(Guest {
-        vmlinuz: copy,
-        vmlinux,
-        initramfs,
-        version,
+        kernel: kernel_files(dir)?,
+        initramfs: initramfs(dir, GUEST_INIT),
     })
 }
 
@@ -239,38 +163,12 @@ fn guest_files(dir: &Path) -> Result<Guest, String> {
 /// in between; prints `START-FAILED <name> <error>` when VM.start refuses
 /// a kernel, and "CLIENT DONE" at the end.
 const CLIENT: &str = r#"
-import sys
-import time
-import XenAPI
 url, pw, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 kernels = sys.argv[4:]
-deadline = time.monotonic() + 120
-while True:
-    try:
-        s = XenAPI.Session(url)
-        s.xenapi.login_with_password("root", pw, "1.0", "bench-guests")
-        break
-    except Exception as e:
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(1)
+s = login(url, pw, "bench-guests")
 for spec in kernels:
     name, kernel, mib, args = spec.split(",", 3)
-    vm = s.xenapi.VM.create({
-        "name_label": name,
-        "domain_type": "pvh",
-        "memory_static_max": str(int(mib) << 20),
-        "memory_dynamic_max": str(int(mib) << 20),
-        "memory_dynamic_min": str(int(mib) << 20),
-        "VCPUs_max": "1",
-        "VCPUs_at_startup": "1",
-        "PV_kernel": kernel,
-        "PV_ramdisk": "/boot/guest/initramfs",
-        "PV_args": args,
-        "actions_after_crash": "destroy",
-        "actions_after_reboot": "destroy",
-        "actions_after_shutdown": "destroy",
-    })
+    vm = pvh_vm(s.xenapi, name, kernel, int(mib), args, "destroy")
     for i in range(runs):
         try:
             s.xenapi.VM.start(vm, False, False)
@@ -309,36 +207,13 @@ struct OursKernel {
 
 fn ours(p: &crate::build::Platform, g: &Guest, dir: &Path) -> Result<Vec<OursKernel>, String> {
     let root = crate::build::workspace_root();
-    let (text, config) = xcp_boot::load_config(&root.join("boot/platform.toml"))?;
-    let mut images: Vec<(String, PathBuf)> = config
-        .domains
-        .iter()
-        .map(|d| (d.image.clone(), p.dir.join(&d.image)))
-        .collect();
-    images.extend(xcp_boot::guest_entries(&[
-        g.vmlinux.clone(),
-        g.vmlinuz.clone(),
+    let guests = [
+        g.kernel.vmlinux.clone(),
+        g.kernel.vmlinuz.clone(),
         g.initramfs.clone(),
-    ])?);
-    let bundle = xcp_boot::assemble_bundle(&text, &images)?;
-    let bundle_path = dir.join("bundle.cpio");
-    std::fs::write(&bundle_path, &bundle).map_err(|e| e.to_string())?;
-    let port = super::netdom::free_port()?;
-    let addr = format!("127.0.0.1:{port}");
-    let mut launch = p.launch(&format!("xenapi-url=http://{addr}/"));
-    if let Media::Direct {
-        xen_cmdline,
-        bundle: b,
-        ..
-    } = &mut launch.media
-    {
-        *xen_cmdline = xcp_boot::xen_cmdline_for(&config.platform.xen_cmdline, &bundle)?;
-        *b = bundle_path;
-    }
-    launch.devices.nic = Some(Some(port));
-    launch.memory_mib = 2048;
-    launch.timeout_secs = 1500;
-    let py = xcp_qemu_tests::clients::python_with_xenapi(&root.join("target/tmp"));
+    ];
+    let (launch, url) = ours_launch(p, &guests, dir)?;
+    let py = python();
     eprintln!("bench guests: xcp-rs, {RUNS} starts per kernel");
     let run = Run::start("bench-guests-xcp", &launch);
     let result = (|| {
@@ -352,8 +227,8 @@ fn ours(p: &crate::build::Platform, g: &Guest, dir: &Path) -> Result<Vec<OursKer
             let (ok, output) = xcp_qemu_tests::clients::run(
                 Command::new(&py).args([
                     "-c",
-                    CLIENT,
-                    &format!("http://{addr}/"),
+                    &format!("{PY_CLIENT_PRELUDE}{CLIENT}"),
+                    &url,
                     PLATFORM_PASSWORD,
                     &RUNS.to_string(),
                     &spec,
@@ -390,138 +265,9 @@ fn ours(p: &crate::build::Platform, g: &Guest, dir: &Path) -> Result<Vec<OursKer
     result.map_err(with_log_of(&lines))
 }
 
-/// Adds the serial log to an error.
-fn with_log_of(lines: &[String]) -> impl Fn(String) -> String + '_ {
-    move |e| format!("{e}\nlog:\n{}", lines.join("\n"))
-}
-
-/// Downloads the baseline's packages (once) into `debs` and unpacks them
-/// into `root` (once).
-fn baseline_tools(debs: &Path, root: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(debs).map_err(|e| format!("{}: {e}", debs.display()))?;
-    let have = |package: &str| {
-        std::fs::read_dir(debs).is_ok_and(|entries| {
-            entries.flatten().any(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.starts_with(&format!("{package}_")) && n.ends_with(".deb")
-            })
-        })
-    };
-    let missing: Vec<&str> = BASELINE_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !have(p))
-        .collect();
-    if !missing.is_empty() {
-        let download = || {
-            crate::run(
-                Command::new("apt-get")
-                    .arg("download")
-                    .args(&missing)
-                    .current_dir(debs),
-            )
-        };
-        if download().is_err() {
-            // Stale package lists on a fresh machine, as deps.rs does.
-            crate::run(Command::new("apt-get").arg("update"))?;
-            download()?;
-        }
-    }
-    let mut names: Vec<String> = std::fs::read_dir(debs)
-        .map_err(|e| e.to_string())?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".deb"))
-        .collect();
-    names.sort();
-    let names = names.join("\n");
-    // Unpacked once per set of .debs.
-    let done = root.join(".unpacked");
-    if std::fs::read_to_string(&done).is_ok_and(|n| n == names) {
-        return Ok(());
-    }
-    let _ = std::fs::remove_dir_all(root);
-    std::fs::create_dir_all(root).map_err(|e| format!("{}: {e}", root.display()))?;
-    for entry in std::fs::read_dir(debs)
-        .map_err(|e| e.to_string())?
-        .flatten()
-    {
-        let path = entry.path();
-        if path.extension().is_some_and(|x| x == "deb") {
-            crate::run(Command::new("dpkg-deb").arg("-x").arg(&path).arg(root))?;
-        }
-    }
-    std::fs::write(&done, names).map_err(|e| e.to_string())
-}
-
-/// Entries of a newc archive: (name, mode, data).
-type Entries = Vec<(String, u32, Vec<u8>)>;
-
-/// Adds `dir` (below `base`) to `out` as archive paths, leaving out what
-/// the tools do not need (documentation, locales, gconv).
-fn add_tree(base: &Path, dir: &Path, out: &mut Entries) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .flatten()
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = path
-            .strip_prefix(base)
-            .map_err(|e| e.to_string())?
-            .to_string_lossy()
-            .into_owned();
-        if [
-            "usr/share",
-            "usr/lib/x86_64-linux-gnu/gconv",
-            "usr/lib/locale",
-        ]
-        .contains(&name.as_str())
-            || name.starts_with('.')
-        {
-            continue;
-        }
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| e.to_string())?;
-        let mode = meta.permissions().mode() & 0o7777;
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&path).map_err(|e| e.to_string())?;
-            out.push((
-                name,
-                0o120777,
-                target.to_string_lossy().into_owned().into_bytes(),
-            ));
-        } else if meta.is_dir() {
-            out.push((name, 0o040000 | mode, Vec::new()));
-            add_tree(base, &path, out)?;
-        } else if meta.is_file() {
-            let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            out.push((name, 0o100000 | mode, data));
-        }
-    }
-    Ok(())
-}
-
-/// The baseline dom0's /init: the tools as the rig starts them, then
-/// `xl create -c` of each config `bench_runs` times.
-const BASELINE_INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox mkdir -p /sbin /usr/sbin
-/bin/busybox --install -s /bin
-export PATH=/usr/lib/xen-4.17/bin:/usr/bin:/bin:/usr/sbin:/sbin
-export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
-mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp
-mkdir -p /run/xen /run/xenstored /run/lock /var/lib/xen /var/log/xen /var/lib/xenstored
-for m in xen-evtchn xen-privcmd xen-gntdev xen-gntalloc xenfs; do
-    insmod /mod/$m.ko 2>&1 | sed "s/^/BENCH_INSMOD $m: /"
-done
-mount -t xenfs xenfs /proc/xen
-xenstored -N > /tmp/xenstored.log 2>&1 &
-for i in $(seq 1 200); do [ -S /run/xenstored/socket ] && break; sleep 0.05; done
-xen-init-dom0 2>&1 | sed 's/^/BENCH_INITDOM0 /'
-xenconsoled --log=none &
+/// The baseline dom0's /init after [`BASELINE_DOM0_PRELUDE`]: xenconsoled,
+/// then `xl create -c` of each config `bench_runs` times.
+const BASELINE_INIT: &str = r#"xenconsoled --log=none &
 sleep 0.2
 echo "BENCH_DOM0_READY"
 for cfg in $(echo "$bench_cfgs" | tr '+' ' '); do
@@ -543,32 +289,10 @@ const BASELINE_CFGS: [(&str, &str); 2] = [("elf", "vmlinux"), ("bz", "vmlinuz")]
 
 /// Builds the baseline dom0's initramfs at `dir/dom0.cpio`.
 fn baseline_initramfs(g: &Guest, dir: &Path) -> Result<PathBuf, String> {
-    let cache = crate::build::workspace_root().join("target/bench/baseline");
-    let tools = cache.join("root");
-    baseline_tools(&cache.join("debs"), &tools)?;
     let mut e: Entries = Vec::new();
-    for d in [
-        "dev", "proc", "sys", "run", "tmp", "mnt", "mod", "guest", "var", "var/lib", "var/log",
-        "etc", "etc/xen",
-    ] {
-        e.push((d.into(), 0o040755, Vec::new()));
-    }
-    add_tree(&tools, &tools, &mut e)?;
-    e.push(("var/run".into(), 0o120777, b"../run".to_vec()));
-    e.push(("var/lock".into(), 0o120777, b"../run/lock".to_vec()));
-    let modules = crate::deps::guest_kernel_dir()
-        .join("root/lib/modules")
-        .join(&g.version)
-        .join("kernel");
-    for m in BASELINE_MODULES {
-        let path = modules.join(m);
-        let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let name = Path::new(m).file_name().expect("a module file name");
-        e.push((format!("mod/{}", name.to_string_lossy()), 0o100644, data));
-    }
     for (file, path) in [
-        ("vmlinux", &g.vmlinux),
-        ("vmlinuz", &g.vmlinuz),
+        ("vmlinux", &g.kernel.vmlinux),
+        ("vmlinuz", &g.kernel.vmlinuz),
         ("initramfs", &g.initramfs),
     ] {
         let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -583,35 +307,16 @@ fn baseline_initramfs(g: &Guest, dir: &Path) -> Result<PathBuf, String> {
         );
         e.push((format!("etc/xen/{cfg}.cfg"), 0o100644, text.into_bytes()));
     }
-    e.push(("init".into(), 0o100755, BASELINE_INIT.as_bytes().to_vec()));
-    let refs: Vec<(&str, u32, &[u8])> = e
-        .iter()
-        .map(|(n, m, d)| (n.as_str(), *m, d.as_slice()))
-        .collect();
-    let path = dir.join("dom0.cpio");
-    std::fs::write(&path, newc(&refs)).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(path)
+    let init = format!("{BASELINE_DOM0_PRELUDE}{BASELINE_INIT}");
+    baseline_initramfs_with(&g.kernel, &[], e, &init, dir)
 }
 
 /// What the baseline's run gave: per config, its samples.
 fn baseline(p: &crate::build::Platform, g: &Guest, dir: &Path) -> Result<Vec<Vec<Sample>>, String> {
     let initrd = baseline_initramfs(g, dir)?;
     let cfgs: Vec<&str> = BASELINE_CFGS.iter().map(|(c, _)| *c).collect();
-    let launch = Launch {
-        media: Media::Direct {
-            xen: p.dir.join("xen"),
-            xen_cmdline: BASELINE_XEN.into(),
-            dom0: g.vmlinuz.clone(),
-            dom0_cmdline: format!(
-                "console=hvc0 earlyprintk=xen bench_runs={RUNS} bench_cfgs={}",
-                cfgs.join("+")
-            ),
-            bundle: initrd,
-        },
-        memory_mib: 2048,
-        timeout_secs: 1500,
-        devices: Default::default(),
-    };
+    let cmdline = format!("bench_runs={RUNS} bench_cfgs={}", cfgs.join("+"));
+    let launch = baseline_launch(p, &g.kernel, &cmdline, initrd, false);
     eprintln!("bench guests: baseline (Linux dom0, xl), {RUNS} starts per kernel");
     let run = Run::start("bench-guests-baseline", &launch);
     let done = run.wait_for("BENCH_ALL_DONE", Duration::from_secs(1400));
@@ -701,7 +406,7 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
     println!(
         "guest start, Debian {} as PVH (256 MiB, 1 vCPU), QEMU TCG -smp 1 for both sides, \
          median of {RUNS} starts each, host time",
-        g.version
+        g.kernel.version
     );
     println!(
         "  {:<14} {:<22} {:>14} {:>14}",
@@ -760,7 +465,7 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
     }
     let v: Value = json!({
         "runs": RUNS,
-        "kernel_version": g.version,
+        "kernel_version": g.kernel.version,
         "guest": {"memory_mib": GUEST_MIB, "vcpus": 1, "args": GUEST_ARGS},
         "qemu": "q35, -cpu max,-rdtscp,-pku, -smp 1, 2048 MiB, TCG",
         "clock": "host time of each serial line's arrival (seconds from the start line)",
@@ -782,14 +487,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_stamps_parse_and_strip() {
-        let l = "[    2.5] dom0: xenapi: starting VM bench-elf {host 3.132}";
-        assert_eq!(host(l), Some(3.132));
-        assert_eq!(
-            unstamped(l),
-            "[    2.5] dom0: xenapi: starting VM bench-elf"
-        );
-        assert_eq!(host("no stamp"), None);
+    fn the_client_is_python() {
+        super::super::common::assert_python_parses(&format!("{PY_CLIENT_PRELUDE}{CLIENT}"));
     }
 
     #[test]
