@@ -110,6 +110,31 @@ assert "eth1" not in after, after
 assert not x.VIF.get_currently_attached(v1)
 x.VIF.destroy(v1)
 
+# Spoofing. B answering as 10.0.2.99 is reached while its VIF is
+# unlocked; locked to B's own address (applied at once to the plugged
+# VIF), the same is not: its ARP answers stop at the bridge.
+v_b, mac_a, mac_b = guests["net-b"][1], guests["net-a"][2], guests["net-b"][2]
+must(b, "ip addr add 10.0.2.99/24 dev eth0", 30)
+must(a, "ping -c 2 -W 5 10.0.2.99", 60)
+print("unlocked: B as 10.0.2.99 is reached")
+x.VIF.set_ipv4_allowed(v_b, [b_ip])
+x.VIF.set_locking_mode(v_b, "locked")
+must(a, "ip neigh flush dev eth0", 30)
+out, rc = run_in(a, "ping -c 3 -W 3 10.0.2.99", 60)
+assert rc != 0, out[-800:]
+must(a, f"ping -c 2 -W 5 {b_ip}", 60)
+print("locked to", b_ip, ": B as 10.0.2.99 gets nothing through, as itself it is reached")
+# B taking A's MAC: its frames stop at the bridge and A's traffic stays
+# A's (the bridge never lets another port teach it A's MAC).
+must(b, f"ip link set eth0 down && ip link set eth0 address {mac_a} && ip link set eth0 up", 30)
+out, rc = run_in(b, f"ping -c 3 -W 3 {netdom_ip}", 60)
+assert rc != 0, out[-800:]
+must(a, f"ping -c 3 -W 5 {netdom_ip}", 60)
+print("B with A's MAC: nothing gets through, A still reaches netdom")
+must(b, f"ip link set eth0 down && ip link set eth0 address {mac_b} && ip link set eth0 up && ip addr flush dev eth0 && ip addr add {b_ip}/24 dev eth0", 30)
+must(a, f"ping -c 3 -W 5 {b_ip}", 90)
+print("B as itself again: reached")
+
 a.close()
 b.close()
 for name, (vm, v, mac) in guests.items():
@@ -153,6 +178,8 @@ fn two_linux_guests_talk_through_netdom() {
     eprintln!("client output:\n{output}");
     assert!(output.contains("A pinged B"), "{output}");
     assert!(output.contains("sha256 matches"), "{output}");
+    assert!(output.contains("B with A's MAC: nothing gets through"), "{output}");
+    assert!(output.contains("B as 10.0.2.99 gets nothing through"), "{output}");
     // netdom served the VIFs: each came up in its log.
     assert!(
         log.contains("vif") && log.contains("on bridge port"),

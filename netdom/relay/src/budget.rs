@@ -1,12 +1,12 @@
 //! netdom's memory budget: every bound a client (or dom0) can drive in the
 //! relay, derived from netdom's memory and written down in one place.
 //!
-//! netdom is a 12 MiB PV domain ([`NETDOM_BYTES`], `memory_mib = 12` in
+//! netdom is a 28 MiB PV domain ([`NETDOM_BYTES`], `memory_mib = 28` in
 //! boot/platform.toml). Not heap: the kernel image, page tables, and the
 //! 64 single frames the runtime keeps apart (netdom shares no page of its
 //! own: dom0 grants the relay channel, DMA buffers come from the heap):
-//! [`RESERVED_BYTES`]. The heap, [`HEAP_BYTES`] = 10 MiB as planned (a
-//! 12 MiB domain with a 0.3 MiB image gets ≈ 11.4 MiB), is split as
+//! [`RESERVED_BYTES`]. The heap, [`HEAP_BYTES`] = 26 MiB as planned (a
+//! 28 MiB domain with a 0.4 MiB image gets ≈ 27 MiB), is split as
 //! follows and asserted to fit below:
 //!
 //! | part                              | bound       | where |
@@ -17,7 +17,8 @@
 //! | relayed connections' state        | 64 KiB      | [`MAX_CONNECTIONS`] × [`CONN_STATE`] |
 //! | virtio-net queues and buffers     | 1 MiB       | [`NIC_BYTES`] (256-entry queues, 2 KiB buffers) |
 //! | interface, ARP, DHCP, headroom    | 1 MiB       | [`STACK_BYTES`] |
-//! | total                             | ≈ 8.7 MiB   | ≤ [`HEAP_BYTES`] = 10 MiB |
+//! | 64 guest VIFs, bridge, stack queue | ≈ 13.3 MiB | [`VIFS_BYTES`] |
+//! | total                             | ≈ 22 MiB    | ≤ [`HEAP_BYTES`] = 26 MiB |
 //!
 //! A client can hold: one socket while it connects (SYN-RECEIVED ends after
 //! `PoolConfig::handshake_timeout_ms`), one of [`MAX_CONNECTIONS`] relayed

@@ -131,6 +131,19 @@ impl Store for FakeStore {
             .map(|(v, _)| v.clone())
             .ok_or(Error::Xs(XsErrno::Enoent))
     }
+    fn directory(&mut self, tx: TxId, path: &str) -> Result<Vec<String>, Error> {
+        let nodes = self.nodes_mut(tx)?;
+        if !nodes.contains_key(path) {
+            return Err(Error::Xs(XsErrno::Enoent));
+        }
+        let below = alloc::format!("{path}/");
+        Ok(nodes
+            .keys()
+            .filter_map(|p| p.strip_prefix(&below))
+            .filter(|rest| !rest.contains('/'))
+            .map(String::from)
+            .collect())
+    }
     fn rm(&mut self, tx: TxId, path: &str) -> Result<(), Error> {
         let nodes = self.nodes_mut(tx)?;
         if !nodes.contains_key(path) {

@@ -76,6 +76,8 @@ pub trait Store {
     fn read(&mut self, tx: TxId, path: &str) -> Result<Vec<u8>, Error>;
     /// RM.
     fn rm(&mut self, tx: TxId, path: &str) -> Result<(), Error>;
+    /// DIRECTORY: the children's names.
+    fn directory(&mut self, tx: TxId, path: &str) -> Result<Vec<String>, Error>;
 }
 
 impl<R: xcp_xenbus::SharedPage, W: xcp_xenbus::Wait> Store for xcp_xenbus::Xenbus<R, W> {
@@ -96,6 +98,9 @@ impl<R: xcp_xenbus::SharedPage, W: xcp_xenbus::Wait> Store for xcp_xenbus::Xenbu
     }
     fn rm(&mut self, tx: TxId, path: &str) -> Result<(), Error> {
         xcp_xenbus::Xenbus::rm(self, tx, path)
+    }
+    fn directory(&mut self, tx: TxId, path: &str) -> Result<Vec<String>, Error> {
+        xcp_xenbus::Xenbus::directory(self, tx, path)
     }
 }
 
@@ -211,8 +216,12 @@ pub fn attach<S: Store + ?Sized>(store: &mut S, vif: &VifInfo) -> Result<(), Err
 /// Writes `vif`'s backend directory again for a rebuilt netdom
 /// (`vif.backend`), and points the frontend at it, leaving the frontend's
 /// own keys (its state, rings, channels) alone: a frontend that stays
-/// Connected is taken over in place. `Ok(false)` when the frontend's
-/// directory is gone (the guest went meanwhile): nothing is written.
+/// Connected is taken over in place. xenstore dropped the old netdom's
+/// read access to the frontend's nodes with the old domain, so every node
+/// of the frontend's directory (two levels: netfront's keys and its
+/// `queue-N/` ones) gets the frontend's permissions again, naming the new
+/// backend. `Ok(false)` when the frontend's directory is gone (the guest
+/// went meanwhile): nothing is written.
 pub fn reattach<S: Store + ?Sized>(store: &mut S, vif: &VifInfo) -> Result<bool, Error> {
     let back = backend_dir(vif.backend, vif.guest, vif.devid);
     let front = frontend_dir(vif.guest, vif.devid);
@@ -235,6 +244,15 @@ pub fn reattach<S: Store + ?Sized>(store: &mut S, vif: &VifInfo) -> Result<bool,
         for node in &nodes {
             s.write(tx, &node.path, node.value.as_bytes())?;
             s.set_perms(tx, &node.path, &node.perms)?;
+        }
+        let fp = frontend_perms(vif.guest, vif.backend);
+        s.set_perms(tx, &front, &fp)?;
+        for child in s.directory(tx, &front)? {
+            let path = format!("{front}/{child}");
+            s.set_perms(tx, &path, &fp)?;
+            for grandchild in s.directory(tx, &path)? {
+                s.set_perms(tx, &format!("{path}/{grandchild}"), &fp)?;
+            }
         }
         Ok(())
     })?;

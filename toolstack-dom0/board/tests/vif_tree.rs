@@ -166,9 +166,14 @@ fn reattach_gives_a_connected_frontend_a_new_backend_directory() {
     );
     assert_eq!(xs.value(&format!("{front}/backend")), Some(back));
     assert_eq!(xs.value(&format!("{front}/backend-id")), Some("4"));
-    // The frontend's own keys are left as they were.
+    // The frontend's own keys are left as they were, readable by the new
+    // backend again (xenstore took the old one's access with it).
     assert_eq!(xs.value(&format!("{front}/state")), Some("4"));
     assert_eq!(xs.value(&format!("{front}/tx-ring-ref")), Some("9"));
+    let fp = [Perm::new(GUEST, Access::None), Perm::new(4, Access::Read)];
+    for key in ["", "/state", "/tx-ring-ref", "/backend"] {
+        assert_eq!(xs.perms(&format!("{front}{key}")), Some(&fp[..]), "{key}");
+    }
     // A guest gone meanwhile: nothing is written.
     xs.nodes.retain(|p, _| !p.starts_with("/local/domain/7"));
     let before = xs.nodes.clone();
