@@ -178,8 +178,14 @@ fn two_linux_guests_talk_through_netdom() {
     eprintln!("client output:\n{output}");
     assert!(output.contains("A pinged B"), "{output}");
     assert!(output.contains("sha256 matches"), "{output}");
-    assert!(output.contains("B with A's MAC: nothing gets through"), "{output}");
-    assert!(output.contains("B as 10.0.2.99 gets nothing through"), "{output}");
+    assert!(
+        output.contains("B with A's MAC: nothing gets through"),
+        "{output}"
+    );
+    assert!(
+        output.contains("B as 10.0.2.99 gets nothing through"),
+        "{output}"
+    );
     // netdom served the VIFs: each came up in its log.
     assert!(
         log.contains("vif") && log.contains("on bridge port"),
