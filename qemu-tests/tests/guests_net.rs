@@ -131,7 +131,7 @@ out, rc = run_in(b, f"ping -c 3 -W 3 {netdom_ip}", 60)
 assert rc != 0, out[-800:]
 must(a, f"ping -c 3 -W 5 {netdom_ip}", 60)
 print("B with A's MAC: nothing gets through, A still reaches netdom")
-must(b, f"ip link set eth0 down && ip link set eth0 address {mac_b} && ip link set eth0 up && ip addr flush dev eth0 && ip addr add {b_ip}/24 dev eth0", 30)
+must(b, f"ip link set eth0 down && ip link set eth0 address {mac_b} && ip link set eth0 up && ip addr del 10.0.2.99/24 dev eth0", 30)
 must(a, f"ping -c 3 -W 5 {b_ip}", 90)
 print("B as itself again: reached")
 
