@@ -34,6 +34,10 @@ use xcp_ring::SharedPage;
 
 use crate::csum;
 
+#[cfg(any(test, feature = "fake"))]
+#[path = "switch_fake.rs"]
+pub mod fake;
+
 /// The NIC's port.
 pub const UPLINK: PortId = PortId(0);
 /// netdom's own stack's port.
