@@ -435,3 +435,46 @@ fn a_fuzzed_vif_is_thrown_out_reconnects_and_is_thrown_out_again() {
     // Both rings' checks were reached.
     assert!(tx_faults > 0 && rx_faults > 0, "{tx_faults} {rx_faults}");
 }
+
+#[test]
+fn vifs_beyond_the_budget_are_refused() {
+    // The 5th VIF of a switch sized for 4 is refused with hotplug-error
+    // (production: 64, netdom/relay/src/budget.rs MAX_VIFS); the others are
+    // served and a removal makes room again.
+    let (mut sw, mut pf) = up();
+    for d in 5..10u16 {
+        plug(
+            &mut pf,
+            d,
+            0,
+            &format!("02:16:3e:00:00:{d:02x}"),
+            "unlocked",
+            "",
+        );
+    }
+    sw.on_watch(&mut pf, 0, BASE, "vif-backends");
+    assert_eq!(sw.reports().len(), 4);
+    assert_eq!(sw.counters.vifs_refused, 1);
+    let refused: Vec<_> = (5..10u16)
+        .filter(|d| pf.xs.contains_key(&format!("{BASE}/{d}/0/hotplug-error")))
+        .collect();
+    assert_eq!(refused.len(), 1);
+    let d = refused[0];
+    assert_eq!(pf.xs[&format!("{BASE}/{d}/0/state")], b"6");
+    let gone = if d == 5 { 6 } else { 5 };
+    pf.xs
+        .retain(|k, _| !k.starts_with(&format!("{BASE}/{gone}/")));
+    sw.on_watch(&mut pf, 1, &format!("{BASE}/{gone}/0"), "vif-backends");
+    plug(
+        &mut pf,
+        d,
+        0,
+        &format!("02:16:3e:00:00:{d:02x}"),
+        "unlocked",
+        "",
+    );
+    pf.xs.remove(&format!("{BASE}/{d}/0/hotplug-error"));
+    sw.on_watch(&mut pf, 2, &format!("{BASE}/{d}/0"), "vif-backends");
+    assert_eq!(sw.reports().len(), 4);
+    assert!(sw.reports().iter().any(|r| r.domid == d));
+}
