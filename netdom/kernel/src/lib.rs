@@ -13,3 +13,5 @@ pub mod arp;
 pub mod csum;
 pub mod msix;
 pub mod switch;
+#[cfg(test)]
+mod switch_tests;

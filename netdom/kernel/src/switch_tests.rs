@@ -7,8 +7,8 @@
 
 use std::rc::Rc;
 
-use netdom::switch::fake::{Fake, Page};
-use netdom::switch::{Limits, Switch};
+use crate::switch::fake::{Fake, Page};
+use crate::switch::{Limits, Switch};
 use xcp_bridge::Config as BridgeConfig;
 use xcp_netback::fake::Netfront;
 use xcp_netback::wire::{TxRequest, NETIF_RSP_OKAY};
