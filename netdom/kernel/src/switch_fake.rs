@@ -15,42 +15,88 @@ use xcp_ring::SharedPage;
 
 use super::Platform;
 
+/// Implements `SharedPage` for a wrapper by reaching the `MemPage` inside.
+macro_rules! via_mem_page {
+    ($t:ty, |$p:ident| $inner:expr) => {
+        impl SharedPage for $t {
+            fn len(&self) -> usize {
+                let $p = self;
+                $inner.len()
+            }
+            fn read(&self, offset: usize, out: &mut [u8]) {
+                let $p = self;
+                $inner.read(offset, out)
+            }
+            fn write(&self, offset: usize, data: &[u8]) {
+                let $p = self;
+                $inner.write(offset, data)
+            }
+            fn load_u32(&self, offset: usize) -> u32 {
+                let $p = self;
+                $inner.load_u32(offset)
+            }
+            fn store_u32(&self, offset: usize, v: u32) {
+                let $p = self;
+                $inner.store_u32(offset, v)
+            }
+        }
+    };
+}
+
 /// A ring page both the test's netfront and the switch hold.
 #[derive(Clone)]
 pub struct Page(pub Rc<MemPage>);
 
-impl SharedPage for Page {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn read(&self, offset: usize, out: &mut [u8]) {
-        self.0.read(offset, out)
-    }
-    fn write(&self, offset: usize, data: &[u8]) {
-        self.0.write(offset, data)
-    }
-    fn load_u32(&self, offset: usize) -> u32 {
-        self.0.load_u32(offset)
-    }
-    fn store_u32(&self, offset: usize, v: u32) {
-        self.0.store_u32(offset, v)
-    }
-}
+via_mem_page!(Page, |p| p.0);
 
 /// The switch's world in memory: xenstore nodes, the watches set,
 /// frontends' ring pages and granted data pages, event channels, what
 /// went out of the NIC.
 #[derive(Default)]
 pub struct Fake {
+    /// xenstore: path to value.
     pub xs: BTreeMap<String, Vec<u8>>,
+    /// Watches set: (path, token).
     pub watches: Vec<(String, String)>,
+    /// Frontends' ring pages by (domid, gref).
     pub rings: BTreeMap<(u16, u32), Page>,
+    /// Ring pages mapped now.
     pub mapped: Rc<RefCell<usize>>,
+    /// Granted data pages.
     pub grants: FakeGrants,
+    /// Our bound ports: port to (domid, remote port).
     pub bound: BTreeMap<u32, (u16, u32)>,
+    /// The last port handed out.
     pub next_port: u32,
+    /// Ports kicked, in order.
     pub kicks: Vec<u32>,
+    /// Frames sent out of the NIC.
     pub uplink: Vec<Vec<u8>>,
+}
+
+/// The toolstack's writes for guest `d`'s device `n` under `base`
+/// (`vif_tree`'s layout): a backend directory with `mac`, `locking` and
+/// `ipv4` allowed, and the frontend's directory at Initialising.
+pub fn plug(pf: &mut Fake, base: &str, d: u16, n: u32, mac: &str, locking: &str, ipv4: &str) {
+    let back = format!("{base}/{d}/{n}");
+    let front = format!("/local/domain/{d}/device/vif/{n}");
+    for (k, v) in [
+        ("frontend", front.as_str()),
+        ("frontend-id", &d.to_string()),
+        ("online", "1"),
+        ("state", "1"),
+        ("handle", &n.to_string()),
+        ("mac", mac),
+        ("mtu", "1500"),
+        ("locking-mode", locking),
+        ("ipv4-allowed", ipv4),
+        ("ipv6-allowed", ""),
+    ] {
+        pf.xs.insert(format!("{back}/{k}"), v.as_bytes().to_vec());
+    }
+    for (k, v) in [("backend", back.as_str()), ("state", "1"), ("mac", mac)] {
+        pf.xs.insert(format!("{front}/{k}"), v.as_bytes().to_vec());
+    }
 }
 
 /// Counts live mappings (a ring page the switch still holds).
@@ -62,23 +108,7 @@ impl Drop for Mapped {
     }
 }
 
-impl SharedPage for Mapped {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn read(&self, offset: usize, out: &mut [u8]) {
-        self.0.read(offset, out)
-    }
-    fn write(&self, offset: usize, data: &[u8]) {
-        self.0.write(offset, data)
-    }
-    fn load_u32(&self, offset: usize) -> u32 {
-        self.0.load_u32(offset)
-    }
-    fn store_u32(&self, offset: usize, v: u32) {
-        self.0.store_u32(offset, v)
-    }
-}
+via_mem_page!(Mapped, |m| (m.0).0);
 
 impl Platform for Fake {
     type Page = Mapped;

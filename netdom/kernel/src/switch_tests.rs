@@ -30,25 +30,7 @@ fn limits() -> Limits {
 
 /// The toolstack's writes for guest `d`'s device `n`.
 fn plug(pf: &mut Fake, d: u16, n: u32, mac: &str, locking: &str, ipv4: &str) {
-    let back = format!("{BASE}/{d}/{n}");
-    let front = format!("/local/domain/{d}/device/vif/{n}");
-    for (k, v) in [
-        ("frontend", front.as_str()),
-        ("frontend-id", &d.to_string()),
-        ("online", "1"),
-        ("state", "1"),
-        ("handle", &n.to_string()),
-        ("mac", mac),
-        ("mtu", "1500"),
-        ("locking-mode", locking),
-        ("ipv4-allowed", ipv4),
-        ("ipv6-allowed", ""),
-    ] {
-        pf.xs.insert(format!("{back}/{k}"), v.as_bytes().to_vec());
-    }
-    for (k, v) in [("backend", back.as_str()), ("state", "1"), ("mac", mac)] {
-        pf.xs.insert(format!("{front}/{k}"), v.as_bytes().to_vec());
-    }
+    crate::switch::fake::plug(pf, BASE, d, n, mac, locking, ipv4);
 }
 
 /// A guest's netfront: rings on grants 10/11, rx buffers on 200.., data

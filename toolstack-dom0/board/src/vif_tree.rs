@@ -230,22 +230,8 @@ pub fn reattach<S: Store + ?Sized>(store: &mut S, vif: &VifInfo) -> Result<bool,
             || n.path == format!("{front}/backend")
             || n.path == format!("{front}/backend-id")
     };
-    let nodes: Vec<Node> = nodes(vif).into_iter().filter(keep).collect();
-    let mut present = true;
-    in_transaction(store, |s, tx| {
-        match s.read(tx, &format!("{front}/state")) {
-            Ok(_) => {}
-            Err(Error::Xs(XsErrno::Enoent)) => {
-                present = false;
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        }
-        for node in &nodes {
-            s.write(tx, &node.path, node.value.as_bytes())?;
-            s.set_perms(tx, &node.path, &node.perms)?;
-        }
-        let fp = frontend_perms(vif.guest, vif.backend);
+    let fp = frontend_perms(vif.guest, vif.backend);
+    rewrite_if_present(store, &format!("{front}/state"), vif, keep, |s, tx| {
         s.set_perms(tx, &front, &fp)?;
         for child in s.directory(tx, &front)? {
             let path = format!("{front}/{child}");
@@ -255,8 +241,7 @@ pub fn reattach<S: Store + ?Sized>(store: &mut S, vif: &VifInfo) -> Result<bool,
             }
         }
         Ok(())
-    })?;
-    Ok(present)
+    })
 }
 
 /// Gives the backend directory of `vif` its rules again (`locking-mode`,
@@ -269,11 +254,24 @@ pub fn set_rules<S: Store + ?Sized>(store: &mut S, vif: &VifInfo) -> Result<bool
             .iter()
             .any(|k| n.path == format!("{back}/{k}"))
     };
-    let nodes: Vec<Node> = nodes(vif).into_iter().filter(rules).collect();
+    rewrite_if_present(store, &format!("{back}/state"), vif, rules, |_, _| Ok(()))
+}
+
+/// In one transaction, if `witness` exists: writes the nodes of `vif`
+/// that `keep` selects, with their permissions, then runs `more`.
+/// `Ok(false)` (nothing written) when `witness` is gone.
+fn rewrite_if_present<S: Store + ?Sized>(
+    store: &mut S,
+    witness: &str,
+    vif: &VifInfo,
+    keep: impl Fn(&Node) -> bool,
+    mut more: impl FnMut(&mut S, TxId) -> Result<(), Error>,
+) -> Result<bool, Error> {
+    let nodes: Vec<Node> = nodes(vif).into_iter().filter(keep).collect();
     let mut present = true;
     in_transaction(store, |s, tx| {
-        match s.read(tx, &format!("{back}/state")) {
-            Ok(_) => {}
+        match s.read(tx, witness) {
+            Ok(_) => present = true,
             Err(Error::Xs(XsErrno::Enoent)) => {
                 present = false;
                 return Ok(());
@@ -284,7 +282,7 @@ pub fn set_rules<S: Store + ?Sized>(store: &mut S, vif: &VifInfo) -> Result<bool
             s.write(tx, &node.path, node.value.as_bytes())?;
             s.set_perms(tx, &node.path, &node.perms)?;
         }
-        Ok(())
+        more(s, tx)
     })?;
     Ok(present)
 }

@@ -42,21 +42,12 @@ const FRONT_KEYS: [&str; 9] = [
     "request-rx-copy", "feature-rx-notify", "feature-sg", "state",
 ];
 
-/// A well-formed backend directory for guest `d`, device 0, to start from.
+/// A well-formed backend directory for guest `d`, device 0, to start from,
+/// and its frontend's rings and keys.
 fn plug(pf: &mut Fake, d: u16) {
-    let back = format!("{BASE}/{d}/0");
     let front = format!("/local/domain/{d}/device/vif/0");
-    for (k, v) in [
-        ("frontend", front.as_str()),
-        ("frontend-id", &d.to_string()),
-        ("online", "1"),
-        ("state", "1"),
-        ("mac", &format!("02:00:00:00:00:{d:02x}")),
-        ("mtu", "1500"),
-        ("locking-mode", "unlocked"),
-    ] {
-        pf.xs.insert(format!("{back}/{k}"), v.as_bytes().to_vec());
-    }
+    let mac = format!("02:00:00:00:00:{d:02x}");
+    netdom::switch::fake::plug(pf, BASE, d, 0, &mac, "unlocked", "");
     let (tx, rx) = (Page(Rc::new(MemPage::new())), Page(Rc::new(MemPage::new())));
     pf.rings.insert((d, 10), tx);
     pf.rings.insert((d, 11), rx);
