@@ -13,3 +13,4 @@ pub mod arp;
 pub mod csum;
 pub mod msix;
 pub mod switch;
+pub mod vifstats;
