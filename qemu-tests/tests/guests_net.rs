@@ -79,6 +79,18 @@ print("A pinged B")
 must(a, f"ping -c 3 -W 5 {netdom_ip}", 60)
 print("A pinged netdom at", netdom_ip)
 
+# A's VIF_metrics, watched (on a session of its own) while A fetches:
+# netdom reports every 2 s, so the rate shows for a few seconds only.
+a_metrics = x.VIF.get_metrics(guests["net-a"][1])
+seen = {"read": 0.0}
+def watch_rate():
+    w = XenAPI.Session(url)
+    w.xenapi.login_with_password("root", pw, "1.0", "guests-net-metrics")
+    while True:
+        seen["read"] = max(seen["read"], float(w.xenapi.VIF_metrics.get_io_read_kbs(a_metrics)))
+        time.sleep(0.2)
+threading.Thread(target=watch_rate, daemon=True).start()
+
 out = must(b, f"mkdir -p /www && dd if=/dev/urandom of=/www/blob bs=1M count={blob_mib} 2>/dev/null && echo \"SUM-$((0))-$(sha256sum /www/blob | cut -c1-64)\" && httpd -p 8080 -h /www", 300)
 b_sum = re.search(rb"SUM-0-([0-9a-f]{64})", out).group(1).decode()
 start = time.monotonic()
@@ -87,6 +99,18 @@ took = time.monotonic() - start
 a_sum = re.search(rb"GOT-0-([0-9a-f]*)", out).group(1).decode()
 print(f"A fetched {blob_mib} MiB from B in {took:.1f} s: sha256 {'matches' if a_sum == b_sum else 'DIFFERS'}")
 assert a_sum == b_sum, (a_sum, b_sum)
+deadline = time.monotonic() + 10
+while seen["read"] <= 0 and time.monotonic() < deadline:
+    time.sleep(0.2)
+print(f"A's VIF_metrics io_read_kbs {seen['read']:.1f}")
+assert seen["read"] > 0, "no receive rate in A's VIF_metrics"
+
+pif = [p for p in x.PIF.get_all() if x.PIF.get_management(p)][0]
+pif_mac, pif_ip = x.PIF.get_MAC(pif), x.PIF.get_IP(pif)
+print("management PIF MAC", pif_mac, "IP", pif_ip, "netmask", x.PIF.get_netmask(pif),
+      "mode", x.PIF.get_ip_configuration_mode(pif), "bridge", x.network.get_bridge(x.PIF.get_network(pif)))
+assert pif_mac == "52:54:00:12:34:56", pif_mac
+assert pif_ip == netdom_ip, (pif_ip, netdom_ip)
 
 out = must(a, f"echo \"HOST-$((0))-$(wget -q -O - http://10.0.2.2:{host_port}/f | sha256sum | cut -c1-64)\"", 300)
 got = re.search(rb"HOST-0-([0-9a-f]*)", out).group(1).decode()
@@ -178,6 +202,11 @@ fn two_linux_guests_talk_through_netdom() {
     eprintln!("client output:\n{output}");
     assert!(output.contains("A pinged B"), "{output}");
     assert!(output.contains("sha256 matches"), "{output}");
+    assert!(output.contains("io_read_kbs"), "{output}");
+    assert!(
+        output.contains("management PIF MAC 52:54:00:12:34:56"),
+        "{output}"
+    );
     assert!(
         output.contains("B with A's MAC: nothing gets through"),
         "{output}"

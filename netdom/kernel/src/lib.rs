@@ -1,6 +1,8 @@
 //! netdom's pure parts: its command line from dom0, the ARP exchange it
-//! uses to prove the NIC works and the MSI-X routing of virtio's queues. The PV kernel (`main.rs`) only wires them to
-//! the runtime and virtio-drivers.
+//! uses to prove the NIC works, the MSI-X routing of virtio's queues, the
+//! switch (bridge + netback VIFs) and what it reports to dom0. The PV
+//! kernel (`main.rs`, `platform.rs`) only wires them to the runtime and
+//! virtio-drivers.
 //!
 //! Read first: netdom/DESIGN.md.
 #![cfg_attr(not(test), no_std)]
@@ -15,3 +17,4 @@ pub mod msix;
 pub mod switch;
 #[cfg(test)]
 mod switch_tests;
+pub mod vifstats;

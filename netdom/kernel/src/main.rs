@@ -465,6 +465,8 @@ mod stack {
         dhcp: Option<SocketHandle>,
         /// The address in use (`None` while a DHCP lease is lost).
         config: Option<StaticConfig>,
+        /// The NIC's MAC (the management interface's, for dom0's PIF).
+        mac: [u8; 6],
         wake: Wake,
     }
 
@@ -492,6 +494,7 @@ mod stack {
                 sockets: SocketSet::new(vec![]),
                 dhcp: None,
                 config: None,
+                mac: mac.0,
                 wake,
             }
         }
@@ -609,7 +612,7 @@ mod stack {
             if let Some(r) = &relay {
                 self.wake.watch_relay(r.evtchn);
             }
-            // The address dom0 was last told the listener serves at.
+            // The configuration dom0 was last told the listener serves at.
             let mut announced = None;
             if let Some(port) = self.nic.kernel.store_port() {
                 self.wake.watch_store(port);
@@ -618,6 +621,8 @@ mod stack {
                 }
             }
             let mut next_age = 0;
+            // When the VIFs' counters go to dom0 (`VIF_metrics`).
+            let mut vif_stats = netdom::vifstats::Pacer::new();
             loop {
                 let t = now_ms();
                 let now = Instant::from_millis(t as i64);
@@ -630,27 +635,38 @@ mod stack {
                 }
                 self.iface.poll(now, &mut self.nic, &mut self.sockets);
                 self.poll_dhcp();
+                let mut deadline = vif_deadline.map_or(next_age, |d| d.min(next_age));
                 if let Some(r) = relay.as_mut() {
                     // dom0 learns that we serve (and where) by protocol:
                     // `Ready` over the relay channel, at once and after a
-                    // new DHCP lease changes the address.
-                    let address = self.config.map(|c| c.cidr.address().octets());
-                    if let Some(a) = address.filter(|a| announced != Some(*a)) {
+                    // new DHCP lease changes the address; with it the
+                    // management interface (`Link`, for dom0's PIF).
+                    if let Some(c) = self.config.filter(|c| announced != Some(*c)) {
+                        let a = c.cidr.address().octets();
                         debug!(
                             "XenAPI relay listening on {}:{}",
                             smoltcp::wire::Ipv4Address::from(a),
                             r.port
                         );
                         r.relay.announce_ready(a, r.port);
-                        announced = Some(a);
+                        r.relay.send_link(
+                            self.mac,
+                            a,
+                            c.cidr.prefix_len(),
+                            c.gateway.map(|g| g.octets()),
+                            self.dhcp.is_some(),
+                        );
+                        announced = Some(c);
                     }
+                    let switch = &self.nic.switch;
+                    if let Some(batch) = vif_stats.poll(t_ns, || switch.reports()) {
+                        r.relay.send_vif_stats(batch);
+                    }
+                    deadline = deadline.min(vif_stats.deadline());
                     r.turn(&mut self.sockets, t, &self.wake);
                     self.iface.poll(now, &mut self.nic, &mut self.sockets);
                 }
-                self.sleep_until(
-                    now,
-                    vif_deadline.map(|d| d.min(next_age)).or(Some(next_age)),
-                );
+                self.sleep_until(now, Some(deadline));
             }
         }
     }

@@ -41,14 +41,21 @@
 //! The board says when the listener is open ([`Relay::announce_ready`]):
 //! the engine sends [`ToToolstack::Ready`] before anything else, so dom0
 //! learns that netdom serves by protocol, never from its console. One
-//! pending announcement, replaced by a newer one.
+//! pending announcement, replaced by a newer one. With it the board
+//! describes its management interface ([`Relay::send_link`]:
+//! [`ToToolstack::Link`], for the management PIF), also one pending.
+//!
+//! The board reports its guest VIFs' counters ([`Relay::send_vif_stats`]):
+//! one pending batch, replaced by a newer one, sent ahead of any data in
+//! messages of at most [`MAX_VIF_STATS`] entries.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::ops::Bound;
 
 use xcp_relay::{
-    FromToolstack, MemoryFigures, RelayStats, ToToolstack, MAX_CHUNK, MAX_CONNECTIONS,
+    FromToolstack, MemoryFigures, RelayStats, ToToolstack, VifCounters, MAX_CHUNK, MAX_CONNECTIONS,
+    MAX_VIF_STATS,
 };
 
 use crate::chunks::{Chunks, CHUNK_OVERHEAD};
@@ -235,6 +242,12 @@ pub struct Relay {
     stats_out: Option<RelayStats>,
     /// The listener's address and port for dom0, sent first of all.
     ready_out: Option<([u8; 4], u16)>,
+    /// The management interface for dom0 (a [`ToToolstack::Link`]), sent
+    /// right after the announcement.
+    link_out: Option<ToToolstack>,
+    /// What is left to send of the VIF counters' batch, sent after the
+    /// relay's counters.
+    vif_stats_out: VecDeque<VifCounters>,
 }
 
 impl Relay {
@@ -254,6 +267,8 @@ impl Relay {
             stats_requested: false,
             stats_out: None,
             ready_out: None,
+            link_out: None,
+            vif_stats_out: VecDeque::new(),
         }
     }
 
@@ -430,16 +445,58 @@ impl Relay {
         self.ready_out = Some((address, port));
     }
 
-    /// The next message for dom0: the readiness announcement, the counters
-    /// if the board answered, then `Closed` messages, then, round-robin over connections, at most
-    /// one [`MAX_CHUNK`] of data from the next connection with data after
-    /// the one fed last.
+    /// Queues [`ToToolstack::Link`]: the board's management interface
+    /// (call with [`Self::announce_ready`]). One not yet sent is replaced.
+    pub fn send_link(
+        &mut self,
+        mac: [u8; 6],
+        address: [u8; 4],
+        prefix: u8,
+        gateway: Option<[u8; 4]>,
+        dhcp: bool,
+    ) {
+        self.link_out = Some(ToToolstack::Link {
+            mac,
+            address,
+            prefix,
+            gateway,
+            dhcp,
+        });
+    }
+
+    /// Queues the guest VIFs' counters for dom0, sent as
+    /// [`ToToolstack::VifStats`] messages of at most [`MAX_VIF_STATS`]
+    /// entries. What is left of an older batch is replaced: at most one
+    /// batch waits.
+    pub fn send_vif_stats(&mut self, batch: Vec<VifCounters>) {
+        self.vif_stats_out = batch.into();
+    }
+
+    /// True if a batch of VIF counters (or part of one) waits for dom0.
+    pub fn vif_stats_pending(&self) -> bool {
+        !self.vif_stats_out.is_empty()
+    }
+
+    /// The next message for dom0: the readiness announcement and the
+    /// management interface, the counters if the board answered, the VIF
+    /// counters, then `Closed` messages, then, round-robin over
+    /// connections, at most one [`MAX_CHUNK`] of data from the next
+    /// connection with data after the one fed last.
     pub fn poll_channel_out(&mut self) -> Option<ToToolstack> {
         if let Some((address, port)) = self.ready_out.take() {
             return Some(ToToolstack::Ready { address, port });
         }
+        if let Some(link) = self.link_out.take() {
+            return Some(link);
+        }
         if let Some(stats) = self.stats_out.take() {
             return Some(ToToolstack::Stats(stats));
+        }
+        if !self.vif_stats_out.is_empty() {
+            let n = self.vif_stats_out.len().min(MAX_VIF_STATS);
+            return Some(ToToolstack::VifStats(
+                self.vif_stats_out.drain(..n).collect(),
+            ));
         }
         if let Some(conn) = self.closed_out.pop_front() {
             return Some(ToToolstack::Closed { conn: conn.0 });
@@ -652,7 +709,9 @@ impl Relay {
     pub fn has_channel_out(&self) -> bool {
         let gate = self.config.gate_out_bytes;
         self.ready_out.is_some()
+            || self.link_out.is_some()
             || self.stats_out.is_some()
+            || !self.vif_stats_out.is_empty()
             || !self.closed_out.is_empty()
             || self.conns.values().any(|c| {
                 c.state == State::Open && !c.to_dom0.is_empty() && c.to_client.len() <= gate

@@ -15,6 +15,9 @@ use xcp_relay::{FromToolstack, ToToolstack};
 
 use crate::engine::Relay;
 
+// The largest VIF counters message fits one channel message.
+const _: () = assert!(xcp_relay::MAX_VIF_STATS_BYTES <= xcp_channel::DEFAULT_MAX_MESSAGE);
+
 /// Most messages taken from dom0 in one [`Link::pump`].
 pub const MAX_RECV_PER_PUMP: usize = 64;
 

@@ -4,7 +4,9 @@
 use xcp_channel::{Channel, Role};
 use xcp_netrelay::chunks::CHUNK_OVERHEAD;
 use xcp_netrelay::{CloseKind, Config, ConnId, Link, Refused, Relay, Source};
-use xcp_relay::{FromToolstack, MemoryFigures, RelayStats, ToToolstack, MAX_CHUNK};
+use xcp_relay::{
+    FromToolstack, MemoryFigures, RelayStats, ToToolstack, VifCounters, MAX_CHUNK, MAX_VIF_STATS,
+};
 use xcp_ring::fake::MemPage;
 
 const A: Source = Source([1; 16]);
@@ -774,4 +776,124 @@ fn a_stream_has_no_head_deadline_is_not_evicted_but_idles_out() {
     // A stale or repeated Stream is harmless.
     r.on_toolstack(1_100, FromToolstack::Stream { conn: 999 });
     assert_eq!(r.stats().stale_messages, 1);
+}
+
+fn counters(domid: u16, devid: u32, rx_bytes: u64) -> VifCounters {
+    VifCounters {
+        domid,
+        devid,
+        rx_bytes,
+        connected: true,
+        ..VifCounters::default()
+    }
+}
+
+#[test]
+fn vif_stats_go_ahead_of_data_split_and_a_newer_batch_replaces_an_older() {
+    let mut r = relay();
+    let c = accept(&mut r, A);
+    feed_all(&mut r, 0, c, b"GET / HTTP/1.1\r\n\r\n");
+    r.send_vif_stats(vec![counters(1, 0, 10)]);
+    r.send_vif_stats(vec![counters(1, 0, 20), counters(2, 0, 5)]);
+    assert!(r.vif_stats_pending());
+    let out = drain(&mut r);
+    assert_eq!(
+        out[0],
+        ToToolstack::VifStats(vec![counters(1, 0, 20), counters(2, 0, 5)]),
+        "the newer batch alone, ahead of data: {out:?}"
+    );
+    assert!(matches!(out[1], ToToolstack::Data { conn, .. } if conn == c.0));
+    assert_eq!(out.len(), 2);
+    assert!(!r.vif_stats_pending() && !r.has_channel_out());
+
+    // More than MAX_VIF_STATS entries: several messages, in order, each
+    // within the bound.
+    let big: Vec<VifCounters> = (0..150).map(|i| counters(i, 0, u64::from(i))).collect();
+    r.send_vif_stats(big.clone());
+    assert!(r.has_channel_out());
+    let out = drain(&mut r);
+    let mut got = Vec::new();
+    for m in &out {
+        let ToToolstack::VifStats(part) = m else {
+            panic!("{m:?}");
+        };
+        assert!(!part.is_empty() && part.len() <= MAX_VIF_STATS);
+        got.extend_from_slice(part);
+    }
+    assert_eq!(out.len(), 3);
+    assert_eq!(got, big);
+
+    // A newer batch replaces what is left of an older, partly sent one.
+    r.send_vif_stats(big.clone());
+    assert!(
+        matches!(r.poll_channel_out(), Some(ToToolstack::VifStats(p)) if p.len() == MAX_VIF_STATS)
+    );
+    r.send_vif_stats(vec![counters(9, 1, 1)]);
+    assert_eq!(
+        drain(&mut r),
+        [ToToolstack::VifStats(vec![counters(9, 1, 1)])]
+    );
+    // An empty batch (every VIF gone) is nothing to send.
+    r.send_vif_stats(Vec::new());
+    assert!(!r.has_channel_out());
+}
+
+#[test]
+fn link_follows_ready_and_a_newer_one_replaces_it() {
+    let mut r = relay();
+    r.send_vif_stats(vec![counters(1, 0, 1)]);
+    r.on_toolstack(0, FromToolstack::StatsRequest);
+    assert!(r.take_stats_request());
+    r.send_stats(1, 2, MemoryFigures::default());
+    let mac = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+    r.send_link(mac, [10, 0, 2, 14], 24, None, false);
+    r.send_link(mac, [10, 0, 2, 15], 24, Some([10, 0, 2, 2]), true);
+    r.announce_ready([10, 0, 2, 15], 80);
+    let out = drain(&mut r);
+    assert!(matches!(out[0], ToToolstack::Ready { .. }), "{out:?}");
+    assert_eq!(
+        out[1],
+        ToToolstack::Link {
+            mac,
+            address: [10, 0, 2, 15],
+            prefix: 24,
+            gateway: Some([10, 0, 2, 2]),
+            dhcp: true
+        }
+    );
+    assert!(matches!(out[2], ToToolstack::Stats(_)));
+    assert!(matches!(out[3], ToToolstack::VifStats(_)));
+    assert_eq!(out.len(), 4, "{out:?}");
+}
+
+#[test]
+fn link_carries_a_full_vif_stats_batch_to_dom0() {
+    let (p1, p2) = pages();
+    let mut dom0: Channel<&MemPage> = Channel::new(p1, p2, Role::Initiator).unwrap();
+    let mut link = Link::new(Channel::new(p2, p1, Role::Acceptor).unwrap());
+    let mut r = relay();
+    let full = |i: u16| VifCounters {
+        domid: u16::MAX - i,
+        devid: u32::MAX,
+        rx_bytes: u64::MAX,
+        rx_packets: u64::MAX,
+        tx_bytes: u64::MAX,
+        tx_packets: u64::MAX,
+        rx_dropped: u64::MAX,
+        tx_dropped: u64::MAX,
+        connected: true,
+    };
+    let batch: Vec<VifCounters> = (0..200).map(full).collect();
+    r.send_vif_stats(batch.clone());
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        link.pump(&mut r, 0).unwrap();
+        while let Some(m) = dom0.recv::<ToToolstack>().unwrap() {
+            match m {
+                ToToolstack::VifStats(part) => got.extend(part),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!(got, batch);
 }

@@ -135,6 +135,12 @@ proptest! {
                         Some(ToToolstack::Ready { .. }) => {
                             prop_assert!(false, "readiness nobody announced");
                         }
+                        Some(ToToolstack::Link { .. }) => {
+                            prop_assert!(false, "a link nobody described");
+                        }
+                        Some(ToToolstack::VifStats(_)) => {
+                            prop_assert!(false, "VIF counters nobody sent");
+                        }
                         None => break,
                     }
                 },

@@ -15,6 +15,13 @@
 //! The relay says when it serves ([`ToToolstack::Ready`]: its listener is
 //! open at that address and port): dom0 announces XenAPI on it, not on the
 //! relay's console text.
+//!
+//! The relay domain is also the network driver domain: it reports its
+//! guest VIFs' counters ([`ToToolstack::VifStats`], at most
+//! [`MAX_VIF_STATS`] a message, every few seconds while they change) for
+//! `VIF_metrics`, and its management interface ([`ToToolstack::Link`]) for
+//! the management PIF. dom0 treats both as a peer's claims: bounded,
+//! checked, entries for VIFs it does not know ignored.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -27,6 +34,16 @@ use serde::{Deserialize, Serialize};
 pub const MAX_CHUNK: usize = 16 * 1024;
 /// Most connections the toolstack serves for one relay at once.
 pub const MAX_CONNECTIONS: usize = 256;
+/// Most entries in one [`ToToolstack::VifStats`] (the relay splits more;
+/// dom0 ignores entries beyond it). The largest such message is
+/// [`MAX_VIF_STATS_BYTES`], well within a channel message.
+pub const MAX_VIF_STATS: usize = 64;
+/// The most bytes one [`VifCounters`] takes in postcard: varints of at
+/// most 3 (u16), 5 (u32) and 10 (u64) bytes, and a bool.
+pub const MAX_VIF_COUNTERS_BYTES: usize = 3 + 5 + 6 * 10 + 1;
+/// The most bytes a [`ToToolstack::VifStats`] of [`MAX_VIF_STATS`] entries
+/// takes: the variant, the length varint and the entries.
+pub const MAX_VIF_STATS_BYTES: usize = 1 + 1 + MAX_VIF_STATS * MAX_VIF_COUNTERS_BYTES;
 
 /// Relay → toolstack.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +70,48 @@ pub enum ToToolstack {
         /// The TCP port.
         port: u16,
     },
+    /// Counters of guest VIFs the relay domain serves (a batch may span
+    /// several messages; at most [`MAX_VIF_STATS`] entries each).
+    VifStats(Vec<VifCounters>),
+    /// The relay domain's management interface (sent with
+    /// [`ToToolstack::Ready`], and again when its address changes).
+    Link {
+        /// The interface's MAC.
+        mac: [u8; 6],
+        /// Its IPv4 address.
+        address: [u8; 4],
+        /// The prefix length of its subnet (at most 32).
+        prefix: u8,
+        /// The default gateway, if any.
+        gateway: Option<[u8; 4]>,
+        /// The address came from DHCP (else it is static).
+        dhcp: bool,
+    },
+}
+
+/// One guest VIF's counters, each since its backend was made (a restarted
+/// relay domain starts again from 0). As netback names them: rx is
+/// towards the guest, tx from the guest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VifCounters {
+    /// The guest's domain.
+    pub domid: u16,
+    /// The VIF's device number (its xenstore `devid`).
+    pub devid: u32,
+    /// Bytes delivered to the guest.
+    pub rx_bytes: u64,
+    /// Packets delivered to the guest.
+    pub rx_packets: u64,
+    /// Bytes the guest sent.
+    pub tx_bytes: u64,
+    /// Packets the guest sent.
+    pub tx_packets: u64,
+    /// Packets for the guest dropped.
+    pub rx_dropped: u64,
+    /// Packets from the guest dropped.
+    pub tx_dropped: u64,
+    /// The frontend is connected now.
+    pub connected: bool,
 }
 
 /// A relay domain's counters, each since it booted (connections: now).
@@ -224,5 +283,97 @@ mod tests {
         assert!(postcard::from_bytes::<ToToolstack>(&bytes[..bytes.len() - 1]).is_err());
         // A port beyond u16 is refused, not truncated.
         assert!(postcard::from_bytes::<ToToolstack>(&[3, 1, 2, 3, 4, 0x80, 0x80, 0x04]).is_err());
+    }
+
+    fn full(domid: u16, devid: u32) -> VifCounters {
+        VifCounters {
+            domid,
+            devid,
+            rx_bytes: u64::MAX,
+            rx_packets: u64::MAX,
+            tx_bytes: u64::MAX,
+            tx_packets: u64::MAX,
+            rx_dropped: u64::MAX,
+            tx_dropped: u64::MAX,
+            connected: true,
+        }
+    }
+
+    #[test]
+    fn vif_stats_and_link_are_appended_after_ready() {
+        let stats = ToToolstack::VifStats(alloc::vec![
+            VifCounters {
+                domid: 3,
+                devid: 0,
+                rx_bytes: 1500,
+                rx_packets: 1,
+                tx_bytes: 60,
+                tx_packets: 1,
+                rx_dropped: 0,
+                tx_dropped: 2,
+                connected: true,
+            },
+            VifCounters::default(),
+        ]);
+        let bytes = postcard::to_allocvec(&stats).unwrap();
+        assert_eq!(
+            &bytes[..4],
+            [4, 2, 3, 0],
+            "variant 4, two entries, domid 3, devid 0"
+        );
+        assert_eq!(postcard::from_bytes::<ToToolstack>(&bytes).unwrap(), stats);
+        assert!(postcard::from_bytes::<ToToolstack>(&bytes[..bytes.len() - 1]).is_err());
+        let link = ToToolstack::Link {
+            mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+            address: [10, 0, 2, 15],
+            prefix: 24,
+            gateway: Some([10, 0, 2, 2]),
+            dhcp: true,
+        };
+        let bytes = postcard::to_allocvec(&link).unwrap();
+        assert_eq!(
+            bytes,
+            [5, 0x52, 0x54, 0, 0x12, 0x34, 0x56, 10, 0, 2, 15, 24, 1, 10, 0, 2, 2, 1]
+        );
+        assert_eq!(postcard::from_bytes::<ToToolstack>(&bytes).unwrap(), link);
+        let bare = ToToolstack::Link {
+            mac: [0; 6],
+            address: [0; 4],
+            prefix: 0,
+            gateway: None,
+            dhcp: false,
+        };
+        let bytes = postcard::to_allocvec(&bare).unwrap();
+        assert_eq!(postcard::from_bytes::<ToToolstack>(&bytes).unwrap(), bare);
+        // A bool other than 0 or 1 is refused.
+        let mut bad = bytes.clone();
+        *bad.last_mut().unwrap() = 2;
+        assert!(postcard::from_bytes::<ToToolstack>(&bad).is_err());
+        // Older variants keep their numbers.
+        assert_eq!(
+            postcard::to_allocvec(&ToToolstack::Closed { conn: 5 }).unwrap(),
+            [1, 5]
+        );
+    }
+
+    #[test]
+    fn a_full_vif_stats_message_stays_within_its_bound() {
+        let one = postcard::to_allocvec(&full(u16::MAX, u32::MAX)).unwrap();
+        assert_eq!(one.len(), MAX_VIF_COUNTERS_BYTES);
+        let entries = (0..MAX_VIF_STATS)
+            .map(|i| full(u16::MAX - i as u16, u32::MAX))
+            .collect();
+        let msg = ToToolstack::VifStats(entries);
+        let bytes = postcard::to_allocvec(&msg).unwrap();
+        assert_eq!(bytes.len(), MAX_VIF_STATS_BYTES);
+        assert_eq!(postcard::from_bytes::<ToToolstack>(&bytes).unwrap(), msg);
+        // The channel carries messages of up to 64 KiB
+        // (xcp_channel::DEFAULT_MAX_MESSAGE; checked in xcp-netrelay).
+        const _: () = assert!(MAX_VIF_STATS_BYTES <= 64 * 1024);
+        // A length that claims more entries than the bytes hold is refused
+        // (and allocates no more than the message's size).
+        assert!(
+            postcard::from_bytes::<ToToolstack>(&[4, 0xff, 0xff, 0xff, 0xff, 0x0f, 1]).is_err()
+        );
     }
 }

@@ -13,12 +13,13 @@ use alloc::string::String;
 
 use xcp_channel::{Channel, SendError};
 use xcp_dom0_board::Platform as _;
-use xcp_relay::{FromToolstack, RelayStats, ToToolstack};
+use xcp_relay::{FromToolstack, RelayStats, ToToolstack, VifCounters};
 use xcp_runtime::paging::Frame;
 use xenapi::auth::PasswordHash;
 use xenapi::engine::{Config, Engine};
 use xenapi::hypervisor::{DomainSpec, Hypervisor, HypervisorError, ShutdownReason, VifDevice};
 use xenapi::lifecycle::{AfterStop, StopReason};
+use xenapi::metrics::ManagementLink;
 use xenapi::relayed::Relayed;
 use xenapi::rng::Entropy;
 use xenapi::value::Instant;
@@ -595,6 +596,12 @@ pub struct Toolstack {
     relayed: Relayed,
     /// Asks Xen about the VMs' domains.
     xen: Xen,
+    /// VIF counters or links from a relay domain that is not netdom
+    /// (ignored: only the domain serving the VIFs speaks for them).
+    pub foreign_reports: u64,
+    /// The netdom whose VIF counters came last (a rebuilt netdom counts
+    /// from 0: its first counters start every rate again).
+    reports_from: Option<u16>,
 }
 
 impl Toolstack {
@@ -628,6 +635,8 @@ impl Toolstack {
             engine,
             relayed: Relayed::new(),
             xen: Xen::new(),
+            foreign_reports: 0,
+            reports_from: None,
         })
     }
 
@@ -758,6 +767,38 @@ impl Toolstack {
             .on_message(&mut self.engine, now(), link, msg, out);
     }
 
+    /// netdom's VIF counters (`ToToolstack::VifStats`) from relay domain
+    /// `from`, for `VIF_metrics`; returns whether a record changed. Only
+    /// the netdom the toolstack was lent speaks for the VIFs.
+    pub fn vif_stats(&mut self, from: u16, entries: &[VifCounters]) -> bool {
+        if self.engine.hypervisor().netdom != Some(from) {
+            self.foreign_reports += 1;
+            return false;
+        }
+        if self.reports_from.replace(from) != Some(from) {
+            self.engine.restart_vif_samples();
+        }
+        self.engine.vif_stats(now(), entries).unwrap_or_else(|e| {
+            log::error!("xenapi: VIF counters: {e:?}");
+            false
+        })
+    }
+
+    /// netdom's management interface (`ToToolstack::Link`) from relay
+    /// domain `from`, for the management PIF; returns whether it changed.
+    pub fn management_link(&mut self, from: u16, link: &ManagementLink) -> bool {
+        if self.engine.hypervisor().netdom != Some(from) {
+            self.foreign_reports += 1;
+            return false;
+        }
+        self.engine
+            .management_link(now(), link)
+            .unwrap_or_else(|e| {
+                log::error!("xenapi: management link: {e:?}");
+                false
+            })
+    }
+
     /// Forgets every connection of relay `link` (its relay domain died):
     /// their parked calls end with them.
     pub fn drop_link(&mut self, link: u32) -> usize {
@@ -775,7 +816,8 @@ impl Toolstack {
 /// yet accepted by the channel. The relay's counters (`ToToolstack::Stats`,
 /// the operator's `stats` command) and its readiness (`ToToolstack::Ready`,
 /// dom0's "XenAPI ready" announcement) stop here: they are for dom0's
-/// board, not the toolstack.
+/// board, not the toolstack. netdom's VIF counters and management link
+/// (`VifStats`, `Link`) go to the engine's records, not to a connection.
 pub struct RelayLink {
     /// The channel (dom0 granted its pages).
     pub channel: Channel<Frame>,
@@ -884,6 +926,28 @@ impl RelayLink {
                 }
                 Ok(Some(ToToolstack::Ready { address, port })) => {
                     self.ready = Some((address, port));
+                }
+                // netdom's reports go to the engine's records; parked
+                // calls they release are served at `Ok(None)` below (and
+                // on the other links when the board pumps them).
+                Ok(Some(ToToolstack::VifStats(entries))) => {
+                    toolstack.vif_stats(self.domid, &entries);
+                }
+                Ok(Some(ToToolstack::Link {
+                    mac,
+                    address,
+                    prefix,
+                    gateway,
+                    dhcp,
+                })) => {
+                    let link = ManagementLink {
+                        mac,
+                        address,
+                        prefix,
+                        gateway,
+                        dhcp,
+                    };
+                    toolstack.management_link(self.domid, &link);
                 }
                 Ok(Some(msg)) => {
                     let queued = self.backlog.len();

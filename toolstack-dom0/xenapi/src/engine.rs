@@ -183,6 +183,11 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     /// by VIF (`vif::VifUnplug`).
     pub(crate) vif_unplugs: BTreeMap<String, crate::vif::VifUnplug>,
     pub(crate) login_budget: crate::session::LoginBudget,
+    /// Each attached VIF's last counters sample, by VIF (`metrics.rs`; not
+    /// persisted). One per VIF at most: dropped when it detaches or goes.
+    pub(crate) vif_samples: BTreeMap<String, crate::metrics::VifSample>,
+    /// What netdom's reports did (`metrics.rs`).
+    pub(crate) metrics_counters: crate::metrics::MetricsCounters,
     /// Counts session logins and uses (see [`SessionState::last_use`]).
     pub(crate) session_uses: u64,
 }
@@ -231,6 +236,8 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             clean_requests: BTreeMap::new(),
             vif_unplugs: BTreeMap::new(),
             login_budget: crate::session::LoginBudget::default(),
+            vif_samples: BTreeMap::new(),
+            metrics_counters: crate::metrics::MetricsCounters::default(),
             session_uses: 0,
         })
     }

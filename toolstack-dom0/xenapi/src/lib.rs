@@ -27,6 +27,7 @@ pub mod http;
 pub mod hypervisor;
 pub mod jsonrpc;
 pub mod lifecycle;
+pub mod metrics;
 pub mod power;
 pub mod relayed;
 pub mod reply;

@@ -212,10 +212,15 @@ impl Relayed {
                 self.remove((link, conn));
             }
             // Counters and readiness are for dom0's board (the operator's
-            // console, the "XenAPI ready" announcement): it takes them
-            // before they reach the engine. Should one arrive here it holds
-            // nothing and answers nothing.
-            ToToolstack::Stats(_) | ToToolstack::Ready { .. } => {}
+            // console, the "XenAPI ready" announcement), and the VIF
+            // counters and management link go to the engine's own calls
+            // (`Engine::vif_stats`, `Engine::management_link`): the board
+            // takes them before they reach here. Should one arrive here
+            // it holds nothing and answers nothing.
+            ToToolstack::Stats(_)
+            | ToToolstack::Ready { .. }
+            | ToToolstack::VifStats(_)
+            | ToToolstack::Link { .. } => {}
         }
     }
 

@@ -19,7 +19,8 @@
 //!   a seed gets one (xapi would refuse the empty MAC). `MTU` 0 or absent
 //!   takes the network's (1500), else must be 68..=65535 (INVALID_VALUE
 //!   `[MTU, value]`); `currently_attached` starts false; a zeroed
-//!   `VIF_metrics` record is made (no I/O rates are measured yet).
+//!   `VIF_metrics` record is made (its rates come from netdom's counters
+//!   while the VIF is attached: `metrics.rs`).
 //! - `VIF.destroy` of a VIF attached to a running (or paused) VM:
 //!   OPERATION_NOT_ALLOWED, as xapi.
 //! - `VIF.plug` / `unplug` / `unplug_force`: a Running VM only
@@ -293,6 +294,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         let m = self.vif_field(vif, "metrics");
         self.db.delete(mc, arg_str(&m));
         self.vif_unplugs.remove(vif);
+        self.vif_samples.remove(vif);
         self.db.delete(vif_class(), vif);
     }
 
@@ -340,6 +342,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     }
 
     fn mark_vif(&mut self, vif: &str, attached: bool) {
+        if !attached {
+            self.vif_metrics_stopped(vif);
+        }
         self.set_vif(vif, "currently_attached", Value::Bool(attached));
         self.refresh_vif_operations(vif);
     }

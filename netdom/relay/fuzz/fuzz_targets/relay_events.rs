@@ -94,6 +94,12 @@ fuzz_target!(|data: &[u8]| {
                         Some(ToToolstack::Ready { .. }) => {
                             panic!("readiness nobody announced")
                         }
+                        Some(ToToolstack::Link { .. }) => {
+                            panic!("a link nobody described")
+                        }
+                        Some(ToToolstack::VifStats(_)) => {
+                            panic!("VIF counters nobody sent")
+                        }
                         None => break,
                     }
                 }
