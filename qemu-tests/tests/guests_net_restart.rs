@@ -16,9 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use xcp_qemu_tests::clients::{python_with_xenapi, shipped_launch_with_guests, Peer};
-use xcp_qemu_tests::linux::{
-    debian_module, debian_vmlinuz, initramfs_with, INIT_PRELUDE, PY_CONSOLE,
-};
+use xcp_qemu_tests::linux::{net_guest, PY_CONSOLE, PY_NET};
 use xcp_qemu_tests::{Artifacts, Run};
 
 /// The shipped platform's root password (boot/platform.toml).
@@ -32,30 +30,16 @@ s = XenAPI.Session(url)
 s.xenapi.login_with_password("root", pw, "1.0", "guests-net-restart")
 x = s.xenapi
 net = x.network.get_all()[0]
-vms = {}
+guests = {}
 for name in ("rs-a", "rs-b"):
-    vm = x.VM.create({
-        "name_label": name, "domain_type": "pvh",
-        "memory_static_max": str(256 << 20), "memory_dynamic_max": str(256 << 20),
-        "memory_dynamic_min": str(256 << 20), "VCPUs_max": "1", "VCPUs_at_startup": "1",
-        "PV_kernel": "/boot/guest/vmlinuz", "PV_ramdisk": "/boot/guest/initramfs",
-        "PV_args": "console=hvc0", "actions_after_crash": "preserve",
-        "actions_after_reboot": "destroy", "actions_after_shutdown": "destroy",
-    })
-    x.VIF.create({
-        "device": "0", "network": net, "VM": vm, "MAC": "", "MTU": "1500",
-        "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {},
-        "locking_mode": "network_default", "ipv4_allowed": [], "ipv6_allowed": [],
-    })
+    vm = linux_vm(x, name)
+    v = net_vif(x, net, vm, "0")
     x.VM.start(vm, False, False)
-    vms[name] = vm
+    guests[name] = (vm, v, x.VIF.get_MAC(v))
+vms = {name: g[0] for name, g in guests.items()}
 
 def ready(name):
-    c = Console(s, url, vms[name])
-    c.read_until(b"guest: ready", 300)
-    ip = re.search(rb"guest: ip (\S+)/\d+", c.seen).group(1).decode()
-    print(name, "lease", ip, flush=True)
-    return c, ip
+    return net_ready(s, url, *guests[name], name)
 
 a, a_ip = ready("rs-a")
 b, b_ip = ready("rs-b")
@@ -98,49 +82,13 @@ x.session.logout()
 print("CLIENT OK", flush=True)
 "#;
 
-const INIT: &str = r#"
-insmod /lib/xen-netfront.ko
-for i in $(seq 1 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
-ip link set lo up
-ip link set eth0 up
-udhcpc -i eth0 -n -q -t 30 -T 2 -s /bin/dhcp-script
-echo "guest: ip $(ip -4 addr show eth0 | awk '/inet /{print $2}') mac $(cat /sys/class/net/eth0/address)"
-echo "guest: ready"
-while read -r line; do eval "$line"; done
-"#;
-
-const DHCP_SCRIPT: &str = r#"#!/bin/busybox sh
-case "$1" in
-bound|renew)
-    ifconfig "$interface" "$ip" netmask "$subnet" up
-    [ -n "$router" ] && route add default gw "$router" dev "$interface"
-    ;;
-esac
-exit 0
-"#;
-
 #[test]
 fn a_transfer_between_guests_survives_a_netdom_crash() {
     let py = python_with_xenapi(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let a = Artifacts::from_env();
     let case = "guests-net-restart";
     let dir = a.scratch(case);
-    let vmlinuz = dir.join("vmlinuz");
-    std::fs::copy(debian_vmlinuz(), &vmlinuz).unwrap();
-    let initrd = initramfs_with(
-        &dir,
-        &format!("{INIT_PRELUDE}{INIT}"),
-        &[
-            ("lib", 0o040755, Vec::new()),
-            (
-                "lib/xen-netfront.ko",
-                0o100644,
-                debian_module("drivers/net/xen-netfront.ko"),
-            ),
-            ("bin/dhcp-script", 0o100755, DHCP_SCRIPT.as_bytes().to_vec()),
-        ],
-    );
-    let (mut launch, url) = shipped_launch_with_guests(&a, &dir, &[vmlinuz, initrd]);
+    let (mut launch, url) = shipped_launch_with_guests(&a, &dir, &net_guest(&dir));
     launch.memory_mib = 2048;
     launch.timeout_secs = 1500;
     let qemu = Run::start(case, &launch);
@@ -153,7 +101,12 @@ fn a_transfer_between_guests_survives_a_netdom_crash() {
         qemu.wait_for(&ready, Duration::from_secs(200)),
     );
     let mut client = Command::new(&py);
-    client.args(["-c", &format!("{PY_CONSOLE}{CLIENT}"), &url, PASSWORD]);
+    client.args([
+        "-c",
+        &format!("{PY_CONSOLE}{PY_NET}{CLIENT}"),
+        &url,
+        PASSWORD,
+    ]);
     let mut peer = Peer::spawn("guests", &client, 1400);
     step(
         "the transfer runs",

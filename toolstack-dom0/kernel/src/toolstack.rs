@@ -18,6 +18,25 @@ use xcp_runtime::paging::Frame;
 use xenapi::auth::PasswordHash;
 use xenapi::engine::{Config, Engine};
 use xenapi::hypervisor::{DomainSpec, Hypervisor, HypervisorError, ShutdownReason, VifDevice};
+
+/// What dom0 writes for `vif` of `guest`, served by `backend`.
+fn vif_info(
+    guest: u16,
+    backend: u16,
+    devid: u32,
+    vif: &VifDevice,
+) -> xcp_dom0_board::vif_tree::VifInfo<'_> {
+    xcp_dom0_board::vif_tree::VifInfo {
+        guest,
+        backend,
+        devid,
+        mac: vif.mac,
+        mtu: vif.mtu,
+        locking: &vif.locking,
+        ipv4_allowed: &vif.ipv4_allowed,
+        ipv6_allowed: &vif.ipv6_allowed,
+    }
+}
 use xenapi::lifecycle::{AfterStop, StopReason};
 use xenapi::metrics::ManagementLink;
 use xenapi::relayed::Relayed;
@@ -308,23 +327,14 @@ impl XenHypervisor {
 impl XenHypervisor {
     /// See [`Toolstack::netdom_rebuilt`].
     fn netdom_rebuilt(&mut self, netdom: u16) -> usize {
-        use xcp_dom0_board::vif_tree::{self, VifInfo};
+        use xcp_dom0_board::vif_tree;
         let Some((_, xs)) = self.xenstore.as_mut() else {
             return 0;
         };
         let mut store = xs.store();
         let mut done = 0;
         for (&(guest, devid), (backend, vif)) in self.vifs.iter_mut() {
-            let info = VifInfo {
-                guest,
-                backend: netdom,
-                devid,
-                mac: vif.mac,
-                mtu: vif.mtu,
-                locking: &vif.locking,
-                ipv4_allowed: &vif.ipv4_allowed,
-                ipv6_allowed: &vif.ipv6_allowed,
-            };
+            let info = vif_info(guest, netdom, devid, vif);
             match vif_tree::reattach(&mut *store, &info) {
                 Ok(true) => {
                     log::info!(
@@ -462,7 +472,7 @@ impl Hypervisor for XenHypervisor {
     }
 
     fn vif_attach(&mut self, domid: u32, vif: &VifDevice) -> Result<(), HypervisorError> {
-        use xcp_dom0_board::vif_tree::{self, VifInfo};
+        use xcp_dom0_board::vif_tree;
         let d = domid16(domid)?;
         let Some(backend) = self.netdom else {
             return Err(HypervisorError(String::from(
@@ -479,16 +489,7 @@ impl Hypervisor for XenHypervisor {
                 "domid {d} has no xenstore tree for its VIFs"
             )));
         }
-        let info = VifInfo {
-            guest: d,
-            backend,
-            devid: vif.devid,
-            mac: vif.mac,
-            mtu: vif.mtu,
-            locking: &vif.locking,
-            ipv4_allowed: &vif.ipv4_allowed,
-            ipv6_allowed: &vif.ipv6_allowed,
-        };
+        let info = vif_info(d, backend, vif.devid, vif);
         vif_tree::attach(&mut *xs.store(), &info).map_err(|e| xen_err("xenstore", e))?;
         self.vifs.insert((d, vif.devid), (backend, vif.clone()));
         log::info!(
@@ -522,7 +523,7 @@ impl Hypervisor for XenHypervisor {
     }
 
     fn vif_rules(&mut self, domid: u32, vif: &VifDevice) -> Result<(), HypervisorError> {
-        use xcp_dom0_board::vif_tree::{self, VifInfo};
+        use xcp_dom0_board::vif_tree;
         let d = domid16(domid)?;
         let Some((backend, kept)) = self.vifs.get_mut(&(d, vif.devid)) else {
             return Err(HypervisorError(alloc::format!(
@@ -531,16 +532,7 @@ impl Hypervisor for XenHypervisor {
             )));
         };
         *kept = vif.clone();
-        let info = VifInfo {
-            guest: d,
-            backend: *backend,
-            devid: vif.devid,
-            mac: vif.mac,
-            mtu: vif.mtu,
-            locking: &vif.locking,
-            ipv4_allowed: &vif.ipv4_allowed,
-            ipv6_allowed: &vif.ipv6_allowed,
-        };
+        let info = vif_info(d, *backend, vif.devid, vif);
         let Some((_, xs)) = self.xenstore.as_mut() else {
             return Err(HypervisorError(String::from(
                 "no network backend: no xenstore domain runs",
