@@ -44,8 +44,12 @@ pub const UPLINK: PortId = PortId(0);
 pub const MANAGEMENT: PortId = PortId(1);
 /// The watch token of `base`.
 const BACKENDS: &str = "vif-backends";
-/// `tx_poll` calls per VIF per turn (each takes at most 64 packets).
-const POLLS_PER_TURN: usize = 4;
+/// Guest packets taken from one VIF per turn of the loop (`tx_poll`
+/// hands one packet per call), so one guest cannot hold the loop. A VIF
+/// cut short by it is polled again at once: its frontend, which only kicks
+/// when netdom has caught up (`req_event`), would not kick for what is
+/// left.
+pub const PACKETS_PER_TURN: usize = 64;
 
 /// What the switch needs from the world. Failures are logged by the
 /// implementation and reported as `None`/`false`.
@@ -591,12 +595,12 @@ impl<P: Platform> Switch<P> {
             }
             slot.wait_until = None;
             let mut notify = false;
-            let mut again = false;
-            for _ in 0..POLLS_PER_TURN {
+            // Cut short by the cap: come back at once.
+            let mut again = true;
+            for _ in 0..PACKETS_PER_TURN {
                 let poll = slot.vif.tx_poll(now / 1000);
                 notify |= poll.notify;
                 slot.wait_until = poll.wait_until.map(|us| us.saturating_mul(1000));
-                again = poll.again;
                 match poll.plan {
                     Some(mut plan) => {
                         let ok = pf.copy_tx(&mut plan);
@@ -606,7 +610,12 @@ impl<P: Platform> Switch<P> {
                             packets.push((slot.port, p));
                         }
                     }
-                    None if !poll.again => break,
+                    // Nothing more now (the ring is empty and netdom asked
+                    // to be kicked, or the rate limit or budget holds it).
+                    None if !poll.again => {
+                        again = false;
+                        break;
+                    }
                     None => {}
                 }
             }

@@ -460,3 +460,30 @@ fn vifs_beyond_the_budget_are_refused() {
     assert_eq!(sw.reports().len(), 4);
     assert!(sw.reports().iter().any(|r| r.domid == d));
 }
+
+#[test]
+fn a_busy_guest_is_polled_again_until_its_ring_is_empty() {
+    // A guest queues more packets than one turn takes. The switch must say
+    // "again" (its frontend will not kick for what is left: it kicks only
+    // when netdom has caught up), and the next turns take the rest.
+    let (mut sw, mut pf) = up();
+    plug(&mut pf, 5, 0, "02:16:3e:00:00:05", "unlocked", "");
+    sw.on_watch(&mut pf, 0, BASE, "vif-backends");
+    let mut g = connect(&mut sw, &mut pf, 5, 0);
+    let n = crate::switch::PACKETS_PER_TURN + 10;
+    for i in 0..n {
+        g.send(
+            &mut pf,
+            &frame([0xff; 6], GUEST_MAC, 0x0806, &[i as u8; 28]),
+        );
+    }
+    assert_eq!(
+        sw.poll_vifs(&mut pf, 1),
+        Some(1),
+        "more left: poll again now"
+    );
+    assert_eq!(pf.uplink.len(), crate::switch::PACKETS_PER_TURN);
+    assert_eq!(sw.poll_vifs(&mut pf, 2), None, "caught up: wait for a kick");
+    assert_eq!(pf.uplink.len(), n);
+    assert_eq!(g.front.tx_responses().unwrap().len(), n);
+}
