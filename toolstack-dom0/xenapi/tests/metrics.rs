@@ -148,29 +148,13 @@ fn a_counter_that_went_backwards_starts_the_rate_again() {
 #[test]
 fn rate_changes_reach_event_from() {
     let (mut e, sid, _vm, d, a, _b) = running();
-    let classes = Value::Array(vec![s("vif_metrics")]);
-    let Value::Map(b) = ok(
-        &mut e,
-        "event.from",
-        vec![sid.clone(), classes.clone(), s(""), Value::Float(0.0)],
-    ) else {
-        panic!()
-    };
-    let tok = b["token"].clone();
+    let classes = ["vif_metrics"];
+    let (tok, _) = event_from(&mut e, &sid, &classes, s(""));
     let generation = e.generation();
     e.vif_stats(at(0), &[counters(d, 0, 0, 0)]).unwrap();
     e.vif_stats(at(2000), &[counters(d, 0, 0, 2048)]).unwrap();
     assert!(e.generation() > generation, "boards wake parked calls");
-    let Value::Map(b) = ok(
-        &mut e,
-        "event.from",
-        vec![sid.clone(), classes, tok, Value::Float(0.0)],
-    ) else {
-        panic!()
-    };
-    let Value::Array(evs) = &b["events"] else {
-        panic!()
-    };
+    let (_, evs) = event_from(&mut e, &sid, &classes, tok);
     assert_eq!(evs.len(), 1, "{evs:?}");
     let Value::Map(ev) = &evs[0] else { panic!() };
     assert_eq!(ev["operation"], s("mod"));
@@ -268,15 +252,8 @@ fn the_link_tells_the_management_pif_the_truth() {
     let mut e = open(MemStorage::default());
     let sid = login(&mut e);
     let pif = management_pif(&mut e, &sid);
-    let classes = Value::Array(vec![s("pif")]);
-    let Value::Map(b) = ok(
-        &mut e,
-        "event.from",
-        vec![sid.clone(), classes.clone(), s(""), Value::Float(0.0)],
-    ) else {
-        panic!()
-    };
-    let tok = b["token"].clone();
+    let classes = ["pif"];
+    let (tok, _) = event_from(&mut e, &sid, &classes, s(""));
     let link = ManagementLink {
         mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
         address: [10, 0, 2, 15],
@@ -295,16 +272,7 @@ fn the_link_tells_the_management_pif_the_truth() {
     let net = get(&mut e, "network");
     assert_eq!(field(&mut e, &sid, "network", "bridge", &net), s("xenbr0"));
     // The change reached event.from; the same link again changes nothing.
-    let Value::Map(b) = ok(
-        &mut e,
-        "event.from",
-        vec![sid.clone(), classes, tok, Value::Float(0.0)],
-    ) else {
-        panic!()
-    };
-    let Value::Array(evs) = &b["events"] else {
-        panic!()
-    };
+    let (_, evs) = event_from(&mut e, &sid, &classes, tok);
     assert_eq!(evs.len(), 1, "{evs:?}");
     assert!(!e.management_link(at(1), &link).unwrap());
     // A static address without a gateway.

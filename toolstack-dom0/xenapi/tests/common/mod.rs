@@ -67,3 +67,19 @@ pub fn new_vm(e: &mut E, sid: &Value, name: &str) -> Value {
     rec.insert("memory_static_max".to_string(), s("268435456"));
     ok(e, "VM.create", vec![sid.clone(), Value::Map(rec)])
 }
+
+/// `event.from(classes, token, 0)` that must succeed: its token and events.
+pub fn event_from(e: &mut E, sid: &Value, classes: &[&str], token: Value) -> (Value, Vec<Value>) {
+    let classes = Value::Array(classes.iter().map(|c| s(c)).collect());
+    let Value::Map(b) = ok(
+        e,
+        "event.from",
+        vec![sid.clone(), classes, token, Value::Float(0.0)],
+    ) else {
+        panic!("event.from returned no map")
+    };
+    let Some(Value::Array(events)) = b.get("events").cloned() else {
+        panic!("event.from returned no events")
+    };
+    (b["token"].clone(), events)
+}
