@@ -261,11 +261,7 @@ fn ours(
         }
         Ok(server.results())
     })();
-    let lines = run.lines();
-    run.finish(Duration::from_millis(500));
-    let root = crate::build::workspace_root();
-    let _ = std::fs::write(root.join("target/bench/net-xcp.log"), lines.join("\n"));
-    result.map_err(with_log_of(&lines))
+    finish_side(run, "net-xcp.log", result)
 }
 
 /// Runs the baseline's side; the `RESULT` lines.
@@ -330,10 +326,16 @@ fn baseline(
         }
         Ok(server.results())
     })();
+    finish_side(run, "net-baseline.log", result)
+}
+
+/// Stops a side's QEMU, keeps its serial log in target/bench/`log`, and
+/// adds the log to `result`'s error.
+fn finish_side<T>(run: Run, log: &str, result: Result<T, String>) -> Result<T, String> {
     let lines = run.lines();
     run.finish(Duration::from_millis(500));
     let root = crate::build::workspace_root();
-    let _ = std::fs::write(root.join("target/bench/net-baseline.log"), lines.join("\n"));
+    let _ = std::fs::write(root.join("target/bench").join(log), lines.join("\n"));
     result.map_err(with_log_of(&lines))
 }
 
