@@ -336,11 +336,7 @@ impl<P: Platform> Switch<P> {
             ));
         }
         let frontend = format!("/local/domain/{d}/device/vif/{n}");
-        let text = |pf: &mut P, key: &str| -> Option<String> {
-            pf.read(&format!("{backend}/{key}"))
-                .and_then(|v| String::from_utf8(v).ok())
-                .map(|s| s.trim_end_matches('\0').into())
-        };
+        let text = |pf: &mut P, key: &str| read_text(pf, backend, key);
         if text(pf, "frontend-id").as_deref() != Some(d.to_string().as_str()) {
             return Err("frontend-id does not name the directory's domain".into());
         }
@@ -698,13 +694,17 @@ impl<P: Platform> Switch<P> {
     }
 }
 
+/// Backend key `key` of `backend` as text (a trailing NUL dropped);
+/// `None` when absent or not UTF-8.
+fn read_text<P: Platform>(pf: &mut P, backend: &str, key: &str) -> Option<String> {
+    pf.read(&format!("{backend}/{key}"))
+        .and_then(|v| String::from_utf8(v).ok())
+        .map(|s| s.trim_end_matches('\0').into())
+}
+
 /// A VIF's rules from its backend directory (`mac` is its own).
 fn read_rules<P: Platform>(pf: &mut P, backend: &str, mac: [u8; 6]) -> Result<VifConfig, String> {
-    let mut text = |key: &str| -> Option<String> {
-        pf.read(&format!("{backend}/{key}"))
-            .and_then(|v| String::from_utf8(v).ok())
-            .map(|s| s.trim_end_matches('\0').into())
-    };
+    let mut text = |key: &str| read_text(pf, backend, key);
     let locking = match text("locking-mode").as_deref() {
         None | Some("") | Some("unlocked") | Some("network_default") => Locking::Unlocked,
         Some("locked") => Locking::Locked,
