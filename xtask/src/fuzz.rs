@@ -18,6 +18,8 @@ const PROJECTS: &[&str] = &[
     "netdom/kernel/fuzz",
     "netdom/bridge/fuzz",
     "netdom/netback/fuzz",
+    "stordom/sr/fuzz",
+    "stordom/blkback/fuzz",
 ];
 
 fn ensure_cargo_fuzz() -> Result<(), String> {

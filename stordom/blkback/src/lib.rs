@@ -1,0 +1,2 @@
+//! stordom's blkback engine (stordom/DESIGN.md): being built.
+#![no_std]

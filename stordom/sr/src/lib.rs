@@ -1,0 +1,2 @@
+//! stordom's storage repository (stordom/DESIGN.md): being built.
+#![no_std]
