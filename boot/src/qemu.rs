@@ -49,11 +49,19 @@ pub struct Devices {
     /// Control case only: the NIC without `iommu_platform=on`, so its DMA
     /// bypasses the emulated VT-d (QEMU writes guest memory directly).
     pub nic_bypasses_iommu: bool,
+    /// A virtio-blk disk at 00:06.0 backed by this raw file (the storage
+    /// domain's SR). QEMU's default write-back cache: a guest flush is an
+    /// `fdatasync` of the file, so what stordom acknowledged survives QEMU.
+    pub disk: Option<PathBuf>,
 }
 
 /// The NIC as QEMU's `-device` names it.
 pub const NIC_DEVICE: &str =
     "virtio-net-pci,netdev=n1,bus=pcie.0,addr=0x5,disable-legacy=on,iommu_platform=on";
+/// The disk as QEMU's `-device` names it (its DMA through the IOMMU, as the
+/// NIC's).
+pub const DISK_DEVICE: &str =
+    "virtio-blk-pci,drive=d1,bus=pcie.0,addr=0x6,disable-legacy=on,iommu_platform=on";
 /// The same NIC with its DMA past the IOMMU (the control case).
 pub const NIC_DEVICE_BYPASSING_IOMMU: &str =
     "virtio-net-pci,netdev=n1,bus=pcie.0,addr=0x5,disable-legacy=on";
@@ -79,7 +87,50 @@ impl Devices {
             };
             a.extend(["-device".to_string(), device.to_string()]);
         }
+        if let Some(file) = &self.disk {
+            // QEMU splits -drive on commas: the path must not hold one.
+            a.extend([
+                "-drive".to_string(),
+                format!(
+                    "file={},format=raw,if=none,id=d1,cache=writeback,discard=unmap",
+                    file.display()
+                ),
+                "-device".to_string(),
+                DISK_DEVICE.to_string(),
+            ]);
+        }
         a
+    }
+}
+
+/// Virtual size of the SR disk `cargo xtask run` makes (sparse: it takes
+/// host space only for what stordom writes).
+pub const SR_DISK_BYTES: u64 = 16 << 30;
+
+/// Makes `path` a sparse file of `bytes` if it does not exist; an existing
+/// file is kept as it is (it holds the platform's state). Returns whether
+/// it was created.
+pub fn sparse_disk(path: &std::path::Path, bytes: u64) -> std::io::Result<bool> {
+    if path.to_string_lossy().contains(',') {
+        return Err(std::io::Error::other(format!(
+            "{}: QEMU cannot take a disk path with a comma",
+            path.display()
+        )));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(file) => {
+            file.set_len(bytes)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -182,6 +233,20 @@ mod tests {
     }
 
     #[test]
+    fn a_sparse_disk_is_made_once_and_then_kept() {
+        let dir = std::env::temp_dir().join(format!("xcp-sparse-{}", std::process::id()));
+        let path = dir.join("sr.img");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(sparse_disk(&path, 1 << 30).expect("created"));
+        assert_eq!(std::fs::metadata(&path).expect("exists").len(), 1 << 30);
+        std::fs::write(&path, b"state").expect("written");
+        assert!(!sparse_disk(&path, 1 << 30).expect("kept"));
+        assert_eq!(std::fs::read(&path).expect("read"), b"state");
+        assert!(sparse_disk(&dir.join("a,b.img"), 1 << 20).is_err());
+        std::fs::remove_dir_all(&dir).expect("cleaned");
+    }
+
+    #[test]
     fn iso_boot_uses_the_cdrom() {
         let l = Launch {
             media: Media::Iso("/t/x.iso".into()),
@@ -190,6 +255,7 @@ mod tests {
             devices: Devices {
                 nic: Some(Some(8080)),
                 nic_bypasses_iommu: false,
+                disk: Some("/t/sr.img".into()),
             },
         };
         let a = args(&l);
@@ -203,5 +269,11 @@ mod tests {
                 "-device",
                 "virtio-net-pci,netdev=n1,bus=pcie.0,addr=0x5,disable-legacy=on,iommu_platform=on"
             ]));
+        assert!(a.windows(2).any(|w| w
+            == [
+                "-drive",
+                "file=/t/sr.img,format=raw,if=none,id=d1,cache=writeback,discard=unmap"
+            ]));
+        assert!(a.windows(2).any(|w| w == ["-device", DISK_DEVICE]));
     }
 }

@@ -19,6 +19,7 @@ const KERNELS: &[(&str, &str, Option<&str>)] = &[
     ("xcp-testdom", "testdom", Some("testdom.elf")),
     ("xenstore-dom", "xenstore-dom", Some("xenstore-dom.elf")),
     ("netdom", "netdom", Some("netdom.elf")),
+    ("stordom", "stordom", Some("stordom.elf")),
 ];
 
 /// Test images: package, binary, the features that make it a test image,

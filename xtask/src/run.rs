@@ -39,10 +39,25 @@ pub struct Options {
     pub verbose: bool,
     /// Guest files to pack as `/boot/guest/<name>` (`--guest FILE`).
     pub guests: Vec<PathBuf>,
+    /// The SR's disk file (`--disk FILE`; by default [`default_disk`]).
+    pub disk: Option<PathBuf>,
+}
+
+/// Where the SR's disk lives unless `--disk` says otherwise: outside the
+/// build tree, so `cargo clean` keeps the platform's state
+/// (`$XDG_DATA_HOME/xcp-rs/sr.img`, else `~/.local/share/xcp-rs/sr.img`).
+pub fn default_disk() -> Result<PathBuf, String> {
+    let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".local/share"))
+            .ok_or("neither XDG_DATA_HOME nor HOME is set: name the disk with --disk FILE")?,
+    };
+    Ok(data.join("xcp-rs/sr.img"))
 }
 
 pub const USAGE: &str =
-    "usage: cargo xtask run [--verbose] [--port PORT] [--timeout SECS] [--guest FILE]...";
+    "usage: cargo xtask run [--verbose] [--port PORT] [--timeout SECS] [--disk FILE] [--guest FILE]...";
 
 impl Options {
     /// Parses the words after `run`.
@@ -52,6 +67,7 @@ impl Options {
             port: 8080,
             verbose: false,
             guests: Vec::new(),
+            disk: None,
         };
         let mut words = args.iter();
         while let Some(word) = words.next() {
@@ -64,6 +80,7 @@ impl Options {
             match word.as_str() {
                 "--verbose" | "-v" => options.verbose = true,
                 "--guest" => options.guests.push(PathBuf::from(value("a file")?)),
+                "--disk" => options.disk = Some(PathBuf::from(value("a file")?)),
                 "--timeout" => {
                     options.timeout_secs = value("seconds")?
                         .parse()
@@ -113,6 +130,22 @@ pub fn run(platform: &crate::build::Platform, options: &Options) -> Result<ExitC
     let mut launch = platform.launch(&format!("xenapi-url={url}"));
     launch.timeout_secs = options.timeout_secs;
     launch.devices.nic = Some(Some(options.port));
+    let disk = match &options.disk {
+        Some(path) => path.clone(),
+        None => default_disk()?,
+    };
+    let created = xcp_boot::qemu::sparse_disk(&disk, xcp_boot::qemu::SR_DISK_BYTES)
+        .map_err(|e| format!("the SR disk {}: {e}", disk.display()))?;
+    eprintln!(
+        "SR disk: {} ({})",
+        disk.display(),
+        if created {
+            "new, sparse"
+        } else {
+            "kept from the last run"
+        }
+    );
+    launch.devices.disk = Some(disk);
     let mut cmd = launch.command();
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -429,6 +462,7 @@ mod tests {
                 port: 8080,
                 verbose: false,
                 guests: Vec::new(),
+                disk: None,
             }
         );
         assert_eq!(
@@ -441,7 +475,9 @@ mod tests {
                 "--timeout",
                 "30",
                 "--guest",
-                "initrd"
+                "initrd",
+                "--disk",
+                "/tmp/d.img"
             ])
             .unwrap(),
             Options {
@@ -449,6 +485,7 @@ mod tests {
                 port: 9090,
                 verbose: true,
                 guests: vec![PathBuf::from("a/vmlinux"), PathBuf::from("initrd")],
+                disk: Some(PathBuf::from("/tmp/d.img")),
             }
         );
         assert!(parse(&["--guest"]).unwrap_err().contains("--guest takes"));

@@ -23,6 +23,9 @@
 //! ignores the word like any other it does not know.
 
 use xcp_netrelay::ipconfig::{self, IpMode};
+use xcp_runtime::cmdline::get;
+pub use xcp_runtime::device_args::ArgsError;
+use xcp_runtime::device_args::{channel, ChannelArgs, DeviceArgs};
 
 use crate::msix::Pirqs;
 
@@ -48,55 +51,7 @@ pub struct Args {
 }
 
 /// `xenapi-relay=<tx gref>,<rx gref>,<port>`, as dom0 names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RelayChannel {
-    /// The page dom0 sends on (netdom's receive page).
-    pub dom0_tx: u32,
-    /// The page dom0 receives on (netdom's transmit page).
-    pub dom0_rx: u32,
-    /// dom0's unbound event channel port.
-    pub port: u32,
-}
-
-/// `1,2,3` → the relay channel.
-pub fn parse_relay(text: &str) -> Option<RelayChannel> {
-    let mut parts = text.split(',').map(|p| p.parse::<u32>().ok());
-    let channel = RelayChannel {
-        dom0_tx: parts.next()??,
-        dom0_rx: parts.next()??,
-        port: parts.next()??,
-    };
-    parts.next().is_none().then_some(channel)
-}
-
-/// Why the command line is unusable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ArgsError {
-    /// A key is absent.
-    Missing(&'static str),
-    /// A key's value does not parse.
-    Bad(&'static str),
-}
-
-fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
-    cmdline
-        .split_ascii_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-}
-
-/// `0000:00:05.0` → (0, 5, 0); only segment 0.
-pub fn parse_bdf(text: &str) -> Option<(u8, u8, u8)> {
-    let (segment, rest) = text.split_once(':')?;
-    let (bus, rest) = rest.split_once(':')?;
-    let (dev, func) = rest.split_once('.')?;
-    if u16::from_str_radix(segment, 16).ok()? != 0 {
-        return None;
-    }
-    let bus = u8::from_str_radix(bus, 16).ok()?;
-    let dev = u8::from_str_radix(dev, 16).ok().filter(|d| *d < 32)?;
-    let func = u8::from_str_radix(func, 16).ok().filter(|f| *f < 8)?;
-    Some((bus, dev, func))
-}
+pub type RelayChannel = ChannelArgs;
 
 /// `0x1234000` → a page-aligned, non-zero machine address.
 pub fn parse_page_addr(text: &str) -> Option<u64> {
@@ -108,18 +63,13 @@ impl Args {
     /// Parses netdom's command line.
     pub fn parse(cmdline: &str) -> Result<Args, ArgsError> {
         let need = |key: &'static str| get(cmdline, key).ok_or(ArgsError::Missing(key));
+        let device = DeviceArgs::parse(cmdline)?;
         Ok(Args {
-            bdf: parse_bdf(need("pci")?).ok_or(ArgsError::Bad("pci"))?,
-            config_gref: need("pci-config")?
-                .parse()
-                .map_err(|_| ArgsError::Bad("pci-config"))?,
-            bar_sizes: xcp_runtime::pci_snapshot::parse_bar_sizes(need("pci-bars")?)
-                .ok_or(ArgsError::Bad("pci-bars"))?,
+            bdf: device.bdf,
+            config_gref: device.config_gref,
+            bar_sizes: device.bar_sizes,
             ip: ipconfig::parse_cmdline(need("ip")?).map_err(|_| ArgsError::Bad("ip"))?,
-            relay: match get(cmdline, "xenapi-relay") {
-                Some(text) => Some(parse_relay(text).ok_or(ArgsError::Bad("xenapi-relay"))?),
-                None => None,
-            },
+            relay: channel(cmdline, "xenapi-relay")?,
             pirqs: match get(cmdline, "pci-pirqs") {
                 Some(text) => Some(Pirqs::parse(text).ok_or(ArgsError::Bad("pci-pirqs"))?),
                 None => None,
@@ -232,11 +182,10 @@ mod tests {
     }
 
     #[test]
-    fn bdfs_and_addresses() {
-        assert_eq!(parse_bdf("0000:00:1f.7"), Some((0, 0x1f, 7)));
-        assert_eq!(parse_bdf("0001:00:05.0"), None);
-        assert_eq!(parse_bdf("0000:00:20.0"), None);
-        assert_eq!(parse_bdf("0000:00:05.8"), None);
-        assert_eq!(parse_bdf("00:05.0"), None);
+    fn addresses() {
+        assert_eq!(parse_page_addr("0x7e5000"), Some(0x7e_5000));
+        for bad in ["0x7e5001", "0x0", "7e5000", "0xzz"] {
+            assert_eq!(parse_page_addr(bad), None, "{bad}");
+        }
     }
 }

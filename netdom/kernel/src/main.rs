@@ -30,12 +30,12 @@ mod domain {
     use netdom::args::Args;
     use netdom::arp::{self, Ipv4, Mac};
     use virtio_drivers::device::net::VirtIONet;
-    use virtio_drivers::transport::pci::bus::{BarInfo, DeviceFunction, PciRoot};
     use virtio_drivers::transport::pci::PciTransport;
+    use xcp_runtime::assigned::{self, Assigned};
+    use xcp_runtime::device_args::DeviceArgs;
     use xcp_runtime::mmio::MmioRegion;
-    use xcp_runtime::pci_snapshot::{ConfigShadow, CONFIG_BYTES};
+    use xcp_runtime::pci_snapshot::CONFIG_BYTES;
     use xcp_runtime::virtio_hal::XenHal;
-    use xcp_runtime::virtio_pci::SnapshotAccess;
     use xcp_runtime::virtio_platform::{self, AccessPlatform, Negotiated};
     use xcp_runtime::Boot;
 
@@ -170,59 +170,18 @@ mod domain {
 
     /// Maps the config snapshot and the BARs and starts the driver.
     fn bring_up(args: &Args) -> BroughtUp {
-        if let Err(e) = xcp_runtime::gnttab::init() {
-            stop(format_args!("grant table: {e:?}"));
-        }
-        // Copy the snapshot out of dom0's page once.
-        let mut bytes = [0u8; CONFIG_BYTES];
-        match xcp_runtime::gnttab::map_grant(0, args.config_gref, true) {
-            Ok(page) => page.view().read(0, &mut bytes),
-            Err(e) => stop(format_args!("map the config snapshot: {e:?}")),
-        }
-        let shadow = ConfigShadow::new(bytes, args.bar_sizes)
-            .unwrap_or_else(|e| stop(format_args!("config snapshot: {e:?}")));
-        let (bus, device, function) = args.bdf;
-        let df = DeviceFunction {
-            bus,
-            device,
-            function,
+        let device = DeviceArgs {
+            bdf: args.bdf,
+            config_gref: args.config_gref,
+            bar_sizes: args.bar_sizes,
         };
-        debug!(
-            "pci {df}: {:04x}:{:04x}, command {:#06x} (set by dom0)",
-            shadow.read32(0) & 0xffff,
-            shadow.read32(0) >> 16,
-            shadow.device_command()
-        );
-        let access = SnapshotAccess::new(df, shadow);
-        let counter = access.counter();
-        let mut root = PciRoot::new(access);
-        let bar_info = root
-            .bars(df)
-            .unwrap_or_else(|e| stop(format_args!("BARs: {e:?}")));
-        let mut bars = Vec::new();
-        for (index, bar) in bar_info.iter().enumerate() {
-            match bar {
-                Some(BarInfo::Memory { address, size, .. }) if *size > 0 => {
-                    match MmioRegion::map(*address, *size) {
-                        Ok(region) => {
-                            debug!(
-                                "BAR{index} {address:#x}+{size:#x} mapped uncached at {:#x}",
-                                region.va()
-                            );
-                            bars.push((index, region));
-                        }
-                        Err(e) => stop(format_args!("map BAR{index} {address:#x}: {e}")),
-                    }
-                }
-                Some(BarInfo::IO { address, size }) => {
-                    debug!("BAR{index} I/O {address:#x}+{size:#x} (unused: modern virtio)");
-                }
-                _ => {}
-            }
-        }
-        let transport = PciTransport::new::<XenHal, _>(&mut root, df)
-            .unwrap_or_else(|e| stop(format_args!("virtio transport: {e}")));
-        let (transport, features) = AccessPlatform::new(transport);
+        let Assigned {
+            config_space,
+            writes,
+            bars,
+            transport,
+            features,
+        } = assigned::bring_up(&device).unwrap_or_else(|e| stop(format_args!("{e:?}")));
         #[cfg(feature = "dma-escape")]
         if let Some(target) = args.dma_escape {
             // Self-test only: the driver's first receive buffer goes to the
@@ -238,27 +197,18 @@ mod domain {
         // them; without pirqs netdom polls).
         net.disable_interrupts();
         BroughtUp {
-            config_space: bytes,
-            writes: counter,
+            config_space,
+            writes,
             bars,
             net: Box::new(net),
             features,
         }
     }
 
-    /// Xen must refuse a device frame dom0 did not grant: the frame just
-    /// below the lowest BAR (on QEMU, inside the NIC's expansion ROM, which
-    /// dom0 does not hand over).
+    /// Xen must refuse a device frame dom0 did not grant.
     fn check_confinement(bars: &[(usize, MmioRegion)]) {
-        let Some(lowest) = bars.iter().map(|(_, b)| b.phys() & !0xfff).min() else {
-            stop(format_args!("no memory BAR"));
-        };
-        let outside = lowest - 0x1000;
-        match MmioRegion::map(outside, 0x1000) {
-            Err(e) => debug!("device frame {outside:#x} outside the granted BARs refused: {e}"),
-            Ok(_) => stop(format_args!(
-                "Xen let netdom map {outside:#x}, outside its BARs"
-            )),
+        if let Err(e) = assigned::check_confinement(bars) {
+            stop(format_args!("device confinement: {e:?}"));
         }
     }
 

@@ -97,6 +97,10 @@ pub struct DomainConfig {
     /// when the toolstack runs, a XenAPI relay channel (needs `passthrough`).
     #[serde(default)]
     pub nic: bool,
+    /// It is the storage domain: dom0 hands it the first virtio-blk disk
+    /// and, when the toolstack runs, a channel to it (needs `passthrough`).
+    #[serde(default)]
+    pub disk: bool,
 }
 
 fn default_true() -> bool {
@@ -167,6 +171,26 @@ impl PlatformConfig {
                 "domain {}: nic needs passthrough = true",
                 d.name
             ));
+        }
+        if let Some(d) = self.domains.iter().find(|d| d.disk && !d.passthrough) {
+            return invalid(alloc::format!(
+                "domain {}: disk needs passthrough = true",
+                d.name
+            ));
+        }
+        if let Some(d) = self.domains.iter().find(|d| d.disk && d.nic) {
+            return invalid(alloc::format!(
+                "domain {}: one domain cannot hold both the nic and the disk",
+                d.name
+            ));
+        }
+        for (what, count) in [
+            ("nic", self.domains.iter().filter(|d| d.nic).count()),
+            ("disk", self.domains.iter().filter(|d| d.disk).count()),
+        ] {
+            if count > 1 {
+                return invalid(alloc::format!("more than one domain with {what} = true"));
+            }
         }
         if self.domains.iter().filter(|d| d.xenstore).count() > 1 {
             return invalid(String::from("more than one xenstore domain"));
@@ -258,6 +282,32 @@ restart = true
             PlatformConfig::parse(&twice),
             Err(ConfigError::Invalid(_))
         ));
+        let disk = GOOD.replace("restart = true", "restart = true\ndisk = true");
+        assert_eq!(
+            PlatformConfig::parse(&disk),
+            Err(ConfigError::Invalid(String::from(
+                "domain testdom: disk needs passthrough = true"
+            )))
+        );
+        let both = GOOD.replace(
+            "restart = true",
+            "restart = true\npassthrough = true\ndisk = true\nnic = true",
+        );
+        assert!(matches!(
+            PlatformConfig::parse(&both),
+            Err(ConfigError::Invalid(_))
+        ));
+        let two_disks =
+            alloc::format!(
+            "{}\n[[domain]]\nname='other'\nimage='x'\nmemory_mib=1\npassthrough=true\ndisk=true\n",
+            GOOD.replace("restart = true", "restart = true\npassthrough = true\ndisk = true")
+        );
+        assert_eq!(
+            PlatformConfig::parse(&two_disks),
+            Err(ConfigError::Invalid(String::from(
+                "more than one domain with disk = true"
+            )))
+        );
         let badname = GOOD.replace("name = \"testdom\"", "name = \"a b\"");
         assert!(matches!(
             PlatformConfig::parse(&badname),

@@ -116,6 +116,11 @@ impl Device {
     pub fn is_virtio_net(&self) -> bool {
         self.vendor == VIRTIO_VENDOR && matches!(self.device, 0x1000 | 0x1041)
     }
+
+    /// True for a virtio block device.
+    pub fn is_virtio_blk(&self) -> bool {
+        self.vendor == VIRTIO_VENDOR && matches!(self.device, 0x1001 | 0x1042)
+    }
 }
 
 /// Longest capability list walked (a looping list ends here).

@@ -20,6 +20,7 @@ extern crate alloc;
 
 pub mod cmdline;
 pub mod console_stall;
+pub mod device_args;
 pub mod dma_plan;
 pub mod frames;
 pub mod log_policy;
@@ -32,6 +33,8 @@ pub mod verdict;
 pub mod virtio_pci;
 pub mod virtio_platform;
 
+#[cfg(target_os = "none")]
+pub mod assigned;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]

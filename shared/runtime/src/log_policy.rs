@@ -25,6 +25,7 @@ pub const MAX_LEVEL: log::LevelFilter = log::LevelFilter::Debug;
 const OURS: &[&str] = &[
     "xen_sys",
     "netdom",
+    "stordom",
     "toolstack_dom0",
     "xenstore_dom",
     "xenstore_engine",
@@ -60,6 +61,7 @@ mod tests {
             "toolstack_dom0::dom0",
             "netdom::domain",
             "netdom",
+            "stordom::domain",
             "xenstore_dom::board",
             "xcp_runtime::virtio_hal",
             "xcp_netrelay::engine",

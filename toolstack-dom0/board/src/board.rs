@@ -1,6 +1,6 @@
 //! The service domains dom0 runs: built from the bundle, their consoles
 //! relayed, watched through VIRQ_DOM_EXC and `@releaseDomain`, destroyed
-//! and rebuilt by policy; netdom with the NIC.
+//! and rebuilt by policy; netdom with the NIC, stordom with the disk.
 //!
 //! The kernel calls in on events ([`Board::on_event`], after which
 //! [`Board::poll_lifecycle`]), on the xenstore domain's health timer
@@ -58,6 +58,71 @@ pub enum Notice {
         /// dom0's port of its relay channel.
         relay_port: Option<u32>,
     },
+    /// stordom `domid` was built with the disk; with a channel, its pages
+    /// are in [`Board::stordom_mut`] to take.
+    StordomBuilt {
+        /// The new stordom.
+        domid: u16,
+    },
+    /// stordom `domid` is gone and the disk back; its channel's port (if
+    /// any) is closed.
+    StordomReleased {
+        /// The old stordom.
+        domid: u16,
+        /// dom0's port of its channel.
+        relay_port: Option<u32>,
+    },
+}
+
+/// Which device a driver domain is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceRole {
+    /// netdom: the first virtio-net NIC, `ip=` and a XenAPI relay.
+    Nic,
+    /// stordom: the first virtio-blk disk and a channel to dom0.
+    Disk,
+}
+
+impl DeviceRole {
+    /// The role config `c` gives its domain, if any.
+    pub fn of(c: &DomainConfig) -> Option<DeviceRole> {
+        if c.nic {
+            Some(DeviceRole::Nic)
+        } else if c.disk {
+            Some(DeviceRole::Disk)
+        } else {
+            None
+        }
+    }
+
+    /// What the logs call the device.
+    fn noun(self) -> &'static str {
+        match self {
+            DeviceRole::Nic => "nic",
+            DeviceRole::Disk => "disk",
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            DeviceRole::Nic => "xenapi-relay",
+            DeviceRole::Disk => "dom0-channel",
+        }
+    }
+
+    fn built(self, domid: u16) -> Notice {
+        match self {
+            DeviceRole::Nic => Notice::NetdomBuilt { domid },
+            DeviceRole::Disk => Notice::StordomBuilt { domid },
+        }
+    }
+
+    fn released(self, domid: u16, relay_port: Option<u32>) -> Notice {
+        match self {
+            DeviceRole::Nic => Notice::NetdomReleased { domid, relay_port },
+            DeviceRole::Disk => Notice::StordomReleased { domid, relay_port },
+        }
+    }
 }
 
 /// Error type of the board's calls on platform `P`.
@@ -86,6 +151,8 @@ pub struct Board<P: Platform> {
     /// What dom0 handed netdom (the NIC, the config snapshot it maps):
     /// kept for netdom's life.
     netdom: Option<Handed<P>>,
+    /// What dom0 handed stordom (the disk, its snapshot): kept for its life.
+    stordom: Option<Handed<P>>,
     notices: Vec<Notice>,
     dom_exc: u32,
     /// The domid the next build must have (0: any): netdom is rebuilt
@@ -114,6 +181,7 @@ impl<P: Platform> Board<P> {
             management: Management::Dhcp,
             relay: false,
             netdom: None,
+            stordom: None,
             notices: Vec::new(),
             dom_exc,
             want_domid: 0,
@@ -152,16 +220,44 @@ impl<P: Platform> Board<P> {
         self.netdom.as_mut()
     }
 
+    /// stordom's domain, while it runs: the backend of guests' VBDs.
+    pub fn stordom_domid(&self) -> Option<u16> {
+        self.stordom.as_ref().map(|h| h.domid)
+    }
+
+    /// What dom0 handed stordom, while stordom runs.
+    pub fn stordom_mut(&mut self) -> Option<&mut Handed<P>> {
+        self.stordom.as_mut()
+    }
+
+    fn slot(&mut self, role: DeviceRole) -> &mut Option<Handed<P>> {
+        match role {
+            DeviceRole::Nic => &mut self.netdom,
+            DeviceRole::Disk => &mut self.stordom,
+        }
+    }
+
+    /// The driver domain's hand-over held for `domid`, taken.
+    fn take_handed(&mut self, domid: u16) -> Option<(DeviceRole, Handed<P>)> {
+        for role in [DeviceRole::Nic, DeviceRole::Disk] {
+            if let Some(h) = self.slot(role).take_if(|h| h.domid == domid) {
+                return Some((role, h));
+            }
+        }
+        None
+    }
+
     /// What the kernel must act on since the last call.
     pub fn take_notices(&mut self) -> Vec<Notice> {
         core::mem::take(&mut self.notices)
     }
 
     /// Builds every domain whose config says `start = true`, the xenstore
-    /// domain first (netdom is started with the NIC, [`Board::start_netdom`]).
+    /// domain first (netdom is started with the NIC, [`Board::start_netdom`],
+    /// stordom with the disk, [`Board::start_stordom`]).
     pub fn start_configured(&mut self) {
         let mut order: Vec<usize> = (0..self.configs.len())
-            .filter(|&i| self.configs[i].start && !self.configs[i].nic)
+            .filter(|&i| self.configs[i].start && DeviceRole::of(&self.configs[i]).is_none())
             .collect();
         order.sort_by_key(|&i| !self.configs[i].xenstore);
         for i in order {
@@ -355,12 +451,34 @@ impl<P: Platform> Board<P> {
         relay: bool,
         extra: &str,
     ) -> Result<Handed<P>, Error<P>> {
-        let nic = self
-            .devices
-            .iter()
-            .find(|d| d.is_virtio_net())
-            .cloned()
-            .ok_or(BoardError::NoNic)?;
+        self.start_with_device(index, DeviceRole::Nic, relay, extra)
+    }
+
+    /// Builds config `index` with the device `role` names (the first
+    /// virtio-net NIC or virtio-blk disk on bus 0) and, with `relay`, a
+    /// channel to dom0. `extra` is appended to its command line (self-tests
+    /// only). The hand-over and the build share one undo log.
+    pub fn start_with_device(
+        &mut self,
+        index: usize,
+        role: DeviceRole,
+        relay: bool,
+        extra: &str,
+    ) -> Result<Handed<P>, Error<P>> {
+        let nic = match role {
+            DeviceRole::Nic => self
+                .devices
+                .iter()
+                .find(|d| d.is_virtio_net())
+                .cloned()
+                .ok_or(BoardError::NoNic)?,
+            DeviceRole::Disk => self
+                .devices
+                .iter()
+                .find(|d| d.is_virtio_blk())
+                .cloned()
+                .ok_or(BoardError::NoDisk)?,
+        };
         if !self.configs[index].passthrough {
             return Err(BoardError::NoPassthrough { config: index });
         }
@@ -374,7 +492,8 @@ impl<P: Platform> Board<P> {
             }
         };
         debug!(
-            "nic {} ({}): command {before:#06x} -> {after:#06x}, config space snapshot taken",
+            "{} {} ({}): command {before:#06x} -> {after:#06x}, config space snapshot taken",
+            role.noun(),
             nic.bdf,
             nic.name()
         );
@@ -398,8 +517,9 @@ impl<P: Platform> Board<P> {
             relay: pages,
             handed: None,
             offered: None,
+            words: String::new(),
         };
-        let management = self.management;
+        let management = (role == DeviceRole::Nic).then_some(self.management);
         let built = self.start_plan(index, log, &mut |pf, log, domid| {
             let handed = crate::nic::hand_over(
                 pf,
@@ -413,25 +533,26 @@ impl<P: Platform> Board<P> {
             let mut line = handed.line.clone();
             parts.handed = Some(handed);
             if let Some((tx, rx)) = &parts.relay {
-                let offer = crate::nic::offer_relay(pf, log, domid, tx, rx)?;
+                let offer = crate::nic::offer_relay(pf, log, domid, tx, rx, role.word())?;
                 line.push_str(&offer.words);
                 parts.offered = Some(offer);
             }
             line.push_str(extra);
+            parts.words = line.clone();
             Ok(line)
         });
         // On failure the log was undone (grants ended): the pages go now.
         let domid = built?;
-        let line = parts
-            .handed
-            .as_ref()
-            .map(|h| h.line.clone())
-            .unwrap_or_default();
         let handed = parts.into_handed(domid, nic);
+        let line = &handed.words;
         if let Some(port) = handed.relay_port {
             self.platform.watch(port);
         }
-        debug!("nic {} handed to domid {domid}: {line}", handed.nic.bdf);
+        debug!(
+            "{} {} handed to domid {domid}: {line}",
+            role.noun(),
+            handed.nic.bdf
+        );
         Ok(handed)
     }
 
@@ -439,10 +560,21 @@ impl<P: Platform> Board<P> {
     /// [`Board::relay`], a XenAPI relay channel; keeps what it was handed.
     /// Returns its domid ([`Notice::NetdomBuilt`] follows).
     pub fn start_netdom(&mut self, index: usize) -> Result<u16, Error<P>> {
-        let handed = self.start_with_nic(index, self.relay, "")?;
+        self.start_driver(index, DeviceRole::Nic)
+    }
+
+    /// Builds stordom (config `index`) with the disk and, with
+    /// [`Board::relay`], a channel to dom0; keeps what it was handed.
+    /// Returns its domid ([`Notice::StordomBuilt`] follows).
+    pub fn start_stordom(&mut self, index: usize) -> Result<u16, Error<P>> {
+        self.start_driver(index, DeviceRole::Disk)
+    }
+
+    fn start_driver(&mut self, index: usize, role: DeviceRole) -> Result<u16, Error<P>> {
+        let handed = self.start_with_device(index, role, self.relay, "")?;
         let domid = handed.domid;
-        self.netdom = Some(handed);
-        self.notices.push(Notice::NetdomBuilt { domid });
+        *self.slot(role) = Some(handed);
+        self.notices.push(role.built(domid));
         Ok(domid)
     }
 
@@ -455,17 +587,17 @@ impl<P: Platform> Board<P> {
         crate::nic::release(&mut self.platform, handed)
     }
 
-    /// Stops managing `domid` and destroys it (netdom: the NIC taken
-    /// back, [`Notice::NetdomReleased`]).
+    /// Stops managing `domid` and destroys it (netdom or stordom: the
+    /// device taken back, [`Notice::NetdomReleased`] or
+    /// [`Notice::StordomReleased`]).
     pub fn stop(&mut self, domid: u16) {
-        match self.netdom.take_if(|h| h.domid == domid) {
-            Some(handed) => {
+        match self.take_handed(domid) {
+            Some((role, handed)) => {
                 let relay_port = handed.relay_port;
                 if let Err(e) = self.reclaim(handed) {
-                    error!("nic back from domid {domid}: {e}");
+                    error!("device back from domid {domid}: {e}");
                 }
-                self.notices
-                    .push(Notice::NetdomReleased { domid, relay_port });
+                self.notices.push(role.released(domid, relay_port));
             }
             None => {
                 self.domains.remove(domid);
@@ -521,13 +653,12 @@ impl<P: Platform> Board<P> {
         } else if let Some(xs) = self.xs.as_mut() {
             let _ = pf.xs_release(&mut xs.link, domid);
         }
-        if let Some(handed) = self.netdom.take_if(|h| h.domid == domid) {
+        if let Some((role, handed)) = self.take_handed(domid) {
             let relay_port = handed.relay_port;
-            if let Err(e) = crate::nic::release(pf, handed) {
-                error!("nic back from domid {domid}: {e}");
+            if let Err(e) = crate::nic::release(&mut self.platform, handed) {
+                error!("device back from domid {domid}: {e}");
             }
-            self.notices
-                .push(Notice::NetdomReleased { domid, relay_port });
+            self.notices.push(role.released(domid, relay_port));
         }
     }
 
@@ -619,8 +750,10 @@ impl<P: Platform> Board<P> {
             let action = self.domains.decide(domid, observed, now);
             info!("domain {name} (domid {domid}) stopped: {}", reason.as_str());
             let config = self.live.get(&domid).map(|l| l.config);
-            if let Some(index) = config.filter(|&i| self.configs[i].nic) {
-                self.nic_stopped(domid, index, action);
+            if let Some((index, role)) =
+                config.and_then(|i| DeviceRole::of(&self.configs[i]).map(|r| (i, r)))
+            {
+                self.device_stopped(domid, index, role, action);
                 continue;
             }
             self.destroy(domid);
@@ -640,25 +773,22 @@ impl<P: Platform> Board<P> {
         }
     }
 
-    /// Acts on a stopped domain holding the NIC (the restart policy
-    /// decided `action`): interrupts unmapped while the domain still
-    /// exists, the domain destroyed, the NIC taken back, then (on Restart)
-    /// handed over to a new build with a new relay link.
-    fn nic_stopped(&mut self, old: u16, index: usize, action: Action) {
+    /// Acts on a stopped driver domain holding the NIC or the disk (the
+    /// restart policy decided `action`): interrupts unmapped while the
+    /// domain still exists, the domain destroyed, the device taken back,
+    /// then (on Restart) handed over to a new build with a new channel.
+    fn device_stopped(&mut self, old: u16, index: usize, role: DeviceRole, action: Action) {
         let started = self.platform.now_ns();
         let name = self.configs[index].name.clone();
-        match self.netdom.take_if(|h| h.domid == old) {
+        match self.slot(role).take_if(|h| h.domid == old) {
             Some(mut handed) => {
                 crate::nic::quiesce(&mut self.platform, &mut handed);
                 self.destroy(old);
                 let relay_port = handed.relay_port;
                 if let Err(e) = crate::nic::release(&mut self.platform, handed) {
-                    error!("nic back from domid {old}: {e}");
+                    error!("device back from domid {old}: {e}");
                 }
-                self.notices.push(Notice::NetdomReleased {
-                    domid: old,
-                    relay_port,
-                });
+                self.notices.push(role.released(old, relay_port));
             }
             None => self.destroy(old),
         }
@@ -666,18 +796,23 @@ impl<P: Platform> Board<P> {
             self.stays_down(old);
             return;
         }
-        info!("restarting {name} with the NIC");
+        let noun = if role == DeviceRole::Nic {
+            "NIC"
+        } else {
+            "disk"
+        };
+        info!("restarting {name} with the {noun}");
         // Under its old domid: guests' frontends granted their rings and
-        // bound their event channels to that domid, so the new netdom can
+        // bound their event channels to that domid, so the new backend can
         // take them over in place (netdom/DESIGN.md, "Restart"). While Xen
         // still holds the old domain (a mapping of its pages not yet
-        // dropped), any domid: the VIFs must then be plugged again.
+        // dropped), any domid: the devices must then be plugged again.
         self.want_domid = old;
         let history = self.domains.remove(old);
-        let rebuilt = match self.start_netdom(index) {
+        let rebuilt = match self.start_driver(index, role) {
             Err(e) => {
                 warn!("{name} not rebuilt as domid {old} ({e}): building it under a new domid");
-                self.start_netdom(index)
+                self.start_driver(index, role)
             }
             built => built,
         };
@@ -687,7 +822,7 @@ impl<P: Platform> Board<P> {
                     self.domains.rebuilt_as(m, new);
                 }
                 info!(
-                    "rebuilt {name} as domid {new} with the NIC in {} us",
+                    "rebuilt {name} as domid {new} with the {noun} in {} us",
                     (self.platform.now_ns() - started) / 1000
                 );
             }

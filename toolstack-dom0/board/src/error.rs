@@ -255,6 +255,8 @@ pub enum BoardError<E> {
     },
     /// No virtio-net device on bus 0.
     NoNic,
+    /// No virtio-blk device on bus 0.
+    NoDisk,
     /// Config `config` is not built with `passthrough = true`.
     NoPassthrough {
         /// Index of the config.
@@ -302,6 +304,7 @@ impl<E: fmt::Display> fmt::Display for BoardError<E> {
             BoardError::Plan { step, error } => write!(f, "{step}: {error}"),
             BoardError::NoImage { config } => write!(f, "config {config}: image not in the bundle"),
             BoardError::NoNic => f.write_str("no virtio-net device on bus 0"),
+            BoardError::NoDisk => f.write_str("no virtio-blk device on bus 0"),
             BoardError::NoPassthrough { config } => write!(
                 f,
                 "config {config} needs passthrough = true to be given a device"

@@ -317,6 +317,10 @@ pub const NIC_COMMON: u64 = 0x1000;
 pub const NIC_STATUS: u64 = NIC_BAR4 + NIC_COMMON + crate::nic::COMMON_DEVICE_STATUS;
 /// The NIC's MSI-X capability offset.
 pub const NIC_MSIX_CAP: u8 = 0x40;
+/// Where the fake disk's BAR4 lives (its layout is the NIC's).
+pub const DISK_BAR4: u64 = 0xfd00_0000;
+/// The disk's `device_status` bus address.
+pub const DISK_STATUS: u64 = DISK_BAR4 + NIC_COMMON + crate::nic::COMMON_DEVICE_STATUS;
 
 impl Fake {
     /// A fake with no domains.
@@ -373,11 +377,21 @@ impl Fake {
     /// configuration, MSI-X with 3 entries); returns it as enumeration
     /// would.
     pub fn add_virtio_nic(&mut self, bdf: Bdf) -> Device {
+        self.add_virtio(bdf, 0x1041, 0x02, NIC_BAR4, 0xc000)
+    }
+
+    /// Adds a modern virtio-blk disk at `bdf`, laid out as the NIC of
+    /// [`Fake::add_virtio_nic`] with its BAR4 at [`DISK_BAR4`].
+    pub fn add_virtio_disk(&mut self, bdf: Bdf) -> Device {
+        self.add_virtio(bdf, 0x1042, 0x01, DISK_BAR4, 0xc040)
+    }
+
+    fn add_virtio(&mut self, bdf: Bdf, id: u16, class: u8, bar4: u64, io: u32) -> Device {
         let mut c = [0u8; 256];
         c[0..2].copy_from_slice(&xcp_pci::VIRTIO_VENDOR.to_le_bytes());
-        c[2..4].copy_from_slice(&0x1041u16.to_le_bytes());
+        c[2..4].copy_from_slice(&id.to_le_bytes());
         c[6] = 1 << 4; // status: capability list
-        c[0x0b] = 0x02; // class: network
+        c[0x0b] = class;
         c[0x34] = NIC_MSIX_CAP;
         // MSI-X: id, next, control (3 entries), table in BAR4 at 0,
         // PBA in BAR4 at 0x800.
@@ -396,22 +410,23 @@ impl Fake {
         c[0x58..0x5c].copy_from_slice(&(NIC_COMMON as u32).to_le_bytes());
         c[0x5c..0x60].copy_from_slice(&0x38u32.to_le_bytes());
         self.config.insert(bdf, c);
-        self.device_status.insert(NIC_STATUS, 0);
+        self.device_status
+            .insert(bar4 + NIC_COMMON + crate::nic::COMMON_DEVICE_STATUS, 0);
         Device {
             bdf,
             vendor: xcp_pci::VIRTIO_VENDOR,
-            device: 0x1041,
-            class: [0x02, 0, 0],
+            device: id,
+            class: [class, 0, 0],
             bars: [
                 Some(Bar::Io {
-                    base: 0xc000,
+                    base: io,
                     size: 0x20,
                 }),
                 None,
                 None,
                 None,
                 Some(Bar::Memory {
-                    base: NIC_BAR4,
+                    base: bar4,
                     size: 0x4000,
                     wide: true,
                 }),

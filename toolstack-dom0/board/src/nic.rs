@@ -75,6 +75,9 @@ pub struct Handed<P: Platform> {
     quiesced: bool,
     /// The MSI-X capability, if Xen was told where its table is.
     msix: Option<Msix>,
+    /// The words dom0 put on the domain's command line for the device and
+    /// its channel.
+    pub words: String,
 }
 
 impl<P: Platform> Handed<P> {
@@ -302,16 +305,16 @@ pub struct HandOver {
 }
 
 /// Gives `domid` the device, its BARs and ports, the snapshot and (with
-/// `msix`) its MSI-X entries as pirqs; returns netdom's command line (with
-/// `ip=`, the management setting, and `pci-pirqs=`), the snapshot's grant
-/// and the pirqs.
+/// `msix`) its MSI-X entries as pirqs; returns the driver domain's command
+/// line (with `pci-pirqs=` and, for netdom, `ip=` with the management
+/// setting), the snapshot's grant and the pirqs.
 pub fn hand_over<P: Platform>(
     pf: &mut P,
     log: &mut UndoLog,
     domid: u16,
     nic: &Device,
     snapshot: &P::Page,
-    management: Management,
+    management: Option<Management>,
     msix: Option<&Msix>,
 ) -> Result<HandOver, BoardError<P::Error>> {
     // Without it, netdom could not use the device; the domain's destroy
@@ -350,11 +353,13 @@ pub fn hand_over<P: Platform>(
         .map_err(BoardError::at(Step::SnapshotGrant))?;
     log.push(Undo::Grant(gref));
     let mut line = format!(
-        "pci={} pci-config={gref} pci-bars={} ip={}",
+        "pci={} pci-config={gref} pci-bars={}",
         nic.bdf,
         format_bar_sizes(&bar_sizes(nic)),
-        management.cmdline()
     );
+    if let Some(management) = management {
+        line.push_str(&format!(" ip={}", management.cmdline()));
+    }
     let pirqs = match msix.map(|m| map_msix(pf, log, domid, nic, m)) {
         Some(Ok(pirqs)) => pirqs,
         Some(Err(e)) => {
@@ -370,10 +375,11 @@ pub fn hand_over<P: Platform>(
     Ok(HandOver { line, gref, pirqs })
 }
 
-/// A relay offered to netdom: its command-line words, the pages' grants
-/// and dom0's port.
+/// A channel offered to a driver domain: its command-line words, the
+/// pages' grants and dom0's port.
 pub struct Offer {
-    /// ` xenapi-relay=<tx>,<rx>,<port>`.
+    /// ` <word>=<tx>,<rx>,<port>` (`xenapi-relay` for netdom,
+    /// `dom0-channel` for stordom).
     pub words: String,
     /// The grants of the tx and rx pages.
     pub grefs: [u32; 2],
@@ -381,13 +387,15 @@ pub struct Offer {
     pub port: u32,
 }
 
-/// Grants `domid` the relay pages and allocates the unbound port.
+/// Grants `domid` the channel's pages and allocates the unbound port,
+/// named on its command line as `word`.
 pub fn offer_relay<P: Platform>(
     pf: &mut P,
     log: &mut UndoLog,
     domid: u16,
     tx: &P::Page,
     rx: &P::Page,
+    word: &str,
 ) -> Result<Offer, BoardError<P::Error>> {
     let tx = pf
         .grant_access(domid, tx, false)
@@ -402,7 +410,7 @@ pub fn offer_relay<P: Platform>(
         .map_err(BoardError::at(Step::RelayPort))?;
     log.push(Undo::Port(port));
     Ok(Offer {
-        words: format!(" xenapi-relay={tx},{rx},{port}"),
+        words: format!(" {word}={tx},{rx},{port}"),
         grefs: [tx, rx],
         port,
     })
@@ -416,6 +424,8 @@ pub(crate) struct Parts<P: Platform> {
     pub relay: Option<(P::Page, P::Page)>,
     pub handed: Option<HandOver>,
     pub offered: Option<Offer>,
+    /// The words put on the command line.
+    pub words: String,
 }
 
 impl<P: Platform> Parts<P> {
@@ -434,6 +444,7 @@ impl<P: Platform> Parts<P> {
             pirqs: handed.pirqs,
             quiesced: false,
             msix: self.msix,
+            words: self.words,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use xcp_bundle::DomainConfig;
-use xcp_dom0_board::fake::{Fake, NIC_STATUS};
+use xcp_dom0_board::fake::{Fake, DISK_BAR4, DISK_STATUS, NIC_STATUS};
 use xcp_dom0_board::{Board, BoardError, Notice, Platform};
 use xcp_pci::Bdf;
 use xen_sys::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
@@ -19,6 +19,11 @@ const DOM_EXC: u32 = 3;
 const NIC: Bdf = Bdf {
     bus: 0,
     dev: 4,
+    func: 0,
+};
+const DISK: Bdf = Bdf {
+    bus: 0,
+    dev: 6,
     func: 0,
 };
 const SECOND: u64 = 1_000_000_000;
@@ -39,6 +44,7 @@ fn config(name: &str) -> DomainConfig {
         xenstore: false,
         passthrough: false,
         nic: false,
+        disk: false,
     }
 }
 
@@ -52,13 +58,17 @@ fn configs() -> Vec<DomainConfig> {
     let mut netdom = config("netdom");
     netdom.passthrough = true;
     netdom.nic = true;
-    vec![config("testdom"), stays, xenstore, netdom]
+    let mut stordom = config("stordom");
+    stordom.passthrough = true;
+    stordom.disk = true;
+    vec![config("testdom"), stays, xenstore, netdom, stordom]
 }
 
 const TESTDOM: usize = 0;
 const STAYS: usize = 1;
 const XENSTORE: usize = 2;
 const NETDOM: usize = 3;
+const STORDOM: usize = 4;
 
 fn board() -> Board<Fake> {
     let mut images = BTreeMap::new();
@@ -66,6 +76,8 @@ fn board() -> Board<Fake> {
     let mut board = Board::new(Fake::new(), images, configs(), DOM_EXC);
     let nic = board.platform.add_virtio_nic(NIC);
     board.devices.push(nic);
+    let disk = board.platform.add_virtio_disk(DISK);
+    board.devices.push(disk);
     board
 }
 
@@ -559,4 +571,83 @@ fn a_pv_build_creates_the_vcpus_asked_for_and_refuses_a_bad_count_before_xen_is_
     // Refused by the plan: no call reached the platform.
     assert_eq!(fake.calls, calls);
     assert_eq!(fake.domains.len(), 2);
+}
+
+#[test]
+fn stordom_gets_the_disk_and_a_channel_and_no_management_address() {
+    let mut b = board();
+    b.relay = true;
+    let net = b.start_netdom(NETDOM).expect("netdom built");
+    let stor = b.start_stordom(STORDOM).expect("stordom built");
+    assert_eq!(
+        b.take_notices(),
+        vec![
+            Notice::NetdomBuilt { domid: net },
+            Notice::StordomBuilt { domid: stor }
+        ]
+    );
+    let f = &b.platform;
+    assert_eq!(f.domains[&stor].assigned, vec![DISK]);
+    assert_eq!(f.domains[&net].assigned, vec![NIC]);
+    assert_eq!(f.domains[&stor].iomem, vec![(DISK_BAR4 >> 12, 4)]);
+    let line = b.stordom_mut().map(|h| h.words.clone()).expect("handed");
+    assert!(line.contains("pci=0000:00:06.0"), "{line}");
+    assert!(line.contains(" dom0-channel="), "{line}");
+    assert!(
+        !line.contains(" ip="),
+        "only netdom gets the address: {line}"
+    );
+    assert!(!line.contains("xenapi-relay"), "{line}");
+    assert_eq!(b.stordom_domid(), Some(stor));
+    let port = b.stordom_mut().and_then(|h| h.relay_port).expect("channel");
+    drop(b.stordom_mut().and_then(|h| h.take_relay()));
+    take_relay(&mut b);
+    b.stop(stor);
+    assert_eq!(
+        b.take_notices(),
+        vec![Notice::StordomReleased {
+            domid: stor,
+            relay_port: Some(port)
+        }]
+    );
+    assert_eq!(b.netdom_domid(), Some(net), "netdom keeps the NIC");
+    b.stop(net);
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn a_crashed_stordom_is_rebuilt_with_the_disk_under_its_old_domid() {
+    let mut b = board();
+    let old = b.start_stordom(STORDOM).expect("stordom built");
+    b.take_notices();
+    b.platform.device_status.insert(DISK_STATUS, 0xf);
+    crash(&mut b, old);
+    let new = b.domains.domids().next().expect("rebuilt");
+    assert_eq!(new, old, "guests' VBDs name it");
+    assert_eq!(
+        b.take_notices(),
+        vec![
+            Notice::StordomReleased {
+                domid: old,
+                relay_port: None
+            },
+            Notice::StordomBuilt { domid: new }
+        ]
+    );
+    assert_eq!(b.platform.domains[&new].assigned, vec![DISK]);
+    assert_eq!(
+        b.platform.device_status[&DISK_STATUS], 0,
+        "the disk was reset before the new build got it"
+    );
+    b.stop(new);
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn stordom_without_a_disk_is_refused() {
+    let mut images = BTreeMap::new();
+    images.insert(String::from("kernel.elf"), image());
+    let mut b = Board::new(Fake::new(), images, configs(), DOM_EXC);
+    assert!(matches!(b.start_stordom(STORDOM), Err(BoardError::NoDisk)));
+    assert_clean(&b.platform);
 }

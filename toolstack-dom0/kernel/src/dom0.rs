@@ -217,6 +217,17 @@ fn main(boot: Boot) -> ! {
         xenapi_url: cmdline::get(boot.cmdline, "xenapi-url").map(alloc::string::String::from),
         shell,
     };
+    // The storage domain, with the disk, when the machine has one.
+    if selftest.is_none() {
+        if let Some(index) = app
+            .platform
+            .configs()
+            .iter()
+            .position(|c| c.disk && c.start)
+        {
+            app.start_stordom(&mut lp, index);
+        }
+    }
     // The network domain, with the NIC and (when the toolstack runs) a
     // XenAPI relay channel.
     if selftest.is_none() {
@@ -281,6 +292,19 @@ impl Dom0 {
         built.map_err(|e| alloc::format!("{e}"))
     }
 
+    /// Builds stordom (config `index`) with the disk, if the machine has
+    /// one.
+    fn start_stordom(&mut self, lp: &mut Loop, index: usize) {
+        if !self.platform.devices.iter().any(|d| d.is_virtio_blk()) {
+            info!("no virtio-blk disk: the storage domain is not started");
+            return;
+        }
+        if let Err(e) = self.platform.start_stordom(index) {
+            error!("storage domain not started: {e}");
+        }
+        self.after_board(lp);
+    }
+
     /// Acts on what the board reports (netdom's relay link appeared or
     /// went) and applies its event-loop watches.
     fn after_board(&mut self, lp: &mut Loop) {
@@ -326,6 +350,14 @@ impl Dom0 {
                     if self.netdom_ready == Some(domid) {
                         self.netdom_ready = None;
                     }
+                }
+                Notice::StordomBuilt { domid } => {
+                    // Its channel carries nothing yet: the pages go back
+                    // when stordom does.
+                    debug!("stordom is domid {domid}");
+                }
+                Notice::StordomReleased { domid, .. } => {
+                    debug!("stordom (domid {domid}) is gone");
                 }
             }
         }

@@ -1,0 +1,147 @@
+//! Bringing up a virtio PCI device dom0 handed to this driver domain
+//! (netdom's NIC, stordom's disk): the config-space snapshot copied out of
+//! dom0's granted page, virtio-drivers' PCI access answered from it
+//! ([`crate::virtio_pci`]), the memory BARs mapped uncached, the transport
+//! made with VIRTIO_F_ACCESS_PLATFORM accepted when offered
+//! ([`crate::virtio_platform`]), and the check that Xen refuses a device
+//! frame dom0 did not hand over.
+
+use alloc::vec::Vec;
+
+use log::debug;
+use virtio_drivers::transport::pci::bus::{BarInfo, DeviceFunction, PciRoot};
+use virtio_drivers::transport::pci::PciTransport;
+
+use crate::device_args::DeviceArgs;
+use crate::mmio::MmioRegion;
+use crate::pci_snapshot::{ConfigShadow, SnapshotError, CONFIG_BYTES};
+use crate::virtio_hal::XenHal;
+use crate::virtio_pci::{SnapshotAccess, WriteCounter};
+use crate::virtio_platform::{AccessPlatform, Negotiated};
+
+/// What bring-up leaves.
+pub struct Assigned {
+    /// The config space as dom0 copied it.
+    pub config_space: [u8; CONFIG_BYTES],
+    /// virtio-drivers' config writes, by kind.
+    pub writes: WriteCounter,
+    /// The memory BARs by BAR index (they must outlive the driver).
+    pub bars: Vec<(usize, MmioRegion)>,
+    /// The transport, for the device driver.
+    pub transport: AccessPlatform<PciTransport>,
+    /// The features offered and accepted.
+    pub features: Negotiated,
+}
+
+/// Why bring-up stopped.
+#[derive(Debug)]
+pub enum BringUpError {
+    /// The grant table could not be set up.
+    GrantTable(crate::gnttab::GrantError),
+    /// dom0's snapshot page could not be mapped.
+    MapSnapshot(crate::gnttab::GrantError),
+    /// The snapshot is unusable.
+    Snapshot(SnapshotError),
+    /// virtio-drivers could not read the BARs.
+    Bars(virtio_drivers::transport::pci::bus::PciError),
+    /// A memory BAR could not be mapped.
+    MapBar {
+        /// BAR index.
+        index: usize,
+        /// Its bus address.
+        address: u64,
+        /// What Xen said.
+        error: xen_sys::Errno,
+    },
+    /// virtio-drivers refused the transport.
+    Transport(virtio_drivers::transport::pci::VirtioPciError),
+}
+
+/// Maps the config snapshot and the BARs of the device `args` names and
+/// makes its virtio transport.
+pub fn bring_up(args: &DeviceArgs) -> Result<Assigned, BringUpError> {
+    crate::gnttab::init().map_err(BringUpError::GrantTable)?;
+    // Copy the snapshot out of dom0's page once.
+    let mut bytes = [0u8; CONFIG_BYTES];
+    let page =
+        crate::gnttab::map_grant(0, args.config_gref, true).map_err(BringUpError::MapSnapshot)?;
+    page.view().read(0, &mut bytes);
+    drop(page);
+    let shadow = ConfigShadow::new(bytes, args.bar_sizes).map_err(BringUpError::Snapshot)?;
+    let (bus, device, function) = args.bdf;
+    let df = DeviceFunction {
+        bus,
+        device,
+        function,
+    };
+    debug!(
+        "pci {df}: {:04x}:{:04x}, command {:#06x} (set by dom0)",
+        shadow.read32(0) & 0xffff,
+        shadow.read32(0) >> 16,
+        shadow.device_command()
+    );
+    let access = SnapshotAccess::new(df, shadow);
+    let writes = access.counter();
+    let mut root = PciRoot::new(access);
+    let bar_info = root.bars(df).map_err(BringUpError::Bars)?;
+    let mut bars = Vec::new();
+    for (index, bar) in bar_info.iter().enumerate() {
+        match bar {
+            Some(BarInfo::Memory { address, size, .. }) if *size > 0 => {
+                let region =
+                    MmioRegion::map(*address, *size).map_err(|error| BringUpError::MapBar {
+                        index,
+                        address: *address,
+                        error,
+                    })?;
+                debug!(
+                    "BAR{index} {address:#x}+{size:#x} mapped uncached at {:#x}",
+                    region.va()
+                );
+                bars.push((index, region));
+            }
+            Some(BarInfo::IO { address, size }) => {
+                debug!("BAR{index} I/O {address:#x}+{size:#x} (unused: modern virtio)");
+            }
+            _ => {}
+        }
+    }
+    let transport =
+        PciTransport::new::<XenHal, _>(&mut root, df).map_err(BringUpError::Transport)?;
+    let (transport, features) = AccessPlatform::new(transport);
+    Ok(Assigned {
+        config_space: bytes,
+        writes,
+        bars,
+        transport,
+        features,
+    })
+}
+
+/// Why the confinement check failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfinementError {
+    /// No memory BAR to look below.
+    NoMemoryBar,
+    /// Xen let us map this frame outside the BARs.
+    Mapped(u64),
+}
+
+/// Xen must refuse a device frame dom0 did not grant: the frame just below
+/// the lowest BAR (on QEMU, inside the device's expansion ROM, which dom0
+/// does not hand over). Returns the refused address.
+pub fn check_confinement(bars: &[(usize, MmioRegion)]) -> Result<u64, ConfinementError> {
+    let lowest = bars
+        .iter()
+        .map(|(_, b)| b.phys() & !0xfff)
+        .min()
+        .ok_or(ConfinementError::NoMemoryBar)?;
+    let outside = lowest - 0x1000;
+    match MmioRegion::map(outside, 0x1000) {
+        Err(e) => {
+            debug!("device frame {outside:#x} outside the granted BARs refused: {e}");
+            Ok(outside)
+        }
+        Ok(_) => Err(ConfinementError::Mapped(outside)),
+    }
+}
