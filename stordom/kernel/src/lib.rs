@@ -1,8 +1,12 @@
-//! stordom's pure parts: its command line from dom0. The PV kernel
+//! stordom's pure parts: its command line from dom0, and its end of the
+//! storage channel (the SR behind dom0's requests). The PV kernel
 //! (`main.rs`) only wires them to the runtime and virtio-drivers.
 //!
 //! Read first: stordom/DESIGN.md.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod args;
+pub mod server;
