@@ -15,7 +15,7 @@ struct Model {
     now: u64,
     /// Answer nothing (stordom died).
     silent: bool,
-    lie: Option<fn(&mut Reply)>,
+    lie: Option<Lie>,
     sent: usize,
 }
 
@@ -139,6 +139,9 @@ impl Link for Model {
     }
 }
 
+/// A rewrite of stordom's replies.
+type Lie = fn(&mut Reply);
+
 fn client() -> Client<Model> {
     Client::new(Model::default(), 1_000)
 }
@@ -207,7 +210,7 @@ fn a_silent_stordom_times_out_and_its_late_reply_is_dropped() {
 
 #[test]
 fn replies_out_of_bounds_are_refused() {
-    let cases: [(fn(&mut Reply), &str); 4] = [
+    let cases: [(Lie, &str); 4] = [
         (
             |r| {
                 if let Ok(Answer::LogData { bytes, .. }) = &mut r.result {
