@@ -1,6 +1,6 @@
 //! What one VBD may make stordom hold, and how many VBDs fit.
 //!
-//! read first: stordom/DESIGN.md "Bounds"; blkif.h (ring geometry,
+//! read first: DESIGN.md "Bounds"; blkif.h (ring geometry,
 //! indirect segments).
 //!
 //! Every bound a frontend can drive is a constant here, sized so that

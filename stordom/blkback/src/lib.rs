@@ -1,7 +1,7 @@
 //! stordom's blkback engine: blkif VBDs as a pure, sans-IO state machine.
 //!
 //! read first: xen/include/public/io/blkif.h, io/ring.h, io/xenbus.h;
-//! stordom/DESIGN.md (state machine, bounds, what a frontend can make us
+//! DESIGN.md (state machine, bounds, what a frontend can make us
 //! hold).
 //!
 //! One [`Vbd`] per frontend device. The board feeds it what it saw on

@@ -1,6 +1,6 @@
 //! One VBD: the xenbus handshake, its queues' rings, budgets, counters.
 //!
-//! read first: stordom/DESIGN.md (the state machine), `handshake.rs` (the
+//! read first: DESIGN.md (the state machine), `handshake.rs` (the
 //! keys), `request.rs` (request checks), `io.rs` (the board's work),
 //! io/xenbus.h.
 //!
