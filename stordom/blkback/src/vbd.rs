@@ -111,7 +111,8 @@ impl<P> core::fmt::Debug for Action<P> {
     }
 }
 
-/// Why a VBD was disconnected.
+/// Why a VBD was disconnected (also written, as its `Debug` text, to the
+/// backend's `error` key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// The frontend's keys were refused.
@@ -328,6 +329,12 @@ impl<P: SharedPage> Vbd<P> {
     fn fault(&mut self, fault: Fault) {
         self.stats.faults += 1;
         self.release();
+        // Like Linux's xenbus_dev_fatal: say why before closing, so the
+        // toolstack can tell a refused frontend from an unplug.
+        self.actions.push_back(Action::WriteBackend {
+            key: "error",
+            value: alloc::format!("{fault:?}"),
+        });
         self.switch(XenbusState::Closing);
         self.state = State::Disconnected(fault);
     }

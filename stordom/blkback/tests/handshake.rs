@@ -254,8 +254,19 @@ fn refused(store: Store) -> Fault {
     let mut vbd: TestVbd = Vbd::new(config());
     drain(&mut vbd);
     vbd.on_frontend_state(Some(b"3"));
-    let maps = handshake_keys(&mut vbd, &store);
-    assert!(maps.is_empty(), "nothing mapped for bad keys");
+    drain(&mut vbd);
+    vbd.on_frontend_keys(&lookup(&store, &HEADER_KEYS.map(String::from)));
+    let mut acts = drain(&mut vbd);
+    if let [Action::ReadFrontendKeys(keys)] = acts.as_slice() {
+        vbd.on_frontend_keys(&lookup(&store, keys));
+        acts = drain(&mut vbd);
+    }
+    // Nothing mapped or bound; the reason written; Closing.
+    assert_eq!(acts.len(), 2, "{acts:?}");
+    assert!(matches!(
+        &acts[0],
+        Action::WriteBackend { key: "error", .. }
+    ));
     assert_eq!(vbd.backend_state(), XenbusState::Closing);
     match vbd.state() {
         State::Disconnected(f) => f,
@@ -375,7 +386,7 @@ fn map_failures_release_what_was_bound() {
     assert_eq!(vbd.state(), State::Disconnected(Fault::MapFailed));
     assert_eq!(
         format!("{:?}", drain(&mut vbd)),
-        "[UnmapRing(q0), UnbindEventChannels, SwitchState(Closing)]"
+        "[UnmapRing(q0), UnbindEventChannels, WriteBackend(error=MapFailed), SwitchState(Closing)]"
     );
     // A page arriving late is handed straight back.
     vbd.on_ring_mapped(1, &pages[1]);
@@ -391,7 +402,7 @@ fn map_failures_release_what_was_bound() {
     assert_eq!(vbd.state(), State::Disconnected(Fault::BadRingPage));
     assert_eq!(
         format!("{:?}", drain(&mut vbd)),
-        "[UnmapRing(q0), UnbindEventChannels, SwitchState(Closing)]"
+        "[UnmapRing(q0), UnbindEventChannels, WriteBackend(error=BadRingPage), SwitchState(Closing)]"
     );
 }
 
@@ -409,7 +420,7 @@ fn frontend_states() {
     assert_eq!(vbd.state(), State::Disconnected(Fault::FrontendState(7)));
     assert_eq!(
         format!("{:?}", drain(&mut vbd)),
-        "[UnmapRing(q0), UnbindEventChannels, SwitchState(Closing)]"
+        "[UnmapRing(q0), UnbindEventChannels, WriteBackend(error=FrontendState(7)), SwitchState(Closing)]"
     );
     // Garbage and a vanished node.
     vbd.on_frontend_state(Some(b"x"));
