@@ -172,7 +172,8 @@ pub struct Stats {
     pub errors: u64,
     /// Requests answered BLKIF_RSP_EOPNOTSUPP.
     pub unsupported: u64,
-    /// Times a queue waited for budget.
+    /// Requests that had to wait (for budget, or a barrier for its queue
+    /// to drain), each counted once.
     pub blocked: u64,
     /// Disconnections for a protocol error.
     pub faults: u64,
@@ -551,6 +552,15 @@ impl<P: SharedPage> Vbd<P> {
         let pushed = self.push(queue);
         match result {
             Err(fault) => {
+                // Work made earlier in this poll never reaches the board:
+                // take it back, or its budget would be lost for good.
+                for w in &out.work {
+                    let token = match w {
+                        Work::Io(io) => io.token,
+                        Work::Fetch(f) => f.token,
+                    };
+                    self.take(token);
+                }
                 self.fault(fault);
                 Poll::default()
             }
@@ -567,6 +577,7 @@ impl<P: SharedPage> Vbd<P> {
             let conn = self.conn.as_mut().ok_or(Fault::Internal)?;
             let limits = conn.limits;
             let qu = conn.queues.get_mut(q).ok_or(Fault::Internal)?;
+            let held = qu.stalled.is_some();
             let req = match qu.stalled.take() {
                 Some(r) => r,
                 None => match qu.ring.next_request() {
@@ -606,7 +617,9 @@ impl<P: SharedPage> Vbd<P> {
                 || self.in_flight_bytes + cost > IO_BYTES_PER_VBD
             {
                 qu.stalled = Some(req);
-                self.stats.blocked += 1;
+                if !held {
+                    self.stats.blocked += 1;
+                }
                 out.blocked = true;
                 return Ok(());
             }

@@ -119,6 +119,7 @@ fn barrier_waits_for_the_queue_to_drain() {
     // Still blocked while the read is out.
     let again = vbd.poll(0);
     assert!(again.work.is_empty() && again.blocked);
+    assert_eq!(vbd.stats().blocked, 1, "one request waited, counted once");
     let read = poll.work.into_iter().next().expect("read");
     board.finish(&mut vbd, read);
     let poll = vbd.poll(0);
@@ -340,11 +341,31 @@ fn id_reused_in_flight_disconnects() {
     board.serve(&mut vbd, 0);
     assert_eq!(responses(&mut front).len(), 2);
     // Reuse while in flight is not.
-    send(&mut front, &[r, r]);
+    send(&mut front, &[r]);
+    let held = vbd.poll(0).work;
+    send(&mut front, &[r]);
     let poll = vbd.poll(0);
     assert!(poll.work.is_empty());
     assert_eq!(vbd.state(), State::Disconnected(Fault::DuplicateId(0, 42)));
     assert_eq!(vbd.in_flight().0, 1, "the first is stale, still out");
+    for w in held {
+        assert!(!board.finish(&mut vbd, w));
+    }
+    assert_eq!(vbd.in_flight(), (0, 0));
+}
+
+#[test]
+fn a_fault_mid_poll_takes_back_the_work_it_made() {
+    let pages = rings(1, 0);
+    let (mut vbd, mut front) = one_queue(&pages, config());
+    let r = Request::direct(BLKIF_OP_READ, 0, 42, 0, &[seg(DATA_GREF, 0, 0)]);
+    // Both leave the ring in one poll: the first became work before the
+    // second's reused id disconnected the VBD.
+    send(&mut front, &[r, r]);
+    let poll = vbd.poll(0);
+    assert!(poll.work.is_empty());
+    assert_eq!(vbd.state(), State::Disconnected(Fault::DuplicateId(0, 42)));
+    assert_eq!(vbd.in_flight(), (0, 0), "no budget lost");
 }
 
 #[test]

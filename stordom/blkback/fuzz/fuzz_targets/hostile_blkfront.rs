@@ -174,6 +174,11 @@ fuzz_target!(|data: &[u8]| {
                 slot[..body.len()].copy_from_slice(body);
                 // Mostly known ops, so the checks past the op are reached.
                 slot[0] = if b & 0x80 == 0 { slot[0] % 8 } else { slot[0] };
+                // Mostly a few ids, so reuse while in flight is reached.
+                if b & 0x40 == 0 {
+                    let id = u64::from(slot[8] % 4);
+                    slot[8..16].copy_from_slice(&id.to_le_bytes());
+                }
                 let prod = {
                     let mut x = [0u8; 4];
                     use xcp_ring::SharedPage;
