@@ -22,8 +22,10 @@
 //! VBD's count stays within [`IO_BYTES_PER_VBD`] and
 //! [`MAX_REQUESTS_PER_VBD`]; a request that does not fit waits on its
 //! ring (back-pressure, as Linux blkback waits for a free `pending_req`)
-//! until completions return budget. The largest request fits alone, so a
-//! VBD always makes progress. Per queue, requests in flight are bounded by
+//! until completions return budget. Each queue may hold 1/num_queues of
+//! both, or one request of any size when it holds nothing: a busy queue
+//! cannot starve its siblings, and since the largest request fits the
+//! VBD's budget alone every queue makes progress. Per queue, requests in flight are bounded by
 //! the ring itself (the frontend cannot have more outstanding than slots).
 
 use crate::wire::{

@@ -183,7 +183,10 @@ pub struct Stats {
 
 struct Queue<P: SharedPage> {
     ring: BackRing<P, Request, Response>,
+    /// Ids in flight (their count is the queue's requests out).
     ids: BTreeSet<u64>,
+    /// Budget bytes the queue's requests out hold.
+    bytes: usize,
     stalled: Option<Request>,
 }
 
@@ -493,6 +496,7 @@ impl<P: SharedPage> Vbd<P> {
                     queues.push(Queue {
                         ring,
                         ids: BTreeSet::new(),
+                        bytes: 0,
                         stalled: None,
                     });
                 }
@@ -609,10 +613,19 @@ impl<P: SharedPage> Vbd<P> {
                     nr_segments, grefs, ..
                 } => (io_cost(usize::from(*nr_segments), grefs.len()), false),
             };
+            let queues = conn.queues.len().max(1);
             let qu = conn_queue(&mut self.conn, q)?;
             // A barrier drains its queue first (what Linux blkback does).
             let drained = !barrier || qu.ids.is_empty();
+            // Each queue's fair share of the VBD's budget; a queue with
+            // nothing out may exceed it by one request, so the largest
+            // request always goes and every queue keeps moving while a
+            // busy sibling holds its share.
+            let share = qu.ids.is_empty()
+                || (qu.ids.len() < MAX_REQUESTS_PER_VBD / queues
+                    && qu.bytes + cost <= IO_BYTES_PER_VBD / queues);
             if !drained
+                || !share
                 || self.pending.len() >= MAX_REQUESTS_PER_VBD
                 || self.in_flight_bytes + cost > IO_BYTES_PER_VBD
             {
@@ -624,6 +637,7 @@ impl<P: SharedPage> Vbd<P> {
                 return Ok(());
             }
             qu.ids.insert(req.id());
+            qu.bytes += cost;
             let token = Token {
                 generation: self.generation,
                 seq: self.next_seq,
@@ -737,6 +751,7 @@ impl<P: SharedPage> Vbd<P> {
             .and_then(|c| c.queues.get_mut(usize::from(p.queue)))
         {
             q.ids.remove(&p.id);
+            q.bytes = q.bytes.saturating_sub(p.cost);
         }
         Some(p)
     }

@@ -488,3 +488,62 @@ fn work_runs_in_any_order() {
     assert_eq!(ids, [4, 3, 2, 1, 0]);
     assert!(board.disk.bytes[..5 * 4096].iter().all(|&b| b == 0x44));
 }
+
+#[test]
+fn a_busy_queue_leaves_its_siblings_their_share() {
+    let pages = rings(2, 2);
+    let mut vbd: TestVbd = Vbd::new(config());
+    let mut fronts = connect(&mut vbd, &pages, 2);
+    let mut board = Board::new();
+    for i in 0..11 {
+        board.page(DATA_GREF + i, 0);
+    }
+    let full: Vec<_> = (0..11).map(|i| seg(DATA_GREF + i, 0, 7)).collect();
+    let reqs: Vec<_> = (0..40)
+        .map(|i| Request::direct(BLKIF_OP_READ, 0, i, 0, &full))
+        .collect();
+    send(&mut fronts[0], &reqs);
+    send(&mut fronts[1], &reqs[..5]);
+    // Queue 0 floods and the board holds its work: it stops at its half.
+    let busy = vbd.poll(0);
+    assert!(busy.blocked);
+    let half = IO_BYTES_PER_VBD / 2 / (11 * 4096);
+    assert_eq!(busy.work.len(), half);
+    // Queue 1 still gets all it asks for.
+    let other = vbd.poll(1);
+    assert_eq!(other.work.len(), 5);
+    assert!(!other.blocked);
+    let (n, bytes) = vbd.in_flight();
+    assert_eq!(n, half + 5);
+    assert!(bytes <= IO_BYTES_PER_VBD);
+    for w in busy.work.into_iter().chain(other.work) {
+        board.finish(&mut vbd, w);
+    }
+    board.serve(&mut vbd, 0);
+    assert_eq!(responses(&mut fronts[0]).len(), 40);
+    assert_eq!(responses(&mut fronts[1]).len(), 5);
+}
+
+#[test]
+fn a_largest_indirect_request_goes_alone() {
+    // Four queues: a quarter of the budget is less than one 64-segment
+    // indirect request, which still goes when its queue has nothing out.
+    let pages = rings(4, 0);
+    let mut vbd: TestVbd = Vbd::new(config());
+    let mut fronts = connect(&mut vbd, &pages, 0);
+    let mut board = Board::new();
+    board.page(DATA_GREF, 0);
+    let segs = vec![seg(DATA_GREF, 0, 7); 64];
+    let bytes: Vec<u8> = segs.iter().flat_map(|s| s.encode()).collect();
+    board.grants.grant(DOMID, 50, 0, &bytes);
+    let big = |id| Request::indirect(BLKIF_OP_READ, 64, 0, id, 0, &[50]);
+    send(&mut fronts[0], &[big(1), big(2)]);
+    let poll = vbd.poll(0);
+    assert_eq!(poll.work.len(), 1);
+    assert!(poll.blocked);
+    for w in poll.work {
+        board.finish(&mut vbd, w);
+    }
+    board.serve(&mut vbd, 0);
+    assert_eq!(responses(&mut fronts[0]).len(), 2);
+}
