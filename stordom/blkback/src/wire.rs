@@ -13,9 +13,9 @@
 //! | struct (x86_64)          | size | fields (offset)                                    |
 //! |--------------------------|-----:|----------------------------------------------------|
 //! | blkif_request_segment    | 8    | gref u32 (0), first_sect u8 (4), last_sect u8 (5)   |
-//! | blkif_request            | 112  | operation u8 (0), nr_segments u8 (1), handle u16 (2), id u64 (8), sector_number u64 (16), seg[11] (24) |
+//! | blkif_request            | 112  | operation u8 (0), nr_segments u8 (1), handle u16 (2), id u64 (8), sector_number u64 (16), seg\[11\] (24) |
 //! | blkif_request_discard    | 32   | operation u8 (0), flag u8 (1), handle u16 (2), id u64 (8), sector_number u64 (16), nr_sectors u64 (24) |
-//! | blkif_request_indirect   | 64   | operation u8 (0), indirect_op u8 (1), nr_segments u16 (2), id u64 (8), sector_number u64 (16), handle u16 (24), indirect_grefs[8] (28) |
+//! | blkif_request_indirect   | 64   | operation u8 (0), indirect_op u8 (1), nr_segments u16 (2), id u64 (8), sector_number u64 (16), handle u16 (24), indirect_grefs\[8\] (28) |
 //! | blkif_response           | 16   | id u64 (0), operation u8 (8), status i16 (10)       |
 //!
 //! The 32-bit (`x86_32-abi`) layout packs these differently (id at offset
