@@ -447,3 +447,25 @@ fn unplug_releases() {
     vbd.on_frontend_state(Some(b"6"));
     assert_eq!(vbd.state(), State::Closed);
 }
+
+#[test]
+fn reconnect_after_a_fault() {
+    let pages = rings(1, 0);
+    let mut vbd: TestVbd = Vbd::new(config());
+    connect(&mut vbd, &pages, 0);
+    pages[0].poke(0, &1000u32.to_le_bytes());
+    assert!(vbd.poll(0).work.is_empty());
+    assert!(matches!(vbd.state(), State::Disconnected(_)));
+    // A faulted frontend cannot restart without closing first.
+    vbd.on_frontend_state(Some(b"1"));
+    vbd.on_frontend_state(Some(b"3"));
+    drain(&mut vbd);
+    assert!(matches!(vbd.state(), State::Disconnected(_)));
+    // Linux blkfront closes when it sees Closing, then starts again.
+    vbd.on_frontend_state(Some(b"6"));
+    assert_eq!(vbd.state(), State::Closed);
+    let fresh = rings(1, 0);
+    connect(&mut vbd, &fresh, 0);
+    assert_eq!(vbd.stats().connects, 2);
+    assert_eq!(vbd.stats().faults, 1);
+}
