@@ -186,6 +186,8 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     /// Graceful `VIF.unplug`s whose calls wait for the backend to close,
     /// by VIF (`vif::VifUnplug`).
     pub(crate) vif_unplugs: BTreeMap<String, crate::vif::VifUnplug>,
+    /// Graceful `VBD.unplug`s waiting for the backend, by VBD.
+    pub(crate) vbd_unplugs: BTreeMap<String, crate::vbd::VbdUnplug>,
     pub(crate) login_budget: crate::session::LoginBudget,
     /// Each attached VIF's last counters sample, by VIF (`metrics.rs`; not
     /// persisted). One per VIF at most: dropped when it detaches or goes.
@@ -331,6 +333,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             preserved: alloc::collections::BTreeSet::new(),
             clean_requests: BTreeMap::new(),
             vif_unplugs: BTreeMap::new(),
+            vbd_unplugs: BTreeMap::new(),
             login_budget: crate::session::LoginBudget::default(),
             vif_samples: BTreeMap::new(),
             metrics_counters: crate::metrics::MetricsCounters::default(),
