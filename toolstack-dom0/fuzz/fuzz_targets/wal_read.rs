@@ -7,11 +7,13 @@ use xenapi::auth::PasswordHash;
 use xenapi::engine::{Config, Engine};
 use xenapi::hypervisor::FakeHypervisor;
 use xenapi::rng::SeededEntropy;
-use xenapi::wal::{read_frames, MemStorage};
+use xenapi::wal::{read_frames, read_log, MemStorage};
 
 fuzz_target!(|data: &[u8]| {
     let f = read_frames(data);
     assert!(f.good_len <= data.len());
+    let r = read_log(data);
+    assert!(r.good_len <= data.len());
     let storage = MemStorage {
         durable: data.to_vec(),
         ..MemStorage::default()

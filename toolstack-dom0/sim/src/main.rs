@@ -101,6 +101,8 @@ fn run() -> Result<(), String> {
     let config = Config::new("root", password);
     let mut engine = Engine::open(config, FakeHypervisor::default(), storage, rng)
         .map_err(|e| e.0.to_string())?;
+    // A torn tail cut, or a log corrupt in the middle (read-only).
+    eprintln!("xcp-sim: {}", engine.wal_report().summary());
     engine
         .recover_after_restart(now())
         .map_err(|e| format!("{e:?}"))?;

@@ -18,6 +18,9 @@ EXPLICIT = {
     "VM": {"start", "clean_shutdown", "hard_shutdown", "clean_reboot", "hard_reboot",
            "pause", "unpause"},
     "VIF": {"plug", "unplug", "unplug_force"},
+    "VBD": {"plug", "unplug", "unplug_force"},
+    "VDI": {"resize", "resize_online", "snapshot", "clone"},
+    "SR": {"scan", "update"},
     "task": {"cancel", "create"},
     "event": {"register", "unregister", "next", "from", "inject", "get_current_id"},
 }

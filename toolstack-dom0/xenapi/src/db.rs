@@ -54,6 +54,7 @@ pub const RELATIONS: &[(&str, &str, &str, &str)] = &[
     ("VIF", "VM", "VM", "VIFs"),
     ("VIF", "network", "network", "VIFs"),
     ("VDI", "SR", "SR", "VDIs"),
+    ("VDI", "snapshot_of", "VDI", "snapshots"),
     ("PBD", "SR", "SR", "PBDs"),
     ("PBD", "host", "host", "PBDs"),
     ("PIF", "host", "host", "PIFs"),

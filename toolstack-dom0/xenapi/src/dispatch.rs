@@ -33,6 +33,15 @@ pub const POWER_MESSAGES: &[&str] = &[
 /// VIF messages implemented by hotplug (`vif.rs`).
 pub const VIF_MESSAGES: &[&str] = &["plug", "unplug", "unplug_force"];
 
+/// VBD messages implemented by hotplug (`vbd.rs`).
+pub const VBD_MESSAGES: &[&str] = &["plug", "unplug", "unplug_force"];
+
+/// VDI messages implemented over the SR (`storage.rs`).
+pub const VDI_MESSAGES: &[&str] = &["resize", "resize_online", "snapshot", "clone"];
+
+/// SR messages implemented over the SR (`storage.rs`).
+pub const SR_MESSAGES: &[&str] = &["scan", "update"];
+
 /// True if the engine implements `class.message` (drives listMethods).
 pub fn supported(c: ClassId, m: &MessageDef) -> bool {
     let cd = class(c);
@@ -43,6 +52,9 @@ pub fn supported(c: ClassId, m: &MessageDef) -> bool {
         ("task", "cancel" | "create") => return true,
         ("VM", n) if POWER_MESSAGES.contains(&n) => return true,
         ("VIF", n) if VIF_MESSAGES.contains(&n) => return true,
+        ("VBD", n) if VBD_MESSAGES.contains(&n) => return true,
+        ("VDI", n) if VDI_MESSAGES.contains(&n) => return true,
+        ("SR", n) if SR_MESSAGES.contains(&n) => return true,
         (_, "get_all" | "get_all_records" | "get_record" | "get_by_uuid" | "get_by_name_label") => {
             return true
         }
@@ -102,6 +114,9 @@ pub fn asyncable(c: ClassId, m: &str) -> bool {
     }
     (name == "VM" && POWER_MESSAGES.contains(&m))
         || (name == "VIF" && VIF_MESSAGES.contains(&m))
+        || (name == "VBD" && VBD_MESSAGES.contains(&m))
+        || (name == "VDI" && VDI_MESSAGES.contains(&m))
+        || (name == "SR" && SR_MESSAGES.contains(&m))
         || m == "create"
         || m == "destroy"
 }
@@ -238,6 +253,19 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             ("VIF", op @ ("unplug" | "unplug_force")) => {
                 return self.vif_unplug(started, op, arg_str(&args[0]))
             }
+            ("VBD", "plug") => self.vbd_plug(arg_str(&args[0])),
+            ("VBD", op @ ("unplug" | "unplug_force")) => {
+                return self.vbd_unplug(started, op, arg_str(&args[0]))
+            }
+            ("VDI", op @ ("resize" | "resize_online")) => {
+                let size = args.get(1).and_then(Value::as_int).unwrap_or(-1);
+                self.resize_vdi(arg_str(&args[0]), size, op == "resize_online")
+            }
+            ("VDI", op @ ("snapshot" | "clone")) => {
+                self.copy_vdi(arg_str(&args[0]), op == "snapshot")
+            }
+            ("SR", "scan") => self.scan_sr(arg_str(&args[0])),
+            ("SR", "update") => self.update_sr(arg_str(&args[0])),
             // Reads are written from the database as the reply is.
             (_, "get_all_records") => return Outcome::Stream(Streamed::Records(c)),
             (_, "get_record") => {
@@ -392,6 +420,12 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         if cd.name == "VIF" {
             self.prepare_new_vif(&mut rec)?;
         }
+        if cd.name == "VBD" {
+            self.prepare_new_vbd(&mut rec)?;
+        }
+        if cd.name == "VDI" {
+            return self.create_vdi(rec);
+        }
         if let Some(i) = cd.field_index("uuid") {
             rec[i] = Value::String(self.uuid());
         }
@@ -421,6 +455,12 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         if cd.name == "VIF" {
             return self.destroy_vif(reference);
         }
+        if cd.name == "VBD" {
+            return self.destroy_vbd(reference);
+        }
+        if cd.name == "VDI" {
+            return self.destroy_vdi(reference);
+        }
         self.db.delete(c, reference);
         Ok(Value::str(""))
     }
@@ -445,6 +485,12 @@ mod tests {
             "VIF.plug",
             "VIF.unplug_force",
             "Async.VIF.unplug",
+            "VBD.plug",
+            "Async.VBD.unplug",
+            "VDI.snapshot",
+            "Async.VDI.clone",
+            "SR.scan",
+            "Async.SR.update",
             "VIF_metrics.get_all_records",
         ] {
             assert!(all.iter().any(|x| x == m), "{m} missing");

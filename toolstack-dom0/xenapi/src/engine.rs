@@ -171,6 +171,10 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     pub(crate) now: Instant,
     pub(crate) poisoned: bool,
     wal_bytes: u64,
+    /// The sequence number of the next WAL frame.
+    wal_seq: u64,
+    /// What opening the WAL found (the board shows it).
+    wal_report: WalReport,
     /// When each VM was last restarted by its own stop policy (not
     /// persisted: a restarted toolstack halts every guest anyway).
     pub(crate) auto_restarts: BTreeMap<String, VecDeque<Instant>>,
@@ -182,6 +186,8 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     /// Graceful `VIF.unplug`s whose calls wait for the backend to close,
     /// by VIF (`vif::VifUnplug`).
     pub(crate) vif_unplugs: BTreeMap<String, crate::vif::VifUnplug>,
+    /// Graceful `VBD.unplug`s waiting for the backend, by VBD.
+    pub(crate) vbd_unplugs: BTreeMap<String, crate::vbd::VbdUnplug>,
     pub(crate) login_budget: crate::session::LoginBudget,
     /// Each attached VIF's last counters sample, by VIF (`metrics.rs`; not
     /// persisted). One per VIF at most: dropped when it detaches or goes.
@@ -192,6 +198,71 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     pub(crate) session_uses: u64,
 }
 
+/// What [`Engine::open`] found in the write-ahead log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalReport {
+    /// The format the log was in (a format-1 log is rewritten in format 2).
+    pub format: Option<wal::Format>,
+    /// Records (frames) replayed.
+    pub frames: usize,
+    /// Bytes of a torn tail cut (the last write, never acknowledged).
+    pub torn_bytes: u64,
+    /// Corruption in the middle. Non-empty means the engine is read-only.
+    pub damage: Vec<wal::Damage>,
+}
+
+impl WalReport {
+    /// True if the log is corrupt in the middle and the engine serves
+    /// reads only.
+    pub fn read_only(&self) -> bool {
+        !self.damage.is_empty()
+    }
+
+    /// One line for the board's log: what was found and done.
+    pub fn summary(&self) -> String {
+        match self.damage.first() {
+            None => alloc::format!(
+                "wal: {} records replayed, {} torn tail bytes cut",
+                self.frames,
+                self.torn_bytes
+            ),
+            Some(d) => alloc::format!(
+                "wal: CORRUPT at byte {} ({} bytes, {} records lost; {} damaged regions); \
+                 {} intact records replayed; database READ-ONLY, log left untouched",
+                d.offset,
+                d.len,
+                d.frames_lost,
+                self.damage.len(),
+                self.frames
+            ),
+        }
+    }
+
+    /// The refusal a mutating call gets while read-only.
+    pub fn refusal(&self) -> Option<ApiError> {
+        let d = self.damage.first()?;
+        let m = alloc::format!(
+            "database is read-only: write-ahead log corrupt at byte offset {} \
+             ({} bytes unreadable); repair or remove the log",
+            d.offset,
+            d.len
+        );
+        Some(ApiError::new(INTERNAL_ERROR, &[&m]))
+    }
+}
+
+/// True if `method` changes nothing that is persisted, so a read-only
+/// engine (corrupt WAL) still serves it: reads, sessions, events.
+pub fn read_only_ok(method: &str) -> bool {
+    if method == "system.listMethods" {
+        return true;
+    }
+    let Some((cname, mname)) = method.split_once('.') else {
+        return false;
+    };
+    matches!(cname, "session" | "event") || mname.starts_with("get_")
+}
+
 /// Classes never written to the WAL (sessions do not survive a restart).
 fn persisted(c: ClassId) -> bool {
     class(c).name != "session"
@@ -199,22 +270,47 @@ fn persisted(c: ClassId) -> bool {
 
 impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// Opens the engine: replays the WAL, cuts a torn tail, compacts.
+    ///
+    /// A log corrupt in the middle ([`wal::read_log`]) is not cut: every
+    /// intact record, before and after the damage, is applied (each record
+    /// carries whole objects, so only objects last changed in the lost
+    /// records are stale), the log is left as it is, and the engine is
+    /// read-only ([`Engine::wal_report`]): reads, logins and events are
+    /// served; every other call fails with INTERNAL_ERROR naming the byte
+    /// offset; nothing is written to the log.
     pub fn open(config: Config, hv: H, mut storage: S, mut rng: E) -> Result<Self, StorageError> {
         let log = storage.read_all()?;
-        let frames = wal::read_frames(&log);
+        let read = wal::read_log(&log);
         let mut db = Db::new();
-        for p in &frames.payloads {
+        for p in &read.payloads {
             replay(&mut db, p);
         }
-        if frames.good_len < log.len() {
-            storage.truncate(frames.good_len as u64)?;
+        let report = WalReport {
+            format: Some(read.format),
+            frames: read.payloads.len(),
+            torn_bytes: (log.len() - read.good_len) as u64,
+            damage: read.damage.clone(),
+        };
+        let mut wal_bytes = read.good_len as u64;
+        let mut wal_seq = read.next_seq;
+        if !report.read_only() {
+            if read.good_len < log.len() {
+                storage.truncate(read.good_len as u64)?;
+            }
+            // A new log gets its header; an old-format or long one is
+            // rewritten as a format-2 snapshot (atomically).
+            if read.format == wal::Format::Empty || read.good_len == 0 {
+                storage.replace(&wal::log_header())?;
+                wal_bytes = wal::LOG_HEADER_LEN as u64;
+                wal_seq = 0;
+            } else if read.format == wal::Format::V1 || read.payloads.len() > 64 {
+                let (snap, seq) = snapshot(&db);
+                storage.replace(&snap)?;
+                wal_bytes = snap.len() as u64;
+                wal_seq = seq;
+            }
         }
-        let mut wal_bytes = frames.good_len as u64;
-        if frames.payloads.len() > 64 {
-            let snap = snapshot(&db);
-            storage.replace(&snap)?;
-            wal_bytes = snap.len() as u64;
-        }
+        drop(log);
         let mut epoch = [0u8; 4];
         rng.fill(&mut epoch);
         let epoch = epoch.iter().map(|b| alloc::format!("{b:02x}")).collect();
@@ -231,15 +327,31 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             now: Instant(0),
             poisoned: false,
             wal_bytes,
+            wal_seq,
+            wal_report: report,
             auto_restarts: BTreeMap::new(),
             preserved: alloc::collections::BTreeSet::new(),
             clean_requests: BTreeMap::new(),
             vif_unplugs: BTreeMap::new(),
+            vbd_unplugs: BTreeMap::new(),
             login_budget: crate::session::LoginBudget::default(),
             vif_samples: BTreeMap::new(),
             metrics_counters: crate::metrics::MetricsCounters::default(),
             session_uses: 0,
         })
+    }
+
+    /// What opening the write-ahead log found: records replayed, a torn
+    /// tail cut, or corruption in the middle (then the engine is
+    /// read-only). Boards log [`WalReport::summary`] at start.
+    pub fn wal_report(&self) -> &WalReport {
+        &self.wal_report
+    }
+
+    /// True if the engine serves reads only (its WAL is corrupt in the
+    /// middle).
+    pub fn read_only(&self) -> bool {
+        self.wal_report.read_only()
     }
 
     /// The database (read-only).
@@ -427,6 +539,11 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 &["database unavailable"],
             )));
         }
+        if !read_only_ok(method) {
+            if let Some(e) = self.wal_report.refusal() {
+                return Outcome::Done(Err(e));
+            }
+        }
         let out = self.dispatch(started, method, params);
         match self.commit() {
             Ok(()) => out,
@@ -474,11 +591,14 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 published.push((ch, rec));
             }
         }
-        if !ops.is_empty() {
+        // Read-only (corrupt log): nothing is written; the changes that
+        // get here are the engine's own (a domain that stopped), kept in
+        // memory.
+        if !ops.is_empty() && !self.read_only() {
             let mut o = Map::new();
             o.insert("ops".to_string(), Json::Array(ops));
             let payload = serde_json::to_vec(&Json::Object(o)).unwrap_or_default();
-            let framed = wal::frame(&payload);
+            let framed = wal::frame(self.wal_seq, &payload);
             if self
                 .storage
                 .append(&framed)
@@ -489,6 +609,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 return Err(ApiError::new(INTERNAL_ERROR, &["write-ahead log failed"]));
             }
             self.wal_bytes += framed.len() as u64;
+            self.wal_seq += 1;
             self.maybe_compact()?;
         }
         let ts = format_datetime(self.now);
@@ -514,7 +635,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         if self.wal_bytes <= limit {
             return Ok(());
         }
-        let snap = snapshot(&self.db);
+        let (snap, seq) = snapshot(&self.db);
         if self.storage.replace(&snap).is_err() {
             self.poisoned = true;
             return Err(ApiError::new(
@@ -523,6 +644,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             ));
         }
         self.wal_bytes = snap.len() as u64;
+        self.wal_seq = seq;
         Ok(())
     }
 }
@@ -548,8 +670,10 @@ fn wal_op(c: ClassId, reference: &str, kind: ChangeKind, rec: &[Value]) -> Json 
     Json::Object(o)
 }
 
-fn snapshot(db: &Db) -> Vec<u8> {
-    let mut out = Vec::new();
+/// The database as a whole format-2 log, and the next frame's number.
+fn snapshot(db: &Db) -> (Vec<u8>, u64) {
+    let mut out = wal::log_header().to_vec();
+    let mut seq = 0;
     for (c, _) in crate::schema::classes().iter().enumerate() {
         if !persisted(c) {
             continue;
@@ -563,11 +687,13 @@ fn snapshot(db: &Db) -> Vec<u8> {
             let mut o = Map::new();
             o.insert("ops".to_string(), Json::Array(ops));
             out.extend(wal::frame(
+                seq,
                 &serde_json::to_vec(&Json::Object(o)).unwrap_or_default(),
             ));
+            seq += 1;
         }
     }
-    out
+    (out, seq)
 }
 
 /// Applies one WAL frame. Unknown classes and fields are skipped, fields of

@@ -92,6 +92,29 @@ pub const DEVICE_ALREADY_EXISTS: &str = "DEVICE_ALREADY_EXISTS";
 pub const DEVICE_ALREADY_ATTACHED: &str = "DEVICE_ALREADY_ATTACHED";
 /// The device is detached already: `[device ref]`.
 pub const DEVICE_ALREADY_DETACHED: &str = "DEVICE_ALREADY_DETACHED";
+/// A VDI is used by an attached VBD (or another operation): `[vdi,
+/// operation]`.
+pub const VDI_IN_USE: &str = "VDI_IN_USE";
+/// The VDI is gone from its SR: `[sr, vdi]`.
+pub const VDI_MISSING: &str = "VDI_MISSING";
+/// A VBD of a VDI type that cannot be attached: `[vdi, type]`.
+pub const VDI_INCOMPATIBLE_TYPE: &str = "VDI_INCOMPATIBLE_TYPE";
+/// A RW VBD of a read-only VDI: `[vdi]`.
+pub const VDI_READONLY: &str = "VDI_READONLY";
+/// A resize below the VDI's size: `[vdi, minimum size]`.
+pub const VDI_TOO_SMALL: &str = "VDI_TOO_SMALL";
+/// A snapshot of a sharable VDI: `[vdi]`.
+pub const VDI_IS_SHARABLE: &str = "VDI_IS_SHARABLE";
+/// Only a CD VBD may be empty: `[where]`.
+pub const VBD_NOT_REMOVABLE_MEDIA: &str = "VBD_NOT_REMOVABLE_MEDIA";
+/// A CD VBD must be RO: `[]`.
+pub const VBD_CDS_MUST_BE_READONLY: &str = "VBD_CDS_MUST_BE_READONLY";
+/// The SR has no room: `[needed, available]`, bytes.
+pub const SR_FULL: &str = "SR_FULL";
+/// No backend serves the SR (xapi: no plugged PBD): `[sr]`.
+pub const SR_HAS_NO_PBDS: &str = "SR_HAS_NO_PBDS";
+/// The SR failed: `[message, stdout, stderr]`.
+pub const SR_BACKEND_FAILURE: &str = "SR_BACKEND_FAILURE";
 /// A quota was reached (objects of a class, tasks, database memory):
 /// `[what]`. xcp-rs's own code: xapi has no general quota error.
 pub const LIMIT_REACHED: &str = "LIMIT_REACHED";
@@ -112,6 +135,9 @@ pub const XAPI_GENERIC: &[&str] = &[
     MAC_INVALID,
     DEVICE_ALREADY_EXISTS,
     DEVICE_ALREADY_ATTACHED,
+    VDI_IS_SHARABLE,
+    VBD_CDS_MUST_BE_READONLY,
+    SR_BACKEND_FAILURE,
 ];
 
 #[cfg(test)]
@@ -131,6 +157,14 @@ mod tests {
             INTERNAL_ERROR,
             INVALID_VALUE,
             DEVICE_ALREADY_DETACHED,
+            VDI_IN_USE,
+            VDI_MISSING,
+            VDI_INCOMPATIBLE_TYPE,
+            VDI_READONLY,
+            VDI_TOO_SMALL,
+            VBD_NOT_REMOVABLE_MEDIA,
+            SR_FULL,
+            SR_HAS_NO_PBDS,
         ];
         for code in listed {
             assert!(

@@ -7,6 +7,9 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::storage::{FakeSr, SrBackend};
+use crate::vbd::VbdDevice;
+
 /// What to build.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DomainSpec {
@@ -79,6 +82,9 @@ pub struct VifDevice {
 
 /// What a hypervisor without a network backend answers a VIF operation.
 pub const NO_NETWORK_BACKEND: &str = "no network backend";
+
+/// What a hypervisor without a storage backend answers a VBD operation.
+pub const NO_STORAGE_BACKEND: &str = "no storage backend";
 
 /// The operations power management needs. Domains are built paused.
 pub trait Hypervisor {
@@ -154,6 +160,36 @@ pub trait Hypervisor {
     fn vif_rules(&mut self, _domid: u32, _vif: &VifDevice) -> Result<(), HypervisorError> {
         Err(HypervisorError(String::from(NO_NETWORK_BACKEND)))
     }
+    /// The backend of the SR whose uuid is `sr_uuid` (the storage
+    /// domain's SR engine); `None` when no backend serves it (every SR
+    /// operation then fails SR_HAS_NO_PBDS).
+    fn sr(&mut self, _sr_uuid: &str) -> Option<&mut dyn SrBackend> {
+        None
+    }
+    /// Connects VBD `vbd` to domain `domid`: writes the backend's and the
+    /// frontend's directories (state Initialising) for the storage
+    /// domain's blkback to serve (`xcp_dom0_board::vbd_tree`).
+    fn vbd_attach(&mut self, _domid: u32, _vbd: &VbdDevice) -> Result<(), HypervisorError> {
+        Err(HypervisorError(String::from(NO_STORAGE_BACKEND)))
+    }
+    /// Disconnects VBD `devid` of domain `domid`, as
+    /// [`Hypervisor::vif_detach`] does VIFs: `force` removes both
+    /// directories at once, else the backend is asked to close and the
+    /// caller polls [`Hypervisor::vbd_closed`].
+    fn vbd_detach(
+        &mut self,
+        _domid: u32,
+        _devid: u32,
+        _force: bool,
+    ) -> Result<(), HypervisorError> {
+        Err(HypervisorError(String::from(NO_STORAGE_BACKEND)))
+    }
+    /// Whether the backend of VBD `devid` of domain `domid` reached
+    /// Closed (or is gone) after a graceful [`Hypervisor::vbd_detach`];
+    /// `None` when it cannot be read.
+    fn vbd_closed(&mut self, _domid: u32, _devid: u32) -> Option<bool> {
+        None
+    }
     /// Puts client input into domain `domid`'s console: how many bytes
     /// went in (0 when its input ring is full); `None` when no console of
     /// `domid` is relayed.
@@ -213,6 +249,28 @@ pub struct FakeHypervisor {
     /// When set, `vif_attach` of this device fails (once) with this
     /// message.
     pub fail_vif_attach: Option<(u32, String)>,
+    /// The SR every SR uuid reaches (one fake SR of 100 GiB, thin); `None`
+    /// for no storage backend.
+    pub storage: Option<FakeSr>,
+    /// Every VBD call, in order.
+    pub vbd_calls: Vec<FakeVbdCall>,
+    /// The VBDs connected now: (domid, devid) to the device, and whether
+    /// its backend was asked to close.
+    pub vbds: BTreeMap<(u32, u32), (VbdDevice, bool)>,
+    /// Whether the fake blkback closes when asked.
+    pub vbd_backend_closes: bool,
+    /// When set, `vbd_attach` of this devid fails (once) with this
+    /// message.
+    pub fail_vbd_attach: Option<(u32, String)>,
+}
+
+/// A VBD call [`FakeHypervisor`] saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FakeVbdCall {
+    /// `vbd_attach(domid, device)`.
+    Attach(u32, VbdDevice),
+    /// `vbd_detach(domid, devid, force)`.
+    Detach(u32, u32, bool),
 }
 
 /// A VIF call [`FakeHypervisor`] saw.
@@ -243,6 +301,11 @@ impl Default for FakeHypervisor {
             vifs: BTreeMap::new(),
             vif_backend_closes: true,
             fail_vif_attach: None,
+            storage: Some(FakeSr::new(100 << 30)),
+            vbd_calls: Vec::new(),
+            vbds: BTreeMap::new(),
+            vbd_backend_closes: true,
+            fail_vbd_attach: None,
         }
     }
 }
@@ -381,6 +444,47 @@ impl Hypervisor for FakeHypervisor {
                 "vif {} of domain {domid} is not attached",
                 vif.devid
             ))),
+        }
+    }
+    fn sr(&mut self, _sr_uuid: &str) -> Option<&mut dyn SrBackend> {
+        self.storage.as_mut().map(|s| s as &mut dyn SrBackend)
+    }
+    fn vbd_attach(&mut self, domid: u32, vbd: &VbdDevice) -> Result<(), HypervisorError> {
+        if self.storage.is_none() {
+            return Err(HypervisorError(String::from(NO_STORAGE_BACKEND)));
+        }
+        self.vbd_calls.push(FakeVbdCall::Attach(domid, vbd.clone()));
+        if self.fail_vbd_attach.as_ref().map(|f| f.0) == Some(vbd.devid) {
+            let (_, m) = self.fail_vbd_attach.take().expect("checked");
+            return Err(HypervisorError(m));
+        }
+        self.get(domid)?;
+        if self.vbds.contains_key(&(domid, vbd.devid)) {
+            return Err(HypervisorError(alloc::format!(
+                "vbd {} of domain {domid} exists",
+                vbd.devid
+            )));
+        }
+        self.vbds.insert((domid, vbd.devid), (vbd.clone(), false));
+        Ok(())
+    }
+    fn vbd_detach(&mut self, domid: u32, devid: u32, force: bool) -> Result<(), HypervisorError> {
+        if self.storage.is_none() {
+            return Err(HypervisorError(String::from(NO_STORAGE_BACKEND)));
+        }
+        self.vbd_calls
+            .push(FakeVbdCall::Detach(domid, devid, force));
+        if force {
+            self.vbds.remove(&(domid, devid));
+        } else if let Some((_, closing)) = self.vbds.get_mut(&(domid, devid)) {
+            *closing = true;
+        }
+        Ok(())
+    }
+    fn vbd_closed(&mut self, domid: u32, devid: u32) -> Option<bool> {
+        match self.vbds.get(&(domid, devid)) {
+            None => Some(true),
+            Some((_, closing)) => Some(*closing && self.vbd_backend_closes),
         }
     }
     fn console_write(&mut self, domid: u32, bytes: &[u8]) -> Option<usize> {

@@ -209,7 +209,12 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 &[vm, "halted", &state.to_ascii_lowercase()],
             ));
         }
-        for (f, cls) in [("VBDs", "VBD"), ("consoles", "console")] {
+        if let Value::Array(refs) = self.vm_field(vm, "VBDs") {
+            for r in refs {
+                self.delete_vbd(arg_str(&r));
+            }
+        }
+        for (f, cls) in [("consoles", "console")] {
             let c = class_id(cls).expect("schema class");
             if let Value::Array(refs) = self.vm_field(vm, f) {
                 for r in refs {
@@ -294,6 +299,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         if state == "Halted" {
             let old = self.vm_field(vm, "domid").as_int().unwrap_or(-1);
             self.detach_vifs(vm, u32::try_from(old).ok());
+            self.detach_vbds(vm, u32::try_from(old).ok());
         }
         self.set_vm(vm, "power_state", Value::str(state));
         self.set_vm(vm, "domid", Value::Int(domid));
@@ -303,14 +309,8 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             self.host_ref()
         };
         self.set_vm(vm, "resident_on", Value::String(host));
-        let attached = state != "Halted";
-        let c = class_id("VBD").expect("schema class");
-        if let Value::Array(refs) = self.vm_field(vm, "VBDs") {
-            for r in refs {
-                self.db
-                    .set_named(c, arg_str(&r), "currently_attached", Value::Bool(attached));
-            }
-        }
+        // VBDs are attached one by one too (`attach_vbds`, `VBD.plug`).
+        self.refresh_vm_vbds(vm);
         // VIFs are attached one by one (`attach_vifs`, `VIF.plug`); the
         // operations they allow follow the VM's state.
         if let Value::Array(refs) = self.vm_field(vm, "VIFs") {
@@ -409,15 +409,22 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             }
         }
         let domid = self.hv.build(&spec).map_err(hv_err)?;
-        // Every VIF before the guest runs, so its netfront finds them.
+        // Every VBD and VIF before the guest runs, so its blkfront and
+        // netfront find them.
+        if let Err(e) = self.attach_vbds(vm, domid) {
+            let _ = self.hv.destroy(domid);
+            return Err(e);
+        }
         if let Err(e) = self.attach_vifs(vm, domid) {
             let _ = self.hv.destroy(domid);
+            self.detach_vbds(vm, Some(domid));
             return Err(e);
         }
         if !paused {
             if let Err(e) = self.hv.unpause(domid) {
                 let _ = self.hv.destroy(domid);
                 self.detach_vifs(vm, Some(domid));
+                self.detach_vbds(vm, Some(domid));
                 return Err(hv_err(e));
             }
         }

@@ -1,12 +1,34 @@
 //! The write-ahead log: framing, the `Storage` trait it is written through,
 //! and an in-memory fake storage.
 //!
-//! A frame is `len: u32 le | crc32(payload): u32 le | payload`. The reader
-//! stops at the first frame that is short, oversized or fails its checksum:
-//! everything before it is good, everything from it on is a torn tail that
-//! the engine cuts (never parses). The engine replies to a call only after
-//! its frame is appended and synced, so an acknowledged change survives a
-//! crash.
+//! The engine replies to a call only after its frame is appended and
+//! synced, so an acknowledged change survives a crash. A crash can leave
+//! only a torn tail (the last, never acknowledged, write); damage anywhere
+//! else is corruption, and cutting there would silently drop acknowledged
+//! records. So the log says which is which:
+//!
+//! - Format 2 (written since this change): a log header [`LOG_MAGIC`]
+//!   `| version 2: u32 le | crc32(magic, version): u32 le` (16 bytes), then
+//!   frames `FRAME_MAGIC: 4 | seq: u64 le | len: u32 le | crc32(payload):
+//!   u32 le | crc32(the 20 bytes before): u32 le | payload`. `seq` counts
+//!   the log's frames from 0. A bad frame (magic, header checksum, length,
+//!   payload checksum or sequence wrong) is followed by a scan for the next
+//!   intact frame at any byte offset: none means a torn tail, which is cut;
+//!   one means corruption in the middle, which [`read_log`] reports
+//!   ([`Damage`]) and reads past. [`FRAME_MAGIC`] starts with 0xF7, a byte
+//!   that never occurs in UTF-8, so a JSON payload cannot hold a false
+//!   frame start, and the header checksum rules out chance matches.
+//! - Format 1 (logs written before, `len: u32 le | crc32(payload): u32 le |
+//!   payload`, no header): read with its old rules, the reader stops at the
+//!   first bad frame. It is told apart by its first four bytes, a length of
+//!   at most [`MAX_FRAME`], which [`LOG_MAGIC`]'s are not. Two checks still
+//!   catch corruption in the middle: a bad frame whose length is plausible
+//!   and is followed right after by an intact old frame, or a format-2
+//!   frame found past the bad point (a damaged format-2 header). The engine
+//!   rewrites a format-1 log as format 2 when it opens it.
+//!
+//! A damaged last frame with nothing intact after it cannot be told from a
+//! torn write; it is cut, as before.
 
 use alloc::vec::Vec;
 
@@ -117,8 +139,44 @@ impl Storage for MemStorage {
     }
 }
 
-/// Frames one payload.
-pub fn frame(payload: &[u8]) -> Vec<u8> {
+/// The first 8 bytes of a format-2 log. Read as a format-1 length it is
+/// far above [`MAX_FRAME`], so the formats cannot be confused.
+pub const LOG_MAGIC: [u8; 8] = *b"XCPRSWAL";
+/// The format [`log_header`] writes.
+pub const LOG_VERSION: u32 = 2;
+/// Bytes of the log header.
+pub const LOG_HEADER_LEN: usize = 16;
+/// The first 4 bytes of every format-2 frame (0xF7 never occurs in UTF-8).
+pub const FRAME_MAGIC: [u8; 4] = [0xF7, b'W', b'A', b'L'];
+/// Bytes of a format-2 frame header.
+pub const FRAME_HEADER_LEN: usize = 24;
+
+/// The header a format-2 log starts with.
+pub fn log_header() -> [u8; LOG_HEADER_LEN] {
+    let mut h = [0u8; LOG_HEADER_LEN];
+    h[..8].copy_from_slice(&LOG_MAGIC);
+    h[8..12].copy_from_slice(&LOG_VERSION.to_le_bytes());
+    let sum = crc32(&h[..12]);
+    h[12..].copy_from_slice(&sum.to_le_bytes());
+    h
+}
+
+/// Frames one payload as frame number `seq` of a format-2 log.
+pub fn frame(seq: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + FRAME_HEADER_LEN);
+    out.extend_from_slice(&FRAME_MAGIC);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32(payload).to_le_bytes());
+    let head = crc32(&out);
+    out.extend_from_slice(&head.to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Frames one payload in format 1 (logs written before format 2; kept to
+/// test that they still read).
+pub fn frame_v1(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 8);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32(payload).to_le_bytes());
@@ -126,7 +184,7 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The good frames of a log and the length of the good prefix.
+/// The good frames of a format-1 log and the length of the good prefix.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Frames<'a> {
     /// Payloads of every intact frame, in order.
@@ -135,26 +193,216 @@ pub struct Frames<'a> {
     pub good_len: usize,
 }
 
-/// Splits a log into intact frames, stopping at the first damaged one.
+fn u32_at(log: &[u8], pos: usize) -> Option<u32> {
+    let b = log.get(pos..pos.checked_add(4)?)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn u64_at(log: &[u8], pos: usize) -> Option<u64> {
+    let b = log.get(pos..pos.checked_add(8)?)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b);
+    Some(u64::from_le_bytes(a))
+}
+
+/// The format-1 frame at `pos`: its payload, or `None` if it is damaged.
+fn v1_frame_at(log: &[u8], pos: usize) -> Option<&[u8]> {
+    let len = u32_at(log, pos)? as usize;
+    let sum = u32_at(log, pos.checked_add(4)?)?;
+    if len > MAX_FRAME {
+        return None;
+    }
+    let start = pos.checked_add(8)?;
+    let payload = log.get(start..start.checked_add(len)?)?;
+    (crc32(payload) == sum).then_some(payload)
+}
+
+/// Splits a format-1 log into intact frames, stopping at the first damaged
+/// one (the old rules).
 pub fn read_frames(log: &[u8]) -> Frames<'_> {
     let mut payloads = Vec::new();
     let mut pos = 0usize;
-    while log.len() - pos >= 8 {
-        let len = u32::from_le_bytes([log[pos], log[pos + 1], log[pos + 2], log[pos + 3]]) as usize;
-        let sum = u32::from_le_bytes([log[pos + 4], log[pos + 5], log[pos + 6], log[pos + 7]]);
-        if len > MAX_FRAME || log.len() - pos - 8 < len {
-            break;
-        }
-        let payload = &log[pos + 8..pos + 8 + len];
-        if crc32(payload) != sum {
-            break;
-        }
-        payloads.push(payload);
-        pos += 8 + len;
+    while let Some(p) = v1_frame_at(log, pos) {
+        payloads.push(p);
+        pos += 8 + p.len();
     }
     Frames {
         payloads,
         good_len: pos,
+    }
+}
+
+/// An intact format-2 frame: its sequence number and payload.
+fn v2_frame_at(log: &[u8], pos: usize) -> Option<(u64, &[u8])> {
+    let head = log.get(pos..pos.checked_add(FRAME_HEADER_LEN)?)?;
+    if head[..4] != FRAME_MAGIC || crc32(&head[..20]) != u32_at(head, 20)? {
+        return None;
+    }
+    let seq = u64_at(head, 4)?;
+    let len = u32_at(head, 12)? as usize;
+    if len > MAX_FRAME {
+        return None;
+    }
+    let start = pos + FRAME_HEADER_LEN;
+    let payload = log.get(start..start.checked_add(len)?)?;
+    (crc32(payload) == u32_at(head, 16)?).then_some((seq, payload))
+}
+
+/// The first intact format-2 frame starting after `pos`, if any.
+fn resync(log: &[u8], pos: usize) -> Option<usize> {
+    let mut at = pos.checked_add(1)?;
+    while at.checked_add(FRAME_HEADER_LEN)? <= log.len() {
+        // Only offsets where the magic is are worth a checksum.
+        let rest = log.get(at..)?;
+        let skip = rest.windows(4).position(|w| w == FRAME_MAGIC)?;
+        at += skip;
+        if v2_frame_at(log, at).is_some() {
+            return Some(at);
+        }
+        at += 1;
+    }
+    None
+}
+
+/// The log's format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// No bytes at all (a new log: the engine writes [`log_header`]).
+    Empty,
+    /// Format 1: no header, `len | crc | payload` frames.
+    V1,
+    /// Format 2: [`log_header`], then sequenced frames.
+    V2,
+}
+
+/// Corruption in the middle of a log: bytes that hold no intact frame,
+/// followed by an intact one. Records in them are lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// Byte offset of the first bad byte (a frame or the log header).
+    pub offset: usize,
+    /// Bytes skipped up to the next intact frame.
+    pub len: usize,
+    /// Frames lost, as their sequence numbers tell (format 2; 0 when
+    /// unknown).
+    pub frames_lost: u64,
+}
+
+/// What [`read_log`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LogRead<'a> {
+    /// The format it is in.
+    pub format: Format,
+    /// Payloads of every intact frame, in log order (also those after
+    /// damage in the middle).
+    pub payloads: Vec<&'a [u8]>,
+    /// Where the torn tail starts (the log's length when there is none):
+    /// everything from here on is never parsed and may be cut.
+    pub good_len: usize,
+    /// Corruption in the middle, in log order (empty for a healthy log).
+    pub damage: Vec<Damage>,
+    /// The sequence number the next appended frame gets (format 2).
+    pub next_seq: u64,
+}
+
+/// Reads a log of either format (see the module documentation): intact
+/// frames, where a torn tail starts, and any corruption in the middle.
+/// Total: any bytes give an answer, never a panic.
+pub fn read_log(log: &[u8]) -> LogRead<'_> {
+    let mut out = LogRead {
+        format: Format::Empty,
+        payloads: Vec::new(),
+        good_len: 0,
+        damage: Vec::new(),
+        next_seq: 0,
+    };
+    if log.is_empty() {
+        return out;
+    }
+    let v1 = u32_at(log, 0).is_some_and(|len| len as usize <= MAX_FRAME)
+        && log.get(..8) != Some(&LOG_MAGIC[..]);
+    if v1 {
+        out.format = Format::V1;
+        let f = read_frames(log);
+        out.good_len = f.good_len;
+        out.payloads = f.payloads;
+        if f.good_len < log.len() {
+            // A bad frame of plausible length followed by an intact one,
+            // or format-2 frames further on: damage, not a torn tail.
+            let next = u32_at(log, f.good_len)
+                .map(|len| len as usize)
+                .filter(|len| *len <= MAX_FRAME)
+                .and_then(|len| f.good_len.checked_add(8)?.checked_add(len))
+                .filter(|next| v1_frame_at(log, *next).is_some());
+            if let Some(next) = next {
+                out.damage.push(Damage {
+                    offset: f.good_len,
+                    len: next - f.good_len,
+                    frames_lost: 1,
+                });
+                let rest = read_frames(log.get(next..).unwrap_or(&[]));
+                out.payloads.extend(rest.payloads);
+                out.good_len = next + rest.good_len;
+            } else if let Some(at) = resync(log, f.good_len) {
+                out.damage.push(Damage {
+                    offset: f.good_len,
+                    len: at - f.good_len,
+                    frames_lost: 0,
+                });
+                out.format = Format::V2;
+                read_v2(log, at, None, &mut out);
+            }
+        }
+        return out;
+    }
+    out.format = Format::V2;
+    let header_ok = log.get(..LOG_HEADER_LEN) == Some(&log_header()[..]);
+    if header_ok {
+        read_v2(log, LOG_HEADER_LEN, Some(0), &mut out);
+        return out;
+    }
+    // A damaged header: what follows decides whether it was torn (a log
+    // whose creation never finished) or corrupted.
+    match resync(log, 0) {
+        Some(at) => {
+            out.damage.push(Damage {
+                offset: 0,
+                len: at,
+                frames_lost: 0,
+            });
+            read_v2(log, at, None, &mut out);
+        }
+        None => out.good_len = 0,
+    }
+    out
+}
+
+/// Reads format-2 frames from `pos`, the first expected to be number
+/// `expect` (any, if `None`).
+fn read_v2<'a>(log: &'a [u8], mut pos: usize, mut expect: Option<u64>, out: &mut LogRead<'a>) {
+    loop {
+        match v2_frame_at(log, pos) {
+            Some((seq, p)) if expect.is_none_or(|e| e == seq) => {
+                out.payloads.push(p);
+                pos += FRAME_HEADER_LEN + p.len();
+                expect = Some(seq.saturating_add(1));
+            }
+            _ => {
+                let Some(at) = resync(log, pos) else {
+                    out.good_len = pos;
+                    out.next_seq = expect.unwrap_or(0);
+                    return;
+                };
+                let seq = v2_frame_at(log, at).map_or(0, |(s, _)| s);
+                out.damage.push(Damage {
+                    offset: pos,
+                    len: at - pos,
+                    frames_lost: expect.map_or(0, |e| seq.saturating_sub(e)),
+                });
+                pos = at;
+                expect = None;
+            }
+        }
     }
 }
 
@@ -173,25 +421,111 @@ mod tests {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     }
 
-    #[test]
-    fn torn_tail_is_cut() {
-        let mut log = frame(b"one");
-        log.extend(frame(b"two"));
-        let good = log.len();
-        log.extend(&frame(b"three")[..6]);
-        let f = read_frames(&log);
-        assert_eq!(f.payloads, [&b"one"[..], &b"two"[..]]);
-        assert_eq!(f.good_len, good);
+    fn log_of(payloads: &[&[u8]]) -> Vec<u8> {
+        let mut log = log_header().to_vec();
+        for (i, p) in payloads.iter().enumerate() {
+            log.extend(frame(i as u64, p));
+        }
+        log
     }
 
     #[test]
-    fn corrupt_frame_stops_reading() {
-        let mut log = frame(b"one");
-        let mut bad = frame(b"two");
+    fn v1_torn_tail_is_cut() {
+        let mut log = frame_v1(b"one");
+        log.extend(frame_v1(b"two"));
+        let good = log.len();
+        log.extend(&frame_v1(b"three")[..6]);
+        let r = read_log(&log);
+        assert_eq!(r.format, Format::V1);
+        assert_eq!(r.payloads, [&b"one"[..], &b"two"[..]]);
+        assert_eq!(r.good_len, good);
+        assert!(r.damage.is_empty());
+    }
+
+    #[test]
+    fn v1_corrupt_payload_with_intact_frame_after_is_damage() {
+        let mut log = frame_v1(b"one");
+        let at = log.len();
+        let mut bad = frame_v1(b"two");
         bad[9] ^= 1;
         log.extend(bad);
-        log.extend(frame(b"three"));
+        log.extend(frame_v1(b"three"));
         assert_eq!(read_frames(&log).payloads.len(), 1);
+        let r = read_log(&log);
+        assert_eq!(r.payloads, [&b"one"[..], &b"three"[..]]);
+        assert_eq!(r.damage.len(), 1);
+        assert_eq!(r.damage[0].offset, at);
+        assert_eq!(r.good_len, log.len());
+    }
+
+    #[test]
+    fn v2_torn_tail_at_every_byte_is_cut() {
+        let full = log_of(&[b"one", b"two", b"three"]);
+        let last = log_of(&[b"one", b"two"]).len();
+        for cut in last..full.len() {
+            let r = read_log(&full[..cut]);
+            assert_eq!(r.format, Format::V2);
+            assert_eq!(r.payloads, [&b"one"[..], &b"two"[..]], "cut {cut}");
+            assert_eq!(r.good_len, last, "cut {cut}");
+            assert!(r.damage.is_empty(), "cut {cut}");
+            assert_eq!(r.next_seq, 2);
+        }
+        let r = read_log(&full);
+        assert_eq!(r.payloads.len(), 3);
+        assert_eq!(r.next_seq, 3);
+    }
+
+    #[test]
+    fn v2_flip_in_a_middle_frame_is_damage_and_the_rest_reads() {
+        let payloads: [&[u8]; 4] = [b"zero", b"one", b"two", b"three"];
+        let log = log_of(&payloads);
+        let start = log_of(&payloads[..1]).len();
+        let end = log_of(&payloads[..2]).len();
+        for at in start..end {
+            for bit in [0x01u8, 0x80] {
+                let mut bad = log.clone();
+                bad[at] ^= bit;
+                let r = read_log(&bad);
+                assert_eq!(r.damage.len(), 1, "byte {at}");
+                assert_eq!(r.damage[0].offset, start, "byte {at}");
+                assert_eq!(r.damage[0].len, end - start, "byte {at}");
+                assert_eq!(r.payloads, [&b"zero"[..], &b"two"[..], &b"three"[..]]);
+                assert_eq!(r.good_len, bad.len());
+                assert_eq!(r.next_seq, 4);
+            }
+        }
+    }
+
+    #[test]
+    fn v2_damaged_header_is_damage_when_frames_follow() {
+        let mut log = log_of(&[b"one"]);
+        log[2] ^= 0x40;
+        let r = read_log(&log);
+        assert_eq!(r.damage.len(), 1);
+        assert_eq!(r.damage[0].offset, 0);
+        assert_eq!(r.payloads, [&b"one"[..]]);
+        // A header alone, torn: nothing to keep, nothing corrupt.
+        let header = log_header();
+        let r = read_log(&header[..10]);
+        assert!(r.damage.is_empty());
+        assert_eq!(r.good_len, 0);
+    }
+
+    #[test]
+    fn v2_replayed_or_stale_frame_is_not_accepted_in_sequence() {
+        let mut log = log_of(&[b"one", b"two"]);
+        log.extend(frame(1, b"stale"));
+        let r = read_log(&log);
+        assert_eq!(r.payloads, [&b"one"[..], &b"two"[..]]);
+        assert_eq!(r.good_len, log_of(&[b"one", b"two"]).len());
+    }
+
+    #[test]
+    fn formats_are_told_apart() {
+        assert_eq!(read_log(&[]).format, Format::Empty);
+        assert_eq!(read_log(&frame_v1(b"x")).format, Format::V1);
+        assert_eq!(read_log(&log_header()).format, Format::V2);
+        assert!(u32::from_le_bytes([b'X', b'C', b'P', b'R']) as usize > MAX_FRAME);
     }
 
     #[test]
@@ -210,7 +544,7 @@ mod tests {
             cut in 0usize..1000,
         ) {
             let mut log = Vec::new();
-            for p in &payloads { log.extend(frame(p)); }
+            for p in &payloads { log.extend(frame_v1(p)); }
             let f = read_frames(&log);
             prop_assert_eq!(f.payloads.len(), payloads.len());
             let cut = cut.min(log.len());
@@ -220,9 +554,56 @@ mod tests {
         }
 
         #[test]
+        fn v2_any_single_flip_keeps_every_other_record(
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..48), 2..8),
+            which in any::<proptest::sample::Index>(),
+            offset in any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let refs: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+            let log = log_of(&refs);
+            // A frame that is not the last: damage, never a cut.
+            let k = which.index(refs.len() - 1);
+            let start = log_of(&refs[..k]).len();
+            let end = log_of(&refs[..k + 1]).len();
+            let at = start + offset.index(end - start);
+            let mut bad = log.clone();
+            bad[at] ^= 1 << bit;
+            let r = read_log(&bad);
+            let mut want = refs.clone();
+            want.remove(k);
+            prop_assert_eq!(r.damage.len(), 1);
+            prop_assert_eq!(r.damage[0].offset, start);
+            prop_assert_eq!(r.payloads, want);
+            prop_assert_eq!(r.good_len, bad.len());
+        }
+
+        #[test]
+        fn v2_any_cut_is_a_prefix_and_never_damage(
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..48), 0..8),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let refs: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+            let log = log_of(&refs);
+            let cut = cut.index(log.len() + 1);
+            let r = read_log(&log[..cut]);
+            prop_assert!(r.damage.is_empty());
+            prop_assert!(r.good_len <= cut);
+            prop_assert_eq!(&r.payloads[..], &refs[..r.payloads.len()]);
+            // Every whole frame in the prefix is kept.
+            let whole = (0..=refs.len()).rev().find(|n| log_of(&refs[..*n]).len() <= cut);
+            if cut >= LOG_HEADER_LEN {
+                prop_assert_eq!(Some(r.payloads.len()), whole);
+            }
+        }
+
+        #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let f = read_frames(&bytes);
-            prop_assert!(f.good_len <= bytes.len());
+            let r = read_log(&bytes);
+            prop_assert!(r.good_len <= bytes.len());
+            for d in &r.damage {
+                prop_assert!(d.offset.saturating_add(d.len) <= bytes.len());
+            }
         }
     }
 }

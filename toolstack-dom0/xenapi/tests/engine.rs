@@ -158,6 +158,7 @@ fn relations_vbd_vif_vdi() {
     vbd.insert("VDI".to_string(), vdi.clone());
     vbd.insert("type".to_string(), s("Disk"));
     vbd.insert("mode".to_string(), s("RW"));
+    vbd.insert("userdevice".to_string(), s("0"));
     let vbd = ok(&mut e, "VBD.create", vec![sid.clone(), Value::Map(vbd)]);
     assert_eq!(
         ok(&mut e, "VM.get_VBDs", vec![sid.clone(), vm.clone()]),
@@ -647,6 +648,9 @@ mod replay {
                     let mut rec = BTreeMap::new();
                     rec.insert("VM".to_string(), vm);
                     rec.insert("type".to_string(), s("CD"));
+                    rec.insert("mode".to_string(), s("RO"));
+                    rec.insert("empty".to_string(), Value::Bool(true));
+                    rec.insert("userdevice".to_string(), s("autodetect"));
                     e.call_value(T0, "VBD.create", vec![sid.clone(), Value::Map(rec)])
                 }
                 None => return,
