@@ -25,6 +25,7 @@
 extern crate alloc;
 
 pub mod client;
+pub mod uuid;
 
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -9,4 +9,5 @@
 extern crate alloc;
 
 pub mod args;
+pub mod repo;
 pub mod server;

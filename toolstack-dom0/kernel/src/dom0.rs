@@ -15,6 +15,7 @@ use xcp_dom0_board::{Notice, Platform as _};
 #[cfg(feature = "selftest")]
 use crate::selftest::{SelfTest, DEADLINE_TOKEN};
 use crate::shell::say;
+use crate::storage::Db;
 use crate::toolstack::{RelayLink, Shown, Toolstack};
 use crate::xen::{Dom0Board, Xen};
 
@@ -162,9 +163,17 @@ fn main(boot: Boot) -> ! {
     if test_mode && selftest.is_none() {
         xcp_runtime::io::debug_exit(verdict::PASS);
     }
+    platform.devices = devices;
+    platform.relay = config.toolstack.is_some();
+    // The database log lives in stordom's SR: stordom first, when the
+    // machine has a disk and the toolstack runs.
+    let db = match (&config.toolstack, selftest) {
+        (Some(_), None) => open_db(&mut platform, &mut lp),
+        _ => Db::Volatile(Default::default()),
+    };
     let toolstack = config.toolstack.as_ref().and_then(|t| {
         let images = crate::toolstack::vm_images(&bundle);
-        match Toolstack::new(&t.root_password_hash, images) {
+        match Toolstack::new(&t.root_password_hash, images, db) {
             Ok(ts) => {
                 debug!("xenapi toolstack ready");
                 Some(ts)
@@ -175,13 +184,13 @@ fn main(boot: Boot) -> ! {
             }
         }
     });
-    platform.devices = devices;
+    // netdom relays XenAPI only to a toolstack that runs.
+    platform.relay = toolstack.is_some();
     // Checked when the bundle was read.
     match xcp_bundle::Management::parse(&config.platform.management) {
         Ok(m) => platform.management = m,
         Err(e) => error!("management: {e}"),
     }
-    platform.relay = toolstack.is_some();
     #[cfg_attr(not(feature = "selftest"), allow(unused_mut))] // reason: self-tests add links
     let mut relays = alloc::vec::Vec::new();
     // netdom's domid while its readiness is not announced yet.
@@ -217,8 +226,9 @@ fn main(boot: Boot) -> ! {
         xenapi_url: cmdline::get(boot.cmdline, "xenapi-url").map(alloc::string::String::from),
         shell,
     };
-    // The storage domain, with the disk, when the machine has one.
-    if selftest.is_none() {
+    // The storage domain, with the disk, when the machine has one (and
+    // it was not started for the database above).
+    if selftest.is_none() && app.platform.stordom_domid().is_none() {
         if let Some(index) = app
             .platform
             .configs()
@@ -247,6 +257,62 @@ fn main(boot: Boot) -> ! {
     }
     lp.run(&mut app);
     idle()
+}
+
+/// Builds stordom with the disk and its channel and asks it for the SR's
+/// state: the database log's storage. Without a disk (or a stordom that
+/// does not answer) nothing is kept, and the log says so.
+fn open_db(platform: &mut Dom0Board, lp: &mut Loop) -> Db {
+    let volatile = Db::Volatile(Default::default());
+    let Some(index) = platform.configs().iter().position(|c| c.disk && c.start) else {
+        info!("no storage domain configured: the XenAPI database is not kept across reboots");
+        return volatile;
+    };
+    if !platform.devices.iter().any(|d| d.is_virtio_blk()) {
+        info!("no virtio-blk disk: the XenAPI database is not kept across reboots");
+        return volatile;
+    }
+    let built = platform.start_stordom(index);
+    platform.platform.sync(lp);
+    if let Err(e) = built {
+        error!("storage domain not started: {e}; the XenAPI database is not kept");
+        return volatile;
+    }
+    let Some((tx, rx, port)) = platform.stordom_mut().and_then(|h| h.take_relay()) else {
+        error!("stordom has no channel: the XenAPI database is not kept");
+        return volatile;
+    };
+    // The pages came zeroed before they were granted and stordom may run
+    // already: attach without zeroing (as for netdom's relay).
+    let channel = match xcp_channel::Channel::new(tx, rx, xcp_channel::Role::Prepared) {
+        Ok(c) => c.with_max_message(xcp_storwire::MAX_MESSAGE),
+        Err(e) => {
+            error!("stordom channel: {e:?}; the XenAPI database is not kept");
+            return volatile;
+        }
+    };
+    let mut client = xcp_storwire::client::Client::new(
+        crate::storage::StordomLink::new(channel, port),
+        crate::storage::CALL_TIMEOUT_NS,
+    );
+    match client.status() {
+        Ok(status) => {
+            match &status.read_only {
+                Some(why) => error!("the SR is read-only: {why}"),
+                None if status.formatted => info!("stordom made a new SR on the disk"),
+                None => {}
+            }
+            info!(
+                "XenAPI database log on stordom's SR: {} bytes",
+                status.log_len
+            );
+            Db::Stordom(alloc::rc::Rc::new(core::cell::RefCell::new(client)))
+        }
+        Err(e) => {
+            error!("stordom does not answer ({e:?}): the XenAPI database is not kept");
+            volatile
+        }
+    }
 }
 
 /// Timer token of the xenstore domain's health check (it holds

@@ -26,6 +26,8 @@ mod selftest;
 #[cfg(target_os = "none")]
 mod shell;
 #[cfg(target_os = "none")]
+mod storage;
+#[cfg(target_os = "none")]
 mod toolstack;
 #[cfg(target_os = "none")]
 mod xen;

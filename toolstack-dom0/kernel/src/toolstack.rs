@@ -3,10 +3,11 @@
 //! domain over an inter-domain channel (`xcp-relay` messages) and sending
 //! the replies back. dom0 never sees network traffic, only these streams.
 //!
-//! The database lives in memory for now and keeps no log (`wal::Volatile`:
-//! a log in dom0's memory would survive nothing dom0 does not, and cost up
-//! to twice the database again; xenapi `budget.rs`): durable storage
-//! arrives with stordom.
+//! The database's log lives in stordom's SR when the machine has a disk
+//! (`crate::storage`): every acknowledged call is on the disk, and a
+//! platform reboot replays it. Without a disk no log is kept
+//! (`wal::Volatile`: a log in dom0's memory would survive nothing dom0 does
+//! not, and cost up to twice the database again; xenapi `budget.rs`).
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
@@ -42,7 +43,8 @@ use xenapi::metrics::ManagementLink;
 use xenapi::relayed::Relayed;
 use xenapi::rng::Entropy;
 use xenapi::value::Instant;
-use xenapi::wal::Volatile;
+
+use crate::storage::Db;
 
 use crate::relay::{ConsoleLink, Lines};
 use crate::xen::Xen;
@@ -129,6 +131,13 @@ pub struct XenHypervisor {
     /// Event-loop watches to apply (port, watch or unwatch), taken by
     /// [`Toolstack::take_watches`] after each engine call.
     watches: alloc::vec::Vec<(u32, bool)>,
+    /// The domains this dom0 built for VMs (since it booted): the only
+    /// ones a VM's destroy may take down. A VM the database remembers
+    /// running from before a platform reboot names a domid that may be
+    /// any other domain's now.
+    built: alloc::collections::BTreeSet<u16>,
+    /// stordom's SR, when the database lives there (the one SR).
+    sr: Option<crate::storage::StordomSr>,
     xen: Xen,
 }
 
@@ -375,7 +384,9 @@ impl Hypervisor for XenHypervisor {
             .map_err(|_| HypervisorError(String::from("memory too large")))?
             .max(1);
         if pvh {
-            return self.build_pvh(spec, image, ramdisk, handle, mib);
+            let domid = self.build_pvh(spec, image, ramdisk, handle, mib)?;
+            self.built.insert(domid16(domid)?);
+            return Ok(domid);
         }
         let role = xcp_dom0_board::build::DomainRole {
             server: self.xenstore.as_ref().map(|(domid, _)| *domid),
@@ -389,6 +400,7 @@ impl Hypervisor for XenHypervisor {
         // VCPUs_max vCPUs, VCPUs_at_startup of them online.
         self.finish_build(spec, &built, mib, (spec.vcpus_max, spec.vcpus))?;
         log::info!("xenapi: built VM {} as domid {}", spec.name, built.domid);
+        self.built.insert(built.domid);
         Ok(u32::from(built.domid))
     }
 
@@ -446,8 +458,19 @@ impl Hypervisor for XenHypervisor {
         xs.shutdown_request(d).ok().map(|v| v.is_empty())
     }
 
+    fn sr(&mut self, _sr_uuid: &str) -> Option<&mut dyn xenapi::storage::SrBackend> {
+        // The host's one SR (the seeded "Local storage") is stordom's.
+        self.sr
+            .as_mut()
+            .map(|sr| sr as &mut dyn xenapi::storage::SrBackend)
+    }
+
     fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError> {
         let d = domid16(domid)?;
+        if !self.built.remove(&d) {
+            log::debug!("xenapi: domid {d} is not a VM domain this dom0 built: left alone");
+            return Ok(());
+        }
         // What the VM wrote last is logged before its ring goes.
         self.close_console(d);
         let destroyed = self
@@ -584,7 +607,7 @@ fn now() -> Instant {
 /// The engine and the connections relayed to it (each relay link named by
 /// dom0's port of that relay's channel).
 pub struct Toolstack {
-    engine: Engine<XenHypervisor, Volatile, XenEntropy>,
+    engine: Engine<XenHypervisor, Db, XenEntropy>,
     relayed: Relayed,
     /// Asks Xen about the VMs' domains.
     xen: Xen,
@@ -597,17 +620,21 @@ pub struct Toolstack {
 }
 
 impl Toolstack {
-    /// Opens the engine with root's password hash and seeds the host.
+    /// Opens the engine with root's password hash over the database log
+    /// in `db` (replayed) and seeds the host on its first boot.
     pub fn new(
         password_hash: &str,
         images: BTreeMap<String, &'static [u8]>,
+        db: Db,
     ) -> Result<Self, String> {
         let hash = PasswordHash::parse(password_hash).ok_or_else(|| {
             String::from("[toolstack] root_password_hash is not a pbkdf2-sha256 hash")
         })?;
         let mut config = Config::new("root", hash);
-        // No log is kept: never compact one.
-        config.compact_min_bytes = u64::MAX / 2;
+        if matches!(db, Db::Volatile(_)) {
+            // No log is kept: never compact one.
+            config.compact_min_bytes = u64::MAX / 2;
+        }
         let hv = XenHypervisor {
             images,
             xenstore: None,
@@ -616,13 +643,28 @@ impl Toolstack {
             vifs: BTreeMap::new(),
             consoles: BTreeMap::new(),
             watches: alloc::vec::Vec::new(),
+            built: alloc::collections::BTreeSet::new(),
+            sr: match &db {
+                Db::Stordom(client) => Some(crate::storage::StordomSr(client.clone())),
+                Db::Volatile(_) => None,
+            },
             xen: Xen::new(),
         };
-        let mut engine = Engine::open(config, hv, Volatile::default(), XenEntropy)
+        let mut engine = Engine::open(config, hv, db, XenEntropy)
             .map_err(|e| alloc::format!("database: {e:?}"))?;
-        engine
+        let fresh = engine
             .seed(now(), "xcp-rs", "dom0")
             .map_err(|e| alloc::format!("seed: {e:?}"))?;
+        if !fresh {
+            // The platform rebooted: no VM domain survived it. Every VM
+            // the database remembers running is Halted (as xapi resyncs
+            // power states at host boot); its domid names nothing of ours.
+            for domid in engine.running_domids() {
+                if let Err(e) = engine.domain_stopped(now(), domid, StopReason::Vanished) {
+                    return Err(alloc::format!("power state after reboot: {e:?}"));
+                }
+            }
+        }
         Ok(Toolstack {
             engine,
             relayed: Relayed::new(),

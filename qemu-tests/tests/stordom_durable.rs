@@ -1,0 +1,98 @@
+//! The platform keeps what it acknowledged across a reboot: PyPI's XenAPI
+//! (through netdom) makes a VM with a VIF, a VDI on stordom's SR and a VBD;
+//! QEMU is stopped and started again on the same disk file, as
+//! `cargo xtask run` keeps its SR disk; after the reboot stordom opens the
+//! SR it made (it does not format it again), dom0 replays the database log
+//! from it, and a new login finds every record, the VM Halted, the VDI still
+//! on the SR.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use xcp_qemu_tests::clients::{free_port, python_with_xenapi, Peer};
+use xcp_qemu_tests::{Artifacts, Run};
+
+/// The documented default password of the shipped platform.toml.
+const PASSWORD: &str = "xcp-rs";
+
+fn script() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients/durable_state.py")
+        .display()
+        .to_string()
+}
+
+/// Boots the shipped platform on `disk`, runs the script in `mode`, stops
+/// QEMU; returns the serial log and the script's output.
+fn boot_and_run(name: &str, disk: &Path, py: &Path, mode: &str) -> (String, String) {
+    let a = Artifacts::from_env();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut launch = a.direct(&format!("xenapi-url={url}"), &a.path("bundle.cpio"));
+    launch.timeout_secs = 400;
+    launch.devices.nic = Some(Some(port));
+    launch.devices.disk = Some(disk.to_path_buf());
+    let qemu = Run::start(name, &launch);
+    qemu.wait_for(&format!("XenAPI ready at {url}"), Duration::from_secs(180))
+        .unwrap_or_else(|e| panic!("{e}\nserial log:\n{}", qemu.lines().join("\n")));
+    let mut cmd = Command::new(py);
+    cmd.arg(script()).args([&url, PASSWORD, mode, "kept-vm"]);
+    let client = Peer::spawn("durable_state.py", &cmd, 300);
+    let done = client.wait_for("DURABLE OK", Duration::from_secs(240));
+    let (ok, out) = client.finish(Duration::from_secs(30));
+    let outcome = qemu.finish(Duration::from_millis(500));
+    assert!(
+        done.is_ok() && ok,
+        "{mode}: {done:?}\nclient:\n{out}\nserial log:\n{}",
+        outcome.log
+    );
+    (outcome.log, out)
+}
+
+#[test]
+fn xenapi_records_survive_a_platform_reboot() {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let py = python_with_xenapi(cache);
+    let dir = cache.join("stordom-durable");
+    let disk = dir.join("sr.img");
+    let _ = std::fs::remove_file(&disk);
+    assert!(xcp_boot::qemu::sparse_disk(&disk, 2 << 30).expect("disk file"));
+
+    let (first, made) = boot_and_run("stordom-durable-1", &disk, &py, "make");
+    assert!(
+        first.contains("stordom: SR made on the blank disk"),
+        "{first}"
+    );
+    assert!(
+        first.contains("dom0: stordom made a new SR on the disk"),
+        "{first}"
+    );
+    let (second, found) = boot_and_run("stordom-durable-2", &disk, &py, "check");
+    assert!(second.contains("stordom: SR opened: 1 VDIs"), "{second}");
+    assert!(!second.contains("SR made on the blank disk"), "{second}");
+    // The database came back from the SR: more than the seed's bytes.
+    let replayed = second
+        .lines()
+        .find_map(|l| l.split_once("XenAPI database log on stordom's SR: "))
+        .and_then(|(_, rest)| rest.split(' ').next()?.parse::<u64>().ok())
+        .expect("dom0 says how much log it read");
+    assert!(replayed > 0, "{second}");
+    // The same VM and VDI, by uuid, on both sides of the reboot.
+    let uuids = |text: &str, word: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.split_once(&format!(" {word} ")))
+            .filter_map(|(_, rest)| rest.split(' ').next().map(String::from))
+            .collect()
+    };
+    assert_eq!(uuids(&made, "vm"), uuids(&found, "vm"), "{made}\n{found}");
+    assert_eq!(uuids(&made, "vdi"), uuids(&found, "vdi"), "{made}\n{found}");
+    assert_eq!(uuids(&found, "vm").len(), 1, "{found}");
+    for line in first.lines().chain(second.lines()) {
+        if line.contains("SR ") || line.contains("database log") {
+            eprintln!("{line}");
+        }
+    }
+    eprintln!("{made}{found}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
