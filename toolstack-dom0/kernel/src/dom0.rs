@@ -291,8 +291,9 @@ fn open_db(platform: &mut Dom0Board, lp: &mut Loop) -> Db {
             return volatile;
         }
     };
+    let domid = platform.stordom_domid().unwrap_or_default();
     let mut client = xcp_storwire::client::Client::new(
-        crate::storage::StordomLink::new(channel, port),
+        crate::storage::StordomLink::new(channel, port, domid),
         crate::storage::CALL_TIMEOUT_NS,
     );
     match client.status() {
@@ -418,9 +419,28 @@ impl Dom0 {
                     }
                 }
                 Notice::StordomBuilt { domid } => {
-                    // Its channel carries nothing yet: the pages go back
-                    // when stordom does.
-                    debug!("stordom is domid {domid}");
+                    // At boot `open_db` took the channel already; a rebuilt
+                    // stordom's goes to the database's client.
+                    let Some((tx, rx, port)) =
+                        self.platform.stordom_mut().and_then(|h| h.take_relay())
+                    else {
+                        continue;
+                    };
+                    let Some(ts) = self.toolstack.as_mut() else {
+                        continue;
+                    };
+                    match xcp_channel::Channel::new(tx, rx, xcp_channel::Role::Prepared) {
+                        Ok(channel) => {
+                            let channel = channel.with_max_message(xcp_storwire::MAX_MESSAGE);
+                            let link = crate::storage::StordomLink::new(channel, port, domid);
+                            if ts.stordom_rebuilt(link) {
+                                info!(
+                                    "the XenAPI database is on the rebuilt stordom (domid {domid})"
+                                );
+                            }
+                        }
+                        Err(e) => error!("stordom channel: {e:?}"),
+                    }
                 }
                 Notice::StordomReleased { domid, .. } => {
                     debug!("stordom (domid {domid}) is gone");

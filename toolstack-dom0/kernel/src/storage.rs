@@ -32,16 +32,47 @@ pub const CALL_TIMEOUT_NS: u64 = 30_000_000_000;
 /// slack).
 pub const MAX_LOG_BYTES: u64 = 3 * xenapi::budget::DB_APPROX_BYTES as u64;
 
+/// How often a wait looks whether stordom still runs.
+const ALIVE_CHECK_NS: u64 = 250_000_000;
+
 /// The channel to stordom, as the storage client uses it.
 pub struct StordomLink {
     channel: Channel<Frame>,
     port: u32,
+    /// stordom's domain: a wait ends early when it stops.
+    domid: u16,
+    /// stordom stopped: every call fails at once until the board rebuilds
+    /// it and dom0 gives the client a new link.
+    gone: bool,
 }
 
 impl StordomLink {
-    /// The channel over `channel`, kicked through dom0's `port`.
-    pub fn new(channel: Channel<Frame>, port: u32) -> Self {
-        StordomLink { channel, port }
+    /// The channel to stordom `domid` over `channel`, kicked through
+    /// dom0's `port`.
+    pub fn new(channel: Channel<Frame>, port: u32, domid: u16) -> Self {
+        StordomLink {
+            channel,
+            port,
+            domid,
+            gone: false,
+        }
+    }
+
+    fn check_alive(&mut self) {
+        use xcp_dom0_board::Platform as _;
+        use xcp_domains::{observe, Observed};
+        let alive = match crate::xen::Xen::new().domain_info(self.domid) {
+            Ok(info) if info.domain == self.domid => observe(info.flags) == Observed::Alive,
+            _ => false,
+        };
+        if !alive {
+            error!("stordom (domid {}) stopped during a call", self.domid);
+            self.gone = true;
+        }
+    }
+
+    fn gone_error(&self) -> LinkError {
+        LinkError(alloc::format!("stordom (domid {}) is gone", self.domid))
     }
 
     fn kick(&self, notify: xcp_channel::Notify) {
@@ -57,6 +88,9 @@ fn link_error(what: &str, e: impl core::fmt::Debug) -> LinkError {
 
 impl Link for StordomLink {
     fn send(&mut self, request: &Request) -> Result<(), LinkError> {
+        if self.gone {
+            return Err(self.gone_error());
+        }
         let deadline = xcp_runtime::time::now_ns().saturating_add(CALL_TIMEOUT_NS);
         let mut accepted = false;
         loop {
@@ -81,11 +115,17 @@ impl Link for StordomLink {
                     "send: stordom took nothing before the deadline",
                 )));
             }
-            xcp_runtime::event_loop::poll_one(self.port, deadline);
+            self.wait(deadline);
+            if self.gone {
+                return Err(self.gone_error());
+            }
         }
     }
 
     fn recv(&mut self) -> Result<Option<Reply>, LinkError> {
+        if self.gone {
+            return Err(self.gone_error());
+        }
         let reply = self
             .channel
             .recv::<Reply>()
@@ -96,7 +136,12 @@ impl Link for StordomLink {
     }
 
     fn wait(&mut self, deadline_ns: u64) {
-        xcp_runtime::event_loop::poll_one(self.port, deadline_ns);
+        // In slices, looking between them whether stordom still runs: a
+        // dead stordom ends the call now, not at its deadline.
+        let slice = xcp_runtime::time::now_ns().saturating_add(ALIVE_CHECK_NS);
+        if !xcp_runtime::event_loop::poll_one(self.port, slice.min(deadline_ns)) {
+            self.check_alive();
+        }
     }
 
     fn now_ns(&self) -> u64 {

@@ -691,6 +691,36 @@ impl Toolstack {
         self.engine.hypervisor().netdom_rebuilt(netdom)
     }
 
+    /// stordom was rebuilt: the database's client talks to it over
+    /// `link` from now on, re-reads the log's length (what the old stordom
+    /// had committed), and an engine a failed write stopped writes the
+    /// whole database again and serves calls. Returns whether the
+    /// database lives on stordom at all.
+    pub fn stordom_rebuilt(&mut self, link: crate::storage::StordomLink) -> bool {
+        let Some(sr) = self.engine.hypervisor().sr.as_ref().map(|sr| sr.0.clone()) else {
+            return false;
+        };
+        *sr.borrow_mut().link_mut() = link;
+        match sr.borrow_mut().status() {
+            Ok(status) => log::info!(
+                "xenapi: database log on the rebuilt stordom: {} bytes{}",
+                status.log_len,
+                status
+                    .read_only
+                    .map(|why| alloc::format!(" (read-only: {why})"))
+                    .unwrap_or_default()
+            ),
+            Err(e) => log::error!("xenapi: the rebuilt stordom does not answer: {e:?}"),
+        }
+        if self.engine.poisoned() {
+            match self.engine.storage_restored() {
+                Ok(()) => log::info!("xenapi: database written again to stordom: calls served"),
+                Err(e) => log::error!("xenapi: database still unavailable: {e:?}"),
+            }
+        }
+        true
+    }
+
     /// Tells the toolstack netdom's domid while it runs (the backend
     /// VIFs are handed to), or that none runs: a VM with VIFs then fails
     /// to start. dom0 calls this with [`Toolstack::lend_xenstore`].

@@ -623,6 +623,31 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
 }
 
 impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
+    /// The storage came back after a failure poisoned the engine (the
+    /// storage domain was rebuilt): the whole database is written as a
+    /// snapshot, replacing the log atomically, and calls are served again.
+    /// Whatever the failed call changed in memory is in the snapshot: its
+    /// client was told INTERNAL_ERROR, and finds the change if it looks.
+    /// Does nothing when the engine is not poisoned; stays poisoned if the
+    /// snapshot cannot be written.
+    pub fn storage_restored(&mut self) -> Result<(), StorageError> {
+        if !self.poisoned || self.read_only() {
+            return Ok(());
+        }
+        let (snap, seq) = snapshot(&self.db);
+        self.storage.replace(&snap)?;
+        self.wal_bytes = snap.len() as u64;
+        self.wal_seq = seq;
+        self.poisoned = false;
+        Ok(())
+    }
+
+    /// Whether a storage failure stopped the engine (calls fail until
+    /// [`Engine::storage_restored`]).
+    pub fn poisoned(&self) -> bool {
+        self.poisoned
+    }
+
     /// Replaces the log with a snapshot once it outgrows
     /// `compact_min_bytes` + 2 × the database (bounds the disk a client can
     /// make the host hold). Everything in the log is already applied, and

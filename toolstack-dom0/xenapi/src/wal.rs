@@ -128,11 +128,17 @@ impl Storage for MemStorage {
         Ok(self.durable.clone())
     }
     fn truncate(&mut self, len: u64) -> Result<(), StorageError> {
+        if self.fail {
+            return Err(StorageError("injected failure"));
+        }
         self.durable.truncate(len as usize);
         self.buffered.clear();
         Ok(())
     }
     fn replace(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        if self.fail {
+            return Err(StorageError("injected failure"));
+        }
         self.durable = bytes.to_vec();
         self.buffered.clear();
         Ok(())

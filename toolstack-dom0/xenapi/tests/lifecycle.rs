@@ -396,6 +396,39 @@ fn a_poisoned_engine_refuses() {
 }
 
 #[test]
+fn restored_storage_gets_the_whole_database_and_the_engine_serves_again() {
+    let mut e = open(MemStorage::default());
+    let (sid, vm, d) = running_vm(&mut e, "actions_after_crash", "destroy");
+    e.storage_for_tests().fail = true;
+    guest_stops(&mut e, d);
+    assert!(e.domain_stopped(T0, d, StopReason::Crash).is_err());
+    assert!(e.poisoned());
+    // Still failing: stays poisoned.
+    assert!(e.storage_restored().is_err());
+    assert!(e.poisoned());
+    // The storage domain is back (its log lost what the failed call wrote).
+    let storage = e.storage_for_tests();
+    storage.fail = false;
+    storage.buffered.clear();
+    e.storage_restored().expect("restored");
+    assert!(!e.poisoned());
+    assert_eq!(power(&mut e, &sid, &vm), s("Halted"));
+    let name = ok(&mut e, "VM.get_name_label", vec![sid.clone(), vm.clone()]);
+    // Everything in memory is durable now: a crash and a reopen keep it,
+    // the failed call's change included.
+    let durable = e.storage_for_tests().crash();
+    let mut reopened = open(durable);
+    let sid = login(&mut reopened);
+    let found = ok(
+        &mut reopened,
+        "VM.get_by_name_label",
+        vec![sid.clone(), name],
+    );
+    assert_eq!(found, Value::Array(vec![vm.clone()]));
+    assert_eq!(power(&mut reopened, &sid, &vm), s("Halted"));
+}
+
+#[test]
 fn a_pvh_vm_runs_as_pvh_and_a_pv_one_as_pv() {
     let mut e = open(MemStorage::default());
     let sid = login(&mut e);
