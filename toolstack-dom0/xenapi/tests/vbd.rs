@@ -494,3 +494,45 @@ fn async_unplug_keeps_its_task_pending_until_the_backend_closes() {
     assert!(e.hypervisor().vbds.is_empty());
     assert!(!attached(&mut e, &sid, &vbd));
 }
+
+#[test]
+fn reboot_and_a_guest_restart_reattach_in_the_new_domain() {
+    let (mut e, sid, vm) = setup();
+    let a = new_vdi(&mut e, &sid, &[]);
+    let vbd = new_disk(&mut e, &sid, &vm, &a, "0");
+    let d1 = start(&mut e, &sid, &vm);
+    ok(&mut e, "VM.hard_reboot", vec![sid.clone(), vm.clone()]);
+    let d2 = field(&mut e, &sid, "VM", "domid", &vm).as_int().unwrap() as u32;
+    assert_ne!(d1, d2);
+    assert!(attached(&mut e, &sid, &vbd));
+    assert_eq!(
+        e.hypervisor().vbds.keys().copied().collect::<Vec<_>>(),
+        [(d2, XVDA)]
+    );
+    ok(
+        &mut e,
+        "VM.set_actions_after_reboot",
+        vec![sid.clone(), vm.clone(), s("restart")],
+    );
+    e.hypervisor()
+        .domains
+        .insert(d2, xenapi::hypervisor::FakeState::Shutdown);
+    e.domain_stopped(T0, d2, StopReason::Reboot)
+        .unwrap()
+        .expect("handled");
+    let d3 = field(&mut e, &sid, "VM", "domid", &vm).as_int().unwrap() as u32;
+    assert_ne!(d3, d2);
+    assert_eq!(
+        e.hypervisor().vbds.keys().copied().collect::<Vec<_>>(),
+        [(d3, XVDA)]
+    );
+    assert!(e
+        .hypervisor()
+        .vbd_calls
+        .contains(&FakeVbdCall::Detach(d2, XVDA, true)));
+    // After a toolstack restart no domain survives: detached, Halted.
+    let mut again = open(e.storage_for_tests().crash());
+    again.recover_after_restart(T0).unwrap();
+    let sid = login(&mut again);
+    assert!(!attached(&mut again, &sid, &vbd));
+}
