@@ -536,3 +536,104 @@ fn reboot_and_a_guest_restart_reattach_in_the_new_domain() {
     let sid = login(&mut again);
     assert!(!attached(&mut again, &sid, &vbd));
 }
+
+mod model {
+    //! Any sequence of VBD and power calls keeps the database and the
+    //! fake backend agreeing: a VBD is `currently_attached` exactly when
+    //! the backend holds its device in its VM's domain, and a VDI allows
+    //! `destroy` exactly when none of its VBDs is attached.
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Create(usize, usize, u8),
+        Destroy(usize),
+        Plug(usize),
+        Unplug(usize),
+        Start(usize),
+        Stop(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0usize..2, 0usize..3, 0u8..4).prop_map(|(v, d, u)| Op::Create(v, d, u)),
+            (0usize..8).prop_map(Op::Destroy),
+            (0usize..8).prop_map(Op::Plug),
+            (0usize..8).prop_map(Op::Unplug),
+            (0usize..2).prop_map(Op::Start),
+            (0usize..2).prop_map(Op::Stop),
+        ]
+    }
+
+    fn set(v: Value) -> Vec<Value> {
+        match v {
+            Value::Array(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn database_and_backend_agree(ops in proptest::collection::vec(op(), 1..32)) {
+            let (mut e, sid, vm0) = setup();
+            let vm1 = new_vm(&mut e, &sid, "second");
+            let vms = [vm0, vm1];
+            let vdis: Vec<Value> = (0..3).map(|_| new_vdi(&mut e, &sid, &[])).collect();
+            let f = Value::Bool(false);
+            for op in ops {
+                let vbds = set(ok(&mut e, "VBD.get_all", vec![sid.clone()]));
+                let pick = |i: usize| vbds.get(i % vbds.len().max(1)).cloned();
+                let _ = match op {
+                    Op::Create(v, d, u) => e.call_value(
+                        T0,
+                        "VBD.create",
+                        vec![sid.clone(), vbd_rec(&vms[v], &vdis[d], &u.to_string(), "Disk", "RW", false)],
+                    ),
+                    Op::Destroy(i) => match pick(i) {
+                        Some(b) => e.call_value(T0, "VBD.destroy", vec![sid.clone(), b]),
+                        None => continue,
+                    },
+                    Op::Plug(i) => match pick(i) {
+                        Some(b) => e.call_value(T0, "VBD.plug", vec![sid.clone(), b]),
+                        None => continue,
+                    },
+                    Op::Unplug(i) => match pick(i) {
+                        Some(b) => e.call_value(T0, "VBD.unplug", vec![sid.clone(), b]),
+                        None => continue,
+                    },
+                    Op::Start(v) => e.call_value(T0, "VM.start", vec![sid.clone(), vms[v].clone(), f.clone(), f.clone()]),
+                    Op::Stop(v) => e.call_value(T0, "VM.hard_shutdown", vec![sid.clone(), vms[v].clone()]),
+                };
+                let mut expected = std::collections::BTreeSet::new();
+                for b in set(ok(&mut e, "VBD.get_all", vec![sid.clone()])) {
+                    if attached(&mut e, &sid, &b) {
+                        let vm = field(&mut e, &sid, "VBD", "VM", &b);
+                        let d = field(&mut e, &sid, "VM", "domid", &vm).as_int().unwrap();
+                        prop_assert!(d > 0, "attached to a VM without a domain");
+                        let u: u32 = field(&mut e, &sid, "VBD", "userdevice", &b)
+                            .as_str().unwrap().parse().unwrap();
+                        expected.insert((d as u32, XVDA + 16 * u));
+                    }
+                }
+                let held: std::collections::BTreeSet<(u32, u32)> =
+                    e.hypervisor().vbds.keys().copied().collect();
+                prop_assert_eq!(&held, &expected);
+                for vdi in &vdis {
+                    let busy = set(ok(&mut e, "VDI.get_VBDs", vec![sid.clone(), vdi.clone()]))
+                        .iter()
+                        .any(|b| attached(&mut e, &sid, b));
+                    let ops = set(field(&mut e, &sid, "VDI", "allowed_operations", vdi));
+                    prop_assert_eq!(ops.contains(&s("destroy")), !busy);
+                    // A non-sharable VDI is attached RW at most once.
+                    let rw = set(ok(&mut e, "VDI.get_VBDs", vec![sid.clone(), vdi.clone()]))
+                        .iter()
+                        .filter(|b| attached(&mut e, &sid, b))
+                        .count();
+                    prop_assert!(rw <= 1, "{rw} RW attachments");
+                }
+            }
+        }
+    }
+}
