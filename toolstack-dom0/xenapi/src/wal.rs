@@ -649,6 +649,32 @@ mod tests {
         }
 
         #[test]
+        fn v1_any_single_flip_keeps_every_other_record(
+            bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..48), 2..8),
+            which in any::<proptest::sample::Index>(),
+            offset in any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            // Payloads as the engine writes them: `{"ops"...`.
+            let payloads: Vec<Vec<u8>> = bodies
+                .iter()
+                .map(|b| [&br#"{"ops":"#[..], b].concat())
+                .collect();
+            let frames: Vec<Vec<u8>> = payloads.iter().map(|p| frame_v1(p)).collect();
+            let k = which.index(frames.len() - 1);
+            let start: usize = frames[..k].iter().map(Vec::len).sum();
+            let mut log = frames.concat();
+            let at = start + offset.index(frames[k].len());
+            log[at] ^= 1 << bit;
+            let r = read_log(&log);
+            let mut want: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+            want.remove(k);
+            prop_assert_eq!(r.damage.len(), 1);
+            prop_assert_eq!(r.payloads, want);
+            prop_assert_eq!(r.good_len, log.len());
+        }
+
+        #[test]
         fn v2_any_cut_is_a_prefix_and_never_damage(
             payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..48), 0..8),
             cut in any::<proptest::sample::Index>(),
