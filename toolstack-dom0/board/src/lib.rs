@@ -23,6 +23,8 @@
 //!   values, permissions as xl writes them) and what its destroy removes.
 //! - [`vif_tree`]: a guest VIF's backend (netdom's) and frontend xenstore
 //!   directories, written in one transaction, closed and removed.
+//! - [`vbd_tree`]: the same for a guest VBD (the storage domain's blkback
+//!   and the guest's blkfront directories).
 //! - [`board`]: the managed domains (built from the bundle, consoles
 //!   relayed, watched through VIRQ_DOM_EXC / `@releaseDomain`, restarted by
 //!   policy, the xenstore domain checked on a timer).
@@ -46,6 +48,7 @@ pub mod nic;
 mod platform;
 pub mod pvh;
 pub mod undo;
+pub mod vbd_tree;
 pub mod vif_tree;
 
 pub use board::{Board, Live, Notice};

@@ -182,7 +182,7 @@ pub fn nodes(vif: &VifInfo) -> Vec<Node> {
 
 /// Runs `body` in a transaction, again when the commit conflicts (at
 /// most [`ATTEMPTS`] times); an error of `body` aborts it.
-fn in_transaction<S: Store + ?Sized>(
+pub(crate) fn in_transaction<S: Store + ?Sized>(
     store: &mut S,
     mut body: impl FnMut(&mut S, TxId) -> Result<(), Error>,
 ) -> Result<(), Error> {

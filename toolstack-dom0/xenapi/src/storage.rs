@@ -148,12 +148,14 @@ impl FakeSr {
     /// The guest wrote `bytes` new bytes to VDI `uuid` (test helper).
     pub fn write(&mut self, uuid: &str, bytes: u64) {
         if let Some((size, own, _)) = self.vdis.get_mut(uuid) {
-            *own = (*own + bytes).min(*size);
+            *own = own.saturating_add(bytes).min(*size);
         }
     }
 
     fn used(&self) -> u64 {
-        self.vdis.values().map(|(_, own, _)| own).sum()
+        self.vdis
+            .values()
+            .fold(0u64, |n, (_, own, _)| n.saturating_add(*own))
     }
 
     fn info(&self, uuid: &str) -> Result<VdiInfo, SrError> {
@@ -205,7 +207,10 @@ impl SrBackend for FakeSr {
         Ok(SrStats {
             physical_size: self.physical_size,
             physical_utilisation: self.used(),
-            virtual_allocation: self.vdis.values().map(|(s, _, _)| s).sum(),
+            virtual_allocation: self
+                .vdis
+                .values()
+                .fold(0u64, |n, (s, _, _)| n.saturating_add(*s)),
         })
     }
 
@@ -242,7 +247,7 @@ impl SrBackend for FakeSr {
         let more = if self.thick { size - old } else { 0 };
         self.take(more)?;
         if let Some(v) = self.vdis.get_mut(uuid) {
-            *v = (size, own + more, v.2.clone());
+            *v = (size, own.saturating_add(more), v.2.clone());
         }
         self.info(uuid)
     }

@@ -21,11 +21,13 @@
 //! - Format 1 (logs written before, `len: u32 le | crc32(payload): u32 le |
 //!   payload`, no header): read with its old rules, the reader stops at the
 //!   first bad frame. It is told apart by its first four bytes, a length of
-//!   at most [`MAX_FRAME`], which [`LOG_MAGIC`]'s are not. Two checks still
-//!   catch corruption in the middle: a bad frame whose length is plausible
-//!   and is followed right after by an intact old frame, or a format-2
-//!   frame found past the bad point (a damaged format-2 header). The engine
-//!   rewrites a format-1 log as format 2 when it opens it.
+//!   at most [`MAX_FRAME`], which [`LOG_MAGIC`]'s are not. Corruption in
+//!   the middle is still told from a tail: by a bad frame whose length is
+//!   plausible and is followed right after by an intact old frame, by an
+//!   intact old frame further on (found by its payload's start, `{"ops"`,
+//!   which every payload the engine wrote has), or by a format-2 frame past
+//!   the bad point (a damaged format-2 header). The engine rewrites a
+//!   format-1 log as format 2 when it opens it.
 //!
 //! A damaged last frame with nothing intact after it cannot be told from a
 //! torn write; it is cut, as before.
@@ -329,36 +331,7 @@ pub fn read_log(log: &[u8]) -> LogRead<'_> {
         && log.get(..8) != Some(&LOG_MAGIC[..]);
     if v1 {
         out.format = Format::V1;
-        let f = read_frames(log);
-        out.good_len = f.good_len;
-        out.payloads = f.payloads;
-        if f.good_len < log.len() {
-            // A bad frame of plausible length followed by an intact one,
-            // or format-2 frames further on: damage, not a torn tail.
-            let next = u32_at(log, f.good_len)
-                .map(|len| len as usize)
-                .filter(|len| *len <= MAX_FRAME)
-                .and_then(|len| f.good_len.checked_add(8)?.checked_add(len))
-                .filter(|next| v1_frame_at(log, *next).is_some());
-            if let Some(next) = next {
-                out.damage.push(Damage {
-                    offset: f.good_len,
-                    len: next - f.good_len,
-                    frames_lost: 1,
-                });
-                let rest = read_frames(log.get(next..).unwrap_or(&[]));
-                out.payloads.extend(rest.payloads);
-                out.good_len = next + rest.good_len;
-            } else if let Some(at) = resync(log, f.good_len) {
-                out.damage.push(Damage {
-                    offset: f.good_len,
-                    len: at - f.good_len,
-                    frames_lost: 0,
-                });
-                out.format = Format::V2;
-                read_v2(log, at, None, &mut out);
-            }
-        }
+        read_v1(log, 0, &mut out);
         return out;
     }
     out.format = Format::V2;
@@ -367,20 +340,90 @@ pub fn read_log(log: &[u8]) -> LogRead<'_> {
         read_v2(log, LOG_HEADER_LEN, Some(0), &mut out);
         return out;
     }
-    // A damaged header: what follows decides whether it was torn (a log
-    // whose creation never finished) or corrupted.
-    match resync(log, 0) {
-        Some(at) => {
-            out.damage.push(Damage {
-                offset: 0,
-                len: at,
-                frames_lost: 0,
-            });
-            read_v2(log, at, None, &mut out);
-        }
-        None => out.good_len = 0,
+    // A damaged header (or a format-1 log whose first length is
+    // damaged): what follows decides whether it was torn (a log whose
+    // creation never finished) or corrupted.
+    if let Some(at) = resync(log, 0) {
+        out.damage.push(Damage {
+            offset: 0,
+            len: at,
+            frames_lost: 0,
+        });
+        read_v2(log, at, None, &mut out);
+    } else if let Some(at) = resync_v1(log, 0) {
+        out.format = Format::V1;
+        out.damage.push(Damage {
+            offset: 0,
+            len: at,
+            frames_lost: 0,
+        });
+        read_v1(log, at, &mut out);
     }
     out
+}
+
+/// What every format-1 payload the engine wrote starts with.
+const V1_PAYLOAD_START: &[u8] = b"{\"ops\"";
+
+/// The first intact format-1 frame starting after `pos`, if any. Only
+/// frames whose payload starts as the engine's do are looked for, so the
+/// scan checksums few candidates.
+fn resync_v1(log: &[u8], pos: usize) -> Option<usize> {
+    let mut from = pos.checked_add(9)?;
+    loop {
+        let rest = log.get(from..)?;
+        let q = from
+            + rest
+                .windows(V1_PAYLOAD_START.len())
+                .position(|w| w == V1_PAYLOAD_START)?;
+        let start = q - 8;
+        if v1_frame_at(log, start).is_some() {
+            return Some(start);
+        }
+        from = q + 1;
+    }
+}
+
+/// Reads format-1 frames from `pos` with the old rules, then tells a torn
+/// tail from damage: a bad frame of plausible length followed right after
+/// by an intact one, an intact frame further on, or format-2 frames.
+fn read_v1<'a>(log: &'a [u8], mut pos: usize, out: &mut LogRead<'a>) {
+    loop {
+        let f = read_frames(log.get(pos..).unwrap_or(&[]));
+        out.payloads.extend(f.payloads);
+        pos += f.good_len;
+        if pos >= log.len() {
+            out.good_len = log.len();
+            return;
+        }
+        let next = u32_at(log, pos)
+            .map(|len| len as usize)
+            .filter(|len| *len <= MAX_FRAME)
+            .and_then(|len| pos.checked_add(8)?.checked_add(len))
+            .filter(|next| v1_frame_at(log, *next).is_some())
+            .or_else(|| resync_v1(log, pos));
+        if let Some(next) = next {
+            out.damage.push(Damage {
+                offset: pos,
+                len: next - pos,
+                frames_lost: 0,
+            });
+            pos = next;
+            continue;
+        }
+        if let Some(at) = resync(log, pos) {
+            out.damage.push(Damage {
+                offset: pos,
+                len: at - pos,
+                frames_lost: 0,
+            });
+            out.format = Format::V2;
+            read_v2(log, at, None, out);
+            return;
+        }
+        out.good_len = pos;
+        return;
+    }
 }
 
 /// Reads format-2 frames from `pos`, the first expected to be number
@@ -527,6 +570,33 @@ mod tests {
     }
 
     #[test]
+    fn v1_damage_in_a_length_or_at_the_start_is_found_by_the_payloads() {
+        let one = frame_v1(br#"{"ops":[1]}"#);
+        let two = frame_v1(br#"{"ops":[2]}"#);
+        let three = frame_v1(br#"{"ops":[3]}"#);
+        for (at, payloads) in [
+            (
+                one.len() + 2,
+                [&br#"{"ops":[1]}"#[..], &br#"{"ops":[3]}"#[..]],
+            ),
+            (3, [&br#"{"ops":[2]}"#[..], &br#"{"ops":[3]}"#[..]]),
+        ] {
+            let mut log = [one.clone(), two.clone(), three.clone()].concat();
+            log[at] ^= 0x40;
+            let r = read_log(&log);
+            assert_eq!(r.format, Format::V1, "byte {at}");
+            assert_eq!(r.damage.len(), 1, "byte {at}");
+            assert_eq!(r.payloads, payloads, "byte {at}");
+            assert_eq!(r.good_len, log.len());
+        }
+        // A torn last frame is still a tail.
+        let log = [one.clone(), two[..5].to_vec()].concat();
+        let r = read_log(&log);
+        assert!(r.damage.is_empty());
+        assert_eq!(r.good_len, one.len());
+    }
+
+    #[test]
     fn formats_are_told_apart() {
         assert_eq!(read_log(&[]).format, Format::Empty);
         assert_eq!(read_log(&frame_v1(b"x")).format, Format::V1);
@@ -582,6 +652,32 @@ mod tests {
             prop_assert_eq!(r.damage[0].offset, start);
             prop_assert_eq!(r.payloads, want);
             prop_assert_eq!(r.good_len, bad.len());
+        }
+
+        #[test]
+        fn v1_any_single_flip_keeps_every_other_record(
+            bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..48), 2..8),
+            which in any::<proptest::sample::Index>(),
+            offset in any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            // Payloads as the engine writes them: `{"ops"...`.
+            let payloads: Vec<Vec<u8>> = bodies
+                .iter()
+                .map(|b| [&br#"{"ops":"#[..], b].concat())
+                .collect();
+            let frames: Vec<Vec<u8>> = payloads.iter().map(|p| frame_v1(p)).collect();
+            let k = which.index(frames.len() - 1);
+            let start: usize = frames[..k].iter().map(Vec::len).sum();
+            let mut log = frames.concat();
+            let at = start + offset.index(frames[k].len());
+            log[at] ^= 1 << bit;
+            let r = read_log(&log);
+            let mut want: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+            want.remove(k);
+            prop_assert_eq!(r.damage.len(), 1);
+            prop_assert_eq!(r.payloads, want);
+            prop_assert_eq!(r.good_len, log.len());
         }
 
         #[test]

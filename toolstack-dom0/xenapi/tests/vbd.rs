@@ -494,3 +494,146 @@ fn async_unplug_keeps_its_task_pending_until_the_backend_closes() {
     assert!(e.hypervisor().vbds.is_empty());
     assert!(!attached(&mut e, &sid, &vbd));
 }
+
+#[test]
+fn reboot_and_a_guest_restart_reattach_in_the_new_domain() {
+    let (mut e, sid, vm) = setup();
+    let a = new_vdi(&mut e, &sid, &[]);
+    let vbd = new_disk(&mut e, &sid, &vm, &a, "0");
+    let d1 = start(&mut e, &sid, &vm);
+    ok(&mut e, "VM.hard_reboot", vec![sid.clone(), vm.clone()]);
+    let d2 = field(&mut e, &sid, "VM", "domid", &vm).as_int().unwrap() as u32;
+    assert_ne!(d1, d2);
+    assert!(attached(&mut e, &sid, &vbd));
+    assert_eq!(
+        e.hypervisor().vbds.keys().copied().collect::<Vec<_>>(),
+        [(d2, XVDA)]
+    );
+    ok(
+        &mut e,
+        "VM.set_actions_after_reboot",
+        vec![sid.clone(), vm.clone(), s("restart")],
+    );
+    e.hypervisor()
+        .domains
+        .insert(d2, xenapi::hypervisor::FakeState::Shutdown);
+    e.domain_stopped(T0, d2, StopReason::Reboot)
+        .unwrap()
+        .expect("handled");
+    let d3 = field(&mut e, &sid, "VM", "domid", &vm).as_int().unwrap() as u32;
+    assert_ne!(d3, d2);
+    assert_eq!(
+        e.hypervisor().vbds.keys().copied().collect::<Vec<_>>(),
+        [(d3, XVDA)]
+    );
+    assert!(e
+        .hypervisor()
+        .vbd_calls
+        .contains(&FakeVbdCall::Detach(d2, XVDA, true)));
+    // After a toolstack restart no domain survives: detached, Halted.
+    let mut again = open(e.storage_for_tests().crash());
+    again.recover_after_restart(T0).unwrap();
+    let sid = login(&mut again);
+    assert!(!attached(&mut again, &sid, &vbd));
+}
+
+mod model {
+    //! Any sequence of VBD and power calls keeps the database and the
+    //! fake backend agreeing: a VBD is `currently_attached` exactly when
+    //! the backend holds its device in its VM's domain, and a VDI allows
+    //! `destroy` exactly when none of its VBDs is attached.
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Create(usize, usize, u8),
+        Destroy(usize),
+        Plug(usize),
+        Unplug(usize),
+        Start(usize),
+        Stop(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0usize..2, 0usize..3, 0u8..4).prop_map(|(v, d, u)| Op::Create(v, d, u)),
+            (0usize..8).prop_map(Op::Destroy),
+            (0usize..8).prop_map(Op::Plug),
+            (0usize..8).prop_map(Op::Unplug),
+            (0usize..2).prop_map(Op::Start),
+            (0usize..2).prop_map(Op::Stop),
+        ]
+    }
+
+    fn set(v: Value) -> Vec<Value> {
+        match v {
+            Value::Array(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn database_and_backend_agree(ops in proptest::collection::vec(op(), 1..32)) {
+            let (mut e, sid, vm0) = setup();
+            let vm1 = new_vm(&mut e, &sid, "second");
+            let vms = [vm0, vm1];
+            let vdis: Vec<Value> = (0..3).map(|_| new_vdi(&mut e, &sid, &[])).collect();
+            let f = Value::Bool(false);
+            for op in ops {
+                let vbds = set(ok(&mut e, "VBD.get_all", vec![sid.clone()]));
+                let pick = |i: usize| vbds.get(i % vbds.len().max(1)).cloned();
+                let _ = match op {
+                    Op::Create(v, d, u) => e.call_value(
+                        T0,
+                        "VBD.create",
+                        vec![sid.clone(), vbd_rec(&vms[v], &vdis[d], &u.to_string(), "Disk", "RW", false)],
+                    ),
+                    Op::Destroy(i) => match pick(i) {
+                        Some(b) => e.call_value(T0, "VBD.destroy", vec![sid.clone(), b]),
+                        None => continue,
+                    },
+                    Op::Plug(i) => match pick(i) {
+                        Some(b) => e.call_value(T0, "VBD.plug", vec![sid.clone(), b]),
+                        None => continue,
+                    },
+                    Op::Unplug(i) => match pick(i) {
+                        Some(b) => e.call_value(T0, "VBD.unplug", vec![sid.clone(), b]),
+                        None => continue,
+                    },
+                    Op::Start(v) => e.call_value(T0, "VM.start", vec![sid.clone(), vms[v].clone(), f.clone(), f.clone()]),
+                    Op::Stop(v) => e.call_value(T0, "VM.hard_shutdown", vec![sid.clone(), vms[v].clone()]),
+                };
+                let mut expected = std::collections::BTreeSet::new();
+                for b in set(ok(&mut e, "VBD.get_all", vec![sid.clone()])) {
+                    if attached(&mut e, &sid, &b) {
+                        let vm = field(&mut e, &sid, "VBD", "VM", &b);
+                        let d = field(&mut e, &sid, "VM", "domid", &vm).as_int().unwrap();
+                        prop_assert!(d > 0, "attached to a VM without a domain");
+                        let u: u32 = field(&mut e, &sid, "VBD", "userdevice", &b)
+                            .as_str().unwrap().parse().unwrap();
+                        expected.insert((d as u32, XVDA + 16 * u));
+                    }
+                }
+                let held: std::collections::BTreeSet<(u32, u32)> =
+                    e.hypervisor().vbds.keys().copied().collect();
+                prop_assert_eq!(&held, &expected);
+                for vdi in &vdis {
+                    let busy = set(ok(&mut e, "VDI.get_VBDs", vec![sid.clone(), vdi.clone()]))
+                        .iter()
+                        .any(|b| attached(&mut e, &sid, b));
+                    let ops = set(field(&mut e, &sid, "VDI", "allowed_operations", vdi));
+                    prop_assert_eq!(ops.contains(&s("destroy")), !busy);
+                    // A non-sharable VDI is attached RW at most once.
+                    let rw = set(ok(&mut e, "VDI.get_VBDs", vec![sid.clone(), vdi.clone()]))
+                        .iter()
+                        .filter(|b| attached(&mut e, &sid, b))
+                        .count();
+                    prop_assert!(rw <= 1, "{rw} RW attachments");
+                }
+            }
+        }
+    }
+}
