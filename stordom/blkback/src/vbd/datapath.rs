@@ -6,7 +6,7 @@
 
 use xcp_ring::SharedPage;
 
-use super::{Conn, Fault, Pending, Queue, Vbd};
+use super::{Conn, Fault, Pending, Queue, Stats, Vbd};
 use crate::budget::{io_cost, IO_BYTES_PER_VBD, MAX_REQUESTS_PER_VBD, REQUESTS_PER_POLL};
 use crate::io::{DiskIo, Fetched, IndirectFetch, IoOp, IoStatus, Poll, Token, Work};
 use crate::request::{check_indirect_segments, classify, response_op, Verdict};
@@ -130,7 +130,7 @@ impl<P: SharedPage> Vbd<P> {
             };
             match verdict {
                 Verdict::Io(op) | Verdict::Barrier(op) => {
-                    self.count(&op, &mut pending);
+                    count(&mut self.stats, &op, &mut pending);
                     out.work.push(Work::Io(DiskIo {
                         queue,
                         token,
@@ -167,22 +167,6 @@ impl<P: SharedPage> Vbd<P> {
         }
         out.again = true;
         Ok(())
-    }
-
-    fn count(&mut self, op: &IoOp, pending: &mut Pending) {
-        match op {
-            IoOp::Read { .. } => self.stats.reads += 1,
-            IoOp::Write { flush, .. } => {
-                self.stats.writes += 1;
-                if *flush {
-                    self.stats.flushes += 1;
-                }
-                pending.write = true;
-            }
-            IoOp::Flush => self.stats.flushes += 1,
-            IoOp::Discard { .. } => self.stats.discards += 1,
-        }
-        pending.bytes = op.data_len();
     }
 
     /// Queues a response on a queue (not yet pushed).
@@ -243,21 +227,24 @@ impl<P: SharedPage> Vbd<P> {
     /// the pages' requested bytes concatenated, or `None` when a copy
     /// failed). Returns the request's disk work, or answers it.
     pub fn indirect_fetched(&mut self, token: Token, bytes: Option<&[u8]>) -> Fetched {
-        let fetch = self.pending.get(&token.seq).and_then(|p| p.fetch);
-        let current = self
-            .pending
-            .get(&token.seq)
-            .is_some_and(|p| p.generation == self.generation && token.generation == p.generation);
-        let (Some((op, n, sector)), true) = (fetch, current) else {
-            // Unknown, stale, or not a fetch: release what it holds.
-            if fetch.is_some() || !current {
-                self.take(token);
-            }
+        let (fetch, live) = match self.pending.get(&token.seq) {
+            None => return Fetched::default(),
+            Some(p) => (
+                p.fetch,
+                p.generation == self.generation && token.generation == p.generation,
+            ),
+        };
+        // Disk work rather than a fetch (a board mix-up): complete() it.
+        let Some((op, n, sector)) = fetch else {
             return Fetched::default();
         };
-        let limits = match self.conn.as_ref() {
-            Some(c) => c.limits,
-            None => return Fetched::default(),
+        let limits = match (live, self.conn.as_ref()) {
+            (true, Some(c)) => c.limits,
+            // Stale: only its budget comes back.
+            _ => {
+                self.take(token);
+                return Fetched::default();
+            }
         };
         let checked = match bytes {
             None => Err(BLKIF_RSP_ERROR),
@@ -265,27 +252,22 @@ impl<P: SharedPage> Vbd<P> {
             Some(b) => check_indirect_segments(op, n, sector, b, &limits),
         };
         match checked {
-            Err(status) => {
-                let Some(p) = self.take(token) else {
+            Err(status) => Fetched {
+                io: None,
+                notify: match self.take(token) {
+                    Some(p) => self.answer(&p, status),
+                    None => false,
+                },
+            },
+            Ok(io) => {
+                let Some(pending) = self.pending.get_mut(&token.seq) else {
                     return Fetched::default();
                 };
-                Fetched {
-                    io: None,
-                    notify: self.answer(&p, status),
-                }
-            }
-            Ok(io) => {
-                let mut pending = match self.pending.remove(&token.seq) {
-                    Some(p) => p,
-                    None => return Fetched::default(),
-                };
                 pending.fetch = None;
-                self.count(&io, &mut pending);
-                let queue = pending.queue;
-                self.pending.insert(token.seq, pending);
+                count(&mut self.stats, &io, pending);
                 Fetched {
                     io: Some(DiskIo {
-                        queue,
+                        queue: pending.queue,
                         token,
                         domid: self.config.frontend_domid,
                         op: io,
@@ -319,6 +301,23 @@ impl<P: SharedPage> Vbd<P> {
         };
         self.answer(&p, code)
     }
+}
+
+/// Counts work handed out, and remembers what its completion adds.
+fn count(stats: &mut Stats, op: &IoOp, pending: &mut Pending) {
+    match op {
+        IoOp::Read { .. } => stats.reads += 1,
+        IoOp::Write { flush, .. } => {
+            stats.writes += 1;
+            if *flush {
+                stats.flushes += 1;
+            }
+            pending.write = true;
+        }
+        IoOp::Flush => stats.flushes += 1,
+        IoOp::Discard { .. } => stats.discards += 1,
+    }
+    pending.bytes = op.data_len();
 }
 
 fn segments_of(op: &IoOp) -> usize {
