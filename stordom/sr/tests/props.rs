@@ -90,17 +90,14 @@ fn run(ops: Vec<Op>, dirty: Option<usize>) -> Result<(), TestCaseError> {
         match op {
             Op::Create(v, sectors) => {
                 let r = sr.create(uuid(v), sectors * 512);
-                if model.contains_key(&v) {
-                    prop_assert_eq!(r, Err(Error::Exists));
-                } else {
+                if let std::collections::btree_map::Entry::Vacant(e) = model.entry(v) {
                     prop_assert_eq!(r, Ok(()));
-                    model.insert(
-                        v,
-                        Vdi {
-                            sectors,
-                            ..Vdi::default()
-                        },
-                    );
+                    e.insert(Vdi {
+                        sectors,
+                        ..Vdi::default()
+                    });
+                } else {
+                    prop_assert_eq!(r, Err(Error::Exists));
                 }
             }
             Op::Write(v, s, n, b) => {
