@@ -68,6 +68,8 @@ pub struct CrashDisk {
     pub writes: u64,
     /// Flushes completed so far.
     pub flushes: u64,
+    /// Block writes and flushes issued so far (where a power cut can fall).
+    pub ops: u64,
     cut_at: Option<u64>,
     dead: bool,
 }
@@ -85,13 +87,15 @@ impl CrashDisk {
             pending: Vec::new(),
             writes: 0,
             flushes: 0,
+            ops: 0,
             cut_at: None,
             dead: false,
         }
     }
 
-    /// The power goes out when the `n`th block write (counting from 0) is
-    /// issued: it and everything after fail with [`DevError::Gone`].
+    /// The power goes out when the `n`th device operation (block write or
+    /// flush, counting from 0) is issued: it and everything after fail
+    /// with [`DevError::Gone`], and the writes pending then may be lost.
     pub fn cut_power_at(&mut self, n: u64) {
         self.cut_at = Some(n);
     }
@@ -132,6 +136,18 @@ impl CrashDisk {
     }
 }
 
+impl CrashDisk {
+    /// Counts one operation; fails it if the power is (or now goes) out.
+    fn power(&mut self) -> Result<(), DevError> {
+        if self.dead || self.cut_at == Some(self.ops) {
+            self.dead = true;
+            return Err(DevError::Gone);
+        }
+        self.ops += 1;
+        Ok(())
+    }
+}
+
 impl BlockDev for CrashDisk {
     fn blocks(&self) -> u64 {
         (self.durable.len() / BLOCK_SIZE) as u64
@@ -155,10 +171,7 @@ impl BlockDev for CrashDisk {
     fn write(&mut self, block: u64, buf: &[u8]) -> Result<(), DevError> {
         range(self.durable.len(), block, buf.len())?;
         for (i, chunk) in buf.chunks_exact(BLOCK_SIZE).enumerate() {
-            if self.dead || self.cut_at == Some(self.writes) {
-                self.dead = true;
-                return Err(DevError::Gone);
-            }
+            self.power()?;
             let mut b = Box::new([0u8; BLOCK_SIZE]);
             b.copy_from_slice(chunk);
             self.pending.push((block + i as u64, b));
@@ -168,9 +181,7 @@ impl BlockDev for CrashDisk {
     }
 
     fn flush(&mut self) -> Result<(), DevError> {
-        if self.dead {
-            return Err(DevError::Gone);
-        }
+        self.power()?;
         for (b, data) in core::mem::take(&mut self.pending) {
             let at = b as usize * BLOCK_SIZE;
             self.durable[at..at + BLOCK_SIZE].copy_from_slice(&data[..]);
