@@ -30,8 +30,8 @@ use xcp_xenbus::{Error, TxId, XsErrno};
 
 use crate::guest_tree::Node;
 use crate::vif_tree::{
-    backend_perms, frontend_perms, in_transaction, Store, STATE_CLOSED, STATE_CLOSING,
-    STATE_INITIALISING,
+    backend_perms, frontend_perms, in_transaction, set_perms_below, write_if_present, Store,
+    STATE_CLOSED, STATE_CLOSING, STATE_INITIALISING,
 };
 
 /// The backend `type`: a VDI of the storage domain's SR, named by uuid in
@@ -127,6 +127,31 @@ pub fn attach<S: Store + ?Sized>(store: &mut S, vbd: &VbdInfo) -> Result<(), Err
             s.set_perms(tx, &node.path, &node.perms)?;
         }
         Ok(())
+    })
+}
+
+/// For a storage domain rebuilt under its old domid: writes the backend's
+/// directory again (xenstore dropped it with the old domain) and the
+/// frontend's `backend`/`backend-id`, and gives every node of the
+/// frontend's directory its permissions again (xenstore-dom took the old
+/// domain out of their ACLs), leaving the frontend's own keys (its rings,
+/// its state) as blkfront wrote them, so the new blkback takes the
+/// connected frontend over in place. `Ok(false)` when the frontend's
+/// directory is gone (the guest went meanwhile): nothing is written.
+pub fn reattach<S: Store + ?Sized>(store: &mut S, vbd: &VbdInfo) -> Result<bool, Error> {
+    let back = backend_dir(vbd.backend, vbd.guest, vbd.devid);
+    let front = frontend_dir(vbd.guest, vbd.devid);
+    let keep: Vec<Node> = nodes(vbd)
+        .into_iter()
+        .filter(|n| {
+            n.path.starts_with(&back)
+                || n.path == format!("{front}/backend")
+                || n.path == format!("{front}/backend-id")
+        })
+        .collect();
+    let fp = frontend_perms(vbd.guest, vbd.backend);
+    write_if_present(store, &format!("{front}/state"), &keep, |s, tx| {
+        set_perms_below(s, tx, &front, &fp)
     })
 }
 

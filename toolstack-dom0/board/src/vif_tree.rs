@@ -232,16 +232,27 @@ pub fn reattach<S: Store + ?Sized>(store: &mut S, vif: &VifInfo) -> Result<bool,
     };
     let fp = frontend_perms(vif.guest, vif.backend);
     rewrite_if_present(store, &format!("{front}/state"), vif, keep, |s, tx| {
-        s.set_perms(tx, &front, &fp)?;
-        for child in s.directory(tx, &front)? {
-            let path = format!("{front}/{child}");
-            s.set_perms(tx, &path, &fp)?;
-            for grandchild in s.directory(tx, &path)? {
-                s.set_perms(tx, &format!("{path}/{grandchild}"), &fp)?;
-            }
-        }
-        Ok(())
+        set_perms_below(s, tx, &front, &fp)
     })
+}
+
+/// Gives `dir` and every node two levels below it `perms` (a frontend's
+/// keys and its `queue-N/` ones).
+pub(crate) fn set_perms_below<S: Store + ?Sized>(
+    s: &mut S,
+    tx: TxId,
+    dir: &str,
+    perms: &[Perm],
+) -> Result<(), Error> {
+    s.set_perms(tx, dir, perms)?;
+    for child in s.directory(tx, dir)? {
+        let path = format!("{dir}/{child}");
+        s.set_perms(tx, &path, perms)?;
+        for grandchild in s.directory(tx, &path)? {
+            s.set_perms(tx, &format!("{path}/{grandchild}"), perms)?;
+        }
+    }
+    Ok(())
 }
 
 /// Gives the backend directory of `vif` its rules again (`locking-mode`,
@@ -265,9 +276,21 @@ fn rewrite_if_present<S: Store + ?Sized>(
     witness: &str,
     vif: &VifInfo,
     keep: impl Fn(&Node) -> bool,
-    mut more: impl FnMut(&mut S, TxId) -> Result<(), Error>,
+    more: impl FnMut(&mut S, TxId) -> Result<(), Error>,
 ) -> Result<bool, Error> {
     let nodes: Vec<Node> = nodes(vif).into_iter().filter(keep).collect();
+    write_if_present(store, witness, &nodes, more)
+}
+
+/// In one transaction, if `witness` exists: writes `nodes` with their
+/// permissions, then runs `more`. `Ok(false)` (nothing written) when
+/// `witness` is gone.
+pub(crate) fn write_if_present<S: Store + ?Sized>(
+    store: &mut S,
+    witness: &str,
+    nodes: &[Node],
+    mut more: impl FnMut(&mut S, TxId) -> Result<(), Error>,
+) -> Result<bool, Error> {
     let mut present = true;
     in_transaction(store, |s, tx| {
         match s.read(tx, witness) {
@@ -278,7 +301,7 @@ fn rewrite_if_present<S: Store + ?Sized>(
             }
             Err(e) => return Err(e),
         }
-        for node in &nodes {
+        for node in nodes {
             s.write(tx, &node.path, node.value.as_bytes())?;
             s.set_perms(tx, &node.path, &node.perms)?;
         }

@@ -157,3 +157,40 @@ fn a_vbd_and_a_vif_of_one_guest_do_not_touch_each_other() {
     vif_tree::remove(&mut xs, STORDOM, GUEST, XVDA).unwrap();
     assert_eq!(xs.nodes, before);
 }
+
+#[test]
+fn reattach_gives_a_connected_blkfront_its_backend_directory_again() {
+    let mut xs = FakeStore::default();
+    vbd_tree::attach(&mut xs, &disk()).unwrap();
+    let front = format!("/local/domain/{GUEST}/device/vbd/{XVDA}");
+    let back = format!("/local/domain/{STORDOM}/backend/vbd/{GUEST}/{XVDA}");
+    // blkfront connected; then stordom died and xenstore dropped its
+    // backend directory and its access to the frontend's nodes.
+    xs.nodes
+        .insert(format!("{front}/state"), (b"4".to_vec(), Vec::new()));
+    xs.nodes
+        .insert(format!("{front}/ring-ref"), (b"8".to_vec(), Vec::new()));
+    xs.nodes
+        .retain(|p, _| !p.starts_with(&format!("/local/domain/{STORDOM}/backend")));
+    assert!(vbd_tree::reattach(&mut xs, &disk()).unwrap());
+    assert_eq!(xs.value(&format!("{back}/state")), Some("1"));
+    assert_eq!(xs.value(&format!("{back}/params")), Some(UUID));
+    assert_eq!(xs.value(&format!("{back}/type")), Some(BACKEND_TYPE));
+    assert_eq!(
+        xs.perms(&back),
+        Some(&[Perm::new(STORDOM, Access::None), Perm::new(GUEST, Access::Read)][..])
+    );
+    // blkfront's own keys stay as it wrote them, readable by stordom again.
+    assert_eq!(xs.value(&format!("{front}/state")), Some("4"));
+    assert_eq!(xs.value(&format!("{front}/ring-ref")), Some("8"));
+    let fp = [Perm::new(GUEST, Access::None), Perm::new(STORDOM, Access::Read)];
+    for key in ["", "/state", "/ring-ref", "/backend"] {
+        assert_eq!(xs.perms(&format!("{front}{key}")), Some(&fp[..]), "{key}");
+    }
+    // A guest gone meanwhile: nothing is written.
+    xs.nodes
+        .retain(|p, _| !p.starts_with(&format!("/local/domain/{GUEST}")));
+    let before = xs.nodes.clone();
+    assert!(!vbd_tree::reattach(&mut xs, &disk()).unwrap());
+    assert_eq!(xs.nodes, before);
+}

@@ -433,7 +433,7 @@ impl Dom0 {
                         Ok(channel) => {
                             let channel = channel.with_max_message(xcp_storwire::MAX_MESSAGE);
                             let link = crate::storage::StordomLink::new(channel, port, domid);
-                            if ts.stordom_rebuilt(link) {
+                            if ts.stordom_rebuilt(domid, link) {
                                 info!(
                                     "the XenAPI database is on the rebuilt stordom (domid {domid})"
                                 );
@@ -643,6 +643,7 @@ impl Dom0 {
         #[cfg(feature = "selftest")]
         let netdom = netdom.or_else(|| self.test.as_ref().and_then(|t| t.netdom_domid()));
         ts.lend_netdom(netdom);
+        ts.lend_stordom(self.platform.stordom_domid());
     }
 
     fn pump_relays(&mut self, lp: &mut Loop, only: Option<u32>) {

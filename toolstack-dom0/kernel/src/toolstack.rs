@@ -19,6 +19,21 @@ use xcp_runtime::paging::Frame;
 use xenapi::auth::PasswordHash;
 use xenapi::engine::{Config, Engine};
 use xenapi::hypervisor::{DomainSpec, Hypervisor, HypervisorError, ShutdownReason, VifDevice};
+use xenapi::vbd::{VbdDevice, VbdKind, VbdMode};
+
+/// What dom0 writes for `vbd` of `guest`, served by `backend`.
+fn vbd_info(guest: u16, backend: u16, vbd: &VbdDevice) -> xcp_dom0_board::vbd_tree::VbdInfo<'_> {
+    xcp_dom0_board::vbd_tree::VbdInfo {
+        guest,
+        backend,
+        devid: vbd.devid,
+        dev: &vbd.dev,
+        vdi: vbd.vdi.as_deref(),
+        writable: vbd.mode == VbdMode::Rw,
+        cdrom: vbd.kind == VbdKind::Cdrom,
+        bootable: vbd.bootable,
+    }
+}
 
 /// What dom0 writes for `vif` of `guest`, served by `backend`.
 fn vif_info(
@@ -138,6 +153,13 @@ pub struct XenHypervisor {
     built: alloc::collections::BTreeSet<u16>,
     /// stordom's SR, when the database lives there (the one SR).
     sr: Option<crate::storage::StordomSr>,
+    /// stordom's domid while it runs (the backend of guests' VBDs), lent
+    /// by the board with the xenstore link.
+    stordom: Option<u16>,
+    /// The VBDs whose xenstore directories dom0 wrote: (guest, device) to
+    /// the backend domain they name and what was written (written again
+    /// for a rebuilt stordom).
+    vbds: BTreeMap<(u16, u32), (u16, VbdDevice)>,
     xen: Xen,
 }
 
@@ -358,6 +380,31 @@ impl XenHypervisor {
         }
         done
     }
+
+    /// See [`Toolstack::stordom_rebuilt`]: every VBD dom0 handed the old
+    /// stordom gets its backend directory again.
+    fn vbds_rebuilt(&mut self, stordom: u16) -> usize {
+        use xcp_dom0_board::vbd_tree;
+        let Some((_, xs)) = self.xenstore.as_mut() else {
+            return 0;
+        };
+        let mut store = xs.store();
+        let mut done = 0;
+        for (&(guest, devid), (backend, vbd)) in self.vbds.iter_mut() {
+            match vbd_tree::reattach(&mut *store, &vbd_info(guest, stordom, vbd)) {
+                Ok(true) => {
+                    log::info!(
+                        "xenapi: vbd {devid} of domid {guest} handed to the rebuilt stordom (domid {stordom}, was {backend})"
+                    );
+                    *backend = stordom;
+                    done += 1;
+                }
+                Ok(false) => {}
+                Err(e) => log::warn!("xenapi: vbd {devid} of domid {guest}: {e:?}"),
+            }
+        }
+        done
+    }
 }
 
 impl Hypervisor for XenHypervisor {
@@ -572,6 +619,67 @@ impl Hypervisor for XenHypervisor {
         Ok(())
     }
 
+    fn vbd_attach(&mut self, domid: u32, vbd: &VbdDevice) -> Result<(), HypervisorError> {
+        use xcp_dom0_board::vbd_tree;
+        let d = domid16(domid)?;
+        let Some(backend) = self.stordom else {
+            return Err(HypervisorError(String::from(
+                "no storage backend: stordom is not running",
+            )));
+        };
+        let Some((_, xs)) = self.xenstore.as_mut() else {
+            return Err(HypervisorError(String::from(
+                "no storage backend: no xenstore domain runs",
+            )));
+        };
+        if !self.introduced.contains_key(&d) {
+            return Err(HypervisorError(alloc::format!(
+                "domid {d} has no xenstore tree for its VBDs"
+            )));
+        }
+        vbd_tree::attach(&mut *xs.store(), &vbd_info(d, backend, vbd))
+            .map_err(|e| xen_err("xenstore", e))?;
+        self.vbds.insert((d, vbd.devid), (backend, vbd.clone()));
+        log::info!(
+            "xenapi: vbd {} ({}) of domid {d} handed to stordom (domid {backend})",
+            vbd.devid,
+            vbd.dev
+        );
+        Ok(())
+    }
+
+    fn vbd_detach(&mut self, domid: u32, devid: u32, force: bool) -> Result<(), HypervisorError> {
+        use xcp_dom0_board::vbd_tree;
+        let d = domid16(domid)?;
+        let Some(&(backend, _)) = self.vbds.get(&(d, devid)) else {
+            return Ok(());
+        };
+        let Some((_, xs)) = self.xenstore.as_mut() else {
+            self.vbds.remove(&(d, devid));
+            return Ok(());
+        };
+        let mut store = xs.store();
+        if !force {
+            return vbd_tree::request_close(&mut *store, backend, d, devid)
+                .map_err(|e| xen_err("xenstore", e));
+        }
+        self.vbds.remove(&(d, devid));
+        vbd_tree::remove(&mut *store, backend, d, devid).map_err(|e| xen_err("xenstore", e))?;
+        log::info!("xenapi: vbd {devid} of domid {d} removed");
+        Ok(())
+    }
+
+    fn vbd_closed(&mut self, domid: u32, devid: u32) -> Option<bool> {
+        let d = u16::try_from(domid).ok()?;
+        let Some(&(backend, _)) = self.vbds.get(&(d, devid)) else {
+            return Some(true);
+        };
+        let (_, xs) = self.xenstore.as_mut()?;
+        let closed =
+            xcp_dom0_board::vbd_tree::backend_closed(&mut *xs.store(), backend, d, devid).ok();
+        closed
+    }
+
     fn vif_closed(&mut self, domid: u32, devid: u32) -> Option<bool> {
         let d = u16::try_from(domid).ok()?;
         let Some(&(backend, _)) = self.vifs.get(&(d, devid)) else {
@@ -644,6 +752,8 @@ impl Toolstack {
             consoles: BTreeMap::new(),
             watches: alloc::vec::Vec::new(),
             built: alloc::collections::BTreeSet::new(),
+            stordom: None,
+            vbds: BTreeMap::new(),
             sr: match &db {
                 Db::Stordom(client) => Some(crate::storage::StordomSr(client.clone())),
                 Db::Volatile(_) => None,
@@ -696,7 +806,11 @@ impl Toolstack {
     /// had committed), and an engine a failed write stopped writes the
     /// whole database again and serves calls. Returns whether the
     /// database lives on stordom at all.
-    pub fn stordom_rebuilt(&mut self, link: crate::storage::StordomLink) -> bool {
+    pub fn stordom_rebuilt(&mut self, stordom: u16, link: crate::storage::StordomLink) -> bool {
+        let n = self.engine.hypervisor().vbds_rebuilt(stordom);
+        if n > 0 {
+            log::info!("xenapi: {n} guest VBD(s) handed to the rebuilt stordom");
+        }
         let Some(sr) = self.engine.hypervisor().sr.as_ref().map(|sr| sr.0.clone()) else {
             return false;
         };
@@ -726,6 +840,13 @@ impl Toolstack {
     /// to start. dom0 calls this with [`Toolstack::lend_xenstore`].
     pub fn lend_netdom(&mut self, domid: Option<u16>) {
         self.engine.hypervisor().netdom = domid;
+    }
+
+    /// Tells the toolstack stordom's domid while it runs (the backend
+    /// VBDs are handed to), or that none runs: a VM with VBDs then fails
+    /// to start. dom0 calls this with [`Toolstack::lend_xenstore`].
+    pub fn lend_stordom(&mut self, domid: Option<u16>) {
+        self.engine.hypervisor().stordom = domid;
     }
 
     /// Looks at the domain of every VM the engine believes runs and
