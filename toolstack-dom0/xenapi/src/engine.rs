@@ -310,7 +310,6 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 wal_seq = seq;
             }
         }
-        drop(log);
         let mut epoch = [0u8; 4];
         rng.fill(&mut epoch);
         let epoch = epoch.iter().map(|b| alloc::format!("{b:02x}")).collect();
