@@ -30,6 +30,9 @@ pub const PACKAGES: &[&str] = &[
     // (`script`, for `cargo xtask run` as a person types it).
     "procps",
     "bsdutils",
+    // A disk guest's mkfs.ext4 and e2fsck (qemu-tests/tests/guests_disk.rs
+    // packs the host's, with their libraries, into its initramfs).
+    "e2fsprogs",
 ];
 
 /// Commands that may come from outside Debian; their package is installed
