@@ -36,7 +36,7 @@ mod domain {
     use xcp_runtime::mmio::MmioRegion;
     use xcp_runtime::pci_snapshot::CONFIG_BYTES;
     use xcp_runtime::virtio_hal::XenHal;
-    use xcp_runtime::virtio_platform::{self, AccessPlatform, Negotiated};
+    use xcp_runtime::virtio_platform::{AccessPlatform, Negotiated};
     use xcp_runtime::Boot;
 
     use crate::irq::Wake;
@@ -89,19 +89,7 @@ mod domain {
         check_confinement(&bars);
         let mac = Mac(net.mac_address());
         debug!("MAC {mac}");
-        let accepted = features.accepted();
-        debug!(
-            "virtio features: device offered {:#x}, netdom accepted {accepted:#x} ({})",
-            features.offered(),
-            virtio_platform::feature_names(accepted).join(" ")
-        );
-        if accepted & virtio_platform::ACCESS_PLATFORM != 0 {
-            debug!("device DMA goes through the IOMMU (VIRTIO_F_ACCESS_PLATFORM)");
-        } else {
-            warn!(
-                "the device does not offer VIRTIO_F_ACCESS_PLATFORM: its DMA may bypass the IOMMU"
-            );
-        }
+        assigned::log_features("netdom", &features);
         let (direct, bounced) = xcp_runtime::virtio_hal::share_counts();
         debug!(
             "virtio-net up: {QUEUE_SIZE}-entry queues, {} DMA extents exchanged, \

@@ -8,7 +8,7 @@
 
 use alloc::vec::Vec;
 
-use log::debug;
+use log::{debug, warn};
 use virtio_drivers::transport::pci::bus::{BarInfo, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
 
@@ -116,6 +116,22 @@ pub fn bring_up(args: &DeviceArgs) -> Result<Assigned, BringUpError> {
         transport,
         features,
     })
+}
+
+/// Logs what the device offered and the driver accepted, and whether its
+/// DMA goes through the IOMMU (`who` names the driver domain).
+pub fn log_features(who: &str, features: &Negotiated) {
+    let accepted = features.accepted();
+    debug!(
+        "virtio features: device offered {:#x}, {who} accepted {accepted:#x} ({})",
+        features.offered(),
+        crate::virtio_platform::feature_names(accepted).join(" ")
+    );
+    if accepted & crate::virtio_platform::ACCESS_PLATFORM != 0 {
+        debug!("device DMA goes through the IOMMU (VIRTIO_F_ACCESS_PLATFORM)");
+    } else {
+        warn!("the device does not offer VIRTIO_F_ACCESS_PLATFORM: its DMA may bypass the IOMMU");
+    }
 }
 
 /// Why the confinement check failed.

@@ -26,12 +26,12 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use xcp_xenbus::{Error, TxId, XsErrno};
+use xcp_xenbus::Error;
 
 use crate::guest_tree::Node;
 use crate::vif_tree::{
-    backend_perms, frontend_perms, in_transaction, set_perms_below, write_if_present, Store,
-    STATE_CLOSED, STATE_CLOSING, STATE_INITIALISING,
+    backend_perms, close_backend, closed_at, frontend_perms, in_transaction, remove_dirs,
+    set_perms_below, write_if_present, Store, STATE_INITIALISING,
 };
 
 /// The backend `type`: a VDI of the storage domain's SR, named by uuid in
@@ -164,23 +164,7 @@ pub fn request_close<S: Store + ?Sized>(
     devid: u32,
 ) -> Result<(), Error> {
     let dir = backend_dir(backend, guest, devid);
-    let perms = backend_perms(backend, guest);
-    in_transaction(store, |s, tx| {
-        match s.read(tx, &format!("{dir}/state")) {
-            Ok(_) => {}
-            Err(Error::Xs(XsErrno::Enoent)) => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        for (key, value) in [
-            ("online", String::from("0")),
-            ("state", format!("{STATE_CLOSING}")),
-        ] {
-            let path = format!("{dir}/{key}");
-            s.write(tx, &path, value.as_bytes())?;
-            s.set_perms(tx, &path, &perms)?;
-        }
-        Ok(())
-    })
+    close_backend(store, &dir, &backend_perms(backend, guest))
 }
 
 /// Whether the backend reached Closed, or its directory is gone.
@@ -190,12 +174,7 @@ pub fn backend_closed<S: Store + ?Sized>(
     guest: u16,
     devid: u32,
 ) -> Result<bool, Error> {
-    let path = format!("{}/state", backend_dir(backend, guest, devid));
-    match store.read(TxId::NONE, &path) {
-        Ok(v) => Ok(v.trim_ascii() == format!("{STATE_CLOSED}").as_bytes()),
-        Err(Error::Xs(XsErrno::Enoent)) => Ok(true),
-        Err(e) => Err(e),
-    }
+    closed_at(store, &backend_dir(backend, guest, devid))
 }
 
 /// Removes both directories, in one transaction (what is gone already is
@@ -206,17 +185,11 @@ pub fn remove<S: Store + ?Sized>(
     guest: u16,
     devid: u32,
 ) -> Result<(), Error> {
-    let dirs = [
-        backend_dir(backend, guest, devid),
-        frontend_dir(guest, devid),
-    ];
-    in_transaction(store, |s, tx| {
-        for dir in &dirs {
-            match s.rm(tx, dir) {
-                Ok(()) | Err(Error::Xs(XsErrno::Enoent)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    })
+    remove_dirs(
+        store,
+        &[
+            backend_dir(backend, guest, devid),
+            frontend_dir(guest, devid),
+        ],
+    )
 }

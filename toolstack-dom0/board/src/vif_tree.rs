@@ -319,7 +319,44 @@ pub fn request_close<S: Store + ?Sized>(
     devid: u32,
 ) -> Result<(), Error> {
     let dir = backend_dir(backend, guest, devid);
-    let perms = backend_perms(backend, guest);
+    close_backend(store, &dir, &backend_perms(backend, guest))
+}
+
+/// Whether the backend reached Closed, or its directory is gone.
+pub fn backend_closed<S: Store + ?Sized>(
+    store: &mut S,
+    backend: u16,
+    guest: u16,
+    devid: u32,
+) -> Result<bool, Error> {
+    closed_at(store, &backend_dir(backend, guest, devid))
+}
+
+/// Removes both directories, in one transaction (what is gone already is
+/// no error).
+pub fn remove<S: Store + ?Sized>(
+    store: &mut S,
+    backend: u16,
+    guest: u16,
+    devid: u32,
+) -> Result<(), Error> {
+    remove_dirs(
+        store,
+        &[
+            backend_dir(backend, guest, devid),
+            frontend_dir(guest, devid),
+        ],
+    )
+}
+
+/// A device's graceful close (VIFs and VBDs alike): the backend directory
+/// `dir`'s `online` 0 and `state` Closing with `perms`, in one transaction;
+/// a directory already gone is left gone.
+pub(crate) fn close_backend<S: Store + ?Sized>(
+    store: &mut S,
+    dir: &str,
+    perms: &[Perm],
+) -> Result<(), Error> {
     in_transaction(store, |s, tx| {
         match s.read(tx, &format!("{dir}/state")) {
             Ok(_) => {}
@@ -332,41 +369,25 @@ pub fn request_close<S: Store + ?Sized>(
         ] {
             let path = format!("{dir}/{key}");
             s.write(tx, &path, value.as_bytes())?;
-            s.set_perms(tx, &path, &perms)?;
+            s.set_perms(tx, &path, perms)?;
         }
         Ok(())
     })
 }
 
-/// Whether the backend reached Closed, or its directory is gone.
-pub fn backend_closed<S: Store + ?Sized>(
-    store: &mut S,
-    backend: u16,
-    guest: u16,
-    devid: u32,
-) -> Result<bool, Error> {
-    let path = format!("{}/state", backend_dir(backend, guest, devid));
-    match store.read(TxId::NONE, &path) {
+/// Whether the backend directory `dir` reached Closed, or is gone.
+pub(crate) fn closed_at<S: Store + ?Sized>(store: &mut S, dir: &str) -> Result<bool, Error> {
+    match store.read(TxId::NONE, &format!("{dir}/state")) {
         Ok(v) => Ok(v.trim_ascii() == format!("{STATE_CLOSED}").as_bytes()),
         Err(Error::Xs(XsErrno::Enoent)) => Ok(true),
         Err(e) => Err(e),
     }
 }
 
-/// Removes both directories, in one transaction (what is gone already is
-/// no error).
-pub fn remove<S: Store + ?Sized>(
-    store: &mut S,
-    backend: u16,
-    guest: u16,
-    devid: u32,
-) -> Result<(), Error> {
-    let dirs = [
-        backend_dir(backend, guest, devid),
-        frontend_dir(guest, devid),
-    ];
+/// Removes `dirs`, in one transaction (what is gone already is no error).
+pub(crate) fn remove_dirs<S: Store + ?Sized>(store: &mut S, dirs: &[String]) -> Result<(), Error> {
     in_transaction(store, |s, tx| {
-        for dir in &dirs {
+        for dir in dirs {
             match s.rm(tx, dir) {
                 Ok(()) | Err(Error::Xs(XsErrno::Enoent)) => {}
                 Err(e) => return Err(e),

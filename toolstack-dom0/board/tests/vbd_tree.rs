@@ -178,12 +178,20 @@ fn reattach_gives_a_connected_blkfront_its_backend_directory_again() {
     assert_eq!(xs.value(&format!("{back}/type")), Some(BACKEND_TYPE));
     assert_eq!(
         xs.perms(&back),
-        Some(&[Perm::new(STORDOM, Access::None), Perm::new(GUEST, Access::Read)][..])
+        Some(
+            &[
+                Perm::new(STORDOM, Access::None),
+                Perm::new(GUEST, Access::Read)
+            ][..]
+        )
     );
     // blkfront's own keys stay as it wrote them, readable by stordom again.
     assert_eq!(xs.value(&format!("{front}/state")), Some("4"));
     assert_eq!(xs.value(&format!("{front}/ring-ref")), Some("8"));
-    let fp = [Perm::new(GUEST, Access::None), Perm::new(STORDOM, Access::Read)];
+    let fp = [
+        Perm::new(GUEST, Access::None),
+        Perm::new(STORDOM, Access::Read),
+    ];
     for key in ["", "/state", "/ring-ref", "/backend"] {
         assert_eq!(xs.perms(&format!("{front}{key}")), Some(&fp[..]), "{key}");
     }
