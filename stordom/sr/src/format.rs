@@ -321,6 +321,13 @@ impl Superblock {
     }
 }
 
+/// Recomputes a superblock's checksum over its bytes as they are (tools
+/// and the fuzzer use it to build hostile but well-formed superblocks).
+pub fn reseal_superblock(b: &mut Block) {
+    let crc = crc32fast::hash(&b[..SB_CRC]);
+    b[SB_CRC..].copy_from_slice(&crc.to_le_bytes());
+}
+
 /// A VDI's flags.
 pub mod flags {
     /// The record slot is in use.
