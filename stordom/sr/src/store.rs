@@ -200,10 +200,14 @@ impl<D: BlockDev> Sr<D> {
                 return Err(self.corrupt(root, "a root with no refcount"));
             }
         }
-        // Finish destroys a crash interrupted.
+        // Finish destroys a crash interrupted (a full metadata area leaves
+        // the rest hidden until a later open).
         for slot in 0..MAX_VDIS {
             if self.vdis[slot].is_some_and(|r| r.flags & flags::DELETING != 0) {
-                self.destroy_slot(slot)?;
+                match self.destroy_slot(slot) {
+                    Err(Error::NoSpace) => break,
+                    r => r?,
+                }
             }
         }
         Ok(())
