@@ -562,8 +562,11 @@ impl<D: BlockDev> Sr<D> {
             written.push((b, n));
         }
         self.dev.flush().map_err(|e| self.device(e))?;
+        let Some(generation) = self.generation.checked_add(1) else {
+            return Err(self.corrupt(self.generation % 2, "superblock generation exhausted"));
+        };
         let sb = Superblock {
-            generation: self.generation + 1,
+            generation,
             geo: self.geo,
             rc_root: self.rc_root,
             log_root: self.log_root,
