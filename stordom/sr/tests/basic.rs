@@ -351,3 +351,51 @@ fn check_and_reads_catch_a_redirected_pointer() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_destroy_cut_short_is_finished_at_open() {
+    let mut s = Sr::format(CrashDisk::new(8192))
+        .map_err(|e| e.0)
+        .expect("format");
+    s.create(A, 64 * MIB).expect("create");
+    s.create(B, MIB).expect("create");
+    for i in 0..40 {
+        s.write(A, i * 1024, &pattern(i as u8, 4096))
+            .expect("write");
+    }
+    s.flush().expect("flush");
+    let base = s.into_dev().crash_image(0);
+    let mut finished_by_open = 0;
+    for cut in 0.. {
+        let mut d = CrashDisk::from_image(base.clone());
+        d.cut_power_at(cut);
+        let mut s = Sr::open(d).map_err(|e| e.0).expect("open");
+        // Commits early at every step: the destroy is durable piecemeal.
+        s.limit_dirty(1);
+        let done = s.destroy(A).is_ok();
+        let image = s.into_dev().crash_image(0);
+        let mut s = Sr::open(CrashDisk::from_image(image))
+            .map_err(|e| e.0)
+            .expect("reopen");
+        s.check().expect("check");
+        assert!(s.list().contains(&B));
+        if !s.list().contains(&A) {
+            finished_by_open += 1;
+        } else {
+            let mut got = vec![0; 4096];
+            s.read(A, 39 * 1024, &mut got).expect("read");
+            assert_eq!(
+                got,
+                pattern(39, 4096),
+                "untouched until its record is marked"
+            );
+        }
+        if done {
+            break;
+        }
+    }
+    assert!(
+        finished_by_open > 0,
+        "some cut fell after the record was marked"
+    );
+}
