@@ -20,8 +20,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::budget::{
-    BLOCK_SIZE, MAX_CACHED_NODES, MAX_DIRTY_NODES, MAX_FRESH_DATA, MAX_PENDING_FREE, MAX_VDIS,
-    NODE_HEADROOM,
+    BLOCK_SIZE, COMMIT_RUN_BYTES, MAX_CACHED_NODES, MAX_DIRTY_NODES, MAX_FRESH_DATA,
+    MAX_PENDING_FREE, MAX_VDIS, NODE_HEADROOM,
 };
 use crate::dev::{whole_blocks, BlockDev, DevError};
 use crate::error::{Corruption, Error, OpenError};
@@ -416,10 +416,24 @@ impl<D: BlockDev> Sr<D> {
         self.write_table()?;
         let dirty = core::mem::take(&mut self.dirty);
         let mut written = Vec::with_capacity(dirty.len());
+        // Runs of consecutive blocks go out as one request.
+        let mut run: Vec<u8> = Vec::new();
+        let mut run_start = 0;
         for (b, mut n) in dirty {
             seal_node(&mut n, b);
-            self.dev_write(b, &n[..])?;
+            let next = run_start + (run.len() / BLOCK_SIZE) as u64;
+            if !run.is_empty() && (b != next || run.len() >= COMMIT_RUN_BYTES) {
+                self.dev_write(run_start, &run)?;
+                run.clear();
+            }
+            if run.is_empty() {
+                run_start = b;
+            }
+            run.extend_from_slice(&n[..]);
             written.push((b, n));
+        }
+        if !run.is_empty() {
+            self.dev_write(run_start, &run)?;
         }
         self.dev.flush().map_err(|e| self.device(e))?;
         let Some(generation) = self.generation.checked_add(1) else {
