@@ -399,3 +399,42 @@ fn a_destroy_cut_short_is_finished_at_open() {
         "some cut fell after the record was marked"
     );
 }
+
+#[test]
+fn discarding_a_whole_shared_leaf_drops_one_share() {
+    let mut s = sr(8192);
+    let leaf_sectors = 508 * 128;
+    s.create(A, 40 * MIB).expect("create");
+    for i in 0..6 {
+        s.write(A, i * 10_000, &pattern(i as u8 + 1, 4096))
+            .expect("write");
+    }
+    s.write(A, leaf_sectors + 8, &pattern(9, 4096))
+        .expect("write in leaf 1");
+    s.snapshot(A, B).expect("snapshot");
+    s.flush().expect("flush");
+    s.write(A, leaf_sectors + 8, &pattern(10, 512))
+        .expect("unshare leaf 1");
+    let used = s.sr_info().physical_utilisation;
+    s.discard(A, 0, leaf_sectors).expect("discard leaf 0");
+    assert_eq!(
+        s.info(A).expect("info").physical_utilisation,
+        CLUSTER_SIZE as u64
+    );
+    assert_eq!(
+        s.info(B).expect("info").physical_utilisation,
+        7 * CLUSTER_SIZE as u64
+    );
+    assert!(s.sr_info().physical_utilisation <= used, "nothing copied");
+    s.check().expect("check");
+    let mut got = vec![0; 4096];
+    for i in 0..6 {
+        s.read(A, i * 10_000, &mut got).expect("read");
+        assert!(got.iter().all(|b| *b == 0));
+        s.read(B, i * 10_000, &mut got).expect("read");
+        assert_eq!(got, pattern(i as u8 + 1, 4096));
+    }
+    s.destroy(B).expect("destroy");
+    s.flush().expect("flush");
+    s.check().expect("check");
+}
