@@ -16,6 +16,7 @@
 //! fresh data clusters   MAX_FRESH_DATA × ~40 B (BTreeSet)       ≤ 640 KiB
 //! VDI table             MAX_VDIS × ~96 B                        ≤ 96 KiB
 //! one cluster buffer    CLUSTER_SIZE                            = 64 KiB
+//! commit write run      COMMIT_RUN_BYTES                        = 128 KiB
 //!                                                               ≈ 14 MiB at most
 //! ```
 //!
@@ -76,6 +77,8 @@ pub const MAX_FRESH_DATA: usize = 16384;
 /// most a path of `MAX_MAP_LEVEL + 1` nodes and clears one leaf: 4 × 534 +
 /// 25 = 2161 nodes at most, below [`MAX_DIRTY_NODES`].
 pub const NODE_HEADROOM: usize = 530;
+/// The largest write a commit issues (consecutive new nodes together).
+pub const COMMIT_RUN_BYTES: usize = 32 * BLOCK_SIZE;
 /// Units whose references `check()` counts in one pass over the trees.
 pub const CHECK_WINDOW: u64 = 1 << 20;
 

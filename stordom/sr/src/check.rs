@@ -1,6 +1,6 @@
 //! `check`: the fsck. Walks every tree and verifies the SR's invariants.
 //!
-//! read first: DESIGN.md "Invariants".
+//! read first: DESIGN.md "Hostile metadata".
 //!
 //! 1. Every refcount equals the references to its unit: from VDI records,
 //!    the log and staging roots, and the entries of every map node

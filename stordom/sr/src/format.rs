@@ -314,11 +314,21 @@ impl Superblock {
         if !meta(sb.rc_root) || !meta(sb.log_root) || !meta(sb.staging_root) {
             return Err("superblock root pointer outside the metadata area");
         }
+        if sb.generation == u64::MAX {
+            return Err("superblock generation exhausted");
+        }
         if sb.log_len > crate::budget::MAX_LOG_BYTES {
             return Err("superblock log length past the bound");
         }
         Ok(sb)
     }
+}
+
+/// Recomputes a superblock's checksum over its bytes as they are (tools
+/// and the fuzzer use it to build hostile but well-formed superblocks).
+pub fn reseal_superblock(b: &mut Block) {
+    let crc = crc32fast::hash(&b[..SB_CRC]);
+    b[SB_CRC..].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// A VDI's flags.
@@ -454,6 +464,12 @@ mod tests {
         let b = sb.encode();
         assert_eq!(Superblock::decode(&b, 4096), Ok(sb));
         assert!(Superblock::decode(&b, 4095).is_err(), "device too small");
+        let mut worn = sb;
+        worn.generation = u64::MAX;
+        assert!(
+            Superblock::decode(&worn.encode(), 4096).is_err(),
+            "no next generation"
+        );
         let mut bad = b;
         bad[30] ^= 1;
         assert_eq!(

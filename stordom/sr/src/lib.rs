@@ -27,6 +27,7 @@ mod error;
 pub mod fake;
 pub mod format;
 mod log;
+mod refcount;
 mod space;
 mod store;
 mod tree;

@@ -1,6 +1,6 @@
 //! The engine's state, its metadata blocks and the commit.
 //!
-//! read first: DESIGN.md "Commit" and "Refcounts".
+//! read first: DESIGN.md "Commit protocol" and "Copy-on-write".
 //!
 //! Metadata is copy-on-write: a node that the last commit wrote is never
 //! modified; it is copied to a free block, the copy goes into the dirty
@@ -20,15 +20,15 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::budget::{
-    BLOCK_SIZE, MAX_CACHED_NODES, MAX_DIRTY_NODES, MAX_FRESH_DATA, MAX_PENDING_FREE, MAX_VDIS,
-    NODE_HEADROOM,
+    BLOCK_SIZE, COMMIT_RUN_BYTES, MAX_CACHED_NODES, MAX_DIRTY_NODES, MAX_FRESH_DATA,
+    MAX_PENDING_FREE, MAX_VDIS, NODE_HEADROOM,
 };
 use crate::dev::{whole_blocks, BlockDev, DevError};
 use crate::error::{Corruption, Error, OpenError};
 use crate::format::{
-    count, entry, flags, index_at, new_node, seal_node, set_count, set_entry, verify_node, Block,
-    Geometry, Record, Superblock, FANOUT, KIND_MAP, KIND_RC, KIND_TABLE, MAX_MAP_LEVEL,
-    NODE_HEADER, RC_PER_LEAF, RECORDS_PER_BLOCK, RECORD_SIZE, TABLE_BLOCKS,
+    flags, new_node, seal_node, verify_node, Block, Geometry, Record, Superblock, FANOUT, KIND_MAP,
+    KIND_TABLE, MAX_MAP_LEVEL, NODE_HEADER, RC_PER_LEAF, RECORDS_PER_BLOCK, RECORD_SIZE,
+    TABLE_BLOCKS,
 };
 use crate::space::Bitmap;
 
@@ -200,60 +200,20 @@ impl<D: BlockDev> Sr<D> {
                 return Err(self.corrupt(root, "a root with no refcount"));
             }
         }
-        // Finish destroys a crash interrupted.
+        // Finish destroys a crash interrupted (a full metadata area leaves
+        // the rest hidden until a later open).
         for slot in 0..MAX_VDIS {
             if self.vdis[slot].is_some_and(|r| r.flags & flags::DELETING != 0) {
-                self.destroy_slot(slot)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Marks every refcount-tree node used and every counted unit used.
-    fn walk_rc_tree(&mut self) -> Result<(), Error> {
-        if self.rc_root == 0 {
-            return Ok(());
-        }
-        // (block, level, first leaf key under it)
-        let mut stack = vec![(self.rc_root, self.geo.rc_level, 0u64)];
-        while let Some((b, level, key)) = stack.pop() {
-            let node = *self.node(b, KIND_RC, level)?;
-            self.mark_owned(b)?;
-            if level == 0 {
-                for i in 0..RC_PER_LEAF {
-                    if count(&node, i as usize) == 0 {
-                        continue;
-                    }
-                    let unit = key * RC_PER_LEAF + i;
-                    if unit >= self.geo.units() {
-                        return Err(self.corrupt(b, "refcount for a unit past the disk"));
-                    }
-                    let fresh = if unit < self.geo.meta_blocks {
-                        self.meta_used.set(unit)
-                    } else {
-                        self.data_used.set(unit - self.geo.meta_blocks)
-                    };
-                    if !fresh {
-                        return Err(self.corrupt(b, "a counted block is also a refcount node"));
-                    }
-                }
-                continue;
-            }
-            let span = FANOUT.pow(u32::from(level) - 1);
-            for i in 0..FANOUT {
-                let child = entry(&node, i as usize);
-                if child != 0 {
-                    if !self.geo.is_meta(child) {
-                        return Err(self.corrupt(b, "refcount child outside the metadata area"));
-                    }
-                    stack.push((child, level - 1, key + i * span));
+                match self.destroy_slot(slot) {
+                    Err(Error::NoSpace) => break,
+                    r => r?,
                 }
             }
         }
         Ok(())
     }
 
-    fn mark_owned(&mut self, b: u64) -> Result<(), Error> {
+    pub(crate) fn mark_owned(&mut self, b: u64) -> Result<(), Error> {
         if self.meta_used.set(self.geo.unit(b)) {
             Ok(())
         } else {
@@ -367,7 +327,7 @@ impl<D: BlockDev> Sr<D> {
         Ok(self.dirty.get_mut(&b).expect("checked just above"))
     }
 
-    fn alloc_meta(&mut self, counted: bool) -> Result<u64, Error> {
+    pub(crate) fn alloc_meta(&mut self, counted: bool) -> Result<u64, Error> {
         let unit = self
             .meta_used
             .find_free(self.meta_cursor)
@@ -408,102 +368,6 @@ impl<D: BlockDev> Sr<D> {
         self.rc_set(unit, 1)?;
         self.fresh.insert(unit);
         Ok(b)
-    }
-
-    /// The count of a unit.
-    pub(crate) fn rc_get(&mut self, unit: u64) -> Result<u16, Error> {
-        let (mut b, mut level) = (self.rc_root, self.geo.rc_level);
-        let leaf = unit / RC_PER_LEAF;
-        loop {
-            if b == 0 {
-                return Ok(0);
-            }
-            let n = self.node(b, KIND_RC, level)?;
-            if level == 0 {
-                return Ok(count(n, (unit % RC_PER_LEAF) as usize));
-            }
-            b = entry(n, index_at(leaf, level - 1));
-            level -= 1;
-        }
-    }
-
-    /// An owned (uncounted) node made writable: `b` itself if the dirty set
-    /// holds it, else a copy in a new block (the old one freed at commit),
-    /// or a new empty node if `b` is 0.
-    fn owned_mut(&mut self, b: u64, kind: u8, level: u8) -> Result<u64, Error> {
-        if b != 0 && self.dirty.contains_key(&b) {
-            self.node(b, kind, level)?;
-            return Ok(b);
-        }
-        let copy = if b == 0 {
-            new_node(kind, level)
-        } else {
-            *self.node(b, kind, level)?
-        };
-        let nb = self.alloc_meta(false)?;
-        self.dirty.insert(nb, Box::new(copy));
-        if b != 0 {
-            self.pending.push(self.geo.unit(b));
-        }
-        Ok(nb)
-    }
-
-    /// Sets the count of a unit.
-    pub(crate) fn rc_set(&mut self, unit: u64, v: u16) -> Result<(), Error> {
-        let leaf = unit / RC_PER_LEAF;
-        let mut parent: Option<(u64, usize)> = None;
-        let (mut b, mut level) = (self.rc_root, self.geo.rc_level);
-        loop {
-            let nb = self.owned_mut(b, KIND_RC, level)?;
-            if nb != b {
-                match parent {
-                    None => {
-                        self.rc_root = nb;
-                        self.changed = true;
-                    }
-                    Some((p, i)) => set_entry(self.dirty_mut(p)?, i, nb),
-                }
-            }
-            if level == 0 {
-                set_count(self.dirty_mut(nb)?, (unit % RC_PER_LEAF) as usize, v);
-                return Ok(());
-            }
-            let i = index_at(leaf, level - 1);
-            let child = entry(self.dirty_mut(nb)?, i);
-            if child != 0 && !self.geo.is_meta(child) {
-                return Err(self.corrupt(nb, "refcount child outside the metadata area"));
-            }
-            parent = Some((nb, i));
-            b = child;
-            level -= 1;
-        }
-    }
-
-    /// Adds a reference to a map node or data cluster.
-    pub(crate) fn incref(&mut self, block: u64) -> Result<(), Error> {
-        let unit = self.geo.unit(block);
-        match self.rc_get(unit)? {
-            0 => Err(self.corrupt(block, "a referenced block has refcount 0")),
-            u16::MAX => Err(Error::TooShared),
-            v => self.rc_set(unit, v + 1),
-        }
-    }
-
-    /// Drops a reference; at zero the block is freed at the next commit.
-    /// The caller has dealt with the block's own children.
-    pub(crate) fn decref(&mut self, block: u64) -> Result<u16, Error> {
-        let unit = self.geo.unit(block);
-        let v = self.rc_get(unit)?;
-        if v == 0 {
-            return Err(self.corrupt(block, "refcount underflow"));
-        }
-        self.rc_set(unit, v - 1)?;
-        if v == 1 {
-            self.pending.push(unit);
-            self.dirty.remove(&block);
-            self.fresh.remove(&unit);
-        }
-        Ok(v - 1)
     }
 
     pub(crate) fn has_changes(&self) -> bool {
@@ -552,14 +416,31 @@ impl<D: BlockDev> Sr<D> {
         self.write_table()?;
         let dirty = core::mem::take(&mut self.dirty);
         let mut written = Vec::with_capacity(dirty.len());
+        // Runs of consecutive blocks go out as one request.
+        let mut run: Vec<u8> = Vec::new();
+        let mut run_start = 0;
         for (b, mut n) in dirty {
             seal_node(&mut n, b);
-            self.dev_write(b, &n[..])?;
+            let next = run_start + (run.len() / BLOCK_SIZE) as u64;
+            if !run.is_empty() && (b != next || run.len() >= COMMIT_RUN_BYTES) {
+                self.dev_write(run_start, &run)?;
+                run.clear();
+            }
+            if run.is_empty() {
+                run_start = b;
+            }
+            run.extend_from_slice(&n[..]);
             written.push((b, n));
         }
+        if !run.is_empty() {
+            self.dev_write(run_start, &run)?;
+        }
         self.dev.flush().map_err(|e| self.device(e))?;
+        let Some(generation) = self.generation.checked_add(1) else {
+            return Err(self.corrupt(self.generation % 2, "superblock generation exhausted"));
+        };
         let sb = Superblock {
-            generation: self.generation + 1,
+            generation,
             geo: self.geo,
             rc_root: self.rc_root,
             log_root: self.log_root,

@@ -1,6 +1,6 @@
 //! Map trees: lookup, copy-on-write paths, byte reads and writes, discard.
 //!
-//! read first: DESIGN.md "Maps".
+//! read first: DESIGN.md "Format" (maps) and "Copy-on-write".
 //!
 //! A map is a radix tree of 4 KiB nodes, 508 entries each; a leaf maps 508
 //! data clusters (31.75 MiB), a level-1 root 15.7 GiB, a level-2 root

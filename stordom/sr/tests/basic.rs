@@ -254,10 +254,10 @@ fn corrupt_map_node_turns_read_only() {
     s.create(A, 4 * MIB).expect("create");
     s.write(A, 0, &pattern(1, 4096)).expect("write");
     s.flush().expect("flush");
-    let mut d = s.into_dev();
-    // Damage every metadata block but the superblocks; open still reads
-    // the refcount tree, so damage only blocks it does not need: find the
-    // map leaf by trying.
+    let d = s.into_dev();
+    // Damage one metadata block at a time: open reads the superblock, the
+    // refcount tree and the table (and fails on them); the map leaf is
+    // read only by I/O.
     let mut found = false;
     for b in 2..300usize {
         let mut d2 = d.clone();
@@ -273,6 +273,168 @@ fn corrupt_map_node_turns_read_only() {
         }
     }
     assert!(found, "some block was the map leaf");
-    d.image[0] = 0;
-    let _ = d;
+}
+
+/// The image of an SR with one written VDI, and its refcount root.
+fn tamper_base() -> (MemDisk, u64) {
+    let mut s = sr(8192);
+    s.create(A, 4 * MIB).expect("create");
+    s.write(A, 0, &pattern(1, 3 * CLUSTER_SIZE)).expect("write");
+    s.flush().expect("flush");
+    let d = s.into_dev();
+    // Generation 2 in slot 0; its refcount root at byte 24.
+    let rc_root = u64::from_le_bytes(d.image[24..32].try_into().expect("8"));
+    (d, rc_root)
+}
+
+fn reseal(d: &mut MemDisk, block: u64) {
+    let at = block as usize * BLOCK_SIZE;
+    let b: &mut xcp_sr::format::Block = (&mut d.image[at..at + BLOCK_SIZE])
+        .try_into()
+        .expect("block");
+    xcp_sr::format::seal_node(b, block);
+}
+
+#[test]
+fn check_finds_a_leaked_cluster() {
+    let (mut d, rc_root) = tamper_base();
+    assert_ne!(rc_root, 0);
+    // A small disk's refcount tree is one leaf: count the last data
+    // cluster (never used) once.
+    let geo = xcp_sr::format::Geometry::for_blocks(8192).expect("fits");
+    assert_eq!(geo.rc_level, 0);
+    let unit = geo.units() - 1;
+    let at = rc_root as usize * BLOCK_SIZE + xcp_sr::format::NODE_HEADER + unit as usize * 2;
+    d.image[at] = 1;
+    reseal(&mut d, rc_root);
+    let mut s = Sr::open(d)
+        .map_err(|e| e.0)
+        .expect("opens: the count is well-formed");
+    match s.check() {
+        Err(Error::Corrupt(c)) => {
+            assert_eq!(c.block, geo.unit_block(unit));
+            assert_eq!(c.what, "refcount differs from the references found");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.create(B, MIB), Err(Error::ReadOnly));
+}
+
+#[test]
+fn check_and_reads_catch_a_redirected_pointer() {
+    let (mut d, _) = tamper_base();
+    // Find the VDI's leaf: the map node whose first entry is a cluster.
+    let geo = xcp_sr::format::Geometry::for_blocks(8192).expect("fits");
+    let leaf = (geo.meta_start..geo.data_start)
+        .find(|b| {
+            let n = &d.image[*b as usize * BLOCK_SIZE..][..BLOCK_SIZE];
+            n[..4] == *b"SRND" && n[4] == xcp_sr::format::KIND_MAP
+        })
+        .expect("a map leaf");
+    let at = leaf as usize * BLOCK_SIZE + xcp_sr::format::NODE_HEADER;
+    // Entry 2 points at entry 0's cluster: two references, count 1.
+    let first: [u8; 8] = d.image[at..at + 8].try_into().expect("8");
+    d.image[at + 16..at + 24].copy_from_slice(&first);
+    reseal(&mut d, leaf);
+    let mut s = Sr::open(d.clone()).map_err(|e| e.0).expect("open");
+    assert!(matches!(s.check(), Err(Error::Corrupt(_))));
+    // A pointer outside the data area is caught by a read.
+    d.image[at + 16..at + 24].copy_from_slice(&5u64.to_le_bytes());
+    reseal(&mut d, leaf);
+    let mut s = Sr::open(d).map_err(|e| e.0).expect("open");
+    let mut buf = vec![0; 512];
+    match s.read(A, 2 * 128, &mut buf) {
+        Err(Error::Corrupt(c)) => {
+            assert_eq!(c.block, leaf);
+            assert_eq!(c.what, "data pointer not on a cluster of the data area");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_destroy_cut_short_is_finished_at_open() {
+    let mut s = Sr::format(CrashDisk::new(8192))
+        .map_err(|e| e.0)
+        .expect("format");
+    s.create(A, 64 * MIB).expect("create");
+    s.create(B, MIB).expect("create");
+    for i in 0..40 {
+        s.write(A, i * 1024, &pattern(i as u8, 4096))
+            .expect("write");
+    }
+    s.flush().expect("flush");
+    let base = s.into_dev().crash_image(0);
+    let mut finished_by_open = 0;
+    for cut in 0.. {
+        let mut d = CrashDisk::from_image(base.clone());
+        d.cut_power_at(cut);
+        let mut s = Sr::open(d).map_err(|e| e.0).expect("open");
+        // Commits early at every step: the destroy is durable piecemeal.
+        s.limit_dirty(1);
+        let done = s.destroy(A).is_ok();
+        let image = s.into_dev().crash_image(0);
+        let mut s = Sr::open(CrashDisk::from_image(image))
+            .map_err(|e| e.0)
+            .expect("reopen");
+        s.check().expect("check");
+        assert!(s.list().contains(&B));
+        if !s.list().contains(&A) {
+            finished_by_open += 1;
+        } else {
+            let mut got = vec![0; 4096];
+            s.read(A, 39 * 1024, &mut got).expect("read");
+            assert_eq!(
+                got,
+                pattern(39, 4096),
+                "untouched until its record is marked"
+            );
+        }
+        if done {
+            break;
+        }
+    }
+    assert!(
+        finished_by_open > 0,
+        "some cut fell after the record was marked"
+    );
+}
+
+#[test]
+fn discarding_a_whole_shared_leaf_drops_one_share() {
+    let mut s = sr(8192);
+    let leaf_sectors = 508 * 128;
+    s.create(A, 40 * MIB).expect("create");
+    for i in 0..6 {
+        s.write(A, i * 10_000, &pattern(i as u8 + 1, 4096))
+            .expect("write");
+    }
+    s.write(A, leaf_sectors + 8, &pattern(9, 4096))
+        .expect("write in leaf 1");
+    s.snapshot(A, B).expect("snapshot");
+    s.flush().expect("flush");
+    s.write(A, leaf_sectors + 8, &pattern(10, 512))
+        .expect("unshare leaf 1");
+    let used = s.sr_info().physical_utilisation;
+    s.discard(A, 0, leaf_sectors).expect("discard leaf 0");
+    assert_eq!(
+        s.info(A).expect("info").physical_utilisation,
+        CLUSTER_SIZE as u64
+    );
+    assert_eq!(
+        s.info(B).expect("info").physical_utilisation,
+        7 * CLUSTER_SIZE as u64
+    );
+    assert!(s.sr_info().physical_utilisation <= used, "nothing copied");
+    s.check().expect("check");
+    let mut got = vec![0; 4096];
+    for i in 0..6 {
+        s.read(A, i * 10_000, &mut got).expect("read");
+        assert!(got.iter().all(|b| *b == 0));
+        s.read(B, i * 10_000, &mut got).expect("read");
+        assert_eq!(got, pattern(i as u8 + 1, 4096));
+    }
+    s.destroy(B).expect("destroy");
+    s.flush().expect("flush");
+    s.check().expect("check");
 }
