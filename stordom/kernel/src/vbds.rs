@@ -24,6 +24,12 @@
 //! to overlap. Fairness comes from the engine's `REQUESTS_PER_POLL`: each
 //! turn polls every ready queue once; a queue cut short stays ready and is
 //! polled again next turn, after the others and after dom0's channel.
+//!
+//! Memory: the engines' state is bounded by `xcp_blkback`'s budget
+//! (`MAX_VBDS` × `VBD_MEMORY` ≤ `BLKBACK_HEAP_BUDGET`); since work completes
+//! before the next is taken, the board holds one request's buffer at a
+//! time (≤ 256 KiB, allocated fallibly: short of memory the request is
+//! answered with an error, never a panic).
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
