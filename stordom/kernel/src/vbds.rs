@@ -17,7 +17,7 @@
 //! Closed); the directory removed means the device is gone (its rings and
 //! channels are let go at once). A directory stordom cannot serve gets
 //! `hotplug-error` and state Closed, and is not looked at again until it
-//! is removed.
+//! is removed or made again.
 //!
 //! Disk work is done synchronously, within the turn that took it off the
 //! ring: the SR is one in-memory engine over one disk, so there is nothing
@@ -246,7 +246,14 @@ impl<P: Platform> Vbds<P> {
                 // Our own writes (state, feature-*, ...) fire too: only
                 // the directory itself and `online` matter to a live VBD.
                 (Some(d), Some(n), key) => match key {
-                    None | Some("online") => self.sync(pf, disks, d, n),
+                    // The directory itself: dom0 (re)made it, so a
+                    // refusal of an earlier one no longer holds. Our own
+                    // writes only ever touch its keys.
+                    None => {
+                        self.refused.remove(&(d, n));
+                        self.sync(pf, disks, d, n)
+                    }
+                    Some("online") => self.sync(pf, disks, d, n),
                     _ if !self.vbds.contains_key(&(d, n)) => self.sync(pf, disks, d, n),
                     _ => {}
                 },

@@ -388,11 +388,19 @@ fn directories_stordom_cannot_serve_are_refused_once() {
     assert_eq!(b.counters.refused, 6);
     assert_eq!(b.counters.created, 0);
     assert!(pf.bound.is_empty());
+    // Made again by dom0 (the directory node fires), right this time:
+    // served.
+    let n6 = backend(5, 6);
+    pf.xs
+        .insert(format!("{n6}/params"), uuid_text(&VDI).into_bytes());
+    b.on_watch(&mut pf, &r, &n6, "vbd-backends");
+    assert_eq!(xs(&pf, &format!("{n6}/state")).as_deref(), Some("2"));
+    assert_eq!(b.counters.created, 1);
     // Removed and written again, right this time: served.
     pf.xs.retain(|k, _| !k.starts_with(&back));
     b.on_watch(&mut pf, &r, &back, "vbd-backends");
     plug_vbd(&mut b, &mut pf, &r, 5, 1, &VDI, "w");
-    assert_eq!(b.counters.created, 1);
+    assert_eq!(b.counters.created, 2);
     assert_eq!(xs(&pf, &format!("{back}/state")).as_deref(), Some("2"));
 }
 
