@@ -471,6 +471,48 @@ fn online_zero_closes_cleanly() {
 }
 
 #[test]
+fn a_guest_that_closes_and_starts_again_is_served_again() {
+    let (mut pf, mut r) = (Fake::default(), repo());
+    let mut b = board(&mut pf);
+    plug_vbd(&mut b, &mut pf, &r, 5, 1, &VDI, "w");
+    let _old = connect(&mut b, &mut pf, &r, 5, 1);
+    let (back, front) = (backend(5, 1), frontend(5, 1));
+    // A guest rebooting its kernel: Closing, Closed, Initialising.
+    for (front_state, back_state) in [("5", "5"), ("6", "6"), ("1", "2")] {
+        pf.xs.insert(format!("{front}/state"), front_state.into());
+        b.on_watch(&mut pf, &r, &format!("{front}/state"), "vbd-front/5/1");
+        assert_eq!(
+            xs(&pf, &format!("{back}/state")).as_deref(),
+            Some(back_state)
+        );
+    }
+    assert_eq!(*pf.mapped.borrow(), 0);
+    assert!(pf.bound.is_empty());
+    // It connects again on fresh rings.
+    pf.rings.clear();
+    let mut g = connect(&mut b, &mut pf, &r, 5, 1);
+    assert_eq!((*pf.mapped.borrow(), pf.bound.len()), (1, 1));
+    let data = pattern(PAGE_SIZE, 11);
+    assert_eq!(
+        g.write(&mut b, &mut pf, &mut r, 0, &data, 100).status,
+        BLKIF_RSP_OKAY
+    );
+    assert_eq!(vdi_bytes(&mut r, 0, PAGE_SIZE), data);
+}
+
+#[test]
+fn an_unusable_sr_serves_no_vbd() {
+    let (mut pf, r) = (Fake::default(), SrRepo::Unusable(String::from("broken")));
+    let mut b = board(&mut pf);
+    plug_vbd(&mut b, &mut pf, &r, 5, 1, &VDI, "w");
+    assert_eq!(b.counters.refused, 1);
+    assert_eq!(
+        xs(&pf, &format!("{}/state", backend(5, 1))).as_deref(),
+        Some("6")
+    );
+}
+
+#[test]
 fn a_removed_directory_lets_everything_go() {
     let (mut pf, r) = (Fake::default(), repo());
     let mut b = board(&mut pf);
