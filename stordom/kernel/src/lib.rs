@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod args;
+pub mod multipage;
 pub mod repo;
 pub mod server;
 pub mod vbds;

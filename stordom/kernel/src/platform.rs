@@ -3,17 +3,16 @@
 //! event channels, and `GNTTABOP_copy` for the datapath.
 //!
 //! A multi-page ring is its grants mapped one by one (window slots need
-//! not be adjacent) behind one [`SharedPage`] that splits each access at
-//! the page boundaries, so the engine sees one run and
-//! `max-ring-page-order` 2 is offered.
+//! not be adjacent) behind one `stordom::multipage::MultiPage`, so the
+//! engine sees one run and `max-ring-page-order` 2 is offered.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use log::{debug, warn};
+use stordom::multipage::MultiPage;
 use stordom::vbds::Platform;
 use xcp_blkback::{IndirectFetch, Segment};
-use xcp_ring::SharedPage;
 use xcp_runtime::gnttab::{self, CopyEnd, GrantMapping};
 use xcp_runtime::xenstore::Store;
 use xcp_xenbus::TxId;
@@ -33,69 +32,6 @@ impl Kernel {
     /// Our end of the xenstore event channel.
     pub fn store_port(&self) -> Option<u32> {
         self.store.as_ref().map(|s| s.waiter().port)
-    }
-}
-
-/// A ring's pages, mapped one by one, seen as one run.
-pub struct RingPages {
-    pages: Vec<GrantMapping>,
-}
-
-impl RingPages {
-    /// Calls `f` for each piece of `offset..offset + len` within one page:
-    /// (page, offset in it, offset in the access, length).
-    fn pieces(
-        &self,
-        offset: usize,
-        len: usize,
-        mut f: impl FnMut(&GrantMapping, usize, usize, usize),
-    ) {
-        let mut done = 0;
-        while done < len {
-            let at = offset + done;
-            let in_page = at % PAGE;
-            let n = (PAGE - in_page).min(len - done);
-            // The engine's accesses are inside the run (`len()`); a page
-            // past it would be its bug: SharedPage has no error to give.
-            let Some(page) = self.pages.get(at / PAGE) else {
-                return;
-            };
-            f(page, in_page, done, n);
-            done += n;
-        }
-    }
-
-    fn word(&self, offset: usize) -> Option<(&GrantMapping, usize)> {
-        Some((self.pages.get(offset / PAGE)?, offset % PAGE))
-    }
-}
-
-impl SharedPage for RingPages {
-    fn len(&self) -> usize {
-        self.pages.len() * PAGE
-    }
-    fn read(&self, offset: usize, out: &mut [u8]) {
-        self.pieces(offset, out.len(), |p, at, o, n| {
-            if let Some(dst) = out.get_mut(o..o + n) {
-                p.view().read(at, dst);
-            }
-        });
-    }
-    fn write(&self, offset: usize, data: &[u8]) {
-        self.pieces(offset, data.len(), |p, at, o, n| {
-            if let Some(src) = data.get(o..o + n) {
-                p.view().write(at, src);
-            }
-        });
-    }
-    fn load_u32(&self, offset: usize) -> u32 {
-        // Aligned u32s never straddle pages.
-        self.word(offset).map_or(0, |(p, at)| p.view().load_u32(at))
-    }
-    fn store_u32(&self, offset: usize, v: u32) {
-        if let Some((p, at)) = self.word(offset) {
-            p.view().store_u32(at, v);
-        }
     }
 }
 
@@ -185,7 +121,7 @@ fn fits(segments: &[Segment], len: usize) -> bool {
 }
 
 impl Platform for Kernel {
-    type Page = RingPages;
+    type Page = MultiPage<GrantMapping>;
 
     fn read(&mut self, path: &str) -> Option<Vec<u8>> {
         self.store.as_mut()?.read(TxId::NONE, path).ok()
@@ -232,7 +168,7 @@ impl Platform for Kernel {
         }
     }
 
-    fn map_ring(&mut self, domid: u16, grefs: &[u32]) -> Option<RingPages> {
+    fn map_ring(&mut self, domid: u16, grefs: &[u32]) -> Option<MultiPage<GrantMapping>> {
         let mut pages = Vec::new();
         pages.try_reserve_exact(grefs.len()).ok()?;
         for &gref in grefs {
@@ -245,7 +181,7 @@ impl Platform for Kernel {
                 }
             }
         }
-        Some(RingPages { pages })
+        MultiPage::new(pages)
     }
 
     fn bind(&mut self, domid: u16, port: u32) -> Option<u32> {
