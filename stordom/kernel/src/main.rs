@@ -146,6 +146,8 @@ mod domain {
     const VBD_BACKENDS: &str = "backend/vbd";
     /// dom0 requests answered per turn before the VBDs get theirs.
     const DOM0_REQUESTS_PER_TURN: usize = 8;
+    /// xenstore watch events handled per turn.
+    const XENSTORE_EVENTS_PER_TURN: usize = 64;
 
     type Repo = SrRepo<crate::disk::VirtioDisk>;
 
@@ -245,7 +247,14 @@ mod domain {
         let mut ports: Vec<u32> = Vec::new();
         loop {
             let dom0_busy = dom0.as_mut().is_some_and(|d| d.turn(&mut server));
-            while let Some(event) = kernel.store.as_mut().and_then(|s| s.next_event()) {
+            // A guest rewriting its state node fires our watch as fast as
+            // it likes: a bounded batch per turn, the rest next turn.
+            let mut store_busy = true;
+            for _ in 0..XENSTORE_EVENTS_PER_TURN {
+                let Some(event) = kernel.store.as_mut().and_then(|s| s.next_event()) else {
+                    store_busy = false;
+                    break;
+                };
                 vbds.on_watch(&mut kernel, server.repo_mut(), &event.path, &event.token);
             }
             let vbds_busy = vbds.turn(&mut kernel, server.repo_mut());
@@ -255,7 +264,7 @@ mod domain {
             ports.extend(vbds.ports());
             // poll_ports takes 64: MAX_VBDS × MAX_QUEUES + 2 = 50 fit.
             ports.truncate(64);
-            let fired = if dom0_busy || vbds_busy {
+            let fired = if dom0_busy || store_busy || vbds_busy {
                 // Work waits: only collect what fired meanwhile.
                 ports.iter().enumerate().fold(0u64, |m, (i, &p)| {
                     if xcp_runtime::evtchn::test_and_clear_pending(p) {
