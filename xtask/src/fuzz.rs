@@ -20,6 +20,7 @@ const PROJECTS: &[&str] = &[
     "netdom/netback/fuzz",
     "stordom/sr/fuzz",
     "stordom/blkback/fuzz",
+    "stordom/kernel/fuzz",
 ];
 
 fn ensure_cargo_fuzz() -> Result<(), String> {

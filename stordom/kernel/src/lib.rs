@@ -1,5 +1,6 @@
-//! stordom's pure parts: its command line from dom0, and its end of the
-//! storage channel (the SR behind dom0's requests). The PV kernel
+//! stordom's pure parts: its command line from dom0, its end of the
+//! storage channel (the SR behind dom0's requests) and the blkback board
+//! serving guests' VBDs from that SR. The PV kernel
 //! (`main.rs`) only wires them to the runtime and virtio-drivers.
 //!
 //! Read first: stordom/DESIGN.md.
@@ -9,5 +10,9 @@
 extern crate alloc;
 
 pub mod args;
+pub mod multipage;
 pub mod repo;
 pub mod server;
+pub mod vbds;
+#[cfg(test)]
+mod vbds_tests;

@@ -1,7 +1,8 @@
 //! stordom: the storage domain. dom0 builds it with the virtio-blk disk
 //! assigned through the IOMMU (stordom/DESIGN.md). It brings the disk up
 //! with virtio-drivers, opens the SR on it (formatting a blank disk) and
-//! serves dom0's toolstack over the storage channel.
+//! serves dom0's toolstack over the storage channel and guests' VBDs
+//! (blkback) from the same SR, in one loop.
 //!
 //! On the host this crate builds a stub that says how to build the kernel.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -12,6 +13,8 @@ extern crate alloc;
 
 #[cfg(target_os = "none")]
 mod disk;
+#[cfg(target_os = "none")]
+mod platform;
 
 #[cfg(target_os = "none")]
 mod domain {
@@ -19,8 +22,10 @@ mod domain {
     use stordom::args::Args;
     use stordom::repo::{self, SrRepo};
     use stordom::server::Server;
+    use stordom::vbds::Vbds;
     use virtio_drivers::device::blk::VirtIOBlk;
     use virtio_drivers::transport::pci::PciTransport;
+    use xcp_blkback::budget::MAX_RING_PAGE_ORDER;
     use xcp_channel::{Channel, Role};
     use xcp_runtime::assigned::{self, Assigned};
     use xcp_runtime::device_args::ChannelArgs;
@@ -29,6 +34,9 @@ mod domain {
     use xcp_runtime::virtio_platform::{self, AccessPlatform};
     use xcp_runtime::Boot;
     use xcp_storwire::{Reply, Request};
+
+    use crate::platform::Kernel;
+    use alloc::vec::Vec;
 
     xcp_runtime::entry!(main, "stordom", frames = 64);
 
@@ -123,71 +131,157 @@ mod domain {
             SrRepo::Unusable(why) => error!("no usable SR: {why}"),
         }
         let server = Server::new(found.repo, found.formatted);
-        match args.channel {
-            Some(channel) => serve(server, channel),
-            None => {
-                warn!("no dom0-channel: nothing to serve");
-                loop {
-                    xcp_runtime::event_loop::idle();
-                }
-            }
+        let store = xcp_runtime::xenstore::connect(&boot);
+        if store.is_none() {
+            warn!("no xenstore connection: guest VBDs cannot be served");
         }
+        if args.channel.is_none() {
+            warn!("no dom0-channel: dom0's toolstack cannot be served");
+        }
+        serve(server, args.channel, store)
     }
 
-    /// Answers dom0's requests, one at a time, for ever.
-    fn serve(mut server: Server<SrRepo<crate::disk::VirtioDisk>>, args: ChannelArgs) -> ! {
-        // dom0 allocated and granted both pages: its tx page is our rx.
-        let rx = gnttab::map_grant(0, args.dom0_tx, false)
-            .unwrap_or_else(|e| stop(format_args!("map dom0's tx page: {e:?}")));
-        let tx = gnttab::map_grant(0, args.dom0_rx, false)
-            .unwrap_or_else(|e| stop(format_args!("map dom0's rx page: {e:?}")));
-        let mut channel = Channel::new(tx, rx, Role::Acceptor)
-            .unwrap_or_else(|e| stop(format_args!("dom0 channel: {e:?}")))
-            .with_max_message(xcp_storwire::MAX_MESSAGE);
-        let port = xcp_runtime::evtchn::bind_interdomain(0, args.port)
-            .unwrap_or_else(|e| stop(format_args!("bind dom0's port: {e:?}")));
-        debug!("serving dom0 on port {port}");
-        loop {
-            let request = match channel.recv::<Request>() {
-                Ok(r) => r,
-                Err(e) => stop(format_args!("dom0 channel: {e:?}")),
-            };
-            if channel.take_notify().kick() {
-                xcp_runtime::evtchn::send(port);
-            }
-            let Some(request) = request else {
-                xcp_runtime::event_loop::poll_one(port, 0);
-                continue;
-            };
-            let reply = server.handle(request);
-            send(&mut channel, port, &reply);
-        }
+    /// stordom's backend directory for guest VBDs, relative to its
+    /// xenstore home (`/local/domain/<stordom>/backend/vbd`).
+    const VBD_BACKENDS: &str = "backend/vbd";
+    /// dom0 requests answered per turn before the VBDs get theirs.
+    const DOM0_REQUESTS_PER_TURN: usize = 8;
+    /// xenstore watch events handled per turn.
+    const XENSTORE_EVENTS_PER_TURN: usize = 64;
+
+    type Repo = SrRepo<crate::disk::VirtioDisk>;
+
+    /// dom0's storage channel, served without blocking: a reply that does
+    /// not fit waits in `outgoing` while the loop goes on with the VBDs.
+    struct Dom0 {
+        channel: Channel<gnttab::GrantMapping>,
+        port: u32,
+        outgoing: Option<Reply>,
     }
 
-    /// Sends `reply`, waiting for dom0 to make room as long as it takes
-    /// (dom0 waits for this very reply).
-    fn send(channel: &mut Channel<gnttab::GrantMapping>, port: u32, reply: &Reply) {
-        let mut accepted = false;
-        loop {
-            let result = if channel.send_pending() {
-                channel.flush()
-            } else if !accepted {
-                channel.send(reply).inspect(|_| accepted = true)
-            } else {
-                return;
-            };
-            match result {
-                Ok(n) | Err(xcp_channel::SendError::WouldBlock(n)) => {
-                    if n.kick() {
-                        xcp_runtime::evtchn::send(port);
+    impl Dom0 {
+        fn connect(args: ChannelArgs) -> Dom0 {
+            // dom0 allocated and granted both pages: its tx page is our rx.
+            let rx = gnttab::map_grant(0, args.dom0_tx, false)
+                .unwrap_or_else(|e| stop(format_args!("map dom0's tx page: {e:?}")));
+            let tx = gnttab::map_grant(0, args.dom0_rx, false)
+                .unwrap_or_else(|e| stop(format_args!("map dom0's rx page: {e:?}")));
+            let channel = Channel::new(tx, rx, Role::Acceptor)
+                .unwrap_or_else(|e| stop(format_args!("dom0 channel: {e:?}")))
+                .with_max_message(xcp_storwire::MAX_MESSAGE);
+            let port = xcp_runtime::evtchn::bind_interdomain(0, args.port)
+                .unwrap_or_else(|e| stop(format_args!("bind dom0's port: {e:?}")));
+            debug!("serving dom0 on port {port}");
+            Dom0 {
+                channel,
+                port,
+                outgoing: None,
+            }
+        }
+
+        fn kick(&self, n: xcp_channel::Notify) {
+            if n.kick() {
+                xcp_runtime::evtchn::send(self.port);
+            }
+        }
+
+        /// Answers up to [`DOM0_REQUESTS_PER_TURN`] requests; true when
+        /// more may wait (the loop must not sleep).
+        fn turn(&mut self, server: &mut Server<Repo>) -> bool {
+            for _ in 0..DOM0_REQUESTS_PER_TURN {
+                if self.channel.send_pending() {
+                    match self.channel.flush() {
+                        Ok(n) | Err(xcp_channel::SendError::WouldBlock(n)) => self.kick(n),
+                        Err(e) => stop(format_args!("dom0 channel: {e:?}")),
+                    }
+                    if self.channel.send_pending() {
+                        // dom0 makes room and kicks.
+                        return false;
                     }
                 }
-                Err(e) => stop(format_args!("dom0 channel: {e:?}")),
+                if let Some(reply) = self.outgoing.take() {
+                    match self.channel.send(&reply) {
+                        Ok(n) => self.kick(n),
+                        Err(xcp_channel::SendError::WouldBlock(n)) => {
+                            self.kick(n);
+                            self.outgoing = Some(reply);
+                            return false;
+                        }
+                        Err(e) => stop(format_args!("dom0 channel: {e:?}")),
+                    }
+                    continue;
+                }
+                let request = match self.channel.recv::<Request>() {
+                    Ok(r) => r,
+                    Err(e) => stop(format_args!("dom0 channel: {e:?}")),
+                };
+                let n = self.channel.take_notify();
+                self.kick(n);
+                let Some(request) = request else {
+                    return false;
+                };
+                self.outgoing = Some(server.handle(request));
             }
-            if accepted && !channel.send_pending() {
-                return;
+            true
+        }
+    }
+
+    /// Serves dom0's requests and the guests' VBDs, for ever: one loop
+    /// over dom0's port, the xenstore port and every VBD queue's port, so
+    /// neither waits while the other has work.
+    fn serve(
+        mut server: Server<Repo>,
+        channel: Option<ChannelArgs>,
+        store: Option<xcp_runtime::xenstore::Store>,
+    ) -> ! {
+        let mut dom0 = channel.map(Dom0::connect);
+        let mut kernel = Kernel {
+            store,
+            copy_errors: 0,
+        };
+        let mut vbds: Vbds<Kernel> = Vbds::new(VBD_BACKENDS, MAX_RING_PAGE_ORDER);
+        let store_port = kernel.store_port();
+        if store_port.is_some() && vbds.start(&mut kernel) {
+            debug!("serving guest VBDs under {VBD_BACKENDS}");
+        }
+        let mut ports: Vec<u32> = Vec::new();
+        loop {
+            let dom0_busy = dom0.as_mut().is_some_and(|d| d.turn(&mut server));
+            // A guest rewriting its state node fires our watch as fast as
+            // it likes: a bounded batch per turn, the rest next turn.
+            let mut store_busy = true;
+            for _ in 0..XENSTORE_EVENTS_PER_TURN {
+                let Some(event) = kernel.store.as_mut().and_then(|s| s.next_event()) else {
+                    store_busy = false;
+                    break;
+                };
+                vbds.on_watch(&mut kernel, server.repo_mut(), &event.path, &event.token);
             }
-            xcp_runtime::event_loop::poll_one(port, 0);
+            let vbds_busy = vbds.turn(&mut kernel, server.repo_mut());
+            ports.clear();
+            ports.extend(dom0.as_ref().map(|d| d.port));
+            ports.extend(store_port);
+            ports.extend(vbds.ports());
+            // poll_ports takes 64: MAX_VBDS × MAX_QUEUES + 2 = 50 fit.
+            ports.truncate(64);
+            let fired = if dom0_busy || store_busy || vbds_busy {
+                // Work waits: only collect what fired meanwhile.
+                ports.iter().enumerate().fold(0u64, |m, (i, &p)| {
+                    if xcp_runtime::evtchn::test_and_clear_pending(p) {
+                        m | 1 << i
+                    } else {
+                        m
+                    }
+                })
+            } else {
+                xcp_runtime::event_loop::poll_ports(&ports, 0)
+            };
+            for (i, &port) in ports.iter().enumerate() {
+                if fired & (1 << i) != 0 {
+                    // dom0's and xenstore's are looked at every turn.
+                    vbds.on_port(port);
+                }
+            }
         }
     }
 }

@@ -15,6 +15,8 @@ use xcp_sr::{BlockDev, Error, OpenError, Sr};
 use xcp_storwire::{error_text, Stats, StorError, Uuid, Vdi};
 
 use crate::server::Repo;
+use crate::vbds::{sectors_of, Disks, VdiDisk};
+use xcp_blkback::IoStatus;
 
 /// Blocks that must read zero for a disk to count as blank.
 pub const BLANK_BLOCKS: u64 = 16;
@@ -195,6 +197,61 @@ impl<D: BlockDev> Repo for SrRepo<D> {
 
     fn clone_vdi(&mut self, src: Uuid, new: Uuid) -> Result<(), StorError> {
         self.sr()?.clone_vdi(src, new).map_err(stor_error)
+    }
+}
+
+/// A guest VBD's answer for an SR error: a VDI that cannot be written
+/// (snapshot, read-only SR) or a range past its end is the request's
+/// fault; a device failure or corruption fails it too (the SR has gone
+/// read-only and says why to dom0).
+fn io_status(r: Result<(), Error>) -> IoStatus {
+    match r {
+        Ok(()) => IoStatus::Ok,
+        Err(e) => {
+            log::debug!("VBD I/O refused by the SR: {e:?}");
+            IoStatus::Error
+        }
+    }
+}
+
+impl<D: BlockDev> Disks for SrRepo<D> {
+    fn info(&self, vdi: Uuid) -> Option<VdiDisk> {
+        let SrRepo::Open(sr) = self else {
+            return None;
+        };
+        let info = sr.info(vdi).ok()?;
+        Some(VdiDisk {
+            sectors: sectors_of(info.virtual_size),
+            read_only: info.snapshot || info.read_only || sr.read_only().is_some(),
+        })
+    }
+
+    fn read(&mut self, vdi: Uuid, sector: u64, buf: &mut [u8]) -> IoStatus {
+        match self {
+            SrRepo::Open(sr) => io_status(sr.read(vdi, sector, buf)),
+            SrRepo::Unusable(_) => IoStatus::Error,
+        }
+    }
+
+    fn write(&mut self, vdi: Uuid, sector: u64, buf: &[u8]) -> IoStatus {
+        match self {
+            SrRepo::Open(sr) => io_status(sr.write(vdi, sector, buf)),
+            SrRepo::Unusable(_) => IoStatus::Error,
+        }
+    }
+
+    fn flush(&mut self) -> IoStatus {
+        match self {
+            SrRepo::Open(sr) => io_status(sr.flush()),
+            SrRepo::Unusable(_) => IoStatus::Error,
+        }
+    }
+
+    fn discard(&mut self, vdi: Uuid, sector: u64, count: u64) -> IoStatus {
+        match self {
+            SrRepo::Open(sr) => io_status(sr.discard(vdi, sector, count)),
+            SrRepo::Unusable(_) => IoStatus::Error,
+        }
     }
 }
 
