@@ -351,3 +351,104 @@ def must(c, line, secs):
     assert rc == 0, (line, rc, out[-1500:])
     return out
 "#;
+
+/// A disk guest's /init after [`INIT_PRELUDE`]: Debian's xen-blkfront,
+/// ext4 and what it needs loaded (all modules in Debian), `guest: disk
+/// <sectors>` for `/dev/xvda` and `guest: ready` on the console, then a
+/// shell reading the console.
+pub const DISK_INIT: &str = r#"
+for m in xen-blkfront crc16 crc32c_generic mbcache jbd2 ext4; do insmod /lib/$m.ko; done
+for i in $(seq 1 100); do [ -b /dev/xvda ] && break; sleep 0.1; done
+mkdir -p /mnt
+echo "guest: disk $(cat /sys/block/xvda/size)"
+echo "guest: ready"
+while read -r line; do eval "$line"; done
+"#;
+
+/// The modules [`DISK_INIT`] loads, by their paths under the kernel's
+/// `kernel/` directory, in load order.
+const DISK_MODULES: &[(&str, &str)] = &[
+    ("xen-blkfront", "drivers/block/xen-blkfront.ko"),
+    ("crc16", "lib/crc16.ko"),
+    ("crc32c_generic", "crypto/crc32c_generic.ko"),
+    ("mbcache", "fs/mbcache.ko"),
+    ("jbd2", "fs/jbd2/jbd2.ko"),
+    ("ext4", "fs/ext4/ext4.ko"),
+];
+
+/// The host's e2fsprogs programs a disk guest runs, with the shared
+/// libraries they load (Debian 12's own: the guest runs Debian 12's kernel).
+const E2FS_PROGRAMS: &[&str] = &["/sbin/mke2fs", "/sbin/e2fsck"];
+
+/// `program` and the libraries `ldd` names for it: (path in the guest,
+/// bytes).
+fn with_libraries(program: &str) -> Vec<(String, Vec<u8>)> {
+    let out = std::process::Command::new("ldd")
+        .arg(program)
+        .output()
+        .unwrap_or_else(|e| panic!("ldd {program}: {e}"));
+    assert!(out.status.success(), "ldd {program} failed");
+    let mut files = vec![(
+        program.trim_start_matches('/').to_string(),
+        std::fs::read(program).unwrap_or_else(|e| panic!("{program}: {e}")),
+    )];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` or
+        // `/lib64/ld-linux-x86-64.so.2 (0x...)`.
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(path) = path.filter(|p| p.starts_with('/')) {
+            let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            files.push((path.trim_start_matches('/').to_string(), bytes));
+        }
+    }
+    files
+}
+
+/// A disk guest's files in `dir`: Debian's vmlinuz and an initramfs with
+/// [`DISK_INIT`], ext4's modules and the host's `mke2fs` (also as
+/// `mkfs.ext4`) and `e2fsck`; booted as `/boot/guest/vmlinuz` and
+/// `/boot/guest/initramfs`.
+pub fn disk_guest(dir: &Path) -> [PathBuf; 2] {
+    let vmlinuz = dir.join("vmlinuz");
+    std::fs::copy(debian_vmlinuz(), &vmlinuz).unwrap();
+    let mut files: Vec<(String, u32, Vec<u8>)> = Vec::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    let mut add = |path: String, mode: u32, bytes: Vec<u8>| {
+        // Every directory before what is in it.
+        let mut at = 0;
+        while let Some(i) = path[at..].find('/') {
+            let d = path[..at + i].to_string();
+            if dirs.insert(d.clone()) {
+                files.push((d, 0o040755, Vec::new()));
+            }
+            at += i + 1;
+        }
+        files.push((path, mode, bytes));
+    };
+    for (name, rel) in DISK_MODULES {
+        add(format!("lib/{name}.ko"), 0o100644, debian_module(rel));
+    }
+    for program in E2FS_PROGRAMS {
+        for (path, bytes) in with_libraries(program) {
+            add(path, 0o100755, bytes);
+        }
+    }
+    // Deduplicate libraries both programs load.
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|(p, _, _)| seen.insert(p.clone()));
+    let mke2fs = files
+        .iter()
+        .find(|(p, _, _)| p == "sbin/mke2fs")
+        .map(|(_, _, b)| b.clone())
+        .expect("mke2fs");
+    files.push(("sbin/mkfs.ext4".to_string(), 0o100755, mke2fs));
+    let extra: Vec<(&str, u32, Vec<u8>)> = files
+        .iter()
+        .map(|(p, m, b)| (p.as_str(), *m, b.clone()))
+        .collect();
+    let initrd = initramfs_with(dir, &format!("{INIT_PRELUDE}{DISK_INIT}"), &extra);
+    [vmlinuz, initrd]
+}
