@@ -31,7 +31,7 @@ mod domain {
     use xcp_runtime::device_args::ChannelArgs;
     use xcp_runtime::gnttab;
     use xcp_runtime::virtio_hal::XenHal;
-    use xcp_runtime::virtio_platform::{self, AccessPlatform};
+    use xcp_runtime::virtio_platform::AccessPlatform;
     use xcp_runtime::Boot;
     use xcp_storwire::{Reply, Request};
 
@@ -74,19 +74,7 @@ mod domain {
             Disk::new(transport).unwrap_or_else(|e| stop(format_args!("virtio-blk: {e}")));
         // stordom polls the disk: no notifications.
         disk.disable_interrupts();
-        let accepted = features.accepted();
-        debug!(
-            "virtio features: device offered {:#x}, stordom accepted {accepted:#x} ({})",
-            features.offered(),
-            virtio_platform::feature_names(accepted).join(" ")
-        );
-        if accepted & virtio_platform::ACCESS_PLATFORM != 0 {
-            debug!("device DMA goes through the IOMMU (VIRTIO_F_ACCESS_PLATFORM)");
-        } else {
-            warn!(
-                "the device does not offer VIRTIO_F_ACCESS_PLATFORM: its DMA may bypass the IOMMU"
-            );
-        }
+        assigned::log_features("stordom", &features);
         let counts = writes.get();
         debug!(
             "config writes: {} BAR sizing, {} decode toggles, {} refused",

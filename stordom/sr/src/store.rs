@@ -299,22 +299,36 @@ impl<D: BlockDev> Sr<D> {
             .expect("found just above"))
     }
 
+    /// Caches node `b`, which the caller reads next: evicts the oldest
+    /// others past [`MAX_CACHED_NODES`], never `b` itself. The order queue
+    /// holds stale entries (nodes that left the cache for the dirty set, or
+    /// came back later); it is compacted once it is twice the cache.
     fn cache_insert(&mut self, b: u64, n: Box<Block>) {
         if self.cache.insert(b, n).is_none() {
             self.cache_order.push_back(b);
         }
-        while self.cache.len() > MAX_CACHED_NODES {
+        if self.cache_order.len() > 2 * MAX_CACHED_NODES {
+            // Keep each cached node's newest entry only.
+            let mut seen = alloc::collections::BTreeSet::new();
+            let mut kept = VecDeque::with_capacity(self.cache.len());
+            for x in self.cache_order.drain(..).rev() {
+                if self.cache.contains_key(&x) && seen.insert(x) {
+                    kept.push_front(x);
+                }
+            }
+            self.cache_order = kept;
+        }
+        // Each turn drops an entry or moves `b`'s to the back: bounded.
+        for _ in 0..=self.cache_order.len() {
+            if self.cache.len() <= MAX_CACHED_NODES {
+                break;
+            }
             match self.cache_order.pop_front() {
+                Some(old) if old == b => self.cache_order.push_back(old),
                 Some(old) => {
                     self.cache.remove(&old);
                 }
                 None => break,
-            }
-        }
-        // Stale order entries (removed blocks) are dropped as they come up.
-        while self.cache_order.len() > 2 * MAX_CACHED_NODES {
-            if let Some(old) = self.cache_order.pop_front() {
-                self.cache.remove(&old);
             }
         }
     }
