@@ -70,6 +70,7 @@ fn bundle(a: &Artifacts) -> std::path::PathBuf {
     let images: Vec<(String, std::path::PathBuf)> = [
         "xenstore-dom.elf",
         "netdom.elf",
+        "stordom.elf",
         "testdom.elf",
         "testdom-test.elf",
     ]

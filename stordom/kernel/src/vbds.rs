@@ -441,10 +441,17 @@ impl<P: Platform> Vbds<P> {
 
     /// Does what VBD `key`'s engine asked, until it asks nothing more.
     fn drain(&mut self, pf: &mut P, key: Key, write: bool) {
+        self.drain_since(pf, key, write, None);
+    }
+
+    /// [`Self::drain`], with the state the VBD had before the caller fed
+    /// its engine (`None`: the state now), so a change the feeding made
+    /// (a ring fault found while polling) is seen and logged.
+    fn drain_since(&mut self, pf: &mut P, key: Key, write: bool, before: Option<State>) {
         let Some(slot) = self.vbds.get_mut(&key) else {
             return;
         };
-        let before = slot.vbd.state();
+        let before = before.unwrap_or_else(|| slot.vbd.state());
         while let Some(action) = slot.vbd.poll_action() {
             match action {
                 Action::WriteBackend { key, value } => {
@@ -542,6 +549,7 @@ impl<P: Platform> Vbds<P> {
             let Some(slot) = self.vbds.get_mut(&key) else {
                 continue;
             };
+            let before = slot.vbd.state();
             let poll = slot.vbd.poll(q);
             let mut notify = poll.notify;
             let had_work = !poll.work.is_empty();
@@ -559,7 +567,7 @@ impl<P: Platform> Vbds<P> {
                 self.ready.insert((d, n, q));
             }
             // A ring the frontend broke disconnects it here.
-            self.drain(pf, key, true);
+            self.drain_since(pf, key, true, Some(before));
         }
         self.busy()
     }
