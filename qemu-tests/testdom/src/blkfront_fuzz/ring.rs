@@ -311,9 +311,10 @@ impl Ring {
                     };
                     self.put(&b);
                 }
-                // Random bytes in the event index too: the backend must
-                // not trust it either.
-                self.view().store_u32(REQ_EVENT, rng.next() as u32);
+                // Random bytes in our event index too (the backend reads
+                // it to decide whether to kick us): it must not trust it
+                // either.
+                self.view().store_u32(RSP_EVENT, rng.next() as u32);
                 self.publish(self.prod);
             }
         }
