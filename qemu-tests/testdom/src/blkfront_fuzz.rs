@@ -19,8 +19,9 @@
 //! connected. Then the garbage, from a deterministic PRNG (splitmix64)
 //! seeded from the command line, so a failing seed replays: `req_prod`
 //! far ahead, a random `req_prod`, an id reused while in flight, random
-//! bytes in the slots. Round `r` starts with attack `r - 1` of
-//! [`ATTACKS`], so every run tries the first three.
+//! bytes in the slots. Each round's garbage starts with
+//! [`GARBAGE_FIRST`] bursts of random slots, then attack `r - 1` of
+//! [`ATTACKS`] in round `r` (so every run tries each kind), then any.
 //!
 //! Log lines (the console is relayed into dom0's log as `[<vm name>]
 //! ...`): `blkfront-fuzz: round <r>: connected ...`, `blkfront-fuzz: round
@@ -57,6 +58,8 @@ const SURVIVABLE: u32 = 12;
 const ANSWER_WAIT_MS: u64 = 10_000;
 /// Bursts of garbage per round at most before giving up.
 const MAX_BURSTS: u32 = 200;
+/// Bursts of random slots each round starts with.
+const GARBAGE_FIRST: u32 = 20;
 /// How long a burst waits for the backend to react, ms.
 const BURST_WAIT_MS: u64 = 200;
 /// How long a handshake step waits for the backend's state, ms.
@@ -374,8 +377,11 @@ impl Front {
     /// attack that did it, and the backend's state.
     fn fuzz(&mut self, ring: &mut Ring, round: u32) -> Result<(u32, Attack, u32), String> {
         for n in 1..=MAX_BURSTS {
+            // Random slots first (mostly error responses), then the
+            // round's own attack, then any.
             let attack = match (n, ATTACKS.get(round as usize - 1)) {
-                (1, Some(&a)) => a,
+                (n, _) if n <= GARBAGE_FIRST => Attack::Garbage,
+                (n, Some(&a)) if n == GARBAGE_FIRST + 1 => a,
                 _ => ATTACKS[self.rng.below(ATTACKS.len() as u32) as usize],
             };
             ring.attack(&mut self.rng, attack);
