@@ -47,6 +47,7 @@ const TEST_CODE: &[TestCode] = &[
             "grant peer loop ended",
             "channel peer: connected on port ",
             "xs-test a: the watch fired on b's permitted write",
+            "blkfront-fuzz: done, ",
         ],
         symbols: &[
             "7testdom10grant_peer",
@@ -55,6 +56,7 @@ const TEST_CODE: &[TestCode] = &[
             "7testdom14xenapi_client",
             "7testdom7xs_fill",
             "7testdom9xs_stress",
+            "7testdom13blkfront_fuzz",
             "12xcp_selftest",
         ],
     },

@@ -16,13 +16,16 @@
 //! `console-echo` echoes console input lines back (a XenAPI VM's text
 //! console test); `netfront-fuzz[=<seed>]` (a XenAPI VM's guest with a VIF)
 //! is a netfront that writes garbage into its rings until netdom
-//! disconnects it, three times over.
+//! disconnects it, three times over; `blkfront-fuzz[=<seed>]` (a XenAPI
+//! VM's guest with a VBD) does the same to stordom's blkback.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(target_os = "none", forbid(unsafe_code))]
 
 #[cfg(target_os = "none")]
 extern crate alloc;
 
+#[cfg(all(target_os = "none", feature = "selftest"))]
+mod blkfront_fuzz;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod channel_peer;
 #[cfg(all(target_os = "none", feature = "selftest"))]
@@ -92,6 +95,9 @@ mod domain {
         }
         if let Some(seed) = cmdline::get(boot.cmdline, "netfront-fuzz") {
             crate::netfront_fuzz::run(boot, seed);
+        }
+        if let Some(seed) = cmdline::get(boot.cmdline, "blkfront-fuzz") {
+            crate::blkfront_fuzz::run(boot, seed);
         }
         if cmdline::has(boot.cmdline, "console-echo") {
             crate::console_echo::run();
