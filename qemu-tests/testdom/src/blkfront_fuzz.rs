@@ -39,15 +39,16 @@ use alloc::string::{String, ToString};
 
 use xcp_runtime::evtchn;
 use xcp_runtime::gnttab;
-use xcp_runtime::xenstore::Store;
-use xcp_xenbus::TxId;
+
+use crate::pvfront::{
+    sleep_ms, Bus, CLOSED, CLOSING, CONNECTED, INITIALISED, INITIALISING, INIT_WAIT,
+};
 
 use ring::{
     direct, Attack, Granted, Ring, Rng, ATTACKS, BADS, LAST_SECT, OP_READ, OP_WRITE, REQ_EVENT,
     REQ_PROD, RING_SIZE, RSP_EVENT, RSP_OKAY, RSP_PROD, SLOT,
 };
 
-const NONE: TxId = TxId::NONE;
 /// The frontend's directory (relative to our home): xvda.
 const FRONT: &str = "device/vbd/51712";
 /// Connect, be thrown out, start again: this many times.
@@ -69,88 +70,30 @@ const WRITE_SECTOR: u64 = 8;
 /// The seed without `=<seed>`.
 const DEFAULT_SEED: u64 = 0x626c_6b66_7a7a;
 
-// io/xenbus.h.
-const INITIALISING: u32 = 1;
-const INIT_WAIT: u32 = 2;
-const INITIALISED: u32 = 3;
-const CONNECTED: u32 = 4;
-const CLOSING: u32 = 5;
-const CLOSED: u32 = 6;
-
 struct Front {
-    xs: Store,
-    backend: String,
-    backend_id: u16,
+    /// Our side of the handshake (`FRONT`, the backend's directory).
+    bus: Bus,
     rng: Rng,
     /// The disk's size in 512-byte sectors (the backend's `sectors`).
     sectors: u64,
 }
 
-pub(super) fn sleep_ms(ms: u64) {
-    let deadline = xcp_runtime::time::now_ns() + ms * 1_000_000;
-    while xcp_runtime::time::now_ns() < deadline {
-        xcp_runtime::event_loop::sleep_until(deadline);
-    }
-}
-
 impl Front {
-    fn read(&mut self, path: &str) -> Result<String, String> {
-        self.xs
-            .read_string(NONE, path)
-            .map(|v| v.trim_end_matches('\0').trim().to_string())
-            .map_err(|e| format!("read {path}: {e:?}"))
-    }
-
-    fn write(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let path = format!("{FRONT}/{key}");
-        self.xs
-            .write(NONE, &path, value.as_bytes())
-            .map_err(|e| format!("write {path}: {e:?}"))
-    }
-
-    fn set_state(&mut self, state: u32) -> Result<(), String> {
-        self.write("state", &state.to_string())
-    }
-
-    /// The backend's state (0 when unreadable: gone or garbled).
-    fn backend_state(&mut self) -> u32 {
-        let path = format!("{}/state", self.backend);
-        self.read(&path)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Waits (bounded) until the backend's state is one of `want`;
-    /// returns it, or the last state seen as the error.
-    fn wait_backend(&mut self, want: &[u32], ms: u64) -> Result<u32, u32> {
-        let deadline = xcp_runtime::time::now_ns() + ms * 1_000_000;
-        loop {
-            let s = self.backend_state();
-            if want.contains(&s) {
-                return Ok(s);
-            }
-            if xcp_runtime::time::now_ns() >= deadline {
-                return Err(s);
-            }
-            sleep_ms(10);
-        }
-    }
-
     /// Grants a fresh ring, advertises it and connects; returns it once
     /// the backend is Connected and has said how big the disk is.
     fn connect(&mut self, round: u32) -> Result<Ring, String> {
-        self.wait_backend(&[INIT_WAIT], STATE_WAIT_MS)
+        self.bus
+            .wait_backend(&[INIT_WAIT], STATE_WAIT_MS)
             .map_err(|s| format!("round {round}: backend state {s}, not InitWait"))?;
-        let page = Granted::new(self.backend_id, false)?;
-        let a = match Granted::new(self.backend_id, false) {
+        let page = Granted::new(self.bus.backend_id, false)?;
+        let a = match Granted::new(self.bus.backend_id, false) {
             Ok(g) => g,
             Err(e) => {
                 page.end();
                 return Err(e);
             }
         };
-        let b = match Granted::new(self.backend_id, false) {
+        let b = match Granted::new(self.bus.backend_id, false) {
             Ok(g) => g,
             Err(e) => {
                 page.end();
@@ -164,7 +107,7 @@ impl Front {
         view.store_u32(REQ_EVENT, 1);
         view.store_u32(RSP_PROD, 0);
         view.store_u32(RSP_EVENT, 1);
-        let port = match evtchn::alloc_unbound(self.backend_id) {
+        let port = match evtchn::alloc_unbound(self.bus.backend_id) {
             Ok(p) => p,
             Err(e) => {
                 page.end();
@@ -190,16 +133,19 @@ impl Front {
             ("protocol", "x86_64-abi".into()),
         ];
         for (key, value) in keys {
-            if let Err(e) = self.write(key, &value) {
+            if let Err(e) = self.bus.write(key, &value) {
                 self.release(ring);
                 return Err(e);
             }
         }
-        if let Err(e) = self.set_state(INITIALISED) {
+        if let Err(e) = self.bus.set_state(INITIALISED) {
             self.release(ring);
             return Err(e);
         }
-        match self.wait_backend(&[CONNECTED, CLOSING, CLOSED], STATE_WAIT_MS) {
+        match self
+            .bus
+            .wait_backend(&[CONNECTED, CLOSING, CLOSED], STATE_WAIT_MS)
+        {
             Ok(CONNECTED) => {}
             other => {
                 self.release(ring);
@@ -210,7 +156,8 @@ impl Front {
             }
         }
         let sectors = self
-            .read(&format!("{}/sectors", self.backend))
+            .bus
+            .read(&format!("{}/sectors", self.bus.backend))
             .and_then(|s| s.parse::<u64>().map_err(|_| format!("sectors {s:?}")));
         let sectors = match sectors {
             Ok(n) if n > WRITE_SECTOR + 8 => n,
@@ -224,7 +171,7 @@ impl Front {
             }
         };
         self.sectors = sectors;
-        if let Err(e) = self.set_state(CONNECTED) {
+        if let Err(e) = self.bus.set_state(CONNECTED) {
             self.release(ring);
             return Err(e);
         }
@@ -262,7 +209,7 @@ impl Front {
         ring.publish(ring.prod);
         let deadline = xcp_runtime::time::now_ns() + ANSWER_WAIT_MS * 1_000_000;
         while ring.rsp_prod() == ring.cons {
-            let state = self.backend_state();
+            let state = self.bus.backend_state();
             if state != CONNECTED {
                 return Err(format!(
                     "round {round}: {what} took the backend to state {state}"
@@ -385,7 +332,7 @@ impl Front {
                 _ => ATTACKS[self.rng.below(ATTACKS.len() as u32) as usize],
             };
             ring.attack(&mut self.rng, attack);
-            match self.wait_backend(&[CLOSING, CLOSED], BURST_WAIT_MS) {
+            match self.bus.wait_backend(&[CLOSING, CLOSED], BURST_WAIT_MS) {
                 Ok(state) => return Ok((n, attack, state)),
                 Err(CONNECTED) => {}
                 Err(s) => return Err(format!("round {round}: backend state {s} while fuzzing")),
@@ -403,7 +350,7 @@ impl Front {
         for round in 1..=ROUNDS {
             if round > 1 {
                 // Start again, as a blkfront whose driver is reloaded.
-                self.set_state(INITIALISING)?;
+                self.bus.set_state(INITIALISING)?;
             }
             let mut ring = self.connect(round)?;
             let result = self
@@ -419,7 +366,8 @@ impl Front {
             };
             disconnects += 1;
             let error = self
-                .read(&format!("{}/error", self.backend))
+                .bus
+                .read(&format!("{}/error", self.bus.backend))
                 .unwrap_or_else(|_| "-".into());
             log::info!(
                 "blkfront-fuzz: round {round}: backend disconnected us (state {state}) \
@@ -428,8 +376,8 @@ impl Front {
             // Close as Linux's blkfront does when its backend closes, and
             // wait for the backend to be Closed before starting again (a
             // state written in between could be missed).
-            self.set_state(CLOSED)?;
-            let closed = self.wait_backend(&[CLOSED], STATE_WAIT_MS);
+            self.bus.set_state(CLOSED)?;
+            let closed = self.bus.wait_backend(&[CLOSED], STATE_WAIT_MS);
             self.release(ring);
             closed.map_err(|s| format!("round {round}: backend state {s} after we closed"))?;
             log::info!("blkfront-fuzz: round {round}: closed (backend state 6)");
@@ -463,21 +411,19 @@ fn start(boot: &xcp_runtime::Boot, seed: u64) -> Result<u32, String> {
     gnttab::init().map_err(|e| format!("grant table: {e:?}"))?;
     let xs = xcp_runtime::xenstore::connect(boot).ok_or("no xenstore ring in start_info")?;
     let mut front = Front {
-        xs,
-        backend: String::new(),
-        backend_id: 0,
+        bus: Bus::new(xs, FRONT),
         rng: Rng(seed),
         sectors: 0,
     };
-    front.backend = front.read(&format!("{FRONT}/backend"))?;
-    let id = front.read(&format!("{FRONT}/backend-id"))?;
-    front.backend_id = id
+    front.bus.backend = front.bus.read(&format!("{FRONT}/backend"))?;
+    let id = front.bus.read(&format!("{FRONT}/backend-id"))?;
+    front.bus.backend_id = id
         .parse()
         .map_err(|_| format!("backend-id {id:?} is not a domid"))?;
     log::info!(
         "blkfront-fuzz: backend {} (domain {}), {RING_SIZE}-slot ring",
-        front.backend,
-        front.backend_id
+        front.bus.backend,
+        front.bus.backend_id
     );
     front.rounds()
 }

@@ -35,6 +35,8 @@ mod grant_peer;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod netfront_fuzz;
 #[cfg(all(target_os = "none", feature = "selftest"))]
+mod pvfront;
+#[cfg(all(target_os = "none", feature = "selftest"))]
 mod xenapi_client;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod xs_fill;

@@ -39,15 +39,14 @@ use alloc::string::{String, ToString};
 
 use xcp_runtime::evtchn;
 use xcp_runtime::gnttab;
-use xcp_runtime::xenstore::Store;
-use xcp_xenbus::TxId;
+
+use crate::pvfront::{sleep_ms, Bus, CLOSED, CLOSING, CONNECTED, INITIALISING, INIT_WAIT};
 
 use garbage::{
     arp_request, parse_mac, Attack, Granted, Rings, Rng, ARP_LEN, ATTACKS, NETIF_RSP_ERROR,
     NETIF_RSP_OKAY, REQ_EVENT, REQ_PROD, RING_HEADER, RSP_EVENT, RSP_PROD, TX_RING_SIZE, TX_SLOT,
 };
 
-const NONE: TxId = TxId::NONE;
 /// The frontend's directory (relative to our home).
 const FRONT: &str = "device/vif/0";
 /// Connect, be thrown out, start again: this many times.
@@ -68,87 +67,30 @@ const STATE_WAIT_MS: u64 = 30_000;
 /// The seed without `=<seed>`.
 const DEFAULT_SEED: u64 = 0x6e65_7466_7a7a;
 
-// io/xenbus.h.
-const INITIALISING: u32 = 1;
-const INIT_WAIT: u32 = 2;
-const CONNECTED: u32 = 4;
-const CLOSING: u32 = 5;
-const CLOSED: u32 = 6;
-
 struct Front {
-    xs: Store,
+    /// Our side of the handshake (`FRONT`, the backend's directory).
+    bus: Bus,
     /// Our MAC (`device/vif/0/mac`).
     mac: [u8; 6],
-    backend: String,
-    backend_id: u16,
     rng: Rng,
 }
 
-pub(super) fn sleep_ms(ms: u64) {
-    let deadline = xcp_runtime::time::now_ns() + ms * 1_000_000;
-    while xcp_runtime::time::now_ns() < deadline {
-        xcp_runtime::event_loop::sleep_until(deadline);
-    }
-}
-
 impl Front {
-    fn read(&mut self, path: &str) -> Result<String, String> {
-        self.xs
-            .read_string(NONE, path)
-            .map(|v| v.trim_end_matches('\0').trim().to_string())
-            .map_err(|e| format!("read {path}: {e:?}"))
-    }
-
-    fn write(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let path = format!("{FRONT}/{key}");
-        self.xs
-            .write(NONE, &path, value.as_bytes())
-            .map_err(|e| format!("write {path}: {e:?}"))
-    }
-
-    fn set_state(&mut self, state: u32) -> Result<(), String> {
-        self.write("state", &state.to_string())
-    }
-
-    /// The backend's state (0 when unreadable: gone or garbled).
-    fn backend_state(&mut self) -> u32 {
-        let path = format!("{}/state", self.backend);
-        self.read(&path)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Waits (bounded) until the backend's state is one of `want`;
-    /// returns it, or the last state seen as the error.
-    fn wait_backend(&mut self, want: &[u32], ms: u64) -> Result<u32, u32> {
-        let deadline = xcp_runtime::time::now_ns() + ms * 1_000_000;
-        loop {
-            let s = self.backend_state();
-            if want.contains(&s) {
-                return Ok(s);
-            }
-            if xcp_runtime::time::now_ns() >= deadline {
-                return Err(s);
-            }
-            sleep_ms(10);
-        }
-    }
-
     /// Grants fresh rings, advertises them and connects; returns them
     /// once the backend is Connected.
     fn connect(&mut self, round: u32) -> Result<Rings, String> {
-        self.wait_backend(&[INIT_WAIT], STATE_WAIT_MS)
+        self.bus
+            .wait_backend(&[INIT_WAIT], STATE_WAIT_MS)
             .map_err(|s| format!("round {round}: backend state {s}, not InitWait"))?;
-        let tx = Granted::new(self.backend_id, false)?;
-        let rx = match Granted::new(self.backend_id, false) {
+        let tx = Granted::new(self.bus.backend_id, false)?;
+        let rx = match Granted::new(self.bus.backend_id, false) {
             Ok(g) => g,
             Err(e) => {
                 tx.end();
                 return Err(e);
             }
         };
-        let mut data = match Granted::new(self.backend_id, true) {
+        let mut data = match Granted::new(self.bus.backend_id, true) {
             Ok(g) => g,
             Err(e) => {
                 tx.end();
@@ -164,7 +106,7 @@ impl Front {
             page.store_u32(RSP_EVENT, 1);
         }
         data.frame.bytes_mut()[..ARP_LEN].copy_from_slice(&arp_request(self.mac));
-        let port = match evtchn::alloc_unbound(self.backend_id) {
+        let port = match evtchn::alloc_unbound(self.bus.backend_id) {
             Ok(p) => p,
             Err(e) => {
                 tx.end();
@@ -193,16 +135,19 @@ impl Front {
             ("feature-sg", "1".into()),
         ];
         for (key, value) in keys {
-            if let Err(e) = self.write(key, &value) {
+            if let Err(e) = self.bus.write(key, &value) {
                 self.release(rings);
                 return Err(e);
             }
         }
-        if let Err(e) = self.set_state(CONNECTED) {
+        if let Err(e) = self.bus.set_state(CONNECTED) {
             self.release(rings);
             return Err(e);
         }
-        match self.wait_backend(&[CONNECTED, CLOSING, CLOSED], STATE_WAIT_MS) {
+        match self
+            .bus
+            .wait_backend(&[CONNECTED, CLOSING, CLOSED], STATE_WAIT_MS)
+        {
             Ok(CONNECTED) => {
                 log::info!(
                     "netfront-fuzz: round {round}: connected (backend state 4): \
@@ -247,7 +192,7 @@ impl Front {
             let id = u16::from_le_bytes([req[8], req[9]]);
             let deadline = xcp_runtime::time::now_ns() + ANSWER_WAIT_MS * 1_000_000;
             while rings.view().load_u32(RSP_PROD) != rings.prod {
-                let state = self.backend_state();
+                let state = self.bus.backend_state();
                 if state != CONNECTED {
                     return Err(format!(
                         "round {round}: packet {n} ({attack:?}) took the backend to state {state}"
@@ -292,7 +237,7 @@ impl Front {
                 Attack::RxGarbage => RX_BURST_WAIT_MS,
                 _ => BURST_WAIT_MS,
             };
-            match self.wait_backend(&[CLOSING, CLOSED], wait) {
+            match self.bus.wait_backend(&[CLOSING, CLOSED], wait) {
                 Ok(state) => return Ok((n, attack, state)),
                 Err(CONNECTED) => {}
                 Err(s) => return Err(format!("round {round}: backend state {s} while fuzzing")),
@@ -310,7 +255,7 @@ impl Front {
         for round in 1..=ROUNDS {
             if round > 1 {
                 // Start again, as a netfront whose driver is reloaded.
-                self.set_state(INITIALISING)?;
+                self.bus.set_state(INITIALISING)?;
             }
             let mut rings = self.connect(round)?;
             let result = self
@@ -331,8 +276,8 @@ impl Front {
             // Close as Linux's netfront does when its backend closes, and
             // wait for the backend to be Closed before starting again (a
             // state written in between could be missed).
-            self.set_state(CLOSED)?;
-            let closed = self.wait_backend(&[CLOSED], STATE_WAIT_MS);
+            self.bus.set_state(CLOSED)?;
+            let closed = self.bus.wait_backend(&[CLOSED], STATE_WAIT_MS);
             self.release(rings);
             closed.map_err(|s| format!("round {round}: backend state {s} after we closed"))?;
             log::info!("netfront-fuzz: round {round}: closed (backend state 6)");
@@ -366,23 +311,21 @@ fn start(boot: &xcp_runtime::Boot, seed: u64) -> Result<u32, String> {
     gnttab::init().map_err(|e| format!("grant table: {e:?}"))?;
     let xs = xcp_runtime::xenstore::connect(boot).ok_or("no xenstore ring in start_info")?;
     let mut front = Front {
-        xs,
-        backend: String::new(),
-        backend_id: 0,
+        bus: Bus::new(xs, FRONT),
         mac: [0; 6],
         rng: Rng(seed),
     };
-    let mac = front.read(&format!("{FRONT}/mac"))?;
+    let mac = front.bus.read(&format!("{FRONT}/mac"))?;
     front.mac = parse_mac(&mac).ok_or_else(|| format!("mac {mac:?} is not a MAC"))?;
-    front.backend = front.read(&format!("{FRONT}/backend"))?;
-    let id = front.read(&format!("{FRONT}/backend-id"))?;
-    front.backend_id = id
+    front.bus.backend = front.bus.read(&format!("{FRONT}/backend"))?;
+    let id = front.bus.read(&format!("{FRONT}/backend-id"))?;
+    front.bus.backend_id = id
         .parse()
         .map_err(|_| format!("backend-id {id:?} is not a domid"))?;
     log::info!(
         "netfront-fuzz: backend {} (domain {})",
-        front.backend,
-        front.backend_id
+        front.bus.backend,
+        front.bus.backend_id
     );
     front.rounds()
 }

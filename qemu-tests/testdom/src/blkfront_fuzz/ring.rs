@@ -6,15 +6,10 @@
 //! stordom/blkback/src/request.rs (which request gets an error response
 //! and what disconnects).
 
-use alloc::format;
-use alloc::string::String;
-
 use xcp_runtime::evtchn;
-use xcp_runtime::gnttab;
-use xcp_runtime::paging::Frame;
 use xcp_runtime::shared_page::PageView;
 
-use super::sleep_ms;
+pub(super) use crate::pvfront::{Granted, Rng};
 
 // io/ring.h: the shared ring's header, then the slots.
 pub(super) const REQ_PROD: usize = 0;
@@ -35,24 +30,6 @@ pub(super) const OP_INDIRECT: u8 = 6;
 pub(super) const RSP_OKAY: i16 = 0;
 /// A whole page in sectors (first_sect 0, last_sect 7).
 pub(super) const LAST_SECT: u8 = 7;
-
-/// splitmix64: small, deterministic, good enough for garbage.
-pub(super) struct Rng(pub(super) u64);
-
-impl Rng {
-    pub(super) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub(super) fn below(&mut self, n: u32) -> u32 {
-        (self.next() % u64::from(n.max(1))) as u32
-    }
-}
 
 /// A request with `segs` (gref, first_sect, last_sect) and `nr_segments`
 /// as given (it may lie about them).
@@ -155,39 +132,6 @@ pub(super) const ATTACKS: [Attack; 4] = [
     Attack::ReusedId,
     Attack::Garbage,
 ];
-
-/// One of our frames granted to the backend.
-pub(super) struct Granted {
-    pub(super) frame: Frame,
-    pub(super) gref: u32,
-}
-
-impl Granted {
-    /// A zeroed frame granted to `domid`.
-    pub(super) fn new(domid: u16, readonly: bool) -> Result<Granted, String> {
-        let frame = Frame::alloc().map_err(|e| format!("a frame: {e:?}"))?;
-        let gref = gnttab::grant_access(domid, frame.pfn(), readonly)
-            .map_err(|e| format!("grant a frame: {e:?}"))?;
-        Ok(Granted { frame, gref })
-    }
-
-    /// Takes the grant back. A grant the backend still maps keeps its
-    /// frame forever (never reused under it).
-    pub(super) fn end(self) {
-        for _ in 0..100 {
-            match gnttab::end_access(self.gref) {
-                Ok(()) => return,
-                Err(gnttab::GrantError::InUse) => sleep_ms(10),
-                Err(_) => break,
-            }
-        }
-        log::warn!(
-            "blkfront-fuzz: grant {} still mapped: its frame is kept",
-            self.gref
-        );
-        core::mem::forget(self.frame);
-    }
-}
 
 /// One life of the frontend: the ring page, two data pages, all
 /// granted, and a channel.

@@ -4,15 +4,10 @@
 //! Read first: xen/include/public/io/netif.h, io/ring.h;
 //! netdom/netback/DESIGN.md ("Transmit checks").
 
-use alloc::format;
-use alloc::string::String;
-
 use xcp_runtime::evtchn;
-use xcp_runtime::gnttab;
-use xcp_runtime::paging::Frame;
 use xcp_runtime::shared_page::PageView;
 
-use super::sleep_ms;
+pub(super) use crate::pvfront::{Granted, Rng};
 
 // io/ring.h: the shared ring's header, then the slots.
 pub(super) const REQ_PROD: usize = 0;
@@ -66,28 +61,6 @@ pub(super) fn parse_mac(s: &str) -> Option<[u8; 6]> {
         *b = u8::from_str_radix(parts.next()?, 16).ok()?;
     }
     parts.next().is_none().then_some(mac)
-}
-
-/// splitmix64: small, deterministic, good enough for garbage.
-pub(super) struct Rng(pub(super) u64);
-
-impl Rng {
-    pub(super) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub(super) fn below(&mut self, n: u32) -> u32 {
-        (self.next() % u64::from(n.max(1))) as u32
-    }
-
-    pub(super) fn u16(&mut self) -> u16 {
-        self.next() as u16
-    }
 }
 
 /// One attack: what a burst writes into the tx ring.
@@ -157,39 +130,6 @@ impl TxRequest {
         b[8..10].copy_from_slice(&self.id.to_le_bytes());
         b[10..12].copy_from_slice(&self.size.to_le_bytes());
         b
-    }
-}
-
-/// One of our frames granted to the backend.
-pub(super) struct Granted {
-    pub(super) frame: Frame,
-    pub(super) gref: u32,
-}
-
-impl Granted {
-    /// A zeroed frame granted to `domid`.
-    pub(super) fn new(domid: u16, readonly: bool) -> Result<Granted, String> {
-        let frame = Frame::alloc().map_err(|e| format!("a frame: {e:?}"))?;
-        let gref = gnttab::grant_access(domid, frame.pfn(), readonly)
-            .map_err(|e| format!("grant a frame: {e:?}"))?;
-        Ok(Granted { frame, gref })
-    }
-
-    /// Takes the grant back. A grant the backend still maps keeps its
-    /// frame forever (never reused under it).
-    pub(super) fn end(self) {
-        for _ in 0..100 {
-            match gnttab::end_access(self.gref) {
-                Ok(()) => return,
-                Err(gnttab::GrantError::InUse) => sleep_ms(10),
-                Err(_) => break,
-            }
-        }
-        log::warn!(
-            "netfront-fuzz: grant {} still mapped: its frame is kept",
-            self.gref
-        );
-        core::mem::forget(self.frame);
     }
 }
 
