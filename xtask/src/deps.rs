@@ -33,6 +33,9 @@ pub const PACKAGES: &[&str] = &[
     // A disk guest's mkfs.ext4 and e2fsck (qemu-tests/tests/guests_disk.rs
     // packs the host's, with their libraries, into its initramfs).
     "e2fsprogs",
+    // qemu-img, which xcp-vhd's tests check VHD files against
+    // (stordom/vhd/tests/qemu_img.rs).
+    "qemu-utils",
 ];
 
 /// Commands that may come from outside Debian; their package is installed

@@ -21,6 +21,7 @@ const PROJECTS: &[&str] = &[
     "stordom/sr/fuzz",
     "stordom/blkback/fuzz",
     "stordom/kernel/fuzz",
+    "stordom/vhd/fuzz",
 ];
 
 fn ensure_cargo_fuzz() -> Result<(), String> {
