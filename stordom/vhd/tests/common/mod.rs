@@ -64,19 +64,18 @@ pub fn fixed_image(disk: &[u8]) -> Vec<u8> {
     img
 }
 
-/// Recomputes the checksums of the footer copy, the header (at the
-/// footer copy's data offset, if inside) and makes the footer the copy.
+/// Recomputes the checksums of the header (at the footer copy's data
+/// offset, if inside and not over the footer copy) and of the footer
+/// copy, and makes the footer the copy.
 pub fn reseal(img: &mut [u8]) {
-    let sum = checksum(&img[..512], 64);
-    img[64..68].copy_from_slice(&sum.to_be_bytes());
     let header = u64::from_be_bytes(img[16..24].try_into().unwrap());
-    if let Some(h) = usize::try_from(header)
-        .ok()
-        .filter(|&h| h + 1024 <= img.len())
-    {
+    if header >= 512 && header.saturating_add(1024) <= img.len() as u64 {
+        let h = header as usize;
         let sum = checksum(&img[h..h + 1024], 36);
         img[h + 36..h + 40].copy_from_slice(&sum.to_be_bytes());
     }
+    let sum = checksum(&img[..512], 64);
+    img[64..68].copy_from_slice(&sum.to_be_bytes());
     let n = img.len();
     let copy: Vec<u8> = img[..512].to_vec();
     img[n - 512..].copy_from_slice(&copy);
