@@ -654,3 +654,26 @@ fn the_small_image_reads() {
     // before the disk's end, 6 sectors into block 5), 0x81 (block 1: 2).
     assert_eq!(run.result.unwrap().data_bytes, (8 + 4 + 2 + 2) * 512);
 }
+
+/// The fuzz target's seeds (`mode`, cut count, cuts, stream) are valid
+/// images, so the fuzzer starts from streams that read.
+#[test]
+fn fuzz_seeds_read() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/vhd_read");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("the seed corpus") {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        let ncuts = usize::from(data[1]);
+        let stream = &data[2 + 2 * ncuts..];
+        let limits = if data[0] & 0x80 != 0 {
+            Limits { max_virtual_size: 1 << 20, max_bat_entries: 64 }
+        } else {
+            Limits::default()
+        };
+        let run = read_with(stream, stream.len() as u64, &[], limits, 1 << 20);
+        let summary = run.result.expect("a seed reads");
+        assert!(summary.data_bytes > 0 || summary.virtual_size == 0 || stream.len() < 3000);
+        seen += 1;
+    }
+    assert!(seen >= 5);
+}
