@@ -38,6 +38,9 @@ pub const MAX_BLOCK_SIZE: u32 = 16 << 20;
 /// The most bytes of one sink call: 64 KiB.
 pub const MAX_SINK_LEN: usize = 64 << 10;
 
+/// Where a [`Reader`] sends the disk's data: `sink(disk_offset, data)`.
+pub type Sink<'a, E> = dyn FnMut(u64, &[u8]) -> Result<(), E> + 'a;
+
 /// What a [`Reader`] may be made to hold or accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -18,7 +18,7 @@ use crate::format::{
     FOOTER_COOKIE, FOOTER_SIZE, HEADER_SIZE,
 };
 use crate::{
-    Kind, Limits, Summary, VhdError, MAX_BLOCK_SIZE, MAX_SINK_LEN, MIN_BLOCK_SIZE, SECTOR,
+    Kind, Limits, Sink, Summary, VhdError, MAX_BLOCK_SIZE, MAX_SINK_LEN, MIN_BLOCK_SIZE, SECTOR,
 };
 
 const FOOTER_LEN: u64 = FOOTER_SIZE as u64;
@@ -162,11 +162,7 @@ impl Reader {
     /// does not hold (they read as zero). A fixed disk's data is passed as
     /// it arrives, before its footer is checked. After an error the reader
     /// takes nothing more ([`VhdError::Failed`]).
-    pub fn feed<E>(
-        &mut self,
-        bytes: &[u8],
-        sink: &mut dyn FnMut(u64, &[u8]) -> Result<(), E>,
-    ) -> Result<(), VhdError<E>> {
+    pub fn feed<E>(&mut self, bytes: &[u8], sink: &mut Sink<'_, E>) -> Result<(), VhdError<E>> {
         let r = self.feed_inner(bytes, sink);
         if r.is_err() {
             self.state = State::Failed;
@@ -193,7 +189,7 @@ impl Reader {
     fn feed_inner<E>(
         &mut self,
         mut bytes: &[u8],
-        sink: &mut dyn FnMut(u64, &[u8]) -> Result<(), E>,
+        sink: &mut Sink<'_, E>,
     ) -> Result<(), VhdError<E>> {
         if self.state == State::Failed {
             return Err(VhdError::Failed);
@@ -553,11 +549,7 @@ impl Reader {
     }
 
     /// Passes data bytes of the region; returns how many were used.
-    fn data<E>(
-        &mut self,
-        bytes: &[u8],
-        sink: &mut dyn FnMut(u64, &[u8]) -> Result<(), E>,
-    ) -> Result<usize, VhdError<E>> {
+    fn data<E>(&mut self, bytes: &[u8], sink: &mut Sink<'_, E>) -> Result<usize, VhdError<E>> {
         let end = self.region.file_start + self.region.len;
         let avail = (end - self.pos).min(bytes.len() as u64) as usize;
         let mut used = 0;

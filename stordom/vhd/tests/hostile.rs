@@ -666,7 +666,10 @@ fn fuzz_seeds_read() {
         let ncuts = usize::from(data[1]);
         let stream = &data[2 + 2 * ncuts..];
         let limits = if data[0] & 0x80 != 0 {
-            Limits { max_virtual_size: 1 << 20, max_bat_entries: 64 }
+            Limits {
+                max_virtual_size: 1 << 20,
+                max_bat_entries: 64,
+            }
         } else {
             Limits::default()
         };

@@ -17,7 +17,7 @@ fn fill(buf: &mut [u8], mut seed: u64) {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        if seed % 5 == 0 {
+        if seed.is_multiple_of(5) {
             continue;
         }
         for (j, b) in sector.iter_mut().enumerate() {
