@@ -83,6 +83,9 @@ pub struct Reader {
     kind: Option<Kind>,
     virtual_size: Option<u64>,
     footer_copy: [u8; FOOTER_SIZE],
+    /// The footer copy's current size (a dynamic disk's size, once its
+    /// header is read too).
+    current_size: u64,
     header_offset: u64,
     block_size: u32,
     table_offset: u64,
@@ -125,6 +128,7 @@ impl Reader {
             kind: None,
             virtual_size: None,
             footer_copy: [0; FOOTER_SIZE],
+            current_size: 0,
             header_offset: 0,
             block_size: 0,
             table_offset: 0,
@@ -356,6 +360,7 @@ impl Reader {
         }
         self.kind = Some(Kind::Dynamic);
         self.header_offset = header;
+        self.current_size = size;
         self.collect_at(header, HEADER_SIZE, State::Header);
         Ok(())
     }
@@ -388,8 +393,7 @@ impl Reader {
         if h.max_table_entries > self.limits.max_bat_entries {
             return Err(VhdError::TooLarge("more BAT entries than the limit"));
         }
-        let footer = Footer::parse(&self.footer_copy).expect("checked before");
-        let size = footer.current_size;
+        let size = self.current_size;
         if u64::from(h.max_table_entries) * u64::from(h.block_size) < size {
             return Err(VhdError::Format("the BAT does not cover the virtual size"));
         }
