@@ -80,10 +80,10 @@ fn raw_disk(seed: u64) -> Vec<u8> {
     disk
 }
 
-fn read_file(path: &str, disk_len: usize) -> Run {
+/// Reads the file in pieces of `step` bytes.
+fn read_file(path: &str, disk_len: usize, step: usize) -> Run {
     let img = std::fs::read(path).expect("read the VHD");
-    // The body in 16 KiB pieces, as HTTP would bring it.
-    let cuts: Vec<usize> = (0..img.len()).step_by(16 << 10).collect();
+    let cuts: Vec<usize> = (0..img.len()).step_by(step).collect();
     read_with(&img, img.len() as u64, &cuts, Limits::default(), disk_len)
 }
 
@@ -97,7 +97,11 @@ fn check_qemu_made(subformat: &str, kind: Kind) {
     qemu_img_ok(&[
         "convert", "-f", "raw", "-O", "vpc", "-o", &options, &raw, &vhd,
     ]);
-    let run = read_file(&vhd, disk.len());
+    // In 16 KiB pieces, as HTTP would bring it, and in odd ones.
+    let odd = read_file(&vhd, disk.len(), 1000 * 512 + 77);
+    let run = read_file(&vhd, disk.len(), 16 << 10);
+    assert_eq!(odd.result, run.result);
+    assert!(odd.disk == run.disk);
     let summary = run.result.expect("qemu-img's VHD reads");
     assert_eq!(summary.virtual_size, disk.len() as u64);
     assert_eq!(summary.kind, kind);
