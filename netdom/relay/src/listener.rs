@@ -37,6 +37,11 @@ pub struct PoolConfig {
     /// came: a spoofed or lost SYN flood) this long is reset and listens
     /// again, freeing its slot.
     pub handshake_timeout_ms: u64,
+    /// After a graceful close, bytes the client still sends (the rest of
+    /// a request body refused at its head) are read and dropped for at
+    /// most this long, so the client finishes sending and reads the
+    /// reply (Apache's lingering close); then the socket is reset.
+    pub linger_ms: u64,
 }
 
 impl Default for PoolConfig {
@@ -48,6 +53,7 @@ impl Default for PoolConfig {
             rx_buffer: crate::budget::SOCKET_RX,
             tx_buffer: crate::budget::SOCKET_TX,
             handshake_timeout_ms: 5_000,
+            linger_ms: 30_000,
         }
     }
 }
@@ -58,6 +64,8 @@ struct Slot {
     conn: Option<ConnId>,
     /// When this slot was first seen in SYN-RECEIVED.
     handshake_since: Option<u64>,
+    /// When the engine closed this slot's connection gracefully.
+    closed_since: Option<u64>,
 }
 
 /// The listener pool.
@@ -65,6 +73,7 @@ struct Slot {
 pub struct Listener {
     port: u16,
     handshake_timeout_ms: u64,
+    linger_ms: u64,
     slots: Vec<Slot>,
 }
 
@@ -96,12 +105,14 @@ impl Listener {
                     handle: sockets.add(socket),
                     conn: None,
                     handshake_since: None,
+                    closed_since: None,
                 }
             })
             .collect();
         Listener {
             port: config.port,
             handshake_timeout_ms: config.handshake_timeout_ms,
+            linger_ms: config.linger_ms,
             slots,
         }
     }
@@ -115,10 +126,13 @@ impl Listener {
     /// accepts new connections, moves bytes both ways, notices clients
     /// that went away, and re-arms finished sockets.
     pub fn poll(&mut self, sockets: &mut SocketSet<'_>, relay: &mut Relay, now: u64) {
-        self.apply_closes(sockets, relay);
+        self.apply_closes(sockets, relay, now);
         for slot in &mut self.slots {
             let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
             let Some(conn) = slot.conn else {
+                if linger(slot, socket, now, self.linger_ms) {
+                    continue;
+                }
                 accept_or_rearm(
                     slot,
                     socket,
@@ -174,10 +188,10 @@ impl Listener {
                 }
             }
         }
-        self.apply_closes(sockets, relay);
+        self.apply_closes(sockets, relay, now);
     }
 
-    fn apply_closes(&mut self, sockets: &mut SocketSet<'_>, relay: &mut Relay) {
+    fn apply_closes(&mut self, sockets: &mut SocketSet<'_>, relay: &mut Relay, now: u64) {
         while let Some((conn, kind)) = relay.poll_close() {
             let Some(slot) = self.slots.iter_mut().find(|s| s.conn == Some(conn)) else {
                 continue;
@@ -186,11 +200,42 @@ impl Listener {
             let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
             match kind {
                 // FIN after what is already in the send buffer.
-                CloseKind::Graceful => socket.close(),
+                CloseKind::Graceful => {
+                    socket.close();
+                    slot.closed_since = Some(now);
+                }
                 CloseKind::Abort => socket.abort(),
             }
         }
     }
+}
+
+/// A slot closed gracefully: reads and drops what the client still sends
+/// (its window stays open, so it finishes sending and reads the reply)
+/// until it closes too, or resets it after `linger_ms`. True while the
+/// slot is lingering.
+fn linger(slot: &mut Slot, socket: &mut tcp::Socket<'_>, now: u64, linger_ms: u64) -> bool {
+    let Some(since) = slot.closed_since else {
+        return false;
+    };
+    let winding_down = matches!(
+        socket.state(),
+        tcp::State::FinWait1 | tcp::State::FinWait2 | tcp::State::Closing | tcp::State::LastAck
+    );
+    if !winding_down {
+        slot.closed_since = None;
+        return false;
+    }
+    while socket.can_recv() {
+        if socket.recv(|b| (b.len(), b.len())).unwrap_or(0) == 0 {
+            break;
+        }
+    }
+    if now.saturating_sub(since) >= linger_ms {
+        socket.abort();
+        slot.closed_since = None;
+    }
+    true
 }
 
 fn accept_or_rearm(

@@ -677,6 +677,98 @@ fn a_handshake_that_never_completes_frees_its_socket() {
     panic!("never half-open: {cut_at:?}");
 }
 
+#[test]
+fn a_body_refused_at_its_head_is_drained_so_the_client_reads_the_refusal() {
+    // A client that sends its whole body before reading (Python's
+    // http.client does) must not deadlock on a refusal that came at the
+    // head: the closed socket keeps reading and dropping its bytes.
+    let wire = Wire::shared(0, 5);
+    let mut client_port = Port {
+        wire: wire.clone(),
+        side: 0,
+    };
+    let mut server_port = Port { wire, side: 1 };
+    let start = NetInstant::from_millis(0);
+    let mut client_iface = iface(&mut client_port, 1, "10.0.2.100/24", start);
+    let mut server_iface = iface(&mut server_port, 2, "10.0.2.15/24", start);
+    let p1: &'static MemPage = Box::leak(Box::default());
+    let p2: &'static MemPage = Box::leak(Box::default());
+    let dom0_channel = Channel::new(p1, p2, Role::Initiator).expect("page");
+    let mut link = Link::new(Channel::new(p2, p1, Role::Acceptor).expect("page"));
+    let mut e = SeededEntropy(3);
+    let engine = Engine::open(
+        ApiConfig::new("root", PasswordHash::new("pw", 10, &mut e)),
+        FakeHypervisor::default(),
+        MemStorage::default(),
+        SeededEntropy(5),
+    )
+    .expect("engine");
+    let mut dom0 = Dom0 {
+        engine,
+        conns: Relayed::new(),
+        channel: dom0_channel,
+        backlog: VecDeque::new(),
+        now: Instant(T0),
+    };
+    let mut relay = Relay::new(Config::default());
+    let mut server_sockets = SocketSet::new(vec![]);
+    let mut listener = Listener::new(&mut server_sockets, PoolConfig::default());
+    let mut client_sockets = SocketSet::new(vec![]);
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 8192]),
+        tcp::SocketBuffer::new(vec![0; 8192]),
+    );
+    s.connect(
+        client_iface.context(),
+        (IpAddress::Ipv4(Ipv4Address::new(10, 0, 2, 15)), 80),
+        49152,
+    )
+    .expect("connect");
+    let handle = client_sockets.add(s);
+    // 4 MiB announced (over dom0's 1 MiB body bound: 413 at the head),
+    // 600 KiB sent: far more than the server's receive window.
+    let mut out = b"POST /jsonrpc HTTP/1.1\r\nContent-Length: 4194304\r\n\r\n".to_vec();
+    out.extend(vec![b'x'; 600 * 1024]);
+    let mut sent = 0;
+    let mut reply = Vec::new();
+    for t in (0..120_000u64).step_by(2) {
+        let now = NetInstant::from_millis(t as i64);
+        let c = client_sockets.get_mut::<tcp::Socket>(handle);
+        if c.can_send() && sent < out.len() {
+            sent += c.send_slice(&out[sent..]).unwrap_or(0);
+        }
+        // Read only once everything is sent, as http.client does.
+        if sent == out.len() && c.can_recv() {
+            let _ = c.recv(|b| {
+                reply.extend_from_slice(b);
+                (b.len(), ())
+            });
+        }
+        client_iface.poll(now, &mut client_port, &mut client_sockets);
+        server_iface.poll(now, &mut server_port, &mut server_sockets);
+        listener.poll(&mut server_sockets, &mut relay, t);
+        relay.on_tick(t);
+        dom0.now = Instant(T0 + t);
+        for _ in 0..8 {
+            let pumped = link.pump(&mut relay, t).expect("link");
+            dom0.pump();
+            if !pumped.again && !relay.has_channel_out() {
+                break;
+            }
+        }
+        link.pump(&mut relay, t).expect("link");
+        listener.poll(&mut server_sockets, &mut relay, t);
+        server_iface.poll(now, &mut server_port, &mut server_sockets);
+        if String::from_utf8_lossy(&reply).contains("\r\n\r\n") {
+            let text = String::from_utf8_lossy(&reply).to_string();
+            assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+            assert_eq!(sent, out.len(), "the whole body went out");
+            return;
+        }
+    }
+    panic!("no reply: {sent} of {} bytes sent", out.len());
+}
+
 // ---- ICMP echo ---------------------------------------------------------------
 
 /// Builds an Ethernet frame from `src` to `dst` carrying `payload_len`

@@ -8,7 +8,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::{Answer, Op, Reply, Request, Stats, Status, StorError, Uuid, Vdi};
+use crate::{Answer, Format, Op, Reply, Request, Stats, Status, StorError, Uuid, Vdi};
 use crate::{MAX_CHUNK, MAX_REPLACE_BYTES, VDIS_PER_REPLY};
 
 /// How the client reaches stordom.
@@ -240,6 +240,56 @@ impl<L: Link> Client<L> {
     /// A writable clone.
     pub fn vdi_clone(&mut self, src: Uuid, new: Uuid) -> Result<(), CallError> {
         self.done(Op::VdiClone { src, new })
+    }
+
+    /// Starts an import of a `len`-byte image into `uuid`: the transfer's
+    /// number.
+    pub fn import_begin(&mut self, uuid: Uuid, format: Format, len: u64) -> Result<u32, CallError> {
+        match self.call(Op::ImportBegin { uuid, format, len })? {
+            Answer::Transfer { id, len: echoed } if echoed == len => Ok(id),
+            _ => Err(CallError::Unexpected("not the transfer asked for")),
+        }
+    }
+
+    /// The image's next bytes (in chunks).
+    pub fn import_data(&mut self, id: u32, bytes: &[u8]) -> Result<(), CallError> {
+        for chunk in bytes.chunks(MAX_CHUNK) {
+            self.done(Op::ImportData {
+                id,
+                bytes: chunk.to_vec(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Ends an import: durable when it returns Ok.
+    pub fn import_end(&mut self, id: u32) -> Result<(), CallError> {
+        self.done(Op::ImportEnd { id })
+    }
+
+    /// Starts an export of `uuid`: the transfer's number and the image's
+    /// whole length.
+    pub fn export_begin(&mut self, uuid: Uuid, format: Format) -> Result<(u32, u64), CallError> {
+        match self.call(Op::ExportBegin { uuid, format })? {
+            Answer::Transfer { id, len } => Ok((id, len)),
+            _ => Err(CallError::Unexpected("not a transfer")),
+        }
+    }
+
+    /// The image's next bytes, at most `max` (≤ [`MAX_CHUNK`]); empty at
+    /// the end.
+    pub fn export_data(&mut self, id: u32, max: u32) -> Result<Vec<u8>, CallError> {
+        let max = max.min(MAX_CHUNK as u32);
+        match self.call(Op::ExportData { id, max })? {
+            Answer::Data { bytes } if bytes.len() <= max as usize => Ok(bytes),
+            Answer::Data { .. } => Err(CallError::Unexpected("more image bytes than asked")),
+            _ => Err(CallError::Unexpected("not image data")),
+        }
+    }
+
+    /// Forgets a transfer.
+    pub fn transfer_abort(&mut self, id: u32) -> Result<(), CallError> {
+        self.done(Op::TransferAbort { id })
     }
 
     fn done(&mut self, op: Op) -> Result<(), CallError> {

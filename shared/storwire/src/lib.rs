@@ -138,6 +138,65 @@ pub enum Op {
         /// The clone's name.
         new: Uuid,
     },
+    /// Starts writing a `len`-byte image in `format` into VDI `uuid`
+    /// ([`Answer::Transfer`]; at most [`MAX_TRANSFERS`] at once). A VHD
+    /// image replaces the VDI's whole contents; a raw one its first `len`
+    /// bytes.
+    ImportBegin {
+        /// The VDI.
+        uuid: Uuid,
+        /// The image's format.
+        format: Format,
+        /// The image's whole length.
+        len: u64,
+    },
+    /// The image's next bytes (≤ [`MAX_CHUNK`]), in order.
+    ImportData {
+        /// The transfer.
+        id: u32,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// The image ended: checks it was whole, makes it durable (SR commit
+    /// and disk flush) and forgets the transfer.
+    ImportEnd {
+        /// The transfer.
+        id: u32,
+    },
+    /// Starts reading VDI `uuid` as an image in `format`
+    /// ([`Answer::Transfer`] with the image's whole length).
+    ExportBegin {
+        /// The VDI.
+        uuid: Uuid,
+        /// The image's format.
+        format: Format,
+    },
+    /// The image's next bytes, at most `max` (≤ [`MAX_CHUNK`])
+    /// ([`Answer::Data`]; empty at the end, which forgets the transfer).
+    ExportData {
+        /// The transfer.
+        id: u32,
+        /// Most bytes.
+        max: u32,
+    },
+    /// Forgets a transfer (its client went away).
+    TransferAbort {
+        /// The transfer.
+        id: u32,
+    },
+}
+
+/// Most imports and exports stordom keeps at once.
+pub const MAX_TRANSFERS: usize = 4;
+
+/// A disk image's format on the wire (xapi's `format=` of
+/// `/import_raw_vdi` and `/export_raw_vdi`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Format {
+    /// The disk's bytes as they are.
+    Raw,
+    /// A VHD (fixed or dynamic on import; dynamic on export).
+    Vhd,
 }
 
 /// stordom → dom0.
@@ -171,6 +230,18 @@ pub enum Answer {
         vdis: Vec<Vdi>,
         /// Whether to ask again after the last.
         more: bool,
+    },
+    /// A transfer began.
+    Transfer {
+        /// Its number, for the transfer's later requests.
+        id: u32,
+        /// The image's whole length.
+        len: u64,
+    },
+    /// Image bytes (≤ [`MAX_CHUNK`]).
+    Data {
+        /// The bytes.
+        bytes: Vec<u8>,
     },
 }
 

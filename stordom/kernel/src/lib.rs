@@ -13,6 +13,7 @@ pub mod args;
 pub mod multipage;
 pub mod repo;
 pub mod server;
+pub mod transfer;
 pub mod vbds;
 #[cfg(test)]
 mod vbds_tests;

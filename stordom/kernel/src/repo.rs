@@ -198,6 +198,46 @@ impl<D: BlockDev> Repo for SrRepo<D> {
     fn clone_vdi(&mut self, src: Uuid, new: Uuid) -> Result<(), StorError> {
         self.sr()?.clone_vdi(src, new).map_err(stor_error)
     }
+
+    fn vdi_info(&self, uuid: Uuid) -> Result<(u64, bool), StorError> {
+        let SrRepo::Open(sr) = self else {
+            return Err(StorError::NotFound);
+        };
+        let info = sr.info(uuid).map_err(stor_error)?;
+        let writable = !(info.snapshot || info.read_only || sr.read_only().is_some());
+        Ok((info.virtual_size, writable))
+    }
+
+    fn vdi_read(&mut self, uuid: Uuid, offset: u64, buf: &mut [u8]) -> Result<(), StorError> {
+        let sector = sector_at(offset)?;
+        self.sr()?.read(uuid, sector, buf).map_err(stor_error)
+    }
+
+    fn vdi_write(&mut self, uuid: Uuid, offset: u64, bytes: &[u8]) -> Result<(), StorError> {
+        let sector = sector_at(offset)?;
+        self.sr()?.write(uuid, sector, bytes).map_err(stor_error)
+    }
+
+    fn vdi_discard(&mut self, uuid: Uuid, offset: u64, len: u64) -> Result<(), StorError> {
+        let sector = sector_at(offset)?;
+        let count = sector_at(len)?;
+        if count == 0 {
+            return Ok(());
+        }
+        self.sr()?.discard(uuid, sector, count).map_err(stor_error)
+    }
+
+    fn next_allocated(&mut self, uuid: Uuid, from: u64) -> Result<Option<u64>, StorError> {
+        self.sr()?.next_allocated(uuid, from).map_err(stor_error)
+    }
+}
+
+/// The sector at byte `offset`, which must be a sector's start.
+fn sector_at(offset: u64) -> Result<u64, StorError> {
+    if !offset.is_multiple_of(512) {
+        return Err(StorError::Invalid(error_text("not on a sector boundary")));
+    }
+    Ok(offset / 512)
 }
 
 /// A guest VBD's answer for an SR error: a VDI that cannot be written
@@ -260,7 +300,7 @@ mod tests {
     use super::*;
     use crate::server::Server;
     use xcp_sr::fake::MemDisk;
-    use xcp_storwire::{Answer, Op, Request};
+    use xcp_storwire::{Answer, Format, Op, Request};
 
     fn call<D: BlockDev>(s: &mut Server<SrRepo<D>>, op: Op) -> Result<Answer, StorError> {
         s.handle(Request { id: 1, op }).result
@@ -354,5 +394,82 @@ mod tests {
             Ok(Answer::Status(status)) => assert!(status.read_only.is_some()),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Moves `image` into `uuid` in 20,000-byte pieces.
+    fn import<D: BlockDev>(s: &mut Server<SrRepo<D>>, uuid: Uuid, format: Format, image: &[u8]) {
+        let len = image.len() as u64;
+        let Ok(Answer::Transfer { id, .. }) = call(s, Op::ImportBegin { uuid, format, len }) else {
+            panic!("begin")
+        };
+        for chunk in image.chunks(20_000) {
+            let bytes = chunk.to_vec();
+            assert_eq!(call(s, Op::ImportData { id, bytes }), Ok(Answer::Done));
+        }
+        assert_eq!(call(s, Op::ImportEnd { id }), Ok(Answer::Done));
+    }
+
+    fn export<D: BlockDev>(s: &mut Server<SrRepo<D>>, uuid: Uuid, format: Format) -> Vec<u8> {
+        let Ok(Answer::Transfer { id, len }) = call(s, Op::ExportBegin { uuid, format }) else {
+            panic!("begin")
+        };
+        let mut out = Vec::new();
+        loop {
+            match call(s, Op::ExportData { id, max: 32 * 1024 }) {
+                Ok(Answer::Data { bytes }) if bytes.is_empty() => break,
+                Ok(Answer::Data { bytes }) => out.extend_from_slice(&bytes),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(out.len() as u64, len);
+        out
+    }
+
+    #[test]
+    fn images_on_the_real_sr_stay_thin_and_survive_reopening() {
+        let found = open_or_format(MemDisk::new(16384));
+        let mut s = Server::new(found.repo, true);
+        let (a, b) = ([1u8; 16], [2u8; 16]);
+        for uuid in [a, b] {
+            let op = Op::VdiCreate {
+                uuid,
+                virtual_size: 8 << 20,
+            };
+            assert_eq!(call(&mut s, op), Ok(Answer::Done));
+        }
+        // 1 MiB of data, 4 MiB of zeros, 1 MiB of data.
+        let mut image = vec![0u8; 6 << 20];
+        for (i, b) in image.iter_mut().enumerate() {
+            if !(1 << 20..5 << 20).contains(&i) {
+                *b = (i * 7 + i / 4096) as u8 | 1;
+            }
+        }
+        import(&mut s, a, Format::Raw, &image);
+        let vhd = export(&mut s, a, Format::Vhd);
+        import(&mut s, b, Format::Vhd, &vhd);
+        let SrRepo::Open(sr) = found_repo(s) else {
+            panic!("open")
+        };
+        // Reopened from the disk: the imports were durable.
+        let sr = Sr::open(sr.into_dev()).map_err(|e| e.0).expect("reopen");
+        let mut s = Server::new(SrRepo::Open(alloc::boxed::Box::new(sr)), false);
+        for uuid in [a, b] {
+            let back = export(&mut s, uuid, Format::Raw);
+            assert_eq!(&back[..image.len()], &image[..]);
+            assert!(back[image.len()..].iter().all(|&x| x == 0));
+        }
+        let vdis = s.repo_mut().vdis();
+        for v in vdis {
+            // The 2 MiB of data, and at most a cluster at each edge of the
+            // zero run (a piece of the stream may straddle it).
+            assert!(
+                v.physical_utilisation <= (2 << 20) + 2 * 65536,
+                "{v:?}: the zeros are holes"
+            );
+        }
+    }
+
+    fn found_repo<D: BlockDev>(mut s: Server<SrRepo<D>>) -> SrRepo<D> {
+        core::mem::replace(s.repo_mut(), SrRepo::Unusable(String::new()))
     }
 }

@@ -10,6 +10,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::transfer::Transfers;
 use xcp_storwire::{
     error_text, Answer, Op, Reply, Request, Stats, Status, StorError, Uuid, Vdi, MAX_CHUNK,
     MAX_REPLACE_BYTES, VDIS_PER_REPLY,
@@ -45,6 +46,17 @@ pub trait Repo {
     fn snapshot(&mut self, src: Uuid, new: Uuid) -> Result<(), StorError>;
     /// A writable clone sharing `src`'s blocks.
     fn clone_vdi(&mut self, src: Uuid, new: Uuid) -> Result<(), StorError>;
+    /// A VDI's size and whether it can be written.
+    fn vdi_info(&self, uuid: Uuid) -> Result<(u64, bool), StorError>;
+    /// Reads whole sectors at byte `offset` of a VDI.
+    fn vdi_read(&mut self, uuid: Uuid, offset: u64, buf: &mut [u8]) -> Result<(), StorError>;
+    /// Writes whole sectors at byte `offset` of a VDI (durable at the next
+    /// flush).
+    fn vdi_write(&mut self, uuid: Uuid, offset: u64, bytes: &[u8]) -> Result<(), StorError>;
+    /// Discards whole sectors: they read zero after.
+    fn vdi_discard(&mut self, uuid: Uuid, offset: u64, len: u64) -> Result<(), StorError>;
+    /// The first byte at or after `from` in a data cluster the VDI holds.
+    fn next_allocated(&mut self, uuid: Uuid, from: u64) -> Result<Option<u64>, StorError>;
 }
 
 /// A replacement being staged.
@@ -58,6 +70,7 @@ pub struct Server<R: Repo> {
     repo: R,
     staged: Option<Staged>,
     formatted: bool,
+    transfers: Transfers,
 }
 
 impl<R: Repo> Server<R> {
@@ -67,6 +80,7 @@ impl<R: Repo> Server<R> {
             repo,
             staged: None,
             formatted,
+            transfers: Transfers::default(),
         }
     }
 
@@ -200,6 +214,30 @@ impl<R: Repo> Server<R> {
             Op::VdiClone { src, new } => {
                 self.repo.clone_vdi(src, new)?;
                 done(self.repo.flush())
+            }
+            Op::ImportBegin { uuid, format, len } => {
+                let id = self.transfers.import(&mut self.repo, uuid, format, len)?;
+                Ok(Answer::Transfer { id, len })
+            }
+            Op::ImportData { id, bytes } => {
+                if bytes.len() > MAX_CHUNK {
+                    return Err(protocol("image data past the chunk size"));
+                }
+                done(self.transfers.import_data(&mut self.repo, id, &bytes))
+            }
+            Op::ImportEnd { id } => done(self.transfers.import_end(&mut self.repo, id)),
+            Op::ExportBegin { uuid, format } => {
+                let (id, len) = self.transfers.export(&mut self.repo, uuid, format)?;
+                Ok(Answer::Transfer { id, len })
+            }
+            Op::ExportData { id, max } => {
+                let max = (max as usize).min(MAX_CHUNK);
+                let bytes = self.transfers.export_data(&mut self.repo, id, max)?;
+                Ok(Answer::Data { bytes })
+            }
+            Op::TransferAbort { id } => {
+                self.transfers.abort(id);
+                Ok(Answer::Done)
             }
         }
     }

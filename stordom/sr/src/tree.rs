@@ -113,6 +113,43 @@ impl<D: BlockDev> Sr<D> {
         }
     }
 
+    /// The first cluster at or after `c` and before `end` that map `t`
+    /// maps, skipping unmapped subtrees whole (read only).
+    pub(crate) fn next_mapped(
+        &mut self,
+        t: Tree,
+        mut c: u64,
+        end: u64,
+    ) -> Result<Option<u64>, Error> {
+        let (root, top) = self.root_of(t);
+        let end = end.min(map_cover(top));
+        'walk: while c < end {
+            let (mut b, mut level) = (root, top);
+            if b == 0 {
+                return Ok(None);
+            }
+            while level > 0 {
+                let child = self.map_child(b, level, index_at(c, level))?;
+                if child == 0 {
+                    let span = map_cover(level - 1);
+                    c = c - c % span + span;
+                    continue 'walk;
+                }
+                b = child;
+                level -= 1;
+            }
+            // A leaf: scan its entries from `c` on.
+            let leaf_end = (c - c % FANOUT + FANOUT).min(end);
+            while c < leaf_end {
+                if self.map_child(b, 0, index_at(c, 0))? != 0 {
+                    return Ok(Some(c));
+                }
+                c += 1;
+            }
+        }
+        Ok(None)
+    }
+
     /// Makes the path to `cluster` writable down to `target` and returns
     /// that node; creates missing nodes if `create`, else `None` where the
     /// path ends. May commit early before the first copy, then starts again

@@ -284,6 +284,18 @@ impl<D: BlockDev> Sr<D> {
         self.discard_clusters(t, whole_start, whole_end, true)
     }
 
+    /// The byte offset of the first data cluster ([`CLUSTER_SIZE`] bytes)
+    /// at or after byte `from` that VDI `uuid` holds, if any: unwritten
+    /// and discarded clusters read zero and are skipped (an export leaves
+    /// them out).
+    pub fn next_allocated(&mut self, uuid: Uuid, from: u64) -> Result<Option<u64>, Error> {
+        let slot = self.slot(&uuid)?;
+        let size = self.vdis[slot].map_or(0, |r| r.virtual_size);
+        let cl = CLUSTER_SIZE as u64;
+        let found = self.next_mapped(Tree::Vdi(slot), from / cl, size.div_ceil(cl))?;
+        Ok(found.map(|c| (c * cl).max(from)))
+    }
+
     /// Commits: when it returns Ok, every earlier write and change is
     /// durable.
     pub fn flush(&mut self) -> Result<(), Error> {

@@ -438,3 +438,46 @@ fn discarding_a_whole_shared_leaf_drops_one_share() {
     s.flush().expect("flush");
     s.check().expect("check");
 }
+
+/// Every allocated cluster of `uuid`, walking `next_allocated`.
+fn allocated(s: &mut Sr<MemDisk>, uuid: [u8; 16]) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = s.next_allocated(uuid, from).expect("next_allocated") {
+        assert!(at >= from, "{at} before {from}");
+        out.push(at / CLUSTER_SIZE as u64);
+        from = (at / CLUSTER_SIZE as u64 + 1) * CLUSTER_SIZE as u64;
+    }
+    out
+}
+
+#[test]
+fn next_allocated_finds_written_clusters_and_skips_holes_and_discards() {
+    let cl = CLUSTER_SIZE as u64;
+    let mut s = sr(64 * 1024);
+    // 40 GiB: a level-1 root, so whole empty leaves are skipped.
+    s.create(A, 40 << 30).expect("create");
+    assert_eq!(allocated(&mut s, A), Vec::<u64>::new());
+    let clusters = [0u64, 1, 7, 507, 508, 1_000, 300_000, (40 << 30) / cl - 1];
+    for c in clusters {
+        s.write(A, c * cl / 512 + 3, &pattern(c as u8, 512))
+            .expect("write");
+    }
+    assert_eq!(allocated(&mut s, A), clusters.to_vec());
+    // From the middle of an allocated cluster: that offset itself.
+    assert_eq!(
+        s.next_allocated(A, 7 * cl + 100).expect("next"),
+        Some(7 * cl + 100)
+    );
+    assert_eq!(s.next_allocated(A, 8 * cl).expect("next"), Some(507 * cl));
+    s.discard(A, 1_000 * cl / 512, cl / 512).expect("discard");
+    s.flush().expect("flush");
+    let mut s = reopen(s);
+    let mut left = clusters.to_vec();
+    left.retain(|&c| c != 1_000);
+    assert_eq!(allocated(&mut s, A), left);
+    // A clone shares the blocks: the same clusters read as allocated.
+    s.clone_vdi(A, B).expect("clone");
+    assert_eq!(allocated(&mut s, B), left);
+    assert_eq!(s.next_allocated(C, 0), Err(Error::NotFound));
+}

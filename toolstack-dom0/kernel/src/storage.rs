@@ -21,7 +21,7 @@ use xcp_runtime::paging::Frame;
 use xcp_storwire::client::{CallError, Client, Link, LinkError};
 use xcp_storwire::uuid::{uuid_bytes, uuid_text};
 use xcp_storwire::{Reply, Request, StorError, Uuid};
-use xenapi::storage::{SrBackend, SrError, SrStats, VdiInfo};
+use xenapi::storage::{ImageFormat, SrBackend, SrError, SrStats, VdiInfo};
 use xenapi::wal::{Storage, StorageError, Volatile};
 
 /// Longest dom0 waits for stordom to answer one request.
@@ -316,5 +316,54 @@ impl SrBackend for StordomSr {
                 snapshot_of: v.parent.filter(|_| v.read_only).map(|p| uuid_text(&p)),
             })
             .collect())
+    }
+
+    fn import_begin(&mut self, uuid: &str, format: ImageFormat, len: u64) -> Result<u32, SrError> {
+        self.0
+            .borrow_mut()
+            .import_begin(vdi_uuid(uuid)?, wire_format(format), len)
+            .map_err(|e| sr_error(uuid, e))
+    }
+
+    fn import_data(&mut self, id: u32, bytes: &[u8]) -> Result<(), SrError> {
+        self.0
+            .borrow_mut()
+            .import_data(id, bytes)
+            .map_err(|e| sr_error("", e))
+    }
+
+    fn import_end(&mut self, id: u32) -> Result<(), SrError> {
+        self.0
+            .borrow_mut()
+            .import_end(id)
+            .map_err(|e| sr_error("", e))
+    }
+
+    fn export_begin(&mut self, uuid: &str, format: ImageFormat) -> Result<(u32, u64), SrError> {
+        self.0
+            .borrow_mut()
+            .export_begin(vdi_uuid(uuid)?, wire_format(format))
+            .map_err(|e| sr_error(uuid, e))
+    }
+
+    fn export_data(&mut self, id: u32, max: usize) -> Result<Vec<u8>, SrError> {
+        let max = u32::try_from(max).unwrap_or(u32::MAX);
+        self.0
+            .borrow_mut()
+            .export_data(id, max)
+            .map_err(|e| sr_error("", e))
+    }
+
+    fn transfer_abort(&mut self, id: u32) {
+        // A stordom that cannot hear it forgot the transfer anyway.
+        let _ = self.0.borrow_mut().transfer_abort(id);
+    }
+}
+
+/// The storage channel's name for an image format.
+fn wire_format(format: ImageFormat) -> xcp_storwire::Format {
+    match format {
+        ImageFormat::Raw => xcp_storwire::Format::Raw,
+        ImageFormat::Vhd => xcp_storwire::Format::Vhd,
     }
 }

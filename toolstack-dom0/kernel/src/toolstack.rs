@@ -987,7 +987,7 @@ impl Toolstack {
     /// Forgets every connection of relay `link` (its relay domain died):
     /// their parked calls end with them.
     pub fn drop_link(&mut self, link: u32) -> usize {
-        self.relayed.drop_link(link)
+        self.relayed.drop_link(&mut self.engine, now(), link)
     }
 
     /// Serves `link`'s parked connections again (after a change or a

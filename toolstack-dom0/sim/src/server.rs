@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use xenapi::engine::{Engine, Handled};
 use xenapi::http;
 use xenapi::hypervisor::FakeHypervisor;
+use xenapi::transfer::ExportStep;
 use xenapi::value::Instant;
 
 use crate::entropy::OsEntropy;
@@ -86,6 +87,64 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// Moves an import's `len` body bytes (those in `buf` first) to the
+/// engine and writes its reply; bytes past the body stay in `buf`. False
+/// when the connection is to close.
+fn import(sh: &Shared, stream: &mut TcpStream, buf: &mut Vec<u8>, transfer: u32, len: u64) -> bool {
+    let mut left = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = left.min(buf.len() as u64) as usize;
+        if n > 0 {
+            let failed = sh.lock().import_bytes(now(), transfer, &buf[..n]);
+            buf.drain(..n);
+            left -= n as u64;
+            if let Some(reply) = failed {
+                let _ = reply.chunks().all(|c| stream.write_all(c).is_ok());
+                return false;
+            }
+        }
+        if left == 0 {
+            break;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => {
+                sh.lock().transfer_gone(now(), transfer);
+                return false;
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let (reply, close) = sh.lock().import_end(now(), transfer);
+    sh.changed.notify_all();
+    reply.chunks().all(|c| stream.write_all(c).is_ok()) && !close
+}
+
+/// Sends an export's head and image. False when the connection is to
+/// close.
+fn export(sh: &Shared, stream: &mut TcpStream, transfer: u32, head: &[u8]) -> bool {
+    if stream.write_all(head).is_err() {
+        sh.lock().transfer_gone(now(), transfer);
+        return false;
+    }
+    loop {
+        let step = sh.lock().export_bytes(now(), transfer, 64 * 1024);
+        match step {
+            ExportStep::Data(bytes) => {
+                if stream.write_all(&bytes).is_err() {
+                    sh.lock().transfer_gone(now(), transfer);
+                    return false;
+                }
+            }
+            ExportStep::End { close } => {
+                sh.changed.notify_all();
+                return !close;
+            }
+            ExportStep::Failed => return false,
+        }
+    }
+}
+
 fn connection(sh: &Shared, mut stream: TcpStream) {
     let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
     let _ = stream.set_nodelay(true);
@@ -122,6 +181,37 @@ fn connection(sh: &Shared, mut stream: TcpStream) {
                         false,
                     ));
                     return;
+                }
+                Handled::Import {
+                    consumed,
+                    transfer,
+                    len,
+                    send_continue,
+                } => {
+                    drop(eng);
+                    buf.drain(..consumed.min(buf.len()));
+                    if send_continue && stream.write_all(http::CONTINUE).is_err() {
+                        sh.lock().transfer_gone(now(), transfer);
+                        return;
+                    }
+                    if !import(sh, &mut stream, &mut buf, transfer, len) {
+                        return;
+                    }
+                    parked_since = None;
+                    continued = false;
+                }
+                Handled::Export {
+                    consumed,
+                    transfer,
+                    head,
+                } => {
+                    drop(eng);
+                    buf.drain(..consumed.min(buf.len()));
+                    if !export(sh, &mut stream, transfer, &head) {
+                        return;
+                    }
+                    parked_since = None;
+                    continued = false;
                 }
                 Handled::Park { until } => {
                     parked_since.get_or_insert(t);

@@ -18,7 +18,7 @@
 //! | XenAPI database               | 16.5625 MiB   | [`DB_APPROX_BYTES`] (13.25 MiB) × 5/4 ([`heap_of`]; `Config::max_db_bytes`) |
 //! | event window                  | 1.25 MiB      | [`EVENT_APPROX_BYTES`] (1 MiB) × 5/4 (`Config::event_bytes`) |
 //! | sessions                      | 8 MiB         | [`crate::session::SESSION_TABLE_BYTES`] |
-//! | relayed connections' buffers  | 4 MiB         | [`RELAYED_BYTES`] ([`crate::relayed`]) |
+//! | relayed connections' buffers  | 4 MiB         | [`RELAYED_BYTES`] ([`crate::relayed`]), of which [`TRANSFER_BYTES`] (132 KiB) for disk image imports' batches (`crate::transfer`) |
 //! | replies queued for relays     | 2 MiB         | [`BACKLOG_BYTES`] (dom0's relay link)   |
 //! | console histories             | 2 MiB         | [`CONSOLES`] (32) × `xcp_console::HISTORY_BYTES` (64 KiB) |
 //! | VM console histories          | 0.5 MiB       | [`VM_CONSOLES`] (8) × [`CONSOLE_HISTORY_BYTES`] (64 KiB) |
@@ -146,6 +146,13 @@ pub const REQUEST_BYTES: usize = 7 * MIB + MIB / 2;
 /// by `tests/reply_memory.rs`).
 pub const CALL_BYTES: usize = max(REQUEST_BYTES, REPLY_BYTES + MIB / 8);
 
+/// Disk image transfers (`transfer.rs`): one import batch each (the
+/// image itself is never held), and their records. Client bytes like the
+/// relayed connections' buffers: taken out of [`RELAYED_BYTES`]
+/// (`relayed::MAX_TOTAL` is what is left).
+pub const TRANSFER_BYTES: usize =
+    crate::transfer::MAX_TRANSFERS * (crate::transfer::IMPORT_BATCH + 1024);
+
 const fn max(a: usize, b: usize) -> usize {
     if a > b {
         a
@@ -170,8 +177,8 @@ const _: () = assert!(
     "a reply at its bound fills whole relay messages"
 );
 const _: () = assert!(
-    RELAYED_BYTES >= MAX_HEAD + MAX_BODY,
-    "one whole request must fit"
+    RELAYED_BYTES - TRANSFER_BYTES >= MAX_HEAD + MAX_BODY,
+    "one whole request must fit beside the transfers"
 );
 
 #[cfg(test)]

@@ -114,6 +114,31 @@ pub enum Handled {
         /// The VM's domain.
         domid: u32,
     },
+    /// A disk image upload (`PUT /import_raw_vdi`, `transfer.rs`): drop
+    /// `consumed` bytes; the connection's next `len` bytes are the image,
+    /// for [`Engine::import_bytes`]; then [`Engine::import_end`] gives the
+    /// reply. If `send_continue`, send [`http::CONTINUE`] first.
+    Import {
+        /// Buffer bytes used by the head.
+        consumed: usize,
+        /// The transfer.
+        transfer: u32,
+        /// The image's length.
+        len: u64,
+        /// The head asked for `Expect: 100-continue`.
+        send_continue: bool,
+    },
+    /// A disk image download (`GET /export_raw_vdi`): drop `consumed`
+    /// bytes, send `head`, then what [`Engine::export_bytes`] gives as the
+    /// link has room, until it says the end.
+    Export {
+        /// Buffer bytes used by the head.
+        consumed: usize,
+        /// The transfer.
+        transfer: u32,
+        /// The response head.
+        head: Vec<u8>,
+    },
     /// Call again with the same buffer when the engine changed or at `until`.
     Park {
         /// The deadline.
@@ -196,6 +221,10 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     pub(crate) metrics_counters: crate::metrics::MetricsCounters,
     /// Counts session logins and uses (see [`SessionState::last_use`]).
     pub(crate) session_uses: u64,
+    /// Disk image transfers under way (`transfer.rs`), by number.
+    pub(crate) transfers: BTreeMap<u32, crate::transfer::Transfer>,
+    /// The number of the last transfer.
+    pub(crate) last_transfer: u32,
 }
 
 /// What [`Engine::open`] found in the write-ahead log.
@@ -337,6 +366,8 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             vif_samples: BTreeMap::new(),
             metrics_counters: crate::metrics::MetricsCounters::default(),
             session_uses: 0,
+            transfers: BTreeMap::new(),
+            last_transfer: 0,
         })
     }
 
@@ -407,6 +438,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// cannot be allocated, is answered `LIMIT_REACHED` instead.
     pub fn handle(&mut self, now: Instant, parked_since: Option<Instant>, buf: &[u8]) -> Handled {
         self.now = now;
+        if let Some(handled) = self.transfer_head(buf) {
+            return handled;
+        }
         let mut req = match http::parse(buf) {
             Parsed::NeedMore => {
                 return Handled::NeedMore {

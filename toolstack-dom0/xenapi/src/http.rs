@@ -50,83 +50,131 @@ pub enum Parsed {
     Bad(u16),
 }
 
-/// Parses the first request in `buf`.
-pub fn parse(buf: &[u8]) -> Parsed {
+/// A request head, parsed before its body arrived (the transfer handlers
+/// take their bodies as a stream, never whole: `transfer.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Method, e.g. `PUT`.
+    pub method: String,
+    /// Target, e.g. `/import_raw_vdi?vdi=...`.
+    pub path: String,
+    /// Lower-cased `Content-Type` (without parameters), if any.
+    pub content_type: Option<String>,
+    /// `Content-Length`, if given.
+    pub content_length: Option<u64>,
+    /// `Transfer-Encoding: chunked`.
+    pub chunked: bool,
+    /// The `Cookie` header, if any.
+    pub cookie: Option<String>,
+    /// Whether the connection stays open after the reply.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
+    /// Bytes the head takes.
+    pub len: usize,
+}
+
+/// Parses the head at the start of `buf`: `Ok(None)` until it is whole,
+/// `Err(status)` when refused.
+pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, u16> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if buf.len() > MAX_HEAD {
-                Parsed::Bad(431)
+                Err(431)
             } else {
-                Parsed::NeedMore
+                Ok(None)
             };
         }
-        Err(httparse::Error::TooManyHeaders) => return Parsed::Bad(431),
-        Err(_) => return Parsed::Bad(400),
+        Err(httparse::Error::TooManyHeaders) => return Err(431),
+        Err(_) => return Err(400),
     };
     if head_len > MAX_HEAD {
-        return Parsed::Bad(431);
+        return Err(431);
     }
     let version = req.version.unwrap_or(1);
-    let mut content_length: Option<usize> = None;
-    let mut keep_alive = version >= 1;
-    let mut content_type = None;
-    let mut chunked = false;
-    let mut cookie = None;
+    let mut head = Head {
+        method: req.method.unwrap_or("").to_string(),
+        path: req.path.unwrap_or("").to_string(),
+        content_type: None,
+        content_length: None,
+        chunked: false,
+        cookie: None,
+        keep_alive: version >= 1,
+        expect_continue: false,
+        len: head_len,
+    };
     for h in req.headers.iter() {
         let value = core::str::from_utf8(h.value).unwrap_or("").trim();
         if h.name.eq_ignore_ascii_case("content-length") {
-            let Ok(n) = value.parse::<usize>() else {
-                return Parsed::Bad(400);
+            let Ok(n) = value.parse::<u64>() else {
+                return Err(400);
             };
-            if content_length.is_some_and(|m| m != n) {
-                return Parsed::Bad(400);
+            if head.content_length.is_some_and(|m| m != n) {
+                return Err(400);
             }
-            content_length = Some(n);
+            head.content_length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             // Only `chunked` alone is understood (RFC 9112 §6.1).
             if !value.eq_ignore_ascii_case("chunked") {
-                return Parsed::Bad(501);
+                return Err(501);
             }
-            chunked = true;
+            head.chunked = true;
         } else if h.name.eq_ignore_ascii_case("connection") {
             if value.eq_ignore_ascii_case("close") {
-                keep_alive = false;
+                head.keep_alive = false;
             } else if value.eq_ignore_ascii_case("keep-alive") {
-                keep_alive = true;
+                head.keep_alive = true;
             }
         } else if h.name.eq_ignore_ascii_case("cookie") {
-            cookie = Some(value.to_string());
+            head.cookie = Some(value.to_string());
         } else if h.name.eq_ignore_ascii_case("content-type") {
             let t = value.split(';').next().unwrap_or("").trim();
-            content_type = Some(t.to_ascii_lowercase());
+            head.content_type = Some(t.to_ascii_lowercase());
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            head.expect_continue = value.eq_ignore_ascii_case("100-continue");
         }
     }
-    if chunked {
-        // RFC 9112 §6.3: a message with both is an error we refuse.
-        if content_length.is_some() {
-            return Parsed::Bad(400);
-        }
+    // RFC 9112 §6.3: a message with both is an error we refuse.
+    if head.chunked && head.content_length.is_some() {
+        return Err(400);
+    }
+    Ok(Some(head))
+}
+
+/// Parses the first request in `buf`.
+pub fn parse(buf: &[u8]) -> Parsed {
+    let head = match parse_head(buf) {
+        Ok(Some(head)) => head,
+        Ok(None) => return Parsed::NeedMore,
+        Err(status) => return Parsed::Bad(status),
+    };
+    let head_len = head.len;
+    let request = |body: Vec<u8>, consumed: usize| {
+        Parsed::Request(Request {
+            method: head.method.clone(),
+            path: head.path.clone(),
+            content_type: head.content_type.clone(),
+            body,
+            cookie: head.cookie.clone(),
+            keep_alive: head.keep_alive,
+            consumed,
+        })
+    };
+    if head.chunked {
         return match dechunk(&buf[head_len..]) {
             Chunked::NeedMore => Parsed::NeedMore,
             Chunked::Bad(s) => Parsed::Bad(s),
-            Chunked::Done(body, used) => Parsed::Request(Request {
-                method: req.method.unwrap_or("").to_string(),
-                path: req.path.unwrap_or("").to_string(),
-                content_type,
-                body,
-                cookie,
-                keep_alive,
-                consumed: head_len + used,
-            }),
+            Chunked::Done(body, used) => request(body, head_len + used),
         };
     }
-    let len = content_length.unwrap_or(0);
-    if len > MAX_BODY {
+    let len = head.content_length.unwrap_or(0);
+    if len > MAX_BODY as u64 {
         return Parsed::Bad(413);
     }
+    let len = len as usize;
     if buf.len() - head_len < len {
         return Parsed::NeedMore;
     }
@@ -136,15 +184,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
         return Parsed::Bad(503);
     }
     body.extend_from_slice(&buf[head_len..head_len + len]);
-    Parsed::Request(Request {
-        method: req.method.unwrap_or("").to_string(),
-        path: req.path.unwrap_or("").to_string(),
-        content_type,
-        body,
-        cookie,
-        keep_alive,
-        consumed: head_len + len,
-    })
+    request(body, head_len + len)
 }
 
 enum Chunked {
@@ -243,6 +283,8 @@ pub fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         411 => "Length Required",
+        409 => "Conflict",
+        500 => "Internal Server Error",
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
         431 => "Request Header Fields Too Large",

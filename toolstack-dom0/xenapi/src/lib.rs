@@ -40,6 +40,7 @@ pub mod seed;
 pub mod session;
 pub mod storage;
 pub mod tasks;
+pub mod transfer;
 pub mod value;
 pub mod vbd;
 pub mod vif;

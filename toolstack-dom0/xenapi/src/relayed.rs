@@ -46,13 +46,15 @@ use crate::body::Response;
 use crate::engine::{Engine, Handled};
 use crate::hypervisor::Hypervisor;
 use crate::rng::Entropy;
+use crate::transfer::ExportStep;
 use crate::value::Instant;
 use crate::wal::Storage;
 
 /// Most bytes buffered for one connection (a whole request at most).
 pub const MAX_BUFFER: usize = crate::http::MAX_HEAD + crate::http::MAX_BODY + 4096;
-/// Most bytes buffered for all connections of all links together.
-pub const MAX_TOTAL: usize = crate::budget::RELAYED_BYTES;
+/// Most bytes buffered for all connections of all links together (what
+/// the relayed budget leaves beside disk image imports' batches).
+pub const MAX_TOTAL: usize = crate::budget::RELAYED_BYTES - crate::budget::TRANSFER_BYTES;
 
 /// Reply bytes queued for one link beyond which no more requests of it are
 /// served until the board drained them (one reply may overshoot it).
@@ -84,6 +86,17 @@ fn unavailable() -> Vec<u8> {
     )
 }
 
+impl Conn {
+    /// Served again by [`Relayed::tick`]: a parked call, deferred
+    /// requests, an attached console or an export.
+    fn waiting(&self) -> bool {
+        self.parked_since.is_some()
+            || self.deferred
+            || self.console.is_some()
+            || matches!(self.transfer, Some(Moving::Export { .. }))
+    }
+}
+
 #[derive(Default)]
 struct Conn {
     buf: Vec<u8>,
@@ -93,6 +106,17 @@ struct Conn {
     deferred: bool,
     /// Attached to a VM's text console: `buf` holds input for it.
     console: Option<Attached>,
+    /// Moving a disk image (`transfer.rs`).
+    transfer: Option<Moving>,
+}
+
+/// A connection's disk image transfer.
+#[derive(Clone, Copy, Debug)]
+enum Moving {
+    /// The next `left` bytes of the connection are the image.
+    Import { transfer: u32, left: u64 },
+    /// The image goes out as the link's backlog has room.
+    Export { transfer: u32 },
 }
 
 /// A connection attached to a VM's text console.
@@ -148,9 +172,7 @@ impl Relayed {
     /// or deferred requests (their link's backlog was full): the board
     /// calls [`Relayed::tick`] again for them.
     pub fn has_parked(&self) -> bool {
-        self.conns
-            .values()
-            .any(|c| c.parked_since.is_some() || c.deferred || c.console.is_some())
+        self.conns.values().any(Conn::waiting)
     }
 
     /// Connections attached to a text console.
@@ -176,6 +198,13 @@ impl Relayed {
                     return;
                 }
                 let c = self.conns.entry(key).or_default();
+                if let Some(Moving::Import { .. }) = c.transfer {
+                    let mut queued = queued_bytes(out);
+                    if self.import(engine, now, key, &bytes, out, &mut queued) {
+                        self.serve(engine, now, key, out, &mut queued);
+                    }
+                    return;
+                }
                 let bytes = if c.console.is_some() {
                     // Keystrokes beyond what waits for the guest are lost.
                     let room = MAX_CONSOLE_INPUT.saturating_sub(c.buf.len());
@@ -209,7 +238,9 @@ impl Relayed {
                 self.tick_queued(engine, now, link, out, &mut queued);
             }
             ToToolstack::Closed { conn } => {
-                self.remove((link, conn));
+                if let Some(t) = self.remove((link, conn)) {
+                    engine.transfer_gone(now, t);
+                }
             }
             // Counters and readiness are for dom0's board (the operator's
             // console, the "XenAPI ready" announcement), and the VIF
@@ -224,10 +255,13 @@ impl Relayed {
         }
     }
 
-    /// Forgets `key`, giving back its bytes.
-    fn remove(&mut self, key: ConnKey) {
-        if let Some(c) = self.conns.remove(&key) {
-            self.buffered -= c.buf.capacity();
+    /// Forgets `key`, giving back its bytes; the transfer it was moving,
+    /// if any (for [`Engine::transfer_gone`]).
+    fn remove(&mut self, key: ConnKey) -> Option<u32> {
+        let c = self.conns.remove(&key)?;
+        self.buffered -= c.buf.capacity();
+        match c.transfer? {
+            Moving::Import { transfer, .. } | Moving::Export { transfer } => Some(transfer),
         }
     }
 
@@ -236,18 +270,25 @@ impl Relayed {
     }
 
     /// Forgets every connection of relay `link` (its relay domain died):
-    /// their parked calls end with them. Returns how many there were.
-    pub fn drop_link(&mut self, link: u32) -> usize {
-        let before = self.conns.len();
-        let mut freed = 0;
-        self.conns.retain(|&(l, _), c| {
-            if l == link {
-                freed += c.buf.capacity();
+    /// their parked calls and transfers end with them. Returns how many
+    /// there were.
+    pub fn drop_link<H: Hypervisor, S: Storage, E: Entropy>(
+        &mut self,
+        engine: &mut Engine<H, S, E>,
+        now: Instant,
+        link: u32,
+    ) -> usize {
+        let keys: Vec<ConnKey> = self
+            .conns
+            .range((link, 0)..=(link, u32::MAX))
+            .map(|(&k, _)| k)
+            .collect();
+        for &key in &keys {
+            if let Some(t) = self.remove(key) {
+                engine.transfer_gone(now, t);
             }
-            l != link
-        });
-        self.buffered -= freed;
-        before - self.conns.len()
+        }
+        keys.len()
     }
 
     /// Serves `link`'s parked and deferred connections again (after a
@@ -279,7 +320,7 @@ impl Relayed {
         let waiting: Vec<ConnKey> = self
             .conns
             .range((link, 0)..=(link, u32::MAX))
-            .filter(|(_, c)| c.parked_since.is_some() || c.deferred || c.console.is_some())
+            .filter(|(_, c)| c.waiting())
             .map(|(&k, _)| k)
             .collect();
         for key in waiting {
@@ -306,6 +347,12 @@ impl Relayed {
             if let Some(attached) = c.console {
                 self.pump_console(engine, key, attached, out, queued);
                 return;
+            }
+            if let Some(Moving::Export { transfer }) = c.transfer {
+                if !self.pump_export(engine, now, key, transfer, out, queued) {
+                    return;
+                }
+                continue;
             }
             c.deferred = !c.buf.is_empty() && *queued >= MAX_QUEUED;
             if c.deferred {
@@ -335,6 +382,42 @@ impl Relayed {
                 Handled::Park { .. } => {
                     c.parked_since.get_or_insert(now);
                     return;
+                }
+                Handled::Import {
+                    consumed,
+                    transfer,
+                    len,
+                    send_continue,
+                } => {
+                    c.buf.drain(..consumed.min(c.buf.len()));
+                    c.parked_since = None;
+                    c.continued = false;
+                    c.transfer = Some(Moving::Import {
+                        transfer,
+                        left: len,
+                    });
+                    if send_continue {
+                        *queued += crate::http::CONTINUE.len();
+                        push_data(out, conn, crate::http::CONTINUE);
+                    }
+                    // Body bytes that came with the head.
+                    let early = core::mem::take(&mut c.buf);
+                    self.buffered -= early.capacity();
+                    if !self.import(engine, now, key, &early, out, queued) {
+                        return;
+                    }
+                }
+                Handled::Export {
+                    consumed,
+                    transfer,
+                    head,
+                } => {
+                    c.buf.drain(..consumed.min(c.buf.len()));
+                    c.parked_since = None;
+                    c.continued = false;
+                    c.transfer = Some(Moving::Export { transfer });
+                    *queued += head.len();
+                    push_data(out, conn, &head);
                 }
                 Handled::Reply {
                     consumed,
@@ -366,6 +449,105 @@ impl Relayed {
 }
 
 impl Relayed {
+    /// Gives an import's body bytes to the engine; bytes past the body's
+    /// end are the connection's next request. True when the import ended
+    /// and the connection is served as HTTP again; false while the import
+    /// goes on or when the connection was closed.
+    fn import<H: Hypervisor, S: Storage, E: Entropy>(
+        &mut self,
+        engine: &mut Engine<H, S, E>,
+        now: Instant,
+        key: ConnKey,
+        bytes: &[u8],
+        out: &mut VecDeque<FromToolstack>,
+        queued: &mut usize,
+    ) -> bool {
+        let conn = key.1;
+        let Some(c) = self.conns.get_mut(&key) else {
+            return false;
+        };
+        let Some(Moving::Import { transfer, left }) = c.transfer else {
+            return false;
+        };
+        let n = left.min(bytes.len() as u64) as usize;
+        let left = left - n as u64;
+        c.transfer = Some(Moving::Import { transfer, left });
+        let failed = match n {
+            0 => None,
+            _ => engine.import_bytes(now, transfer, &bytes[..n]),
+        };
+        let (reply, close) = match failed {
+            Some(reply) => (reply, true),
+            None if left > 0 => return false,
+            None => engine.import_end(now, transfer),
+        };
+        if let Some(c) = self.conns.get_mut(&key) {
+            c.transfer = None;
+        }
+        *queued += reply.len();
+        push_response(out, conn, reply);
+        let rest = &bytes[n..];
+        let kept = !close && rest.len() <= MAX_BUFFER && self.buffered + rest.len() <= MAX_TOTAL;
+        let Some(c) = self.conns.get_mut(&key).filter(|_| kept) else {
+            self.remove(key);
+            out.push_back(FromToolstack::Close { conn });
+            return false;
+        };
+        if !rest.is_empty() {
+            let held = c.buf.capacity();
+            if c.buf.try_reserve(rest.len()).is_err() {
+                self.remove(key);
+                out.push_back(FromToolstack::Close { conn });
+                return false;
+            }
+            c.buf.extend_from_slice(rest);
+            self.buffered += c.buf.capacity() - held;
+        }
+        true
+    }
+
+    /// Sends an export's bytes while the link's backlog has room. True
+    /// when the export ended and the connection is served as HTTP again.
+    fn pump_export<H: Hypervisor, S: Storage, E: Entropy>(
+        &mut self,
+        engine: &mut Engine<H, S, E>,
+        now: Instant,
+        key: ConnKey,
+        transfer: u32,
+        out: &mut VecDeque<FromToolstack>,
+        queued: &mut usize,
+    ) -> bool {
+        let conn = key.1;
+        while *queued < MAX_QUEUED {
+            match engine.export_bytes(now, transfer, MAX_CHUNK) {
+                ExportStep::Data(bytes) => {
+                    *queued += bytes.len();
+                    out.push_back(FromToolstack::Data { conn, bytes });
+                }
+                ExportStep::End { close } => {
+                    if let Some(c) = self.conns.get_mut(&key) {
+                        c.transfer = None;
+                    }
+                    if close {
+                        self.remove(key);
+                        out.push_back(FromToolstack::Close { conn });
+                        return false;
+                    }
+                    return true;
+                }
+                ExportStep::Failed => {
+                    if let Some(c) = self.conns.get_mut(&key) {
+                        c.transfer = None;
+                    }
+                    self.remove(key);
+                    out.push_back(FromToolstack::Close { conn });
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
     /// Moves an attached console's bytes: the client's input into the
     /// guest as it takes it, the guest's output to the client while the
     /// link's backlog (`queued` bytes) has room. Closes the connection when

@@ -111,6 +111,61 @@ pub trait SrBackend {
     fn vdi_clone(&mut self, src: &str, new: &str) -> Result<VdiInfo, SrError>;
     /// Every VDI on the SR.
     fn vdi_list(&mut self) -> Result<Vec<VdiInfo>, SrError>;
+    /// Starts writing a `len`-byte image in `format` into VDI `uuid`: the
+    /// transfer's number (`transfer.rs` moves the body).
+    fn import_begin(&mut self, uuid: &str, format: ImageFormat, len: u64) -> Result<u32, SrError> {
+        let _ = (uuid, format, len);
+        Err(SrError::Backend(String::from("this SR takes no images")))
+    }
+    /// The image's next bytes, in order.
+    fn import_data(&mut self, id: u32, bytes: &[u8]) -> Result<(), SrError> {
+        let _ = (id, bytes);
+        Err(SrError::Backend(String::from("no such transfer")))
+    }
+    /// The image ended: done and durable when it returns Ok.
+    fn import_end(&mut self, id: u32) -> Result<(), SrError> {
+        let _ = id;
+        Err(SrError::Backend(String::from("no such transfer")))
+    }
+    /// Starts reading VDI `uuid` as an image in `format`: the transfer's
+    /// number and the image's whole length.
+    fn export_begin(&mut self, uuid: &str, format: ImageFormat) -> Result<(u32, u64), SrError> {
+        let _ = (uuid, format);
+        Err(SrError::Backend(String::from("this SR gives no images")))
+    }
+    /// The image's next bytes, at most `max`; empty at the end.
+    fn export_data(&mut self, id: u32, max: usize) -> Result<Vec<u8>, SrError> {
+        let _ = (id, max);
+        Err(SrError::Backend(String::from("no such transfer")))
+    }
+    /// Forgets a transfer (its client went away).
+    fn transfer_abort(&mut self, id: u32) {
+        let _ = id;
+    }
+}
+
+/// A disk image's format (`format=` of `/import_raw_vdi` and
+/// `/export_raw_vdi`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageFormat {
+    /// The disk's bytes.
+    Raw,
+    /// A VHD.
+    Vhd,
+}
+
+/// A transfer of [`FakeSr`]: the VDI, the image's length, its bytes so
+/// far (an import) or the position (an export), which way.
+#[derive(Clone, Debug)]
+pub struct FakeTransfer {
+    /// The VDI.
+    pub uuid: String,
+    /// The image's length.
+    pub len: u64,
+    /// Bytes moved.
+    pub at: u64,
+    /// An import (else an export).
+    pub import: bool,
 }
 
 /// An in-memory SR: thin by default (a VDI holds only what was "written"
@@ -127,6 +182,10 @@ pub struct FakeSr {
     pub fail_next: Option<String>,
     /// Every mutating call, as `op uuid`.
     pub calls: Vec<String>,
+    /// The bytes of VDIs that were imported into (raw only), by uuid.
+    pub data: BTreeMap<String, Vec<u8>>,
+    /// Transfers under way, by number.
+    pub transfers: BTreeMap<u32, FakeTransfer>,
 }
 
 /// The granularity the fake SR rounds virtual sizes up to (a 4 KiB
@@ -142,6 +201,8 @@ impl FakeSr {
             vdis: BTreeMap::new(),
             fail_next: None,
             calls: Vec::new(),
+            data: BTreeMap::new(),
+            transfers: BTreeMap::new(),
         }
     }
 
@@ -203,6 +264,107 @@ impl FakeSr {
 }
 
 impl SrBackend for FakeSr {
+    fn import_begin(&mut self, uuid: &str, format: ImageFormat, len: u64) -> Result<u32, SrError> {
+        self.start("import", uuid)?;
+        let size = self.info(uuid)?.virtual_size;
+        if format != ImageFormat::Raw {
+            return Err(SrError::Backend(String::from(
+                "the fake SR takes raw images",
+            )));
+        }
+        if len > size {
+            return Err(SrError::Backend(String::from(
+                "the image is larger than the VDI",
+            )));
+        }
+        let id = self.transfers.keys().next_back().map_or(1, |k| k + 1);
+        self.data
+            .insert(uuid.to_string(), alloc::vec![0; size as usize]);
+        let t = FakeTransfer {
+            uuid: uuid.to_string(),
+            len,
+            at: 0,
+            import: true,
+        };
+        self.transfers.insert(id, t);
+        Ok(id)
+    }
+
+    fn import_data(&mut self, id: u32, bytes: &[u8]) -> Result<(), SrError> {
+        if let Some(m) = self.fail_next.take() {
+            self.transfers.remove(&id);
+            return Err(SrError::Backend(m));
+        }
+        let t = self
+            .transfers
+            .get_mut(&id)
+            .filter(|t| t.import)
+            .ok_or_else(|| SrError::Backend(String::from("no such transfer")))?;
+        let data = self.data.get_mut(&t.uuid).expect("imported VDIs have data");
+        let at = t.at as usize;
+        if t.at + bytes.len() as u64 > t.len {
+            return Err(SrError::Backend(String::from("past the image's length")));
+        }
+        data[at..at + bytes.len()].copy_from_slice(bytes);
+        t.at += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn import_end(&mut self, id: u32) -> Result<(), SrError> {
+        let t = self
+            .transfers
+            .remove(&id)
+            .filter(|t| t.import)
+            .ok_or_else(|| SrError::Backend(String::from("no such transfer")))?;
+        if t.at != t.len {
+            return Err(SrError::Backend(String::from("the image ended short")));
+        }
+        let own = t.len;
+        self.write(&t.uuid, own);
+        Ok(())
+    }
+
+    fn export_begin(&mut self, uuid: &str, format: ImageFormat) -> Result<(u32, u64), SrError> {
+        let size = self.info(uuid)?.virtual_size;
+        if format != ImageFormat::Raw {
+            return Err(SrError::Backend(String::from(
+                "the fake SR gives raw images",
+            )));
+        }
+        let id = self.transfers.keys().next_back().map_or(1, |k| k + 1);
+        let t = FakeTransfer {
+            uuid: uuid.to_string(),
+            len: size,
+            at: 0,
+            import: false,
+        };
+        self.transfers.insert(id, t);
+        Ok((id, size))
+    }
+
+    fn export_data(&mut self, id: u32, max: usize) -> Result<Vec<u8>, SrError> {
+        let t = self
+            .transfers
+            .get_mut(&id)
+            .filter(|t| !t.import)
+            .ok_or_else(|| SrError::Backend(String::from("no such transfer")))?;
+        let n = (t.len - t.at).min(max as u64) as usize;
+        let at = t.at as usize;
+        let out = match self.data.get(&t.uuid) {
+            Some(d) => d[at..at + n].to_vec(),
+            None => alloc::vec![0; n],
+        };
+        t.at += n as u64;
+        if n == 0 {
+            self.transfers.remove(&id);
+        }
+        Ok(out)
+    }
+
+    fn transfer_abort(&mut self, id: u32) {
+        self.transfers.remove(&id);
+    }
+
     fn sr_stats(&mut self) -> Result<SrStats, SrError> {
         Ok(SrStats {
             physical_size: self.physical_size,
@@ -322,7 +484,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
 
     /// Runs `f` on the backend of SR `sr`; errors become xapi's (a missing
     /// VDI is reported against `vdi`).
-    fn with_sr<T>(
+    pub(crate) fn with_sr<T>(
         &mut self,
         sr: &str,
         vdi: &str,
@@ -365,6 +527,17 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         Ok(())
     }
 
+    /// Asks the SR for one VDI's sizes and copies them into its record.
+    pub(crate) fn refresh_vdi_info(&mut self, sr: &str, vdi: &str) -> Result<(), ApiError> {
+        let loc = self.vdi_field(vdi, "location");
+        let loc = arg_str(&loc).to_string();
+        let all = self.with_sr(sr, vdi, |b| b.vdi_list())?;
+        if let Some(info) = all.iter().find(|i| i.uuid == loc) {
+            self.apply_vdi_info(vdi, info);
+        }
+        Ok(())
+    }
+
     /// Copies what the SR says of a VDI into its record.
     fn apply_vdi_info(&mut self, vdi: &str, info: &VdiInfo) {
         self.set_vdi(vdi, "virtual_size", int(info.virtual_size));
@@ -372,7 +545,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     }
 
     /// The VDI's SR, the VDI checked present (not `missing`).
-    fn vdi_sr(&self, vdi: &str) -> Result<String, ApiError> {
+    pub(crate) fn vdi_sr(&self, vdi: &str) -> Result<String, ApiError> {
         let c = vdi_class();
         if self.db.get(c, vdi).is_none() {
             return Err(handle_invalid(c, vdi));

@@ -94,6 +94,11 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         Ok(Value::String(task))
     }
 
+    /// Ends `task` with `result` (its progress 1).
+    pub(crate) fn finish_task(&mut self, task: &str, result: Result<Value, ApiError>) {
+        self.finish(task, result);
+    }
+
     fn finish(&mut self, task: &str, result: Result<Value, ApiError>) {
         let tc = task_class();
         let cd = class(tc);

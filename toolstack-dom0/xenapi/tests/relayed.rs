@@ -76,7 +76,7 @@ fn links_are_separate_and_a_dropped_link_takes_its_parked_calls() {
     assert!(r.has_parked());
     // The relay behind link 7 dies: its connections and the parked call go,
     // link 9's stays.
-    assert_eq!(r.drop_link(7), 1);
+    assert_eq!(r.drop_link(&mut e, T0, 7), 1);
     assert!(!r.has_parked());
     assert_eq!(r.len(), 1);
     // Link 9's connection 1 is still served.
@@ -177,8 +177,8 @@ fn bodies_past_the_total_bound_get_503_and_the_rest_keep_their_bytes() {
     assert!(r.buffered() < held);
     let _ = login(&mut r, &mut e, 1, 99);
     // Dropping a link gives back all its connections' bytes.
-    r.drop_link(0);
-    r.drop_link(1);
+    r.drop_link(&mut e, T0, 0);
+    r.drop_link(&mut e, T0, 1);
     assert_eq!(r.buffered(), 0);
 }
 

@@ -104,6 +104,12 @@ impl Model {
                 Answer::Done
             }
             Op::VdiResize { .. } | Op::VdiSnapshot { .. } | Op::VdiClone { .. } => Answer::Done,
+            Op::ImportBegin { len, .. } => Answer::Transfer { id: 1, len },
+            Op::ImportData { .. } | Op::ImportEnd { .. } | Op::TransferAbort { .. } => Answer::Done,
+            Op::ExportBegin { .. } => Answer::Transfer { id: 2, len: 4096 },
+            Op::ExportData { max, .. } => Answer::Data {
+                bytes: alloc::vec![7; max as usize],
+            },
         })
     }
 }
@@ -295,4 +301,34 @@ fn a_replacement_past_the_bound_is_not_sent() {
     let big = vec![0u8; MAX_REPLACE_BYTES as usize + 1];
     assert_eq!(c.log_replace(&big), Err(CallError::TooLarge));
     assert_eq!(c.link_mut().sent, 0);
+}
+
+#[test]
+fn transfer_replies_are_checked() {
+    let mut c = client();
+    assert_eq!(c.import_begin([1; 16], crate::Format::Raw, 4096), Ok(1));
+    // Data in chunks of at most MAX_CHUNK.
+    c.import_data(1, &alloc::vec![0; MAX_CHUNK * 2 + 1])
+        .expect("data");
+    c.import_end(1).expect("end");
+    assert_eq!(c.export_begin([1; 16], crate::Format::Vhd), Ok((2, 4096)));
+    // Asked more than a chunk: a chunk.
+    assert_eq!(c.export_data(2, u32::MAX).map(|b| b.len()), Ok(MAX_CHUNK));
+    // A stordom that sends more than asked, or echoes another length.
+    c.link_mut().lie = Some(|r: &mut Reply| {
+        if let Ok(Answer::Data { bytes }) = &mut r.result {
+            bytes.push(0);
+        }
+        if let Ok(Answer::Transfer { len, .. }) = &mut r.result {
+            *len += 1;
+        }
+    });
+    assert!(matches!(
+        c.export_data(2, 512),
+        Err(CallError::Unexpected(_))
+    ));
+    assert!(matches!(
+        c.import_begin([1; 16], crate::Format::Raw, 4096),
+        Err(CallError::Unexpected(_))
+    ));
 }

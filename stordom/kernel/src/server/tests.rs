@@ -2,6 +2,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 
 use xcp_storwire::client::{CallError, Client, Link, LinkError};
+use xcp_storwire::Format;
 
 use super::*;
 
@@ -14,6 +15,8 @@ struct MemRepo {
     durable_vdis: BTreeMap<Uuid, (u64, bool, Option<Uuid>)>,
     flushes: usize,
     broken: Option<String>,
+    /// Written sectors, by VDI and sector number.
+    sectors: BTreeMap<(Uuid, u64), Vec<u8>>,
 }
 
 impl Repo for MemRepo {
@@ -97,6 +100,46 @@ impl Repo for MemRepo {
         let size = self.vdis.get(&src).ok_or(StorError::NotFound)?.0;
         self.vdis.insert(new, (size, false, Some(src)));
         Ok(())
+    }
+    fn vdi_info(&self, uuid: Uuid) -> Result<(u64, bool), StorError> {
+        let (size, ro, _) = self.vdis.get(&uuid).ok_or(StorError::NotFound)?;
+        Ok((*size, !*ro))
+    }
+    fn vdi_read(&mut self, uuid: Uuid, offset: u64, buf: &mut [u8]) -> Result<(), StorError> {
+        for (i, sector) in buf.chunks_mut(512).enumerate() {
+            match self.sectors.get(&(uuid, offset / 512 + i as u64)) {
+                Some(d) => sector.copy_from_slice(d),
+                None => sector.fill(0),
+            }
+        }
+        Ok(())
+    }
+    fn vdi_write(&mut self, uuid: Uuid, offset: u64, bytes: &[u8]) -> Result<(), StorError> {
+        let size = self.vdi_info(uuid)?.0;
+        if offset + bytes.len() as u64 > size
+            || !offset.is_multiple_of(512)
+            || !bytes.len().is_multiple_of(512)
+        {
+            return Err(StorError::Invalid("out of range".into()));
+        }
+        for (i, sector) in bytes.chunks(512).enumerate() {
+            self.sectors
+                .insert((uuid, offset / 512 + i as u64), sector.to_vec());
+        }
+        Ok(())
+    }
+    fn vdi_discard(&mut self, uuid: Uuid, offset: u64, len: u64) -> Result<(), StorError> {
+        for s in offset / 512..(offset + len) / 512 {
+            self.sectors.remove(&(uuid, s));
+        }
+        Ok(())
+    }
+    fn next_allocated(&mut self, uuid: Uuid, from: u64) -> Result<Option<u64>, StorError> {
+        Ok(self
+            .sectors
+            .range((uuid, from / 512)..=(uuid, u64::MAX))
+            .next()
+            .map(|((_, s), _)| (s * 512).max(from)))
     }
 }
 
@@ -275,5 +318,166 @@ fn a_read_only_sr_says_why_and_refuses_writes() {
     assert!(matches!(
         c.log_append(b"x"),
         Err(CallError::Refused(StorError::ReadOnly(_)))
+    ));
+}
+
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// An image of `len` bytes: noise with a zero run in the middle.
+fn holey_image(len: usize) -> Vec<u8> {
+    let mut image = noise(len, 7);
+    image[len / 3..2 * len / 3].fill(0);
+    image
+}
+
+fn import(c: &mut Client<Direct>, uuid: Uuid, format: Format, image: &[u8], piece: usize) {
+    let id = c
+        .import_begin(uuid, format, image.len() as u64)
+        .expect("begin");
+    for chunk in image.chunks(piece) {
+        c.import_data(id, chunk).expect("data");
+    }
+    c.import_end(id).expect("end");
+}
+
+fn export(c: &mut Client<Direct>, uuid: Uuid, format: Format, piece: u32) -> Vec<u8> {
+    let (id, len) = c.export_begin(uuid, format).expect("begin");
+    let mut out = Vec::new();
+    loop {
+        let bytes = c.export_data(id, piece).expect("data");
+        if bytes.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&bytes);
+    }
+    assert_eq!(out.len() as u64, len, "the announced length");
+    out
+}
+
+#[test]
+fn a_raw_image_goes_in_and_out_whole_and_its_zeros_stay_holes() {
+    let mut c = client();
+    let (a, size) = ([1u8; 16], 3 << 20);
+    c.vdi_create(a, size).expect("create");
+    let image = holey_image(2 << 20);
+    let flushes = repo(&mut c).flushes;
+    import(&mut c, a, Format::Raw, &image, 12_345);
+    assert_eq!(
+        repo(&mut c).flushes,
+        flushes + 1,
+        "durable once, at the end"
+    );
+    let back = export(&mut c, a, Format::Raw, 16 * 1024);
+    assert_eq!(back.len() as u64, size);
+    assert_eq!(&back[..image.len()], &image[..]);
+    assert!(back[image.len()..].iter().all(|&b| b == 0));
+    // Whole zero clusters were discarded, not written.
+    let held = repo(&mut c).sectors.len() * 512;
+    assert!(held < image.len() * 3 / 4, "{held} bytes held");
+    assert_eq!(c.link_mut().server.transfers.len(), 0);
+}
+
+#[test]
+fn a_vhd_export_imports_back_as_the_same_disk() {
+    let mut c = client();
+    let (a, b, size) = ([1u8; 16], [2u8; 16], 5 << 20);
+    c.vdi_create(a, size).expect("create");
+    c.vdi_create(b, size).expect("create");
+    let image = holey_image(4 << 20);
+    import(&mut c, a, Format::Raw, &image, 32 * 1024);
+    let vhd = export(&mut c, a, Format::Vhd, 32 * 1024);
+    assert_eq!(&vhd[..8], b"conectix");
+    assert!(
+        vhd.len() < size as usize,
+        "holes are left out: {}",
+        vhd.len()
+    );
+    // Old contents of `b` are replaced whole, holes included.
+    let id = c.import_begin(b, Format::Raw, 512).expect("begin");
+    c.import_data(id, &[0xaa; 512]).expect("data");
+    c.import_end(id).expect("end");
+    repo(&mut c)
+        .vdi_write(b, 2 << 20, &[0x55; 512])
+        .expect("old contents");
+    import(&mut c, b, Format::Vhd, &vhd, 7_777);
+    let back = export(&mut c, b, Format::Raw, 32 * 1024);
+    assert_eq!(&back[..image.len()], &image[..]);
+    assert!(back[image.len()..].iter().all(|&x| x == 0));
+}
+
+#[test]
+fn transfers_are_refused_with_a_reason() {
+    let mut c = client();
+    let (a, size) = ([1u8; 16], 1 << 20);
+    c.vdi_create(a, size).expect("create");
+    let refused = |r: Result<u32, CallError>| match r {
+        Err(CallError::Refused(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(
+        refused(c.import_begin(a, Format::Raw, 1000)),
+        StorError::Invalid(_)
+    ));
+    assert!(matches!(
+        refused(c.import_begin(a, Format::Raw, 2 << 20)),
+        StorError::Invalid(_)
+    ));
+    assert_eq!(
+        refused(c.import_begin([9; 16], Format::Raw, 512)),
+        StorError::NotFound
+    );
+    c.vdi_snapshot(a, [3; 16]).expect("snapshot");
+    assert!(matches!(
+        refused(c.import_begin([3; 16], Format::Raw, 512)),
+        StorError::ReadOnly(_)
+    ));
+    // Past its length, and short at its end.
+    let id = c.import_begin(a, Format::Raw, 1024).expect("begin");
+    assert!(matches!(
+        c.import_data(id, &[1; 2048]),
+        Err(CallError::Refused(StorError::Protocol(_)))
+    ));
+    let id = c.import_begin(a, Format::Raw, 1024).expect("begin");
+    c.import_data(id, &[1; 512]).expect("data");
+    assert!(matches!(
+        c.import_end(id),
+        Err(CallError::Refused(StorError::Invalid(_)))
+    ));
+    assert!(matches!(
+        c.import_data(id, &[1; 512]),
+        Err(CallError::Refused(StorError::Protocol(_)))
+    ));
+    // A VHD that is not one.
+    let id = c.import_begin(a, Format::Vhd, 4096).expect("begin");
+    let e = c
+        .import_data(id, &[0x41; 4096])
+        .and_then(|()| c.import_end(id));
+    match e {
+        Err(CallError::Refused(StorError::Invalid(why))) => assert!(why.contains("VHD"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // At most MAX_TRANSFERS at once; an abort frees one.
+    let ids: Vec<u32> = (0..xcp_storwire::MAX_TRANSFERS)
+        .map(|_| c.export_begin(a, Format::Raw).expect("begin").0)
+        .collect();
+    assert!(matches!(
+        c.export_begin(a, Format::Raw),
+        Err(CallError::Refused(StorError::NoSpace))
+    ));
+    c.transfer_abort(ids[0]).expect("abort");
+    c.export_begin(a, Format::Raw).expect("room again");
+    assert!(matches!(
+        c.export_data(ids[1], 100),
+        Err(CallError::Refused(StorError::Invalid(_)))
     ));
 }
