@@ -28,6 +28,14 @@ fn stordom_drives_the_disk_and_is_rebuilt_with_it() {
         "stordom brings the disk up",
         qemu.wait_for("stordom: disk read and flushed", Duration::from_secs(150)),
     );
+    // The SR's first I/O sleeps on the disk's MSI-X interrupt.
+    step(
+        "stordom is woken by its disk",
+        qemu.wait_for(
+            "stordom: DEBUG first disk interrupt wake-up",
+            Duration::from_secs(60),
+        ),
+    );
     qemu.type_line("crash stordom").unwrap();
     step(
         "dom0 rebuilds stordom",
@@ -36,6 +44,14 @@ fn stordom_drives_the_disk_and_is_rebuilt_with_it() {
     step(
         "the rebuilt stordom brings the disk up",
         qemu.wait_for_nth("stordom: disk read and flushed", 2, Duration::from_secs(60)),
+    );
+    step(
+        "the rebuilt stordom is woken by its disk",
+        qemu.wait_for_nth(
+            "stordom: DEBUG first disk interrupt wake-up",
+            2,
+            Duration::from_secs(60),
+        ),
     );
     let outcome = qemu.finish(Duration::from_millis(500));
     let log = &outcome.log;
@@ -51,6 +67,8 @@ fn stordom_drives_the_disk_and_is_rebuilt_with_it() {
             "stordom: DEBUG device DMA goes through the IOMMU (VIRTIO_F_ACCESS_PLATFORM)",
             2,
         ),
+        // The disk's queue interrupts through MSI-X, both builds.
+        ("stordom: DEBUG MSI-X: the disk's queue -> entry 0, pirq", 2),
         // Xen refuses stordom a device frame dom0 did not hand over.
         ("outside the granted BARs refused: EPERM", 2),
     ] {

@@ -12,9 +12,7 @@ use alloc::vec::Vec;
 
 use log::{debug, warn};
 use netdom::args::Args;
-use netdom::msix::{self, CommonConfig};
-use xcp_pci::caps::{self, Snapshot, VIRTIO_PCI_CAP_COMMON_CFG};
-use xcp_pci::Bdf;
+use netdom::msix;
 use xcp_runtime::mmio::MmioRegion;
 
 use crate::domain::Net;
@@ -27,22 +25,6 @@ pub const POLL_NS: u64 = 1_000_000;
 /// between, so in principle a frame can land just as we go to sleep with
 /// no interrupt for it; this bounds such a stall.
 pub const SAFETY_POLL_NS: u64 = 100_000_000;
-
-/// The common configuration structure inside its mapped BAR.
-struct Common<'a> {
-    bar: &'a MmioRegion,
-    base: u64,
-}
-
-impl CommonConfig for Common<'_> {
-    fn read16(&mut self, offset: u64) -> u16 {
-        self.bar.read16(self.base + offset)
-    }
-
-    fn write16(&mut self, offset: u64, value: u16) {
-        self.bar.write16(self.base + offset, value)
-    }
-}
 
 /// What woke us.
 #[derive(Clone, Copy, Debug, Default)]
@@ -202,50 +184,16 @@ fn bind(
     bars: &[(usize, MmioRegion)],
     pirqs: &[u32],
 ) -> Result<Wake, alloc::string::String> {
-    use alloc::format;
-    let (bus, dev, func) = args.bdf;
-    let bdf = Bdf { bus, dev, func };
-    let mut snapshot = Snapshot { bdf, bytes: config };
-    let table = caps::msix(&mut snapshot, bdf).ok_or("no MSI-X capability")?;
-    let entries = pirqs.len().min(usize::from(table.table_size));
-    let common = caps::virtio_caps(&mut snapshot, bdf)
-        .into_iter()
-        .find(|c| c.cfg_type == VIRTIO_PCI_CAP_COMMON_CFG)
-        .ok_or("no virtio common configuration")?;
-    let (_, bar) = bars
-        .iter()
-        .find(|(index, _)| *index == usize::from(common.bar))
-        .ok_or_else(|| {
-            format!(
-                "BAR{} of the common configuration is not mapped",
-                common.bar
-            )
-        })?;
-    let base = u64::from(common.offset);
-    if base + 0x20 > bar.len() {
-        return Err(format!(
-            "common configuration at {base:#x} outside BAR{}",
-            common.bar
-        ));
-    }
-    let routes = msix::routes(entries);
-    msix::route(&mut Common { bar, base }, &routes).map_err(|e| format!("{e:?}"))?;
+    let device = xcp_runtime::device_args::DeviceArgs {
+        bdf: args.bdf,
+        config_gref: args.config_gref,
+        bar_sizes: args.bar_sizes,
+    };
+    let bound = xcp_runtime::assigned::bind_msix(&device, config, bars, pirqs, |entries| {
+        msix::routes(entries).to_vec()
+    })?;
     let mut wake = Wake::polling();
-    for &pirq in &pirqs[..entries] {
-        let port = match xcp_runtime::evtchn::bind_pirq(pirq) {
-            Ok(port) => port,
-            Err(e) => {
-                for &(_, port) in &wake.pirqs {
-                    let _ = xcp_runtime::evtchn::close(port);
-                }
-                return Err(format!("bind pirq {pirq}: {e}"));
-            }
-        };
-        // Upcalls stay masked domain-wide; the port itself is unmasked so
-        // Xen's pirq bookkeeping (pirq_guest_unmask) sees it as live.
-        if let Err(e) = xcp_runtime::evtchn::unmask(port) {
-            warn!("unmask port {port}: {e}");
-        }
+    for &(pirq, port) in &bound.pirqs {
         wake.pirqs.push((pirq, port));
         wake.ports.push(port);
     }
@@ -254,8 +202,8 @@ fn bind(
     debug!(
         "MSI-X: {} vectors bound as pirqs {listed:?} (ports {ports:?}); rx queue -> entry {}, tx queue -> entry {}; safety poll every {} ms",
         wake.pirqs.len(),
-        routes[0].1,
-        routes[1].1,
+        bound.routes[0].1,
+        bound.routes[1].1,
         SAFETY_POLL_NS / 1_000_000
     );
     Ok(wake)

@@ -161,3 +161,92 @@ pub fn check_confinement(bars: &[(usize, MmioRegion)]) -> Result<u64, Confinemen
         Ok(_) => Err(ConfinementError::Mapped(outside)),
     }
 }
+
+/// The virtio common configuration structure inside its mapped BAR.
+struct Common<'a> {
+    bar: &'a MmioRegion,
+    base: u64,
+}
+
+impl crate::msix::CommonConfig for Common<'_> {
+    fn read16(&mut self, offset: u64) -> u16 {
+        self.bar.read16(self.base + offset)
+    }
+
+    fn write16(&mut self, offset: u64, value: u16) {
+        self.bar.write16(self.base + offset, value)
+    }
+}
+
+/// A virtio device's MSI-X entries bound to event channels.
+#[derive(Clone, Debug, Default)]
+pub struct BoundMsix {
+    /// (pirq, event channel port) of each entry, entry 0 first.
+    pub pirqs: Vec<(u32, u32)>,
+    /// (queue, entry) as routed.
+    pub routes: Vec<(u16, u16)>,
+}
+
+/// Routes the device's queues to MSI-X entries (`routes` of how many
+/// entries there are: at most as many as dom0 mapped pirqs for and the
+/// device's table has) and binds the pirqs dom0 mapped for them
+/// (`pci-pirqs=`) to event channels, unmasked (Xen's pirq bookkeeping
+/// wants a live port; upcalls stay masked domain-wide). On an error every
+/// port bound so far is closed again.
+pub fn bind_msix(
+    args: &DeviceArgs,
+    config: &[u8; CONFIG_BYTES],
+    bars: &[(usize, MmioRegion)],
+    pirqs: &[u32],
+    routes: impl FnOnce(usize) -> Vec<(u16, u16)>,
+) -> Result<BoundMsix, alloc::string::String> {
+    use alloc::format;
+    use xcp_pci::caps::{self, Snapshot, VIRTIO_PCI_CAP_COMMON_CFG};
+    let (bus, dev, func) = args.bdf;
+    let bdf = xcp_pci::Bdf { bus, dev, func };
+    let mut snapshot = Snapshot { bdf, bytes: config };
+    let table = caps::msix(&mut snapshot, bdf).ok_or("no MSI-X capability")?;
+    let entries = pirqs.len().min(usize::from(table.table_size));
+    let common = caps::virtio_caps(&mut snapshot, bdf)
+        .into_iter()
+        .find(|c| c.cfg_type == VIRTIO_PCI_CAP_COMMON_CFG)
+        .ok_or("no virtio common configuration")?;
+    let (_, bar) = bars
+        .iter()
+        .find(|(index, _)| *index == usize::from(common.bar))
+        .ok_or_else(|| {
+            format!(
+                "BAR{} of the common configuration is not mapped",
+                common.bar
+            )
+        })?;
+    let base = u64::from(common.offset);
+    if base + 0x20 > bar.len() {
+        return Err(format!(
+            "common configuration at {base:#x} outside BAR{}",
+            common.bar
+        ));
+    }
+    let routes = routes(entries);
+    crate::msix::route(&mut Common { bar, base }, &routes).map_err(|e| format!("{e:?}"))?;
+    let mut bound = BoundMsix {
+        pirqs: Vec::new(),
+        routes,
+    };
+    for &pirq in &pirqs[..entries] {
+        let port = match crate::evtchn::bind_pirq(pirq) {
+            Ok(port) => port,
+            Err(e) => {
+                for &(_, port) in &bound.pirqs {
+                    let _ = crate::evtchn::close(port);
+                }
+                return Err(format!("bind pirq {pirq}: {e}"));
+            }
+        };
+        if let Err(e) = crate::evtchn::unmask(port) {
+            warn!("unmask port {port}: {e}");
+        }
+        bound.pirqs.push((pirq, port));
+    }
+    Ok(bound)
+}

@@ -24,12 +24,14 @@ pub mod device_args;
 pub mod dma_plan;
 pub mod frames;
 pub mod log_policy;
+pub mod msix;
 pub mod pci_snapshot;
 pub mod slots;
 pub mod time;
 pub mod timer;
 pub mod usage;
 pub mod verdict;
+pub mod virtio_blk_io;
 pub mod virtio_pci;
 pub mod virtio_platform;
 

@@ -6,11 +6,13 @@
 //!
 //! The device words are every driver domain's
 //! ([`xcp_runtime::device_args`]); `dom0-channel` names the channel dom0's
-//! toolstack talks to stordom on. stordom polls its disk, so it ignores
-//! `pci-pirqs`.
+//! toolstack talks to stordom on; `pci-pirqs` the pirqs dom0 mapped the
+//! disk's MSI-X entries to (without them stordom spins on its disk).
 
+use xcp_runtime::cmdline::get;
 pub use xcp_runtime::device_args::ArgsError;
 use xcp_runtime::device_args::{channel, ChannelArgs, DeviceArgs};
+use xcp_runtime::msix::Pirqs;
 
 /// What dom0 told stordom.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +21,8 @@ pub struct Args {
     pub device: DeviceArgs,
     /// The channel to dom0's toolstack.
     pub channel: Option<ChannelArgs>,
+    /// The pirqs of the disk's MSI-X entries, entry 0 first.
+    pub pirqs: Option<Pirqs>,
 }
 
 impl Args {
@@ -27,6 +31,10 @@ impl Args {
         Ok(Args {
             device: DeviceArgs::parse(cmdline)?,
             channel: channel(cmdline, "dom0-channel")?,
+            pirqs: match get(cmdline, "pci-pirqs") {
+                Some(text) => Some(Pirqs::parse(text).ok_or(ArgsError::Bad("pci-pirqs"))?),
+                None => None,
+            },
         })
     }
 }
@@ -55,5 +63,12 @@ mod tests {
         assert_eq!(Args::parse("pci-config=4"), Err(ArgsError::Missing("pci")));
         let bad = format!("{without} dom0-channel=1,2");
         assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("dom0-channel")));
+        assert_eq!(
+            args.pirqs.map(|p| p.as_slice().to_vec()),
+            Some(vec![60, 59])
+        );
+        assert_eq!(Args::parse(without).map(|a| a.pirqs), Ok(None));
+        let bad = format!("{without} pci-pirqs=1,x");
+        assert_eq!(Args::parse(&bad), Err(ArgsError::Bad("pci-pirqs")));
     }
 }

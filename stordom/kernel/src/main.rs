@@ -65,6 +65,7 @@ mod domain {
             transport,
             features,
             writes,
+            config_space,
             ..
         } = assigned::bring_up(&args.device).unwrap_or_else(|e| stop(format_args!("{e:?}")));
         if let Err(e) = assigned::check_confinement(&bars) {
@@ -72,8 +73,12 @@ mod domain {
         }
         let mut disk =
             Disk::new(transport).unwrap_or_else(|e| stop(format_args!("virtio-blk: {e}")));
-        // stordom polls the disk: no notifications.
-        disk.disable_interrupts();
+        let irq = disk_irq(&args, &config_space, &bars);
+        if irq.is_some() {
+            disk.enable_interrupts();
+        } else {
+            disk.disable_interrupts();
+        }
         assigned::log_features("stordom", &features);
         let counts = writes.get();
         debug!(
@@ -97,7 +102,7 @@ mod domain {
             stop(format_args!("flush: {e}"));
         }
         info!("disk read and flushed");
-        let disk = crate::disk::VirtioDisk::new(disk, sectors)
+        let disk = crate::disk::VirtioDisk::new(disk, sectors, irq)
             .unwrap_or_else(|e| stop(format_args!("disk buffer: {e:?}")));
         let found = repo::open_or_format(disk);
         match &found.repo {
@@ -211,6 +216,35 @@ mod domain {
                 self.outgoing = Some(server.handle(request));
             }
             true
+        }
+    }
+
+    /// Routes the disk's queue to MSI-X entry 0 and binds the pirq dom0
+    /// mapped for it; `None` (stordom spins on its disk, with a warning
+    /// saying why) if anything is missing or refused.
+    fn disk_irq(
+        args: &Args,
+        config: &[u8; 256],
+        bars: &[(usize, xcp_runtime::mmio::MmioRegion)],
+    ) -> Option<crate::disk::Irq> {
+        let Some(pirqs) = args.pirqs else {
+            debug!("no pirqs from dom0: stordom spins on its disk");
+            return None;
+        };
+        let pirqs = &pirqs.as_slice()[..1];
+        match assigned::bind_msix(&args.device, config, bars, pirqs, |_| alloc::vec![(0, 0)]) {
+            Ok(bound) => {
+                let &(pirq, port) = bound.pirqs.first()?;
+                debug!(
+                    "MSI-X: the disk's queue -> entry 0, pirq {pirq} (port {port}); safety poll every {} ms",
+                    crate::disk::SAFETY_POLL_NS / 1_000_000
+                );
+                Some(crate::disk::Irq { pirq, port })
+            }
+            Err(why) => {
+                warn!("MSI-X not used ({why}): stordom spins on its disk");
+                None
+            }
         }
     }
 
