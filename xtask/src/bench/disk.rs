@@ -363,8 +363,13 @@ echo "BENCH_DOM0_READY"
 xl create /etc/xen/disk-bench.cfg 2>&1 | sed "s/^/BENCH_XL: /"
 for i in $(seq 1 100); do [ -e /run/xen/console/guest-disk-bench.log ] && break; sleep 0.2; done
 tail -f /run/xen/console/guest-disk-bench.log &
-while xl domid disk-bench >/dev/null 2>&1; do sleep 1; done
-echo "BENCH_GUEST_GONE"
+# Gone: not listed three times in a row (one failed `xl` is not enough).
+miss=0
+while [ $miss -lt 3 ]; do
+    sleep 2
+    if xl list disk-bench >/dev/null 2>&1; then miss=0; else miss=$((miss + 1)); fi
+done
+echo "BENCH_GUEST_GONE $(xl list 2>&1 | tr '\n' ' ')"
 while true; do sleep 60; done
 "#;
 
