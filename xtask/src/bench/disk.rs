@@ -6,13 +6,15 @@
 //! its bzImage) as PVH, 256 MiB, 1 vCPU, with one disk as `/dev/xvda`
 //! ([`DISK_BYTES`]; quick: [`QUICK_DISK_BYTES`]) through Debian's
 //! `xen-blkfront.ko`, and a busybox initramfs with `db` (diskbench.c,
-//! compiled here with `cc -static -O2 -pthread`). The guest times itself
+//! compiled here with `cc -static -O2`). The guest times itself
 //! (CLOCK_MONOTONIC), O_DIRECT on the raw block device (no filesystem), per
 //! round: a sequential write of 1 MiB requests over the disk then fsync
 //! (which also fills the region the random reads touch, so that a thin SR
 //! serves allocated blocks, not holes), a sequential read of it back, then
 //! 4 KiB random reads and random writes over that region at queue depth 1
-//! and 8 (threads, each with one `pread`/`pwrite` in flight) for
+//! and 8 (Linux's native AIO, `io_submit` by raw syscalls: each completion
+//! is followed by a new request; threads with `pread` crashed now and then
+//! in a static binary on the baseline's guest) for
 //! [`SECS`] s each (the writes' fsync inside the time); [`RUNS`] rounds,
 //! medians. Its results go to its console as `DB-RESULT` lines, read from
 //! the serial log (dom0 logs a VM's console lines; the baseline's dom0
@@ -155,7 +157,7 @@ fn compile_db(dir: &Path) -> Result<Vec<u8>, String> {
     std::fs::write(&src, DISKBENCH_C).map_err(|e| e.to_string())?;
     crate::run(
         Command::new("cc")
-            .args(["-static", "-O2", "-pthread", "-o"])
+            .args(["-static", "-O2", "-o"])
             .arg(&out)
             .arg(&src),
     )

@@ -1,8 +1,8 @@
 /* The guest's side of `cargo xtask bench disk`, compiled at bench time with
- * `cc -static -O2 -pthread` and packed into the guest initramfs (busybox's
- * dd neither times finer than a second nor keeps several requests in
- * flight). Every access is O_DIRECT on the raw block device (no
- * filesystem, no page cache).
+ * `cc -static -O2` and packed into the guest initramfs (busybox's dd
+ * neither times finer than a second nor keeps several requests in flight).
+ * Every access is O_DIRECT on the raw block device (no filesystem, no page
+ * cache).
  *
  *   db seqwrite DEV BYTES          writes BYTES from offset 0 in 1 MiB
  *                                  requests, then fsync: "bytes seconds"
@@ -10,21 +10,24 @@
  *                                  "bytes seconds"
  *   db randread DEV REGION SECS QD
  *   db randwrite DEV REGION SECS QD
- *                                  QD threads, each with one 4 KiB pread
- *                                  (pwrite) at a time at random 4 KiB-aligned
- *                                  offsets below REGION, for SECS seconds
- *                                  (writes: then fsync, in the time):
- *                                  "ops seconds"
+ *                                  QD 4 KiB reads (writes) in flight at
+ *                                  random 4 KiB-aligned offsets below
+ *                                  REGION, for SECS seconds, through Linux's
+ *                                  native AIO (io_submit, raw syscalls: no
+ *                                  libaio, no threads), each completion
+ *                                  followed by a new request (writes: then
+ *                                  fsync, in the time): "ops seconds"
  *
  * Times are CLOCK_MONOTONIC in the guest. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <linux/aio_abi.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,35 +79,25 @@ static void sequential(const char *dev, long long bytes, int write) {
     close(fd);
 }
 
-struct worker {
-    pthread_t thread;
-    int fd;
-    int write;
-    long long blocks;
-    double until;
-    uint64_t seed;
-    long long ops;
-};
+static uint64_t seed;
 
-static void *random_io(void *arg) {
-    struct worker *w = arg;
-    unsigned char *buf = aligned(SMALL, 0xa5);
-    uint64_t x = w->seed;
-    long long ops = 0;
-    while (now() < w->until) {
-        /* splitmix64 */
-        uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        z ^= z >> 31;
-        off_t off = (off_t)(z % (uint64_t)w->blocks) * SMALL;
-        ssize_t n = w->write ? pwrite(w->fd, buf, SMALL, off) : pread(w->fd, buf, SMALL, off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n != SMALL) die(w->write ? "pwrite" : "pread");
-        ops++;
+/* splitmix64 */
+static uint64_t next_random(void) {
+    uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void submit(aio_context_t ctx, struct iocb *cb, long long blocks) {
+    cb->aio_offset = (long long)(next_random() % (uint64_t)blocks) * SMALL;
+    struct iocb *one[1] = {cb};
+    for (;;) {
+        long r = syscall(SYS_io_submit, ctx, 1L, one);
+        if (r == 1) return;
+        if (r < 0 && errno == EINTR) continue;
+        die("io_submit");
     }
-    w->ops = ops;
-    return NULL;
 }
 
 static void random_test(const char *dev, long long region, double secs, int qd, int write) {
@@ -112,22 +105,52 @@ static void random_test(const char *dev, long long region, double secs, int qd, 
         fprintf(stderr, "queue depth 1..%d\n", MAX_QD);
         exit(2);
     }
+    long long blocks = region / SMALL;
+    if (blocks < 1) {
+        fprintf(stderr, "region below 4 KiB\n");
+        exit(2);
+    }
     int fd = open_dev(dev, write);
-    static struct worker w[MAX_QD];
+    aio_context_t ctx = 0;
+    if (syscall(SYS_io_setup, (long)qd, &ctx) != 0) die("io_setup");
+    static struct iocb cbs[MAX_QD];
+    struct io_event events[MAX_QD];
     double t0 = now();
+    seed = (uint64_t)(t0 * 1e9);
+    double until = t0 + secs;
     for (int i = 0; i < qd; i++) {
-        w[i] = (struct worker){.fd = fd, .write = write, .blocks = region / SMALL,
-                               .until = t0 + secs, .seed = (uint64_t)(t0 * 1e9) + 7919ULL * i};
-        if (pthread_create(&w[i].thread, NULL, random_io, &w[i]) != 0) die("pthread_create");
+        cbs[i] = (struct iocb){
+            .aio_fildes = (uint32_t)fd,
+            .aio_lio_opcode = write ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD,
+            .aio_buf = (uint64_t)(uintptr_t)aligned(SMALL, 0xa5),
+            .aio_nbytes = SMALL,
+        };
+        submit(ctx, &cbs[i], blocks);
     }
     long long ops = 0;
-    for (int i = 0; i < qd; i++) {
-        pthread_join(w[i].thread, NULL);
-        ops += w[i].ops;
+    int in_flight = qd;
+    while (in_flight > 0) {
+        long n = syscall(SYS_io_getevents, ctx, 1L, (long)qd, events, NULL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) die("io_getevents");
+        int again = now() < until;
+        for (long i = 0; i < n; i++) {
+            if (events[i].res != SMALL) {
+                fprintf(stderr, "%s: %lld\n", write ? "write" : "read", (long long)events[i].res);
+                exit(1);
+            }
+            ops++;
+            in_flight--;
+            if (again) {
+                submit(ctx, (struct iocb *)(uintptr_t)events[i].obj, blocks);
+                in_flight++;
+            }
+        }
     }
     if (write && fsync(fd) != 0) die("fsync");
     double t = now() - t0;
     printf("%lld %.6f\n", ops, t);
+    syscall(SYS_io_destroy, ctx);
     close(fd);
 }
 
