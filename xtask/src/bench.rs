@@ -12,11 +12,15 @@
 //! on a Linux dom0 with Debian's Xen tools, to its first console line and
 //! its /init (see `guests`). net: TCP throughput guest to guest and
 //! guest to host and a 64-byte UDP rate between two Linux guests, netdom
-//! against Linux's netback in a Linux dom0 (see `net`).
+//! against Linux's netback in a Linux dom0 (see `net`). disk: a Linux
+//! guest's 4 KiB random and 1 MiB sequential O_DIRECT I/O on its VBD,
+//! stordom against Linux's blkback in a Linux dom0, and the SR's
+//! VDI.snapshot / VDI.clone time (see `disk`).
 //!
 //! `cargo xtask bench [PART...]` runs only the named parts (`PARTS`).
 
 mod common;
+mod disk;
 mod guests;
 mod memory;
 mod net;
@@ -206,7 +210,7 @@ fn domain_start(p: &crate::build::Platform) -> Result<f64, String> {
 
 /// The parts of `cargo xtask bench`, in the order they run.
 pub const PARTS: &[&str] = &[
-    "xenstore", "xenapi", "domain", "boot", "netdom", "memory", "guests", "net",
+    "xenstore", "xenapi", "domain", "boot", "netdom", "memory", "guests", "net", "disk",
 ];
 
 /// Runs the benchmarks named in `only` (every one when it is empty).
@@ -227,9 +231,11 @@ pub fn run(only: &[String]) -> Result<(), String> {
     if wanted("xenapi") {
         xenapi(&dir)?;
     }
-    if !["domain", "boot", "netdom", "memory", "guests", "net"]
-        .iter()
-        .any(|p| wanted(p))
+    if ![
+        "domain", "boot", "netdom", "memory", "guests", "net", "disk",
+    ]
+    .iter()
+    .any(|p| wanted(p))
     {
         return Ok(());
     }
@@ -251,6 +257,9 @@ pub fn run(only: &[String]) -> Result<(), String> {
     }
     if wanted("net") {
         net::run(&p, &dir)?;
+    }
+    if wanted("disk") {
+        disk::run(&p, &dir)?;
     }
     Ok(())
 }
