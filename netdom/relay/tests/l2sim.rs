@@ -322,6 +322,49 @@ struct Outcome {
     pool: usize,
 }
 
+/// dom0's side of a simulation: the real engine (seeded with a host)
+/// behind a channel whose other end is netdom's relay link.
+fn dom0_and_link(seed: u64) -> (Dom0, Link<&'static MemPage>) {
+    let p1: &'static MemPage = Box::leak(Box::default());
+    let p2: &'static MemPage = Box::leak(Box::default());
+    let dom0_channel = Channel::new(p1, p2, Role::Initiator).expect("page");
+    let link = Link::new(Channel::new(p2, p1, Role::Acceptor).expect("page"));
+    let mut e = SeededEntropy(3);
+    let mut engine = Engine::open(
+        ApiConfig::new("root", PasswordHash::new("pw", 10, &mut e)),
+        FakeHypervisor::default(),
+        MemStorage::default(),
+        SeededEntropy(seed),
+    )
+    .expect("engine");
+    engine
+        .seed(Instant(T0), "host0", "10.0.2.15")
+        .expect("seed");
+    let dom0 = Dom0 {
+        engine,
+        conns: Relayed::new(),
+        channel: dom0_channel,
+        backlog: VecDeque::new(),
+        now: Instant(T0),
+    };
+    (dom0, link)
+}
+
+/// One turn of the relay and dom0 at `t` ms: timers, then messages both
+/// ways until neither side has more.
+fn serve(relay: &mut Relay, link: &mut Link<&'static MemPage>, dom0: &mut Dom0, t: u64) {
+    relay.on_tick(t);
+    dom0.now = Instant(T0 + t);
+    for _ in 0..8 {
+        let pumped = link.pump(relay, t).expect("link");
+        dom0.pump();
+        if !pumped.again && !relay.has_channel_out() {
+            break;
+        }
+    }
+    link.pump(relay, t).expect("link");
+}
+
 fn simulate(clients: usize, loss_per_mille: u64, seed: u64, bad_password: usize) -> Outcome {
     simulate_with(
         Config::default(),
@@ -352,28 +395,7 @@ fn simulate_with(
     let mut server_iface = iface(&mut server_port, 2, "10.0.2.15/24 gw 10.0.2.2", start);
 
     // dom0 grants the pages (initiator), netdom maps them (acceptor).
-    let p1: &'static MemPage = Box::leak(Box::default());
-    let p2: &'static MemPage = Box::leak(Box::default());
-    let dom0_channel = Channel::new(p1, p2, Role::Initiator).expect("page");
-    let mut link = Link::new(Channel::new(p2, p1, Role::Acceptor).expect("page"));
-    let mut e = SeededEntropy(3);
-    let mut engine = Engine::open(
-        ApiConfig::new("root", PasswordHash::new("pw", 10, &mut e)),
-        FakeHypervisor::default(),
-        MemStorage::default(),
-        SeededEntropy(seed),
-    )
-    .expect("engine");
-    engine
-        .seed(Instant(T0), "host0", "10.0.2.15")
-        .expect("seed");
-    let mut dom0 = Dom0 {
-        engine,
-        conns: Relayed::new(),
-        channel: dom0_channel,
-        backlog: VecDeque::new(),
-        now: Instant(T0),
-    };
+    let (mut dom0, mut link) = dom0_and_link(seed);
 
     let mut relay = Relay::new(config);
     let mut server_sockets = SocketSet::new(vec![]);
@@ -427,16 +449,7 @@ fn simulate_with(
         client_iface.poll(now, &mut client_port, &mut client_sockets);
         server_iface.poll(now, &mut server_port, &mut server_sockets);
         listener.poll(&mut server_sockets, &mut relay, t);
-        relay.on_tick(t);
-        dom0.now = Instant(T0 + t);
-        for _ in 0..8 {
-            let pumped = link.pump(&mut relay, t).expect("link");
-            dom0.pump();
-            if !pumped.again && !relay.has_channel_out() {
-                break;
-            }
-        }
-        link.pump(&mut relay, t).expect("link");
+        serve(&mut relay, &mut link, &mut dom0, t);
         listener.poll(&mut server_sockets, &mut relay, t);
         server_iface.poll(now, &mut server_port, &mut server_sockets);
 
@@ -691,25 +704,7 @@ fn a_body_refused_at_its_head_is_drained_so_the_client_reads_the_refusal() {
     let start = NetInstant::from_millis(0);
     let mut client_iface = iface(&mut client_port, 1, "10.0.2.100/24", start);
     let mut server_iface = iface(&mut server_port, 2, "10.0.2.15/24", start);
-    let p1: &'static MemPage = Box::leak(Box::default());
-    let p2: &'static MemPage = Box::leak(Box::default());
-    let dom0_channel = Channel::new(p1, p2, Role::Initiator).expect("page");
-    let mut link = Link::new(Channel::new(p2, p1, Role::Acceptor).expect("page"));
-    let mut e = SeededEntropy(3);
-    let engine = Engine::open(
-        ApiConfig::new("root", PasswordHash::new("pw", 10, &mut e)),
-        FakeHypervisor::default(),
-        MemStorage::default(),
-        SeededEntropy(5),
-    )
-    .expect("engine");
-    let mut dom0 = Dom0 {
-        engine,
-        conns: Relayed::new(),
-        channel: dom0_channel,
-        backlog: VecDeque::new(),
-        now: Instant(T0),
-    };
+    let (mut dom0, mut link) = dom0_and_link(5);
     let mut relay = Relay::new(Config::default());
     let mut server_sockets = SocketSet::new(vec![]);
     let mut listener = Listener::new(&mut server_sockets, PoolConfig::default());
@@ -747,16 +742,7 @@ fn a_body_refused_at_its_head_is_drained_so_the_client_reads_the_refusal() {
         client_iface.poll(now, &mut client_port, &mut client_sockets);
         server_iface.poll(now, &mut server_port, &mut server_sockets);
         listener.poll(&mut server_sockets, &mut relay, t);
-        relay.on_tick(t);
-        dom0.now = Instant(T0 + t);
-        for _ in 0..8 {
-            let pumped = link.pump(&mut relay, t).expect("link");
-            dom0.pump();
-            if !pumped.again && !relay.has_channel_out() {
-                break;
-            }
-        }
-        link.pump(&mut relay, t).expect("link");
+        serve(&mut relay, &mut link, &mut dom0, t);
         listener.poll(&mut server_sockets, &mut relay, t);
         server_iface.poll(now, &mut server_port, &mut server_sockets);
         if String::from_utf8_lossy(&reply).contains("\r\n\r\n") {

@@ -487,6 +487,48 @@ pub(super) fn baseline_initramfs(
 
 /// Fails unless python3 parses `source` (the clients are only run by a
 /// bench's QEMU run).
+/// One measure of a side-by-side table: (JSON key, label, unit).
+pub(super) type Measure = (&'static str, &'static str, &'static str);
+
+/// Prints a side-by-side table of medians, xcp-rs against the baseline,
+/// with their ratio (`headers`: the two sides' column titles, `figure`
+/// formats a median in its unit, `width` the label column), and returns
+/// its rows for the JSON: each measure's samples and medians.
+pub(super) fn side_by_side(
+    measures: &[Measure],
+    ours: Option<&Vec<Vec<f64>>>,
+    base: Option<&Vec<Vec<f64>>>,
+    headers: (&str, &str),
+    width: usize,
+    figure: impl Fn(Option<f64>, &str) -> String,
+) -> Vec<serde_json::Value> {
+    let median = |v: &[f64]| (!v.is_empty()).then(|| super::median(v.to_vec()));
+    println!(
+        "  {:<width$} {:>16} {:>18} {:>9}",
+        "", headers.0, headers.1, "ratio"
+    );
+    let mut rows = Vec::new();
+    for (i, (key, label, unit)) in measures.iter().enumerate() {
+        let o = ours.and_then(|s| median(&s[i]));
+        let b = base.and_then(|s| median(&s[i]));
+        let ratio = match (o, b) {
+            (Some(o), Some(b)) if b > 0.0 => format!("{:.2}x", o / b),
+            _ => "-".into(),
+        };
+        println!(
+            "  {label:<width$} {:>16} {:>18} {ratio:>9}",
+            figure(o, unit),
+            figure(b, unit)
+        );
+        rows.push(serde_json::json!({
+            "measure": key, "label": label, "unit": unit,
+            "xcp_rs": {"samples": ours.map(|s| s[i].clone()), "median": o},
+            "baseline": {"samples": base.map(|s| s[i].clone()), "median": b},
+        }));
+    }
+    rows
+}
+
 #[cfg(test)]
 pub(super) fn assert_python_parses(source: &str) {
     use std::io::Write;

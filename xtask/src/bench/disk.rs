@@ -55,9 +55,11 @@ use serde_json::{json, Value};
 use xcp_qemu_tests::linux::{initramfs_with, INIT_PRELUDE};
 use xcp_qemu_tests::Run;
 
+use super::common::Measure;
 use super::common::{
-    baseline_initramfs, baseline_launch, kernel_files, ours_launch, python, unstamped, with_log_of,
-    Entries, Kernel, BASELINE_DOM0_PRELUDE, PLATFORM_PASSWORD, PY_CLIENT_PRELUDE,
+    baseline_initramfs, baseline_launch, kernel_files, ours_launch, python, side_by_side,
+    unstamped, with_log_of, Entries, Kernel, BASELINE_DOM0_PRELUDE, PLATFORM_PASSWORD,
+    PY_CLIENT_PRELUDE,
 };
 
 /// Rounds of the guest's measurements; medians of these.
@@ -471,7 +473,7 @@ fn finish_side<T>(run: Run, log: &str, result: Result<T, String>) -> Result<T, S
 }
 
 /// The guest's measurements: key in `DB-RESULT` lines, label, unit.
-const MEASURES: &[(&str, &str, &str)] = &[
+const MEASURES: &[Measure] = &[
     ("randread_qd1", "4 KiB random read, QD 1", "IOPS"),
     ("randread_qd8", "4 KiB random read, QD 8", "IOPS"),
     ("randwrite_qd1", "4 KiB random write, QD 1", "IOPS"),
@@ -577,29 +579,14 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
         s.secs,
         s.runs
     );
-    println!(
-        "  {:<34} {:>16} {:>18} {:>9}",
-        "", "xcp-rs (stordom)", "baseline (blkback)", "ratio"
+    let rows = side_by_side(
+        MEASURES,
+        ours_samples.as_ref(),
+        base_samples.as_ref(),
+        ("xcp-rs (stordom)", "baseline (blkback)"),
+        34,
+        figure,
     );
-    let mut rows = Vec::new();
-    for (i, (key, label, unit)) in MEASURES.iter().enumerate() {
-        let o = ours_samples.as_ref().and_then(|s| median(&s[i]));
-        let b = base_samples.as_ref().and_then(|s| median(&s[i]));
-        let ratio = match (o, b) {
-            (Some(o), Some(b)) if b > 0.0 => format!("{:.2}x", o / b),
-            _ => "-".into(),
-        };
-        println!(
-            "  {label:<34} {:>16} {:>18} {ratio:>9}",
-            figure(o, unit),
-            figure(b, unit)
-        );
-        rows.push(json!({
-            "measure": key, "label": label, "unit": unit,
-            "xcp_rs": {"samples": ours_samples.as_ref().map(|s| s[i].clone()), "median": o},
-            "baseline": {"samples": base_samples.as_ref().map(|s| s[i].clone()), "median": b},
-        }));
-    }
     for (side, r) in [("xcp-rs", &ours), ("baseline", &base)] {
         if let Some(e) = short(r) {
             println!("  {side}: not measured: {e}");

@@ -39,9 +39,10 @@ use serde_json::{json, Value};
 use xcp_qemu_tests::linux::{initramfs_with, DHCP_SCRIPT, INIT_PRELUDE};
 use xcp_qemu_tests::Run;
 
+use super::common::Measure;
 use super::common::{
-    baseline_initramfs, baseline_launch, kernel_files, ours_launch, python, with_log_of, Entries,
-    Kernel, BASELINE_DOM0_PRELUDE, PLATFORM_PASSWORD, PY_CLIENT_PRELUDE,
+    baseline_initramfs, baseline_launch, kernel_files, ours_launch, python, side_by_side,
+    with_log_of, Entries, Kernel, BASELINE_DOM0_PRELUDE, PLATFORM_PASSWORD, PY_CLIENT_PRELUDE,
 };
 use super::net_host::HostServer;
 
@@ -340,7 +341,7 @@ fn finish_side<T>(run: Run, log: &str, result: Result<T, String>) -> Result<T, S
 }
 
 /// The measurements: key in `RESULT` lines, label, unit.
-const MEASURES: &[(&str, &str, &str)] = &[
+const MEASURES: &[Measure] = &[
     ("g2g", "guest -> guest TCP", "MB/s"),
     ("host_to_guest", "host -> guest TCP (via 10.0.2.2)", "MB/s"),
     ("guest_to_host", "guest -> host TCP (via 10.0.2.2)", "MB/s"),
@@ -378,10 +379,6 @@ fn samples(results: &[String], udp_secs: u32) -> Vec<Vec<f64>> {
         }
     }
     out
-}
-
-fn median(v: &[f64]) -> Option<f64> {
-    (!v.is_empty()).then(|| super::median(v.to_vec()))
 }
 
 fn figure(v: Option<f64>, unit: &str) -> String {
@@ -427,29 +424,14 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
         k.version,
         bytes >> 20
     );
-    println!(
-        "  {:<36} {:>16} {:>18} {:>9}",
-        "", "xcp-rs (netdom)", "baseline (netback)", "ratio"
+    let rows = side_by_side(
+        MEASURES,
+        ours_samples.as_ref(),
+        base_samples.as_ref(),
+        ("xcp-rs (netdom)", "baseline (netback)"),
+        36,
+        figure,
     );
-    let mut rows = Vec::new();
-    for (i, (key, label, unit)) in MEASURES.iter().enumerate() {
-        let o = ours_samples.as_ref().and_then(|s| median(&s[i]));
-        let b = base_samples.as_ref().and_then(|s| median(&s[i]));
-        let ratio = match (o, b) {
-            (Some(o), Some(b)) if b > 0.0 => format!("{:.2}x", o / b),
-            _ => "-".into(),
-        };
-        println!(
-            "  {label:<36} {:>16} {:>18} {ratio:>9}",
-            figure(o, unit),
-            figure(b, unit)
-        );
-        rows.push(json!({
-            "measure": key, "label": label, "unit": unit,
-            "xcp_rs": {"samples": ours_samples.as_ref().map(|s| s[i].clone()), "median": o},
-            "baseline": {"samples": base_samples.as_ref().map(|s| s[i].clone()), "median": b},
-        }));
-    }
     for (side, r) in [("xcp-rs", &ours), ("baseline", &base)] {
         if let Some(e) = short(r) {
             println!("  {side}: not measured: {e}");
@@ -506,7 +488,7 @@ mod tests {
         assert!((s[3][0] - 20000.0 / 9.5).abs() < 1e-9);
         assert_eq!(s[4], [5000.0]);
         assert_eq!(s[5], [1.25]);
-        assert_eq!(median(&s[0]), Some(2.0));
+        assert_eq!(crate::bench::median(s[0].clone()), 2.0);
     }
 
     #[test]
