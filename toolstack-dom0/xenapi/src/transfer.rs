@@ -65,7 +65,7 @@ pub(crate) struct Transfer {
     len: u64,
     /// Bytes moved.
     done: u64,
-    /// The progress last shown, in per mille.
+    /// The progress last shown, in per cent.
     shown: u64,
     import: bool,
     /// Import bytes not yet given to the SR.
@@ -249,8 +249,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         }
     }
 
-    /// Shows the transfer's progress on its task, in steps of a tenth of
-    /// a percent at most.
+    /// Shows the transfer's progress on its task, in steps of a percent
+    /// at most (each step is a database change, written to the log like
+    /// any task change).
     fn show_progress(&mut self, transfer: u32) {
         let Some(t) = self.transfers.get_mut(&transfer) else {
             return;
