@@ -420,6 +420,11 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 continue;
             };
             let pr = rec[i].as_str().unwrap_or(NULL_REF);
+            // An empty CD's VDI is not looked at (xapi's VBD.create):
+            // `prepare_new_vbd` makes it the null ref.
+            if cd.name == "VBD" && *field == "VDI" && rec[cd.field("empty")] == Value::Bool(true) {
+                continue;
+            }
             let pc = class_id(parent).expect("relation classes exist");
             if pr != NULL_REF && self.db.get(pc, pr).is_none() {
                 return Err(handle_invalid(pc, pr));
