@@ -671,7 +671,7 @@ mod tests {
             bootable: true,
             ty: "system".to_string(),
         };
-        let xml = disks_xml(&[d.clone()]);
+        let xml = disks_xml(core::slice::from_ref(&d));
         assert_eq!(
             xml,
             "<provision><disk device=\"0\" size=\"8589934592\" sr=\"\" bootable=\"true\" type=\"system\"/></provision>"
