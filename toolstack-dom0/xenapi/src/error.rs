@@ -119,8 +119,8 @@ pub const SR_BACKEND_FAILURE: &str = "SR_BACKEND_FAILURE";
 /// `[what]`. xcp-rs's own code: xapi has no general quota error.
 pub const LIMIT_REACHED: &str = "LIMIT_REACHED";
 
-/// A default (built-in) template cannot be destroyed or made a VM:
-/// `[vm]`.
+/// A default (built-in) template cannot be destroyed: `[]` (xapi raises
+/// it without parameters).
 pub const VM_CANNOT_DELETE_DEFAULT_TEMPLATE: &str = "VM_CANNOT_DELETE_DEFAULT_TEMPLATE";
 /// `host.call_plugin` of a plugin the host does not have: `[plugin]`.
 pub const XENAPI_MISSING_PLUGIN: &str = "XENAPI_MISSING_PLUGIN";

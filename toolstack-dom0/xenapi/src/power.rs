@@ -204,7 +204,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// `VM.destroy`: Halted/Suspended only; VBDs, VIFs and metrics go too.
     pub(crate) fn destroy_vm(&mut self, vm: &str) -> Result<Value, ApiError> {
         if self.is_default_template(vm) {
-            return Err(ApiError::new(VM_CANNOT_DELETE_DEFAULT_TEMPLATE, &[vm]));
+            return Err(ApiError::new(VM_CANNOT_DELETE_DEFAULT_TEMPLATE, &[]));
         }
         if self.vm_field(vm, "is_control_domain").as_bool() == Some(true) {
             return Err(ApiError::new(

@@ -9,9 +9,10 @@
 //! - [`BUILTIN`] templates are made when the host is seeded and checked at
 //!   every open ([`Engine::ensure_templates`], called by `seed`): as xapi's
 //!   `find_or_create_template`, one is made again when no template with its
-//!   name and `other_config:default_template` exists. They cannot be
-//!   destroyed, nor turned into VMs (VM_CANNOT_DELETE_DEFAULT_TEMPLATE
-//!   `[vm]`), nor started (VM_IS_TEMPLATE).
+//!   name and `other_config:default_template` exists. A VM whose
+//!   `other_config:default_template` is "true" cannot be destroyed
+//!   (VM_CANNOT_DELETE_DEFAULT_TEMPLATE `[]`, xapi's `VM.destroy`); a
+//!   template is not started (VM_IS_TEMPLATE).
 //! - `VM.clone(vm, name)` / `VM.copy(vm, name, sr)`: a Halted or Suspended
 //!   source, not the control domain (VM_BAD_POWER_STATE / OPERATION_NOT_ALLOWED).
 //!   The new VM (Halted) has the source's configuration, a new uuid, a new
@@ -270,14 +271,13 @@ fn other_config(v: Value) -> BTreeMap<String, Value> {
 }
 
 impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
-    /// True if `vm` is a built-in template.
+    /// True if `vm` is marked a default template the way xapi's
+    /// `VM.destroy` checks it: `other_config:default_template` "true".
     pub(crate) fn is_default_template(&self, vm: &str) -> bool {
-        self.vm_field(vm, "is_a_template").as_bool() == Some(true)
-            && (self.vm_field(vm, "is_default_template").as_bool() == Some(true)
-                || other_config(self.vm_field(vm, "other_config"))
-                    .get(DEFAULT_TEMPLATE_KEY)
-                    .and_then(Value::as_str)
-                    == Some("true"))
+        other_config(self.vm_field(vm, "other_config"))
+            .get(DEFAULT_TEMPLATE_KEY)
+            .and_then(Value::as_str)
+            == Some("true")
     }
 
     /// Makes every [`BUILTIN`] template the database lacks (xapi's
@@ -288,7 +288,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         let mut made = 0;
         for t in BUILTIN {
             let exists = self.db.table(vc).objects.iter().any(|(r, rec)| {
-                rec[cd.field("name_label")].as_str() == Some(t.name) && self.is_default_template(r)
+                rec[cd.field("name_label")].as_str() == Some(t.name)
+                    && rec[cd.field("is_a_template")] == Value::Bool(true)
+                    && self.is_default_template(r)
             });
             if exists {
                 continue;

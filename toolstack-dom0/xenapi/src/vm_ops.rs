@@ -15,17 +15,17 @@
 //!   0 ≤ static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max, else
 //!   MEMORY_CONSTRAINT_VIOLATION `[constraint]`; `memory_target` follows
 //!   dynamic_max.
-//! - `set_VCPUs_max(v)`: Halted; 1 ≤ v ≤ [`MAX_VCPUS`] and v ≥
-//!   VCPUs_at_startup, else INVALID_VALUE `[field, value]`.
-//!   `set_VCPUs_at_startup(v)`: Halted; 1 ≤ v ≤ VCPUs_max.
+//! - `set_VCPUs_max(v)`: Halted; 1 ≤ v and v ≥ VCPUs_at_startup, else
+//!   INVALID_VALUE `[`[`VCPU_ORDER`]`, v]`. `set_VCPUs_at_startup(v)`: any
+//!   state; 1 ≤ v ≤ VCPUs_max.
 //! - `set_domain_type(t)`: `unspecified` is INVALID_VALUE; sets
 //!   `HVM_boot_policy` to "BIOS order" for hvm and "" otherwise;
 //!   `set_HVM_boot_policy(p)` sets `domain_type` to hvm for a non-empty
 //!   policy and pv for an empty one (xapi's `derive_domain_type`).
-//! - `set_is_a_template(false)` on a default template:
-//!   VM_CANNOT_DELETE_DEFAULT_TEMPLATE `[vm]`.
-//! - `get_allowed_VBD_devices`: userdevices 0..=3 for hvm, 0..=254
-//!   otherwise, less those the VM uses; `get_allowed_VIF_devices`:
+//! - `set_is_a_template(false)` is allowed on a default template too, as
+//!   in xapi (`other_config:default_template` still forbids its destroy).
+//! - `get_allowed_VBD_devices`: userdevices 0..=254 (xapi gives HVM
+//!   guests the PV range too), less those the VM uses; `get_allowed_VIF_devices`:
 //!   0..=6 less those used (xapi's lists).
 //! - `start_on(vm, host, paused, force)`: `host` must be this host
 //!   (HANDLE_INVALID `[host, ref]`); then as `start`.
@@ -59,8 +59,8 @@ use crate::value::{format_datetime, Value, NULL_REF};
 use crate::vbd::{parse_userdevice, vbd_class, MAX_USERDEVICE};
 use crate::wal::Storage;
 
-/// Most VCPUs a VM may have (Xen's HVM limit).
-pub const MAX_VCPUS: i64 = 128;
+/// The VCPU order xapi states in INVALID_VALUE.
+pub const VCPU_ORDER: &str = "VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max";
 
 /// The memory order xapi states in MEMORY_CONSTRAINT_VIOLATION.
 pub const MEMORY_ORDER: &str =
@@ -229,18 +229,24 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 self.store_limits(&vm, l);
             }
             "set_VCPUs_max" | "set_VCPUs_at_startup" => {
-                self.vm_in(&vm, &["Halted"])?;
+                // xapi: VCPUs_max only while Halted (`changing_VCPUs`);
+                // VCPUs_at_startup in any state, never on the control domain.
+                if m == "set_VCPUs_max" {
+                    self.vm_in(&vm, &["Halted"])?;
+                } else {
+                    self.vm_in(&vm, &["Halted", "Running", "Paused", "Suspended"])?;
+                }
                 let v = value.as_int().unwrap_or(0);
                 let max = self.vm_field(&vm, "VCPUs_max").as_int().unwrap_or(1);
                 let at = self.vm_field(&vm, "VCPUs_at_startup").as_int().unwrap_or(1);
                 let (field, ok) = if m == "set_VCPUs_max" {
-                    ("VCPUs_max", (1..=MAX_VCPUS).contains(&v) && v >= at)
+                    ("VCPUs_max", v >= 1 && v >= at)
                 } else {
                     ("VCPUs_at_startup", v >= 1 && v <= max)
                 };
                 if !ok {
                     let s = alloc::format!("{v}");
-                    return Err(ApiError::new(INVALID_VALUE, &[field, &s]));
+                    return Err(ApiError::new(INVALID_VALUE, &[VCPU_ORDER, &s]));
                 }
                 self.db.set_named(vc, &vm, field, Value::Int(v));
             }
@@ -262,11 +268,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                     .set_named(vc, &vm, "HVM_boot_policy", Value::String(p));
             }
             _ => {
-                // set_is_a_template
+                // set_is_a_template: xapi lets a default template be made a
+                // VM (it then still cannot be destroyed).
                 let v = value.as_bool().unwrap_or(false);
-                if !v && self.is_default_template(&vm) {
-                    return Err(ApiError::new(VM_CANNOT_DELETE_DEFAULT_TEMPLATE, &[&vm]));
-                }
                 if self.vm_field(&vm, "is_control_domain").as_bool() == Some(true) {
                     return Err(ApiError::new(
                         OPERATION_NOT_ALLOWED,
@@ -291,11 +295,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             return Err(handle_invalid(vc, vm));
         }
         let (field, c, last) = if vbd {
-            let hvm = self.vm_field(vm, "domain_type").as_str() == Some("hvm");
+            // xapi allows the PV range to HVM guests too (0..254).
             let last = if self.vm_field(vm, "is_control_domain").as_bool() == Some(true) {
                 MAX_USERDEVICE
-            } else if hvm {
-                3
             } else {
                 254
             };
