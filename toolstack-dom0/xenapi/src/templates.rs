@@ -30,11 +30,13 @@
 //! - `VM.provision(vm)`: Halted only; parses `other_config:disks` (at most
 //!   [`MAX_DISKS_XML`] bytes and [`MAX_DISKS`] disks; anything else is
 //!   INVALID_VALUE `["other_config:disks", reason]`), creates each disk's
-//!   VDI (`name_label` "", description "Created by template provisioner",
-//!   its `size`, its `type`) in the SR whose uuid `sr` names, or the
-//!   pool's default SR when it is empty, and a RW Disk VBD with its
-//!   `device` and `bootable`; then removes `disks` from `other_config`, as
-//!   xapi does. No `disks` key: nothing to do.
+//!   VDI (`name_label` "<VM name> <device>", description "Created by
+//!   template provisioner", its `size`, its `type`) in the SR whose uuid
+//!   `sr` names (unknown: UUID_INVALID `["sr", uuid]`), or the pool's
+//!   default SR when it is empty, and a RW Disk VBD with its `device` and
+//!   `bootable`, `unpluggable` unless a system disk, `other_config:owner`
+//!   (xapi_templates_install's `create_disk`); then removes `disks` from
+//!   `other_config`, as xapi does. No `disks` key: nothing to do.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -606,7 +608,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             } else {
                 match self.db.by_uuid(sr_class(), &d.sr) {
                     Some(r) => r.clone(),
-                    None => return Err(ApiError::new(UUID_INVALID, &["SR", &d.sr])),
+                    None => return Err(ApiError::new(UUID_INVALID, &["sr", &d.sr])),
                 }
             };
             plan.push((d.clone(), sr));
@@ -631,8 +633,11 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
 
     fn provision_disk(&mut self, vm: &str, d: &DiskSpec, sr: &str) -> Result<String, ApiError> {
         let vdc = vdi_class();
+        // xapi names a provisioned disk "<VM name> <device>".
+        let name = self.vm_field(vm, "name_label");
+        let name = alloc::format!("{} {}", name.as_str().unwrap_or(""), d.device);
         let mut vdi = BTreeMap::new();
-        vdi.insert("name_label".to_string(), Value::str(""));
+        vdi.insert("name_label".to_string(), Value::String(name));
         vdi.insert(
             "name_description".to_string(),
             Value::str("Created by template provisioner"),
@@ -655,7 +660,10 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         vbd.insert("bootable".to_string(), Value::Bool(d.bootable));
         vbd.insert("mode".to_string(), Value::str("RW"));
         vbd.insert("type".to_string(), Value::str("Disk"));
-        vbd.insert("unpluggable".to_string(), Value::Bool(true));
+        vbd.insert("unpluggable".to_string(), Value::Bool(d.ty != "system"));
+        let mut owner = BTreeMap::new();
+        owner.insert("owner".to_string(), Value::str(""));
+        vbd.insert("other_config".to_string(), Value::Map(owner));
         vbd.insert("empty".to_string(), Value::Bool(false));
         if let Err(e) = self.create(vbd_class(), Value::Map(vbd)) {
             let _ = self.destroy_vdi(&vdi);

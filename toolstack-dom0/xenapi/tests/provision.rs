@@ -52,6 +52,15 @@ fn provision_makes_the_templates_disk_in_the_default_sr() {
         get(&mut e, &sid, "VDI", "name_description", &vdi),
         s("Created by template provisioner")
     );
+    assert_eq!(get(&mut e, &sid, "VDI", "name_label", &vdi), s("web 0"));
+    assert_eq!(
+        get(&mut e, &sid, "VBD", "unpluggable", b),
+        Value::Bool(false)
+    );
+    assert_eq!(
+        smap(get(&mut e, &sid, "VBD", "other_config", b))["owner"],
+        s("")
+    );
     let sr = default_sr(&mut e, &sid);
     assert_eq!(get(&mut e, &sid, "VDI", "SR", &vdi), sr);
     let oc = smap(get(&mut e, &sid, "VM", "other_config", &vm));
