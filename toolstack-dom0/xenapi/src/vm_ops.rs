@@ -64,7 +64,7 @@ pub const VCPU_ORDER: &str = "VCPU values must satisfy: 0 < VCPUs_at_startup ≤
 
 /// The memory order xapi states in MEMORY_CONSTRAINT_VIOLATION.
 pub const MEMORY_ORDER: &str =
-    "Memory limits must satisfy: static_min <= dynamic_min <= dynamic_max <= static_max";
+    "Memory limits must satisfy: static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max";
 
 /// VM setters with checks (routed before the generic setter).
 pub const CHECKED_VM_SETTERS: &[&str] = &[

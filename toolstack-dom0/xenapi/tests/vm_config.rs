@@ -66,7 +66,10 @@ fn memory_setters_keep_xapis_order() {
             call(bad.0, bad.1, bad.2, bad.3),
             "MEMORY_CONSTRAINT_VIOLATION",
         );
-        assert!(p[0].contains("static_min <= dynamic_min"), "{p:?}");
+        assert!(
+            p[0].contains("static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max"),
+            "{p:?}"
+        );
     }
     assert_eq!(
         limits(&mut e, &sid, &vm),
