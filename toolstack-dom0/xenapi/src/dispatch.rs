@@ -505,6 +505,18 @@ mod tests {
             "SR.scan",
             "Async.SR.update",
             "VIF_metrics.get_all_records",
+            "VM.clone",
+            "Async.VM.clone",
+            "Async.VM.copy",
+            "Async.VM.provision",
+            "VM.set_memory_limits",
+            "VM.get_allowed_VBD_devices",
+            "VM.start_on",
+            "Async.VM.assert_can_boot_here",
+            "VBD.insert",
+            "Async.VBD.eject",
+            "host.get_servertime",
+            "Async.host.call_plugin",
         ] {
             assert!(all.iter().any(|x| x == m), "{m} missing");
         }
