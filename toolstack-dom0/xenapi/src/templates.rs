@@ -25,9 +25,13 @@
 //!   clone → `SrBackend::vdi_clone` (copy-on-write), copy →
 //!   `SrBackend::vdi_copy` (a full copy; its default is the clone), in the
 //!   source VDI's SR (copy with a different `sr`: OPERATION_NOT_ALLOWED,
-//!   nothing moves data between SRs yet). CD VBDs keep their VDI; empty
-//!   ones stay empty. On a failure what was made is removed again.
-//! - `VM.provision(vm)`: Halted only; parses `other_config:disks` (at most
+//!   nothing moves data between SRs yet; an SR that does not exist means
+//!   the disks' own, as in xapi; an ISO SR is OPERATION_NOT_ALLOWED). CD
+//!   VBDs keep their VDI; empty ones stay empty. On a failure what was made
+//!   is removed again.
+//! - `VM.provision(vm)`: Halted only; first clears `is_a_template` (xapi's
+//!   "install time": a template's clone becomes a VM here); parses
+//!   `other_config:disks` (at most
 //!   [`MAX_DISKS_XML`] bytes and [`MAX_DISKS`] disks; anything else is
 //!   INVALID_VALUE `["other_config:disks", reason]`), creates each disk's
 //!   VDI (`name_label` "<VM name> <device>", description "Created by
@@ -414,8 +418,24 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 &[vm, "halted", &state.to_ascii_lowercase()],
             ));
         }
-        if copy && sr != NULL_REF && self.db.get(sr_class(), sr).is_none() {
-            return Err(handle_invalid(sr_class(), sr));
+        // xapi: an SR that does not exist means the disks' own; an ISO SR
+        // is refused.
+        let sr = if copy && self.db.get(sr_class(), sr).is_some() {
+            sr
+        } else {
+            NULL_REF
+        };
+        if sr != NULL_REF
+            && self
+                .db
+                .field(sr_class(), sr, "content_type")
+                .and_then(Value::as_str)
+                == Some("iso")
+        {
+            return Err(ApiError::new(
+                OPERATION_NOT_ALLOWED,
+                &["Cannot copy a VM's disks to an ISO SR"],
+            ));
         }
         if self.db.count(vc) >= self.config.max_objects {
             return Err(ApiError::new(LIMIT_REACHED, &["VM"]));
@@ -583,6 +603,10 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 &[vm, "halted", &state.to_ascii_lowercase()],
             ));
         }
+        // xapi's provision makes the VM a VM first ("install time").
+        self.db
+            .set_named(vc, vm, "is_a_template", Value::Bool(false));
+        self.refresh_allowed_operations(vm);
         let mut oc = other_config(self.vm_field(vm, "other_config"));
         let Some(xml) = oc.get(DISKS_KEY).and_then(Value::as_str) else {
             return Ok(Value::str(""));

@@ -34,7 +34,18 @@ fn provision_makes_the_templates_disk_in_the_default_sr() {
     let t = template(&mut e, &sid, "Generic Linux PVH");
     let vm = ok(&mut e, "VM.clone", vec![sid.clone(), t, s("web")]);
     assert!(array(get(&mut e, &sid, "VM", "VBDs", &vm)).is_empty());
+    assert_eq!(
+        get(&mut e, &sid, "VM", "is_a_template", &vm),
+        Value::Bool(true)
+    );
     ok(&mut e, "VM.provision", vec![sid.clone(), vm.clone()]);
+    // Provisioning is install time: the clone is a VM now.
+    assert_eq!(
+        get(&mut e, &sid, "VM", "is_a_template", &vm),
+        Value::Bool(false)
+    );
+    let ops = array(get(&mut e, &sid, "VM", "allowed_operations", &vm));
+    assert!(ops.contains(&s("start")), "{ops:?}");
     let vbds = array(get(&mut e, &sid, "VM", "VBDs", &vm));
     assert_eq!(vbds.len(), 1);
     let b = &vbds[0];

@@ -57,10 +57,10 @@ fn xen_orchestras_create_vm_sequence() {
         Ok(String::new())
     );
     assert!(array(get(&mut e, &sid, "VM", "VBDs", &vm)).is_empty());
-    ok(
-        &mut e,
-        "VM.set_is_a_template",
-        vec![sid.clone(), vm.clone(), Value::Bool(false)],
+    // XO never clears is_a_template itself: provision does.
+    assert_eq!(
+        get(&mut e, &sid, "VM", "is_a_template", &vm),
+        Value::Bool(false)
     );
     // _editVm
     ok(
@@ -274,11 +274,6 @@ fn xe_vm_install_sequence_provisions_the_templates_disk() {
     let t = template(&mut e, &sid, "Generic Linux PV");
     let vm = ok(&mut e, "VM.clone", vec![sid.clone(), t, s("db-1")]);
     ok(&mut e, "VM.provision", vec![sid.clone(), vm.clone()]);
-    ok(
-        &mut e,
-        "VM.set_is_a_template",
-        vec![sid.clone(), vm.clone(), Value::Bool(false)],
-    );
     let host = first(ok(&mut e, "host.get_all", vec![sid.clone()]));
     let f = Value::Bool(false);
     ok(
