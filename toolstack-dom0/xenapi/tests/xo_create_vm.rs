@@ -296,3 +296,94 @@ fn xe_vm_install_sequence_provisions_the_templates_disk() {
         .collect();
     assert_eq!(disks, [("xvda".to_string(), true)]);
 }
+
+#[test]
+fn xo_lites_create_vm_sequence() {
+    // XO Lite's order: clone, drop the disks spec, provision, VCPUs_max
+    // first when growing, then name, description, set_memory,
+    // VCPUs_at_startup; its own disk and a VIF; start.
+    let mut e = open(MemStorage::default());
+    let sid = login(&mut e);
+    let t = template(&mut e, &sid, "Generic Linux PVH");
+    let net = first(ok(&mut e, "network.get_all", vec![sid.clone()]));
+    let sr = default_sr(&mut e, &sid);
+    let vm = ok(&mut e, "VM.clone", vec![sid.clone(), t, s("lite")]);
+    ok(
+        &mut e,
+        "VM.remove_from_other_config",
+        vec![sid.clone(), vm.clone(), s("disks")],
+    );
+    ok(&mut e, "VM.provision", vec![sid.clone(), vm.clone()]);
+    let call = |e: &mut E, m: &str, v: Value| {
+        ok(e, &format!("VM.{m}"), vec![sid.clone(), vm.clone(), v]);
+    };
+    call(&mut e, "set_VCPUs_max", Value::Int(4));
+    call(&mut e, "set_name_label", s("lite-1"));
+    call(&mut e, "set_name_description", s("made like XO Lite"));
+    call(&mut e, "set_memory", Value::Int(512 * MIB));
+    call(&mut e, "set_VCPUs_at_startup", Value::Int(4));
+    let vdi = ok(
+        &mut e,
+        "VDI.create",
+        vec![
+            sid.clone(),
+            map(&[
+                ("name_label", s("lite-1 disk")),
+                ("SR", sr),
+                ("virtual_size", Value::Int(GIB)),
+                ("type", s("user")),
+            ]),
+        ],
+    );
+    ok(
+        &mut e,
+        "VBD.create",
+        vec![
+            sid.clone(),
+            map(&[
+                ("VM", vm.clone()),
+                ("VDI", vdi),
+                ("userdevice", s("0")),
+                ("bootable", Value::Bool(true)),
+                ("mode", s("RW")),
+                ("type", s("Disk")),
+                ("empty", Value::Bool(false)),
+            ]),
+        ],
+    );
+    ok(
+        &mut e,
+        "VIF.create",
+        vec![
+            sid.clone(),
+            map(&[
+                ("VM", vm.clone()),
+                ("network", net),
+                ("device", s("0")),
+                ("MAC", s("")),
+            ]),
+        ],
+    );
+    let f = Value::Bool(false);
+    ok(
+        &mut e,
+        "VM.start",
+        vec![sid.clone(), vm.clone(), f.clone(), f],
+    );
+    let r = smap(ok(&mut e, "VM.get_record", vec![sid.clone(), vm.clone()]));
+    assert_eq!(r["power_state"], s("Running"));
+    assert_eq!(r["name_label"], s("lite-1"));
+    assert_eq!(r["memory_static_min"], Value::Int(128 * MIB));
+    for f in [
+        "memory_static_max",
+        "memory_dynamic_max",
+        "memory_dynamic_min",
+    ] {
+        assert_eq!(r[f], Value::Int(512 * MIB), "{f}");
+    }
+    let domid = r["domid"].as_int().unwrap() as u32;
+    let spec = e.hypervisor().specs[&domid].clone();
+    assert_eq!((spec.vcpus, spec.vcpus_max), (4, 4));
+    assert_eq!(spec.memory, 512 << 20);
+    assert_eq!(spec.domain_type, "pvh");
+}
