@@ -15,8 +15,8 @@
 //!
 //! | part                          | bound (heap)  | where                                  |
 //! |-------------------------------|---------------|----------------------------------------|
-//! | XenAPI database               | 16.5625 MiB   | [`DB_APPROX_BYTES`] (13.25 MiB) × 5/4 ([`heap_of`]; `Config::max_db_bytes`) |
-//! | event window                  | 1.25 MiB      | [`EVENT_APPROX_BYTES`] (1 MiB) × 5/4 (`Config::event_bytes`) |
+//! | XenAPI database               | 16.640625 MiB | [`DB_APPROX_BYTES`] (13.3125 MiB) × 5/4 ([`heap_of`]; `Config::max_db_bytes`) |
+//! | event window                  | 1.171875 MiB  | [`EVENT_APPROX_BYTES`] (15/16 MiB) × 5/4 (`Config::event_bytes`) |
 //! | sessions                      | 8 MiB         | [`crate::session::SESSION_TABLE_BYTES`] |
 //! | relayed connections' buffers  | 4 MiB         | [`RELAYED_BYTES`] ([`crate::relayed`]), of which [`TRANSFER_BYTES`] (132 KiB) for disk image imports' batches (`crate::transfer`) |
 //! | replies queued for relays     | 2 MiB         | [`BACKLOG_BYTES`] (dom0's relay link)   |
@@ -105,11 +105,13 @@ pub const fn heap_of(approx: usize) -> usize {
     approx / 4 * 5
 }
 /// The database quota (`Config::max_db_bytes`, approximate bytes): room
-/// for [`VMS`] VM sets (12.7 MiB) and the host's own records.
-pub const DB_APPROX_BYTES: usize = 13 * MIB + MIB / 4;
+/// for [`VMS`] VM sets (12.7 MiB), the host's own records and the
+/// built-in templates (`templates::BUILTIN`, ≈ 3 KiB each).
+pub const DB_APPROX_BYTES: usize = 13 * MIB + MIB / 4 + MIB / 16;
 /// Snapshots kept for `event.from` (`Config::event_bytes`, approximate
 /// bytes): a few hundred changes of whole VM records.
-pub const EVENT_APPROX_BYTES: usize = MIB;
+/// (15/16 MiB: the sixteenth went to the built-in templates' records.)
+pub const EVENT_APPROX_BYTES: usize = MIB - MIB / 16;
 /// Client bytes all relayed connections together may buffer in dom0: room
 /// for three whole requests of the largest size, and many small ones.
 pub const RELAYED_BYTES: usize = 4 * MIB;
@@ -190,6 +192,7 @@ mod tests {
         assert_eq!(HEAP_BYTES, 43 * MIB);
         assert_eq!(CALL_BYTES, 8 * MIB + 5 * MIB / 8);
         assert_eq!(TOTAL_BYTES, 42 * MIB + 15 * MIB / 16);
-        assert_eq!(heap_of(DB_APPROX_BYTES), 16 * MIB + 9 * MIB / 16);
+        assert_eq!(heap_of(DB_APPROX_BYTES), 16 * MIB + 41 * MIB / 64);
+        assert_eq!(heap_of(EVENT_APPROX_BYTES), MIB + 11 * MIB / 64);
     }
 }

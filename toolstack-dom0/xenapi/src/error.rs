@@ -119,6 +119,18 @@ pub const SR_BACKEND_FAILURE: &str = "SR_BACKEND_FAILURE";
 /// `[what]`. xcp-rs's own code: xapi has no general quota error.
 pub const LIMIT_REACHED: &str = "LIMIT_REACHED";
 
+/// A default (built-in) template cannot be destroyed: `[]` (xapi raises
+/// it without parameters).
+pub const VM_CANNOT_DELETE_DEFAULT_TEMPLATE: &str = "VM_CANNOT_DELETE_DEFAULT_TEMPLATE";
+/// `host.call_plugin` of a plugin the host does not have: `[plugin]`.
+pub const XENAPI_MISSING_PLUGIN: &str = "XENAPI_MISSING_PLUGIN";
+/// Memory limits out of order: `[constraint]`.
+pub const MEMORY_CONSTRAINT_VIOLATION: &str = "MEMORY_CONSTRAINT_VIOLATION";
+/// `VBD.insert` into a VBD that holds a disc: `[vbd]`.
+pub const VBD_NOT_EMPTY: &str = "VBD_NOT_EMPTY";
+/// `VBD.eject` of an empty VBD: `[vbd]`.
+pub const VBD_IS_EMPTY: &str = "VBD_IS_EMPTY";
+
 /// xapi's generic errors (api_errors) that xenapi.json does not list per
 /// message; every other code used here must be in its error lists.
 pub const XAPI_GENERIC: &[&str] = &[
@@ -138,6 +150,8 @@ pub const XAPI_GENERIC: &[&str] = &[
     VDI_IS_SHARABLE,
     VBD_CDS_MUST_BE_READONLY,
     SR_BACKEND_FAILURE,
+    VM_CANNOT_DELETE_DEFAULT_TEMPLATE,
+    XENAPI_MISSING_PLUGIN,
 ];
 
 #[cfg(test)]

@@ -184,6 +184,14 @@ pub trait Hypervisor {
     ) -> Result<(), HypervisorError> {
         Err(HypervisorError(String::from(NO_STORAGE_BACKEND)))
     }
+    /// Changes the medium of attached CD VBD `vbd.devid` of `domid` to
+    /// `vbd.vdi` (None: ejected), for `VBD.insert` / `VBD.eject` on a
+    /// running guest. Default: refused (no media change).
+    fn vbd_change_media(&mut self, _domid: u32, _vbd: &VbdDevice) -> Result<(), HypervisorError> {
+        Err(HypervisorError(
+            "changing a CD on a running guest is not supported".into(),
+        ))
+    }
     /// Whether the backend of VBD `devid` of domain `domid` reached
     /// Closed (or is gone) after a graceful [`Hypervisor::vbd_detach`];
     /// `None` when it cannot be read.
@@ -271,6 +279,8 @@ pub enum FakeVbdCall {
     Attach(u32, VbdDevice),
     /// `vbd_detach(domid, devid, force)`.
     Detach(u32, u32, bool),
+    /// `vbd_change_media(domid, device)`.
+    Media(u32, VbdDevice),
 }
 
 /// A VIF call [`FakeHypervisor`] saw.
@@ -480,6 +490,19 @@ impl Hypervisor for FakeHypervisor {
             *closing = true;
         }
         Ok(())
+    }
+    fn vbd_change_media(&mut self, domid: u32, vbd: &VbdDevice) -> Result<(), HypervisorError> {
+        self.vbd_calls.push(FakeVbdCall::Media(domid, vbd.clone()));
+        match self.vbds.get_mut(&(domid, vbd.devid)) {
+            Some((dev, _)) => {
+                *dev = vbd.clone();
+                Ok(())
+            }
+            None => Err(HypervisorError(alloc::format!(
+                "vbd {} of domain {domid} is not attached",
+                vbd.devid
+            ))),
+        }
     }
     fn vbd_closed(&mut self, domid: u32, devid: u32) -> Option<bool> {
         match self.vbds.get(&(domid, devid)) {

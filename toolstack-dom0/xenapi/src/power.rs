@@ -133,10 +133,10 @@ pub fn allowed_in(state: &str, template: bool, control_domain: bool) -> &'static
         return &[];
     }
     if template {
-        return &["destroy"];
+        return &["clone", "copy", "provision", "destroy"];
     }
     match state {
-        "Halted" => &["start", "destroy"],
+        "Halted" => &["start", "clone", "copy", "provision", "destroy"],
         "Running" => &[
             "clean_shutdown",
             "hard_shutdown",
@@ -145,7 +145,7 @@ pub fn allowed_in(state: &str, template: bool, control_domain: bool) -> &'static
             "pause",
         ],
         "Paused" => &["unpause", "hard_shutdown", "hard_reboot"],
-        "Suspended" => &["hard_shutdown", "destroy"],
+        "Suspended" => &["hard_shutdown", "clone", "copy", "destroy"],
         _ => &[],
     }
 }
@@ -174,7 +174,15 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 .as_bool()
                 .unwrap_or(false),
         );
-        let v = Value::Array(ops.iter().map(|o| Value::str(o)).collect());
+        // A default template cannot be destroyed (xapi's
+        // VM_CANNOT_DELETE_DEFAULT_TEMPLATE).
+        let default = self.is_default_template(vm);
+        let v = Value::Array(
+            ops.iter()
+                .filter(|o| !(default && **o == "destroy"))
+                .map(|o| Value::str(o))
+                .collect(),
+        );
         self.set_vm(vm, "allowed_operations", v);
     }
 
@@ -195,6 +203,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
 
     /// `VM.destroy`: Halted/Suspended only; VBDs, VIFs and metrics go too.
     pub(crate) fn destroy_vm(&mut self, vm: &str) -> Result<Value, ApiError> {
+        if self.is_default_template(vm) {
+            return Err(ApiError::new(VM_CANNOT_DELETE_DEFAULT_TEMPLATE, &[]));
+        }
         if self.vm_field(vm, "is_control_domain").as_bool() == Some(true) {
             return Err(ApiError::new(
                 OPERATION_NOT_ALLOWED,
@@ -239,7 +250,12 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         Ok(Value::str(""))
     }
 
-    fn require(&self, vm: &str, op: &str, expected: &[&str]) -> Result<String, ApiError> {
+    pub(crate) fn require(
+        &self,
+        vm: &str,
+        op: &str,
+        expected: &[&str],
+    ) -> Result<String, ApiError> {
         let vc = vm_class();
         let Some(_) = self.db.get(vc, vm) else {
             return Err(handle_invalid(vc, vm));
@@ -272,7 +288,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         self.vm_field(vm, "domid").as_int().unwrap_or(-1).max(0) as u32
     }
 
-    fn spec(&self, vm: &str) -> DomainSpec {
+    pub(crate) fn spec(&self, vm: &str) -> DomainSpec {
         let s = |f: &str| self.vm_field(vm, f).as_str().unwrap_or("").to_string();
         let vcpus = |f: &str| self.vm_field(vm, f).as_int().unwrap_or(1).clamp(1, 512) as u32;
         let at_startup = vcpus("VCPUs_at_startup");

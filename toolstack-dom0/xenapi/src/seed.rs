@@ -1,6 +1,7 @@
 //! Seeding: what a fresh xapi host holds before any client call — a pool,
 //! the host and its metrics, the control domain, a network with a PIF, and a
-//! local SR plugged through a PBD. Done once; later boots replay the WAL.
+//! local SR plugged through a PBD, and the built-in templates. Done once;
+//! later boots replay the WAL and make any built-in template that is missing.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -46,6 +47,10 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     pub fn seed(&mut self, now: Instant, hostname: &str, address: &str) -> Result<bool, ApiError> {
         self.now = now;
         if class_id("host").is_some_and(|h| self.db.count(h) > 0) {
+            // xapi checks its built-in templates at every start.
+            if self.ensure_templates() > 0 {
+                self.commit()?;
+            }
             return Ok(false);
         }
         let ts = Value::DateTime(format_datetime(now));
@@ -169,6 +174,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 ("crash_dump_SR", Value::String(sr)),
             ],
         );
+        self.ensure_templates();
         self.commit()?;
         Ok(true)
     }

@@ -111,6 +111,12 @@ pub trait SrBackend {
     fn vdi_clone(&mut self, src: &str, new: &str) -> Result<VdiInfo, SrError>;
     /// Every VDI on the SR.
     fn vdi_list(&mut self) -> Result<Vec<VdiInfo>, SrError>;
+    /// A full, independent copy of `src` named `new` (`VM.copy`): shares
+    /// no blocks with it. Default: [`SrBackend::vdi_clone`] (a backend
+    /// without a copy gives a copy-on-write clone, which reads the same).
+    fn vdi_copy(&mut self, src: &str, new: &str) -> Result<VdiInfo, SrError> {
+        self.vdi_clone(src, new)
+    }
     /// Starts writing a `len`-byte image in `format` into VDI `uuid`: the
     /// transfer's number (`transfer.rs` moves the body).
     fn import_begin(&mut self, uuid: &str, format: ImageFormat, len: u64) -> Result<u32, SrError> {
@@ -427,6 +433,20 @@ impl SrBackend for FakeSr {
     fn vdi_list(&mut self) -> Result<Vec<VdiInfo>, SrError> {
         self.vdis.keys().map(|u| self.info(u)).collect()
     }
+
+    fn vdi_copy(&mut self, src: &str, new: &str) -> Result<VdiInfo, SrError> {
+        self.start("copy", new)?;
+        let own = self.vdis.get(src).map_or(0, |v| v.1);
+        self.take(own)?;
+        self.copy(src, new, false)?;
+        if let Some(v) = self.vdis.get_mut(new) {
+            v.1 = own;
+        }
+        if let Some(d) = self.data.get(src).cloned() {
+            self.data.insert(new.to_string(), d);
+        }
+        self.info(new)
+    }
 }
 
 /// True if `s` is a uuid as xapi writes them: 8-4-4-4-12 hex digits.
@@ -682,6 +702,16 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
 
     /// `VDI.snapshot` / `VDI.clone`: the new VDI's ref.
     pub(crate) fn copy_vdi(&mut self, vdi: &str, snapshot: bool) -> Result<Value, ApiError> {
+        self.copy_vdi_with(vdi, snapshot, false)
+    }
+
+    /// A full copy of `vdi` in its SR ([`SrBackend::vdi_copy`], for
+    /// `VM.copy`): the new VDI's ref.
+    pub(crate) fn copy_vdi_full(&mut self, vdi: &str) -> Result<Value, ApiError> {
+        self.copy_vdi_with(vdi, false, true)
+    }
+
+    fn copy_vdi_with(&mut self, vdi: &str, snapshot: bool, full: bool) -> Result<Value, ApiError> {
         let sr = self.vdi_sr(vdi)?;
         if snapshot && self.vdi_field(vdi, "sharable").as_bool() == Some(true) {
             return Err(ApiError::new(VDI_IS_SHARABLE, &[vdi]));
@@ -694,6 +724,8 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         let info = self.with_sr(&sr, vdi, |b| {
             if snapshot {
                 b.vdi_snapshot(&loc, &uuid)
+            } else if full {
+                b.vdi_copy(&loc, &uuid)
             } else {
                 b.vdi_clone(&loc, &uuid)
             }

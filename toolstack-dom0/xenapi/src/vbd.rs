@@ -312,7 +312,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
 
     /// What the backend needs of VBD `vbd`, checking its VDI can be
     /// attached now.
-    fn vbd_device(&self, vbd: &str) -> Result<VbdDevice, ApiError> {
+    pub(crate) fn vbd_device(&self, vbd: &str) -> Result<VbdDevice, ApiError> {
         let userdevice = parse_userdevice(self.vbd_field(vbd, "userdevice").as_str().unwrap_or(""))
             .ok_or_else(|| ApiError::new(INVALID_DEVICE, &[vbd]))?;
         let devid = vbd_devid(userdevice).ok_or_else(|| ApiError::new(INVALID_DEVICE, &[vbd]))?;

@@ -49,7 +49,7 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 /// and quoted attribute values; refuses any other `<!` (DTDs). Errs when
 /// nesting exceeds [`MAX_ELEMENT_DEPTH`] or there are more than
 /// [`MAX_ELEMENTS`] elements.
-fn check_depth(b: &[u8]) -> Result<(), DecodeError> {
+pub(crate) fn check_depth(b: &[u8]) -> Result<(), DecodeError> {
     let mut depth = 0usize;
     let mut elements = 0usize;
     let mut i = 0usize;

@@ -83,3 +83,87 @@ pub fn event_from(e: &mut E, sid: &Value, classes: &[&str], token: Value) -> (Va
     };
     (b["token"].clone(), events)
 }
+
+/// A struct value from its fields.
+pub fn map(fields: &[(&str, Value)]) -> Value {
+    Value::Map(
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
+}
+
+/// `class.get_<f>(r)` that must succeed.
+#[track_caller]
+pub fn get(e: &mut E, sid: &Value, class: &str, f: &str, r: &Value) -> Value {
+    ok(e, &format!("{class}.get_{f}"), vec![sid.clone(), r.clone()])
+}
+
+/// The array a call returned.
+#[track_caller]
+pub fn array(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a,
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+/// The map a call returned.
+#[track_caller]
+pub fn smap(v: Value) -> BTreeMap<String, Value> {
+    match v {
+        Value::Map(m) => m,
+        other => panic!("not a map: {other:?}"),
+    }
+}
+
+/// The built-in template named `name` (exactly one).
+#[track_caller]
+pub fn template(e: &mut E, sid: &Value, name: &str) -> Value {
+    let found = array(ok(e, "VM.get_by_name_label", vec![sid.clone(), s(name)]));
+    assert_eq!(found.len(), 1, "{name}: {found:?}");
+    found[0].clone()
+}
+
+/// Runs an `Async.` call to its end: its task's result (the XML-RPC value
+/// text unwrapped to a string) or its error_info.
+#[track_caller]
+pub fn run_async(e: &mut E, sid: &Value, m: &str, p: Vec<Value>) -> Result<String, Vec<Value>> {
+    let task = ok(e, m, p);
+    e.run_jobs(T0);
+    let status = ok(e, "task.get_status", vec![sid.clone(), task.clone()]);
+    if status == s("success") {
+        let r = ok(e, "task.get_result", vec![sid.clone(), task]);
+        let r = r.as_str().unwrap().to_string();
+        Ok(r.trim_start_matches("<value>")
+            .trim_end_matches("</value>")
+            .to_string())
+    } else {
+        Err(array(ok(e, "task.get_error_info", vec![sid.clone(), task])))
+    }
+}
+
+/// The default SR.
+pub fn default_sr(e: &mut E, sid: &Value) -> Value {
+    let pools = array(ok(e, "pool.get_all", vec![sid.clone()]));
+    get(e, sid, "pool", "default_SR", &pools[0])
+}
+
+/// A user VDI of `size` bytes on the default SR.
+pub fn new_vdi_of(e: &mut E, sid: &Value, size: i64, ty: &str) -> Value {
+    let sr = default_sr(e, sid);
+    ok(
+        e,
+        "VDI.create",
+        vec![
+            sid.clone(),
+            map(&[
+                ("SR", sr),
+                ("virtual_size", Value::Int(size)),
+                ("type", s(ty)),
+                ("name_label", s("disk")),
+            ]),
+        ],
+    )
+}
