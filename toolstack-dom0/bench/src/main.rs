@@ -75,7 +75,9 @@ fn ensure_vms(c: &mut Conn, sid: &str, n: usize) -> Result<Vec<String>, String> 
         .as_object()
         .ok_or("bad records")?
         .iter()
-        .filter(|(_, r)| r["is_control_domain"] != Value::Bool(true))
+        .filter(|(_, r)| {
+            r["is_control_domain"] != Value::Bool(true) && r["is_a_template"] != Value::Bool(true)
+        })
         .map(|(k, _)| k.clone())
         .collect();
     while refs.len() < n {
