@@ -487,6 +487,28 @@ pub(super) fn baseline_initramfs(
 
 /// Fails unless python3 parses `source` (the clients are only run by a
 /// bench's QEMU run).
+/// `source` (a guest program, C) written to `dir/<name>.c` and compiled
+/// static with the host's cc; the binary's bytes. `part` names the bench
+/// part in the error.
+pub(super) fn compile_static(
+    dir: &Path,
+    name: &str,
+    source: &str,
+    part: &str,
+) -> Result<Vec<u8>, String> {
+    let src = dir.join(format!("{name}.c"));
+    let out = dir.join(name);
+    std::fs::write(&src, source).map_err(|e| e.to_string())?;
+    crate::run(
+        Command::new("cc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&out)
+            .arg(&src),
+    )
+    .map_err(|e| format!("{e} (bench {part} compiles its guest program with the host's cc)"))?;
+    std::fs::read(&out).map_err(|e| e.to_string())
+}
+
 /// One measure of a side-by-side table: (JSON key, label, unit).
 pub(super) type Measure = (&'static str, &'static str, &'static str);
 

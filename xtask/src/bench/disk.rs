@@ -57,9 +57,9 @@ use xcp_qemu_tests::Run;
 
 use super::common::Measure;
 use super::common::{
-    baseline_initramfs, baseline_launch, kernel_files, ours_launch, python, side_by_side,
-    unstamped, with_log_of, Entries, Kernel, BASELINE_DOM0_PRELUDE, PLATFORM_PASSWORD,
-    PY_CLIENT_PRELUDE,
+    baseline_initramfs, baseline_launch, compile_static, kernel_files, ours_launch, python,
+    side_by_side, unstamped, with_log_of, Entries, Kernel, BASELINE_DOM0_PRELUDE,
+    PLATFORM_PASSWORD, PY_CLIENT_PRELUDE,
 };
 
 /// Rounds of the guest's measurements; medians of these.
@@ -152,24 +152,9 @@ fn guest_args(s: Sizes) -> String {
     )
 }
 
-/// `db`, compiled static for the guest.
-fn compile_db(dir: &Path) -> Result<Vec<u8>, String> {
-    let src = dir.join("diskbench.c");
-    let out = dir.join("db");
-    std::fs::write(&src, DISKBENCH_C).map_err(|e| e.to_string())?;
-    crate::run(
-        Command::new("cc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&out)
-            .arg(&src),
-    )
-    .map_err(|e| format!("{e} (bench disk compiles its guest program with the host's cc)"))?;
-    std::fs::read(&out).map_err(|e| e.to_string())
-}
-
 /// The guest initramfs at `dir/initramfs`.
 fn guest_initramfs(k: &Kernel, dir: &Path) -> Result<PathBuf, String> {
-    let db = compile_db(dir)?;
+    let db = compile_static(dir, "db", DISKBENCH_C, "disk")?;
     Ok(initramfs_with(
         dir,
         &format!("{INIT_PRELUDE}{GUEST_INIT}"),

@@ -41,8 +41,9 @@ use xcp_qemu_tests::Run;
 
 use super::common::Measure;
 use super::common::{
-    baseline_initramfs, baseline_launch, kernel_files, ours_launch, python, side_by_side,
-    with_log_of, Entries, Kernel, BASELINE_DOM0_PRELUDE, PLATFORM_PASSWORD, PY_CLIENT_PRELUDE,
+    baseline_initramfs, baseline_launch, compile_static, kernel_files, ours_launch, python,
+    side_by_side, with_log_of, Entries, Kernel, BASELINE_DOM0_PRELUDE, PLATFORM_PASSWORD,
+    PY_CLIENT_PRELUDE,
 };
 use super::net_host::HostServer;
 
@@ -165,24 +166,9 @@ fn sizes(quick: bool) -> (u64, usize, u32) {
     }
 }
 
-/// `nb`, compiled static for the guests.
-fn compile_nb(dir: &Path) -> Result<Vec<u8>, String> {
-    let src = dir.join("netbench.c");
-    let out = dir.join("nb");
-    std::fs::write(&src, NETBENCH_C).map_err(|e| e.to_string())?;
-    crate::run(
-        Command::new("cc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&out)
-            .arg(&src),
-    )
-    .map_err(|e| format!("{e} (bench net compiles its guest program with the host's cc)"))?;
-    std::fs::read(&out).map_err(|e| e.to_string())
-}
-
 /// The guest initramfs at `dir/initramfs`.
 fn guest_initramfs(k: &Kernel, dir: &Path) -> Result<PathBuf, String> {
-    let nb = compile_nb(dir)?;
+    let nb = compile_static(dir, "nb", NETBENCH_C, "net")?;
     Ok(initramfs_with(
         dir,
         &format!("{INIT_PRELUDE}{GUEST_INIT}"),
