@@ -61,6 +61,8 @@ struct Transfer {
     uuid: Uuid,
     /// The image's whole length.
     len: u64,
+    /// The VDI's size when the transfer began.
+    size: u64,
     /// Image bytes moved so far.
     at: u64,
     kind: Kind,
@@ -100,7 +102,7 @@ impl Transfers {
         self.list.is_empty()
     }
 
-    fn add(&mut self, uuid: Uuid, len: u64, kind: Kind) -> Result<u32, StorError> {
+    fn add(&mut self, uuid: Uuid, len: u64, size: u64, kind: Kind) -> Result<u32, StorError> {
         if self.list.len() >= MAX_TRANSFERS {
             return Err(StorError::NoSpace);
         }
@@ -111,6 +113,7 @@ impl Transfers {
             id,
             uuid,
             len,
+            size,
             at: 0,
             kind,
         });
@@ -170,7 +173,7 @@ impl Transfers {
                 )))
             }
         };
-        self.add(uuid, len, Kind::Import(import))
+        self.add(uuid, len, size, Kind::Import(import))
     }
 
     /// The image's next bytes.
@@ -218,7 +221,7 @@ impl Transfers {
                 }
             }
             Import::Vhd(reader) => {
-                let size = repo.vdi_info(uuid)?.0;
+                let size = t.size;
                 let mut sink = |offset: u64, data: &[u8]| -> Result<(), StorError> {
                     if offset.saturating_add(data.len() as u64) > size {
                         return Err(invalid("the image is larger than the VDI"));
@@ -254,7 +257,7 @@ impl Transfers {
                 }
             }
             Kind::Import(Import::Vhd(reader)) => {
-                let size = repo.vdi_info(t.uuid)?.0;
+                let size = t.size;
                 let summary = (*reader).finish::<StorError>().map_err(vhd_error)?;
                 if summary.virtual_size > size {
                     return Err(invalid("the image is larger than the VDI"));
@@ -286,7 +289,7 @@ impl Transfers {
                 (Export::Vhd(alloc::boxed::Box::new(writer)), len)
             }
         };
-        let id = self.add(uuid, len, Kind::Export(export))?;
+        let id = self.add(uuid, len, size, Kind::Export(export))?;
         Ok((id, len))
     }
 
@@ -300,14 +303,9 @@ impl Transfers {
     ) -> Result<Vec<u8>, StorError> {
         let i = self.find(id)?;
         let r = Self::produce(repo, &mut self.list[i], max.min(MAX_CHUNK));
-        match &r {
-            Ok(bytes) if bytes.is_empty() => {
-                self.list.remove(i);
-            }
-            Ok(_) => {}
-            Err(_) => {
-                self.list.remove(i);
-            }
+        // The end, or a failure, ends the transfer.
+        if !r.as_ref().is_ok_and(|bytes| !bytes.is_empty()) {
+            self.list.remove(i);
         }
         r
     }
