@@ -322,6 +322,22 @@ struct Outcome {
     pool: usize,
 }
 
+/// A client socket with `buffer`-byte windows, connecting from `port` to
+/// the relay's listener (10.0.2.15:80).
+fn client_to_relay(iface: &mut Interface, port: u16, buffer: usize) -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; buffer]),
+        tcp::SocketBuffer::new(vec![0; buffer]),
+    );
+    s.connect(
+        iface.context(),
+        (IpAddress::Ipv4(Ipv4Address::new(10, 0, 2, 15)), 80),
+        port,
+    )
+    .expect("connect");
+    s
+}
+
 /// dom0's side of a simulation: the real engine (seeded with a host)
 /// behind a channel whose other end is netdom's relay link.
 fn dom0_and_link(seed: u64) -> (Dom0, Link<&'static MemPage>) {
@@ -410,17 +426,8 @@ fn simulate_with(
     let mut client_sockets = SocketSet::new(vec![]);
     let mut cs: Vec<Client> = (0..clients)
         .map(|i| {
-            let mut s = tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; 4096]),
-                tcp::SocketBuffer::new(vec![0; 4096]),
-            );
             let port = 49152 + u16::try_from(i).expect("port");
-            s.connect(
-                client_iface.context(),
-                (IpAddress::Ipv4(Ipv4Address::new(10, 0, 2, 15)), 80),
-                port,
-            )
-            .expect("connect");
+            let s = client_to_relay(&mut client_iface, port, 4096);
             Client {
                 handle: client_sockets.add(s),
                 phase: if i < loris {
@@ -653,16 +660,7 @@ fn a_handshake_that_never_completes_frees_its_socket() {
         },
     );
     let mut client_sockets = SocketSet::new(vec![]);
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; 1024]),
-        tcp::SocketBuffer::new(vec![0; 1024]),
-    );
-    s.connect(
-        client_iface.context(),
-        (IpAddress::Ipv4(Ipv4Address::new(10, 0, 2, 15)), 80),
-        49152,
-    )
-    .expect("connect");
+    let s = client_to_relay(&mut client_iface, 49152, 1024);
     client_sockets.add(s);
     let mut cut_at = None;
     for t in (0..20_000u64).step_by(2) {
@@ -709,16 +707,7 @@ fn a_body_refused_at_its_head_is_drained_so_the_client_reads_the_refusal() {
     let mut server_sockets = SocketSet::new(vec![]);
     let mut listener = Listener::new(&mut server_sockets, PoolConfig::default());
     let mut client_sockets = SocketSet::new(vec![]);
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; 8192]),
-        tcp::SocketBuffer::new(vec![0; 8192]),
-    );
-    s.connect(
-        client_iface.context(),
-        (IpAddress::Ipv4(Ipv4Address::new(10, 0, 2, 15)), 80),
-        49152,
-    )
-    .expect("connect");
+    let s = client_to_relay(&mut client_iface, 49152, 8192);
     let handle = client_sockets.add(s);
     // 4 MiB announced (over dom0's 1 MiB body bound: 413 at the head),
     // 600 KiB sent: far more than the server's receive window.
