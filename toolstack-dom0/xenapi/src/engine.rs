@@ -438,27 +438,37 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// cannot be allocated, is answered `LIMIT_REACHED` instead.
     pub fn handle(&mut self, now: Instant, parked_since: Option<Instant>, buf: &[u8]) -> Handled {
         self.now = now;
-        if let Some(handled) = self.transfer_head(buf) {
+        let refused = |status: u16| Handled::Reply {
+            consumed: buf.len(),
+            bytes: Response::from_bytes(http::response(
+                status,
+                "text/plain",
+                http::reason(status).as_bytes(),
+                false,
+            )),
+            close: true,
+        };
+        // The head is parsed once: it names a transfer (whose body is a
+        // stream, never parsed whole) or a call.
+        let head = match http::parse_head(buf) {
+            Ok(Some(head)) => head,
+            Ok(None) => {
+                return Handled::NeedMore {
+                    send_continue: false,
+                }
+            }
+            Err(status) => return refused(status),
+        };
+        if let Some(handled) = self.transfer_head(&head) {
             return handled;
         }
-        let mut req = match http::parse(buf) {
+        let mut req = match http::parse_body(buf, &head) {
             Parsed::NeedMore => {
                 return Handled::NeedMore {
-                    send_continue: http::expects_continue(buf),
+                    send_continue: head.expect_continue,
                 }
             }
-            Parsed::Bad(status) => {
-                return Handled::Reply {
-                    consumed: buf.len(),
-                    bytes: Response::from_bytes(http::response(
-                        status,
-                        "text/plain",
-                        http::reason(status).as_bytes(),
-                        false,
-                    )),
-                    close: true,
-                }
-            }
+            Parsed::Bad(status) => return refused(status),
             Parsed::Request(r) => r,
         };
         let (consumed, keep_alive) = (req.consumed, req.keep_alive);

@@ -68,7 +68,8 @@ pub struct Head {
     pub cookie: Option<String>,
     /// Whether the connection stays open after the reply.
     pub keep_alive: bool,
-    /// `Expect: 100-continue`.
+    /// `Expect: 100-continue` (RFC 9110 §10.1.1): the board sends
+    /// [`CONTINUE`] once while the body is still incomplete.
     pub expect_continue: bool,
     /// Bytes the head takes.
     pub len: usize,
@@ -134,7 +135,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, u16> {
             let t = value.split(';').next().unwrap_or("").trim();
             head.content_type = Some(t.to_ascii_lowercase());
         } else if h.name.eq_ignore_ascii_case("expect") {
-            head.expect_continue = value.eq_ignore_ascii_case("100-continue");
+            head.expect_continue |= value.eq_ignore_ascii_case("100-continue");
         }
     }
     // RFC 9112 §6.3: a message with both is an error we refuse.
@@ -146,11 +147,15 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, u16> {
 
 /// Parses the first request in `buf`.
 pub fn parse(buf: &[u8]) -> Parsed {
-    let head = match parse_head(buf) {
-        Ok(Some(head)) => head,
-        Ok(None) => return Parsed::NeedMore,
-        Err(status) => return Parsed::Bad(status),
-    };
+    match parse_head(buf) {
+        Ok(Some(head)) => parse_body(buf, &head),
+        Ok(None) => Parsed::NeedMore,
+        Err(status) => Parsed::Bad(status),
+    }
+}
+
+/// Parses the body of the request whose head `buf` starts with.
+pub fn parse_body(buf: &[u8], head: &Head) -> Parsed {
     let head_len = head.len;
     let request = |body: Vec<u8>, consumed: usize| {
         Parsed::Request(Request {
@@ -257,20 +262,6 @@ fn dechunk(buf: &[u8]) -> Chunked {
     }
 }
 
-/// True if `buf` holds a complete head that asks for `Expect: 100-continue`
-/// (RFC 9110 §10.1.1); the board then sends [`CONTINUE`] once while the
-/// body is still incomplete.
-pub fn expects_continue(buf: &[u8]) -> bool {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Complete(_)) => req.headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue")
-        }),
-        _ => false,
-    }
-}
-
 /// The interim response to `Expect: 100-continue`.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -365,6 +356,11 @@ mod tests {
         long.extend(alloc::vec![b'a'; MAX_HEAD + 10]);
         assert_eq!(parse(&long), Parsed::Bad(431));
         assert!(matches!(parse(b"GET / HTTP/1.0\r\n\r\n"), Parsed::Request(r) if !r.keep_alive));
+    }
+
+    /// A complete head that asks for `Expect: 100-continue`.
+    fn expects_continue(buf: &[u8]) -> bool {
+        matches!(parse_head(buf), Ok(Some(head)) if head.expect_continue)
     }
 
     #[test]

@@ -109,19 +109,16 @@ fn refused(consumed: usize, status: u16, why: &str) -> Handled {
 }
 
 impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
-    /// A transfer request's head, if `buf` starts with one: how to go on.
-    /// `None` for anything else (the caller parses it as a call).
-    pub(crate) fn transfer_head(&mut self, buf: &[u8]) -> Option<Handled> {
-        let Ok(Some(head)) = http::parse_head(buf) else {
-            return None;
-        };
+    /// The transfer a request head asks for, if it names a transfer
+    /// handler: how to go on.
+    pub(crate) fn transfer_head(&mut self, head: &Head) -> Option<Handled> {
         let path = head.path.split('?').next().unwrap_or("");
         let import = match path {
             IMPORT_PATH => true,
             EXPORT_PATH => false,
             _ => return None,
         };
-        Some(self.start_transfer(&head, import))
+        Some(self.start_transfer(head, import))
     }
 
     fn start_transfer(&mut self, head: &Head, import: bool) -> Handled {
