@@ -13,6 +13,73 @@ pub mod qemu;
 /// Where Debian's xen-hypervisor-4.17-amd64 installs Xen.
 pub const XEN_GZ: &str = "/boot/xen-4.17-amd64.gz";
 
+/// GRUB's modules in the images that boot VMs from their own disks:
+/// partition tables, the file systems Linux distributions boot from,
+/// what a distribution's `grub.cfg` uses (`search`, `test`, `loadenv`,
+/// `linux`/`initrd`), and the kernel and initrd compressions.
+pub const PVGRUB_MODULES: &[&str] = &[
+    "part_msdos",
+    "part_gpt",
+    "ext2",
+    "fat",
+    "iso9660",
+    "search",
+    "search_fs_file",
+    "search_fs_uuid",
+    "search_label",
+    "configfile",
+    "normal",
+    "linux",
+    "echo",
+    "test",
+    "sleep",
+    "loadenv",
+    "xzio",
+    "gzio",
+    "lzopio",
+    "zstd",
+];
+
+/// Builds GRUB's Xen images into `out` with Debian's grub-mkimage
+/// (package grub-xen-bin): one for PVH guests (`i386-xen_pvh`) and one
+/// for PV guests (`x86_64-xen`), each with `boot/pvgrub.cfg` embedded.
+/// Returns their bundle entries.
+///
+/// The embedded configuration runs in GRUB's rescue parser, before the
+/// `normal` module (no comments, no `if`): it finds the disk holding
+/// `/boot/grub/grub.cfg` and makes it the prefix, and `normal` then runs
+/// that grub.cfg, as pygrub reads it in xapi's dom0.
+pub fn pvgrub_images(out: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("pvgrub.cfg");
+    let mut entries = Vec::new();
+    for (format, entry) in [
+        ("i386-xen_pvh", xcp_bundle::PVGRUB_PVH),
+        ("x86_64-xen", xcp_bundle::PVGRUB_PV),
+    ] {
+        let modules = Path::new("/usr/lib/grub").join(format);
+        if !modules.is_dir() {
+            return Err(format!(
+                "{}: missing (Debian package grub-xen-bin, which `cargo xtask build` installs)",
+                modules.display()
+            ));
+        }
+        let file = out.join(format!("pvgrub-{format}.elf"));
+        let status = Command::new("grub-mkimage")
+            .args(["-O", format, "-p", "/boot/grub", "-c"])
+            .arg(&config)
+            .arg("-o")
+            .arg(&file)
+            .args(PVGRUB_MODULES)
+            .status()
+            .map_err(|e| format!("grub-mkimage: {e} (Debian package grub-common)"))?;
+        if !status.success() {
+            return Err(format!("grub-mkimage -O {format} failed: {status}"));
+        }
+        entries.push((entry.to_string(), file));
+    }
+    Ok(entries)
+}
+
 /// Reads and checks the platform config at `path`.
 pub fn load_config(path: &Path) -> Result<(String, PlatformConfig), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -407,6 +407,56 @@ fn with_libraries(program: &str) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// `files` as initramfs entries: each directory listed once, before what
+/// is in it; a path given twice (a library two programs load) kept once.
+fn tree(files: Vec<(String, u32, Vec<u8>)>) -> Vec<(String, u32, Vec<u8>)> {
+    let mut out: Vec<(String, u32, Vec<u8>)> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (path, mode, bytes) in files {
+        let mut at = 0;
+        while let Some(i) = path[at..].find('/') {
+            let d = path[..at + i].to_string();
+            if seen.insert(d.clone()) {
+                out.push((d, 0o040755, Vec::new()));
+            }
+            at += i + 1;
+        }
+        if seen.insert(path.clone()) {
+            out.push((path, mode, bytes));
+        }
+    }
+    out
+}
+
+/// The disk guest's extra initramfs files: ext4's modules as
+/// `lib/<name>.ko` and the host's e2fsprogs programs with their libraries
+/// (`mke2fs` also as `mkfs.ext4`).
+fn disk_files() -> Vec<(String, u32, Vec<u8>)> {
+    let mut files: Vec<(String, u32, Vec<u8>)> = DISK_MODULES
+        .iter()
+        .map(|(name, rel)| (format!("lib/{name}.ko"), 0o100644, debian_module(rel)))
+        .collect();
+    for program in E2FS_PROGRAMS {
+        for (path, bytes) in with_libraries(program) {
+            files.push((path, 0o100755, bytes));
+        }
+    }
+    let mke2fs = files
+        .iter()
+        .find(|(p, _, _)| p == "sbin/mke2fs")
+        .map(|(_, _, b)| b.clone())
+        .expect("mke2fs");
+    files.push(("sbin/mkfs.ext4".to_string(), 0o100755, mke2fs));
+    files
+}
+
+fn as_entries(files: &[(String, u32, Vec<u8>)]) -> Vec<(&str, u32, Vec<u8>)> {
+    files
+        .iter()
+        .map(|(p, m, b)| (p.as_str(), *m, b.clone()))
+        .collect()
+}
+
 /// A disk guest's files in `dir`: Debian's vmlinuz and an initramfs with
 /// [`DISK_INIT`], ext4's modules and the host's `mke2fs` (also as
 /// `mkfs.ext4`) and `e2fsck`; booted as `/boot/guest/vmlinuz` and
@@ -414,41 +464,134 @@ fn with_libraries(program: &str) -> Vec<(String, Vec<u8>)> {
 pub fn disk_guest(dir: &Path) -> [PathBuf; 2] {
     let vmlinuz = dir.join("vmlinuz");
     std::fs::copy(debian_vmlinuz(), &vmlinuz).unwrap();
-    let mut files: Vec<(String, u32, Vec<u8>)> = Vec::new();
-    let mut dirs = std::collections::BTreeSet::new();
-    let mut add = |path: String, mode: u32, bytes: Vec<u8>| {
-        // Every directory before what is in it.
-        let mut at = 0;
-        while let Some(i) = path[at..].find('/') {
-            let d = path[..at + i].to_string();
-            if dirs.insert(d.clone()) {
-                files.push((d, 0o040755, Vec::new()));
-            }
-            at += i + 1;
-        }
-        files.push((path, mode, bytes));
-    };
-    for (name, rel) in DISK_MODULES {
-        add(format!("lib/{name}.ko"), 0o100644, debian_module(rel));
-    }
-    for program in E2FS_PROGRAMS {
-        for (path, bytes) in with_libraries(program) {
-            add(path, 0o100755, bytes);
-        }
-    }
-    // Deduplicate libraries both programs load.
-    let mut seen = std::collections::BTreeSet::new();
-    files.retain(|(p, _, _)| seen.insert(p.clone()));
-    let mke2fs = files
-        .iter()
-        .find(|(p, _, _)| p == "sbin/mke2fs")
-        .map(|(_, _, b)| b.clone())
-        .expect("mke2fs");
-    files.push(("sbin/mkfs.ext4".to_string(), 0o100755, mke2fs));
-    let extra: Vec<(&str, u32, Vec<u8>)> = files
-        .iter()
-        .map(|(p, m, b)| (p.as_str(), *m, b.clone()))
-        .collect();
-    let initrd = initramfs_with(dir, &format!("{INIT_PRELUDE}{DISK_INIT}"), &extra);
+    let files = tree(disk_files());
+    let initrd = initramfs_with(
+        dir,
+        &format!("{INIT_PRELUDE}{DISK_INIT}"),
+        &as_entries(&files),
+    );
     [vmlinuz, initrd]
+}
+
+/// The /init of a guest that boots from its own disk, after
+/// [`INIT_PRELUDE`]: the disk, ext4 and network modules loaded, a DHCP
+/// lease on eth0, then `guest: cmdline <the kernel's command line>`,
+/// `guest: disks <block devices>`, the lines [`NET_INIT`] prints (`guest:
+/// ip ... mac ...`, `guest: ready`) and a shell reading the console.
+/// `/bin/guest-agent` writes what xe-guest-utilities' daemon writes in
+/// xenstore (OS, PV drivers version, memory, eth0's address).
+pub const DISK_BOOT_INIT: &str = r#"
+for m in xen-blkfront crc16 crc32c_generic mbcache jbd2 ext4 xen-netfront; do insmod /lib/$m.ko; done
+for i in $(seq 1 100); do [ -b /dev/xvda ] && break; sleep 0.1; done
+mkdir -p /mnt
+for i in $(seq 1 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
+ip link set lo up
+ip link set eth0 up
+udhcpc -i eth0 -n -q -t 30 -T 2 -s /bin/dhcp-script
+echo "guest: cmdline $(cat /proc/cmdline)"
+echo "guest: disks $(ls /sys/block | tr '\n' ' ')"
+echo "guest: ip $(ip -4 addr show eth0 | awk '/inet /{print $2}') mac $(cat /sys/class/net/eth0/address)"
+echo "guest: ready"
+while read -r line; do eval "$line"; done
+"#;
+
+/// The guest agent of [`DISK_BOOT_INIT`]: the keys xe-guest-utilities'
+/// `xe-daemon` writes (OS under `data/`, the PV drivers' version under
+/// `attr/PVAddons/`, eth0's IPv4 address as `attr/vif/0/ipv4/0`, memory
+/// in KiB), with Debian's `xenstore-write` over `/dev/xen/xenbus`.
+pub const GUEST_AGENT: &str = r#"#!/bin/busybox sh
+ip=$(ip -4 addr show eth0 | awk '/inet /{split($2, a, "/"); print a[1]}')
+total=$(awk '/MemTotal/{print $2}' /proc/meminfo)
+free=$(awk '/MemFree/{print $2}' /proc/meminfo)
+exec xenstore-write     data/os_name "Debian GNU/Linux 12 (bookworm)"     data/os_uname "$(uname -r)"     data/os_distro debian     data/os_majorver 12     data/os_minorver 0     attr/PVAddons/MajorVersion 8     attr/PVAddons/MinorVersion 4     attr/PVAddons/MicroVersion 0     attr/PVAddons/BuildVersion 1     attr/PVAddons/Installed 1     attr/vif/0/ipv4/0 "$ip"     data/meminfo_total "$total"     data/meminfo_free "$free"     data/updated 1
+"#;
+
+/// A disk image that boots by itself, written to `dir/boot-disk.raw`: an
+/// MBR with one Linux partition from 1 MiB holding an ext4 file system
+/// (made by the host's mke2fs from a directory) with `/boot/vmlinuz`
+/// (Debian's), `/boot/initrd.img` ([`DISK_BOOT_INIT`], the modules, the
+/// guest agent) and `/boot/grub/grub.cfg`, whose one entry boots them
+/// with `console=hvc0 xcp_token=<token>`: a guest that sees the token in
+/// its command line was booted by that grub.cfg.
+pub fn bootable_disk(dir: &Path, token: &str) -> PathBuf {
+    const MIB: u64 = 1 << 20;
+    const DISK_MIB: u64 = 64;
+    let mut files = disk_files();
+    files.push((
+        "lib/xen-netfront.ko".to_string(),
+        0o100644,
+        debian_module("drivers/net/xen-netfront.ko"),
+    ));
+    files.push((
+        "bin/dhcp-script".to_string(),
+        0o100755,
+        DHCP_SCRIPT.as_bytes().to_vec(),
+    ));
+    files.push((
+        "bin/guest-agent".to_string(),
+        0o100755,
+        GUEST_AGENT.as_bytes().to_vec(),
+    ));
+    for (path, bytes) in with_libraries("/usr/bin/xenstore-write") {
+        files.push((path, 0o100755, bytes));
+    }
+    let files = tree(files);
+    let initrd = initramfs_with(
+        dir,
+        &format!("{INIT_PRELUDE}{DISK_BOOT_INIT}"),
+        &as_entries(&files),
+    );
+    let root = dir.join("disk-root");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("boot/grub")).unwrap();
+    std::fs::copy(debian_vmlinuz(), root.join("boot/vmlinuz")).unwrap();
+    std::fs::rename(&initrd, root.join("boot/initrd.img")).unwrap();
+    std::fs::write(
+        root.join("boot/grub/grub.cfg"),
+        format!(
+            "set timeout=0\nset default=0\n\
+             menuentry 'xcp-rs disk guest' {{\n\
+             \x20 linux /boot/vmlinuz console=hvc0 xcp_token={token}\n\
+             \x20 initrd /boot/initrd.img\n\
+             }}\n"
+        ),
+    )
+    .unwrap();
+    let image = dir.join("boot-disk.raw");
+    let f = std::fs::File::create(&image).unwrap();
+    f.set_len(DISK_MIB * MIB).unwrap();
+    drop(f);
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-E"])
+        .arg(format!("offset={MIB}"))
+        .arg("-d")
+        .arg(&root)
+        .arg(&image)
+        .arg(format!("{}M", DISK_MIB - 1))
+        .output()
+        .expect("mke2fs runs (e2fsprogs)");
+    assert!(
+        out.status.success(),
+        "mke2fs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The MBR: one active Linux (0x83) partition, LBA 2048 onwards.
+    let mut mbr = [0u8; 512];
+    let entry = &mut mbr[446..462];
+    entry[0] = 0x80;
+    entry[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    entry[4] = 0x83;
+    entry[5..8].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    entry[8..12].copy_from_slice(&((MIB / 512) as u32).to_le_bytes());
+    entry[12..16].copy_from_slice(&(((DISK_MIB - 1) * MIB / 512) as u32).to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    use std::io::{Seek, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap();
+    f.seek(std::io::SeekFrom::Start(0)).unwrap();
+    f.write_all(&mbr).unwrap();
+    image
 }

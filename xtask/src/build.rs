@@ -148,6 +148,7 @@ pub fn platform(guests: &[PathBuf]) -> Result<Platform, String> {
     let config_path = root.join("boot/platform.toml");
     let (text, config) = xcp_boot::load_config(&config_path)?;
     replace(&out.join("platform.toml"), text.as_bytes())?;
+    images.extend(xcp_boot::pvgrub_images(&out)?);
     images.extend(guest_entries);
     let bundle = xcp_boot::assemble_bundle(&text, &images)?;
     replace(&out.join("bundle.cpio"), &bundle)?;

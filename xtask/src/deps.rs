@@ -11,6 +11,9 @@ pub const PACKAGES: &[&str] = &[
     "libxen-dev",
     "grub-pc-bin",
     "grub-common",
+    // GRUB's Xen images, which boot a VM from its own disk
+    // (PV_bootloader "pygrub"; xcp_boot::pvgrub_images).
+    "grub-xen-bin",
     "xorriso",
     "mtools",
     "gzip",

@@ -3,9 +3,14 @@
 //! packs FILE as entry `boot/guest/<FILE's name>`; a VM names it as
 //! `PV_kernel` / `PV_ramdisk` = `/boot/guest/<name>`.
 //!
-//! Guest files live in dom0's memory (Xen loads the whole bundle there), so
-//! whoever packs them grows dom0's memory by their size (xcp-boot
-//! `grow_dom0_mem`).
+//! Bootloaders: GRUB's Xen images (`grub-mkimage -O i386-xen_pvh` and
+//! `-O x86_64-xen`, built by `cargo xtask build`), which a VM whose
+//! `PV_bootloader` is `pygrub` boots to read its own `/boot/grub/grub.cfg`
+//! from its disk: entries [`PVGRUB_PVH`] and [`PVGRUB_PV`].
+//!
+//! Guest files and bootloaders live in dom0's memory (Xen loads the whole
+//! bundle there), so whoever packs them grows dom0's memory by their size
+//! (xcp-boot `grow_dom0_mem`, [`guest_bytes`]).
 
 use core::fmt;
 
@@ -13,6 +18,11 @@ use crate::Bundle;
 
 /// Where guest files sit in the bundle.
 pub const GUEST_PREFIX: &str = "boot/guest/";
+
+/// GRUB for PVH guests (`grub-mkimage -O i386-xen_pvh`).
+pub const PVGRUB_PVH: &str = "boot/bootloader/pvgrub-pvh.elf";
+/// GRUB for PV guests (`grub-mkimage -O x86_64-xen`).
+pub const PVGRUB_PV: &str = "boot/bootloader/pvgrub-pv.elf";
 
 /// Longest guest file name (a cpio name is short; a xenstore-sized value).
 pub const MAX_GUEST_NAME: usize = 128;
@@ -70,12 +80,13 @@ pub fn guest_file_name(entry: &str) -> Option<&str> {
     check_guest_name(name).ok().map(|()| name)
 }
 
-/// Bytes the bundle's guest files hold.
+/// Bytes the bundle's guest files and bootloaders hold: what dom0's
+/// memory grows by for them.
 pub fn guest_bytes(bundle: &Bundle<'_>) -> u64 {
     bundle
         .entries()
         .iter()
-        .filter(|e| guest_file_name(e.name).is_some())
+        .filter(|e| guest_file_name(e.name).is_some() || [PVGRUB_PVH, PVGRUB_PV].contains(&e.name))
         .map(|e| e.data.len() as u64)
         .sum()
 }
@@ -111,8 +122,10 @@ mod tests {
             ("boot/guest/k", b"12345"),
             ("boot/guest/r", b"678"),
             ("netdom.elf", b"9999999"),
+            (PVGRUB_PVH, b"ab"),
+            ("boot/bootloader/other.elf", b"cdefg"),
         ]);
         let bundle = Bundle::parse(&archive).unwrap();
-        assert_eq!(guest_bytes(&bundle), 8);
+        assert_eq!(guest_bytes(&bundle), 10);
     }
 }

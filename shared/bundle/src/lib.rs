@@ -19,7 +19,9 @@ pub mod management;
 
 pub use config::{DomainConfig, PlatformConfig};
 pub use cpio::{write_newc, Bundle, BundleError, Entry, MAX_ENTRIES};
-pub use guest::{check_guest_name, guest_file_name, GuestNameError, GUEST_PREFIX};
+pub use guest::{
+    check_guest_name, guest_file_name, GuestNameError, GUEST_PREFIX, PVGRUB_PV, PVGRUB_PVH,
+};
 pub use management::Management;
 
 /// The name of the platform configuration inside the bundle.

@@ -143,7 +143,7 @@ impl<'a> Kernel<'a> {
             .map_err(BoardError::Kernel)?;
         Ok(Kernel::Streamed {
             image,
-            elf: Box::new(elf_of(&loaded)),
+            elf: Box::new(elf_of(&loaded).map_err(BoardError::Image)?),
         })
     }
 
@@ -158,7 +158,12 @@ impl<'a> Kernel<'a> {
 }
 
 /// What the plan needs of a streamed kernel: its first pass's summary.
-fn elf_of(loaded: &xcp_kimage::Loaded) -> ElfImage {
+/// A 32-bit ELF is refused as the PV plan refuses one unpacked (a PV
+/// domain starts in 64-bit mode; only PVH runs an i386 image).
+fn elf_of(loaded: &xcp_kimage::Loaded) -> Result<ElfImage, xcp_builder::Error> {
+    if loaded.class32 {
+        return Err(xcp_builder::Error::NotElf64);
+    }
     let segments = loaded
         .segments
         .iter()
@@ -171,11 +176,11 @@ fn elf_of(loaded: &xcp_kimage::Loaded) -> ElfImage {
             vaddr: s.vaddr,
         })
         .collect();
-    ElfImage {
+    Ok(ElfImage {
         e_entry: loaded.e_entry,
         segments,
         notes: loaded.notes.clone(),
-    }
+    })
 }
 
 /// Writes a streamed kernel into a PV domain's kernel pages (by the plan's
@@ -375,7 +380,9 @@ fn two_passes<P: Platform>(
     let loaded =
         xcp_kimage::load_with_dictionary(image, &limits, dictionary, &mut CountingSink::default())
             .map_err(BoardError::Kernel)?;
-    let plan = PvPlan::from_elf(&elf_of(&loaded), req).map_err(BoardError::Image)?;
+    let plan = elf_of(&loaded)
+        .and_then(|elf| PvPlan::from_elf(&elf, req))
+        .map_err(BoardError::Image)?;
     let kernel = plan.layout().kernel;
     if kernel.end() > lent {
         return Err(BoardError::NoRoomForDictionary {

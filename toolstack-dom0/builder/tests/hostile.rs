@@ -250,10 +250,12 @@ fn absurd_alignments() {
         f.segs[0].align = align;
         assert_eq!(err(&f), Error::BadAlignment, "align {align:#x}");
     }
-    // p_vaddr and p_offset disagree modulo p_align.
+    // p_vaddr and p_offset disagreeing modulo p_align is accepted, as
+    // Xen's libelf accepts it (GRUB's x86_64-xen image has such a
+    // segment): the bytes are copied where p_paddr says.
     let mut f = Fixture::valid();
     f.segs[1].align = 0x20_0000;
-    assert_eq!(err(&f), Error::BadAlignment);
+    assert!(plan_of(&f, 4096).is_ok());
     for align in [0u64, 1, 0x1000] {
         let mut f = Fixture::valid();
         f.segs[0].align = align;

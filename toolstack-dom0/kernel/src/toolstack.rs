@@ -103,16 +103,19 @@ impl Entropy for XenEntropy {
 pub const GUEST_DIR: &str = "/boot/guest/";
 
 /// The toolstack's images from the bundle, by the name a VM gives them:
-/// each guest file as `/boot/guest/<name>`, and (as before guest files
-/// existed) each of the bundle's own `.elf` images by its bare name.
+/// each guest file as `/boot/guest/<name>`, each of the bundle's own
+/// `.elf` images by its bare name (as before guest files existed), and
+/// the bootloaders by their entry names (`xcp_bundle::PVGRUB_PVH`, ...).
 pub fn vm_images(bundle: &xcp_bundle::Bundle<'static>) -> BTreeMap<String, &'static [u8]> {
     let mut images = BTreeMap::new();
     for entry in bundle.entries() {
         let bundled = xcp_bundle::guest_file_name(entry.name)
             .map(|name| alloc::format!("{GUEST_DIR}{name}"))
             .or_else(|| {
-                (!entry.name.contains('/') && entry.name.ends_with(".elf"))
-                    .then(|| String::from(entry.name))
+                let own = !entry.name.contains('/') && entry.name.ends_with(".elf");
+                let bootloader =
+                    [xcp_bundle::PVGRUB_PVH, xcp_bundle::PVGRUB_PV].contains(&entry.name);
+                (own || bootloader).then(|| String::from(entry.name))
             });
         if let Some(name) = bundled {
             images.insert(name, entry.data);
@@ -420,10 +423,31 @@ impl Hypervisor for XenHypervisor {
                 )))
             }
         };
-        let image = self.image("PV_kernel", &spec.kernel)?;
-        let ramdisk = match spec.ramdisk.as_str() {
-            "" => &[][..],
-            name => self.image("PV_ramdisk", name)?,
+        // As xapi: a bootloader, when named, boots the VM (its kernel comes
+        // from the guest's own disk, never through dom0); else PV_kernel.
+        let (image, ramdisk) = match spec.bootloader.as_str() {
+            "" => {
+                let ramdisk = match spec.ramdisk.as_str() {
+                    "" => &[][..],
+                    name => self.image("PV_ramdisk", name)?,
+                };
+                (self.image("PV_kernel", &spec.kernel)?, ramdisk)
+            }
+            "pygrub" | "pvgrub" => {
+                let grub = if pvh {
+                    xcp_bundle::PVGRUB_PVH
+                } else {
+                    xcp_bundle::PVGRUB_PV
+                };
+                log::info!("xenapi: VM {} boots GRUB from its disk", spec.name);
+                (self.image("PV_bootloader", grub)?, &[][..])
+            }
+            other => {
+                return Err(HypervisorError(alloc::format!(
+                    "{}: PV_bootloader {other:?} is not supported (\"pygrub\", or empty with PV_kernel)",
+                    spec.name
+                )))
+            }
         };
         let handle = xcp_dom0_board::guest_tree::handle_of(&spec.uuid)
             .ok_or_else(|| HypervisorError(alloc::format!("bad VM uuid {:?}", spec.uuid)))?;

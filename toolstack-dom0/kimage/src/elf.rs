@@ -1,8 +1,12 @@
-//! A streaming ELF64 loader: fed the image's bytes in order, it writes each
+//! A streaming ELF loader: fed the image's bytes in order, it writes each
 //! PT_LOAD segment to a [`Sink`] as its bytes pass by.
 //!
 //! Read first: the System V gABI "ELF Header", "Program Header" and "Note
-//! Section"; the x86-64 psABI (EM_X86_64 = 62). The ELF and program headers
+//! Section"; the x86-64 psABI (EM_X86_64 = 62). ELF64 x86-64 is what
+//! kernels are; ELF32 i386 is accepted too, because a PVH guest starts at
+//! its 32-bit `PHYS32_ENTRY` and some PVH images are 32-bit (GRUB's
+//! `i386-xen_pvh`). The summary says which class it was
+//! ([`ElfSummary::class32`]) so a PV build can refuse one. The ELF and program headers
 //! must lie in the first [`Limits::max_header_bytes`]; they are the only
 //! bytes buffered (plus PT_NOTE contents, up to [`Limits::max_note_bytes`]).
 //! Every segment is checked before the first write, so a hostile header
@@ -18,11 +22,17 @@ use crate::sink::Sink;
 use crate::Limits;
 use xcp_builder::XenNotes;
 
-/// Size of an ELF64 header.
+/// Size of an ELF64 header (an ELF32 header, 52 bytes, fits in it).
 pub const EHDR_SIZE: usize = 64;
 /// Size of an ELF64 program header.
 pub const PHDR_SIZE: usize = 56;
+/// Size of an ELF32 header.
+pub const EHDR32_SIZE: usize = 52;
+/// Size of an ELF32 program header.
+pub const PHDR32_SIZE: usize = 32;
+const ELFCLASS32: u8 = 1;
 const ELFCLASS64: u8 = 2;
+const EM_386: u16 = 3;
 const ELFDATA2LSB: u8 = 1;
 const EV_CURRENT: u8 = 1;
 const ET_EXEC: u16 = 2;
@@ -67,6 +77,9 @@ pub struct ElfSummary {
     pub elf_size: u64,
     /// The Xen notes of the PT_NOTE segments.
     pub notes: XenNotes,
+    /// The image was ELF32 (i386): only a PVH guest, which starts in
+    /// 32-bit mode at `PHYS32_ENTRY`, can run it.
+    pub class32: bool,
 }
 
 /// The streaming loader. Feed it with [`ElfStream::feed`], then call
@@ -82,6 +95,8 @@ pub struct ElfStream {
     /// File offset of the next byte fed (after parsing).
     pos: u64,
     e_entry: u64,
+    /// ELF32 rather than ELF64 (known once the ELF header is parsed).
+    class32: bool,
     loads: Vec<Segment>,
     /// The first load segment not yet complete.
     next_load: usize,
@@ -98,6 +113,7 @@ impl ElfStream {
             parsed: false,
             pos: 0,
             e_entry: 0,
+            class32: false,
             loads: Vec::new(),
             next_load: 0,
             notes: Vec::new(),
@@ -115,7 +131,7 @@ impl ElfStream {
                 return Ok(());
             }
             if self.need == EHDR_SIZE {
-                self.need = parse_ehdr(&self.header, &self.limits)?;
+                (self.need, self.class32) = parse_ehdr(&self.header, &self.limits)?;
                 if self.need > EHDR_SIZE {
                     // Grow once, fallibly: the bound already holds.
                     self.header
@@ -156,25 +172,37 @@ impl ElfStream {
             paddr_range: start..end,
             elf_size: self.pos,
             notes: found,
+            class32: self.class32,
         })
     }
 
     /// Parses and checks every program header (all of them are buffered).
     fn parse_headers(&mut self) -> Result<(), KimageError> {
         let h = &self.header;
-        self.e_entry = le64(h, 24);
-        let phoff = le64(h, 32) as usize;
-        let phnum = usize::from(le16(h, 56));
+        let (phoff, phnum, phsize) = if self.class32 {
+            self.e_entry = u64::from(le32(h, 24));
+            (le32(h, 28) as usize, usize::from(le16(h, 44)), PHDR32_SIZE)
+        } else {
+            self.e_entry = le64(h, 24);
+            (le64(h, 32) as usize, usize::from(le16(h, 56)), PHDR_SIZE)
+        };
         let mut note_bytes = 0u64;
         for i in 0..phnum {
-            let p = &h[phoff + i * PHDR_SIZE..phoff + (i + 1) * PHDR_SIZE];
+            let p = &h[phoff + i * phsize..phoff + (i + 1) * phsize];
             let p_type = le32(p, 0);
-            let offset = le64(p, 8);
-            let vaddr = le64(p, 16);
-            let paddr = le64(p, 24);
-            let filesz = le64(p, 32);
-            let memsz = le64(p, 40);
-            let align = le64(p, 48);
+            let (offset, vaddr, paddr, filesz, memsz, align) = if self.class32 {
+                let w = |at| u64::from(le32(p, at));
+                (w(4), w(8), w(12), w(16), w(20), w(28))
+            } else {
+                (
+                    le64(p, 8),
+                    le64(p, 16),
+                    le64(p, 24),
+                    le64(p, 32),
+                    le64(p, 40),
+                    le64(p, 48),
+                )
+            };
             let file_end = offset
                 .checked_add(filesz)
                 .ok_or(KimageError::BadElf("segment offset + size overflows"))?;
@@ -286,14 +314,17 @@ fn zero_fill(s: &Segment, sink: &mut impl Sink) -> Result<(), KimageError> {
     Ok(())
 }
 
-/// Checks the ELF header; returns how many bytes the headers need.
-fn parse_ehdr(h: &[u8], limits: &Limits) -> Result<usize, KimageError> {
+/// Checks the ELF header; returns how many bytes the headers need and
+/// whether it is ELF32 (i386) rather than ELF64 (x86-64).
+fn parse_ehdr(h: &[u8], limits: &Limits) -> Result<(usize, bool), KimageError> {
     if h[..4] != ELF_MAGIC {
         return Err(KimageError::BadMagic);
     }
-    if h[4] != ELFCLASS64 {
-        return Err(KimageError::BadElf("not ELFCLASS64"));
-    }
+    let class32 = match h[4] {
+        ELFCLASS64 => false,
+        ELFCLASS32 => true,
+        _ => return Err(KimageError::BadElf("not ELFCLASS64 or ELFCLASS32")),
+    };
     if h[5] != ELFDATA2LSB {
         return Err(KimageError::BadElf("not little endian"));
     }
@@ -303,23 +334,45 @@ fn parse_ehdr(h: &[u8], limits: &Limits) -> Result<usize, KimageError> {
     if le16(h, 16) != ET_EXEC {
         return Err(KimageError::BadElf("not an executable (ET_EXEC)"));
     }
-    if le16(h, 18) != EM_X86_64 {
-        return Err(KimageError::BadElf("not x86-64"));
+    let (machine, ehsize, phsize, phentsize, phnum, phoff) = if class32 {
+        (
+            EM_386,
+            EHDR32_SIZE,
+            PHDR32_SIZE,
+            le16(h, 42),
+            le16(h, 44),
+            u64::from(le32(h, 28)),
+        )
+    } else {
+        (
+            EM_X86_64,
+            EHDR_SIZE,
+            PHDR_SIZE,
+            le16(h, 54),
+            le16(h, 56),
+            le64(h, 32),
+        )
+    };
+    if le16(h, 18) != machine {
+        return Err(KimageError::BadElf(if class32 {
+            "ELF32 but not i386"
+        } else {
+            "not x86-64"
+        }));
     }
-    if usize::from(le16(h, 54)) != PHDR_SIZE {
+    if usize::from(phentsize) != phsize {
         return Err(KimageError::BadElf("e_phentsize"));
     }
-    let phnum = usize::from(le16(h, 56));
+    let phnum = usize::from(phnum);
     if phnum == 0 {
         return Err(KimageError::BadElf("no program headers"));
     }
     if phnum > limits.max_program_headers {
         return Err(KimageError::TooLarge(Bound::ProgramHeaders, phnum as u64));
     }
-    let phoff = le64(h, 32);
-    // phnum * 56 is small (phnum is a u16): only phoff can overflow.
-    let end = phoff.saturating_add((phnum * PHDR_SIZE) as u64);
-    if phoff < EHDR_SIZE as u64 {
+    // phnum * phsize is small (phnum is a u16): only phoff can overflow.
+    let end = phoff.saturating_add((phnum * phsize) as u64);
+    if phoff < ehsize as u64 {
         return Err(KimageError::BadElf(
             "program headers overlap the ELF header",
         ));
@@ -327,7 +380,9 @@ fn parse_ehdr(h: &[u8], limits: &Limits) -> Result<usize, KimageError> {
     if end > limits.max_header_bytes as u64 {
         return Err(KimageError::TooLarge(Bound::Headers, end));
     }
-    Ok(end as usize)
+    // At least 52 + 32 bytes: past the EHDR_SIZE bytes buffered already,
+    // so `feed` moves on to the program headers.
+    Ok((end as usize, class32))
 }
 
 /// Checks that load segments are pairwise disjoint in physical memory and

@@ -93,6 +93,9 @@ pub struct Loaded {
     pub elf_size: u64,
     /// The Xen ELF notes.
     pub notes: XenNotes,
+    /// The ELF was ELF32 (i386): a PVH guest's 32-bit entry can run it,
+    /// a PV domain cannot.
+    pub class32: bool,
 }
 
 impl Loaded {
@@ -181,5 +184,6 @@ fn load_inner(
         paddr_range: summary.paddr_range,
         elf_size: summary.elf_size,
         notes: summary.notes,
+        class32: summary.class32,
     })
 }

@@ -404,8 +404,13 @@ fn hostile_elf_headers_are_refused() {
     };
     assert!(refuse(&|_| {}).is_ok());
     assert_eq!(
+        refuse(&|e| e[4] = 3),
+        Err(KimageError::BadElf("not ELFCLASS64 or ELFCLASS32"))
+    );
+    // An x86-64 machine in an ELF32 header is neither kind.
+    assert_eq!(
         refuse(&|e| e[4] = 1),
-        Err(KimageError::BadElf("not ELFCLASS64"))
+        Err(KimageError::BadElf("ELF32 but not i386"))
     );
     assert_eq!(
         refuse(&|e| e[5] = 2),
@@ -436,6 +441,126 @@ fn hostile_elf_headers_are_refused() {
         Err(KimageError::BadElf(
             "program headers overlap the ELF header"
         ))
+    );
+}
+
+/// GRUB's `i386-xen_pvh` image, in miniature: ELF32 i386, a PT_LOAD whose
+/// memory runs past its file bytes (GRUB's bss and heap), a second PT_LOAD
+/// of modules, and one 4-byte `PHYS32_ENTRY` note.
+fn pvh_elf32() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let code = bytes(3, 300);
+    let mods = bytes(4, 200);
+    let note = note(b"Xen\0", 18, &0x10_0000u32.to_le_bytes());
+    let phdrs_end = 52 + 3 * 32;
+    let code_at = 0x1000u64;
+    let mods_at = code_at + code.len() as u64;
+    let note_at = mods_at + mods.len() as u64;
+    let phdrs = [
+        Phdr {
+            p_type: 1,
+            offset: code_at,
+            vaddr: 0x10_0000,
+            paddr: 0x10_0000,
+            filesz: code.len() as u64,
+            memsz: 0x2000,
+            align: 0x1000,
+        },
+        Phdr {
+            p_type: 1,
+            offset: mods_at,
+            vaddr: 0x10_2000,
+            paddr: 0x10_2000,
+            filesz: mods.len() as u64,
+            memsz: mods.len() as u64,
+            align: 4,
+        },
+        Phdr {
+            p_type: 4,
+            offset: note_at,
+            vaddr: 0,
+            paddr: 0,
+            filesz: note.len() as u64,
+            memsz: 0,
+            align: 4,
+        },
+    ];
+    let mut body = vec![0u8; code_at as usize - phdrs_end];
+    body.extend_from_slice(&code);
+    body.extend_from_slice(&mods);
+    body.extend_from_slice(&note);
+    (elf32_raw(&phdrs, &body), code, mods)
+}
+
+#[test]
+fn a_32_bit_pvh_image_loads_and_says_it_is_32_bit() {
+    let (image, code, mods) = pvh_elf32();
+    let mut m = MemorySink::new(0x10_0000, 1 << 20);
+    let loaded = load(&image, &Limits::default(), &mut m).expect("loads");
+    assert!(loaded.class32);
+    assert_eq!(loaded.pvh_entry(), Ok(0x10_0000));
+    assert_eq!(loaded.e_entry, 0x10_0000);
+    assert_eq!(loaded.paddr_range, 0x10_0000..0x10_2000 + mods.len() as u64);
+    let at = |paddr: usize, len: usize| &m.ram[paddr - 0x10_0000..][..len];
+    assert_eq!(at(0x10_0000, code.len()), &code[..]);
+    // The bss past the code's file bytes is zeroed.
+    assert!(at(0x10_0000 + code.len(), 0x2000 - code.len())
+        .iter()
+        .all(|b| *b == 0));
+    assert_eq!(at(0x10_2000, mods.len()), &mods[..]);
+    // An ELF64 kernel says it is not.
+    let segs = [Seg {
+        paddr: 0x100_0000,
+        data: bytes(9, 100),
+        memsz: 100,
+    }];
+    let elf64 = elf(&segs, &linux_notes(0x100_0000), &[]);
+    assert!(
+        !load(&elf64, &Limits::default(), &mut ram())
+            .unwrap()
+            .class32
+    );
+}
+
+#[test]
+fn hostile_32_bit_headers_are_refused() {
+    let (good, _, _) = pvh_elf32();
+    let refuse = |patch: &dyn Fn(&mut Vec<u8>)| {
+        let mut e = good.clone();
+        patch(&mut e);
+        load(&e, &Limits::default(), &mut CountingSink::default())
+    };
+    assert!(refuse(&|_| {}).is_ok());
+    // i386 in an ELF64 header, x86-64 in an ELF32 one.
+    assert_eq!(
+        refuse(&|e| e[4] = 2),
+        Err(KimageError::BadElf("not x86-64"))
+    );
+    assert_eq!(
+        refuse(&|e| e[18] = 62),
+        Err(KimageError::BadElf("ELF32 but not i386"))
+    );
+    assert_eq!(
+        refuse(&|e| e[42] = 56),
+        Err(KimageError::BadElf("e_phentsize"))
+    );
+    assert_eq!(
+        refuse(&|e| e[28..32].copy_from_slice(&40u32.to_le_bytes())),
+        Err(KimageError::BadElf(
+            "program headers overlap the ELF header"
+        ))
+    );
+    assert_eq!(
+        refuse(&|e| e[28..32].copy_from_slice(&u32::MAX.to_le_bytes())),
+        Err(KimageError::TooLarge(
+            Bound::Headers,
+            u64::from(u32::MAX) + 96
+        ))
+    );
+    // A segment's 32-bit memory size past its file size is fine; a file
+    // size past its memory size is not.
+    assert_eq!(
+        refuse(&|e| e[52 + 16..52 + 20].copy_from_slice(&0x3000u32.to_le_bytes())),
+        Err(KimageError::BadElf("PT_LOAD p_filesz > p_memsz"))
     );
 }
 

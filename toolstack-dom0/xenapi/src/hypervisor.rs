@@ -24,6 +24,11 @@ pub struct DomainSpec {
     /// vCPUs the domain has (`VCPUs_max`, at least `vcpus`): those past
     /// `vcpus` start offline, for the guest to bring up when asked.
     pub vcpus_max: u32,
+    /// The VM's `PV_bootloader`: empty to boot `kernel` directly, or
+    /// `pygrub` (as xapi spells it) to boot GRUB, which reads the guest's
+    /// own `/boot/grub/grub.cfg` from its disk and loads its kernel; then
+    /// `kernel` and `ramdisk` are not used (xapi's rule: a bootloader wins).
+    pub bootloader: String,
     /// PV kernel path.
     pub kernel: String,
     /// PV ramdisk path.

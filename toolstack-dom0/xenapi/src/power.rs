@@ -302,6 +302,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 .max(0) as u64,
             vcpus: at_startup,
             vcpus_max: vcpus("VCPUs_max").max(at_startup),
+            bootloader: s("PV_bootloader"),
             kernel: s("PV_kernel"),
             ramdisk: s("PV_ramdisk"),
             cmdline: s("PV_args"),

@@ -86,6 +86,7 @@ fn domain_overhead_for(memory: u64, vcpus: u32) -> u64 {
         memory,
         vcpus,
         vcpus_max: vcpus,
+        bootloader: String::new(),
         kernel: String::new(),
         ramdisk: String::new(),
         cmdline: String::new(),

@@ -83,6 +83,35 @@ pub fn elf_raw(phdrs: &[Phdr], body: &[u8]) -> Vec<u8> {
     e
 }
 
+/// An ELF32 i386 executable from raw program headers (their fields cut to
+/// 32 bits) and a body placed right after them, as GRUB's `i386-xen_pvh`
+/// image is laid out.
+pub fn elf32_raw(phdrs: &[Phdr], body: &[u8]) -> Vec<u8> {
+    let mut e = vec![0u8; 52];
+    e[..4].copy_from_slice(b"\x7fELF");
+    e[4] = 1;
+    e[5] = 1;
+    e[6] = 1;
+    e[16..18].copy_from_slice(&2u16.to_le_bytes());
+    e[18..20].copy_from_slice(&3u16.to_le_bytes());
+    e[20..24].copy_from_slice(&1u32.to_le_bytes());
+    e[24..28].copy_from_slice(&0x10_0000u32.to_le_bytes());
+    e[28..32].copy_from_slice(&52u32.to_le_bytes());
+    e[40..42].copy_from_slice(&52u16.to_le_bytes());
+    e[42..44].copy_from_slice(&32u16.to_le_bytes());
+    e[44..46].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+    for p in phdrs {
+        e.extend_from_slice(&p.p_type.to_le_bytes());
+        for v in [p.offset, p.vaddr, p.paddr, p.filesz, p.memsz] {
+            e.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        e.extend_from_slice(&7u32.to_le_bytes());
+        e.extend_from_slice(&(p.align as u32).to_le_bytes());
+    }
+    e.extend_from_slice(body);
+    e
+}
+
 /// A well-formed ELF: a PT_NOTE with `notes`, then `segs` in order, each
 /// 16-aligned in the file, then `trailer` (like vmlinux's symbols).
 pub fn elf(segs: &[Seg], notes: &[u8], trailer: &[u8]) -> Vec<u8> {
