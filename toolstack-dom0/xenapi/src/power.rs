@@ -170,13 +170,13 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             crate::snapshots::snapshot_allowed_in(state.as_str().unwrap_or(""))
         } else {
             allowed_in(
-            state.as_str().unwrap_or(""),
-            self.vm_field(vm, "is_a_template")
-                .as_bool()
-                .unwrap_or(false),
-            self.vm_field(vm, "is_control_domain")
-                .as_bool()
-                .unwrap_or(false),
+                state.as_str().unwrap_or(""),
+                self.vm_field(vm, "is_a_template")
+                    .as_bool()
+                    .unwrap_or(false),
+                self.vm_field(vm, "is_control_domain")
+                    .as_bool()
+                    .unwrap_or(false),
             )
         };
         // A default template cannot be destroyed (xapi's

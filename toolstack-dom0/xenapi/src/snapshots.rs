@@ -74,7 +74,8 @@ use crate::wal::Storage;
 pub use crate::budget::MAX_SNAPSHOTS;
 
 /// VM messages implemented here.
-pub const SNAPSHOT_MESSAGES: &[&str] = &["snapshot", "snapshot_with_quiesce", "checkpoint", "revert"];
+pub const SNAPSHOT_MESSAGES: &[&str] =
+    &["snapshot", "snapshot_with_quiesce", "checkpoint", "revert"];
 
 /// `snapshot_info` key: the VM's power state when it was snapshotted.
 pub const POWER_STATE_AT_SNAPSHOT: &str = "power-state-at-snapshot";
@@ -142,7 +143,12 @@ fn refs(v: &Value) -> Vec<String> {
 
 impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// Routes the messages of this module; None for others.
-    pub(crate) fn snapshot_call(&mut self, cname: &str, m: &str, args: &[Value]) -> Option<Outcome> {
+    pub(crate) fn snapshot_call(
+        &mut self,
+        cname: &str,
+        m: &str,
+        args: &[Value],
+    ) -> Option<Outcome> {
         if cname != "VM" || !SNAPSHOT_MESSAGES.contains(&m) {
             return None;
         }
