@@ -601,8 +601,7 @@ fn ignore_vdis_async_events_and_the_wal() {
     let vm_event = events
         .iter()
         .map(|ev| smap(ev.clone()))
-        .filter(|ev| ev["ref"] == vm && ev["operation"] == s("mod"))
-        .last()
+        .rfind(|ev| ev["ref"] == vm && ev["operation"] == s("mod"))
         .unwrap();
     let snapshots = array(smap(vm_event["snapshot"].clone())["snapshots"].clone());
     assert!(snapshots.contains(&snap), "{snapshots:?}");
