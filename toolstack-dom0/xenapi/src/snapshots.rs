@@ -23,7 +23,8 @@
 //!   `children` kept by the database). Each disk VBD's VDI (unless in
 //!   `ignore_vdis`) is snapshotted through the SR as `VDI.snapshot` does it
 //!   (copy-on-write, `is_a_snapshot`, `snapshot_of`, `snapshot_time`); CD
-//!   VBDs keep their disc; VIFs keep their MACs. On a failure what was made
+//!   VBDs keep their disc; disk VBDs get `other_config:owner` (CA-58405);
+//!   VIFs keep their MACs. On a failure what was made
 //!   is removed again.
 //! - `VM.revert(snapshot)`: a snapshot only (ONLY_REVERT_SNAPSHOT `[]`);
 //!   the VM it is of must be Halted (VM_BAD_POWER_STATE `[vm, halted,

@@ -512,11 +512,17 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     ) -> Result<(), ApiError> {
         let bc = vbd_class();
         for b in vbds {
-            let Some(old) = self.db.get(bc, b).cloned() else {
+            let Some(mut old) = self.db.get(bc, b).cloned() else {
                 continue;
             };
             let vdi = arg_str(&old[class(bc).field("VDI")]).to_string();
             let disk = old[class(bc).field("type")].as_str() == Some("Disk");
+            // CA-58405: the new VM owns its new disks (`xe vm-uninstall`
+            // destroys a VBD's VDI when `other_config:owner` is set).
+            if let (true, Value::Map(oc)) = (disk, &mut old[class(bc).field("other_config")]) {
+                oc.entry("owner".to_string())
+                    .or_insert_with(|| Value::str(""));
+            }
             let vdi = if disk && vdi != NULL_REF {
                 let v = match op {
                     DiskOp::Copy => self.copy_vdi_full(&vdi)?,

@@ -218,6 +218,12 @@ fn snapshot_records_the_vm_and_snapshots_its_disks_on_the_sr() {
     );
     assert_eq!(after["3"], before["3"]);
     assert_eq!(after["3"].1, iso);
+    // The snapshot owns its disk, not its CD (xapi's CA-58405).
+    for b in array(get(&mut e, &sid, "VM", "VBDs", &snap)) {
+        let disk = get(&mut e, &sid, "VBD", "type", &b) == s("Disk");
+        let oc = smap(get(&mut e, &sid, "VBD", "other_config", &b));
+        assert_eq!(oc.get("owner") == Some(&s("")), disk, "{oc:?}");
+    }
     assert_eq!(after["4"], ("CD".to_string(), s(NULL), true));
     // What each allows.
     assert_eq!(
