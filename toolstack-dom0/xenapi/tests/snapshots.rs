@@ -628,3 +628,49 @@ fn ignore_vdis_async_events_and_the_wal() {
     assert_eq!(get(&mut again, &sid, "VDI", "snapshot_of", &sdisk), disk);
     assert_eq!(ops(&mut again, &sid, &snap), snap_ops);
 }
+
+#[test]
+fn a_revert_the_sr_refuses_changes_nothing_and_a_revert_is_seen_in_events() {
+    let mut e = open(MemStorage::default());
+    let sid = login(&mut e);
+    let (vm, disk, _) = furnished(&mut e, &sid);
+    let snap = snapshot(&mut e, &sid, &vm, "good");
+    write(&mut e, &sid, &disk, b"broken");
+    let before = vbds(&mut e, &sid, &vm);
+    let vdis = array(ok(&mut e, "VDI.get_all", vec![sid.clone()])).len();
+    // The clone of the snapshot's disk fails: the VM keeps its disks.
+    e.hypervisor().storage.as_mut().unwrap().fail_next = Some("EIO".into());
+    fails(
+        &mut e,
+        "VM.revert",
+        vec![sid.clone(), snap.clone()],
+        "SR_BACKEND_FAILURE",
+    );
+    assert_eq!(vbds(&mut e, &sid, &vm), before);
+    assert_eq!(
+        array(ok(&mut e, "VDI.get_all", vec![sid.clone()])).len(),
+        vdis
+    );
+    assert_eq!(read(&mut e, &sid, &disk, 6), b"broken");
+    // Async revert; event.from sees the VM's new devices and the old disk go.
+    let (token, _) = event_from(&mut e, &sid, &["vm", "vbd", "vdi"], s(""));
+    run_async(
+        &mut e,
+        &sid,
+        "Async.VM.revert",
+        vec![sid.clone(), snap.clone()],
+    )
+    .unwrap();
+    let (_, events) = event_from(&mut e, &sid, &["vm", "vbd", "vdi"], token);
+    let seen = |class: &str, op: &str, r: &Value| {
+        events.iter().any(|ev| {
+            let ev = smap(ev.clone());
+            ev["class"] == s(class) && ev["operation"] == s(op) && &ev["ref"] == r
+        })
+    };
+    let new_disk = vbds(&mut e, &sid, &vm)["0"].1.clone();
+    assert!(seen("vdi", "del", &disk));
+    assert!(seen("vdi", "add", &new_disk));
+    assert!(seen("vm", "mod", &vm));
+    assert_eq!(read(&mut e, &sid, &new_disk, 6), b"before");
+}
