@@ -27,7 +27,9 @@
 //!   source VDI's SR (copy with a different `sr`: OPERATION_NOT_ALLOWED,
 //!   nothing moves data between SRs yet; an SR that does not exist means
 //!   the disks' own, as in xapi; an ISO SR is OPERATION_NOT_ALLOWED). CD
-//!   VBDs keep their VDI; empty ones stay empty. On a failure what was made
+//!   VBDs keep their VDI; empty ones stay empty; disk VBDs get
+//!   `other_config:owner` "" (xapi's CA-58405: the new VM owns its new
+//!   disks). On a failure what was made
 //!   is removed again.
 //! - `VM.provision(vm)`: Halted only; first clears `is_a_template` (xapi's
 //!   "install time": a template's clone becomes a VM here); parses
