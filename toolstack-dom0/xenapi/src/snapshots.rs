@@ -41,7 +41,9 @@
 //!   field but xapi's `do_not_copy` and the snapshot's own identity (its
 //!   name, `is_a_snapshot`, `is_a_template`, `snapshot_*`: xapi's rule for
 //!   a snapshot without `snapshot_metadata`, which xcp-rs does not keep),
-//!   `ha_always_run` false. The VM's `parent` becomes the snapshot.
+//!   `ha_always_run` false. The VM's `parent` becomes the snapshot. If a
+//!   device cannot be made once the old disks are gone, the clones go too
+//!   and the call fails VM_REVERT_FAILED `[snapshot, vm]` (as xapi's).
 //! - `VM.snapshot_with_quiesce`: Running only (VM_BAD_POWER_STATE), then
 //!   VM_SNAPSHOT_WITH_QUIESCE_NOT_SUPPORTED `[vm]` (xapi removed VSS).
 //!   `VM.checkpoint`: OPERATION_NOT_ALLOWED (no memory images: xcp-rs
@@ -380,9 +382,12 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             let _ = self.destroy_vdi(old);
         }
         let result = self.revert_devices(snapshot, &vm, &snap_vbds, &clones);
-        if let Err(e) = result {
-            // xapi's shape: the cause is not passed on.
-            let _ = e;
+        if result.is_err() {
+            // As xapi: the clones go again, and the error names the
+            // snapshot and the VM only.
+            for (_, c) in &clones {
+                let _ = self.destroy_vdi(c);
+            }
             return Err(ApiError::new(VM_REVERT_FAILED, &[snapshot, &vm]));
         }
         self.revert_fields(snapshot, &vm);
