@@ -61,6 +61,8 @@ pub const RELATIONS: &[(&str, &str, &str, &str)] = &[
     ("PIF", "network", "network", "PIFs"),
     ("console", "VM", "VM", "consoles"),
     ("VM", "resident_on", "host", "resident_VMs"),
+    ("VM", "snapshot_of", "VM", "snapshots"),
+    ("VM", "parent", "VM", "children"),
 ];
 
 /// One class's objects.

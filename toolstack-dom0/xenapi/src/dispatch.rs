@@ -15,7 +15,10 @@ use crate::error::*;
 use crate::hypervisor::Hypervisor;
 use crate::reply::Streamed;
 use crate::rng::Entropy;
-use crate::schema::{class, class_id, classes, ClassId, MessageDef, Qualifier, Ty};
+use crate::schema::{
+    class, class_id, classes, optional_params, ClassId, MessageDef, Qualifier, Ty,
+};
+use crate::snapshots::SNAPSHOT_MESSAGES;
 use crate::value::{Instant, Value, NULL_REF};
 use crate::vm_ops::{HOST_MESSAGES, NEW_VM_MESSAGES, VBD_MEDIA_MESSAGES};
 use crate::wal::Storage;
@@ -54,7 +57,7 @@ pub fn supported(c: ClassId, m: &MessageDef) -> bool {
         ("VM", n) if POWER_MESSAGES.contains(&n) => return true,
         ("VIF", n) if VIF_MESSAGES.contains(&n) => return true,
         ("VBD", n) if VBD_MESSAGES.contains(&n) || VBD_MEDIA_MESSAGES.contains(&n) => return true,
-        ("VM", n) if NEW_VM_MESSAGES.contains(&n) => return true,
+        ("VM", n) if NEW_VM_MESSAGES.contains(&n) || SNAPSHOT_MESSAGES.contains(&n) => return true,
         ("host", n) if HOST_MESSAGES.contains(&n) => return true,
         ("VDI", n) if VDI_MESSAGES.contains(&n) => return true,
         ("SR", n) if SR_MESSAGES.contains(&n) => return true,
@@ -119,6 +122,7 @@ pub fn asyncable(c: ClassId, m: &str) -> bool {
         || (name == "VIF" && VIF_MESSAGES.contains(&m))
         || (name == "VBD" && (VBD_MESSAGES.contains(&m) || VBD_MEDIA_MESSAGES.contains(&m)))
         || (name == "VM" && NEW_VM_MESSAGES.contains(&m))
+        || (name == "VM" && SNAPSHOT_MESSAGES.contains(&m))
         || (name == "host" && HOST_MESSAGES.contains(&m))
         || (name == "VDI" && VDI_MESSAGES.contains(&m))
         || (name == "SR" && SR_MESSAGES.contains(&m))
@@ -130,7 +134,7 @@ pub fn asyncable(c: ClassId, m: &str) -> bool {
 pub fn list_methods() -> Vec<String> {
     let mut out = Vec::new();
     for (c, cd) in classes().iter().enumerate() {
-        for m in cd.messages {
+        for m in cd.messages.iter().chain(cd.pending_messages()) {
             if supported(c, m) {
                 out.push(alloc::format!("{}.{}", cd.name, m.name));
                 if asyncable(c, m.name) {
@@ -186,6 +190,19 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         }
         if cname == "session" && mname == "login_with_password" {
             return Outcome::Done(self.login(&params));
+        }
+        // Trailing optional parameters a client left out take their
+        // defaults (xapi: `ignore_vdis` of VM.snapshot is empty).
+        let mut params = params;
+        let optional = optional_params(cname, mname);
+        if params.len() < mdef.params.len() && params.len() + optional >= mdef.params.len() {
+            for (_, ty) in &mdef.params[params.len()..] {
+                params.push(match Ty::parse(ty) {
+                    Ty::Set(_) => Value::Array(Vec::new()),
+                    Ty::Map(_, _) => Value::Map(Default::default()),
+                    _ => Value::str(""),
+                });
+            }
         }
         if params.len() != mdef.params.len() {
             let (e, g) = (
@@ -246,6 +263,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     ) -> Outcome {
         let name = class(c).name;
         if let Some(o) = self.new_vm_call(name, m, &args) {
+            return o;
+        }
+        if let Some(o) = self.snapshot_call(name, m, &args) {
             return o;
         }
         let r = match (name, m) {
@@ -517,10 +537,20 @@ mod tests {
             "Async.VBD.eject",
             "host.get_servertime",
             "Async.host.call_plugin",
+            "VM.snapshot",
+            "Async.VM.snapshot",
+            "VM.revert",
+            "Async.VM.revert",
+            "VM.checkpoint",
+            "VM.snapshot_with_quiesce",
         ] {
             assert!(all.iter().any(|x| x == m), "{m} missing");
         }
         assert!(!all.iter().any(|x| x == "session.change_password"));
         assert!(!all.iter().any(|x| x.starts_with("Async.event")));
+        let mut sorted = all.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), all.len(), "a method is listed twice");
     }
 }

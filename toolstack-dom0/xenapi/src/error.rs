@@ -130,6 +130,16 @@ pub const MEMORY_CONSTRAINT_VIOLATION: &str = "MEMORY_CONSTRAINT_VIOLATION";
 pub const VBD_NOT_EMPTY: &str = "VBD_NOT_EMPTY";
 /// `VBD.eject` of an empty VBD: `[vbd]`.
 pub const VBD_IS_EMPTY: &str = "VBD_IS_EMPTY";
+/// An operation a snapshot does not allow (start, snapshot, provision...):
+/// `[snapshot, operation]`.
+pub const VM_IS_SNAPSHOT: &str = "VM_IS_SNAPSHOT";
+/// `VM.revert` of a VM that is not a snapshot: `[]`.
+pub const ONLY_REVERT_SNAPSHOT: &str = "ONLY_REVERT_SNAPSHOT";
+/// `VM.snapshot_with_quiesce`: no guest has a quiesce agent (xapi removed
+/// VSS support): `[vm]`.
+pub const VM_SNAPSHOT_WITH_QUIESCE_NOT_SUPPORTED: &str = "VM_SNAPSHOT_WITH_QUIESCE_NOT_SUPPORTED";
+/// `VM.revert` failed midway: `[snapshot, vm]`.
+pub const VM_REVERT_FAILED: &str = "VM_REVERT_FAILED";
 
 /// xapi's generic errors (api_errors) that xenapi.json does not list per
 /// message; every other code used here must be in its error lists.
@@ -152,6 +162,8 @@ pub const XAPI_GENERIC: &[&str] = &[
     SR_BACKEND_FAILURE,
     VM_CANNOT_DELETE_DEFAULT_TEMPLATE,
     XENAPI_MISSING_PLUGIN,
+    VM_IS_SNAPSHOT,
+    ONLY_REVERT_SNAPSHOT,
 ];
 
 #[cfg(test)]
@@ -179,6 +191,8 @@ mod tests {
             VBD_NOT_REMOVABLE_MEDIA,
             SR_FULL,
             SR_HAS_NO_PBDS,
+            VM_SNAPSHOT_WITH_QUIESCE_NOT_SUPPORTED,
+            VM_REVERT_FAILED,
         ];
         for code in listed {
             assert!(

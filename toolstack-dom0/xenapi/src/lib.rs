@@ -38,6 +38,7 @@ pub mod schema;
 pub mod schema_gen;
 pub mod seed;
 pub mod session;
+pub mod snapshots;
 pub mod storage;
 pub mod tasks;
 pub mod templates;

@@ -136,16 +136,17 @@ pub fn allowed_in(state: &str, template: bool, control_domain: bool) -> &'static
         return &["clone", "copy", "provision", "destroy"];
     }
     match state {
-        "Halted" => &["start", "clone", "copy", "provision", "destroy"],
+        "Halted" => &["start", "clone", "copy", "provision", "destroy", "snapshot"],
         "Running" => &[
+            "snapshot",
             "clean_shutdown",
             "hard_shutdown",
             "clean_reboot",
             "hard_reboot",
             "pause",
         ],
-        "Paused" => &["unpause", "hard_shutdown", "hard_reboot"],
-        "Suspended" => &["hard_shutdown", "clone", "copy", "destroy"],
+        "Paused" => &["unpause", "hard_shutdown", "hard_reboot", "snapshot"],
+        "Suspended" => &["hard_shutdown", "clone", "copy", "destroy", "snapshot"],
         _ => &[],
     }
 }
@@ -158,22 +159,26 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             .unwrap_or(Value::Nil)
     }
 
-    fn set_vm(&mut self, vm: &str, f: &str, v: Value) {
+    pub(crate) fn set_vm(&mut self, vm: &str, f: &str, v: Value) {
         self.db.set_named(vm_class(), vm, f, v);
     }
 
     /// Recomputes a VM's `allowed_operations` from its state.
     pub(crate) fn refresh_allowed_operations(&mut self, vm: &str) {
         let state = self.vm_field(vm, "power_state");
-        let ops = allowed_in(
-            state.as_str().unwrap_or(""),
-            self.vm_field(vm, "is_a_template")
-                .as_bool()
-                .unwrap_or(false),
-            self.vm_field(vm, "is_control_domain")
-                .as_bool()
-                .unwrap_or(false),
-        );
+        let ops = if self.vm_field(vm, "is_a_snapshot").as_bool() == Some(true) {
+            crate::snapshots::snapshot_allowed_in(state.as_str().unwrap_or(""))
+        } else {
+            allowed_in(
+                state.as_str().unwrap_or(""),
+                self.vm_field(vm, "is_a_template")
+                    .as_bool()
+                    .unwrap_or(false),
+                self.vm_field(vm, "is_control_domain")
+                    .as_bool()
+                    .unwrap_or(false),
+            )
+        };
         // A default template cannot be destroyed (xapi's
         // VM_CANNOT_DELETE_DEFAULT_TEMPLATE).
         let default = self.is_default_template(vm);
@@ -220,6 +225,15 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 &[vm, "halted", &state.to_ascii_lowercase()],
             ));
         }
+        // xapi keeps the VM's VDIs (its snapshots' too) and leaves its
+        // snapshots' `snapshot_of` naming it (VM.revert then makes the VM
+        // again); its children get its parent.
+        let parent = self.vm_field(vm, "parent");
+        if let Value::Array(children) = self.vm_field(vm, "children") {
+            for c in children {
+                self.set_vm(arg_str(&c), "parent", parent.clone());
+            }
+        }
         if let Value::Array(refs) = self.vm_field(vm, "VBDs") {
             for r in refs {
                 self.delete_vbd(arg_str(&r));
@@ -265,6 +279,10 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 OPERATION_NOT_ALLOWED,
                 &["operation not allowed on the control domain"],
             ));
+        }
+        // A snapshot is also a template (xapi): its own error first.
+        if self.vm_field(vm, "is_a_snapshot").as_bool() == Some(true) {
+            return Err(ApiError::new(VM_IS_SNAPSHOT, &[vm, op]));
         }
         if self.vm_field(vm, "is_a_template").as_bool() == Some(true) {
             return Err(ApiError::new(VM_IS_TEMPLATE, &[vm, op]));

@@ -96,14 +96,79 @@ impl ClassDef {
             .expect("engine uses a field the schema has")
     }
 
-    /// The message `name`.
+    /// The message `name` (the generated table's, else
+    /// [`PENDING_MESSAGES`]').
     pub fn message(&self, name: &str) -> Option<&'static MessageDef> {
-        self.messages.iter().find(|m| m.name == name)
+        self.messages
+            .iter()
+            .chain(self.pending_messages())
+            .find(|m| m.name == name)
+    }
+
+    /// This class's [`PENDING_MESSAGES`].
+    pub fn pending_messages(&self) -> impl Iterator<Item = &'static MessageDef> + '_ {
+        PENDING_MESSAGES
+            .iter()
+            .filter(move |(c, _)| *c == self.name)
+            .map(|(_, m)| m)
     }
 
     /// The default record of this class.
     pub fn default_record(&self) -> Vec<Value> {
         self.fields.iter().map(field_default).collect()
+    }
+}
+
+const SESSION: (&str, &str) = ("session_id", "session ref");
+const VM: (&str, &str) = ("vm", "VM ref");
+const NEW_NAME: (&str, &str) = ("new_name", "string");
+
+/// Messages of xenapi.json the engine implements that `schema_gen.rs` does
+/// not carry yet: `gen/gen_schema.py` lists them in `EXPLICIT`, so the next
+/// regeneration emits them there, and then this table must go (a unit test
+/// fails on a message both have). Shapes as in xenapi.json.
+pub static PENDING_MESSAGES: &[(&str, MessageDef)] = &[
+    (
+        "VM",
+        MessageDef {
+            name: "snapshot",
+            params: &[SESSION, VM, NEW_NAME, ("ignore_vdis", "VDI ref set")],
+            result: "VM ref",
+        },
+    ),
+    (
+        "VM",
+        MessageDef {
+            name: "snapshot_with_quiesce",
+            params: &[SESSION, VM, NEW_NAME],
+            result: "VM ref",
+        },
+    ),
+    (
+        "VM",
+        MessageDef {
+            name: "checkpoint",
+            params: &[SESSION, VM, NEW_NAME],
+            result: "VM ref",
+        },
+    ),
+    (
+        "VM",
+        MessageDef {
+            name: "revert",
+            params: &[SESSION, ("snapshot", "VM ref")],
+            result: "void",
+        },
+    ),
+];
+
+/// How many trailing parameters of `class.message` a client may leave out
+/// (xenapi.json `"required": false`; xapi fills in their defaults): only
+/// `VM.snapshot`'s `ignore_vdis` among the messages served.
+pub fn optional_params(class: &str, message: &str) -> usize {
+    match (class, message) {
+        ("VM", "snapshot") => 1,
+        _ => 0,
     }
 }
 
@@ -285,6 +350,19 @@ pub fn field_default(f: &FieldDef) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_messages_are_not_generated_yet() {
+        for (c, m) in PENDING_MESSAGES {
+            let cd = class(class_id(c).expect("pending messages' classes are served"));
+            assert!(
+                cd.messages.iter().all(|g| g.name != m.name),
+                "{c}.{} is generated now: remove it from PENDING_MESSAGES",
+                m.name
+            );
+            assert_eq!(cd.message(m.name).map(|x| x.name), Some(m.name));
+        }
+    }
 
     #[test]
     fn every_field_type_parses_and_defaults() {

@@ -188,7 +188,8 @@ pub struct FakeSr {
     pub fail_next: Option<String>,
     /// Every mutating call, as `op uuid`.
     pub calls: Vec<String>,
-    /// The bytes of VDIs that were imported into (raw only), by uuid.
+    /// The bytes of VDIs that were imported into (raw only), by uuid; a
+    /// clone or snapshot starts with its source's.
     pub data: BTreeMap<String, Vec<u8>>,
     /// Transfers under way, by number.
     pub transfers: BTreeMap<u32, FakeTransfer>,
@@ -265,6 +266,11 @@ impl FakeSr {
         }
         let of = snapshot.then(|| src.to_string());
         self.vdis.insert(new.to_string(), (size, 0, of));
+        // Copy-on-write: the new VDI reads what the source holds now, and
+        // a later write to either is its own.
+        if let Some(bytes) = self.data.get(src).cloned() {
+            self.data.insert(new.to_string(), bytes);
+        }
         self.info(new)
     }
 }
@@ -396,6 +402,7 @@ impl SrBackend for FakeSr {
 
     fn vdi_destroy(&mut self, uuid: &str) -> Result<(), SrError> {
         self.start("destroy", uuid)?;
+        self.data.remove(uuid);
         self.vdis
             .remove(uuid)
             .map(|_| ())

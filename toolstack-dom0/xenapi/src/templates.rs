@@ -27,7 +27,9 @@
 //!   source VDI's SR (copy with a different `sr`: OPERATION_NOT_ALLOWED,
 //!   nothing moves data between SRs yet; an SR that does not exist means
 //!   the disks' own, as in xapi; an ISO SR is OPERATION_NOT_ALLOWED). CD
-//!   VBDs keep their VDI; empty ones stay empty. On a failure what was made
+//!   VBDs keep their VDI; empty ones stay empty; disk VBDs get
+//!   `other_config:owner` "" (xapi's CA-58405: the new VM owns its new
+//!   disks). On a failure what was made
 //!   is removed again.
 //! - `VM.provision(vm)`: Halted only; first clears `is_a_template` (xapi's
 //!   "install time": a template's clone becomes a VM here); parses
@@ -280,6 +282,17 @@ fn other_config(v: Value) -> BTreeMap<String, Value> {
     }
 }
 
+/// How a VM's disks are copied (xapi_vm_clone's `disk_op`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DiskOp {
+    /// `VM.clone`: a copy-on-write clone of each disk.
+    Clone,
+    /// `VM.copy`: a full copy of each disk.
+    Copy,
+    /// `VM.snapshot`: a snapshot of each disk.
+    Snapshot,
+}
+
 impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// True if `vm` is marked a default template the way xapi's
     /// `VM.destroy` checks it: `other_config:default_template` "true".
@@ -483,7 +496,8 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         self.prepare_new_vm(&mut rec);
         let new = self.new_ref();
         self.db.put(vc, &new, rec);
-        if let Err(e) = self.clone_devices(vm, &new, &vbds, copy) {
+        let op = if copy { DiskOp::Copy } else { DiskOp::Clone };
+        if let Err(e) = self.clone_devices(vm, &new, &vbds, op) {
             let _ = self.destroy_clone(&new);
             return Err(e);
         }
@@ -491,84 +505,107 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         Ok(Value::String(new))
     }
 
-    fn clone_devices(
+    pub(crate) fn clone_devices(
         &mut self,
         vm: &str,
         new: &str,
         vbds: &[String],
-        copy: bool,
+        op: DiskOp,
     ) -> Result<(), ApiError> {
         let bc = vbd_class();
-        let bcd = class(bc);
         for b in vbds {
-            let Some(old) = self.db.get(bc, b).cloned() else {
+            let Some(mut old) = self.db.get(bc, b).cloned() else {
                 continue;
             };
-            let mut given = BTreeMap::new();
-            for f in [
-                "userdevice",
-                "bootable",
-                "mode",
-                "type",
-                "unpluggable",
-                "empty",
-                "other_config",
-                "qos_algorithm_type",
-                "qos_algorithm_params",
-            ] {
-                given.insert(f.to_string(), old[bcd.field(f)].clone());
+            let vdi = arg_str(&old[class(bc).field("VDI")]).to_string();
+            let disk = old[class(bc).field("type")].as_str() == Some("Disk");
+            // CA-58405: the new VM owns its new disks (`xe vm-uninstall`
+            // destroys a VBD's VDI when `other_config:owner` is set).
+            if let (true, Value::Map(oc)) = (disk, &mut old[class(bc).field("other_config")]) {
+                oc.entry("owner".to_string())
+                    .or_insert_with(|| Value::str(""));
             }
-            let vdi = arg_str(&old[bcd.field("VDI")]).to_string();
-            let disk = old[bcd.field("type")].as_str() == Some("Disk");
             let vdi = if disk && vdi != NULL_REF {
-                let v = if copy {
-                    self.copy_vdi_full(&vdi)?
-                } else {
-                    self.copy_vdi(&vdi, false)?
+                let v = match op {
+                    DiskOp::Copy => self.copy_vdi_full(&vdi)?,
+                    DiskOp::Clone => self.copy_vdi(&vdi, false)?,
+                    DiskOp::Snapshot => self.copy_vdi(&vdi, true)?,
                 };
                 arg_str(&v).to_string()
             } else {
                 vdi
             };
-            given.insert("VDI".to_string(), Value::String(vdi));
-            given.insert("VM".to_string(), Value::str(new));
-            self.create(bc, Value::Map(given))?;
+            self.copy_vbd(&old, new, &vdi)?;
         }
-        let fc = vif_class();
-        let fcd = class(fc);
         let vifs: Vec<String> = match self.vm_field(vm, "VIFs") {
             Value::Array(a) => a.iter().map(|v| arg_str(v).to_string()).collect(),
             _ => Vec::new(),
         };
         for f in vifs {
-            let Some(old) = self.db.get(fc, &f).cloned() else {
-                continue;
-            };
-            let mut given = BTreeMap::new();
-            for k in [
-                "device",
-                "network",
-                "MTU",
-                "other_config",
-                "qos_algorithm_type",
-                "qos_algorithm_params",
-                "locking_mode",
-                "ipv4_allowed",
-                "ipv6_allowed",
-            ] {
-                given.insert(k.to_string(), old[fcd.field(k)].clone());
-            }
-            // xapi_vif_helpers.copy without preserve_mac_address (clone
-            // and copy): every MAC is generated again from the new seed.
-            given.insert("MAC".to_string(), Value::str(""));
-            given.insert("VM".to_string(), Value::str(new));
-            self.create(fc, Value::Map(given))?;
+            // xapi_vif_helpers.copy: MACs are kept for snapshots only.
+            self.copy_vif(&f, new, op == DiskOp::Snapshot)?;
         }
         Ok(())
     }
 
+    /// A VBD of `vm` like `old` (a VBD record) over `vdi`
+    /// (xapi_vbd_helpers.copy).
+    pub(crate) fn copy_vbd(&mut self, old: &[Value], vm: &str, vdi: &str) -> Result<(), ApiError> {
+        let bc = vbd_class();
+        let bcd = class(bc);
+        let mut given = BTreeMap::new();
+        for f in [
+            "userdevice",
+            "bootable",
+            "mode",
+            "type",
+            "unpluggable",
+            "empty",
+            "other_config",
+            "qos_algorithm_type",
+            "qos_algorithm_params",
+        ] {
+            given.insert(f.to_string(), old[bcd.field(f)].clone());
+        }
+        given.insert("VDI".to_string(), Value::str(vdi));
+        given.insert("VM".to_string(), Value::str(vm));
+        self.create(bc, Value::Map(given)).map(|_| ())
+    }
+
+    /// A VIF of `vm` like VIF `old`, with its MAC (`keep_mac`) or one
+    /// generated from `vm`'s seed (xapi_vif_helpers.copy).
+    pub(crate) fn copy_vif(&mut self, old: &str, vm: &str, keep_mac: bool) -> Result<(), ApiError> {
+        let fc = vif_class();
+        let fcd = class(fc);
+        let Some(old) = self.db.get(fc, old).cloned() else {
+            return Ok(());
+        };
+        let mut given = BTreeMap::new();
+        for k in [
+            "device",
+            "network",
+            "MTU",
+            "other_config",
+            "qos_algorithm_type",
+            "qos_algorithm_params",
+            "locking_mode",
+            "ipv4_allowed",
+            "ipv6_allowed",
+        ] {
+            given.insert(k.to_string(), old[fcd.field(k)].clone());
+        }
+        let mac = if keep_mac {
+            old[fcd.field("MAC")].clone()
+        } else {
+            Value::str("")
+        };
+        given.insert("MAC".to_string(), mac);
+        given.insert("VM".to_string(), Value::str(vm));
+        self.create(fc, Value::Map(given)).map(|_| ())
+    }
+
     /// Removes a half-made clone: its VBDs' new disk VDIs, then the VM.
-    fn destroy_clone(&mut self, new: &str) -> Result<(), ApiError> {
+    pub(crate) fn destroy_clone(&mut self, new: &str) -> Result<(), ApiError> {
         let bc = vbd_class();
         if let Value::Array(vbds) = self.vm_field(new, "VBDs") {
             for b in vbds {
@@ -594,6 +631,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 OPERATION_NOT_ALLOWED,
                 &["cannot provision the control domain"],
             ));
+        }
+        if self.vm_field(vm, "is_a_snapshot").as_bool() == Some(true) {
+            return Err(ApiError::new(VM_IS_SNAPSHOT, &[vm, "provision"]));
         }
         let state = self.vm_field(vm, "power_state");
         let state = state.as_str().unwrap_or("");

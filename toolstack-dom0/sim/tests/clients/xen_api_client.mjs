@@ -95,7 +95,18 @@ await xapi.callAsync('VM.start', vmRef, false, false)
 await waitFor('VM running via events', () => xapi.getObject(vmRef, undefined)?.power_state === 'Running')
 const failed = await expectCode('VM_BAD_POWER_STATE', xapi.callAsync('VM.start', vmRef, false, false))
 check(failed.params[0] === vmRef, 'async failure params')
+// Snapshot the running VM and revert it once Halted, as Xen Orchestra does
+// (Async.VM.snapshot without ignore_vdis, Async.VM.revert).
+const snapRef = await xapi.callAsync('VM.snapshot', vmRef, 'xo-snap')
+check(typeof snapRef === 'string' && snapRef.startsWith('OpaqueRef:'), 'Async.VM.snapshot result')
+await waitFor('the snapshot through events', () => xapi.getObject(snapRef, undefined)?.snapshot_of === vmRef)
+await waitFor('VM.snapshots through events', () => xapi.getObject(vmRef, undefined)?.snapshots?.includes(snapRef))
+check(xapi.getObject(snapRef).is_a_snapshot === true, 'is_a_snapshot')
+await expectCode('VM_BAD_POWER_STATE', xapi.callAsync('VM.revert', snapRef))
 await xapi.call('VM.hard_shutdown', vmRef)
+await xapi.callAsync('VM.revert', snapRef)
+await waitFor('the VM names its snapshot as parent', () => xapi.getObject(vmRef, undefined)?.parent === snapRef)
+await xapi.call('VM.destroy', snapRef)
 await xapi.call('VM.destroy', vmRef)
 await waitFor('del event', () => xapi.getObject(vmRef, undefined) === undefined)
 
