@@ -253,13 +253,14 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         let Some(t) = self.transfers.get_mut(&transfer) else {
             return;
         };
-        let per_mille = (t.done.saturating_mul(1000))
-            .checked_div(t.len)
-            .unwrap_or(0);
-        if per_mille <= t.shown || t.done >= t.len {
+        // Per cent, not finer: each step is an event, and a thousand of
+        // them (a 1 KiB task snapshot each) would push a client that
+        // follows only VMs out of the event window (EVENTS_LOST).
+        let per_cent = (t.done.saturating_mul(100)).checked_div(t.len).unwrap_or(0);
+        if per_cent <= t.shown || t.done >= t.len {
             return;
         }
-        t.shown = per_mille;
+        t.shown = per_cent;
         let progress = t.done as f64 / t.len as f64;
         let task = t.task.clone();
         let tc = class_id("task").expect("schema has task");

@@ -312,3 +312,70 @@ fn an_sr_failure_mid_image_answers_500_and_fails_the_task() {
     );
     assert_eq!(e.transfers(), 0);
 }
+
+/// A long import moves its task in steps of a percent at most: a client
+/// that follows only VMs must not be pushed out of the event window
+/// (EVENTS_LOST) by one image's progress.
+#[test]
+fn an_import_moves_its_task_a_hundred_times_at_most() {
+    let mut e = open(MemStorage::default());
+    let sid = login(&mut e);
+    let len = 2000 * IMPORT_BATCH;
+    let vdi = new_vdi(&mut e, &sid, len as i64);
+    let watcher = ok(
+        &mut e,
+        "event.from",
+        vec![
+            sid.clone(),
+            Value::Array(vec![s("vm")]),
+            s(""),
+            Value::Float(0.0),
+        ],
+    );
+    let Value::Map(w) = watcher else {
+        panic!("event.from")
+    };
+    let token = w["token"].clone();
+    let task = ok(&mut e, "task.create", vec![sid.clone(), s("up"), s("")]);
+    let mut r = Relayed::new();
+    let head = format!(
+        "PUT /import_raw_vdi?session_id={}&vdi={}&task_id={} HTTP/1.1\r\nContent-Length: {len}\r\n\r\n",
+        sid_text(&sid),
+        vdi.as_str().unwrap(),
+        task.as_str().unwrap(),
+    );
+    send(&mut r, &mut e, 1, head.as_bytes());
+    let batch = image(IMPORT_BATCH);
+    let mut out = VecDeque::new();
+    for _ in 0..2000 {
+        out = send(&mut r, &mut e, 1, &batch);
+    }
+    let (reply, _) = client_sees(&out, 1);
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
+    let Value::Map(all) = ok(
+        &mut e,
+        "event.from",
+        vec![
+            sid.clone(),
+            Value::Array(vec![s("task")]),
+            token.clone(),
+            Value::Float(0.0),
+        ],
+    ) else {
+        panic!("event.from")
+    };
+    let Value::Array(events) = &all["events"] else {
+        panic!("events")
+    };
+    assert!(
+        (50..=102).contains(&events.len()),
+        "{} task events for one import",
+        events.len()
+    );
+    // The VM follower's token is still good.
+    ok(
+        &mut e,
+        "event.from",
+        vec![sid, Value::Array(vec![s("vm")]), token, Value::Float(0.0)],
+    );
+}
