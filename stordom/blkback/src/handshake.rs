@@ -199,19 +199,31 @@ pub enum KeyError {
     /// A number outside the key's bounds (an order or queue count beyond
     /// the offer, 0 queues, event channel 0).
     OutOfRange(&'static str),
-    /// `protocol` other than `x86_64-abi` (the native 64-bit layout).
+    /// `protocol` other than `x86_64-abi` (the native 64-bit layout) or
+    /// `x86_32-abi` (an i386 frontend's).
     Protocol,
 }
 
 /// What the first round said.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// The ring's layout (`protocol`).
+    pub abi: Abi,
     /// `ring-page-order` (0 when absent).
     pub ring_page_order: u32,
     /// `multi-queue-num-queues` (1 when absent).
     pub num_queues: u32,
     /// `feature-persistent` of the frontend (recorded, changes nothing).
     pub persistent: bool,
+}
+
+/// The layout of a frontend's ring slots (its `protocol` key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Abi {
+    /// `x86_64-abi` (or no key): the native layout.
+    Native,
+    /// `x86_32-abi`: an i386 frontend's packing (`wire::Request32`).
+    X86_32,
 }
 
 /// One queue's keys, parsed.
@@ -267,10 +279,11 @@ impl Header {
     pub fn parse(pairs: &[(&str, &[u8])], offer: &Features) -> Result<Header, KeyError> {
         let offer = offer.clamped();
         // XEN_IO_PROTO_ABI_X86_64; absent means native, which is ours.
-        match get(pairs, "protocol").map(|v| v.strip_suffix(&[0]).unwrap_or(v)) {
-            None | Some(b"x86_64-abi") => {}
+        let abi = match get(pairs, "protocol").map(|v| v.strip_suffix(&[0]).unwrap_or(v)) {
+            None | Some(b"x86_64-abi") => Abi::Native,
+            Some(b"x86_32-abi") => Abi::X86_32,
             Some(_) => return Err(KeyError::Protocol),
-        }
+        };
         let ring_page_order = number(pairs, "ring-page-order", "ring-page-order")?.unwrap_or(0);
         if ring_page_order > offer.max_ring_page_order {
             return Err(KeyError::OutOfRange("ring-page-order"));
@@ -282,6 +295,7 @@ impl Header {
             return Err(KeyError::OutOfRange("multi-queue-num-queues"));
         }
         Ok(Header {
+            abi,
             ring_page_order,
             num_queues,
             persistent: boolean(pairs, "feature-persistent")?,
@@ -418,12 +432,14 @@ mod tests {
     #[test]
     fn ring_keys_per_layout() {
         let one = Header {
+            abi: Abi::Native,
             ring_page_order: 0,
             num_queues: 1,
             persistent: false,
         };
         assert_eq!(ring_keys(&one), ["ring-ref", "event-channel"]);
         let multi = Header {
+            abi: Abi::X86_32,
             ring_page_order: 1,
             num_queues: 2,
             persistent: false,

@@ -25,10 +25,10 @@ use xcp_ring::{sring, BackRing, RingError, SharedPage};
 use xcp_xenbus::XenbusState;
 
 use crate::handshake::{
-    parse_queues, ring_keys, DiskInfo, Features, Header, KeyError, HEADER_KEYS,
+    parse_queues, ring_keys, Abi, DiskInfo, Features, Header, KeyError, HEADER_KEYS,
 };
 use crate::request::Limits;
-use crate::wire::{Request, Response, PAGE_SIZE};
+use crate::wire::{Request, Request32, Response, Response32, PAGE_SIZE};
 
 mod datapath;
 
@@ -178,8 +178,66 @@ pub struct Stats {
     pub connects: u64,
 }
 
+/// A queue's ring in the layout its frontend asked for; requests come
+/// off it and responses go on it in the native form either way.
+enum Ring<P: SharedPage> {
+    Native(BackRing<P, Request, Response>),
+    X86_32(BackRing<P, Request32, Response32>),
+}
+
+impl<P: SharedPage> Ring<P> {
+    fn attach(abi: Abi, page: P, at: u32) -> Result<Self, RingError> {
+        Ok(match abi {
+            Abi::Native => Ring::Native(BackRing::attach(page, at)?),
+            Abi::X86_32 => Ring::X86_32(BackRing::attach(page, at)?),
+        })
+    }
+
+    fn next_request(&mut self) -> Result<Option<Request>, RingError> {
+        match self {
+            Ring::Native(r) => r.next_request(),
+            Ring::X86_32(r) => Ok(r.next_request()?.map(|r| r.0)),
+        }
+    }
+
+    fn final_check_for_requests(&mut self) -> Result<bool, RingError> {
+        match self {
+            Ring::Native(r) => r.final_check_for_requests(),
+            Ring::X86_32(r) => r.final_check_for_requests(),
+        }
+    }
+
+    fn queue_response(&mut self, rsp: &Response) -> Result<(), RingError> {
+        match self {
+            Ring::Native(r) => r.queue_response(rsp),
+            Ring::X86_32(r) => r.queue_response(&Response32(*rsp)),
+        }
+    }
+
+    fn push_responses(&mut self) -> bool {
+        match self {
+            Ring::Native(r) => r.push_responses(),
+            Ring::X86_32(r) => r.push_responses(),
+        }
+    }
+
+    fn rsp_prod_pvt(&self) -> u32 {
+        match self {
+            Ring::Native(r) => r.rsp_prod_pvt(),
+            Ring::X86_32(r) => r.rsp_prod_pvt(),
+        }
+    }
+
+    fn into_page(self) -> P {
+        match self {
+            Ring::Native(r) => r.into_page(),
+            Ring::X86_32(r) => r.into_page(),
+        }
+    }
+}
+
 struct Queue<P: SharedPage> {
-    ring: BackRing<P, Request, Response>,
+    ring: Ring<P>,
     /// Ids in flight (their count is the queue's requests out).
     ids: BTreeSet<u64>,
     /// Budget bytes the queue's requests out hold.
@@ -486,7 +544,8 @@ impl<P: SharedPage> Vbd<P> {
             // taken again. A fresh ring says 0. A lying rsp_prod is found
             // by the first poll, as any bad index.
             let at = page.load_u32(sring::RSP_PROD);
-            match BackRing::attach(page, at) {
+            let abi = self.header.map_or(Abi::Native, |h| h.abi);
+            match Ring::attach(abi, page, at) {
                 Ok(mut ring) => {
                     // Ask to be kicked for the first requests.
                     let _ = ring.final_check_for_requests();

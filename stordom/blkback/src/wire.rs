@@ -18,8 +18,19 @@
 //! | blkif_request_indirect   | 64   | operation u8 (0), indirect_op u8 (1), nr_segments u16 (2), id u64 (8), sector_number u64 (16), handle u16 (24), indirect_grefs\[8\] (28) |
 //! | blkif_response           | 16   | id u64 (0), operation u8 (8), status i16 (10)       |
 //!
-//! The 32-bit (`x86_32-abi`) layout packs these differently (id at offset
-//! 4); a frontend asking for it is refused at the handshake.
+//! The 32-bit (`x86_32-abi`) layout packs these differently: an i386
+//! frontend (GRUB's `i386-xen_pvh`, a 32-bit guest) aligns `u64` to 4, so
+//! a slot is 108 bytes and every field after `handle` moves down by 4.
+//! [`Request32`] reads such a slot and gives the native [`Request`]
+//! (Linux blkback's `blkif_get_x86_32_req` does the same), so everything
+//! after the ring sees one layout; [`Response32`] is the 12-byte response.
+//!
+//! | struct (x86_32)          | size | fields (offset)                                    |
+//! |--------------------------|-----:|----------------------------------------------------|
+//! | blkif_request            | 108  | operation u8 (0), nr_segments u8 (1), handle u16 (2), id u64 (4), sector_number u64 (12), seg\[11\] (20) |
+//! | blkif_request_discard    | 28   | operation u8 (0), flag u8 (1), handle u16 (2), id u64 (4), sector_number u64 (12), nr_sectors u64 (20) |
+//! | blkif_request_indirect   | 64   | operation u8 (0), indirect_op u8 (1), nr_segments u16 (2), id u64 (4), sector_number u64 (12), handle u16 (20), indirect_grefs\[8\] (24) |
+//! | blkif_response           | 12   | id u64 (0), operation u8 (8), status i16 (10)       |
 
 use xcp_ring::RingEntry;
 
@@ -320,6 +331,73 @@ impl RingEntry for Request {
         let n = bytes.len().min(REQUEST_SIZE);
         b[..n].copy_from_slice(&bytes[..n]);
         Request { bytes: b }
+    }
+}
+
+/// `sizeof(struct blkif_request)` in the x86_32 layout.
+pub const REQUEST32_SIZE: usize = 108;
+/// `sizeof(struct blkif_response)` in the x86_32 layout.
+pub const RESPONSE32_SIZE: usize = 12;
+
+/// Where a native slot's bytes come from in an x86_32 slot, by view:
+/// `(native offset, x86_32 offset, length)`. Bytes 0..4 (operation, the
+/// second byte, handle or nr_segments) are the same in both.
+fn layout32(operation: u8) -> &'static [(usize, usize, usize)] {
+    match operation {
+        // id, sector_number, handle, indirect_grefs[8].
+        BLKIF_OP_INDIRECT => &[
+            (8, 4, 16),
+            (INDIRECT_HANDLE, 20, 2),
+            (INDIRECT_GREFS, 24, 32),
+        ],
+        // id, sector_number, nr_sectors.
+        BLKIF_OP_DISCARD => &[(8, 4, 24)],
+        // id, sector_number, seg[11].
+        _ => &[(8, 4, 16 + 11 * SEGMENT_SIZE)],
+    }
+}
+
+/// A request slot of an `x86_32-abi` ring: 108 bytes, read as the native
+/// [`Request`] it means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request32(pub Request);
+
+impl RingEntry for Request32 {
+    const SIZE: usize = REQUEST32_SIZE;
+    fn encode(&self, out: &mut [u8]) {
+        out.fill(0);
+        let b = &self.0.bytes;
+        out[..4].copy_from_slice(&b[..4]);
+        for &(native, at, len) in layout32(b[0]) {
+            out[at..at + len].copy_from_slice(&b[native..native + len]);
+        }
+    }
+    fn decode(bytes: &[u8]) -> Self {
+        let mut slot = [0u8; REQUEST32_SIZE];
+        let n = bytes.len().min(REQUEST32_SIZE);
+        slot[..n].copy_from_slice(&bytes[..n]);
+        let mut b = [0u8; REQUEST_SIZE];
+        b[..4].copy_from_slice(&slot[..4]);
+        for &(native, at, len) in layout32(slot[0]) {
+            b[native..native + len].copy_from_slice(&slot[at..at + len]);
+        }
+        Request32(Request { bytes: b })
+    }
+}
+
+/// A response slot of an `x86_32-abi` ring: the native fields, 12 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Response32(pub Response);
+
+impl RingEntry for Response32 {
+    const SIZE: usize = RESPONSE32_SIZE;
+    fn encode(&self, out: &mut [u8]) {
+        let mut native = [0u8; RESPONSE_SIZE];
+        self.0.encode(&mut native);
+        out.copy_from_slice(&native[..RESPONSE32_SIZE]);
+    }
+    fn decode(bytes: &[u8]) -> Self {
+        Response32(Response::decode(bytes))
     }
 }
 

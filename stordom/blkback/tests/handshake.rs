@@ -291,10 +291,6 @@ fn bad_keys_disconnect() {
     let two = || frontend_keys(1, 2, RING_GREF, PORT);
     let cases: Vec<(Store, Fault)> = vec![
         (
-            with(one(), "protocol", b"x86_32-abi"),
-            Fault::Keys(KeyError::Protocol),
-        ),
-        (
             with(one(), "protocol", b"arm-abi"),
             Fault::Keys(KeyError::Protocol),
         ),
