@@ -17,6 +17,8 @@
 //! - The guest shuts down cleanly; the client saw every power state change
 //!   through `event.from`, and the file the guest wrote is in the VDI it
 //!   exports.
+//! - Snapshot, change the disk, revert, boot: the change is gone. Clone:
+//!   both VMs boot at once, each sees its own writes only.
 
 use std::path::Path;
 use std::process::Command;
@@ -188,6 +190,56 @@ assert states[0] == "Halted" and "Running" in states and states[-1] == "Halted",
 got = export_file(sid, url, vdi, f"{work}/exported.part", "/written")
 print("exported /written:", got)
 assert got.decode().strip() == f"written by {boot_id}", got
+
+def boot(vm, name):
+    x.VM.start(vm, False, False)
+    v = x.VM.get_VIFs(vm)[0]
+    c, _ = net_ready(s, url, vm, v, x.VIF.get_MAC(v), name)
+    must(c, "mount /dev/xvdb1 /mnt", 60)
+    return c
+
+def halt(vm, c):
+    must(c, "umount /mnt && sync", 60)
+    c.close()
+    x.VM.clean_shutdown(vm)
+    assert x.VM.get_power_state(vm) == "Halted"
+
+def has(c, path):
+    out = must(c, f"echo \"HAS-$((1))-$([ -e {path} ] && echo yes || echo no)\"", 30)
+    return re.search(rb"HAS-1-(yes|no)", out).group(1) == b"yes"
+
+# Snapshot, change the disk, revert, boot: the change is gone.
+snap = x.VM.snapshot(vm, "before the change")
+assert x.VM.get_is_a_snapshot(snap) and x.VM.get_snapshot_of(snap) == vm
+assert snap in x.VM.get_snapshots(vm)
+c = boot(vm, "disk-boot")
+must(c, "echo changed > /mnt/changed", 30)
+assert has(c, "/mnt/changed") and has(c, "/mnt/written")
+halt(vm, c)
+x.VM.revert(snap)
+c = boot(vm, "disk-boot")
+assert not has(c, "/mnt/changed"), "the change survived the revert"
+assert has(c, "/mnt/written")
+print("snapshot, change, revert, boot: the change is gone, the earlier write is there")
+halt(vm, c)
+
+# Clone: both boot at once, each sees its own writes only.
+clone = x.VM.clone(vm, "disk-boot-clone")
+if x.VM.get_is_a_template(clone):
+    x.VM.provision(clone)
+mac_a = x.VIF.get_MAC(x.VM.get_VIFs(vm)[0])
+mac_b = x.VIF.get_MAC(x.VM.get_VIFs(clone)[0])
+assert mac_a != mac_b, (mac_a, mac_b)
+a = boot(vm, "disk-boot")
+b = boot(clone, "disk-boot-clone")
+must(a, "echo a > /mnt/mine-a && sync", 30)
+must(b, "echo b > /mnt/mine-b && sync", 30)
+assert has(a, "/mnt/mine-a") and not has(a, "/mnt/mine-b")
+assert has(b, "/mnt/mine-b") and not has(b, "/mnt/mine-a")
+assert has(b, "/mnt/written")
+print("clone: both VMs booted from their own disks, each sees its own writes only")
+halt(vm, a)
+halt(clone, b)
 s.xenapi.session.logout()
 print("CLIENT OK")
 "#;
