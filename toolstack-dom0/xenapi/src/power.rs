@@ -316,6 +316,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             let old = self.vm_field(vm, "domid").as_int().unwrap_or(-1);
             self.detach_vifs(vm, u32::try_from(old).ok());
             self.detach_vbds(vm, u32::try_from(old).ok());
+            self.guest_metrics_stopped(vm);
         }
         self.set_vm(vm, "power_state", Value::str(state));
         self.set_vm(vm, "domid", Value::Int(domid));
