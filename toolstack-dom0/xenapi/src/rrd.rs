@@ -62,7 +62,7 @@ pub const STEP_MS: u64 = 5_000;
 /// Rows kept per ring (10 minutes of 5 s steps).
 pub const ROWS: usize = 120;
 /// vCPUs of one VM with a `cpu<N>` source at most.
-pub const MAX_VCPUS: usize = 8;
+pub const MAX_VCPUS: usize = 4;
 /// VIFs of one VM with `vif_<N>_rx`/`_tx` sources at most.
 pub const MAX_VIFS: usize = 4;
 /// Sources of one ring at most.
@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn the_budget_holds_every_ring() {
-        assert_eq!(RING_BYTES, 10_624);
-        assert_eq!(RRD_BYTES, 690_560);
+        assert_eq!(RING_BYTES, 8_704);
+        assert_eq!(RRD_BYTES, 565_760);
     }
 }
