@@ -67,12 +67,12 @@ pub const MAX_VALUE: usize = 256;
 /// What the keys and values kept for one guest count against the
 /// database at most, approximate bytes: each entry its key, its value and
 /// [`ENTRY_COST`].
-pub const MAX_GUEST_BYTES: usize = 4 * 1024;
+pub const MAX_GUEST_BYTES: usize = 3 * 1024;
 /// What a map entry counts beyond its key and value
 /// (`Value::approx_size`: a `String` key, its slot, a `Value`).
 pub const ENTRY_COST: usize = 64;
 /// Guests with a `VM_guest_metrics` record at most.
-pub const MAX_RECORDS: usize = 64;
+pub const MAX_RECORDS: usize = 60;
 /// What one record counts against the database at most, approximate
 /// bytes (`Value::approx_size`): its entries ([`MAX_GUEST_BYTES`]) and
 /// its fixed fields (measured ≈ 1 KiB by `tests/guest_metrics.rs`, which

@@ -136,13 +136,27 @@ pub fn allowed_in(state: &str, template: bool, control_domain: bool) -> &'static
         return &["clone", "copy", "provision", "destroy"];
     }
     match state {
-        "Halted" => &["start", "clone", "copy", "provision", "destroy"],
+        // As xapi lists them, for the calls implemented
+        // (tests/allowed_operations.rs calls each).
+        "Halted" => &[
+            "start",
+            "start_on",
+            "clone",
+            "copy",
+            "provision",
+            "destroy",
+            "changing_dynamic_range",
+            "changing_static_range",
+            "changing_memory_limits",
+            "changing_VCPUs",
+        ],
         "Running" => &[
             "clean_shutdown",
             "hard_shutdown",
             "clean_reboot",
             "hard_reboot",
             "pause",
+            "changing_dynamic_range",
         ],
         "Paused" => &["unpause", "hard_shutdown", "hard_reboot"],
         "Suspended" => &["hard_shutdown", "clone", "copy", "destroy"],

@@ -64,11 +64,11 @@ pub const ROWS: usize = 120;
 /// vCPUs of one VM with a `cpu<N>` source at most.
 pub const MAX_VCPUS: usize = 4;
 /// VIFs of one VM with `vif_<N>_rx`/`_tx` sources at most.
-pub const MAX_VIFS: usize = 4;
+pub const MAX_VIFS: usize = 2;
 /// Sources of one ring at most.
 pub const MAX_SOURCES: usize = 2 + MAX_VCPUS + 2 * MAX_VIFS;
 /// Running VMs with a ring at most.
-pub const MAX_VM_RINGS: usize = 64;
+pub const MAX_VM_RINGS: usize = 60;
 /// What one ring holds at most, bytes: its values (`f32`), times, and
 /// source names and bookkeeping (≤ 1 KiB).
 pub const RING_BYTES: usize = ROWS * (MAX_SOURCES * 4 + 8) + 1024;
@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn the_budget_holds_every_ring() {
-        assert_eq!(RING_BYTES, 8_704);
-        assert_eq!(RRD_BYTES, 565_760);
+        assert_eq!(RING_BYTES, 6_784);
+        assert_eq!(RRD_BYTES, 413_824);
     }
 }
