@@ -215,7 +215,7 @@ mod tests {
             TOTAL_BYTES,
             43 * MIB + MIB / 4 + GUEST_METRICS_BYTES + crate::rrd::RRD_BYTES
         );
-        assert!(TOTAL_BYTES < 44 * MIB - 16 * 1024);
+        const { assert!(TOTAL_BYTES < 44 * MIB - 16 * 1024) };
         assert_eq!(heap_of(DB_APPROX_BYTES), 16 * MIB + 61 * MIB / 64);
         assert_eq!(heap_of(EVENT_APPROX_BYTES), MIB + 11 * MIB / 64);
     }

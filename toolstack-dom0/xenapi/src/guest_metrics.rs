@@ -280,9 +280,10 @@ impl<H: Hypervisor> Reader<'_, H> {
                 continue;
             };
             let key = alloc::format!("{n}/ip");
-            if !m.contains_key(&key) {
-                if let Some(v) = self.read(&alloc::format!("attr/{dev}/ip"), key.len()) {
-                    m.insert(key, v);
+            let key_len = key.len();
+            if let alloc::collections::btree_map::Entry::Vacant(slot) = m.entry(key) {
+                if let Some(v) = self.read(&alloc::format!("attr/{dev}/ip"), key_len) {
+                    slot.insert(v);
                 }
             }
             for i in self.list(&alloc::format!("attr/{dev}/ipv6")) {
