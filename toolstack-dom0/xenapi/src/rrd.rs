@@ -18,8 +18,10 @@
 //! [`ROWS`] rows (10 minutes): every `interval` and `cf` is answered from
 //! it (the legend names the `cf` asked; one sample a step makes AVERAGE,
 //! MIN and MAX the same). A value a source did not have at a row's time
-//! is `NaN`, as xapi writes it. Authenticated as the other handlers: a
-//! valid `session_id` in the query or the `session_id` cookie, else 401.
+//! is `NaN`, as xapi writes it. Authenticated as xapi's handlers: a
+//! valid `session_id` in the query or the `session_id` cookie, or the
+//! local superuser's name and password (`Authorization: Basic`, its
+//! PBKDF2 rationed as logins are), else 401.
 //!
 //! | owner | data source | unit |
 //! |-------|-------------|------|
@@ -326,8 +328,21 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 .as_deref()
                 .and_then(|c| cookie_value(c, "session_id"))
         });
-        if session.is_none_or(|s| self.check_session(&s).is_err()) {
-            return Some(refused(consumed, 401, "a valid session_id is required"));
+        let authorized = match session {
+            Some(s) => self.check_session(&s).is_ok(),
+            // As xapi's handlers: a user and password instead.
+            None => head
+                .authorization
+                .as_deref()
+                .and_then(http::basic_credentials)
+                .is_some_and(|(user, pw)| self.password_ok(&user, &pw)),
+        };
+        if !authorized {
+            return Some(refused(
+                consumed,
+                401,
+                "a valid session_id or user and password is required",
+            ));
         }
         let start = match query_param(&head.path, "start") {
             None => 0,
@@ -336,14 +351,20 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 Err(_) => return Some(refused(consumed, 400, "start must be an integer")),
             },
         };
-        let cf = query_param(&head.path, "cf").unwrap_or_else(|| "AVERAGE".to_string());
-        if !matches!(cf.as_str(), "AVERAGE" | "MIN" | "MAX" | "LAST") {
-            return Some(refused(
-                consumed,
-                400,
-                "cf must be AVERAGE, MIN, MAX or LAST",
-            ));
-        }
+        // xapi's documentation spells them ave, min, max.
+        let cf = match query_param(&head.path, "cf").as_deref() {
+            None | Some("AVERAGE") | Some("ave") => "AVERAGE",
+            Some("MIN") | Some("min") => "MIN",
+            Some("MAX") | Some("max") => "MAX",
+            Some("LAST") | Some("last") => "LAST",
+            Some(_) => {
+                return Some(refused(
+                    consumed,
+                    400,
+                    "cf must be AVERAGE, MIN, MAX or LAST",
+                ))
+            }
+        };
         let flag = |k| query_param(&head.path, k).as_deref() == Some("true");
         let (host, json) = (flag("host"), flag("json"));
         let vm_uuid = query_param(&head.path, "vm_uuid");
@@ -365,7 +386,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         times.dedup();
         times.truncate(ROWS);
         let mut body = Body::new(crate::budget::REPLY_BYTES);
-        write_xport(&mut body, &rings, &times, &cf, json);
+        write_xport(&mut body, &rings, &times, cf, json);
         if body.overflowed() {
             return Some(refused(consumed, 503, "the reply is too large"));
         }

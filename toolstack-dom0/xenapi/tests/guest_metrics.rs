@@ -328,3 +328,52 @@ fn the_largest_record_a_guest_can_make_fits_record_approx() {
         "{grew} B > RECORD_APPROX"
     );
 }
+
+mod arbitrary {
+    use proptest::prelude::*;
+    use xenapi::guest_metrics::{read_guest, ENTRY_COST, MAX_GUEST_BYTES, MAX_OPS};
+    use xenapi::hypervisor::FakeHypervisor;
+
+    fn path() -> impl Strategy<Value = String> {
+        let dirs = prop::sample::select(vec![
+            "data/",
+            "attr/vif/0/ipv4/",
+            "attr/vif/",
+            "attr/eth0/",
+            "attr/",
+            "control/",
+            "device/vif/0/",
+            "attr/PVAddons/",
+        ]);
+        (dirs, "[a-zA-Z0-9_./-]{0,40}").prop_map(|(d, rest)| format!("{d}{rest}"))
+    }
+
+    proptest! {
+        /// Any tree a guest writes: the reader never panics, stays within
+        /// its operations, and keeps at most the guest's bytes.
+        #[test]
+        fn any_tree_is_read_within_the_bounds(
+            nodes in prop::collection::btree_map(path(), prop::collection::vec(any::<u8>(), 0..300), 0..200),
+            updated in any::<bool>(),
+        ) {
+            let mut hv = FakeHypervisor::default();
+            let mut nodes = nodes;
+            if updated {
+                nodes.insert("data/updated".into(), b"1".to_vec());
+            }
+            hv.guest_nodes.insert(1, nodes);
+            let report = read_guest(&mut hv, 1);
+            prop_assert!(hv.guest_ops as usize <= MAX_OPS);
+            let kept: usize = [&report.os_version, &report.pv_drivers_version, &report.networks, &report.other]
+                .iter()
+                .flat_map(|m| m.iter())
+                .map(|(k, v)| k.len() + v.len() + ENTRY_COST)
+                .sum();
+            // `micro` -1 is xapi's default, not the guest's bytes.
+            prop_assert!(kept <= MAX_GUEST_BYTES + 7 + ENTRY_COST, "{} kept", kept);
+            for v in report.os_version.values().chain(report.networks.values()) {
+                prop_assert!(!v.bytes().any(|b| b < 0x20));
+            }
+        }
+    }
+}

@@ -216,8 +216,23 @@ fn no_session_no_figures_and_bad_queries_are_refused() {
         .0,
         401
     );
+    // A user and password instead of a session (as `wget http://root:pw@...`).
+    let basic = |cred: &str| {
+        let req =
+            format!("GET /rrd_updates?start=0 HTTP/1.1\r\nAuthorization: Basic {cred}\r\n\r\n");
+        match e.clone().handle(at(0), None, req.as_bytes()) {
+            Handled::Reply { bytes, .. } => String::from_utf8(bytes.to_vec()).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    };
+    // base64("root:pw"), base64("root:no"), and junk.
+    assert!(basic("cm9vdDpwdw==").starts_with("HTTP/1.1 200"));
+    assert!(basic("cm9vdDpubw==").starts_with("HTTP/1.1 401"));
+    assert!(basic("!!!").starts_with("HTTP/1.1 401"));
     let bad = format!("/rrd_updates?session_id={}&start=soon", sid_str(&sid));
     assert_eq!(get_path(&mut e, at(0), &bad).0, 400);
+    let ave = format!("/rrd_updates?session_id={}&cf=ave", sid_str(&sid));
+    assert_eq!(get_path(&mut e, at(0), &ave).0, 200);
     let bad = format!("/rrd_updates?session_id={}&cf=<x>", sid_str(&sid));
     assert_eq!(get_path(&mut e, at(0), &bad).0, 400);
     let req = format!(
