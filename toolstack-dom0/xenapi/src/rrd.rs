@@ -12,13 +12,14 @@
 //! ```
 //!
 //! `GET /rrd_updates?session_id=S&start=<unix s>&cf=AVERAGE&interval=5
-//! &host=true[&vm_uuid=U][&json=true]`: the rows newer than `start`,
-//! newest first, for every running VM (or VM `U` only) and, with
+//! &host=true[&vm_uuid=U][&json=true]`: the rows at or after `start` (a
+//! negative one counts back from the newest), newest first, for every running VM (or VM `U` only) and, with
 //! `host=true`, the host. One archive is kept, 5 s steps for
 //! [`ROWS`] rows (10 minutes): every `interval` and `cf` is answered from
 //! it (the legend names the `cf` asked; one sample a step makes AVERAGE,
-//! MIN and MAX the same). A value a source did not have at a row's time
-//! is `NaN`, as xapi writes it. Authenticated as xapi's handlers: a
+//! MIN and MAX the same). Values are written as xapi-rrd's `f_to_s`
+//! does (`%0.5g`, `0.0`, and `NaN` for a source without a value at a
+//! row's time; strings in the JSON form). Authenticated as xapi's handlers: a
 //! valid `session_id` in the query or the `session_id` cookie, or the
 //! local superuser's name and password (`Authorization: Basic`, its
 //! PBKDF2 rationed as logins are), else 401.
@@ -150,13 +151,39 @@ fn refused(consumed: usize, status: u16, why: &str) -> Handled {
     }
 }
 
-/// A value as xapi writes one (`NaN` when missing).
-fn write_value(out: &mut Body, v: Option<f32>) {
-    match v {
-        Some(v) if v.is_finite() => {
-            let _ = write!(out, "{}", f64::from(v));
+/// A value as xapi writes one (xapi-rrd's `f_to_s`): C's `%0.5g`, `0.0`
+/// for zero, `NaN` when missing, `Infinity` / `-Infinity`.
+fn format_value(v: Option<f32>) -> String {
+    let Some(v) = v.map(f64::from) else {
+        return "NaN".to_string();
+    };
+    if v.is_nan() {
+        return "NaN".to_string();
+    }
+    if v.is_infinite() {
+        return (if v > 0.0 { "Infinity" } else { "-Infinity" }).to_string();
+    }
+    if v == 0.0 {
+        return "0.0".to_string();
+    }
+    // `%g` with precision 5: the exponent of the value rounded to 5
+    // significant digits picks the style; trailing zeros go.
+    let sci = alloc::format!("{v:.4e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
         }
-        _ => out.push(b"NaN"),
+    };
+    if !(-4..5).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        alloc::format!("{}e{sign}{:02}", trim(mantissa), exp.unsigned_abs())
+    } else {
+        let decimals = (4 - exp) as usize;
+        trim(&alloc::format!("{v:.decimals$}"))
     }
 }
 
@@ -344,10 +371,20 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 "a valid session_id or user and password is required",
             ));
         }
+        // As xapi: a negative start counts back from the newest sample.
+        let newest = self
+            .rrd
+            .vms
+            .values()
+            .chain(core::iter::once(&self.rrd.host))
+            .filter_map(|r| r.times.back().copied())
+            .max()
+            .unwrap_or(0);
         let start = match query_param(&head.path, "start") {
             None => 0,
             Some(s) => match s.parse::<i64>() {
-                Ok(n) => n.max(0) as u64,
+                Ok(n) if n < 0 => newest.saturating_sub(n.unsigned_abs()),
+                Ok(n) => n as u64,
                 Err(_) => return Some(refused(consumed, 400, "start must be an integer")),
             },
         };
@@ -380,7 +417,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         let mut times: Vec<u64> = rings
             .iter()
             .flat_map(|(_, r)| r.times.iter().copied())
-            .filter(|t| *t > start)
+            .filter(|t| *t >= start)
             .collect();
         times.sort_unstable_by(|a, b| b.cmp(a));
         times.dedup();
@@ -452,17 +489,10 @@ fn write_xport(out: &mut Body, rings: &[(&str, &Ring)], times: &[u64], cf: &str,
                     if !first {
                         out.push(b",");
                     }
-                    // JSON has no NaN: xapi writes it as a string.
-                    match r.value(*t, s).filter(|v| v.is_finite()) {
-                        Some(v) => {
-                            let _ = write!(out, "{}", f64::from(v));
-                        }
-                        None => out.push(b"\"NaN\""),
-                    }
+                    // xapi writes every value as a string (JSON has no NaN).
+                    let _ = write!(out, "\"{}\"", format_value(r.value(*t, s)));
                 } else {
-                    out.push(b"<v>");
-                    write_value(out, r.value(*t, s));
-                    out.push(b"</v>");
+                    let _ = write!(out, "<v>{}</v>", format_value(r.value(*t, s)));
                 }
                 first = false;
             }
@@ -505,6 +535,23 @@ mod tests {
         r.push(10_000, alloc::vec![("c".to_string(), 1.0)]);
         assert_eq!(r.times.len(), 1);
         assert_eq!(r.value(10_000, 0), Some(1.0));
+    }
+
+    #[test]
+    fn values_are_written_as_xapi_rrd_writes_them() {
+        let f = |v: f32| format_value(Some(v));
+        assert_eq!(f(0.0), "0.0");
+        assert_eq!(f(0.25), "0.25");
+        assert_eq!(f(1.0), "1");
+        assert_eq!(f(123456.0), "1.2346e+05");
+        assert_eq!(f(268435456.0), "2.6844e+08");
+        assert_eq!(f(99999.0), "99999");
+        assert_eq!(f(0.0001), "0.0001");
+        assert_eq!(f(0.00001), "1e-05");
+        assert_eq!(f(-2.5), "-2.5");
+        assert_eq!(f(f32::NAN), "NaN");
+        assert_eq!(f(f32::INFINITY), "Infinity");
+        assert_eq!(format_value(None), "NaN");
     }
 
     #[test]

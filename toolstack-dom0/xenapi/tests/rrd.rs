@@ -155,22 +155,27 @@ fn the_reply_is_xapis_xport_with_host_and_vm_sources() {
             .unwrap_or_else(|| panic!("no {name} in {:?}", x.legend))
     };
     let total = col(&format!("AVERAGE:host:{host_uuid}:memory_total_kib"));
-    assert_eq!(x.data[0].1[total], (8u64 << 20).to_string());
+    // xapi-rrd writes `%0.5g`: 8 GiB in KiB.
+    assert_eq!(x.data[0].1[total], "8.3886e+06");
     let cpu = col(&format!("AVERAGE:vm:{uuid}:cpu0"));
     assert_eq!(x.data[0].1[cpu], "0.25");
     assert_eq!(x.data[3].1[cpu], "NaN", "no rate from the first sample");
     let mem = col(&format!("AVERAGE:vm:{uuid}:memory"));
-    assert_eq!(x.data[0].1[mem], "268435456");
+    assert_eq!(x.data[0].1[mem], "2.6844e+08");
     let free = col(&format!("AVERAGE:vm:{uuid}:memory_internal_free"));
-    assert_eq!(x.data[0].1[free], "123456");
-    // Only rows after `start`.
+    assert_eq!(x.data[0].1[free], "1.2346e+05");
+    // Only rows at or after `start` (xapi's rule), and a negative start
+    // counts back from the newest row.
     let path = format!(
         "/rrd_updates?session_id={}&start={}&host=true",
         sid_str(&sid),
         x.data[1].0
     );
     let (_, body) = get_path(&mut e, at(4 * STEP_MS), &path);
-    assert_eq!(parse(&body).rows, 1);
+    assert_eq!(parse(&body).rows, 2);
+    let path = format!("/rrd_updates?session_id={}&start=-5", sid_str(&sid));
+    let (_, body) = get_path(&mut e, at(4 * STEP_MS), &path);
+    assert_eq!(parse(&body).rows, 2);
     // Without host=true, the VMs only.
     let path = format!("/rrd_updates?session_id={}&start=0", sid_str(&sid));
     let (_, body) = get_path(&mut e, at(4 * STEP_MS), &path);
@@ -183,10 +188,9 @@ fn the_reply_is_xapis_xport_with_host_and_vm_sources() {
     let (_, body) = get_path(&mut e, at(4 * STEP_MS), &path);
     let j: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(j["meta"]["rows"], 4);
-    assert_eq!(
-        j["data"][0]["values"].as_array().unwrap().len(),
-        x.legend.len()
-    );
+    let values = j["data"][0]["values"].as_array().unwrap();
+    assert_eq!(values.len(), x.legend.len());
+    assert!(values.iter().all(|v| v.is_string()), "xapi's strings");
 }
 
 #[test]
