@@ -316,8 +316,8 @@ mod tests {
         let config_only: String = text.split("\n[[domain]]").next().unwrap().to_string();
         let archive = assemble_bundle(&config_only, &entries).unwrap();
         let line = xen_cmdline_for(&config.platform.xen_cmdline, &archive).unwrap();
-        assert!(config.platform.xen_cmdline.contains("dom0_mem=48M,max:48M"));
-        assert!(line.contains("dom0_mem=50M,max:50M"), "{line}");
+        assert!(config.platform.xen_cmdline.contains("dom0_mem=49M,max:49M"));
+        assert!(line.contains("dom0_mem=51M,max:51M"), "{line}");
         let bundle = Bundle::parse(&archive).unwrap();
         assert_eq!(
             bundle.get("boot/guest/vmlinux").unwrap().data.len(),

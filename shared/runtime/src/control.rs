@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 
 use xen_sys::domctl::{self, XenDomctl};
 use xen_sys::domctl_payloads::{
-    XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlHypercallInit,
+    XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlGetvcpuinfo, XenDomctlHypercallInit,
 };
 use xen_sys::vcpu::VcpuGuestContext;
 use xen_sys::xen::{DomId, MmuextOp};
@@ -175,6 +175,13 @@ pub fn unpause_domain(domid: DomId) -> Result<(), Errno> {
 pub fn domain_info(domid: DomId) -> Result<XenDomctlGetdomaininfo, Errno> {
     // SAFETY: the result is copied into a value we own.
     unsafe { domctl::getdomaininfo(domid) }
+}
+
+/// `XEN_DOMCTL_getvcpuinfo`: vCPU `vcpu` of `domid` (online, its run
+/// time in ns).
+pub fn vcpu_info(domid: DomId, vcpu: u32) -> Result<XenDomctlGetvcpuinfo, Errno> {
+    // SAFETY: the result is copied into a value we own; nothing changes.
+    unsafe { domctl::getvcpuinfo(domid, vcpu) }
 }
 
 /// Makes `domid` the handler of the global VIRQ `virq`

@@ -729,6 +729,50 @@ impl Hypervisor for XenHypervisor {
         let link = self.consoles.get_mut(&u16::try_from(domid).ok()?)?;
         Some(link.write_input(bytes))
     }
+
+    // What a VM's guest agent wrote: only in the trees of domains this
+    // dom0 introduced (never a service domain's).
+    fn guest_read(&mut self, domid: u32, path: &str) -> Option<alloc::vec::Vec<u8>> {
+        let d = u16::try_from(domid).ok()?;
+        if !self.introduced.contains_key(&d) {
+            return None;
+        }
+        let (_, xs) = self.xenstore.as_mut()?;
+        xs.guest_read(d, path).ok()
+    }
+
+    fn guest_list(&mut self, domid: u32, path: &str) -> Option<alloc::vec::Vec<String>> {
+        let d = u16::try_from(domid).ok()?;
+        if !self.introduced.contains_key(&d) {
+            return None;
+        }
+        let (_, xs) = self.xenstore.as_mut()?;
+        xs.guest_list(d, path).ok()
+    }
+
+    fn domain_stats(&mut self, domid: u32) -> Option<xenapi::hypervisor::DomainStats> {
+        let d = u16::try_from(domid).ok()?;
+        if !self.built.contains(&d) {
+            return None;
+        }
+        let info = xcp_runtime::control::domain_info(d).ok()?;
+        // Xen answers the next domain at or after `d` when `d` is gone.
+        if info.domain != d {
+            return None;
+        }
+        let vcpus = (info.max_vcpu_id.saturating_add(1) as usize).min(xenapi::rrd::MAX_VCPUS);
+        let vcpu_time_ns = (0..vcpus as u32)
+            .map(|v| {
+                xcp_runtime::control::vcpu_info(d, v)
+                    .map(|i| i.cpu_time)
+                    .unwrap_or(0)
+            })
+            .collect();
+        Some(xenapi::hypervisor::DomainStats {
+            memory_bytes: info.tot_pages * 4096,
+            vcpu_time_ns,
+        })
+    }
 }
 
 /// Now, as the engine counts time: ms since the Unix epoch.
@@ -886,6 +930,15 @@ impl Toolstack {
             Ok(c) => c,
             Err(e) => {
                 log::error!("xenapi: host memory: {e:?}");
+                false
+            }
+        };
+        // The guest agents' keys (a bounded poll of a few guests) and,
+        // every 5 s, the performance samples of /rrd_updates.
+        changed |= match self.engine.monitor(now()) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("xenapi: guest metrics: {e:?}");
                 false
             }
         };

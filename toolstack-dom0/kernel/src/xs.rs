@@ -166,6 +166,30 @@ impl XsLink {
             .map_err(xs_err("read control/shutdown"))
     }
 
+    /// The value of `path` below guest `domid`'s home (what its agent
+    /// wrote: `data/os_name`...). The guest's claim: the engine bounds
+    /// and checks it (`xenapi::guest_metrics`); xenstore bounds a value
+    /// to 4 KiB.
+    pub fn guest_read(&mut self, domid: u16, path: &str) -> Result<Vec<u8>, XenError> {
+        self.store
+            .borrow_mut()
+            .read(TxId::NONE, &format!("/local/domain/{domid}/{path}"))
+            .map_err(xs_err("read guest key"))
+    }
+
+    /// The children of `path` below guest `domid`'s home (one xenstore
+    /// reply: at most 4 KiB of names).
+    pub fn guest_list(
+        &mut self,
+        domid: u16,
+        path: &str,
+    ) -> Result<Vec<alloc::string::String>, XenError> {
+        self.store
+            .borrow_mut()
+            .directory(TxId::NONE, &format!("/local/domain/{domid}/{path}"))
+            .map_err(xs_err("list guest directory"))
+    }
+
     /// Watches `@releaseDomain`: the xenstore domain fires it when a
     /// domain shuts down or dies (it gets VIRQ_DOM_EXC, not dom0).
     pub fn watch_lifecycle(&mut self) -> Result<(), XenError> {

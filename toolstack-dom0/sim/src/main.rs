@@ -21,7 +21,7 @@ use xenapi::engine::{Config, Engine};
 use xenapi::hypervisor::FakeHypervisor;
 
 use crate::entropy::OsEntropy;
-use crate::server::{now, serve, Shared};
+use crate::server::{monitor, now, serve, Shared};
 use crate::storage::FileStorage;
 
 struct Args {
@@ -112,7 +112,13 @@ fn run() -> Result<(), String> {
     let listener = TcpListener::bind(args.listen).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("xcp-sim listening on {addr}");
-    serve(listener, Shared::new(engine));
+    let shared = Shared::new(engine);
+    let sampler = shared.clone();
+    std::thread::Builder::new()
+        .name("monitor".into())
+        .spawn(move || monitor(sampler))
+        .map_err(|e| e.to_string())?;
+    serve(listener, shared);
     Ok(())
 }
 

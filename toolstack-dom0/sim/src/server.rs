@@ -60,6 +60,19 @@ impl Shared {
     }
 }
 
+/// Every second, as dom0's board does: the guests' agent keys and the
+/// performance samples `/rrd_updates` serves (`Engine::monitor`); wakes
+/// parked `event.from` calls when a record changed. Runs forever.
+pub fn monitor(shared: Arc<Shared>) {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let changed = shared.lock().monitor(now()).unwrap_or(false);
+        if changed {
+            shared.changed.notify_all();
+        }
+    }
+}
+
 /// Accepts connections forever.
 pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
     for stream in listener.incoming() {

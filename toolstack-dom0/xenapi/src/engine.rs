@@ -225,6 +225,16 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     pub(crate) transfers: BTreeMap<u32, crate::transfer::Transfer>,
     /// The number of the last transfer.
     pub(crate) last_transfer: u32,
+    /// When each running guest's agent keys were last read, by domid
+    /// (`guest_metrics.rs`; one per running VM).
+    pub(crate) guest_polled: BTreeMap<u32, Instant>,
+    /// What the guest agents' polls did.
+    pub(crate) guest_counters: crate::guest_metrics::GuestCounters,
+    /// Each running guest's free memory as its agent last said, KiB, by
+    /// domid (for `/rrd_updates`).
+    pub(crate) guest_memory_free: BTreeMap<u32, u64>,
+    /// The performance samples (`rrd.rs`).
+    pub(crate) rrd: crate::rrd::Rrd,
 }
 
 /// What [`Engine::open`] found in the write-ahead log.
@@ -368,6 +378,10 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             session_uses: 0,
             transfers: BTreeMap::new(),
             last_transfer: 0,
+            guest_polled: BTreeMap::new(),
+            guest_counters: crate::guest_metrics::GuestCounters::default(),
+            guest_memory_free: BTreeMap::new(),
+            rrd: crate::rrd::Rrd::default(),
         })
     }
 
@@ -460,6 +474,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             Err(status) => return refused(status),
         };
         if let Some(handled) = self.transfer_head(&head) {
+            return handled;
+        }
+        if let Some(handled) = self.rrd_head(&head) {
             return handled;
         }
         let mut req = match http::parse_body(buf, &head) {

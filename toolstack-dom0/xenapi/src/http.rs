@@ -66,6 +66,9 @@ pub struct Head {
     pub chunked: bool,
     /// The `Cookie` header, if any.
     pub cookie: Option<String>,
+    /// The `Authorization` header, if any (`Basic ...`: the `/rrd_updates`
+    /// handler takes a user and password as xapi's handlers do).
+    pub authorization: Option<String>,
     /// Whether the connection stays open after the reply.
     pub keep_alive: bool,
     /// `Expect: 100-continue` (RFC 9110 §10.1.1): the board sends
@@ -103,6 +106,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, u16> {
         content_length: None,
         chunked: false,
         cookie: None,
+        authorization: None,
         keep_alive: version >= 1,
         expect_continue: false,
         len: head_len,
@@ -131,6 +135,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, u16> {
             }
         } else if h.name.eq_ignore_ascii_case("cookie") {
             head.cookie = Some(value.to_string());
+        } else if h.name.eq_ignore_ascii_case("authorization") {
+            head.authorization = Some(value.to_string());
         } else if h.name.eq_ignore_ascii_case("content-type") {
             let t = value.split(';').next().unwrap_or("").trim();
             head.content_type = Some(t.to_ascii_lowercase());
@@ -307,6 +313,39 @@ pub fn response(status: u16, content_type: &str, body: &[u8], keep_alive: bool) 
     out
 }
 
+/// The user and password of an `Authorization: Basic <base64>` header
+/// (RFC 7617); `None` for another scheme or bad base64 or UTF-8.
+pub fn basic_credentials(header: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let mut bits: u32 = 0;
+    let mut nbits = 0;
+    let mut out = Vec::new();
+    for c in encoded.trim().bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(v);
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+            bits &= (1 << nbits) - 1;
+        }
+    }
+    let text = String::from_utf8(out).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,5 +465,17 @@ mod tests {
                 prop_assert!(r.consumed <= bytes.len());
             }
         }
+    }
+
+    #[test]
+    fn basic_credentials_decode() {
+        assert_eq!(
+            basic_credentials("Basic cm9vdDpwdw=="),
+            Some(("root".into(), "pw".into()))
+        );
+        assert_eq!(basic_credentials("Bearer cm9vdDpwdw=="), None);
+        assert_eq!(basic_credentials("Basic cm9vdA=="), None, "no colon");
+        assert_eq!(basic_credentials("Basic //79"), None, "not UTF-8");
+        assert_eq!(basic_credentials("Basic a*b"), None);
     }
 }

@@ -85,6 +85,16 @@ pub struct VifDevice {
     pub ipv6_allowed: Vec<String>,
 }
 
+/// What Xen says of a running domain, for `VM_metrics` and `/rrd_updates`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DomainStats {
+    /// The memory the domain has, bytes (its pages).
+    pub memory_bytes: u64,
+    /// Each vCPU's run time since the domain started, ns (vCPU 0 first;
+    /// at most [`crate::rrd::MAX_VCPUS`] are looked at).
+    pub vcpu_time_ns: Vec<u64>,
+}
+
 /// What a hypervisor without a network backend answers a VIF operation.
 pub const NO_NETWORK_BACKEND: &str = "no network backend";
 
@@ -209,6 +219,22 @@ pub trait Hypervisor {
     fn console_write(&mut self, _domid: u32, _bytes: &[u8]) -> Option<usize> {
         None
     }
+    /// The value of `path` (relative to the domain's home,
+    /// `/local/domain/<domid>`) in domain `domid`'s xenstore tree; `None`
+    /// when it is absent or cannot be read. What a guest writes there is
+    /// its own claim: `guest_metrics.rs` bounds and checks it.
+    fn guest_read(&mut self, _domid: u32, _path: &str) -> Option<Vec<u8>> {
+        None
+    }
+    /// The children of `path` (relative to the domain's home) in domain
+    /// `domid`'s xenstore tree; `None` when absent or unreadable.
+    fn guest_list(&mut self, _domid: u32, _path: &str) -> Option<Vec<String>> {
+        None
+    }
+    /// What Xen says of domain `domid` now; `None` when unknown.
+    fn domain_stats(&mut self, _domid: u32) -> Option<DomainStats> {
+        None
+    }
 }
 
 /// State of a fake domain.
@@ -275,6 +301,14 @@ pub struct FakeHypervisor {
     /// When set, `vbd_attach` of this devid fails (once) with this
     /// message.
     pub fail_vbd_attach: Option<(u32, String)>,
+    /// Each domain's xenstore nodes below its home, by domid (what its
+    /// guest agent wrote: `data/os_name`, `attr/vif/0/ipv4/0`...).
+    pub guest_nodes: BTreeMap<u32, BTreeMap<String, Vec<u8>>>,
+    /// Guest reads and lists made, all domains (tests bound them).
+    pub guest_ops: u64,
+    /// Each domain's vCPU times, ns, if the test sets them (else every
+    /// running domain's vCPUs count 0).
+    pub vcpu_time_ns: BTreeMap<u32, Vec<u64>>,
 }
 
 /// A VBD call [`FakeHypervisor`] saw.
@@ -321,6 +355,9 @@ impl Default for FakeHypervisor {
             vbds: BTreeMap::new(),
             vbd_backend_closes: true,
             fail_vbd_attach: None,
+            guest_nodes: BTreeMap::new(),
+            guest_ops: 0,
+            vcpu_time_ns: BTreeMap::new(),
         }
     }
 }
@@ -373,6 +410,8 @@ impl Hypervisor for FakeHypervisor {
     fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError> {
         self.consoles.remove(&domid);
         self.control.remove(&domid);
+        self.guest_nodes.remove(&domid);
+        self.vcpu_time_ns.remove(&domid);
         if let (Some((_, free)), Some(m)) =
             (self.memory.as_mut(), self.domain_memory.remove(&domid))
         {
@@ -520,5 +559,37 @@ impl Hypervisor for FakeHypervisor {
         let n = bytes.len().min(FAKE_INPUT_ROOM - input.len());
         input.extend_from_slice(&bytes[..n]);
         Some(n)
+    }
+    fn guest_read(&mut self, domid: u32, path: &str) -> Option<Vec<u8>> {
+        self.guest_ops += 1;
+        self.guest_nodes.get(&domid)?.get(path).cloned()
+    }
+    fn guest_list(&mut self, domid: u32, path: &str) -> Option<Vec<String>> {
+        self.guest_ops += 1;
+        let nodes = self.guest_nodes.get(&domid)?;
+        let prefix = alloc::format!("{path}/");
+        let mut children: Vec<String> = nodes
+            .keys()
+            .filter_map(|k| k.strip_prefix(prefix.as_str()))
+            .map(|rest| String::from(rest.split('/').next().unwrap_or(rest)))
+            .collect();
+        children.dedup();
+        if children.is_empty() {
+            return None;
+        }
+        Some(children)
+    }
+    fn domain_stats(&mut self, domid: u32) -> Option<DomainStats> {
+        let memory_bytes = *self.domain_memory.get(&domid)?;
+        let vcpus = self.specs.get(&domid).map_or(1, |s| s.vcpus) as usize;
+        let vcpu_time_ns = self
+            .vcpu_time_ns
+            .get(&domid)
+            .cloned()
+            .unwrap_or_else(|| alloc::vec![0; vcpus]);
+        Some(DomainStats {
+            memory_bytes,
+            vcpu_time_ns,
+        })
     }
 }

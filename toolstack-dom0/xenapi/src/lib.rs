@@ -23,6 +23,7 @@ pub mod engine;
 pub mod error;
 pub mod event_api;
 pub mod events;
+pub mod guest_metrics;
 pub mod http;
 pub mod hypervisor;
 pub mod jsonrpc;
@@ -32,6 +33,7 @@ pub mod power;
 pub mod relayed;
 pub mod reply;
 pub mod rng;
+pub mod rrd;
 pub mod schema;
 #[allow(missing_docs)] // reason: generated tables, documented at the statics
 #[rustfmt::skip] // reason: kept byte-identical to gen/gen_schema.py output

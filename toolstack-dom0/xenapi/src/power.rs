@@ -136,7 +136,21 @@ pub fn allowed_in(state: &str, template: bool, control_domain: bool) -> &'static
         return &["clone", "copy", "provision", "destroy"];
     }
     match state {
-        "Halted" => &["start", "clone", "copy", "provision", "destroy", "snapshot"],
+        // As xapi lists them, for the calls implemented
+        // (tests/allowed_operations.rs calls each).
+        "Halted" => &[
+            "start",
+            "start_on",
+            "clone",
+            "copy",
+            "provision",
+            "destroy",
+            "changing_dynamic_range",
+            "changing_static_range",
+            "changing_memory_limits",
+            "changing_VCPUs",
+            "snapshot",
+        ],
         "Running" => &[
             "snapshot",
             "clean_shutdown",
@@ -144,6 +158,7 @@ pub fn allowed_in(state: &str, template: bool, control_domain: bool) -> &'static
             "clean_reboot",
             "hard_reboot",
             "pause",
+            "changing_dynamic_range",
         ],
         "Paused" => &["unpause", "hard_shutdown", "hard_reboot", "snapshot"],
         "Suspended" => &["hard_shutdown", "clone", "copy", "destroy", "snapshot"],
@@ -335,6 +350,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             let old = self.vm_field(vm, "domid").as_int().unwrap_or(-1);
             self.detach_vifs(vm, u32::try_from(old).ok());
             self.detach_vbds(vm, u32::try_from(old).ok());
+            self.guest_metrics_stopped(vm);
         }
         self.set_vm(vm, "power_state", Value::str(state));
         self.set_vm(vm, "domid", Value::Int(domid));
