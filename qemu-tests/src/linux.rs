@@ -477,9 +477,10 @@ pub fn disk_guest(dir: &Path) -> [PathBuf; 2] {
 /// [`INIT_PRELUDE`]: the disk, ext4 and network modules loaded, a DHCP
 /// lease on eth0, then `guest: cmdline <the kernel's command line>`,
 /// `guest: disks <block devices>`, the lines [`NET_INIT`] prints (`guest:
-/// ip ... mac ...`, `guest: ready`) and a shell reading the console.
-/// `/bin/guest-agent` writes what xe-guest-utilities' daemon writes in
-/// xenstore (OS, PV drivers version, memory, eth0's address).
+/// ip ... mac ...`, `guest: ready`) and a shell reading the console. Once
+/// it has its lease, `/bin/guest-agent` writes what xe-guest-utilities'
+/// daemon writes in xenstore at boot (OS, PV drivers version, memory,
+/// eth0's address).
 pub const DISK_BOOT_INIT: &str = r#"
 for m in xen-blkfront crc16 crc32c_generic mbcache jbd2 ext4 xen-netfront; do insmod /lib/$m.ko; done
 for i in $(seq 1 100); do [ -b /dev/xvda ] && break; sleep 0.1; done
@@ -488,6 +489,7 @@ for i in $(seq 1 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
 ip link set lo up
 ip link set eth0 up
 udhcpc -i eth0 -n -q -t 30 -T 2 -s /bin/dhcp-script
+guest-agent
 echo "guest: cmdline $(cat /proc/cmdline)"
 echo "guest: disks $(ls /sys/block | tr '\n' ' ')"
 echo "guest: ip $(ip -4 addr show eth0 | awk '/inet /{print $2}') mac $(cat /sys/class/net/eth0/address)"

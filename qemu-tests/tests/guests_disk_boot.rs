@@ -19,12 +19,16 @@
 //!   exports.
 //! - Snapshot, change the disk, revert, boot: the change is gone. Clone:
 //!   both VMs boot at once, each sees its own writes only.
+//! - That VM made a template, Xen Orchestra's New-VM sequence through its
+//!   unmodified npm `xen-api` client (`tests/clients/xo_create_vm.mjs`)
+//!   makes a VM of it that boots from its cloned disk and reports its
+//!   address.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use xcp_qemu_tests::clients::{free_port, python_with_xenapi, Peer};
+use xcp_qemu_tests::clients::{free_port, node_modules_with_xen_api, python_with_xenapi, Peer};
 use xcp_qemu_tests::linux::{bootable_disk, netdom_ip, PY_CONSOLE, PY_NET};
 use xcp_qemu_tests::{Artifacts, Run};
 
@@ -125,9 +129,9 @@ def attach(x, vm, vdi, device):
 "#;
 
 const CLIENT: &str = r#"
-import re, sys, time
+import os, re, subprocess, sys, time
 import XenAPI
-url, pw, netdom_ip, image, token, work = sys.argv[1:7]
+url, pw, netdom_ip, image, token, work, node_modules, xo_script = sys.argv[1:9]
 s = XenAPI.Session(url)
 s.xenapi.login_with_password("root", pw, "1.0", "disk-boot-qemu-test")
 x = s.xenapi
@@ -160,7 +164,6 @@ must(c, "mount /dev/xvdb1 /mnt && echo \"written by $(cat /proc/sys/kernel/rando
 boot_id = re.search(rb"written by ([0-9a-f-]{36})", c.seen).group(1).decode()
 print("the guest wrote /written on its boot disk:", boot_id)
 
-must(c, "guest-agent", 60)
 deadline = time.monotonic() + 60
 nets = {}
 while time.monotonic() < deadline:
@@ -240,6 +243,14 @@ assert has(b, "/mnt/written")
 print("clone: both VMs booted from their own disks, each sees its own writes only")
 halt(vm, a)
 halt(clone, b)
+
+# Xen Orchestra's New-VM sequence through its npm xen-api client, from a
+# template made of this VM: its disks are cloned, GRUB boots the clone.
+x.VM.set_is_a_template(vm, True)
+xo = subprocess.run(["node", xo_script, url, pw, node_modules, x.VM.get_uuid(vm)],
+                    capture_output=True, text=True, timeout=700)
+print(xo.stdout + xo.stderr)
+assert xo.returncode == 0 and "XO OK" in xo.stdout, xo.returncode
 s.xenapi.session.logout()
 print("CLIENT OK")
 "#;
@@ -247,7 +258,10 @@ print("CLIENT OK")
 #[test]
 fn a_vm_from_a_template_boots_its_own_disk_with_grub() {
     let a = Artifacts::from_env();
-    let py = python_with_xenapi(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let py = python_with_xenapi(cache);
+    let modules = node_modules_with_xen_api(cache);
+    let xo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/xo_create_vm.mjs");
     let case = "guests-disk-boot";
     let dir = a.scratch(case);
     // A token only this run's grub.cfg holds.
@@ -278,7 +292,9 @@ fn a_vm_from_a_template_boots_its_own_disk_with_grub() {
         .args([url.as_str(), PASSWORD, &netdom])
         .arg(&image)
         .arg(&token)
-        .arg(&dir);
+        .arg(&dir)
+        .arg(&modules)
+        .arg(&xo);
     let client = Peer::spawn("disk-boot client", &cmd, 1200);
     let done = client.wait_for("CLIENT OK", Duration::from_secs(1180));
     let (ok, out) = client.finish(Duration::from_secs(30));
