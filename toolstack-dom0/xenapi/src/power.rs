@@ -226,12 +226,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         if self.is_default_template(vm) {
             return Err(ApiError::new(VM_CANNOT_DELETE_DEFAULT_TEMPLATE, &[]));
         }
-        if self.vm_field(vm, "is_control_domain").as_bool() == Some(true) {
-            return Err(ApiError::new(
-                OPERATION_NOT_ALLOWED,
-                &["cannot destroy the control domain"],
-            ));
-        }
+        self.guest_vm(vm, "cannot destroy the control domain")?;
         let state = self.vm_field(vm, "power_state");
         let state = state.as_str().unwrap_or("");
         if !matches!(state, "Halted" | "Suspended") {

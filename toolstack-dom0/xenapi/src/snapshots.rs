@@ -171,16 +171,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// The checks every snapshot-taking call makes: the VM exists and is
     /// neither the control domain, a snapshot nor a template.
     fn snapshottable(&self, vm: &str, op: &str) -> Result<(), ApiError> {
-        let vc = vm_class();
-        if self.db.get(vc, vm).is_none() {
-            return Err(handle_invalid(vc, vm));
-        }
-        if self.vm_field(vm, "is_control_domain").as_bool() == Some(true) {
-            return Err(ApiError::new(
-                OPERATION_NOT_ALLOWED,
-                &["This operation is not allowed on a control domain"],
-            ));
-        }
+        self.guest_vm(vm, "This operation is not allowed on a control domain")?;
         if self.vm_field(vm, "is_a_snapshot").as_bool() == Some(true) {
             return Err(ApiError::new(VM_IS_SNAPSHOT, &[vm, op]));
         }

@@ -623,15 +623,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// `VM.provision`.
     pub(crate) fn provision_vm(&mut self, vm: &str) -> Result<Value, ApiError> {
         let vc = vm_class();
-        if self.db.get(vc, vm).is_none() {
-            return Err(handle_invalid(vc, vm));
-        }
-        if self.vm_field(vm, "is_control_domain").as_bool() == Some(true) {
-            return Err(ApiError::new(
-                OPERATION_NOT_ALLOWED,
-                &["cannot provision the control domain"],
-            ));
-        }
+        self.guest_vm(vm, "cannot provision the control domain")?;
         if self.vm_field(vm, "is_a_snapshot").as_bool() == Some(true) {
             return Err(ApiError::new(VM_IS_SNAPSHOT, &[vm, "provision"]));
         }

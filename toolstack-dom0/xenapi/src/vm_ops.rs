@@ -112,18 +112,23 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         ]
     }
 
-    /// The VM exists, is not the control domain, and is in one of `states`.
-    fn vm_in(&self, vm: &str, states: &[&str]) -> Result<(), ApiError> {
+    /// The VM exists (else HANDLE_INVALID) and is a guest, not the control
+    /// domain (else OPERATION_NOT_ALLOWED saying `refusal`): what every
+    /// call that changes a guest checks first.
+    pub(crate) fn guest_vm(&self, vm: &str, refusal: &str) -> Result<(), ApiError> {
         let vc = vm_class();
         if self.db.get(vc, vm).is_none() {
             return Err(handle_invalid(vc, vm));
         }
         if self.vm_field(vm, "is_control_domain").as_bool() == Some(true) {
-            return Err(ApiError::new(
-                OPERATION_NOT_ALLOWED,
-                &["operation not allowed on the control domain"],
-            ));
+            return Err(ApiError::new(OPERATION_NOT_ALLOWED, &[refusal]));
         }
+        Ok(())
+    }
+
+    /// The VM exists, is not the control domain, and is in one of `states`.
+    fn vm_in(&self, vm: &str, states: &[&str]) -> Result<(), ApiError> {
+        self.guest_vm(vm, "operation not allowed on the control domain")?;
         let state = self.vm_field(vm, "power_state");
         let state = state.as_str().unwrap_or("");
         if !states.contains(&state) {
