@@ -8,10 +8,10 @@
 //! (1.75 MB shipped, without the GRUB images), the page tables, and 256
 //! single frames (1 MiB: pages dom0 shares with peers; `cargo xtask bench
 //! memory` saw 4 in use): [`RESERVED_BYTES`]. The rest is the heap,
-//! [`HEAP_BYTES`] = 44 MiB as planned; a boot of the shipped platform at
-//! 48 MiB (+2 MiB for the GRUB images) logged `heap 45032 KiB`, so at
-//! 49 MiB the plan keeps about 1 MiB in reserve (dom0 warns at boot when
-//! its heap is smaller than the plan). (The plan was 43 MiB of 48 until
+//! [`HEAP_BYTES`] = 44 MiB as planned; a boot of the shipped platform
+//! (49 MiB, +2 MiB for the GRUB images) logs `memory: 51 MiB ..., heap
+//! 45920 KiB` (44.8 MiB), so the plan keeps 0.8 MiB in reserve (dom0 warns
+//! at boot when its heap is smaller than the plan). (The plan was 43 MiB of 48 until
 //! guest metrics and the performance samples (0.72 MiB) and longer
 //! `allowed_operations` (0.3125 MiB more for the database) took 1 MiB
 //! more, and dom0 grew by that MiB.) The heap is split as
