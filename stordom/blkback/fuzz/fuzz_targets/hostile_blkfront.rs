@@ -9,9 +9,10 @@
 //! (next byte: 0-9 as a digit, 10 gone, else raw bytes); 1 answer the last
 //! key read with fuzzer values (each key absent, good, or raw bytes);
 //! 2 answer it with Linux blkfront's keys for an order and queue count
-//! from the input; 3 a queue's ring pages are mapped (the right size or
+//! from the input, as an x86_64 or an i386 (`x86_32-abi`) frontend; 3 a queue's ring pages are mapped (the right size or
 //! not); 4 map failed or unplug; 5 poke a queue's pages (offset, length,
-//! bytes); 6 write one request slot from the input and bump req_prod;
+//! bytes); 6 write one request slot (in the layout last asked for in 2)
+//! from the input and bump req_prod;
 //! 7 poll a queue; 8 complete held work (which, and OK / error /
 //! unsupported / run against the disk); 9 fetch held indirect work (from
 //! the grant table or raw bytes); 10 grant a page with input bytes (data
@@ -25,7 +26,7 @@
 use libfuzzer_sys::fuzz_target;
 use xcp_blkback::budget::{IO_BYTES_PER_VBD, MAX_REQUESTS_PER_VBD};
 use xcp_blkback::fake::{frontend_keys, lookup, run, FakeGrants, MemDisk, MemPages};
-use xcp_blkback::wire::{PAGE_SIZE, REQUEST_SIZE};
+use xcp_blkback::wire::{PAGE_SIZE, REQUEST32_SIZE, REQUEST_SIZE};
 use xcp_blkback::{
     Action, Config, DeviceType, DiscardOffer, DiskInfo, Features, IoStatus, Vbd, Work,
 };
@@ -108,6 +109,8 @@ fuzz_target!(|data: &[u8]| {
     let mut asked: Vec<Option<usize>> = vec![None; QUEUES];
     let mut keys: Vec<String> = Vec::new();
     let mut held: Vec<Work> = Vec::new();
+    // The layout of the last keys answered in step 2.
+    let mut abi32 = false;
 
     while input.more() {
         let op = input.byte();
@@ -138,7 +141,15 @@ fuzz_target!(|data: &[u8]| {
             }
             2 => {
                 let b = input.byte();
-                let store = frontend_keys(u32::from(b % 4), u32::from(b >> 4) % 6, 10, 20);
+                let mut store = frontend_keys(u32::from(b % 4), u32::from(b >> 4) % 6, 10, 20);
+                abi32 = b & 4 != 0;
+                if abi32 {
+                    for (k, v) in &mut store {
+                        if k == "protocol" {
+                            *v = b"x86_32-abi".to_vec();
+                        }
+                    }
+                }
                 vbd.on_frontend_keys(&lookup(&store, &keys));
             }
             3 => {
@@ -170,24 +181,27 @@ fuzz_target!(|data: &[u8]| {
                 let o = asked[q].map_or(0, |n| n.trailing_zeros() as usize).min(ORDERS - 1);
                 let ring = &pages[q][o];
                 let slots = xcp_blkback::wire::ring_slots(o as u32);
+                // An i386 frontend's slots are 108 bytes, its id at 4.
+                let (size, id_at) = if abi32 { (REQUEST32_SIZE, 4) } else { (REQUEST_SIZE, 8) };
                 let mut slot = [0u8; REQUEST_SIZE];
-                let body = input.bytes(REQUEST_SIZE);
+                let body = input.bytes(size);
                 slot[..body.len()].copy_from_slice(body);
                 // Mostly known ops, so the checks past the op are reached.
                 slot[0] = if b & 0x80 == 0 { slot[0] % 8 } else { slot[0] };
                 // Mostly a few ids, so reuse while in flight is reached.
                 if b & 0x40 == 0 {
-                    let id = u64::from(slot[8] % 4);
-                    slot[8..16].copy_from_slice(&id.to_le_bytes());
+                    let id = u64::from(slot[id_at] % 4);
+                    slot[id_at..id_at + 8].copy_from_slice(&id.to_le_bytes());
                 }
+                let slot = &slot[..size];
                 let prod = {
                     let mut x = [0u8; 4];
                     use xcp_ring::SharedPage;
                     ring.read(sring::REQ_PROD, &mut x);
                     u32::from_le_bytes(x)
                 };
-                let at = sring::HEADER_SIZE + (prod & (slots - 1)) as usize * REQUEST_SIZE;
-                ring.poke(at, &slot);
+                let at = sring::HEADER_SIZE + (prod & (slots - 1)) as usize * size;
+                ring.poke(at, slot);
                 ring.poke(sring::REQ_PROD, &prod.wrapping_add(1).to_le_bytes());
             }
             7 => {
