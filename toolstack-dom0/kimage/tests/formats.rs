@@ -661,10 +661,18 @@ fn small_seed_images_load() {
         let loaded = load(image, &Limits::default(), &mut ram()).expect(name);
         assert_eq!(loaded.pvh_entry(), Ok(0x100_0040));
     }
+    // GRUB's PVH image in miniature (ELF32 i386).
+    let elf32 = pvh_elf32().0;
+    let loaded = load(
+        &elf32,
+        &Limits::default(),
+        &mut MemorySink::new(0x10_0000, 1 << 20),
+    );
+    assert_eq!(loaded.expect("seed-elf32-pvh").pvh_entry(), Ok(0x10_0000));
     if let Some(dir) = std::env::var_os("XCP_KIMAGE_CORPUS") {
         let dir = std::path::PathBuf::from(dir);
         std::fs::create_dir_all(&dir).expect("corpus dir");
-        for (name, image) in &seeds {
+        for (name, image) in seeds.iter().chain([&("seed-elf32-pvh", elf32)]) {
             std::fs::write(dir.join(name), image).expect("seed written");
         }
     }
