@@ -29,7 +29,6 @@ for i in range(n):
     vms.append(vm)
 out("T clones", n, "%.3f" % (now() - t))
 names = {vm: "bench-vm%02d" % i for i, vm in enumerate(vms)}
-sessions = [login(url, pw, "bench-vms-%d" % i) for i in range(n)]
 
 # The watcher: the first instant each VM is seen Running after its start
 # call, and Halted after its shutdown call; each task's end.
@@ -75,7 +74,10 @@ def wait_all(state, secs):
     return False
 
 def fire(op, state):
-    """One thread per VM, released together: the Async call, then its task."""
+    """One thread and session per VM, released together: the Async call."""
+    # Fresh sessions: a connection left idle while the guests boot may be
+    # gone (QEMU's user network resets it).
+    sessions = [login(url, pw, "bench-vms-%s-%d" % (op, i)) for i in range(n)]
     go = threading.Barrier(n)
     calls = {}
     def one(i):
@@ -102,6 +104,7 @@ def fire(op, state):
         th.join()
     ok = wait_all(state, 1800)
     t_all = now()
+    x = sessions[0].xenapi
     # Tasks: the watcher saw most ends; ask for the rest.
     for vm, (t0, t1, task) in calls.items():
         if task not in task_end:
@@ -117,9 +120,13 @@ def fire(op, state):
         out("T call", op, names[vm], "%.3f %.3f %s %.3f %s" % (
             t0, t1, "%.3f" % reached if reached else "-", te, status))
     out("T phase", op, "%.3f %.3f %s" % (t, t_all, "ok" if ok else "timeout"))
+    for sx in sessions:
+        sx.xenapi.session.logout()
     return ok
 
 ok = fire("start", "Running")
+s = login(url, pw, "bench-vms")
+x = s.xenapi
 for vm in vms:
     out("T domid", names[vm], x.VM.get_domid(vm))
 out("ALL-RUNNING" if ok else "NOT-ALL-RUNNING")
@@ -128,9 +135,8 @@ out("ALL-RUNNING" if ok else "NOT-ALL-RUNNING")
 # installs), asks dom0 for its mem line, then says go.
 sys.stdin.readline()
 ok = fire("shutdown", "Halted") and ok
+s = login(url, pw, "bench-vms")
 stop.set()
 watcher.join(10)
-for sx in sessions:
-    sx.xenapi.session.logout()
 s.xenapi.session.logout()
 print("CLIENT DONE" if ok else "CLIENT INCOMPLETE", flush=True)
