@@ -145,7 +145,7 @@ pub(super) fn facts(output: &str) -> Facts {
                     f.phases.push((op.to_string(), b, e));
                 }
             }
-            ["T", "failed" | "task-failed", ..] => f.failures.push(line.to_string()),
+            ["T", "failed" | "task-failed" | "hard", ..] => f.failures.push(line.to_string()),
             _ => {}
         }
     }

@@ -102,9 +102,16 @@ def fire(op, state):
         th.start()
     for th in threads:
         th.join()
-    ok = wait_all(state, 1800)
+    ok = wait_all(state, 1800 if state == "Running" else 600)
     t_all = now()
     x = sessions[0].xenapi
+    if not ok and state == "Halted":
+        # A guest whose kernel took the request before its /init installed
+        # /sbin/poweroff never stops by itself: hard shutdown, and say so.
+        for vm in vms:
+            if (vm, "Halted") not in seen and x.VM.get_power_state(vm) != "Halted":
+                out("T hard", names[vm])
+                x.VM.hard_shutdown(vm)
     # Tasks: the watcher saw most ends; ask for the rest.
     for vm, (t0, t1, task) in calls.items():
         if task not in task_end:
