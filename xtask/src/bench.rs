@@ -15,7 +15,9 @@
 //! against Linux's netback in a Linux dom0 (see `net`). disk: a Linux
 //! guest's 4 KiB random and 1 MiB sequential O_DIRECT I/O on its VBD,
 //! stordom against Linux's blkback in a Linux dom0, and the SR's
-//! VDI.snapshot / VDI.clone time (see `disk`).
+//! VDI.snapshot / VDI.clone time (see `disk`). vms: 50 tiny PVH VMs
+//! started and shut down at once through XenAPI, per-VM latency and the
+//! whole cycle beside xapi's figure (see `vms`).
 //!
 //! `cargo xtask bench [PART...]` runs only the named parts (`PARTS`).
 
@@ -26,6 +28,7 @@ mod memory;
 mod net;
 mod net_host;
 mod netdom;
+mod vms;
 
 use std::time::{Duration, Instant};
 
@@ -210,7 +213,7 @@ fn domain_start(p: &crate::build::Platform) -> Result<f64, String> {
 
 /// The parts of `cargo xtask bench`, in the order they run.
 pub const PARTS: &[&str] = &[
-    "xenstore", "xenapi", "domain", "boot", "netdom", "memory", "guests", "net", "disk",
+    "xenstore", "xenapi", "domain", "boot", "netdom", "memory", "guests", "net", "disk", "vms",
 ];
 
 /// Runs the benchmarks named in `only` (every one when it is empty).
@@ -232,7 +235,7 @@ pub fn run(only: &[String]) -> Result<(), String> {
         xenapi(&dir)?;
     }
     if ![
-        "domain", "boot", "netdom", "memory", "guests", "net", "disk",
+        "domain", "boot", "netdom", "memory", "guests", "net", "disk", "vms",
     ]
     .iter()
     .any(|p| wanted(p))
@@ -260,6 +263,9 @@ pub fn run(only: &[String]) -> Result<(), String> {
     }
     if wanted("disk") {
         disk::run(&p, &dir)?;
+    }
+    if wanted("vms") {
+        vms::run(&p, &dir)?;
     }
     Ok(())
 }

@@ -48,7 +48,7 @@ pub(crate) fn cargo() -> Command {
 const FUZZ_SECONDS: u32 = 15;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask <run [--verbose] [--port PORT] [--timeout SECS] [--guest FILE]... | test | lint | fuzz [SECS] | bench [xenstore|xenapi|domain|boot|netdom|memory|guests|net]... | build [--guest FILE]... | iso [--guest FILE]... | hash-password PW>");
+    eprintln!("usage: cargo xtask <run [--verbose] [--port PORT] [--timeout SECS] [--guest FILE]... | test | lint | fuzz [SECS] | bench [xenstore|xenapi|domain|boot|netdom|memory|guests|net|disk|vms]... | build [--guest FILE]... | iso [--guest FILE]... | hash-password PW>");
     ExitCode::from(2)
 }
 

@@ -1022,6 +1022,18 @@ impl Toolstack {
         self.relayed.has_parked() || self.engine.has_parked_jobs()
     }
 
+    /// True if `Async.*` calls are queued: [`Self::run_next_job`] runs
+    /// them, one per call, once the replies naming their tasks are sent.
+    pub fn has_jobs(&self) -> bool {
+        self.engine.has_jobs()
+    }
+
+    /// Runs the oldest queued `Async.*` call (a `VM.start` builds a whole
+    /// domain here); returns whether its task ended.
+    pub fn run_next_job(&mut self) -> bool {
+        self.engine.run_next_job(now())
+    }
+
     /// Takes one message from relay `link`; queues what to send back on
     /// that link in `out`.
     pub fn on_message(&mut self, link: u32, msg: ToToolstack, out: &mut VecDeque<FromToolstack>) {
@@ -1155,28 +1167,36 @@ impl RelayLink {
         self.ready.take()
     }
 
+    /// Puts queued replies on the ring as far as it takes them; returns
+    /// whether the relay must be kicked.
+    fn send_backlog(&mut self) -> Result<bool, String> {
+        let mut kick = false;
+        match self.channel.flush() {
+            Ok(n) | Err(SendError::WouldBlock(n)) => kick |= n.kick(),
+            Err(e) => return Err(alloc::format!("relay channel: {e:?}")),
+        }
+        while let Some(msg) = self.backlog.front() {
+            match self.channel.send(msg) {
+                Ok(n) => {
+                    kick |= n.kick();
+                    let sent = self.backlog.pop_front().as_ref().map_or(0, message_bytes);
+                    self.backlog_bytes -= sent;
+                }
+                Err(SendError::WouldBlock(n)) => {
+                    kick |= n.kick();
+                    break;
+                }
+                Err(e) => return Err(alloc::format!("relay channel: {e:?}")),
+            }
+        }
+        Ok(kick)
+    }
+
     /// Moves everything that can move: replies out, requests in.
     pub fn pump(&mut self, toolstack: &mut Toolstack) -> Result<(), String> {
         let mut kick = false;
         loop {
-            match self.channel.flush() {
-                Ok(n) | Err(SendError::WouldBlock(n)) => kick |= n.kick(),
-                Err(e) => return Err(alloc::format!("relay channel: {e:?}")),
-            }
-            while let Some(msg) = self.backlog.front() {
-                match self.channel.send(msg) {
-                    Ok(n) => {
-                        kick |= n.kick();
-                        let sent = self.backlog.pop_front().as_ref().map_or(0, message_bytes);
-                        self.backlog_bytes -= sent;
-                    }
-                    Err(SendError::WouldBlock(n)) => {
-                        kick |= n.kick();
-                        break;
-                    }
-                    Err(e) => return Err(alloc::format!("relay channel: {e:?}")),
-                }
-            }
+            kick |= self.send_backlog()?;
             // Stop reading while the relay does not take our replies.
             if self.backlog_bytes >= MAX_BACKLOG {
                 break;
@@ -1220,6 +1240,21 @@ impl RelayLink {
                     let queued = self.backlog.len();
                     toolstack.tick(self.port, &mut self.backlog);
                     self.count_queued(queued);
+                    // Every request that came is answered; queued `Async.*`
+                    // calls run now, one per pass, each after the replies
+                    // before it are on the ring and the relay is kicked (a
+                    // reply names its task), and with the requests that
+                    // came during it served before the next: 50 VM.starts
+                    // at once do not hold other clients' calls, or their
+                    // own tasks' references, until the last is built.
+                    if toolstack.has_jobs() {
+                        kick |= self.send_backlog()?;
+                        if core::mem::take(&mut kick) {
+                            xcp_runtime::evtchn::send(self.port);
+                        }
+                        toolstack.run_next_job();
+                        continue;
+                    }
                     if self.backlog.is_empty() || self.channel.send_pending() {
                         break;
                     }

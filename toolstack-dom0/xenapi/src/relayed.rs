@@ -303,9 +303,10 @@ impl Relayed {
         let mut queued = queued_bytes(out);
         self.tick_queued(engine, now, link, out, &mut queued);
         // `Async.*` calls waiting for a change or a deadline (a clean
-        // shutdown): their tasks end when they answer.
+        // shutdown): their tasks end when they answer. Queued ones are the
+        // board's to run, one at a time (`Engine::run_next_job`).
         if engine.has_parked_jobs() {
-            engine.run_jobs(now);
+            engine.run_parked_jobs(now);
         }
     }
 
@@ -433,10 +434,11 @@ impl Relayed {
                     c.parked_since = None;
                     c.continued = false;
                     *queued += bytes.len();
+                    // An `Async.*` call's job is not run here: the board
+                    // sends this reply (its task) first, then runs queued
+                    // jobs one at a time between messages
+                    // (`Engine::run_next_job`).
                     push_response(out, conn, bytes);
-                    if engine.has_jobs() {
-                        engine.run_jobs(now);
-                    }
                     if close {
                         self.remove(key);
                         out.push_back(FromToolstack::Close { conn });

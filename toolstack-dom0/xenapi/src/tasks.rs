@@ -136,29 +136,53 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// run again by the next call, with the instant it first came.
     /// Returns how many answered.
     pub fn run_jobs(&mut self, now: Instant) -> usize {
-        self.now = now;
-        let mut n = 0;
-        let parked = core::mem::take(&mut self.parked_jobs);
-        let queued = core::mem::take(&mut self.jobs);
-        for job in parked.into_iter().chain(queued) {
-            // A cancelled or collected task's job ends with it.
-            if self.db.get(task_class(), &job.task).is_none() {
-                continue;
-            }
-            let r = match self.exec(job.started, "", job.class, job.message, job.args.clone()) {
-                Outcome::Done(r) => r,
-                Outcome::Stream(read) => Ok(read.to_value(&self.db)),
-                Outcome::Park(_) => {
-                    let _ = self.commit();
-                    self.parked_jobs.push_back(job);
-                    continue;
-                }
-            };
-            n += 1;
-            self.finish(&job.task, r);
-            let _ = self.commit();
+        let mut n = self.run_parked_jobs(now);
+        while self.has_jobs() {
+            n += usize::from(self.run_next_job(now));
         }
         n
+    }
+
+    /// Runs every parked `Async.*` call again (each is a cheap check of
+    /// the change it waits for); returns how many answered.
+    pub fn run_parked_jobs(&mut self, now: Instant) -> usize {
+        self.now = now;
+        let parked = core::mem::take(&mut self.parked_jobs);
+        parked
+            .into_iter()
+            .fold(0, |n, job| n + usize::from(self.run_job(job)))
+    }
+
+    /// Runs the oldest queued `Async.*` call, if any; returns whether it
+    /// answered. dom0 runs one at a time between its relays' messages: a
+    /// call such as `VM.start` builds a whole domain, and 50 queued at once
+    /// must not hold every other client's call (and the replies that name
+    /// their tasks) until the last is built.
+    pub fn run_next_job(&mut self, now: Instant) -> bool {
+        self.now = now;
+        match self.jobs.pop_front() {
+            Some(job) => self.run_job(job),
+            None => false,
+        }
+    }
+
+    fn run_job(&mut self, job: Job) -> bool {
+        // A cancelled or collected task's job ends with it.
+        if self.db.get(task_class(), &job.task).is_none() {
+            return false;
+        }
+        let r = match self.exec(job.started, "", job.class, job.message, job.args.clone()) {
+            Outcome::Done(r) => r,
+            Outcome::Stream(read) => Ok(read.to_value(&self.db)),
+            Outcome::Park(_) => {
+                let _ = self.commit();
+                self.parked_jobs.push_back(job);
+                return false;
+            }
+        };
+        self.finish(&job.task, r);
+        let _ = self.commit();
+        true
     }
 
     /// Ends every pending task that has no queued job (after a restart).

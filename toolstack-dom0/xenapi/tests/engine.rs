@@ -1021,3 +1021,35 @@ fn serde_json_params(params: &[Value]) -> String {
     xenapi::jsonrpc::write_value(&mut out, &Value::Array(params.to_vec()));
     out
 }
+
+#[test]
+fn queued_async_calls_run_one_at_a_time_in_order() {
+    let mut e = open(MemStorage::default());
+    let sid = login(&mut e);
+    let start = |e: &mut _, vm: &Value| {
+        ok(
+            e,
+            "Async.VM.start",
+            vec![
+                sid.clone(),
+                vm.clone(),
+                Value::Bool(false),
+                Value::Bool(false),
+            ],
+        )
+    };
+    let (a, b) = (new_vm(&mut e, &sid, "a"), new_vm(&mut e, &sid, "b"));
+    let (ta, tb) = (start(&mut e, &a), start(&mut e, &b));
+    let status = |e: &mut _, t: &Value| ok(e, "task.get_status", vec![sid.clone(), t.clone()]);
+    // The board runs one between its relays' messages: the first queued.
+    assert!(e.run_next_job(T0));
+    assert_eq!(status(&mut e, &ta), s("success"));
+    assert_eq!(status(&mut e, &tb), s("pending"));
+    assert!(e.has_jobs());
+    // Parked calls are checked again without running queued ones.
+    assert_eq!(e.run_parked_jobs(T0), 0);
+    assert_eq!(status(&mut e, &tb), s("pending"));
+    assert!(e.run_next_job(T0));
+    assert_eq!(status(&mut e, &tb), s("success"));
+    assert!(!e.has_jobs() && !e.run_next_job(T0));
+}

@@ -1,0 +1,149 @@
+# `cargo xtask bench vms`'s XenAPI client (after common.rs's
+# PY_CLIENT_PRELUDE): a tiny PVH template, VM.clone + VM.provision N times,
+# Async.VM.start of all N at once (one thread and session per VM), every
+# VM Running, then Async.VM.clean_shutdown of all N at once, every VM
+# Halted. Times are host seconds on the serial log's clock
+# (time.time() - epoch). One event.from watcher (its own session) sees
+# the power states and the tasks end: what a client that waits on events
+# sees. Prints one "T ..." line per fact, for the bench to read.
+import threading
+
+url, pw, n, mib, args, epoch = (sys.argv[1], sys.argv[2], int(sys.argv[3]),
+                                int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
+now = lambda: time.time() - epoch
+lock = threading.Lock()
+
+def out(*words):
+    with lock:
+        print(*words, flush=True)
+
+s = login(url, pw, "bench-vms")
+x = s.xenapi
+tmpl = pvh_vm(x, "bench-tiny", "/boot/guest/vmlinux", mib, args, "destroy")
+x.VM.set_is_a_template(tmpl, True)
+t = now()
+vms = []
+for i in range(n):
+    vm = x.VM.clone(tmpl, "bench-vm%02d" % i)
+    x.VM.provision(vm)
+    vms.append(vm)
+out("T clones", n, "%.3f" % (now() - t))
+names = {vm: "bench-vm%02d" % i for i, vm in enumerate(vms)}
+
+# The watcher: the first instant each VM is seen Running after its start
+# call, and Halted after its shutdown call; each task's end.
+phase = {}          # vm -> "start" | "stop"
+seen = {}           # (vm, state) -> time
+tasks = {}          # task ref -> (vm, op)
+task_end = {}       # task ref -> (time, status)
+stop = threading.Event()
+
+def watch():
+    w = login(url, pw, "bench-vms-watch")
+    token = ""
+    while not stop.is_set():
+        r = getattr(w.xenapi.event, "from")(["vm", "task"], token, 5.0)
+        t = now()
+        token = r["token"]
+        for ev in r["events"]:
+            snap = ev.get("snapshot") or {}
+            ref = ev["ref"]
+            with lock:
+                if ev["class"] == "vm" and ref in phase:
+                    st = snap.get("power_state")
+                    want = "Running" if phase[ref] == "start" else "Halted"
+                    if st == want and (ref, want) not in seen:
+                        seen[(ref, want)] = t
+                elif ev["class"] == "task" and ref in tasks and ref not in task_end:
+                    status = snap.get("status")
+                    if status and status != "pending":
+                        task_end[ref] = (t, status)
+    w.xenapi.session.logout()
+
+watcher = threading.Thread(target=watch, daemon=True)
+watcher.start()
+time.sleep(2)
+
+def wait_all(state, secs):
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        with lock:
+            if all((vm, state) in seen for vm in vms):
+                return True
+        time.sleep(0.2)
+    return False
+
+def fire(op, state):
+    """One thread and session per VM, released together: the Async call."""
+    # Fresh sessions: a connection left idle while the guests boot may be
+    # gone (QEMU's user network resets it).
+    sessions = [login(url, pw, "bench-vms-%s-%d" % (op, i)) for i in range(n)]
+    go = threading.Barrier(n)
+    calls = {}
+    def one(i):
+        vm, sx = vms[i], sessions[i].xenapi
+        go.wait()
+        with lock:
+            phase[vm] = "start" if state == "Running" else "stop"
+        t0 = now()
+        try:
+            task = (sx.Async.VM.start(vm, False, False) if state == "Running"
+                    else sx.Async.VM.clean_shutdown(vm))
+        except Exception as e:
+            out("T failed", op, names[vm], str(e).replace("\n", " "))
+            return
+        t1 = now()
+        with lock:
+            tasks[task] = (vm, op)
+            calls[vm] = (t0, t1, task)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    t = now()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    ok = wait_all(state, 1800 if state == "Running" else 600)
+    t_all = now()
+    x = sessions[0].xenapi
+    if not ok and state == "Halted":
+        # A guest whose kernel took the request before its /init installed
+        # /sbin/poweroff never stops by itself: hard shutdown, and say so.
+        for vm in vms:
+            if (vm, "Halted") not in seen and x.VM.get_power_state(vm) != "Halted":
+                out("T hard", names[vm])
+                x.VM.hard_shutdown(vm)
+    # Tasks: the watcher saw most ends; ask for the rest.
+    for vm, (t0, t1, task) in calls.items():
+        if task not in task_end:
+            status = x.task.get_status(task)
+            with lock:
+                task_end.setdefault(task, (now(), status))
+    for vm, (t0, t1, task) in sorted(calls.items(), key=lambda c: names[c[0]]):
+        te, status = task_end[task]
+        if status != "success":
+            out("T task-failed", op, names[vm], status,
+                str(x.task.get_error_info(task)).replace("\n", " "))
+        reached = seen.get((vm, state))
+        out("T call", op, names[vm], "%.3f %.3f %s %.3f %s" % (
+            t0, t1, "%.3f" % reached if reached else "-", te, status))
+    out("T phase", op, "%.3f %.3f %s" % (t, t_all, "ok" if ok else "timeout"))
+    for sx in sessions:
+        sx.xenapi.session.logout()
+    return ok
+
+ok = fire("start", "Running")
+s = login(url, pw, "bench-vms")
+x = s.xenapi
+for vm in vms:
+    out("T domid", names[vm], x.VM.get_domid(vm))
+out("ALL-RUNNING" if ok else "NOT-ALL-RUNNING")
+# The bench waits for every guest's /init marker on the serial log (a
+# clean shutdown runs the guest's /sbin/poweroff, which its /init
+# installs), asks dom0 for its mem line, then says go.
+sys.stdin.readline()
+ok = fire("shutdown", "Halted") and ok
+s = login(url, pw, "bench-vms")
+stop.set()
+watcher.join(10)
+s.xenapi.session.logout()
+print("CLIENT DONE" if ok else "CLIENT INCOMPLETE", flush=True)
