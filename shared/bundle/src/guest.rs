@@ -23,6 +23,8 @@ pub const GUEST_PREFIX: &str = "boot/guest/";
 pub const PVGRUB_PVH: &str = "boot/bootloader/pvgrub-pvh.elf";
 /// GRUB for PV guests (`grub-mkimage -O x86_64-xen`).
 pub const PVGRUB_PV: &str = "boot/bootloader/pvgrub-pv.elf";
+/// Every bootloader entry a bundle may carry.
+pub const BOOTLOADERS: [&str; 2] = [PVGRUB_PVH, PVGRUB_PV];
 
 /// Longest guest file name (a cpio name is short; a xenstore-sized value).
 pub const MAX_GUEST_NAME: usize = 128;
@@ -86,7 +88,7 @@ pub fn guest_bytes(bundle: &Bundle<'_>) -> u64 {
     bundle
         .entries()
         .iter()
-        .filter(|e| guest_file_name(e.name).is_some() || [PVGRUB_PVH, PVGRUB_PV].contains(&e.name))
+        .filter(|e| guest_file_name(e.name).is_some() || BOOTLOADERS.contains(&e.name))
         .map(|e| e.data.len() as u64)
         .sum()
 }

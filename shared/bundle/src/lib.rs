@@ -20,7 +20,8 @@ pub mod management;
 pub use config::{DomainConfig, PlatformConfig};
 pub use cpio::{write_newc, Bundle, BundleError, Entry, MAX_ENTRIES};
 pub use guest::{
-    check_guest_name, guest_file_name, GuestNameError, GUEST_PREFIX, PVGRUB_PV, PVGRUB_PVH,
+    check_guest_name, guest_file_name, GuestNameError, BOOTLOADERS, GUEST_PREFIX, PVGRUB_PV,
+    PVGRUB_PVH,
 };
 pub use management::Management;
 

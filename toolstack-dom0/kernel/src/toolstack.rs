@@ -113,8 +113,7 @@ pub fn vm_images(bundle: &xcp_bundle::Bundle<'static>) -> BTreeMap<String, &'sta
             .map(|name| alloc::format!("{GUEST_DIR}{name}"))
             .or_else(|| {
                 let own = !entry.name.contains('/') && entry.name.ends_with(".elf");
-                let bootloader =
-                    [xcp_bundle::PVGRUB_PVH, xcp_bundle::PVGRUB_PV].contains(&entry.name);
+                let bootloader = xcp_bundle::BOOTLOADERS.contains(&entry.name);
                 (own || bootloader).then(|| String::from(entry.name))
             });
         if let Some(name) = bundled {
@@ -175,6 +174,18 @@ fn domid16(domid: u32) -> Result<u16, HypervisorError> {
 }
 
 impl XenHypervisor {
+    /// The domid of `domid`'s tree and the xenstore link to read it, for
+    /// what a VM's guest agent wrote: only domains this dom0 introduced as
+    /// VMs (never a service domain's).
+    fn guest_tree_link(&mut self, domid: u32) -> Option<(u16, &mut XsLink)> {
+        let d = u16::try_from(domid).ok()?;
+        if !self.introduced.contains_key(&d) {
+            return None;
+        }
+        let (_, xs) = self.xenstore.as_mut()?;
+        Some((d, xs))
+    }
+
     fn image(&self, what: &str, name: &str) -> Result<&'static [u8], HypervisorError> {
         self.images.get(name).copied().ok_or_else(|| {
             HypervisorError(alloc::format!(
@@ -730,23 +741,13 @@ impl Hypervisor for XenHypervisor {
         Some(link.write_input(bytes))
     }
 
-    // What a VM's guest agent wrote: only in the trees of domains this
-    // dom0 introduced (never a service domain's).
     fn guest_read(&mut self, domid: u32, path: &str) -> Option<alloc::vec::Vec<u8>> {
-        let d = u16::try_from(domid).ok()?;
-        if !self.introduced.contains_key(&d) {
-            return None;
-        }
-        let (_, xs) = self.xenstore.as_mut()?;
+        let (d, xs) = self.guest_tree_link(domid)?;
         xs.guest_read(d, path).ok()
     }
 
     fn guest_list(&mut self, domid: u32, path: &str) -> Option<alloc::vec::Vec<String>> {
-        let d = u16::try_from(domid).ok()?;
-        if !self.introduced.contains_key(&d) {
-            return None;
-        }
-        let (_, xs) = self.xenstore.as_mut()?;
+        let (d, xs) = self.guest_tree_link(domid)?;
         xs.guest_list(d, path).ok()
     }
 

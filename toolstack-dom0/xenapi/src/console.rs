@@ -72,6 +72,12 @@ pub fn query_param(target: &str, key: &str) -> Option<String> {
     })
 }
 
+/// The session a handler request names, as xapi's HTTP handlers take it:
+/// `session_id=` in the query of `target`, else the `session_id` cookie.
+pub fn request_session(target: &str, cookie: Option<&str>) -> Option<String> {
+    query_param(target, "session_id").or_else(|| cookie.and_then(|c| cookie_value(c, "session_id")))
+}
+
 /// The value of cookie `key` in a `Cookie` header.
 pub fn cookie_value(header: &str, key: &str) -> Option<String> {
     header.split(';').find_map(|pair| {
@@ -89,11 +95,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         if path != CONSOLE_PATH {
             return Err(not_found("no such handler"));
         }
-        let session = query_param(&req.path, "session_id").or_else(|| {
-            req.cookie
-                .as_deref()
-                .and_then(|c| cookie_value(c, "session_id"))
-        });
+        let session = request_session(&req.path, req.cookie.as_deref());
         let valid = session.is_some_and(|s| self.check_session(&s).is_ok());
         if !valid {
             return Err(Refusal {

@@ -47,14 +47,15 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use crate::body::{Body, Response};
-use crate::console::{cookie_value, query_param};
+use crate::body::Body;
+use crate::console::{query_param, request_session};
 use crate::engine::{Engine, Handled};
 use crate::error::ApiError;
 use crate::http::{self, Head};
 use crate::hypervisor::Hypervisor;
 use crate::rng::Entropy;
 use crate::schema::class_id;
+use crate::transfer::refused;
 use crate::value::{format_datetime, Instant, Value};
 use crate::wal::Storage;
 
@@ -139,16 +140,6 @@ pub(crate) struct Rrd {
     last: Option<Instant>,
     /// Samples of VMs past [`MAX_VM_RINGS`], not kept.
     pub(crate) over: u64,
-}
-
-fn refused(consumed: usize, status: u16, why: &str) -> Handled {
-    let mut body = String::from(why);
-    body.push('\n');
-    Handled::Reply {
-        consumed,
-        bytes: Response::from_bytes(http::response(status, "text/plain", body.as_bytes(), false)),
-        close: true,
-    }
 }
 
 /// A value as xapi writes one (xapi-rrd's `f_to_s`): C's `%0.5g`, `0.0`
@@ -350,11 +341,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         if head.method != "GET" {
             return Some(refused(consumed, 405, "Method Not Allowed"));
         }
-        let session = query_param(&head.path, "session_id").or_else(|| {
-            head.cookie
-                .as_deref()
-                .and_then(|c| cookie_value(c, "session_id"))
-        });
+        let session = request_session(&head.path, head.cookie.as_deref());
         let authorized = match session {
             Some(s) => self.check_session(&s).is_ok(),
             // As xapi's handlers: a user and password instead.

@@ -33,7 +33,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::body::Response;
-use crate::console::{cookie_value, query_param};
+use crate::console::{query_param, request_session};
 use crate::engine::{Engine, Handled};
 use crate::error::{ApiError, INTERNAL_ERROR, VDI_IN_USE, VDI_READONLY};
 use crate::http::{self, Head};
@@ -99,8 +99,8 @@ fn text(status: u16, why: &str, keep_alive: bool) -> Response {
     ))
 }
 
-/// A refusal before any byte moved.
-fn refused(consumed: usize, status: u16, why: &str) -> Handled {
+/// A refusal before any byte moved (`/rrd_updates` refuses so too).
+pub(crate) fn refused(consumed: usize, status: u16, why: &str) -> Handled {
     Handled::Reply {
         consumed,
         bytes: text(status, why, false),
@@ -131,11 +131,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         if !method_ok {
             return refused(consumed, 405, "Method Not Allowed");
         }
-        let session = query_param(&head.path, "session_id").or_else(|| {
-            head.cookie
-                .as_deref()
-                .and_then(|c| cookie_value(c, "session_id"))
-        });
+        let session = request_session(&head.path, head.cookie.as_deref());
         if session.is_none_or(|s| self.check_session(&s).is_err()) {
             return refused(consumed, 401, "a valid session_id is required");
         }
