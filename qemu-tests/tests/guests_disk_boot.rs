@@ -14,6 +14,9 @@
 //!   netdom, writes a file to its disk and reports its address in xenstore
 //!   as xe-guest-utilities does, which the client reads back from
 //!   `VM_guest_metrics`.
+//! - A CD drive plugged empty into the running guest gets a medium with
+//!   `VBD.insert` (the guest sees the drive and reads the medium) and
+//!   loses it with `VBD.eject` (the drive leaves the guest).
 //! - The guest shuts down cleanly; the client saw every power state change
 //!   through `event.from`, and the file the guest wrote is in the VDI it
 //!   exports.
@@ -180,6 +183,37 @@ gm = x.VM.get_guest_metrics(vm)
 osv = x.VM_guest_metrics.get_os_version(gm)
 print("VM_guest_metrics os_version", osv, "PV drivers", x.VM_guest_metrics.get_PV_drivers_version(gm))
 assert "Debian" in osv.get("name", ""), osv
+
+# A CD drive on the running guest: plugged empty (no device: a PV or PVH
+# guest has no emulated drive), a medium inserted (the drive appears and
+# reads the medium), ejected (the drive goes), unplugged.
+cd_token = "xcp-cd-" + token
+medium_path = f"{work}/cd-medium.raw"
+with open(medium_path, "wb") as f:
+    f.write((cd_token + "\n").encode().ljust(1 << 20, b"\0"))
+medium = import_image(x, sid, url, sr, medium_path, "cd medium")
+cd = x.VBD.create({"VM": vm, "VDI": "OpaqueRef:NULL", "userdevice": "3", "bootable": False,
+    "mode": "RO", "type": "CD", "empty": True, "other_config": {},
+    "qos_algorithm_type": "", "qos_algorithm_params": {}})
+x.VBD.plug(cd)
+assert x.VBD.get_currently_attached(cd) and x.VBD.get_empty(cd)
+xvdd = "echo \"CD-$((1))-$([ -e /sys/block/xvdd ] && echo yes || echo no)\""
+out = must(c, xvdd, 30)
+assert re.search(rb"CD-1-no", out), out[-300:]
+x.VBD.insert(cd, medium)
+assert x.VBD.get_VDI(cd) == medium and not x.VBD.get_empty(cd)
+out = must(c, "for i in $(seq 120); do [ -e /sys/block/xvdd ] && break; sleep 0.5; done; "
+              "head -c 64 /dev/xvdd | head -n 1", 90)
+assert cd_token.encode() in out, out[-300:]
+print("VBD.insert: the running guest read the medium:", cd_token)
+x.VBD.eject(cd)
+assert x.VBD.get_empty(cd) and x.VBD.get_VDI(cd) == "OpaqueRef:NULL"
+out = must(c, "for i in $(seq 120); do [ -e /sys/block/xvdd ] || break; sleep 0.5; done; " + xvdd, 90)
+assert re.search(rb"CD-1-no", out), out[-300:]
+print("VBD.eject: the drive left the running guest")
+x.VBD.unplug(cd)
+x.VBD.destroy(cd)
+x.VDI.destroy(medium)
 
 c.close()
 x.VM.clean_shutdown(vm)

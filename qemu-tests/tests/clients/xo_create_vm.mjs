@@ -8,7 +8,9 @@
 //
 // Usage: node xo_create_vm.mjs URL PASSWORD NODE_MODULES_DIR TEMPLATE_UUID
 // Prints "XO ..." lines and "XO OK" once the VM reported its address in
-// VM_guest_metrics and shut down cleanly; exits non-zero otherwise.
+// VM_guest_metrics, xo-server's stats query of /rrd_updates gave the
+// host's and the VM's figures, and the VM shut down cleanly; exits
+// non-zero otherwise.
 import { pathToFileURL } from 'node:url'
 import { join } from 'node:path'
 
@@ -76,6 +78,40 @@ for (let i = 0; i < 400 && ip === undefined; i++) {
 }
 if (ip === undefined) throw new Error('no address in VM_guest_metrics')
 say(`booted from its cloned disk: address ${ip}`)
+// xo-server's stats (xapi-stats.mjs): /rrd_updates as JSON through
+// getResource, the host's and the VM's figures. A rate needs two samples
+// 5 s apart: asked again until the newest row has them.
+const vmUuid = await xapi.call('VM.get_uuid', vm)
+const hostUuid = await xapi.call('host.get_uuid', host)
+let figures
+for (let i = 0; i < 30 && figures === undefined; i++) {
+  const response = await xapi.getResource('/rrd_updates', {
+    query: { cf: 'AVERAGE', host: 'true', interval: 5, json: 'true', start: Math.floor(Date.now() / 1000) - 300 },
+  })
+  const rrd = JSON.parse(await response.body.text())
+  const newest = rrd.data[0]?.values ?? []
+  const value = (owner, uuid, name) => {
+    const at = rrd.meta.legend.indexOf(`AVERAGE:${owner}:${uuid}:${name}`)
+    return at < 0 ? NaN : Number(newest[at])
+  }
+  const f = {
+    hostCpu: value('host', hostUuid, 'cpu_avg'),
+    hostCpu0: value('host', hostUuid, 'cpu0'),
+    hostMemoryKib: value('host', hostUuid, 'memory_total_kib'),
+    vmCpu: value('vm', vmUuid, 'cpu0'),
+    vmMemory: value('vm', vmUuid, 'memory'),
+  }
+  if (Object.values(f).every(Number.isFinite)) figures = f
+  else await sleep(2000)
+}
+if (figures === undefined) throw new Error('/rrd_updates never had the host and VM figures')
+say(`/rrd_updates: ${JSON.stringify(figures)}`)
+if (!(figures.hostCpu > 0 && figures.hostCpu <= 1 && figures.hostCpu0 > 0 && figures.hostCpu0 <= 1))
+  throw new Error('the host was busy for no fraction of its CPU')
+if (!(figures.vmCpu > 0 && figures.vmCpu <= 1)) throw new Error('the VM used no CPU')
+// xapi-rrd writes `%0.5g`: 256 MiB and the domain's own pages read 2.6844e+08.
+if (Math.abs(figures.vmMemory - 256 * MIB) > 2 * MIB) throw new Error(`the VM's memory is ${figures.vmMemory}`)
+if (!(figures.hostMemoryKib > 256 * 1024)) throw new Error('the host has no memory')
 // The cache xen-api keeps from event.from saw the VM running.
 const cached = Object.values(xapi.objects.all).find(o => o.$type === 'VM' && o.name_label === 'xo-vm')
 say(`xen-api's object cache: power_state ${cached?.power_state}`)

@@ -347,3 +347,16 @@ pub fn physinfo() -> Result<(u64, u64), Errno> {
     let info = unsafe { xen_sys::sysctl::physinfo() }?;
     Ok((info.free_pages, info.total_pages))
 }
+
+/// Physical CPUs whose idle time [`cpu_idle_ns`] reads at most.
+pub const MAX_HOST_CPUS: usize = 256;
+
+/// Each physical CPU's idle time since boot, ns, in CPU order (at most
+/// [`MAX_HOST_CPUS`]).
+pub fn cpu_idle_ns() -> Result<Vec<u64>, Errno> {
+    let mut buf = alloc::vec![xen_sys::sysctl::XenSysctlCpuinfo::default(); MAX_HOST_CPUS];
+    // SAFETY: `buf` is ours and alive across the call; Xen writes at most
+    // its length of entries.
+    let n = unsafe { xen_sys::sysctl::getcpuinfo(&mut buf) }?;
+    Ok(buf[..n].iter().map(|c| c.idletime).collect())
+}

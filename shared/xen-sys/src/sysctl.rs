@@ -146,6 +146,26 @@ pub struct XenSysctlSchedId {
     pub sched_id: u32,
 }
 
+/// `struct xen_sysctl_cpuinfo`: one physical CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenSysctlCpuinfo {
+    /// OUT: the time the CPU spent idle since boot, ns.
+    pub idletime: u64,
+}
+
+/// `struct xen_sysctl_getcpuinfo`
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct XenSysctlGetcpuinfo {
+    /// IN: capacity of `info`.
+    pub max_cpus: u32,
+    /// Guest handle, OUT: one entry per CPU.
+    pub info: *mut XenSysctlCpuinfo,
+    /// OUT: entries written.
+    pub nr_cpus: u32,
+}
+
 /// `xen_sysctl.u`: the payload of each command, 128 bytes.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -158,6 +178,8 @@ pub union SysctlU {
     pub getdomaininfolist: XenSysctlGetdomaininfolist,
     /// `XEN_SYSCTL_sched_id`
     pub sched_id: XenSysctlSchedId,
+    /// `XEN_SYSCTL_getcpuinfo`
+    pub getcpuinfo: XenSysctlGetcpuinfo,
     /// Every other payload, as raw bytes.
     pub pad: [u8; 128],
     /// Forces the 8-byte alignment the C union has (`uint64_aligned_t`).
@@ -235,6 +257,26 @@ pub unsafe fn getdomaininfolist(
     unsafe { sysctl(&mut op) }?;
     // SAFETY: Xen wrote num_domains in the member we filled.
     let n = unsafe { op.u.getdomaininfolist.num_domains };
+    Ok((n as usize).min(buf.len()))
+}
+
+/// Fills `buf` with each physical CPU's idle time; returns how many CPUs
+/// Xen reported (at most `buf.len()`).
+///
+/// # Safety
+/// The caller must be privileged.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn getcpuinfo(buf: &mut [XenSysctlCpuinfo]) -> Result<usize, crate::Errno> {
+    let mut op = XenSysctl::new(XEN_SYSCTL_GETCPUINFO);
+    op.u.getcpuinfo = XenSysctlGetcpuinfo {
+        max_cpus: buf.len() as u32,
+        info: buf.as_mut_ptr(),
+        nr_cpus: 0,
+    };
+    // SAFETY: the handle points to `buf` (max_cpus entries), alive across the call.
+    unsafe { sysctl(&mut op) }?;
+    // SAFETY: Xen wrote nr_cpus in the member we filled.
+    let n = unsafe { op.u.getcpuinfo.nr_cpus };
     Ok((n as usize).min(buf.len()))
 }
 

@@ -426,8 +426,10 @@ fn layout_tables(t: &mut Tables) {
             first_domain, max_domains, buffer, num_domains,
         }
         "struct xen_sysctl_sched_id" => XenSysctlSchedId { sched_id }
+        "struct xen_sysctl_cpuinfo" => XenSysctlCpuinfo { idletime }
+        "struct xen_sysctl_getcpuinfo" => XenSysctlGetcpuinfo { max_cpus, info, nr_cpus }
         member!("struct xen_sysctl", "u") => SysctlU {
-            readconsole, physinfo, getdomaininfolist, sched_id, pad,
+            readconsole, physinfo, getdomaininfolist, sched_id, getcpuinfo, pad,
         }
         "struct xen_sysctl" => XenSysctl { cmd, interface_version, u }
         // io/console.h, io/xs_wire.h

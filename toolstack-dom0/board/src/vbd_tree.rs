@@ -15,7 +15,7 @@
 //! | directory | keys | permissions |
 //! |---|---|---|
 //! | `/local/domain/B/backend/vbd/D/N` | `frontend`, `frontend-id`, `online` (1), `removable`, `bootable`, `state` (1), `dev`, `type` ([`BACKEND_TYPE`]), `mode` (`r`/`w`), `device-type` (`disk`/`cdrom`), `params` (the VDI's uuid; empty for an empty CD) | `[{B, none}, {D, read}]` |
-//! | `/local/domain/D/device/vbd/N` | `backend`, `backend-id`, `state` (1), `virtual-device`, `device-type` | `[{D, none}, {B, read}]` |
+//! | `/local/domain/D/device/vbd/N` | `backend`, `backend-id`, `state` (1), `virtual-device`, `device-type` (a PVH guest's CD: `disk`, see [`VbdInfo::hvm_frontend`]) | `[{D, none}, {B, read}]` |
 //!
 //! Permissions are on each directory and key. A detach of a running guest
 //! writes the backend's `online` 0 and `state` Closing, waits for blkback
@@ -57,6 +57,11 @@ pub struct VbdInfo<'a> {
     pub cdrom: bool,
     /// The guest boots from it.
     pub bootable: bool,
+    /// The guest is an HVM-type domain (PVH). Its CD drive is a disk in
+    /// its frontend directory (`device-type` there): Linux's blkfront
+    /// refuses a PV cdrom in an HVM-type domain, expecting the emulated
+    /// drive a PVH guest has not. The backend still says `cdrom`.
+    pub hvm_frontend: bool,
 }
 
 /// `/local/domain/B/backend/vbd/D/N`.
@@ -113,7 +118,12 @@ pub fn nodes(vbd: &VbdInfo) -> Vec<Node> {
     put(&front, "backend-id", format!("{b}"), &fp);
     put(&front, "state", format!("{STATE_INITIALISING}"), &fp);
     put(&front, "virtual-device", format!("{n}"), &fp);
-    put(&front, "device-type", device_type, &fp);
+    let front_type = if vbd.hvm_frontend {
+        String::from("disk")
+    } else {
+        device_type
+    };
+    put(&front, "device-type", front_type, &fp);
     out
 }
 

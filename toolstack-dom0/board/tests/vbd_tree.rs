@@ -23,6 +23,7 @@ fn disk() -> VbdInfo<'static> {
         writable: true,
         cdrom: false,
         bootable: true,
+        hvm_frontend: false,
     }
 }
 
@@ -106,6 +107,43 @@ fn an_empty_read_only_cd_drive() {
     assert_eq!(
         xs.value("/local/domain/7/device/vbd/51760/device-type"),
         Some("cdrom")
+    );
+}
+
+#[test]
+fn a_pvh_guests_cd_is_a_disk_to_its_frontend_only() {
+    let mut xs = FakeStore::default();
+    let cd = VbdInfo {
+        devid: XVDA + 48,
+        dev: "xvdd",
+        writable: false,
+        cdrom: true,
+        bootable: false,
+        hvm_frontend: true,
+        ..disk()
+    };
+    vbd_tree::attach(&mut xs, &cd).unwrap();
+    let back = "/local/domain/5/backend/vbd/7/51760";
+    assert_eq!(xs.value(&format!("{back}/device-type")), Some("cdrom"));
+    assert_eq!(xs.value(&format!("{back}/removable")), Some("1"));
+    assert_eq!(xs.value(&format!("{back}/mode")), Some("r"));
+    assert_eq!(
+        xs.value("/local/domain/7/device/vbd/51760/device-type"),
+        Some("disk")
+    );
+    // A PVH guest's disk is a disk everywhere.
+    let mut xs = FakeStore::default();
+    vbd_tree::attach(
+        &mut xs,
+        &VbdInfo {
+            hvm_frontend: true,
+            ..disk()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        xs.value("/local/domain/7/device/vbd/51712/device-type"),
+        Some("disk")
     );
 }
 

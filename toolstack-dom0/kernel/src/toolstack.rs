@@ -22,7 +22,12 @@ use xenapi::hypervisor::{DomainSpec, Hypervisor, HypervisorError, ShutdownReason
 use xenapi::vbd::{VbdDevice, VbdKind, VbdMode};
 
 /// What dom0 writes for `vbd` of `guest`, served by `backend`.
-fn vbd_info(guest: u16, backend: u16, vbd: &VbdDevice) -> xcp_dom0_board::vbd_tree::VbdInfo<'_> {
+fn vbd_info(
+    guest: u16,
+    backend: u16,
+    vbd: &VbdDevice,
+    pvh: bool,
+) -> xcp_dom0_board::vbd_tree::VbdInfo<'_> {
     xcp_dom0_board::vbd_tree::VbdInfo {
         guest,
         backend,
@@ -32,6 +37,7 @@ fn vbd_info(guest: u16, backend: u16, vbd: &VbdDevice) -> xcp_dom0_board::vbd_tr
         writable: vbd.mode == VbdMode::Rw,
         cdrom: vbd.kind == VbdKind::Cdrom,
         bootable: vbd.bootable,
+        hvm_frontend: pvh,
     }
 }
 
@@ -153,6 +159,8 @@ pub struct XenHypervisor {
     /// running from before a platform reboot names a domid that may be
     /// any other domain's now.
     built: alloc::collections::BTreeSet<u16>,
+    /// Those of [`Self::built`] that are PVH (HVM-type) domains.
+    pvh: alloc::collections::BTreeSet<u16>,
     /// stordom's SR, when the database lives there (the one SR).
     sr: Option<crate::storage::StordomSr>,
     /// stordom's domid while it runs (the backend of guests' VBDs), lent
@@ -405,7 +413,8 @@ impl XenHypervisor {
         let mut store = xs.store();
         let mut done = 0;
         for (&(guest, devid), (backend, vbd)) in self.vbds.iter_mut() {
-            match vbd_tree::reattach(&mut *store, &vbd_info(guest, stordom, vbd)) {
+            let pvh = self.pvh.contains(&guest);
+            match vbd_tree::reattach(&mut *store, &vbd_info(guest, stordom, vbd, pvh)) {
                 Ok(true) => {
                     log::info!(
                         "xenapi: vbd {devid} of domid {guest} handed to the rebuilt stordom (domid {stordom}, was {backend})"
@@ -468,6 +477,7 @@ impl Hypervisor for XenHypervisor {
         if pvh {
             let domid = self.build_pvh(spec, image, ramdisk, handle, mib)?;
             self.built.insert(domid16(domid)?);
+            self.pvh.insert(domid16(domid)?);
             return Ok(domid);
         }
         let role = xcp_dom0_board::build::DomainRole {
@@ -534,6 +544,10 @@ impl Hypervisor for XenHypervisor {
         Some((total * 4096, free * 4096))
     }
 
+    fn host_cpu_idle_ns(&mut self) -> Option<alloc::vec::Vec<u64>> {
+        xcp_runtime::control::cpu_idle_ns().ok()
+    }
+
     fn shutdown_acked(&mut self, domid: u32) -> Option<bool> {
         let d = u16::try_from(domid).ok()?;
         let (_, xs) = self.xenstore.as_mut()?;
@@ -549,6 +563,7 @@ impl Hypervisor for XenHypervisor {
 
     fn destroy(&mut self, domid: u32) -> Result<(), HypervisorError> {
         let d = domid16(domid)?;
+        self.pvh.remove(&d);
         if !self.built.remove(&d) {
             log::debug!("xenapi: domid {d} is not a VM domain this dom0 built: left alone");
             return Ok(());
@@ -672,7 +687,20 @@ impl Hypervisor for XenHypervisor {
                 "domid {d} has no xenstore tree for its VBDs"
             )));
         }
-        vbd_tree::attach(&mut *xs.store(), &vbd_info(d, backend, vbd))
+        // An empty CD drive of a PV or PVH guest (no emulated drive to
+        // hold it) has no device until a medium is inserted
+        // (`vbd_change_media`), as xenopsd leaves it: a blkfront would
+        // wait for a backend that never connects.
+        if vbd.vdi.is_none() {
+            log::info!(
+                "xenapi: vbd {} ({}) of domid {d}: empty drive, no device until a medium is inserted",
+                vbd.devid,
+                vbd.dev
+            );
+            return Ok(());
+        }
+        let pvh = self.pvh.contains(&d);
+        vbd_tree::attach(&mut *xs.store(), &vbd_info(d, backend, vbd, pvh))
             .map_err(|e| xen_err("xenstore", e))?;
         self.vbds.insert((d, vbd.devid), (backend, vbd.clone()));
         log::info!(
@@ -702,6 +730,26 @@ impl Hypervisor for XenHypervisor {
         vbd_tree::remove(&mut *store, backend, d, devid).map_err(|e| xen_err("xenstore", e))?;
         log::info!("xenapi: vbd {devid} of domid {d} removed");
         Ok(())
+    }
+
+    /// A PV or PVH guest's CD has no emulated drive whose medium could
+    /// change under the guest: as xenopsd does for such guests, an insert
+    /// plugs a device with the medium and an eject removes it (at once: a
+    /// CD is read-only, nothing the guest wrote can be lost). The guest
+    /// sees the drive appear and go.
+    fn vbd_change_media(&mut self, domid: u32, vbd: &VbdDevice) -> Result<(), HypervisorError> {
+        let d = domid16(domid)?;
+        match vbd.vdi {
+            Some(_) => self.vbd_attach(domid, vbd),
+            None => {
+                let had = self.vbds.contains_key(&(d, vbd.devid));
+                self.vbd_detach(domid, vbd.devid, true)?;
+                if had {
+                    log::info!("xenapi: vbd {} of domid {d}: medium ejected", vbd.devid);
+                }
+                Ok(())
+            }
+        }
     }
 
     fn vbd_closed(&mut self, domid: u32, devid: u32) -> Option<bool> {
@@ -821,6 +869,7 @@ impl Toolstack {
             consoles: BTreeMap::new(),
             watches: alloc::vec::Vec::new(),
             built: alloc::collections::BTreeSet::new(),
+            pvh: alloc::collections::BTreeSet::new(),
             stordom: None,
             vbds: BTreeMap::new(),
             sr: match &db {

@@ -235,6 +235,11 @@ pub trait Hypervisor {
     fn domain_stats(&mut self, _domid: u32) -> Option<DomainStats> {
         None
     }
+    /// Each physical CPU's idle time since boot, ns, in CPU order; `None`
+    /// when unknown.
+    fn host_cpu_idle_ns(&mut self) -> Option<Vec<u64>> {
+        None
+    }
 }
 
 /// State of a fake domain.
@@ -309,6 +314,8 @@ pub struct FakeHypervisor {
     /// Each domain's vCPU times, ns, if the test sets them (else every
     /// running domain's vCPUs count 0).
     pub vcpu_time_ns: BTreeMap<u32, Vec<u64>>,
+    /// Each physical CPU's idle time, ns, if the test sets it.
+    pub cpu_idle_ns: Option<Vec<u64>>,
 }
 
 /// A VBD call [`FakeHypervisor`] saw.
@@ -358,6 +365,7 @@ impl Default for FakeHypervisor {
             guest_nodes: BTreeMap::new(),
             guest_ops: 0,
             vcpu_time_ns: BTreeMap::new(),
+            cpu_idle_ns: None,
         }
     }
 }
@@ -591,5 +599,8 @@ impl Hypervisor for FakeHypervisor {
             memory_bytes,
             vcpu_time_ns,
         })
+    }
+    fn host_cpu_idle_ns(&mut self) -> Option<Vec<u64>> {
+        self.cpu_idle_ns.clone()
     }
 }

@@ -27,6 +27,7 @@
 //! | owner | data source | unit |
 //! |-------|-------------|------|
 //! | host  | `memory_total_kib`, `memory_free_kib` | KiB (Xen's physinfo) |
+//! | host  | `cpu_avg`, `cpu<N>` (the first [`MAX_HOST_CPUS`]) | fraction of the step each physical CPU was busy, and their mean over every CPU (Xen's idle time) |
 //! | VM    | `cpu<N>` (at most [`MAX_VCPUS`]) | fraction of a physical CPU over the step (Xen's vCPU time) |
 //! | VM    | `memory` | bytes the domain has |
 //! | VM    | `memory_internal_free` | KiB free inside the guest (its agent's `data/meminfo_free`) |
@@ -71,6 +72,10 @@ pub const MAX_VCPUS: usize = 4;
 pub const MAX_VIFS: usize = 2;
 /// Sources of one ring at most.
 pub const MAX_SOURCES: usize = 2 + MAX_VCPUS + 2 * MAX_VIFS;
+/// Physical CPUs with a `cpu<N>` source at most (the host's ring has the
+/// room of any other: its two memory sources and `cpu_avg` besides).
+/// `cpu_avg` counts every CPU.
+pub const MAX_HOST_CPUS: usize = MAX_SOURCES - 3;
 /// Running VMs with a ring at most.
 pub const MAX_VM_RINGS: usize = 60;
 /// What one ring holds at most, bytes: its values (`f32`), times, and
@@ -140,6 +145,40 @@ pub(crate) struct Rrd {
     last: Option<Instant>,
     /// Samples of VMs past [`MAX_VM_RINGS`], not kept.
     pub(crate) over: u64,
+}
+
+/// The host's CPU sources from each physical CPU's idle time `idle` (ns
+/// since boot) at `now_ms`: busy = 1 − idle over the step since the
+/// ring's last sample (NaN for the first, or when the CPUs changed or a
+/// counter went back), `cpu_avg` over every CPU, `cpu<N>` for the first
+/// [`MAX_HOST_CPUS`].
+fn host_cpu_row(ring: &mut Ring, now_ms: u64, idle: &[u64], row: &mut Vec<(String, f32)>) {
+    let elapsed_ns = now_ms
+        .saturating_sub(ring.prev_at)
+        .saturating_mul(1_000_000);
+    let comparable = elapsed_ns > 0 && ring.prev_cpu.len() == idle.len();
+    let busy: Vec<f32> = idle
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| match ring.prev_cpu.get(i) {
+            Some(p) if comparable && *ns >= *p => {
+                let idle = ((*ns - *p) as f64 / elapsed_ns as f64).min(1.0);
+                (1.0 - idle) as f32
+            }
+            _ => f32::NAN,
+        })
+        .collect();
+    let avg = if busy.is_empty() {
+        f32::NAN
+    } else {
+        busy.iter().sum::<f32>() / busy.len() as f32
+    };
+    row.push(("cpu_avg".to_string(), avg));
+    for (i, b) in busy.iter().take(MAX_HOST_CPUS).enumerate() {
+        row.push((alloc::format!("cpu{i}"), *b));
+    }
+    ring.prev_cpu = idle.to_vec();
+    ring.prev_at = now_ms;
 }
 
 /// A value as xapi writes one (xapi-rrd's `f_to_s`): C's `%0.5g`, `0.0`
@@ -218,10 +257,13 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             if self.rrd.host.uuid != host_uuid {
                 self.rrd.host = Ring::new(&host_uuid);
             }
-            let row = alloc::vec![
+            let mut row = alloc::vec![
                 ("memory_total_kib".to_string(), (total / 1024) as f32),
                 ("memory_free_kib".to_string(), (free / 1024) as f32),
             ];
+            if let Some(idle) = self.hv.host_cpu_idle_ns() {
+                host_cpu_row(&mut self.rrd.host, now_ms, &idle, &mut row);
+            }
             self.rrd.host.push(t, row);
         }
         let running = self.running_vms();
@@ -539,6 +581,33 @@ mod tests {
         assert_eq!(f(f32::NAN), "NaN");
         assert_eq!(f(f32::INFINITY), "Infinity");
         assert_eq!(format_value(None), "NaN");
+    }
+
+    #[test]
+    fn host_cpus_are_busy_for_what_they_were_not_idle() {
+        let mut ring = Ring::new("h");
+        let mut row = Vec::new();
+        host_cpu_row(&mut ring, 10_000, &[1_000, 2_000], &mut row);
+        assert!(row.iter().all(|(_, v)| v.is_nan()), "no step yet: {row:?}");
+        // 5 s later: CPU 0 idle 4 s of 5 (busy 0.2), CPU 1 idle all of it.
+        row.clear();
+        host_cpu_row(&mut ring, 15_000, &[4_000_001_000, 5_000_002_000], &mut row);
+        let names: Vec<&str> = row.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["cpu_avg", "cpu0", "cpu1"]);
+        assert!((row[1].1 - 0.2).abs() < 1e-6, "{row:?}");
+        assert_eq!(row[2].1, 0.0);
+        assert!((row[0].1 - 0.1).abs() < 1e-6, "{row:?}");
+        // A counter that went back (a CPU replaced) is no figure.
+        row.clear();
+        host_cpu_row(&mut ring, 20_000, &[1, 10_000_002_000], &mut row);
+        assert!(row[1].1.is_nan() && row[0].1.is_nan(), "{row:?}");
+        assert_eq!(row[2].1, 0.0);
+        // Many CPUs: the mean counts all, the ring names the first few.
+        row.clear();
+        let many = alloc::vec![0u64; 64];
+        host_cpu_row(&mut ring, 25_000, &many, &mut row);
+        assert_eq!(row.len(), 1 + MAX_HOST_CPUS);
+        assert!(2 + row.len() <= MAX_SOURCES);
     }
 
     #[test]

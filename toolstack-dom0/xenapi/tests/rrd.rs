@@ -132,6 +132,10 @@ fn the_reply_is_xapis_xport_with_host_and_vm_sources() {
         e.hypervisor()
             .vcpu_time_ns
             .insert(d, vec![i * STEP_MS * 1_000_000 / 4]);
+        // The host's two CPUs: the first idle half the time, the second
+        // all of it.
+        let step_ns = STEP_MS * 1_000_000;
+        e.hypervisor().cpu_idle_ns = Some(vec![i * step_ns / 2, i * step_ns]);
         e.monitor(at(i * STEP_MS)).unwrap();
     }
     let path = format!(
@@ -157,6 +161,15 @@ fn the_reply_is_xapis_xport_with_host_and_vm_sources() {
     let total = col(&format!("AVERAGE:host:{host_uuid}:memory_total_kib"));
     // xapi-rrd writes `%0.5g`: 8 GiB in KiB.
     assert_eq!(x.data[0].1[total], "8.3886e+06");
+    let host_cpu = |n: &str| col(&format!("AVERAGE:host:{host_uuid}:{n}"));
+    assert_eq!(x.data[0].1[host_cpu("cpu0")], "0.5");
+    assert_eq!(x.data[0].1[host_cpu("cpu1")], "0.0");
+    assert_eq!(x.data[0].1[host_cpu("cpu_avg")], "0.25");
+    assert_eq!(
+        x.data[3].1[host_cpu("cpu_avg")],
+        "NaN",
+        "no rate from the first sample"
+    );
     let cpu = col(&format!("AVERAGE:vm:{uuid}:cpu0"));
     assert_eq!(x.data[0].1[cpu], "0.25");
     assert_eq!(x.data[3].1[cpu], "NaN", "no rate from the first sample");
