@@ -14,6 +14,7 @@
 //! | `attr/eth<N>/ip`, `attr/eth<N>/ipv6/<M>/addr` (older agents; also `xenbr<N>`) | `networks`: `<N>/ip`, `<N>/ipv6/<M>` |
 //! | `control/<key>` (`feature-shutdown`, `feature-suspend`...), `data/ts` | `other`: `<key>`, `data-ts` |
 //! | every `device/vif/*/state` and non-CD `device/vbd/*/state` is 4 (Connected) | `PV_drivers_up_to_date`, `PV_drivers_detected` |
+//! | `feature/hotplug/vbd`, `feature/hotplug/vif` (`1` / `0` / other or absent) | `can_use_hotplug_vbd`, `can_use_hotplug_vif` (`yes` / `no` / `unspecified`) |
 //!
 //! As xapi: nothing is taken until the guest wrote `data/updated` (the
 //! agent's "my keys are complete"); the record is made then, and
@@ -21,7 +22,9 @@
 //! only when a derived field changes, `last_updated` with it; `memory`
 //! and `disks` stay empty (xapi puts the guest's free memory in the RRDs,
 //! here `memory_internal_free` on `/rrd_updates`); when the VM halts its
-//! record is destroyed and `VM.guest_metrics` is NULL again.
+//! record is destroyed and `VM.guest_metrics` is NULL again. `live` is
+//! true from the record's first update on and never goes false: xapi's
+//! agent code sets it only at creation (and keeps no heartbeat timeout).
 //!
 //! How dom0 learns of changes: a bounded poll, not a watch. The board
 //! calls [`Engine::monitor`] every second; each call reads at most
@@ -118,6 +121,10 @@ pub struct GuestReport {
     pub meminfo_total_kib: Option<u64>,
     /// Every PV device of the guest is connected.
     pub paths_optimized: bool,
+    /// `can_use_hotplug_vbd`: `yes`, `no` or `unspecified`.
+    pub hotplug_vbd: &'static str,
+    /// `can_use_hotplug_vif`.
+    pub hotplug_vif: &'static str,
     /// Values and names refused (too long, not UTF-8, bad characters, past
     /// the guest's byte bound).
     pub refused: u32,
@@ -224,6 +231,15 @@ impl<H: Hypervisor> Reader<'_, H> {
         }
         out.sort_by(|a, b| natural(a).cmp(&natural(b)));
         out
+    }
+
+    /// xapi's tristate of a feature key: `1` yes, `0` no, else unspecified.
+    fn tristate(&mut self, path: &str) -> &'static str {
+        match self.read(path, 0).as_deref() {
+            Some("1") => "yes",
+            Some("0") => "no",
+            _ => "unspecified",
+        }
     }
 
     fn fixed(&mut self, keys: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -343,7 +359,11 @@ pub fn read_guest<H: Hypervisor>(hv: &mut H, domid: u32) -> GuestReport {
         other.insert("data-ts".to_string(), ts);
     }
     let paths_optimized = r.connected("device/vif", false) & r.connected("device/vbd", true);
+    let hotplug_vbd = r.tristate("feature/hotplug/vbd");
+    let hotplug_vif = r.tristate("feature/hotplug/vif");
     GuestReport {
+        hotplug_vbd,
+        hotplug_vif,
         updated,
         os_version,
         pv_drivers_version,
@@ -458,6 +478,8 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             ("PV_drivers_up_to_date", up_to_date.clone()),
             ("PV_drivers_detected", up_to_date),
             ("live", Value::Bool(true)),
+            ("can_use_hotplug_vbd", Value::str(report.hotplug_vbd)),
+            ("can_use_hotplug_vif", Value::str(report.hotplug_vif)),
         ];
         let now = Value::DateTime(format_datetime(self.now));
         let gm = match existing {

@@ -112,6 +112,30 @@ fn the_agents_keys_fill_the_record_as_xapi_derives_it() {
         rec["last_updated"],
         Value::DateTime(xenapi::value::format_datetime(at(2 * POLL_MS)))
     );
+    // xapi's tristates from feature/hotplug/*: absent is unspecified.
+    assert_eq!(rec["can_use_hotplug_vbd"], s("unspecified"));
+    assert_eq!(rec["can_use_hotplug_vif"], s("unspecified"));
+    write(
+        &mut e,
+        d,
+        &[("feature/hotplug/vbd", "1"), ("feature/hotplug/vif", "0")],
+    );
+    assert!(e.monitor(at(3 * POLL_MS)).unwrap());
+    let rec = smap(ok(
+        &mut e,
+        "VM_guest_metrics.get_record",
+        vec![sid.clone(), gm.clone()],
+    ));
+    assert_eq!(rec["can_use_hotplug_vbd"], s("yes"));
+    assert_eq!(rec["can_use_hotplug_vif"], s("no"));
+    write(&mut e, d, &[("feature/hotplug/vbd", "maybe")]);
+    assert!(e.monitor(at(4 * POLL_MS)).unwrap());
+    let v = ok(
+        &mut e,
+        "VM_guest_metrics.get_can_use_hotplug_vbd",
+        vec![sid.clone(), gm],
+    );
+    assert_eq!(v, s("unspecified"));
 }
 
 #[test]
