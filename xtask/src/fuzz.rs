@@ -69,9 +69,14 @@ pub fn run(seconds: u32) -> Result<(), String> {
             let _ = std::fs::remove_dir_all(&scratch);
             std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
             let mut cmd = Command::new("cargo");
+            // One target dir for every fuzz project: what they share
+            // (libFuzzer's C++, arbitrary, the workspace's crates) is built
+            // once, not once a project (fifteen times on a fresh clone).
             cmd.env("RUSTC_BOOTSTRAP", "1")
                 .args(["fuzz", "run", "--fuzz-dir"])
                 .arg(&project)
+                .arg("--target-dir")
+                .arg(root.join("target/fuzz-build"))
                 .arg(target)
                 .arg(&scratch);
             if corpus.is_dir() {
