@@ -109,8 +109,8 @@ impl Xen {
 }
 
 impl Xen {
-    /// The running scheduler's id, asked once.
-    fn sched_id(&mut self) -> Result<u32, XenError> {
+    /// The running scheduler's id (`XEN_SCHEDULER_*`), asked once.
+    pub fn sched_id(&mut self) -> Result<u32, XenError> {
         if let Some(id) = self.sched_id {
             return Ok(id);
         }
