@@ -18,6 +18,9 @@
 //! destroy, leaves it Halted). Two more cases boot Debian's bzImage as it
 //! ships (xz: its dictionary is lent from the guest's RAM) and the same
 //! ELF repacked as a gzip bzImage, both streamed through `xcp_kimage`.
+//! The VM's `VCPUs_params` give it weight 384 and cap 50: dom0's serial
+//! line shows Xen's read-back for its domain, and, from boot, dom0's own
+//! weight (1024) and each service domain's (512).
 
 use std::path::Path;
 use std::process::Command;
@@ -53,6 +56,9 @@ vm = s.xenapi.VM.create({
     "actions_after_reboot": "destroy",
     "actions_after_shutdown": "destroy",
 })
+# Its CPU share, as xapi users set it: dom0 gives it to the domain before
+# it runs and logs Xen's read-back.
+s.xenapi.VM.set_VCPUs_params(vm, {"weight": "384", "cap": "50"})
 s.xenapi.VM.start(vm, False, False)
 print("domid", s.xenapi.VM.get_domid(vm))
 print("uuid", s.xenapi.VM.get_uuid(vm))
@@ -180,6 +186,7 @@ fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
         log.contains(&format!("built VM debian-pv as domid {domid}")),
         "{log}"
     );
+    assert_weights(log, domid);
     // The initramfs's /init ran as Linux's first process, saw both vCPUs
     // online, and read the VM's uuid through xenbus/Xen as its handle.
     let init_line = init
@@ -210,5 +217,36 @@ fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
             "(domid {domid}) stopped: poweroff; actions_after_shutdown: destroyed, Halted"
         )),
         "{stopped}"
+    );
+}
+
+/// Xen's read-back of each domain's CPU share, as dom0 logs it: dom0's
+/// and the service domains' (xenstore, netdom) at boot, and the VM's
+/// (`VCPUs_params` weight 384, cap 50) at its start.
+fn assert_weights(log: &str, vm_domid: u32) {
+    let excerpt = || xcp_qemu_tests::excerpt(log);
+    assert!(
+        log.contains("dom0: sched: domid 0 weight 1024 cap 0"),
+        "dom0's own weight:\n{}",
+        excerpt()
+    );
+    for name in ["xenstore", "netdom"] {
+        let built = format!("dom0: built {name} as domid ");
+        let domid: u32 = log
+            .lines()
+            .find_map(|l| l.split_once(&built).map(|(_, rest)| rest))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not built:\n{}", excerpt()));
+        assert!(
+            log.contains(&format!("dom0: sched: domid {domid} weight 512 cap 0")),
+            "{name}'s weight:\n{}",
+            excerpt()
+        );
+    }
+    assert!(
+        log.contains(&format!("dom0: sched: domid {vm_domid} weight 384 cap 50")),
+        "the VM's VCPUs_params:\n{}",
+        excerpt()
     );
 }
