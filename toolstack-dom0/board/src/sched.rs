@@ -36,6 +36,11 @@ pub const SERVICE_SHARE: CpuShare = CpuShare {
     cap: 0,
 };
 
+// The order the module docs give: dom0 over the service domains over a
+// default guest.
+const _: () = assert!(DOM0_SHARE.weight > SERVICE_SHARE.weight);
+const _: () = assert!(SERVICE_SHARE.weight > GUEST_DEFAULT_WEIGHT);
+
 /// Gives `domid` `share`, reads it back and logs one line with Xen's values
 /// (`sched: domid 0 weight 1024 cap 0`); returns them. A failure is logged
 /// and returns `None`: a domain without its share still runs.
