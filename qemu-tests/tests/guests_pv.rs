@@ -18,9 +18,10 @@
 //! destroy, leaves it Halted). Two more cases boot Debian's bzImage as it
 //! ships (xz: its dictionary is lent from the guest's RAM) and the same
 //! ELF repacked as a gzip bzImage, both streamed through `xcp_kimage`.
-//! The VM's `VCPUs_params` give it weight 384 and cap 50: dom0's serial
-//! line shows Xen's read-back for its domain, and, from boot, dom0's own
-//! weight (1024) and each service domain's (512).
+//! In the first case the VM's `VCPUs_params` give it weight 384 and cap
+//! 50 (the others get xapi's defaults, 256 and 0): dom0's serial line shows
+//! Xen's read-back for its domain, and, from boot, dom0's own weight (1024)
+//! and each service domain's (512).
 
 use std::path::Path;
 use std::process::Command;
@@ -38,7 +39,7 @@ const PASSWORD: &str = "guest-pw";
 const CLIENT: &str = r#"
 import sys
 import XenAPI
-url, pw, kernel = sys.argv[1], sys.argv[2], sys.argv[3]
+url, pw, kernel, weighted = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 s = XenAPI.Session(url)
 s.xenapi.login_with_password("root", pw, "1.0", "guests-pv-qemu-test")
 vm = s.xenapi.VM.create({
@@ -58,7 +59,8 @@ vm = s.xenapi.VM.create({
 })
 # Its CPU share, as xapi users set it: dom0 gives it to the domain before
 # it runs and logs Xen's read-back.
-s.xenapi.VM.set_VCPUs_params(vm, {"weight": "384", "cap": "50"})
+if weighted == "weighted":
+    s.xenapi.VM.set_VCPUs_params(vm, {"weight": "384", "cap": "50"})
 s.xenapi.VM.start(vm, False, False)
 print("domid", s.xenapi.VM.get_domid(vm))
 print("uuid", s.xenapi.VM.get_uuid(vm))
@@ -92,7 +94,7 @@ fn debian_linux_boots_as_a_pv_vm_with_two_vcpus_through_xenapi() {
     let a = Artifacts::from_env();
     let dir = a.scratch("guests-pv");
     let vmlinux = extract_vmlinux(&debian_vmlinuz(), &dir);
-    boot_pv(&a, &dir, "guests-pv", vmlinux);
+    boot_pv(&a, &dir, "guests-pv", vmlinux, true);
 }
 
 /// Debian's bzImage as it ships (xz, x86 BCJ, a 32 MiB dictionary): dom0
@@ -105,7 +107,7 @@ fn debian_linux_from_its_own_xz_bzimage_boots_as_a_pv_vm() {
     let dir = a.scratch("guests-pv-xz");
     let vmlinuz = dir.join("vmlinuz");
     std::fs::copy(debian_vmlinuz(), &vmlinuz).unwrap();
-    boot_pv(&a, &dir, "guests-pv-xz", vmlinuz);
+    boot_pv(&a, &dir, "guests-pv-xz", vmlinuz, false);
 }
 
 /// The same kernel as a bzImage with a gzip payload (repacked on the
@@ -118,12 +120,13 @@ fn debian_linux_from_a_gzip_bzimage_boots_as_a_pv_vm() {
     let vmlinux = extract_vmlinux(&debian_vmlinuz(), &dir);
     let bzimage = gzip_bzimage(&vmlinux, &dir);
     std::fs::remove_file(&vmlinux).unwrap();
-    boot_pv(&a, &dir, "guests-pv-bzimage", bzimage);
+    boot_pv(&a, &dir, "guests-pv-bzimage", bzimage, false);
 }
 
 /// Boots `kernel` (packed as `/boot/guest/<its file name>`) as the PV VM
-/// and checks what the module doc says.
-fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
+/// and checks what the module doc says; `weighted`: with the VM's
+/// `VCPUs_params` (the first case only: the others check the builds).
+fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf, weighted: bool) {
     let py = python_with_xenapi(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let guest_path = format!(
         "/boot/guest/{}",
@@ -137,7 +140,14 @@ fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
     let ready = qemu.wait_for("xenapi relay ready", Duration::from_secs(150));
     let client = ready.as_ref().ok().map(|_| {
         run(
-            Command::new(&py).args(["-c", CLIENT, &url, PASSWORD, &guest_path]),
+            Command::new(&py).args([
+                "-c",
+                CLIENT,
+                &url,
+                PASSWORD,
+                &guest_path,
+                if weighted { "weighted" } else { "default" },
+            ]),
             180,
         )
     });
@@ -186,7 +196,7 @@ fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
         log.contains(&format!("built VM debian-pv as domid {domid}")),
         "{log}"
     );
-    assert_weights(log, domid);
+    assert_weights(log, domid, weighted);
     // The initramfs's /init ran as Linux's first process, saw both vCPUs
     // online, and read the VM's uuid through xenbus/Xen as its handle.
     let init_line = init
@@ -222,8 +232,9 @@ fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
 
 /// Xen's read-back of each domain's CPU share, as dom0 logs it: dom0's
 /// and the service domains' (xenstore, netdom) at boot, and the VM's
-/// (`VCPUs_params` weight 384, cap 50) at its start.
-fn assert_weights(log: &str, vm_domid: u32) {
+/// (`VCPUs_params` weight 384, cap 50 when `weighted`, else xapi's
+/// defaults, 256 and 0) at its start.
+fn assert_weights(log: &str, vm_domid: u32, weighted: bool) {
     let excerpt = || xcp_qemu_tests::excerpt(log);
     assert!(
         log.contains("dom0: sched: domid 0 weight 1024 cap 0"),
@@ -244,8 +255,11 @@ fn assert_weights(log: &str, vm_domid: u32) {
             excerpt()
         );
     }
+    let (weight, cap) = if weighted { (384, 50) } else { (256, 0) };
     assert!(
-        log.contains(&format!("dom0: sched: domid {vm_domid} weight 384 cap 50")),
+        log.contains(&format!(
+            "dom0: sched: domid {vm_domid} weight {weight} cap {cap}"
+        )),
         "the VM's VCPUs_params:\n{}",
         excerpt()
     );
