@@ -18,6 +18,12 @@
 //! destroy, leaves it Halted). Two more cases boot Debian's bzImage as it
 //! ships (xz: its dictionary is lent from the guest's RAM) and the same
 //! ELF repacked as a gzip bzImage, both streamed through `xcp_kimage`.
+//! In the first case the VM's `VCPUs_params` give it weight 384 and cap
+//! 50 (the others get xapi's defaults, 256 and 0): dom0's serial line shows
+//! Xen's read-back for its domain (then weight 448, and cap 0, as the
+//! client sets them with `VM.add_to_VCPUs_params_live` on the running VM),
+//! and, from boot,
+//! dom0's own weight (1024) and each service domain's (512).
 
 use std::path::Path;
 use std::process::Command;
@@ -35,7 +41,7 @@ const PASSWORD: &str = "guest-pw";
 const CLIENT: &str = r#"
 import sys
 import XenAPI
-url, pw, kernel = sys.argv[1], sys.argv[2], sys.argv[3]
+url, pw, kernel, weighted = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 s = XenAPI.Session(url)
 s.xenapi.login_with_password("root", pw, "1.0", "guests-pv-qemu-test")
 vm = s.xenapi.VM.create({
@@ -53,7 +59,18 @@ vm = s.xenapi.VM.create({
     "actions_after_reboot": "destroy",
     "actions_after_shutdown": "destroy",
 })
+# Its CPU share, as xapi users set it: dom0 gives it to the domain before
+# it runs and logs Xen's read-back.
+if weighted == "weighted":
+    s.xenapi.VM.set_VCPUs_params(vm, {"weight": "384", "cap": "50"})
 s.xenapi.VM.start(vm, False, False)
+if weighted == "weighted":
+    # And live, on the running VM: the weight changes, then the cap goes
+    # (a 2-vCPU PV Linux capped at half a CPU under TCG was seen with its
+    # busybox's heap corrupt at /init, 2 runs in 5: not understood yet).
+    s.xenapi.VM.add_to_VCPUs_params_live(vm, "weight", "448")
+    s.xenapi.VM.add_to_VCPUs_params_live(vm, "cap", "0")
+    print("live params", sorted(s.xenapi.VM.get_VCPUs_params(vm).items()))
 print("domid", s.xenapi.VM.get_domid(vm))
 print("uuid", s.xenapi.VM.get_uuid(vm))
 print("power", s.xenapi.VM.get_power_state(vm))
@@ -86,7 +103,7 @@ fn debian_linux_boots_as_a_pv_vm_with_two_vcpus_through_xenapi() {
     let a = Artifacts::from_env();
     let dir = a.scratch("guests-pv");
     let vmlinux = extract_vmlinux(&debian_vmlinuz(), &dir);
-    boot_pv(&a, &dir, "guests-pv", vmlinux);
+    boot_pv(&a, &dir, "guests-pv", vmlinux, true);
 }
 
 /// Debian's bzImage as it ships (xz, x86 BCJ, a 32 MiB dictionary): dom0
@@ -99,7 +116,7 @@ fn debian_linux_from_its_own_xz_bzimage_boots_as_a_pv_vm() {
     let dir = a.scratch("guests-pv-xz");
     let vmlinuz = dir.join("vmlinuz");
     std::fs::copy(debian_vmlinuz(), &vmlinuz).unwrap();
-    boot_pv(&a, &dir, "guests-pv-xz", vmlinuz);
+    boot_pv(&a, &dir, "guests-pv-xz", vmlinuz, false);
 }
 
 /// The same kernel as a bzImage with a gzip payload (repacked on the
@@ -112,12 +129,13 @@ fn debian_linux_from_a_gzip_bzimage_boots_as_a_pv_vm() {
     let vmlinux = extract_vmlinux(&debian_vmlinuz(), &dir);
     let bzimage = gzip_bzimage(&vmlinux, &dir);
     std::fs::remove_file(&vmlinux).unwrap();
-    boot_pv(&a, &dir, "guests-pv-bzimage", bzimage);
+    boot_pv(&a, &dir, "guests-pv-bzimage", bzimage, false);
 }
 
 /// Boots `kernel` (packed as `/boot/guest/<its file name>`) as the PV VM
-/// and checks what the module doc says.
-fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
+/// and checks what the module doc says; `weighted`: with the VM's
+/// `VCPUs_params` (the first case only: the others check the builds).
+fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf, weighted: bool) {
     let py = python_with_xenapi(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let guest_path = format!(
         "/boot/guest/{}",
@@ -131,7 +149,14 @@ fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
     let ready = qemu.wait_for("xenapi relay ready", Duration::from_secs(150));
     let client = ready.as_ref().ok().map(|_| {
         run(
-            Command::new(&py).args(["-c", CLIENT, &url, PASSWORD, &guest_path]),
+            Command::new(&py).args([
+                "-c",
+                CLIENT,
+                &url,
+                PASSWORD,
+                &guest_path,
+                if weighted { "weighted" } else { "default" },
+            ]),
             180,
         )
     });
@@ -180,6 +205,7 @@ fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
         log.contains(&format!("built VM debian-pv as domid {domid}")),
         "{log}"
     );
+    assert_weights(log, domid, weighted);
     // The initramfs's /init ran as Linux's first process, saw both vCPUs
     // online, and read the VM's uuid through xenbus/Xen as its handle.
     let init_line = init
@@ -211,4 +237,52 @@ fn boot_pv(a: &Artifacts, dir: &Path, name: &str, kernel: std::path::PathBuf) {
         )),
         "{stopped}"
     );
+}
+
+/// Xen's read-back of each domain's CPU share, as dom0 logs it: dom0's
+/// and the service domains' (xenstore, netdom) at boot, and the VM's
+/// (`VCPUs_params` weight 384, cap 50 when `weighted`, else xapi's
+/// defaults, 256 and 0) at its start.
+fn assert_weights(log: &str, vm_domid: u32, weighted: bool) {
+    let excerpt = || xcp_qemu_tests::excerpt(log);
+    assert!(
+        log.contains("dom0: sched: domid 0 weight 1024 cap 0"),
+        "dom0's own weight:\n{}",
+        excerpt()
+    );
+    for name in ["xenstore", "netdom"] {
+        let built = format!("dom0: built {name} as domid ");
+        let domid: u32 = log
+            .lines()
+            .find_map(|l| l.split_once(&built).map(|(_, rest)| rest))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not built:\n{}", excerpt()));
+        assert!(
+            log.contains(&format!("dom0: sched: domid {domid} weight 512 cap 0")),
+            "{name}'s weight:\n{}",
+            excerpt()
+        );
+    }
+    let (weight, cap) = if weighted { (384, 50) } else { (256, 0) };
+    assert!(
+        log.contains(&format!(
+            "dom0: sched: domid {vm_domid} weight {weight} cap {cap}"
+        )),
+        "the VM's VCPUs_params:\n{}",
+        excerpt()
+    );
+    // VM.add_to_VCPUs_params_live's weight, then cap, on the running
+    // domain.
+    if weighted {
+        for (weight, cap) in [(448, 50), (448, 0)] {
+            assert!(
+                log.contains(&format!(
+                    "dom0: sched: domid {vm_domid} weight {weight} cap {cap}"
+                )),
+                "the live weight and cap:\n{}",
+                excerpt()
+            );
+        }
+    }
 }

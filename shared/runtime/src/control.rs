@@ -360,3 +360,22 @@ pub fn cpu_idle_ns() -> Result<Vec<u64>, Errno> {
     let n = unsafe { xen_sys::sysctl::getcpuinfo(&mut buf) }?;
     Ok(buf[..n].iter().map(|c| c.idletime).collect())
 }
+
+/// The running scheduler's id (`XEN_SCHEDULER_*`, `XEN_SYSCTL_sched_id`).
+pub fn sched_id() -> Result<u32, Errno> {
+    // SAFETY: the result is copied into a value we own; nothing changes.
+    unsafe { xen_sys::sysctl::sched_id() }
+}
+
+/// Sets `domid`'s (weight, cap) under credit or credit2 scheduler
+/// `sched_id` (EINVAL under any other).
+pub fn set_sched_credit(domid: DomId, sched_id: u32, weight: u16, cap: u16) -> Result<(), Errno> {
+    // SAFETY: changes only `domid`'s CPU share.
+    unsafe { domctl::sched_credit_putinfo(domid, sched_id, weight, cap) }
+}
+
+/// `domid`'s (weight, cap) under credit or credit2 scheduler `sched_id`.
+pub fn sched_credit(domid: DomId, sched_id: u32) -> Result<(u16, u16), Errno> {
+    // SAFETY: the result is copied into a value we own; nothing changes.
+    unsafe { domctl::sched_credit_getinfo(domid, sched_id) }
+}

@@ -124,6 +124,8 @@ pub union DomctlU {
     pub getvcpuinfo: XenDomctlGetvcpuinfo,
     /// `XEN_DOMCTL_max_vcpus`
     pub max_vcpus: XenDomctlMaxVcpus,
+    /// `XEN_DOMCTL_scheduler_op`
+    pub scheduler_op: XenDomctlSchedulerOp,
     /// `XEN_DOMCTL_setdomainhandle`
     pub setdomainhandle: XenDomctlSetdomainhandle,
     /// `XEN_DOMCTL_irq_permission`
@@ -608,6 +610,75 @@ pub unsafe fn set_target(domid: DomId, target: DomId) -> Result<(), crate::Errno
     Ok(())
 }
 
+/// A credit or credit2 scheduler's parameters of a domain: (weight, cap).
+/// `sched_id` must be the running scheduler's ([`crate::sysctl::sched_id`]);
+/// other schedulers have no weight (EINVAL here).
+fn credit_member(sched_id: u32) -> Result<(), crate::Errno> {
+    match sched_id {
+        XEN_SCHEDULER_CREDIT | XEN_SCHEDULER_CREDIT2 => Ok(()),
+        _ => Err(crate::Errno::EINVAL),
+    }
+}
+
+/// Sets `domid`'s weight and cap under credit or credit2 `sched_id`
+/// (`XEN_DOMCTL_SCHEDOP_putinfo`; credit2 checks `cap` ≤ 100 × vCPUs).
+///
+/// # Safety
+/// The caller must be privileged over `domid`.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn sched_credit_putinfo(
+    domid: DomId,
+    sched_id: u32,
+    weight: u16,
+    cap: u16,
+) -> Result<(), crate::Errno> {
+    credit_member(sched_id)?;
+    let mut op = XenDomctl::new(XEN_DOMCTL_SCHEDULER_OP, domid);
+    // credit and credit2 share one layout; the member follows `sched_id`.
+    let u = if sched_id == XEN_SCHEDULER_CREDIT {
+        XenDomctlSchedulerOpU {
+            credit: XenDomctlSchedCredit { weight, cap },
+        }
+    } else {
+        XenDomctlSchedulerOpU {
+            credit2: XenDomctlSchedCredit2 { weight, cap },
+        }
+    };
+    op.u.scheduler_op = XenDomctlSchedulerOp {
+        sched_id,
+        cmd: XEN_DOMCTL_SCHEDOP_PUTINFO,
+        u,
+    };
+    // SAFETY: no guest handle in the credit/credit2 members.
+    unsafe { domctl(&mut op) }?;
+    Ok(())
+}
+
+/// Reads `domid`'s (weight, cap) under credit or credit2 `sched_id`
+/// (`XEN_DOMCTL_SCHEDOP_getinfo`).
+///
+/// # Safety
+/// The caller must be privileged over `domid`.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn sched_credit_getinfo(
+    domid: DomId,
+    sched_id: u32,
+) -> Result<(u16, u16), crate::Errno> {
+    credit_member(sched_id)?;
+    let mut op = XenDomctl::new(XEN_DOMCTL_SCHEDULER_OP, domid);
+    op.u.scheduler_op = XenDomctlSchedulerOp {
+        sched_id,
+        cmd: XEN_DOMCTL_SCHEDOP_GETINFO,
+        u: XenDomctlSchedulerOpU { pad: [0; 2] },
+    };
+    // SAFETY: no guest handle in the credit/credit2 members.
+    unsafe { domctl(&mut op) }?;
+    // SAFETY: Xen wrote the scheduler_op member; both credit members are
+    // two u16s, valid for any bits.
+    let got = unsafe { op.u.scheduler_op.u.credit2 };
+    Ok((got.weight, got.cap))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,5 +691,13 @@ mod tests {
         assert_eq!(op.domain, 7);
         // SAFETY: `pad` covers the whole union, initialised by `new`.
         assert!(unsafe { op.u.pad }.iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn only_the_credit_schedulers_have_weights() {
+        assert!(credit_member(XEN_SCHEDULER_CREDIT).is_ok());
+        assert!(credit_member(XEN_SCHEDULER_CREDIT2).is_ok());
+        assert_eq!(credit_member(XEN_SCHEDULER_RTDS), Err(crate::Errno::EINVAL));
+        assert_eq!(credit_member(XEN_SCHEDULER_NULL), Err(crate::Errno::EINVAL));
     }
 }

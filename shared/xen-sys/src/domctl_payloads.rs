@@ -459,6 +459,74 @@ pub struct XenDomctlHvmcontext {
     pub buffer: *mut u8,
 }
 
+/// `XEN_SCHEDULER_CREDIT`: the credit (credit1) scheduler.
+pub const XEN_SCHEDULER_CREDIT: u32 = 5;
+/// `XEN_SCHEDULER_CREDIT2`: the credit2 scheduler (Xen 4.17's default).
+pub const XEN_SCHEDULER_CREDIT2: u32 = 6;
+/// `XEN_SCHEDULER_ARINC653`
+pub const XEN_SCHEDULER_ARINC653: u32 = 7;
+/// `XEN_SCHEDULER_RTDS`
+pub const XEN_SCHEDULER_RTDS: u32 = 8;
+/// `XEN_SCHEDULER_NULL`
+pub const XEN_SCHEDULER_NULL: u32 = 9;
+
+/// `XEN_DOMCTL_SCHEDOP_putinfo`: sets the domain's parameters (all vCPUs).
+pub const XEN_DOMCTL_SCHEDOP_PUTINFO: u32 = 0;
+/// `XEN_DOMCTL_SCHEDOP_getinfo`: reads the domain's parameters.
+pub const XEN_DOMCTL_SCHEDOP_GETINFO: u32 = 1;
+/// `XEN_DOMCTL_SCHEDOP_putvcpuinfo`
+pub const XEN_DOMCTL_SCHEDOP_PUTVCPUINFO: u32 = 2;
+/// `XEN_DOMCTL_SCHEDOP_getvcpuinfo`
+pub const XEN_DOMCTL_SCHEDOP_GETVCPUINFO: u32 = 3;
+
+/// `struct xen_domctl_sched_credit` (credit1): a domain's share.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenDomctlSchedCredit {
+    /// Relative weight (1..=65535; Xen's default 256). 0 in putinfo
+    /// leaves it unchanged.
+    pub weight: u16,
+    /// Cap in percent of one physical CPU (0: no cap).
+    pub cap: u16,
+}
+
+/// `struct xen_domctl_sched_credit2`: the same two fields as credit1's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XenDomctlSchedCredit2 {
+    /// Relative weight (1..=65535; Xen's default 256). 0 in putinfo
+    /// leaves it unchanged.
+    pub weight: u16,
+    /// Cap in percent of one physical CPU, at most 100 × vCPUs (0: no cap).
+    pub cap: u16,
+}
+
+/// `xen_domctl_scheduler_op.u`: the parameters of the scheduler named by
+/// `sched_id` (16 bytes: the largest member is the per-vCPU handle form).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union XenDomctlSchedulerOpU {
+    /// `XEN_SCHEDULER_CREDIT`
+    pub credit: XenDomctlSchedCredit,
+    /// `XEN_SCHEDULER_CREDIT2`
+    pub credit2: XenDomctlSchedCredit2,
+    /// The other members (rtds, the per-vCPU array), as raw bytes.
+    pub pad: [u64; 2],
+}
+
+/// `struct xen_domctl_scheduler_op` (`XEN_DOMCTL_scheduler_op`). Xen
+/// refuses (EINVAL) a `sched_id` other than the domain's scheduler's.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct XenDomctlSchedulerOp {
+    /// `XEN_SCHEDULER_*` of the domain's cpupool.
+    pub sched_id: u32,
+    /// `XEN_DOMCTL_SCHEDOP_*`.
+    pub cmd: u32,
+    /// IN (put) / OUT (get): the parameters.
+    pub u: XenDomctlSchedulerOpU,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -280,6 +280,20 @@ pub unsafe fn getcpuinfo(buf: &mut [XenSysctlCpuinfo]) -> Result<usize, crate::E
     Ok((n as usize).min(buf.len()))
 }
 
+/// The id (`XEN_SCHEDULER_*`) of the scheduler of the default cpupool
+/// (`XEN_SYSCTL_sched_id`): what `XEN_DOMCTL_scheduler_op` must name.
+///
+/// # Safety
+/// The caller must be privileged.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn sched_id() -> Result<u32, crate::Errno> {
+    let mut op = XenSysctl::new(XEN_SYSCTL_SCHED_ID);
+    // SAFETY: the sched_id payload has no guest handle.
+    unsafe { sysctl(&mut op) }?;
+    // SAFETY: Xen filled the sched_id member, a u32.
+    Ok(unsafe { op.u.sched_id }.sched_id)
+}
+
 /// Copies Xen's console ring from `*index` into `buf`; updates `*index` and
 /// returns the bytes written.
 ///

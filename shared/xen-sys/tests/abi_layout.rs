@@ -406,10 +406,17 @@ fn layout_tables(t: &mut Tables) {
         "struct xen_domctl_set_virq_handler" => XenDomctlSetVirqHandler { virq }
         "struct xen_domctl_paging_mempool" => XenDomctlPagingMempool { size }
         "struct xen_domctl_hvmcontext" => XenDomctlHvmcontext { size, buffer }
+        "struct xen_domctl_sched_credit" => XenDomctlSchedCredit { weight, cap }
+        "struct xen_domctl_sched_credit2" => XenDomctlSchedCredit2 { weight, cap }
+        member!("struct xen_domctl_scheduler_op", "u") => XenDomctlSchedulerOpU { credit, credit2 }
+        "struct xen_domctl_scheduler_op" => XenDomctlSchedulerOp {
+            sched_id, cmd, u, "u.credit.weight" => u.credit.weight,
+            "u.credit2.cap" => u.credit2.cap,
+        }
         member!("struct xen_domctl", "u") => DomctlU {
             createdomain, getdomaininfo, max_mem, vcpucontext, getvcpuinfo, max_vcpus,
-            setdomainhandle, irq_permission, iomem_permission, ioport_permission, hypercall_init,
-            settimeoffset, tsc_info, address_size, assign_device, bind_pt_irq, memory_mapping,
+            scheduler_op, setdomainhandle, irq_permission, iomem_permission, ioport_permission,
+            hypercall_init, settimeoffset, tsc_info, address_size, assign_device, bind_pt_irq, memory_mapping,
             set_target, set_virq_handler, paging_mempool, hvmcontext, pad,
         }
         "struct xen_domctl" => XenDomctl { cmd, interface_version, domain, _pad, u }
@@ -477,6 +484,10 @@ fn const_tables(t: &mut Tables) {
         XEN_INVALID_MAX_VCPU_ID, XEN_DOMCTL_DEV_PCI, XEN_DOMCTL_DEV_DT,
         XEN_DOMCTL_DEV_RDM_RELAXED, PT_IRQ_TYPE_PCI, PT_IRQ_TYPE_ISA, PT_IRQ_TYPE_MSI,
         PT_IRQ_TYPE_MSI_TRANSLATE, PT_IRQ_TYPE_SPI, DPCI_ADD_MAPPING, DPCI_REMOVE_MAPPING,
+        XEN_SCHEDULER_CREDIT, XEN_SCHEDULER_CREDIT2, XEN_SCHEDULER_ARINC653,
+        XEN_SCHEDULER_RTDS, XEN_SCHEDULER_NULL, XEN_DOMCTL_SCHEDOP_PUTINFO,
+        XEN_DOMCTL_SCHEDOP_GETINFO, XEN_DOMCTL_SCHEDOP_PUTVCPUINFO,
+        XEN_DOMCTL_SCHEDOP_GETVCPUINFO,
     ];
     elfnote: [
         XEN_ELFNOTE_INFO, XEN_ELFNOTE_ENTRY, XEN_ELFNOTE_HYPERCALL_PAGE, XEN_ELFNOTE_VIRT_BASE,
@@ -994,6 +1005,11 @@ const FIELD_EXEMPT: &[(&str, &str, &str)] = &[
         "DomctlU",
         "align",
         "forces the union's 8-byte alignment; C gets it from its members",
+    ),
+    (
+        "XenDomctlSchedulerOpU",
+        "pad",
+        "the rtds and per-vCPU members, as bytes: sizes and alignment match C's",
     ),
     (
         "SysctlU",

@@ -395,6 +395,9 @@ impl<P: Platform> Board<P> {
                 Err(e) => warn!("VIRQ_DOM_EXC stays with dom0: {e}"),
             }
         }
+        // Before it runs: a service domain outweighs any default guest
+        // (`sched`); a refusal is logged and the domain runs anyway.
+        crate::sched::apply(pf, domid, crate::sched::SERVICE_SHARE);
         if let Err(e) = pf.unpause_domain(domid) {
             error!("domain {}: unpause failed: {e}", config.name);
         }

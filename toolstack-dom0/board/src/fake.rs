@@ -267,6 +267,9 @@ pub struct Fake {
     pub runs: Rc<RefCell<FakeRuns>>,
     /// Domains destroyed while dom0 mapped a run of their frames.
     pub zombies: Vec<u16>,
+    /// Each domain's CPU share as set (dom0, domid 0, included); a domain
+    /// absent here has Xen's default (weight 256, cap 0).
+    pub shares: BTreeMap<u16, crate::CpuShare>,
     /// Most bytes `map_guest_run` maps (a test's stand-in for dom0's
     /// run region; 64 MiB by default, as the runtime's).
     pub max_run_bytes: u64,
@@ -305,9 +308,16 @@ impl Default for Fake {
             runs: Rc::new(RefCell::new(FakeRuns::default())),
             zombies: Vec::new(),
             max_run_bytes: 64 << 20,
+            shares: BTreeMap::new(),
         }
     }
 }
+
+/// The share of a domain no one set: Xen's default.
+pub const FAKE_DEFAULT_SHARE: crate::CpuShare = crate::CpuShare {
+    weight: crate::sched::GUEST_DEFAULT_WEIGHT,
+    cap: 0,
+};
 
 /// Where the fake NIC's BAR4 (MSI-X table, virtio structures) lives.
 pub const NIC_BAR4: u64 = 0xfe00_0000;
@@ -568,6 +578,7 @@ impl Platform for Fake {
     fn destroy_domain(&mut self, domid: u16) -> Result<(), FakeError> {
         self.call("destroy_domain", format_args!("{domid}"))?;
         self.domains.remove(&domid).ok_or(FakeError::NoDomain)?;
+        self.shares.remove(&domid);
         if self.runs.borrow().live.values().any(|r| r.0 == domid) {
             self.zombies.push(domid);
         }
@@ -616,6 +627,53 @@ impl Platform for Fake {
         self.domain(domid)?;
         self.shut_down(domid, reason);
         Ok(())
+    }
+
+    fn set_cpu_share(&mut self, domid: u16, share: crate::CpuShare) -> Result<(), FakeError> {
+        self.call(
+            "set_cpu_share",
+            format_args!("{domid} {} {}", share.weight, share.cap),
+        )?;
+        // As credit2: dom0 always exists; the cap is at most 100 per vCPU;
+        // weight 0 leaves the weight as it was.
+        let vcpus = if domid == 0 {
+            1
+        } else {
+            self.domain(domid)?.max_vcpus.max(1)
+        };
+        if u32::from(share.cap) > 100 * vcpus {
+            return Err(FakeError::Invalid);
+        }
+        let old = self
+            .shares
+            .get(&domid)
+            .copied()
+            .unwrap_or(FAKE_DEFAULT_SHARE);
+        let weight = if share.weight == 0 {
+            old.weight
+        } else {
+            share.weight
+        };
+        self.shares.insert(
+            domid,
+            crate::CpuShare {
+                weight,
+                cap: share.cap,
+            },
+        );
+        Ok(())
+    }
+
+    fn cpu_share(&mut self, domid: u16) -> Result<crate::CpuShare, FakeError> {
+        self.call("cpu_share", format_args!("{domid}"))?;
+        if domid != 0 {
+            self.domain(domid)?;
+        }
+        Ok(self
+            .shares
+            .get(&domid)
+            .copied()
+            .unwrap_or(FAKE_DEFAULT_SHARE))
     }
 
     fn set_virq_handler(&mut self, domid: u16, _virq: u32) -> Result<(), FakeError> {

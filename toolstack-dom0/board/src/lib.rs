@@ -25,6 +25,8 @@
 //!   directories, written in one transaction, closed and removed.
 //! - [`vbd_tree`]: the same for a guest VBD (the storage domain's blkback
 //!   and the guest's blkfront directories).
+//! - [`sched`]: the CPU share (credit weight and cap) dom0 gives itself
+//!   and the service domains.
 //! - [`board`]: the managed domains (built from the bundle, consoles
 //!   relayed, watched through VIRQ_DOM_EXC / `@releaseDomain`, restarted by
 //!   policy, the xenstore domain checked on a timer).
@@ -47,10 +49,11 @@ pub mod guest_tree;
 pub mod nic;
 mod platform;
 pub mod pvh;
+pub mod sched;
 pub mod undo;
 pub mod vbd_tree;
 pub mod vif_tree;
 
 pub use board::{Board, Live, Notice};
 pub use error::{BoardError, DeviceError, Step};
-pub use platform::{DomainInfo, Platform};
+pub use platform::{CpuShare, DomainInfo, Platform};

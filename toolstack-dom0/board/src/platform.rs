@@ -32,6 +32,16 @@ pub struct DomainInfo {
     pub shared_info_frame: u64,
 }
 
+/// A domain's CPU share under Xen's credit and credit2 schedulers
+/// (`struct xen_domctl_sched_credit2`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuShare {
+    /// Relative weight, 1..=65535 (Xen's default 256).
+    pub weight: u16,
+    /// Ceiling in percent of one physical CPU, at most 100 × vCPUs (0: none).
+    pub cap: u16,
+}
+
 /// The hypercalls, device access, channels and clock dom0 uses. Every
 /// method that acquires something has its release beside it.
 pub trait Platform {
@@ -72,6 +82,12 @@ pub trait Platform {
     fn domain_info(&mut self, domid: u16) -> Result<DomainInfo, Self::Error>;
     /// Shuts `domid` down with `SHUTDOWN_*` `reason`.
     fn remote_shutdown(&mut self, domid: u16, reason: u32) -> Result<(), Self::Error>;
+    /// Sets `domid`'s (dom0's own too) weight and cap
+    /// (`XEN_DOMCTL_scheduler_op` putinfo, under the running scheduler;
+    /// refused under one without weights).
+    fn set_cpu_share(&mut self, domid: u16, share: CpuShare) -> Result<(), Self::Error>;
+    /// `domid`'s weight and cap as Xen holds them (getinfo).
+    fn cpu_share(&mut self, domid: u16) -> Result<CpuShare, Self::Error>;
     /// Sends virtual IRQ `virq` to `domid` instead of dom0.
     fn set_virq_handler(&mut self, domid: u16, virq: u32) -> Result<(), Self::Error>;
 

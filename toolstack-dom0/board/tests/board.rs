@@ -148,9 +148,18 @@ fn a_failure_at_each_step_of_a_build_leaves_nothing_behind() {
                 assert!(b.live.is_empty() && b.domains.is_empty());
                 steps += 1;
             }
-            // Not fatal: unpause (logged; the domain is kept, paused).
+            // Not fatal: unpause (logged; the domain is kept, paused),
+            // and the CPU share (logged; it runs with Xen's default).
             Ok(domid) => {
-                assert!(b.platform.domains[&domid].paused, "step {n}");
+                let failed = |op: &str| {
+                    let line = format!("{op} failed");
+                    b.platform.journal.contains(&line)
+                };
+                if failed("set_cpu_share") || failed("cpu_share") {
+                    assert!(!b.platform.domains[&domid].paused, "step {n}");
+                } else {
+                    assert!(b.platform.domains[&domid].paused, "step {n}");
+                }
                 b.stop(domid);
             }
         }
@@ -650,4 +659,43 @@ fn stordom_without_a_disk_is_refused() {
     let mut b = Board::new(Fake::new(), images, configs(), DOM_EXC);
     assert!(matches!(b.start_stordom(STORDOM), Err(BoardError::NoDisk)));
     assert_clean(&b.platform);
+}
+
+#[test]
+fn a_service_domain_outweighs_a_default_guest_and_a_refusal_is_not_fatal() {
+    use xcp_dom0_board::sched::SERVICE_SHARE;
+    let mut b = board();
+    let domid = b.start(TESTDOM, None).expect("built");
+    assert_eq!(b.platform.shares[&domid], SERVICE_SHARE);
+    // Set before the domain first runs.
+    let set = b.platform.position("set_cpu_share").expect("set");
+    let unpaused = b.platform.position("unpause_domain").expect("unpaused");
+    assert!(set < unpaused);
+    b.stop(domid);
+    assert!(
+        !b.platform.shares.contains_key(&domid),
+        "goes with the domain"
+    );
+
+    let mut b = board();
+    b.platform.fail_op = Some(("set_cpu_share", 1));
+    let domid = b.start(TESTDOM, None).expect("built without its share");
+    assert!(!b.platform.domains[&domid].paused, "it runs");
+    assert!(!b.platform.shares.contains_key(&domid));
+    b.stop(domid);
+    assert_clean(&b.platform);
+}
+
+#[test]
+fn dom0_weighs_itself_and_reads_xens_values_back() {
+    use xcp_dom0_board::sched::{apply, DOM0_SHARE};
+    let mut b = board();
+    assert_eq!(apply(&mut b.platform, 0, DOM0_SHARE), Some(DOM0_SHARE));
+    // A cap past 100 per vCPU is refused, as credit2 refuses it.
+    let too_much = xcp_dom0_board::CpuShare {
+        weight: 300,
+        cap: 101,
+    };
+    assert_eq!(apply(&mut b.platform, 0, too_much), None);
+    assert_eq!(b.platform.shares[&0], DOM0_SHARE, "unchanged");
 }

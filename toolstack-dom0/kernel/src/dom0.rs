@@ -146,6 +146,9 @@ fn main(boot: Boot) -> ! {
         .filter_map(|c| bundle.get(&c.image).map(|e| (c.image.clone(), e.data)))
         .collect();
     let mut platform = Dom0Board::new(Xen::new(), images, config.domains.clone(), dom_exc);
+    // dom0 outweighs every domain it serves before it builds any
+    // (`xcp_dom0_board::sched`); a refusal is logged and the boot goes on.
+    xcp_dom0_board::sched::apply(&mut platform.platform, 0, xcp_dom0_board::sched::DOM0_SHARE);
     if let Err(e) = xcp_runtime::gnttab::init() {
         error!("grant table setup failed: {e:?}");
     }

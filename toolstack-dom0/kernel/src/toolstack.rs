@@ -496,6 +496,31 @@ impl Hypervisor for XenHypervisor {
         Ok(u32::from(built.domid))
     }
 
+    fn set_cpu_share(&mut self, domid: u32, weight: u16, cap: u16) -> Result<(), HypervisorError> {
+        use xen_sys::domctl_payloads::{XEN_SCHEDULER_CREDIT, XEN_SCHEDULER_CREDIT2};
+        let d = domid16(domid)?;
+        // Only the credit schedulers have weights: under another (sched=
+        // on Xen's command line) a VM runs as that scheduler runs it.
+        match self.xen.sched_id() {
+            Ok(XEN_SCHEDULER_CREDIT | XEN_SCHEDULER_CREDIT2) => {}
+            Ok(other) => {
+                log::warn!("sched: domid {d}: scheduler {other} has no weight, left as is");
+                return Ok(());
+            }
+            Err(e) => return Err(xen_err("sched_id", e)),
+        }
+        self.xen
+            .set_cpu_share(d, xcp_dom0_board::CpuShare { weight, cap })
+            .map_err(|e| xen_err("scheduler_op putinfo", e))?;
+        // Xen's own values, read back, on the serial line.
+        let got = self
+            .xen
+            .cpu_share(d)
+            .map_err(|e| xen_err("scheduler_op getinfo", e))?;
+        log::info!("sched: domid {d} weight {} cap {}", got.weight, got.cap);
+        Ok(())
+    }
+
     fn unpause(&mut self, domid: u32) -> Result<(), HypervisorError> {
         self.xen
             .unpause_domain(domid16(domid)?)

@@ -9,7 +9,7 @@ use core::fmt;
 
 use log::error;
 use xcp_builder::PvVcpuContext;
-use xcp_dom0_board::{DomainInfo, Platform};
+use xcp_dom0_board::{CpuShare, DomainInfo, Platform};
 use xcp_pci::{Bdf, ConfigAccess};
 use xcp_runtime::control;
 use xcp_runtime::event_loop::Loop;
@@ -74,6 +74,9 @@ pub struct Xen {
     watches: Vec<(u32, bool)>,
     /// Config access, once dom0 got port I/O.
     conf: Option<PortConfig>,
+    /// The running scheduler (`XEN_SCHEDULER_*`), once asked: every
+    /// `XEN_DOMCTL_scheduler_op` must name it.
+    sched_id: Option<u32>,
 }
 
 impl Xen {
@@ -102,6 +105,18 @@ impl Xen {
                 error!("watch port {port}: {e}");
             }
         }
+    }
+}
+
+impl Xen {
+    /// The running scheduler's id (`XEN_SCHEDULER_*`), asked once.
+    pub fn sched_id(&mut self) -> Result<u32, XenError> {
+        if let Some(id) = self.sched_id {
+            return Ok(id);
+        }
+        let id = control::sched_id()?;
+        self.sched_id = Some(id);
+        Ok(id)
     }
 }
 
@@ -149,6 +164,22 @@ impl Platform for Xen {
 
     fn remote_shutdown(&mut self, domid: u16, reason: u32) -> Result<(), XenError> {
         Ok(control::remote_shutdown(domid, reason)?)
+    }
+
+    fn set_cpu_share(&mut self, domid: u16, share: CpuShare) -> Result<(), XenError> {
+        let sched = self.sched_id()?;
+        Ok(control::set_sched_credit(
+            domid,
+            sched,
+            share.weight,
+            share.cap,
+        )?)
+    }
+
+    fn cpu_share(&mut self, domid: u16) -> Result<CpuShare, XenError> {
+        let sched = self.sched_id()?;
+        let (weight, cap) = control::sched_credit(domid, sched)?;
+        Ok(CpuShare { weight, cap })
     }
 
     fn set_virq_handler(&mut self, domid: u16, virq: u32) -> Result<(), XenError> {

@@ -20,7 +20,7 @@ EXPLICIT = {
            "set_memory_dynamic_range", "set_memory_static_range", "set_memory",
            "get_allowed_VBD_devices", "get_allowed_VIF_devices", "start_on",
            "assert_can_boot_here", "snapshot", "snapshot_with_quiesce", "checkpoint",
-           "revert"},
+           "revert", "add_to_VCPUs_params_live"},
     "host": {"get_servertime", "get_server_localtime", "call_plugin"},
     "VIF": {"plug", "unplug", "unplug_force"},
     "VBD": {"plug", "unplug", "unplug_force", "insert", "eject"},

@@ -20,6 +20,7 @@ use crate::schema::{
 };
 use crate::snapshots::SNAPSHOT_MESSAGES;
 use crate::value::{Instant, Value, NULL_REF};
+use crate::vcpu_params::VCPU_PARAMS_MESSAGES;
 use crate::vm_ops::{HOST_MESSAGES, NEW_VM_MESSAGES, VBD_MEDIA_MESSAGES};
 use crate::wal::Storage;
 
@@ -58,6 +59,7 @@ pub fn supported(c: ClassId, m: &MessageDef) -> bool {
         ("VIF", n) if VIF_MESSAGES.contains(&n) => return true,
         ("VBD", n) if VBD_MESSAGES.contains(&n) || VBD_MEDIA_MESSAGES.contains(&n) => return true,
         ("VM", n) if NEW_VM_MESSAGES.contains(&n) || SNAPSHOT_MESSAGES.contains(&n) => return true,
+        ("VM", n) if VCPU_PARAMS_MESSAGES.contains(&n) => return true,
         ("host", n) if HOST_MESSAGES.contains(&n) => return true,
         ("VDI", n) if VDI_MESSAGES.contains(&n) => return true,
         ("SR", n) if SR_MESSAGES.contains(&n) => return true,

@@ -39,6 +39,11 @@ pub struct DomainSpec {
     /// `unspecified`): the hypervisor picks the builder by it and refuses
     /// what it cannot build.
     pub domain_type: String,
+    /// The domain's credit-scheduler weight (`VCPUs_params` `weight`,
+    /// 1..=65535; 256 when unset: `crate::vcpu_params`).
+    pub weight: u16,
+    /// Its cap, percent of one CPU (`VCPUs_params` `cap`; 0: none).
+    pub cap: u16,
 }
 
 /// Why a clean shutdown was requested.
@@ -105,6 +110,17 @@ pub const NO_STORAGE_BACKEND: &str = "no storage backend";
 pub trait Hypervisor {
     /// Builds a paused domain; returns its domid.
     fn build(&mut self, spec: &DomainSpec) -> Result<u32, HypervisorError>;
+    /// Gives domain `domid` its CPU share (`VCPUs_params` `weight` and
+    /// `cap`, already checked: [`crate::vcpu_params`]), before it first
+    /// runs and when changed live. Default: nothing to set.
+    fn set_cpu_share(
+        &mut self,
+        _domid: u32,
+        _weight: u16,
+        _cap: u16,
+    ) -> Result<(), HypervisorError> {
+        Ok(())
+    }
     /// Unpauses a domain.
     fn unpause(&mut self, domid: u32) -> Result<(), HypervisorError>;
     /// Pauses a domain.
@@ -316,6 +332,10 @@ pub struct FakeHypervisor {
     pub vcpu_time_ns: BTreeMap<u32, Vec<u64>>,
     /// Each physical CPU's idle time, ns, if the test sets it.
     pub cpu_idle_ns: Option<Vec<u64>>,
+    /// Each live domain's CPU share as set: (weight, cap).
+    pub cpu_shares: BTreeMap<u32, (u16, u16)>,
+    /// When set, the next `set_cpu_share` fails with this message.
+    pub fail_cpu_share: Option<String>,
 }
 
 /// A VBD call [`FakeHypervisor`] saw.
@@ -366,6 +386,8 @@ impl Default for FakeHypervisor {
             guest_ops: 0,
             vcpu_time_ns: BTreeMap::new(),
             cpu_idle_ns: None,
+            cpu_shares: BTreeMap::new(),
+            fail_cpu_share: None,
         }
     }
 }
@@ -403,6 +425,14 @@ impl Hypervisor for FakeHypervisor {
         self.specs.insert(id, spec.clone());
         Ok(id)
     }
+    fn set_cpu_share(&mut self, domid: u32, weight: u16, cap: u16) -> Result<(), HypervisorError> {
+        if let Some(m) = self.fail_cpu_share.take() {
+            return Err(HypervisorError(m));
+        }
+        self.get(domid)?;
+        self.cpu_shares.insert(domid, (weight, cap));
+        Ok(())
+    }
     fn unpause(&mut self, domid: u32) -> Result<(), HypervisorError> {
         *self.get(domid)? = FakeState::Running;
         Ok(())
@@ -420,6 +450,7 @@ impl Hypervisor for FakeHypervisor {
         self.control.remove(&domid);
         self.guest_nodes.remove(&domid);
         self.vcpu_time_ns.remove(&domid);
+        self.cpu_shares.remove(&domid);
         if let (Some((_, free)), Some(m)) =
             (self.memory.as_mut(), self.domain_memory.remove(&domid))
         {

@@ -47,6 +47,7 @@ pub mod templates;
 pub mod transfer;
 pub mod value;
 pub mod vbd;
+pub mod vcpu_params;
 pub mod vif;
 pub mod vm_ops;
 pub mod wal;

@@ -320,6 +320,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         let s = |f: &str| self.vm_field(vm, f).as_str().unwrap_or("").to_string();
         let vcpus = |f: &str| self.vm_field(vm, f).as_int().unwrap_or(1).clamp(1, 512) as u32;
         let at_startup = vcpus("VCPUs_at_startup");
+        let vcpus_max = vcpus("VCPUs_max").max(at_startup);
+        let (weight, cap) =
+            crate::vcpu_params::cpu_share(&self.vm_field(vm, "VCPUs_params"), vcpus_max);
         DomainSpec {
             uuid: s("uuid"),
             name: s("name_label"),
@@ -329,12 +332,14 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 .unwrap_or(0)
                 .max(0) as u64,
             vcpus: at_startup,
-            vcpus_max: vcpus("VCPUs_max").max(at_startup),
+            vcpus_max,
             bootloader: s("PV_bootloader"),
             kernel: s("PV_kernel"),
             ramdisk: s("PV_ramdisk"),
             cmdline: s("PV_args"),
             domain_type: s("domain_type"),
+            weight,
+            cap,
         }
     }
 
@@ -455,6 +460,11 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             }
         }
         let domid = self.hv.build(&spec).map_err(hv_err)?;
+        // Its CPU share before it first runs (xenopsd sets it at build).
+        if let Err(e) = self.hv.set_cpu_share(domid, spec.weight, spec.cap) {
+            let _ = self.hv.destroy(domid);
+            return Err(hv_err(e));
+        }
         // Every VBD and VIF before the guest runs, so its blkfront and
         // netfront find them.
         if let Err(e) = self.attach_vbds(vm, domid) {

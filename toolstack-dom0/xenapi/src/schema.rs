@@ -160,6 +160,19 @@ pub static PENDING_MESSAGES: &[(&str, MessageDef)] = &[
             result: "void",
         },
     ),
+    (
+        "VM",
+        MessageDef {
+            name: "add_to_VCPUs_params_live",
+            params: &[
+                SESSION,
+                ("self", "VM ref"),
+                ("key", "string"),
+                ("value", "string"),
+            ],
+            result: "void",
+        },
+    ),
 ];
 
 /// How many trailing parameters of `class.message` a client may leave out

@@ -452,6 +452,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 self.assert_can_boot_here(arg_str(&args[0]), arg_str(&args[1]))
             }
             ("VM", s) if CHECKED_VM_SETTERS.contains(&s) => self.checked_vm_setter(s, args),
+            ("VM", "add_to_VCPUs_params_live") => self.add_to_vcpus_params_live(args),
             ("VBD", "insert") => self.vbd_media(arg_str(&args[0]), Some(arg_str(&args[1]))),
             ("VBD", "eject") => self.vbd_media(arg_str(&args[0]), None),
             ("host", h @ ("get_servertime" | "get_server_localtime" | "call_plugin")) => {

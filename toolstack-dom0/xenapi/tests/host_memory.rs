@@ -91,5 +91,7 @@ fn domain_overhead_for(memory: u64, vcpus: u32) -> u64 {
         ramdisk: String::new(),
         cmdline: String::new(),
         domain_type: String::new(),
+        weight: 256,
+        cap: 0,
     })
 }
