@@ -102,6 +102,9 @@ pub(super) struct Facts {
     pub failures: Vec<String>,
     /// Round trips of `host.get_servertime` while the starts ran, s.
     pub probe: Vec<f64>,
+    /// Times the watcher's `event.from` got EVENTS_LOST and re-read
+    /// everything (the states it then saw are late by up to that gap).
+    pub events_lost: usize,
 }
 
 pub(super) fn facts(output: &str) -> Facts {
@@ -136,6 +139,7 @@ pub(super) fn facts(output: &str) -> Facts {
                     f.phases.push((op.to_string(), b, e));
                 }
             }
+            ["T", "events-lost"] => f.events_lost += 1,
             ["T", "probe", secs] => f.probe.extend(secs.parse::<f64>().ok()),
             ["T", "failed" | "task-failed" | "hard", ..] => f.failures.push(line.to_string()),
             _ => {}
@@ -411,6 +415,13 @@ fn report(
             100.0 * build_sum / build_span
         );
     }
+    if f.events_lost > 0 {
+        println!(
+            "  the event.from watcher lost its window {} times and re-read everything: \
+             Running/Halted instants after a loss are late",
+            f.events_lost
+        );
+    }
     for fail in &f.failures {
         println!("  FAILED: {fail}");
     }
@@ -473,6 +484,7 @@ fn report(
         },
         "cycle_secs": cycle,
         "failures": f.failures,
+        "events_lost": f.events_lost,
         "dom0_memory": {"before": mem_json(&figures[0]), "running": mem_json(figures.get(1).unwrap_or(&None)),
                         "after": mem_json(figures.get(2).unwrap_or(&None))},
         "xapi": {"vms": XAPI_VMS, "secs": XAPI_SECS, "cores": XAPI_CORES,
