@@ -261,14 +261,20 @@ impl SharedPage for RingPage {
     }
 
     fn load_u32(&self, offset: usize) -> u32 {
-        assert!(offset.is_multiple_of(4) && offset + 4 <= PAGE, "aligned index");
+        assert!(
+            offset.is_multiple_of(4) && offset + 4 <= PAGE,
+            "aligned index"
+        );
         // SAFETY: 4-aligned and inside the page (checked); the page is only
         // accessed atomically or bytewise-volatile at this offset.
         unsafe { AtomicU32::from_ptr(self.byte(offset).cast()) }.load(Ordering::Acquire)
     }
 
     fn store_u32(&self, offset: usize, v: u32) {
-        assert!(offset.is_multiple_of(4) && offset + 4 <= PAGE, "aligned index");
+        assert!(
+            offset.is_multiple_of(4) && offset + 4 <= PAGE,
+            "aligned index"
+        );
         // SAFETY: as in `load_u32`.
         unsafe { AtomicU32::from_ptr(self.byte(offset).cast()) }.store(v, Ordering::Release)
     }
