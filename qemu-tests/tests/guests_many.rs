@@ -190,26 +190,27 @@ fn many_vms_start_and_stop_at_once() {
     eprintln!("client output:\n{output}");
     assert!(output.contains(&format!("all {VMS} Running")), "{output}");
     assert!(output.contains(&format!("all {VMS} Halted")), "{output}");
-    // Every guest's own word on Xen's serial line (its debug port, `(dN)
-    // ...`; dom0 also relays the first 8 consoles): up, ready, and how it
-    // ended (VMS + 1 domains: the reboot made one more).
-    let count = |text: &str| {
-        log.lines()
-            .filter(|l| l.starts_with("(d") && l.contains(text))
-            .count()
-    };
-    let (up, ready) = (count("tinyvm: up"), count("tinyvm: ready"));
-    let (off, reboot) = (count("tinyvm: powering off"), count("tinyvm: rebooting"));
-    eprintln!("guest lines on Xen's serial line: {up} up, {ready} ready, {off} powering off, {reboot} rebooting");
-    assert_eq!((up, ready, off, reboot), (VMS + 1, VMS + 1, VMS, 1));
+    // Every guest's own word on Xen's serial line (its debug port: `(dN)
+    // [stamp] tinyvm: ...`, which Xen may print in the middle of another
+    // line; dom0 also relays the first 8 consoles, as `[name] tinyvm: ...`):
+    // up, ready, and how it ended (VMS + 1 domains: the reboot made one).
+    let from_xen = |text: &str| guest_lines(log, text);
+    let up = from_xen("tinyvm: up").len();
+    let ready = from_xen("tinyvm: ready");
+    let off = from_xen("tinyvm: powering off").len();
+    let reboot = from_xen("tinyvm: rebooting").len();
+    eprintln!(
+        "guest lines on Xen's serial line: {up} up, {} ready, {off} powering off, {reboot} rebooting",
+        ready.len()
+    );
+    assert_eq!((up, ready.len(), off, reboot), (VMS + 1, VMS + 1, VMS, 1));
     let rebooted: u32 = output
         .lines()
         .find_map(|l| l.strip_prefix("REBOOTED-DOMID "))
         .and_then(|d| d.trim().parse().ok())
         .expect("the client names the rebooted VM's domid");
     assert!(
-        log.lines()
-            .any(|l| l.starts_with(&format!("(d{rebooted})")) && l.contains("tinyvm: ready")),
+        ready.contains(&rebooted),
         "the rebooted guest talked to xenstore again"
     );
     assert!(
@@ -217,4 +218,32 @@ fn many_vms_start_and_stop_at_once() {
         "{}",
         xcp_qemu_tests::excerpt(log)
     );
+}
+
+/// The domids of the guest lines `(dN) [stamp] <text>` in `log`, wherever
+/// they start in a serial line.
+fn guest_lines(log: &str, text: &str) -> Vec<u32> {
+    log.match_indices(text)
+        .filter_map(|(at, _)| {
+            // "(d53) [   15.938686] ": the prefix is at most 24 bytes back.
+            let mut start = at.saturating_sub(24);
+            while !log.is_char_boundary(start) {
+                start += 1;
+            }
+            let before = &log[start..at];
+            let open = before.rfind("(d")?;
+            let close = before[open..].find(')')?;
+            before[open + 2..open + close].parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn guest_lines_are_found_inside_other_lines() {
+    let log = "(d3) [    2.89] tinyvm: up\n\
+               [    2.96] dom0: xenapi: PVH build of many-4,(d3) [    2.97] tinyvm: ready\n\
+               [    9.28] dom0: DEBUG [many-0] tinyvm: ready\n\
+               (d53) [   15.95] tinyvm: ready, watching control/shutdown\n";
+    assert_eq!(guest_lines(log, "tinyvm: up"), [3]);
+    assert_eq!(guest_lines(log, "tinyvm: ready"), [3, 53]);
 }
