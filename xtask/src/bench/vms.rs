@@ -54,9 +54,10 @@ use super::common::{
 
 /// VMs started at once (`XCP_BENCH_VMS` overrides).
 const VMS: usize = 50;
-/// Each VM's memory, MiB (`XCP_BENCH_VM_MIB` overrides): tinyvm needs
-/// about 120 KiB of it.
-const GUEST_MIB: u32 = 4;
+/// Each VM's memory, MiB (`XCP_BENCH_VM_MIB` overrides): the least a
+/// PVH build accepts (`xcp_builder::MIN_PVH_MEMORY`); tinyvm uses about
+/// 120 KiB of it.
+const GUEST_MIB: u32 = 2;
 /// The guest's command line (tinyvm reads none).
 const GUEST_ARGS: &str = "";
 /// The guest's first line on Xen's serial line (`(dN) tinyvm: up`).
