@@ -1,9 +1,8 @@
 //! The shipped images carry no test code: dom0 (`toolstack-dom0`) and every
 //! kernel in `bundle.cpio` are free of dom0's self-tests, testdom's
 //! self-test peers, netdom's DMA-escape hook and tinyvm (the many-VMs test
-//! guest), while the test images
-//! (`*-test*`, built with those features) do carry them, so the check can
-//! fail.
+//! guest), while the test images (`*-test*`, built with those features,
+//! and `tinyvm.elf`) do carry them, so the check can fail.
 //!
 //! Two kinds of evidence per piece of test code: log text only it prints
 //! (string literals survive inlining) and symbols of its modules (matched in
