@@ -36,11 +36,19 @@ pub const TEST_KERNELS: &[(&str, &str, &str, &str)] = &[
     ("netdom", "netdom", "dma-escape", "netdom-test.elf"),
 ];
 
-/// `-p <pkg> ... --features <pkg>/<feature>,...` for the test images.
+/// Test-only guests: package, binary and name in target/xcp. Built with
+/// the test images (the QEMU tests and `cargo xtask bench vms` pass them
+/// as guest files); never in the shipped bundle.
+pub const TEST_GUESTS: &[(&str, &str, &str)] = &[("xcp-tinyvm", "tinyvm", "tinyvm.elf")];
+
+/// `-p <pkg> ... --features <pkg>/<feature>,...` for the test images (and
+/// `-p <pkg>` for the test guests).
 pub fn test_kernel_args() -> Vec<String> {
     let mut args: Vec<String> = TEST_KERNELS
         .iter()
-        .flat_map(|(p, _, _, _)| ["-p".to_string(), p.to_string()])
+        .map(|(p, _, _, _)| p)
+        .chain(TEST_GUESTS.iter().map(|(p, _, _)| p))
+        .flat_map(|p| ["-p".to_string(), p.to_string()])
         .collect();
     let features: Vec<String> = TEST_KERNELS
         .iter()
@@ -140,7 +148,11 @@ pub fn platform(guests: &[PathBuf]) -> Result<Platform, String> {
             .args(["build", "--release", "--target", "x86_64-unknown-none"])
             .args(test_kernel_args()),
     )?;
-    for (_, bin, _, name) in TEST_KERNELS {
+    let test_images = TEST_KERNELS
+        .iter()
+        .map(|(_, bin, _, name)| (bin, name))
+        .chain(TEST_GUESTS.iter().map(|(_, bin, name)| (bin, name)));
+    for (bin, name) in test_images {
         let from = built.join(bin);
         let image = std::fs::read(&from).map_err(|e| format!("{}: {e}", from.display()))?;
         replace(&out.join(name), &image)?;

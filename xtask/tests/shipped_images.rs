@@ -1,8 +1,8 @@
 //! The shipped images carry no test code: dom0 (`toolstack-dom0`) and every
 //! kernel in `bundle.cpio` are free of dom0's self-tests, testdom's
-//! self-test peers and netdom's DMA-escape hook, while the test images
-//! (`*-test*`, built with those features) do carry them, so the check can
-//! fail.
+//! self-test peers, netdom's DMA-escape hook and tinyvm (the many-VMs test
+//! guest), while the test images (`*-test*`, built with those features,
+//! and `tinyvm.elf`) do carry them, so the check can fail.
 //!
 //! Two kinds of evidence per piece of test code: log text only it prints
 //! (string literals survive inlining) and symbols of its modules (matched in
@@ -69,6 +69,15 @@ const TEST_CODE: &[TestCode] = &[
             " bytes handed to the device at foreign ",
         ],
         symbols: &["6netdom6escape", "26escape_next_receive_buffer"],
+    },
+    TestCode {
+        what: "tinyvm, the many-VMs test guest (a test image of its own)",
+        test_image: "tinyvm.elf",
+        markers: &[
+            "tinyvm: ready, watching control/shutdown",
+            "tinyvm: xenstore broke the conversation",
+        ],
+        symbols: &["10xcp_tinyvm", "6tinyvm2hw"],
     },
 ];
 

@@ -3,7 +3,9 @@
 //!
 //! The shipped platform (as `guests`: toolstack in dom0, xenstore-dom,
 //! netdom with QEMU's NIC forwarded from a free 127.0.0.1 port) with
-//! Debian's ELF vmlinux and a busybox initramfs as guest files. PyPI's
+//! tinyvm (`qemu-tests/tinyvm`, a PVH guest of a few KiB that says it is
+//! up on Xen's debug port, writes its xenstore keys and obeys
+//! `control/shutdown`) as the guest file. PyPI's
 //! XenAPI, through netdom (`vms_client.py`): a tiny PVH template
 //! ([`GUEST_MIB`], 1 vCPU), `VM.clone` + `VM.provision` [`VMS`] times,
 //! then `Async.VM.start` of every VM at once (one thread and session per
@@ -18,13 +20,14 @@
 //!   subscribed to `vm` and `task`: what a client waiting on events sees;
 //!   polling 50 VMs' power states would itself load the single-threaded
 //!   toolstack);
-//! - **call → /init**: to the guest's /init marker. Only
-//!   `budget::VM_CONSOLES` (8) VMs get their console relayed by dom0, so
-//!   the marker does not come through the console relay: the guest runs
-//!   with `earlyprintk=xen keep_bootcon quiet` and its /init writes the
-//!   marker to /dev/kmsg at KERN_CRIT, which Linux prints on its boot
-//!   console, Xen's debug port (`(dN) ...` on Xen's serial line) — every
-//!   VM's marker, whatever dom0 relays;
+//! - **call → guest up**: to the guest's first line, `tinyvm: up`, which
+//!   it writes to Xen's debug port (0xE9) as its first act, so Xen prints
+//!   `(dN) tinyvm: up` on its serial line for every VM (only
+//!   `budget::VM_CONSOLES`, 8, VMs get their console relayed by dom0);
+//! - **a bystander's wait**: while the starts run, another session calls
+//!   `host.get_servertime` in a loop; its round trips are how long any
+//!   other client waits behind the builds (dom0 builds one domain at a
+//!   time in its event loop);
 //! - **call → reply** (the Async call's own round trip), and from dom0's
 //!   log the build of each VM ("xenapi: starting VM" to "xenapi: built
 //!   VM"): where the start waits;
@@ -43,35 +46,22 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use xcp_domains::memory::{MemoryFigures, MemoryRow};
-use xcp_qemu_tests::linux::{initramfs, INIT_PRELUDE};
 use xcp_qemu_tests::Run;
 
 use super::common::{
-    host, kernel_files, ours_launch, python, unstamped, with_log_of, PLATFORM_PASSWORD,
-    PY_CLIENT_PRELUDE,
+    host, ours_launch, python, unstamped, with_log_of, PLATFORM_PASSWORD, PY_CLIENT_PRELUDE,
 };
 
 /// VMs started at once (`XCP_BENCH_VMS` overrides).
 const VMS: usize = 50;
-/// Each VM's memory, MiB (`XCP_BENCH_VM_MIB` overrides). Debian's 6.1
-/// ELF vmlinux occupies guest-physical 16 MiB to 74 MiB (its last LOAD
-/// segment, .init to .brk, ends at 0x4a00000) and the initramfs goes
-/// after it, so 64 MiB is refused at build ("kernel load ... outside the
-/// guest's RAM"); 96 MiB leaves Linux room to boot.
-const GUEST_MIB: u32 = 96;
-/// The guest's kernel command line: its console on hvc0 (relayed for the
-/// first few VMs), and the boot console kept on Xen's debug port, quiet,
-/// so the marker (KERN_CRIT) reaches Xen's serial line for every VM;
-/// no speculation mitigations (KPTI's page-table switch on every kernel
-/// entry is dear under TCG, and these guests run nothing).
-const GUEST_ARGS: &str = "console=hvc0 earlyprintk=xen keep_bootcon quiet mitigations=off";
-/// What the guest's /init writes to /dev/kmsg.
-const INIT_MARKER: &str = "BENCH-VM-INIT";
-/// The guest's /init after [`INIT_PRELUDE`]: the marker on the kernel's
-/// log (nothing on its console: an unrelayed console's ring fills, and a
-/// write to a full hvc0 blocks), then it waits for `control/shutdown`.
-const GUEST_INIT: &str = "echo \"<2>BENCH-VM-INIT\" > /dev/kmsg\n\
-                          while true; do sleep 1000; done\n";
+/// Each VM's memory, MiB (`XCP_BENCH_VM_MIB` overrides): the least a
+/// PVH build accepts (`xcp_builder::MIN_PVH_MEMORY`); tinyvm uses about
+/// 120 KiB of it.
+const GUEST_MIB: u32 = 2;
+/// The guest's command line (tinyvm reads none).
+const GUEST_ARGS: &str = "";
+/// The guest's first line on Xen's serial line (`(dN) tinyvm: up`).
+const UP_MARKER: &str = "tinyvm: up";
 /// The client (after [`PY_CLIENT_PRELUDE`]).
 const CLIENT: &str = include_str!("vms_client.py");
 /// xapi's published figure for the same kind of work: 512 VMs in
@@ -111,6 +101,11 @@ pub(super) struct Facts {
     /// Per phase (start, shutdown): first call released, every VM there.
     pub phases: Vec<(String, f64, f64)>,
     pub failures: Vec<String>,
+    /// Round trips of `host.get_servertime` while the starts ran, s.
+    pub probe: Vec<f64>,
+    /// Times the watcher's `event.from` got EVENTS_LOST and re-read
+    /// everything (the states it then saw are late by up to that gap).
+    pub events_lost: usize,
 }
 
 pub(super) fn facts(output: &str) -> Facts {
@@ -145,6 +140,8 @@ pub(super) fn facts(output: &str) -> Facts {
                     f.phases.push((op.to_string(), b, e));
                 }
             }
+            ["T", "events-lost"] => f.events_lost += 1,
+            ["T", "probe", secs] => f.probe.extend(secs.parse::<f64>().ok()),
             ["T", "failed" | "task-failed" | "hard", ..] => f.failures.push(line.to_string()),
             _ => {}
         }
@@ -160,10 +157,10 @@ pub(super) fn guest_domid(line: &str) -> Option<u32> {
     rest[..close].parse().ok()
 }
 
-/// Per domid, the host time of its first /init marker.
+/// Per domid, the host time of its first line (`tinyvm: up`).
 fn markers(lines: &[String]) -> std::collections::HashMap<u32, f64> {
     let mut m = std::collections::HashMap::new();
-    for l in lines.iter().filter(|l| l.contains(INIT_MARKER)) {
+    for l in lines.iter().filter(|l| l.contains(UP_MARKER)) {
         if let (Some(d), Some(t)) = (guest_domid(l), host(l)) {
             m.entry(d).or_insert(t);
         }
@@ -211,7 +208,7 @@ fn stats(v: &[f64]) -> Value {
 fn row(label: &str, v: &[f64]) {
     let f = |p| percentile(v, p).map_or("-".into(), |s: f64| format!("{s:.2} s"));
     println!(
-        "  {label:<36} {:>9} {:>9} {:>9}   (n={})",
+        "  {label:<40} {:>9} {:>9} {:>9}   (n={})",
         f(50.0),
         f(99.0),
         f(100.0),
@@ -272,13 +269,13 @@ fn drive(
         output.push_str(&line);
         output.push('\n');
         if line.ends_with("ALL-RUNNING") {
-            // Every guest's /init (the marker), or 15 minutes.
+            // Every guest's first line (the marker), or 15 minutes.
             let deadline = Instant::now() + Duration::from_secs(900);
             while markers(&run.lines()).len() < n && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(500));
             }
             eprintln!(
-                "bench vms: {} of {n} /init markers seen",
+                "bench vms: {} of {n} guests' first lines seen",
                 markers(&run.lines()).len()
             );
             mem.push(dom0_mem(run, 2)?);
@@ -302,11 +299,9 @@ pub fn run(p: &crate::build::Platform, dir: &Path) -> Result<(), String> {
     let scratch = p.dir.join("scratch/bench-vms");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
-    let kernel = kernel_files(&scratch)?;
-    let initrd = initramfs(&scratch, &format!("{INIT_PRELUDE}{GUEST_INIT}"));
-    let (mut launch, url) = ours_launch(p, &[kernel.vmlinux.clone(), initrd], &scratch)?;
+    let (mut launch, url) = ours_launch(p, &[p.dir.join("tinyvm.elf")], &scratch)?;
     // The guests, the platform's domains, and room to spare.
-    launch.memory_mib = 1024 + n as u32 * (mib + 8);
+    launch.memory_mib = 1024 + n as u32 * (mib + 4);
     launch.timeout_secs = 3600;
     eprintln!(
         "bench vms: {n} PVH VMs of {mib} MiB, QEMU -m {}",
@@ -342,7 +337,7 @@ fn report(
         .filter_map(|c| Some(c.reached? - c.sent))
         .collect();
     let to_reply: Vec<f64> = f.starts.iter().map(|c| c.replied - c.sent).collect();
-    let to_init: Vec<f64> = f
+    let to_up: Vec<f64> = f
         .starts
         .iter()
         .filter_map(|c| Some(marks.get(&domid_of(&c.vm)?)? - c.sent))
@@ -378,20 +373,21 @@ fn report(
     let build_span = last_built - first_build;
 
     println!(
-        "{n} tiny PVH VMs ({mib} MiB, 1 vCPU, Debian 6.1 ELF vmlinux + busybox initramfs), \
+        "{n} tiny PVH VMs ({mib} MiB, 1 vCPU, tinyvm), \
          started and shut down at once through PyPI XenAPI via netdom; QEMU TCG -smp 1"
     );
     println!(
         "  clone + provision of {n} VMs from a template: {:.1} s",
         f.clone_secs
     );
-    println!("  {:<36} {:>9} {:>9} {:>9}", "", "p50", "p99", "max");
+    println!("  {:<40} {:>9} {:>9} {:>9}", "", "p50", "p99", "max");
     row("Async.VM.start call -> its reply", &to_reply);
     row("call -> dom0 starts the build", &queued);
     row("dom0's build (starting -> built)", &build);
     row("call -> Running (event.from)", &to_running);
-    row("call -> guest /init (Xen serial)", &to_init);
+    row("call -> guest's first line (Xen serial)", &to_up);
     row("Async.VM.clean_shutdown -> Halted", &to_halted);
+    row("host.get_servertime meanwhile (RTT)", &f.probe);
     if let Some((s, e)) = start {
         println!(
             "  all {n} started (first call -> last Running): {:.1} s",
@@ -408,7 +404,7 @@ fn report(
         let phases = (s1 - s0) + (h1 - h0);
         println!(
             "  whole cycle: first start call -> last Halted {c:.1} s (of which waiting for every \
-             /init before the shutdown: {:.1} s); start + shutdown phases {phases:.1} s = {:.2} s per VM",
+             guest's first line before the shutdown: {:.1} s); start + shutdown phases {phases:.1} s = {:.2} s per VM",
             h0 - s1,
             phases / n as f64
         );
@@ -418,6 +414,13 @@ fn report(
             "  dom0 built for {build_sum:.1} s of the {build_span:.1} s from the first build to the last \
              ({:.0}%): builds run one after another in dom0's single event loop",
             100.0 * build_sum / build_span
+        );
+    }
+    if f.events_lost > 0 {
+        println!(
+            "  the event.from watcher lost its window {} times and re-read everything: \
+             Running/Halted instants after a loss are late",
+            f.events_lost
         );
     }
     for fail in &f.failures {
@@ -454,7 +457,7 @@ fn report(
                 json!({"vm": c.vm, "sent": c.sent, "replied": c.replied, "reached": c.reached,
                    "task_end": c.task_end, "status": c.status,
                    "domid": domid_of(&c.vm),
-                   "init": domid_of(&c.vm).and_then(|d| marks.get(&d).copied()),
+                   "up": domid_of(&c.vm).and_then(|d| marks.get(&d).copied()),
                    "build": built.get(&c.vm).map(|b| json!([b.0, b.1]))})
             })
             .collect()
@@ -470,7 +473,8 @@ fn report(
             "call_to_build_start": stats(&queued),
             "build": stats(&build),
             "call_to_running": stats(&to_running),
-            "call_to_init": stats(&to_init),
+            "call_to_guest_up": stats(&to_up),
+            "servertime_rtt_meanwhile": stats(&f.probe),
             "phase_secs": start.map(|p| p.1 - p.0),
             "build_secs_total": build_sum,
             "build_span_secs": build_span.is_finite().then_some(build_span),
@@ -481,6 +485,7 @@ fn report(
         },
         "cycle_secs": cycle,
         "failures": f.failures,
+        "events_lost": f.events_lost,
         "dom0_memory": {"before": mem_json(&figures[0]), "running": mem_json(figures.get(1).unwrap_or(&None)),
                         "after": mem_json(figures.get(2).unwrap_or(&None))},
         "xapi": {"vms": XAPI_VMS, "secs": XAPI_SECS, "cores": XAPI_CORES,
@@ -521,6 +526,7 @@ mod tests {
              T call shutdown bench-vm00 20.000 20.100 21.000 21.000 success\n\
              T domid bench-vm00 5\n\
              T phase start 9.900 13.000 ok\n\
+             T probe 0.250\n\
              T task-failed start bench-vm01 failure x\n",
         );
         assert_eq!(f.clone_secs, 1.5);
@@ -531,12 +537,13 @@ mod tests {
         assert_eq!(f.domids, vec![("bench-vm00".to_string(), 5)]);
         assert_eq!(f.phases, vec![("start".to_string(), 9.9, 13.0)]);
         assert_eq!(f.failures.len(), 1);
+        assert_eq!(f.probe, vec![0.25]);
     }
 
     #[test]
     fn guest_lines_name_their_domain() {
         assert_eq!(
-            guest_domid("(XEN) [  12.3] (d12) [    3.1] BENCH-VM-INIT {host 40.1}"),
+            guest_domid("(XEN) [  12.3] (d12) tinyvm: up {host 40.1}"),
             Some(12)
         );
         assert_eq!(guest_domid("dom0: xenapi: starting VM x"), None);
