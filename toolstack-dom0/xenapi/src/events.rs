@@ -3,8 +3,22 @@
 //! Every committed change gets an id, in commit order, and is kept (with its
 //! snapshot) in a bounded window. A token names the last id a client has
 //! seen, plus the boot epoch; `event.from` returns every retained event after
-//! it, so each change is seen exactly once. A token older than the window, or
-//! from another boot, gets EVENTS_LOST and the client re-reads everything.
+//! it. A token older than the window, or from another boot, gets EVENTS_LOST
+//! and the client re-reads everything.
+//!
+//! As xapi's `event.from` (which answers with the objects changed since a
+//! generation, each once, in its current state), a change to an object
+//! supersedes that object's earlier event still in the window: the earlier
+//! one keeps its place and id but gives up its snapshot (a tombstone no
+//! client is sent), so the window's bytes hold each object's latest state
+//! once, however often it changes. A client whose token is before the
+//! superseded change gets the newer event, whose snapshot is the object's
+//! state now; one from before the object's creation gets it as `add` (and
+//! nothing of an object created and destroyed since its token).
+//! Dropping a tombstone from the window loses nothing; dropping a live
+//! event makes every older token EVENTS_LOST. The search for the earlier
+//! event looks back at most [`SUPERSEDE_LOOKBACK`] events (a bounded cost
+//! per commit; an older one simply stays, as before).
 
 use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
@@ -17,6 +31,9 @@ use crate::value::Value;
 
 /// Events kept for `event.from` / `event.next`.
 pub const DEFAULT_CAPACITY: usize = 8192;
+/// Events looked back at, newest first, for an object's earlier event
+/// when it changes again.
+pub const SUPERSEDE_LOOKBACK: usize = 512;
 /// Snapshot bytes kept for `event.from` / `event.next` (approximate, as
 /// `Value::approx_size` counts them): dom0's budget share,
 /// [`crate::budget::EVENT_APPROX_BYTES`].
@@ -37,9 +54,38 @@ pub struct Event {
     pub reference: String,
     /// The object's record after the change (before it, for `del`).
     pub snapshot: Value,
+    /// The id of the object's `add` this event carries on (it superseded
+    /// it, directly or through others); 0 if none in the window.
+    pub created: u64,
+    /// A newer event of the same object took its place: never sent.
+    pub superseded: bool,
 }
 
 impl Event {
+    /// Bytes the window counts for it.
+    fn cost(&self) -> usize {
+        if self.superseded {
+            0
+        } else {
+            self.snapshot.approx_size() + self.reference.len() + 64
+        }
+    }
+
+    /// The event record as xapi sends it to a client whose token is
+    /// `from`: a `mod` of an object created after `from` is its `add`.
+    pub fn value_since(&self, from: u64) -> Value {
+        let mut v = self.to_value();
+        if self.kind == ChangeKind::Mod && self.created > from {
+            if let Value::Map(m) = &mut v {
+                m.insert(
+                    "operation".to_string(),
+                    Value::str(ChangeKind::Add.as_str()),
+                );
+            }
+        }
+        v
+    }
+
     /// The event record as xapi sends it.
     pub fn to_value(&self) -> Value {
         let mut m = alloc::collections::BTreeMap::new();
@@ -108,6 +154,9 @@ impl Subscription {
 pub struct EventLog {
     events: VecDeque<Event>,
     last_id: u64,
+    /// The newest live (not superseded) event dropped from the window:
+    /// a token before it missed a change.
+    lost_upto: u64,
     capacity: usize,
     max_bytes: usize,
     bytes: usize,
@@ -121,6 +170,7 @@ impl EventLog {
         EventLog {
             events: VecDeque::new(),
             last_id: 0,
+            lost_upto: 0,
             capacity: capacity.max(1),
             max_bytes,
             bytes: 0,
@@ -138,25 +188,49 @@ impl EventLog {
         snapshot: Value,
     ) -> u64 {
         self.last_id += 1;
-        let size = snapshot.approx_size() + reference.len() + 64;
-        while self.events.len() >= self.capacity
-            || (!self.events.is_empty() && self.bytes.saturating_add(size) > self.max_bytes)
+        let mut created = if kind == ChangeKind::Add {
+            self.last_id
+        } else {
+            0
+        };
+        // The object's earlier event, if recent, gives way to this one.
+        if let Some(old) = self
+            .events
+            .iter_mut()
+            .rev()
+            .take(SUPERSEDE_LOOKBACK)
+            .find(|e| !e.superseded && e.class == c && e.reference == reference)
         {
-            if let Some(old) = self.events.pop_front() {
-                self.bytes = self
-                    .bytes
-                    .saturating_sub(old.snapshot.approx_size() + old.reference.len() + 64);
+            self.bytes = self.bytes.saturating_sub(old.cost());
+            if created == 0 {
+                created = old.created;
             }
+            old.superseded = true;
+            old.snapshot = Value::Nil;
         }
-        self.bytes = self.bytes.saturating_add(size);
-        self.events.push_back(Event {
+        let event = Event {
             id: self.last_id,
             timestamp,
             class: c,
             kind,
             reference,
             snapshot,
-        });
+            created,
+            superseded: false,
+        };
+        let size = event.cost();
+        while self.events.len() >= self.capacity
+            || (!self.events.is_empty() && self.bytes.saturating_add(size) > self.max_bytes)
+        {
+            if let Some(old) = self.events.pop_front() {
+                self.bytes = self.bytes.saturating_sub(old.cost());
+                if !old.superseded {
+                    self.lost_upto = old.id;
+                }
+            }
+        }
+        self.bytes = self.bytes.saturating_add(size);
+        self.events.push_back(event);
         self.last_id
     }
 
@@ -185,19 +259,22 @@ impl EventLog {
         Ok(Some(id))
     }
 
-    /// Events after `from` matching `subs`. EVENTS_LOST if some were dropped.
+    /// Events after `from` matching `subs`, each object's latest once.
+    /// EVENTS_LOST if a change after `from` was dropped.
     pub fn since(&self, from: u64, subs: &[Subscription]) -> Result<Vec<&Event>, ApiError> {
-        if let Some(first) = self.events.front() {
-            if from + 1 < first.id {
-                return Err(ApiError::new(EVENTS_LOST, &[]));
-            }
-        } else if from < self.last_id {
+        if from < self.lost_upto {
             return Err(ApiError::new(EVENTS_LOST, &[]));
         }
         Ok(self
             .events
             .iter()
-            .filter(|e| e.id > from && subs.iter().any(|s| s.matches(e.class, &e.reference)))
+            .filter(|e| {
+                e.id > from
+                    && !e.superseded
+                    // Born and gone since `from`: the client never knew it.
+                    && !(e.kind == ChangeKind::Del && e.created > from)
+                    && subs.iter().any(|s| s.matches(e.class, &e.reference))
+            })
             .collect())
     }
 }
@@ -216,6 +293,81 @@ mod tests {
             r.to_string(),
             Value::Nil,
         )
+    }
+
+    fn push_kind(log: &mut EventLog, kind: ChangeKind, r: &str, bytes: usize) -> u64 {
+        let vm = class_id("VM").unwrap();
+        let snapshot = Value::String("x".repeat(bytes));
+        log.push(String::new(), vm, kind, r.to_string(), snapshot)
+    }
+
+    fn ops(log: &EventLog, from: u64) -> Vec<(String, String, usize)> {
+        let subs = Subscription::parse_all(&["*".to_string()]);
+        log.since(from, &subs)
+            .unwrap()
+            .iter()
+            .map(|e| match e.value_since(from) {
+                Value::Map(m) => (
+                    m["ref"].as_str().unwrap().to_string(),
+                    m["operation"].as_str().unwrap().to_string(),
+                    match &m["snapshot"] {
+                        Value::String(s) => s.len(),
+                        _ => 0,
+                    },
+                ),
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_object_changed_often_holds_one_snapshot_and_nothing_is_lost() {
+        // Room for about three 1 KiB snapshots.
+        let mut log = EventLog::new("e".to_string(), 8192, 3 * 1200);
+        let t0 = log.current();
+        push_kind(&mut log, ChangeKind::Add, "a", 1000);
+        let t1 = log.current();
+        for i in 0..1000 {
+            push_kind(&mut log, ChangeKind::Mod, "a", 1000 + i % 7);
+            push_kind(&mut log, ChangeKind::Mod, "b", 1000);
+        }
+        assert!(log.bytes <= 3 * 1200, "{}", log.bytes);
+        // From before a's creation: a as an add, in its latest state; b
+        // (made before the window) as a mod.
+        let got = ops(&log, t0);
+        assert_eq!(
+            got,
+            [
+                ("a".to_string(), "add".to_string(), 1000 + 999 % 7),
+                ("b".to_string(), "mod".to_string(), 1000)
+            ]
+        );
+        // From after it: a mod.
+        assert_eq!(ops(&log, t1)[0].1, "mod");
+        // Tombstones dropped by the count bound lose nothing either.
+        let mut small = EventLog::new("e".to_string(), 4, 1 << 20);
+        let s0 = small.current();
+        for _ in 0..10 {
+            push_kind(&mut small, ChangeKind::Mod, "a", 10);
+        }
+        assert_eq!(ops(&small, s0).len(), 1);
+        // Distinct objects past the bound are a loss.
+        for r in ["p", "q", "r", "s"] {
+            push_kind(&mut small, ChangeKind::Mod, r, 10);
+        }
+        assert_eq!(small.since(s0, &[]), Err(ApiError::new(EVENTS_LOST, &[])));
+    }
+
+    #[test]
+    fn an_object_born_and_gone_since_the_token_is_not_sent() {
+        let mut log = EventLog::new("e".to_string(), 100, 1 << 20);
+        let t0 = log.current();
+        push_kind(&mut log, ChangeKind::Add, "a", 10);
+        let t1 = log.current();
+        push_kind(&mut log, ChangeKind::Mod, "a", 10);
+        push_kind(&mut log, ChangeKind::Del, "a", 10);
+        assert!(ops(&log, t0).is_empty());
+        assert_eq!(ops(&log, t1), [("a".to_string(), "del".to_string(), 10)]);
     }
 
     #[test]
