@@ -120,11 +120,17 @@ mod tests {
     use crate::store::fake::{Server, Store};
 
     fn conversation(hook: fn(&mut Store)) -> (Outcome, Store, Vec<String>) {
-        let page = RefCell::new([0u8; 4096]);
-        let store = RefCell::new(Store {
+        conversation_with(Store {
             hook: Some(hook),
             ..Store::default()
-        });
+        })
+    }
+
+    /// The guest's whole conversation with `store`: its outcome, the
+    /// store after it, the lines it logged.
+    fn conversation_with(store: Store) -> (Outcome, Store, Vec<String>) {
+        let page = RefCell::new([0u8; 4096]);
+        let store = RefCell::new(store);
         let mut client = Client::new(
             &page,
             Server {
@@ -188,27 +194,17 @@ mod tests {
 
     #[test]
     fn refused_writes_are_logged_not_fatal() {
-        let page = RefCell::new([0u8; 4096]);
-        let store = RefCell::new(Store {
+        let (outcome, store, lines) = conversation_with(Store {
             hook: Some(|s| ask(s, "poweroff")),
             refuse: Some("data/os_distro"),
             ..Store::default()
         });
-        let mut client = Client::new(
-            &page,
-            Server {
-                page: &page,
-                store: &store,
-            },
-        );
-        let mut lines = Vec::new();
-        let outcome = run(&mut client, &mut |l: &str| lines.push(String::from(l)));
         assert_eq!(outcome, Outcome::Poweroff);
         assert_eq!(
             lines[0],
             "tinyvm: write data/os_distro: Refused(Some(Eacces))"
         );
-        assert!(store.borrow().nodes.contains_key("data/updated"));
+        assert!(store.nodes.contains_key("data/updated"));
     }
 
     #[test]
