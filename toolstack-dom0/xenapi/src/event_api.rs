@@ -126,7 +126,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 return Outcome::Stream(read);
             }
             Some(from) => match self.events.since(from, &subs) {
-                Ok(evs) => evs.iter().map(|e| e.value_since(from)).collect(),
+                Ok(evs) => evs,
                 Err(e) => return Outcome::Done(Err(e)),
             },
         };
@@ -171,12 +171,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             return Outcome::Done(Err(ApiError::new(SESSION_NOT_REGISTERED, &[])));
         }
         let current = self.events.current();
-        let cursor = s.cursor;
-        let r = self.events.since(cursor, &s.registered).map(|evs| {
-            evs.iter()
-                .map(|e| e.value_since(cursor))
-                .collect::<Vec<_>>()
-        });
+        let r = self.events.since(s.cursor, &s.registered);
         let deadline = started.plus_ms(NEXT_WAIT_MS);
         match r {
             Ok(evs) if evs.is_empty() && self.now < deadline && started != Instant(0) => {

@@ -6,19 +6,20 @@
 //! it. A token older than the window, or from another boot, gets EVENTS_LOST
 //! and the client re-reads everything.
 //!
-//! As xapi's `event.from` (which answers with the objects changed since a
-//! generation, each once, in its current state), a change to an object
-//! supersedes that object's earlier event still in the window: the earlier
-//! one keeps its place and id but gives up its snapshot (a tombstone no
-//! client is sent), so the window's bytes hold each object's latest state
-//! once, however often it changes. A client whose token is before the
-//! superseded change gets the newer event, whose snapshot is the object's
-//! state now; one from before the object's creation gets it as `add` (and
-//! nothing of an object created and destroyed since its token).
-//! Dropping a tombstone from the window loses nothing; dropping a live
-//! event makes every older token EVENTS_LOST. The search for the earlier
-//! event looks back at most [`SUPERSEDE_LOOKBACK`] events (a bounded cost
-//! per commit; an older one simply stays, as before).
+//! While the window has room every change is kept, so a client sees each
+//! change once, in order. When it has none, it makes room as xapi's
+//! `event.from` answers (each object changed since a generation once, in
+//! its state now) before it loses anything: an event whose object changed
+//! again later in the window gives up its snapshot and is no longer sent
+//! (a tombstone keeps its place and id), oldest first; only when no such
+//! event is left does the oldest event go, and then every token before it
+//! gets EVENTS_LOST. So however often a few objects change (50 VMs
+//! starting at once), the window holds at least each one's latest state.
+//! A client whose token is before a tombstone gets the object's newer
+//! event; if the object's `add` is no longer sent, a `mod` comes as its
+//! `add` (a `del` stays a `del`). The search for an object's earlier event when it changes looks
+//! back at most [`SUPERSEDE_LOOKBACK`] events (a bounded cost per commit;
+//! an older one is simply never superseded).
 
 use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
@@ -54,10 +55,13 @@ pub struct Event {
     pub reference: String,
     /// The object's record after the change (before it, for `del`).
     pub snapshot: Value,
-    /// The id of the object's `add` this event carries on (it superseded
-    /// it, directly or through others); 0 if none in the window.
+    /// The id of the object's `add` if it is in the window (this event's
+    /// own id for an `add`); 0 if not.
     pub created: u64,
-    /// A newer event of the same object took its place: never sent.
+    /// The object changed again later in the window: this event may give
+    /// up its snapshot for room.
+    pub has_newer: bool,
+    /// It gave up its snapshot: never sent.
     pub superseded: bool,
 }
 
@@ -71,20 +75,6 @@ impl Event {
         }
     }
 
-    /// The event record as xapi sends it to a client whose token is
-    /// `from`: a `mod` of an object created after `from` is its `add`.
-    pub fn value_since(&self, from: u64) -> Value {
-        let mut v = self.to_value();
-        if self.kind == ChangeKind::Mod && self.created > from {
-            if let Value::Map(m) = &mut v {
-                m.insert(
-                    "operation".to_string(),
-                    Value::str(ChangeKind::Add.as_str()),
-                );
-            }
-        }
-        v
-    }
 
     /// The event record as xapi sends it.
     pub fn to_value(&self) -> Value {
@@ -193,7 +183,8 @@ impl EventLog {
         } else {
             0
         };
-        // The object's earlier event, if recent, gives way to this one.
+        // The object's previous event, if recent, may give way to this one
+        // when room is short.
         if let Some(old) = self
             .events
             .iter_mut()
@@ -201,12 +192,10 @@ impl EventLog {
             .take(SUPERSEDE_LOOKBACK)
             .find(|e| !e.superseded && e.class == c && e.reference == reference)
         {
-            self.bytes = self.bytes.saturating_sub(old.cost());
             if created == 0 {
                 created = old.created;
             }
-            old.superseded = true;
-            old.snapshot = Value::Nil;
+            old.has_newer = true;
         }
         let event = Event {
             id: self.last_id,
@@ -216,9 +205,24 @@ impl EventLog {
             reference,
             snapshot,
             created,
+            has_newer: false,
             superseded: false,
         };
         let size = event.cost();
+        // Room: superseded snapshots first (nothing is lost), then the
+        // oldest events (a loss for the tokens before them).
+        while self.bytes.saturating_add(size) > self.max_bytes {
+            let Some(old) = self
+                .events
+                .iter_mut()
+                .find(|e| e.has_newer && !e.superseded)
+            else {
+                break;
+            };
+            self.bytes = self.bytes.saturating_sub(old.cost());
+            old.superseded = true;
+            old.snapshot = Value::Nil;
+        }
         while self.events.len() >= self.capacity
             || (!self.events.is_empty() && self.bytes.saturating_add(size) > self.max_bytes)
         {
@@ -259,23 +263,44 @@ impl EventLog {
         Ok(Some(id))
     }
 
-    /// Events after `from` matching `subs`, each object's latest once.
+    /// Whether event `id` is in the window and sent.
+    fn sent(&self, id: u64) -> bool {
+        let first = self.events.front().map_or(u64::MAX, |e| e.id);
+        id >= first
+            && self
+                .events
+                .binary_search_by_key(&id, |e| e.id)
+                .is_ok_and(|i| !self.events[i].superseded)
+    }
+
+    /// Events after `from` matching `subs`, as records for the client.
     /// EVENTS_LOST if a change after `from` was dropped.
-    pub fn since(&self, from: u64, subs: &[Subscription]) -> Result<Vec<&Event>, ApiError> {
+    pub fn since(&self, from: u64, subs: &[Subscription]) -> Result<Vec<Value>, ApiError> {
         if from < self.lost_upto {
             return Err(ApiError::new(EVENTS_LOST, &[]));
         }
-        Ok(self
-            .events
-            .iter()
-            .filter(|e| {
-                e.id > from
-                    && !e.superseded
-                    // Born and gone since `from`: the client never knew it.
-                    && !(e.kind == ChangeKind::Del && e.created > from)
-                    && subs.iter().any(|s| s.matches(e.class, &e.reference))
-            })
-            .collect())
+        let mut out = Vec::new();
+        for e in &self.events {
+            if e.id <= from
+                || e.superseded
+                || !subs.iter().any(|s| s.matches(e.class, &e.reference))
+            {
+                continue;
+            }
+            // Made after `from`, its `add` no longer sent: this `mod` is it.
+            let unseen_add = e.kind == ChangeKind::Mod && e.created > from && !self.sent(e.created);
+            let mut v = e.to_value();
+            if unseen_add {
+                if let Value::Map(m) = &mut v {
+                    m.insert(
+                        "operation".to_string(),
+                        Value::str(ChangeKind::Add.as_str()),
+                    );
+                }
+            }
+            out.push(v);
+        }
+        Ok(out)
     }
 }
 
@@ -306,7 +331,7 @@ mod tests {
         log.since(from, &subs)
             .unwrap()
             .iter()
-            .map(|e| match e.value_since(from) {
+            .map(|e| match e {
                 Value::Map(m) => (
                     m["ref"].as_str().unwrap().to_string(),
                     m["operation"].as_str().unwrap().to_string(),
@@ -318,6 +343,24 @@ mod tests {
                 _ => unreachable!(),
             })
             .collect()
+    }
+
+    #[test]
+    fn with_room_every_change_is_kept() {
+        let mut log = EventLog::new("e".to_string(), 100, 1 << 20);
+        let t0 = log.current();
+        push_kind(&mut log, ChangeKind::Add, "a", 10);
+        push_kind(&mut log, ChangeKind::Mod, "a", 11);
+        push_kind(&mut log, ChangeKind::Mod, "a", 12);
+        let ops: Vec<_> = ops(&log, t0).into_iter().map(|(_, o, n)| (o, n)).collect();
+        assert_eq!(
+            ops,
+            [
+                ("add".to_string(), 10),
+                ("mod".to_string(), 11),
+                ("mod".to_string(), 12)
+            ]
+        );
     }
 
     #[test]
@@ -335,39 +378,42 @@ mod tests {
         // From before a's creation: a as an add, in its latest state; b
         // (made before the window) as a mod.
         let got = ops(&log, t0);
+        assert!(got.len() <= 3, "{got:?}");
+        let last = |r: &str| got.iter().rev().find(|(x, _, _)| x == r).cloned();
         assert_eq!(
-            got,
-            [
-                ("a".to_string(), "add".to_string(), 1000 + 999 % 7),
-                ("b".to_string(), "mod".to_string(), 1000)
-            ]
+            last("a"),
+            Some(("a".to_string(), "add".to_string(), 1000 + 999 % 7))
+        );
+        assert_eq!(last("b"), Some(("b".to_string(), "mod".to_string(), 1000)));
+        assert_eq!(
+            got.iter().filter(|(_, o, _)| o == "add").count(),
+            1,
+            "{got:?}"
         );
         // From after it: a mod.
         assert_eq!(ops(&log, t1)[0].1, "mod");
-        // Tombstones dropped by the count bound lose nothing either.
-        let mut small = EventLog::new("e".to_string(), 4, 1 << 20);
-        let s0 = small.current();
-        for _ in 0..10 {
-            push_kind(&mut small, ChangeKind::Mod, "a", 10);
-        }
-        assert_eq!(ops(&small, s0).len(), 1);
         // Distinct objects past the bound are a loss.
+        let mut small = EventLog::new("e".to_string(), 100, 3 * 1200);
+        let s0 = small.current();
         for r in ["p", "q", "r", "s"] {
-            push_kind(&mut small, ChangeKind::Mod, r, 10);
+            push_kind(&mut small, ChangeKind::Mod, r, 1000);
         }
         assert_eq!(small.since(s0, &[]), Err(ApiError::new(EVENTS_LOST, &[])));
     }
 
     #[test]
-    fn an_object_born_and_gone_since_the_token_is_not_sent() {
-        let mut log = EventLog::new("e".to_string(), 100, 1 << 20);
+    fn a_coalesced_object_made_and_gone_is_an_add_then_a_del() {
+        // Room for about two 1 KiB snapshots: the add gives way.
+        let mut log = EventLog::new("e".to_string(), 100, 2 * 1200);
         let t0 = log.current();
-        push_kind(&mut log, ChangeKind::Add, "a", 10);
+        push_kind(&mut log, ChangeKind::Add, "a", 1000);
         let t1 = log.current();
-        push_kind(&mut log, ChangeKind::Mod, "a", 10);
-        push_kind(&mut log, ChangeKind::Del, "a", 10);
-        assert!(ops(&log, t0).is_empty());
-        assert_eq!(ops(&log, t1), [("a".to_string(), "del".to_string(), 10)]);
+        push_kind(&mut log, ChangeKind::Mod, "a", 1000);
+        push_kind(&mut log, ChangeKind::Del, "a", 1000);
+        let ops0: Vec<_> = ops(&log, t0).into_iter().map(|(_, o, _)| o).collect();
+        assert_eq!(ops0, ["add", "del"]);
+        let ops1: Vec<_> = ops(&log, t1).into_iter().map(|(_, o, _)| o).collect();
+        assert_eq!(ops1, ["mod", "del"]);
     }
 
     #[test]

@@ -367,21 +367,10 @@ fn an_import_moves_its_task_a_hundred_times_at_most() {
     let Value::Array(events) = &all["events"] else {
         panic!("events")
     };
-    // The follower sees the task once, in its state now (each change
-    // supersedes the last); the changes published (the task's hundred
-    // steps, its end, the VDI's own changes) are counted by the tokens'
-    // ids: per mille steps would be over a thousand.
-    assert_eq!(events.len(), 1, "{events:?}");
-    let id = |t: &Value| -> u64 {
-        t.as_str()
-            .and_then(|t| t.rsplit_once('.'))
-            .and_then(|(_, n)| n.parse().ok())
-            .expect("a token")
-    };
-    let published = id(&all["token"]) - id(&token);
     assert!(
-        (50..=110).contains(&published),
-        "{published} task changes for one import"
+        (50..=102).contains(&events.len()),
+        "{} task events for one import",
+        events.len()
     );
     // The VM follower's token is still good.
     ok(
