@@ -75,7 +75,6 @@ impl Event {
         }
     }
 
-
     /// The event record as xapi sends it.
     pub fn to_value(&self) -> Value {
         let mut m = alloc::collections::BTreeMap::new();
