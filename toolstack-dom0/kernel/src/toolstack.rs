@@ -479,6 +479,10 @@ struct BootImages {
 struct Stepping {
     /// The VM's uuid.
     uuid: String,
+    /// The spec and images the build began with: its end is built from
+    /// them whatever the VM's record says by then.
+    spec: DomainSpec,
+    boot: BootImages,
     build: xcp_dom0_board::pvh::PvhBuild,
     started: u64,
     steps: u32,
@@ -486,6 +490,28 @@ struct Stepping {
 }
 
 impl XenHypervisor {
+    /// Builds `spec`'s domain at once from `boot`.
+    fn build_from(&mut self, spec: &DomainSpec, boot: BootImages) -> Result<u32, HypervisorError> {
+        let (image, ramdisk, handle, mib) = (boot.image, boot.ramdisk, boot.handle, boot.mib);
+        if boot.pvh {
+            return self.build_pvh(spec, image, ramdisk, handle, mib);
+        }
+        let role = xcp_dom0_board::build::DomainRole {
+            server: self.xenstore.as_ref().map(|(domid, _)| *domid),
+            handle,
+            vcpus: spec.vcpus_max,
+            ..Default::default()
+        };
+        let built =
+            xcp_dom0_board::build::build(&mut self.xen, image, ramdisk, mib, role, &spec.cmdline)
+                .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
+        // VCPUs_max vCPUs, VCPUs_at_startup of them online.
+        self.finish_build(spec, &built, mib, (spec.vcpus_max, spec.vcpus))?;
+        log::info!("xenapi: built VM {} as domid {}", spec.name, built.domid);
+        self.built.insert(built.domid);
+        Ok(u32::from(built.domid))
+    }
+
     /// The domain type, kernel and ramdisk (or GRUB), handle and memory
     /// of `spec`'s domain.
     fn boot_images(&self, spec: &DomainSpec) -> Result<BootImages, HypervisorError> {
@@ -546,12 +572,12 @@ impl Hypervisor for XenHypervisor {
     /// other calls between steps; a PV domain is built at once (its
     /// builder has no steps yet).
     fn build_step(&mut self, spec: &DomainSpec) -> Result<BuildStep, HypervisorError> {
-        let boot = self.boot_images(spec)?;
-        if !boot.pvh {
-            return self.build(spec).map(BuildStep::Built);
-        }
         let Some(mut st) = self.stepping.take() else {
-            log::info!("xenapi: starting VM {} (a step at a time)", spec.name);
+            log::info!("xenapi: starting VM {}", spec.name);
+            let boot = self.boot_images(spec)?;
+            if !boot.pvh {
+                return self.build_from(spec, boot).map(BuildStep::Built);
+            }
             let before = xcp_runtime::usage::memory_use();
             let started = self.xen.now_ns();
             let pvh = self.pvh_spec(spec, boot.image, boot.ramdisk, boot.handle, boot.mib);
@@ -559,6 +585,8 @@ impl Hypervisor for XenHypervisor {
                 .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
             self.stepping = Some(Stepping {
                 uuid: spec.uuid.clone(),
+                spec: spec.clone(),
+                boot,
                 build,
                 started,
                 steps: 1,
@@ -578,9 +606,18 @@ impl Hypervisor for XenHypervisor {
                 Ok(BuildStep::Pending)
             }
             Ok(true) => {
-                let pvh = self.pvh_spec(spec, boot.image, boot.ramdisk, boot.handle, boot.mib);
-                let built = st.build.finish(&mut self.xen, pvh);
-                self.pvh_built(spec, built, boot.mib, st.started, st.steps, st.before)
+                let Stepping {
+                    spec,
+                    boot,
+                    build,
+                    started,
+                    steps,
+                    before,
+                    ..
+                } = st;
+                let pvh = self.pvh_spec(&spec, boot.image, boot.ramdisk, boot.handle, boot.mib);
+                let built = build.finish(&mut self.xen, pvh);
+                self.pvh_built(&spec, built, boot.mib, started, steps, before)
                     .map(BuildStep::Built)
             }
             Err(e) => {
@@ -606,24 +643,7 @@ impl Hypervisor for XenHypervisor {
     fn build(&mut self, spec: &DomainSpec) -> Result<u32, HypervisorError> {
         log::info!("xenapi: starting VM {}", spec.name);
         let boot = self.boot_images(spec)?;
-        let (image, ramdisk, handle, mib) = (boot.image, boot.ramdisk, boot.handle, boot.mib);
-        if boot.pvh {
-            return self.build_pvh(spec, image, ramdisk, handle, mib);
-        }
-        let role = xcp_dom0_board::build::DomainRole {
-            server: self.xenstore.as_ref().map(|(domid, _)| *domid),
-            handle,
-            vcpus: spec.vcpus_max,
-            ..Default::default()
-        };
-        let built =
-            xcp_dom0_board::build::build(&mut self.xen, image, ramdisk, mib, role, &spec.cmdline)
-                .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
-        // VCPUs_max vCPUs, VCPUs_at_startup of them online.
-        self.finish_build(spec, &built, mib, (spec.vcpus_max, spec.vcpus))?;
-        log::info!("xenapi: built VM {} as domid {}", spec.name, built.domid);
-        self.built.insert(built.domid);
-        Ok(u32::from(built.domid))
+        self.build_from(spec, boot)
     }
 
     fn set_cpu_share(&mut self, domid: u32, weight: u16, cap: u16) -> Result<(), HypervisorError> {
