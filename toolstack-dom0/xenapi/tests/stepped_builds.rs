@@ -174,3 +174,28 @@ fn a_sync_start_parks_on_its_build_and_an_abandoned_one_is_undone() {
     assert_eq!(status(&mut e, &sid, &tb), s("success"));
     let _ = ua;
 }
+
+#[test]
+fn a_sync_start_whose_connection_closes_gives_its_build_up_at_once() {
+    use std::collections::VecDeque;
+    use xcp_relay::ToToolstack;
+    use xenapi::relayed::Relayed;
+    let mut e = open(MemStorage::default());
+    e.hypervisor().build_steps = 3;
+    let sid = login(&mut e);
+    let a = new_vm(&mut e, &sid, "a");
+    let ua = uuid(&mut e, &sid, &a);
+    let mut r = Relayed::new();
+    let mut out = VecDeque::new();
+    let msg = ToToolstack::Data {
+        conn: 4,
+        bytes: wire_start(&sid, &a),
+    };
+    r.on_message(&mut e, T0, 1, msg, &mut out);
+    assert!(e.building(), "parked on its build");
+    assert!(out.is_empty(), "no reply yet: {out:?}");
+    r.on_message(&mut e, T0, 1, ToToolstack::Closed { conn: 4 }, &mut out);
+    assert!(!e.building());
+    assert_eq!(e.hypervisor().aborted_builds, vec![ua]);
+    assert_eq!(power(&mut e, &sid, &a), s("Halted"));
+}
