@@ -294,6 +294,19 @@ pub fn build_pvh_domain<P: Platform>(
     log: &mut UndoLog,
     spec: PvhSpec<'_>,
 ) -> Result<PvhBuilt, BoardError<P::Error>> {
+    let (domid, low_ram) = create_pvh_domain(pf, log, &spec)?;
+    pf.populate_gfns(domid, 0, low_ram.len / PAGE)
+        .map_err(BoardError::at(Step::PopulatePhysmap))?;
+    finish_pvh_domain(pf, domid, low_ram, spec)
+}
+
+/// The domain of `spec`, made and sized (vCPUs, max_mem, paging pool),
+/// with no memory yet: its domid and the low RAM to populate.
+fn create_pvh_domain<P: Platform>(
+    pf: &mut P,
+    log: &mut UndoLog,
+    spec: &PvhSpec<'_>,
+) -> Result<(u16, PhysRange), BoardError<P::Error>> {
     let memory = u64::from(spec.memory_mib) << 20;
     let low_ram = PhysRange {
         start: 0,
@@ -318,9 +331,18 @@ pub fn build_pvh_domain<P: Platform>(
         .map_err(BoardError::at(Step::MaxMem))?;
     pf.set_paging_pool(domid, paging_pool_bytes(spec.memory_mib, spec.vcpus))
         .map_err(BoardError::at(Step::PagingPool))?;
-    pf.populate_gfns(domid, 0, low_ram.len / PAGE)
-        .map_err(BoardError::at(Step::PopulatePhysmap))?;
+    Ok((domid, low_ram))
+}
 
+/// The rest of the build of `domid` once its low RAM is populated: the
+/// kernel, the plan's other pages, ports, grants, params, the boot vCPU.
+fn finish_pvh_domain<P: Platform>(
+    pf: &mut P,
+    domid: u16,
+    low_ram: PhysRange,
+    spec: PvhSpec<'_>,
+) -> Result<PvhBuilt, BoardError<P::Error>> {
+    let memory = u64::from(spec.memory_mib) << 20;
     // The kernel, straight into guest memory.
     let loaded = load_kernel(pf, domid, low_ram, spec.kernel, spec.dictionary)?;
     let entry = loaded.pvh_entry().map_err(BoardError::Kernel)?;
@@ -422,6 +444,104 @@ pub fn build_pvh_domain<P: Platform>(
         store_port,
         entry: layout.entry,
     })
+}
+
+/// Low RAM populated by one [`PvhBuild::step`], pages (16 MiB).
+pub const POPULATE_STEP_PAGES: u64 = 4096;
+
+/// A PVH build carried out a bounded step at a time, so the caller (dom0's
+/// one event loop) serves other work between steps: [`PvhBuild::create`]
+/// makes the domain, each [`PvhBuild::step`] populates at most
+/// [`POPULATE_STEP_PAGES`] of its low RAM (the part that grows with the
+/// guest's memory), and [`PvhBuild::finish`] does the rest (the kernel
+/// load, which grows with the kernel, not the guest, and the plan's few
+/// pages). Its undo log lives across the steps; a build given up
+/// ([`PvhBuild::abort`]) or failed leaves nothing behind.
+pub struct PvhBuild {
+    log: UndoLog,
+    domid: u16,
+    low_ram: PhysRange,
+    /// Low RAM pages populated so far.
+    populated: u64,
+}
+
+impl PvhBuild {
+    /// Makes `spec`'s domain (no memory yet). On failure nothing is left.
+    pub fn create<P: Platform>(
+        pf: &mut P,
+        spec: &PvhSpec<'_>,
+    ) -> Result<PvhBuild, BoardError<P::Error>> {
+        let mut log = UndoLog::new();
+        match create_pvh_domain(pf, &mut log, spec) {
+            Ok((domid, low_ram)) => Ok(PvhBuild {
+                log,
+                domid,
+                low_ram,
+                populated: 0,
+            }),
+            Err(e) => {
+                log.undo(pf);
+                Err(e)
+            }
+        }
+    }
+
+    /// The domain being built.
+    pub fn domid(&self) -> u16 {
+        self.domid
+    }
+
+    /// Populates the next run of low RAM; whether it is all in. On an
+    /// error the caller [`Self::abort`]s.
+    pub fn step<P: Platform>(&mut self, pf: &mut P) -> Result<bool, BoardError<P::Error>> {
+        let total = self.low_ram.len / PAGE;
+        let count = (total - self.populated).min(POPULATE_STEP_PAGES);
+        if count > 0 {
+            pf.populate_gfns(self.domid, self.populated, count)
+                .map_err(BoardError::at(Step::PopulatePhysmap))?;
+            self.populated += count;
+        }
+        Ok(self.populated == total)
+    }
+
+    /// The rest of the build (low RAM not yet in first, at once); `spec`
+    /// as given to [`Self::create`]. On failure nothing is left; on
+    /// success the domain is the caller's (paused).
+    pub fn finish<P: Platform>(
+        self,
+        pf: &mut P,
+        spec: PvhSpec<'_>,
+    ) -> Result<PvhBuilt, BoardError<P::Error>> {
+        let PvhBuild {
+            log,
+            domid,
+            low_ram,
+            populated,
+        } = self;
+        let rest = low_ram.len / PAGE - populated;
+        let built = if rest > 0 {
+            pf.populate_gfns(domid, populated, rest)
+                .map_err(BoardError::at(Step::PopulatePhysmap))
+        } else {
+            Ok(())
+        }
+        .and_then(|()| finish_pvh_domain(pf, domid, low_ram, spec));
+        match built {
+            Ok(built) => {
+                log.commit();
+                Ok(built)
+            }
+            Err(e) => {
+                log.undo(pf);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives the build up: its domain (and what went with it) is destroyed.
+    pub fn abort<P: Platform>(self, pf: &mut P) {
+        self.log.undo(pf);
+    }
 }
 
 /// Builds a paused PVH domain; on failure nothing is left behind. On

@@ -7,7 +7,7 @@ mod kimage;
 
 use xcp_builder::{boot_records, PvhPlan};
 use xcp_dom0_board::fake::{fake_hvm_context, Fake};
-use xcp_dom0_board::pvh::{build_pvh, Dictionary, PvhSpec};
+use xcp_dom0_board::pvh::{build_pvh, Dictionary, PvhBuild, PvhSpec};
 use xcp_dom0_board::{BoardError, Platform, Step};
 use xen_abi::hvm::{
     HVM_PARAM_CONSOLE_EVTCHN, HVM_PARAM_CONSOLE_PFN, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN,
@@ -270,4 +270,90 @@ fn without_xenstore_the_store_params_stay_unset() {
     // Only the console's grant: no xenstore domain may map anything.
     assert_eq!(d.grant_frame[8..16], [0; 8]);
     assert_eq!(&d.grant_frame[2..4], &0u16.to_le_bytes());
+}
+
+/// The stepped build of `spec`: create, steps until low RAM is in, finish;
+/// the steps taken.
+fn build_in_steps(
+    fake: &mut Fake,
+    spec: PvhSpec<'_>,
+) -> (
+    Result<xcp_dom0_board::pvh::PvhBuilt, BoardError<xcp_dom0_board::fake::FakeError>>,
+    u32,
+) {
+    let mut build = match PvhBuild::create(fake, &spec) {
+        Ok(b) => b,
+        Err(e) => return (Err(e), 0),
+    };
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        match build.step(fake) {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                build.abort(fake);
+                return (Err(e), steps);
+            }
+        }
+    }
+    (build.finish(fake, spec), steps)
+}
+
+#[test]
+fn a_build_in_steps_makes_the_same_domain_a_bounded_run_at_a_time() {
+    let (kernel, _) = kimage::kernel();
+    let initrd = kimage::bytes(9, 10_000);
+    let mut whole = Fake::new();
+    let once = build_pvh(&mut whole, spec(&kernel, &initrd, 64)).expect("built");
+    let mut fake = Fake::new();
+    let (built, steps) = build_in_steps(&mut fake, spec(&kernel, &initrd, 64));
+    let built = built.expect("built in steps");
+    // 64 MiB of low RAM, 16 MiB a step.
+    assert_eq!(steps, 4);
+    assert_eq!(built, once);
+    let (a, b) = (&whole.domains[&once.domid], &fake.domains[&built.domid]);
+    assert_eq!(a.pages, b.pages);
+    assert_eq!(a.e820, b.e820);
+    assert_eq!(a.hvm_params, b.hvm_params);
+    assert_eq!(a.hvm_context, b.hvm_context);
+    assert_eq!(a.read(0x100_0000, 4096), b.read(0x100_0000, 4096));
+    fake.destroy_domain(built.domid).expect("destroy");
+    assert_clean(&fake);
+}
+
+#[test]
+fn a_build_in_steps_given_up_or_failing_anywhere_leaves_nothing() {
+    let (kernel, _) = kimage::kernel();
+    let initrd = kimage::bytes(9, 5000);
+    // Given up after each step.
+    for after in 0..3 {
+        let mut fake = Fake::new();
+        let s = spec(&kernel, &initrd, 48);
+        let mut build = PvhBuild::create(&mut fake, &s).expect("created");
+        for _ in 0..after {
+            build.step(&mut fake).expect("step");
+        }
+        build.abort(&mut fake);
+        assert_clean(&fake);
+    }
+    // A failure at each call.
+    let mut failures = 0;
+    for n in 1.. {
+        let mut fake = Fake::new();
+        fake.fail_at = Some(n);
+        let (result, _) = build_in_steps(&mut fake, spec(&kernel, &initrd, 48));
+        let injected = fake.journal.iter().any(|l| l.ends_with(" failed"));
+        fake.fail_at = None;
+        if !injected {
+            let built = result.expect("no failure: built");
+            fake.destroy_domain(built.domid).expect("destroy");
+            assert_clean(&fake);
+            break;
+        }
+        result.expect_err("an injected failure fails the build");
+        assert_clean(&fake);
+        failures += 1;
+    }
+    assert!(failures > 20, "{failures} steps failed in turn");
 }

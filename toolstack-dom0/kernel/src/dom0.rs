@@ -659,15 +659,26 @@ impl Dom0 {
         if let Some(first) = only.and_then(|p| self.relays.iter().position(|r| r.port == p)) {
             self.relays.swap(0, first);
         }
-        self.relays.retain_mut(|r| match r.pump(ts) {
-            Ok(()) => true,
-            Err(e) => {
-                error!("dropping a XenAPI relay: {e}");
-                lp.unwatch(r.port);
-                ts.drop_link(r.port);
-                false
-            }
-        });
+        let mut pump_all = |relays: &mut alloc::vec::Vec<RelayLink>, ts: &mut Toolstack| {
+            relays.retain_mut(|r| match r.pump(ts) {
+                Ok(()) => true,
+                Err(e) => {
+                    error!("dropping a XenAPI relay: {e}");
+                    lp.unwatch(r.port);
+                    ts.drop_link(r.port);
+                    false
+                }
+            })
+        };
+        pump_all(&mut self.relays, ts);
+        // A VM start's domain build goes a step per pass, every relay
+        // served between steps (a sync start parked on one carries its
+        // build on there; an `Async` one is carried on by run_next_job,
+        // which also gives up a build nobody carries on any more).
+        while ts.building() {
+            ts.run_next_job();
+            pump_all(&mut self.relays, ts);
+        }
         if ts.has_parked() && !self.tick_armed {
             self.tick_armed = true;
             lp.after(TICK_NS, TICK_TOKEN);

@@ -18,7 +18,9 @@ use xcp_relay::{FromToolstack, RelayStats, ToToolstack, VifCounters};
 use xcp_runtime::paging::Frame;
 use xenapi::auth::PasswordHash;
 use xenapi::engine::{Config, Engine};
-use xenapi::hypervisor::{DomainSpec, Hypervisor, HypervisorError, ShutdownReason, VifDevice};
+use xenapi::hypervisor::{
+    BuildStep, DomainSpec, Hypervisor, HypervisorError, ShutdownReason, VifDevice,
+};
 use xenapi::vbd::{VbdDevice, VbdKind, VbdMode};
 
 /// What dom0 writes for `vbd` of `guest`, served by `backend`.
@@ -161,6 +163,8 @@ pub struct XenHypervisor {
     built: alloc::collections::BTreeSet<u16>,
     /// Those of [`Self::built`] that are PVH (HVM-type) domains.
     pvh: alloc::collections::BTreeSet<u16>,
+    /// The PVH build carried on a step at a time, if one is.
+    stepping: Option<Stepping>,
     /// stordom's SR, when the database lives there (the one SR).
     sr: Option<crate::storage::StordomSr>,
     /// stordom's domid while it runs (the backend of guests' VBDs), lent
@@ -305,7 +309,25 @@ impl XenHypervisor {
         handle: [u8; 16],
         mib: u32,
     ) -> Result<u32, HypervisorError> {
-        let pvh = xcp_dom0_board::pvh::PvhSpec {
+        let pvh = self.pvh_spec(spec, image, ramdisk, handle, mib);
+        // dom0's own memory around the build, for the log: the kernel's
+        // dictionary must not show in the heap.
+        let before = xcp_runtime::usage::memory_use();
+        let started = self.xen.now_ns();
+        let built = xcp_dom0_board::pvh::build_pvh(&mut self.xen, pvh);
+        self.pvh_built(spec, built, mib, started, 1, before)
+    }
+
+    /// What the PVH build of `spec` is asked for.
+    fn pvh_spec<'a>(
+        &self,
+        spec: &'a DomainSpec,
+        image: &'a [u8],
+        ramdisk: &'a [u8],
+        handle: [u8; 16],
+        mib: u32,
+    ) -> xcp_dom0_board::pvh::PvhSpec<'a> {
+        xcp_dom0_board::pvh::PvhSpec {
             kernel: image,
             initrd: ramdisk,
             memory_mib: mib,
@@ -314,16 +336,28 @@ impl XenHypervisor {
             handle,
             xenstore: self.xenstore.as_ref().map(|(domid, _)| *domid),
             dictionary: xcp_dom0_board::pvh::Dictionary::GuestRam,
-        };
-        // dom0's own memory around the build, for the log: the kernel's
-        // dictionary must not show in the heap.
-        let before = xcp_runtime::usage::memory_use();
-        let started = self.xen.now_ns();
-        let built = xcp_dom0_board::pvh::build_pvh(&mut self.xen, pvh);
+        }
+    }
+
+    /// The end of `spec`'s PVH build (begun at `started` ns, in `steps`
+    /// steps, dom0's memory `before` it): logged, introduced to xenstore,
+    /// its console relayed. Its domid.
+    fn pvh_built(
+        &mut self,
+        spec: &DomainSpec,
+        built: Result<
+            xcp_dom0_board::pvh::PvhBuilt,
+            xcp_dom0_board::BoardError<crate::xen::XenError>,
+        >,
+        mib: u32,
+        started: u64,
+        steps: u32,
+        before: xcp_runtime::usage::MemoryUse,
+    ) -> Result<u32, HypervisorError> {
         let took_ms = self.xen.now_ns().saturating_sub(started) / 1_000_000;
         let after = xcp_runtime::usage::memory_use();
         log::info!(
-            "xenapi: PVH build of {} in {took_ms} ms: dom0 heap in use {} -> {} bytes (peak {} -> {}), frames in use {} -> {} (peak {})",
+            "xenapi: PVH build of {} in {took_ms} ms ({steps} steps): dom0 heap in use {} -> {} bytes (peak {} -> {}), frames in use {} -> {} (peak {})",
             spec.name,
             before.heap_in_use,
             after.heap_in_use,
@@ -350,6 +384,8 @@ impl XenHypervisor {
             built.domid,
             pvh.entry
         );
+        self.built.insert(built.domid);
+        self.pvh.insert(built.domid);
         Ok(u32::from(built.domid))
     }
 
@@ -430,9 +466,55 @@ impl XenHypervisor {
     }
 }
 
-impl Hypervisor for XenHypervisor {
-    fn build(&mut self, spec: &DomainSpec) -> Result<u32, HypervisorError> {
-        log::info!("xenapi: starting VM {}", spec.name);
+/// What a VM's domain is built from.
+struct BootImages {
+    pvh: bool,
+    image: &'static [u8],
+    ramdisk: &'static [u8],
+    handle: [u8; 16],
+    mib: u32,
+}
+
+/// A PVH build carried on a step per call of `build_step`.
+struct Stepping {
+    /// The VM's uuid.
+    uuid: String,
+    /// The spec and images the build began with: its end is built from
+    /// them whatever the VM's record says by then.
+    spec: DomainSpec,
+    boot: BootImages,
+    build: xcp_dom0_board::pvh::PvhBuild,
+    started: u64,
+    steps: u32,
+    before: xcp_runtime::usage::MemoryUse,
+}
+
+impl XenHypervisor {
+    /// Builds `spec`'s domain at once from `boot`.
+    fn build_from(&mut self, spec: &DomainSpec, boot: BootImages) -> Result<u32, HypervisorError> {
+        let (image, ramdisk, handle, mib) = (boot.image, boot.ramdisk, boot.handle, boot.mib);
+        if boot.pvh {
+            return self.build_pvh(spec, image, ramdisk, handle, mib);
+        }
+        let role = xcp_dom0_board::build::DomainRole {
+            server: self.xenstore.as_ref().map(|(domid, _)| *domid),
+            handle,
+            vcpus: spec.vcpus_max,
+            ..Default::default()
+        };
+        let built =
+            xcp_dom0_board::build::build(&mut self.xen, image, ramdisk, mib, role, &spec.cmdline)
+                .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
+        // VCPUs_max vCPUs, VCPUs_at_startup of them online.
+        self.finish_build(spec, &built, mib, (spec.vcpus_max, spec.vcpus))?;
+        log::info!("xenapi: built VM {} as domid {}", spec.name, built.domid);
+        self.built.insert(built.domid);
+        Ok(u32::from(built.domid))
+    }
+
+    /// The domain type, kernel and ramdisk (or GRUB), handle and memory
+    /// of `spec`'s domain.
+    fn boot_images(&self, spec: &DomainSpec) -> Result<BootImages, HypervisorError> {
         let pvh = match spec.domain_type.as_str() {
             "pvh" => true,
             "pv" | "unspecified" | "" => false,
@@ -474,26 +556,94 @@ impl Hypervisor for XenHypervisor {
         let mib = u32::try_from(spec.memory.div_ceil(1024 * 1024))
             .map_err(|_| HypervisorError(String::from("memory too large")))?
             .max(1);
-        if pvh {
-            let domid = self.build_pvh(spec, image, ramdisk, handle, mib)?;
-            self.built.insert(domid16(domid)?);
-            self.pvh.insert(domid16(domid)?);
-            return Ok(domid);
-        }
-        let role = xcp_dom0_board::build::DomainRole {
-            server: self.xenstore.as_ref().map(|(domid, _)| *domid),
+        Ok(BootImages {
+            pvh,
+            image,
+            ramdisk,
             handle,
-            vcpus: spec.vcpus_max,
-            ..Default::default()
-        };
-        let built =
-            xcp_dom0_board::build::build(&mut self.xen, image, ramdisk, mib, role, &spec.cmdline)
+            mib,
+        })
+    }
+}
+
+impl Hypervisor for XenHypervisor {
+    /// A PVH domain is built a step per call (`PvhBuild`: its low RAM 16
+    /// MiB a step, then the kernel and the rest), so dom0's loop serves
+    /// other calls between steps; a PV domain is built at once (its
+    /// builder has no steps yet).
+    fn build_step(&mut self, spec: &DomainSpec) -> Result<BuildStep, HypervisorError> {
+        let Some(mut st) = self.stepping.take() else {
+            log::info!("xenapi: starting VM {}", spec.name);
+            let boot = self.boot_images(spec)?;
+            if !boot.pvh {
+                return self.build_from(spec, boot).map(BuildStep::Built);
+            }
+            let before = xcp_runtime::usage::memory_use();
+            let started = self.xen.now_ns();
+            let pvh = self.pvh_spec(spec, boot.image, boot.ramdisk, boot.handle, boot.mib);
+            let build = xcp_dom0_board::pvh::PvhBuild::create(&mut self.xen, &pvh)
                 .map_err(|e| HypervisorError(alloc::format!("{}: {e}", spec.name)))?;
-        // VCPUs_max vCPUs, VCPUs_at_startup of them online.
-        self.finish_build(spec, &built, mib, (spec.vcpus_max, spec.vcpus))?;
-        log::info!("xenapi: built VM {} as domid {}", spec.name, built.domid);
-        self.built.insert(built.domid);
-        Ok(u32::from(built.domid))
+            self.stepping = Some(Stepping {
+                uuid: spec.uuid.clone(),
+                spec: spec.clone(),
+                boot,
+                build,
+                started,
+                steps: 1,
+                before,
+            });
+            return Ok(BuildStep::Pending);
+        };
+        if st.uuid != spec.uuid {
+            let e = alloc::format!("{}: the build of VM {} is in progress", spec.name, st.uuid);
+            self.stepping = Some(st);
+            return Err(HypervisorError(e));
+        }
+        st.steps += 1;
+        match st.build.step(&mut self.xen) {
+            Ok(false) => {
+                self.stepping = Some(st);
+                Ok(BuildStep::Pending)
+            }
+            Ok(true) => {
+                let Stepping {
+                    spec,
+                    boot,
+                    build,
+                    started,
+                    steps,
+                    before,
+                    ..
+                } = st;
+                let pvh = self.pvh_spec(&spec, boot.image, boot.ramdisk, boot.handle, boot.mib);
+                let built = build.finish(&mut self.xen, pvh);
+                self.pvh_built(&spec, built, boot.mib, started, steps, before)
+                    .map(BuildStep::Built)
+            }
+            Err(e) => {
+                st.build.abort(&mut self.xen);
+                Err(HypervisorError(alloc::format!("{}: {e}", spec.name)))
+            }
+        }
+    }
+
+    fn build_abort(&mut self, uuid: &str) {
+        if self.stepping.as_ref().is_some_and(|st| st.uuid == uuid) {
+            if let Some(st) = self.stepping.take() {
+                log::warn!(
+                    "xenapi: the build of VM {uuid} was given up after {} steps: domid {} destroyed",
+                    st.steps,
+                    st.build.domid()
+                );
+                st.build.abort(&mut self.xen);
+            }
+        }
+    }
+
+    fn build(&mut self, spec: &DomainSpec) -> Result<u32, HypervisorError> {
+        log::info!("xenapi: starting VM {}", spec.name);
+        let boot = self.boot_images(spec)?;
+        self.build_from(spec, boot)
     }
 
     fn set_cpu_share(&mut self, domid: u32, weight: u16, cap: u16) -> Result<(), HypervisorError> {
@@ -895,6 +1045,7 @@ impl Toolstack {
             watches: alloc::vec::Vec::new(),
             built: alloc::collections::BTreeSet::new(),
             pvh: alloc::collections::BTreeSet::new(),
+            stepping: None,
             stordom: None,
             vbds: BTreeMap::new(),
             sr: match &db {
@@ -1101,6 +1252,13 @@ impl Toolstack {
     /// them, one per call, once the replies naming their tasks are sent.
     pub fn has_jobs(&self) -> bool {
         self.engine.has_jobs()
+    }
+
+    /// True while a VM start's domain build is in progress (a step per
+    /// pass: the board pumps its relays and calls [`Self::run_next_job`]
+    /// again until it ends).
+    pub fn building(&self) -> bool {
+        self.engine.building()
     }
 
     /// Runs the oldest queued `Async.*` call (a `VM.start` builds a whole
@@ -1322,7 +1480,9 @@ impl RelayLink {
                     // came during it served before the next: 50 VM.starts
                     // at once do not hold other clients' calls, or their
                     // own tasks' references, until the last is built.
-                    if toolstack.has_jobs() {
+                    // (While a domain build is in progress the board
+                    // steps it between passes over every relay.)
+                    if toolstack.has_jobs() && !toolstack.building() {
                         kick |= self.send_backlog()?;
                         if core::mem::take(&mut kick) {
                             xcp_runtime::evtchn::send(self.port);

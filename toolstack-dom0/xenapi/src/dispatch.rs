@@ -263,6 +263,29 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         m: &'static str,
         args: Vec<Value>,
     ) -> Outcome {
+        self.current_call = match (&self.job_task, started) {
+            (Some(task), _) => task.clone(),
+            (None, Instant(0)) => String::new(),
+            (None, t) => alloc::format!("@{}", t.0),
+        };
+        match self.exec_call(started, session, c, m, args) {
+            // A start whose domain is being built (`power.rs`): called
+            // again on the next pass, which carries the build on.
+            Outcome::Done(Err(e)) if e.code == crate::power::BUILD_PENDING => {
+                Outcome::Park(self.now.plus_ms(crate::power::BUILD_PARK_MS))
+            }
+            o => o,
+        }
+    }
+
+    fn exec_call(
+        &mut self,
+        started: Instant,
+        session: &str,
+        c: ClassId,
+        m: &'static str,
+        args: Vec<Value>,
+    ) -> Outcome {
         let name = class(c).name;
         if let Some(o) = self.new_vm_call(name, m, &args) {
             return o;

@@ -193,6 +193,15 @@ pub struct Engine<H: Hypervisor, S: Storage, E: Entropy> {
     /// Jobs whose call parked: run again by [`Engine::run_jobs`] until it
     /// answers (their tasks stay pending meanwhile).
     pub(crate) parked_jobs: VecDeque<Job>,
+    /// The VM start whose domain build is in progress, a step per pass
+    /// (`power.rs`): one at a time.
+    pub(crate) building: Option<crate::power::Building>,
+    /// Who the call being run is, across the passes of a parked start:
+    /// its task for an `Async.*` job, else `@` and when it came; empty
+    /// for an in-process call (`call_value`).
+    pub(crate) current_call: String,
+    /// The task of the job being run, if a job is.
+    pub(crate) job_task: Option<String>,
     pub(crate) now: Instant,
     pub(crate) poisoned: bool,
     wal_bytes: u64,
@@ -362,6 +371,9 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             config,
             jobs: VecDeque::new(),
             parked_jobs: VecDeque::new(),
+            building: None,
+            current_call: String::new(),
+            job_task: None,
             now: Instant(0),
             poisoned: false,
             wal_bytes,
@@ -424,6 +436,13 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// [`run_jobs`]: Engine::run_jobs
     pub fn has_jobs(&self) -> bool {
         !self.jobs.is_empty()
+    }
+
+    /// True while a VM start's domain build is in progress, a step per
+    /// pass: the board passes again (its relays, then
+    /// [`Self::run_next_job`]) until it ends.
+    pub fn building(&self) -> bool {
+        self.building.is_some()
     }
 
     /// True if `Async.*` calls wait (parked) for a change or a deadline:

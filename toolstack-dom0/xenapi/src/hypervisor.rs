@@ -110,6 +110,17 @@ pub const NO_STORAGE_BACKEND: &str = "no storage backend";
 pub trait Hypervisor {
     /// Builds a paused domain; returns its domid.
     fn build(&mut self, spec: &DomainSpec) -> Result<u32, HypervisorError>;
+    /// Builds `spec`'s paused domain a bounded step at a time: the first
+    /// call begins it, each later one (same VM) carries it on, until
+    /// `Built`. The engine has at most one such build at a time
+    /// (`power.rs`) and serves other calls between steps. Default: the
+    /// whole build at once.
+    fn build_step(&mut self, spec: &DomainSpec) -> Result<BuildStep, HypervisorError> {
+        self.build(spec).map(BuildStep::Built)
+    }
+    /// Gives up VM `uuid`'s build begun by [`Hypervisor::build_step`], if
+    /// one is in progress: nothing of it is left.
+    fn build_abort(&mut self, _uuid: &str) {}
     /// Gives domain `domid` its CPU share (`VCPUs_params` `weight` and
     /// `cap`, already checked: [`crate::vcpu_params`]), before it first
     /// runs and when changed live. Default: nothing to set.
@@ -258,6 +269,15 @@ pub trait Hypervisor {
     }
 }
 
+/// What [`Hypervisor::build_step`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildStep {
+    /// The domain is built (paused): its domid.
+    Built(u32),
+    /// More steps to go.
+    Pending,
+}
+
 /// State of a fake domain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FakeState {
@@ -332,6 +352,15 @@ pub struct FakeHypervisor {
     pub vcpu_time_ns: BTreeMap<u32, Vec<u64>>,
     /// Each physical CPU's idle time, ns, if the test sets it.
     pub cpu_idle_ns: Option<Vec<u64>>,
+    /// Steps a [`Hypervisor::build_step`] build answers `Pending` before
+    /// it builds (0: at once, as `build`).
+    pub build_steps: u32,
+    /// The build in progress: the VM's uuid and the steps left.
+    pub stepping: Option<(String, u32)>,
+    /// Every `build_step` call, by VM uuid, in order.
+    pub build_step_calls: Vec<String>,
+    /// Builds given up (`build_abort` of a build in progress), by uuid.
+    pub aborted_builds: Vec<String>,
     /// Each live domain's CPU share as set: (weight, cap).
     pub cpu_shares: BTreeMap<u32, (u16, u16)>,
     /// When set, the next `set_cpu_share` fails with this message.
@@ -386,6 +415,10 @@ impl Default for FakeHypervisor {
             guest_ops: 0,
             vcpu_time_ns: BTreeMap::new(),
             cpu_idle_ns: None,
+            build_steps: 0,
+            stepping: None,
+            build_step_calls: Vec::new(),
+            aborted_builds: Vec::new(),
             cpu_shares: BTreeMap::new(),
             fail_cpu_share: None,
         }
@@ -633,5 +666,38 @@ impl Hypervisor for FakeHypervisor {
     }
     fn host_cpu_idle_ns(&mut self) -> Option<Vec<u64>> {
         self.cpu_idle_ns.clone()
+    }
+    fn build_step(&mut self, spec: &DomainSpec) -> Result<BuildStep, HypervisorError> {
+        self.build_step_calls.push(spec.uuid.clone());
+        if self.build_steps == 0 {
+            return self.build(spec).map(BuildStep::Built);
+        }
+        match self.stepping.take() {
+            None => {
+                self.stepping = Some((spec.uuid.clone(), self.build_steps));
+                Ok(BuildStep::Pending)
+            }
+            Some((uuid, left)) if uuid == spec.uuid => {
+                if left > 1 {
+                    self.stepping = Some((uuid, left - 1));
+                    Ok(BuildStep::Pending)
+                } else {
+                    self.build(spec).map(BuildStep::Built)
+                }
+            }
+            Some(other) => {
+                let uuid = other.0.clone();
+                self.stepping = Some(other);
+                Err(HypervisorError(alloc::format!(
+                    "the build of {uuid} is in progress"
+                )))
+            }
+        }
+    }
+    fn build_abort(&mut self, uuid: &str) {
+        if self.stepping.as_ref().is_some_and(|(u, _)| u == uuid) {
+            self.stepping = None;
+            self.aborted_builds.push(String::from(uuid));
+        }
     }
 }

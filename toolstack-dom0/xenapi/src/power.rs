@@ -21,7 +21,7 @@ use crate::dispatch::{arg_str, handle_invalid};
 use crate::engine::Engine;
 use crate::engine::Outcome;
 use crate::error::*;
-use crate::hypervisor::{DomainSpec, Hypervisor, HypervisorError, ShutdownReason};
+use crate::hypervisor::{BuildStep, DomainSpec, Hypervisor, HypervisorError, ShutdownReason};
 use crate::rng::Entropy;
 use crate::schema::{class, class_id, ClassId};
 use crate::value::{format_datetime, Instant, Value, NULL_REF};
@@ -30,6 +30,28 @@ use crate::wal::Storage;
 /// How long a guest has to acknowledge a clean shutdown or reboot (clear
 /// `control/shutdown`), ms: xenopsd's default wait for the ack.
 pub const CLEAN_ACK_MS: u64 = 30_000;
+/// The internal answer of a start whose domain build goes on: the call
+/// parks (`dispatch.rs`) and is run again. Never sent to a client.
+pub(crate) const BUILD_PENDING: &str = "XCP_BUILD_PENDING";
+/// How long a start parked on its build waits before it is run again at
+/// the latest, ms (the board runs it on its next pass, sooner).
+pub(crate) const BUILD_PARK_MS: u64 = 10;
+/// A build in progress not carried on for this long was given up by its
+/// caller (a connection gone, a task cancelled): it is undone, ms.
+pub const BUILD_STALE_MS: u64 = 5_000;
+
+/// The VM start whose domain is being built a step at a time.
+#[derive(Clone, Debug)]
+pub(crate) struct Building {
+    /// The VM.
+    pub(crate) vm: String,
+    /// Its uuid (the hypervisor's name for the build).
+    pub(crate) uuid: String,
+    /// The start call (`Engine::current_call`): only it carries it on.
+    pub(crate) call: String,
+    /// The last step.
+    pub(crate) last_step: Instant,
+}
 /// How long a guest that acknowledged has to stop, ms (xapi's default
 /// clean shutdown timeout, 1200 s).
 pub const CLEAN_TIMEOUT_MS: u64 = 1_200_000;
@@ -227,6 +249,12 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             return Err(ApiError::new(VM_CANNOT_DELETE_DEFAULT_TEMPLATE, &[]));
         }
         self.guest_vm(vm, "cannot destroy the control domain")?;
+        if self.building.as_ref().is_some_and(|b| b.vm == vm) {
+            return Err(ApiError::new(
+                OTHER_OPERATION_IN_PROGRESS,
+                &["VM", vm, "start"],
+            ));
+        }
         let state = self.vm_field(vm, "power_state");
         let state = state.as_str().unwrap_or("");
         if !matches!(state, "Halted" | "Suspended") {
@@ -448,10 +476,10 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         self.db.put(cc, &reference, rec);
     }
 
-    pub(crate) fn boot(&mut self, vm: &str, paused: bool) -> Result<(), ApiError> {
-        let spec = self.spec(vm);
+    /// HOST_NOT_ENOUGH_FREE_MEMORY unless Xen has room for `spec`.
+    fn check_free_memory(&mut self, spec: &DomainSpec) -> Result<(), ApiError> {
         if let Some((_, free)) = self.hv.host_memory() {
-            let needed = spec.memory.saturating_add(domain_overhead(&spec));
+            let needed = spec.memory.saturating_add(domain_overhead(spec));
             if needed > free {
                 return Err(ApiError {
                     code: HOST_NOT_ENOUGH_FREE_MEMORY,
@@ -459,7 +487,103 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Builds `vm`'s domain at once and starts it (a reboot's restart).
+    pub(crate) fn boot(&mut self, vm: &str, paused: bool) -> Result<(), ApiError> {
+        let spec = self.spec(vm);
+        self.check_free_memory(&spec)?;
         let domid = self.hv.build(&spec).map_err(hv_err)?;
+        self.boot_built(vm, &spec, domid, paused)
+    }
+
+    /// A client's start of `vm`: its domain built a step per call
+    /// ([`Hypervisor::build_step`]), BUILD_PENDING until built, so dom0
+    /// serves other calls between steps. One build at a time: another
+    /// VM's start waits (BUILD_PENDING, nothing begun) until the build in
+    /// progress ends; another start of the same VM is
+    /// OTHER_OPERATION_IN_PROGRESS. An in-process call (no identity,
+    /// `Engine::call_value`) builds at once.
+    fn start_stepwise(&mut self, vm: &str, paused: bool) -> Result<(), ApiError> {
+        let call = self.current_call.clone();
+        self.drop_stale_build();
+        if let Some(b) = &self.building {
+            if b.vm == vm && b.call != call {
+                return Err(ApiError::new(
+                    OTHER_OPERATION_IN_PROGRESS,
+                    &["VM", vm, "start"],
+                ));
+            }
+        }
+        if call.is_empty() {
+            return self.boot(vm, paused);
+        }
+        if self.building.as_ref().is_some_and(|b| b.vm != vm) {
+            return Err(ApiError::new(BUILD_PENDING, &[]));
+        }
+        let spec = self.spec(vm);
+        if self.building.is_none() {
+            self.check_free_memory(&spec)?;
+            self.building = Some(Building {
+                vm: vm.to_string(),
+                uuid: spec.uuid.clone(),
+                call,
+                last_step: self.now,
+            });
+        }
+        match self.hv.build_step(&spec) {
+            Ok(BuildStep::Pending) => {
+                if let Some(b) = self.building.as_mut() {
+                    b.last_step = self.now;
+                }
+                Err(ApiError::new(BUILD_PENDING, &[]))
+            }
+            Ok(BuildStep::Built(domid)) => {
+                self.building = None;
+                self.boot_built(vm, &spec, domid, paused)
+            }
+            Err(e) => {
+                self.building = None;
+                Err(hv_err(e))
+            }
+        }
+    }
+
+    /// Gives up the build in progress if its caller stopped carrying it
+    /// on for [`BUILD_STALE_MS`].
+    pub(crate) fn drop_stale_build(&mut self) {
+        let stale = self
+            .building
+            .as_ref()
+            .is_some_and(|b| self.now >= b.last_step.plus_ms(BUILD_STALE_MS));
+        if stale {
+            if let Some(b) = self.building.take() {
+                self.hv.build_abort(&b.uuid);
+            }
+        }
+    }
+
+    /// Gives up the build in progress if the job of `task` carries it
+    /// (the task was cancelled).
+    pub(crate) fn give_up_build_of(&mut self, task: &str) {
+        if self.building.as_ref().is_some_and(|b| b.call == task) {
+            if let Some(b) = self.building.take() {
+                self.hv.build_abort(&b.uuid);
+            }
+        }
+    }
+
+    /// Starts `vm` on its built, paused domain `domid`: its CPU share, its
+    /// VBDs and VIFs, unpaused unless `paused`; on a failure the domain
+    /// goes.
+    fn boot_built(
+        &mut self,
+        vm: &str,
+        spec: &DomainSpec,
+        domid: u32,
+        paused: bool,
+    ) -> Result<(), ApiError> {
         // Its CPU share before it first runs (xenopsd sets it at build).
         if let Err(e) = self.hv.set_cpu_share(domid, spec.weight, spec.cap) {
             let _ = self.hv.destroy(domid);
@@ -619,7 +743,7 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
             "start" => {
                 self.require(vm, op, &["Halted"])?;
                 let paused = args.get(1).and_then(Value::as_bool).unwrap_or(false);
-                self.boot(vm, paused)?;
+                self.start_stepwise(vm, paused)?;
             }
             "clean_shutdown" | "hard_shutdown" => {
                 let allowed: &[&str] = if op == "clean_shutdown" {

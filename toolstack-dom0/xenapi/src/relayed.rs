@@ -238,9 +238,7 @@ impl Relayed {
                 self.tick_queued(engine, now, link, out, &mut queued);
             }
             ToToolstack::Closed { conn } => {
-                if let Some(t) = self.remove((link, conn)) {
-                    engine.transfer_gone(now, t);
-                }
+                self.forget(engine, now, (link, conn));
             }
             // Counters and readiness are for dom0's board (the operator's
             // console, the "XenAPI ready" announcement), and the VIF
@@ -284,11 +282,25 @@ impl Relayed {
             .map(|(&k, _)| k)
             .collect();
         for &key in &keys {
-            if let Some(t) = self.remove(key) {
-                engine.transfer_gone(now, t);
-            }
+            self.forget(engine, now, key);
         }
         keys.len()
+    }
+
+    /// Forgets connection `key` (closed, or its relay gone): its transfer
+    /// ends, and a start parked on its domain's build gives the build up.
+    fn forget<H: Hypervisor, S: Storage, E: Entropy>(
+        &mut self,
+        engine: &mut Engine<H, S, E>,
+        now: Instant,
+        key: ConnKey,
+    ) {
+        if let Some(since) = self.conns.get(&key).and_then(|c| c.parked_since) {
+            engine.give_up_build_of(&alloc::format!("@{}", since.0));
+        }
+        if let Some(t) = self.remove(key) {
+            engine.transfer_gone(now, t);
+        }
     }
 
     /// Serves `link`'s parked and deferred connections again (after a

@@ -137,7 +137,19 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// Returns how many answered.
     pub fn run_jobs(&mut self, now: Instant) -> usize {
         let mut n = self.run_parked_jobs(now);
-        while self.has_jobs() {
+        loop {
+            if let Some(b) = &self.building {
+                // Carried on by its parked job; a sync call's build is
+                // its connection's to carry on.
+                if !self.parked_jobs.iter().any(|j| j.task == b.call) {
+                    break;
+                }
+                n += self.run_parked_jobs(now);
+                continue;
+            }
+            if self.jobs.is_empty() {
+                break;
+            }
             n += usize::from(self.run_next_job(now));
         }
         n
@@ -160,6 +172,13 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
     /// their tasks) until the last is built.
     pub fn run_next_job(&mut self, now: Instant) -> bool {
         self.now = now;
+        // A domain build in progress goes first, a step at a time (its
+        // start parked; a sync one is stepped where its connection is
+        // served): the next queued start would only wait behind it.
+        if self.building.is_some() {
+            self.drop_stale_build();
+            return self.run_parked_jobs(now) > 0;
+        }
         match self.jobs.pop_front() {
             Some(job) => self.run_job(job),
             None => false,
@@ -171,7 +190,10 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         if self.db.get(task_class(), &job.task).is_none() {
             return false;
         }
-        let r = match self.exec(job.started, "", job.class, job.message, job.args.clone()) {
+        self.job_task = Some(job.task.clone());
+        let outcome = self.exec(job.started, "", job.class, job.message, job.args.clone());
+        self.job_task = None;
+        let r = match outcome {
             Outcome::Done(r) => r,
             Outcome::Stream(read) => Ok(read.to_value(&self.db)),
             Outcome::Park(_) => {
@@ -227,9 +249,11 @@ impl<H: Hypervisor, S: Storage, E: Entropy> Engine<H, S, E> {
         }
         self.jobs.retain(|j| j.task != task);
         // A parked call ends with its task; a clean shutdown it asked for
-        // stops being waited on (the guest may still act on it).
+        // stops being waited on (the guest may still act on it); a start
+        // whose domain is being built gives the build up.
         if let Some(i) = self.parked_jobs.iter().position(|j| j.task == task) {
             if let Some(job) = self.parked_jobs.remove(i) {
+                self.give_up_build_of(&job.task);
                 if let Some(vm) = job.args.first().and_then(Value::as_str) {
                     if self
                         .clean_requests
