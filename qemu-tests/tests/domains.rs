@@ -192,11 +192,20 @@ fn xenapi_in_dom0_serves_a_relay_and_starts_a_real_vm() {
 /// VMs were built than dom0 relays consoles at once
 /// (`budget::VM_CONSOLES`), and every one was relayed.
 fn assert_vm_consoles_relayed(log: &str) {
+    // The VMs' greetings, more than dom0 relays at once. Not necessarily
+    // the first VM's: it may be shut down before it runs at all (dom0 and
+    // the service domains outweigh a guest, so a guest unpaused and
+    // destroyed straight away may never be scheduled).
+    let relayed = log
+        .lines()
+        .filter(|l| {
+            l.contains("dom0: DEBUG [guest] [")
+                && l.contains("testdom: hello from testdom: 2048 pages, command line \"")
+        })
+        .count();
     assert!(
-        log.contains("dom0: DEBUG [guest] [")
-            && log
-                .contains("testdom: hello from testdom: 2048 pages, command line \"xenapi-guest\""),
-        "the VM's console is not in dom0's log:\n{log}"
+        relayed > xenapi::budget::VM_CONSOLES,
+        "{relayed} VM consoles in dom0's log:\n{log}"
     );
     let builds = log.matches("dom0: xenapi: built VM").count();
     assert!(
