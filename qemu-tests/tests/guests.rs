@@ -113,7 +113,11 @@ xs_read() {
     n=$(( ${#1} + 1 ))
     exec 3<>/dev/xen/xenbus
     printf "\002\000\000\000\001\000\000\000\000\000\000\000\\$(printf %o $n)\000\000\000$1\000" >&3
-    dd bs=4096 count=1 <&3 2>/dev/null | tail -c +17
+    # The reply's header, then its `len` bytes: Linux's xenbus device may
+    # hand the header over in a read of its own (one read of 4096 bytes
+    # once came back with the header only: an empty value).
+    len=$(dd bs=16 count=1 iflag=fullblock <&3 2>/dev/null | od -An -tu4 -j12 -N4 | tr -d ' ')
+    [ "${len:-0}" -gt 0 ] && dd bs="$len" count=1 iflag=fullblock <&3 2>/dev/null
     exec 3>&-
 }
 echo "guest: init ran as pid $$ on $(uname -r) cpus $(nproc) uuid $(cat /sys/hypervisor/uuid) domid $(xs_read domid) name $(xs_read name)"
