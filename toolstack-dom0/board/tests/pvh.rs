@@ -6,8 +6,8 @@
 mod kimage;
 
 use xcp_builder::{boot_records, PvhPlan};
-use xcp_dom0_board::fake::{fake_hvm_context, Fake};
-use xcp_dom0_board::pvh::{build_pvh, Dictionary, PvhBuild, PvhSpec};
+use xcp_dom0_board::fake::{fake_hvm_context, Fake, FakeError};
+use xcp_dom0_board::pvh::{build_pvh, Dictionary, PvhBuild, PvhBuilt, PvhSpec};
 use xcp_dom0_board::{BoardError, Platform, Step};
 use xen_abi::hvm::{
     HVM_PARAM_CONSOLE_EVTCHN, HVM_PARAM_CONSOLE_PFN, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN,
@@ -157,15 +157,19 @@ fn a_lent_dictionary_is_used_for_xz() {
     assert_eq!(d.read(segs[1].paddr, segs[1].data.len()), segs[1].data);
 }
 
-#[test]
-fn a_failure_at_each_step_leaves_nothing_behind() {
-    let (kernel, _) = kimage::kernel();
-    let initrd = kimage::bytes(9, 5000);
+/// Fails each platform call of `build` in turn (a fresh fake each time)
+/// until a build injects no failure: every failed build leaves nothing
+/// behind (`check` looks at its error), and so does the destroy of the
+/// one that succeeds. Returns how many calls were failed.
+fn fail_each_call(
+    mut build: impl FnMut(&mut Fake) -> Result<PvhBuilt, BoardError<FakeError>>,
+    check: impl Fn(&BoardError<FakeError>),
+) -> usize {
     let mut failures = 0;
     for n in 1.. {
         let mut fake = Fake::new();
         fake.fail_at = Some(n);
-        let result = build_pvh(&mut fake, spec(&kernel, &initrd, 32));
+        let result = build(&mut fake);
         let injected = fake.journal.iter().any(|l| l.ends_with(" failed"));
         fake.fail_at = None;
         if !injected {
@@ -174,18 +178,30 @@ fn a_failure_at_each_step_leaves_nothing_behind() {
             assert_clean(&fake);
             break;
         }
-        let e = result.expect_err("an injected failure fails the build");
-        // The destroy itself is never the failing call here: undo runs after.
-        assert!(!matches!(
-            e,
-            BoardError::Platform {
-                step: Step::Unpause,
-                ..
-            }
-        ));
+        check(&result.expect_err("an injected failure fails the build"));
         assert_clean(&fake);
         failures += 1;
     }
+    failures
+}
+
+#[test]
+fn a_failure_at_each_step_leaves_nothing_behind() {
+    let (kernel, _) = kimage::kernel();
+    let initrd = kimage::bytes(9, 5000);
+    let failures = fail_each_call(
+        |fake| build_pvh(fake, spec(&kernel, &initrd, 32)),
+        |e| {
+            // The destroy itself is never the failing call here: undo runs after.
+            assert!(!matches!(
+                e,
+                BoardError::Platform {
+                    step: Step::Unpause,
+                    ..
+                }
+            ));
+        },
+    );
     // createdomain, max_mem, paging pool, 2 populates (low RAM; ACPI and
     // special), kernel pages, e820, plan pages, 2 ports, 4 params, get and
     // set context: every one of them was failed once.
@@ -338,22 +354,9 @@ fn a_build_in_steps_given_up_or_failing_anywhere_leaves_nothing() {
         assert_clean(&fake);
     }
     // A failure at each call.
-    let mut failures = 0;
-    for n in 1.. {
-        let mut fake = Fake::new();
-        fake.fail_at = Some(n);
-        let (result, _) = build_in_steps(&mut fake, spec(&kernel, &initrd, 48));
-        let injected = fake.journal.iter().any(|l| l.ends_with(" failed"));
-        fake.fail_at = None;
-        if !injected {
-            let built = result.expect("no failure: built");
-            fake.destroy_domain(built.domid).expect("destroy");
-            assert_clean(&fake);
-            break;
-        }
-        result.expect_err("an injected failure fails the build");
-        assert_clean(&fake);
-        failures += 1;
-    }
+    let failures = fail_each_call(
+        |fake| build_in_steps(fake, spec(&kernel, &initrd, 48)).0,
+        |_| {},
+    );
     assert!(failures > 20, "{failures} steps failed in turn");
 }
